@@ -1,0 +1,19 @@
+"""A problem found in a dropped file: a code for programs, a message for people."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Issue:
+    code: str
+    message: str
+    file: str
+    line: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Issue":
+        return cls(data["code"], data["message"], data["file"], data.get("line"))
