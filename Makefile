@@ -1,0 +1,35 @@
+# One entry point. `make demo` and `make test` do all the set-up on a fresh machine.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test unit up down bench-ingest venv clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)        ## drop the sample dataset on the local stack and show its index
+	$(PY) -m infra.local.demo
+
+test: $(STAMP)        ## the whole test suite (starts its own local stack on free ports)
+	$(PY) -m pytest -q
+
+unit: $(STAMP)        ## only the tests that need no emulator
+	$(PY) -m pytest -q -m "not integration"
+
+up: $(STAMP)          ## start the local stack and leave it running (.local/stack.env)
+	$(PY) -m infra.local.stack up
+
+down:                 ## stop what `make up` started
+	$(PY) -m infra.local.stack down
+
+bench-ingest: $(STAMP) ## N=1000 images dropped at once; see README
+	$(PY) -m bench.ingest $(ARGS)
+
+clean:
+	rm -rf $(VENV) .local

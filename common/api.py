@@ -1,0 +1,265 @@
+"""The read API: routing, auth, parameters and JSON shapes over the index.
+
+Every answer is JSON; every error is {"error": {"status", "message", "param"?}}.
+"""
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import Request, Response
+from google.cloud.firestore_v1 import FieldPath
+from google.cloud.firestore_v1.base_query import FieldFilter
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+
+from common import config, entries, index, stats
+
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+DATASET_PAGE_SIZE, MAX_DATASET_PAGE_SIZE = 20, 100
+BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+_pool = ThreadPoolExecutor(max_workers=8)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param = status, message, param
+
+
+ROUTES = Map([
+    Rule("/healthz", endpoint="healthz", methods=["GET"]),
+    Rule("/datasets", endpoint="list_datasets", methods=["GET"]),
+    Rule("/datasets/<dataset>", endpoint="get_dataset", methods=["GET"]),
+    Rule("/datasets/<dataset>/images", endpoint="list_images", methods=["GET"]),
+    Rule("/datasets/<dataset>/images/<entry_id>", endpoint="get_image", methods=["GET"]),
+    Rule("/datasets/<dataset>/issues", endpoint="list_issues", methods=["GET"]),
+], strict_slashes=False)
+
+
+def handle(request: Request) -> Response:
+    try:
+        endpoint, args = ROUTES.bind("", path_info=request.path).match(method=request.method)
+        if endpoint != "healthz":
+            _authorize(request)
+        return _json(200, HANDLERS[endpoint](request, **args))
+    except ApiError as exc:
+        body = {"status": exc.status, "message": exc.message}
+        if exc.param:
+            body["param"] = exc.param
+        return _json(exc.status, {"error": body})
+    except NotFound:
+        return _json(404, {"error": {"status": 404, "message": f"no route {request.path}"}})
+    except MethodNotAllowed:
+        return _json(405, {"error": {"status": 405, "message": f"{request.method} is not allowed on {request.path}"}})
+
+
+def _json(status: int, body: dict) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _authorize(request: Request) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <API_TOKEN>'")
+    if not hmac.compare_digest(token.encode(), config.api_token().encode()):
+        raise ApiError(401, "wrong bearer token")
+
+
+# ---- parameters -------------------------------------------------------------
+
+def _page_size(request: Request, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
+    raw = request.args.get("page_size")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ApiError(400, f"page_size must be an integer from 1 to {maximum}, got {raw!r}", "page_size")
+    return int(raw)
+
+
+def _boolean(request: Request, name: str) -> bool | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if raw.lower() not in BOOLEANS:
+        raise ApiError(400, f"{name} must be true or false, got {raw!r}", name)
+    return BOOLEANS[raw.lower()]
+
+
+def encode_token(state: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+
+
+def decode_token(request: Request) -> dict | None:
+    raw = request.args.get("page_token")
+    if not raw:
+        return None
+    try:
+        state = json.loads(base64.urlsafe_b64decode(raw.encode()))
+    except ValueError:
+        state = None
+    if not isinstance(state, dict):
+        raise ApiError(400, "page_token is not one this API returned", "page_token")
+    return state
+
+
+def _dataset(dataset: str) -> dict:
+    snapshot = index.dataset_ref(dataset).get()
+    if not snapshot.exists:
+        raise ApiError(404, f"no dataset {dataset!r}")
+    return snapshot.to_dict()
+
+
+def _after(query, collection, doc_id: str | None):
+    """Keyset pagination by document id."""
+    query = query.order_by(FieldPath.document_id())
+    return query.start_after({FieldPath.document_id(): collection.document(doc_id)}) if doc_id else query
+
+
+# ---- handlers ---------------------------------------------------------------
+
+def healthz(request: Request) -> dict:
+    return {"status": "ok"}
+
+
+def dataset_view(dataset: str, data: dict) -> dict:
+    classes = data.get("classes")
+    return {"id": dataset, "classes": classes or [], "classes_known": classes is not None,
+            "stats": stats.dataset_stats(dataset, classes)}
+
+
+def list_datasets(request: Request) -> dict:
+    size = _page_size(request, DATASET_PAGE_SIZE, MAX_DATASET_PAGE_SIZE)
+    token = decode_token(request) or {}
+    datasets = index.client().collection("datasets")
+    snapshots = list(_after(datasets, datasets, token.get("after")).limit(size + 1).stream())
+    page = snapshots[:size]
+    views = list(_pool.map(lambda s: dataset_view(s.id, s.to_dict()), page))
+    next_token = encode_token({"after": page[-1].id}) if len(snapshots) > size else None
+    return {"datasets": views, "next_page_token": next_token}
+
+
+def get_dataset(request: Request, dataset: str) -> dict:
+    return dataset_view(dataset, _dataset(dataset))
+
+
+def list_images(request: Request, dataset: str) -> dict:
+    classes = _dataset(dataset).get("classes")
+    size = _page_size(request)
+    token = decode_token(request) or {}
+    collection = index.entries_of(dataset)
+    query = _image_filters(request, collection, classes)
+    snapshots = list(_after(query, collection, token.get("after")).limit(size + 1).stream())
+    page = snapshots[:size]
+    next_token = encode_token({"after": page[-1].id}) if len(snapshots) > size else None
+    return {"images": [image_view(s.id, s.to_dict(), classes) for s in page], "next_page_token": next_token}
+
+
+def _image_filters(request: Request, collection, classes: list[str] | None):
+    status = request.args.get("status")
+    if status is not None and status not in (entries.LABELED, entries.BACKGROUND,
+                                             entries.UNLABELED, entries.LABEL_ONLY):
+        raise ApiError(400, f"status must be labeled, background, unlabeled or label_only, got {status!r}", "status")
+    query = collection.where(filter=FieldFilter("has_image", "==", True)) if status != entries.LABEL_ONLY \
+        else collection.where(filter=FieldFilter("status", "==", status))
+    if status in (entries.LABELED, entries.BACKGROUND, entries.UNLABELED):
+        query = query.where(filter=FieldFilter("status", "==", status))
+    split = request.args.get("split")
+    if split is not None:
+        if split not in ("train", "val", "test", "none"):
+            raise ApiError(400, f"split must be train, val, test or none, got {split!r}", "split")
+        query = query.where(filter=FieldFilter("split", "==", None if split == "none" else split))
+    class_id = _class_param(request, classes)
+    if class_id is not None:
+        query = query.where(filter=FieldFilter("class_ids", "array_contains", class_id))
+    labeled = _boolean(request, "labeled")
+    if labeled is not None:
+        query = query.where(filter=FieldFilter("status", "==", entries.LABELED) if labeled else
+                            FieldFilter("status", "in", [entries.BACKGROUND, entries.UNLABELED]))
+    has_issues = _boolean(request, "has_issues")
+    if has_issues is not None:
+        query = query.where(filter=FieldFilter("has_issues", "==", has_issues))
+    return query
+
+
+def _class_param(request: Request, classes: list[str] | None) -> int | None:
+    raw = request.args.get("class")
+    if raw is None:
+        return None
+    if classes and raw in classes:
+        return classes.index(raw)
+    if raw.isdigit():
+        return int(raw)
+    known = f"one of {', '.join(classes)}" if classes else "a class id (the dataset has no data.yaml yet)"
+    raise ApiError(400, f"class must be {known} or a class id, got {raw!r}", "class")
+
+
+def get_image(request: Request, dataset: str, entry_id: str) -> dict:
+    classes = _dataset(dataset).get("classes")
+    snapshot = index.entries_of(dataset).document(entry_id).get()
+    if not snapshot.exists or not snapshot.get("present"):
+        raise ApiError(404, f"no image {entry_id!r} in dataset {dataset!r}")
+    return image_view(snapshot.id, snapshot.to_dict(), classes)
+
+
+def image_view(entry_id: str, entry: dict, classes: list[str] | None) -> dict:
+    image = entry.get("image") or {}
+    label = entry.get("label")
+
+    def class_name(class_id: int) -> str | None:
+        return classes[class_id] if classes and class_id < len(classes) else None
+
+    return {
+        "id": entry_id, "path": image.get("path"), "sha256": image.get("sha256"),
+        "width": image.get("width"), "height": image.get("height"), "split": entry.get("split"),
+        "format": image.get("format"), "orientation": image.get("orientation"),
+        "oriented_width": image.get("oriented_width"), "oriented_height": image.get("oriented_height"),
+        "thumbnail": image.get("thumbnail"), "status": entry.get("status"),
+        "label_path": label["path"] if label else None,
+        "labels": [{"class_id": b["class_id"], "class_name": class_name(b["class_id"]),
+                    "cx": b["cx"], "cy": b["cy"], "w": b["w"], "h": b["h"]}
+                   for b in (label or {}).get("boxes", [])],
+        "duplicates": entry.get("duplicates", []),
+        "issues": entry.get("issues", []),
+    }
+
+
+def list_issues(request: Request, dataset: str) -> dict:
+    """Every issue of the dataset: files' first, then entries', in document order.
+    The token records the document to resume at and how many of its issues were sent."""
+    _dataset(dataset)
+    size = _page_size(request)
+    token = decode_token(request) or {"collection": index.FILES, "at": None, "skip": 0}
+    issues: list[dict] = []
+    for collection_name in (index.FILES, index.ENTRIES):
+        if collection_name == index.FILES and token["collection"] == index.ENTRIES:
+            continue
+        resume = token if token["collection"] == collection_name else {"at": None, "skip": 0}
+        next_state = _collect_issues(dataset, collection_name, resume, size, issues)
+        if next_state:
+            return {"issues": issues, "next_page_token": encode_token(next_state)}
+    return {"issues": issues, "next_page_token": None}
+
+
+def _collect_issues(dataset: str, collection_name: str, resume: dict, size: int, issues: list) -> dict | None:
+    collection = index.dataset_ref(dataset).collection(collection_name)
+    query = collection.where(filter=FieldFilter("has_issues", "==", True)).order_by(FieldPath.document_id())
+    if resume.get("at"):
+        query = query.where(filter=FieldFilter(FieldPath.document_id(), ">=", collection.document(resume["at"])))
+    skip = resume.get("skip", 0)
+    for snapshot in query.select(["issues"]).stream():
+        doc_issues = snapshot.get("issues")[skip:]
+        room = size - len(issues)
+        if len(doc_issues) > room or (room == 0 and doc_issues):
+            issues.extend(doc_issues[:room])
+            return {"collection": collection_name, "at": snapshot.id, "skip": skip + room}
+        issues.extend(doc_issues)
+        skip = 0
+    return None
+
+
+HANDLERS = {"healthz": healthz, "list_datasets": list_datasets, "get_dataset": get_dataset,
+            "list_images": list_images, "get_image": get_image, "list_issues": list_issues}

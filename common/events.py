@@ -1,0 +1,77 @@
+"""Decoding of storage object events, in the one place that knows their shapes.
+
+Two deliveries carry the same facts:
+- an Eventarc storage CloudEvent (google.cloud.storage.object.v1.finalized /
+  .deleted) whose data is the object resource;
+- a Pub/Sub messagePublished CloudEvent wrapping a GCS notification: the
+  attributes say eventType (OBJECT_FINALIZE / OBJECT_DELETE), bucketId,
+  objectId and objectGeneration; the data is the object resource as JSON.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+FINALIZED = "finalized"
+DELETED = "deleted"
+
+STORAGE_TYPES = {
+    "google.cloud.storage.object.v1.finalized": FINALIZED,
+    "google.cloud.storage.object.v1.deleted": DELETED,
+}
+PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+NOTIFICATION_TYPES = {"OBJECT_FINALIZE": FINALIZED, "OBJECT_DELETE": DELETED}
+
+
+class UnsupportedEvent(ValueError):
+    """An event this system does not act on (acknowledged, never retried)."""
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    action: str          # FINALIZED or DELETED
+    bucket: str
+    name: str
+    generation: int
+    size: int | None
+    event_id: str
+
+
+def decode(cloud_event) -> ObjectEvent:
+    """Turn a CloudEvent into an ObjectEvent, or raise UnsupportedEvent saying why."""
+    event_type = cloud_event["type"]
+    event_id = cloud_event["id"]
+    if event_type in STORAGE_TYPES:
+        return _from_object(STORAGE_TYPES[event_type], cloud_event.data or {}, {}, event_id)
+    if event_type == PUBSUB_TYPE:
+        return _from_pubsub(cloud_event.data or {}, event_id)
+    raise UnsupportedEvent(f"event type {event_type!r} is not a storage object event")
+
+
+def _from_pubsub(data: dict, event_id: str) -> ObjectEvent:
+    message = data.get("message") or {}
+    attributes = message.get("attributes") or {}
+    notification_type = attributes.get("eventType")
+    if notification_type not in NOTIFICATION_TYPES:
+        raise UnsupportedEvent(f"notification eventType {notification_type!r} is not finalize or delete")
+    payload = message.get("data")
+    try:
+        resource = json.loads(base64.b64decode(payload)) if payload else {}
+    except (ValueError, TypeError) as exc:
+        raise UnsupportedEvent(f"notification payload is not base64 JSON: {exc}") from exc
+    return _from_object(NOTIFICATION_TYPES[notification_type], resource, attributes, event_id)
+
+
+def _from_object(action: str, resource: dict, attributes: dict, event_id: str) -> ObjectEvent:
+    bucket = resource.get("bucket") or attributes.get("bucketId")
+    name = resource.get("name") or attributes.get("objectId")
+    generation = resource.get("generation") or attributes.get("objectGeneration")
+    if not bucket or not name or generation is None:
+        raise UnsupportedEvent("object event lacks bucket, name or generation")
+    try:
+        generation = int(generation)
+        size = int(resource["size"]) if resource.get("size") not in (None, "") else None
+    except (TypeError, ValueError) as exc:
+        raise UnsupportedEvent(f"object event has a non-numeric generation or size: {exc}") from exc
+    return ObjectEvent(action, bucket, name, generation, size, event_id)

