@@ -44,6 +44,7 @@ class Stack:
     bucket: str = "yolodrop-data"
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     pids: dict[str, int] = field(default_factory=dict)  # part name -> process group
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
 
     def env(self) -> dict[str, str]:
         host = "127.0.0.1"
@@ -164,6 +165,7 @@ def _spawn(stack: Stack, name: str, argv: list[str], extra_env: dict | None = No
                                stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True)
     stack.pids[name] = process.pid
+    stack.processes[name] = process  # kept so the child is never reaped behind our back
     stack.pid_file.write_text(json.dumps(stack.pids))
 
 
@@ -188,14 +190,10 @@ def _wait_http(stack: Stack, name: str, url: str, any_status: bool = False) -> N
 
 
 def _check_alive(stack: Stack, name: str) -> None:
-    pid = stack.pids.get(name)
-    try:
-        exited, status = os.waitpid(pid, os.WNOHANG) if pid else (0, 0)
-    except ChildProcessError:
-        return
-    if exited:
+    process = stack.processes.get(name)
+    if process is not None and process.poll() is not None:
         log_tail = (stack.state_dir / f"{name}.log").read_text(errors="replace")[-2000:]
-        raise StackError(f"{name} exited with status {status} while starting:\n{log_tail}")
+        raise StackError(f"{name} exited with status {process.returncode} while starting:\n{log_tail}")
 
 
 def _create_topic_and_push(env: dict, push_endpoint: str) -> None:
@@ -249,6 +247,7 @@ def stop(stack: Stack) -> None:
         except ChildProcessError:
             pass
     stack.pids.clear()
+    stack.processes.clear()
     for path in (stack.pid_file, stack.env_file):
         path.unlink(missing_ok=True)
 

@@ -1,0 +1,157 @@
+"""Ultralytics data.yaml: the class names, in id order. Loaded with yaml.safe_load only."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import yaml
+
+from common.issues import Issue
+
+MAX_DATA_YAML_BYTES = 1024 * 1024
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class DataYaml:
+    names: list[str] | None  # class names in id order, None when they can't be determined
+    issues: list[Issue]
+
+
+class _Refused(Exception):
+    """A problem that leaves the class names unknown."""
+
+    def __init__(self, code: str, message: str, line: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.line = line
+
+
+def parse_data_yaml(data: bytes, file: str) -> DataYaml:
+    issues: list[Issue] = []
+    try:
+        document = _load_mapping(data)
+        names = _class_names(document, issues, file)
+    except _Refused as refused:
+        return DataYaml(None, issues + [Issue(refused.code, refused.message, file, refused.line)])
+    _check_names(names, document, issues, file)
+    return DataYaml(names, issues)
+
+
+def _load_mapping(data: bytes) -> dict:
+    if len(data) > MAX_DATA_YAML_BYTES:
+        raise _Refused("yaml_too_large", f"data.yaml is {len(data)} bytes, over the {MAX_DATA_YAML_BYTES} byte limit")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _Refused("yaml_not_utf8", f"data.yaml is not UTF-8 text (byte {error.start} is "
+                       f"0x{data[error.start]:02x})") from None
+    document = _safe_load(text)
+    if not isinstance(document, dict):
+        seen = "empty" if document is None else f"a {type(document).__name__}"
+        raise _Refused("yaml_not_mapping", f"data.yaml must be a mapping with a 'names' key, but it is {seen}")
+    return document
+
+
+def _safe_load(text: str) -> object:
+    try:
+        return yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as error:
+        if "could not determine a constructor" in str(error.problem):
+            line = _line_of(error)
+            where = f"line {line}: " if line is not None else ""
+            raise _Refused("yaml_unsafe_tag", f"{where}data.yaml uses the tag {_tag_of(error)}, which is not "
+                           "allowed (only plain YAML is loaded, nothing is executed)", line) from None
+        raise _Refused("yaml_syntax", _syntax_message(error), _line_of(error)) from None
+    except yaml.YAMLError as error:
+        raise _Refused("yaml_syntax", _syntax_message(error), _line_of(error)) from None
+    except RecursionError:
+        raise _Refused("yaml_syntax", "data.yaml is nested too deeply to read") from None
+
+
+def _tag_of(error: yaml.constructor.ConstructorError) -> str:
+    problem = str(error.problem)
+    return problem.split("tag", 1)[1].strip() if "tag" in problem else "(unknown tag)"
+
+
+def _line_of(error: yaml.YAMLError) -> int | None:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    return mark.line + 1 if mark is not None else None
+
+
+def _syntax_message(error: yaml.YAMLError) -> str:
+    line = _line_of(error)
+    problem = getattr(error, "problem", None) or str(error)
+    where = f"line {line}: " if line is not None else ""
+    return f"{where}data.yaml is not valid YAML: {problem}"
+
+
+def _class_names(document: dict, issues: list[Issue], file: str) -> list[str]:
+    if "names" not in document:
+        return _names_from_nc(document, issues, file)
+    names = document["names"]
+    if isinstance(names, list):
+        return [_name_text(index, name) for index, name in enumerate(names)]
+    if isinstance(names, dict):
+        return _names_from_id_map(names)
+    raise _Refused("yaml_names_type", f"'names' must be a list or an id: name mapping, "
+                   f"but it is a {type(names).__name__}")
+
+
+def _names_from_nc(document: dict, issues: list[Issue], file: str) -> list[str]:
+    nc = document.get("nc")
+    if not _is_count(nc):
+        if "nc" in document:
+            issues.append(Issue("yaml_nc_type", f"'nc' must be a whole number >= 0, but it is {nc!r}", file))
+        raise _Refused("yaml_no_names", "data.yaml has no 'names' (and no usable 'nc'), so the classes are unknown")
+    issues.append(Issue("yaml_no_names", f"data.yaml has no 'names', only nc: {nc}; "
+                        "the class names default to their ids", file))
+    return [str(class_id) for class_id in range(nc)]
+
+
+def _name_text(class_id: object, name: object) -> str:
+    if not isinstance(name, _SCALAR_TYPES):
+        raise _Refused("yaml_names_type", f"the name of class {class_id} is a {type(name).__name__}, not text")
+    return name if isinstance(name, str) else str(name)
+
+
+def _names_from_id_map(names: dict) -> list[str]:
+    by_id = {_class_id_key(key): name for key, name in names.items()}
+    expected = set(range(len(names)))
+    if set(by_id) != expected:
+        unexpected = sorted(set(by_id) - expected)
+        missing = sorted(expected - set(by_id))
+        raise _Refused("yaml_names_ids", f"'names' ids must be exactly 0..{len(names) - 1}: "
+                       f"missing {missing}, unexpected {unexpected}")
+    return [_name_text(class_id, by_id[class_id]) for class_id in range(len(names))]
+
+
+def _class_id_key(key: object) -> int:
+    if isinstance(key, int) and not isinstance(key, bool):
+        return key
+    if isinstance(key, str) and key.strip().isdigit():
+        return int(key)
+    raise _Refused("yaml_names_ids", f"'names' key {key!r} is not a class id (a whole number)")
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_names(names: list[str], document: dict, issues: list[Issue], file: str) -> None:
+    if not names:
+        issues.append(Issue("yaml_no_classes", "data.yaml defines no classes ('names' is empty)", file))
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
+    if duplicates:
+        issues.append(Issue("yaml_duplicate_names", f"class names appear more than once: {duplicates}", file))
+    if "nc" in document and "names" in document:
+        _check_nc(document["nc"], len(names), issues, file)
+
+
+def _check_nc(nc: object, name_count: int, issues: list[Issue], file: str) -> None:
+    if not _is_count(nc):
+        issues.append(Issue("yaml_nc_type", f"'nc' must be a whole number >= 0, but it is {nc!r}", file))
+    elif nc != name_count:
+        issues.append(Issue("yaml_nc_mismatch", f"nc is {nc} but 'names' lists {name_count} classes; "
+                            "the names are used", file))

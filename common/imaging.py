@@ -1,0 +1,189 @@
+"""Identify one image: hash, format, size, EXIF orientation, integrity and a small thumbnail.
+
+Works on a seekable binary stream in bounded memory: the hash is computed in chunks, then the
+stream is rewound and handed to Pillow. Every problem with the image is an Issue, never an exception.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image, ImageOps
+
+from common.issues import Issue
+
+IMAGE_EXTENSIONS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"})
+MIN_SIDE = 10
+THUMBNAIL_SIDE = 256
+THUMBNAIL_QUALITY = 85
+HASH_CHUNK_SIZE = 4 * 1024 * 1024
+JPEG_END_MARKER = b"\xff\xd9"
+ORIENTATION_TAG = 274
+TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})
+JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+
+# Pillow format names that each extension may legitimately hold.
+FORMATS_FOR_EXTENSION = {
+    "jpg": JPEG_FORMATS, "jpeg": JPEG_FORMATS, "mpo": JPEG_FORMATS,
+    "png": frozenset({"PNG"}),
+    "tif": frozenset({"TIFF"}), "tiff": frozenset({"TIFF"}), "dng": frozenset({"TIFF"}),
+    "webp": frozenset({"WEBP"}),
+    "bmp": frozenset({"BMP"}),
+    "pfm": frozenset({"PPM"}),  # Pillow reads PFM with its PPM plugin
+    "heic": frozenset({"HEIF", "HEIC"}),  # only readable when pillow-heif is registered
+}
+
+
+@dataclass
+class ImageFacts:
+    sha256: str
+    size: int
+    format: str | None  # Pillow format name, e.g. "JPEG", "PNG"
+    width: int | None
+    height: int | None
+    orientation: int  # EXIF orientation tag 274, 1 when absent/invalid
+    oriented_width: int | None
+    oriented_height: int | None  # swapped for orientations 5..8
+    thumbnail: bytes | None  # JPEG bytes, longest side <= THUMBNAIL_SIDE, EXIF-transposed, RGB
+    issues: list[Issue]
+
+
+class HashingReader:
+    """Wraps a binary file-like; hashes (sha256) and counts everything read through read()."""
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.tail = b""  # the last two bytes read so far
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._digest.update(data)
+        self.size += len(data)
+        self.tail = (self.tail + data[-2:])[-2:]
+        return data
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+def sha256_of_stream(stream: BinaryIO, chunk_size: int = HASH_CHUNK_SIZE) -> tuple[str, int]:
+    """sha256 hex digest and byte count of the rest of the stream, read chunk_size bytes at a time."""
+    reader = _read_through(stream, chunk_size)
+    return reader.sha256, reader.size
+
+
+def _read_through(stream: BinaryIO, chunk_size: int) -> HashingReader:
+    reader = HashingReader(stream)
+    while reader.read(chunk_size):
+        pass
+    return reader
+
+
+def identify_image(stream: BinaryIO, file: str, extension: str) -> ImageFacts:
+    reader = _read_through(stream, HASH_CHUNK_SIZE)  # OSError from the stream itself propagates
+    facts = ImageFacts(reader.sha256, reader.size, None, None, None, 1, None, None, None, [])
+    stream.seek(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = _open(stream, facts, file)
+        if image is None:
+            return facts
+        try:
+            _inspect(image, facts, file, extension, reader.tail)
+        finally:
+            image.close()
+    return facts
+
+
+def _open(stream: BinaryIO, facts: ImageFacts, file: str) -> Image.Image | None:
+    try:
+        return Image.open(stream)
+    except Image.DecompressionBombError as error:
+        facts.issues.append(Issue("image_too_large", f"the image is too large to decode safely: {error}", file))
+    except Exception as error:  # Pillow raises many types for data it cannot parse
+        facts.issues.append(Issue("image_unreadable", f"the file is not a readable image: {_reason(error)}", file))
+    return None
+
+
+def _inspect(image: Image.Image, facts: ImageFacts, file: str, extension: str, tail: bytes) -> None:
+    facts.format = image.format
+    facts.width, facts.height = image.size  # before draft(), which shrinks image.size
+    facts.orientation = _orientation(image)
+    facts.oriented_width, facts.oriented_height = _oriented_size(facts.width, facts.height, facts.orientation)
+    _check_format(facts.format, extension, facts.issues, file)
+    if _check_too_large(facts.width, facts.height, facts.issues, file):
+        return  # never decode the pixels of a decompression bomb
+    _check_too_small(facts.width, facts.height, facts.issues, file)
+    if facts.format == "JPEG" and tail != JPEG_END_MARKER:
+        facts.issues.append(Issue("image_jpeg_no_end_marker", f"corrupt JPEG: the file does not end with the "
+                                  f"end-of-image marker FF D9 (last bytes: {tail.hex(' ').upper() or 'none'})", file))
+    if _decodes(image, facts.issues, file):
+        facts.thumbnail = _thumbnail(image)
+
+
+def _reason(error: Exception) -> str:
+    return str(error) or type(error).__name__
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(ORIENTATION_TAG)
+    except Exception:  # a broken EXIF block only loses the orientation
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    return (height, width) if orientation in TRANSPOSED_ORIENTATIONS else (width, height)
+
+
+def _check_format(image_format: str | None, extension: str, issues: list[Issue], file: str) -> None:
+    expected = FORMATS_FOR_EXTENSION.get(extension)
+    if expected is not None and image_format not in expected:
+        issues.append(Issue("image_format_mismatch",
+                            f"the extension says {extension} but the content is {image_format}", file))
+
+
+def _check_too_large(width: int, height: int, issues: list[Issue], file: str) -> bool:
+    limit = Image.MAX_IMAGE_PIXELS
+    pixels = width * height
+    if limit is None or pixels <= limit:
+        return False
+    issues.append(Issue("image_too_large", f"{width}x{height} is {pixels} pixels, over the decompression-bomb "
+                        f"limit of {limit} pixels; the pixels were not decoded", file))
+    return True
+
+
+def _check_too_small(width: int, height: int, issues: list[Issue], file: str) -> None:
+    if width < MIN_SIDE or height < MIN_SIDE:
+        issues.append(Issue("image_too_small", f"{width}x{height} is too small: "
+                            f"both sides must be at least {MIN_SIDE} pixels", file))
+
+
+def _decodes(image: Image.Image, issues: list[Issue], file: str) -> bool:
+    try:
+        if image.format in JPEG_FORMATS:
+            image.draft("RGB", (THUMBNAIL_SIDE * 2, THUMBNAIL_SIDE * 2))  # decode at reduced scale
+        image.load()
+    except Exception as error:  # truncated or broken data; Pillow raises OSError, SyntaxError, ValueError...
+        issues.append(Issue("image_corrupt", f"the image data is corrupt or truncated: {_reason(error)}", file))
+        return False
+    return True
+
+
+def _thumbnail(image: Image.Image) -> bytes | None:
+    """A small RGB JPEG, upright per EXIF; None for pixel modes that have no RGB rendering."""
+    try:
+        small = ImageOps.exif_transpose(image).convert("RGB")
+        small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        buffer = io.BytesIO()
+        small.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
+    except Exception:  # the image itself decoded fine; a missing thumbnail is not a dataset problem
+        return None
+    return buffer.getvalue()

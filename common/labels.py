@@ -1,0 +1,155 @@
+"""YOLO detection label files: one box per row, `class cx cy w h`, coordinates normalized to [0, 1]."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from common.issues import Issue
+
+MAX_LABEL_ROWS = 10_000
+COLUMNS = ("class", "cx", "cy", "w", "h")
+SIZE_COLUMNS = ("w", "h")
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
+
+
+@dataclass(frozen=True)
+class Box:
+    line: int  # 1-based line number in the file
+    class_id: int
+    cx: float
+    cy: float
+    w: float
+    h: float
+
+    def to_dict(self) -> dict:
+        return {"line": self.line, "class_id": self.class_id,
+                "cx": self.cx, "cy": self.cy, "w": self.w, "h": self.h}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Box":
+        return cls(int(data["line"]), int(data["class_id"]), float(data["cx"]),
+                   float(data["cy"]), float(data["w"]), float(data["h"]))
+
+    def identity(self) -> tuple[int, float, float, float, float]:
+        """What makes two rows the same box, whatever line they are on."""
+        return (self.class_id, self.cx, self.cy, self.w, self.h)
+
+
+@dataclass(frozen=True)
+class ParsedLabel:
+    boxes: list[Box]  # the valid rows, duplicates removed (first kept)
+    issues: list[Issue]  # format issues (independent of the class list)
+
+
+class _RowProblem(Exception):
+    """The first thing wrong with one row; becomes an Issue for that line."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse_label(data: bytes, file: str) -> ParsedLabel:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        message = f"the label file is not UTF-8 text (byte {error.start} is 0x{data[error.start]:02x})"
+        return ParsedLabel([], [Issue("label_not_utf8", message, file)])
+    rows = _non_blank_rows(text)
+    issues: list[Issue] = []
+    if len(rows) > MAX_LABEL_ROWS:
+        first_skipped = rows[MAX_LABEL_ROWS][0]
+        issues.append(Issue("label_too_many_rows", f"line {first_skipped}: the file has {len(rows)} rows; "
+                            f"only the first {MAX_LABEL_ROWS} are checked and indexed", file, first_skipped))
+        rows = rows[:MAX_LABEL_ROWS]
+    boxes = _boxes_without_duplicates(rows, file, issues)
+    return ParsedLabel(boxes, issues)
+
+
+def _non_blank_rows(text: str) -> list[tuple[int, str]]:
+    return [(number, line) for number, line in enumerate(_LINE_BREAK.split(text), start=1) if line.strip()]
+
+
+def _boxes_without_duplicates(rows: list[tuple[int, str]], file: str, issues: list[Issue]) -> list[Box]:
+    boxes: list[Box] = []
+    first_line_of: dict[tuple, int] = {}
+    for number, line in rows:
+        try:
+            box = _parse_row(number, line)
+        except _RowProblem as problem:
+            issues.append(Issue(problem.code, f"line {number}: {problem.message}", file, number))
+            continue
+        repeated = first_line_of.get(box.identity())
+        if repeated is not None:
+            issues.append(Issue("label_duplicate_row", f"line {number}: duplicate of line {repeated} "
+                                f"({line.strip()}); the repeat is ignored", file, number))
+            continue
+        first_line_of[box.identity()] = number
+        boxes.append(box)
+    return boxes
+
+
+def _parse_row(number: int, line: str) -> Box:
+    values = line.split()
+    _check_column_count(values)
+    numbers = [_parse_number(column, value) for column, value in zip(COLUMNS, values)]
+    class_id = _class_id(values[0], numbers[0])
+    for column, value, parsed in zip(COLUMNS[1:], values[1:], numbers[1:]):
+        _check_coordinate(column, value, parsed)
+    return Box(number, class_id, *numbers[1:])
+
+
+def _check_column_count(values: list[str]) -> None:
+    if len(values) == len(COLUMNS):
+        return
+    expected = "expected 5 values: class cx cy w h"
+    if len(values) > 6 and len(values) % 2 == 1:
+        points = (len(values) - 1) // 2
+        raise _RowProblem("label_columns", f"{len(values)} values look like a segmentation polygon "
+                          f"(class and {points} points); this index is detection-only, {expected}")
+    raise _RowProblem("label_columns", f"{len(values)} values, {expected}")
+
+
+def _parse_number(column: str, value: str) -> float:
+    try:
+        if "_" in value:  # Python accepts 1_000, YOLO loaders do not
+            raise ValueError(value)
+        parsed = float(value)
+    except ValueError:
+        raise _RowProblem("label_not_numeric", f"{column} value {value!r} is not a number") from None
+    if not math.isfinite(parsed):
+        raise _RowProblem("label_not_finite", f"{column} value {value!r} is not a finite number")
+    return parsed
+
+
+def _class_id(value: str, parsed: float) -> int:
+    if parsed < 0:
+        raise _RowProblem("label_class_negative", f"class id {value} is negative")
+    if not parsed.is_integer():
+        raise _RowProblem("label_class_not_integer", f"class id {value} is not a whole number")
+    return int(parsed)
+
+
+def _check_coordinate(column: str, value: str, parsed: float) -> None:
+    if column in SIZE_COLUMNS and parsed <= 0:
+        raise _RowProblem("label_nonpositive_size", f"{column} is {value}; a box needs a width and height above 0")
+    if not 0 <= parsed <= 1:
+        raise _RowProblem("label_out_of_range", f"{column} is {value}, outside [0, 1] "
+                          "(coordinates must be normalized by the image size)")
+
+
+def class_issues(boxes: list[Box], class_count: int | None, file: str) -> list[Issue]:
+    if class_count is None:
+        return []
+    return [Issue("label_class_out_of_range", f"line {box.line}: class id {box.class_id} is not below "
+                  f"the class count {class_count} (names in data.yaml)", file, box.line)
+            for box in boxes if box.class_id >= class_count]
+
+
+def boxes_in_range(boxes: list[Box], class_count: int | None) -> list[Box]:
+    """The boxes whose class id is below class_count; all of them when the class count is unknown."""
+    if class_count is None:
+        return list(boxes)
+    return [box for box in boxes if box.class_id < class_count]

@@ -1,0 +1,125 @@
+"""Bucket layout: what an object name means to ingest.
+
+datasets/<dataset>/data.yaml                       the class names
+datasets/<dataset>/images/[<split>/]<name>.<ext>   an image
+datasets/<dataset>/labels/[<split>/]<name>.txt     its YOLO label
+imports/<dataset>.zip                              a zip to unpack into datasets/<dataset>/
+Anything else (derived/..., folder placeholders) is ignored.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from common.imaging import IMAGE_EXTENSIONS
+
+DATASETS_PREFIX = "datasets/"
+IMPORTS_PREFIX = "imports/"
+DERIVED_PREFIX = "derived/"
+SPLITS = ("train", "val", "test")
+DATA_YAML_NAMES = ("data.yaml", "data.yml")
+MAX_DOC_ID_BYTES = 1500
+
+_DATASET_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+@dataclass(frozen=True)
+class ObjectRole:
+    kind: str  # "image" | "label" | "data_yaml" | "import" | "other" | "invalid_dataset" | "ignored"
+    dataset: str | None
+    key: str | None  # shared by an image and its label; None for data_yaml/import/other/ignored
+    split: str | None  # "train" | "val" | "test" or None
+    extension: str | None  # lower case, without the dot
+
+
+IGNORED = ObjectRole("ignored", None, None, None, None)
+
+
+def classify(object_name: str) -> ObjectRole:
+    if object_name.endswith("/"):
+        return IGNORED  # a folder placeholder
+    if object_name.startswith(IMPORTS_PREFIX):
+        return _classify_import(object_name[len(IMPORTS_PREFIX):])
+    if object_name.startswith(DATASETS_PREFIX):
+        return _classify_dataset_object(object_name)
+    return IGNORED
+
+
+def _classify_import(name: str) -> ObjectRole:
+    if "/" in name or not name.lower().endswith(".zip"):
+        return IGNORED
+    dataset = name[:-len(".zip")]
+    if not is_valid_dataset_name(dataset):
+        return ObjectRole("invalid_dataset", None, None, None, "zip")
+    return ObjectRole("import", dataset, None, None, "zip")
+
+
+def is_valid_dataset_name(name: str) -> bool:
+    return bool(_DATASET_NAME.fullmatch(name)) and name not in (".", "..")
+
+
+def _classify_dataset_object(object_name: str) -> ObjectRole:
+    dataset, _, relative = object_name[len(DATASETS_PREFIX):].partition("/")
+    if not relative:
+        return IGNORED  # not inside a dataset folder
+    extension = _extension(relative)
+    if not is_valid_dataset_name(dataset):
+        return ObjectRole("invalid_dataset", None, None, None, extension)
+    if relative in DATA_YAML_NAMES:
+        return ObjectRole("data_yaml", dataset, None, None, extension)
+    folders = relative.split("/")[:-1]
+    if "images" in folders and extension in IMAGE_EXTENSIONS:
+        key = _dataset_relative(label_path_for(object_name), dataset)[:-len(".txt")]
+        return ObjectRole("image", dataset, key, _split_after(folders, "images"), extension)
+    if "labels" in folders and relative.endswith(".txt"):
+        return ObjectRole("label", dataset, relative[:-len(".txt")], _split_after(folders, "labels"), extension)
+    return ObjectRole("other", dataset, None, None, extension)
+
+
+def _extension(relative: str) -> str | None:
+    file_name = relative.rsplit("/", 1)[-1]
+    if "." not in file_name.lstrip("."):
+        return None
+    return file_name.rsplit(".", 1)[1].lower()
+
+
+def _dataset_relative(object_name: str, dataset: str) -> str:
+    return object_name[len(DATASETS_PREFIX) + len(dataset) + 1:]
+
+
+def _split_after(folders: list[str], marker: str) -> str | None:
+    """The folder right after the last `marker` folder, when it is a split name."""
+    position = len(folders) - 1 - folders[::-1].index(marker)
+    following = folders[position + 1:position + 2]
+    return following[0] if following and following[0] in SPLITS else None
+
+
+def label_path_for(image_path: str) -> str:
+    """Ultralytics img2label_paths: the last /images/ becomes /labels/, the extension becomes .txt."""
+    head, marker, tail = image_path.rpartition("/images/")
+    path = f"{head}/labels/{tail}" if marker else image_path
+    folder, _, file_name = path.rpartition("/")
+    stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
+    return f"{folder}/{stem}.txt" if folder else f"{stem}.txt"
+
+
+def doc_id(key: str) -> str:
+    """A Firestore-safe, reversible document id for a key: no '/', not '.', '..' or '__...'."""
+    encoded = key.replace("%", "%25").replace("/", "%2F")
+    if encoded in (".", ".."):
+        encoded = encoded.replace(".", "%2E")
+    elif encoded.startswith("__"):
+        encoded = "%5F" + encoded[1:]
+    if not encoded or len(encoded.encode("utf-8")) > MAX_DOC_ID_BYTES:
+        raise ValueError(f"key {key[:80]!r} cannot be a document id: its encoded form is "
+                         f"{len(encoded.encode('utf-8'))} bytes (must be 1..{MAX_DOC_ID_BYTES})")
+    return encoded
+
+
+def key_from_doc_id(doc_id: str) -> str:
+    return _ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), doc_id)
+
+
+def thumbnail_path(dataset: str, sha256: str) -> str:
+    return f"{DERIVED_PREFIX}thumbnails/{dataset}/{sha256}.jpg"

@@ -1,0 +1,72 @@
+import base64
+import json
+
+import pytest
+from cloudevents.http import CloudEvent
+
+from common.events import DELETED, FINALIZED, UnsupportedEvent, decode
+
+OBJECT = {"bucket": "data", "name": "datasets/d/images/a.jpg", "generation": "1700000000000001", "size": "1234"}
+
+
+def storage_event(kind: str, data: dict) -> CloudEvent:
+    return CloudEvent({"type": f"google.cloud.storage.object.v1.{kind}", "id": "e1",
+                       "source": "//storage.googleapis.com/projects/_/buckets/data",
+                       "subject": f"objects/{data.get('name')}"}, data)
+
+
+def pubsub_event(event_type: str, resource: dict | None, attributes: dict | None = None) -> CloudEvent:
+    attrs = {"eventType": event_type, "bucketId": "data", "objectId": OBJECT["name"],
+             "objectGeneration": OBJECT["generation"], "payloadFormat": "JSON_API_V1", **(attributes or {})}
+    message = {"attributes": attrs, "messageId": "m1"}
+    if resource is not None:
+        message["data"] = base64.b64encode(json.dumps(resource).encode()).decode()
+    return CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished", "id": "e2",
+                       "source": "//pubsub.googleapis.com/projects/p/topics/gcs-events"},
+                      {"message": message, "subscription": "projects/p/subscriptions/s"})
+
+
+def test_eventarc_finalized():
+    event = decode(storage_event("finalized", OBJECT))
+    assert (event.action, event.bucket, event.name, event.generation, event.size, event.event_id) == \
+        (FINALIZED, "data", "datasets/d/images/a.jpg", 1700000000000001, 1234, "e1")
+
+
+def test_eventarc_deleted():
+    assert decode(storage_event("deleted", OBJECT)).action == DELETED
+
+
+def test_pubsub_notification_finalize():
+    event = decode(pubsub_event("OBJECT_FINALIZE", OBJECT))
+    assert (event.action, event.name, event.generation, event.size) == \
+        (FINALIZED, OBJECT["name"], 1700000000000001, 1234)
+
+
+def test_pubsub_notification_delete_of_overwritten_generation():
+    event = decode(pubsub_event("OBJECT_DELETE", {**OBJECT, "generation": "5"},
+                                {"objectGeneration": "5", "overwrittenByGeneration": "6"}))
+    assert (event.action, event.generation) == (DELETED, 5)
+
+
+def test_pubsub_without_payload_uses_attributes():
+    event = decode(pubsub_event("OBJECT_DELETE", None))
+    assert (event.bucket, event.name, event.generation, event.size) == \
+        ("data", OBJECT["name"], 1700000000000001, None)
+
+
+@pytest.mark.parametrize("event", [
+    pubsub_event("OBJECT_METADATA_UPDATE", OBJECT),
+    CloudEvent({"type": "google.cloud.storage.object.v1.metadataUpdated", "id": "x", "source": "s"}, OBJECT),
+    storage_event("finalized", {"bucket": "data", "name": "a"}),
+    storage_event("finalized", {**OBJECT, "generation": "abc"}),
+])
+def test_unsupported_events_say_why(event):
+    with pytest.raises(UnsupportedEvent):
+        decode(event)
+
+
+def test_payload_that_is_not_json_is_unsupported():
+    event = pubsub_event("OBJECT_FINALIZE", None)
+    event.data["message"]["data"] = base64.b64encode(b"not json").decode()
+    with pytest.raises(UnsupportedEvent, match="base64 JSON"):
+        decode(event)

@@ -1,0 +1,198 @@
+import hashlib
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from common.imaging import MIN_SIDE, THUMBNAIL_SIDE, HashingReader, identify_image, sha256_of_stream
+
+FILE = "datasets/d/images/train/a.jpg"
+
+
+def image_bytes(fmt: str, size=(64, 48), color=(200, 30, 30), **save_args) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, fmt, **save_args)
+    return buffer.getvalue()
+
+
+def identify(data: bytes, extension: str = "jpg"):
+    return identify_image(io.BytesIO(data), FILE, extension)
+
+
+def codes(facts) -> list[str]:
+    return [issue.code for issue in facts.issues]
+
+
+class ChunkRecordingStream(io.RawIOBase):
+    """A seekable stream that fails on an unbounded read() during the hashing pass."""
+
+    def __init__(self, data: bytes):
+        self._inner = io.BytesIO(data)
+        self.hashing = True
+        self.sizes: list[int] = []
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def read(self, size=-1):
+        if self.hashing:
+            if size is None or size < 0:
+                raise AssertionError("unbounded read() while hashing")
+            self.sizes.append(size)
+        return self._inner.read(size)
+
+    def readinto(self, buffer):
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset, whence=0):
+        self.hashing = False  # identify_image rewinds once hashing is done
+        return self._inner.seek(offset, whence)
+
+    def tell(self):
+        return self._inner.tell()
+
+
+def test_valid_jpeg():
+    data = image_bytes("JPEG")
+    facts = identify(data)
+    assert facts.issues == []
+    assert (facts.format, facts.width, facts.height) == ("JPEG", 64, 48)
+    assert (facts.orientation, facts.oriented_width, facts.oriented_height) == (1, 64, 48)
+    assert facts.sha256 == hashlib.sha256(data).hexdigest() and facts.size == len(data)
+    with Image.open(io.BytesIO(facts.thumbnail)) as thumbnail:
+        assert thumbnail.format == "JPEG" and thumbnail.mode == "RGB" and thumbnail.size == (64, 48)
+
+
+def test_valid_png_and_big_image_thumbnail_is_small():
+    facts = identify(image_bytes("PNG", size=(1000, 600)), "png")
+    assert facts.issues == [] and (facts.format, facts.width, facts.height) == ("PNG", 1000, 600)
+    with Image.open(io.BytesIO(facts.thumbnail)) as thumbnail:
+        assert max(thumbnail.size) == THUMBNAIL_SIDE
+
+
+def test_large_jpeg_keeps_its_real_size_despite_draft():
+    facts = identify(image_bytes("JPEG", size=(2000, 1500)))
+    assert facts.issues == [] and (facts.width, facts.height) == (2000, 1500)
+    with Image.open(io.BytesIO(facts.thumbnail)) as thumbnail:
+        assert thumbnail.size == (256, 192)
+
+
+def test_truncated_jpeg_is_corrupt():
+    data = image_bytes("JPEG", size=(300, 300), color=(10, 200, 90), quality=95)
+    data = data[: len(data) // 2]
+    facts = identify(data)
+    assert "image_corrupt" in codes(facts)
+    assert "image_jpeg_no_end_marker" in codes(facts)
+    assert facts.thumbnail is None
+    assert (facts.width, facts.height) == (300, 300)
+
+
+def test_jpeg_without_end_marker():
+    data = image_bytes("JPEG")
+    assert data[-2:] == b"\xff\xd9"
+    facts = identify(data[:-2])
+    assert "image_jpeg_no_end_marker" in codes(facts)
+    issue = next(i for i in facts.issues if i.code == "image_jpeg_no_end_marker")
+    assert "FF D9" in issue.message and issue.file == FILE
+
+
+def test_png_named_jpg():
+    facts = identify(image_bytes("PNG"), "jpg")
+    assert codes(facts) == ["image_format_mismatch"]
+    assert facts.issues[0].message == "the extension says jpg but the content is PNG"
+    assert facts.thumbnail is not None
+
+
+def test_jpeg_named_jpeg_and_tiff_named_tif_match():
+    assert identify(image_bytes("JPEG"), "jpeg").issues == []
+    assert identify(image_bytes("TIFF"), "tif").issues == []
+    assert identify(image_bytes("BMP"), "bmp").issues == []
+    assert identify(image_bytes("WEBP"), "webp").issues == []
+
+
+def test_tiny_image():
+    facts = identify(image_bytes("PNG", size=(5, 5)), "png")
+    assert codes(facts) == ["image_too_small"]
+    assert "5x5" in facts.issues[0].message and str(MIN_SIDE) in facts.issues[0].message
+
+
+@pytest.mark.parametrize("data", [b"this is not an image\n", b""])
+def test_unreadable(data):
+    facts = identify(data)
+    assert codes(facts) == ["image_unreadable"]
+    assert facts.format is None and facts.width is None and facts.height is None
+    assert facts.thumbnail is None and facts.orientation == 1
+    assert "cannot identify" in facts.issues[0].message
+    assert facts.sha256 == hashlib.sha256(data).hexdigest() and facts.size == len(data)
+
+
+def test_exif_orientation_swaps_size_and_transposes_thumbnail():
+    image = Image.new("RGB", (80, 40), (255, 0, 0))
+    exif = Image.Exif()
+    exif[274] = 6
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif)
+    facts = identify(buffer.getvalue())
+    assert facts.issues == []
+    assert (facts.width, facts.height) == (80, 40)
+    assert (facts.orientation, facts.oriented_width, facts.oriented_height) == (6, 40, 80)
+    with Image.open(io.BytesIO(facts.thumbnail)) as thumbnail:
+        assert thumbnail.size == (40, 80)
+
+
+def test_invalid_orientation_falls_back_to_1():
+    exif = Image.Exif()
+    exif[274] = 9
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 40)).save(buffer, "JPEG", exif=exif)
+    facts = identify(buffer.getvalue())
+    assert (facts.orientation, facts.oriented_width, facts.oriented_height) == (1, 80, 40)
+
+
+def test_decompression_bomb_is_not_decoded(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    facts = identify(image_bytes("PNG", size=(40, 30)), "png")  # 1200 pixels: over the limit, under twice it
+    assert codes(facts) == ["image_too_large"]
+    assert "1200" in facts.issues[0].message and "1000" in facts.issues[0].message
+    assert (facts.width, facts.height) == (40, 30) and facts.thumbnail is None
+
+
+def test_far_over_the_bomb_limit_is_an_issue_not_an_exception(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    facts = identify(image_bytes("PNG", size=(64, 48)), "png")
+    assert codes(facts) == ["image_too_large"] and facts.thumbnail is None
+
+
+def test_sha256_of_stream_matches_hashlib():
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    assert sha256_of_stream(io.BytesIO(data), chunk_size=1024 * 1024) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert sha256_of_stream(io.BytesIO(b"")) == (hashlib.sha256(b"").hexdigest(), 0)
+
+
+def test_hashing_reader_passes_data_through():
+    reader = HashingReader(io.BytesIO(b"hello world"))
+    assert reader.read(5) + reader.read(100) == b"hello world"
+    assert (reader.sha256, reader.size) == (hashlib.sha256(b"hello world").hexdigest(), 11)
+
+
+def test_identify_image_hashes_in_bounded_chunks():
+    data = image_bytes("JPEG", size=(64, 48)) + b""
+    stream = ChunkRecordingStream(data)
+    facts = identify_image(stream, FILE, "jpg")
+    assert facts.issues == [] and facts.sha256 == hashlib.sha256(data).hexdigest()
+    assert stream.sizes and max(stream.sizes) <= 4 * 1024 * 1024
+
+
+def test_stream_errors_while_hashing_propagate():
+    class Broken(io.BytesIO):
+        def read(self, size=-1):
+            raise OSError("connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        identify_image(Broken(b"x"), FILE, "jpg")

@@ -1,0 +1,87 @@
+import pytest
+
+from common.paths import ObjectRole, classify, doc_id, key_from_doc_id, label_path_for, thumbnail_path
+
+
+@pytest.mark.parametrize("name, role", [
+    ("datasets/d/images/train/a.jpg", ObjectRole("image", "d", "labels/train/a", "train", "jpg")),
+    ("datasets/d/labels/train/a.txt", ObjectRole("label", "d", "labels/train/a", "train", "txt")),
+    ("datasets/d/images/a.PNG", ObjectRole("image", "d", "labels/a", None, "png")),
+    ("datasets/d/labels/a.txt", ObjectRole("label", "d", "labels/a", None, "txt")),
+    ("datasets/d/images/val/sub/x.y.webp", ObjectRole("image", "d", "labels/val/sub/x.y", "val", "webp")),
+    ("datasets/d/images/train.jpg", ObjectRole("image", "d", "labels/train", None, "jpg")),
+    ("datasets/d/images/other/a.jpg", ObjectRole("image", "d", "labels/other/a", None, "jpg")),
+    ("datasets/d/extra/images/test/a.tif", ObjectRole("image", "d", "extra/labels/test/a", "test", "tif")),
+    ("datasets/images/images/train/a.jpg", ObjectRole("image", "images", "labels/train/a", "train", "jpg")),
+    ("datasets/d/data.yaml", ObjectRole("data_yaml", "d", None, None, "yaml")),
+    ("datasets/d/data.yml", ObjectRole("data_yaml", "d", None, None, "yml")),
+    ("datasets/d/sub/data.yaml", ObjectRole("other", "d", None, None, "yaml")),
+    ("datasets/d/images/train/a.gif", ObjectRole("other", "d", None, None, "gif")),
+    ("datasets/d/images/train/notes.txt", ObjectRole("other", "d", None, None, "txt")),
+    ("datasets/d/labels/train/a.json", ObjectRole("other", "d", None, None, "json")),
+    ("datasets/d/a.jpg", ObjectRole("other", "d", None, None, "jpg")),
+    ("datasets/d/README", ObjectRole("other", "d", None, None, None)),
+    ("datasets/my set/images/a.jpg", ObjectRole("invalid_dataset", None, None, None, "jpg")),
+    ("datasets/../images/a.jpg", ObjectRole("invalid_dataset", None, None, None, "jpg")),
+    ("datasets//images/a.jpg", ObjectRole("invalid_dataset", None, None, None, "jpg")),
+    ("imports/coco8.zip", ObjectRole("import", "coco8", None, None, "zip")),
+    ("imports/bad name.zip", ObjectRole("invalid_dataset", None, None, None, "zip")),
+])
+def test_classify(name, role):
+    assert classify(name) == role
+
+
+@pytest.mark.parametrize("name", [
+    "derived/thumbnails/d/abc.jpg", "other/a.jpg", "datasets/", "datasets/d/", "datasets/d/images/",
+    "datasets/d", "imports/", "imports/readme.txt", "imports/sub/x.zip", "a.jpg", "",
+])
+def test_ignored(name):
+    assert classify(name).kind == "ignored"
+
+
+def test_image_and_label_meet():
+    image = classify("datasets/d/images/train/000123.jpeg")
+    label = classify("datasets/d/labels/train/000123.txt")
+    assert image.key == label.key and image.split == label.split == "train"
+
+
+@pytest.mark.parametrize("image, label", [
+    ("datasets/d/images/train/a.jpg", "datasets/d/labels/train/a.txt"),
+    ("/data/images/images/a.b.png", "/data/images/labels/a.b.txt"),
+    ("datasets/d/images/a", "datasets/d/labels/a.txt"),
+    ("images/a.jpg", "images/a.txt"),
+])
+def test_label_path_for(image, label):
+    assert label_path_for(image) == label
+
+
+@pytest.mark.parametrize("key, expected", [
+    ("labels/train/a", "labels%2Ftrain%2Fa"),
+    ("100%/x", "100%25%2Fx"),
+    (".", "%2E"),
+    ("..", "%2E%2E"),
+    ("__x__", "%5F_x__"),
+    ("a.b", "a.b"),
+    ("_x", "_x"),
+])
+def test_doc_id_round_trips(key, expected):
+    assert doc_id(key) == expected
+    assert "/" not in doc_id(key)
+    assert key_from_doc_id(doc_id(key)) == key
+
+
+def test_doc_id_is_reversible_for_tricky_keys():
+    for key in ["%2F", "a%25b/c", "labels/ü/ä", "%", "..x", "%2E"]:
+        assert key_from_doc_id(doc_id(key)) == key
+
+
+def test_doc_id_too_long_or_empty():
+    with pytest.raises(ValueError):
+        doc_id("/" * 600)
+    with pytest.raises(ValueError):
+        doc_id("")
+    assert len(doc_id("a" * 1500)) == 1500
+
+
+def test_thumbnail_path():
+    assert thumbnail_path("d", "ab12") == "derived/thumbnails/d/ab12.jpg"
