@@ -11,9 +11,14 @@ import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from common.issues import Issue
+
+# The pixel count is checked here against MAX_IMAGE_PIXELS and reported as an
+# issue; Pillow's warning adds nothing. Set once, process-wide: catch_warnings()
+# is not thread-safe and ingest runs many events in threads.
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 IMAGE_EXTENSIONS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"})
 MIN_SIDE = 10
@@ -89,15 +94,13 @@ def identify_image(stream: BinaryIO, file: str, extension: str) -> ImageFacts:
     reader = _read_through(stream, HASH_CHUNK_SIZE)  # OSError from the stream itself propagates
     facts = ImageFacts(reader.sha256, reader.size, None, None, None, 1, None, None, None, [])
     stream.seek(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        image = _open(stream, facts, file)
-        if image is None:
-            return facts
-        try:
-            _inspect(image, facts, file, extension, reader.tail)
-        finally:
-            image.close()
+    image = _open(stream, facts, file)
+    if image is None:
+        return facts
+    try:
+        _inspect(image, facts, file, extension, reader.tail)
+    finally:
+        image.close()
     return facts
 
 
@@ -106,6 +109,9 @@ def _open(stream: BinaryIO, facts: ImageFacts, file: str) -> Image.Image | None:
         return Image.open(stream)
     except Image.DecompressionBombError as error:
         facts.issues.append(Issue("image_too_large", f"the image is too large to decode safely: {error}", file))
+    except UnidentifiedImageError:
+        facts.issues.append(Issue("image_unreadable", "the content is not in any image format Pillow "
+                                  f"reads ({facts.size} bytes); the extension promised an image", file))
     except Exception as error:  # Pillow raises many types for data it cannot parse
         facts.issues.append(Issue("image_unreadable", f"the file is not a readable image: {_reason(error)}", file))
     return None

@@ -128,7 +128,7 @@ def test_unreadable(data):
     assert codes(facts) == ["image_unreadable"]
     assert facts.format is None and facts.width is None and facts.height is None
     assert facts.thumbnail is None and facts.orientation == 1
-    assert "cannot identify" in facts.issues[0].message
+    assert "not in any image format" in facts.issues[0].message
     assert facts.sha256 == hashlib.sha256(data).hexdigest() and facts.size == len(data)
 
 
