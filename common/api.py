@@ -34,7 +34,7 @@ ROUTES = Map([
     Rule("/datasets", endpoint="list_datasets", methods=["GET"]),
     Rule("/datasets/<dataset>", endpoint="get_dataset", methods=["GET"]),
     Rule("/datasets/<dataset>/images", endpoint="list_images", methods=["GET"]),
-    Rule("/datasets/<dataset>/images/<entry_id>", endpoint="get_image", methods=["GET"]),
+    Rule("/datasets/<dataset>/images/<path:image_id>", endpoint="get_image", methods=["GET"]),
     Rule("/datasets/<dataset>/issues", endpoint="list_issues", methods=["GET"]),
 ], strict_slashes=False)
 
@@ -155,7 +155,7 @@ def list_images(request: Request, dataset: str) -> dict:
     snapshots = list(_after(query, collection, token.get("after")).limit(size + 1).stream())
     page = snapshots[:size]
     next_token = encode_token({"after": page[-1].id}) if len(snapshots) > size else None
-    return {"images": [image_view(s.id, s.to_dict(), classes) for s in page], "next_page_token": next_token}
+    return {"images": [image_view(s.to_dict(), classes) for s in page], "next_page_token": next_token}
 
 
 def _image_filters(request: Request, collection, classes: list[str] | None):
@@ -197,15 +197,17 @@ def _class_param(request: Request, classes: list[str] | None) -> int | None:
     raise ApiError(400, f"class must be {known} or a class id, got {raw!r}", "class")
 
 
-def get_image(request: Request, dataset: str, entry_id: str) -> dict:
+def get_image(request: Request, dataset: str, image_id: str) -> dict:
     classes = _dataset(dataset).get("classes")
-    snapshot = index.entries_of(dataset).document(entry_id).get()
-    if not snapshot.exists or not snapshot.get("present"):
-        raise ApiError(404, f"no image {entry_id!r} in dataset {dataset!r}")
-    return image_view(snapshot.id, snapshot.to_dict(), classes)
+    entry = index.read_entry(dataset, image_id)
+    if entry is None or not entry["present"]:
+        raise ApiError(404, f"no image {image_id!r} in dataset {dataset!r}")
+    return image_view(entry, classes)
 
 
-def image_view(entry_id: str, entry: dict, classes: list[str] | None) -> dict:
+def image_view(entry: dict, classes: list[str] | None) -> dict:
+    """An entry as the API shows it; its id is the entry key (the label path
+    without .txt), which image and label share."""
     image = entry.get("image") or {}
     label = entry.get("label")
 
@@ -213,7 +215,7 @@ def image_view(entry_id: str, entry: dict, classes: list[str] | None) -> dict:
         return classes[class_id] if classes and class_id < len(classes) else None
 
     return {
-        "id": entry_id, "path": image.get("path"), "sha256": image.get("sha256"),
+        "id": entry["key"], "path": image.get("path"), "sha256": image.get("sha256"),
         "width": image.get("width"), "height": image.get("height"), "split": entry.get("split"),
         "format": image.get("format"), "orientation": image.get("orientation"),
         "oriented_width": image.get("oriented_width"), "oriented_height": image.get("oriented_height"),

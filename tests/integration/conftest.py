@@ -1,0 +1,51 @@
+"""The local stack for integration tests: started once per session on free
+ports (so it runs beside a `make up` stack), torn down at the end."""
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from infra.local import stack as local_stack
+from infra.local.client import ApiClient
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack():
+    running = local_stack.Stack(state_dir=Path(tempfile.mkdtemp(prefix="yolodrop-test-")),
+                                ports=local_stack.free_ports())
+    local_stack.start(running)
+    saved = dict(os.environ)
+    os.environ.update(running.env())
+    try:
+        yield running
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        local_stack.stop(running)
+
+
+@pytest.fixture(scope="session")
+def api(stack) -> ApiClient:
+    return ApiClient(stack.env()["API_URL"], stack.token)
+
+
+@pytest.fixture(scope="session")
+def bucket(stack):
+    from common import storage
+    return storage.bucket()
+
+
+@pytest.fixture
+def dataset() -> str:
+    """A dataset name no other test uses."""
+    return f"t-{uuid.uuid4().hex[:10]}"

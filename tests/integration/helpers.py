@@ -1,0 +1,52 @@
+"""Shared steps of the integration tests."""
+from __future__ import annotations
+
+from infra.local.client import ApiClient, wait_for
+
+DEADLINE = 90
+
+
+def drop(bucket, dataset: str, files: dict[str, bytes]) -> None:
+    """Upload dataset-relative files one by one, in the order given."""
+    for name, data in files.items():
+        bucket.blob(f"datasets/{dataset}/{name}").upload_from_string(data)
+
+
+def stats_when(api: ApiClient, dataset: str, expected: dict, timeout: float = DEADLINE) -> dict:
+    """Poll the dataset until every expected statistic holds; return the stats."""
+    def probe():
+        response = api.session.get(f"{api.url}/datasets/{dataset}", timeout=30)
+        return response.json()["stats"] if response.status_code == 200 else None
+
+    def done(stats):
+        return stats is not None and all(stats.get(k) == v for k, v in expected.items())
+
+    return wait_for(probe, done, timeout, f"stats of {dataset} to reach {expected}")
+
+
+def issues_by_file(api: ApiClient, dataset: str) -> dict[str, list[tuple[str, int | None]]]:
+    found: dict[str, list] = {}
+    for issue in api.all_pages(f"/datasets/{dataset}/issues", "issues"):
+        found.setdefault(issue["file"].split(f"datasets/{dataset}/", 1)[-1], []).append(
+            (issue["code"], issue["line"]))
+    return found
+
+
+def index_snapshot(api: ApiClient, dataset: str) -> dict:
+    """Everything the API says about a dataset, with the dataset name taken out,
+    so two datasets dropped differently can be compared."""
+    def strip(value):
+        return value.replace(f"datasets/{dataset}/", "") if isinstance(value, str) else value
+
+    images = api.all_pages(f"/datasets/{dataset}/images", "images", page_size=7)
+    view = api.get(f"/datasets/{dataset}")
+    return {
+        "classes": view["classes"], "stats": view["stats"],
+        "images": sorted(
+            ({**{k: strip(v) for k, v in image.items() if k != "thumbnail"},
+              "duplicates": [strip(d) for d in image["duplicates"]],
+              "issues": sorted((i["code"], strip(i["file"]), i["line"]) for i in image["issues"])}
+             for image in images), key=lambda image: image["id"]),
+        "issues": sorted((i["code"], strip(i["file"]), i["line"])
+                         for i in api.all_pages(f"/datasets/{dataset}/issues", "issues", page_size=3)),
+    }
