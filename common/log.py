@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
+
+_lock = threading.Lock()  # handlers run in threads: one record, one whole line
 
 
 def log(severity: str, message: str, **fields) -> None:
     record = {"severity": severity, "message": message, "time": time.time(), **fields}
-    print(json.dumps(record, default=str), file=sys.stderr, flush=True)
+    line = json.dumps(record, default=str) + "\n"
+    with _lock:
+        sys.stderr.write(line)
+        sys.stderr.flush()
 
 
 def info(message: str, **fields) -> None:

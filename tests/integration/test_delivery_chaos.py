@@ -1,0 +1,101 @@
+"""At-least-once, unordered delivery: every real notification of a dataset's
+history (overwrites, deletes, a label before its image, data.yaml last)
+delivered twice in a shuffled order must give the index of one in-order drop."""
+import json
+import random
+
+import pytest
+from google.cloud import pubsub_v1
+
+from infra.local import stack as local_stack
+from infra.local.client import wait_for
+from infra.local.sample import data_yaml, sample_dataset, synthetic_image
+from tests.integration.helpers import drop, index_snapshot, stats_when
+
+SAMPLE = sample_dataset()
+
+
+# Objects first written with other content, then overwritten with the final one:
+# their first generation's finalize and delete events are stale by the end.
+OVERWRITTEN = {**{f"images/train/shapes_{i}.jpg": synthetic_image(900 + i)[0] for i in range(4)},
+               **{f"labels/train/shapes_{i}.txt": b"0 0.5 0.5 0.1\n" for i in range(4)}}
+DELETED = {"images/train/gone.jpg": synthetic_image(998)[0], "labels/train/gone.txt": b"1 0.5 0.5 0.2 0.2\n"}
+
+
+def history(bucket, dataset: str) -> int:
+    """Build the dataset through superseded versions (fewer classes, other
+    contents, files later deleted, labels before images, data.yaml last);
+    return how many notifications fake-gcs-server publishes for it."""
+    files = dict(SAMPLE.files)
+    final_yaml = files.pop("data.yaml")
+    blob = lambda name: bucket.blob(f"datasets/{dataset}/{name}")  # noqa: E731
+    early = {"data.yaml": data_yaml(["person", "bus"]).encode(), **OVERWRITTEN, **DELETED}
+    for name, data in early.items():
+        blob(name).upload_from_string(data)
+    for name in sorted(files, key=lambda name: not name.startswith("labels/")):
+        blob(name).upload_from_string(files[name])
+    for name in DELETED:
+        blob(name).delete()
+    blob("data.yaml").upload_from_string(final_yaml)
+    overwrites = len(OVERWRITTEN) + 1  # each also publishes the old generation's delete
+    return len(early) + len(files) + len(DELETED) + 1 + overwrites
+
+
+def capture(subscriber, subscription: str, expected: int) -> list:
+    messages = []
+
+    def pull():
+        response = subscriber.pull(subscription=subscription, max_messages=100, timeout=10)
+        if response.received_messages:
+            subscriber.acknowledge(subscription=subscription,
+                                   ack_ids=[m.ack_id for m in response.received_messages])
+        messages.extend(m.message for m in response.received_messages)
+        return len(messages)
+
+    wait_for(pull, lambda n: n >= expected, 60, f"{expected} notifications", interval=0)
+    return messages
+
+
+def ingest_log_count(stack, dataset: str) -> int:
+    prefix = f"datasets/{dataset}/"
+    lines = (stack.state_dir / "ingest.log").read_text(errors="replace").splitlines()
+    return sum(1 for line in lines if line.startswith("{") and json.loads(line).get("object", "").startswith(prefix))
+
+
+@pytest.fixture
+def paused_ingest(stack):
+    """Turn the ingest push subscription into a pull one, so the test holds the notifications."""
+    env = stack.env()
+    subscriber = pubsub_v1.SubscriberClient()
+    subscription = subscriber.subscription_path(env["GOOGLE_CLOUD_PROJECT"], local_stack.INGEST_SUBSCRIPTION)
+    subscriber.modify_push_config(subscription=subscription, push_config=pubsub_v1.types.PushConfig())
+    try:
+        yield subscriber, subscription
+    finally:
+        subscriber.modify_push_config(subscription=subscription,
+                                      push_config=pubsub_v1.types.PushConfig(push_endpoint=f"{env['INGEST_URL']}/"))
+
+
+def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucket, paused_ingest):
+    in_order, chaos = "chaos-reference", "chaos-replayed"
+    subscriber, subscription = paused_ingest
+    expected = history(bucket, chaos)
+    captured = capture(subscriber, subscription, expected)
+    assert len(captured) == expected
+    assert sum(m.attributes.get("overwrittenByGeneration") is not None for m in captured) == len(OVERWRITTEN) + 1
+    subscriber.modify_push_config(subscription=subscription, push_config=pubsub_v1.types.PushConfig(
+        push_endpoint=f"{stack.env()['INGEST_URL']}/"))
+
+    drop(bucket, in_order, {"data.yaml": SAMPLE.files["data.yaml"],
+                            **{k: v for k, v in SAMPLE.files.items() if k != "data.yaml"}})
+    stats_when(api, in_order, SAMPLE.expected)
+
+    deliveries = captured * 2
+    random.Random(11).shuffle(deliveries)
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(stack.project, local_stack.GCS_EVENTS_TOPIC)
+    for message in deliveries:
+        publisher.publish(topic, message.data, **dict(message.attributes)).result()
+    wait_for(lambda: ingest_log_count(stack, chaos), lambda n: n >= len(deliveries), 120,
+             "every replayed delivery handled")
+    assert index_snapshot(api, chaos) == index_snapshot(api, in_order)
