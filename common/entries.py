@@ -26,14 +26,17 @@ def new_entry(key: str, split: str | None) -> dict:
             "duplicates": [], "duplicate_issues": []}
 
 
-def is_stale(entry: dict, part: str, generation: int) -> bool:
+def is_stale(entry: dict, part: str, generation: int, deleting: bool = False) -> bool:
     """True when an event for `part` ("image" or "label") at `generation` is already
-    applied or superseded: a newer or equal generation is indexed, or a delete at
-    or after it was seen."""
+    applied or superseded. A finalize is stale when that generation or a newer one
+    is indexed; a delete when a newer one is; both when a delete at or after that
+    generation was seen."""
     if generation <= entry.get(f"{part}_tombstone", 0):
         return True
     current = entry.get(part)
-    return current is not None and generation <= current["generation"]
+    if current is None:
+        return False
+    return generation < current["generation"] if deleting else generation <= current["generation"]
 
 
 def set_part(entry: dict, part: str, record: dict, issues: list[Issue]) -> None:

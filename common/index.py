@@ -74,7 +74,7 @@ def class_count(dataset_snapshot) -> int | None:
 
 
 def update_entry(dataset: str, key: str, split: str | None, part: str | None,
-                 generation: int | None, mutate: Callable[[dict], None]) -> bool:
+                 generation: int | None, mutate: Callable[[dict], None], deleting: bool = False) -> bool:
     """Apply `mutate` to an entry in one transaction, keeping duplicate groups and
     derived fields true. Returns False when the event is stale (nothing written).
     With part None the generation guard is skipped (a re-derivation)."""
@@ -85,7 +85,7 @@ def update_entry(dataset: str, key: str, split: str | None, part: str | None,
     def run(transaction) -> bool:
         snapshot = own_ref.get(transaction=transaction)
         entry = snapshot.to_dict() if snapshot.exists else entries.new_entry(key, split)
-        if part and entries.is_stale(entry, part, generation):
+        if part and entries.is_stale(entry, part, generation, deleting):
             return False
         before = entry["image"]
         mutate(entry)
@@ -178,7 +178,9 @@ def put_file(dataset: str, path: str, generation: int, issues: list[Issue] | Non
     def run(transaction) -> bool:
         snapshot = ref.get(transaction=transaction)
         current = snapshot.to_dict() if snapshot.exists else {"generation": 0, "tombstone": 0}
-        if generation <= max(current["generation"], current["tombstone"]):
+        deleting = issues is None
+        if generation <= current["tombstone"] or (
+                generation < current["generation"] if deleting else generation <= current["generation"]):
             return False
         transaction.set(ref, _file_doc(path, generation, issues, current))
         return True

@@ -38,7 +38,7 @@ def _image(event: ObjectEvent, role: ObjectRole) -> str:
     if event.action == DELETED:
         return _outcome(index.update_entry(
             role.dataset, role.key, role.split, "image", event.generation,
-            lambda entry: entries.delete_part(entry, "image", event.generation)), "image removed")
+            lambda entry: entries.delete_part(entry, "image", event.generation), deleting=True), "image removed")
     if _already_indexed(role, "image", event.generation):
         return "duplicate event"
     try:
@@ -69,7 +69,7 @@ def _label(event: ObjectEvent, role: ObjectRole) -> str:
     if event.action == DELETED:
         return _outcome(index.update_entry(
             role.dataset, role.key, role.split, "label", event.generation,
-            lambda entry: entries.delete_part(entry, "label", event.generation)), "label removed")
+            lambda entry: entries.delete_part(entry, "label", event.generation), deleting=True), "label removed")
     if _already_indexed(role, "label", event.generation):
         return "duplicate event"
     parsed = _read_label(event)

@@ -52,6 +52,8 @@ def test_generation_guard_and_tombstones():
     e = entry(IMAGE)
     assert entries.is_stale(e, "image", 5) and entries.is_stale(e, "image", 4)
     assert not entries.is_stale(e, "image", 6)
+    assert not entries.is_stale(e, "image", 5, deleting=True)  # deleting the indexed generation
+    assert entries.is_stale(e, "image", 4, deleting=True)      # an overwritten generation's delete
     entries.delete_part(e, "image", 9)
     assert e["image"] is None and entries.is_stale(e, "image", 9) and not entries.is_stale(e, "image", 10)
     assert not entries.is_stale(e, "label", 1)
