@@ -30,6 +30,17 @@ _client: firestore.Client | None = None
 _client_lock = threading.Lock()
 _known_datasets: set[str] = set()
 
+# The image and the label events of one stem update the same entry. Two
+# transactions that both read it and then write it deadlock on the Firestore
+# emulator until its lock timeout (seconds), and abort and retry in production.
+# Serializing them within this process avoids that; correctness never depends
+# on it (the transaction does).
+_ENTRY_LOCKS = [threading.Lock() for _ in range(1024)]
+
+
+def _entry_lock(dataset: str, entry_id: str) -> threading.Lock:
+    return _ENTRY_LOCKS[hash((dataset, entry_id)) % len(_ENTRY_LOCKS)]
+
 
 def client() -> firestore.Client:
     global _client
@@ -99,7 +110,8 @@ def update_entry(dataset: str, key: str, split: str | None, part: str | None,
                 transaction.set(ref, entries.derive(data, nc))
         return True
 
-    return run(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+    with _entry_lock(dataset, own_ref.id):
+        return run(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
 
 
 def _regroup_duplicates(transaction, dataset: str, own_id: str, before: dict | None, entry: dict) -> dict:
@@ -158,7 +170,8 @@ def rederive_entry(dataset: str, entry_id: str) -> None:
         if derived != entry:
             transaction.set(ref, derived)
 
-    run(client().transaction(max_attempts=TRANSACTION_ATTEMPTS))
+    with _entry_lock(dataset, entry_id):
+        run(client().transaction(max_attempts=TRANSACTION_ATTEMPTS))
 
 
 def revalidate_labels(dataset: str) -> int:
@@ -170,7 +183,13 @@ def revalidate_labels(dataset: str) -> int:
     return len(ids)
 
 
-def put_file(dataset: str, path: str, generation: int, issues: list[Issue] | None) -> bool:
+def read_file(dataset: str, path: str) -> dict | None:
+    snapshot = files_of(dataset).document(doc_id(path)).get()
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def put_file(dataset: str, path: str, generation: int, issues: list[Issue] | None,
+             details: dict | None = None) -> bool:
     """Record a non-image, non-label file and its issues; issues None means deleted."""
     ref = files_of(dataset).document(doc_id(path))
 
@@ -182,7 +201,7 @@ def put_file(dataset: str, path: str, generation: int, issues: list[Issue] | Non
         if generation <= current["tombstone"] or (
                 generation < current["generation"] if deleting else generation <= current["generation"]):
             return False
-        transaction.set(ref, _file_doc(path, generation, issues, current))
+        transaction.set(ref, {**_file_doc(path, generation, issues, current), **(details or {})})
         return True
 
     return run(client().transaction(max_attempts=TRANSACTION_ATTEMPTS))

@@ -6,10 +6,13 @@ A bad file is a recorded issue and a normal return; only transient failures
 from __future__ import annotations
 
 import io
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 from google.api_core.exceptions import NotFound
 
 from common import config, entries, index, storage
+from common.archive import plan_import
 from common.datayaml import DataYaml, parse_data_yaml
 from common.events import DELETED, ObjectEvent
 from common.imaging import identify_image
@@ -27,10 +30,9 @@ def handle(event: ObjectEvent) -> str:
     role = classify(event.name)
     if role.kind in ("ignored", "invalid_dataset") or event.bucket != config.data_bucket():
         return f"ignored ({role.kind})"
-    if role.kind == "import":
-        return "ignored (archive imports are not handled yet)"
     index.ensure_dataset(role.dataset)
-    handler = {"image": _image, "label": _label, "data_yaml": _data_yaml, "other": _other}[role.kind]
+    handler = {"image": _image, "label": _label, "data_yaml": _data_yaml, "other": _other,
+               "import": _import}[role.kind]
     return handler(event, role)
 
 
@@ -134,3 +136,68 @@ def _other(event: ObjectEvent, role: ObjectRole) -> str:
 
 def _outcome(applied: bool, what: str) -> str:
     return what if applied else "stale event"
+
+
+IMPORT_UPLOAD_THREADS = 8
+IMPORT_MARK = "yolodrop-import"  # object metadata: which archive generation wrote it
+
+
+def _import(event: ObjectEvent, role: ObjectRole) -> str:
+    """Unpack imports/<dataset>.zip into datasets/<dataset>/; each unpacked file
+    then arrives as an ordinary event. The archive is read with range requests,
+    never held whole in memory or on disk."""
+    if event.action == DELETED:
+        index.put_file(role.dataset, event.name, event.generation, None)
+        return "archive removed (its unpacked files stay)"
+    done = index.read_file(role.dataset, event.name)
+    if done and done["generation"] >= event.generation:
+        return "duplicate event"
+    mark = f"{event.name}#{event.generation}"
+    try:
+        with storage.blob(event.name, event.generation).open("rb", chunk_size=storage.CHUNK_BYTES) as reader:
+            unpacked, issues = _unpack(reader, role.dataset, event.name, mark)
+    except NotFound:
+        return "stale event (that generation is gone)"
+    except zipfile.BadZipFile as exc:
+        unpacked, issues = 0, [Issue("import_not_a_zip", f"the archive cannot be read as a zip file: {exc}",
+                                     event.name)]
+    index.put_file(role.dataset, event.name, event.generation, issues, {"unpacked": unpacked})
+    return f"archive unpacked: {unpacked} files, {len(issues)} issues"
+
+
+def _unpack(reader, dataset: str, archive: str, mark: str) -> tuple[int, list[Issue]]:
+    with zipfile.ZipFile(reader) as zip_file:
+        plan = plan_import(zip_file.infolist(), archive)
+        already = _already_unpacked(dataset, mark)  # a retried event resumes, not restarts
+        todo = [(info, target) for info, target in plan.members if target not in already]
+        with ThreadPoolExecutor(max_workers=IMPORT_UPLOAD_THREADS) as pool:
+            # Members are read in archive order (one sequential pass over the
+            # archive) and uploaded in parallel; at most a few are in memory.
+            pending = []
+            for info, target in todo:
+                if info.file_size > IN_MEMORY_BYTES:
+                    with zip_file.open(info) as member:
+                        _upload_member(dataset, target, member, mark, info.file_size)
+                    continue
+                pending.append(pool.submit(_upload_member, dataset, target, zip_file.read(info), mark))
+                if len(pending) >= IMPORT_UPLOAD_THREADS * 2:
+                    pending.pop(0).result()
+            for future in pending:
+                future.result()
+    return len(plan.members), plan.issues
+
+
+def _already_unpacked(dataset: str, mark: str) -> set[str]:
+    prefix = f"datasets/{dataset}/"
+    return {blob.name[len(prefix):] for blob in storage.client().list_blobs(storage.bucket(), prefix=prefix)
+            if (blob.metadata or {}).get(IMPORT_MARK) == mark}
+
+
+def _upload_member(dataset: str, target: str, data, mark: str, size: int | None = None) -> None:
+    """Upload bytes, or stream a file-like of `size` bytes."""
+    blob = storage.bucket().blob(f"datasets/{dataset}/{target}")
+    blob.metadata = {IMPORT_MARK: mark}
+    if isinstance(data, bytes):
+        blob.upload_from_string(data)
+    else:
+        blob.upload_from_file(data, size=size)

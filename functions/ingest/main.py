@@ -1,4 +1,5 @@
 """Cloud Function: index one storage object event (finalize or delete)."""
+import time
 import traceback
 
 import functions_framework
@@ -18,6 +19,7 @@ def ingest_object(cloud_event):
         return
     context = {"event_id": event.event_id, "object": event.name,
                "generation": event.generation, "action": event.action}
+    started = time.monotonic()
     try:
         outcome = ingest.handle(event)
     except Exception as exc:
@@ -27,4 +29,4 @@ def ingest_object(cloud_event):
         log.error("ingest failed and will not be retried: fix the cause and re-upload the object",
                   error=repr(exc), traceback=traceback.format_exc(), **context)
         return
-    log.info(outcome, **context)
+    log.info(outcome, seconds=round(time.monotonic() - started, 4), **context)

@@ -9,6 +9,7 @@ from google.cloud import pubsub_v1
 
 from infra.local import stack as local_stack
 from infra.local.client import wait_for
+from infra.local.notifications import capture, paused_push, resume_push
 from infra.local.sample import data_yaml, sample_dataset, synthetic_image
 from tests.integration.helpers import drop, index_snapshot, stats_when
 
@@ -41,21 +42,6 @@ def history(bucket, dataset: str) -> int:
     return len(early) + len(files) + len(DELETED) + 1 + overwrites
 
 
-def capture(subscriber, subscription: str, expected: int) -> list:
-    messages = []
-
-    def pull():
-        response = subscriber.pull(subscription=subscription, max_messages=100, timeout=10)
-        if response.received_messages:
-            subscriber.acknowledge(subscription=subscription,
-                                   ack_ids=[m.ack_id for m in response.received_messages])
-        messages.extend(m.message for m in response.received_messages)
-        return len(messages)
-
-    wait_for(pull, lambda n: n >= expected, 60, f"{expected} notifications", interval=0)
-    return messages
-
-
 def ingest_log_count(stack, dataset: str) -> int:
     prefix = f"datasets/{dataset}/"
     lines = (stack.state_dir / "ingest.log").read_text(errors="replace").splitlines()
@@ -65,15 +51,8 @@ def ingest_log_count(stack, dataset: str) -> int:
 @pytest.fixture
 def paused_ingest(stack):
     """Turn the ingest push subscription into a pull one, so the test holds the notifications."""
-    env = stack.env()
-    subscriber = pubsub_v1.SubscriberClient()
-    subscription = subscriber.subscription_path(env["GOOGLE_CLOUD_PROJECT"], local_stack.INGEST_SUBSCRIPTION)
-    subscriber.modify_push_config(subscription=subscription, push_config=pubsub_v1.types.PushConfig())
-    try:
-        yield subscriber, subscription
-    finally:
-        subscriber.modify_push_config(subscription=subscription,
-                                      push_config=pubsub_v1.types.PushConfig(push_endpoint=f"{env['INGEST_URL']}/"))
+    with paused_push(stack) as paused:
+        yield paused
 
 
 def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucket, paused_ingest):
@@ -83,8 +62,7 @@ def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucke
     captured = capture(subscriber, subscription, expected)
     assert len(captured) == expected
     assert sum(m.attributes.get("overwrittenByGeneration") is not None for m in captured) == len(OVERWRITTEN) + 1
-    subscriber.modify_push_config(subscription=subscription, push_config=pubsub_v1.types.PushConfig(
-        push_endpoint=f"{stack.env()['INGEST_URL']}/"))
+    resume_push(stack, subscriber)
 
     drop(bucket, in_order, {"data.yaml": SAMPLE.files["data.yaml"],
                             **{k: v for k, v in SAMPLE.files.items() if k != "data.yaml"}})

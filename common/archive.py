@@ -1,0 +1,90 @@
+"""Plan the unpacking of a dataset archive (imports/<dataset>.zip): which members
+go where under datasets/<dataset>/, and which are refused and why.
+
+Pure: works on the archive's ZipInfo list, so the rules are unit-tested
+without a bucket. Accepted layouts, with or without one enclosing folder:
+  data.yaml, images/[split/]..., labels/[split/]...        (this bucket's layout)
+  <split>/images/..., <split>/labels/...                    (Roboflow-style exports;
+                                                             "valid" means val)
+"""
+from __future__ import annotations
+
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from common.issues import Issue
+from common.paths import DATA_YAML_NAMES
+
+MAX_MEMBERS = 100_000
+MAX_TOTAL_BYTES = 50 * 1024 ** 3
+MAX_COMPRESSION_RATIO = 250  # beyond this a member is treated as a zip bomb
+SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db")
+
+
+@dataclass
+class ImportPlan:
+    members: list[tuple[zipfile.ZipInfo, str]] = field(default_factory=list)  # member, dataset-relative path
+    issues: list[Issue] = field(default_factory=list)
+
+
+def plan_import(infos: list[zipfile.ZipInfo], archive: str) -> ImportPlan:
+    plan = ImportPlan()
+    files = [info for info in infos if not info.is_dir() and not _is_junk(info.filename)]
+    if len(files) > MAX_MEMBERS:
+        plan.issues.append(Issue("import_too_many_files", f"the archive has {len(files)} files; "
+                                 f"the limit is {MAX_MEMBERS}: split it into several archives", archive))
+        return plan
+    total = sum(info.file_size for info in files)
+    if total > MAX_TOTAL_BYTES:
+        plan.issues.append(Issue("import_too_large", f"the archive unpacks to {total} bytes; the limit is "
+                                 f"{MAX_TOTAL_BYTES}: upload the files directly or split the archive", archive))
+        return plan
+    strip = _enclosing_folder([info.filename for info in files])
+    for info in files:
+        problem = _refusal(info)
+        if problem:
+            plan.issues.append(Issue(problem[0], f"{info.filename}: {problem[1]}; not unpacked", archive))
+            continue
+        plan.members.append((info, _target(info.filename[len(strip):])))
+    return plan
+
+
+def _is_junk(name: str) -> bool:
+    return any(part in JUNK or part.startswith("._") for part in PurePosixPath(name).parts)
+
+
+def _enclosing_folder(names: list[str]) -> str:
+    """'folder/' when every member sits in one folder that is not part of the layout."""
+    firsts = {name.split("/", 1)[0] for name in names}
+    if len(firsts) != 1 or all("/" not in name for name in names):
+        return ""
+    first = firsts.pop()
+    if first in ("images", "labels") or first in SPLIT_ALIASES:
+        return ""
+    return first + "/"
+
+
+def _refusal(info: zipfile.ZipInfo) -> tuple[str, str] | None:
+    path = PurePosixPath(info.filename)
+    if path.is_absolute() or ".." in path.parts or "\\" in info.filename:
+        return "import_unsafe_path", "the path leaves the dataset folder"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "import_symlink", "symbolic links are not unpacked"
+    if info.flag_bits & 0x1:
+        return "import_encrypted", "the member is encrypted"
+    if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
+        return "import_compression_ratio", (f"compressed {info.compress_size} bytes expand to {info.file_size} "
+                                            f"(more than {MAX_COMPRESSION_RATIO}x: a zip bomb?)")
+    return None
+
+
+def _target(relative: str) -> str:
+    parts = relative.split("/")
+    if len(parts) > 2 and parts[0].lower() in SPLIT_ALIASES and parts[1] in ("images", "labels"):
+        return "/".join([parts[1], SPLIT_ALIASES[parts[0].lower()], *parts[2:]])
+    if len(parts) == 1 and parts[0] in DATA_YAML_NAMES:
+        return "data.yaml"
+    return relative
