@@ -1,0 +1,45 @@
+"""Transient failures raise (the platform redelivers); bad files never do."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.local.sample import synthetic_image
+from tests.integration.helpers import drop, stats_when
+
+REPO = Path(__file__).resolve().parents[2]
+HANDLER = """
+from cloudevents.http import CloudEvent
+from functions.ingest.main import ingest_object
+ingest_object(CloudEvent({"type": "google.cloud.storage.object.v1.finalized", "id": "t1", "source": "test"},
+                         {"bucket": "b", "name": "datasets/d/images/a.jpg", "generation": "1", "size": "10"}))
+"""
+
+
+def refused_address() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"  # closed again: connections are refused
+
+
+def test_firestore_unavailable_raises_for_redelivery():
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GOOGLE_CLOUD_PROJECT": "p", "DATA_BUCKET": "b",
+           "FIRESTORE_EMULATOR_HOST": refused_address(), "STORAGE_EMULATOR_HOST": f"http://{refused_address()}"}
+    result = subprocess.run([sys.executable, "-c", HANDLER], env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode != 0, result.stderr
+    logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert logged[-1]["severity"] == "WARNING" and "redelivered" in logged[-1]["message"]
+    assert "ServiceUnavailable" in result.stderr or "RetryError" in result.stderr
+
+
+def test_bad_files_are_acknowledged_once(stack, bucket, api, dataset):
+    drop(bucket, dataset, {"images/bad.jpg": b"not an image", "labels/bad.txt": b"x y z",
+                           "images/good.jpg": synthetic_image(3)[0]})
+    stats_when(api, dataset, {"images": 2, "issues": 2})
+    lines = (stack.state_dir / "ingest.log").read_text(errors="replace").splitlines()
+    handled = [json.loads(line)["object"] for line in lines
+               if line.startswith("{") and f"datasets/{dataset}/" in line]
+    assert sorted(handled) == sorted(f"datasets/{dataset}/{name}"
+                                     for name in ("images/bad.jpg", "labels/bad.txt", "images/good.jpg"))
