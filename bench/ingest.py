@@ -2,12 +2,21 @@
 
     .venv/bin/python -m bench.ingest [--n 1000] [--concurrency 32] [--big-gib 1]
 
-Starts its own stack on free ports and measures:
-1. throughput: N generated 640x480 JPEGs and their YOLO labels (2N objects) dropped
-   at once from `concurrency` threads; the clock runs from the first upload until
-   GET /datasets/<ds> reports every image, label and box indexed;
+Starts its own stack on free ports (YD_THREADS sets the ingest server's threads)
+and measures, each time with N generated 640x480 JPEGs and their YOLO labels
+(2N objects, 2N events) and a clock that runs until GET /datasets/<ds> reports
+every image, label and box indexed:
+1a. end to end: the 2N objects uploaded at once from `concurrency` threads, the
+    clock starting at the first upload; fake-gcs-server publishes the notifications
+    and the Pub/Sub emulator pushes them to ingest. The emulator's push loop has one
+    delivery in flight per subscription (pull one, POST it, ack it), so this rate is
+    the emulator's, not ingest's;
+1b. ingest capacity: another dataset uploaded while the push subscription is paused,
+    its 2N real notifications pulled, then POSTed to the ingest server as the push
+    bodies the emulator sends, from `concurrency` threads; the clock starts at the
+    first POST;
 2. the ceiling: raw Firestore emulator writes (2N single-document sets from the
-   same number of threads), and ingest's rate as a share of it;
+   same number of threads), and ingest capacity (1b) as a share of it;
 3. memory: the ingest server's peak RSS while it hashes one --big-gib GiB image,
    and that the sha256 it records is the right one.
 """
@@ -17,15 +26,21 @@ import argparse
 import hashlib
 import os
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+
+import requests
 
 from infra.local import sample, stack as local_stack
 from infra.local.client import ApiClient, upload_all, wait_for
+from infra.local.notifications import capture, paused_push, push_body
 
 DATASET = "bench"
+DIRECT_DATASET = "bench-direct"
 BIG_DATASET = "bench-big"
 POLL_SECONDS = 0.2
 PROGRESS_SECONDS = 2.0
@@ -41,21 +56,36 @@ def main() -> None:
     try:
         os.environ.update(stack.env())  # before any client is created: they read it
         api = ApiClient(stack.env()["API_URL"], stack.token)
-        seconds, uploads = measure_ingest(api, args.n, args.concurrency)
+        threads = ingest_threads(stack.pids["ingest"])
+        pushed = measure_pushed(api, args.n, args.concurrency)
+        direct = measure_direct(api, stack, args.n, args.concurrency)
         raw_per_s = measure_raw_firestore_writes(2 * args.n, args.concurrency)
         memory = measure_big_object_memory(api, stack.pids["ingest"], args.big_gib)
     finally:
         local_stack.stop(stack)
-    n, events_per_s, images_per_s = args.n, 2 * args.n / seconds, args.n / seconds
+    n, c = args.n, args.concurrency
     print("\n".join([
         "=" * 78,
-        f"ingest: {n} images ({2 * n} events) in {seconds:.1f} s -> {images_per_s:.0f} images/s, "
-        f"{events_per_s:.0f} events/s (the uploads alone took {uploads:.1f} s)",
-        f"raw Firestore emulator writes ({args.concurrency} threads): {raw_per_s:.0f} writes/s",
-        f"ratio: ingest events/s / raw writes/s = {100 * events_per_s / raw_per_s:.0f}%; "
-        f"images/s / (raw writes/s / 2) = {100 * images_per_s / (raw_per_s / 2):.0f}%",
+        f"ingest capacity ({threads} server threads; {n} images, {2 * n} events POSTed from {c} threads): "
+        + rate(n, direct.seconds) + f" (the POSTs alone took {direct.feed:.1f} s; {direct.failures} failed)",
+        f"raw Firestore emulator writes ({c} threads): {raw_per_s:.0f} writes/s",
+        f"ingest vs raw Firestore ceiling: ingest events/s / raw writes/s = "
+        f"{100 * 2 * n / direct.seconds / raw_per_s:.0f}% (= images/s / (raw writes/s / 2))",
+        f"end to end through the emulator's push ({c} upload threads): " + rate(n, pushed.seconds)
+        + f" (the uploads alone took {pushed.feed:.1f} s)",
+        "  bounded by the Pub/Sub emulator, which pushes one message at a time per subscription",
         memory,
         "=" * 78]))
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{seconds:.1f} s -> {n / seconds:.0f} images/s, {2 * n / seconds:.0f} events/s"
+
+
+def ingest_threads(pgid: int) -> str:
+    """THREADS as the ingest server (functions-framework) got it."""
+    environ = Path(f"/proc/{pgid}/environ").read_bytes().split(b"\0")
+    return next((v[len(b"THREADS="):].decode() for v in environ if v.startswith(b"THREADS=")), "default")
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,43 +96,92 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-# ---- 1. ingest throughput ---------------------------------------------------
+# ---- 1. ingest throughput: end to end (1a) and ingest capacity (1b) ---------
 
-def generate_dataset(n: int) -> tuple[dict[str, bytes], int]:
+@dataclass
+class Run:
+    seconds: float  # from the first upload or POST until everything is indexed
+    feed: float     # seconds of uploading or POSTing alone
+    failures: int = 0
+
+
+def generate_dataset(dataset: str, n: int, seed: int) -> tuple[dict[str, bytes], int]:
     """N distinct image/label pairs as {object name: bytes}, and their total boxes."""
     files, boxes = {}, 0
     for i in range(n):
-        image, label = sample.synthetic_image(seed=10_000 + i)
-        files[f"datasets/{DATASET}/images/train/img_{i:06d}.jpg"] = image
-        files[f"datasets/{DATASET}/labels/train/img_{i:06d}.txt"] = label.encode()
+        image, label = sample.synthetic_image(seed=seed + i)
+        files[f"datasets/{dataset}/images/train/img_{i:06d}.jpg"] = image
+        files[f"datasets/{dataset}/labels/train/img_{i:06d}.txt"] = label.encode()
         boxes += len(label.splitlines())
     return files, boxes
 
 
-def measure_ingest(api: ApiClient, n: int, concurrency: int) -> tuple[float, float]:
-    """Seconds from the first upload until everything is indexed, and seconds of uploading."""
-    print(f"generating {n} images and labels ...", flush=True)
-    files, expected_boxes = generate_dataset(n)
+def prepare(api: ApiClient, dataset: str, n: int, seed: int):
+    """Generate the dataset; upload its data.yaml and wait until it is indexed:
+    arriving midway it would re-derive every label indexed so far, and the timing
+    would depend on when it came. Returns (bucket, files, expected stats)."""
+    print(f"{dataset}: generating {n} images and labels ...", flush=True)
+    files, boxes = generate_dataset(dataset, n, seed)
     from common import storage
     bucket = storage.bucket()
-    # data.yaml first, indexed before the drop: arriving midway it would re-derive
-    # every label indexed so far, and the timing would depend on when it came.
-    bucket.blob(f"datasets/{DATASET}/data.yaml").upload_from_string(sample.data_yaml())
-    wait_for(lambda: dataset_view(api, DATASET), lambda view: view and view["classes_known"],
+    bucket.blob(f"datasets/{dataset}/data.yaml").upload_from_string(sample.data_yaml())
+    wait_for(lambda: dataset_view(api, dataset), lambda view: view and view["classes_known"],
              60, "data.yaml indexed")
+    return bucket, files, {"images": n, "labeled": n, "boxes": boxes}
 
+
+def wait_indexed(api: ApiClient, dataset: str, expected: dict, started: float) -> float:
+    """Seconds since `started` when the dataset's stats are exactly `expected`."""
+    wait_for(progress_probe(lambda: dataset_view(api, dataset)["stats"], started),
+             lambda stats: all(stats[k] == v for k, v in expected.items()),
+             timeout=max(300, expected["images"] / 2), what=f"{dataset} indexed", interval=POLL_SECONDS)
+    seconds = time.monotonic() - started
+    print(f"  {seconds:6.1f} s  all indexed: {expected}", flush=True)
+    return seconds
+
+
+def measure_pushed(api: ApiClient, n: int, concurrency: int) -> Run:
+    """1a: uploads, notifications pushed by the Pub/Sub emulator."""
+    bucket, files, expected = prepare(api, DATASET, n, seed=10_000)
     print(f"uploading {2 * n} objects from {concurrency} threads ...", flush=True)
     started = time.monotonic()
     upload_all(bucket, files, workers=concurrency)
     uploads = time.monotonic() - started
     print(f"  uploads done in {uploads:.1f} s; waiting for the index ...", flush=True)
-    expected = {"images": n, "labeled": n, "boxes": expected_boxes}
-    wait_for(progress_probe(lambda: dataset_view(api, DATASET)["stats"], started),
-             lambda stats: all(stats[k] == v for k, v in expected.items()),
-             timeout=max(300, n / 2), what=f"{n} images indexed", interval=POLL_SECONDS)
-    seconds = time.monotonic() - started
-    print(f"  {seconds:6.1f} s  all indexed: {expected}", flush=True)
-    return seconds, uploads
+    return Run(wait_indexed(api, DATASET, expected, started), uploads)
+
+
+def measure_direct(api: ApiClient, stack: local_stack.Stack, n: int, concurrency: int) -> Run:
+    """1b: the real notifications of an upload, held back, then POSTed to ingest at once."""
+    bucket, files, expected = prepare(api, DIRECT_DATASET, n, seed=10_000 + n)
+    with paused_push(stack) as (subscriber, subscription):
+        print(f"uploading {2 * n} objects with the push paused, and pulling their notifications ...", flush=True)
+        upload_all(bucket, files, workers=concurrency)
+        messages = capture(subscriber, subscription, 2 * n, timeout=max(60, n / 10))
+    if len(messages) != 2 * n:
+        raise AssertionError(f"pulled {len(messages)} notifications, expected {2 * n}")
+    bodies = [push_body(message, subscription) for message in messages]
+    print(f"POSTing them to the ingest server from {concurrency} threads ...", flush=True)
+    started = time.monotonic()
+    failures = post_all(f"{stack.env()['INGEST_URL']}/", bodies, concurrency)
+    posts = time.monotonic() - started
+    print(f"  POSTs done in {posts:.1f} s, {len(failures)} failed {failures[:3]}; waiting for the index ...",
+          flush=True)
+    return Run(wait_indexed(api, DIRECT_DATASET, expected, started), posts, len(failures))
+
+
+def post_all(url: str, bodies: list[dict], concurrency: int) -> list[str]:
+    """POST each body as JSON from `concurrency` threads, one session each; return the non-2xx answers."""
+    local = threading.local()
+
+    def post(body: dict) -> str | None:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        response = local.session.post(url, json=body, timeout=300)
+        return None if 200 <= response.status_code < 300 else f"{response.status_code} {response.text[:200]}"
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return [failure for failure in pool.map(post, bodies) if failure]
 
 
 def dataset_view(api: ApiClient, dataset: str) -> dict | None:
