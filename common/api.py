@@ -160,13 +160,12 @@ def list_images(request: Request, dataset: str) -> dict:
 
 def _image_filters(request: Request, collection, classes: list[str] | None):
     status = request.args.get("status")
-    if status is not None and status not in (entries.LABELED, entries.BACKGROUND,
-                                             entries.UNLABELED, entries.LABEL_ONLY):
+    if status is None:
+        query = collection.where(filter=FieldFilter("has_image", "==", True))
+    elif status in (entries.LABELED, entries.BACKGROUND, entries.UNLABELED, entries.LABEL_ONLY):
+        query = collection.where(filter=FieldFilter("status", "==", status))
+    else:
         raise ApiError(400, f"status must be labeled, background, unlabeled or label_only, got {status!r}", "status")
-    query = collection.where(filter=FieldFilter("has_image", "==", True)) if status != entries.LABEL_ONLY \
-        else collection.where(filter=FieldFilter("status", "==", status))
-    if status in (entries.LABELED, entries.BACKGROUND, entries.UNLABELED):
-        query = query.where(filter=FieldFilter("status", "==", status))
     split = request.args.get("split")
     if split is not None:
         if split not in ("train", "val", "test", "none"):
