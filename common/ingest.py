@@ -36,11 +36,21 @@ def handle(event: ObjectEvent) -> str:
     return handler(event, role)
 
 
+def _remove_part(event: ObjectEvent, role: ObjectRole, part: str) -> str:
+    applied = index.update_entry(role.dataset, role.key, role.split, part, event.generation,
+                                 lambda entry: entries.delete_part(entry, part, event.generation), deleting=True)
+    return _outcome(applied, f"{part} removed")
+
+
+def _store_part(event: ObjectEvent, role: ObjectRole, part: str, record: dict, issues: list[Issue]) -> str:
+    applied = index.update_entry(role.dataset, role.key, role.split, part, event.generation,
+                                 lambda entry: entries.set_part(entry, part, record, issues))
+    return _outcome(applied, f"{part} indexed")
+
+
 def _image(event: ObjectEvent, role: ObjectRole) -> str:
     if event.action == DELETED:
-        return _outcome(index.update_entry(
-            role.dataset, role.key, role.split, "image", event.generation,
-            lambda entry: entries.delete_part(entry, "image", event.generation), deleting=True), "image removed")
+        return _remove_part(event, role, "image")
     if _already_indexed(role, "image", event.generation):
         return "duplicate event"
     try:
@@ -54,9 +64,7 @@ def _image(event: ObjectEvent, role: ObjectRole) -> str:
               "orientation": facts.orientation, "oriented_width": facts.oriented_width,
               "oriented_height": facts.oriented_height,
               "thumbnail": thumbnail_path(role.dataset, facts.sha256) if facts.thumbnail else None}
-    return _outcome(index.update_entry(
-        role.dataset, role.key, role.split, "image", event.generation,
-        lambda entry: entries.set_part(entry, "image", record, facts.issues)), "image indexed")
+    return _store_part(event, role, "image", record, facts.issues)
 
 
 def _identify(event: ObjectEvent, role: ObjectRole):
@@ -69,9 +77,7 @@ def _identify(event: ObjectEvent, role: ObjectRole):
 
 def _label(event: ObjectEvent, role: ObjectRole) -> str:
     if event.action == DELETED:
-        return _outcome(index.update_entry(
-            role.dataset, role.key, role.split, "label", event.generation,
-            lambda entry: entries.delete_part(entry, "label", event.generation), deleting=True), "label removed")
+        return _remove_part(event, role, "label")
     if _already_indexed(role, "label", event.generation):
         return "duplicate event"
     parsed = _read_label(event)
@@ -79,9 +85,7 @@ def _label(event: ObjectEvent, role: ObjectRole) -> str:
         return "stale event (that generation is gone)"
     record = {"path": event.name, "generation": event.generation,
               "boxes": [box.to_dict() for box in parsed.boxes]}
-    return _outcome(index.update_entry(
-        role.dataset, role.key, role.split, "label", event.generation,
-        lambda entry: entries.set_part(entry, "label", record, parsed.issues)), "label indexed")
+    return _store_part(event, role, "label", record, parsed.issues)
 
 
 def _read_label(event: ObjectEvent):
