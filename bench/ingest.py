@@ -8,9 +8,10 @@ and measures, each time with N generated 640x480 JPEGs and their YOLO labels
 every image, label and box indexed:
 1a. end to end: the 2N objects uploaded at once from `concurrency` threads, the
     clock starting at the first upload; fake-gcs-server publishes the notifications
-    and the Pub/Sub emulator pushes them to ingest. The emulator's push loop has one
-    delivery in flight per subscription (pull one, POST it, ack it), so this rate is
-    the emulator's, not ingest's;
+    and the Pub/Sub emulator pushes them to ingest. The emulator runs two push loops
+    per subscription, each pulling one message, POSTing it and acking it before the
+    next, so at most two deliveries are in flight: this rate is the emulator's, not
+    ingest's;
 1b. ingest capacity: another dataset uploaded while the push subscription is paused,
     its 2N real notifications pulled, then POSTed to the ingest server as the push
     bodies the emulator sends, from `concurrency` threads; the clock starts at the
@@ -73,7 +74,7 @@ def main() -> None:
         f"{100 * 2 * n / direct.seconds / raw_per_s:.0f}% (= images/s / (raw writes/s / 2))",
         f"end to end through the emulator's push ({c} upload threads): " + rate(n, pushed.seconds)
         + f" (the uploads alone took {pushed.feed:.1f} s)",
-        "  bounded by the Pub/Sub emulator, which pushes one message at a time per subscription",
+        "  (bounded by the Pub/Sub emulator: two push loops per subscription, one message at a time each)",
         memory,
         "=" * 78]))
 
