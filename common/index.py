@@ -84,11 +84,11 @@ def class_count(dataset_snapshot) -> int | None:
     return len(classes) if classes is not None else None
 
 
-def update_entry(dataset: str, key: str, split: str | None, part: str | None,
-                 generation: int | None, mutate: Callable[[dict], None], deleting: bool = False) -> bool:
-    """Apply `mutate` to an entry in one transaction, keeping duplicate groups and
-    derived fields true. Returns False when the event is stale (nothing written).
-    With part None the generation guard is skipped (a re-derivation)."""
+def update_entry(dataset: str, key: str, split: str | None, part: str,
+                 generation: int, mutate: Callable[[dict], None], deleting: bool = False) -> bool:
+    """Apply `mutate` to an entry's `part` ("image" or "label") in one transaction,
+    keeping duplicate groups and derived fields true. Returns False when the event
+    at `generation` is stale (nothing written)."""
     db = client()
     own_ref = entries_of(dataset).document(doc_id(key))
 
@@ -96,7 +96,7 @@ def update_entry(dataset: str, key: str, split: str | None, part: str | None,
     def run(transaction) -> bool:
         snapshot = own_ref.get(transaction=transaction)
         entry = snapshot.to_dict() if snapshot.exists else entries.new_entry(key, split)
-        if part and entries.is_stale(entry, part, generation, deleting):
+        if entries.is_stale(entry, part, generation, deleting):
             return False
         before = entry["image"]
         mutate(entry)
