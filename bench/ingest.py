@@ -126,14 +126,14 @@ def prepare(api: ApiClient, dataset: str, n: int, seed: int):
     from common import storage
     bucket = storage.bucket()
     bucket.blob(f"datasets/{dataset}/data.yaml").upload_from_string(sample.data_yaml())
-    wait_for(lambda: dataset_view(api, dataset), lambda view: view and view["classes_known"],
+    wait_for(lambda: api.get_or_none(f"/datasets/{dataset}"), lambda view: view and view["classes_known"],
              60, "data.yaml indexed")
     return bucket, files, {"images": n, "labeled": n, "boxes": boxes}
 
 
 def wait_indexed(api: ApiClient, dataset: str, expected: dict, started: float) -> float:
     """Seconds since `started` when the dataset's stats are exactly `expected`."""
-    wait_for(progress_probe(lambda: dataset_view(api, dataset)["stats"], started),
+    wait_for(progress_probe(lambda: api.get(f"/datasets/{dataset}")["stats"], started),
              lambda stats: all(stats[k] == v for k, v in expected.items()),
              timeout=max(300, expected["images"] / 2), what=f"{dataset} indexed", interval=POLL_SECONDS)
     seconds = time.monotonic() - started
@@ -183,15 +183,6 @@ def post_all(url: str, bodies: list[dict], concurrency: int) -> list[str]:
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return [failure for failure in pool.map(post, bodies) if failure]
-
-
-def dataset_view(api: ApiClient, dataset: str) -> dict | None:
-    """GET /datasets/<dataset>, or None while it does not exist yet."""
-    response = api.session.get(f"{api.url}/datasets/{dataset}", timeout=30)
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    return response.json()
 
 
 def progress_probe(probe, started: float):
@@ -293,7 +284,7 @@ def measure_big_object_memory(api: ApiClient, ingest_pgid: int, gib: float) -> s
     uploaded = time.monotonic()
     print(f"  uploaded in {uploaded - started:.1f} s; waiting for the index ...", flush=True)
     no_stats = {"images": 0, "labeled": 0, "boxes": 0, "issues": 0}
-    wait_for(progress_probe(lambda: (dataset_view(api, BIG_DATASET) or {"stats": no_stats})["stats"], started),
+    wait_for(progress_probe(lambda: (api.get_or_none(f"/datasets/{BIG_DATASET}") or {"stats": no_stats})["stats"], started),
              lambda stats: stats["images"] == 1, timeout=600, what="big image indexed", interval=POLL_SECONDS)
     print(f"  indexed {time.monotonic() - uploaded:.1f} s after the upload finished", flush=True)
     peaks = {pid: memory_kib(pid, "VmHWM") for pid in process_group_pids(ingest_pgid)}

@@ -39,9 +39,16 @@ def parse_data_yaml(data: bytes, file: str) -> DataYaml:
     return DataYaml(names, issues)
 
 
+def size_issue(size: int, file: str) -> Issue | None:
+    """The issue of a data.yaml of `size` bytes, if it is too large to read."""
+    if size <= MAX_DATA_YAML_BYTES:
+        return None
+    return Issue("yaml_too_large", f"data.yaml is {size} bytes, over the {MAX_DATA_YAML_BYTES} byte limit", file)
+
+
 def _load_mapping(data: bytes) -> dict:
     if len(data) > MAX_DATA_YAML_BYTES:
-        raise _Refused("yaml_too_large", f"data.yaml is {len(data)} bytes, over the {MAX_DATA_YAML_BYTES} byte limit")
+        raise _Refused("yaml_too_large", size_issue(len(data), "").message)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -13,7 +13,7 @@ from google.api_core.exceptions import NotFound
 
 from common import config, entries, index, storage
 from common.archive import plan_import
-from common.datayaml import DataYaml, parse_data_yaml
+from common.datayaml import DataYaml, parse_data_yaml, size_issue
 from common.events import DELETED, ObjectEvent
 from common.imaging import identify_image
 from common.issues import Issue
@@ -21,7 +21,6 @@ from common.labels import ParsedLabel, parse_label
 from common.paths import ObjectRole, classify, thumbnail_path
 
 MAX_LABEL_BYTES = 4 * 1024 * 1024
-MAX_YAML_BYTES = 1024 * 1024
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # smaller images are read in one request
 
 
@@ -125,9 +124,9 @@ def _data_yaml(event: ObjectEvent, role: ObjectRole) -> str:
 
 
 def _read_yaml(event: ObjectEvent):
-    if event.size is not None and event.size > MAX_YAML_BYTES:
-        return DataYaml(None, [Issue("yaml_too_large", f"data.yaml is {event.size} bytes; "
-                                     f"the limit is {MAX_YAML_BYTES} bytes", event.name)])
+    too_large = size_issue(event.size, event.name) if event.size is not None else None
+    if too_large:  # known from the event: not worth a download
+        return DataYaml(None, [too_large])
     return parse_data_yaml(storage.blob(event.name, event.generation).download_as_bytes(), event.name)
 
 

@@ -22,6 +22,15 @@ class ApiClient:
             raise AssertionError(f"GET {path} {params}: {response.status_code} {response.text[:500]}")
         return response.json()
 
+    def get_or_none(self, path: str, **params) -> dict | None:
+        """GET path; None while it is 404 (a dataset not indexed yet)."""
+        response = self.session.get(f"{self.url}{path}", params=params, timeout=30)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise AssertionError(f"GET {path} {params}: {response.status_code} {response.text[:500]}")
+        return response.json()
+
     def all_pages(self, path: str, items: str, **params) -> list[dict]:
         """Follow next_page_token to the end."""
         collected, token = [], None

@@ -54,7 +54,8 @@ def run_demo(env: dict[str, str]) -> int:
     for name in names:
         bucket.blob(f"datasets/{DATASET}/{name}").upload_from_string(sample.files[name])
     api = ApiClient(env["API_URL"], env["API_TOKEN"])
-    dataset = wait_for(lambda: _dataset_or_none(api), lambda d: d is not None and _matches(d, sample.expected),
+    dataset = wait_for(lambda: api.get_or_none(f"/datasets/{DATASET}"),
+                       lambda d: d is not None and _matches(d, sample.expected),
                        INDEX_DEADLINE_SECONDS, "the sample dataset's index")
     show(api, dataset)
     codes = {issue["code"] for issue in api.all_pages(f"/datasets/{DATASET}/issues", "issues")}
@@ -63,11 +64,6 @@ def run_demo(env: dict[str, str]) -> int:
         print(f"error: expected issues not reported: {sorted(missing)}", file=sys.stderr)
         return 1
     return 0
-
-
-def _dataset_or_none(api: ApiClient) -> dict | None:
-    response = api.session.get(f"{api.url}/datasets/{DATASET}", timeout=30)
-    return response.json() if response.status_code == 200 else None
 
 
 def _matches(dataset: dict, expected: dict) -> bool:

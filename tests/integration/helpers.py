@@ -1,6 +1,8 @@
 """Shared steps of the integration tests."""
 from __future__ import annotations
 
+import json
+
 from infra.local.client import ApiClient, wait_for
 
 DEADLINE = 90
@@ -15,13 +17,21 @@ def drop(bucket, dataset: str, files: dict[str, bytes]) -> None:
 def stats_when(api: ApiClient, dataset: str, expected: dict, timeout: float = DEADLINE) -> dict:
     """Poll the dataset until every expected statistic holds; return the stats."""
     def probe():
-        response = api.session.get(f"{api.url}/datasets/{dataset}", timeout=30)
-        return response.json()["stats"] if response.status_code == 200 else None
+        view = api.get_or_none(f"/datasets/{dataset}")
+        return view and view["stats"]
 
     def done(stats):
         return stats is not None and all(stats.get(k) == v for k, v in expected.items())
 
     return wait_for(probe, done, timeout, f"stats of {dataset} to reach {expected}")
+
+
+def handled_objects(stack, dataset: str) -> list[str]:
+    """The objects of `dataset` the ingest server has logged an outcome for, once per handling."""
+    prefix = f"datasets/{dataset}/"
+    lines = (stack.state_dir / "ingest.log").read_text(errors="replace").splitlines()
+    records = (json.loads(line) for line in lines if line.startswith("{"))
+    return [record["object"] for record in records if record.get("object", "").startswith(prefix)]
 
 
 def issues_by_file(api: ApiClient, dataset: str) -> dict[str, list[tuple[str, int | None]]]:

@@ -1,17 +1,15 @@
 """At-least-once, unordered delivery: every real notification of a dataset's
 history (overwrites, deletes, a label before its image, data.yaml last)
 delivered twice in a shuffled order must give the index of one in-order drop."""
-import json
 import random
 
-import pytest
 from google.cloud import pubsub_v1
 
 from infra.local import stack as local_stack
 from infra.local.client import wait_for
-from infra.local.notifications import capture, paused_push, resume_push
+from infra.local.notifications import capture, paused_push
 from infra.local.sample import data_yaml, sample_dataset, synthetic_image
-from tests.integration.helpers import drop, index_snapshot, stats_when
+from tests.integration.helpers import drop, handled_objects, index_snapshot, stats_when
 
 SAMPLE = sample_dataset()
 
@@ -42,27 +40,13 @@ def history(bucket, dataset: str) -> int:
     return len(early) + len(files) + len(DELETED) + 1 + overwrites
 
 
-def ingest_log_count(stack, dataset: str) -> int:
-    prefix = f"datasets/{dataset}/"
-    lines = (stack.state_dir / "ingest.log").read_text(errors="replace").splitlines()
-    return sum(1 for line in lines if line.startswith("{") and json.loads(line).get("object", "").startswith(prefix))
-
-
-@pytest.fixture
-def paused_ingest(stack):
-    """Turn the ingest push subscription into a pull one, so the test holds the notifications."""
-    with paused_push(stack) as paused:
-        yield paused
-
-
-def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucket, paused_ingest):
+def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucket):
     in_order, chaos = "chaos-reference", "chaos-replayed"
-    subscriber, subscription = paused_ingest
-    expected = history(bucket, chaos)
-    captured = capture(subscriber, subscription, expected)
+    with paused_push(stack) as (subscriber, subscription):  # the test holds the notifications
+        expected = history(bucket, chaos)
+        captured = capture(subscriber, subscription, expected)
     assert len(captured) == expected
     assert sum(m.attributes.get("overwrittenByGeneration") is not None for m in captured) == len(OVERWRITTEN) + 1
-    resume_push(stack, subscriber)
 
     drop(bucket, in_order, {"data.yaml": SAMPLE.files["data.yaml"],
                             **{k: v for k, v in SAMPLE.files.items() if k != "data.yaml"}})
@@ -74,6 +58,6 @@ def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucke
     topic = publisher.topic_path(stack.project, local_stack.GCS_EVENTS_TOPIC)
     for message in deliveries:
         publisher.publish(topic, message.data, **dict(message.attributes)).result()
-    wait_for(lambda: ingest_log_count(stack, chaos), lambda n: n >= len(deliveries), 120,
+    wait_for(lambda: len(handled_objects(stack, chaos)), lambda n: n >= len(deliveries), 120,
              "every replayed delivery handled")
     assert index_snapshot(api, chaos) == index_snapshot(api, in_order)

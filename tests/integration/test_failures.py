@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from infra.local.sample import synthetic_image
-from tests.integration.helpers import drop, stats_when
+from tests.integration.helpers import drop, handled_objects, stats_when
 
 REPO = Path(__file__).resolve().parents[2]
 HANDLER = """
@@ -38,8 +38,5 @@ def test_bad_files_are_acknowledged_once(stack, bucket, api, dataset):
     drop(bucket, dataset, {"images/bad.jpg": b"not an image", "labels/bad.txt": b"x y z",
                            "images/good.jpg": synthetic_image(3)[0]})
     stats_when(api, dataset, {"images": 2, "issues": 2})
-    lines = (stack.state_dir / "ingest.log").read_text(errors="replace").splitlines()
-    handled = [json.loads(line)["object"] for line in lines
-               if line.startswith("{") and f"datasets/{dataset}/" in line]
-    assert sorted(handled) == sorted(f"datasets/{dataset}/{name}"
+    assert sorted(handled_objects(stack, dataset)) == sorted(f"datasets/{dataset}/{name}"
                                      for name in ("images/bad.jpg", "labels/bad.txt", "images/good.jpg"))
