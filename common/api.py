@@ -1,4 +1,4 @@
-"""The read API: routing, auth, parameters and JSON shapes over the index.
+"""The API: routing, auth, parameters and JSON shapes over the index.
 
 Every answer is JSON; every error is {"error": {"status", "message", "param"?}}.
 """
@@ -7,15 +7,17 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Request, Response
+from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.base_query import FieldFilter
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from common import config, entries, index, stats
+from common import config, entries, index, jobs, manifest, stats, storage, training
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 DATASET_PAGE_SIZE, MAX_DATASET_PAGE_SIZE = 20, 100
@@ -36,6 +38,12 @@ ROUTES = Map([
     Rule("/datasets/<dataset>/images", endpoint="list_images", methods=["GET"]),
     Rule("/datasets/<dataset>/images/<path:image_id>", endpoint="get_image", methods=["GET"]),
     Rule("/datasets/<dataset>/issues", endpoint="list_issues", methods=["GET"]),
+    Rule("/training", endpoint="request_training", methods=["POST"]),
+    Rule("/training", endpoint="list_jobs", methods=["GET"]),
+    Rule("/training/<job_id>", endpoint="get_job", methods=["GET"]),
+    Rule("/training/<job_id>/cancel", endpoint="cancel_job", methods=["POST"]),
+    Rule("/models", endpoint="list_models", methods=["GET"]),
+    Rule("/models/<model_id>", endpoint="get_model", methods=["GET"]),
 ], strict_slashes=False)
 
 
@@ -44,7 +52,9 @@ def handle(request: Request) -> Response:
         endpoint, args = ROUTES.bind("", path_info=request.path).match(method=request.method)
         if endpoint != "healthz":
             _authorize(request)
-        return _json(200, HANDLERS[endpoint](request, **args))
+        answer = HANDLERS[endpoint](request, **args)
+        status, body = answer if isinstance(answer, tuple) else (200, answer)
+        return _json(status, body)
     except ApiError as exc:
         body = {"status": exc.status, "message": exc.message}
         if exc.param:
@@ -262,5 +272,87 @@ def _collect_issues(dataset: str, collection_name: str, resume: dict, size: int,
     return None
 
 
+# ---- training and models ----------------------------------------------------
+
+def request_training(request: Request) -> tuple[int, dict]:
+    """Publish the request to the training topic; the training function makes the job.
+    Only what the job id depends on is checked here: everything else ends as a
+    failed job with its reason, exactly as for a request published directly."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object: {\"dataset\", \"model\", \"epochs\", ...}")
+    request_id = body.setdefault("request_id", uuid.uuid4().hex)
+    if not isinstance(request_id, str) or not training.REQUEST_ID.match(request_id):
+        raise ApiError(400, "request_id must be 1-128 letters, digits or . _ : -", "request_id")
+    publisher = _publisher()
+    topic = publisher.topic_path(config.project(), config.training_topic())
+    publisher.publish(topic, json.dumps(body).encode()).result(timeout=30)
+    return 202, {"job_id": training.job_id_for(request_id), "request_id": request_id}
+
+
+def get_job(request: Request, job_id: str) -> dict:
+    return jobs.job_view(_document(index.training_jobs(), job_id, "training job"))
+
+
+def list_jobs(request: Request) -> dict:
+    return _newest_first(request, index.training_jobs(), "jobs", jobs.job_view)
+
+
+def cancel_job(request: Request, job_id: str) -> tuple[int, dict]:
+    job = _document(index.training_jobs(), job_id, "training job")
+    if job.get("status") in (jobs.COMPLETED, jobs.FAILED, jobs.CANCELLED):
+        raise ApiError(409, f"job {job_id} is already {job['status']}; nothing to cancel")
+    storage.upload(f"{manifest.job_prefix(job_id)}/cancel", b"cancel requested", "text/plain")
+    index.training_jobs().document(job_id).update({"cancel_requested": True})
+    return 202, {"id": job_id, "status": job.get("status"), "cancel_requested": True}
+
+
+def list_models(request: Request) -> dict:
+    return _newest_first(request, index.models(), "models", lambda model: model)
+
+
+def get_model(request: Request, model_id: str) -> dict:
+    return _document(index.models(), model_id, "model")
+
+
+def _document(collection, doc_id: str, what: str) -> dict:
+    snapshot = collection.document(doc_id).get()
+    if not snapshot.exists or not snapshot.to_dict().get("id"):  # a claim alone is not a job yet
+        raise ApiError(404, f"no {what} {doc_id!r}")
+    return snapshot.to_dict()
+
+
+def _newest_first(request: Request, collection, items: str, view) -> dict:
+    """Documents newest first, optionally of one dataset; the token is the last id sent."""
+    size = _page_size(request, DATASET_PAGE_SIZE, MAX_DATASET_PAGE_SIZE)
+    query = collection.order_by("created_at", direction=firestore.Query.DESCENDING)
+    dataset = request.args.get("dataset")
+    if dataset:
+        query = query.where(filter=FieldFilter("dataset", "==", dataset))
+    token = decode_token(request) or {}
+    if token.get("after"):
+        last = collection.document(token["after"]).get()
+        if not last.exists:
+            raise ApiError(400, "page_token is not one this API returned", "page_token")
+        query = query.start_after(last)
+    snapshots = list(query.limit(size + 1).stream())
+    page = snapshots[:size]
+    next_token = encode_token({"after": page[-1].id}) if len(snapshots) > size else None
+    return {items: [view(s.to_dict()) for s in page], "next_page_token": next_token}
+
+
+_publisher_client = None
+
+
+def _publisher():
+    global _publisher_client
+    if _publisher_client is None:
+        from google.cloud import pubsub_v1
+        _publisher_client = pubsub_v1.PublisherClient()
+    return _publisher_client
+
+
 HANDLERS = {"healthz": healthz, "list_datasets": list_datasets, "get_dataset": get_dataset,
-            "list_images": list_images, "get_image": get_image, "list_issues": list_issues}
+            "list_images": list_images, "get_image": get_image, "list_issues": list_issues,
+            "request_training": request_training, "list_jobs": list_jobs, "get_job": get_job,
+            "cancel_job": cancel_job, "list_models": list_models, "get_model": get_model}

@@ -25,3 +25,7 @@ def api_token() -> str:
 def ingest_workers() -> int:
     """Threads one ingest call may use to revalidate labels after a class change."""
     return int(os.environ.get("INGEST_WORKERS", "16"))
+
+
+def training_topic() -> str:
+    return os.environ.get("TRAINING_TOPIC", "training-requests")

@@ -75,3 +75,23 @@ def _from_object(action: str, resource: dict, attributes: dict, event_id: str) -
     except (TypeError, ValueError) as exc:
         raise UnsupportedEvent(f"object event has a non-numeric generation or size: {exc}") from exc
     return ObjectEvent(action, bucket, name, generation, size, event_id)
+
+
+@dataclass(frozen=True)
+class PubSubMessage:
+    message_id: str
+    data: bytes
+    attributes: dict
+
+
+def pubsub_message(cloud_event) -> PubSubMessage:
+    """The message inside a Pub/Sub messagePublished CloudEvent."""
+    if cloud_event["type"] != PUBSUB_TYPE:
+        raise UnsupportedEvent(f"event type {cloud_event['type']!r} is not a Pub/Sub message")
+    message = (cloud_event.data or {}).get("message") or {}
+    try:
+        data = base64.b64decode(message.get("data") or "")
+    except (ValueError, TypeError) as exc:
+        raise UnsupportedEvent(f"message data is not base64: {exc}") from exc
+    return PubSubMessage(message.get("messageId") or message.get("message_id") or cloud_event["id"],
+                         data, message.get("attributes") or {})

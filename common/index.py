@@ -240,3 +240,11 @@ def put_data_yaml(dataset: str, path: str, generation: int, names: list[str] | N
         return True
 
     return run(client().transaction(max_attempts=TRANSACTION_ATTEMPTS))
+
+
+def training_jobs():
+    return client().collection("training_jobs")
+
+
+def models():
+    return client().collection("models")

@@ -25,9 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PORT_DEFAULTS = {"pubsub": 8085, "firestore": 8086, "gcs": 9023, "api": 8090, "ingest": 8091}
+PORT_DEFAULTS = {"pubsub": 8085, "firestore": 8086, "gcs": 9023, "api": 8090, "ingest": 8091,
+                 "train": 8092, "progress": 8093}
 GCS_EVENTS_TOPIC = "gcs-events"
-INGEST_SUBSCRIPTION = "ingest-push"
+TRAINING_TOPIC = "training-requests"
+PROGRESS_TOPIC = "training-progress"
+# topic -> (push subscription, the function server it pushes to)
+PUSH_SUBSCRIPTIONS = {GCS_EVENTS_TOPIC: ("ingest-push", "ingest"),
+                      TRAINING_TOPIC: ("train-push", "train"),
+                      PROGRESS_TOPIC: ("progress-push", "progress")}
+INGEST_SUBSCRIPTION = PUSH_SUBSCRIPTIONS[GCS_EVENTS_TOPIC][0]
 DEBIAN_PACKAGES = "google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-emulator default-jre-headless"
 READY_SECONDS = 90
 
@@ -58,6 +65,11 @@ class Stack:
             "API_URL": f"http://{host}:{self.ports['api']}",
             "API_TOKEN": self.token,
             "INGEST_URL": f"http://{host}:{self.ports['ingest']}",
+            "TRAINING_TOPIC": TRAINING_TOPIC,
+            "PROGRESS_TOPIC": PROGRESS_TOPIC,
+            "TRAINER_LAUNCHER": "local",
+            "TRAINER_LOG_DIR": str(self.state_dir),
+            "TRAINER_WORK_DIR": str(self.state_dir / "trainer"),
         }
 
     @property
@@ -133,7 +145,9 @@ def _start_all(stack: Stack) -> None:
     _wait_http(stack, "firestore", f"http://{firestore}/")
     _spawn_function(stack, "ingest", "functions/ingest/main.py", "ingest_object", "cloudevent")
     _spawn_function(stack, "api", "functions/api/main.py", "api_handler", "http")
-    _create_topic_and_push(env, f"{env['INGEST_URL']}/")
+    _spawn_function(stack, "train", "functions/train/main.py", "training_request", "cloudevent")
+    _spawn_function(stack, "progress", "functions/progress/main.py", "training_progress", "cloudevent")
+    _create_topics_and_pushes(stack)
     _spawn(stack, "gcs", [_fake_gcs_binary(), "-scheme", "http", "-host", "127.0.0.1",
                           "-port", str(stack.ports["gcs"]), "-backend", "memory",
                           "-event.pubsub-project-id", stack.project,
@@ -144,6 +158,8 @@ def _start_all(stack: Stack) -> None:
     _create_bucket(env)
     _wait_http(stack, "ingest", env["INGEST_URL"], any_status=True)
     _wait_http(stack, "api", f"{env['API_URL']}/healthz")
+    for name in ("train", "progress"):
+        _wait_http(stack, name, f"http://127.0.0.1:{stack.ports[name]}", any_status=True)
 
 
 def _fake_gcs_binary() -> str:
@@ -196,16 +212,18 @@ def _check_alive(stack: Stack, name: str) -> None:
         raise StackError(f"{name} exited with status {process.returncode} while starting:\n{log_tail}")
 
 
-def _create_topic_and_push(env: dict, push_endpoint: str) -> None:
+def _create_topics_and_pushes(stack: Stack) -> None:
     from google.cloud import pubsub_v1
+    env = stack.env()
     with _environ(env):
         publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-        topic = publisher.topic_path(env["GOOGLE_CLOUD_PROJECT"], env["GCS_EVENTS_TOPIC"])
-        publisher.create_topic(name=topic)
-        subscriber.create_subscription(request={
-            "name": subscriber.subscription_path(env["GOOGLE_CLOUD_PROJECT"], INGEST_SUBSCRIPTION),
-            "topic": topic, "push_config": {"push_endpoint": push_endpoint},
-            "ack_deadline_seconds": 120})
+        for topic_name, (subscription, server) in PUSH_SUBSCRIPTIONS.items():
+            topic = publisher.topic_path(stack.project, topic_name)
+            publisher.create_topic(name=topic)
+            subscriber.create_subscription(request={
+                "name": subscriber.subscription_path(stack.project, subscription), "topic": topic,
+                "push_config": {"push_endpoint": f"http://127.0.0.1:{stack.ports[server]}/"},
+                "ack_deadline_seconds": 120})
         subscriber.close()
 
 

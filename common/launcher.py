@@ -1,0 +1,71 @@
+"""Starting the trainer: one interface, two implementations.
+
+- CloudRunLauncher runs the Cloud Run Job (TRAINER_JOB in TRAINER_REGION) with
+  container overrides carrying the job id and the manifest URI.
+- LocalLauncher runs the same entry point (`python -m jobs.trainer`) as a
+  subprocess, for the local stack.
+
+TRAINER_LAUNCHER picks one (cloud-run or local); unset, the local stack (an
+emulator host in the environment) gets local and everything else cloud-run.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from common import config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Launcher(Protocol):
+    def launch(self, job_id: str, manifest_uri: str) -> str:
+        """Start the trainer for one job; return a name for the execution."""
+
+
+def trainer_env(job_id: str, manifest_uri: str) -> dict[str, str]:
+    return {"JOB_ID": job_id, "MANIFEST_URI": manifest_uri}
+
+
+class CloudRunLauncher:
+    def __init__(self, project: str, region: str, job: str):
+        self.name = f"projects/{project}/locations/{region}/jobs/{job}"
+
+    def launch(self, job_id: str, manifest_uri: str) -> str:
+        from google.cloud import run_v2
+        env = [run_v2.EnvVar(name=k, value=v) for k, v in trainer_env(job_id, manifest_uri).items()]
+        request = run_v2.RunJobRequest(name=self.name, overrides=run_v2.RunJobRequest.Overrides(
+            container_overrides=[run_v2.RunJobRequest.Overrides.ContainerOverride(env=env)], task_count=1))
+        operation = run_v2.JobsClient().run_job(request=request)
+        return operation.metadata.name  # the execution; run_job returns once it is created
+
+
+class LocalLauncher:
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+
+    def launch(self, job_id: str, manifest_uri: str) -> str:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"trainer-{job_id}.log"
+        env = {**os.environ, **trainer_env(job_id, manifest_uri),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        with log_path.open("ab") as log:
+            process = subprocess.Popen([sys.executable, "-m", "jobs.trainer"], cwd=REPO, env=env,
+                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        threading.Thread(target=process.wait, daemon=True).start()  # reap it when it ends
+        return f"local-pid-{process.pid}"
+
+
+def from_config() -> Launcher:
+    kind = os.environ.get("TRAINER_LAUNCHER") or (
+        "local" if os.environ.get("PUBSUB_EMULATOR_HOST") else "cloud-run")
+    if kind == "local":
+        return LocalLauncher(Path(os.environ.get("TRAINER_LOG_DIR") or tempfile.gettempdir()))
+    if kind == "cloud-run":
+        return CloudRunLauncher(config.project(), os.environ["TRAINER_REGION"], os.environ["TRAINER_JOB"])
+    raise ValueError(f"TRAINER_LAUNCHER must be local or cloud-run, got {kind!r}")

@@ -1,0 +1,142 @@
+"""Training requests: what a request may say, and what it means. Pure rules.
+
+A request is JSON: {"dataset", "model", "epochs", "imgsz", "batch", "patience",
+"request_id"?, "val_fraction"?, <allowlisted Ultralytics train arguments>...}.
+`validate` turns it into a TrainingRequest or raises InvalidRequest with a
+reason a person understands; nothing here touches a cloud.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+# Ultralytics detection model YAMLs: family + optional scale (yolov8n.yaml, yolo11s.yaml).
+MODEL_YAML = re.compile(r"^(yolov3|yolov5|yolov6|yolov8|yolov9|yolov10|yolo11|yolo12|yolo26)[nsmlxtce]?\.yaml$")
+MODEL_YAML_HELP = ("an Ultralytics detection model YAML (yolov8n.yaml, yolo11s.yaml, ...), "
+                   "base weights in the bucket (gs://<bucket>/<path>.pt) or a registered model id")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+OPTIMIZERS = ("SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "auto")
+
+
+@dataclass(frozen=True)
+class Arg:
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+
+    def check(self, name: str, value):
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise InvalidRequest(f"{name} must be true or false, got {value!r}")
+            return value
+        if self.choices:
+            if value not in self.choices:
+                raise InvalidRequest(f"{name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+            return value
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not numeric or (self.kind is int and value != int(value)):
+            raise InvalidRequest(f"{name} must be {'an integer' if self.kind is int else 'a number'}, got {value!r}")
+        if not self.low <= value <= self.high:
+            raise InvalidRequest(f"{name} must be from {self.low} to {self.high}, got {value!r}")
+        return self.kind(value)
+
+
+# The request's own fields, with their defaults.
+CORE_ARGS = {
+    "epochs": (Arg(int, 1, 1000), 50),
+    "imgsz": (Arg(int, 32, 2048), 640),
+    "batch": (Arg(int, -1, 512), 16),  # -1: Ultralytics picks the batch for the GPU memory
+    "patience": (Arg(int, 0, 1000), 50),
+}
+# Further Ultralytics train arguments a request may pass through. Everything
+# else (data, project, device, resume, save, ...) belongs to the trainer.
+PASSTHROUGH_ARGS = {
+    "optimizer": Arg(str, choices=OPTIMIZERS),
+    "lr0": Arg(float, 1e-6, 1.0), "lrf": Arg(float, 1e-6, 1.0),
+    "momentum": Arg(float, 0.0, 1.0), "weight_decay": Arg(float, 0.0, 0.1),
+    "warmup_epochs": Arg(float, 0.0, 100.0), "cos_lr": Arg(bool),
+    "close_mosaic": Arg(int, 0, 1000), "seed": Arg(int, 0, 2**31 - 1),
+    "deterministic": Arg(bool), "single_cls": Arg(bool), "rect": Arg(bool),
+    "freeze": Arg(int, 0, 100), "dropout": Arg(float, 0.0, 0.9), "fraction": Arg(float, 0.01, 1.0),
+    "box": Arg(float, 0.0, 100.0), "cls": Arg(float, 0.0, 100.0), "dfl": Arg(float, 0.0, 100.0),
+    "hsv_h": Arg(float, 0.0, 1.0), "hsv_s": Arg(float, 0.0, 1.0), "hsv_v": Arg(float, 0.0, 1.0),
+    "degrees": Arg(float, 0.0, 180.0), "translate": Arg(float, 0.0, 1.0), "scale": Arg(float, 0.0, 1.0),
+    "shear": Arg(float, 0.0, 180.0), "perspective": Arg(float, 0.0, 0.001),
+    "flipud": Arg(float, 0.0, 1.0), "fliplr": Arg(float, 0.0, 1.0),
+    "mosaic": Arg(float, 0.0, 1.0), "mixup": Arg(float, 0.0, 1.0), "cutmix": Arg(float, 0.0, 1.0),
+    "workers": Arg(int, 0, 32), "amp": Arg(bool), "cache": Arg(bool),
+}
+OWN_FIELDS = {"dataset", "model", "request_id", "val_fraction"}
+DEFAULT_VAL_FRACTION = 0.2
+
+
+class InvalidRequest(ValueError):
+    """The request can never succeed; the message says why."""
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    dataset: str
+    model: str
+    request_id: str
+    val_fraction: float
+    train_args: dict = field(default_factory=dict)  # epochs, imgsz, batch, patience + passthrough
+
+    @property
+    def epochs(self) -> int:
+        return self.train_args["epochs"]
+
+
+def job_id_for(request_id: str) -> str:
+    """The job of a request: the same request_id always names the same job."""
+    return "job-" + hashlib.sha256(request_id.encode()).hexdigest()[:20]
+
+
+def model_kind(model: str) -> str:
+    """'yaml', 'weights' (gs://...pt) or 'registered' (a model id to look up)."""
+    if model.endswith(".yaml"):
+        return "yaml"
+    if model.startswith("gs://"):
+        return "weights"
+    return "registered"
+
+
+def validate(body, default_request_id: str) -> TrainingRequest:
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request must be a JSON object")
+    dataset = body.get("dataset")
+    if not isinstance(dataset, str) or not dataset:
+        raise InvalidRequest("dataset is required: the name of a dataset under datasets/")
+    request_id = body.get("request_id", default_request_id)
+    if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+        raise InvalidRequest("request_id must be 1-128 letters, digits or . _ : -")
+    not_allowed = sorted(set(body) - OWN_FIELDS - set(CORE_ARGS) - set(PASSTHROUGH_ARGS))
+    if not_allowed:
+        raise InvalidRequest(f"argument(s) not allowed: {', '.join(not_allowed)}; allowed: "
+                             f"{', '.join(sorted(OWN_FIELDS | set(CORE_ARGS) | set(PASSTHROUGH_ARGS)))}")
+    train_args = {name: arg.check(name, body.get(name, default)) for name, (arg, default) in CORE_ARGS.items()}
+    if train_args["batch"] == 0:
+        raise InvalidRequest("batch must be -1 (automatic) or from 1 to 512, got 0")
+    train_args.update({name: PASSTHROUGH_ARGS[name].check(name, value)
+                       for name, value in body.items() if name in PASSTHROUGH_ARGS})
+    val_fraction = Arg(float, 0.05, 0.5).check("val_fraction", body.get("val_fraction", DEFAULT_VAL_FRACTION))
+    return TrainingRequest(dataset, _model(body.get("model")), request_id, val_fraction, train_args)
+
+
+def _model(model) -> str:
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest(f"model is required: {MODEL_YAML_HELP}")
+    kind = model_kind(model)
+    if kind == "yaml" and not MODEL_YAML.match(model):
+        raise InvalidRequest(f"unknown model {model!r}: expected {MODEL_YAML_HELP}")
+    if kind == "weights" and not re.match(r"^gs://[^/]+/.+\.pt$", model):
+        raise InvalidRequest(f"unknown model {model!r}: base weights must be gs://<bucket>/<path>.pt")
+    return model
+
+
+def in_val_split(sha256: str, val_fraction: float) -> bool:
+    """The deterministic split for a dataset with no val images: by content hash,
+    so the same image always lands on the same side, whatever else arrives."""
+    return int(sha256[:8], 16) / 0x1_0000_0000 < val_fraction

@@ -1,0 +1,228 @@
+"""The trainer: one training job, from its manifest to registered weights.
+
+    JOB_ID=... MANIFEST_URI=gs://.../manifest.json python -m jobs.trainer
+
+It materializes the manifest, trains with Ultralytics (GPU when there is one),
+publishes progress (started, one event per epoch, then completed, failed or
+cancelled), checkpoints last.pt to the bucket every epoch and resumes from it
+when the task runs again, checks for cancellation between epochs, and uploads
+best.pt, last.pt, results.csv and an ONNX export at the end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import log, storage
+from common.manifest import job_prefix
+from jobs.trainer.materialize import materialize
+from jobs.trainer.progress import Progress, claim_run
+
+CHECKPOINT_FILES = ("last.pt", "best.pt", "results.csv")
+
+
+@dataclass(frozen=True)
+class Config:
+    job_id: str
+    manifest_uri: str
+    project: str
+    progress_topic: str = "training-progress"
+    work_dir: Path = Path(tempfile.gettempdir()) / "yolodrop-trainer"
+    attempt: int = 0                      # CLOUD_RUN_TASK_ATTEMPT: > 0 when the task is retried
+    device: str | None = None             # None: the first GPU when there is one, else the CPU
+    download_workers: int = 16
+    kill_after_epoch: int | None = None   # drills: SIGKILL itself once this epoch is checkpointed
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "Config":
+        kill = env.get("TRAINER_KILL_AFTER_EPOCH")
+        return cls(job_id=env["JOB_ID"], manifest_uri=env["MANIFEST_URI"], project=env["GOOGLE_CLOUD_PROJECT"],
+                   progress_topic=env.get("PROGRESS_TOPIC", "training-progress"),
+                   work_dir=Path(env.get("TRAINER_WORK_DIR") or cls.work_dir),
+                   attempt=int(env.get("CLOUD_RUN_TASK_ATTEMPT", "0")), device=env.get("TRAINER_DEVICE") or None,
+                   download_workers=int(env.get("TRAINER_DOWNLOAD_WORKERS", "16")),
+                   kill_after_epoch=int(kill) if kill else None)
+
+    @property
+    def bucket(self) -> str:
+        return self.manifest_uri.removeprefix("gs://").split("/", 1)[0]
+
+    @property
+    def job_dir(self) -> Path:
+        return self.work_dir / self.job_id
+
+
+def main(config: Config) -> int:
+    bucket = storage.client().bucket(config.bucket)
+    progress = Progress(config.project, config.progress_topic, config.job_id, claim_run(bucket, config.job_id))
+    try:
+        return Job(config, bucket, progress).run()
+    except Exception as exc:
+        log.error("training failed", job_id=config.job_id, error=repr(exc), traceback=traceback.format_exc())
+        progress.publish("failed", error=f"{type(exc).__name__}: {exc}")
+        return 1
+
+
+class Job:
+    def __init__(self, config: Config, bucket, progress: Progress):
+        self.config, self.bucket, self.progress = config, bucket, progress
+        self.prefix = job_prefix(config.job_id)
+        self.run_dir = config.job_dir / "run"
+        self.weights = self.run_dir / "weights"
+
+    def run(self) -> int:
+        manifest = json.loads(self._blob(self.config.manifest_uri.split("/", 3)[3]).download_as_bytes())
+        if self.cancel_requested():
+            self.progress.publish("cancelled", epoch=0, weights={})
+            return 0
+        resumed_from = self.restore_checkpoint()
+        data = materialize(manifest, self.config.job_dir / "data", self.config.download_workers)
+        device = self.config.device or _default_device()
+        self.progress.publish("started", device=device, attempt=self.config.attempt, resumed_from_epoch=resumed_from,
+                              images=data.counts, skipped=data.skipped[:100], skipped_count=len(data.skipped),
+                              materialize_seconds=round(data.seconds, 3))
+        reporter = EpochReporter(self)
+        model = self.model(manifest, resumed_from)
+        for event in ("on_model_save", "on_fit_epoch_end"):
+            model.add_callback(event, getattr(reporter, event))
+        model.train(**self.train_args(manifest, data.data_yaml, device, resumed_from))
+        if reporter.cancelled:
+            self.progress.publish("cancelled", epoch=reporter.last_epoch, weights=self.upload_checkpoint())
+            return 0
+        self.progress.publish("completed", epoch=reporter.last_epoch, classes=manifest["classes"],
+                              metrics=reporter.final_metrics or reporter.last_metrics,
+                              weights=self.upload_results(manifest["train_args"]["imgsz"]))
+        return 0
+
+    # -- the model and its arguments ----------------------------------------
+
+    def model(self, manifest: dict, resumed_from: int | None):
+        from ultralytics import YOLO
+        if resumed_from:
+            return YOLO(str(self.weights / "last.pt"))
+        source = manifest["model"]
+        if "yaml" in source:
+            return YOLO(source["yaml"])
+        base = self.config.job_dir / "base.pt"
+        bucket_name, path = source["weights"].removeprefix("gs://").split("/", 1)
+        storage.client().bucket(bucket_name).blob(path).download_to_filename(str(base))
+        return YOLO(str(base))
+
+    def train_args(self, manifest: dict, data_yaml: Path, device: str, resumed_from: int | None) -> dict:
+        common = {"data": str(data_yaml), "device": device, "plots": False, "exist_ok": True}
+        if resumed_from:
+            return {**common, "resume": str(self.weights / "last.pt"), "save_dir": str(self.run_dir)}
+        return {**common, **manifest["train_args"], "project": str(self.config.job_dir), "name": "run",
+                "save": True, "val": True}
+
+    # -- the bucket ------------------------------------------------------------
+
+    def _blob(self, name: str):
+        return self.bucket.blob(name)
+
+    def uri(self, name: str) -> str:
+        return f"gs://{self.bucket.name}/{name}"
+
+    def cancel_requested(self) -> bool:
+        return self._blob(f"{self.prefix}/cancel").exists()
+
+    def restore_checkpoint(self) -> int | None:
+        """Bring the bucket's checkpoint to disk; the number of epochs it holds, or None."""
+        last = self._blob(f"{self.prefix}/checkpoint/last.pt")
+        if not last.exists():
+            if self.config.attempt > 0:
+                log.warning("task retried but no checkpoint was saved yet: starting over", job_id=self.config.job_id)
+            return None
+        self.weights.mkdir(parents=True, exist_ok=True)
+        for name in CHECKPOINT_FILES:
+            blob = self._blob(f"{self.prefix}/checkpoint/{name}")
+            target = (self.run_dir if name.endswith(".csv") else self.weights) / name
+            if blob.exists():
+                blob.download_to_filename(str(target))
+        import torch
+        epochs_done = torch.load(self.weights / "last.pt", map_location="cpu", weights_only=False)["epoch"] + 1
+        log.info("resuming from the checkpoint", job_id=self.config.job_id, epochs_done=epochs_done)
+        return epochs_done
+
+    def upload_checkpoint(self, best_changed: bool = True) -> dict:
+        uploaded = {}
+        for name in CHECKPOINT_FILES:
+            local = (self.run_dir if name.endswith(".csv") else self.weights) / name
+            if local.exists() and (best_changed or name != "best.pt"):
+                key = f"{self.prefix}/checkpoint/{name}"
+                self._blob(key).upload_from_filename(str(local))
+                uploaded[name.replace(".", "_")] = self.uri(key)
+        return uploaded
+
+    def upload_results(self, imgsz: int) -> dict:
+        """best.pt, last.pt, results.csv and best.onnx under <job>/weights/."""
+        from ultralytics import YOLO
+        best = self.weights / "best.pt" if (self.weights / "best.pt").exists() else self.weights / "last.pt"
+        onnx = Path(YOLO(str(best)).export(format="onnx", imgsz=imgsz))
+        files = {"pt": (best, "best.pt"), "onnx": (onnx, "best.onnx"),
+                 "last": (self.weights / "last.pt", "last.pt"), "results": (self.run_dir / "results.csv", "results.csv")}
+        weights = {}
+        for kind, (local, name) in files.items():
+            key = f"{self.prefix}/weights/{name}"
+            self._blob(key).upload_from_filename(str(local))
+            weights[kind] = self.uri(key)
+        return weights
+
+
+class EpochReporter:
+    """Ultralytics callbacks: per-epoch checkpoint, progress event and cancel check."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.saved_epoch: int | None = None
+        self.last_epoch = 0
+        self.last_metrics: dict = {}
+        self.final_metrics: dict | None = None
+        self.cancelled = False
+        self.started = time.monotonic()
+
+    def on_model_save(self, trainer) -> None:
+        self.saved_epoch = trainer.epoch
+
+    def on_fit_epoch_end(self, trainer) -> None:
+        if self.saved_epoch != trainer.epoch:  # Ultralytics' final validation of best.pt
+            self.final_metrics = epoch_metrics(trainer)
+            return
+        epoch = trainer.epoch + 1
+        final = trainer.stop or epoch >= trainer.epochs
+        if not final:  # the final weights are uploaded at the end; a kill now redoes the last epoch
+            self.job.upload_checkpoint(best_changed=trainer.best_fitness == trainer.fitness)
+        self.last_epoch, self.last_metrics = epoch, epoch_metrics(trainer)
+        self.job.progress.publish("epoch", epoch=epoch, epochs=trainer.epochs, metrics=self.last_metrics,
+                                  seconds=round(float(trainer.epoch_time or 0), 3))
+        if self.job.config.kill_after_epoch == epoch:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if not final and self.job.cancel_requested():
+            log.info("cancel requested: stopping after this epoch", job_id=self.job.config.job_id, epoch=epoch)
+            self.cancelled = trainer.stop = True
+
+
+METRIC_NAMES = {"metrics/precision(B)": "precision", "metrics/recall(B)": "recall",
+                "metrics/mAP50(B)": "mAP50", "metrics/mAP50-95(B)": "mAP50-95"}
+
+
+def epoch_metrics(trainer) -> dict:
+    losses = trainer.label_loss_items(trainer.tloss, prefix="train") if trainer.tloss is not None else {}
+    metrics = {key.split("/", 1)[1]: round(float(value), 5) for key, value in losses.items()}
+    for key, value in (trainer.metrics or {}).items():
+        if key in METRIC_NAMES:
+            metrics[METRIC_NAMES[key]] = round(float(value), 5)
+        elif key.startswith("val/"):
+            metrics["val_" + key.split("/", 1)[1]] = round(float(value), 5)
+    return metrics
+
+
+def _default_device() -> str:
+    import torch
+    return "0" if torch.cuda.is_available() else "cpu"
