@@ -58,7 +58,8 @@ def apply_event(job: dict, event: dict, now: float) -> dict | None:
 
 
 def _history_row(event: dict) -> dict:
-    return {"epoch": event["epoch"], "seconds": event.get("seconds"), **(event.get("metrics") or {})}
+    return {"epoch": event["epoch"], "run": event.get("run"), "seconds": event.get("seconds"),
+            **(event.get("metrics") or {})}
 
 
 def _with_epoch(history: list[dict], row: dict) -> list[dict]:

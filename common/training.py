@@ -11,8 +11,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-# Ultralytics detection model YAMLs: family + optional scale (yolov8n.yaml, yolo11s.yaml).
-MODEL_YAML = re.compile(r"^(yolov3|yolov5|yolov6|yolov8|yolov9|yolov10|yolo11|yolo12|yolo26)[nsmlxtce]?\.yaml$")
+# Ultralytics detection model YAMLs: the scaled families (yolov8n.yaml, yolo11s.yaml)
+# and the ones shipped per size (yolov9t.yaml, yolov10b.yaml, yolov3-tiny.yaml).
+MODEL_YAML = re.compile(r"^((yolov5|yolov6|yolov8|yolo11|yolo12|yolo26)[nsmlx]?|yolov3(-tiny)?"
+                        r"|yolov9[tsmce]|yolov10[nsmblx])\.yaml$")
 MODEL_YAML_HELP = ("an Ultralytics detection model YAML (yolov8n.yaml, yolo11s.yaml, ...), "
                    "base weights in the bucket (gs://<bucket>/<path>.pt) or a registered model id")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -74,6 +74,18 @@ def data_yaml(classes=CLASSES) -> str:
     return "names:\n" + "".join(f"  {i}: {name}\n" for i, name in enumerate(classes)) + f"nc: {len(classes)}\n"
 
 
+def generated_dataset(n_train: int, n_val: int, size=(128, 96), seed: int = 0) -> dict[str, bytes]:
+    """Dataset-relative files of a generated, all-valid dataset (n_val 0: no val split)."""
+    files = {"data.yaml": data_yaml().encode()}
+    for i in range(n_train + n_val):
+        split = "train" if i < n_train else "val"
+        image, label = synthetic_image(seed * 1_000_003 + i, size=size)
+        folder = f"/{split}" if n_val else ""
+        files[f"images{folder}/g{i:05d}.jpg"] = image
+        files[f"labels{folder}/g{i:05d}.txt"] = label.encode()
+    return files
+
+
 @dataclass
 class Sample:
     """Files to drop (dataset-relative path -> bytes) and the index they must give."""

@@ -70,3 +70,11 @@ def test_payload_that_is_not_json_is_unsupported():
     event.data["message"]["data"] = base64.b64encode(b"not json").decode()
     with pytest.raises(UnsupportedEvent, match="base64 JSON"):
         decode(event)
+
+
+def test_pubsub_message_carries_id_data_and_attributes():
+    from common.events import pubsub_message
+    message = pubsub_message(pubsub_event("OBJECT_FINALIZE", {"request": 1}, {"job_id": "j"}))
+    assert (message.message_id, json.loads(message.data), message.attributes["job_id"]) == ("m1", {"request": 1}, "j")
+    with pytest.raises(UnsupportedEvent, match="not a Pub/Sub message"):
+        pubsub_message(storage_event("finalized", OBJECT))

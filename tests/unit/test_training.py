@@ -1,0 +1,76 @@
+import pytest
+
+from common.training import (CORE_ARGS, MODEL_YAML, InvalidRequest, in_val_split, job_id_for, model_kind,
+                             validate)
+
+BASE = {"dataset": "d", "model": "yolov8n.yaml"}
+
+
+def test_defaults_and_request_id():
+    request = validate(BASE, "message-1")
+    assert request.request_id == "message-1"
+    assert request.train_args == {name: default for name, (_, default) in CORE_ARGS.items()}
+    assert validate({**BASE, "request_id": "r-1"}, "message-1").request_id == "r-1"
+
+
+def test_passthrough_args_are_checked_and_kept():
+    request = validate({**BASE, "epochs": 3, "imgsz": 64, "lr0": 0.02, "optimizer": "AdamW", "cos_lr": True}, "m")
+    assert request.train_args["lr0"] == 0.02 and request.train_args["optimizer"] == "AdamW"
+    assert request.train_args["cos_lr"] is True and request.epochs == 3
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({**BASE, "epochs": 0}, "epochs must be from 1 to 1000"),
+    ({**BASE, "epochs": 2.5}, "epochs must be an integer"),
+    ({**BASE, "epochs": True}, "epochs must be an integer"),
+    ({**BASE, "imgsz": 5000}, "imgsz must be from 32 to 2048"),
+    ({**BASE, "batch": 0}, "batch must be -1"),
+    ({**BASE, "lr0": "fast"}, "lr0 must be a number"),
+    ({**BASE, "optimizer": "Adagrad"}, "optimizer must be one of"),
+    ({**BASE, "cos_lr": "yes"}, "cos_lr must be true or false"),
+    ({**BASE, "device": "cuda:3"}, "not allowed: device"),
+    ({**BASE, "data": "/etc/passwd", "project": "x"}, "not allowed: data, project"),
+    ({**BASE, "val_fraction": 0.9}, "val_fraction must be from 0.05 to 0.5"),
+    ({"model": "yolov8n.yaml"}, "dataset is required"),
+    ({"dataset": "d"}, "model is required"),
+    ({**BASE, "model": "yolov8n-seg.yaml"}, "unknown model 'yolov8n-seg.yaml'"),
+    ({**BASE, "model": "resnet50.yaml"}, "unknown model"),
+    ({**BASE, "model": "gs://bucket/weights.onnx"}, "base weights must be gs://"),
+    ({**BASE, "request_id": "a b"}, "request_id must be"),
+    ([1, 2], "must be a JSON object"),
+])
+def test_invalid_requests_say_why(body, reason):
+    with pytest.raises(InvalidRequest, match=reason.replace("(", r"\(")):
+        validate(body, "m")
+
+
+def test_model_kinds():
+    assert [model_kind(m) for m in ("yolo11s.yaml", "gs://b/w.pt", "model-abc")] == ["yaml", "weights", "registered"]
+
+
+@pytest.mark.parametrize("name", ["yolov5n.yaml", "yolov6n.yaml", "yolov8n.yaml", "yolo11n.yaml", "yolo12n.yaml",
+                                  "yolo26n.yaml", "yolov3-tiny.yaml", "yolov9t.yaml", "yolov10n.yaml"])
+def test_each_accepted_model_family_builds_in_ultralytics(name):
+    """The YAML pattern must not accept a family this Ultralytics cannot build."""
+    from ultralytics import YOLO
+    assert MODEL_YAML.match(name)
+    assert YOLO(name).task == "detect"
+
+
+@pytest.mark.parametrize("name", ["yolov9n.yaml", "yolov10.yaml", "yolov8n-seg.yaml", "yolov8n-pose.yaml", "yolov4.yaml"])
+def test_model_names_ultralytics_has_no_detector_for_are_refused(name):
+    assert not MODEL_YAML.match(name)
+
+
+def test_job_id_is_stable_per_request_id():
+    assert job_id_for("r-1") == job_id_for("r-1") != job_id_for("r-2")
+    assert job_id_for("r-1").startswith("job-")
+
+
+def test_val_split_by_content_is_deterministic_and_near_the_fraction():
+    import hashlib
+    hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(5000)]
+    val = [h for h in hashes if in_val_split(h, 0.2)]
+    assert 0.17 < len(val) / len(hashes) < 0.23
+    assert val == [h for h in hashes if in_val_split(h, 0.2)]
+    assert set(val) <= {h for h in hashes if in_val_split(h, 0.3)}  # a larger fraction only adds images
