@@ -1,0 +1,219 @@
+"""Training through the local stack: requests, the trainer, progress, models.
+
+A tiny generated dataset (96x72 images, imgsz 64, a few epochs) keeps each
+training to seconds on a CPU; the trainer, the functions and the emulators are
+the real ones.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from common import index, jobs, storage
+from common.manifest import job_prefix
+from infra.local.client import wait_for
+from infra.local.sample import CLASSES, generated_dataset
+from tests.integration.helpers import drop, stats_when
+
+TRAIN_DEADLINE = 240
+TINY = {"model": "yolov8n.yaml", "imgsz": 64, "batch": 4, "workers": 0}
+
+
+@pytest.fixture(scope="module")
+def tiny(stack, bucket, api) -> str:
+    """A dataset of 8 train and 4 val generated images, indexed."""
+    name = f"tiny-{uuid.uuid4().hex[:8]}"
+    drop(bucket, name, generated_dataset(8, 4, size=(96, 72)))
+    stats_when(api, name, {"labeled": 12})
+    return name
+
+
+def publish(topic: str, body) -> None:
+    from google.cloud import pubsub_v1
+    publisher = pubsub_v1.PublisherClient()
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    publisher.publish(publisher.topic_path(os.environ["GOOGLE_CLOUD_PROJECT"], topic), data).result(timeout=30)
+
+
+def job_when(api, job_id: str, done, what: str, timeout: float = TRAIN_DEADLINE) -> dict:
+    return wait_for(lambda: api.get_or_none(f"/training/{job_id}"), lambda j: j is not None and done(j),
+                    timeout, f"job {job_id} {what}", interval=0.5)
+
+
+def finished(api, job_id: str, timeout: float = TRAIN_DEADLINE) -> dict:
+    return job_when(api, job_id, lambda j: j["status"] in ("completed", "failed", "cancelled"), "to finish", timeout)
+
+
+def run_markers(job_id: str) -> list[str]:
+    return [b.name for b in storage.bucket().list_blobs(prefix=f"{job_prefix(job_id)}/runs/")]
+
+
+def blob_of(uri: str):
+    return storage.bucket().blob(uri.split("/", 3)[3])
+
+
+def test_published_request_trains_registers_a_model_that_predicts(stack, api, tiny, tmp_path):
+    request_id = f"r-{uuid.uuid4().hex[:8]}"
+    body = {"dataset": tiny, "epochs": 2, "request_id": request_id, **TINY}
+    publish("training-requests", body)
+    publish("training-requests", body)  # the same request again: still one job, one trainer run
+    job_id = api.session.post(f"{api.url}/training", json=body, timeout=30).json()["job_id"]
+
+    job = finished(api, job_id)
+    assert job["status"] == "completed", job
+    assert [h["epoch"] for h in job["history"]] == [1, 2] and job["epoch"] == 2
+    assert {"box_loss", "cls_loss", "dfl_loss", "precision", "recall", "mAP50", "mAP50-95"} <= set(job["history"][0])
+    assert job["images"] == {"train": 8, "val": 4, "test": 0}
+    assert run_markers(job_id) == [f"{job_prefix(job_id)}/runs/0"]
+
+    model = api.get(f"/models/{job['model_id']}")
+    assert (model["dataset"], model["job_id"], model["classes"]) == (tiny, job_id, CLASSES)
+    assert model["manifest"] == job["manifest"] and "mAP50" in model["metrics"]
+    assert model["weights"]["pt"].endswith("best.pt") and model["weights"]["onnx"].endswith("best.onnx")
+    assert job_id in [j["id"] for j in api.get("/training", dataset=tiny)["jobs"]]
+    assert job["model_id"] in [m["id"] for m in api.get("/models", dataset=tiny)["models"]]
+
+    weights = tmp_path / "best.pt"
+    blob_of(model["weights"]["pt"]).download_to_filename(str(weights))
+    assert blob_of(model["weights"]["onnx"]).exists()
+    image = next(i for i in api.get(f"/datasets/{tiny}/images")["images"])
+    local_image = tmp_path / "image.jpg"
+    storage.blob(image["path"]).download_to_filename(str(local_image))
+    from ultralytics import YOLO
+    result = YOLO(str(weights)).predict(str(local_image), imgsz=64, verbose=False)[0]
+    assert result.names == dict(enumerate(CLASSES)) and result.boxes is not None
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"dataset": "never-dropped", "model": "yolov8n.yaml"}, "unknown dataset 'never-dropped'"),
+    ({"dataset": "{tiny}", "model": "yolov7x.yaml"}, "unknown model 'yolov7x.yaml'"),
+    ({"dataset": "{tiny}", "model": "model-nosuchmodel"}, "unknown model 'model-nosuchmodel'"),
+    ({"dataset": "{tiny}", "model": "gs://yolodrop-data/nowhere.pt"}, "no such object"),
+    ({"dataset": "{tiny}", "model": "yolov8n.yaml", "epochs": 100000}, "epochs must be from 1 to 1000"),
+    ({"dataset": "{tiny}", "model": "yolov8n.yaml", "device": "cuda:7"}, "not allowed: device"),
+    ({"dataset": "{unlabelled}", "model": "yolov8n.yaml"}, "has no labelled images"),
+    ({"dataset": "{classless}", "model": "yolov8n.yaml"}, "has no classes"),
+])
+def test_invalid_requests_end_as_failed_jobs_with_their_reason(api, bucket, tiny, body, reason, request):
+    names = {"tiny": tiny, "unlabelled": f"{tiny}-unlabelled", "classless": f"{tiny}-classless"}
+    if "{unlabelled}" in body["dataset"]:
+        drop(bucket, names["unlabelled"], {"data.yaml": b"names: [a]\n",
+                                           "images/x.jpg": generated_dataset(1, 0)["images/g00000.jpg"]})
+        stats_when(api, names["unlabelled"], {"unlabeled": 1})
+    if "{classless}" in body["dataset"]:
+        files = generated_dataset(2, 1)
+        files.pop("data.yaml")
+        drop(bucket, names["classless"], files)
+        stats_when(api, names["classless"], {"labeled": 3})
+    body = {**body, "dataset": body["dataset"].format(**names)}
+    job_id = api.session.post(f"{api.url}/training", json=body, timeout=30).json()["job_id"]
+    job = finished(api, job_id, timeout=60)
+    assert job["status"] == "failed" and reason in job["error"], job
+
+
+def test_a_request_that_is_not_json_ends_failed(api):
+    publish("training-requests", b"{not json")
+    failed = wait_for(lambda: api.get("/training")["jobs"],
+                      lambda js: any((j["error"] or "").startswith("the request is not JSON") for j in js),
+                      60, "a failed job for a message that is not JSON")
+    assert failed
+
+
+def test_a_killed_trainer_resumes_from_its_checkpoint(stack, api, tiny, monkeypatch, tmp_path):
+    """The training function's own code, run here so the first trainer it launches
+    carries TRAINER_KILL_AFTER_EPOCH (it SIGKILLs itself once epoch 1 is checkpointed);
+    then the task runs again, as Cloud Run retries it."""
+    from common import train_request
+    monkeypatch.setenv("TRAINER_KILL_AFTER_EPOCH", "1")
+    request_id = f"kill-{uuid.uuid4().hex[:8]}"
+    body = {"dataset": tiny, "epochs": 3, "request_id": request_id, **TINY}
+    train_request.handle("test-message", json.dumps(body).encode())
+    job_id = train_request.job_id_for(request_id)
+    execution = index.training_jobs().document(job_id).get().to_dict()["execution"]
+    pid = int(execution.rsplit("-", 1)[1])
+    wait_for(lambda: _alive(pid), lambda alive: not alive, TRAIN_DEADLINE, f"trainer {pid} to die after epoch 1")
+    killed = job_when(api, job_id, lambda j: j["epoch"] == 1, "to show epoch 1", timeout=30)
+    assert killed["status"] == "running"
+    assert storage.bucket().blob(f"{job_prefix(job_id)}/checkpoint/last.pt").exists()
+
+    env = {**os.environ, "JOB_ID": job_id, "MANIFEST_URI": killed["manifest"], "CLOUD_RUN_TASK_ATTEMPT": "1",
+           "TRAINER_WORK_DIR": str(tmp_path / "fresh-disk")}
+    env.pop("TRAINER_KILL_AFTER_EPOCH")
+    retried = subprocess.run([sys.executable, "-m", "jobs.trainer"], env=env, capture_output=True,
+                             timeout=TRAIN_DEADLINE)
+    assert retried.returncode == 0, retried.stderr[-3000:]
+
+    job = finished(api, job_id, timeout=60)
+    assert job["status"] == "completed" and job["resumed_from_epoch"] == 1 and job["run"] == 1
+    # epoch 1 was trained by the first run only; the retry went on from epoch 2
+    assert [(h["epoch"], h["run"]) for h in job["history"]] == [(1, 0), (2, 1), (3, 1)]
+    assert len(run_markers(job_id)) == 2
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_duplicate_and_out_of_order_progress_events_change_nothing(stack, api):
+    job_id = f"job-progress-{uuid.uuid4().hex[:8]}"
+    index.training_jobs().document(job_id).set(
+        {**jobs.queued_job(job_id, "r", "d", 2, {"model": "yolov8n.yaml"}, now=1.0), "manifest": "gs://b/m.json"})
+
+    def send(kind, n, **fields):
+        before = _progress_outcomes(stack, job_id)
+        publish("training-progress", {"job_id": job_id, "type": kind, "sequence": jobs.sequence(0, n),
+                                      "run": 0, **fields})
+        wait_for(lambda: _progress_outcomes(stack, job_id), lambda o: len(o) == len(before) + 1, 30,
+                 f"the progress function to handle {kind} #{n}")
+        return _progress_outcomes(stack, job_id)[-1]
+
+    assert "applied" in send("started", 1)
+    assert "applied" in send("epoch", 3, epoch=2, epochs=2, metrics={"mAP50": 0.2})
+    assert "ignored" in send("epoch", 2, epoch=1, epochs=2, metrics={"mAP50": 0.1})     # late
+    assert "ignored" in send("epoch", 3, epoch=2, epochs=2, metrics={"mAP50": 0.2})     # duplicate
+    assert "applied" in send("completed", 4, epoch=2, classes=["a"], metrics={"mAP50": 0.2},
+                             weights={"pt": "gs://b/best.pt", "onnx": "gs://b/best.onnx"})
+    assert "ignored" in send("failed", 5, error="a late failure from nowhere")          # after the end
+    job = api.get(f"/training/{job_id}")
+    assert (job["status"], job["epoch"], job["error"]) == ("completed", 2, None)
+    assert [h["epoch"] for h in job["history"]] == [2]
+    assert api.get(f"/models/{job['model_id']}")["weights"]["onnx"] == "gs://b/best.onnx"
+
+
+def _progress_outcomes(stack, job_id: str) -> list[str]:
+    lines = (stack.state_dir / "progress.log").read_text(errors="replace").splitlines()
+    records = (json.loads(line) for line in lines if line.startswith("{"))
+    return [r["message"] for r in records if job_id in r.get("message", "")]
+
+
+def test_cancel_stops_between_epochs(api, tiny):
+    body = {"dataset": tiny, "epochs": 200, **TINY}
+    job_id = api.session.post(f"{api.url}/training", json=body, timeout=30).json()["job_id"]
+    job_when(api, job_id, lambda j: j["epoch"] >= 1, "to finish an epoch")
+    answer = api.session.post(f"{api.url}/training/{job_id}/cancel", timeout=30)
+    assert answer.status_code == 202 and answer.json()["cancel_requested"] is True
+    job = finished(api, job_id, timeout=120)
+    assert job["status"] == "cancelled" and job["epoch"] < 200
+    assert job["weights"]["last_pt"].endswith("checkpoint/last.pt") and job["model_id"] is None
+    again = api.session.post(f"{api.url}/training/{job_id}/cancel", timeout=30)
+    assert again.status_code == 409 and "already cancelled" in again.json()["error"]["message"]
+    assert api.session.post(f"{api.url}/training/job-none/cancel", timeout=30).status_code == 404
+
+
+def test_training_api_errors(api):
+    assert api.session.post(f"{api.url}/training", data="nope", timeout=30).status_code == 400
+    bad_id = api.session.post(f"{api.url}/training", json={"dataset": "d", "request_id": 7}, timeout=30)
+    assert bad_id.status_code == 400 and bad_id.json()["error"]["param"] == "request_id"
+    assert api.get("/training/job-none", expect=404)["error"]["status"] == 404
+    assert api.get("/models/model-none", expect=404)["error"]["status"] == 404
+    assert api.session.get(f"{api.url}/models", headers={"Authorization": ""}, timeout=30).status_code == 401
