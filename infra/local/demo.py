@@ -1,5 +1,7 @@
 """The main job, end to end on the local stack: drop the sample dataset into the
-bucket in a shuffled order, wait until the index is exact, show it.
+bucket in a shuffled order, wait until the index is exact, show it; then train a
+YOLO model on it, printing each epoch as its progress event arrives, and show
+the registered model.
 
 Uses a stack already started with `make up` when there is one; otherwise starts
 one and stops it at the end.
@@ -16,6 +18,9 @@ from infra.local.sample import sample_dataset
 
 DATASET = "sample"
 INDEX_DEADLINE_SECONDS = 120
+TRAINING_DEADLINE_SECONDS = 900
+# A few epochs at a small image size: minutes on a CPU.
+TRAINING_REQUEST = {"dataset": DATASET, "model": "yolov8n.yaml", "epochs": 5, "imgsz": 160, "batch": 4}
 
 
 def main() -> int:
@@ -63,6 +68,39 @@ def run_demo(env: dict[str, str]) -> int:
     if missing:
         print(f"error: expected issues not reported: {sorted(missing)}", file=sys.stderr)
         return 1
+    return train(api)
+
+
+def train(api: ApiClient) -> int:
+    answer = api.session.post(f"{api.url}/training", json=TRAINING_REQUEST, timeout=30)
+    if answer.status_code != 202:
+        print(f"error: POST /training answered {answer.status_code}: {answer.text}", file=sys.stderr)
+        return 1
+    job_id = answer.json()["job_id"]
+    print(f"\ntraining {TRAINING_REQUEST} -> job {job_id}", flush=True)
+    shown: set[int] = set()
+
+    def progress():
+        job = api.get_or_none(f"/training/{job_id}")
+        for row in (job or {}).get("history", []):
+            if row["epoch"] not in shown:
+                shown.add(row["epoch"])
+                print(f"  epoch {row['epoch']}/{job['epochs']}  box {row.get('box_loss')}  cls {row.get('cls_loss')}"
+                      f"  dfl {row.get('dfl_loss')}  P {row.get('precision')}  R {row.get('recall')}"
+                      f"  mAP50 {row.get('mAP50')}  mAP50-95 {row.get('mAP50-95')}  {row.get('seconds')}s", flush=True)
+        return job
+
+    job = wait_for(progress, lambda j: j is not None and j["status"] in ("completed", "failed", "cancelled"),
+                   TRAINING_DEADLINE_SECONDS, f"training job {job_id}", interval=0.5)
+    if job["status"] != "completed":
+        print(f"error: training {job['status']}: {job['error']}", file=sys.stderr)
+        return 1
+    model = api.get(f"/models/{job['model_id']}")
+    print(f"\nregistered model {model['id']} (dataset {model['dataset']}, job {model['job_id']})")
+    print(f"  classes  {model['classes']}")
+    print(f"  metrics  {model['metrics']}")
+    for kind, uri in model["weights"].items():
+        print(f"  {kind:<8} {uri}")
     return 0
 
 
