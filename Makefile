@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit up down bench-ingest venv clean
+.PHONY: demo test unit up down bench-ingest bench-train venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/trainer/requirements.txt
 	python3 -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): requirements.txt requirements-dev.txt jobs/trainer/requirements.txt
 
 venv: $(STAMP)
 
-demo: $(STAMP)        ## drop the sample dataset on the local stack and show its index
+demo: $(STAMP)        ## drop the sample dataset on the local stack, show its index, train a model on it
 	$(PY) -m infra.local.demo
 
 test: $(STAMP)        ## the whole test suite (starts its own local stack on free ports)
@@ -30,6 +30,9 @@ down:                 ## stop what `make up` started
 
 bench-ingest: $(STAMP) ## N=1000 images dropped at once; see README
 	$(PY) -m bench.ingest $(ARGS)
+
+bench-train: $(STAMP)  ## 500 generated images: training overhead and materialization rate; see README
+	$(PY) -m bench.train $(ARGS)
 
 clean:
 	rm -rf $(VENV) .local

@@ -5,7 +5,8 @@
 #
 # Optional: FUNCTION_SA (runtime and trigger service account; default: the
 # project's Compute Engine default service account), FIRESTORE_LOCATION
-# (default: REGION). Idempotent: every resource is created only when missing
+# (default: REGION), TRAINER_REGION (a region with Cloud Run GPUs; default:
+# REGION), TRAINER_GPU_TYPE (default: nvidia-l4). Idempotent: every resource is created only when missing
 # and the functions are redeployed, so re-running updates. --dry-run prints
 # every command, the "is it there already?" checks included, and runs none.
 set -euo pipefail
@@ -40,6 +41,14 @@ DEAD_HOLD_SUB=gcs-events-dead-hold
 SECRET=yolodrop-api-token
 INGEST_FN=yolodrop-ingest
 API_FN=yolodrop-api
+TRAINING_TOPIC=training-requests
+PROGRESS_TOPIC=training-progress
+TRAIN_FN=yolodrop-train
+PROGRESS_FN=yolodrop-progress
+TRAINER_JOB=yolodrop-trainer
+TRAINER_REGION="${TRAINER_REGION:-$REGION}"
+TRAINER_GPU_TYPE="${TRAINER_GPU_TYPE:-nvidia-l4}"
+IMAGE_REPO=yolodrop
 # One notification per prefix the ingest function acts on (a notification has
 # at most one prefix); derived/ (thumbnails, exports) gets none, so nothing the
 # functions write re-triggers them.
@@ -96,7 +105,7 @@ exists gcloud storage buckets describe "gs://$DATA_BUCKET" "${G[@]}" ||
 exists gcloud firestore databases describe --database='(default)' "${G[@]}" ||
   run gcloud firestore databases create --database='(default)' --location="$FIRESTORE_LOCATION" \
     --type=firestore-native "${G[@]}"
-for topic in "$TOPIC" "$DEAD_TOPIC"; do
+for topic in "$TOPIC" "$DEAD_TOPIC" "$TRAINING_TOPIC" "$PROGRESS_TOPIC"; do
   exists gcloud pubsub topics describe "$topic" "${G[@]}" || run gcloud pubsub topics create "$topic" "${G[@]}"
 done
 # Dead-lettered events would be lost on a topic without a subscription: keep them a week.
@@ -139,6 +148,12 @@ run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$
   --role=roles/datastore.user --condition=None "${G[@]}"
 run gcloud storage buckets add-iam-policy-binding "gs://$DATA_BUCKET" --member="serviceAccount:$RUNTIME_SA" \
   --role=roles/storage.objectAdmin "${G[@]}"
+# The API publishes training requests and the trainer progress; the training
+# function runs the trainer job with overrides, as the runtime service account.
+for role in roles/pubsub.publisher roles/run.developer roles/iam.serviceAccountUser; do
+  run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RUNTIME_SA" \
+    --role="$role" --condition=None "${G[@]}"
+done
 
 echo "# 4. functions (each staged as main.py + common/ + requirements.txt)"
 if (( DRY_RUN )); then
@@ -178,6 +193,36 @@ run gcloud functions deploy "$API_FN" --gen2 --region="$REGION" --runtime=python
   --trigger-http --allow-unauthenticated \
   --memory=512Mi --cpu=1 --concurrency=32 --timeout=60s \
   --set-env-vars="$ENV_VARS" --set-secrets="API_TOKEN=$SECRET:latest" "${SA_FLAGS[@]}" "${G[@]}"
+
+for fn in train progress; do
+  src="$(stage "$fn")"
+  if [[ "$fn" == train ]]; then
+    name="$TRAIN_FN" entry=training_request topic="$TRAINING_TOPIC"
+    extra_env=",TRAINER_LAUNCHER=cloud-run,TRAINER_JOB=$TRAINER_JOB,TRAINER_REGION=$TRAINER_REGION"
+  else
+    name="$PROGRESS_FN" entry=training_progress topic="$PROGRESS_TOPIC" extra_env=""
+  fi
+  run gcloud functions deploy "$name" --gen2 --region="$REGION" --runtime=python311 \
+    --source="$src" --entry-point="$entry" --trigger-topic="$topic" --retry \
+    --memory=1Gi --cpu=1 --concurrency=8 --timeout=540s \
+    --set-env-vars="$ENV_VARS$extra_env" "${SA_FLAGS[@]}" "${TRIGGER_SA_FLAGS[@]}" "${G[@]}"
+  run gcloud functions add-invoker-policy-binding "$name" --region="$REGION" \
+    --member="serviceAccount:$RUNTIME_SA" "${G[@]}"
+done
+
+echo "# 4b. the trainer: image (Cloud Build) and Cloud Run Job with a GPU"
+exists gcloud artifacts repositories describe "$IMAGE_REPO" --location="$TRAINER_REGION" "${G[@]}" ||
+  run gcloud artifacts repositories create "$IMAGE_REPO" --repository-format=docker \
+    --location="$TRAINER_REGION" "${G[@]}"
+IMAGE="$TRAINER_REGION-docker.pkg.dev/$PROJECT/$IMAGE_REPO/trainer:$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo latest)"
+run gcloud builds submit "$REPO" --config="$REPO/infra/cloudbuild.trainer.yaml" \
+  --substitutions="_IMAGE=$IMAGE" "${G[@]}"
+# Retries resume from the bucket checkpoint (CLOUD_RUN_TASK_ATTEMPT); no GPU
+# zonal redundancy keeps GPU quota needs low.
+run gcloud run jobs deploy "$TRAINER_JOB" --image="$IMAGE" --region="$TRAINER_REGION" \
+  --gpu=1 --gpu-type="$TRAINER_GPU_TYPE" --no-gpu-zonal-redundancy --cpu=8 --memory=32Gi \
+  --tasks=1 --max-retries=3 --task-timeout=86400s \
+  --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,PROGRESS_TOPIC=$PROGRESS_TOPIC" "${SA_FLAGS[@]}" "${G[@]}"
 
 echo "# 5. dead-letter policy on the ingest trigger's (Eventarc-created) subscription"
 trigger="$(capture '<TRIGGER>' gcloud functions describe "$INGEST_FN" --gen2 --region="$REGION" \

@@ -50,20 +50,13 @@ MIB = 1024 * 1024
 
 def main() -> None:
     args = parse_args()
-    stack = local_stack.Stack(state_dir=Path(tempfile.mkdtemp(prefix="yolodrop-bench-")),
-                              ports=local_stack.free_ports())
-    print(f"starting the local stack (logs in {stack.state_dir}) ...", flush=True)
-    local_stack.start(stack)
-    try:
-        os.environ.update(stack.env())  # before any client is created: they read it
+    with local_stack.temporary_stack("yolodrop-bench-") as stack:
         api = ApiClient(stack.env()["API_URL"], stack.token)
         threads = ingest_threads(stack.pids["ingest"])
         pushed = measure_pushed(api, args.n, args.concurrency)
         direct = measure_direct(api, stack, args.n, args.concurrency)
         raw_per_s = measure_raw_firestore_writes(2 * args.n, args.concurrency)
         memory = measure_big_object_memory(api, stack.pids["ingest"], args.big_gib)
-    finally:
-        local_stack.stop(stack)
     n, c = args.n, args.concurrency
     print("\n".join([
         "=" * 78,

@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Request, Response
+from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -284,10 +286,15 @@ def request_training(request: Request) -> tuple[int, dict]:
     request_id = body.setdefault("request_id", uuid.uuid4().hex)
     if not isinstance(request_id, str) or not training.REQUEST_ID.match(request_id):
         raise ApiError(400, "request_id must be 1-128 letters, digits or . _ : -", "request_id")
+    job_id = training.job_id_for(request_id)
+    try:  # visible at once as queued; the training function takes it from here
+        index.training_jobs().document(job_id).create(jobs.received_job(job_id, request_id, body, time.time()))
+    except AlreadyExists:
+        pass  # the same request again: publishing it again is harmless, the function makes one job
     publisher = _publisher()
     topic = publisher.topic_path(config.project(), config.training_topic())
     publisher.publish(topic, json.dumps(body).encode()).result(timeout=30)
-    return 202, {"job_id": training.job_id_for(request_id), "request_id": request_id}
+    return 202, {"job_id": job_id, "request_id": request_id}
 
 
 def get_job(request: Request, job_id: str) -> dict:

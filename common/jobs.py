@@ -22,7 +22,14 @@ def queued_job(job_id: str, request_id: str, dataset: str, epochs: int, request:
     return {"id": job_id, "request_id": request_id, "dataset": dataset, "status": QUEUED,
             "epoch": 0, "epochs": epochs, "history": [], "error": None, "model_id": None,
             "request": request, "sequence": -1, "created_at": now, "updated_at": now,
-            "started_at": None, "finished_at": None, "cancel_requested": False}
+            "started_at": None, "finished_at": None}
+
+
+def received_job(job_id: str, request_id: str, body: dict, now: float) -> dict:
+    """A job the API has accepted and the training function has not taken yet."""
+    dataset, epochs = body.get("dataset"), body.get("epochs")
+    return queued_job(job_id, request_id, dataset if isinstance(dataset, str) else None,
+                      epochs if isinstance(epochs, int) else None, body, now)
 
 
 def failed_job(job_id: str, request_id: str, dataset, request, reason: str, now: float) -> dict:

@@ -80,7 +80,7 @@ def _claim(ref, message_id: str) -> bool:
             return False
         if time.time() - job.get("claimed_at", 0) < CLAIM_LEASE_SECONDS:
             raise JobBusy(f"job {ref.id} is being prepared by message {job.get('claimed_by')}")
-        transaction.set(ref, {"claimed_at": time.time(), "claimed_by": message_id})
+        transaction.set(ref, {"claimed_at": time.time(), "claimed_by": message_id}, merge=True)
         return True
     return run(index.client().transaction())
 

@@ -18,11 +18,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[2]
 PORT_DEFAULTS = {"pubsub": 8085, "firestore": 8086, "gcs": 9023, "api": 8090, "ingest": 8091,
@@ -287,6 +290,20 @@ def _group_alive(pid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+@contextmanager
+def temporary_stack(prefix: str) -> Iterator[Stack]:
+    """A stack of its own on free ports for the length of a block, with its
+    environment in os.environ (before any client is created: they read it)."""
+    stack = Stack(state_dir=Path(tempfile.mkdtemp(prefix=prefix)), ports=free_ports())
+    print(f"starting the local stack (logs in {stack.state_dir}) ...", flush=True)
+    start(stack)
+    try:
+        os.environ.update(stack.env())
+        yield stack
+    finally:
+        stop(stack)
 
 
 def default_stack() -> Stack:
