@@ -83,6 +83,9 @@ def run(api: ApiClient, args, state_dir: Path) -> None:
     n = len(manifest["images"])
     print(f"\nimages in the manifest: {manifest['counts']} (split by content hash)")
     print(f"request -> trainer started (manifest, launch, imports, materialization): {overhead:.2f} s")
+    print(f"  request -> launched (validation, manifest, job document, launch): {job['launched_at'] - requested:.2f} s")
+    print(f"  launched -> started (interpreter, imports, checkpoint check, materialization "
+          f"{job['materialize_seconds']:.2f} s): {job['started_at'] - job['launched_at']:.2f} s")
     print(f"Ultralytics alone, same data and arguments ({args.epochs} epochs, imgsz {args.imgsz}): {direct:.2f} s")
     print(f"overhead / Ultralytics training time = {100 * overhead / direct:.1f}%")
     print(f"(the job itself: started -> completed {job_training:.2f} s, including the final ONNX export)")

@@ -48,6 +48,7 @@ def apply_event(job: dict, event: dict, now: float) -> dict | None:
     if kind == "started":
         update.update(status=RUNNING, error=None, run=event.get("run"), device=event.get("device"),
                       resumed_from_epoch=event.get("resumed_from_epoch"), images=event.get("images"),
+                      materialize_seconds=event.get("materialize_seconds"),
                       started_at=job.get("started_at") or now)
     elif kind == "epoch":
         update.update(status=RUNNING, error=None, epoch=event["epoch"], epochs=event["epochs"],
@@ -89,6 +90,7 @@ def model_document(job: dict, event: dict) -> dict:
 def job_view(job: dict) -> dict:
     """What the API shows of a job document."""
     keys = ("id", "dataset", "status", "epoch", "epochs", "history", "error", "model_id", "request_id",
-            "request", "manifest", "execution", "device", "run", "resumed_from_epoch", "images",
-            "metrics", "weights", "cancel_requested", "created_at", "started_at", "finished_at", "updated_at")
+            "request", "manifest", "execution", "device", "run", "resumed_from_epoch", "images", "excluded",
+            "metrics", "weights", "cancel_requested", "materialize_seconds",
+            "created_at", "launched_at", "started_at", "finished_at", "updated_at")
     return {k: job.get(k) for k in keys}

@@ -22,6 +22,13 @@ from tests.integration.helpers import drop, stats_when
 
 TRAIN_DEADLINE = 240
 TINY = {"model": "yolov8n.yaml", "imgsz": 64, "batch": 4, "workers": 0}
+# In a subprocess: importing Ultralytics registers Pillow plugins in the process.
+PREDICT = """
+import json, sys
+from ultralytics import YOLO
+result = YOLO(sys.argv[1]).predict(sys.argv[2], imgsz=64, verbose=False)[0]
+print(json.dumps([[result.names[i] for i in sorted(result.names)], len(result.boxes)]))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +91,11 @@ def test_published_request_trains_registers_a_model_that_predicts(stack, api, ti
     image = next(i for i in api.get(f"/datasets/{tiny}/images")["images"])
     local_image = tmp_path / "image.jpg"
     storage.blob(image["path"]).download_to_filename(str(local_image))
-    from ultralytics import YOLO
-    result = YOLO(str(weights)).predict(str(local_image), imgsz=64, verbose=False)[0]
-    assert result.names == dict(enumerate(CLASSES)) and result.boxes is not None
+    predicted = subprocess.run([sys.executable, "-c", PREDICT, str(weights), str(local_image)],
+                               capture_output=True, text=True, timeout=120)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    names, boxes = json.loads(predicted.stdout.strip().splitlines()[-1])
+    assert names == CLASSES and isinstance(boxes, int)
 
 
 @pytest.mark.parametrize("body, reason", [
