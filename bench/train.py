@@ -67,13 +67,14 @@ def run(api: ApiClient, args, state_dir: Path) -> None:
     requested = time.time()
     job_id = api.session.post(f"{api.url}/training", json=request, timeout=30).json()["job_id"]
     job = wait_for(lambda: api.get_or_none(f"/training/{job_id}"),
-                   lambda j: j is not None and j["status"] in ("completed", "failed", "cancelled"), 3600, "training", interval=0.5)
+                   lambda j: j is not None and j["status"] in ("completed", "failed", "cancelled"),
+                   3600, "training", interval=0.5)
     if job["status"] != "completed":
         raise SystemExit(f"training {job['status']}: {job['error']}")
     overhead = job["started_at"] - requested
     job_training = job["finished_at"] - job["started_at"]
 
-    manifest = json.loads(storage.blob(job["manifest"].split("/", 3)[3]).download_as_bytes())
+    manifest = json.loads(storage.blob_at(job["manifest"]).download_as_bytes())
     raw_seconds, raw_bytes = raw_download(manifest)
     from jobs.trainer.materialize import materialize
     data_dir = Path(tempfile.mkdtemp(prefix="bench-data-", dir=state_dir))

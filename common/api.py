@@ -309,7 +309,7 @@ def cancel_job(request: Request, job_id: str) -> tuple[int, dict]:
     job = _document(index.training_jobs(), job_id, "training job")
     if job.get("status") in (jobs.COMPLETED, jobs.FAILED, jobs.CANCELLED):
         raise ApiError(409, f"job {job_id} is already {job['status']}; nothing to cancel")
-    storage.upload(f"{manifest.job_prefix(job_id)}/cancel", b"cancel requested", "text/plain")
+    storage.upload(manifest.cancel_path(job_id), b"cancel requested", "text/plain")
     index.training_jobs().document(job_id).update({"cancel_requested": True})
     return 202, {"id": job_id, "status": job.get("status"), "cancel_requested": True}
 

@@ -39,5 +39,11 @@ def blob(name: str, generation: int | None = None) -> storage.Blob:
     return bucket().blob(name, generation=generation)
 
 
+def blob_at(uri: str) -> storage.Blob:
+    """The blob a gs://<bucket>/<name> URI names, in any bucket."""
+    bucket_name, _, name = uri.removeprefix("gs://").partition("/")
+    return client().bucket(bucket_name).blob(name)
+
+
 def upload(name: str, data: bytes, content_type: str) -> None:
     bucket().blob(name).upload_from_string(data, content_type=content_type)

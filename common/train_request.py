@@ -111,8 +111,7 @@ def _resolve_model(model: str) -> dict:
     if kind == "yaml":
         return {"yaml": model}
     if kind == "weights":
-        bucket_name, _, path = model.removeprefix("gs://").partition("/")
-        if not storage.client().bucket(bucket_name).blob(path).exists():
+        if not storage.blob_at(model).exists():
             raise InvalidRequest(f"unknown model {model!r}: no such object")
         return {"weights": model}
     snapshot = index.models().document(model).get()

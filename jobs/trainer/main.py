@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import log, storage
-from common.manifest import job_prefix
+from common.manifest import cancel_path, job_prefix
 from jobs.trainer.materialize import materialize
 from jobs.trainer.progress import Progress, claim_run
 
@@ -50,16 +50,12 @@ class Config:
                    kill_after_epoch=int(kill) if kill else None)
 
     @property
-    def bucket(self) -> str:
-        return self.manifest_uri.removeprefix("gs://").split("/", 1)[0]
-
-    @property
     def job_dir(self) -> Path:
         return self.work_dir / self.job_id
 
 
 def main(config: Config) -> int:
-    bucket = storage.client().bucket(config.bucket)
+    bucket = storage.blob_at(config.manifest_uri).bucket  # the job's files live beside its manifest
     progress = Progress(config.project, config.progress_topic, config.job_id, claim_run(bucket, config.job_id))
     try:
         return Job(config, bucket, progress).run()
@@ -77,7 +73,7 @@ class Job:
         self.weights = self.run_dir / "weights"
 
     def run(self) -> int:
-        manifest = json.loads(self._blob(self.config.manifest_uri.split("/", 3)[3]).download_as_bytes())
+        manifest = json.loads(storage.blob_at(self.config.manifest_uri).download_as_bytes())
         if self.cancel_requested():
             self.progress.publish("cancelled", epoch=0, weights={})
             return 0
@@ -110,8 +106,7 @@ class Job:
         if "yaml" in source:
             return YOLO(source["yaml"])
         base = self.config.job_dir / "base.pt"
-        bucket_name, path = source["weights"].removeprefix("gs://").split("/", 1)
-        storage.client().bucket(bucket_name).blob(path).download_to_filename(str(base))
+        storage.blob_at(source["weights"]).download_to_filename(str(base))
         return YOLO(str(base))
 
     def train_args(self, manifest: dict, data_yaml: Path, device: str, resumed_from: int | None) -> dict:
@@ -130,7 +125,7 @@ class Job:
         return f"gs://{self.bucket.name}/{name}"
 
     def cancel_requested(self) -> bool:
-        return self._blob(f"{self.prefix}/cancel").exists()
+        return self._blob(cancel_path(self.config.job_id)).exists()
 
     def restore_checkpoint(self) -> int | None:
         """Bring the bucket's checkpoint to disk; the number of epochs it holds, or None."""

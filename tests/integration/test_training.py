@@ -60,10 +60,6 @@ def run_markers(job_id: str) -> list[str]:
     return [b.name for b in storage.bucket().list_blobs(prefix=f"{job_prefix(job_id)}/runs/")]
 
 
-def blob_of(uri: str):
-    return storage.bucket().blob(uri.split("/", 3)[3])
-
-
 def test_published_request_trains_registers_a_model_that_predicts(stack, api, tiny, tmp_path):
     request_id = f"r-{uuid.uuid4().hex[:8]}"
     body = {"dataset": tiny, "epochs": 2, "request_id": request_id, **TINY}
@@ -86,8 +82,8 @@ def test_published_request_trains_registers_a_model_that_predicts(stack, api, ti
     assert job["model_id"] in [m["id"] for m in api.get("/models", dataset=tiny)["models"]]
 
     weights = tmp_path / "best.pt"
-    blob_of(model["weights"]["pt"]).download_to_filename(str(weights))
-    assert blob_of(model["weights"]["onnx"]).exists()
+    storage.blob_at(model["weights"]["pt"]).download_to_filename(str(weights))
+    assert storage.blob_at(model["weights"]["onnx"]).exists()
     image = next(i for i in api.get(f"/datasets/{tiny}/images")["images"])
     local_image = tmp_path / "image.jpg"
     storage.blob(image["path"]).download_to_filename(str(local_image))
