@@ -116,7 +116,7 @@ def prepare(api: ApiClient, dataset: str, n: int, seed: int):
     would depend on when it came. Returns (bucket, files, expected stats)."""
     print(f"{dataset}: generating {n} images and labels ...", flush=True)
     files, boxes = generate_dataset(dataset, n, seed)
-    from common import storage
+    from common.cloud import storage
     bucket = storage.bucket()
     bucket.blob(f"datasets/{dataset}/data.yaml").upload_from_string(sample.data_yaml())
     wait_for(lambda: api.get_or_none(f"/datasets/{dataset}"), lambda view: view and view["classes_known"],
@@ -208,8 +208,8 @@ def index_entry_like(i: int) -> dict:
 
 
 def measure_raw_firestore_writes(count: int, concurrency: int) -> float:
-    from common import index
-    docs = index.client().collection("bench_raw").document(uuid.uuid4().hex).collection("docs")
+    from common.cloud import dataset_index
+    docs = db.client().collection("bench_raw").document(uuid.uuid4().hex).collection("docs")
     print(f"raw Firestore baseline: {count} single-document writes from {concurrency} threads ...", flush=True)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -258,7 +258,7 @@ def memory_kib(pid: int, field: str) -> int:
 
 def measure_big_object_memory(api: ApiClient, ingest_pgid: int, gib: float) -> str:
     """Upload one big image; return the summary line on the ingest server's peak RSS."""
-    from common import storage
+    from common.cloud import storage
     size = int(gib * 1024 * MIB)
     name = f"datasets/{BIG_DATASET}/images/train/huge.jpg"
     with tempfile.TemporaryDirectory() as tmp:  # on disk, so the bench itself stays small

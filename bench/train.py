@@ -52,7 +52,7 @@ def main() -> None:
 
 
 def run(api: ApiClient, args, state_dir: Path) -> None:
-    from common import storage
+    from common.cloud import storage
     dataset = f"bench-{uuid.uuid4().hex[:6]}"
     files = sample.generated_dataset(args.n, 0, size=(320, 240))
     print(f"dropping {args.n} generated images with labels into datasets/{dataset}/ ...", flush=True)
@@ -98,7 +98,7 @@ def run(api: ApiClient, args, state_dir: Path) -> None:
 
 
 def raw_download(manifest: dict) -> tuple[float, int]:
-    from common import storage
+    from common.cloud import storage
     bucket = storage.client().bucket(manifest["bucket"])
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:

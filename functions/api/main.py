@@ -1,9 +1,9 @@
 """Cloud Function: the HTTP API over the dataset index."""
 import functions_framework
 
-from common import api
+from common.api.app import app
 
 
 @functions_framework.http
 def api_handler(request):
-    return api.handle(request)
+    return app.handle(request)

@@ -4,9 +4,10 @@ import traceback
 
 import functions_framework
 
-from common import ingest, log
-from common.events import UnsupportedEvent, decode
-from common.failures import is_transient
+from common.platform import log
+from common.services import ingest
+from common.platform.events import UnsupportedEvent, decode
+from common.platform.failures import is_transient
 
 
 @functions_framework.cloud_event

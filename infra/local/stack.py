@@ -232,7 +232,7 @@ def _create_topics_and_pushes(stack: Stack) -> None:
 
 def _create_bucket(env: dict) -> None:
     with _environ(env):
-        from common import storage
+        from common.cloud import storage
         storage.client().create_bucket(env["DATA_BUCKET"])
 
 

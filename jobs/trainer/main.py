@@ -19,10 +19,11 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import log, storage
-from common.manifest import cancel_path, job_prefix
+from common.cloud import storage
+from common.platform import log
+from common.domain.training_set import cancel_path, job_prefix
 from jobs.trainer.materialize import materialize
-from jobs.trainer.progress import Progress, claim_run
+from jobs.trainer.progress_events import Progress, claim_run
 
 CHECKPOINT_FILES = ("last.pt", "best.pt", "results.csv")
 

@@ -15,7 +15,8 @@ from pathlib import Path, PurePosixPath
 import yaml
 from google.api_core.exceptions import NotFound
 
-from common import log, storage
+from common.cloud import storage
+from common.platform import log
 
 PROGRESS_EVERY = 200
 

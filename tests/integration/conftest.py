@@ -41,7 +41,7 @@ def api(stack) -> ApiClient:
 
 @pytest.fixture(scope="session")
 def bucket(stack):
-    from common import storage
+    from common.cloud import storage
     return storage.bucket()
 
 

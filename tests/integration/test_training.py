@@ -14,8 +14,9 @@ import uuid
 
 import pytest
 
-from common import index, jobs, storage
-from common.manifest import job_prefix
+from common.cloud import dataset_index, storage, training_store
+from common.domain import training_job
+from common.domain.training_set import job_prefix
 from infra.local.client import wait_for
 from infra.local.sample import CLASSES, generated_dataset
 from tests.integration.helpers import drop, stats_when
@@ -133,13 +134,13 @@ def test_a_killed_trainer_resumes_from_its_checkpoint(stack, api, tiny, monkeypa
     """The training function's own code, run here so the first trainer it launches
     carries TRAINER_KILL_AFTER_EPOCH (it SIGKILLs itself once epoch 1 is checkpointed);
     then the task runs again, as Cloud Run retries it."""
-    from common import train_request
+    from common.services import start_training
     monkeypatch.setenv("TRAINER_KILL_AFTER_EPOCH", "1")
     request_id = f"kill-{uuid.uuid4().hex[:8]}"
     body = {"dataset": tiny, "epochs": 3, "request_id": request_id, **TINY}
-    train_request.handle("test-message", json.dumps(body).encode())
-    job_id = train_request.job_id_for(request_id)
-    execution = index.training_jobs().document(job_id).get().to_dict()["execution"]
+    start_training.handle("test-message", json.dumps(body).encode())
+    job_id = start_training.job_id_for(request_id)
+    execution = training_store.jobs().document(job_id).get().to_dict()["execution"]
     pid = int(execution.rsplit("-", 1)[1])
     wait_for(lambda: _alive(pid), lambda alive: not alive, TRAIN_DEADLINE, f"trainer {pid} to die after epoch 1")
     killed = job_when(api, job_id, lambda j: j["epoch"] == 1, "to show epoch 1", timeout=30)
@@ -149,7 +150,7 @@ def test_a_killed_trainer_resumes_from_its_checkpoint(stack, api, tiny, monkeypa
     env = {**os.environ, "JOB_ID": job_id, "MANIFEST_URI": killed["manifest"], "CLOUD_RUN_TASK_ATTEMPT": "1",
            "TRAINER_WORK_DIR": str(tmp_path / "fresh-disk")}
     env.pop("TRAINER_KILL_AFTER_EPOCH")
-    retried = subprocess.run([sys.executable, "-m", "jobs.trainer"], env=env, capture_output=True,
+    retried = subprocess.run([sys.executable, "-m", "training_job.trainer"], env=env, capture_output=True,
                              timeout=TRAIN_DEADLINE)
     assert retried.returncode == 0, retried.stderr[-3000:]
 
@@ -170,12 +171,12 @@ def _alive(pid: int) -> bool:
 
 def test_duplicate_and_out_of_order_progress_events_change_nothing(stack, api):
     job_id = f"job-progress-{uuid.uuid4().hex[:8]}"
-    index.training_jobs().document(job_id).set(
-        {**jobs.queued_job(job_id, "r", "d", 2, {"model": "yolov8n.yaml"}, now=1.0), "manifest": "gs://b/m.json"})
+    training_store.jobs().document(job_id).set(
+        {**training_job.queued_job(job_id, "r", "d", 2, {"model": "yolov8n.yaml"}, now=1.0), "manifest": "gs://b/m.json"})
 
     def send(kind, n, **fields):
         before = _progress_outcomes(stack, job_id)
-        publish("training-progress", {"job_id": job_id, "type": kind, "sequence": jobs.sequence(0, n),
+        publish("training-progress", {"job_id": job_id, "type": kind, "sequence": training_job.sequence(0, n),
                                       "run": 0, **fields})
         wait_for(lambda: _progress_outcomes(stack, job_id), lambda o: len(o) == len(before) + 1, 30,
                  f"the progress function to handle {kind} #{n}")

@@ -1,7 +1,7 @@
 import io
 import zipfile
 
-from common.archive import MAX_COMPRESSION_RATIO, plan_import
+from common.domain.archive import MAX_COMPRESSION_RATIO, plan_import
 
 
 def infos(files: dict[str, bytes], **extra) -> list[zipfile.ZipInfo]:

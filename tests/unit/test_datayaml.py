@@ -1,4 +1,4 @@
-from common.datayaml import MAX_DATA_YAML_BYTES, parse_data_yaml
+from common.domain.datayaml import MAX_DATA_YAML_BYTES, parse_data_yaml
 
 FILE = "datasets/d/data.yaml"
 

@@ -1,6 +1,6 @@
-from common import entries
-from common.issues import Issue
-from common.labels import Box
+from common.domain import entries
+from common.domain.issues import Issue
+from common.domain.labels import Box
 
 IMAGE = {"path": "datasets/d/images/train/a.jpg", "generation": 5, "sha256": "ab" * 32}
 LABEL = {"path": "datasets/d/labels/train/a.txt", "generation": 7,

@@ -4,7 +4,7 @@ import json
 import pytest
 from cloudevents.http import CloudEvent
 
-from common.events import DELETED, FINALIZED, UnsupportedEvent, decode
+from common.platform.events import DELETED, FINALIZED, UnsupportedEvent, decode
 
 OBJECT = {"bucket": "data", "name": "datasets/d/images/a.jpg", "generation": "1700000000000001", "size": "1234"}
 
@@ -73,7 +73,7 @@ def test_payload_that_is_not_json_is_unsupported():
 
 
 def test_pubsub_message_carries_id_data_and_attributes():
-    from common.events import pubsub_message
+    from common.platform.events import pubsub_message
     message = pubsub_message(pubsub_event("OBJECT_FINALIZE", {"request": 1}, {"job_id": "j"}))
     assert (message.message_id, json.loads(message.data), message.attributes["job_id"]) == ("m1", {"request": 1}, "j")
     with pytest.raises(UnsupportedEvent, match="not a Pub/Sub message"):

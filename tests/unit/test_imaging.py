@@ -5,7 +5,7 @@ import os
 import pytest
 from PIL import Image
 
-from common.imaging import MIN_SIDE, THUMBNAIL_SIDE, HashingReader, identify_image, sha256_of_stream
+from common.domain.imaging import MIN_SIDE, THUMBNAIL_SIDE, HashingReader, identify_image, sha256_of_stream
 
 FILE = "datasets/d/images/train/a.jpg"
 

@@ -1,4 +1,4 @@
-from common.labels import MAX_LABEL_ROWS, Box, ParsedLabel, boxes_in_range, class_issues, parse_label
+from common.domain.labels import MAX_LABEL_ROWS, Box, ParsedLabel, boxes_in_range, class_issues, parse_label
 
 FILE = "datasets/d/labels/train/a.txt"
 

@@ -1,8 +1,8 @@
 import pytest
 
-from common import entries
-from common.manifest import build
-from common.training import InvalidRequest, in_val_split, validate
+from common.domain import entries
+from common.domain.training_set import build
+from common.domain.training_request import InvalidRequest, in_val_split, validate
 
 CLASSES = ["person", "bus"]
 

@@ -1,6 +1,6 @@
 import pytest
 
-from common.paths import ObjectRole, classify, doc_id, key_from_doc_id, label_path_for, thumbnail_path
+from common.domain.layout import ObjectRole, classify, doc_id, key_from_doc_id, label_path_for, thumbnail_path
 
 
 @pytest.mark.parametrize("name, role", [

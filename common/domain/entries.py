@@ -9,8 +9,8 @@ the summed fields.
 """
 from __future__ import annotations
 
-from common.issues import Issue
-from common.labels import Box, boxes_in_range, class_issues
+from common.domain.issues import Issue
+from common.domain.labels import Box, boxes_in_range, class_issues
 
 LABELED, BACKGROUND, UNLABELED, LABEL_ONLY, ABSENT = (
     "labeled", "background", "unlabeled", "label_only", "absent")

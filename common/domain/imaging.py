@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from common.issues import Issue
+from common.domain.issues import Issue
 
 # The pixel count is checked here against MAX_IMAGE_PIXELS and reported as an
 # issue; Pillow's warning adds nothing. Set once, process-wide: catch_warnings()

@@ -19,15 +19,14 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common import config, entries
-from common.issues import Issue
-from common.paths import doc_id
+from common.domain import entries
+from common.cloud import db
+from common.platform import config
+from common.domain.issues import Issue
+from common.domain.layout import doc_id
 
 ENTRIES, FILES, CONTENTS = "images", "files", "contents"
-TRANSACTION_ATTEMPTS = 25
 
-_client: firestore.Client | None = None
-_client_lock = threading.Lock()
 _known_datasets: set[str] = set()
 
 # The image and the label events of one stem update the same entry. Two
@@ -42,16 +41,8 @@ def _entry_lock(dataset: str, entry_id: str) -> threading.Lock:
     return _ENTRY_LOCKS[hash((dataset, entry_id)) % len(_ENTRY_LOCKS)]
 
 
-def client() -> firestore.Client:
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = firestore.Client(project=config.project())
-        return _client
-
-
 def dataset_ref(dataset: str):
-    return client().collection("datasets").document(dataset)
+    return db.client().collection("datasets").document(dataset)
 
 
 def entries_of(dataset: str):
@@ -241,10 +232,3 @@ def put_data_yaml(dataset: str, path: str, generation: int, names: list[str] | N
 
     return run(client().transaction(max_attempts=TRANSACTION_ATTEMPTS))
 
-
-def training_jobs():
-    return client().collection("training_jobs")
-
-
-def models():
-    return client().collection("models")

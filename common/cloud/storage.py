@@ -1,32 +1,16 @@
-"""The data bucket: one client, created on first use."""
+"""The data bucket."""
 from __future__ import annotations
-
-import os
-import threading
 
 from google.cloud import storage
 
-from common import config
+from common.cloud import clients
+from common.platform import config
 
 CHUNK_BYTES = 8 * 1024 * 1024
 
-_client: storage.Client | None = None
-_lock = threading.Lock()
-
 
 def client() -> storage.Client:
-    global _client
-    with _lock:
-        if _client is None:
-            _client = _make_client()
-        return _client
-
-
-def _make_client() -> storage.Client:
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-        return storage.Client(project=config.project(), credentials=AnonymousCredentials())
-    return storage.Client(project=config.project())
+    return clients.storage()
 
 
 def bucket() -> storage.Bucket:

@@ -14,8 +14,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from common.issues import Issue
-from common.paths import DATA_YAML_NAMES
+from common.domain.issues import Issue
+from common.domain.layout import DATA_YAML_NAMES
 
 MAX_MEMBERS = 100_000
 MAX_TOTAL_BYTES = 50 * 1024 ** 3

@@ -1,4 +1,4 @@
-"""What one object event does to the index.
+"""What one object event does to the dataset_index.
 
 A bad file is a recorded issue and a normal return; only transient failures
 (storage or Firestore unavailable) raise, so the platform retries them.
@@ -11,14 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from google.api_core.exceptions import NotFound
 
-from common import config, entries, index, storage
-from common.archive import plan_import
-from common.datayaml import DataYaml, parse_data_yaml, size_issue
-from common.events import DELETED, ObjectEvent
-from common.imaging import identify_image
-from common.issues import Issue
-from common.labels import ParsedLabel, parse_label
-from common.paths import ObjectRole, classify, thumbnail_path
+from common.cloud import dataset_index, storage
+from common.domain import entries
+from common.platform import config
+from common.domain.archive import plan_import
+from common.domain.datayaml import DataYaml, parse_data_yaml, size_issue
+from common.platform.events import DELETED, ObjectEvent
+from common.domain.imaging import identify_image
+from common.domain.issues import Issue
+from common.domain.labels import ParsedLabel, parse_label
+from common.domain.layout import ObjectRole, classify, thumbnail_path
 
 MAX_LABEL_BYTES = 4 * 1024 * 1024
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # smaller images are read in one request
@@ -29,20 +31,20 @@ def handle(event: ObjectEvent) -> str:
     role = classify(event.name)
     if role.kind in ("ignored", "invalid_dataset") or event.bucket != config.data_bucket():
         return f"ignored ({role.kind})"
-    index.ensure_dataset(role.dataset)
+    dataset_index.ensure_dataset(role.dataset)
     handler = {"image": _image, "label": _label, "data_yaml": _data_yaml, "other": _other,
                "import": _import}[role.kind]
     return handler(event, role)
 
 
 def _remove_part(event: ObjectEvent, role: ObjectRole, part: str) -> str:
-    applied = index.update_entry(role.dataset, role.key, role.split, part, event.generation,
+    applied = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
                                  lambda entry: entries.delete_part(entry, part, event.generation), deleting=True)
     return _outcome(applied, f"{part} removed")
 
 
 def _store_part(event: ObjectEvent, role: ObjectRole, part: str, record: dict, issues: list[Issue]) -> str:
-    applied = index.update_entry(role.dataset, role.key, role.split, part, event.generation,
+    applied = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
                                  lambda entry: entries.set_part(entry, part, record, issues))
     return _outcome(applied, f"{part} indexed")
 
@@ -104,22 +106,22 @@ def _too_large(event: ObjectEvent, code: str, limit: int):
 
 def _already_indexed(role: ObjectRole, part: str, generation: int) -> bool:
     """Cheap guard before any download: a duplicate or superseded event."""
-    entry = index.read_entry(role.dataset, role.key)
+    entry = dataset_index.read_entry(role.dataset, role.key)
     return entry is not None and entries.is_stale(entry, part, generation)
 
 
 def _data_yaml(event: ObjectEvent, role: ObjectRole) -> str:
     if event.action == DELETED:
-        applied = index.put_data_yaml(role.dataset, event.name, event.generation, None, None)
+        applied = dataset_index.put_data_yaml(role.dataset, event.name, event.generation, None, None)
     else:
         try:
             parsed = _read_yaml(event)
         except NotFound:
             return "stale event (that generation is gone)"
-        applied = index.put_data_yaml(role.dataset, event.name, event.generation, parsed.names, parsed.issues)
+        applied = dataset_index.put_data_yaml(role.dataset, event.name, event.generation, parsed.names, parsed.issues)
     if not applied:
         return "stale event"
-    revalidated = index.revalidate_labels(role.dataset)
+    revalidated = dataset_index.revalidate_labels(role.dataset)
     return f"classes set; {revalidated} labels revalidated"
 
 
@@ -134,7 +136,7 @@ def _other(event: ObjectEvent, role: ObjectRole) -> str:
     issues = None if event.action == DELETED else [Issue(
         "unrecognized_file", "not an image under images/, a .txt label under labels/ or data.yaml at "
         "the dataset root; ingest ignores it", event.name)]
-    return _outcome(index.put_file(role.dataset, event.name, event.generation, issues), "unrecognized file")
+    return _outcome(dataset_index.put_file(role.dataset, event.name, event.generation, issues), "unrecognized file")
 
 
 def _outcome(applied: bool, what: str) -> str:
@@ -150,9 +152,9 @@ def _import(event: ObjectEvent, role: ObjectRole) -> str:
     then arrives as an ordinary event. The archive is read with range requests,
     never held whole in memory or on disk."""
     if event.action == DELETED:
-        index.put_file(role.dataset, event.name, event.generation, None)
+        dataset_index.put_file(role.dataset, event.name, event.generation, None)
         return "archive removed (its unpacked files stay)"
-    done = index.read_file(role.dataset, event.name)
+    done = dataset_index.read_file(role.dataset, event.name)
     if done and done["generation"] >= event.generation:
         return "duplicate event"
     mark = f"{event.name}#{event.generation}"
@@ -164,7 +166,7 @@ def _import(event: ObjectEvent, role: ObjectRole) -> str:
     except zipfile.BadZipFile as exc:
         unpacked, issues = 0, [Issue("import_not_a_zip", f"the archive cannot be read as a zip file: {exc}",
                                      event.name)]
-    index.put_file(role.dataset, event.name, event.generation, issues, {"unpacked": unpacked})
+    dataset_index.put_file(role.dataset, event.name, event.generation, issues, {"unpacked": unpacked})
     return f"archive unpacked: {unpacked} files, {len(issues)} issues"
 
 

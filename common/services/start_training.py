@@ -14,10 +14,11 @@ from google.api_core.exceptions import PreconditionFailed
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common import index, jobs, launcher, manifest, storage
-from common.failures import is_transient
-from common.paths import is_valid_dataset_name
-from common.training import InvalidRequest, TrainingRequest, job_id_for, model_kind, validate
+from common.cloud import dataset_index, db, launcher, storage, training_store
+from common.domain import training_job, training_set
+from common.platform.failures import is_transient
+from common.domain.layout import is_valid_dataset_name
+from common.domain.training_request import InvalidRequest, TrainingRequest, job_id_for, model_kind, validate
 
 CLAIM_LEASE_SECONDS = 120
 
@@ -30,7 +31,7 @@ def handle(message_id: str, data: bytes) -> str:
     body, problem = _parse(data)
     request_id = _request_id(body, message_id)
     job_id = job_id_for(request_id)
-    ref = index.training_jobs().document(job_id)
+    ref = training_store.jobs().document(job_id)
     if not _claim(ref, message_id):
         return f"duplicate request {request_id!r}: job {job_id} exists"
     try:
@@ -41,7 +42,7 @@ def handle(message_id: str, data: bytes) -> str:
         ref.set(prepared, merge=True)
         execution = launcher.from_config().launch(job_id, prepared["manifest"])
     except InvalidRequest as exc:
-        ref.set(jobs.failed_job(job_id, request_id, _field(body, "dataset"), body, str(exc), time.time()))
+        ref.set(training_job.failed_job(job_id, request_id, _field(body, "dataset"), body, str(exc), time.time()))
         return f"invalid request {request_id!r} -> job {job_id} failed: {exc}"
     except Exception as exc:
         if is_transient(exc):
@@ -76,21 +77,21 @@ def _claim(ref, message_id: str) -> bool:
     def run(transaction) -> bool:
         snapshot = ref.get(transaction=transaction)
         job = snapshot.to_dict() if snapshot.exists else {}
-        if job.get("launched_at") or job.get("status") not in (None, jobs.QUEUED):
+        if job.get("launched_at") or job.get("status") not in (None, training_job.QUEUED):
             return False
         if time.time() - job.get("claimed_at", 0) < CLAIM_LEASE_SECONDS:
             raise JobBusy(f"job {ref.id} is being prepared by message {job.get('claimed_by')}")
         transaction.set(ref, {"claimed_at": time.time(), "claimed_by": message_id}, merge=True)
         return True
-    return run(index.client().transaction())
+    return run(db.client().transaction())
 
 
 def _prepare(request: TrainingRequest, job_id: str) -> dict:
     classes, entries = _dataset(request.dataset)
     model = _resolve_model(request.model)
-    built = manifest.build(request, job_id, storage.bucket().name, classes, model, entries)
+    built = training_set.build(request, job_id, storage.bucket().name, classes, model, entries)
     uri = _write_manifest(job_id, built)
-    job = jobs.queued_job(job_id, request.request_id, request.dataset, request.epochs,
+    job = training_job.queued_job(job_id, request.request_id, request.dataset, request.epochs,
                           {"model": request.model, "val_fraction": request.val_fraction, **request.train_args},
                           time.time())
     return {**job, "manifest": uri, "images": built["counts"], "excluded": built["excluded"]}
@@ -99,10 +100,10 @@ def _prepare(request: TrainingRequest, job_id: str) -> dict:
 def _dataset(dataset: str) -> tuple[list[str] | None, list[dict]]:
     if not is_valid_dataset_name(dataset):
         raise InvalidRequest(f"unknown dataset {dataset!r}: not a valid dataset name")
-    snapshot = index.dataset_ref(dataset).get()
+    snapshot = dataset_index.dataset_ref(dataset).get()
     if not snapshot.exists:
         raise InvalidRequest(f"unknown dataset {dataset!r}: nothing has been dropped under datasets/{dataset}/")
-    query = index.entries_of(dataset).where(filter=FieldFilter("has_image", "==", True))
+    query = dataset_index.entries_of(dataset).where(filter=FieldFilter("has_image", "==", True))
     return snapshot.to_dict().get("classes"), [doc.to_dict() for doc in query.stream()]
 
 
@@ -114,7 +115,7 @@ def _resolve_model(model: str) -> dict:
         if not storage.blob_at(model).exists():
             raise InvalidRequest(f"unknown model {model!r}: no such object")
         return {"weights": model}
-    snapshot = index.models().document(model).get()
+    snapshot = training_store.models().document(model).get()
     if not snapshot.exists:
         raise InvalidRequest(f"unknown model {model!r}: not a model YAML name (yolov8n.yaml), "
                              "not gs://…/weights.pt and no registered model has that id")
@@ -123,7 +124,7 @@ def _resolve_model(model: str) -> dict:
 
 def _write_manifest(job_id: str, built: dict) -> str:
     """Write the manifest once: a retried delivery keeps the first snapshot."""
-    path = manifest.manifest_path(job_id)
+    path = training_set.manifest_path(job_id)
     blob = storage.blob(path)
     try:
         blob.upload_from_string(json.dumps(built), content_type="application/json", if_generation_match=0)
@@ -133,4 +134,4 @@ def _write_manifest(job_id: str, built: dict) -> str:
 
 
 def _fail(ref, reason: str) -> None:
-    ref.set({"status": jobs.FAILED, "error": reason, "finished_at": time.time()}, merge=True)
+    ref.set({"status": training_job.FAILED, "error": reason, "finished_at": time.time()}, merge=True)

@@ -1,4 +1,4 @@
-"""The API: routing, auth, parameters and JSON shapes over the index.
+"""The API: routing, auth, parameters and JSON shapes over the dataset_index.
 
 Every answer is JSON; every error is {"error": {"status", "message", "param"?}}.
 """
@@ -19,7 +19,9 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from common import config, entries, index, jobs, manifest, stats, storage, training
+from common.cloud import dataset_index, db, stats, storage
+from common.domain import entries, training_job, training_request, training_set
+from common.platform import config
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 DATASET_PAGE_SIZE, MAX_DATASET_PAGE_SIZE = 20, 100
@@ -119,7 +121,7 @@ def decode_token(request: Request) -> dict | None:
 
 
 def _dataset(dataset: str) -> dict:
-    snapshot = index.dataset_ref(dataset).get()
+    snapshot = dataset_index.dataset_ref(dataset).get()
     if not snapshot.exists:
         raise ApiError(404, f"no dataset {dataset!r}")
     return snapshot.to_dict()
@@ -146,7 +148,7 @@ def dataset_view(dataset: str, data: dict) -> dict:
 def list_datasets(request: Request) -> dict:
     size = _page_size(request, DATASET_PAGE_SIZE, MAX_DATASET_PAGE_SIZE)
     token = decode_token(request) or {}
-    datasets = index.client().collection("datasets")
+    datasets = db.client().collection("datasets")
     snapshots = list(_after(datasets, datasets, token.get("after")).limit(size + 1).stream())
     page = snapshots[:size]
     views = list(_pool.map(lambda s: dataset_view(s.id, s.to_dict()), page))
@@ -162,7 +164,7 @@ def list_images(request: Request, dataset: str) -> dict:
     classes = _dataset(dataset).get("classes")
     size = _page_size(request)
     token = decode_token(request) or {}
-    collection = index.entries_of(dataset)
+    collection = dataset_index.entries_of(dataset)
     query = _image_filters(request, collection, classes)
     snapshots = list(_after(query, collection, token.get("after")).limit(size + 1).stream())
     page = snapshots[:size]
@@ -210,7 +212,7 @@ def _class_param(request: Request, classes: list[str] | None) -> int | None:
 
 def get_image(request: Request, dataset: str, image_id: str) -> dict:
     classes = _dataset(dataset).get("classes")
-    entry = index.read_entry(dataset, image_id)
+    entry = dataset_index.read_entry(dataset, image_id)
     if entry is None or not entry["present"]:
         raise ApiError(404, f"no image {image_id!r} in dataset {dataset!r}")
     return image_view(entry, classes)
@@ -245,10 +247,10 @@ def list_issues(request: Request, dataset: str) -> dict:
     The token records the document to resume at and how many of its issues were sent."""
     _dataset(dataset)
     size = _page_size(request)
-    token = decode_token(request) or {"collection": index.FILES, "at": None, "skip": 0}
+    token = decode_token(request) or {"collection": dataset_index.FILES, "at": None, "skip": 0}
     issues: list[dict] = []
-    for collection_name in (index.FILES, index.ENTRIES):
-        if collection_name == index.FILES and token["collection"] == index.ENTRIES:
+    for collection_name in (dataset_index.FILES, dataset_index.ENTRIES):
+        if collection_name == dataset_index.FILES and token["collection"] == dataset_index.ENTRIES:
             continue
         resume = token if token["collection"] == collection_name else {"at": None, "skip": 0}
         next_state = _collect_issues(dataset, collection_name, resume, size, issues)
@@ -258,7 +260,7 @@ def list_issues(request: Request, dataset: str) -> dict:
 
 
 def _collect_issues(dataset: str, collection_name: str, resume: dict, size: int, issues: list) -> dict | None:
-    collection = index.dataset_ref(dataset).collection(collection_name)
+    collection = dataset_index.dataset_ref(dataset).collection(collection_name)
     query = collection.where(filter=FieldFilter("has_issues", "==", True)).order_by(FieldPath.document_id())
     if resume.get("at"):
         query = query.where(filter=FieldFilter(FieldPath.document_id(), ">=", collection.document(resume["at"])))
@@ -284,11 +286,11 @@ def request_training(request: Request) -> tuple[int, dict]:
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object: {\"dataset\", \"model\", \"epochs\", ...}")
     request_id = body.setdefault("request_id", uuid.uuid4().hex)
-    if not isinstance(request_id, str) or not training.REQUEST_ID.match(request_id):
+    if not isinstance(request_id, str) or not training_request.REQUEST_ID.match(request_id):
         raise ApiError(400, "request_id must be 1-128 letters, digits or . _ : -", "request_id")
-    job_id = training.job_id_for(request_id)
+    job_id = training_request.job_id_for(request_id)
     try:  # visible at once as queued; the training function takes it from here
-        index.training_jobs().document(job_id).create(jobs.received_job(job_id, request_id, body, time.time()))
+        training_store.jobs().document(job_id).create(training_job.received_job(job_id, request_id, body, time.time()))
     except AlreadyExists:
         pass  # the same request again: publishing it again is harmless, the function makes one job
     publisher = _publisher()
@@ -298,28 +300,28 @@ def request_training(request: Request) -> tuple[int, dict]:
 
 
 def get_job(request: Request, job_id: str) -> dict:
-    return jobs.job_view(_document(index.training_jobs(), job_id, "training job"))
+    return training_job.job_view(_document(training_store.jobs(), job_id, "training job"))
 
 
 def list_jobs(request: Request) -> dict:
-    return _newest_first(request, index.training_jobs(), "jobs", jobs.job_view)
+    return _newest_first(request, training_store.jobs(), "jobs", training_job.job_view)
 
 
 def cancel_job(request: Request, job_id: str) -> tuple[int, dict]:
-    job = _document(index.training_jobs(), job_id, "training job")
-    if job.get("status") in (jobs.COMPLETED, jobs.FAILED, jobs.CANCELLED):
+    job = _document(training_store.jobs(), job_id, "training job")
+    if job.get("status") in (training_job.COMPLETED, training_job.FAILED, training_job.CANCELLED):
         raise ApiError(409, f"job {job_id} is already {job['status']}; nothing to cancel")
-    storage.upload(manifest.cancel_path(job_id), b"cancel requested", "text/plain")
-    index.training_jobs().document(job_id).update({"cancel_requested": True})
+    storage.upload(training_set.cancel_path(job_id), b"cancel requested", "text/plain")
+    training_store.jobs().document(job_id).update({"cancel_requested": True})
     return 202, {"id": job_id, "status": job.get("status"), "cancel_requested": True}
 
 
 def list_models(request: Request) -> dict:
-    return _newest_first(request, index.models(), "models", lambda model: model)
+    return _newest_first(request, training_store.models(), "models", lambda model: model)
 
 
 def get_model(request: Request, model_id: str) -> dict:
-    return _document(index.models(), model_id, "model")
+    return _document(training_store.models(), model_id, "model")
 
 
 def _document(collection, doc_id: str, what: str) -> dict:

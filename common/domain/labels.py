@@ -5,7 +5,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from common.issues import Issue
+from common.domain.issues import Issue
 
 MAX_LABEL_ROWS = 10_000
 COLUMNS = ("class", "cx", "cy", "w", "h")

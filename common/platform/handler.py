@@ -6,9 +6,9 @@ import time
 import traceback
 from typing import Callable
 
-from common import log
-from common.events import UnsupportedEvent, pubsub_message
-from common.failures import is_transient
+from common.platform import log
+from common.platform.events import UnsupportedEvent, pubsub_message
+from common.platform.failures import is_transient
 
 
 def handle_message(cloud_event, act: Callable[[str, bytes], str], retry_on: tuple = ()) -> None:

@@ -10,8 +10,9 @@ import time
 from google.api_core.exceptions import PreconditionFailed
 from google.cloud import pubsub_v1
 
-from common import jobs, log
-from common.manifest import job_prefix
+from common.domain import training_job
+from common.platform import log
+from common.domain.training_set import job_prefix
 
 PUBLISH_TIMEOUT = 60
 
@@ -37,7 +38,7 @@ class Progress:
 
     def publish(self, kind: str, **fields) -> None:
         self.count += 1
-        event = {"job_id": self.job_id, "sequence": jobs.sequence(self.run, self.count), "type": kind,
+        event = {"job_id": self.job_id, "sequence": training_job.sequence(self.run, self.count), "type": kind,
                  "run": self.run, "time": time.time(), **fields}
         future = self.publisher.publish(self.topic, json.dumps(event).encode(), job_id=self.job_id, type=kind)
         future.result(timeout=PUBLISH_TIMEOUT)

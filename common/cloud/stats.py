@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common import entries, index
+from common.cloud import dataset_index
+from common.domain import entries
 
 MAX_AGGREGATIONS = 5
 _pool = ThreadPoolExecutor(max_workers=16)
@@ -34,9 +35,9 @@ def _chunks(fields: tuple[str, ...]) -> list[list[str]]:
 
 
 def dataset_stats(dataset: str, classes: list[str] | None) -> dict:
-    entry_query = index.entries_of(dataset)
+    entry_query = dataset_index.entries_of(dataset)
     summed = [_pool.submit(_aggregate, entry_query, chunk) for chunk in _chunks(entries.SUMMED_FIELDS)]
-    file_issues = _pool.submit(_aggregate, index.files_of(dataset), ["issue_count"])
+    file_issues = _pool.submit(_aggregate, dataset_index.files_of(dataset), ["issue_count"])
     per_class = _boxes_per_class(dataset, classes)
     totals = {k: v for future in summed for k, v in future.result().items()}
     splits = {split: totals[flag] for split, flag in entries.SPLIT_FLAGS.items() if split}
@@ -55,7 +56,7 @@ def dataset_stats(dataset: str, classes: list[str] | None) -> dict:
 def _boxes_per_class(dataset: str, classes: list[str] | None) -> dict[str, int]:
     if classes is None:
         return _boxes_per_class_id(dataset)
-    futures = [_pool.submit(_aggregate, index.entries_of(dataset), [f"class_counts.c{i}"])
+    futures = [_pool.submit(_aggregate, dataset_index.entries_of(dataset), [f"class_counts.c{i}"])
                for i in range(len(classes))]
     counts: dict[str, int] = {}
     for class_id, (name, future) in enumerate(zip(classes, futures)):
@@ -66,7 +67,7 @@ def _boxes_per_class(dataset: str, classes: list[str] | None) -> dict[str, int]:
 def _boxes_per_class_id(dataset: str) -> dict[str, int]:
     """Without data.yaml the class ids are unknown in advance: read the counts
     of the labelled entries (the degenerate case, linear in their number)."""
-    query = (index.entries_of(dataset).where(filter=FieldFilter("status", "==", entries.LABELED))
+    query = (dataset_index.entries_of(dataset).where(filter=FieldFilter("status", "==", entries.LABELED))
              .select(["class_counts"]))
     counts: dict[str, int] = {}
     for snapshot in query.stream():

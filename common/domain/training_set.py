@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
-from common import entries
-from common.labels import boxes_in_range
-from common.training import InvalidRequest, TrainingRequest, in_val_split
+from common.domain import entries
+from common.domain.labels import boxes_in_range
+from common.domain.training_request import InvalidRequest, TrainingRequest, in_val_split
 
 VERSION = 1
 USABLE = (entries.LABELED, entries.BACKGROUND)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from common.imaging import IMAGE_EXTENSIONS
+from common.domain.imaging import IMAGE_EXTENSIONS
 
 DATASETS_PREFIX = "datasets/"
 IMPORTS_PREFIX = "imports/"

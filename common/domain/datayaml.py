@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from common.issues import Issue
+from common.domain.issues import Issue
 
 MAX_DATA_YAML_BYTES = 1024 * 1024
 _SCALAR_TYPES = (str, int, float, bool, type(None))

@@ -11,7 +11,8 @@ import time
 
 from google.cloud import firestore
 
-from common import index, jobs
+from common.cloud import dataset_index, db, training_store
+from common.domain import training_job
 
 
 class BadEvent(ValueError):
@@ -24,15 +25,15 @@ def parse(data: bytes) -> dict:
     except ValueError as exc:
         raise BadEvent(f"progress event is not JSON: {exc}") from exc
     if not isinstance(event, dict) or not isinstance(event.get("job_id"), str) \
-            or not isinstance(event.get("sequence"), int) or event.get("type") not in jobs.EVENT_TYPES:
+            or not isinstance(event.get("sequence"), int) or event.get("type") not in training_job.EVENT_TYPES:
         raise BadEvent("progress event needs job_id, an integer sequence and a type "
-                       f"({', '.join(jobs.EVENT_TYPES)})")
+                       f"({', '.join(training_job.EVENT_TYPES)})")
     return event
 
 
 def handle(data: bytes) -> str:
     event = parse(data)
-    ref = index.training_jobs().document(event["job_id"])
+    ref = training_store.jobs().document(event["job_id"])
 
     @firestore.transactional
     def run(transaction) -> str:
@@ -40,13 +41,13 @@ def handle(data: bytes) -> str:
         if not snapshot.exists:
             raise BadEvent(f"no training job {event['job_id']}")
         job = snapshot.to_dict()
-        update = jobs.apply_event(job, event, time.time())
+        update = training_job.apply_event(job, event, time.time())
         if update is None:
             return f"{event['type']} #{event['sequence']} of {job['id']} ignored: duplicate or late"
         transaction.update(ref, update)
         if event["type"] == "completed":
-            model = jobs.model_document(job, event)
-            transaction.set(index.models().document(model["id"]), model)
+            model = training_job.model_document(job, event)
+            transaction.set(training_store.models().document(model["id"]), model)
         return f"{event['type']} #{event['sequence']} applied to {job['id']}"
 
-    return run(index.client().transaction())
+    return run(db.client().transaction())

@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Protocol
 
-from common import config
+from common.cloud import clients
+from common.platform import config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Launcher(Protocol):
@@ -37,11 +37,11 @@ class CloudRunLauncher:
         self.name = f"projects/{project}/locations/{region}/jobs/{job}"
 
     def launch(self, job_id: str, manifest_uri: str) -> str:
-        from google.cloud import run_v2
+        from google.cloud import run_v2  # the types only; the client comes from common.cloud.clients
         env = [run_v2.EnvVar(name=k, value=v) for k, v in trainer_env(job_id, manifest_uri).items()]
         request = run_v2.RunJobRequest(name=self.name, overrides=run_v2.RunJobRequest.Overrides(
             container_overrides=[run_v2.RunJobRequest.Overrides.ContainerOverride(env=env)], task_count=1))
-        operation = run_v2.JobsClient().run_job(request=request)
+        operation = clients.cloud_run_jobs().run_job(request=request)
         return operation.metadata.name  # the execution; run_job returns once it is created
 
 
@@ -62,10 +62,9 @@ class LocalLauncher:
 
 
 def from_config() -> Launcher:
-    kind = os.environ.get("TRAINER_LAUNCHER") or (
-        "local" if os.environ.get("PUBSUB_EMULATOR_HOST") else "cloud-run")
+    kind = config.trainer_launcher()
     if kind == "local":
-        return LocalLauncher(Path(os.environ.get("TRAINER_LOG_DIR") or tempfile.gettempdir()))
+        return LocalLauncher(config.trainer_log_dir())
     if kind == "cloud-run":
-        return CloudRunLauncher(config.project(), os.environ["TRAINER_REGION"], os.environ["TRAINER_JOB"])
+        return CloudRunLauncher(config.project(), config.trainer_region(), config.trainer_job())
     raise ValueError(f"TRAINER_LAUNCHER must be local or cloud-run, got {kind!r}")

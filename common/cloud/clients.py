@@ -1,0 +1,67 @@
+"""The Google clients: each created once, on first use, and replaceable in tests.
+
+Every adapter gets its client here, so there is one style of creation and one
+place that knows the emulator switches (the client libraries read
+STORAGE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST
+themselves; storage also needs anonymous credentials against its emulator).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable
+
+from common.platform import config
+
+_clients: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def _get(name: str, make: Callable[[], Any]) -> Any:
+    with _lock:
+        if name not in _clients:
+            _clients[name] = make()
+        return _clients[name]
+
+
+def use(name: str, client: Any) -> None:
+    """Install a client (a test's, or one made for another project)."""
+    with _lock:
+        _clients[name] = client
+
+
+def reset() -> None:
+    """Forget every client: the next call makes new ones from the environment."""
+    with _lock:
+        _clients.clear()
+
+
+def firestore():
+    def make():
+        from google.cloud import firestore
+        return firestore.Client(project=config.project())
+    return _get("firestore", make)
+
+
+def storage():
+    def make():
+        from google.cloud import storage
+        if os.environ.get("STORAGE_EMULATOR_HOST"):
+            from google.auth.credentials import AnonymousCredentials
+            return storage.Client(project=config.project(), credentials=AnonymousCredentials())
+        return storage.Client(project=config.project())
+    return _get("storage", make)
+
+
+def publisher():
+    def make():
+        from google.cloud import pubsub_v1
+        return pubsub_v1.PublisherClient()
+    return _get("publisher", make)
+
+
+def cloud_run_jobs():
+    def make():
+        from google.cloud import run_v2
+        return run_v2.JobsClient()
+    return _get("cloud_run_jobs", make)

@@ -1,0 +1,67 @@
+"""Configuration, read from the environment in one place.
+
+Required settings raise a KeyError naming the variable the first time they are
+needed; nothing silently falls back to None. The emulator variables
+(STORAGE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST) are read
+by the client libraries themselves: set them and the same code runs locally.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+TRAINING_TOPIC = "training-requests"
+PROGRESS_TOPIC = "training-progress"
+
+
+def project() -> str:
+    return os.environ["GOOGLE_CLOUD_PROJECT"]
+
+
+def data_bucket() -> str:
+    return os.environ["DATA_BUCKET"]
+
+
+def api_token() -> str:
+    return os.environ["API_TOKEN"]
+
+
+def ingest_workers() -> int:
+    """Threads one ingest call may use to revalidate labels after a class change."""
+    return int(os.environ.get("INGEST_WORKERS", "16"))
+
+
+def cloud_deadline() -> float:
+    """Seconds one Firestore call of an event function may take, retries included."""
+    return float(os.environ.get("CLOUD_DEADLINE_SECONDS", "60"))
+
+
+def api_deadline() -> float:
+    """Seconds one cloud call of the API may take: an HTTP request must answer."""
+    return float(os.environ.get("API_DEADLINE_SECONDS", "10"))
+
+
+def training_topic() -> str:
+    return os.environ.get("TRAINING_TOPIC", TRAINING_TOPIC)
+
+
+def progress_topic() -> str:
+    return os.environ.get("PROGRESS_TOPIC", PROGRESS_TOPIC)
+
+
+def trainer_launcher() -> str:
+    """cloud-run or local; unset: local next to the emulators, else cloud-run."""
+    return os.environ.get("TRAINER_LAUNCHER") or ("local" if os.environ.get("PUBSUB_EMULATOR_HOST") else "cloud-run")
+
+
+def trainer_job() -> str:
+    return os.environ["TRAINER_JOB"]
+
+
+def trainer_region() -> str:
+    return os.environ["TRAINER_REGION"]
+
+
+def trainer_log_dir() -> Path:
+    return Path(os.environ.get("TRAINER_LOG_DIR") or tempfile.gettempdir())
