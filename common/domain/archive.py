@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from common.domain.issues import Issue
-from common.domain.layout import DATA_YAML_NAMES
+from common.domain.layout import DATA_YAML_NAMES, SPLIT_ALIASES
 
 MAX_MEMBERS = 100_000
 MAX_TOTAL_BYTES = 50 * 1024 ** 3
 MAX_COMPRESSION_RATIO = 250  # beyond this a member is treated as a zip bomb
-SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db")
 
 

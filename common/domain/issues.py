@@ -13,7 +13,3 @@ class Issue:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Issue":
-        return cls(data["code"], data["message"], data["file"], data.get("line"))

@@ -1,9 +1,14 @@
-"""YOLO detection label files: one box per row, `class cx cy w h`, coordinates normalized to [0, 1]."""
+"""YOLO detection label files: one box per row, `class cx cy w h`, coordinates normalized to [0, 1].
+
+The one reader (parse_label: every row checked, problems as issues) and the one
+writer (write_label: the canonical text) of label files in this system.
+"""
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
 from common.domain.issues import Issue
 
@@ -11,6 +16,8 @@ MAX_LABEL_ROWS = 10_000
 COLUMNS = ("class", "cx", "cy", "w", "h")
 SIZE_COLUMNS = ("w", "h")
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
+DECIMALS = 6  # a millionth of the image side
+Row = tuple[int, float, float, float, float]  # class cx cy w h
 
 
 @dataclass(frozen=True)
@@ -31,8 +38,8 @@ class Box:
         return cls(int(data["line"]), int(data["class_id"]), float(data["cx"]),
                    float(data["cy"]), float(data["w"]), float(data["h"]))
 
-    def identity(self) -> tuple[int, float, float, float, float]:
-        """What makes two rows the same box, whatever line they are on."""
+    def row(self) -> Row:
+        """The box as a label row; also what makes two rows the same box, whatever line they are on."""
         return (self.class_id, self.cx, self.cy, self.w, self.h)
 
 
@@ -81,12 +88,12 @@ def _boxes_without_duplicates(rows: list[tuple[int, str]], file: str, issues: li
         except _RowProblem as problem:
             issues.append(Issue(problem.code, f"line {number}: {problem.message}", file, number))
             continue
-        repeated = first_line_of.get(box.identity())
+        repeated = first_line_of.get(box.row())
         if repeated is not None:
             issues.append(Issue("label_duplicate_row", f"line {number}: duplicate of line {repeated} "
                                 f"({line.strip()}); the repeat is ignored", file, number))
             continue
-        first_line_of[box.identity()] = number
+        first_line_of[box.row()] = number
         boxes.append(box)
     return boxes
 
@@ -153,3 +160,15 @@ def boxes_in_range(boxes: list[Box], class_count: int | None) -> list[Box]:
     if class_count is None:
         return list(boxes)
     return [box for box in boxes if box.class_id < class_count]
+
+
+def write_label(rows: Iterable[Row]) -> bytes:
+    """The canonical label file of `rows`: `class cx cy w h` per line, each
+    coordinate rounded to 6 decimals without trailing zeros, '\n' line ends.
+    An empty list is an empty file: a background image."""
+    return "".join(f"{int(row[0])} {' '.join(_number(value) for value in row[1:])}\n" for row in rows).encode()
+
+
+def _number(value: float) -> str:
+    text = f"{value:.{DECIMALS}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text

@@ -1,10 +1,13 @@
-"""Bucket layout: what an object name means to ingest.
+"""The bucket layout: what an object name means, and every name this system writes.
 
 datasets/<dataset>/data.yaml                       the class names
 datasets/<dataset>/images/[<split>/]<name>.<ext>   an image
 datasets/<dataset>/labels/[<split>/]<name>.txt     its YOLO label
+datasets/<dataset>/<split>/images/<name>.<ext>     the same, as labelling tools export it
 imports/<dataset>.zip                              a zip to unpack into datasets/<dataset>/
-Anything else (derived/..., folder placeholders) is ignored.
+derived/...                                        written by this system, never ingested
+Anything else (folder placeholders) is ignored. Every path under datasets/,
+imports/ and derived/ is built by a function of this module.
 """
 from __future__ import annotations
 
@@ -17,11 +20,12 @@ DATASETS_PREFIX = "datasets/"
 IMPORTS_PREFIX = "imports/"
 DERIVED_PREFIX = "derived/"
 SPLITS = ("train", "val", "test")
+# Folder names that mean a split, as Ultralytics and labelling tools (Roboflow, CVAT) write them.
+SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 DATA_YAML_NAMES = ("data.yaml", "data.yml")
 MAX_DOC_ID_BYTES = 1500
 
 _DATASET_NAME = re.compile(r"[A-Za-z0-9._-]+")
-_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ def _classify_dataset_object(object_name: str) -> ObjectRole:
         return ObjectRole("data_yaml", dataset, None, None, extension)
     folders = relative.split("/")[:-1]
     if "images" in folders and extension in IMAGE_EXTENSIONS:
-        key = _dataset_relative(label_path_for(object_name), dataset)[:-len(".txt")]
+        key = dataset_relative(label_path_for(object_name), dataset)[:-len(".txt")]
         return ObjectRole("image", dataset, key, _split_after(folders, "images"), extension)
     if "labels" in folders and relative.endswith(".txt"):
         return ObjectRole("label", dataset, relative[:-len(".txt")], _split_after(folders, "labels"), extension)
@@ -84,15 +88,19 @@ def _extension(relative: str) -> str | None:
     return file_name.rsplit(".", 1)[1].lower()
 
 
-def _dataset_relative(object_name: str, dataset: str) -> str:
-    return object_name[len(DATASETS_PREFIX) + len(dataset) + 1:]
-
-
 def _split_after(folders: list[str], marker: str) -> str | None:
-    """The folder right after the last `marker` folder, when it is a split name."""
+    """The split named by the folder right after the last `marker` folder
+    (images/train/...), or else right before it (train/images/..., valid/images/...)."""
     position = len(folders) - 1 - folders[::-1].index(marker)
-    following = folders[position + 1:position + 2]
-    return following[0] if following and following[0] in SPLITS else None
+    for neighbour in folders[position + 1:position + 2] + folders[max(position - 1, 0):position]:
+        if neighbour.lower() in SPLIT_ALIASES:
+            return SPLIT_ALIASES[neighbour.lower()]
+    return None
+
+
+def split_of(folder: str) -> str | None:
+    """The split a folder name means (valid -> val), or None."""
+    return SPLIT_ALIASES.get(folder.lower())
 
 
 def label_path_for(image_path: str) -> str:
@@ -117,9 +125,51 @@ def doc_id(key: str) -> str:
     return encoded
 
 
-def key_from_doc_id(doc_id: str) -> str:
-    return _ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), doc_id)
+# ---- names this system writes -------------------------------------------------
+
+def dataset_prefix(dataset: str) -> str:
+    return f"{DATASETS_PREFIX}{dataset}/"
+
+
+def dataset_object(dataset: str, relative: str) -> str:
+    """datasets/<dataset>/<relative>, e.g. relative images/train/a.jpg."""
+    return dataset_prefix(dataset) + relative
+
+
+def dataset_relative(object_name: str, dataset: str) -> str:
+    return object_name.removeprefix(dataset_prefix(dataset))
+
+
+def import_archive(dataset: str) -> str:
+    return f"{IMPORTS_PREFIX}{dataset}.zip"
 
 
 def thumbnail_path(dataset: str, sha256: str) -> str:
     return f"{DERIVED_PREFIX}thumbnails/{dataset}/{sha256}.jpg"
+
+
+def training_prefix(job_id: str) -> str:
+    """Where everything of one training job lives (derived/ triggers nothing)."""
+    return f"{DERIVED_PREFIX}training/{job_id}"
+
+
+def training_manifest(job_id: str) -> str:
+    return f"{training_prefix(job_id)}/manifest.json"
+
+
+def training_cancel_marker(job_id: str) -> str:
+    """Written by the API, looked for by the trainer between epochs."""
+    return f"{training_prefix(job_id)}/cancel"
+
+
+def training_runs(job_id: str) -> str:
+    """The folder of run markers: one object per trainer run, named by its number."""
+    return f"{training_prefix(job_id)}/runs/"
+
+
+def training_checkpoint(job_id: str, file_name: str) -> str:
+    return f"{training_prefix(job_id)}/checkpoint/{file_name}"
+
+
+def training_weights(job_id: str, file_name: str) -> str:
+    return f"{training_prefix(job_id)}/weights/{file_name}"

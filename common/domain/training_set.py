@@ -83,16 +83,3 @@ def _image(entry: dict, class_count: int, val_fraction: float, split_by_hash: bo
 def _describe(excluded: dict[str, int]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(excluded.items()))
 
-
-def manifest_path(job_id: str) -> str:
-    return f"{job_prefix(job_id)}/manifest.json"
-
-
-def cancel_path(job_id: str) -> str:
-    """The marker the API writes and the trainer looks for between epochs."""
-    return f"{job_prefix(job_id)}/cancel"
-
-
-def job_prefix(job_id: str) -> str:
-    """Where everything of one training job lives in the bucket (derived/ triggers nothing)."""
-    return f"derived/training/{job_id}"

@@ -20,6 +20,7 @@ from common.platform.events import DELETED, ObjectEvent
 from common.domain.imaging import identify_image
 from common.domain.issues import Issue
 from common.domain.labels import ParsedLabel, parse_label
+from common.domain import layout
 from common.domain.layout import ObjectRole, classify, thumbnail_path
 
 MAX_LABEL_BYTES = 4 * 1024 * 1024
@@ -193,14 +194,14 @@ def _unpack(reader, dataset: str, archive: str, mark: str) -> tuple[int, list[Is
 
 
 def _already_unpacked(dataset: str, mark: str) -> set[str]:
-    prefix = f"datasets/{dataset}/"
+    prefix = layout.dataset_prefix(dataset)
     return {blob.name[len(prefix):] for blob in storage.client().list_blobs(storage.bucket(), prefix=prefix)
             if (blob.metadata or {}).get(IMPORT_MARK) == mark}
 
 
 def _upload_member(dataset: str, target: str, data, mark: str, size: int | None = None) -> None:
     """Upload bytes, or stream a file-like of `size` bytes."""
-    blob = storage.bucket().blob(f"datasets/{dataset}/{target}")
+    blob = storage.bucket().blob(layout.dataset_object(dataset, target))
     blob.metadata = {IMPORT_MARK: mark}
     if isinstance(data, bytes):
         blob.upload_from_string(data)

@@ -17,6 +17,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from common.cloud import dataset_index, db, launcher, storage, training_store
 from common.domain import training_job, training_set
 from common.platform.failures import is_transient
+from common.domain import layout
 from common.domain.layout import is_valid_dataset_name
 from common.domain.training_request import InvalidRequest, TrainingRequest, job_id_for, model_kind, validate
 
@@ -124,7 +125,7 @@ def _resolve_model(model: str) -> dict:
 
 def _write_manifest(job_id: str, built: dict) -> str:
     """Write the manifest once: a retried delivery keeps the first snapshot."""
-    path = training_set.manifest_path(job_id)
+    path = layout.training_manifest(job_id)
     blob = storage.blob(path)
     try:
         blob.upload_from_string(json.dumps(built), content_type="application/json", if_generation_match=0)

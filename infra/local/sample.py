@@ -16,6 +16,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from common.domain.labels import write_label
+
 REPO = Path(__file__).resolve().parents[2]
 WHEEL_DIR = REPO / ".local" / "wheels"
 ULTRALYTICS_VERSION = "8.4.190"
@@ -46,11 +48,8 @@ def _ultralytics_wheel() -> Path:
 
 def yolo_rows(boxes, width: int, height: int) -> str:
     """Pixel corner boxes as YOLO label text (class cx cy w h, normalized)."""
-    rows = []
-    for class_id, (x1, y1, x2, y2) in boxes:
-        rows.append(f"{class_id} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
-                    f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
-    return "\n".join(rows) + "\n"
+    return write_label((class_id, (x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width,
+                        (y2 - y1) / height) for class_id, (x1, y1, x2, y2) in boxes).decode()
 
 
 def synthetic_image(seed: int, size=(640, 480), n_boxes: int = 2, fmt: str = "JPEG") -> tuple[bytes, str]:

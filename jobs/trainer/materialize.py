@@ -16,6 +16,7 @@ import yaml
 from google.api_core.exceptions import NotFound
 
 from common.cloud import storage
+from common.domain.labels import write_label
 from common.platform import log
 
 PROGRESS_EVERY = 200
@@ -85,7 +86,7 @@ def _fetch_one(bucket, image: dict, root: Path) -> tuple[int, bool]:
         downloaded = len(data)
     label = root / "labels" / image["split"] / f"{target.stem}.txt"
     label.parent.mkdir(parents=True, exist_ok=True)
-    label.write_text("".join(f"{int(c)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in image["boxes"]))
+    label.write_bytes(write_label(image["boxes"]))
     return downloaded, True
 
 

@@ -12,14 +12,14 @@ from google.cloud import pubsub_v1
 
 from common.domain import training_job
 from common.platform import log
-from common.domain.training_set import job_prefix
+from common.domain import layout
 
 PUBLISH_TIMEOUT = 60
 
 
 def claim_run(bucket, job_id: str) -> int:
     """The next free run number of this job, claimed by creating its marker object."""
-    prefix = f"{job_prefix(job_id)}/runs/"
+    prefix = layout.training_runs(job_id)
     while True:
         taken = [int(blob.name.rsplit("/", 1)[1]) for blob in bucket.list_blobs(prefix=prefix)]
         run = max(taken, default=-1) + 1

@@ -1,4 +1,8 @@
-from common.domain.labels import MAX_LABEL_ROWS, Box, ParsedLabel, boxes_in_range, class_issues, parse_label
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from common.domain.labels import (DECIMALS, MAX_LABEL_ROWS, Box, ParsedLabel, boxes_in_range, class_issues,
+                                  parse_label, write_label)
 
 FILE = "datasets/d/labels/train/a.txt"
 
@@ -100,3 +104,32 @@ def test_box_round_trips_through_dict():
     box = Box(4, 1, 0.25, 0.5, 0.125, 1.0)
     assert box.to_dict() == {"line": 4, "class_id": 1, "cx": 0.25, "cy": 0.5, "w": 0.125, "h": 1.0}
     assert Box.from_dict(box.to_dict()) == box
+
+
+# ---- the writer ------------------------------------------------------------
+
+coordinate = st.floats(min_value=0, max_value=1, allow_nan=False).map(lambda v: round(v, DECIMALS))
+size = st.floats(min_value=1e-6, max_value=1, allow_nan=False).map(lambda v: round(v, DECIMALS)).filter(bool)
+row = st.tuples(st.integers(min_value=0, max_value=999), coordinate, coordinate, size, size)
+distinct_rows = st.lists(row, max_size=30, unique=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(distinct_rows)
+def test_written_rows_parse_back_to_themselves_without_issues(rows):
+    parsed = parse_label(write_label(rows), "l.txt")
+    assert parsed.issues == []
+    assert [box.row() for box in parsed.boxes] == rows
+
+
+@settings(max_examples=300, deadline=None)
+@given(distinct_rows)
+def test_write_of_parse_is_the_identity_on_written_files(rows):
+    text = write_label(rows)
+    assert write_label(box.row() for box in parse_label(text, "l.txt").boxes) == text
+
+
+def test_writer_is_canonical():
+    assert write_label([(0, 0.5, 0.25, 1.0, 0.1234564), (3, 0.0, 1, 0.000001, 0.3333333333)]) == \
+        b"0 0.5 0.25 1 0.123456\n3 0 1 0.000001 0.333333\n"
+    assert write_label([]) == b""

@@ -1,6 +1,7 @@
 import pytest
 
-from common.domain.layout import ObjectRole, classify, doc_id, key_from_doc_id, label_path_for, thumbnail_path
+from common.domain import layout
+from common.domain.layout import ObjectRole, classify, doc_id, label_path_for, thumbnail_path
 
 
 @pytest.mark.parametrize("name, role", [
@@ -25,6 +26,12 @@ from common.domain.layout import ObjectRole, classify, doc_id, key_from_doc_id, 
     ("datasets/../images/a.jpg", ObjectRole("invalid_dataset", None, None, None, "jpg")),
     ("datasets//images/a.jpg", ObjectRole("invalid_dataset", None, None, None, "jpg")),
     ("imports/coco8.zip", ObjectRole("import", "coco8", None, None, "zip")),
+    # Labelling-tool exports dropped as they are: the split folder before images/ (valid means val),
+    # read as the same tree inside an archive is read.
+    ("datasets/d/train/images/a.jpg", ObjectRole("image", "d", "train/labels/a", "train", "jpg")),
+    ("datasets/d/valid/images/a.jpg", ObjectRole("image", "d", "valid/labels/a", "val", "jpg")),
+    ("datasets/d/valid/labels/a.txt", ObjectRole("label", "d", "valid/labels/a", "val", "txt")),
+    ("datasets/d/images/valid/a.jpg", ObjectRole("image", "d", "labels/valid/a", "val", "jpg")),
     ("imports/bad name.zip", ObjectRole("invalid_dataset", None, None, None, "zip")),
 ])
 def test_classify(name, role):
@@ -64,15 +71,14 @@ def test_label_path_for(image, label):
     ("a.b", "a.b"),
     ("_x", "_x"),
 ])
-def test_doc_id_round_trips(key, expected):
+def test_doc_id_encodes(key, expected):
     assert doc_id(key) == expected
     assert "/" not in doc_id(key)
-    assert key_from_doc_id(doc_id(key)) == key
 
 
-def test_doc_id_is_reversible_for_tricky_keys():
-    for key in ["%2F", "a%25b/c", "labels/ü/ä", "%", "..x", "%2E"]:
-        assert key_from_doc_id(doc_id(key)) == key
+def test_doc_ids_of_distinct_tricky_keys_are_distinct():
+    keys = ["%2F", "/", "a%25b/c", "a%b/c", "labels/ü/ä", "%", "..x", "%2E", ".", "__x", "%5F_x"]
+    assert len({doc_id(key) for key in keys}) == len(keys)
 
 
 def test_doc_id_too_long_or_empty():
@@ -85,3 +91,16 @@ def test_doc_id_too_long_or_empty():
 
 def test_thumbnail_path():
     assert thumbnail_path("d", "ab12") == "derived/thumbnails/d/ab12.jpg"
+
+
+def test_every_derived_name_is_under_derived_and_never_ingested():
+    names = [thumbnail_path("d", "ab"), layout.training_manifest("job-1"), layout.training_cancel_marker("job-1"),
+             layout.training_runs("job-1") + "0", layout.training_checkpoint("job-1", "last.pt"),
+             layout.training_weights("job-1", "best.onnx")]
+    assert all(name.startswith("derived/") and classify(name).kind == "ignored" for name in names)
+
+
+def test_dataset_names_round_trip():
+    name = layout.dataset_object("d", "images/train/a.jpg")
+    assert name == "datasets/d/images/train/a.jpg" and layout.dataset_relative(name, "d") == "images/train/a.jpg"
+    assert classify(layout.import_archive("d")).kind == "import"
