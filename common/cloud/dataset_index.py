@@ -1,13 +1,16 @@
-"""The Firestore index: thin transactions around the pure rules in common.entries.
+"""The Firestore index of the datasets: thin transactions around the pure rules
+in common.domain (entries, generations, duplicates).
 
 Layout:
   datasets/{dataset}                      classes and the data.yaml generation
   datasets/{dataset}/images/{entry}       one entry per image stem (image + label)
-  datasets/{dataset}/files/{path}         other files: data.yaml issues, unrecognized files
+  datasets/{dataset}/files/{path}         other files: data.yaml issues, unrecognized files, archives
   datasets/{dataset}/contents/{sha256}    the entries sharing one image content
 
 No event writes the dataset document except a data.yaml change; statistics are
-aggregation queries over the entries (common.stats), exact at rest.
+aggregation queries over the entries (common.cloud.stats), exact at rest.
+Every read and write goes through a transaction (db.in_transaction) or carries
+a deadline (db.deadline()).
 """
 from __future__ import annotations
 
@@ -19,11 +22,12 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.domain import entries
 from common.cloud import db
-from common.platform import config
+from common.domain import duplicates, entries, generations
+from common.domain.entries import Entry
 from common.domain.issues import Issue
 from common.domain.layout import doc_id
+from common.platform import config
 
 ENTRIES, FILES, CONTENTS = "images", "files", "contents"
 
@@ -41,8 +45,12 @@ def _entry_lock(dataset: str, entry_id: str) -> threading.Lock:
     return _ENTRY_LOCKS[hash((dataset, entry_id)) % len(_ENTRY_LOCKS)]
 
 
+def datasets():
+    return db.client().collection("datasets")
+
+
 def dataset_ref(dataset: str):
-    return db.client().collection("datasets").document(dataset)
+    return datasets().document(dataset)
 
 
 def entries_of(dataset: str):
@@ -53,94 +61,85 @@ def files_of(dataset: str):
     return dataset_ref(dataset).collection(FILES)
 
 
+def contents_of(dataset: str):
+    return dataset_ref(dataset).collection(CONTENTS)
+
+
 def ensure_dataset(dataset: str) -> None:
     """Create the dataset document once; later events never write it."""
     if dataset in _known_datasets:
         return
     try:
         dataset_ref(dataset).create({"id": dataset, "classes": None, "yaml_generation": 0,
-                                     "yaml_tombstone": 0, "created": firestore.SERVER_TIMESTAMP})
+                                     "yaml_tombstone": 0, "created": firestore.SERVER_TIMESTAMP}, **db.deadline())
     except AlreadyExists:
         pass
     _known_datasets.add(dataset)
 
 
-def read_entry(dataset: str, key: str) -> dict | None:
-    snapshot = entries_of(dataset).document(doc_id(key)).get()
+def read_entry(dataset: str, key: str, deadline: float | None = None) -> Entry | None:
+    snapshot = entries_of(dataset).document(doc_id(key)).get(**db.deadline(deadline))
     return snapshot.to_dict() if snapshot.exists else None
 
 
-def class_count(dataset_snapshot) -> int | None:
-    classes = dataset_snapshot.get("classes") if dataset_snapshot.exists else None
+def _class_count(transaction, dataset: str) -> int | None:
+    snapshot = dataset_ref(dataset).get(transaction=transaction, **db.deadline())
+    classes = snapshot.get("classes") if snapshot.exists else None
     return len(classes) if classes is not None else None
 
 
+def _read(transaction, ref) -> dict | None:
+    snapshot = ref.get(transaction=transaction, **db.deadline())
+    return snapshot.to_dict() if snapshot.exists else None
+
+
 def update_entry(dataset: str, key: str, split: str | None, part: str,
-                 generation: int, mutate: Callable[[dict], None], deleting: bool = False) -> bool:
+                 generation: int, mutate: Callable[[Entry], None], deleting: bool = False) -> bool:
     """Apply `mutate` to an entry's `part` ("image" or "label") in one transaction,
     keeping duplicate groups and derived fields true. Returns False when the event
     at `generation` is stale (nothing written)."""
-    db = client()
     own_ref = entries_of(dataset).document(doc_id(key))
 
-    @firestore.transactional
-    def run(transaction) -> bool:
-        snapshot = own_ref.get(transaction=transaction)
-        entry = snapshot.to_dict() if snapshot.exists else entries.new_entry(key, split)
+    def work(transaction) -> bool:
+        entry = _read(transaction, own_ref) or entries.new_entry(key, split)
         if entries.is_stale(entry, part, generation, deleting):
             return False
         before = entry["image"]
         mutate(entry)
-        nc = class_count(dataset_ref(dataset).get(transaction=transaction))
-        writes = _regroup_duplicates(transaction, dataset, own_ref.id, before, entry)
-        writes[own_ref] = entry
-        for ref, data in writes.items():
-            if ref.parent.id == CONTENTS:
-                _write_group(transaction, ref, data)
-            else:
-                transaction.set(ref, entries.derive(data, nc))
+        class_count = _class_count(transaction, dataset)
+        groups, members = _regroup_duplicates(transaction, dataset, own_ref.id, before, entry)
+        for sha, group in groups.items():
+            _write_group(transaction, contents_of(dataset).document(sha), group)
+        for ref, member in {**members, own_ref: entry}.items():
+            transaction.set(ref, entries.derive(member, class_count))
         return True
 
     with _entry_lock(dataset, own_ref.id):
-        return run(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+        return db.in_transaction(work)
 
 
-def _regroup_duplicates(transaction, dataset: str, own_id: str, before: dict | None, entry: dict) -> dict:
-    """Move the entry between content groups when its image changed; return the
-    documents to write: changed groups and the other members whose duplicates changed."""
-    after = entry["image"]
-    old_member = before and (before["sha256"], before["path"])
-    new_member = after and (after["sha256"], after["path"])
-    if old_member == new_member:
-        return {}
-    contents = dataset_ref(dataset).collection(CONTENTS)
-    shas = {image["sha256"] for image in (before, after) if image}
-    groups = {}
-    for sha in shas:
-        snapshot = contents.document(sha).get(transaction=transaction)
-        members = dict((snapshot.to_dict() or {}).get("members", {}))
-        members.pop(own_id, None)
-        if after and after["sha256"] == sha:
-            members[own_id] = {"path": after["path"], "split": entry["split"]}
-        groups[contents.document(sha)] = members
-    writes: dict = {}
-    for group_ref, members in groups.items():
-        writes[group_ref] = members
-        for member_id in members:
-            if member_id == own_id:
-                continue
-            member_ref = entries_of(dataset).document(member_id)
-            member = member_ref.get(transaction=transaction).to_dict()
-            if member is None:  # a group never outlives its entries; be safe all the same
-                continue
-            entries.set_duplicates(member, member_id, members)
-            writes[member_ref] = member
-    own_group = groups.get(contents.document(after["sha256"])) if after else {}
-    entries.set_duplicates(entry, own_id, own_group or {})
-    return writes
+def _regroup_duplicates(transaction, dataset: str, own_id: str, before, entry: Entry) -> tuple[dict, dict]:
+    """Read the content groups an image change touches and apply the pure rule:
+    returns the groups to write and the other member entries whose duplicates changed."""
+    shas = duplicates.touched_groups(before, entry["image"])
+    if not shas:
+        return {}, {}
+    read = {sha: (_read(transaction, contents_of(dataset).document(sha)) or {}).get("members", {}) for sha in shas}
+    groups = duplicates.move_member(read, own_id, entry["image"], entry["split"])
+    members = {}
+    for group in groups.values():
+        for member_id in group.keys() - {own_id}:
+            ref = entries_of(dataset).document(member_id)
+            member = _read(transaction, ref)
+            if member is not None:  # a group never outlives its entries; be safe all the same
+                duplicates.set_duplicates(member, member_id, group)
+                members[ref] = member
+    own_group = groups.get(entry["image"]["sha256"], {}) if entry["image"] else {}
+    duplicates.set_duplicates(entry, own_id, own_group)
+    return groups, members
 
 
-def _write_group(transaction, ref, members: dict) -> None:
+def _write_group(transaction, ref, members: duplicates.Members) -> None:
     if members:
         transaction.set(ref, {"members": members})
     else:
@@ -151,51 +150,50 @@ def rederive_entry(dataset: str, entry_id: str) -> None:
     """Recompute an entry's derived fields against the current classes."""
     ref = entries_of(dataset).document(entry_id)
 
-    @firestore.transactional
-    def run(transaction) -> None:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
+    def work(transaction) -> None:
+        entry = _read(transaction, ref)
+        if entry is None:
             return
-        entry = snapshot.to_dict()
-        derived = entries.derive(entry, class_count(dataset_ref(dataset).get(transaction=transaction)))
+        derived = entries.derive(entry, _class_count(transaction, dataset))
         if derived != entry:
             transaction.set(ref, derived)
 
     with _entry_lock(dataset, entry_id):
-        run(client().transaction(max_attempts=TRANSACTION_ATTEMPTS))
+        db.in_transaction(work)
 
 
 def revalidate_labels(dataset: str) -> int:
     """Re-derive every entry with a label, after the classes changed."""
     query = entries_of(dataset).where(filter=FieldFilter("has_label", "==", True)).select([])
-    ids = [snapshot.id for snapshot in query.stream()]
+    ids = [snapshot.id for snapshot in query.stream(**db.deadline())]
     with ThreadPoolExecutor(max_workers=config.ingest_workers()) as pool:
         list(pool.map(lambda entry_id: rederive_entry(dataset, entry_id), ids))
     return len(ids)
 
 
 def read_file(dataset: str, path: str) -> dict | None:
-    snapshot = files_of(dataset).document(doc_id(path)).get()
+    snapshot = files_of(dataset).document(doc_id(path)).get(**db.deadline())
     return snapshot.to_dict() if snapshot.exists else None
+
+
+def is_stale_file(record: dict | None, generation: int, deleting: bool = False) -> bool:
+    return record is not None and generations.is_stale(generation, record["generation"], record["tombstone"], deleting)
 
 
 def put_file(dataset: str, path: str, generation: int, issues: list[Issue] | None,
              details: dict | None = None) -> bool:
-    """Record a non-image, non-label file and its issues; issues None means deleted."""
+    """Record a non-image, non-label file and its issues; issues None means deleted.
+    Returns False for a stale event."""
     ref = files_of(dataset).document(doc_id(path))
 
-    @firestore.transactional
-    def run(transaction) -> bool:
-        snapshot = ref.get(transaction=transaction)
-        current = snapshot.to_dict() if snapshot.exists else {"generation": 0, "tombstone": 0}
-        deleting = issues is None
-        if generation <= current["tombstone"] or (
-                generation < current["generation"] if deleting else generation <= current["generation"]):
+    def work(transaction) -> bool:
+        current = _read(transaction, ref) or {"generation": 0, "tombstone": 0}
+        if is_stale_file(current, generation, deleting=issues is None):
             return False
         transaction.set(ref, {**_file_doc(path, generation, issues, current), **(details or {})})
         return True
 
-    return run(client().transaction(max_attempts=TRANSACTION_ATTEMPTS))
+    return db.in_transaction(work)
 
 
 def _file_doc(path: str, generation: int, issues: list[Issue] | None, current: dict) -> dict:
@@ -213,14 +211,13 @@ def put_data_yaml(dataset: str, path: str, generation: int, names: list[str] | N
     Returns False for a stale event. Re-applying the current generation returns
     True so a retried event still revalidates the labels."""
     ref = dataset_ref(dataset)
+    deleted = issues is None
 
-    @firestore.transactional
-    def run(transaction) -> bool:
-        data = ref.get(transaction=transaction).to_dict() or {}
-        latest = max(data.get("yaml_generation", 0), data.get("yaml_tombstone", 0))
-        if generation < latest:
+    def work(transaction) -> bool:
+        data = _read(transaction, ref) or {}
+        if generations.is_stale(generation, data.get("yaml_generation", 0), data.get("yaml_tombstone", 0),
+                                deleted, reapply_current=True):
             return False
-        deleted = issues is None
         transaction.set(ref, {
             "id": dataset, "classes": None if deleted else names,
             "yaml_generation": 0 if deleted else generation,
@@ -230,5 +227,4 @@ def put_data_yaml(dataset: str, path: str, generation: int, names: list[str] | N
         transaction.set(file_ref, _file_doc(path, generation, issues, {"generation": generation, "tombstone": 0}))
         return True
 
-    return run(client().transaction(max_attempts=TRANSACTION_ATTEMPTS))
-
+    return db.in_transaction(work)

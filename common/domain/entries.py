@@ -9,6 +9,9 @@ the summed fields.
 """
 from __future__ import annotations
 
+from typing import TypedDict
+
+from common.domain import generations
 from common.domain.issues import Issue
 from common.domain.labels import Box, boxes_in_range, class_issues
 
@@ -20,65 +23,72 @@ SUMMED_FIELDS = ("f_image", "f_labeled", "f_background", "f_unlabeled", "f_label
                  "f_train", "f_val", "f_test", "f_nosplit", "f_duplicate", "n_boxes", "issue_count")
 
 
-def new_entry(key: str, split: str | None) -> dict:
+class ImageRecord(TypedDict):
+    """What ingest learned of one image generation."""
+    path: str
+    generation: int
+    sha256: str
+    size: int | None
+    format: str | None
+    width: int | None
+    height: int | None
+    orientation: int | None
+    oriented_width: int | None
+    oriented_height: int | None
+    thumbnail: str | None
+
+
+class LabelRecord(TypedDict):
+    """One label file generation: its valid boxes (Box.to_dict)."""
+    path: str
+    generation: int
+    boxes: list[dict]
+
+
+class Entry(TypedDict, total=False):
+    """The primary facts of an entry; `derive` adds the derived fields."""
+    key: str
+    split: str | None
+    image: ImageRecord | None
+    image_tombstone: int
+    image_issues: list[dict]
+    label: LabelRecord | None
+    label_tombstone: int
+    label_issues: list[dict]
+    duplicates: list[str]
+    duplicate_issues: list[dict]
+
+
+def new_entry(key: str, split: str | None) -> Entry:
     return {"key": key, "split": split, "image": None, "image_tombstone": 0, "image_issues": [],
             "label": None, "label_tombstone": 0, "label_issues": [],
             "duplicates": [], "duplicate_issues": []}
 
 
-def is_stale(entry: dict, part: str, generation: int, deleting: bool = False) -> bool:
-    """True when an event for `part` ("image" or "label") at `generation` is already
-    applied or superseded. A finalize is stale when that generation or a newer one
-    is indexed; a delete when a newer one is; both when a delete at or after that
-    generation was seen."""
-    if generation <= entry.get(f"{part}_tombstone", 0):
-        return True
-    current = entry.get(part)
-    if current is None:
-        return False
-    return generation < current["generation"] if deleting else generation <= current["generation"]
+def is_stale(entry: Entry, part: str, generation: int, deleting: bool = False) -> bool:
+    """True when an event for `part` ("image" or "label") at `generation` is
+    already applied or superseded (common.domain.generations)."""
+    held = (entry.get(part) or {}).get("generation", 0)
+    return generations.is_stale(generation, held, entry.get(f"{part}_tombstone", 0), deleting)
 
 
-def set_part(entry: dict, part: str, record: dict, issues: list[Issue]) -> None:
+def set_part(entry: Entry, part: str, record: ImageRecord | LabelRecord, issues: list[Issue]) -> None:
     entry[part] = record
     entry[f"{part}_issues"] = [i.to_dict() for i in issues]
 
 
-def delete_part(entry: dict, part: str, generation: int) -> None:
+def delete_part(entry: Entry, part: str, generation: int) -> None:
     entry[part] = None
     entry[f"{part}_issues"] = []
     entry[f"{part}_tombstone"] = max(entry.get(f"{part}_tombstone", 0), generation)
 
 
-def set_duplicates(entry: dict, own_id: str, members: dict[str, dict]) -> None:
-    """Record the other entries with the same image content. `members` maps the
-    document id of every entry in the content group to its {"path", "split"}."""
-    others = [m["path"] for doc, m in members.items() if doc != own_id]
-    entry["duplicates"] = sorted(others)
-    entry["duplicate_issues"] = ([i.to_dict() for i in duplicate_issues(entry["image"], members)]
-                                 if others and entry["image"] else [])
-
-
-def duplicate_issues(image: dict, members: dict[str, dict]) -> list[Issue]:
-    path = image["path"]
-    other_paths = sorted(m["path"] for m in members.values() if m["path"] != path)
-    issues = [Issue("duplicate_image",
-                    f"identical content (sha256 {image['sha256'][:12]}…) is also at {', '.join(other_paths)}",
-                    path)]
-    splits = sorted({m["split"] for m in members.values() if m["split"]})
-    if len(splits) > 1:
-        issues.append(Issue("split_leakage",
-                            f"the same image is in splits {' and '.join(splits)}: "
-                            "evaluation would measure images the model trained on", path))
-    return issues
-
-
-def label_boxes(entry: dict) -> list[Box]:
+def label_boxes(entry: Entry) -> list[Box]:
     label = entry.get("label")
     return [Box.from_dict(b) for b in label["boxes"]] if label else []
 
 
-def derive(entry: dict, class_count: int | None) -> dict:
+def derive(entry: Entry, class_count: int | None) -> dict:
     """Return the entry with every derived field recomputed."""
     has_image, has_label = entry["image"] is not None, entry["label"] is not None
     boxes = label_boxes(entry)

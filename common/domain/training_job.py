@@ -18,10 +18,13 @@ def sequence(run: int, n: int) -> int:
     return run * RUN_STRIDE + n
 
 
-def queued_job(job_id: str, request_id: str, dataset: str, epochs: int, request: dict, now: float) -> dict:
+def queued_job(job_id: str, request_id: str, dataset: str, epochs: int, request: dict, now: float,
+               created_at: float | None = None) -> dict:
+    """A job not started yet. `created_at` is kept from the first sight of the
+    request (the API's), so lists ordered by it never move a job."""
     return {"id": job_id, "request_id": request_id, "dataset": dataset, "status": QUEUED,
             "epoch": 0, "epochs": epochs, "history": [], "error": None, "model_id": None,
-            "request": request, "sequence": -1, "created_at": now, "updated_at": now,
+            "request": request, "sequence": -1, "created_at": created_at or now, "updated_at": now,
             "started_at": None, "finished_at": None}
 
 
@@ -32,10 +35,11 @@ def received_job(job_id: str, request_id: str, body: dict, now: float) -> dict:
                       epochs if isinstance(epochs, int) else None, body, now)
 
 
-def failed_job(job_id: str, request_id: str, dataset, request, reason: str, now: float) -> dict:
+def failed_job(job_id: str, request_id: str, dataset, request, reason: str, now: float,
+               created_at: float | None = None) -> dict:
     """A request that can never run: the job exists so the requester learns why."""
     job = queued_job(job_id, request_id, dataset if isinstance(dataset, str) else None, 0,
-                     request if isinstance(request, dict) else {"raw": repr(request)[:2000]}, now)
+                     request if isinstance(request, dict) else {"raw": repr(request)[:2000]}, now, created_at)
     return {**job, "status": FAILED, "error": reason, "finished_at": now}
 
 

@@ -37,6 +37,9 @@ class ObjectEvent:
     size: int | None
     event_id: str
 
+    def log_fields(self) -> dict:
+        return {"event_id": self.event_id, "object": self.name, "generation": self.generation, "action": self.action}
+
 
 def decode(cloud_event) -> ObjectEvent:
     """Turn a CloudEvent into an ObjectEvent, or raise UnsupportedEvent saying why."""
@@ -81,7 +84,10 @@ def _from_object(action: str, resource: dict, attributes: dict, event_id: str) -
 class PubSubMessage:
     message_id: str
     data: bytes
-    attributes: dict
+    event_id: str
+
+    def log_fields(self) -> dict:
+        return {"event_id": self.event_id, "message_id": self.message_id}
 
 
 def pubsub_message(cloud_event) -> PubSubMessage:
@@ -94,4 +100,4 @@ def pubsub_message(cloud_event) -> PubSubMessage:
     except (ValueError, TypeError) as exc:
         raise UnsupportedEvent(f"message data is not base64: {exc}") from exc
     return PubSubMessage(message.get("messageId") or message.get("message_id") or cloud_event["id"],
-                         data, message.get("attributes") or {})
+                         data, cloud_event["id"])

@@ -1,31 +1,78 @@
-"""The shape every Pub/Sub-triggered function shares: decode, act, and either
-acknowledge (done, or never going to work) or raise (worth a redelivery)."""
+"""The one wrapper every event function shares, and the typed outcome of an event.
+
+    decode -> act -> log the outcome, and either acknowledge or raise
+
+- transient failures (a service unavailable, a timeout, contention; see
+  common.platform.failures) raise, so the platform redelivers the event;
+- bad input is the service's own outcome (REJECTED, or an issue recorded on an
+  APPLIED file), acknowledged: a file that will never parse is never retried;
+- anything unexpected is logged at ERROR with its traceback and acknowledged.
+
+Every outcome is one JSON log line with the same fields: severity, outcome,
+message, seconds, and the event's own fields (event id, object, generation...).
+"""
 from __future__ import annotations
 
+import enum
 import time
 import traceback
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, TypeVar
 
 from common.platform import log
-from common.platform.events import UnsupportedEvent, pubsub_message
+from common.platform.events import UnsupportedEvent
 from common.platform.failures import is_transient
 
 
-def handle_message(cloud_event, act: Callable[[str, bytes], str], retry_on: tuple = ()) -> None:
-    try:
-        message = pubsub_message(cloud_event)
-    except UnsupportedEvent as exc:
-        log.warning("event ignored", event_id=cloud_event["id"], reason=str(exc))
-        return
-    context = {"event_id": cloud_event["id"], "message_id": message.message_id}
+class Result(enum.Enum):
+    APPLIED = "applied"      # the event changed what the system knows
+    DUPLICATE = "duplicate"  # already applied: a redelivery, or a newer state is held
+    STALE = "stale"          # superseded: an older generation, a late event, an object gone since
+    IGNORED = "ignored"      # not for this function: another bucket, derived/, an unsupported event
+    REJECTED = "rejected"    # bad input, recorded where its sender looks; never retried
+    FAILED = "failed"        # an unexpected error: logged with its traceback, not retried
+    RETRY = "retry"          # a transient failure: raised so the platform redelivers
+
+
+SEVERITY = {Result.FAILED: "ERROR", Result.RETRY: "WARNING", Result.REJECTED: "WARNING"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    detail: str = ""
+    fields: dict = field(default_factory=dict)
+
+
+class DecodedEvent(Protocol):
+    def log_fields(self) -> dict: ...
+
+
+E = TypeVar("E", bound=DecodedEvent)
+
+
+def handle_event(cloud_event, decode: Callable[[object], E], act: Callable[[E], Outcome],
+                 retry_on: tuple[type[BaseException], ...] = ()) -> Outcome:
+    """Decode `cloud_event`, act on it, log the outcome; raise only to be redelivered."""
     started = time.monotonic()
     try:
-        outcome = act(message.message_id, message.data)
+        event = decode(cloud_event)
+    except UnsupportedEvent as exc:
+        return _logged(Outcome(Result.IGNORED, str(exc)), {"event_id": cloud_event["id"]}, started)
+    context = event.log_fields()
+    try:
+        outcome = act(event)
     except Exception as exc:
         if is_transient(exc) or isinstance(exc, retry_on):
-            log.warning("transient failure; the message will be redelivered", error=repr(exc), **context)
+            _logged(Outcome(Result.RETRY, "transient failure; the event will be redelivered",
+                            {"error": repr(exc)}), context, started)
             raise
-        log.error("message failed and will not be retried", error=repr(exc),
-                  traceback=traceback.format_exc(), **context)
-        return
-    log.info(outcome, seconds=round(time.monotonic() - started, 4), **context)
+        outcome = Outcome(Result.FAILED, "failed and will not be retried: fix the cause and send it again",
+                          {"error": repr(exc), "traceback": traceback.format_exc()})
+    return _logged(outcome, context, started)
+
+
+def _logged(outcome: Outcome, context: dict, started: float) -> Outcome:
+    log.log(SEVERITY.get(outcome.result, "INFO"), outcome.detail or outcome.result.value,
+            outcome=outcome.result.value, seconds=round(time.monotonic() - started, 4), **context, **outcome.fields)
+    return outcome

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import time
 
-from google.cloud import firestore
-
-from common.cloud import dataset_index, db, training_store
+from common.cloud import db, training_store
 from common.domain import training_job
+from common.platform.events import PubSubMessage
+from common.platform.handler import Outcome, Result
 
 
 class BadEvent(ValueError):
@@ -31,23 +31,26 @@ def parse(data: bytes) -> dict:
     return event
 
 
-def handle(data: bytes) -> str:
-    event = parse(data)
+def handle(message: PubSubMessage) -> Outcome:
+    try:
+        event = parse(message.data)
+    except BadEvent as exc:
+        return Outcome(Result.REJECTED, str(exc))
     ref = training_store.jobs().document(event["job_id"])
+    what = f"{event['type']} #{event['sequence']} of {event['job_id']}"
 
-    @firestore.transactional
-    def run(transaction) -> str:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            raise BadEvent(f"no training job {event['job_id']}")
-        job = snapshot.to_dict()
+    def work(transaction) -> Outcome:
+        found = ref.get(transaction=transaction, **db.deadline())
+        if not found.exists:
+            return Outcome(Result.REJECTED, f"{what}: no such training job")
+        job = found.to_dict()
         update = training_job.apply_event(job, event, time.time())
         if update is None:
-            return f"{event['type']} #{event['sequence']} of {job['id']} ignored: duplicate or late"
+            return Outcome(Result.DUPLICATE, f"{what} ignored: duplicate or late")
         transaction.update(ref, update)
         if event["type"] == "completed":
             model = training_job.model_document(job, event)
             transaction.set(training_store.models().document(model["id"]), model)
-        return f"{event['type']} #{event['sequence']} applied to {job['id']}"
+        return Outcome(Result.APPLIED, f"{what} applied")
 
-    return run(db.client().transaction())
+    return db.in_transaction(work)

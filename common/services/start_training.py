@@ -15,11 +15,12 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import dataset_index, db, launcher, storage, training_store
-from common.domain import training_job, training_set
-from common.platform.failures import is_transient
-from common.domain import layout
+from common.domain import layout, snapshot, training_job, training_set
 from common.domain.layout import is_valid_dataset_name
 from common.domain.training_request import InvalidRequest, TrainingRequest, job_id_for, model_kind, validate
+from common.platform.events import PubSubMessage
+from common.platform.failures import is_transient
+from common.platform.handler import Outcome, Result
 
 CLAIM_LEASE_SECONDS = 120
 
@@ -28,23 +29,27 @@ class JobBusy(RuntimeError):
     """Another delivery of the same request is preparing the job: retry later."""
 
 
-def handle(message_id: str, data: bytes) -> str:
-    body, problem = _parse(data)
-    request_id = _request_id(body, message_id)
+def handle(message: PubSubMessage) -> Outcome:
+    body, problem = _parse(message.data)
+    request_id = _request_id(body, message.message_id)
     job_id = job_id_for(request_id)
     ref = training_store.jobs().document(job_id)
-    if not _claim(ref, message_id):
-        return f"duplicate request {request_id!r}: job {job_id} exists"
+    claimed = _claim(ref, message.message_id)
+    if claimed is None:
+        return Outcome(Result.DUPLICATE, f"duplicate request {request_id!r}: job {job_id} exists", {"job_id": job_id})
+    created_at = claimed.get("created_at")  # the API's, when the request came through it
     try:
         if problem:
             raise InvalidRequest(problem)
         request = validate(body, request_id)
-        prepared = _prepare(request, job_id)
+        prepared = _prepare(request, job_id, created_at)
         ref.set(prepared, merge=True)
         execution = launcher.from_config().launch(job_id, prepared["manifest"])
     except InvalidRequest as exc:
-        ref.set(training_job.failed_job(job_id, request_id, _field(body, "dataset"), body, str(exc), time.time()))
-        return f"invalid request {request_id!r} -> job {job_id} failed: {exc}"
+        ref.set(training_job.failed_job(job_id, request_id, _field(body, "dataset"), body, str(exc), time.time(),
+                                        created_at))
+        return Outcome(Result.REJECTED, f"invalid request {request_id!r} -> job {job_id} failed: {exc}",
+                       {"job_id": job_id})
     except Exception as exc:
         if is_transient(exc):
             ref.update({"claimed_at": firestore.DELETE_FIELD})  # the redelivery starts over at once
@@ -53,7 +58,7 @@ def handle(message_id: str, data: bytes) -> str:
                    "and ask again with a new request_id")
         raise
     ref.update({"execution": execution, "launched_at": time.time()})
-    return f"job {job_id} launched as {execution}"
+    return Outcome(Result.APPLIED, f"job {job_id} launched as {execution}", {"job_id": job_id})
 
 
 def _parse(data: bytes):
@@ -72,40 +77,41 @@ def _request_id(body, message_id: str) -> str:
     return given if isinstance(given, str) and given else f"message-{message_id}"
 
 
-def _claim(ref, message_id: str) -> bool:
-    """True when this delivery may prepare the job; False when the job already exists."""
-    @firestore.transactional
-    def run(transaction) -> bool:
-        snapshot = ref.get(transaction=transaction)
-        job = snapshot.to_dict() if snapshot.exists else {}
+def _claim(ref, message_id: str) -> dict | None:
+    """The job document as found (empty when new) when this delivery may prepare
+    the job; None when the job already exists."""
+    def work(transaction) -> dict | None:
+        found = ref.get(transaction=transaction, **db.deadline())
+        job = found.to_dict() if found.exists else {}
         if job.get("launched_at") or job.get("status") not in (None, training_job.QUEUED):
-            return False
+            return None
         if time.time() - job.get("claimed_at", 0) < CLAIM_LEASE_SECONDS:
             raise JobBusy(f"job {ref.id} is being prepared by message {job.get('claimed_by')}")
         transaction.set(ref, {"claimed_at": time.time(), "claimed_by": message_id}, merge=True)
-        return True
-    return run(db.client().transaction())
+        return job
+    return db.in_transaction(work)
 
 
-def _prepare(request: TrainingRequest, job_id: str) -> dict:
-    classes, entries = _dataset(request.dataset)
+def _prepare(request: TrainingRequest, job_id: str, created_at: float | None) -> dict:
     model = _resolve_model(request.model)
-    built = training_set.build(request, job_id, storage.bucket().name, classes, model, entries)
+    built = training_set.build(request, job_id, storage.bucket().name, model, _snapshot(request.dataset))
     uri = _write_manifest(job_id, built)
     job = training_job.queued_job(job_id, request.request_id, request.dataset, request.epochs,
-                          {"model": request.model, "val_fraction": request.val_fraction, **request.train_args},
-                          time.time())
+                                  {"model": request.model, "val_fraction": request.val_fraction,
+                                   **request.train_args}, time.time(), created_at)
     return {**job, "manifest": uri, "images": built["counts"], "excluded": built["excluded"]}
 
 
-def _dataset(dataset: str) -> tuple[list[str] | None, list[dict]]:
+def _snapshot(dataset: str) -> snapshot.Snapshot:
     if not is_valid_dataset_name(dataset):
         raise InvalidRequest(f"unknown dataset {dataset!r}: not a valid dataset name")
-    snapshot = dataset_index.dataset_ref(dataset).get()
-    if not snapshot.exists:
-        raise InvalidRequest(f"unknown dataset {dataset!r}: nothing has been dropped under datasets/{dataset}/")
+    found = dataset_index.dataset_ref(dataset).get(**db.deadline())
+    if not found.exists:
+        raise InvalidRequest(f"unknown dataset {dataset!r}: nothing has been dropped under "
+                             f"{layout.dataset_prefix(dataset)}")
     query = dataset_index.entries_of(dataset).where(filter=FieldFilter("has_image", "==", True))
-    return snapshot.to_dict().get("classes"), [doc.to_dict() for doc in query.stream()]
+    return snapshot.take(dataset, found.to_dict().get("classes"),
+                         [doc.to_dict() for doc in query.stream(**db.deadline())])
 
 
 def _resolve_model(model: str) -> dict:
@@ -116,11 +122,11 @@ def _resolve_model(model: str) -> dict:
         if not storage.blob_at(model).exists():
             raise InvalidRequest(f"unknown model {model!r}: no such object")
         return {"weights": model}
-    snapshot = training_store.models().document(model).get()
-    if not snapshot.exists:
+    registered = training_store.models().document(model).get(**db.deadline())
+    if not registered.exists:
         raise InvalidRequest(f"unknown model {model!r}: not a model YAML name (yolov8n.yaml), "
                              "not gs://…/weights.pt and no registered model has that id")
-    return {"weights": snapshot.to_dict()["weights"]["pt"], "registered": model}
+    return {"weights": registered.to_dict()["weights"]["pt"], "registered": model}
 
 
 def _write_manifest(job_id: str, built: dict) -> str:

@@ -1,4 +1,4 @@
-from common.domain import entries
+from common.domain import duplicates, entries
 from common.domain.issues import Issue
 from common.domain.labels import Box
 
@@ -63,17 +63,17 @@ def test_duplicates_and_leakage_named_on_the_entry():
     e = entry(IMAGE)
     members = {"me": {"path": IMAGE["path"], "split": "train"},
                "other": {"path": "datasets/d/images/val/b.jpg", "split": "val"}}
-    entries.set_duplicates(e, "me", members)
+    duplicates.set_duplicates(e, "me", members)
     derived = entries.derive(e, None)
     assert derived["duplicates"] == ["datasets/d/images/val/b.jpg"]
     assert [i["code"] for i in derived["issues"]] == ["duplicate_image", "split_leakage"]
     assert derived["f_duplicate"] == 1
-    entries.set_duplicates(e, "me", {"me": members["me"]})
+    duplicates.set_duplicates(e, "me", {"me": members["me"]})
     assert entries.derive(e, None)["issues"] == [] and entries.derive(e, None)["f_duplicate"] == 0
 
 
 def test_same_split_duplicates_are_not_leakage():
     e = entry(IMAGE)
-    entries.set_duplicates(e, "me", {"me": {"path": IMAGE["path"], "split": "train"},
+    duplicates.set_duplicates(e, "me", {"me": {"path": IMAGE["path"], "split": "train"},
                                      "o": {"path": "datasets/d/images/train/c.jpg", "split": "train"}})
     assert [i["code"] for i in entries.derive(e, None)["issues"]] == ["duplicate_image"]

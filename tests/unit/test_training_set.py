@@ -1,6 +1,6 @@
 import pytest
 
-from common.domain import entries
+from common.domain import entries, snapshot
 from common.domain.training_set import build
 from common.domain.training_request import InvalidRequest, in_val_split, validate
 
@@ -10,7 +10,8 @@ CLASSES = ["person", "bus"]
 def entry(name: str, split: str | None, sha: str, boxes=((0, 0.5, 0.5, 0.2, 0.2),), label=True,
           image_issues=(), class_count=len(CLASSES)) -> dict:
     e = entries.new_entry(f"datasets/d/labels/{split + '/' if split else ''}{name}", split)
-    e["image"] = {"path": f"datasets/d/images/{split + '/' if split else ''}{name}.jpg", "generation": 7, "sha256": sha}
+    e["image"] = {"path": f"datasets/d/images/{split + '/' if split else ''}{name}.jpg", "generation": 7, "sha256": sha,
+                  "oriented_width": 640, "oriented_height": 480}
     e["image_issues"] = [{"code": c} for c in image_issues]
     if label:
         e["label"] = {"path": "x.txt", "generation": 8,
@@ -24,7 +25,7 @@ def request(**extra):
 
 
 def make(all_entries, classes=CLASSES, **extra):
-    return build(request(**extra), "job-1", "bucket", classes, {"yaml": "yolov8n.yaml"}, all_entries)
+    return build(request(**extra), "job-1", "bucket", {"yaml": "yolov8n.yaml"}, snapshot.take("d", classes, all_entries))
 
 
 def sha(i: int) -> str:
@@ -38,7 +39,7 @@ def test_pins_images_and_keeps_given_splits():
     first = next(i for i in manifest["images"] if i["split"] == "train")
     assert (first["path"], first["generation"], first["sha256"], first["split"]) == \
         ("datasets/d/images/train/a.jpg", 7, sha(1), "train")
-    assert first["boxes"] == [[0, 0.5, 0.5, 0.2, 0.2]]
+    assert first["boxes"] == [[0, 0.5, 0.5, 0.2, 0.2]] and (first["width"], first["height"]) == (640, 480)
     assert manifest["classes"] == CLASSES and manifest["train_args"]["epochs"] == 50
 
 
@@ -81,3 +82,13 @@ def test_boxes_of_unknown_classes_are_left_out():
 def test_datasets_that_cannot_train_say_why(classes, all_entries, reason):
     with pytest.raises(InvalidRequest, match=reason):
         make(all_entries, classes=classes)
+
+
+def test_the_snapshot_is_generic_and_the_training_view_splits_it():
+    """The snapshot keeps splits as uploaded (None outside a split folder) and every
+    box of a dataset without classes; only the training view assigns train/val."""
+    taken = snapshot.take("d", None, [entry("a", None, sha(1), boxes=((7, .5, .5, .1, .1),), class_count=None)])
+    assert taken.classes is None and taken.excluded == {}
+    (image,) = taken.images
+    assert (image.split, image.boxes, image.width, image.height, image.labeled) == \
+        (None, ((7, 0.5, 0.5, 0.1, 0.1),), 640, 480, True)
