@@ -77,12 +77,6 @@ class HashingReader:
         return self._digest.hexdigest()
 
 
-def sha256_of_stream(stream: BinaryIO, chunk_size: int = HASH_CHUNK_SIZE) -> tuple[str, int]:
-    """sha256 hex digest and byte count of the rest of the stream, read chunk_size bytes at a time."""
-    reader = _read_through(stream, chunk_size)
-    return reader.sha256, reader.size
-
-
 def _read_through(stream: BinaryIO, chunk_size: int) -> HashingReader:
     reader = HashingReader(stream)
     while reader.read(chunk_size):

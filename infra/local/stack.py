@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from common.platform import config
+
 REPO = Path(__file__).resolve().parents[2]
 PORT_DEFAULTS = {"pubsub": 8085, "firestore": 8086, "gcs": 9023, "api": 8090, "ingest": 8091,
                  "train": 8092, "progress": 8093}
 GCS_EVENTS_TOPIC = "gcs-events"
-TRAINING_TOPIC = "training-requests"
-PROGRESS_TOPIC = "training-progress"
+TRAINING_TOPIC = config.TRAINING_TOPIC
+PROGRESS_TOPIC = config.PROGRESS_TOPIC
 # topic -> (push subscription, the function server it pushes to)
 PUSH_SUBSCRIPTIONS = {GCS_EVENTS_TOPIC: ("ingest-push", "ingest"),
                       TRAINING_TOPIC: ("train-push", "train"),

@@ -5,7 +5,7 @@ import os
 import pytest
 from PIL import Image
 
-from common.domain.imaging import MIN_SIDE, THUMBNAIL_SIDE, HashingReader, identify_image, sha256_of_stream
+from common.domain.imaging import MIN_SIDE, THUMBNAIL_SIDE, HashingReader, identify_image
 
 FILE = "datasets/d/images/train/a.jpg"
 
@@ -169,10 +169,12 @@ def test_far_over_the_bomb_limit_is_an_issue_not_an_exception(monkeypatch):
     assert codes(facts) == ["image_too_large"] and facts.thumbnail is None
 
 
-def test_sha256_of_stream_matches_hashlib():
+def test_hashing_reader_hashes_a_stream_read_in_chunks():
     data = os.urandom(3 * 1024 * 1024 + 17)
-    assert sha256_of_stream(io.BytesIO(data), chunk_size=1024 * 1024) == (hashlib.sha256(data).hexdigest(), len(data))
-    assert sha256_of_stream(io.BytesIO(b"")) == (hashlib.sha256(b"").hexdigest(), 0)
+    reader = HashingReader(io.BytesIO(data))
+    while reader.read(1024 * 1024):
+        pass
+    assert (reader.sha256, reader.size) == (hashlib.sha256(data).hexdigest(), len(data))
 
 
 def test_hashing_reader_passes_data_through():
