@@ -36,6 +36,7 @@ from pathlib import Path
 
 import requests
 
+from common.domain import layout
 from infra.local import sample, stack as local_stack
 from infra.local.client import ApiClient, upload_all, wait_for
 from infra.local.notifications import capture, paused_push, push_body
@@ -104,8 +105,8 @@ def generate_dataset(dataset: str, n: int, seed: int) -> tuple[dict[str, bytes],
     files, boxes = {}, 0
     for i in range(n):
         image, label = sample.synthetic_image(seed=seed + i)
-        files[f"datasets/{dataset}/images/train/img_{i:06d}.jpg"] = image
-        files[f"datasets/{dataset}/labels/train/img_{i:06d}.txt"] = label.encode()
+        files[layout.dataset_object(dataset, f"images/train/img_{i:06d}.jpg")] = image
+        files[layout.dataset_object(dataset, f"labels/train/img_{i:06d}.txt")] = label.encode()
         boxes += len(label.splitlines())
     return files, boxes
 
@@ -118,7 +119,7 @@ def prepare(api: ApiClient, dataset: str, n: int, seed: int):
     files, boxes = generate_dataset(dataset, n, seed)
     from common.cloud import storage
     bucket = storage.bucket()
-    bucket.blob(f"datasets/{dataset}/data.yaml").upload_from_string(sample.data_yaml())
+    bucket.blob(layout.dataset_object(dataset, "data.yaml")).upload_from_string(sample.data_yaml())
     wait_for(lambda: api.get_or_none(f"/datasets/{dataset}"), lambda view: view and view["classes_known"],
              60, "data.yaml indexed")
     return bucket, files, {"images": n, "labeled": n, "boxes": boxes}
@@ -260,7 +261,7 @@ def measure_big_object_memory(api: ApiClient, ingest_pgid: int, gib: float) -> s
     """Upload one big image; return the summary line on the ingest server's peak RSS."""
     from common.cloud import storage
     size = int(gib * 1024 * MIB)
-    name = f"datasets/{BIG_DATASET}/images/train/huge.jpg"
+    name = layout.dataset_object(BIG_DATASET, "images/train/huge.jpg")
     with tempfile.TemporaryDirectory() as tmp:  # on disk, so the bench itself stays small
         path = Path(tmp) / "huge.jpg"
         print(f"writing a {size / MIB:.0f} MiB image to disk ...", flush=True)

@@ -25,6 +25,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from common.domain import layout
 from infra.local import sample, stack as local_stack
 from infra.local.client import ApiClient, upload_all, wait_for
 
@@ -55,8 +56,8 @@ def run(api: ApiClient, args, state_dir: Path) -> None:
     from common.cloud import storage
     dataset = f"bench-{uuid.uuid4().hex[:6]}"
     files = sample.generated_dataset(args.n, 0, size=(320, 240))
-    print(f"dropping {args.n} generated images with labels into datasets/{dataset}/ ...", flush=True)
-    upload_all(storage.bucket(), {f"datasets/{dataset}/{k}": v for k, v in files.items()})
+    print(f"dropping {args.n} generated images with labels into {layout.dataset_prefix(dataset)} ...", flush=True)
+    upload_all(storage.bucket(), {layout.dataset_object(dataset, k): v for k, v in files.items()})
     wait_for(lambda: api.get_or_none(f"/datasets/{dataset}"),
              lambda d: d is not None and d["classes_known"] and d["stats"]["labeled"] == args.n,
              600, "the dataset indexed", interval=0.5)

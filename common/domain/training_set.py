@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from common.domain.layout import dataset_object
 from common.domain.snapshot import Snapshot, SnapshotImage
 from common.domain.training_request import InvalidRequest, TrainingRequest, in_val_split
 
@@ -18,7 +19,7 @@ VERSION = 2  # 2: images carry their oriented width and height
 def build(request: TrainingRequest, job_id: str, bucket: str, model: dict, snapshot: Snapshot) -> dict:
     if not snapshot.classes:
         raise InvalidRequest(f"dataset {request.dataset!r} has no classes: drop a data.yaml with `names` "
-                             f"at datasets/{request.dataset}/data.yaml")
+                             f"at {dataset_object(request.dataset, 'data.yaml')}")
     if not any(image.labeled for image in snapshot.images):
         raise InvalidRequest(f"dataset {request.dataset!r} has no labelled images "
                              f"(excluded: {_describe(snapshot.excluded) or 'nothing indexed'})")

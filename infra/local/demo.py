@@ -12,6 +12,7 @@ import os
 import random
 import sys
 
+from common.domain import layout
 from infra.local import stack as local_stack
 from infra.local.client import ApiClient, wait_for
 from infra.local.sample import sample_dataset
@@ -54,10 +55,10 @@ def run_demo(env: dict[str, str]) -> int:
     names.remove("data.yaml")
     names.append("data.yaml")  # classes last: labels must be revalidated against them
     bucket = storage.bucket()
-    print(f"dropping {len(names)} files into gs://{env['DATA_BUCKET']}/datasets/{DATASET}/ "
+    print(f"dropping {len(names)} files into gs://{env['DATA_BUCKET']}/{layout.dataset_prefix(DATASET)} "
           f"(shuffled, data.yaml last)", flush=True)
     for name in names:
-        bucket.blob(f"datasets/{DATASET}/{name}").upload_from_string(sample.files[name])
+        bucket.blob(layout.dataset_object(DATASET, name)).upload_from_string(sample.files[name])
     api = ApiClient(env["API_URL"], env["API_TOKEN"])
     dataset = wait_for(lambda: api.get_or_none(f"/datasets/{DATASET}"),
                        lambda d: d is not None and _matches(d, sample.expected),
