@@ -3,9 +3,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit up down bench-ingest bench-train venv clean
+.PHONY: demo test unit up down bench-ingest bench-train bench-functions venv clean
 
-$(STAMP): requirements.txt requirements-dev.txt jobs/trainer/requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt jobs/trainer/requirements.txt $(wildcard functions/*/requirements.txt)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -33,6 +33,9 @@ bench-ingest: $(STAMP) ## N=1000 images dropped at once; see README
 
 bench-train: $(STAMP)  ## 500 generated images: training overhead and materialization rate; see README
 	$(PY) -m bench.train $(ARGS)
+
+bench-functions: $(STAMP)  ## each function's import time, idle memory and dependency size; see README
+	$(PY) -m bench.functions $(ARGS)
 
 clean:
 	rm -rf $(VENV) .local

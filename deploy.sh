@@ -155,17 +155,22 @@ for role in roles/pubsub.publisher roles/run.developer roles/iam.serviceAccountU
     --role="$role" --condition=None "${G[@]}"
 done
 
-echo "# 4. functions (each staged as main.py + common/ + requirements.txt)"
+echo "# 4. functions (each staged from functions/<name>/: its main.py and requirements.txt, plus common/)"
 if (( DRY_RUN )); then
   STAGE_ROOT='<tmpdir>'
 else
   STAGE_ROOT="$(mktemp -d)"
   trap 'rm -rf "$STAGE_ROOT"' EXIT
 fi
-stage() {  # stage NAME -> prints the staged directory
-  local dir="$STAGE_ROOT/$1"
+# stage NAME -> prints the staged directory. Cloud Functions builds only what is
+# inside --source, so common/ is copied in; the function's own requirements.txt
+# names only what that function imports (tests/unit/test_architecture.py).
+stage() {
+  local dir="$STAGE_ROOT/$1" src="$REPO/functions/$1"
+  [[ -f "$src/main.py" && -f "$src/requirements.txt" ]] || {
+    echo "error: $src needs main.py and requirements.txt" >&2; exit 1; }
   run mkdir -p "$dir" >&2
-  run cp "$REPO/functions/$1/main.py" "$REPO/requirements.txt" "$dir/" >&2
+  run cp "$src/main.py" "$src/requirements.txt" "$dir/" >&2
   run cp -R "$REPO/common" "$dir/common" >&2
   run find "$dir" -name __pycache__ -prune -exec rm -rf {} + >&2
   echo "$dir"

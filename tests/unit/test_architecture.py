@@ -1,0 +1,286 @@
+"""The layers and each function's dependencies, checked by reading imports.
+
+Pure: no emulator, no network. Each function's main.py is imported in a fresh
+interpreter (as Cloud Functions would import it) to see what it really loads.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FUNCTIONS = sorted(path.parent.name for path in (REPO / "functions").glob("*/main.py"))
+OUR_PACKAGES = frozenset(path.parent.name for path in REPO.glob("*/__init__.py"))
+DOMAIN_MUST_NOT_IMPORT = ("google", "flask", "werkzeug", "functions_framework", "requests",
+                          "common.cloud", "common.services", "common.api")
+NO_FUNCTION_LOADS = frozenset({"torch", "torchvision", "ultralytics"})  # the trainer's
+ALSO_NOT_LOADED_BY = {"api": frozenset({"PIL"})}
+DUMMY_ENV = {"GOOGLE_CLOUD_PROJECT": "architecture-test", "DATA_BUCKET": "architecture-test",
+             "API_TOKEN": "architecture-test"}
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str          # e.g. "google.cloud.firestore" (for `from google.cloud import firestore`)
+    file: Path
+    line: int
+    lazy_in: str | None  # the outermost function holding the import; None at module level
+
+    def where(self) -> str:
+        return f"{self.file.relative_to(REPO)}:{self.line}"
+
+
+# ---- reading imports -------------------------------------------------------------------
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> list[Import]:
+    """Every import in the file, module-level and inside functions, relative ones resolved."""
+    found: list[Import] = []
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+
+    def visit(node: ast.AST, lazy_in: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                found.extend(Import(alias.name, path, child.lineno, lazy_in) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = _absolute(child, package)
+                found.extend(Import(f"{base}.{alias.name}" if base else alias.name, path, child.lineno, lazy_in)
+                             for alias in child.names if alias.name != "*")
+            is_function = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            visit(child, lazy_in or (child.name if is_function else None))
+
+    visit(ast.parse(path.read_text(), filename=str(path)), None)
+    return found
+
+
+def _absolute(node: ast.ImportFrom, package: str) -> str:
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")[: len(package.split(".")) - node.level + 1] if package else []
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def names_used(path: Path) -> set[str]:
+    """Names and attributes the file refers to (how a lazy import's function is reached)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return ({node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+            | {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)})
+
+
+def top_level(module: str) -> str:
+    return module.partition(".")[0]
+
+
+def is_third_party(module: str) -> bool:
+    return top_level(module) not in sys.stdlib_module_names | OUR_PACKAGES | {"main", "__main__"}
+
+
+def matches(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+# ---- modules to distributions ----------------------------------------------------------
+
+def normalized(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+@cache
+def distribution_of(module: str) -> str:
+    """The installed distribution that provides `module` (namespace packages such as
+    google.* are shared by many distributions: the file that defines it decides)."""
+    parts = module.split(".")
+    for end in range(1, len(parts) + 1):
+        spec = importlib.util.find_spec(".".join(parts[:end]))
+        if spec is None:
+            raise LookupError(f"{module} is not installed")
+        if spec.has_location:
+            break
+    candidates = importlib.metadata.packages_distributions().get(parts[0], [])
+    if len(candidates) == 1:
+        return normalized(candidates[0])
+    origin = Path(spec.origin).resolve()
+    for candidate in candidates:
+        files = importlib.metadata.distribution(candidate).files or []
+        if any(Path(file.locate()).resolve() == origin for file in files):
+            return normalized(candidate)
+    raise LookupError(f"no installed distribution provides {module} ({origin})")
+
+
+def pinned(requirements: Path) -> dict[str, str]:
+    """{distribution: version} of a requirements file's own `name==version` lines."""
+    pins = {}
+    for line in requirements.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            name, separator, version = line.partition("==")
+            assert separator, f"{requirements.relative_to(REPO)}: {line!r} is not pinned with =="
+            pins[normalized(name.strip())] = version.strip()
+    return pins
+
+
+# ---- what a function loads -------------------------------------------------------------
+
+PROBE = """
+import importlib.util, json, sys
+repo, main = sys.argv[1], sys.argv[2]
+sys.path.insert(0, repo)
+spec = importlib.util.spec_from_file_location("main", main)
+module = sys.modules["main"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps({name: getattr(m, "__file__", None) for name, m in list(sys.modules.items())}))
+"""
+
+
+@cache
+def loaded_by(function: str) -> dict[str, str | None]:
+    """{module: file} after importing functions/<function>/main.py in a fresh interpreter."""
+    main = REPO / "functions" / function / "main.py"
+    env = {**{k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}, **DUMMY_ENV}
+    done = subprocess.run([sys.executable, "-I", "-c", PROBE, str(REPO), str(main)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"importing {main.relative_to(REPO)} failed:\n{done.stderr}"
+    return json.loads(done.stdout)
+
+
+def our_files_loaded_by(function: str) -> list[Path]:
+    loaded = loaded_by(function)
+    return [Path(loaded[name]) for name in sorted(loaded)
+            if name == "main" or (top_level(name) in OUR_PACKAGES and loaded[name])]
+
+
+def direct_imports(function: str) -> list[Import]:
+    """Third-party imports of our own code that the function loaded: every module-level
+    one, and each import inside a function whose name that code refers to."""
+    files = our_files_loaded_by(function)
+    used = set().union(*(names_used(file) for file in files))
+    return [imp for file in files for imp in imports_of(file)
+            if is_third_party(imp.module) and (imp.lazy_in is None or imp.lazy_in in used)]
+
+
+# ---- the domain ------------------------------------------------------------------------
+
+def test_the_domain_imports_no_google_client_no_web_framework_and_no_outer_layer():
+    domain = sorted((REPO / "common" / "domain").rglob("*.py"))
+    assert domain, "common/domain has no modules"
+    offending = [f"{imp.where()}: {imp.module}" for file in domain for imp in imports_of(file)
+                 if any(matches(imp.module, prefix) for prefix in DOMAIN_MUST_NOT_IMPORT)]
+    assert not offending, "the domain must stay pure:\n" + "\n".join(offending)
+
+
+def test_the_import_reader_sees_what_the_domain_check_forbids(tmp_path, monkeypatch):
+    """The check above can fail: lazy, aliased, relative and from-imports are all seen."""
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    package = tmp_path / "common" / "domain"
+    package.mkdir(parents=True)
+    (package / "bad.py").write_text(
+        "import os\nfrom google.cloud import firestore as fs\nfrom .. import cloud\n"
+        "def later():\n    import flask\n")
+    modules = [imp.module for imp in imports_of(package / "bad.py")]
+    assert modules == ["os", "google.cloud.firestore", "common.cloud", "flask"]
+    assert [imp.lazy_in for imp in imports_of(package / "bad.py")] == [None, None, None, "later"]
+
+
+# ---- the functions ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_function_loads_none_of_what_it_must_not(function):
+    loaded = {top_level(name) for name in loaded_by(function)}
+    banned = NO_FUNCTION_LOADS | ALSO_NOT_LOADED_BY.get(function, frozenset())
+    assert not loaded & banned, f"functions/{function} loads {sorted(loaded & banned)}"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_function_loads_only_code_its_staged_folder_ships(function):
+    """deploy.sh ships main.py and common/; anything else of ours is missing in production."""
+    ours = {top_level(name) for name in loaded_by(function) if top_level(name) in OUR_PACKAGES}
+    assert ours <= {"common"}, f"functions/{function} loads {sorted(ours - {'common'})}, which is not deployed"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_function_lists_exactly_the_distributions_its_code_imports(function):
+    requirements = REPO / "functions" / function / "requirements.txt"
+    listed = set(pinned(requirements))
+    imported: dict[str, list[str]] = {}
+    for imp in direct_imports(function):
+        imported.setdefault(distribution_of(imp.module), []).append(f"{imp.where()} {imp.module}")
+    unlisted = {dist: sites for dist, sites in imported.items() if dist not in listed}
+    assert not unlisted, f"{requirements.relative_to(REPO)} misses what the code imports: {unlisted}"
+    unused = listed - set(imported)
+    assert not unused, f"{requirements.relative_to(REPO)} lists what no loaded module imports: {sorted(unused)}"
+
+
+def test_the_distribution_check_tells_shared_namespaces_apart():
+    assert distribution_of("google.cloud.firestore_v1.base_query") == "google-cloud-firestore"
+    assert distribution_of("google.api_core.exceptions") == "google-api-core"
+    assert distribution_of("yaml") == "pyyaml"
+
+
+def test_a_lazy_import_counts_only_when_its_function_is_reached(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    (tmp_path / "clients.py").write_text(
+        "def storage():\n    from google.cloud import storage\n"
+        "def jobs():\n    from google.cloud import run_v2\n")
+    (tmp_path / "user.py").write_text("import clients\nclients.storage()\n")
+    used = names_used(tmp_path / "user.py")
+    reached = [imp.module for imp in imports_of(tmp_path / "clients.py") if imp.lazy_in in used]
+    assert reached == ["google.cloud.storage"]
+
+
+# ---- requirements files, deploy.sh and the local stack ---------------------------------
+
+def every_requirements_file() -> list[Path]:
+    return [REPO / "requirements.txt", REPO / "jobs" / "trainer" / "requirements.txt",
+            *(REPO / "functions" / function / "requirements.txt" for function in FUNCTIONS)]
+
+
+def test_every_pin_agrees_across_files_and_with_the_installed_version():
+    seen: dict[str, tuple[str, Path]] = {}
+    for requirements in every_requirements_file():
+        for dist, version in pinned(requirements).items():
+            first = seen.setdefault(dist, (version, requirements))
+            assert first[0] == version, f"{dist}: {version} in {requirements}, {first[0]} in {first[1]}"
+            assert importlib.metadata.version(dist) == version, f"{dist}=={version} is not what is installed"
+
+
+def test_the_top_level_requirements_are_the_union_of_the_functions():
+    included = {line.split(None, 1)[1] for line in (REPO / "requirements.txt").read_text().splitlines()
+                if line.startswith("-r ")}
+    assert included == {f"functions/{function}/requirements.txt" for function in FUNCTIONS}
+
+
+def test_deploy_stages_each_function_from_its_own_folder():
+    env = {**os.environ, **DUMMY_ENV, "REGION": "europe-west1"}
+    done = subprocess.run(["bash", str(REPO / "deploy.sh"), "--dry-run"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    commands = [shlex.split(line)[1:] for line in done.stdout.splitlines() if line.startswith("+ ")]
+    for function in FUNCTIONS:
+        folder, staged = REPO / "functions" / function, f"<tmpdir>/{function}"
+        assert ["cp", f"{folder}/main.py", f"{folder}/requirements.txt", f"{staged}/"] in commands
+        assert ["cp", "-R", f"{REPO}/common", f"{staged}/common"] in commands
+        assert any(command[:3] == ["gcloud", "functions", "deploy"] and f"--source={staged}" in command
+                   for command in commands), f"functions/{function} is not deployed from {staged}"
+
+
+def test_the_local_stack_runs_every_function_from_its_folder():
+    tree = ast.parse((REPO / "infra" / "local" / "stack.py").read_text())
+    sources = {node.args[2].value for node in ast.walk(tree)
+               if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_spawn_function"}
+    assert sources == {f"functions/{function}/main.py" for function in FUNCTIONS}
