@@ -10,8 +10,9 @@ For every functions/<name>/main.py of the tree (default: this checkout):
 - serving: `functions-framework --target=<entry point>` on a free port, polled
   until the framework itself answers GET /favicon.ico (404 or 405: the
   function never runs), then VmRSS of the gunicorn master and of its worker,
-  and the PSS of both together (shared pages counted once: what an instance's
-  memory limit sees);
+  and their total: the master's RSS plus the worker's private pages (the
+  worker is forked from the loaded master and shares the rest; PSS would
+  split shared libraries with every other Python on the machine);
 - deps: the installed size of the function's requirements.txt and everything
   it pulls in (a tree without functions/<name>/requirements.txt, as before the
   split, deploys the top-level requirements.txt).
@@ -69,7 +70,7 @@ class Row:
     loaded: list[str]
     master_mib: float | None = None
     worker_mib: float | None = None
-    pss_mib: float | None = None
+    total_mib: float | None = None
     deps_mib: float | None = None
 
 
@@ -87,7 +88,7 @@ def main() -> None:
 
 def measure_function(tree: Path, main_py: Path, repeat: int) -> Row:
     row = measure_import(tree, main_py, main_py.parent.name, repeat)
-    row.master_mib, row.worker_mib, row.pss_mib = measure_serving(tree, main_py)
+    row.master_mib, row.worker_mib, row.total_mib = measure_serving(tree, main_py)
     row.deps_mib = installed_mib(requirements_of(tree, main_py.parent.name))
     return row
 
@@ -124,9 +125,10 @@ def measure_serving(tree: Path, main_py: Path) -> tuple[float, float | None, flo
                                stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_until_framework_answers(process, port)
-        pids = [process.pid, *children(process.pid)]
-        worker = rss_mib(pids[1]) if len(pids) > 1 else None
-        return rss_mib(process.pid), worker, sum(pss_mib(pid) for pid in pids)
+        workers = children(process.pid)
+        master = rss_mib(process.pid)
+        worker = rss_mib(workers[0]) if workers else None
+        return master, worker, master + sum(private_mib(pid) for pid in workers)
     finally:
         stop(process)
 
@@ -174,8 +176,9 @@ def rss_mib(pid: int) -> float:
     return proc_kib(f"/proc/{pid}/status", "VmRSS:") / 1024
 
 
-def pss_mib(pid: int) -> float:
-    return proc_kib(f"/proc/{pid}/smaps_rollup", "Pss:") / 1024
+def private_mib(pid: int) -> float:
+    rollup = f"/proc/{pid}/smaps_rollup"
+    return (proc_kib(rollup, "Private_Clean:") + proc_kib(rollup, "Private_Dirty:")) / 1024
 
 
 def proc_kib(path: str, field: str) -> int:
@@ -233,11 +236,11 @@ def distribution_bytes(name: str) -> int:
 def print_table(tree: Path, rows: list[Row]) -> None:
     print(f"tree: {tree}  python {sys.version.split()[0]}, {os.cpu_count()} cores")
     print(f"{'function':<20} {'import s':>8} {'RSS MiB':>8} {'serving: master':>15} {'worker':>7} "
-          f"{'PSS both':>8} {'deps MiB':>8}  packages loaded (of note)")
+          f"{'total':>7} {'deps MiB':>8}  packages loaded (of note)")
     for row in rows:
         notable = [name for name in NOTABLE if name in row.loaded]
         print(f"{row.name:<20} {row.import_seconds:>8.3f} {row.import_rss_mib:>8.1f} {fmt(row.master_mib):>15} "
-              f"{fmt(row.worker_mib):>7} {fmt(row.pss_mib):>8} {fmt(row.deps_mib):>8}  "
+              f"{fmt(row.worker_mib):>7} {fmt(row.total_mib):>7} {fmt(row.deps_mib):>8}  "
               f"{len(row.loaded)} ({', '.join(notable) or '-'})")
 
 
