@@ -20,7 +20,6 @@ from common.domain.issues import Issue
 # is not thread-safe and ingest runs many events in threads.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
-IMAGE_EXTENSIONS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"})
 MIN_SIDE = 10
 THUMBNAIL_SIDE = 256
 THUMBNAIL_QUALITY = 85
