@@ -65,8 +65,8 @@ def test_bad_corpus(bucket, api, dataset):
              "images/train/unlabeled.jpg": synthetic_image(2)[0],
              "images/train/same_split_copy.jpg": synthetic_image(2)[0],
              "labels/test/orphan.txt": b"0 0.5 0.5 0.1 0.1\n", "notes/readme.txt": b"hi"}
-    for name, (content, _) in LABEL_CASES.items():
-        files[f"images/train/{name}.jpg"] = synthetic_image(hash(name) % 1000 + 10)[0]
+    for seed, (name, (content, _)) in enumerate(LABEL_CASES.items(), start=10):  # 1 and 2 are taken above
+        files[f"images/train/{name}.jpg"] = synthetic_image(seed)[0]
         files[f"labels/train/{name}.txt"] = content
     files.update({name: content for name, (content, _) in IMAGE_CASES.items()})
     drop(bucket, dataset, files)
@@ -82,7 +82,12 @@ def test_bad_corpus(bucket, api, dataset):
     assert issues["notes/readme.txt"] == [("unrecognized_file", None)]
     assert issues["images/train/unlabeled.jpg"] == issues["images/train/same_split_copy.jpg"] == \
         [("duplicate_image", None)]  # same split: a duplicate, not leakage
-    assert "images/train/good.jpg" not in issues and stats["labeled"] >= 1
+    assert "images/train/good.jpg" not in issues
+    # an image is labelled by its valid rows: the bad rows of these two are dropped, the good ones kept
+    labeled = {image["path"].removeprefix(f"datasets/{dataset}/")
+               for image in api.all_pages(f"/datasets/{dataset}/images", "images", status="labeled")}
+    assert labeled == {"images/train/good.jpg", "images/train/class_out_of_range.jpg",
+                       "images/train/duplicate_rows.jpg"} and stats["labeled"] == len(labeled)
 
     rotated = [i for i in api.all_pages(f"/datasets/{dataset}/images", "images", split="val")][0]
     assert (rotated["width"], rotated["height"], rotated["orientation"]) == (64, 32, 6)

@@ -1,6 +1,7 @@
 """At-least-once, unordered delivery: every real notification of a dataset's
 history (overwrites, deletes, a label before its image, data.yaml last)
 delivered twice in a shuffled order must give the index of one in-order drop."""
+import functools
 import random
 
 from google.cloud import pubsub_v1
@@ -11,7 +12,7 @@ from infra.local.notifications import capture, paused_push
 from infra.local.sample import data_yaml, sample_dataset, synthetic_image
 from tests.integration.helpers import drop, handled_objects, index_snapshot, stats_when
 
-SAMPLE = sample_dataset()
+sample = functools.cache(sample_dataset)  # built at first use, not at collection: it may fetch a wheel
 
 
 # Objects first written with other content, then overwritten with the final one:
@@ -25,7 +26,7 @@ def history(bucket, dataset: str) -> int:
     """Build the dataset through superseded versions (fewer classes, other
     contents, files later deleted, labels before images, data.yaml last);
     return how many notifications fake-gcs-server publishes for it."""
-    files = dict(SAMPLE.files)
+    files = dict(sample().files)
     final_yaml = files.pop("data.yaml")
     blob = lambda name: bucket.blob(f"datasets/{dataset}/{name}")  # noqa: E731
     early = {"data.yaml": data_yaml(["person", "bus"]).encode(), **OVERWRITTEN, **DELETED}
@@ -48,9 +49,9 @@ def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucke
     assert len(captured) == expected
     assert sum(m.attributes.get("overwrittenByGeneration") is not None for m in captured) == len(OVERWRITTEN) + 1
 
-    drop(bucket, in_order, {"data.yaml": SAMPLE.files["data.yaml"],
-                            **{k: v for k, v in SAMPLE.files.items() if k != "data.yaml"}})
-    stats_when(api, in_order, SAMPLE.expected)
+    drop(bucket, in_order, {"data.yaml": sample().files["data.yaml"],
+                            **{k: v for k, v in sample().files.items() if k != "data.yaml"}})
+    stats_when(api, in_order, sample().expected)
 
     deliveries = captured * 2
     random.Random(11).shuffle(deliveries)

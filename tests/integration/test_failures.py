@@ -4,12 +4,14 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from infra.local.sample import synthetic_image
 from tests.integration.helpers import drop, handled_objects, stats_when
 
 REPO = Path(__file__).resolve().parents[2]
+DEADLINE = 3  # CLOUD_DEADLINE_SECONDS: how long one Firestore call may retry before it gives up
 HANDLER = """
 from cloudevents.http import CloudEvent
 from functions.ingest.main import ingest_object
@@ -26,9 +28,14 @@ def refused_address() -> str:
 
 def test_firestore_unavailable_raises_for_redelivery():
     env = {**os.environ, "PYTHONPATH": str(REPO), "GOOGLE_CLOUD_PROJECT": "p", "DATA_BUCKET": "b",
+           "CLOUD_DEADLINE_SECONDS": str(DEADLINE),
            "FIRESTORE_EMULATOR_HOST": refused_address(), "STORAGE_EMULATOR_HOST": f"http://{refused_address()}"}
-    result = subprocess.run([sys.executable, "-c", HANDLER], env=env, capture_output=True, text=True, timeout=240)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", HANDLER], env=env, capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - started
     assert result.returncode != 0, result.stderr
+    # bounded by the setting, not by the client's default deadline (60 s): start-up plus one deadline
+    assert elapsed < DEADLINE + 20, f"the handler gave up after {elapsed:.0f}s: a Firestore call ignores the deadline"
     logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert logged[-1]["severity"] == "WARNING" and "redelivered" in logged[-1]["message"]
     assert "ServiceUnavailable" in result.stderr or "RetryError" in result.stderr

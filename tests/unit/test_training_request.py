@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -61,12 +62,16 @@ for name in sys.argv[1:]:
 """
 
 
-def test_each_accepted_model_family_builds_in_ultralytics():
+def test_each_accepted_model_family_builds_in_ultralytics(tmp_path):
     """The YAML pattern must not accept a family this Ultralytics cannot build.
-    In a subprocess: importing Ultralytics registers Pillow plugins in the process."""
+    In a subprocess: importing Ultralytics registers Pillow plugins in the process.
+    Offline, as on a machine where Ultralytics never ran: YOLO_OFFLINE skips its
+    online check (DNS lookups at import) and a fresh YOLO_CONFIG_DIR makes it write
+    its settings and print its first-run banner."""
     assert all(MODEL_YAML.match(name) for name in ACCEPTED_EXAMPLES)
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path)}
     built = subprocess.run([sys.executable, "-c", BUILD_EACH, *ACCEPTED_EXAMPLES],
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=300, env=env)
     assert built.returncode == 0, built.stderr[-2000:]
     # Ultralytics prints a settings banner on its first run: read only our own lines.
     reported = [line.split()[1:] for line in built.stdout.splitlines() if line.startswith("BUILT ")]
