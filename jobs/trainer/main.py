@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import tempfile
 import time
 import traceback
@@ -38,17 +37,14 @@ class Config:
     attempt: int = 0                      # CLOUD_RUN_TASK_ATTEMPT: > 0 when the task is retried
     device: str | None = None             # None: the first GPU when there is one, else the CPU
     download_workers: int = 16
-    kill_after_epoch: int | None = None   # drills: SIGKILL itself once this epoch is checkpointed
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Config":
-        kill = env.get("TRAINER_KILL_AFTER_EPOCH")
         return cls(job_id=env["JOB_ID"], manifest_uri=env["MANIFEST_URI"], project=env["GOOGLE_CLOUD_PROJECT"],
                    progress_topic=env.get("PROGRESS_TOPIC", "training-progress"),
                    work_dir=Path(env.get("TRAINER_WORK_DIR") or cls.work_dir),
                    attempt=int(env.get("CLOUD_RUN_TASK_ATTEMPT", "0")), device=env.get("TRAINER_DEVICE") or None,
-                   download_workers=int(env.get("TRAINER_DOWNLOAD_WORKERS", "16")),
-                   kill_after_epoch=int(kill) if kill else None)
+                   download_workers=int(env.get("TRAINER_DOWNLOAD_WORKERS", "16")))
 
     @property
     def job_dir(self) -> Path:
@@ -197,8 +193,6 @@ class EpochReporter:
         self.last_epoch, self.last_metrics = epoch, epoch_metrics(trainer)
         self.job.progress.publish("epoch", epoch=epoch, epochs=trainer.epochs, metrics=self.last_metrics,
                                   seconds=round(float(trainer.epoch_time or 0), 3))
-        if self.job.config.kill_after_epoch == epoch:
-            os.kill(os.getpid(), signal.SIGKILL)
         if not final and self.job.cancel_requested():
             log.info("cancel requested: stopping after this epoch", job_id=self.job.config.job_id, epoch=epoch)
             self.cancelled = trainer.stop = True

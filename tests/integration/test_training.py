@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -15,8 +16,8 @@ import uuid
 import pytest
 
 from common.cloud import dataset_index, storage, training_store
-from common.domain import training_job
-from common.domain.training_set import job_prefix
+from common.domain import layout, training_job
+from common.domain.training_request import job_id_for
 from infra.local.client import wait_for
 from infra.local.sample import CLASSES, generated_dataset
 from tests.integration.helpers import drop, stats_when
@@ -24,13 +25,18 @@ from tests.integration.helpers import drop, stats_when
 TRAIN_DEADLINE = 240
 TINY = {"model": "yolov8n.yaml", "imgsz": 64, "batch": 4, "workers": 0}
 # In a subprocess: importing Ultralytics registers Pillow plugins in the process.
+# The registered best.pt and its ONNX export predict one image at the same input
+# size (rect=False: a square letterbox for both, as the static ONNX needs).
 PREDICT = """
 import json, sys
 from ultralytics import YOLO
-result = YOLO(sys.argv[1]).predict(sys.argv[2], imgsz=64, verbose=False)[0]
-print(json.dumps([[result.names[i] for i in sorted(result.names)], len(result.boxes)]))
+image = sys.argv[3]
+for weights in sys.argv[1:3]:
+    result = YOLO(weights, task="detect").predict(image, imgsz=64, conf=0.001, rect=False, verbose=False)[0]
+    print("PREDICTED", json.dumps({"names": [result.names[i] for i in sorted(result.names)],
+                      "classes": result.boxes.cls.int().tolist(), "conf": result.boxes.conf.tolist()}))
 """
-
+CLEAR = 0.002  # boxes compared between best.pt and best.onnx: well above predict's conf, so none sits on the edge
 
 @pytest.fixture(scope="module")
 def tiny(stack, bucket, api) -> str:
@@ -41,11 +47,12 @@ def tiny(stack, bucket, api) -> str:
     return name
 
 
-def publish(topic: str, body) -> None:
+def publish(topic: str, body) -> str:
+    """Publish one message; its message id."""
     from google.cloud import pubsub_v1
     publisher = pubsub_v1.PublisherClient()
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    publisher.publish(publisher.topic_path(os.environ["GOOGLE_CLOUD_PROJECT"], topic), data).result(timeout=30)
+    return publisher.publish(publisher.topic_path(os.environ["GOOGLE_CLOUD_PROJECT"], topic), data).result(timeout=30)
 
 
 def job_when(api, job_id: str, done, what: str, timeout: float = TRAIN_DEADLINE) -> dict:
@@ -58,7 +65,7 @@ def finished(api, job_id: str, timeout: float = TRAIN_DEADLINE) -> dict:
 
 
 def run_markers(job_id: str) -> list[str]:
-    return [b.name for b in storage.bucket().list_blobs(prefix=f"{job_prefix(job_id)}/runs/")]
+    return [b.name for b in storage.bucket().list_blobs(prefix=layout.training_runs(job_id))]
 
 
 def test_published_request_trains_registers_a_model_that_predicts(stack, api, tiny, tmp_path):
@@ -73,7 +80,7 @@ def test_published_request_trains_registers_a_model_that_predicts(stack, api, ti
     assert [h["epoch"] for h in job["history"]] == [1, 2] and job["epoch"] == 2
     assert {"box_loss", "cls_loss", "dfl_loss", "precision", "recall", "mAP50", "mAP50-95"} <= set(job["history"][0])
     assert job["images"] == {"train": 8, "val": 4, "test": 0}
-    assert run_markers(job_id) == [f"{job_prefix(job_id)}/runs/0"]
+    assert run_markers(job_id) == [layout.training_runs(job_id) + "0"]
 
     model = api.get(f"/models/{job['model_id']}")
     assert (model["dataset"], model["job_id"], model["classes"]) == (tiny, job_id, CLASSES)
@@ -82,17 +89,25 @@ def test_published_request_trains_registers_a_model_that_predicts(stack, api, ti
     assert job_id in [j["id"] for j in api.get("/training", dataset=tiny)["jobs"]]
     assert job["model_id"] in [m["id"] for m in api.get("/models", dataset=tiny)["models"]]
 
-    weights = tmp_path / "best.pt"
+    weights, onnx = tmp_path / "best.pt", tmp_path / "best.onnx"
     storage.blob_at(model["weights"]["pt"]).download_to_filename(str(weights))
-    assert storage.blob_at(model["weights"]["onnx"]).exists()
+    storage.blob_at(model["weights"]["onnx"]).download_to_filename(str(onnx))
     image = next(i for i in api.get(f"/datasets/{tiny}/images")["images"])
     local_image = tmp_path / "image.jpg"
     storage.blob(image["path"]).download_to_filename(str(local_image))
-    predicted = subprocess.run([sys.executable, "-c", PREDICT, str(weights), str(local_image)],
-                               capture_output=True, text=True, timeout=120)
+    predicted = subprocess.run([sys.executable, "-c", PREDICT, str(weights), str(onnx), str(local_image)],
+                               capture_output=True, text=True, timeout=120,
+                               env={**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path)})
     assert predicted.returncode == 0, predicted.stderr[-2000:]
-    names, boxes = json.loads(predicted.stdout.strip().splitlines()[-1])
-    assert names == CLASSES and isinstance(boxes, int)
+    by_pt, by_onnx = (json.loads(line.split(" ", 1)[1]) for line in predicted.stdout.splitlines()
+                      if line.startswith("PREDICTED "))  # Ultralytics prints its own lines too
+    assert by_pt["names"] == by_onnx["names"] == CLASSES
+    # Two epochs teach the model little, so its boxes are not the labelled ones; but the
+    # exported ONNX must be the same network: the same boxes, the same confidences.
+    assert by_pt["conf"] and by_onnx["conf"], (by_pt, by_onnx)
+    assert by_pt["classes"][0] == by_onnx["classes"][0] and abs(by_pt["conf"][0] - by_onnx["conf"][0]) < 1e-4
+    clear = [sorted(c for c, conf in zip(p["classes"], p["conf"]) if conf > CLEAR) for p in (by_pt, by_onnx)]
+    assert clear[0] == clear[1], (by_pt, by_onnx)
 
 
 @pytest.mark.parametrize("body, reason", [
@@ -123,34 +138,40 @@ def test_invalid_requests_end_as_failed_jobs_with_their_reason(api, bucket, tiny
 
 
 def test_a_request_that_is_not_json_ends_failed(api):
-    publish("training-requests", b"{not json")
-    failed = wait_for(lambda: api.get("/training")["jobs"],
-                      lambda js: any((j["error"] or "").startswith("the request is not JSON") for j in js),
-                      60, "a failed job for a message that is not JSON")
-    assert failed
+    message_id = publish("training-requests", b"{not json")
+    job_id = job_id_for(f"message-{message_id}")  # no request_id to read: the message names the job
+    job = finished(api, job_id, timeout=60)
+    assert job["status"] == "failed" and job["error"].startswith("the request is not JSON"), job
+    assert (job["request_id"], job["dataset"]) == (f"message-{message_id}", None), job
 
 
 def test_a_killed_trainer_resumes_from_its_checkpoint(stack, api, tiny, monkeypatch, tmp_path):
-    """The training function's own code, run here so the first trainer it launches
-    carries TRAINER_KILL_AFTER_EPOCH (it SIGKILLs itself once epoch 1 is checkpointed);
-    then the task runs again, as Cloud Run retries it."""
+    """The training function's own code, run here with a launcher that installs the
+    SIGKILL drill (tests/integration/trainer_drill.py): the first trainer kills
+    itself once epoch 1 is checkpointed; then the task runs again, as Cloud Run
+    retries it, on a fresh disk."""
+    from common.cloud import launcher
     from common.services import start_training
-    monkeypatch.setenv("TRAINER_KILL_AFTER_EPOCH", "1")
+    from tests.integration.trainer_drill import DrillLauncher
+    drill = DrillLauncher(kill_after_epoch=1, log_dir=stack.state_dir)
+    monkeypatch.setattr(launcher, "from_config", lambda: drill)
     request_id = f"kill-{uuid.uuid4().hex[:8]}"
     body = {"dataset": tiny, "epochs": 3, "request_id": request_id, **TINY}
-    start_training.handle("test-message", json.dumps(body).encode())
+    from common.platform.events import PubSubMessage
+    from common.platform.handler import Result
+    outcome = start_training.handle(PubSubMessage("test-message", json.dumps(body).encode(), "test-event"))
+    assert outcome.result is Result.APPLIED, outcome
     job_id = start_training.job_id_for(request_id)
-    execution = training_store.jobs().document(job_id).get().to_dict()["execution"]
-    pid = int(execution.rsplit("-", 1)[1])
-    wait_for(lambda: _alive(pid), lambda alive: not alive, TRAIN_DEADLINE, f"trainer {pid} to die after epoch 1")
+    first = drill.processes[job_id]
+    assert training_store.jobs().document(job_id).get().to_dict()["execution"] == f"drill-pid-{first.pid}"
+    assert first.wait(timeout=TRAIN_DEADLINE) == -signal.SIGKILL, _tail(stack.state_dir / f"trainer-{job_id}.log")
     killed = job_when(api, job_id, lambda j: j["epoch"] == 1, "to show epoch 1", timeout=30)
     assert killed["status"] == "running"
-    assert storage.bucket().blob(f"{job_prefix(job_id)}/checkpoint/last.pt").exists()
+    assert storage.bucket().blob(layout.training_checkpoint(job_id, "last.pt")).exists()
 
     env = {**os.environ, "JOB_ID": job_id, "MANIFEST_URI": killed["manifest"], "CLOUD_RUN_TASK_ATTEMPT": "1",
            "TRAINER_WORK_DIR": str(tmp_path / "fresh-disk")}
-    env.pop("TRAINER_KILL_AFTER_EPOCH")
-    retried = subprocess.run([sys.executable, "-m", "training_job.trainer"], env=env, capture_output=True,
+    retried = subprocess.run([sys.executable, "-m", "jobs.trainer"], env=env, capture_output=True,
                              timeout=TRAIN_DEADLINE)
     assert retried.returncode == 0, retried.stderr[-3000:]
 
@@ -161,12 +182,8 @@ def test_a_killed_trainer_resumes_from_its_checkpoint(stack, api, tiny, monkeypa
     assert len(run_markers(job_id)) == 2
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+def _tail(path, size: int = 3000) -> str:
+    return path.read_text(errors="replace")[-size:] if path.exists() else f"{path} is missing"
 
 
 def test_duplicate_and_out_of_order_progress_events_change_nothing(stack, api):
