@@ -199,13 +199,13 @@ def test_duplicate_and_out_of_order_progress_events_change_nothing(stack, api):
                  f"the progress function to handle {kind} #{n}")
         return _progress_outcomes(stack, job_id)[-1]
 
-    assert "applied" in send("started", 1)
-    assert "applied" in send("epoch", 3, epoch=2, epochs=2, metrics={"mAP50": 0.2})
-    assert "ignored" in send("epoch", 2, epoch=1, epochs=2, metrics={"mAP50": 0.1})     # late
-    assert "ignored" in send("epoch", 3, epoch=2, epochs=2, metrics={"mAP50": 0.2})     # duplicate
-    assert "applied" in send("completed", 4, epoch=2, classes=["a"], metrics={"mAP50": 0.2},
-                             weights={"pt": "gs://b/best.pt", "onnx": "gs://b/best.onnx"})
-    assert "ignored" in send("failed", 5, error="a late failure from nowhere")          # after the end
+    assert send("started", 1) == "applied"
+    assert send("epoch", 3, epoch=2, epochs=2, metrics={"mAP50": 0.2}) == "applied"
+    assert send("epoch", 2, epoch=1, epochs=2, metrics={"mAP50": 0.1}) == "duplicate"     # late
+    assert send("epoch", 3, epoch=2, epochs=2, metrics={"mAP50": 0.2}) == "duplicate"     # duplicate
+    assert send("completed", 4, epoch=2, classes=["a"], metrics={"mAP50": 0.2},
+                weights={"pt": "gs://b/best.pt", "onnx": "gs://b/best.onnx"}) == "applied"
+    assert send("failed", 5, error="a late failure from nowhere") == "duplicate"          # after the end
     job = api.get(f"/training/{job_id}")
     assert (job["status"], job["epoch"], job["error"]) == ("completed", 2, None)
     assert [h["epoch"] for h in job["history"]] == [2]
@@ -213,9 +213,10 @@ def test_duplicate_and_out_of_order_progress_events_change_nothing(stack, api):
 
 
 def _progress_outcomes(stack, job_id: str) -> list[str]:
+    """The outcome (applied, duplicate, ...) of each progress event of `job_id`, in the order handled."""
     lines = (stack.state_dir / "progress.log").read_text(errors="replace").splitlines()
     records = (json.loads(line) for line in lines if line.startswith("{"))
-    return [r["message"] for r in records if job_id in r.get("message", "")]
+    return [r["outcome"] for r in records if job_id in r.get("message", "")]
 
 
 def test_cancel_stops_between_epochs(api, tiny):
