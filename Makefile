@@ -19,8 +19,11 @@ demo: $(STAMP)        ## drop the sample dataset on the local stack, show its in
 test: $(STAMP)        ## the whole test suite (starts its own local stack on free ports)
 	$(PY) -m pytest -q
 
-unit: $(STAMP)        ## only the tests that need no emulator
+unit: $(PY)           ## only the tests that need no emulator and no network (a venv must exist; `make venv` refreshes it)
 	$(PY) -m pytest -q -m "not integration"
+
+$(PY):                # a venv at all, never refreshed: what `unit` needs, so it runs offline once the venv is there
+	$(MAKE) venv
 
 up: $(STAMP)          ## start the local stack and leave it running (.local/stack.env)
 	$(PY) -m infra.local.stack up
