@@ -5,72 +5,121 @@ shared dataset document if statistics were counters, and Firestore sustains
 about one write per second per document. Aggregations read the committed
 entries, so the figures are exact at rest by construction and ingest never
 contends on a hot document. Each query sums at most five fields (Firestore's
-limit), and only fields every entry carries (see common.entries); per-class box
-counts are one single-sum query per class, run in parallel.
+limit), and only fields every entry carries (see common.domain.entries).
+
+Two views: `dataset_summaries` is constant cost per dataset (three aggregations, whatever the
+classes), for lists; `dataset_stats` adds the splits and one single-sum query
+per class, for one dataset. Every call takes an optional `deadline` in seconds
+(retries included); without one, the client's defaults apply.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import dataset_index
+from common.cloud import dataset_index, db
 from common.domain import entries
 
 MAX_AGGREGATIONS = 5
+# The fixed fields of the summary; the file issues are one more query.
+SUMMARY_FIELDS = ("f_image", "f_labeled", "f_background", "f_unlabeled", "f_label_only",
+                  "f_duplicate", "n_boxes", "issue_count")
 _pool = ThreadPoolExecutor(max_workers=16)
 
 
-def _aggregate(query, fields: list[str]) -> dict[str, int]:
+def _limits(deadline: float | None) -> dict:
+    return db.deadline(deadline) if deadline else {}
+
+
+def _aggregate(query, fields: list[str], deadline: float | None) -> dict[str, int]:
     """Sum `fields` over `query` in one aggregation; keys are the field names."""
     aliases = {f"s{i}": name for i, name in enumerate(fields)}
     aggregation = query
     for alias, name in aliases.items():
         aggregation = aggregation.sum(name, alias=alias)
-    return {aliases[result.alias]: int(result.value) for result in aggregation.get()[0]}
+    return {aliases[result.alias]: int(result.value) for result in aggregation.get(**_limits(deadline))[0]}
 
 
 def _chunks(fields: tuple[str, ...]) -> list[list[str]]:
     return [list(fields[i:i + MAX_AGGREGATIONS]) for i in range(0, len(fields), MAX_AGGREGATIONS)]
 
 
-def dataset_stats(dataset: str, classes: list[str] | None) -> dict:
+def _submit_totals(dataset: str, fields: tuple[str, ...], deadline: float | None) -> list[Future]:
+    """Start the aggregations of `fields` over the entries and of the files' issues."""
     entry_query = dataset_index.entries_of(dataset)
-    summed = [_pool.submit(_aggregate, entry_query, chunk) for chunk in _chunks(entries.SUMMED_FIELDS)]
-    file_issues = _pool.submit(_aggregate, dataset_index.files_of(dataset), ["issue_count"])
-    per_class = _boxes_per_class(dataset, classes)
-    totals = {k: v for future in summed for k, v in future.result().items()}
-    splits = {split: totals[flag] for split, flag in entries.SPLIT_FLAGS.items() if split}
-    if totals["f_nosplit"]:
-        splits["none"] = totals["f_nosplit"]
+    summed = [_pool.submit(_aggregate, entry_query, chunk, deadline) for chunk in _chunks(fields)]
+    return summed + [_pool.submit(_file_issues, dataset, deadline)]
+
+
+def _file_issues(dataset: str, deadline: float | None) -> dict[str, int]:
+    """Issues of files that are not entries (data.yaml, unrecognized files)."""
+    return {"file_issues": _aggregate(dataset_index.files_of(dataset), ["issue_count"], deadline)["issue_count"]}
+
+
+def _until(deadline: float | None) -> float | None:
+    """When waiting for queued aggregations must stop: the deadline bounds the whole view."""
+    return time.monotonic() + deadline if deadline else None
+
+
+def _result(future: Future, until: float | None) -> dict[str, int]:
+    """The future's result; TimeoutError once `until` has passed."""
+    return future.result(timeout=None if until is None else max(0.0, until - time.monotonic()))
+
+
+def _totals(futures: list[Future], until: float | None) -> dict[str, int]:
+    return {name: n for future in futures for name, n in _result(future, until).items()}
+
+
+def _summary_view(totals: dict[str, int]) -> dict:
     return {
         "images": totals["f_image"], "labeled": totals["f_labeled"],
         "background": totals["f_background"], "unlabeled": totals["f_unlabeled"],
-        "labels_without_image": totals["f_label_only"],
-        "boxes": totals["n_boxes"], "boxes_per_class": per_class, "splits": splits,
-        "issues": totals["issue_count"] + file_issues.result()["issue_count"],
-        "duplicates": totals["f_duplicate"],
+        "labels_without_image": totals["f_label_only"], "boxes": totals["n_boxes"],
+        "issues": totals["issue_count"] + totals["file_issues"], "duplicates": totals["f_duplicate"],
     }
 
 
-def _boxes_per_class(dataset: str, classes: list[str] | None) -> dict[str, int]:
+def dataset_summaries(datasets: list[str], deadline: float | None = None) -> list[dict]:
+    """The summary of each dataset (no per-class or split figures): a constant
+    number of aggregations per dataset, all of them in parallel."""
+    until = _until(deadline)
+    started = [_submit_totals(dataset, SUMMARY_FIELDS, deadline) for dataset in datasets]
+    return [_summary_view(_totals(futures, until)) for futures in started]
+
+
+def dataset_stats(dataset: str, classes: list[str] | None, deadline: float | None = None) -> dict:
+    """The exact statistics of one dataset: the summary, the splits and the boxes per class."""
+    until = _until(deadline)
+    started = _submit_totals(dataset, entries.SUMMED_FIELDS, deadline)
+    per_class = _boxes_per_class(dataset, classes, deadline, until)
+    totals = _totals(started, until)
+    splits = {split: totals[flag] for split, flag in entries.SPLIT_FLAGS.items() if split}
+    if totals["f_nosplit"]:
+        splits["none"] = totals["f_nosplit"]
+    return {**_summary_view(totals), "boxes_per_class": per_class, "splits": splits}
+
+
+def _boxes_per_class(dataset: str, classes: list[str] | None, deadline: float | None,
+                     until: float | None) -> dict[str, int]:
     if classes is None:
-        return _boxes_per_class_id(dataset)
-    futures = [_pool.submit(_aggregate, dataset_index.entries_of(dataset), [f"class_counts.c{i}"])
+        return _boxes_per_class_id(dataset, deadline)
+    futures = [_pool.submit(_aggregate, dataset_index.entries_of(dataset), [f"class_counts.c{i}"], deadline)
                for i in range(len(classes))]
     counts: dict[str, int] = {}
     for class_id, (name, future) in enumerate(zip(classes, futures)):
-        counts[name] = counts.get(name, 0) + future.result()[f"class_counts.c{class_id}"]
+        counts[name] = counts.get(name, 0) + _result(future, until)[f"class_counts.c{class_id}"]
     return counts
 
 
-def _boxes_per_class_id(dataset: str) -> dict[str, int]:
+def _boxes_per_class_id(dataset: str, deadline: float | None) -> dict[str, int]:
     """Without data.yaml the class ids are unknown in advance: read the counts
     of the labelled entries (the degenerate case, linear in their number)."""
     query = (dataset_index.entries_of(dataset).where(filter=FieldFilter("status", "==", entries.LABELED))
              .select(["class_counts"]))
     counts: dict[str, int] = {}
-    for snapshot in query.stream():
+    for snapshot in query.stream(**_limits(deadline)):
         for field, n in (snapshot.get("class_counts") or {}).items():
             counts[field[1:]] = counts.get(field[1:], 0) + n
     return dict(sorted(counts.items(), key=lambda item: int(item[0])))

@@ -1,0 +1,72 @@
+"""The OpenAPI 3.1 document, written from the routes' own declarations."""
+from __future__ import annotations
+
+from common.api.errors import ERROR_SCHEMA
+from common.api.params import Param
+from common.api.routes import Route
+from common.api.schema import ANY
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERRORS = {400: "a bad parameter or body, named in param", 401: "no bearer token, or a wrong one",
+          404: "no such resource", 500: "an unexpected failure; the log has it under request_id",
+          503: "a cloud service did not answer in time; try again"}
+
+
+def route(api_routes: list[Route]) -> Route:
+    """GET /openapi.json, describing `api_routes` and itself."""
+    def openapi_document(ctx, args) -> dict:
+        return document([*api_routes, own])
+    own = Route("GET", "/openapi.json", openapi_document, "This document", ANY, public=True)
+    return own
+
+
+def document(routes: list[Route]) -> dict:
+    paths: dict[str, dict] = {}
+    for declared in routes:
+        paths.setdefault(declared.path, {})[declared.method.lower()] = _operation(declared)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "yolodrop", "version": "1",
+                 "description": "YOLO datasets indexed from a bucket, and training jobs. Every answer is JSON."},
+        "paths": paths,
+        "components": {"schemas": {"Error": ERROR_SCHEMA},
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                      "description": "Authorization: Bearer $API_TOKEN"}}},
+        "security": [{"bearer": []}],
+    }
+
+
+def _operation(declared: Route) -> dict:
+    operation = {"operationId": declared.operation_id, "summary": declared.summary,
+                 "parameters": [_parameter(p) for p in declared.params],
+                 "responses": _responses(declared)}
+    if declared.body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": declared.body}}}
+    if declared.public:
+        operation["security"] = []
+    return operation
+
+
+def _parameter(param: Param) -> dict:
+    return {"name": param.name, "in": param.location, "required": param.location == "path",
+            "description": param.description, "schema": param.schema}
+
+
+def _responses(declared: Route) -> dict:
+    answers = {declared.status: ("success", declared.response)}
+    for status in _error_statuses(declared):
+        answers[status] = (ERRORS[status], ERROR_REF)
+    answers.update(declared.responses)
+    return {str(status): {"description": description, "content": {"application/json": {"schema": schema}}}
+            for status, (description, schema) in sorted(answers.items())}
+
+
+def _error_statuses(declared: Route) -> list[int]:
+    statuses = [500, 503]
+    if not declared.public:
+        statuses.append(401)
+    if declared.body is not None or any(p.location == "query" for p in declared.params):
+        statuses.append(400)
+    if any(p.location == "path" for p in declared.params):
+        statuses.append(404)
+    return statuses

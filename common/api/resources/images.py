@@ -1,0 +1,119 @@
+"""Images of a dataset: the filtered list and one image. An image's id is its
+entry key (the label path without .txt), which image and label share."""
+from __future__ import annotations
+
+import re
+
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from common.api import pagination, params
+from common.api.context import RequestContext
+from common.api.errors import ApiError, quoted
+from common.api.resources.datasets import DATASET, find_dataset
+from common.api.routes import Route
+from common.api.schema import INTEGER, NUMBER, STRING, array, nullable, obj, page_of
+from common.cloud import dataset_index
+from common.domain import entries, layout
+
+STATUSES = (entries.LABELED, entries.BACKGROUND, entries.UNLABELED, entries.LABEL_ONLY)
+_CLASS_ID = re.compile(r"[0-9]{1,9}")
+
+ISSUE = obj(code=STRING, message=STRING, file=nullable(STRING), line=nullable(INTEGER))
+BOX = obj(class_id=INTEGER, class_name=nullable(STRING), cx=NUMBER, cy=NUMBER, w=NUMBER, h=NUMBER)
+IMAGE = obj(id=STRING, path=nullable(STRING), sha256=nullable(STRING), width=nullable(INTEGER),
+            height=nullable(INTEGER), split=nullable(STRING), format=nullable(STRING),
+            orientation=nullable(INTEGER), oriented_width=nullable(INTEGER), oriented_height=nullable(INTEGER),
+            thumbnail=nullable(STRING), status=STRING, label_path=nullable(STRING), labels=array(BOX),
+            duplicates=array(STRING), issues=array(ISSUE))
+
+FILTERS = (
+    params.choice("split", "train, val, test, or none for images outside the three", ("train", "val", "test", "none")),
+    params.text("class", "a class name or id: images with at least one box of it"),
+    params.boolean("labeled", "true: at least one valid box of a known class"),
+    params.boolean("has_issues", "whether the entry has issues"),
+    params.choice("status", "the entry's status; without it, entries that have an image", STATUSES),
+)
+IMAGE_ID = params.path("image_id", "the image id (its entry key, e.g. labels/train/bus)", holds_slashes=True)
+
+
+def list_images(ctx: RequestContext, args: dict) -> dict:
+    dataset = args["dataset"]
+    classes = find_dataset(dataset, ctx).get("classes")
+    collection = dataset_index.entries_of(dataset)
+    source = pagination.Source(collection, _filtered(collection, args, classes),
+                               items=lambda snapshot: [image_view(snapshot.to_dict(), classes)])
+    return pagination.page("images", f"images:{dataset}", [source], args, ctx)
+
+
+def _filtered(collection, args: dict, classes: list[str] | None):
+    status = args["status"]
+    query = collection.where(filter=FieldFilter("has_image", "==", True) if status is None else
+                             FieldFilter("status", "==", status))
+    if args["split"] is not None:
+        query = query.where(filter=FieldFilter("split", "==", None if args["split"] == "none" else args["split"]))
+    if args["class"] is not None:
+        query = query.where(filter=FieldFilter("class_ids", "array_contains", _class_id(args["class"], classes)))
+    if args["labeled"] is not None:
+        query = query.where(filter=FieldFilter("status", "==", entries.LABELED) if args["labeled"] else
+                            FieldFilter("status", "in", [entries.BACKGROUND, entries.UNLABELED]))
+    if args["has_issues"] is not None:
+        query = query.where(filter=FieldFilter("has_issues", "==", args["has_issues"]))
+    return query
+
+
+def _class_id(raw: str, classes: list[str] | None) -> int:
+    if classes and raw in classes:
+        return classes.index(raw)
+    if _CLASS_ID.fullmatch(raw):
+        return int(raw)
+    known = f"one of {', '.join(classes)}" if classes else "a class id (the dataset has no data.yaml yet)"
+    raise ApiError(400, f"class must be {known} or a class id, got {quoted(raw)}", "class")
+
+
+def get_image(ctx: RequestContext, args: dict) -> dict:
+    dataset, image_id = args["dataset"], args["image_id"]
+    classes = find_dataset(dataset, ctx).get("classes")
+    entry = _entry(dataset, image_id, ctx)
+    if entry is None or not entry["present"]:
+        raise ApiError(404, f"no image {image_id!r} in dataset {dataset!r}")
+    return image_view(entry, classes)
+
+
+def _entry(dataset: str, image_id: str, ctx: RequestContext) -> dict | None:
+    try:
+        doc_id = layout.doc_id(image_id)
+    except ValueError:
+        return None  # no key that long or that empty was ever indexed
+    snapshot = dataset_index.entries_of(dataset).document(doc_id).get(**ctx.deadline())
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def image_view(entry: dict, classes: list[str] | None) -> dict:
+    """An entry as the API shows it."""
+    image = entry.get("image") or {}
+    label = entry.get("label")
+
+    def class_name(class_id: int) -> str | None:
+        return classes[class_id] if classes and class_id < len(classes) else None
+
+    return {
+        "id": entry["key"], "path": image.get("path"), "sha256": image.get("sha256"),
+        "width": image.get("width"), "height": image.get("height"), "split": entry.get("split"),
+        "format": image.get("format"), "orientation": image.get("orientation"),
+        "oriented_width": image.get("oriented_width"), "oriented_height": image.get("oriented_height"),
+        "thumbnail": image.get("thumbnail"), "status": entry.get("status"),
+        "label_path": label["path"] if label else None,
+        "labels": [{"class_id": b["class_id"], "class_name": class_name(b["class_id"]),
+                    "cx": b["cx"], "cy": b["cy"], "w": b["w"], "h": b["h"]}
+                   for b in (label or {}).get("boxes", [])],
+        "duplicates": entry.get("duplicates", []),
+        "issues": entry.get("issues", []),
+    }
+
+
+ROUTES = [
+    Route("GET", "/datasets/{dataset}/images", list_images, "Images of a dataset, filtered, in id order",
+          page_of("images", IMAGE), params=(DATASET, *FILTERS, *pagination.page_params(default=100, maximum=1000))),
+    Route("GET", "/datasets/{dataset}/images/{image_id}", get_image, "One image with its labels and issues",
+          IMAGE, params=(DATASET, IMAGE_ID)),
+]

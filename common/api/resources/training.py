@@ -1,0 +1,102 @@
+"""Training jobs: request one, follow it, cancel it.
+
+A request is published to the training topic first and only then recorded as
+a queued job, so a publish that fails (a 503) leaves no job nobody can name;
+the training function makes the job from the message whoever records it first.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from google.api_core.exceptions import AlreadyExists
+
+from common.api import params, storable
+from common.api.context import RequestContext
+from common.api.errors import ERROR_SCHEMA, ApiError
+from common.api.resources import documents
+from common.api.routes import Route
+from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
+from common.cloud import clients, storage, training_store
+from common.domain import layout, training_job, training_request
+from common.platform import config
+
+ENDED = (training_job.COMPLETED, training_job.FAILED, training_job.CANCELLED)
+JOB_ID = params.path("job_id", "the job id (job-<hash of the request_id>)")
+STATUS = {"type": "string", "enum": [training_job.QUEUED, training_job.RUNNING, *ENDED]}
+TIMES = ("created_at", "launched_at", "started_at", "finished_at", "updated_at")
+JOB = obj(required=("id", "status"), id=STRING, dataset=nullable(STRING), status=STATUS,
+          epoch=nullable(INTEGER), epochs=nullable(INTEGER), history=array({"type": "object"}),
+          error=nullable(STRING), model_id=nullable(STRING), request_id=nullable(STRING), request=ANY,
+          cancel_requested=nullable(BOOLEAN), **{name: nullable(NUMBER) for name in TIMES})
+REQUEST = {**obj(required=(), request_id={"type": "string", "pattern": training_request.REQUEST_ID.pattern},
+                 dataset={"description": "the dataset to train on"},
+                 model={"description": training_request.MODEL_YAML_HELP},
+                 epochs={"description": "and imgsz, batch, patience, val_fraction, Ultralytics arguments"}),
+           "description": "a training request. Only request_id is checked here: anything else that is wrong "
+                          "ends as a failed job with its reason, as for a request published directly"}
+
+
+def request_training(ctx: RequestContext, args: dict) -> dict:
+    body = args["body"]
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object: {\"dataset\", \"model\", \"epochs\", ...}")
+    request_id = body.setdefault("request_id", uuid.uuid4().hex)
+    if not isinstance(request_id, str) or not training_request.REQUEST_ID.match(request_id):
+        raise ApiError(400, "request_id must be 1-128 letters, digits or . _ : -", "request_id")
+    problem = storable.problem(body)
+    if problem:
+        raise ApiError(400, f"the body cannot be recorded as a job: {problem}")
+    job_id = training_request.job_id_for(request_id)
+    _publish(body, ctx)
+    _record_queued(job_id, request_id, body, ctx)
+    return {"job_id": job_id, "request_id": request_id}
+
+
+def _publish(body: dict, ctx: RequestContext) -> None:
+    """Publish exactly what a direct publisher would; a failure or no answer in time raises."""
+    publisher = clients.publisher()
+    topic = publisher.topic_path(config.project(), config.training_topic())
+    publisher.publish(topic, json.dumps(body).encode(), **ctx.deadline()).result(timeout=ctx.deadline_seconds)
+
+
+def _record_queued(job_id: str, request_id: str, body: dict, ctx: RequestContext) -> None:
+    """Visible at once as queued, unless the training function (or this request before) got there first."""
+    try:
+        training_store.jobs().document(job_id).create(
+            training_job.received_job(job_id, request_id, body, time.time()), **ctx.deadline())
+    except AlreadyExists:
+        pass
+
+
+def get_job(ctx: RequestContext, args: dict) -> dict:
+    return training_job.job_view(documents.find(training_store.jobs(), args["job_id"], "training job", ctx))
+
+
+def list_jobs(ctx: RequestContext, args: dict) -> dict:
+    return documents.newest_first("jobs", training_store.jobs(), training_job.job_view, args, ctx)
+
+
+def cancel_job(ctx: RequestContext, args: dict) -> dict:
+    job_id = args["job_id"]
+    job = documents.find(training_store.jobs(), job_id, "training job", ctx)
+    if job.get("status") in ENDED:
+        raise ApiError(409, f"job {job_id} is already {job['status']}; nothing to cancel")
+    storage.blob(layout.training_cancel_marker(job_id)).upload_from_string(
+        b"cancel requested", content_type="text/plain", timeout=ctx.deadline_seconds)
+    training_store.jobs().document(job_id).update({"cancel_requested": True}, **ctx.deadline())
+    return {"id": job_id, "status": job.get("status"), "cancel_requested": True}
+
+
+ROUTES = [
+    Route("POST", "/training", request_training, "Request a training job", status=202,
+          response=obj(job_id=STRING, request_id=STRING), body=REQUEST),
+    Route("GET", "/training", list_jobs, "Training jobs, newest first",
+          page_of("jobs", JOB), params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
+    Route("GET", "/training/{job_id}", get_job, "One training job with its per-epoch history",
+          JOB, params=(JOB_ID,)),
+    Route("POST", "/training/{job_id}/cancel", cancel_job, "Stop a job after its current epoch", status=202,
+          response=obj(id=STRING, status=STATUS, cancel_requested={"const": True}), params=(JOB_ID,),
+          responses={409: ("the job has already ended", ERROR_SCHEMA)}),
+]

@@ -1,0 +1,80 @@
+"""The router: one place that matches a route, builds the request context,
+reads the declared parameters, calls the resource and turns every outcome into
+JSON. A cloud service that fails or does not answer in time is a 503, anything
+unexpected a 500; both carry the request id, which the log line carries too."""
+from __future__ import annotations
+
+import json
+import traceback
+
+from flask import Request, Response
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+
+from common.api import context, openapi, params
+from common.api.errors import ApiError, error_body, is_unavailable, quoted
+from common.api.resources import datasets, health, images, issues, models, training
+from common.api.routes import Route
+from common.platform import log
+
+API_ROUTES: list[Route] = [*health.ROUTES, *datasets.ROUTES, *images.ROUTES, *issues.ROUTES,
+                           *training.ROUTES, *models.ROUTES]
+ROUTES: list[Route] = [*API_ROUTES, openapi.route(API_ROUTES)]
+_RULES = Map([Rule(r.rule, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)],
+             strict_slashes=False, merge_slashes=False)
+
+
+def handle(request: Request) -> Response:
+    request_id = context.request_id_of(request)
+    try:
+        return _answer(request, request_id)
+    except ApiError as exc:
+        return _json(exc.status, exc.body(request_id), request_id, exc.headers)
+    except Exception as exc:  # noqa: BLE001 - the catch-all: every answer is JSON
+        return _failure(exc, request, request_id)
+
+
+def _answer(request: Request, request_id: str) -> Response:
+    declared, path_args = _match(request)
+    ctx = context.build(request, request_id, declared.public)
+    args = params.read_all(declared.params, path_args, request.args)
+    if declared.body is not None:
+        args["body"] = request.get_json(silent=True)
+    answer = declared.handler(ctx, args)
+    status, body = answer if isinstance(answer, tuple) else (declared.status, answer)
+    return _json(status, body, request_id)
+
+
+def _match(request: Request) -> tuple[Route, dict]:
+    try:
+        endpoint, path_args = _RULES.bind("", path_info=request.path).match(method=request.method)
+    except NotFound:
+        raise ApiError(404, f"no route {quoted(request.path)}") from None
+    except MethodNotAllowed as exc:
+        allowed = sorted(exc.valid_methods or [])
+        raise ApiError(405, f"{request.method} is not allowed on {quoted(request.path)}; use {', '.join(allowed)}",
+                       headers={"Allow": ", ".join(allowed)}) from None
+    return ROUTES[endpoint], path_args
+
+
+def _failure(exc: Exception, request: Request, request_id: str) -> Response:
+    unavailable = is_unavailable(exc)
+    status = 503 if unavailable else 500
+    message = (f"a cloud service did not answer in time ({type(exc).__name__}); try again" if unavailable
+               else "unexpected error; the log has it under this request_id")
+    log.error("api request failed", request_id=request_id, method=request.method, path=request.path,
+              status=status, error=repr(exc)[:2000], traceback=traceback.format_exc())
+    return _json(status, error_body(status, message, request_id), request_id,
+                 {"Retry-After": "1"} if unavailable else {})
+
+
+def _json(status: int, body: dict, request_id: str, headers: dict | None = None) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json",
+                    headers={"X-Request-Id": request_id, **(headers or {})})
+
+
+def framework_error(error: HTTPException, request: Request) -> Response:
+    """An HTTP error raised before the router (the framework's own routing refuses a path): JSON too."""
+    request_id = context.request_id_of(request)
+    status = error.code or 500
+    return _json(status, error_body(status, error.description or error.name, request_id), request_id)
