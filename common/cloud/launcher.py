@@ -46,8 +46,13 @@ class CloudRunLauncher:
 
 
 class LocalLauncher:
-    def __init__(self, log_dir: Path):
-        self.log_dir = log_dir
+    """Runs the trainer as a subprocess of this process (the local stack's
+    training function), logging to <log_dir>/trainer-<job>.log. `module` is the
+    entry point; a test may name one that wraps the trainer."""
+
+    def __init__(self, log_dir: Path, module: str = "jobs.trainer", args: tuple[str, ...] = ()):
+        self.log_dir, self.argv = log_dir, [sys.executable, "-m", module, *args]
+        self.processes: dict[str, subprocess.Popen] = {}
 
     def launch(self, job_id: str, manifest_uri: str) -> str:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -55,9 +60,10 @@ class LocalLauncher:
         env = {**os.environ, **trainer_env(job_id, manifest_uri),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         with log_path.open("ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", "jobs.trainer"], cwd=REPO, env=env,
+            process = subprocess.Popen(self.argv, cwd=REPO, env=env,
                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         threading.Thread(target=process.wait, daemon=True).start()  # reap it when it ends
+        self.processes[job_id] = process
         return f"local-pid-{process.pid}"
 
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.cloud import storage
+from common.domain import layout
+from common.platform import config as platform_config
 from common.platform import log
-from common.domain.training_set import cancel_path, job_prefix
 from jobs.trainer.materialize import materialize
 from jobs.trainer.progress_events import Progress, claim_run
 
@@ -32,7 +33,7 @@ class Config:
     job_id: str
     manifest_uri: str
     project: str
-    progress_topic: str = "training-progress"
+    progress_topic: str = platform_config.PROGRESS_TOPIC
     work_dir: Path = Path(tempfile.gettempdir()) / "yolodrop-trainer"
     attempt: int = 0                      # CLOUD_RUN_TASK_ATTEMPT: > 0 when the task is retried
     device: str | None = None             # None: the first GPU when there is one, else the CPU
@@ -41,7 +42,7 @@ class Config:
     @classmethod
     def from_env(cls, env=os.environ) -> "Config":
         return cls(job_id=env["JOB_ID"], manifest_uri=env["MANIFEST_URI"], project=env["GOOGLE_CLOUD_PROJECT"],
-                   progress_topic=env.get("PROGRESS_TOPIC", "training-progress"),
+                   progress_topic=env.get("PROGRESS_TOPIC", platform_config.PROGRESS_TOPIC),
                    work_dir=Path(env.get("TRAINER_WORK_DIR") or cls.work_dir),
                    attempt=int(env.get("CLOUD_RUN_TASK_ATTEMPT", "0")), device=env.get("TRAINER_DEVICE") or None,
                    download_workers=int(env.get("TRAINER_DOWNLOAD_WORKERS", "16")))
@@ -65,7 +66,6 @@ def main(config: Config) -> int:
 class Job:
     def __init__(self, config: Config, bucket, progress: Progress):
         self.config, self.bucket, self.progress = config, bucket, progress
-        self.prefix = job_prefix(config.job_id)
         self.run_dir = config.job_dir / "run"
         self.weights = self.run_dir / "weights"
 
@@ -122,18 +122,18 @@ class Job:
         return f"gs://{self.bucket.name}/{name}"
 
     def cancel_requested(self) -> bool:
-        return self._blob(cancel_path(self.config.job_id)).exists()
+        return self._blob(layout.training_cancel_marker(self.config.job_id)).exists()
 
     def restore_checkpoint(self) -> int | None:
         """Bring the bucket's checkpoint to disk; the number of epochs it holds, or None."""
-        last = self._blob(f"{self.prefix}/checkpoint/last.pt")
+        last = self._blob(layout.training_checkpoint(self.config.job_id, "last.pt"))
         if not last.exists():
             if self.config.attempt > 0:
                 log.warning("task retried but no checkpoint was saved yet: starting over", job_id=self.config.job_id)
             return None
         self.weights.mkdir(parents=True, exist_ok=True)
         for name in CHECKPOINT_FILES:
-            blob = self._blob(f"{self.prefix}/checkpoint/{name}")
+            blob = self._blob(layout.training_checkpoint(self.config.job_id, name))
             target = (self.run_dir if name.endswith(".csv") else self.weights) / name
             if blob.exists():
                 blob.download_to_filename(str(target))
@@ -147,7 +147,7 @@ class Job:
         for name in CHECKPOINT_FILES:
             local = (self.run_dir if name.endswith(".csv") else self.weights) / name
             if local.exists() and (best_changed or name != "best.pt"):
-                key = f"{self.prefix}/checkpoint/{name}"
+                key = layout.training_checkpoint(self.config.job_id, name)
                 self._blob(key).upload_from_filename(str(local))
                 uploaded[name.replace(".", "_")] = self.uri(key)
         return uploaded
@@ -161,7 +161,7 @@ class Job:
                  "last": (self.weights / "last.pt", "last.pt"), "results": (self.run_dir / "results.csv", "results.csv")}
         weights = {}
         for kind, (local, name) in files.items():
-            key = f"{self.prefix}/weights/{name}"
+            key = layout.training_weights(self.config.job_id, name)
             self._blob(key).upload_from_filename(str(local))
             weights[kind] = self.uri(key)
         return weights

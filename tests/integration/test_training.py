@@ -152,8 +152,8 @@ def test_a_killed_trainer_resumes_from_its_checkpoint(stack, api, tiny, monkeypa
     retries it, on a fresh disk."""
     from common.cloud import launcher
     from common.services import start_training
-    from tests.integration.trainer_drill import DrillLauncher
-    drill = DrillLauncher(kill_after_epoch=1, log_dir=stack.state_dir)
+    from tests.integration.trainer_drill import drill_launcher
+    drill = drill_launcher(kill_after_epoch=1, log_dir=stack.state_dir)
     monkeypatch.setattr(launcher, "from_config", lambda: drill)
     request_id = f"kill-{uuid.uuid4().hex[:8]}"
     body = {"dataset": tiny, "epochs": 3, "request_id": request_id, **TINY}
@@ -163,7 +163,7 @@ def test_a_killed_trainer_resumes_from_its_checkpoint(stack, api, tiny, monkeypa
     assert outcome.result is Result.APPLIED, outcome
     job_id = start_training.job_id_for(request_id)
     first = drill.processes[job_id]
-    assert training_store.jobs().document(job_id).get().to_dict()["execution"] == f"drill-pid-{first.pid}"
+    assert training_store.jobs().document(job_id).get().to_dict()["execution"] == f"local-pid-{first.pid}"
     assert first.wait(timeout=TRAIN_DEADLINE) == -signal.SIGKILL, _tail(stack.state_dir / f"trainer-{job_id}.log")
     killed = job_when(api, job_id, lambda j: j["epoch"] == 1, "to show epoch 1", timeout=30)
     assert killed["status"] == "running"
