@@ -30,11 +30,6 @@ def is_unavailable(exc: BaseException) -> bool:
     return failures.is_transient(exc)
 
 
-def quoted(raw: str, limit: int = 60) -> str:
-    """A caller's value as an error message shows it: quoted, and cut when long."""
-    return repr(raw if len(raw) <= limit else raw[:limit] + "...")
-
-
 ERROR_SCHEMA = obj(error=obj(status={"type": "integer"}, message={"type": "string"},
                              request_id={"type": "string"}, param=nullable({"type": "string"}),
                              required=("status", "message", "request_id")))

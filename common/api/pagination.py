@@ -25,7 +25,8 @@ from google.cloud.firestore_v1.field_path import FieldPath
 
 from common.api import params
 from common.api.context import RequestContext
-from common.api.errors import ApiError, quoted
+from common.api.errors import ApiError
+from common.domain.storable import quoted
 from common.platform import config
 
 # A position: {"source": index of the source, "at": order values of the document, "skip": items sent}
@@ -117,7 +118,7 @@ def _verified_payload(raw: str) -> bytes | None:
 
 
 def _signature(payload: bytes) -> bytes:
-    key = hashlib.sha256(b"yolodrop page token\0" + config.api_token().encode()).digest()
+    key = hashlib.sha256(b"yolodrop page token\0" + config.page_token_secret().encode()).digest()
     return hmac.new(key, payload, hashlib.sha256).digest()[:16]
 
 

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from common.api.errors import ApiError, quoted
+from common.api.errors import ApiError
+from common.domain.storable import quoted
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}

@@ -12,7 +12,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
 from common.api import context, openapi, params
-from common.api.errors import ApiError, error_body, is_unavailable, quoted
+from common.api.errors import ApiError, error_body, is_unavailable
+from common.domain.storable import quoted
 from common.api.resources import datasets, health, images, issues, models, training
 from common.api.routes import Route
 from common.platform import log

@@ -29,5 +29,5 @@ def blob_at(uri: str) -> storage.Blob:
     return client().bucket(bucket_name).blob(name)
 
 
-def upload(name: str, data: bytes, content_type: str) -> None:
-    bucket().blob(name).upload_from_string(data, content_type=content_type)
+def upload(name: str, data: bytes, content_type: str, timeout: float = 60) -> None:
+    bucket().blob(name).upload_from_string(data, content_type=content_type, timeout=timeout)

@@ -8,6 +8,8 @@ applied sequence is a duplicate or late and changes nothing.
 """
 from __future__ import annotations
 
+from common.domain import storable
+
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "queued", "running", "completed", "failed", "cancelled"
 FINAL = (COMPLETED, CANCELLED)  # nothing changes after these; a failed job may be retried
 EVENT_TYPES = ("started", "epoch", "completed", "failed", "cancelled")
@@ -39,7 +41,8 @@ def failed_job(job_id: str, request_id: str, dataset, request, reason: str, now:
                created_at: float | None = None) -> dict:
     """A request that can never run: the job exists so the requester learns why."""
     job = queued_job(job_id, request_id, dataset if isinstance(dataset, str) else None, 0,
-                     request if isinstance(request, dict) else {"raw": repr(request)[:2000]}, now, created_at)
+                     request if isinstance(request, dict) and storable.problem(request) is None
+                     else {"raw": repr(request)[:2000]}, now, created_at)
     return {**job, "status": FAILED, "error": reason, "finished_at": now}
 
 

@@ -27,6 +27,12 @@ def api_token() -> str:
     return os.environ["API_TOKEN"]
 
 
+def page_token_secret() -> str:
+    """Signs the API's page tokens; unset, derived from API_TOKEN (tokens then
+    stop working when it rotates)."""
+    return os.environ.get("PAGE_TOKEN_SECRET") or api_token()
+
+
 def ingest_workers() -> int:
     """Threads one ingest call may use to revalidate labels after a class change."""
     return int(os.environ.get("INGEST_WORKERS", "16"))

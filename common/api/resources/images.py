@@ -8,7 +8,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.api import pagination, params
 from common.api.context import RequestContext
-from common.api.errors import ApiError, quoted
+from common.api.errors import ApiError
+from common.domain.storable import quoted
 from common.api.resources.datasets import DATASET, find_dataset
 from common.api.routes import Route
 from common.api.schema import INTEGER, NUMBER, STRING, array, nullable, obj, page_of

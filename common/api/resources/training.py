@@ -12,7 +12,8 @@ import uuid
 
 from google.api_core.exceptions import AlreadyExists
 
-from common.api import params, storable
+from common.api import params
+from common.domain import storable
 from common.api.context import RequestContext
 from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import documents
@@ -83,8 +84,8 @@ def cancel_job(ctx: RequestContext, args: dict) -> dict:
     job = documents.find(training_store.jobs(), job_id, "training job", ctx)
     if job.get("status") in ENDED:
         raise ApiError(409, f"job {job_id} is already {job['status']}; nothing to cancel")
-    storage.blob(layout.training_cancel_marker(job_id)).upload_from_string(
-        b"cancel requested", content_type="text/plain", timeout=ctx.deadline_seconds)
+    storage.upload(layout.training_cancel_marker(job_id), b"cancel requested", "text/plain",
+                   timeout=ctx.deadline_seconds)
     training_store.jobs().document(job_id).update({"cancel_requested": True}, **ctx.deadline())
     return {"id": job_id, "status": job.get("status"), "cancel_requested": True}
 

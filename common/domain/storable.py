@@ -3,14 +3,14 @@
 A training request is recorded whole as the job's `request`; JSON that
 Firestore refuses (an array directly in an array, an empty or reserved key, a
 lone surrogate, an integer beyond 64 bits) would fail after the publish and
-leave a job nobody can read, so the API refuses it first, with the reason.
+leave a job nobody can read, so the API refuses it first, with the reason, and
+the training function records such a request only as text.
 """
 from __future__ import annotations
 
 import json
 import re
 
-from common.api.errors import quoted
 
 MAX_BYTES = 256 * 1024
 MAX_NESTING = 20
@@ -49,6 +49,11 @@ def _text_problem(text: str) -> str | None:
     except UnicodeEncodeError:
         return f"the text {quoted(text)} is not valid Unicode (a lone surrogate)"
     return None
+
+
+def quoted(raw: str, limit: int = 60) -> str:
+    """A caller's value as a message shows it: quoted, and cut when long."""
+    return repr(raw if len(raw) <= limit else raw[:limit] + "...")
 
 
 def _key_problem(key: str) -> str | None:

@@ -61,3 +61,11 @@ def test_model_document_carries_what_a_user_needs():
     assert model == {"id": "model-1", "dataset": "d", "job_id": "job-1", "manifest": "gs://b/m.json",
                      "classes": ["a"], "metrics": {"mAP50": 0.5}, "base_model": "yolov8n.yaml", "epochs": 3,
                      "weights": {"pt": "gs://b/best.pt", "onnx": "gs://b/best.onnx"}, "created_at": None}
+
+
+def test_a_request_firestore_cannot_store_is_recorded_as_text():
+    unstorable = {"dataset": "d", "epochs": [[1, 2]]}  # an array inside an array
+    job = training_job.failed_job("job-1", "r", "d", unstorable, "invalid", now=1.0)
+    assert job["request"] == {"raw": repr(unstorable)} and job["status"] == training_job.FAILED
+    storable = {"dataset": "d", "epochs": 3}
+    assert training_job.failed_job("job-1", "r", "d", storable, "invalid", now=1.0)["request"] == storable
