@@ -48,7 +48,7 @@ def read_env(path) -> dict[str, str]:
 
 def run_demo(env: dict[str, str]) -> int:
     os.environ.update(env)
-    from common import storage  # reads the emulator variables just set
+    from common.cloud import storage  # reads the emulator variables just set
     sample = sample_dataset()
     names = list(sample.files)
     random.Random(7).shuffle(names)

@@ -285,3 +285,44 @@ def test_the_local_stack_runs_every_function_from_its_folder():
     sources = {node.args[2].value for node in ast.walk(tree)
                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_spawn_function"}
     assert sources == {f"functions/{function}/main.py" for function in FUNCTIONS}
+
+
+# ---- every import of our own code resolves ---------------------------------------------
+
+def our_source_files() -> list[Path]:
+    return sorted(path for package in OUR_PACKAGES for path in (REPO / package).rglob("*.py"))
+
+
+def source_of(module: str) -> Path | None:
+    base = REPO.joinpath(*module.split("."))
+    return next((path for path in (base.with_suffix(".py"), base / "__init__.py") if path.exists()), None)
+
+
+def top_level_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def resolves(module: str) -> bool:
+    """A module of ours, or a name defined at the top of one."""
+    if source_of(module):
+        return True
+    parent, _, name = module.rpartition(".")
+    parent_source = source_of(parent) if parent else None
+    return parent_source is not None and name in top_level_names(parent_source)
+
+
+def test_every_import_of_our_own_code_resolves():
+    """Imports inside functions included: a moved module must not leave a lazy
+    import behind that fails only when that code path runs (the demo once did)."""
+    broken = [f"{item.where()}: {item.module}" for path in our_source_files() for item in imports_of(path)
+              if top_level(item.module) in OUR_PACKAGES and not resolves(item.module)]
+    assert broken == []
