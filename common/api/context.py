@@ -27,6 +27,10 @@ class Principal:
     kind: str  # "anonymous" or "api_token"
     id: str
 
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "api_token"
+
 
 ANONYMOUS = Principal("anonymous", "")
 SHARED_TOKEN_HOLDER = Principal("api_token", "shared")
