@@ -2,8 +2,10 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+FIREBASE_TOOLS_VERSION := 15.34.2
+FIREBASE := .tools/node_modules/.bin/firebase
 
-.PHONY: demo test unit up down bench-ingest bench-train bench-functions venv clean
+.PHONY: demo test unit up down bench-ingest bench-train bench-functions venv tools clean
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/trainer/requirements.txt $(wildcard functions/*/requirements.txt)
 	python3 -m venv $(VENV)
@@ -13,10 +15,15 @@ $(STAMP): requirements.txt requirements-dev.txt jobs/trainer/requirements.txt $(
 
 venv: $(STAMP)
 
-demo: $(STAMP)        ## drop the sample dataset on the local stack, show its index, train a model on it
+$(FIREBASE):          # the Firebase Auth emulator of the local stack (npm; Node.js, no Java)
+	npm install --no-save --no-audit --no-fund --loglevel=error --prefix .tools firebase-tools@$(FIREBASE_TOOLS_VERSION)
+
+tools: $(FIREBASE)
+
+demo: $(STAMP) $(FIREBASE)        ## drop the sample dataset on the local stack, show its index, train a model on it
 	$(PY) -m infra.local.demo
 
-test: $(STAMP)        ## the whole test suite (starts its own local stack on free ports)
+test: $(STAMP) $(FIREBASE)        ## the whole test suite (starts its own local stack on free ports)
 	$(PY) -m pytest -q
 
 unit: $(PY)           ## only the tests that need no emulator and no network (a venv must exist; `make venv` refreshes it)
@@ -25,20 +32,20 @@ unit: $(PY)           ## only the tests that need no emulator and no network (a 
 $(PY):                # a venv at all, never refreshed: what `unit` needs, so it runs offline once the venv is there
 	$(MAKE) venv
 
-up: $(STAMP)          ## start the local stack and leave it running (.local/stack.env)
+up: $(STAMP) $(FIREBASE)          ## start the local stack and leave it running (.local/stack.env)
 	$(PY) -m infra.local.stack up
 
 down:                 ## stop what `make up` started
 	$(PY) -m infra.local.stack down
 
-bench-ingest: $(STAMP) ## N=1000 images dropped at once; see README
+bench-ingest: $(STAMP) $(FIREBASE) ## N=1000 images dropped at once; see README
 	$(PY) -m bench.ingest $(ARGS)
 
-bench-train: $(STAMP)  ## 500 generated images: training overhead and materialization rate; see README
+bench-train: $(STAMP) $(FIREBASE)  ## 500 generated images: training overhead and materialization rate; see README
 	$(PY) -m bench.train $(ARGS)
 
 bench-functions: $(STAMP)  ## each function's import time, idle memory and dependency size; see README
 	$(PY) -m bench.functions $(ARGS)
 
 clean:
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) .local .tools

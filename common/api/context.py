@@ -1,22 +1,26 @@
 """Who is calling and which request this is: built once per request, here only.
 
-Resources receive a RequestContext and never read headers. Today the only
-caller is the holder of the shared API_TOKEN; another kind of caller (a
-Firebase ID token, an API key) is one more branch in `authenticate` and one
-more Principal kind, with no change to the resources.
+Resources receive a RequestContext and never read headers. A caller is one of:
+- the administrator: the stack's API_TOKEN (Secret Manager in production),
+  who sees and may do everything;
+- a person, signed in with Firebase Authentication (a Firebase ID token);
+- a program holding an API key (`yd_...`), which acts as the person who made it.
+Every refusal is a 401 that says which of these went wrong, logged with the
+route and what is known of the caller, never with the token.
 """
 from __future__ import annotations
 
 import hmac
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Request
 
 from common.api.errors import ApiError
-from common.cloud import db
-from common.platform import config
+from common.cloud import api_key_store, db, identity
+from common.domain import api_keys
+from common.platform import config, log
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
@@ -24,16 +28,28 @@ _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 
 @dataclass(frozen=True)
 class Principal:
-    kind: str  # "anonymous" or "api_token"
-    id: str
+    kind: str                 # "anonymous", "admin" or "person"
+    uid: str = ""             # the person (for an API key: the person who made it)
+    email: str | None = None
+    via: str = ""             # "admin_token", "id_token" or "api_key"
+    key_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
-        return self.kind == "api_token"
+        return self.kind == "admin"
+
+    @property
+    def is_person(self) -> bool:
+        return self.kind == "person"
+
+    @property
+    def name(self) -> str:
+        """Who, for logs, limits and object metadata."""
+        return "admin" if self.is_admin else self.uid
 
 
-ANONYMOUS = Principal("anonymous", "")
-SHARED_TOKEN_HOLDER = Principal("api_token", "shared")
+ANONYMOUS = Principal("anonymous")
+ADMINISTRATOR = Principal("admin", via="admin_token")
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,8 @@ class RequestContext:
     method: str
     path: str
     deadline_seconds: float  # what one cloud call of this request may take, retries included
+    origin: str | None = None  # the browser's Origin, for upload sessions it may use
+    memo: dict = field(default_factory=dict, compare=False)  # what this request read once (members)
 
     def deadline(self) -> dict:
         """retry= and timeout= that bound one Firestore or Pub/Sub call (retries included) to the request's deadline."""
@@ -62,16 +80,38 @@ def request_id_of(request: Request) -> str:
 def build(request: Request, request_id: str, public: bool) -> RequestContext:
     principal = ANONYMOUS if public else authenticate(request)
     return RequestContext(principal=principal, request_id=request_id, method=request.method,
-                          path=request.path, deadline_seconds=config.api_deadline())
+                          path=request.path, deadline_seconds=config.api_deadline(),
+                          origin=request.headers.get("Origin"))
 
 
 def authenticate(request: Request) -> Principal:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise _unauthorized("missing bearer token: send 'Authorization: Bearer <API_TOKEN>'")
-    if not hmac.compare_digest(token.encode(), config.api_token().encode()):
-        raise _unauthorized("wrong bearer token")
-    return SHARED_TOKEN_HOLDER
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise _refused(request, "missing Authorization header: send 'Authorization: Bearer <ID token or API key>'")
+    if scheme.lower() != "bearer" or not token or " " in token.strip():
+        raise _refused(request, "malformed Authorization header: expected 'Bearer <ID token or API key>'")
+    if hmac.compare_digest(token.encode(), config.api_token().encode()):
+        return ADMINISTRATOR
+    if api_keys.looks_like_key(token):
+        return _key_holder(request, token)
+    try:
+        person = identity.verify(token)
+    except identity.IdentityRefused as refused:
+        raise _refused(request, str(refused)) from None
+    return Principal("person", person.uid, person.email, via="id_token")
+
+
+def _key_holder(request: Request, key: str) -> Principal:
+    record = api_key_store.find(key, config.api_deadline())
+    if record is None:
+        raise _refused(request, "unknown or revoked API key", key_prefix=api_keys.shown_prefix(key))
+    return Principal("person", record["uid"], record["email"], via="api_key", key_id=record["id"])
+
+
+def _refused(request: Request, reason: str, **known) -> ApiError:
+    log.warning("sign-in refused", reason=reason, method=request.method, path=request.path, **known)
+    return _unauthorized(reason)
 
 
 def _unauthorized(message: str) -> ApiError:

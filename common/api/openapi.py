@@ -8,7 +8,10 @@ from common.api.schema import ANY
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ERRORS = {400: "a bad parameter or body, named in param", 401: "no bearer token, or a wrong one",
-          404: "no such resource", 500: "an unexpected failure; the log has it under request_id",
+          403: "you may see this, but it needs a higher role (named in the message)",
+          404: "no such resource, or none you may see",
+          429: "too many of these requests: try again after Retry-After seconds",
+          500: "an unexpected failure; the log has it under request_id",
           503: "a cloud service did not answer in time; try again"}
 
 
@@ -31,7 +34,8 @@ def document(routes: list[Route]) -> dict:
         "paths": paths,
         "components": {"schemas": {"Error": ERROR_SCHEMA},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                      "description": "Authorization: Bearer $API_TOKEN"}}},
+                                                      "description": "Authorization: Bearer <Firebase ID token, API key yd_..., "
+                                                                     "or the administrator's API_TOKEN>"}}},
         "security": [{"bearer": []}],
     }
 
@@ -44,6 +48,8 @@ def _operation(declared: Route) -> dict:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": declared.body}}}
     if declared.public:
         operation["security"] = []
+    if declared.role:
+        operation["x-required-role"] = declared.role
     return operation
 
 
@@ -69,4 +75,8 @@ def _error_statuses(declared: Route) -> list[int]:
         statuses.append(400)
     if any(p.location == "path" for p in declared.params):
         statuses.append(404)
+    if not declared.public:
+        statuses.append(403)  # a role too low, or the administrator token where a person is needed
+    if declared.rate_limited:
+        statuses.append(429)
     return statuses

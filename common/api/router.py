@@ -11,15 +11,16 @@ from flask import Request, Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from common.api import context, openapi, params
+from common.api import access, context, openapi, params
 from common.api.errors import ApiError, error_body, is_unavailable
 from common.domain.storable import quoted
-from common.api.resources import datasets, health, images, issues, models, training
+from common.api.resources import api_keys, datasets, health, images, issues, members, models, training, uploads
 from common.api.routes import Route
-from common.platform import log
+from common.cloud import rate_limit_store
+from common.platform import config, log
 
-API_ROUTES: list[Route] = [*health.ROUTES, *datasets.ROUTES, *images.ROUTES, *issues.ROUTES,
-                           *training.ROUTES, *models.ROUTES]
+API_ROUTES: list[Route] = [*health.ROUTES, *datasets.ROUTES, *members.ROUTES, *uploads.ROUTES, *images.ROUTES,
+                           *issues.ROUTES, *training.ROUTES, *models.ROUTES, *api_keys.ROUTES]
 ROUTES: list[Route] = [*API_ROUTES, openapi.route(API_ROUTES)]
 _RULES = Map([Rule(r.rule, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)],
              strict_slashes=False, merge_slashes=False)
@@ -39,11 +40,26 @@ def _answer(request: Request, request_id: str) -> Response:
     declared, path_args = _match(request)
     ctx = context.build(request, request_id, declared.public)
     args = params.read_all(declared.params, path_args, request.args)
+    if declared.role:
+        access.require(ctx, args["dataset"], declared.role)
+    if declared.rate_limited:
+        _count_against_limit(ctx, declared.rate_limited)
     if declared.body is not None:
         args["body"] = request.get_json(silent=True)
     answer = declared.handler(ctx, args)
     status, body = answer if isinstance(answer, tuple) else (declared.status, answer)
     return _json(status, body, request_id)
+
+
+def _count_against_limit(ctx: context.RequestContext, kind: str) -> None:
+    """Expensive requests are counted per person and window; the administrator is not limited."""
+    if ctx.principal.is_admin:
+        return
+    limit, seconds = config.rate_limit()
+    wait = rate_limit_store.take(ctx.principal.uid, kind, limit, seconds, ctx.deadline_seconds)
+    if wait is not None:
+        raise ApiError(429, f"more than {limit} {kind} requests in {seconds} s: try again in {wait} s",
+                       headers={"Retry-After": str(wait)})
 
 
 def _match(request: Request) -> tuple[Route, dict]:

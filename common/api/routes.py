@@ -25,6 +25,8 @@ class Route:
     params: tuple[Param, ...] = ()
     body: dict | None = None   # JSON Schema of the request body; read into arguments["body"]
     public: bool = False       # answered without a caller (no Authorization)
+    role: str | None = None    # the role the caller needs on the path's {dataset} (checked by the router)
+    rate_limited: str | None = None  # the kind of expensive request counted per caller (router: 429)
     responses: dict[int, tuple[str, dict]] = field(default_factory=dict)  # other answers: description, schema
 
     @property

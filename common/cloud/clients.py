@@ -65,3 +65,19 @@ def cloud_run_jobs():
         from google.cloud import run_v2
         return run_v2.JobsClient()
     return _get("cloud_run_jobs", make)
+
+
+def firebase_app():
+    """The Firebase Admin app of this project; against the Auth emulator when
+    FIREBASE_AUTH_EMULATOR_HOST is set (firebase-admin reads it itself)."""
+    def make():
+        import firebase_admin
+        return firebase_admin.initialize_app(options={"projectId": config.project()}, name="yolodrop")
+    return _get("firebase_app", make)
+
+
+def cloud_run_executions():
+    def make():
+        from google.cloud import run_v2
+        return run_v2.ExecutionsClient()
+    return _get("cloud_run_executions", make)

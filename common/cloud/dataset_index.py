@@ -69,12 +69,19 @@ def ensure_dataset(dataset: str) -> None:
     """Create the dataset document once; later events never write it."""
     if dataset in _known_datasets:
         return
-    try:
-        dataset_ref(dataset).create({"id": dataset, "classes": None, "yaml_generation": 0,
-                                     "yaml_tombstone": 0, "created": firestore.SERVER_TIMESTAMP}, **db.deadline())
-    except AlreadyExists:
-        pass
+    create_dataset(dataset)
     _known_datasets.add(dataset)
+
+
+def create_dataset(dataset: str, fields: dict | None = None, deadline: float | None = None) -> bool:
+    """Create the dataset document with `fields` (members, say); False when it exists."""
+    try:
+        dataset_ref(dataset).create({"id": dataset, "classes": None, "yaml_generation": 0, "yaml_tombstone": 0,
+                                     "created": firestore.SERVER_TIMESTAMP, **(fields or {})},
+                                    **db.deadline(deadline))
+    except AlreadyExists:
+        return False
+    return True
 
 
 def read_entry(dataset: str, key: str, deadline: float | None = None) -> Entry | None:

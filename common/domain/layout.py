@@ -113,6 +113,14 @@ def label_path_for(image_path: str) -> str:
     return f"{folder}/{stem}.txt" if folder else f"{stem}.txt"
 
 
+def is_document_id(name: str) -> bool:
+    """Whether `name` can name a document as it is (no '/', not '.', '..' or '__...')."""
+    try:
+        return doc_id(name) == name
+    except ValueError:
+        return False
+
+
 def doc_id(key: str) -> str:
     """A Firestore-safe, reversible document id for a key: no '/', not '.', '..' or '__...'."""
     encoded = key.replace("%", "%25").replace("/", "%2F")
@@ -174,3 +182,22 @@ def training_checkpoint(job_id: str, file_name: str) -> str:
 
 def training_weights(job_id: str, file_name: str) -> str:
     return f"{training_prefix(job_id)}/weights/{file_name}"
+
+
+UPLOADABLE = ("image", "label", "data_yaml")
+
+
+def upload_object(dataset: str, relative: str) -> str:
+    """The object a person may upload `relative` to inside `dataset`, or a
+    ValueError saying why not: only images, labels and data.yaml, and never a
+    path that leaves the dataset's folder."""
+    parts = relative.split("/")
+    if not relative or relative.startswith("/") or "\\" in relative or any(p in ("", ".", "..") for p in parts):
+        raise ValueError("the path must stay inside the dataset: relative, no '..', '.', '//' or '\\'")
+    name = dataset_object(dataset, relative)
+    if len(name.encode()) > 1024:
+        raise ValueError("the path is too long (object names are at most 1024 bytes)")
+    if classify(name).kind not in UPLOADABLE:
+        raise ValueError("only images under images/, .txt labels under labels/ and data.yaml at the root "
+                         f"are uploaded (image extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return name

@@ -8,6 +8,8 @@ applied sequence is a duplicate or late and changes nothing.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from common.domain import storable
 
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "queued", "running", "completed", "failed", "cancelled"
@@ -30,11 +32,11 @@ def queued_job(job_id: str, request_id: str, dataset: str, epochs: int, request:
             "started_at": None, "finished_at": None}
 
 
-def received_job(job_id: str, request_id: str, body: dict, now: float) -> dict:
+def received_job(job_id: str, request_id: str, body: dict, now: float, requested_by: str | None = None) -> dict:
     """A job the API has accepted and the training function has not taken yet."""
     dataset, epochs = body.get("dataset"), body.get("epochs")
-    return queued_job(job_id, request_id, dataset if isinstance(dataset, str) else None,
-                      epochs if isinstance(epochs, int) else None, body, now)
+    return {**queued_job(job_id, request_id, dataset if isinstance(dataset, str) else None,
+                         epochs if isinstance(epochs, int) else None, body, now), "requested_by": requested_by}
 
 
 def failed_job(job_id: str, request_id: str, dataset, request, reason: str, now: float,
@@ -56,7 +58,8 @@ def apply_event(job: dict, event: dict, now: float) -> dict | None:
         update.update(status=RUNNING, error=None, run=event.get("run"), device=event.get("device"),
                       resumed_from_epoch=event.get("resumed_from_epoch"), images=event.get("images"),
                       materialize_seconds=event.get("materialize_seconds"),
-                      started_at=job.get("started_at") or now)
+                      started_at=job.get("started_at") or now,
+                      execution=reported_execution(job.get("execution"), event.get("execution")))
     elif kind == "epoch":
         update.update(status=RUNNING, error=None, epoch=event["epoch"], epochs=event["epochs"],
                       history=_with_epoch(job.get("history", []), _history_row(event)))
@@ -86,18 +89,113 @@ def model_id_for(job_id: str) -> str:
     return "model-" + job_id.removeprefix("job-")
 
 
-def model_document(job: dict, event: dict) -> dict:
+def model_document(job: dict, event: dict, onnx: dict) -> dict:
+    """The registered model; `onnx` is what registration found of its ONNX weights (registered_onnx)."""
     return {"id": model_id_for(job["id"]), "dataset": job["dataset"], "job_id": job["id"],
             "manifest": job.get("manifest"), "classes": event.get("classes") or [],
             "metrics": event.get("metrics") or {}, "weights": event.get("weights") or {},
+            "onnx": onnx,
+            "evaluation": event.get("evaluation"),
             "base_model": (job.get("request") or {}).get("model"), "epochs": event.get("epoch"),
             "created_at": event.get("time")}
 
 
+def onnx_claimed(event: dict) -> dict:
+    """What the trainer says of the ONNX export: {"uri", "generation", "imgsz", "classes"} or {"error"};
+    an older trainer's event only names weights.onnx."""
+    onnx = event.get("onnx")
+    if isinstance(onnx, dict):
+        return onnx
+    uri = (event.get("weights") or {}).get("onnx")
+    return {"uri": uri} if uri else {"error": "the trainer exported no ONNX weights"}
+
+
+def registered_onnx(event: dict, in_bucket: bool) -> dict:
+    """The ONNX record of a model: the trainer's claim, with an error when prediction could not use it
+    (the export failed, its classes are not the model's, or the file is not in the bucket)."""
+    onnx = onnx_claimed(event)
+    if onnx.get("error"):
+        return onnx
+    classes = event.get("classes") or []
+    if "classes" in onnx and onnx["classes"] != classes:
+        return {**onnx, "error": f"the ONNX has the classes {onnx['classes']}, the model {classes}"}
+    if not in_bucket:
+        return {**onnx, "error": f"the ONNX weights {onnx['uri']} are not in the bucket"}
+    return onnx
+
+
 def job_view(job: dict) -> dict:
     """What the API shows of a job document."""
-    keys = ("id", "dataset", "status", "epoch", "epochs", "history", "error", "model_id", "request_id",
+    keys = ("id", "dataset", "requested_by", "status", "epoch", "epochs", "history", "error", "model_id", "request_id",
             "request", "manifest", "execution", "device", "run", "resumed_from_epoch", "images", "excluded",
             "metrics", "weights", "cancel_requested", "materialize_seconds",
             "created_at", "launched_at", "started_at", "finished_at", "updated_at")
     return {k: job.get(k) for k in keys}
+
+
+# ---- the watch: executions that end without a final event -----------------------------
+
+WATCHED = (QUEUED, RUNNING)  # a job in these states waits for its trainer's events
+LOCAL_EXECUTION_PREFIX = "local-pid-"  # + the pid: an execution of the local launcher
+
+
+def reported_execution(current: str | None, reported: str | None) -> str | None:
+    """The execution that runs the job now: the one named by the latest `started`
+    event (a rerun is a new execution), else the one the launcher recorded. A
+    Cloud Run task knows only its execution's short name (CLOUD_RUN_EXECUTION):
+    it is resolved against the full name the launcher recorded."""
+    if not reported:
+        return current
+    if "/" in reported or not current or "/executions/" not in current:
+        return reported
+    return f"{current.rsplit('/', 1)[0]}/{reported}"
+
+
+@dataclass(frozen=True)
+class ExecutionState:
+    """What the platform says of one trainer execution (common/cloud/executions.py)."""
+    execution: str
+    running: bool
+    succeeded: bool = False
+    ended_at: float | None = None  # None where the platform cannot say (a local process that is gone)
+    detail: str = ""               # how it ended, in the platform's words: exit code, retries
+    rerun: str = ""                # the command that runs the trainer again for this job
+
+
+def execution_ended(job: dict, state: ExecutionState, now: float, grace: float) -> dict | None:
+    """The update for a job whose execution ended without a final event, or None.
+
+    The job fails only `grace` seconds after the end (a final event published
+    just before it is still applied first); where the platform gives no end time
+    the first sweep that sees the execution gone notes it, and a later one
+    decides. The failure also closes every run the job has started, so a late
+    event of a dead run changes nothing, while a rerun (a higher run) revives it."""
+    if job.get("status") not in WATCHED or job.get("execution") != state.execution:
+        return None
+    if state.running or state.succeeded:  # a succeeded execution published its final event before exiting
+        return None
+    noted = job.get("execution_gone") or {}
+    ended_at = state.ended_at or (noted.get("at") if noted.get("execution") == state.execution else None)
+    if ended_at is None:
+        return {"execution_gone": {"execution": state.execution, "at": now}}
+    if now - ended_at < grace:
+        return None
+    return {"status": FAILED, "error": execution_ended_reason(job, state), "finished_at": now, "updated_at": now,
+            "sequence": closing_sequence(job)}
+
+
+def closing_sequence(job: dict) -> int:
+    """Above every event of the runs the job has started; below any later run's."""
+    run = job.get("run")
+    return max(job.get("sequence", -1), -1 if run is None else sequence(run + 1, 0) - 1)
+
+
+def execution_ended_reason(job: dict, state: ExecutionState) -> str:
+    ended = (f"the trainer's execution {state.execution} ended without reporting a result"
+             f"{f' ({state.detail})' if state.detail else ''}")
+    epoch = job.get("epoch") or 0
+    if epoch:
+        return (f"{ended}. Epoch {epoch} of {job.get('epochs')} is checkpointed: resume from it with "
+                f"`{state.rerun}`")
+    return (f"{ended}. No epoch was checkpointed: start it again with `{state.rerun}`, "
+            "or send the request again with a new request_id")

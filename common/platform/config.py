@@ -13,6 +13,7 @@ from pathlib import Path
 
 TRAINING_TOPIC = "training-requests"
 PROGRESS_TOPIC = "training-progress"
+WATCH_TOPIC = "training-watch"
 
 
 def project() -> str:
@@ -48,6 +49,16 @@ def api_deadline() -> float:
     return float(os.environ.get("API_DEADLINE_SECONDS", "10"))
 
 
+def rate_limit() -> tuple[int, int]:
+    """(requests, seconds): how many expensive requests (training, uploads,
+    exports, auto-labelling) one person may make per window."""
+    return int(os.environ.get("RATE_LIMIT_REQUESTS", "30")), int(os.environ.get("RATE_LIMIT_SECONDS", "60"))
+
+
+def max_upload_bytes() -> int:
+    return int(os.environ.get("MAX_UPLOAD_BYTES", str(5 * 1024 ** 3)))
+
+
 def training_topic() -> str:
     return os.environ.get("TRAINING_TOPIC", TRAINING_TOPIC)
 
@@ -71,3 +82,29 @@ def trainer_region() -> str:
 
 def trainer_log_dir() -> Path:
     return Path(os.environ.get("TRAINER_LOG_DIR") or tempfile.gettempdir())
+
+
+def predict_threads() -> int | None:
+    """ONNX Runtime's threads per inference; unset: the CPUs this instance may use (its quota, not the host's)."""
+    value = os.environ.get("PREDICT_THREADS")
+    return int(value) if value else None
+
+
+def predict_models_cached() -> int:
+    """How many ONNX models one prediction instance keeps loaded (least recently used goes first)."""
+    return int(os.environ.get("PREDICT_MODELS_CACHED", "4"))
+
+
+def watch_topic() -> str:
+    """The topic whose messages make the watch sweep the unfinished training jobs."""
+    return os.environ.get("WATCH_TOPIC", WATCH_TOPIC)
+
+
+def watch_grace_seconds() -> float:
+    """How long after its execution ended a job may still receive its final event."""
+    return float(os.environ.get("WATCH_GRACE_SECONDS", "120"))
+
+
+def watch_interval_seconds() -> float:
+    """Local stack only: how often its scheduler asks for a sweep (Cloud Scheduler does in production)."""
+    return float(os.environ.get("WATCH_INTERVAL_SECONDS", "1"))

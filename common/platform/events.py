@@ -85,6 +85,7 @@ class PubSubMessage:
     message_id: str
     data: bytes
     event_id: str
+    attributes: dict
 
     def log_fields(self) -> dict:
         return {"event_id": self.event_id, "message_id": self.message_id}
@@ -100,4 +101,4 @@ def pubsub_message(cloud_event) -> PubSubMessage:
     except (ValueError, TypeError) as exc:
         raise UnsupportedEvent(f"message data is not base64: {exc}") from exc
     return PubSubMessage(message.get("messageId") or message.get("message_id") or cloud_event["id"],
-                         data, cloud_event["id"])
+                         data, cloud_event["id"], message.get("attributes") or {})

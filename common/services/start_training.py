@@ -38,16 +38,18 @@ def handle(message: PubSubMessage) -> Outcome:
     if claimed is None:
         return Outcome(Result.DUPLICATE, f"duplicate request {request_id!r}: job {job_id} exists", {"job_id": job_id})
     created_at = claimed.get("created_at")  # the API's, when the request came through it
+    # Who asked: the API's caller, or a direct publisher's own attribute (Pub/Sub IAM decides who may publish).
+    requested_by = {"requested_by": message.attributes.get("requested_by")}
     try:
         if problem:
             raise InvalidRequest(problem)
         request = validate(body, request_id)
         prepared = _prepare(request, job_id, created_at)
-        ref.set(prepared, merge=True)
+        ref.set({**prepared, **requested_by}, merge=True)
         execution = launcher.from_config().launch(job_id, prepared["manifest"])
     except InvalidRequest as exc:
-        ref.set(training_job.failed_job(job_id, request_id, _field(body, "dataset"), body, str(exc), time.time(),
-                                        created_at))
+        ref.set({**training_job.failed_job(job_id, request_id, _field(body, "dataset"), body, str(exc), time.time(),
+                                           created_at), **requested_by})
         return Outcome(Result.REJECTED, f"invalid request {request_id!r} -> job {job_id} failed: {exc}",
                        {"job_id": job_id})
     except Exception as exc:

@@ -31,16 +31,20 @@ from common.platform import config
 
 REPO = Path(__file__).resolve().parents[2]
 PORT_DEFAULTS = {"pubsub": 8085, "firestore": 8086, "gcs": 9023, "api": 8090, "ingest": 8091,
-                 "train": 8092, "progress": 8093}
+                 "train": 8092, "progress": 8093, "predict": 8094, "watch": 8095, "auth": 9099, "auth_hub": 4400, "auth_logging": 4500}
 GCS_EVENTS_TOPIC = "gcs-events"
 TRAINING_TOPIC = config.TRAINING_TOPIC
 PROGRESS_TOPIC = config.PROGRESS_TOPIC
+WATCH_TOPIC = config.WATCH_TOPIC
 # topic -> (push subscription, the function server it pushes to)
 PUSH_SUBSCRIPTIONS = {GCS_EVENTS_TOPIC: ("ingest-push", "ingest"),
                       TRAINING_TOPIC: ("train-push", "train"),
-                      PROGRESS_TOPIC: ("progress-push", "progress")}
+                      PROGRESS_TOPIC: ("progress-push", "progress"),
+                      WATCH_TOPIC: ("watch-push", "watch")}
 INGEST_SUBSCRIPTION = PUSH_SUBSCRIPTIONS[GCS_EVENTS_TOPIC][0]
 DEBIAN_PACKAGES = "google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-emulator default-jre-headless"
+# The Firebase Auth emulator comes from npm (firebase-tools), installed by `make` into .tools/.
+FIREBASE_TOOLS = REPO / ".tools" / "node_modules" / ".bin" / "firebase"
 READY_SECONDS = 90
 
 
@@ -66,12 +70,17 @@ class Stack:
             "STORAGE_EMULATOR_HOST": f"http://{host}:{self.ports['gcs']}",
             "PUBSUB_EMULATOR_HOST": f"{host}:{self.ports['pubsub']}",
             "FIRESTORE_EMULATOR_HOST": f"{host}:{self.ports['firestore']}",
+            "FIREBASE_AUTH_EMULATOR_HOST": f"{host}:{self.ports['auth']}",
             "GCS_EVENTS_TOPIC": GCS_EVENTS_TOPIC,
             "API_URL": f"http://{host}:{self.ports['api']}",
             "API_TOKEN": self.token,
             "INGEST_URL": f"http://{host}:{self.ports['ingest']}",
+            "PREDICT_URL": f"http://{host}:{self.ports['predict']}",
             "TRAINING_TOPIC": TRAINING_TOPIC,
             "PROGRESS_TOPIC": PROGRESS_TOPIC,
+            "WATCH_TOPIC": WATCH_TOPIC,             # the local scheduler ticks the watch every second;
+            "WATCH_INTERVAL_SECONDS": "1",          # a job fails 5 s after its trainer process is gone
+            "WATCH_GRACE_SECONDS": "5",
             "TRAINER_LAUNCHER": "local",
             "TRAINER_LOG_DIR": str(self.state_dir),
             "TRAINER_WORK_DIR": str(self.state_dir / "trainer"),
@@ -111,6 +120,9 @@ def check_prerequisites() -> None:
     if missing:
         raise StackError(f"missing: {', '.join(missing)}. Install the Debian packages: "
                          f"apt-get install -y {DEBIAN_PACKAGES}")
+    if not FIREBASE_TOOLS.exists():
+        raise StackError(f"missing: the Firebase Auth emulator ({FIREBASE_TOOLS.relative_to(REPO)}). "
+                         "Install it with `make tools` (npm install of firebase-tools; needs Node.js and npm)")
 
 
 def check_ports_free(ports: dict[str, int]) -> None:
@@ -146,13 +158,18 @@ def _start_all(stack: Stack) -> None:
     _spawn(stack, "pubsub", ["gcloud", "beta", "emulators", "pubsub", "start",
                              f"--host-port={pubsub}", f"--project={stack.project}"])
     _spawn(stack, "firestore", ["gcloud", "emulators", "firestore", "start", f"--host-port={firestore}"])
+    _spawn_auth_emulator(stack)
     _wait_http(stack, "pubsub", f"http://{pubsub}/")
     _wait_http(stack, "firestore", f"http://{firestore}/")
     _spawn_function(stack, "ingest", "functions/ingest/main.py", "ingest_object", "cloudevent")
     _spawn_function(stack, "api", "functions/api/main.py", "api_handler", "http")
     _spawn_function(stack, "train", "functions/train/main.py", "training_request", "cloudevent")
     _spawn_function(stack, "progress", "functions/progress/main.py", "training_progress", "cloudevent")
+    _spawn_function(stack, "watch", "functions/watch/main.py", "training_watch", "cloudevent")
+    _spawn_function(stack, "predict", "functions/predict/main.py", "predict", "http")
     _create_topics_and_pushes(stack)
+    _spawn(stack, "scheduler", [sys.executable, "-m", "infra.local.scheduler"],
+           extra_env={**stack.env(), "PYTHONPATH": str(REPO)})
     _spawn(stack, "gcs", [_fake_gcs_binary(), "-scheme", "http", "-host", "127.0.0.1",
                           "-port", str(stack.ports["gcs"]), "-backend", "memory",
                           "-event.pubsub-project-id", stack.project,
@@ -161,10 +178,23 @@ def _start_all(stack: Stack) -> None:
            extra_env={"PUBSUB_EMULATOR_HOST": pubsub})
     _wait_http(stack, "gcs", f"{env['STORAGE_EMULATOR_HOST']}/storage/v1/b")
     _create_bucket(env)
+    _wait_http(stack, "auth", f"http://{env['FIREBASE_AUTH_EMULATOR_HOST']}/")
     _wait_http(stack, "ingest", env["INGEST_URL"], any_status=True)
     _wait_http(stack, "api", f"{env['API_URL']}/healthz")
-    for name in ("train", "progress"):
+    for name in ("train", "progress", "predict", "watch"):
         _wait_http(stack, name, f"http://127.0.0.1:{stack.ports[name]}", any_status=True)
+
+
+def _spawn_auth_emulator(stack: Stack) -> None:
+    """The Firebase Auth emulator, with every port of its own (hub and logging
+    included), so that several stacks can run side by side."""
+    emulators = {"auth": stack.ports["auth"], "hub": stack.ports["auth_hub"], "logging": stack.ports["auth_logging"]}
+    config_dir = stack.state_dir / "firebase"
+    config_dir.mkdir(exist_ok=True)
+    (config_dir / "firebase.json").write_text(json.dumps({"emulators": {
+        **{name: {"host": "127.0.0.1", "port": port} for name, port in emulators.items()}, "ui": {"enabled": False}}}))
+    _spawn(stack, "auth", [str(FIREBASE_TOOLS), "emulators:start", "--only", "auth", "--project", stack.project],
+           cwd=config_dir)
 
 
 def _fake_gcs_binary() -> str:
@@ -180,9 +210,9 @@ def _spawn_function(stack: Stack, name: str, source: str, target: str, signature
            extra_env={**stack.env(), "PYTHONPATH": str(REPO), "THREADS": os.environ.get("YD_THREADS", "32")})
 
 
-def _spawn(stack: Stack, name: str, argv: list[str], extra_env: dict | None = None) -> None:
+def _spawn(stack: Stack, name: str, argv: list[str], extra_env: dict | None = None, cwd: Path = REPO) -> None:
     log_path = stack.state_dir / f"{name}.log"
-    process = subprocess.Popen(argv, cwd=REPO, env={**os.environ, **(extra_env or {})},
+    process = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **(extra_env or {})},
                                stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True)
     stack.pids[name] = process.pid

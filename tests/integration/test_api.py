@@ -114,7 +114,7 @@ def test_the_request_id_is_the_callers_or_the_traces_or_new(client):
 def test_the_context_names_the_caller(app, stack):
     with app.test_request_context("/datasets", headers={"Authorization": f"Bearer {stack.token}"}):
         built = context.build(flask.request, "r-1", public=False)
-    assert built.principal == context.SHARED_TOKEN_HOLDER and built.request_id == "r-1"
+    assert built.principal == context.ADMINISTRATOR and built.request_id == "r-1"
     assert (built.method, built.path, built.deadline_seconds) == ("GET", "/datasets", config.api_deadline())
     with app.test_request_context("/healthz"):
         assert context.build(flask.request, "r-2", public=True).principal == context.ANONYMOUS
@@ -166,7 +166,7 @@ def test_unknown_images_are_a_404_json(local, indexed):
 def test_a_method_a_route_lacks_is_a_405_json_with_allow(client, auth):
     response = client.delete("/datasets", headers=auth)
     assert response.status_code == 405 and response.get_json()["error"]["status"] == 405
-    assert response.headers["Allow"] == "GET, HEAD"
+    assert response.headers["Allow"] == "GET, HEAD, POST"
 
 
 # ---- datasets and pages -----------------------------------------------------

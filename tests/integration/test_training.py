@@ -159,7 +159,7 @@ def test_a_killed_trainer_resumes_from_its_checkpoint(stack, api, tiny, monkeypa
     body = {"dataset": tiny, "epochs": 3, "request_id": request_id, **TINY}
     from common.platform.events import PubSubMessage
     from common.platform.handler import Result
-    outcome = start_training.handle(PubSubMessage("test-message", json.dumps(body).encode(), "test-event"))
+    outcome = start_training.handle(PubSubMessage("test-message", json.dumps(body).encode(), "test-event", {}))
     assert outcome.result is Result.APPLIED, outcome
     job_id = start_training.job_id_for(request_id)
     first = drill.processes[job_id]

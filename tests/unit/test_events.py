@@ -76,7 +76,7 @@ def test_pubsub_message_carries_ids_and_data():
     from common.platform.events import pubsub_message
     cloud_event = pubsub_event("OBJECT_FINALIZE", {"request": 1}, {"job_id": "j"})
     message = pubsub_message(cloud_event)
-    assert (message.message_id, json.loads(message.data)) == ("m1", {"request": 1})
+    assert (message.message_id, json.loads(message.data), message.attributes["job_id"]) == ("m1", {"request": 1}, "j")
     assert message.log_fields() == {"event_id": cloud_event["id"], "message_id": "m1"}
     with pytest.raises(UnsupportedEvent, match="not a Pub/Sub message"):
         pubsub_message(storage_event("finalized", OBJECT))

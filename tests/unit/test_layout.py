@@ -104,3 +104,19 @@ def test_dataset_names_round_trip():
     name = layout.dataset_object("d", "images/train/a.jpg")
     assert name == "datasets/d/images/train/a.jpg" and layout.dataset_relative(name, "d") == "images/train/a.jpg"
     assert classify(layout.import_archive("d")).kind == "import"
+
+
+@pytest.mark.parametrize("relative", ["images/a.jpg", "labels/train/a.txt", "data.yaml", "train/images/b.png"])
+def test_uploads_of_dataset_files_are_placed_in_the_dataset(relative):
+    assert layout.upload_object("d", relative) == f"datasets/d/{relative}"
+
+
+@pytest.mark.parametrize("relative, reason", [
+    ("../e/images/a.jpg", "inside the dataset"), ("/images/a.jpg", "inside the dataset"),
+    ("images/../../e/a.jpg", "inside the dataset"), ("images//a.jpg", "inside the dataset"),
+    ("images\\a.jpg", "inside the dataset"), ("", "inside the dataset"),
+    ("images/a.exe", "only images"), ("notes.md", "only images"), ("images/" + "a" * 1100 + ".jpg", "too long"),
+])
+def test_uploads_outside_the_dataset_or_of_other_files_are_refused(relative, reason):
+    with pytest.raises(ValueError, match=reason):
+        layout.upload_object("d", relative)

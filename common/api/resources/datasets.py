@@ -1,12 +1,19 @@
 """Datasets: the list (a constant-cost summary each) and one dataset (exact statistics)."""
 from __future__ import annotations
 
-from common.api import pagination, params
+import time
+
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from common.api import access, pagination, params
 from common.api.context import RequestContext
+from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import documents
 from common.api.routes import Route
 from common.api.schema import BOOLEAN, INTEGER, STRING, array, obj, page_of
-from common.cloud import db, stats
+from common.cloud import dataset_members, db, stats
+from common.domain import access as access_rules
+from common.domain import layout
 
 DATASET = params.path("dataset", "the dataset name (its folder under datasets/)")
 
@@ -35,7 +42,10 @@ def _view(name: str, classes: list[str] | None, figures: dict) -> dict:
 
 
 def list_datasets(ctx: RequestContext, args: dict) -> dict:
-    source = pagination.Source(_datasets(), items=lambda snapshot: [{**snapshot.to_dict(), "id": snapshot.id}])
+    """The administrator sees every dataset; a person those they are a member of."""
+    mine = None if ctx.principal.is_admin else \
+        _datasets().where(filter=FieldFilter("member_uids", "array_contains", ctx.principal.uid))
+    source = pagination.Source(_datasets(), mine, items=lambda snapshot: [{**snapshot.to_dict(), "id": snapshot.id}])
     listed = pagination.page("datasets", "datasets", [source], args, ctx)
     names = [dataset["id"] for dataset in listed["datasets"]]
     summaries = stats.dataset_summaries(names, ctx.deadline_seconds)
@@ -49,9 +59,26 @@ def get_dataset(ctx: RequestContext, args: dict) -> dict:
     return _view(name, classes, stats.dataset_stats(name, classes, ctx.deadline_seconds))
 
 
+def create_dataset(ctx: RequestContext, args: dict) -> tuple[int, dict]:
+    """An empty dataset owned by the caller (the administrator's has no members
+    until an owner is given); files then arrive by drop or upload."""
+    body = args["body"]
+    name = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not layout.is_valid_dataset_name(name):
+        raise ApiError(400, "id must be a dataset name: letters, digits and . _ - (not . or ..)", "id")
+    owners = {} if ctx.principal.is_admin else \
+        access_rules.with_member({}, ctx.principal.uid, access.OWNER, ctx.principal.email, time.time())
+    if not dataset_members.create(name, owners, ctx.deadline_seconds):
+        raise ApiError(409, f"dataset {name!r} exists already")
+    return 201, _view(name, None, stats.dataset_summaries([name], ctx.deadline_seconds)[0])
+
+
 ROUTES = [
     Route("GET", "/datasets", list_datasets, "Datasets by name, each with a summary of its statistics",
           page_of("datasets", _view_schema(SUMMARY)), params=pagination.page_params(default=20, maximum=100)),
+    Route("POST", "/datasets", create_dataset, "Create an empty dataset owned by the caller",
+          _view_schema(SUMMARY), status=201, body=obj(id=STRING),
+          responses={409: ("a dataset of that name exists", ERROR_SCHEMA)}),
     Route("GET", "/datasets/{dataset}", get_dataset, "One dataset with its exact statistics",
-          _view_schema(STATS), params=(DATASET,)),
+          _view_schema(STATS), params=(DATASET,), role=access.VIEWER),
 ]

@@ -6,7 +6,7 @@ import re
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.api import pagination, params
+from common.api import access, pagination, params
 from common.api.context import RequestContext
 from common.api.errors import ApiError
 from common.domain.storable import quoted
@@ -114,7 +114,8 @@ def image_view(entry: dict, classes: list[str] | None) -> dict:
 
 ROUTES = [
     Route("GET", "/datasets/{dataset}/images", list_images, "Images of a dataset, filtered, in id order",
-          page_of("images", IMAGE), params=(DATASET, *FILTERS, *pagination.page_params(default=100, maximum=1000))),
+          page_of("images", IMAGE), params=(DATASET, *FILTERS, *pagination.page_params(default=100, maximum=1000)),
+          role=access.VIEWER),
     Route("GET", "/datasets/{dataset}/images/{image_id}", get_image, "One image with its labels and issues",
-          IMAGE, params=(DATASET, IMAGE_ID)),
+          IMAGE, params=(DATASET, IMAGE_ID), role=access.VIEWER),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.api import pagination
+from common.api import access, pagination
 from common.api.context import RequestContext
 from common.api.resources.datasets import DATASET, find_dataset
 from common.api.resources.images import ISSUE
@@ -27,5 +27,6 @@ def list_issues(ctx: RequestContext, args: dict) -> dict:
 
 ROUTES = [
     Route("GET", "/datasets/{dataset}/issues", list_issues, "Every issue of a dataset, with the file it is about",
-          page_of("issues", ISSUE), params=(DATASET, *pagination.page_params(default=100, maximum=1000))),
+          page_of("issues", ISSUE), params=(DATASET, *pagination.page_params(default=100, maximum=1000)),
+          role=access.VIEWER),
 ]

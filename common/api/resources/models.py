@@ -1,7 +1,7 @@
 """Registered models: what a completed training job leaves, weights as gs:// URIs."""
 from __future__ import annotations
 
-from common.api import params
+from common.api import access, params
 from common.api.context import RequestContext
 from common.api.resources import documents
 from common.api.routes import Route
@@ -20,7 +20,7 @@ def list_models(ctx: RequestContext, args: dict) -> dict:
 
 
 def get_model(ctx: RequestContext, args: dict) -> dict:
-    return documents.find(training_store.models(), args["model_id"], "model", ctx)
+    return documents.find_in_dataset(training_store.models(), args["model_id"], "model", ctx, access.VIEWER)
 
 
 ROUTES = [

@@ -12,7 +12,7 @@ import uuid
 
 from google.api_core.exceptions import AlreadyExists
 
-from common.api import params
+from common.api import access, params
 from common.domain import storable
 from common.api.context import RequestContext
 from common.api.errors import ERROR_SCHEMA, ApiError
@@ -46,6 +46,8 @@ def request_training(ctx: RequestContext, args: dict) -> dict:
     request_id = body.setdefault("request_id", uuid.uuid4().hex)
     if not isinstance(request_id, str) or not training_request.REQUEST_ID.match(request_id):
         raise ApiError(400, "request_id must be 1-128 letters, digits or . _ : -", "request_id")
+    if not ctx.principal.is_admin:  # the administrator's requests may fail as jobs, as published ones do
+        access.require(ctx, body.get("dataset"), access.EDITOR)
     problem = storable.problem(body)
     if problem:
         raise ApiError(400, f"the body cannot be recorded as a job: {problem}")
@@ -59,20 +61,23 @@ def _publish(body: dict, ctx: RequestContext) -> None:
     """Publish exactly what a direct publisher would; a failure or no answer in time raises."""
     publisher = clients.publisher()
     topic = publisher.topic_path(config.project(), config.training_topic())
-    publisher.publish(topic, json.dumps(body).encode(), **ctx.deadline()).result(timeout=ctx.deadline_seconds)
+    publisher.publish(topic, json.dumps(body).encode(), **ctx.deadline(),
+                      requested_by=ctx.principal.name).result(timeout=ctx.deadline_seconds)
 
 
 def _record_queued(job_id: str, request_id: str, body: dict, ctx: RequestContext) -> None:
     """Visible at once as queued, unless the training function (or this request before) got there first."""
     try:
         training_store.jobs().document(job_id).create(
-            training_job.received_job(job_id, request_id, body, time.time()), **ctx.deadline())
+            training_job.received_job(job_id, request_id, body, time.time(), ctx.principal.name),
+            **ctx.deadline())
     except AlreadyExists:
         pass
 
 
 def get_job(ctx: RequestContext, args: dict) -> dict:
-    return training_job.job_view(documents.find(training_store.jobs(), args["job_id"], "training job", ctx))
+    return training_job.job_view(documents.find_in_dataset(training_store.jobs(), args["job_id"], "training job", ctx,
+                                                            access.VIEWER))
 
 
 def list_jobs(ctx: RequestContext, args: dict) -> dict:
@@ -81,7 +86,7 @@ def list_jobs(ctx: RequestContext, args: dict) -> dict:
 
 def cancel_job(ctx: RequestContext, args: dict) -> dict:
     job_id = args["job_id"]
-    job = documents.find(training_store.jobs(), job_id, "training job", ctx)
+    job = documents.find_in_dataset(training_store.jobs(), job_id, "training job", ctx, access.EDITOR)
     if job.get("status") in ENDED:
         raise ApiError(409, f"job {job_id} is already {job['status']}; nothing to cancel")
     storage.upload(layout.training_cancel_marker(job_id), b"cancel requested", "text/plain",
@@ -92,7 +97,7 @@ def cancel_job(ctx: RequestContext, args: dict) -> dict:
 
 ROUTES = [
     Route("POST", "/training", request_training, "Request a training job", status=202,
-          response=obj(job_id=STRING, request_id=STRING), body=REQUEST),
+          response=obj(job_id=STRING, request_id=STRING), body=REQUEST, rate_limited="training"),
     Route("GET", "/training", list_jobs, "Training jobs, newest first",
           page_of("jobs", JOB), params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
     Route("GET", "/training/{job_id}", get_job, "One training job with its per-epoch history",

@@ -1,0 +1,49 @@
+"""API keys: a person's keys for programs. A key is shown once; it acts as its maker."""
+from __future__ import annotations
+
+from common.api import access, params
+from common.api.context import RequestContext
+from common.api.errors import ApiError
+from common.api.routes import Route
+from common.api.schema import NUMBER, STRING, array, nullable, obj
+from common.cloud import api_key_store
+
+KEY_ID = params.path("key_id", "the key's id (key-...)")
+MAX_NAME = 100
+KEY = obj(id=STRING, name=STRING, prefix=STRING, created_at=NUMBER, last_used_at=nullable(NUMBER))
+
+
+def _view(record: dict) -> dict:
+    return {name: record[name] for name in KEY["properties"]}
+
+
+def create_key(ctx: RequestContext, args: dict) -> tuple[int, dict]:
+    access.require_person(ctx, "API keys")
+    body = args["body"]
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= MAX_NAME:
+        raise ApiError(400, f"name must be 1-{MAX_NAME} characters: what the key is for", "name")
+    key, record = api_key_store.create(ctx.principal.uid, ctx.principal.email, name.strip(), ctx.deadline_seconds)
+    return 201, {**_view(record), "key": key}
+
+
+def list_keys(ctx: RequestContext, args: dict) -> dict:
+    access.require_person(ctx, "API keys")
+    return {"keys": [_view(record) for record in api_key_store.of_person(ctx.principal.uid, ctx.deadline_seconds)]}
+
+
+def revoke_key(ctx: RequestContext, args: dict) -> dict:
+    access.require_person(ctx, "API keys")
+    if not api_key_store.revoke(ctx.principal.uid, args["key_id"], ctx.deadline_seconds):
+        raise ApiError(404, f"you have no API key {args['key_id']!r}")
+    return {"id": args["key_id"], "revoked": True}
+
+
+ROUTES = [
+    Route("POST", "/api-keys", create_key, "Make an API key (shown once) that acts as you", status=201,
+          response=obj(**KEY["properties"], key={"type": "string", "description": "shown once; keep it secret"}),
+          body=obj(name=STRING)),
+    Route("GET", "/api-keys", list_keys, "Your API keys (never the keys themselves)", obj(keys=array(KEY))),
+    Route("DELETE", "/api-keys/{key_id}", revoke_key, "Revoke one of your API keys at once",
+          obj(id=STRING, revoked={"const": True}), params=(KEY_ID,)),
+]
