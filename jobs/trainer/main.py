@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.cloud import storage
-from common.domain import layout
+from common.domain import layout, training_job
 from common.platform import config as platform_config
 from common.platform import log
 from jobs.trainer.materialize import materialize
@@ -63,6 +63,12 @@ def main(config: Config) -> int:
         return 1
 
 
+def execution_name() -> str:
+    """The execution this process runs in, as the watch looks it up: Cloud Run's
+    (its short name; the job's full one completes it), or the local launcher's."""
+    return os.environ.get("CLOUD_RUN_EXECUTION") or f"{training_job.LOCAL_EXECUTION_PREFIX}{os.getpid()}"
+
+
 class Job:
     def __init__(self, config: Config, bucket, progress: Progress):
         self.config, self.bucket, self.progress = config, bucket, progress
@@ -77,7 +83,8 @@ class Job:
         resumed_from = self.restore_checkpoint()
         data = materialize(manifest, self.config.job_dir / "data", self.config.download_workers)
         device = self.config.device or _default_device()
-        self.progress.publish("started", device=device, attempt=self.config.attempt, resumed_from_epoch=resumed_from,
+        self.progress.publish("started", device=device, attempt=self.config.attempt, execution=execution_name(),
+                              resumed_from_epoch=resumed_from,
                               images=data.counts, skipped=data.skipped[:100], skipped_count=len(data.skipped),
                               materialize_seconds=round(data.seconds, 3))
         reporter = EpochReporter(self)

@@ -1,0 +1,96 @@
+"""What became of a trainer execution: asked of Cloud Run, or of the local process table.
+
+The execution name says which: the CloudRunLauncher records Cloud Run's full
+name (projects/…/jobs/…/executions/…), the LocalLauncher records
+`local-pid-<pid>` (a process of this machine).
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+from google.api_core.exceptions import NotFound
+
+from common.cloud import clients
+from common.domain.training_job import LOCAL_EXECUTION_PREFIX, ExecutionState
+from common.platform import config
+
+PROC = Path("/proc")
+
+
+def observe(job: dict) -> ExecutionState:
+    """The state of the execution that runs `job` now (job["execution"])."""
+    if job["execution"].startswith(LOCAL_EXECUTION_PREFIX):
+        return local_state(job)
+    return cloud_run_state(job)
+
+
+# ---- Cloud Run -------------------------------------------------------------------------
+
+def cloud_run_state(job: dict) -> ExecutionState:
+    name = job["execution"]
+    try:
+        execution = clients.cloud_run_executions().get_execution(name=name, timeout=config.cloud_deadline())
+    except NotFound:
+        return ExecutionState(name, running=False, detail="Cloud Run no longer knows this execution",
+                              rerun=cloud_run_rerun(job))
+    if execution.completion_time is None:
+        return ExecutionState(name, running=True)
+    succeeded = execution.succeeded_count >= execution.task_count and not execution.failed_count
+    return ExecutionState(name, running=False, succeeded=succeeded,
+                          ended_at=execution.completion_time.timestamp(),
+                          detail=cloud_run_detail(execution), rerun=cloud_run_rerun(job))
+
+
+def cloud_run_detail(execution) -> str:
+    """How the execution ended: cancelled or failed, its retries, Cloud Run's own message."""
+    how = "cancelled" if execution.cancelled_count else "failed"
+    retries = execution.retried_count
+    parts = [f"{how} after {retries} {'retry' if retries == 1 else 'retries'}"
+             + (", out of retries" if how == "failed" else "")]
+    completed = next((c for c in execution.conditions if c.type_ == "Completed"), None)
+    if completed is not None and completed.message:
+        parts.append(completed.message)
+    return "; ".join(parts)
+
+
+def cloud_run_rerun(job: dict) -> str:
+    """The command that runs the trainer job again for this training job."""
+    path = job["execution"].split("/")  # projects/P/locations/R/jobs/J/executions/E
+    region, trainer = path[3], path[5]
+    return (f"gcloud run jobs execute {trainer} --region={region} "
+            f"--update-env-vars=JOB_ID={job['id']},MANIFEST_URI={job.get('manifest')}")
+
+
+# ---- a local process -------------------------------------------------------------------
+
+def local_state(job: dict) -> ExecutionState:
+    name = job["execution"]
+    pid = int(name.removeprefix(LOCAL_EXECUTION_PREFIX))
+    return ExecutionState(name, running=trainer_alive(pid, job["id"]),
+                          detail=f"the local trainer process {pid} is gone: killed, or the stack was stopped; "
+                                 f"its log is trainer-{job['id']}.log in TRAINER_LOG_DIR",
+                          rerun=local_rerun(job))
+
+
+def trainer_alive(pid: int, job_id: str) -> bool:
+    """The process exists and is still the trainer of `job_id` (a pid can be reused).
+    Where there is no /proc (macOS), existence is all that can be checked."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not PROC.is_dir():
+        return True
+    try:  # a zombie, or another program under the same pid, has not this job's environment
+        return f"JOB_ID={job_id}".encode() in (PROC / str(pid) / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def local_rerun(job: dict) -> str:
+    return (f"JOB_ID={shlex.quote(job['id'])} MANIFEST_URI={shlex.quote(str(job.get('manifest')))} "
+            "python -m jobs.trainer")

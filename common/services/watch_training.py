@@ -1,0 +1,54 @@
+"""The watch's work: one sweep over the training jobs that wait for their trainer.
+
+A trainer that dies without publishing (killed for memory, out of Cloud Run
+retries, a local process killed) leaves its job queued or running for ever.
+Each sweep (a Cloud Scheduler message in production, the local stack's
+scheduler locally) asks the platform about the execution of every such job
+(common/cloud/executions.py) and applies the rule of
+common/domain/training_job.execution_ended in a transaction: a job whose
+execution ended without a final event becomes failed, with how it ended and
+how to resume.
+"""
+from __future__ import annotations
+
+import time
+
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from common.cloud import db, executions, training_store
+from common.domain import training_job
+from common.platform import config
+from common.platform.events import PubSubMessage
+from common.platform.handler import Outcome, Result
+
+
+def handle(message: PubSubMessage) -> Outcome:
+    """One sweep; the message itself carries nothing (any tick will do)."""
+    changes = {job["id"]: change for job in waiting_jobs() if (change := watch(job, time.time()))}
+    failed = sorted(job_id for job_id, change in changes.items() if change.get("status") == training_job.FAILED)
+    noted = sorted(set(changes) - set(failed))
+    detail = f"swept: {len(failed)} failed {failed}, {len(noted)} noted gone {noted}" if changes else "swept: all well"
+    return Outcome(Result.APPLIED if changes else Result.DUPLICATE, detail, {"failed": failed, "noted": noted})
+
+
+def waiting_jobs() -> list[dict]:
+    """Jobs that wait for events and name the execution they wait for."""
+    query = training_store.jobs().where(filter=FieldFilter("status", "in", list(training_job.WATCHED)))
+    return [job for job in (doc.to_dict() for doc in query.stream(**db.deadline())) if job.get("execution")]
+
+
+def watch(job: dict, now: float) -> dict | None:
+    """Ask the platform about the job's execution, then apply the rule to the job as it is now."""
+    state = executions.observe(job)
+    if state.running:
+        return None
+    ref = training_store.jobs().document(job["id"])
+
+    def work(transaction) -> dict | None:
+        found = ref.get(transaction=transaction, **db.deadline())
+        update = training_job.execution_ended(found.to_dict() or {}, state, now, config.watch_grace_seconds())
+        if update:
+            transaction.update(ref, update)
+        return update
+
+    return db.in_transaction(work)

@@ -1,0 +1,86 @@
+"""The watch through the local stack: a trainer SIGKILLed before it publishes
+anything final leaves its job running until the watch (the watch function, fed
+by the stack's scheduler) sees its process gone and fails it with a reason
+that says how to resume; a late event of the dead run changes nothing; the
+command the reason gives resumes the job."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+from common.cloud import training_store
+from common.domain import training_job
+from common.platform.events import PubSubMessage
+from common.platform.handler import Result
+from infra.local.client import wait_for
+from tests.integration.test_training import (TINY, TRAIN_DEADLINE, _progress_outcomes, _tail, finished, job_when,
+                                             publish, tiny)
+
+WATCH_DEADLINE = 60  # the stack's watch: a tick a second, failed 5 s after the process is first seen gone
+
+
+def test_a_killed_trainer_ends_failed_with_how_to_resume_and_late_events_change_nothing(
+        stack, api, tiny, monkeypatch, tmp_path):
+    job_id, first = _launch_with_drill(stack, tiny, monkeypatch, kill_after_epoch=1, epochs=3)
+    assert first.wait(timeout=TRAIN_DEADLINE) == -signal.SIGKILL, _tail(stack.state_dir / f"trainer-{job_id}.log")
+    killed_at = time.monotonic()
+
+    job = job_when(api, job_id, lambda j: j["status"] == "failed", "to be failed by the watch", WATCH_DEADLINE)
+    print(f"\nkilled -> failed by the watch: {time.monotonic() - killed_at:.1f} s")
+    assert f"the trainer's execution local-pid-{first.pid} ended without reporting a result" in job["error"], job
+    assert f"the local trainer process {first.pid} is gone" in job["error"]
+    assert "Epoch 1 of 3 is checkpointed: resume from it with `JOB_ID=" in job["error"]
+    assert job["epoch"] == 1 and job["execution"] == f"local-pid-{first.pid}"
+
+    late = {"job_id": job_id, "type": "epoch", "sequence": training_job.sequence(0, 99), "run": 0,
+            "epoch": 2, "epochs": 3, "metrics": {"mAP50": 0.5}}
+    assert _progress_event(stack, late) == "duplicate"
+    assert api.get(f"/training/{job_id}")["status"] == "failed"
+
+    _run_the_reasons_command(job["error"], tmp_path)
+    resumed = finished(api, job_id)
+    assert resumed["status"] == "completed" and resumed["run"] == 1 and resumed["resumed_from_epoch"] == 1, resumed
+    assert [(h["epoch"], h["run"]) for h in resumed["history"]] == [(1, 0), (2, 1), (3, 1)]
+
+
+def _launch_with_drill(stack, dataset: str, monkeypatch, kill_after_epoch: int, epochs: int):
+    """The training function's own code with the SIGKILL drill's launcher (as in
+    test_training's resume test); the job id and the trainer process."""
+    from common.cloud import launcher
+    from common.services import start_training
+    from tests.integration.trainer_drill import drill_launcher
+    drill = drill_launcher(kill_after_epoch=kill_after_epoch, log_dir=stack.state_dir)
+    monkeypatch.setattr(launcher, "from_config", lambda: drill)
+    body = {"dataset": dataset, "epochs": epochs, "request_id": f"watch-{uuid.uuid4().hex[:8]}", **TINY}
+    outcome = start_training.handle(PubSubMessage("watch-message", json.dumps(body).encode(), "watch-event", {}))
+    assert outcome.result is Result.APPLIED, outcome
+    job_id = outcome.fields["job_id"]
+    assert training_store.jobs().document(job_id).get().to_dict()["execution"] == \
+        f"local-pid-{drill.processes[job_id].pid}"
+    return job_id, drill.processes[job_id]
+
+
+def _progress_event(stack, event: dict) -> str:
+    """Publish one progress event; the progress function's outcome for it."""
+    before = len(_progress_outcomes(stack, event["job_id"]))
+    publish("training-progress", event)
+    outcomes = wait_for(lambda: _progress_outcomes(stack, event["job_id"]), lambda o: len(o) > before, 30,
+                        "the progress function to handle the late event")
+    return outcomes[before]
+
+
+def _run_the_reasons_command(reason: str, tmp_path) -> None:
+    """Run `VAR=... python -m jobs.trainer` exactly as the reason spells it."""
+    words = shlex.split(reason.split("`")[1])
+    assignments = dict(word.split("=", 1) for word in words if "=" in word and not word.startswith("-"))
+    argv = [sys.executable if word == "python" else word for word in words if word not in
+            {f"{k}={v}" for k, v in assignments.items()}]
+    env = {**os.environ, **assignments, "TRAINER_WORK_DIR": str(tmp_path / "fresh-disk")}
+    done = subprocess.run(argv, env=env, capture_output=True, timeout=TRAIN_DEADLINE)
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -1,0 +1,84 @@
+"""The watch's rule: a job whose execution ended without a final event becomes failed."""
+from __future__ import annotations
+
+from common.domain import training_job
+from common.domain.training_job import ExecutionState, apply_event, execution_ended, sequence
+
+EXECUTION = "projects/p/locations/us-central1/jobs/yolodrop-trainer/executions/yolodrop-trainer-abc"
+GRACE = 60
+
+
+def running_job(**fields) -> dict:
+    job = training_job.queued_job("job-1", "r-1", "d", 5, {"model": "yolov8n.yaml"}, now=1.0)
+    return {**job, "status": "running", "execution": EXECUTION, "manifest": "gs://b/m.json", "run": 0,
+            "epoch": 2, "sequence": sequence(0, 3), **fields}
+
+
+def ended(at: float | None = 100.0, **fields) -> ExecutionState:
+    return ExecutionState(EXECUTION, running=False, ended_at=at, detail="failed after 3 retries, out of retries",
+                          rerun="gcloud run jobs execute yolodrop-trainer", **fields)
+
+
+def test_an_execution_that_failed_fails_the_job_after_the_grace_with_how_to_resume():
+    assert execution_ended(running_job(), ended(), now=100 + GRACE - 1, grace=GRACE) is None  # a final event may come
+    update = execution_ended(running_job(), ended(), now=100 + GRACE, grace=GRACE)
+    assert update["status"] == "failed" and update["finished_at"] == 100 + GRACE
+    assert "ended without reporting a result (failed after 3 retries, out of retries)" in update["error"]
+    assert "Epoch 2 of 5 is checkpointed: resume from it with `gcloud run jobs execute yolodrop-trainer`" \
+        in update["error"]
+
+
+def test_without_a_checkpoint_the_reason_says_start_again():
+    update = execution_ended(running_job(epoch=0), ended(), now=1000, grace=GRACE)
+    assert "No epoch was checkpointed: start it again with" in update["error"]
+    assert "new request_id" in update["error"]
+
+
+def test_nothing_happens_while_it_runs_after_it_succeeded_or_once_the_job_ended():
+    assert execution_ended(running_job(), ExecutionState(EXECUTION, running=True), now=1000, grace=GRACE) is None
+    assert execution_ended(running_job(), ended(succeeded=True), now=1000, grace=GRACE) is None
+    for status in ("completed", "failed", "cancelled"):
+        assert execution_ended(running_job(status=status), ended(), now=1000, grace=GRACE) is None
+
+
+def test_only_the_execution_that_runs_the_job_counts():
+    rerun = running_job(execution=EXECUTION.replace("-abc", "-def"))
+    assert execution_ended(rerun, ended(), now=1000, grace=GRACE) is None
+
+
+def test_without_an_end_time_the_first_sweep_notes_it_and_a_later_one_decides():
+    local = ExecutionState("local-pid-42", running=False, rerun="python -m jobs.trainer")
+    job = running_job(execution="local-pid-42")
+    noted = execution_ended(job, local, now=500, grace=GRACE)
+    assert noted == {"execution_gone": {"execution": "local-pid-42", "at": 500}}
+    job = {**job, **noted}
+    assert execution_ended(job, local, now=500 + GRACE - 1, grace=GRACE) is None
+    assert execution_ended(job, local, now=500 + GRACE, grace=GRACE)["status"] == "failed"
+    # a note about another execution does not count for this one
+    other = {**job, "execution_gone": {"execution": "local-pid-7", "at": 1}}
+    assert "execution_gone" in execution_ended(other, local, now=500 + GRACE, grace=GRACE)
+
+
+def test_after_the_watch_a_late_event_of_a_dead_run_changes_nothing_and_a_rerun_revives_the_job():
+    job = running_job()
+    job = {**job, **execution_ended(job, ended(), now=1000, grace=GRACE)}
+    late = {"job_id": "job-1", "type": "epoch", "sequence": sequence(0, 9), "run": 0, "epoch": 5, "epochs": 5}
+    assert apply_event(job, late, now=1001) is None
+    rerun = {"job_id": "job-1", "type": "started", "sequence": sequence(1, 1), "run": 1,
+             "execution": "yolodrop-trainer-xyz"}
+    revived = {**job, **apply_event(job, rerun, now=1002)}
+    assert revived["status"] == "running" and revived["error"] is None
+    assert revived["execution"] == EXECUTION.replace("yolodrop-trainer-abc", "yolodrop-trainer-xyz")
+
+
+def test_a_queued_job_that_never_started_is_watched_too():
+    queued = running_job(status="queued", run=None, epoch=0, sequence=-1)
+    update = execution_ended(queued, ended(), now=1000, grace=GRACE)
+    assert update["status"] == "failed" and update["sequence"] == -1
+
+
+def test_the_execution_a_started_event_reports_replaces_the_launchers():
+    assert training_job.reported_execution(EXECUTION, None) == EXECUTION
+    assert training_job.reported_execution("local-pid-1", "local-pid-2") == "local-pid-2"
+    assert training_job.reported_execution(EXECUTION, "yolodrop-trainer-abc") == EXECUTION
+    assert training_job.reported_execution(None, "yolodrop-trainer-abc") == "yolodrop-trainer-abc"
