@@ -66,3 +66,13 @@ def upload_all(bucket, files: dict[str, bytes], workers: int = 16) -> None:
         bucket.blob(name).upload_from_string(data)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(upload, files.items()))
+
+
+def sign_up(auth_emulator_host: str, email: str, password: str) -> tuple[str, str]:
+    """A new account in the local Firebase Auth emulator: (uid, ID token).
+    The emulator accepts any API key; production sign-in happens in the page."""
+    response = requests.post(f"http://{auth_emulator_host}/identitytoolkit.googleapis.com/v1/accounts:signUp",
+                             params={"key": "local"}, timeout=30,
+                             json={"email": email, "password": password, "returnSecureToken": True})
+    response.raise_for_status()
+    return response.json()["localId"], response.json()["idToken"]

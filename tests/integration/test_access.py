@@ -1,0 +1,224 @@
+"""Who may do what: every route against every kind of caller, with real ID
+tokens from the Auth emulator and real API keys, in process against the stack.
+
+The matrix below is the README's access table."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import functions_framework
+import pytest
+import requests
+
+from common.api import router
+from common.cloud import training_store
+from common.domain import training_job
+from infra.local.client import sign_up, wait_for
+from infra.local.sample import data_yaml, synthetic_image
+from tests.integration.helpers import drop, stats_when
+
+APP = functions_framework.create_app(target="api_handler", source="functions/api/main.py", signature_type="http")
+CALLERS = ("none", "bad", "revoked", "stranger", "viewer", "editor", "owner", "admin")
+PEOPLE = ("stranger", "viewer", "editor", "owner", "outsider")
+SIGNED_OUT = (401, 401, 401)  # none, bad token, revoked key
+
+# route -> the status for each of CALLERS. {d}: the dataset; {job}, {model}: its job and model.
+MATRIX = {
+    "GET /healthz": (200,) * 8,
+    "GET /openapi.json": (200,) * 8,
+    "GET /datasets": (*SIGNED_OUT, 200, 200, 200, 200, 200),
+    "POST /datasets": (*SIGNED_OUT, 201, 201, 201, 201, 201),
+    "GET /datasets/{d}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /datasets/{d}/members": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "PUT /datasets/{d}/members/{user}": (*SIGNED_OUT, 404, 403, 403, 200, 200),
+    "DELETE /datasets/{d}/members/{user}": (*SIGNED_OUT, 404, 403, 403, 200, 200),
+    "POST /datasets/{d}/uploads": (*SIGNED_OUT, 404, 403, 200, 200, 200),
+    "GET /datasets/{d}/images": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /datasets/{d}/images/{image_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /datasets/{d}/issues": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "POST /training": (*SIGNED_OUT, 404, 403, 202, 202, 202),
+    "GET /training": (*SIGNED_OUT, 200, 200, 200, 200, 200),
+    "GET /training/{job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "POST /training/{job_id}/cancel": (*SIGNED_OUT, 404, 403, 202, 202, 202),
+    "GET /models": (*SIGNED_OUT, 200, 200, 200, 200, 200),
+    "GET /models/{model_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "POST /api-keys": (*SIGNED_OUT, 201, 201, 201, 201, 403),
+    "GET /api-keys": (*SIGNED_OUT, 200, 200, 200, 200, 403),
+    "DELETE /api-keys/{key_id}": (*SIGNED_OUT, 404, 404, 404, 404, 403),
+}
+
+
+@pytest.fixture(scope="module")
+def client(stack):
+    return APP.test_client()
+
+
+@pytest.fixture(scope="module")
+def people(stack) -> dict[str, tuple[str, str]]:
+    """name -> (uid, ID token), new accounts in the Auth emulator."""
+    run = uuid.uuid4().hex[:8]
+    return {name: sign_up(stack.env()["FIREBASE_AUTH_EMULATOR_HOST"], f"{name}-{run}@example.com", "secret-123")
+            for name in PEOPLE}
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def call(client, method: str, path: str, token: str | None = None, body=None):
+    return client.open(path, method=method, headers=bearer(token) if token else {}, json=body)
+
+
+@pytest.fixture(scope="module")
+def world(stack, client, bucket, api, people) -> dict:
+    """A dataset owned by `owner` with `editor` and `viewer`, an image, a job and a model of it."""
+    owner = people["owner"][1]
+    dataset = f"acl-{uuid.uuid4().hex[:8]}"
+    assert call(client, "POST", "/datasets", owner, {"id": dataset}).status_code == 201
+    for name in ("editor", "viewer"):
+        assert call(client, "PUT", f"/datasets/{dataset}/members/{people[name][0]}", owner,
+                    {"role": name}).status_code == 200
+    drop(bucket, dataset, {"images/a.jpg": synthetic_image(5)[0], "data.yaml": data_yaml()})
+    stats_when(api, dataset, {"images": 1})
+    job_id, model_id = f"job-acl-{uuid.uuid4().hex[:8]}", f"model-acl-{uuid.uuid4().hex[:8]}"
+    job = training_job.queued_job(job_id, "r", dataset, 1, {}, now=1.0)
+    training_store.jobs().document(job_id).set({**job, "status": training_job.RUNNING})
+    training_store.models().document(model_id).set({"id": model_id, "dataset": dataset, "job_id": job_id,
+                                                    "created_at": 1.0})
+    key = call(client, "POST", "/api-keys", owner, {"name": "to revoke"}).get_json()
+    assert call(client, "DELETE", f"/api-keys/{key['id']}", owner).status_code == 200
+    return {"d": dataset, "job_id": job_id, "model_id": model_id, "image_id": "labels/a",
+            "user": people["outsider"][0], "key_id": "key-0000000000000000", "revoked_key": key["key"]}
+
+
+def token_of(caller: str, stack, people, world) -> str | None:
+    return {"none": None, "bad": "not-a-token", "revoked": world["revoked_key"], "admin": stack.token}.get(
+        caller, people.get(caller, (None, None))[1])
+
+
+def body_for(route: str, world: dict):
+    return {"POST /datasets": {"id": f"acl-new-{uuid.uuid4().hex[:8]}"},
+            "PUT /datasets/{d}/members/{user}": {"role": "viewer"},
+            "POST /datasets/{d}/uploads": {"files": [{"path": "images/up.jpg", "size": 10}]},
+            # a model that cannot exist: the job fails at once, no trainer starts
+            "POST /training": {"dataset": world["d"], "model": "no-such-model"},
+            "POST /api-keys": {"name": "matrix"}}.get(route)
+
+
+def test_the_matrix_covers_every_route():
+    declared = {f"{route.method} {route.path}".replace("{dataset}", "{d}") for route in router.ROUTES}
+    assert declared == set(MATRIX)
+
+
+@pytest.mark.parametrize("route", MATRIX)
+def test_every_route_answers_each_caller_as_the_matrix_says(client, stack, people, world, route):
+    method, template = route.split(" ", 1)
+    path = template.format(**world)
+    got = {caller: call(client, method, path, token_of(caller, stack, people, world), body_for(route, world))
+           for caller in CALLERS}
+    assert {c: r.status_code for c, r in got.items()} == dict(zip(CALLERS, MATRIX[route]))
+    assert all(r.mimetype == "application/json" for r in got.values())
+
+
+def test_lists_show_only_what_the_caller_may_see(client, people, world):
+    def names(caller: str) -> set[str]:
+        return {d["id"] for d in call(client, "GET", "/datasets?page_size=100", people[caller][1]).get_json()["datasets"]}
+    assert world["d"] in names("viewer") and world["d"] not in names("stranger")
+    for path, key in (("/training", "jobs"), ("/models", "models")):
+        assert world["d"] in {item["dataset"] for item in call(client, "GET", path, people["viewer"][1]).get_json()[key]}
+        assert world["d"] not in {item["dataset"] for item in call(client, "GET", path, people["stranger"][1])
+                                  .get_json()[key]}
+    assert call(client, "GET", f"/training?dataset={world['d']}", people["stranger"][1]).status_code == 404
+
+
+def test_refusals_say_which_and_need_no_stack_trace(client, people, world):
+    viewer = people["viewer"][1]
+    answer = call(client, "POST", f"/datasets/{world['d']}/uploads", viewer, body_for("POST /datasets/{d}/uploads",
+                                                                                    world)).get_json()
+    assert answer["error"]["message"] == f"this needs the editor role on dataset {world['d']!r}; you are viewer"
+    assert "revoked" in call(client, "GET", "/datasets", world["revoked_key"]).get_json()["error"]["message"]
+    assert "malformed" in client.get("/datasets", headers={"Authorization": "Token x"}).get_json()["error"]["message"]
+
+
+def test_a_failed_sign_in_is_logged_without_the_token(client, capfd):
+    capfd.readouterr()
+    client.get("/datasets", headers=bearer("yd_secret-looking-key"))
+    logged = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    refused = [record for record in logged if record["message"] == "sign-in refused"]
+    assert refused and refused[-1]["path"] == "/datasets" and refused[-1]["key_prefix"] == "yd_secret-l"
+    assert "yd_secret-looking-key" not in json.dumps(logged)
+
+
+def test_a_removed_member_loses_access_at_once(client, people, world):
+    owner, outsider = people["owner"][1], people["outsider"]
+    members = f"/datasets/{world['d']}/members/{outsider[0]}"
+    assert call(client, "PUT", members, owner, {"role": "viewer"}).status_code == 200
+    assert call(client, "GET", f"/datasets/{world['d']}", outsider[1]).status_code == 200
+    assert call(client, "DELETE", members, owner).status_code == 200
+    assert call(client, "GET", f"/datasets/{world['d']}", outsider[1]).status_code == 404
+
+
+def test_the_last_owner_cannot_leave(client, people, world):
+    owner_uid, owner = people["owner"]
+    answer = call(client, "DELETE", f"/datasets/{world['d']}/members/{owner_uid}", owner)
+    assert answer.status_code == 409 and "at least one owner" in answer.get_json()["error"]["message"]
+    by_email = call(client, "PUT", f"/datasets/{world['d']}/members/nobody-{uuid.uuid4().hex}@example.com", owner,
+                    {"role": "viewer"})
+    assert by_email.status_code == 404 and "signed up" in by_email.get_json()["error"]["message"]
+
+
+def test_an_api_key_acts_as_its_maker_until_revoked(client, people, world):
+    editor = people["editor"][1]
+    made = call(client, "POST", "/api-keys", editor, {"name": "ci"}).get_json()
+    assert made["key"].startswith("yd_") and made["prefix"] == made["key"][:11]
+    assert call(client, "GET", f"/datasets/{world['d']}", made["key"]).status_code == 200
+    listed = call(client, "GET", "/api-keys", editor).get_json()["keys"]
+    assert made["id"] in {k["id"] for k in listed} and all("key" not in k for k in listed)
+    assert call(client, "DELETE", f"/api-keys/{made['id']}", editor).status_code == 200
+    assert call(client, "GET", f"/datasets/{world['d']}", made["key"]).status_code == 401
+
+
+def test_a_training_request_records_who_asked(client, people, world):
+    request_id = f"acl-{uuid.uuid4().hex[:8]}"
+    body = {"dataset": world["d"], "model": "no-such-model", "request_id": request_id}
+    job_id = call(client, "POST", "/training", people["editor"][1], body).get_json()["job_id"]
+    job = call(client, "GET", f"/training/{job_id}", people["viewer"][1]).get_json()
+    assert job["requested_by"] == people["editor"][0]
+
+
+def test_an_upload_through_the_handed_out_url_is_indexed(client, api, people, world):
+    image = synthetic_image(9)[0]
+    answer = call(client, "POST", f"/datasets/{world['d']}/uploads", people["editor"][1],
+                  {"files": [{"path": "images/uploaded.jpg", "size": len(image), "content_type": "image/jpeg"}]})
+    (upload,) = answer.get_json()["uploads"]
+    assert requests.put(upload["upload_url"], data=image, timeout=30).status_code in (200, 201)
+    found = wait_for(lambda: api.get_or_none(f"/datasets/{world['d']}/images/labels/uploaded"),
+                     lambda image_view: image_view is not None, 60, "the uploaded image in the index")
+    assert found["path"] == f"datasets/{world['d']}/images/uploaded.jpg"
+
+
+@pytest.mark.parametrize("path", ["../other/images/a.jpg", "images/../../other/images/a.jpg", "/images/a.jpg",
+                                  "images/a.exe"])
+def test_no_upload_url_for_a_path_outside_the_dataset(client, people, world, path):
+    answer = call(client, "POST", f"/datasets/{world['d']}/uploads", people["editor"][1],
+                  {"files": [{"path": "images/fine.jpg", "size": 3}, {"path": path, "size": 3}]})
+    assert answer.status_code == 400 and "files[1]" in answer.get_json()["error"]["message"]
+
+
+def test_expensive_requests_are_limited_per_person(client, stack, monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT_REQUESTS", "2")
+    monkeypatch.setenv("RATE_LIMIT_SECONDS", "3600")
+    run, host = uuid.uuid4().hex[:8], stack.env()["FIREBASE_AUTH_EMULATOR_HOST"]
+    busy, other = (sign_up(host, f"{name}-{run}@example.com", "secret-123")[1] for name in ("busy", "other"))
+    uploads = {"files": [{"path": "images/limited.jpg", "size": 3}]}
+
+    def ask(token: str):
+        dataset = f"rate-{run}-{token[-6:]}".replace("_", "-")
+        call(client, "POST", "/datasets", token, {"id": dataset})
+        return call(client, "POST", f"/datasets/{dataset}/uploads", token, uploads)
+
+    answers = [ask(busy) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[-1].headers["Retry-After"]) > 0 and "try again" in answers[-1].get_json()["error"]["message"]
+    assert ask(other).status_code == 200  # one person's requests do not count against another's
