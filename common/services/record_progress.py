@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import time
 
-from common.cloud import db, training_store
+from google.api_core.exceptions import NotFound
+
+from common.cloud import db, storage, training_store
 from common.domain import training_job
+from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
 
@@ -38,6 +41,7 @@ def handle(message: PubSubMessage) -> Outcome:
         return Outcome(Result.REJECTED, str(exc))
     ref = training_store.jobs().document(event["job_id"])
     what = f"{event['type']} #{event['sequence']} of {event['job_id']}"
+    onnx = _checked_onnx(event) if event["type"] == "completed" else None
 
     def work(transaction) -> Outcome:
         found = ref.get(transaction=transaction, **db.deadline())
@@ -49,8 +53,26 @@ def handle(message: PubSubMessage) -> Outcome:
             return Outcome(Result.DUPLICATE, f"{what} ignored: duplicate or late")
         transaction.update(ref, update)
         if event["type"] == "completed":
-            model = training_job.model_document(job, event)
+            model = training_job.model_document(job, event, onnx)
             transaction.set(training_store.models().document(model["id"]), model)
         return Outcome(Result.APPLIED, f"{what} applied")
 
     return db.in_transaction(work)
+
+
+def _checked_onnx(event: dict) -> dict:
+    """Registration makes sure the ONNX prediction needs is in the bucket, at the generation the trainer wrote."""
+    claimed = training_job.onnx_claimed(event)
+    uri = claimed.get("uri")
+    in_bucket = isinstance(uri, str) and uri.startswith("gs://") and _in_bucket(uri, claimed.get("generation"))
+    return training_job.registered_onnx(event, in_bucket)
+
+
+def _in_bucket(uri: str, generation: int | None) -> bool:
+    blob = storage.blob_at(uri)
+    pinned = blob.bucket.blob(blob.name, generation=generation)
+    try:
+        pinned.reload(timeout=config.cloud_deadline())
+    except NotFound:
+        return False
+    return True

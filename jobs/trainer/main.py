@@ -18,7 +18,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.cloud import storage
+from common.cloud import model_cache, storage
 from common.domain import layout, training_job
 from common.platform import config as platform_config
 from common.platform import log
@@ -95,9 +95,11 @@ class Job:
         if reporter.cancelled:
             self.progress.publish("cancelled", epoch=reporter.last_epoch, weights=self.upload_checkpoint())
             return 0
+        onnx = self.export_onnx(manifest["train_args"]["imgsz"], manifest["classes"])
         self.progress.publish("completed", epoch=reporter.last_epoch, classes=manifest["classes"],
                               metrics=reporter.final_metrics or reporter.last_metrics,
-                              weights=self.upload_results(manifest["train_args"]["imgsz"]))
+                              weights={**self.upload_results(), **({"onnx": onnx["uri"]} if "uri" in onnx else {})},
+                              onnx=onnx)
         return 0
 
     # -- the model and its arguments ----------------------------------------
@@ -159,19 +161,44 @@ class Job:
                 uploaded[name.replace(".", "_")] = self.uri(key)
         return uploaded
 
-    def upload_results(self, imgsz: int) -> dict:
-        """best.pt, last.pt, results.csv and best.onnx under <job>/weights/."""
-        from ultralytics import YOLO
-        best = self.weights / "best.pt" if (self.weights / "best.pt").exists() else self.weights / "last.pt"
-        onnx = Path(YOLO(str(best)).export(format="onnx", imgsz=imgsz))
-        files = {"pt": (best, "best.pt"), "onnx": (onnx, "best.onnx"),
-                 "last": (self.weights / "last.pt", "last.pt"), "results": (self.run_dir / "results.csv", "results.csv")}
+    def best_weights(self) -> Path:
+        return self.weights / "best.pt" if (self.weights / "best.pt").exists() else self.weights / "last.pt"
+
+    def upload_results(self) -> dict:
+        """best.pt, last.pt and results.csv under <job>/weights/ (best.onnx is export_onnx's)."""
+        files = {"pt": (self.best_weights(), "best.pt"), "last": (self.weights / "last.pt", "last.pt"),
+                 "results": (self.run_dir / "results.csv", "results.csv")}
         weights = {}
         for kind, (local, name) in files.items():
             key = layout.training_weights(self.config.job_id, name)
             self._blob(key).upload_from_filename(str(local))
             weights[kind] = self.uri(key)
         return weights
+
+    def export_onnx(self, imgsz: int, classes: list[str]) -> dict:
+        """best.onnx, checked by the prediction function's own loader and uploaded: {"uri", "generation",
+        "imgsz", "classes"}; or {"error"}. A failed export never fails the job: the model is registered
+        with its .pt and the error, and prediction answers 409 naming it."""
+        try:
+            onnx = Path(export(self.best_weights(), imgsz))
+            checked = model_cache.from_bytes(onnx.read_bytes(), (str(onnx), 0))
+            if checked.names != classes:
+                raise model_cache.ModelUnusable(f"the export has the classes {checked.names}, the job {classes}")
+            blob = self._blob(layout.training_weights(self.config.job_id, "best.onnx"))
+            blob.upload_from_filename(str(onnx))
+            return {"uri": self.uri(blob.name), "generation": int(blob.generation),
+                    "imgsz": list(checked.input_size), "classes": checked.names}
+        except Exception as exc:  # noqa: BLE001 - whatever the exporter raises, the model stays registrable
+            log.error("ONNX export failed; registering the model without it", job_id=self.config.job_id,
+                      error=repr(exc), traceback=traceback.format_exc())
+            return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
+
+
+def export(weights: Path, imgsz: int) -> str:
+    """Ultralytics' ONNX export of a detector, NMS outside the graph: prediction runs it in numpy with
+    the request's conf, iou and max_det (a graph with NMS inside fixes them at export)."""
+    from ultralytics import YOLO
+    return YOLO(str(weights)).export(format="onnx", imgsz=imgsz)
 
 
 class EpochReporter:

@@ -55,12 +55,26 @@ def test_a_retried_run_supersedes_a_failure_and_repeats_epochs():
 
 def test_model_document_carries_what_a_user_needs():
     state = play(event("started", 1))
-    model = training_job.model_document({**state, "manifest": "gs://b/m.json"},
-                                event("completed", 2, classes=["a"], metrics={"mAP50": 0.5},
-                                      weights={"pt": "gs://b/best.pt", "onnx": "gs://b/best.onnx"}, epoch=3))
+    completed = event("completed", 2, classes=["a"], metrics={"mAP50": 0.5},
+                      weights={"pt": "gs://b/best.pt", "onnx": "gs://b/best.onnx"}, epoch=3)
+    onnx = training_job.registered_onnx(completed, in_bucket=True)
+    model = training_job.model_document({**state, "manifest": "gs://b/m.json"}, completed, onnx)
     assert model == {"id": "model-1", "dataset": "d", "job_id": "job-1", "manifest": "gs://b/m.json",
                      "classes": ["a"], "metrics": {"mAP50": 0.5}, "base_model": "yolov8n.yaml", "epochs": 3,
-                     "weights": {"pt": "gs://b/best.pt", "onnx": "gs://b/best.onnx"}, "created_at": None}
+                     "weights": {"pt": "gs://b/best.pt", "onnx": "gs://b/best.onnx"}, "created_at": None,
+                     "onnx": {"uri": "gs://b/best.onnx"}, "evaluation": None}
+
+
+def test_registration_says_why_a_model_cannot_predict():
+    onnx = {"uri": "gs://b/best.onnx", "generation": 7, "imgsz": [64, 64], "classes": ["a"]}
+    good = event("completed", 2, classes=["a"], onnx=onnx)
+    assert training_job.registered_onnx(good, in_bucket=True) == onnx
+    assert "not in the bucket" in training_job.registered_onnx(good, in_bucket=False)["error"]
+    renamed = event("completed", 2, classes=["b"], onnx=onnx)
+    assert "the ONNX has the classes ['a'], the model ['b']" == training_job.registered_onnx(renamed, True)["error"]
+    failed = event("completed", 2, classes=["a"], onnx={"error": "RuntimeError: no exporter"})
+    assert training_job.registered_onnx(failed, in_bucket=False) == {"error": "RuntimeError: no exporter"}
+    assert "exported no ONNX" in training_job.registered_onnx(event("completed", 2), in_bucket=False)["error"]
 
 
 def test_a_request_firestore_cannot_store_is_recorded_as_text():

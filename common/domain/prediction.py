@@ -1,0 +1,250 @@
+"""Prediction with a YOLO detector exported to ONNX, exactly as Ultralytics predicts. Pure numpy and Pillow.
+
+    decode_image -> letterbox -> to_input -> (the ONNX session) -> detections -> Box
+
+Each step is the one Ultralytics' predictor takes for an ONNX model with a static
+input (ultralytics/engine/predictor.py, data/augment.py LetterBox, utils/nms.py,
+utils/ops.py scale_boxes), so the same file on the same image gives the same
+boxes: the image as cv2.imread(IMREAD_COLOR) reads it (EXIF orientation applied,
+alpha dropped, 16-bit samples keep their high byte), a square letterbox (no
+stride-rounded rectangle for a static graph; ultralytics#14285 was a letterbox
+that differed), cv2's fixed-point INTER_LINEAR resize, grey 114 padding, class-
+aware greedy NMS, and boxes scaled back per axis and clipped to the image.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+PAD_VALUE = 114
+MAX_NMS = 30_000      # boxes that enter NMS at most (by confidence), as Ultralytics
+MAX_WH = 7680         # the class offset that keeps NMS per class
+_COEF_BITS = 11       # cv2 INTER_RESIZE_COEF_BITS: weights as integers scaled by 2048
+_COEF_SCALE = 1 << _COEF_BITS
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+
+
+class ImageRejected(ValueError):
+    """An input that is not an image prediction can run on; the message says why."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    conf: float = 0.25
+    iou: float = 0.7
+    max_det: int = 300
+    classes: frozenset[int] | None = None  # class ids to keep; None keeps all
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image of `shape` (h, w) was placed on the model's input of `size` (h, w)."""
+    shape: tuple[int, int]
+    size: tuple[int, int]
+    resized: tuple[int, int]  # (h, w) of the image inside the input
+    top: int
+    left: int
+
+
+@dataclass(frozen=True)
+class Detection:
+    class_id: int
+    confidence: float
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+# ---- decoding ----------------------------------------------------------------
+
+def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
+    """The upright RGB pixels (h, w, 3, uint8) of an encoded image, as cv2.imread(IMREAD_COLOR)
+    reads it; ImageRejected when it is empty, not an image, too large to decode safely, or corrupt."""
+    if not data:
+        raise ImageRejected("image_empty", "the image is empty (0 bytes)")
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as error:  # over twice the limit: Pillow refuses before decoding
+        raise ImageRejected("image_too_large", f"{error}; not decoded") from None
+    except UnidentifiedImageError:
+        raise ImageRejected("image_unreadable", f"not an image in any format Pillow reads ({len(data)} bytes)") from None
+    except Exception as error:  # Pillow raises many types for data it cannot parse
+        raise ImageRejected("image_unreadable", f"not a readable image: {_reason(error)}") from None
+    with image:
+        width, height = image.size
+        if limit is not None and width * height > limit:  # checked before any pixel is decoded
+            raise ImageRejected("image_too_large", f"{width}x{height} is {width * height} pixels, over the "
+                                f"decompression-bomb limit of {limit}; not decoded")
+        try:
+            return _upright_rgb(image)
+        except Exception as error:  # truncated or broken data
+            raise ImageRejected("image_corrupt", f"the image data is corrupt or truncated: {_reason(error)}") from None
+
+
+def _reason(error: Exception) -> str:
+    return str(error) or type(error).__name__
+
+
+def _upright_rgb(image: Image.Image) -> np.ndarray:
+    image.load()
+    upright = ImageOps.exif_transpose(image)
+    if upright.mode in _SIXTEEN_BIT_MODES:  # cv2 keeps the high byte of 16-bit samples (Pillow would clip)
+        grey = (np.clip(np.asarray(upright, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if upright.mode == "F":
+        grey = np.clip(np.asarray(upright), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(upright.convert("RGB"))
+
+
+# ---- letterbox and the model input -------------------------------------------
+
+def letterbox_for(shape: tuple[int, int], size: tuple[int, int]) -> Letterbox:
+    """Ultralytics LetterBox(auto=False, scaleup=True, center=True) for an image of (h, w) `shape`."""
+    (h, w), (target_h, target_w) = shape, size
+    ratio = min(target_h / h, target_w / w)
+    new_w, new_h = max(round(w * ratio), 1), max(round(h * ratio), 1)
+    pad_w, pad_h = (target_w - new_w) / 2, (target_h - new_h) / 2
+    return Letterbox(shape=(h, w), size=(target_h, target_w), resized=(new_h, new_w),
+                     top=round(pad_h - 0.1), left=round(pad_w - 0.1))
+
+
+def letterbox(pixels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """The image resized into `size` (h, w) keeping its aspect ratio, padded with grey 114."""
+    placement = letterbox_for(pixels.shape[:2], size)
+    resized = resize_linear(pixels, placement.resized) if placement.resized != placement.shape else pixels
+    canvas = np.full((*size, 3), PAD_VALUE, dtype=np.uint8)
+    (new_h, new_w), top, left = placement.resized, placement.top, placement.left
+    canvas[top:top + new_h, left:left + new_w] = resized
+    return canvas, placement
+
+
+def to_input(canvases: list[np.ndarray]) -> np.ndarray:
+    """A float32 NCHW batch scaled to 0..1, as the model was trained to read it."""
+    batch = np.stack(canvases).transpose(0, 3, 1, 2).astype(np.float32)
+    return np.ascontiguousarray(batch / np.float32(255))
+
+
+def resize_linear(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """cv2.resize(INTER_LINEAR) of a uint8 image to (h, w): half-pixel centres, edge-clamped,
+    11-bit fixed-point weights, the vertical pass rounded as cv2's SIMD path rounds it."""
+    (src_h, src_w), (dst_h, dst_w) = pixels.shape[:2], size
+    x0, x1, ax0, ax1 = _linear_taps(src_w, dst_w)
+    y0, y1, ay0, ay1 = _linear_taps(src_h, dst_h)
+    used, where = np.unique(np.concatenate([y0, y1]), return_inverse=True)  # only the rows the output reads
+    source = pixels[used]
+    rows = (source[:, x0].astype(np.int32) * ax0[None, :, None]
+            + source[:, x1].astype(np.int32) * ax1[None, :, None]) >> 4  # horizontal pass, scaled by 2048 / 16
+    top, bottom = rows[where[:dst_h]], rows[where[dst_h:]]
+    mixed = ((top * ay0[:, None, None]) >> 16) + ((bottom * ay1[:, None, None]) >> 16)
+    return np.clip((mixed + 2) >> 2, 0, 255).astype(np.uint8)
+
+
+def _linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For each output index: the two source indices and their integer weights (summing to 2048)."""
+    scale = 1.0 / (dst / src)
+    position = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+    first = np.floor(position).astype(np.int64)
+    fraction = (position - first).astype(np.float32)
+    below, beyond = first < 0, first >= src - 1
+    fraction[below | beyond] = 0
+    first = np.clip(first, 0, src - 1)
+    weight1 = np.round(fraction * _COEF_SCALE).astype(np.int32)
+    weight0 = np.round((1 - fraction) * _COEF_SCALE).astype(np.int32)
+    return first, np.minimum(first + 1, src - 1), weight0, weight1
+
+
+# ---- from the model's output to boxes ----------------------------------------
+
+def detections(output: np.ndarray, placement: Letterbox, thresholds: Thresholds,
+               nms_in_graph: bool = False) -> list[Detection]:
+    """The boxes of one image's output: (4 + classes, anchors) goes through NMS; a graph exported
+    with NMS inside gives (n, 6) rows of x1 y1 x2 y2 conf class, which are only filtered."""
+    rows = end_to_end(output, thresholds) if nms_in_graph else non_max_suppression(output, thresholds)
+    boxes = scale_boxes(rows[:, :4], placement)
+    return [Detection(int(row[5]), float(row[4]), *map(float, box)) for row, box in zip(rows, boxes)]
+
+
+def end_to_end(rows: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    keep = rows[:, 4] > thresholds.conf
+    if thresholds.classes is not None:
+        keep &= np.isin(rows[:, 5].astype(np.int64), list(thresholds.classes))
+    return rows[keep][:thresholds.max_det].astype(np.float32)
+
+
+def non_max_suppression(output: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    """Ultralytics non_max_suppression for one image, best class per box: rows of x1 y1 x2 y2 conf class."""
+    scores = output[4:]
+    candidates = output[:, scores.max(axis=0) > thresholds.conf].T
+    if not len(candidates):
+        return np.zeros((0, 6), dtype=np.float32)
+    class_scores = candidates[:, 4:]
+    best = class_scores.argmax(axis=1)
+    rows = np.concatenate([xywh_to_xyxy(candidates[:, :4]), class_scores.max(axis=1, keepdims=True),
+                           best[:, None].astype(np.float32)], axis=1)
+    if thresholds.classes is not None:
+        rows = rows[np.isin(best, list(thresholds.classes))]
+    if len(rows) > MAX_NMS:
+        rows = rows[np.argsort(-rows[:, 4], kind="stable")[:MAX_NMS]]
+    keep = greedy_nms(rows[:, :4] + rows[:, 5:6] * MAX_WH, rows[:, 4], thresholds.iou)
+    return rows[keep[:thresholds.max_det]]
+
+
+def greedy_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """torchvision.ops.nms: highest score first, dropping every later box that overlaps it by more than `iou`."""
+    order = np.argsort(-scores, kind="stable")
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    kept = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        kept.append(best)
+        top_left = np.maximum(boxes[best, :2], boxes[rest, :2])
+        bottom_right = np.minimum(boxes[best, 2:], boxes[rest, 2:])
+        inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
+        overlap = inter / (areas[best] + areas[rest] - inter)
+        order = rest[~(overlap > iou)]
+    return np.array(kept, dtype=np.int64)
+
+
+def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    half = boxes[:, 2:4] / 2
+    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
+
+
+def scale_boxes(boxes: np.ndarray, placement: Letterbox) -> np.ndarray:
+    """Boxes on the model input back to pixels of the image, per axis, clipped to it."""
+    (h, w), (new_h, new_w) = placement.shape, placement.resized
+    offset = np.array([placement.left, placement.top] * 2, dtype=np.float32)
+    gain = np.array([new_w / w, new_h / h] * 2, dtype=np.float32)
+    scaled = (boxes - offset) / gain
+    return np.clip(scaled, 0, np.array([w, h, w, h], dtype=np.float32))
+
+
+# ---- boxes as the answer shows them ------------------------------------------
+
+def box_view(detection: Detection, image_size: tuple[int, int], names: list[str]) -> dict:
+    """One box: pixels of the upright image and the YOLO label row of it (normalized cx cy w h)."""
+    width, height = image_size
+    x1, y1, x2, y2 = detection.x1, detection.y1, detection.x2, detection.y2
+    return {"class_id": detection.class_id, "class_name": _name(names, detection.class_id),
+            "confidence": round(detection.confidence, 5),
+            "x1": round(x1, 2), "y1": round(y1, 2), "x2": round(x2, 2), "y2": round(y2, 2),
+            "cx": _unit((x1 + x2) / 2 / width), "cy": _unit((y1 + y2) / 2 / height),
+            "w": _unit((x2 - x1) / width), "h": _unit((y2 - y1) / height)}
+
+
+def _name(names: list[str], class_id: int) -> str | None:
+    return names[class_id] if 0 <= class_id < len(names) else None
+
+
+def _unit(value: float) -> float:
+    return round(min(max(value, 0.0), 1.0), 6)

@@ -1,0 +1,164 @@
+"""What one prediction request does: find the registered model, load its ONNX
+(common.cloud.model_cache), read each image, predict as Ultralytics does
+(common.domain.prediction) and answer one prediction per input, in input order.
+
+A bad image fails that image with its reason; a model that cannot predict is
+refused before any image is read.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from google.api_core.exceptions import NotFound
+
+from common.api import access
+from common.api.context import RequestContext
+from common.api.errors import ApiError
+from common.api.resources import documents
+from common.cloud import model_cache, storage, training_store
+from common.domain import layout, prediction
+from common.domain.prediction import ImageRejected, Thresholds
+from common.platform import config
+
+MAX_BATCH = 32
+_readers = ThreadPoolExecutor(max_workers=16)
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    source: str                       # how the answer names it: "body", a file part's name, a gs:// URI
+    data: bytes | None = None
+    problem: ImageRejected | None = None  # why it could not even be read
+
+
+@dataclass
+class Timer:
+    """Milliseconds spent per stage, over every image of a request."""
+    spent: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "inference": 0.0,
+                                                              "postprocess": 0.0})
+
+    def add(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.spent[stage] += (now - started) * 1000
+        return now
+
+    def view(self) -> dict:
+        return {stage: round(ms, 2) for stage, ms in self.spent.items()}
+
+
+# ---- the model -----------------------------------------------------------------
+
+def find_model(model_id: str, ctx: RequestContext) -> dict:
+    """The registered model the caller may use, or a 404 (unknown, or a dataset the caller cannot see)."""
+    model = documents.find(training_store.models(), model_id, "model", ctx)
+    access.require(ctx, model["dataset"], access.VIEWER)
+    return model
+
+
+def loaded(model: dict) -> model_cache.LoadedModel:
+    """The model's ONNX, loaded; 404 without ONNX weights, 409 when they cannot serve predictions."""
+    uri, generation = onnx_weights(model)
+    try:
+        session = model_cache.get(uri, generation or model_cache.current_generation(uri))
+    except model_cache.ModelUnusable as unusable:
+        raise ApiError(409, f"model {model['id']} cannot predict: {unusable}") from None
+    if model.get("classes") and session.names != model["classes"]:
+        raise ApiError(409, f"model {model['id']} cannot predict: its ONNX has the classes {session.names}, "
+                            f"the model {model['classes']}")
+    return session
+
+
+def onnx_weights(model: dict) -> tuple[str, int | None]:
+    """The ONNX file's URI and generation (None for a model registered before generations were recorded)."""
+    onnx = model.get("onnx") or {}
+    if onnx.get("error"):
+        raise ApiError(409, f"model {model['id']} has no ONNX weights: the export failed ({onnx['error']})")
+    uri = (model.get("weights") or {}).get("onnx")
+    if not uri:
+        raise ApiError(404, f"model {model['id']} has no ONNX weights")
+    return uri, onnx.get("generation")
+
+
+def class_filter(wanted: list | None, names: list[str]) -> frozenset[int] | None:
+    """Class names or ids to keep, as ids; a 400 naming one the model does not have."""
+    if wanted is None:
+        return None
+    ids = set()
+    for item in wanted:
+        text = str(item).strip()
+        if text in names:
+            ids.add(names.index(text))
+        elif text.isdigit() and int(text) < len(names):
+            ids.add(int(text))
+        else:
+            raise ApiError(400, f"classes: {text!r} is not a class of this model ({', '.join(names)}) "
+                                f"nor an id below {len(names)}", "classes")
+    return frozenset(ids)
+
+
+# ---- images named in the bucket ------------------------------------------------
+
+def bucket_sources(uris: list, ctx: RequestContext) -> list[ImageSource]:
+    """Dataset images named by gs:// URI, read in parallel; 400 for a malformed one, 403 outside the data
+    bucket's datasets, 404 for a dataset the caller cannot see."""
+    names = [_object_name(uri, ctx) for uri in uris]
+    return list(_readers.map(_read_object, uris, names))
+
+
+def _object_name(uri, ctx: RequestContext) -> str:
+    if not isinstance(uri, str) or not uri.startswith("gs://") or "/" not in uri[5:]:
+        raise ApiError(400, f"images: {str(uri)[:200]!r} is not a gs://<bucket>/<object> URI", "images")
+    bucket, _, name = uri[5:].partition("/")
+    role = layout.classify(name)
+    if bucket != config.data_bucket() or role.kind != "image":
+        raise ApiError(403, f"images: {uri[:200]!r} is not a dataset image of gs://{config.data_bucket()}/"
+                            f"{layout.DATASETS_PREFIX}", "images")
+    access.require(ctx, role.dataset, access.VIEWER)
+    return name
+
+
+def _read_object(uri: str, name: str) -> ImageSource:
+    try:
+        return ImageSource(uri, storage.blob(name).download_as_bytes())
+    except NotFound:
+        return ImageSource(uri, problem=ImageRejected("image_not_found", f"no object {uri}"))
+
+
+# ---- predicting ------------------------------------------------------------------
+
+def predict(model: dict, session: model_cache.LoadedModel, sources: list[ImageSource],
+            thresholds: Thresholds) -> dict:
+    timer = Timer()
+    results = [_prediction(session, source, thresholds, timer) for source in sources]
+    return {"model_id": model["id"], "classes": session.names, "predictions": results, "speed_ms": timer.view()}
+
+
+def _prediction(session: model_cache.LoadedModel, source: ImageSource, thresholds: Thresholds,
+                timer: Timer) -> dict:
+    try:
+        if source.problem:
+            raise source.problem
+        (width, height), found = detect(session, source.data, thresholds, timer)
+    except ImageRejected as rejected:
+        return {"source": source.source, "width": None, "height": None, "boxes": [],
+                "error": {"code": rejected.code, "message": rejected.message}}
+    return {"source": source.source, "width": width, "height": height,
+            "boxes": [prediction.box_view(d, (width, height), session.names) for d in found]}
+
+
+def detect(session: model_cache.LoadedModel, data: bytes, thresholds: Thresholds,
+           timer: Timer | None = None) -> tuple[tuple[int, int], list[prediction.Detection]]:
+    """The upright size (w, h) of one encoded image and its detections; ImageRejected when it is no image."""
+    timer = timer or Timer()
+    started = time.perf_counter()
+    pixels = prediction.decode_image(data)
+    canvas, placement = prediction.letterbox(pixels, session.input_size)
+    batch = prediction.to_input([canvas])
+    started = timer.add("preprocess", started)
+    output = session.run(batch)
+    started = timer.add("inference", started)
+    found = prediction.detections(output[0], placement, thresholds, session.end_to_end)
+    timer.add("postprocess", started)
+    return (pixels.shape[1], pixels.shape[0]), found

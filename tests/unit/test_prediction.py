@@ -1,0 +1,144 @@
+"""The prediction rules, pure: decoding of every image mode, the letterbox, NMS and box conversion.
+(Parity with Ultralytics itself is tests/integration/test_predict.py.)"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.domain import prediction
+from common.domain.prediction import Detection, ImageRejected, Thresholds
+
+RNG = np.random.default_rng(5)
+RGB = RNG.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+
+
+def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+# ---- decoding ------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "1", "CMYK"])
+def test_every_mode_decodes_to_rgb_of_the_same_size(mode):
+    image = Image.fromarray(RGB).convert(mode)
+    pixels = prediction.decode_image(encoded(image, "JPEG" if mode == "CMYK" else "PNG"))
+    assert pixels.shape == (30, 40, 3) and pixels.dtype == np.uint8
+
+
+def test_alpha_is_dropped_not_composited_and_grey_is_repeated():
+    rgba = np.dstack([RGB, np.zeros((30, 40), dtype=np.uint8)])
+    assert (prediction.decode_image(encoded(Image.fromarray(rgba))) == RGB).all()
+    grey = prediction.decode_image(encoded(Image.fromarray(RGB[..., 0])))
+    assert (grey == RGB[..., :1]).all()
+
+
+def test_sixteen_bit_samples_keep_their_high_byte():
+    samples = np.array([[0, 255, 256, 65535, 40000]], dtype=np.uint16)
+    pixels = prediction.decode_image(encoded(Image.fromarray(samples)))
+    assert pixels[0, :, 0].tolist() == [0, 0, 1, 255, 156]
+
+
+@pytest.mark.parametrize("orientation, upright", [(1, RGB), (3, RGB[::-1, ::-1]), (6, np.rot90(RGB, -1)),
+                                                  (8, np.rot90(RGB))])
+def test_exif_orientation_is_applied(orientation, upright):
+    exif = Image.Exif()
+    exif[274] = orientation
+    pixels = prediction.decode_image(encoded(Image.fromarray(RGB), "PNG", exif=exif.tobytes()))
+    assert (pixels == upright).all()
+
+
+@pytest.mark.parametrize("data, code", [
+    (b"", "image_empty"), (b"text, not pixels", "image_unreadable"),
+    (encoded(Image.fromarray(RGB), "JPEG")[:-100], "image_corrupt"),
+])
+def test_what_is_no_image_is_rejected_with_a_code(data, code):
+    with pytest.raises(ImageRejected) as rejected:
+        prediction.decode_image(data)
+    assert rejected.value.code == code
+
+
+def test_a_decompression_bomb_is_refused_before_its_pixels_are_decoded():
+    with pytest.raises(ImageRejected) as rejected:
+        prediction.decode_image(encoded(Image.fromarray(RGB)), max_pixels=1000)
+    assert rejected.value.code == "image_too_large" and "40x30" in rejected.value.message
+
+
+# ---- letterbox -----------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, size, resized, top, left", [
+    ((1080, 810), (640, 640), (640, 480), 0, 80),   # bus.jpg: tall
+    ((720, 1280), (640, 640), (360, 640), 140, 0),  # zidane.jpg: wide
+    ((72, 96), (64, 64), (48, 64), 8, 0),
+    ((23, 37), (64, 64), (40, 64), 12, 0),           # scaled up
+    ((1, 3000), (64, 64), (1, 64), 31, 0),           # a thin image stays at least 1 pixel
+    ((101, 100), (64, 64), (64, 63), 0, 0),          # odd padding: the extra pixel goes right/bottom
+])
+def test_the_letterbox_is_ultralytics(shape, size, resized, top, left):
+    placement = prediction.letterbox_for(shape, size)
+    assert (placement.resized, placement.top, placement.left) == (resized, top, left)
+
+
+def test_the_letterboxed_canvas_holds_the_image_and_grey_padding():
+    canvas, placement = prediction.letterbox(RGB, (64, 64))
+    assert canvas.shape == (64, 64, 3) and placement.resized == (48, 64)
+    assert (canvas[:placement.top] == 114).all() and (canvas[placement.top + 48:] == 114).all()
+    batch = prediction.to_input([canvas])
+    assert batch.shape == (1, 3, 64, 64) and batch.dtype == np.float32 and batch.max() <= 1.0
+
+
+def test_resizing_keeps_a_flat_image_flat_and_matches_the_half_pixel_rule():
+    flat = np.full((50, 70, 3), 77, dtype=np.uint8)
+    assert (prediction.resize_linear(flat, (13, 29)) == 77).all()
+    ramp = np.repeat(np.arange(0, 256, 2, dtype=np.uint8)[None, :, None], 3, axis=2)  # 1 x 128
+    halved = prediction.resize_linear(ramp, (1, 64))
+    assert halved[0, :4, 0].tolist() == [1, 5, 9, 13]  # the mean of each pair
+
+
+# ---- NMS and boxes -------------------------------------------------------------
+
+def raw_output(boxes_xywh: list, scores: list[list[float]]) -> np.ndarray:
+    """A (4 + classes, anchors) output as a detector's graph gives it."""
+    return np.concatenate([np.array(boxes_xywh, dtype=np.float32).T, np.array(scores, dtype=np.float32).T])
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes_per_class():
+    output = raw_output([[50, 50, 20, 20], [51, 50, 20, 20], [51, 50, 20, 20], [10, 10, 4, 4]],
+                        [[0.9, 0.0], [0.8, 0.0], [0.0, 0.7], [0.1, 0.0]])
+    rows = prediction.non_max_suppression(output, Thresholds(conf=0.25, iou=0.7))
+    assert rows[:, 5].tolist() == [0, 1] and rows[:, 4].tolist() == pytest.approx([0.9, 0.7])
+    assert rows[0, :4].tolist() == [40, 40, 60, 60]
+    assert len(prediction.non_max_suppression(output, Thresholds(conf=0.05, iou=0.7))) == 3
+    assert prediction.non_max_suppression(output, Thresholds(conf=0.25, classes=frozenset({1})))[:, 5].tolist() == [1]
+    assert len(prediction.non_max_suppression(output, Thresholds(conf=0.25, max_det=1))) == 1
+    assert len(prediction.non_max_suppression(output, Thresholds(conf=0.95))) == 0
+
+
+def test_nms_suppresses_only_above_the_iou_threshold():
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], dtype=np.float32)  # IoU 1/3
+    assert prediction.greedy_nms(boxes, np.array([0.9, 0.8]), 0.34).tolist() == [0, 1]
+    assert prediction.greedy_nms(boxes, np.array([0.9, 0.8]), 0.33).tolist() == [0]
+
+
+def test_a_graph_with_nms_inside_is_only_filtered():
+    rows = np.array([[1, 2, 3, 4, 0.9, 1], [1, 2, 3, 4, 0.2, 0], [5, 5, 9, 9, 0.5, 0]], dtype=np.float32)
+    placement = prediction.letterbox_for((64, 64), (64, 64))
+    found = prediction.detections(rows, placement, Thresholds(conf=0.25), nms_in_graph=True)
+    assert [(d.class_id, round(d.confidence, 2)) for d in found] == [(1, 0.9), (0, 0.5)]
+
+
+def test_boxes_go_back_to_image_pixels_and_are_clipped():
+    placement = prediction.letterbox_for((1080, 810), (640, 640))  # scaled by 0.5926, 80 px left padding
+    back = prediction.scale_boxes(np.array([[80, 0, 560, 640], [0, 100, 700, 200]], dtype=np.float32), placement)
+    assert back[0].tolist() == pytest.approx([0, 0, 810, 1080])
+    assert back[1, 0] == 0 and back[1, 2] == 810
+
+
+def test_a_box_is_shown_in_pixels_and_as_its_label_row():
+    view = prediction.box_view(Detection(1, 0.87654321, 81.0, 108.0, 405.0, 540.0), (810, 1080), ["a", "b"])
+    assert view == {"class_id": 1, "class_name": "b", "confidence": 0.87654, "x1": 81.0, "y1": 108.0,
+                    "x2": 405.0, "y2": 540.0, "cx": 0.3, "cy": 0.3, "w": 0.4, "h": 0.4}
