@@ -25,12 +25,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,14 +60,19 @@ def main() -> None:
         api = ApiClient(stack.env()["API_URL"], stack.token)
         threads = ingest_threads(stack.pids["ingest"])
         pushed = measure_pushed(api, args.n, args.concurrency)
-        direct = measure_direct(api, stack, args.n, args.concurrency)
+        direct = measure_direct(api, stack, args.n, args.concurrency, args.profile)
         raw_per_s = measure_raw_firestore_writes(2 * args.n, args.concurrency)
         memory = measure_big_object_memory(api, stack.pids["ingest"], args.big_gib)
+    floor = measure_floor(direct.files)
     n, c = args.n, args.concurrency
     print("\n".join([
         "=" * 78,
         f"ingest capacity ({threads} server threads; {n} images, {2 * n} events POSTed from {c} threads): "
         + rate(n, direct.seconds) + f" (the POSTs alone took {direct.feed:.1f} s; {direct.failures} failed)",
+        f"ingest CPU per image+label pair (server processes, /proc utime+stime): {1000 * direct.cpu / n:.1f} ms "
+        f"({direct.cpu:.1f} CPU s over {direct.seconds:.1f} s: {100 * direct.cpu / direct.seconds:.0f}% of one core)",
+        f"floor: identify_image + parse_label on the same {n} pairs in one process: {1000 * floor / n:.1f} ms per pair",
+        f"efficiency floor / ingest = {floor / direct.cpu:.2f}",
         f"raw Firestore emulator writes ({c} threads): {raw_per_s:.0f} writes/s",
         f"ingest vs raw Firestore ceiling: ingest events/s / raw writes/s = "
         f"{100 * 2 * n / direct.seconds / raw_per_s:.0f}% (= images/s / (raw writes/s / 2))",
@@ -71,6 +81,8 @@ def main() -> None:
         "  (bounded by the Pub/Sub emulator: two push loops per subscription, one message at a time each)",
         memory,
         "=" * 78]))
+    if direct.profile:
+        print(direct.profile)
 
 
 def rate(n: int, seconds: float) -> str:
@@ -88,6 +100,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=1000, help="images (each with a label)")
     parser.add_argument("--concurrency", type=int, default=32, help="upload and raw-write threads")
     parser.add_argument("--big-gib", type=float, default=1.0, help="size of the big image, GiB")
+    parser.add_argument("--profile", metavar="RAW", help="profile the ingest server with py-spy during the "
+                        "capacity run, write its collapsed stacks to RAW and print them by component "
+                        "(py-spy needs root; it costs CPU, so the CPU figures of that run read high)")
     return parser.parse_args()
 
 
@@ -98,6 +113,9 @@ class Run:
     seconds: float  # from the first upload or POST until everything is indexed
     feed: float     # seconds of uploading or POSTing alone
     failures: int = 0
+    cpu: float = 0.0  # CPU seconds of the ingest server meanwhile
+    files: dict[str, bytes] | None = None  # what was ingested
+    profile: str = ""  # the profile summary, when asked for
 
 
 def generate_dataset(dataset: str, n: int, seed: int) -> tuple[dict[str, bytes], int]:
@@ -146,8 +164,10 @@ def measure_pushed(api: ApiClient, n: int, concurrency: int) -> Run:
     return Run(wait_indexed(api, DATASET, expected, started), uploads)
 
 
-def measure_direct(api: ApiClient, stack: local_stack.Stack, n: int, concurrency: int) -> Run:
-    """1b: the real notifications of an upload, held back, then POSTed to ingest at once."""
+def measure_direct(api: ApiClient, stack: local_stack.Stack, n: int, concurrency: int,
+                   profile_path: str | None) -> Run:
+    """1b: the real notifications of an upload, held back, then POSTed to ingest at once;
+    with the ingest server's CPU seconds over the run."""
     bucket, files, expected = prepare(api, DIRECT_DATASET, n, seed=10_000 + n)
     with paused_push(stack) as (subscriber, subscription):
         print(f"uploading {2 * n} objects with the push paused, and pulling their notifications ...", flush=True)
@@ -156,13 +176,19 @@ def measure_direct(api: ApiClient, stack: local_stack.Stack, n: int, concurrency
     if len(messages) != 2 * n:
         raise AssertionError(f"pulled {len(messages)} notifications, expected {2 * n}")
     bodies = [push_body(message, subscription) for message in messages]
+    pgid = stack.pids["ingest"]
     print(f"POSTing them to the ingest server from {concurrency} threads ...", flush=True)
-    started = time.monotonic()
-    failures = post_all(f"{stack.env()['INGEST_URL']}/", bodies, concurrency)
-    posts = time.monotonic() - started
-    print(f"  POSTs done in {posts:.1f} s, {len(failures)} failed {failures[:3]}; waiting for the index ...",
-          flush=True)
-    return Run(wait_indexed(api, DIRECT_DATASET, expected, started), posts, len(failures))
+    with profiled(pgid, profile_path) as profile:
+        cpu_before = process_group_cpu(pgid)
+        started = time.monotonic()
+        failures = post_all(f"{stack.env()['INGEST_URL']}/", bodies, concurrency)
+        posts = time.monotonic() - started
+        print(f"  POSTs done in {posts:.1f} s, {len(failures)} failed {failures[:3]}; waiting for the index ...",
+              flush=True)
+        seconds = wait_indexed(api, DIRECT_DATASET, expected, started)
+        cpu_after = process_group_cpu(pgid)
+    return Run(seconds, posts, len(failures), cpu_seconds_between(cpu_before, cpu_after), files,
+               profile_summary(profile_path) if profile_path else "")
 
 
 def post_all(url: str, bodies: list[dict], concurrency: int) -> list[str]:
@@ -194,6 +220,76 @@ def progress_probe(probe, started: float):
     return probe_and_report
 
 
+# ---- ingest CPU, its floor, and its profile ---------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_group_pids(pgid: int) -> list[int]:
+    """Every live process whose process group is `pgid` (/proc/<pid>/stat field 5):
+    functions-framework runs gunicorn, a master and its worker."""
+    return [pid for pid, fields in _proc_stats() if int(fields[2]) == pgid]
+
+
+def _proc_stats():
+    """(pid, the fields of /proc/<pid>/stat after "(comm)") for every live process."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            yield int(stat.parent.name), stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited meanwhile
+
+
+def process_group_cpu(pgid: int) -> dict[int, float]:
+    """CPU seconds (utime + stime, every thread) of each live process of the group."""
+    return {pid: (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # stat fields 14 and 15
+            for pid, fields in _proc_stats() if int(fields[2]) == pgid}
+
+
+def cpu_seconds_between(before: dict[int, float], after: dict[int, float]) -> float:
+    if set(before) != set(after):
+        print(f"  WARNING: the ingest processes changed during the run: {sorted(before)} -> {sorted(after)}")
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def measure_floor(files: dict[str, bytes]) -> float:
+    """CPU seconds of the project's own identification (hash, format, size, orientation,
+    integrity, thumbnail) and label parsing of `files`, in this process."""
+    from common.domain.imaging import identify_image
+    from common.domain.labels import parse_label
+    images = [(name, data) for name, data in files.items() if layout.classify(name).kind == "image"]
+    labels = [(name, data) for name, data in files.items() if layout.classify(name).kind == "label"]
+    identify_image(io.BytesIO(images[0][1]), images[0][0], "jpg")  # first use: lazy imports of Pillow plugins
+    started = time.process_time()
+    for name, data in images:
+        identify_image(io.BytesIO(data), name, "jpg")
+    for name, data in labels:
+        parse_label(data, name)
+    return time.process_time() - started
+
+
+@contextmanager
+def profiled(pgid: int, raw_path: str | None):
+    """py-spy record of the ingest server's processes while the block runs (nothing without a path)."""
+    if not raw_path:
+        yield None
+        return
+    py_spy = str(Path(sys.executable).parent / "py-spy")
+    recorder = subprocess.Popen([py_spy, "record", "--pid", str(pgid), "--subprocesses", "--nonblocking", "--gil",
+                                 "--rate", "200", "--format", "raw", "--output", raw_path],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield recorder
+    finally:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        recorder.wait(timeout=60)
+
+
+def profile_summary(raw_path: str) -> str:
+    from bench.profile import summarize
+    return summarize(Path(raw_path).read_text())
+
+
 # ---- 2. the ceiling: raw Firestore writes -----------------------------------
 # Raw single-document writes bound ingest from above: every event costs at least
 # one transactional Firestore write (begin, reads of the entry and the dataset,
@@ -209,7 +305,7 @@ def index_entry_like(i: int) -> dict:
 
 
 def measure_raw_firestore_writes(count: int, concurrency: int) -> float:
-    from common.cloud import dataset_index
+    from common.cloud import db
     docs = db.client().collection("bench_raw").document(uuid.uuid4().hex).collection("docs")
     print(f"raw Firestore baseline: {count} single-document writes from {concurrency} threads ...", flush=True)
     started = time.monotonic()
@@ -235,19 +331,6 @@ def write_big_file(path: Path, size: int) -> str:
             digest.update(chunk)
             written += len(chunk)
     return digest.hexdigest()
-
-
-def process_group_pids(pgid: int) -> list[int]:
-    """Every live process whose process group is `pgid` (/proc/<pid>/stat field 5)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # exited meanwhile
-        if int(fields[2]) == pgid:  # after "(comm)": state, ppid, pgrp
-            pids.append(int(stat.parent.name))
-    return pids
 
 
 def memory_kib(pid: int, field: str) -> int:
