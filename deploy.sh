@@ -3,15 +3,18 @@
 #
 #   GOOGLE_CLOUD_PROJECT=... REGION=... DATA_BUCKET=... API_TOKEN=... ./deploy.sh [--dry-run]
 #
-# Optional: FUNCTION_SA (runtime and trigger service account; default: the
-# project's Compute Engine default service account), FIRESTORE_LOCATION
-# (default: REGION), TRAINER_REGION (a region with Cloud Run GPUs; default:
-# REGION), TRAINER_GPU_TYPE (default: nvidia-l4). Idempotent: every resource is created only when missing
-# and the functions are redeployed, so re-running updates. --dry-run prints
-# every command, the "is it there already?" checks included, and runs none.
+# Optional: FUNCTION_SA (runtime and push service account; default: the
+# project's Compute Engine default service account), FIRESTORE_LOCATION and
+# BUCKET_LOCATION (default: REGION), TRAINER_REGION (a region with Cloud Run GPUs;
+# default: REGION), TRAINER_GPU_TYPE (default: nvidia-l4). Names and sizes come
+# from infra/settings.json, which infra/terraform reads too (Terraform is the
+# least-privilege way; this script gives one service account every role).
+# Idempotent: every resource is created only when missing and the functions
+# are redeployed, so re-running updates. --dry-run prints every command, the
+# "is it there already?" checks included, and runs none.
 set -euo pipefail
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DRY_RUN=0
 for arg in "$@"; do
@@ -35,25 +38,37 @@ fi
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROJECT="$GOOGLE_CLOUD_PROJECT"
 FIRESTORE_LOCATION="${FIRESTORE_LOCATION:-$REGION}"
-TOPIC=gcs-events
-DEAD_TOPIC=gcs-events-dead
-DEAD_HOLD_SUB=gcs-events-dead-hold
-SECRET=yolodrop-api-token
-INGEST_FN=yolodrop-ingest
-API_FN=yolodrop-api
-TRAINING_TOPIC=training-requests
-PROGRESS_TOPIC=training-progress
-TRAIN_FN=yolodrop-train
-PROGRESS_FN=yolodrop-progress
-TRAINER_JOB=yolodrop-trainer
+SETTINGS="$REPO/infra/settings.json"   # names, sizes, settings: shared with infra/terraform
+INDEXES_FILE="$REPO/infra/firestore.indexes.json"
+BUCKET_LOCATION="${BUCKET_LOCATION:-$REGION}"
 TRAINER_REGION="${TRAINER_REGION:-$REGION}"
 TRAINER_GPU_TYPE="${TRAINER_GPU_TYPE:-nvidia-l4}"
-IMAGE_REPO=yolodrop
-# One notification per prefix the ingest function acts on (a notification has
-# at most one prefix); derived/ (thumbnails, exports) gets none, so nothing the
-# functions write re-triggers them.
-NOTIFY_PREFIXES=(datasets/ imports/)
-INDEXES_FILE="$REPO/infra/firestore.indexes.json"
+# The settings as shell variables: S_<path> for values, S_FUNCTIONS for the function
+# keys, F_<key>_<field> per function (one python3 read, no other parser needed).
+eval "$(python3 - "$SETTINGS" <<'PY'
+import json, shlex, sys
+settings = json.load(open(sys.argv[1]))
+def out(name, value):
+    value = " ".join(map(str, value)) if isinstance(value, list) else "" if value is None else value
+    print(f"{name}={shlex.quote(str(value))}")
+def flat(prefix, tree):
+    for key, value in tree.items():
+        if isinstance(value, dict) and key not in ("functions", "secret_env"):
+            flat(f"{prefix}{key}_", value)
+        elif key != "functions":
+            out(f"S_{prefix}{key}", value)
+flat("", {k: v for k, v in settings.items() if not k.startswith("_")})
+out("S_FUNCTIONS", list(settings["functions"]))
+for key, function in settings["functions"].items():
+    for field, value in function.items():
+        if field == "secret_env":
+            value = ",".join(f"{env}={settings['secrets'][secret]}:latest" for env, secret in value.items())
+        elif field == "topic" and value:
+            value = settings["topics"][value]
+        out(f"F_{key}_{field}", value)
+PY
+)"
+SECRET="$S_secrets_api_token"
 G=(--project="$PROJECT" --quiet)
 
 exec 3>&1  # command echo goes to the real stdout even inside $(...)
@@ -91,31 +106,41 @@ run_allow_exists() {
 echo "# project=$PROJECT region=$REGION bucket=gs://$DATA_BUCKET dry_run=$DRY_RUN"
 
 echo "# 1. APIs"
-run gcloud services enable cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com \
-  pubsub.googleapis.com firestore.googleapis.com storage.googleapis.com cloudbuild.googleapis.com \
-  artifactregistry.googleapis.com secretmanager.googleapis.com "${G[@]}"
+# shellcheck disable=SC2086  # the list is words
+run gcloud services enable $S_apis "${G[@]}"
 
 PROJECT_NUMBER="$(capture '<PROJECT_NUMBER>' gcloud projects describe "$PROJECT" --format='value(projectNumber)' "${G[@]}")"
 RUNTIME_SA="${FUNCTION_SA:-${PROJECT_NUMBER}-compute@developer.gserviceaccount.com}"
 PUBSUB_AGENT="service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+STORAGE_AGENT="service-${PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
 
-echo "# 2. bucket, Firestore, topics, notifications"
+echo "# 2. bucket, Firestore, topics with their dead-letter topics, notifications"
 exists gcloud storage buckets describe "gs://$DATA_BUCKET" "${G[@]}" ||
-  run gcloud storage buckets create "gs://$DATA_BUCKET" --location="$REGION" --uniform-bucket-level-access "${G[@]}"
+  run gcloud storage buckets create "gs://$DATA_BUCKET" --location="$BUCKET_LOCATION" \
+    --uniform-bucket-level-access --public-access-prevention "${G[@]}"
 exists gcloud firestore databases describe --database='(default)' "${G[@]}" ||
   run gcloud firestore databases create --database='(default)' --location="$FIRESTORE_LOCATION" \
     --type=firestore-native "${G[@]}"
-for topic in "$TOPIC" "$DEAD_TOPIC" "$TRAINING_TOPIC" "$PROGRESS_TOPIC"; do
-  exists gcloud pubsub topics describe "$topic" "${G[@]}" || run gcloud pubsub topics create "$topic" "${G[@]}"
+for topic in $S_topics_gcs_events $S_topics_training_requests $S_topics_training_progress $S_topics_training_watch; do
+  dead="$topic$S_delivery_dead_letter_suffix" hold="$topic$S_delivery_dead_letter_suffix$S_delivery_hold_suffix"
+  for t in "$topic" "$dead"; do
+    exists gcloud pubsub topics describe "$t" "${G[@]}" || run gcloud pubsub topics create "$t" "${G[@]}"
+  done
+  # Dead letters would be lost on a topic without a subscription: keep them to look at and replay.
+  exists gcloud pubsub subscriptions describe "$hold" "${G[@]}" ||
+    run gcloud pubsub subscriptions create "$hold" --topic="$dead" \
+      --message-retention-duration="$S_delivery_hold_retention" "${G[@]}"
+  # Pub/Sub's service agent forwards dead letters: it publishes to the dead-letter topic.
+  run gcloud pubsub topics add-iam-policy-binding "$dead" --member="serviceAccount:$PUBSUB_AGENT" \
+    --role=roles/pubsub.publisher "${G[@]}"
 done
-# Dead-lettered events would be lost on a topic without a subscription: keep them a week.
-exists gcloud pubsub subscriptions describe "$DEAD_HOLD_SUB" "${G[@]}" ||
-  run gcloud pubsub subscriptions create "$DEAD_HOLD_SUB" --topic="$DEAD_TOPIC" \
-    --message-retention-duration=7d "${G[@]}"
+# Cloud Storage publishes notifications as its service agent.
+run gcloud pubsub topics add-iam-policy-binding "$S_topics_gcs_events" --member="serviceAccount:$STORAGE_AGENT" \
+  --role=roles/pubsub.publisher "${G[@]}"
 notifications="$(capture '' gcloud storage buckets notifications list "gs://$DATA_BUCKET" --format=json "${G[@]}")"
-(( DRY_RUN )) && echo "  # (check) for each prefix without a finalize+delete notification to $TOPIC:"
-for prefix in "${NOTIFY_PREFIXES[@]}"; do
-  if [[ -n "$notifications" ]] && python3 - "$notifications" "$TOPIC" "$prefix" <<'PY'
+(( DRY_RUN )) && echo "  # (check) for each prefix without a finalize+delete notification to $S_topics_gcs_events:"
+for prefix in $S_notification_prefixes; do
+  if [[ -n "$notifications" ]] && python3 - "$notifications" "$S_topics_gcs_events" "$prefix" <<'PY'
 import json, sys
 items, topic, prefix = json.loads(sys.argv[1] or "[]"), sys.argv[2], sys.argv[3]
 configs = [item.get("Notification Configuration", item) for item in items]
@@ -125,7 +150,7 @@ PY
   then
     echo "  notification for $prefix exists"
   else
-    run gcloud storage buckets notifications create "gs://$DATA_BUCKET" --topic="$TOPIC" \
+    run gcloud storage buckets notifications create "gs://$DATA_BUCKET" --topic="$S_topics_gcs_events" \
       --event-types=OBJECT_FINALIZE,OBJECT_DELETE --object-prefix="$prefix" --payload-format=json "${G[@]}"
   fi
 done
@@ -144,16 +169,17 @@ fi
 unset current_token
 run gcloud secrets add-iam-policy-binding "$SECRET" --member="serviceAccount:$RUNTIME_SA" \
   --role=roles/secretmanager.secretAccessor "${G[@]}"
-run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RUNTIME_SA" \
-  --role=roles/datastore.user --condition=None "${G[@]}"
 run gcloud storage buckets add-iam-policy-binding "gs://$DATA_BUCKET" --member="serviceAccount:$RUNTIME_SA" \
-  --role=roles/storage.objectAdmin "${G[@]}"
-# The API publishes training requests and the trainer progress; the training
-# function runs the trainer job with overrides, as the runtime service account.
-for role in roles/pubsub.publisher roles/run.developer roles/iam.serviceAccountUser; do
+  --role=roles/storage.objectUser "${G[@]}"
+# Firestore; the API publishes training requests and the trainer progress; the training
+# function runs the trainer job with overrides and the watch reads its executions.
+for role in roles/datastore.user roles/pubsub.publisher roles/run.developer roles/iam.serviceAccountUser; do
   run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RUNTIME_SA" \
     --role="$role" --condition=None "${G[@]}"
 done
+# Pub/Sub's service agent mints the push subscriptions' OIDC tokens for the runtime account.
+run gcloud iam service-accounts add-iam-policy-binding "$RUNTIME_SA" --member="serviceAccount:$PUBSUB_AGENT" \
+  --role=roles/iam.serviceAccountTokenCreator "${G[@]}"
 
 echo "# 4. functions (each staged from functions/<name>/: its main.py and requirements.txt, plus common/)"
 if (( DRY_RUN )); then
@@ -175,78 +201,94 @@ stage() {
   run find "$dir" -name __pycache__ -prune -exec rm -rf {} + >&2
   echo "$dir"
 }
-SA_FLAGS=() TRIGGER_SA_FLAGS=()
-if [[ -n "${FUNCTION_SA:-}" ]]; then
-  SA_FLAGS=(--service-account="$FUNCTION_SA")
-  TRIGGER_SA_FLAGS=(--trigger-service-account="$FUNCTION_SA")
-fi
-ENV_VARS="GOOGLE_CLOUD_PROJECT=$PROJECT,DATA_BUCKET=$DATA_BUCKET"
+SA_FLAGS=()
+[[ -n "${FUNCTION_SA:-}" ]] && SA_FLAGS=(--service-account="$FUNCTION_SA")
 
-ingest_src="$(stage ingest)"
-run gcloud functions deploy "$INGEST_FN" --gen2 --region="$REGION" --runtime=python311 \
-  --source="$ingest_src" --entry-point=ingest_object \
-  --trigger-topic="$TOPIC" --retry \
-  --memory=1Gi --cpu=1 --concurrency=16 --timeout=300s \
-  --set-env-vars="$ENV_VARS" "${SA_FLAGS[@]}" "${TRIGGER_SA_FLAGS[@]}" "${G[@]}"
-# The Eventarc trigger pushes as the trigger service account, which needs run.invoker.
-run gcloud functions add-invoker-policy-binding "$INGEST_FN" --region="$REGION" \
-  --member="serviceAccount:$RUNTIME_SA" "${G[@]}"
+# env_value NAME: the value of an environment variable settings give a function or the trainer.
+env_value() {
+  case "$1" in
+    GOOGLE_CLOUD_PROJECT) echo "$PROJECT" ;;
+    DATA_BUCKET) echo "$DATA_BUCKET" ;;
+    TRAINING_TOPIC) echo "$S_topics_training_requests" ;;
+    PROGRESS_TOPIC) echo "$S_topics_training_progress" ;;
+    TRAINER_LAUNCHER) echo cloud-run ;;
+    TRAINER_JOB) echo "$S_trainer_job" ;;
+    TRAINER_REGION) echo "$TRAINER_REGION" ;;
+    WATCH_GRACE_SECONDS) echo "$S_watch_grace_seconds" ;;
+    *) echo "error: infra/settings.json names $1, which deploy.sh has no value for" >&2; exit 1 ;;
+  esac
+}
+env_flag() {  # env_flag NAME... -> --set-env-vars=A=1,B=2
+  local pairs=() name
+  for name in "$@"; do pairs+=("$name=$(env_value "$name")"); done
+  (IFS=,; echo "--set-env-vars=${pairs[*]}")
+}
+field() { local name="F_$1_$2"; echo "${!name}"; }
 
-api_src="$(stage api)"
-run gcloud functions deploy "$API_FN" --gen2 --region="$REGION" --runtime=python311 \
-  --source="$api_src" --entry-point=api_handler \
-  --trigger-http --allow-unauthenticated \
-  --memory=512Mi --cpu=1 --concurrency=32 --timeout=60s \
-  --set-env-vars="$ENV_VARS" --set-secrets="API_TOKEN=$SECRET:latest" "${SA_FLAGS[@]}" "${G[@]}"
-
-for fn in train progress; do
-  src="$(stage "$fn")"
-  if [[ "$fn" == train ]]; then
-    name="$TRAIN_FN" entry=training_request topic="$TRAINING_TOPIC"
-    extra_env=",TRAINER_LAUNCHER=cloud-run,TRAINER_JOB=$TRAINER_JOB,TRAINER_REGION=$TRAINER_REGION"
-  else
-    name="$PROGRESS_FN" entry=training_progress topic="$PROGRESS_TOPIC" extra_env=""
-  fi
-  run gcloud functions deploy "$name" --gen2 --region="$REGION" --runtime=python311 \
-    --source="$src" --entry-point="$entry" --trigger-topic="$topic" --retry \
-    --memory=1Gi --cpu=1 --concurrency=8 --timeout=540s \
-    --set-env-vars="$ENV_VARS$extra_env" "${SA_FLAGS[@]}" "${TRIGGER_SA_FLAGS[@]}" "${G[@]}"
-  run gcloud functions add-invoker-policy-binding "$name" --region="$REGION" \
-    --member="serviceAccount:$RUNTIME_SA" "${G[@]}"
-done
+# deploy_function KEY: stage and deploy functions/KEY with its settings. A topic-fed
+# function is internal and fed by its own push subscription (step 5); the API and
+# prediction are public HTTP and check their callers themselves.
+deploy_function() {
+  local key="$1" src access secrets=()
+  src="$(stage "$key")"
+  if [[ -n "$(field "$key" topic)" ]]; then access=(--no-allow-unauthenticated --ingress-settings=internal-only)
+  else access=(--allow-unauthenticated); fi
+  [[ -n "$(field "$key" secret_env)" ]] && secrets=(--set-secrets="$(field "$key" secret_env)")
+  # shellcheck disable=SC2046  # env names are words
+  run gcloud functions deploy "$(field "$key" name)" --gen2 --region="$REGION" --runtime="$S_runtime" \
+    --source="$src" --entry-point="$(field "$key" entry_point)" --trigger-http "${access[@]}" \
+    --memory="$(field "$key" memory)" --cpu="$(field "$key" cpu)" --concurrency="$(field "$key" concurrency)" \
+    --timeout="$(field "$key" timeout_seconds)s" --min-instances="$(field "$key" min_instances)" \
+    "$(env_flag $(field "$key" env))" "${secrets[@]}" "${SA_FLAGS[@]}" "${G[@]}"
+}
+for key in $S_FUNCTIONS; do deploy_function "$key"; done
 
 echo "# 4b. the trainer: image (Cloud Build) and Cloud Run Job with a GPU"
-exists gcloud artifacts repositories describe "$IMAGE_REPO" --location="$TRAINER_REGION" "${G[@]}" ||
-  run gcloud artifacts repositories create "$IMAGE_REPO" --repository-format=docker \
+exists gcloud artifacts repositories describe "$S_trainer_image_repository" --location="$TRAINER_REGION" "${G[@]}" ||
+  run gcloud artifacts repositories create "$S_trainer_image_repository" --repository-format=docker \
     --location="$TRAINER_REGION" "${G[@]}"
-IMAGE="$TRAINER_REGION-docker.pkg.dev/$PROJECT/$IMAGE_REPO/trainer:$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo latest)"
+IMAGE="$TRAINER_REGION-docker.pkg.dev/$PROJECT/$S_trainer_image_repository/trainer:$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo latest)"
 run gcloud builds submit "$REPO" --config="$REPO/infra/cloudbuild.trainer.yaml" \
   --substitutions="_IMAGE=$IMAGE" "${G[@]}"
 # Retries resume from the bucket checkpoint (CLOUD_RUN_TASK_ATTEMPT); no GPU
 # zonal redundancy keeps GPU quota needs low.
-run gcloud run jobs deploy "$TRAINER_JOB" --image="$IMAGE" --region="$TRAINER_REGION" \
-  --gpu=1 --gpu-type="$TRAINER_GPU_TYPE" --no-gpu-zonal-redundancy --cpu=8 --memory=32Gi \
-  --tasks=1 --max-retries=3 --task-timeout=86400s \
-  --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,PROGRESS_TOPIC=$PROGRESS_TOPIC" "${SA_FLAGS[@]}" "${G[@]}"
+# shellcheck disable=SC2086  # env names are words
+run gcloud run jobs deploy "$S_trainer_job" --image="$IMAGE" --region="$TRAINER_REGION" \
+  --gpu="$S_trainer_gpus" --gpu-type="$TRAINER_GPU_TYPE" --no-gpu-zonal-redundancy \
+  --cpu="$S_trainer_cpu" --memory="$S_trainer_memory" --tasks=1 --max-retries="$S_trainer_max_retries" \
+  --task-timeout="${S_trainer_task_timeout_seconds}s" "$(env_flag $S_trainer_env)" "${SA_FLAGS[@]}" "${G[@]}"
 
-echo "# 5. dead-letter policy on the ingest trigger's (Eventarc-created) subscription"
-trigger="$(capture '<TRIGGER>' gcloud functions describe "$INGEST_FN" --gen2 --region="$REGION" \
-  --format='value(eventTrigger.trigger)' "${G[@]}")"
-subscription="$(capture '<SUBSCRIPTION>' gcloud eventarc triggers describe "$trigger" --location="$REGION" \
-  --format='value(transport.pubsub.subscription)' "${G[@]}")"
-if [[ -z "$subscription" ]]; then
-  echo "error: no Pub/Sub subscription found for trigger '$trigger'; set the dead-letter policy by hand:" >&2
-  echo "  gcloud pubsub subscriptions list --filter=topic:$TOPIC   # the eventarc-$REGION-... one" >&2
-  exit 1
+echo "# 5. push subscriptions: each topic-fed function's own, with its retry and dead-letter policy"
+for key in $S_FUNCTIONS; do
+  topic="$(field "$key" topic)" subscription="$(field "$key" subscription)"
+  [[ -n "$topic" ]] || continue
+  url="$(capture "<URL of $(field "$key" name)>" gcloud functions describe "$(field "$key" name)" --gen2 \
+    --region="$REGION" --format='value(serviceConfig.uri)' "${G[@]}")"
+  run gcloud functions add-invoker-policy-binding "$(field "$key" name)" --region="$REGION" \
+    --member="serviceAccount:$RUNTIME_SA" "${G[@]}"
+  ack=$(( $(field "$key" timeout_seconds) < 600 ? $(field "$key" timeout_seconds) : 600 ))
+  delivery=(--push-endpoint="$url" --push-auth-service-account="$RUNTIME_SA" --ack-deadline="$ack"
+            --min-retry-delay="$S_delivery_minimum_backoff" --max-retry-delay="$S_delivery_maximum_backoff"
+            --dead-letter-topic="$topic$S_delivery_dead_letter_suffix"
+            --max-delivery-attempts="$S_delivery_max_delivery_attempts")
+  if exists gcloud pubsub subscriptions describe "$subscription" "${G[@]}"; then
+    run gcloud pubsub subscriptions update "$subscription" "${delivery[@]}" "${G[@]}"
+  else
+    run gcloud pubsub subscriptions create "$subscription" --topic="$topic" "${delivery[@]}" "${G[@]}"
+  fi
+  # ... and acknowledges on the source subscription when it forwards a dead letter.
+  run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" \
+    --member="serviceAccount:$PUBSUB_AGENT" --role=roles/pubsub.subscriber "${G[@]}"
+done
+
+echo "# 5b. the watch's schedule (Cloud Scheduler publishes a tick to $S_topics_training_watch)"
+schedule=(--location="$REGION" --schedule="$S_watch_schedule" --time-zone=Etc/UTC
+          --topic="$S_topics_training_watch" --message-body='{"sweep": true}')
+if exists gcloud scheduler jobs describe "$S_watch_scheduler_job" --location="$REGION" "${G[@]}"; then
+  run gcloud scheduler jobs update pubsub "$S_watch_scheduler_job" "${schedule[@]}" "${G[@]}"
+else
+  run gcloud scheduler jobs create pubsub "$S_watch_scheduler_job" "${schedule[@]}" "${G[@]}"
 fi
-run gcloud pubsub subscriptions update "$subscription" --dead-letter-topic="$DEAD_TOPIC" \
-  --max-delivery-attempts=10 "${G[@]}"
-# Pub/Sub's service agent forwards dead letters: it publishes to the dead-letter
-# topic and acknowledges on the source subscription.
-run gcloud pubsub topics add-iam-policy-binding "$DEAD_TOPIC" --member="serviceAccount:$PUBSUB_AGENT" \
-  --role=roles/pubsub.publisher "${G[@]}"
-run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --member="serviceAccount:$PUBSUB_AGENT" \
-  --role=roles/pubsub.subscriber "${G[@]}"
 
 echo "# 6. Firestore indexes from ${INDEXES_FILE#"$REPO"/} (built in the background: --async)"
 if [[ -f "$INDEXES_FILE" ]]; then
@@ -284,7 +326,7 @@ else
   echo "  no $INDEXES_FILE; skipped"
 fi
 
-api_url="$(capture '<API_URL>' gcloud functions describe "$API_FN" --gen2 --region="$REGION" \
+api_url="$(capture '<API_URL>' gcloud functions describe "$F_api_name" --gen2 --region="$REGION" \
   --format='value(serviceConfig.uri)' "${G[@]}")"
 echo "# done. API: $api_url  (Authorization: Bearer \$API_TOKEN)"
 echo "# drop files under gs://$DATA_BUCKET/datasets/<dataset>/ or gs://$DATA_BUCKET/imports/<dataset>.zip"

@@ -1,0 +1,28 @@
+# yolodrop in one project. See infra/README.md ("Production with Terraform"):
+#
+#   terraform init -backend-config="bucket=<a private state bucket>"
+#   terraform apply -var-file=production.tfvars
+terraform {
+  required_version = ">= 1.5"
+  backend "gcs" {
+    prefix = "yolodrop/production"
+  }
+}
+
+provider "google" {
+  project = var.project
+  region  = var.region
+}
+
+module "yolodrop" {
+  source             = "../../modules/yolodrop"
+  project            = var.project
+  region             = var.region
+  bucket             = var.bucket
+  bucket_location    = var.bucket_location
+  firestore_location = var.firestore_location
+  trainer_region     = var.trainer_region
+  trainer_gpu_type   = var.trainer_gpu_type
+  trainer_image      = var.trainer_image
+  api_token          = var.api_token
+}

@@ -1,0 +1,51 @@
+# The (default) Firestore database and the indexes of infra/firestore.indexes.json
+# (the one list; deploy.sh creates the same ones).
+
+resource "google_firestore_database" "default" {
+  project                 = var.project
+  name                    = "(default)"
+  location_id             = local.firestore_location
+  type                    = "FIRESTORE_NATIVE"
+  delete_protection_state = "DELETE_PROTECTION_ENABLED"
+  deletion_policy         = "ABANDON"
+  depends_on              = [google_project_service.api]
+}
+
+locals {
+  composite_indexes = {
+    for index in local.indexes.indexes :
+    join("/", concat([index.collectionGroup], [for field in index.fields : field.fieldPath])) => index
+  }
+  # Only exemptions from single-field indexing ("indexes": []) are listed.
+  index_exemptions = {
+    for override in local.indexes.fieldOverrides :
+    "${override.collectionGroup}/${override.fieldPath}" => override if length(override.indexes) == 0
+  }
+}
+
+resource "google_firestore_index" "composite" {
+  for_each    = local.composite_indexes
+  project     = var.project
+  database    = google_firestore_database.default.name
+  collection  = each.value.collectionGroup
+  query_scope = try(each.value.queryScope, "COLLECTION")
+
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path   = fields.value.fieldPath
+      order        = try(fields.value.order, null)
+      array_config = try(fields.value.arrayConfig, null)
+    }
+  }
+}
+
+resource "google_firestore_field" "exempt" {
+  for_each   = local.index_exemptions
+  project    = var.project
+  database   = google_firestore_database.default.name
+  collection = each.value.collectionGroup
+  field      = each.value.fieldPath
+  # An empty index_config removes the single-field indexes of the field.
+  index_config {}
+}

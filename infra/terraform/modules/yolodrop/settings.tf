@@ -1,0 +1,30 @@
+# Everything named or sized comes from infra/settings.json, which deploy.sh reads too;
+# the Firestore indexes come from infra/firestore.indexes.json, which deploy.sh reads too.
+locals {
+  repo     = abspath("${path.module}/../../../..")
+  settings = jsondecode(file("${local.repo}/infra/settings.json"))
+  indexes  = jsondecode(file("${local.repo}/infra/firestore.indexes.json"))
+
+  functions        = local.settings.functions
+  pushed_functions = { for key, function in local.functions : key => function if function.topic != null }
+  public_functions = { for key, function in local.functions : key => function if function.public }
+  topics           = local.settings.topics
+  delivery         = local.settings.delivery
+  trainer          = local.settings.trainer
+
+  bucket_location    = coalesce(var.bucket_location, var.region)
+  firestore_location = coalesce(var.firestore_location, var.region)
+
+  # Every environment variable a function or the trainer may be given (settings name which),
+  # with its value: common/platform/config.py reads them.
+  env_values = {
+    GOOGLE_CLOUD_PROJECT = var.project
+    DATA_BUCKET          = google_storage_bucket.data.name
+    TRAINING_TOPIC       = google_pubsub_topic.topic["training_requests"].name
+    PROGRESS_TOPIC       = google_pubsub_topic.topic["training_progress"].name
+    TRAINER_LAUNCHER     = "cloud-run"
+    TRAINER_JOB          = local.trainer.job
+    TRAINER_REGION       = var.trainer_region
+    WATCH_GRACE_SECONDS  = tostring(local.settings.watch.grace_seconds)
+  }
+}

@@ -1,0 +1,48 @@
+variable "project" {
+  description = "The Google Cloud project to deploy into."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, the scheduler and the function sources."
+  type        = string
+}
+
+variable "bucket" {
+  description = "The data bucket people drop files into (created here)."
+  type        = string
+}
+
+variable "bucket_location" {
+  description = "Location of the data bucket; null: the region. Notifications are per bucket, so any location works; the region keeps reads local to the functions."
+  type        = string
+  default     = null
+}
+
+variable "firestore_location" {
+  description = "Location of the (default) Firestore database; null: the region."
+  type        = string
+  default     = null
+}
+
+variable "trainer_region" {
+  description = "A region with Cloud Run GPUs for the trainer job (and its image repository)."
+  type        = string
+}
+
+variable "trainer_gpu_type" {
+  description = "The trainer's GPU (Cloud Run accelerator), e.g. nvidia-l4."
+  type        = string
+  default     = "nvidia-l4"
+}
+
+variable "trainer_image" {
+  description = "The trainer image (jobs/trainer/Dockerfile, built by infra/cloudbuild.trainer.yaml) in the trainer region's Artifact Registry repository."
+  type        = string
+}
+
+variable "api_token" {
+  description = "The bearer token the API accepts; stored as a Secret Manager version (and therefore in the Terraform state: keep the state in a private bucket)."
+  type        = string
+  sensitive   = true
+}

@@ -1,0 +1,348 @@
+"""The production configuration, checked offline: infra/terraform parsed with
+python-hcl2, deploy.sh's --dry-run, and both against infra/settings.json (the
+one source of names, sizes and settings) and against the code they deploy.
+`terraform fmt -check` and checkov run when they are installed; no provider is
+needed (none can be downloaded here), so `terraform validate` is not run."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import hcl2
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TERRAFORM = REPO / "infra" / "terraform"
+MODULE = TERRAFORM / "modules" / "yolodrop"
+ENVIRONMENT = TERRAFORM / "environments" / "production"
+SETTINGS = json.loads((REPO / "infra" / "settings.json").read_text())
+FOLDERS = sorted(path.parent.name for path in (REPO / "functions").glob("*/main.py"))
+CHECKOV = REPO / ".venv" / "checkov" / "bin" / "checkov"
+BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+# Every role the module grants, and to whom: a new one is a decision, made here.
+ROLES = {
+    "roles/datastore.user", "roles/storage.objectUser", "roles/storage.objectViewer", "roles/pubsub.publisher",
+    "roles/pubsub.subscriber", "roles/secretmanager.secretAccessor", "roles/run.invoker",
+    "roles/run.jobsExecutorWithOverrides", "roles/run.viewer", "roles/iam.serviceAccountUser",
+    "roles/iam.serviceAccountTokenCreator",
+}
+
+
+# ---- reading the configuration ---------------------------------------------------------
+
+def _plain(value):
+    """python-hcl2's tree without its quoting and markers: "\"x\"" -> "x", blocks as lists."""
+    if isinstance(value, dict):
+        return {_unquote(k): _plain(v) for k, v in value.items() if not k.startswith("__")}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return _unquote(value) if isinstance(value, str) else value
+
+
+def _unquote(text: str) -> str:
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+
+
+@cache
+def parsed(folder: Path) -> dict:
+    """{"resource": {type: {name: body}}, "data": ..., "locals": {...}, "variable": ..., "module": ...}."""
+    merged: dict = {"resource": {}, "data": {}, "locals": {}, "variable": {}, "module": {}, "output": {}}
+    for path in sorted(folder.glob("*.tf")):
+        tree = _plain(hcl2.loads(path.read_text()))
+        for kind in ("resource", "data"):
+            for block in tree.get(kind, []):
+                for rtype, named in block.items():
+                    merged[kind].setdefault(rtype, {}).update(named)
+        for kind in ("locals", "variable", "module", "output"):
+            for block in tree.get(kind, []):
+                merged[kind].update(block)
+    return merged
+
+
+def resource(rtype: str, name: str) -> dict:
+    return parsed(MODULE)["resource"][rtype][name]
+
+
+def all_resources() -> list[tuple[str, str, dict]]:
+    return [(t, n, body) for t, named in parsed(MODULE)["resource"].items() for n, body in named.items()]
+
+
+def pushed() -> dict:
+    return {key: f for key, f in SETTINGS["functions"].items() if f["topic"]}
+
+
+# ---- settings and the code -------------------------------------------------------------
+
+def test_settings_name_every_function_folder_and_its_entry_point():
+    assert sorted(SETTINGS["functions"]) == FOLDERS
+    for key, function in SETTINGS["functions"].items():
+        tree = ast.parse((REPO / "functions" / key / "main.py").read_text())
+        entry_points = {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and any(
+            "functions_framework" in ast.unparse(d) for d in node.decorator_list)}
+        assert function["entry_point"] in entry_points, f"functions/{key}/main.py has no {function['entry_point']}"
+
+
+def test_settings_topics_and_subscriptions_are_those_the_code_and_the_local_stack_use():
+    from common.platform import config
+    from infra.local import stack
+    topics = SETTINGS["topics"]
+    assert {config.TRAINING_TOPIC, config.PROGRESS_TOPIC, config.WATCH_TOPIC, stack.GCS_EVENTS_TOPIC} \
+        == set(topics.values())
+    production = {topics[f["topic"]]: (f["subscription"], key) for key, f in pushed().items()}
+    assert production == stack.PUSH_SUBSCRIPTIONS
+
+
+def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
+    required = set(re.findall(r'os\.environ\["([A-Z_]+)"\]', (REPO / "common/platform/config.py").read_text()))
+    assert required == {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "API_TOKEN", "TRAINER_JOB", "TRAINER_REGION"}, \
+        "config.py requires a new variable: say here which function needs it, and set it in infra/settings.json"
+    for key, function in SETTINGS["functions"].items():
+        given = set(function["env"]) | set(function["secret_env"])
+        assert {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET"} <= given, key
+    for key in ("api", "predict"):
+        assert SETTINGS["functions"][key]["secret_env"] == {"API_TOKEN": "api_token"}
+    assert {"TRAINER_JOB", "TRAINER_REGION", "TRAINER_LAUNCHER"} <= set(SETTINGS["functions"]["train"]["env"])
+    assert {"GOOGLE_CLOUD_PROJECT", "PROGRESS_TOPIC"} <= set(SETTINGS["trainer"]["env"])
+
+
+def test_every_variable_settings_give_has_a_value_in_terraform_and_in_deploy_and_is_read_by_the_code():
+    names = {n for f in SETTINGS["functions"].values() for n in f["env"]} | set(SETTINGS["trainer"]["env"])
+    assert names <= set(parsed(MODULE)["locals"]["env_values"]), "infra/terraform/.../settings.tf env_values"
+    deploy_cases = set(re.findall(r"^\s+([A-Z_]+)\) echo", (REPO / "deploy.sh").read_text(), re.M))
+    assert names <= deploy_cases, "deploy.sh env_value"
+    code = (REPO / "common/platform/config.py").read_text() + (REPO / "jobs/trainer/main.py").read_text()
+    assert all(f'"{name}"' in code for name in names), "a variable no code reads"
+
+
+# ---- Terraform: functions, subscriptions, dead letters ---------------------------------
+
+def test_terraform_deploys_each_settings_function_from_its_own_folder():
+    function = resource("google_cloudfunctions2_function", "function")
+    assert function["for_each"] == "${local.functions}" and function["name"] == "${each.value.name}"
+    build = function["build_config"][0]
+    assert (build["runtime"], build["entry_point"]) == ("${local.settings.runtime}", "${each.value.entry_point}")
+    assert build["source"][0]["storage_source"][0]["object"] == \
+        "${google_storage_bucket_object.source[each.key].name}"
+    service = function["service_config"][0]
+    assert service["environment_variables"] == "${{for name in each.value.env : name => local.env_values[name]}}"
+    assert service["service_account_email"] == "${google_service_account.function[each.key].email}"
+    archive = parsed(MODULE)["data"]["archive_file"]["source"]
+    contents = [source["content"] for source in archive["source"]]
+    assert "${file(\"${local.repo}/functions/${each.key}/main.py\")}" in contents
+    assert "${file(\"${local.repo}/functions/${each.key}/requirements.txt\")}" in contents
+    assert archive["dynamic"][0]["source"]["for_each"] == "${local.common_files}"
+
+
+def test_topic_fed_functions_are_internal_and_pushed_by_their_own_subscription_with_a_dead_letter_policy():
+    function = resource("google_cloudfunctions2_function", "function")
+    assert function["service_config"][0]["ingress_settings"] == \
+        '${each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"}'
+    assert all(f["public"] is False for f in pushed().values())
+    assert {key for key, f in SETTINGS["functions"].items() if f["public"]} == {"api", "predict"}
+    push = resource("google_pubsub_subscription", "push")
+    assert push["for_each"] == "${local.pushed_functions}" and push["name"] == "${each.value.subscription}"
+    uri = "${google_cloudfunctions2_function.function[each.key].service_config[0].uri}"
+    assert push["push_config"][0]["push_endpoint"] == uri
+    assert push["push_config"][0]["oidc_token"][0] == {
+        "service_account_email": "${google_service_account.push.email}", "audience": uri}
+    assert push["dead_letter_policy"][0] == {
+        "dead_letter_topic": "${google_pubsub_topic.dead_letter[each.value.topic].id}",
+        "max_delivery_attempts": "${local.delivery.max_delivery_attempts}"}
+    assert push["retry_policy"][0]["maximum_backoff"] == "${local.delivery.maximum_backoff}"
+
+
+def test_every_topic_has_a_dead_letter_topic_whose_letters_are_kept():
+    for name in ("topic", "dead_letter"):
+        assert resource("google_pubsub_topic", name)["for_each"] == "${local.topics}"
+    hold = resource("google_pubsub_subscription", "dead_letter_hold")
+    assert hold["for_each"] == "${local.topics}"
+    assert hold["topic"] == "${google_pubsub_topic.dead_letter[each.key].id}"
+    assert hold["message_retention_duration"] == "${local.delivery.hold_retention}"
+    assert all(f["topic"] in SETTINGS["topics"] for f in pushed().values())
+
+
+# ---- Terraform: the IAM the delivery needs, and nothing broader ------------------------
+
+def test_the_delivery_chain_has_its_iam():
+    storage_agent = resource("google_pubsub_topic_iam_member", "storage_agent_publishes_object_events")
+    assert (storage_agent["topic"], storage_agent["role"]) == (
+        '${google_pubsub_topic.topic["gcs_events"].name}', "roles/pubsub.publisher")
+    assert "storage_agent" in storage_agent["member"]
+    notification = resource("google_storage_notification", "object_events")
+    assert notification["depends_on"] == ["${google_pubsub_topic_iam_member.storage_agent_publishes_object_events}"]
+    assert notification["for_each"] == "${toset(local.settings.notification_prefixes)}"
+    invoker = resource("google_cloud_run_service_iam_member", "push_invokes")
+    assert (invoker["for_each"], invoker["role"]) == ("${local.pushed_functions}", "roles/run.invoker")
+    assert invoker["member"] == "serviceAccount:${google_service_account.push.email}"
+    agent = "${local.pubsub_agent}"
+    assert resource("google_pubsub_topic_iam_member", "pubsub_agent_publishes_dead_letters")["member"] == agent
+    acknowledges = resource("google_pubsub_subscription_iam_member", "pubsub_agent_acknowledges_dead_letters")
+    assert (acknowledges["role"], acknowledges["member"]) == ("roles/pubsub.subscriber", agent)
+    signs = resource("google_service_account_iam_member", "pubsub_agent_signs_push_tokens")
+    assert (signs["role"], signs["member"]) == ("roles/iam.serviceAccountTokenCreator", agent)
+
+
+def granted_roles() -> set[str]:
+    roles = {body["role"] for _, _, body in all_resources() if "role" in body and not body["role"].startswith("$")}
+    return roles | set(parsed(MODULE)["locals"]["bucket_roles"].values())
+
+
+def test_no_role_is_broader_than_the_code_needs():
+    roles = granted_roles()
+    assert not roles & BASIC_ROLES and not [r for r in roles if r.lower().endswith("admin")], roles
+    assert roles == ROLES, f"new roles {roles - ROLES}, roles no longer granted {ROLES - roles}"
+    project_wide = [body["role"] for t, _, body in all_resources() if t == "google_project_iam_member"]
+    assert project_wide == ["roles/datastore.user"], "only Firestore is granted project-wide (it has no finer IAM)"
+    assert set(parsed(MODULE)["locals"]["bucket_roles"]) <= set(SETTINGS["functions"])
+    for name in ("train_runs_trainer", "watch_reads_executions"):  # on the trainer job, not the project
+        assert resource("google_cloud_run_v2_job_iam_member", name)["name"] == "${google_cloud_run_v2_job.trainer.name}"
+
+
+def test_each_function_runs_as_its_own_service_account():
+    accounts = [f["service_account"] for f in SETTINGS["functions"].values()]
+    accounts += [SETTINGS["trainer"]["service_account"], SETTINGS["push_service_account"]]
+    assert len(set(accounts)) == len(accounts) and all(6 <= len(a) <= 30 for a in accounts)
+
+
+# ---- Terraform: storage, Firestore, the trainer, the watch -----------------------------
+
+def test_the_bucket_location_is_the_one_variable_and_no_eventarc_trigger_needs_its_region():
+    assert parsed(MODULE)["locals"]["bucket_location"] == "${coalesce(var.bucket_location, var.region)}"
+    assert resource("google_storage_bucket", "data")["location"] == "${local.bucket_location}"
+    assert parsed(ENVIRONMENT)["module"]["yolodrop"]["bucket_location"] == "${var.bucket_location}"
+    function = resource("google_cloudfunctions2_function", "function")
+    triggers = function.get("event_trigger", [])
+    assert all(t.get("trigger_region") == "${local.bucket_location}" for t in triggers
+               if "storage" in t.get("event_type", "")), "a storage trigger must be where the bucket is"
+    assert "google_eventarc_trigger" not in parsed(MODULE)["resource"]
+
+
+def test_firestore_indexes_come_from_the_one_json_list():
+    assert parsed(MODULE)["locals"]["indexes"] == '${jsondecode(file("${local.repo}/infra/firestore.indexes.json"))}'
+    assert resource("google_firestore_index", "composite")["for_each"] == "${local.composite_indexes}"
+    assert resource("google_firestore_field", "exempt")["for_each"] == "${local.index_exemptions}"
+    spec = json.loads((REPO / "infra" / "firestore.indexes.json").read_text())
+    assert all(override["indexes"] == [] for override in spec["fieldOverrides"]), "only exemptions are supported"
+
+
+def test_the_trainer_job_has_its_gpu_in_the_trainer_region():
+    job = resource("google_cloud_run_v2_job", "trainer")
+    assert job["location"] == "${var.trainer_region}" and job["name"] == "${local.trainer.job}"
+    task = job["template"][0]["template"][0]
+    assert task["node_selector"][0]["accelerator"] == "${var.trainer_gpu_type}"
+    assert task["gpu_zonal_redundancy_disabled"] is True and task["max_retries"] == "${local.trainer.max_retries}"
+    assert task["containers"][0]["resources"][0]["limits"]["nvidia.com/gpu"] == "${tostring(local.trainer.gpus)}"
+    module_call = parsed(ENVIRONMENT)["module"]["yolodrop"]
+    assert {"project", "region", "bucket", "trainer_region", "trainer_gpu_type"} <= set(module_call)
+
+
+def test_the_watch_is_scheduled_onto_its_topic():
+    job = resource("google_cloud_scheduler_job", "watch")
+    assert job["schedule"] == "${local.settings.watch.schedule}"
+    assert job["pubsub_target"][0]["topic_name"] == '${google_pubsub_topic.topic["training_watch"].id}'
+    assert SETTINGS["functions"]["watch"]["topic"] == "training_watch"
+
+
+# ---- one source of truth: deploy.sh and Terraform both read infra/settings.json ---------
+
+@cache
+def deploy_commands() -> list[list[str]]:
+    env = {**os.environ, "GOOGLE_CLOUD_PROJECT": "p", "REGION": "r", "DATA_BUCKET": "b", "API_TOKEN": "t"}
+    done = subprocess.run(["bash", str(REPO / "deploy.sh"), "--dry-run"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [shlex.split(line)[1:] for line in done.stdout.splitlines() if line.startswith("+ ")]
+
+
+def flags(command: list[str]) -> dict[str, str]:
+    return dict(arg[2:].split("=", 1) for arg in command if arg.startswith("--") and "=" in arg)
+
+
+def deployed(prefix: list[str], name: str) -> dict[str, str]:
+    found = [c for c in deploy_commands() if c[:len(prefix)] == prefix and c[len(prefix)] == name]
+    assert len(found) == 1, f"{' '.join(prefix)} {name}: {len(found)} commands"
+    return flags(found[0])
+
+
+def test_deploy_deploys_each_function_as_settings_say():
+    for key, f in SETTINGS["functions"].items():
+        got = deployed(["gcloud", "functions", "deploy"], f["name"])
+        assert (got["entry-point"], got["runtime"], got["source"]) == (f["entry_point"], SETTINGS["runtime"],
+                                                                       f"<tmpdir>/{key}")
+        assert (got["memory"], got["cpu"], got["concurrency"], got["timeout"], got["min-instances"]) == (
+            f["memory"], f["cpu"], str(f["concurrency"]), f"{f['timeout_seconds']}s", str(f["min_instances"]))
+        assert [pair.split("=")[0] for pair in got["set-env-vars"].split(",")] == f["env"]
+        assert ("ingress-settings" in got) == bool(f["topic"])
+
+
+def test_deploy_pushes_each_topic_with_the_settings_dead_letter_policy():
+    delivery = SETTINGS["delivery"]
+    for f in pushed().values():
+        topic = SETTINGS["topics"][f["topic"]]
+        got = deployed(["gcloud", "pubsub", "subscriptions", "create"], f["subscription"])
+        assert (got["topic"], got["dead-letter-topic"], got["max-delivery-attempts"], got["max-retry-delay"]) == (
+            topic, topic + delivery["dead_letter_suffix"], str(delivery["max_delivery_attempts"]),
+            delivery["maximum_backoff"])
+        hold = topic + delivery["dead_letter_suffix"] + delivery["hold_suffix"]
+        assert deployed(["gcloud", "pubsub", "subscriptions", "create"], hold)["message-retention-duration"] == \
+            delivery["hold_retention"]
+
+
+def test_deploy_sizes_the_trainer_and_schedules_the_watch_as_settings_say():
+    trainer = SETTINGS["trainer"]
+    got = deployed(["gcloud", "run", "jobs", "deploy"], trainer["job"])
+    assert (got["cpu"], got["memory"], got["gpu"], got["max-retries"], got["task-timeout"]) == (
+        trainer["cpu"], trainer["memory"], str(trainer["gpus"]), str(trainer["max_retries"]),
+        f"{trainer['task_timeout_seconds']}s")
+    watch = deployed(["gcloud", "scheduler", "jobs", "create", "pubsub"], SETTINGS["watch"]["scheduler_job"])
+    assert (watch["schedule"], watch["topic"]) == (SETTINGS["watch"]["schedule"], SETTINGS["topics"]["training_watch"])
+
+
+def setting_literals() -> set[str]:
+    """The names settings own: no other file may spell them out."""
+    names = set(SETTINGS["topics"].values()) | set(SETTINGS["secrets"].values())
+    names |= {f[k] for f in SETTINGS["functions"].values() for k in ("name", "subscription", "service_account") if f[k]}
+    names |= {SETTINGS["trainer"][k] for k in ("job", "service_account")}
+    return names | {SETTINGS["watch"]["scheduler_job"], SETTINGS["push_service_account"]}
+
+
+def test_neither_terraform_nor_deploy_spells_out_a_name_settings_own():
+    sources = {path: re.sub(r"^\s*#.*$", "", path.read_text(), flags=re.M)  # comments may name them
+               for path in [*TERRAFORM.rglob("*.tf"), REPO / "deploy.sh"]}
+    spelled = {f"{path.relative_to(REPO)}: {name}" for path, text in sources.items() for name in setting_literals()
+               if re.search(rf'["=\s/]{re.escape(name)}["\s,:/]', text)}
+    assert not spelled
+
+
+# ---- the tools, where installed ----------------------------------------------------------
+
+def test_terraform_fmt():
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not installed here; `terraform fmt -check -recursive infra/terraform` not run")
+    done = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff", str(TERRAFORM)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
+
+
+def test_every_checkov_skip_gives_its_reason():
+    skips = [line.strip() for path in TERRAFORM.rglob("*.tf") for line in path.read_text().splitlines()
+             if "checkov:skip" in line]
+    assert skips and all(re.fullmatch(r"#checkov:skip=CKV_[A-Z0-9_]+:.{20,}", skip) for skip in skips), skips
+
+
+def test_checkov():
+    if not CHECKOV.exists():
+        pytest.skip(f"checkov is not installed ({CHECKOV.relative_to(REPO)}): python3 -m venv .venv/checkov && "
+                    ".venv/checkov/bin/pip install -r infra/terraform/requirements-checkov.txt "
+                    "(its own venv: its pins would change packages the project pins)")
+    done = subprocess.run([str(CHECKOV), "-d", str(TERRAFORM), "--framework", "terraform", "--compact", "--quiet",
+                           "--skip-download"], env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-5000:]
