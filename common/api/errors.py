@@ -12,9 +12,10 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.param = status, message, param
         self.headers = headers or {}
+        self.extra: dict = {}  # more of the answer beside "error" (a 412's current state)
 
     def body(self, request_id: str) -> dict:
-        return error_body(self.status, self.message, request_id, self.param)
+        return {**error_body(self.status, self.message, request_id, self.param), **self.extra}
 
 
 def error_body(status: int, message: str, request_id: str, param: str | None = None) -> dict:

@@ -18,7 +18,7 @@ class Param:
     name: str
     schema: dict  # JSON Schema: integer (minimum, maximum), boolean, string (enum, pattern)
     description: str
-    location: str = "query"  # or "path"
+    location: str = "query"  # or "path", or "header"
     holds_slashes: bool = False  # a path parameter that may hold '/' (an image id)
 
     def read(self, raw: str | None) -> Any:
@@ -54,7 +54,12 @@ def path(name: str, description: str, holds_slashes: bool = False) -> Param:
     return Param(name, {"type": "string", "minLength": 1}, description, "path", holds_slashes)
 
 
-def read_all(declared: tuple[Param, ...], path_args: Mapping[str, str], query: Mapping[str, str]) -> dict:
+def header(name: str, description: str, pattern: str | None = None) -> Param:
+    return Param(name, {"type": "string", **({"pattern": pattern} if pattern else {})}, description, "header")
+
+
+def read_all(declared: tuple[Param, ...], path_args: Mapping[str, str], query: Mapping[str, str],
+             headers: Mapping[str, str]) -> dict:
     """Every declared parameter of one request, by name; a parameter the route does not take is a 400
     (a misspelt filter must not answer unfiltered)."""
     taken = [p.name for p in declared if p.location == "query"]
@@ -62,8 +67,8 @@ def read_all(declared: tuple[Param, ...], path_args: Mapping[str, str], query: M
     if unknown is not None:
         raise ApiError(400, f"unknown parameter {quoted(unknown)}; this route takes "
                             f"{', '.join(taken) or 'no query parameters'}", unknown)
-    return {p.name: p.read(path_args.get(p.name) if p.location == "path" else query.get(p.name))
-            for p in declared}
+    sources = {"path": path_args, "query": query, "header": headers}
+    return {p.name: p.read(sources[p.location].get(p.name)) for p in declared}
 
 
 def _integer(param: Param, raw: str) -> int:

@@ -14,13 +14,14 @@ from werkzeug.routing import Map, Rule
 from common.api import access, context, openapi, params
 from common.api.errors import ApiError, error_body, is_unavailable
 from common.domain.storable import quoted
-from common.api.resources import api_keys, datasets, health, images, issues, members, models, training, uploads
+from common.api.resources import (api_keys, datasets, health, images, issues, labels, members, models, training,
+                                  uploads)
 from common.api.routes import Route
 from common.cloud import rate_limit_store
 from common.platform import config, log
 
 API_ROUTES: list[Route] = [*health.ROUTES, *datasets.ROUTES, *members.ROUTES, *uploads.ROUTES, *images.ROUTES,
-                           *issues.ROUTES, *training.ROUTES, *models.ROUTES, *api_keys.ROUTES]
+                           *labels.ROUTES, *issues.ROUTES, *training.ROUTES, *models.ROUTES, *api_keys.ROUTES]
 ROUTES: list[Route] = [*API_ROUTES, openapi.route(API_ROUTES)]
 _RULES = Map([Rule(r.rule, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)],
              strict_slashes=False, merge_slashes=False)
@@ -39,7 +40,7 @@ def handle(request: Request) -> Response:
 def _answer(request: Request, request_id: str) -> Response:
     declared, path_args = _match(request)
     ctx = context.build(request, request_id, declared.public)
-    args = params.read_all(declared.params, path_args, request.args)
+    args = params.read_all(declared.params, path_args, request.args, request.headers)
     if declared.role:
         access.require(ctx, args["dataset"], declared.role)
     if declared.rate_limited:

@@ -172,3 +172,46 @@ def write_label(rows: Iterable[Row]) -> bytes:
 def _number(value: float) -> str:
     text = f"{value:.{DECIMALS}f}".rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
+
+
+def rows_from_boxes(boxes, class_names: list[str] | None) -> tuple[list[Row], list[str]]:
+    """Boxes a person sent ({"class_id" or "class", "cx", "cy", "w", "h"}) as label
+    rows, checked by the same rules as a dropped label file: ([rows], []) when
+    every box is sound, else ([], one problem per bad box, naming its position)."""
+    if not isinstance(boxes, list):
+        return [], ["labels must be a list of boxes"]
+    shaped = [(position, _row_of(box, class_names)) for position, box in enumerate(boxes)]
+    problems = [(position, row) for position, row in shaped if isinstance(row, str)]
+    rows = [(position, row) for position, row in shaped if not isinstance(row, str)]
+    parsed = parse_label(write_label(row for _, row in rows), "labels")
+    issues = parsed.issues + class_issues(parsed.boxes, len(class_names) if class_names is not None else None,
+                                          "labels")
+    problems += [(rows[issue.line - 1][0], issue.message.split(": ", 1)[-1]) for issue in issues]
+    if problems:
+        return [], [f"labels[{position}]: {problem}" for position, problem in sorted(problems)]
+    return [box.row() for box in parsed.boxes], []
+
+
+def _row_of(box, class_names: list[str] | None) -> Row | str:
+    """The row of one box, or what is wrong with its shape."""
+    if not isinstance(box, dict):
+        return "a box is an object {class_id or class, cx, cy, w, h}"
+    class_id = _class_of(box, class_names)
+    if isinstance(class_id, str):
+        return class_id
+    values = [box.get(name) for name in COLUMNS[1:]]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "cx, cy, w and h must be numbers"
+    return (class_id, *map(float, values))
+
+
+def _class_of(box: dict, class_names: list[str] | None) -> int | str:
+    if "class" in box:
+        if class_names is None or box["class"] not in class_names:
+            known = ", ".join(class_names) if class_names else "none yet (no data.yaml)"
+            return f"unknown class {box['class']!r}; the classes are {known}"
+        return class_names.index(box["class"])
+    class_id = box.get("class_id")
+    if not isinstance(class_id, int) or isinstance(class_id, bool):
+        return "class_id must be a whole number (or give the class by name)"
+    return class_id

@@ -37,6 +37,9 @@ MATRIX = {
     "GET /datasets/{d}/images": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /datasets/{d}/images/{image_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /datasets/{d}/issues": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    # allowed callers reach the handler: a body that is not boxes (400), no If-Match (428)
+    "PUT /datasets/{d}/images/{image_id}/labels": (*SIGNED_OUT, 404, 403, 400, 400, 400),
+    "DELETE /datasets/{d}/images/{image_id}/labels": (*SIGNED_OUT, 404, 403, 428, 428, 428),
     "POST /training": (*SIGNED_OUT, 404, 403, 202, 202, 202),
     "GET /training": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /training/{job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
@@ -103,7 +106,8 @@ def body_for(route: str, world: dict):
             "POST /datasets/{d}/uploads": {"files": [{"path": "images/up.jpg", "size": 10}]},
             # a model that cannot exist: the job fails at once, no trainer starts
             "POST /training": {"dataset": world["d"], "model": "no-such-model"},
-            "POST /api-keys": {"name": "matrix"}}.get(route)
+            "POST /api-keys": {"name": "matrix"},
+            "PUT /datasets/{d}/images/{image_id}/labels": {"labels": "not a list"}}.get(route)
 
 
 def test_the_matrix_covers_every_route():

@@ -2,7 +2,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.domain.labels import (DECIMALS, MAX_LABEL_ROWS, Box, ParsedLabel, boxes_in_range, class_issues,
-                                  parse_label, write_label)
+                                  parse_label, rows_from_boxes, write_label)
 
 FILE = "datasets/d/labels/train/a.txt"
 
@@ -133,3 +133,38 @@ def test_writer_is_canonical():
     assert write_label([(0, 0.5, 0.25, 1.0, 0.1234564), (3, 0.0, 1, 0.000001, 0.3333333333)]) == \
         b"0 0.5 0.25 1 0.123456\n3 0 1 0.000001 0.333333\n"
     assert write_label([]) == b""
+
+
+# ---- boxes sent by a person ---------------------------------------------------
+
+NAMES = ["person", "bus"]
+
+
+def test_sound_boxes_become_rows():
+    rows, problems = rows_from_boxes([{"class_id": 0, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1},
+                                      {"class": "bus", "cx": 1, "cy": 0, "w": 1, "h": 0.3333333}], NAMES)
+    assert problems == [] and rows == [(0, 0.5, 0.5, 0.2, 0.1), (1, 1.0, 0.0, 1.0, 0.333333)]
+    assert rows_from_boxes([], NAMES) == ([], [])
+
+
+def test_every_bad_box_is_named_by_position_and_nothing_is_kept():
+    rows, problems = rows_from_boxes([
+        {"class_id": 0, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1},
+        {"class_id": 0, "cx": 1.4, "cy": 0.5, "w": 0.2, "h": 0.1},
+        {"class": "tie", "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1},
+        {"class_id": 5, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1},
+        {"class_id": True, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1},
+        {"class_id": 0, "cx": "0.5", "cy": 0.5, "w": 0.2, "h": 0.1},
+        {"class_id": 0, "cx": 0.5, "cy": 0.5, "w": 0, "h": 0.1},
+        "box",
+    ], NAMES)
+    assert rows == []
+    assert [p.split(":", 1)[0] for p in problems] == [f"labels[{i}]" for i in range(1, 8)]
+    assert "cx is 1.4, outside [0, 1]" in problems[0] and "unknown class 'tie'" in problems[1]
+    assert "not below the class count 2" in problems[2] and "w is 0" in problems[5]
+
+
+def test_a_repeated_box_is_refused_as_in_a_file():
+    box = {"class_id": 1, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1}
+    assert rows_from_boxes([box, box], NAMES)[1] == ["labels[1]: duplicate of line 1 (1 0.5 0.5 0.2 0.1); "
+                                                     "the repeat is ignored"]

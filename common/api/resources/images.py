@@ -25,6 +25,7 @@ IMAGE = obj(id=STRING, path=nullable(STRING), sha256=nullable(STRING), width=nul
             height=nullable(INTEGER), split=nullable(STRING), format=nullable(STRING),
             orientation=nullable(INTEGER), oriented_width=nullable(INTEGER), oriented_height=nullable(INTEGER),
             thumbnail=nullable(STRING), status=STRING, label_path=nullable(STRING), labels=array(BOX),
+            image_generation=nullable(INTEGER), label_generation=INTEGER,
             duplicates=array(STRING), issues=array(ISSUE))
 
 FILTERS = (
@@ -72,12 +73,17 @@ def _class_id(raw: str, classes: list[str] | None) -> int:
 
 
 def get_image(ctx: RequestContext, args: dict) -> dict:
-    dataset, image_id = args["dataset"], args["image_id"]
+    classes, entry = find_image(ctx, args["dataset"], args["image_id"])
+    return image_view(entry, classes)
+
+
+def find_image(ctx: RequestContext, dataset: str, image_id: str, with_image: bool = False) -> tuple[list | None, dict]:
+    """(the dataset's classes, the entry), or a 404; `with_image`: the image itself must be there."""
     classes = find_dataset(dataset, ctx).get("classes")
     entry = _entry(dataset, image_id, ctx)
-    if entry is None or not entry["present"]:
+    if entry is None or not entry["present"] or (with_image and not entry.get("image")):
         raise ApiError(404, f"no image {image_id!r} in dataset {dataset!r}")
-    return image_view(entry, classes)
+    return classes, entry
 
 
 def _entry(dataset: str, image_id: str, ctx: RequestContext) -> dict | None:
@@ -94,9 +100,6 @@ def image_view(entry: dict, classes: list[str] | None) -> dict:
     image = entry.get("image") or {}
     label = entry.get("label")
 
-    def class_name(class_id: int) -> str | None:
-        return classes[class_id] if classes and class_id < len(classes) else None
-
     return {
         "id": entry["key"], "path": image.get("path"), "sha256": image.get("sha256"),
         "width": image.get("width"), "height": image.get("height"), "split": entry.get("split"),
@@ -104,12 +107,17 @@ def image_view(entry: dict, classes: list[str] | None) -> dict:
         "oriented_width": image.get("oriented_width"), "oriented_height": image.get("oriented_height"),
         "thumbnail": image.get("thumbnail"), "status": entry.get("status"),
         "label_path": label["path"] if label else None,
-        "labels": [{"class_id": b["class_id"], "class_name": class_name(b["class_id"]),
-                    "cx": b["cx"], "cy": b["cy"], "w": b["w"], "h": b["h"]}
-                   for b in (label or {}).get("boxes", [])],
+        "image_generation": image.get("generation"),
+        "label_generation": label["generation"] if label else 0,  # what an edit's If-Match names
+        "labels": boxes_view((label or {}).get("boxes", []), classes),
         "duplicates": entry.get("duplicates", []),
         "issues": entry.get("issues", []),
     }
+
+
+def boxes_view(boxes: list[dict], classes: list[str] | None) -> list[dict]:
+    return [{"class_id": b["class_id"], "class_name": classes[b["class_id"]] if classes and b["class_id"] < len(classes)
+             else None, "cx": b["cx"], "cy": b["cy"], "w": b["w"], "h": b["h"]} for b in boxes]
 
 
 ROUTES = [

@@ -15,13 +15,12 @@ from common.api.context import RequestContext
 from common.api.errors import ApiError
 from common.api.routes import Route
 from common.api.schema import INTEGER, STRING, array, obj
-from common.cloud import storage
+from common.cloud import guarded_objects, storage
 from common.domain import layout
 from common.platform import config
 
 DATASET = params.path("dataset", "the dataset name")
 MAX_FILES = 1000
-WRITER = "yolodrop-writer"  # object metadata: who wrote it through the API
 FILE = obj(required=("path", "size"), path=STRING, size=INTEGER, content_type=STRING)
 SESSION = obj(path=STRING, object=STRING, upload_url=STRING, method={"const": "PUT"})
 
@@ -62,7 +61,7 @@ def _refusal(dataset: str, file: dict) -> str | None:
 def _session(ctx: RequestContext, dataset: str, file: dict) -> dict:
     name = layout.upload_object(dataset, file["path"])
     blob = storage.bucket().blob(name)
-    blob.metadata = {WRITER: ctx.principal.name}
+    blob.metadata = {guarded_objects.WRITER: ctx.principal.name}
     url = blob.create_resumable_upload_session(content_type=file.get("content_type") or "application/octet-stream",
                                                size=file["size"], origin=ctx.origin, timeout=ctx.deadline_seconds)
     return {"path": file["path"], "object": f"gs://{blob.bucket.name}/{name}", "upload_url": url, "method": "PUT"}
