@@ -201,3 +201,9 @@ def upload_object(dataset: str, relative: str) -> str:
         raise ValueError("only images under images/, .txt labels under labels/ and data.yaml at the root "
                          f"are uploaded (image extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
     return name
+
+
+def base_model(weights_name: str) -> str:
+    """The base-model cache: Ultralytics' pretrained weights by their official name (yolo11n.pt).
+    The trainer reads them here, and downloads them here where the internet is reachable."""
+    return f"{DERIVED_PREFIX}base-models/{weights_name}"

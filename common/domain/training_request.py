@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 # and the ones shipped per size (yolov9t.yaml, yolov10b.yaml, yolov3-tiny.yaml).
 MODEL_YAML = re.compile(r"^((yolov5|yolov6|yolov8|yolo11|yolo12|yolo26)[nsmlx]?|yolov3(-tiny)?"
                         r"|yolov9[tsmce]|yolov10[nsmblx])\.yaml$")
-MODEL_YAML_HELP = ("an Ultralytics detection model YAML (yolov8n.yaml, yolo11s.yaml, ...), "
+MODEL_YAML_HELP = ("an Ultralytics detection model YAML (yolov8n.yaml, yolo11s.yaml, ...), pretrained "
+                   "weights by their official name (yolo11n.pt, yolov8s.pt, ...: the base-model cache), "
                    "base weights in the bucket (gs://<bucket>/<path>.pt) or a registered model id")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "auto")
@@ -97,12 +98,20 @@ def job_id_for(request_id: str) -> str:
 
 
 def model_kind(model: str) -> str:
-    """'yaml', 'weights' (gs://...pt) or 'registered' (a model id to look up)."""
+    """'yaml', 'weights' (gs://...pt), 'pretrained' (yolo11n.pt) or 'registered' (a model id to look up)."""
     if model.endswith(".yaml"):
         return "yaml"
     if model.startswith("gs://"):
         return "weights"
+    if model.endswith(".pt"):
+        return "pretrained"
     return "registered"
+
+
+def is_official_weights(name: str) -> bool:
+    """Ultralytics' pretrained detectors: the name of a detection YAML with .pt (yolov5 and yolov3 end in u)."""
+    stem = name.removesuffix(".pt")
+    return bool(MODEL_YAML.match(f"{stem}.yaml") or MODEL_YAML.match(f"{stem.removesuffix('u')}.yaml"))
 
 
 def validate(body, default_request_id: str) -> TrainingRequest:
@@ -133,6 +142,8 @@ def _model(model) -> str:
     kind = model_kind(model)
     if kind == "yaml" and not MODEL_YAML.match(model):
         raise InvalidRequest(f"unknown model {model!r}: expected {MODEL_YAML_HELP}")
+    if kind == "pretrained" and not is_official_weights(model):
+        raise InvalidRequest(f"unknown model {model!r}: not an Ultralytics detector's weights (yolo11n.pt, ...)")
     if kind == "weights" and not re.match(r"^gs://[^/]+/.+\.pt$", model):
         raise InvalidRequest(f"unknown model {model!r}: base weights must be gs://<bucket>/<path>.pt")
     return model

@@ -18,6 +18,7 @@ from common.cloud import dataset_index, db, launcher, storage, training_store
 from common.domain import layout, snapshot, training_job, training_set
 from common.domain.layout import is_valid_dataset_name
 from common.domain.training_request import InvalidRequest, TrainingRequest, job_id_for, model_kind, validate
+from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
@@ -120,6 +121,8 @@ def _resolve_model(model: str) -> dict:
     kind = model_kind(model)
     if kind == "yaml":
         return {"yaml": model}
+    if kind == "pretrained":  # the trainer reads the base-model cache, or fills it, or says where to put it
+        return {"pretrained": model, "cache": f"gs://{config.data_bucket()}/{layout.base_model(model)}"}
     if kind == "weights":
         if not storage.blob_at(model).exists():
             raise InvalidRequest(f"unknown model {model!r}: no such object")

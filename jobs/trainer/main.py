@@ -18,6 +18,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.api_core.exceptions import PreconditionFailed
+
 from common.cloud import model_cache, storage
 from common.domain import layout, training_job
 from common.platform import config as platform_config
@@ -112,6 +114,8 @@ class Job:
         if "yaml" in source:
             return YOLO(source["yaml"])
         base = self.config.job_dir / "base.pt"
+        if "pretrained" in source:
+            return YOLO(str(pretrained(source["pretrained"], source["cache"], base)))
         storage.blob_at(source["weights"]).download_to_filename(str(base))
         return YOLO(str(base))
 
@@ -192,6 +196,27 @@ class Job:
             log.error("ONNX export failed; registering the model without it", job_id=self.config.job_id,
                       error=repr(exc), traceback=traceback.format_exc())
             return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
+
+
+def pretrained(name: str, cache_uri: str, local: Path) -> Path:
+    """Ultralytics' pretrained weights `name` from the base-model cache; where it lacks them, downloaded
+    from Ultralytics (production has the internet) into the cache; else a failure saying where to put them."""
+    cached = storage.blob_at(cache_uri)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    if cached.exists():
+        cached.download_to_filename(str(local))
+        return local
+    from ultralytics.utils.downloads import attempt_download_asset
+    try:
+        downloaded = Path(attempt_download_asset(str(local.parent / name)))
+    except Exception as exc:  # noqa: BLE001 - offline, blocked, or no such release asset
+        raise RuntimeError(f"the pretrained weights {name} are not in the base-model cache and could not be "
+                           f"downloaded ({type(exc).__name__}); put the file at {cache_uri}") from None
+    try:
+        cached.upload_from_filename(str(downloaded), if_generation_match=0)
+    except PreconditionFailed:
+        pass  # another job cached them first: the same file
+    return downloaded
 
 
 def export(weights: Path, imgsz: int) -> str:

@@ -1,0 +1,205 @@
+"""The prediction function against Ultralytics on the CPU, in one run.
+
+    python -m bench.predict [--imgsz 640] [--requests 50] [--batches 3]
+
+Starts its own stack on free ports, trains and registers a small model at
+--imgsz (1 epoch: the weights do not matter, the work per image does), then:
+
+1. cold start: from starting a fresh prediction process (functions-framework)
+   to its first prediction answered, against `python -c "from ultralytics import
+   YOLO; YOLO('best.pt').predict(img)"`, the wait a person has with Ultralytics;
+2. warm latency: median and p95 of N single-image requests (a 640x480 JPEG)
+   through HTTP, against Ultralytics' warm predict on best.pt in-process;
+3. throughput: images per second in batches of 32 (multipart), against
+   Ultralytics predicting the same 32 files as a list.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+from common.domain import layout
+from infra.local import sample, stack as local_stack
+from infra.local.client import ApiClient, upload_all, wait_for
+
+ULTRALYTICS_WARM = """
+import json, sys, time
+from ultralytics import YOLO
+weights, image, n, batch_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+model = YOLO(weights)
+for _ in range(3):
+    model.predict(image, verbose=False)
+times = []
+for _ in range(n):
+    started = time.perf_counter()
+    model.predict(image, verbose=False)
+    times.append(time.perf_counter() - started)
+files = sorted(str(p) for p in __import__("pathlib").Path(batch_dir).iterdir())
+started = time.perf_counter()
+model.predict(files, verbose=False)
+print("ULTRALYTICS", json.dumps({"times": times, "batch_seconds": time.perf_counter() - started, "batch": len(files)}))
+"""
+ULTRALYTICS_COLD = "from ultralytics import YOLO; import sys; YOLO(sys.argv[1]).predict(sys.argv[2], verbose=False)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--batches", type=int, default=3)
+    args = parser.parse_args()
+    with local_stack.temporary_stack("yolodrop-bench-predict-") as stack:
+        run(stack, args)
+
+
+def run(stack: local_stack.Stack, args) -> None:
+    env = stack.env()
+    api = ApiClient(env["API_URL"], stack.token)
+    model = registered_model(api, args.imgsz)
+    work = Path(tempfile.mkdtemp(prefix="yolodrop-bench-predict-"))
+    weights, image, batch_dir = local_files(model, work)
+    print(f"model {model['id']} (imgsz {args.imgsz}); ONNX Runtime threads: see predict.log 'model loaded'",
+          flush=True)
+    cold_ours = cold_start(stack, model["id"], image)
+    cold_theirs = timed(lambda: subprocess.run([sys.executable, "-c", ULTRALYTICS_COLD, str(weights), str(image)],
+                                               check=True, capture_output=True, env=ultralytics_env(work)))
+    print(f"cold start: prediction function {cold_ours:.2f} s, Ultralytics (import, load best.pt, predict) "
+          f"{cold_theirs:.2f} s -> {cold_ours / cold_theirs:.2f}x", flush=True)
+    theirs = ultralytics_warm(weights, image, batch_dir, args.requests, work)
+    ours = warm_latency(env["PREDICT_URL"], stack.token, model["id"], image, args.requests)
+    report_latency(ours, theirs["times"])
+    batch_rate = batch_throughput(env["PREDICT_URL"], stack.token, model["id"], batch_dir, args.batches)
+    their_rate = theirs["batch"] / theirs["batch_seconds"]
+    print(f"throughput, batches of 32 (multipart): {batch_rate:.1f} images/s; Ultralytics predict on the "
+          f"same 32 files: {their_rate:.1f} images/s -> {batch_rate / their_rate:.2f}x", flush=True)
+
+
+def registered_model(api: ApiClient, imgsz: int) -> dict:
+    from common.cloud import storage
+    dataset = f"bench-{uuid.uuid4().hex[:6]}"
+    files = sample.generated_dataset(8, 0, size=(640, 480))
+    upload_all(storage.bucket(), {layout.dataset_object(dataset, k): v for k, v in files.items()})
+    wait_for(lambda: api.get_or_none(f"/datasets/{dataset}"), lambda d: d and d["stats"]["labeled"] == 8, 120,
+             "the bench dataset's index")
+    body = {"dataset": dataset, "model": "yolov8n.yaml", "epochs": 1, "imgsz": imgsz, "batch": 4, "workers": 0}
+    print(f"training {body} ...", flush=True)
+    job_id = api.session.post(f"{api.url}/training", json=body, timeout=30).json()["job_id"]
+    job = wait_for(lambda: api.get(f"/training/{job_id}"), lambda j: j["status"] in ("completed", "failed"), 900,
+                   "the bench model's training", interval=1)
+    if job["status"] != "completed":
+        raise SystemExit(f"training failed: {job['error']}")
+    return api.get(f"/models/{job['model_id']}")
+
+
+def local_files(model: dict, work: Path) -> tuple[Path, Path, Path]:
+    """best.pt, one 640x480 photo, and a folder of 32 photos of several sizes."""
+    from common.cloud import storage
+    weights = work / "best.pt"
+    storage.blob_at(model["weights"]["pt"]).download_to_filename(str(weights))
+    bus, zidane = (Image.open(io.BytesIO(sample.ultralytics_photo(n))) for n in ("bus.jpg", "zidane.jpg"))
+    image = work / "image.jpg"
+    zidane.resize((640, 480)).save(image, quality=90)
+    batch_dir = work / "batch"
+    batch_dir.mkdir()
+    for i in range(32):
+        photo = (bus, zidane)[i % 2]
+        photo.resize((photo.width * (2 + i % 3) // 4, photo.height * (2 + i % 3) // 4)).save(
+            batch_dir / f"{i:02d}.jpg", quality=90)
+    return weights, image, batch_dir
+
+
+def ultralytics_env(work: Path) -> dict:
+    return {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(work / "ultralytics")}
+
+
+def timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def cold_start(stack: local_stack.Stack, model_id: str, image: Path) -> float:
+    """A fresh prediction process on a free port: from its start to its first prediction answered."""
+    port = local_stack.free_ports()["predict"]
+    argv = [str(Path(sys.executable).parent / "functions-framework"), f"--source={local_stack.REPO}/functions/"
+            "predict/main.py", "--target=predict", "--signature-type=http", "--host=127.0.0.1", f"--port={port}"]
+    data = image.read_bytes()
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, cwd=local_stack.REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, **stack.env(), "PYTHONPATH": str(local_stack.REPO)})
+    try:
+        answer = wait_for(lambda: _first_answer(port, stack.token, model_id, data),
+                          lambda status: status is not None, 120, "the cold prediction process", interval=0.01)
+        elapsed = time.perf_counter() - started
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    if answer != 200:
+        raise SystemExit(f"the cold prediction process answered {answer}")
+    return elapsed
+
+
+def _first_answer(port: int, token: str, model_id: str, data: bytes) -> int | None:
+    try:
+        return requests.post(f"http://127.0.0.1:{port}/models/{model_id}/predict", data=data, timeout=120,
+                             headers={"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"}).status_code
+    except requests.ConnectionError:
+        return None  # not listening yet
+
+
+def ultralytics_warm(weights: Path, image: Path, batch_dir: Path, n: int, work: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", ULTRALYTICS_WARM, str(weights), str(image), str(n), str(batch_dir)],
+                          capture_output=True, text=True, check=True, env=ultralytics_env(work))
+    line = next(line for line in done.stdout.splitlines() if line.startswith("ULTRALYTICS "))
+    return json.loads(line.split(" ", 1)[1])
+
+
+def warm_latency(url: str, token: str, model_id: str, image: Path, n: int) -> list[float]:
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"})
+    data, times = image.read_bytes(), []
+    for i in range(n + 3):
+        started = time.perf_counter()
+        answer = session.post(f"{url}/models/{model_id}/predict", data=data, timeout=60)
+        if answer.status_code != 200:
+            raise SystemExit(f"predict answered {answer.status_code}: {answer.text[:300]}")
+        if i >= 3:  # the first three warm the connection and the caches
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def report_latency(ours: list[float], theirs: list[float]) -> None:
+    def p95(values):
+        return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
+    mine, base = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
+    print(f"warm latency, {len(ours)} single-image requests (640x480 JPEG) through HTTP: median {mine:.1f} ms, "
+          f"p95 {p95(ours) * 1000:.1f} ms; Ultralytics warm predict on best.pt in-process: median {base:.1f} ms, "
+          f"p95 {p95(theirs) * 1000:.1f} ms -> {mine / base:.2f}x", flush=True)
+
+
+def batch_throughput(url: str, token: str, model_id: str, batch_dir: Path, batches: int) -> float:
+    files = [(p.name, p.read_bytes()) for p in sorted(batch_dir.iterdir())]
+    parts = [("file", (name, data, "image/jpeg")) for name, data in files]
+    started = time.perf_counter()
+    for _ in range(batches):
+        answer = requests.post(f"{url}/models/{model_id}/predict", files=parts, timeout=300,
+                               headers={"Authorization": f"Bearer {token}"})
+        if answer.status_code != 200:
+            raise SystemExit(f"predict answered {answer.status_code}: {answer.text[:300]}")
+    return batches * len(files) / (time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()
