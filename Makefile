@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 FIREBASE_TOOLS_VERSION := 15.34.2
 FIREBASE := .tools/node_modules/.bin/firebase
 
-.PHONY: demo test unit up down bench-ingest bench-train bench-functions venv tools clean
+.PHONY: demo test unit up down bench-ingest bench-train bench-functions bench-predict venv tools clean
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/trainer/requirements.txt $(wildcard functions/*/requirements.txt)
 	python3 -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-ingest: $(STAMP) $(FIREBASE) ## N=1000 images dropped at once; see README
 
 bench-train: $(STAMP) $(FIREBASE)  ## 500 generated images: training overhead and materialization rate; see README
 	$(PY) -m bench.train $(ARGS)
+
+bench-predict: $(STAMP) $(FIREBASE)  ## the prediction function against Ultralytics: cold start, warm latency, throughput; see README
+	$(PY) -m bench.predict $(ARGS)
 
 bench-functions: $(STAMP)  ## each function's import time, idle memory and dependency size; see README
 	$(PY) -m bench.functions $(ARGS)
