@@ -100,6 +100,7 @@ class Job:
         onnx = self.export_onnx(manifest["train_args"]["imgsz"], manifest["classes"])
         self.progress.publish("completed", epoch=reporter.last_epoch, classes=manifest["classes"],
                               metrics=reporter.final_metrics or reporter.last_metrics,
+                              evaluation=self.evaluate(manifest, data, device),
                               weights={**self.upload_results(), **({"onnx": onnx["uri"]} if "uri" in onnx else {})},
                               onnx=onnx)
         return 0
@@ -178,6 +179,20 @@ class Job:
             self._blob(key).upload_from_filename(str(local))
             weights[kind] = self.uri(key)
         return weights
+
+    def evaluate(self, manifest: dict, data, device: str) -> dict:
+        """Per-class metrics and the confusion matrix of best.pt on the test split (val without one);
+        {"error"} when it fails: evaluation, like the export, never fails a finished training."""
+        split = "test" if data.counts.get("test") else "val"
+        args = {"imgsz": manifest["train_args"]["imgsz"], "batch": max(1, manifest["train_args"]["batch"]),
+                "device": device, "workers": 0, "project": str(self.config.job_dir), "name": "eval",
+                "exist_ok": True}
+        try:
+            from jobs.trainer.evaluation import evaluate
+            return evaluate(self.best_weights(), data.data_yaml, split, manifest["classes"], args)
+        except Exception as exc:  # noqa: BLE001 - the model is registered without its evaluation
+            log.error("evaluation failed", job_id=self.config.job_id, error=repr(exc), traceback=traceback.format_exc())
+            return {"split": split, "error": f"{type(exc).__name__}: {str(exc)[:500]}"}
 
     def export_onnx(self, imgsz: int, classes: list[str]) -> dict:
         """best.onnx, checked by the prediction function's own loader and uploaded: {"uri", "generation",

@@ -288,3 +288,17 @@ def train_in_process(dataset: str) -> dict:
     body = {"dataset": dataset, "request_id": request_id, **TINY, "epochs": 1}
     start_training.handle(PubSubMessage("test-message", json.dumps(body).encode(), "test-event", {}))
     return finished_job(start_training.job_id_for(request_id))
+
+
+def test_the_registered_model_carries_its_evaluation_on_the_test_split(api, trained_model):
+    evaluation = api.get(f"/models/{trained_model['id']}")["evaluation"]
+    assert evaluation["split"] == "test", evaluation
+    assert set(evaluation["per_class"]) <= set(trained_model["classes"])
+    for figures in evaluation["per_class"].values():
+        assert {"precision", "recall", "mAP50", "mAP50-95", "instances"} == set(figures)
+    matrix = evaluation["confusion_matrix"]
+    assert matrix["labels"] == [*trained_model["classes"], "background"]
+    assert [row["predicted"] for row in matrix["rows"]] == matrix["labels"]
+    assert all(len(row["true"]) == len(matrix["labels"]) for row in matrix["rows"])
+    true_boxes = sum(row["true"][i] for row in matrix["rows"] for i in range(len(trained_model["classes"])))
+    assert true_boxes == sum(f["instances"] for f in evaluation["per_class"].values()) or not evaluation["per_class"]

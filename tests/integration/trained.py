@@ -30,10 +30,13 @@ def finished_job(job_id: str, api: ApiClient | None = None) -> dict:
 
 @pytest.fixture(scope="session")
 def trained_model(stack, bucket, api) -> dict:
-    """The registered model of a tiny generated dataset (12 images, imgsz 64, 2 epochs)."""
+    """The registered model of a tiny generated dataset (8 train, 4 val, 2 test images; imgsz 64, 2 epochs)."""
     dataset = f"pm-{uuid.uuid4().hex[:8]}"
-    drop(bucket, dataset, generated_dataset(8, 4, size=(96, 72)))
-    stats_when(api, dataset, {"labeled": 12})
+    files = generated_dataset(8, 4, size=(96, 72))
+    for name, data in generated_dataset(2, 0, size=(96, 72), seed=9).items():  # a test split: evaluated on it
+        files[name.replace("images/", "images/test/t").replace("labels/", "labels/test/t")] = data
+    drop(bucket, dataset, files)
+    stats_when(api, dataset, {"labeled": 14})
     job = train(api, dataset)
     assert job["status"] == "completed", job
     return api.get(f"/models/{job['model_id']}")
