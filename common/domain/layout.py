@@ -207,3 +207,22 @@ def base_model(weights_name: str) -> str:
     """The base-model cache: Ultralytics' pretrained weights by their official name (yolo11n.pt).
     The trainer reads them here, and downloads them here where the internet is reachable."""
     return f"{DERIVED_PREFIX}base-models/{weights_name}"
+
+
+def content_object(sha256: str) -> str:
+    """The content store: one immutable copy of every image a version references, named by its sha256."""
+    return f"{DERIVED_PREFIX}content/{sha256[:2]}/{sha256}"
+
+
+def version_snapshot(dataset: str, version: str) -> str:
+    """The frozen image list of a version (its Firestore document holds the summary)."""
+    return f"{DERIVED_PREFIX}versions/{dataset}/{version}/snapshot.json"
+
+
+def export_archive(export_id: str, dataset: str, version: str, export_format: str) -> str:
+    return f"{DERIVED_PREFIX}exports/{export_id}/{dataset}-{version}-{export_format}.zip"
+
+
+def relative_label_path(image_relative: str) -> str:
+    """label_path_for a path relative to a dataset or an archive root (images/val/a.jpg -> labels/val/a.txt)."""
+    return label_path_for("/" + image_relative)[1:]

@@ -97,6 +97,7 @@ def model_document(job: dict, event: dict, onnx: dict) -> dict:
             "onnx": onnx,
             "evaluation": event.get("evaluation"),
             "base_model": (job.get("request") or {}).get("model"), "epochs": event.get("epoch"),
+            "version": job.get("version"),
             "created_at": event.get("time")}
 
 
@@ -127,7 +128,7 @@ def registered_onnx(event: dict, in_bucket: bool) -> dict:
 def job_view(job: dict) -> dict:
     """What the API shows of a job document."""
     keys = ("id", "dataset", "requested_by", "status", "epoch", "epochs", "history", "error", "model_id", "request_id",
-            "request", "manifest", "execution", "device", "run", "resumed_from_epoch", "images", "excluded",
+            "request", "manifest", "version", "execution", "device", "run", "resumed_from_epoch", "images", "excluded",
             "metrics", "weights", "cancel_requested", "materialize_seconds",
             "created_at", "launched_at", "started_at", "finished_at", "updated_at")
     return {k: job.get(k) for k in keys}

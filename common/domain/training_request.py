@@ -71,7 +71,8 @@ PASSTHROUGH_ARGS = {
     "mosaic": Arg(float, 0.0, 1.0), "mixup": Arg(float, 0.0, 1.0), "cutmix": Arg(float, 0.0, 1.0),
     "workers": Arg(int, 0, 32), "amp": Arg(bool), "cache": Arg(bool),
 }
-OWN_FIELDS = {"dataset", "model", "request_id", "val_fraction"}
+OWN_FIELDS = {"dataset", "model", "request_id", "val_fraction", "version"}
+VERSION_ID = re.compile(r"^v[1-9][0-9]{0,8}$")  # common.domain.versions.VERSION_ID
 DEFAULT_VAL_FRACTION = 0.2
 
 
@@ -86,6 +87,7 @@ class TrainingRequest:
     request_id: str
     val_fraction: float
     train_args: dict = field(default_factory=dict)  # epochs, imgsz, batch, patience + passthrough
+    version: str | None = None  # a frozen version of the dataset to train on; None: the dataset as it is now
 
     @property
     def epochs(self) -> int:
@@ -133,7 +135,10 @@ def validate(body, default_request_id: str) -> TrainingRequest:
     train_args.update({name: PASSTHROUGH_ARGS[name].check(name, value)
                        for name, value in body.items() if name in PASSTHROUGH_ARGS})
     val_fraction = Arg(float, 0.05, 0.5).check("val_fraction", body.get("val_fraction", DEFAULT_VAL_FRACTION))
-    return TrainingRequest(dataset, _model(body.get("model")), request_id, val_fraction, train_args)
+    version = body.get("version")
+    if version is not None and (not isinstance(version, str) or not VERSION_ID.match(version)):
+        raise InvalidRequest(f"version must be a version id of the dataset (v1, v2, ...), got {version!r}")
+    return TrainingRequest(dataset, _model(body.get("model")), request_id, val_fraction, train_args, version)
 
 
 def _model(model) -> str:

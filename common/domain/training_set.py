@@ -23,7 +23,7 @@ def build(request: TrainingRequest, job_id: str, bucket: str, model: dict, snaps
     if not any(image.labeled for image in snapshot.images):
         raise InvalidRequest(f"dataset {request.dataset!r} has no labelled images "
                              f"(excluded: {_describe(snapshot.excluded) or 'nothing indexed'})")
-    split_by_hash = not any(image.split == "val" for image in snapshot.images)
+    split_by_hash = splits_by_hash(snapshot)
     split_rule = f"by content hash, val_fraction {request.val_fraction}" if split_by_hash else "as uploaded"
     images = [_image(image, request.val_fraction, split_by_hash) for image in snapshot.images]
     counts = {split: sum(1 for i in images if i["split"] == split) for split in ("train", "val", "test")}
@@ -40,7 +40,13 @@ def build(request: TrainingRequest, job_id: str, bucket: str, model: dict, snaps
     }
 
 
-def _split(image: SnapshotImage, val_fraction: float, split_by_hash: bool) -> str:
+def splits_by_hash(snapshot: Snapshot) -> bool:
+    """A dataset without val images is split by content hash; one with them keeps its splits."""
+    return not any(image.split == "val" for image in snapshot.images)
+
+
+def split_of(image: SnapshotImage, val_fraction: float, split_by_hash: bool) -> str:
+    """The split an image trains in (exports of a version use the same rule)."""
     split = image.split or "train"  # images outside a split folder train
     if split_by_hash and split != "test":
         return "val" if in_val_split(image.sha256, val_fraction) else "train"
@@ -49,7 +55,7 @@ def _split(image: SnapshotImage, val_fraction: float, split_by_hash: bool) -> st
 
 def _image(image: SnapshotImage, val_fraction: float, split_by_hash: bool) -> dict:
     return {"path": image.path, "generation": image.generation, "sha256": image.sha256,
-            "width": image.width, "height": image.height, "split": _split(image, val_fraction, split_by_hash),
+            "width": image.width, "height": image.height, "split": split_of(image, val_fraction, split_by_hash),
             "boxes": [list(row) for row in image.boxes]}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 TRAINING_TOPIC = "training-requests"
 PROGRESS_TOPIC = "training-progress"
 WATCH_TOPIC = "training-watch"
+EXPORT_TOPIC = "export-requests"
 
 
 def project() -> str:
@@ -108,3 +109,8 @@ def watch_grace_seconds() -> float:
 def watch_interval_seconds() -> float:
     """Local stack only: how often its scheduler asks for a sweep (Cloud Scheduler does in production)."""
     return float(os.environ.get("WATCH_INTERVAL_SECONDS", "1"))
+
+
+def export_topic() -> str:
+    """Where the API publishes version and export requests."""
+    return os.environ.get("EXPORT_TOPIC", EXPORT_TOPIC)

@@ -1,6 +1,10 @@
 """An archive dropped at imports/<dataset>.zip, unpacked into datasets/<dataset>/.
 
-Each unpacked file then arrives as an ordinary event. The archive is read with
+Each unpacked file then arrives as an ordinary event. A COCO archive (one
+instances_<split>.json per split, or Roboflow's <split>/_annotations.coco.json,
+with its images) unpacks into the YOLO layout: its images under
+images/<split>/, a label file per image made from its annotations, and the
+categories as the classes of data.yaml (common.domain.coco). The archive is read with
 range requests, never held whole in memory or on disk. Unpacked files are
 marked with the archive's generation, so a retried event resumes instead of
 starting again. The archive's record (its issues, how many files) is a file
@@ -15,7 +19,8 @@ from google.api_core.exceptions import NotFound
 
 from common.cloud import dataset_index, storage
 from common.domain import layout
-from common.domain.archive import plan_import
+from common.domain import coco, exports
+from common.domain.archive import ImportPlan, plan_import
 from common.domain.issues import Issue
 from common.domain.layout import ObjectRole
 from common.platform.events import DELETED, ObjectEvent
@@ -49,8 +54,9 @@ def handle(event: ObjectEvent, role: ObjectRole) -> Outcome:
 def _unpack(reader, dataset: str, archive: str, mark: str) -> tuple[int, list[Issue]]:
     with zipfile.ZipFile(reader) as zip_file:
         plan = plan_import(zip_file.infolist(), archive)
+        members, generated = _as_yolo(zip_file, plan, archive)
         already = _already_unpacked(dataset, mark)  # a retried event resumes, not restarts
-        todo = [(info, target) for info, target in plan.members if target not in already]
+        todo = [(info, target) for info, target in members if target not in already]
         with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
             # Members are read in archive order (one sequential pass over the
             # archive) and uploaded in parallel; at most a few are in memory.
@@ -65,7 +71,29 @@ def _unpack(reader, dataset: str, archive: str, mark: str) -> tuple[int, list[Is
                     pending.pop(0).result()
             for future in pending:
                 future.result()
-    return len(plan.members), plan.issues
+            list(pool.map(lambda item: _upload_member(dataset, item[0], item[1], mark),
+                          [(target, data) for target, data in generated.items() if target not in already]))
+    return len(members) + len(generated), plan.issues
+
+
+def _as_yolo(zip_file: zipfile.ZipFile, plan: ImportPlan, archive: str) -> tuple[list, dict[str, bytes]]:
+    """The members to unpack, and files to write that the archive does not hold: for
+    a COCO archive, images moved to images/<split>/, their labels and data.yaml."""
+    annotation_files = [(info, target) for info, target in plan.members if coco.is_annotation_file(target)]
+    if not annotation_files:
+        return plan.members, {}
+    documents = {}
+    for info, target in annotation_files:
+        if info.file_size > coco.MAX_ANNOTATION_BYTES:
+            plan.issues.append(Issue("import_coco_json", f"{target}: {info.file_size} bytes; the limit is "
+                                     f"{coco.MAX_ANNOTATION_BYTES}: split it by split", archive))
+            continue
+        documents[target] = zip_file.read(info)
+    imported = coco.plan(documents, [target for _, target in plan.members], archive)
+    plan.issues.extend(imported.issues)
+    members = [(info, imported.images.get(target, target)) for info, target in plan.members
+               if not coco.is_annotation_file(target)]
+    return members, {**imported.labels, "data.yaml": exports.data_yaml(imported.classes)}
 
 
 def _already_unpacked(dataset: str, mark: str) -> set[str]:

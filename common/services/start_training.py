@@ -12,16 +12,17 @@ import time
 
 from google.api_core.exceptions import PreconditionFailed
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import dataset_index, db, launcher, storage, training_store
-from common.domain import layout, snapshot, training_job, training_set
+from common.cloud import db, index_snapshot, launcher, storage, training_store
+from common.domain import layout, snapshot, training_job, training_set, versions as version_rules
+from common.domain.versions import InvalidVersionRequest
 from common.domain.layout import is_valid_dataset_name
 from common.domain.training_request import InvalidRequest, TrainingRequest, job_id_for, model_kind, validate
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
+from common.services import versions
 
 CLAIM_LEASE_SECONDS = 120
 
@@ -97,24 +98,31 @@ def _claim(ref, message_id: str) -> dict | None:
 
 def _prepare(request: TrainingRequest, job_id: str, created_at: float | None) -> dict:
     model = _resolve_model(request.model)
-    built = training_set.build(request, job_id, storage.bucket().name, model, _snapshot(request.dataset))
+    built = training_set.build(request, job_id, storage.bucket().name, model, _snapshot(request))
     uri = _write_manifest(job_id, built)
     job = training_job.queued_job(job_id, request.request_id, request.dataset, request.epochs,
                                   {"model": request.model, "val_fraction": request.val_fraction,
+                                   **({"version": request.version} if request.version else {}),
                                    **request.train_args}, time.time(), created_at)
-    return {**job, "manifest": uri, "images": built["counts"], "excluded": built["excluded"]}
+    return {**job, "manifest": uri, "images": built["counts"], "excluded": built["excluded"],
+            "version": request.version}
 
 
-def _snapshot(dataset: str) -> snapshot.Snapshot:
+def _snapshot(request: TrainingRequest) -> snapshot.Snapshot:
+    """The version's frozen snapshot when the request names one, else the dataset as indexed now."""
+    dataset = request.dataset
     if not is_valid_dataset_name(dataset):
         raise InvalidRequest(f"unknown dataset {dataset!r}: not a valid dataset name")
-    found = dataset_index.dataset_ref(dataset).get(**db.deadline())
-    if not found.exists:
+    if request.version:
+        try:
+            return version_rules.stored_snapshot(versions.read_frozen(dataset, request.version))
+        except InvalidVersionRequest as exc:
+            raise InvalidRequest(str(exc)) from None
+    taken = index_snapshot.current(dataset)
+    if taken is None:
         raise InvalidRequest(f"unknown dataset {dataset!r}: nothing has been dropped under "
                              f"{layout.dataset_prefix(dataset)}")
-    query = dataset_index.entries_of(dataset).where(filter=FieldFilter("has_image", "==", True))
-    return snapshot.take(dataset, found.to_dict().get("classes"),
-                         [doc.to_dict() for doc in query.stream(**db.deadline())])
+    return taken
 
 
 def _resolve_model(model: str) -> dict:

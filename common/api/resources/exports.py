@@ -1,0 +1,62 @@
+"""Exports: a version of a dataset as a YOLO or COCO zip under derived/exports/.
+
+The export function writes it (a message on the export topic), so the answer
+is 202 with the export's id; `GET /exports/{export_id}` follows it."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from common.api import access, params
+from common.api.context import RequestContext
+from common.api.errors import ApiError
+from common.api.resources import documents
+from common.api.resources.datasets import DATASET
+from common.api.resources.versions import publish_or_forget
+from common.api.routes import Route
+from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, nullable, obj
+from common.cloud import version_store
+from common.domain import exports
+from common.domain.exports import InvalidExportRequest
+
+EXPORT_ID = params.path("export_id", "the export id (export-<hex>)")
+EXPORT = obj(required=("id", "dataset", "format", "status"), id=STRING, dataset=STRING,
+             format={"type": "string", "enum": list(exports.FORMATS)}, version=nullable(STRING),
+             background=nullable(BOOLEAN), status={"type": "string", "enum": list(exports.STATUSES)},
+             files_total=nullable(INTEGER), files_done=nullable(INTEGER), bytes=nullable(INTEGER),
+             uri=nullable(STRING), excluded=ANY, splits=ANY, error=nullable(STRING),
+             requested_by=nullable(STRING), created_at=nullable(NUMBER), started_at=nullable(NUMBER),
+             finished_at=nullable(NUMBER))
+REQUEST = {**obj(required=("format",), format={"type": "string", "enum": list(exports.FORMATS)},
+                 version={"type": "string", "description": "a version id; without one, a new version is frozen"},
+                 background={"type": "boolean", "description": "include background images (default true)"}),
+           "description": "what to export"}
+
+
+def create_export(ctx: RequestContext, args: dict) -> dict:
+    dataset = args["dataset"]
+    try:
+        request = exports.request_of(args["body"])
+    except InvalidExportRequest as exc:
+        raise ApiError(400, str(exc)) from None
+    if request.version and version_store.read_version(dataset, request.version, ctx.deadline_seconds) is None:
+        raise ApiError(404, f"no version {request.version!r} of dataset {dataset!r}", "version")
+    export_id = f"export-{uuid.uuid4().hex[:16]}"
+    ref = version_store.exports().document(export_id)
+    ref.create(exports.new_document(export_id, dataset, request, ctx.principal.name, time.time()), **ctx.deadline())
+    publish_or_forget(ref, {"export_id": export_id}, ctx)
+    return {"export_id": export_id}
+
+
+def get_export(ctx: RequestContext, args: dict) -> dict:
+    return exports.view(documents.find_in_dataset(version_store.exports(), args["export_id"], "export", ctx,
+                                                  access.VIEWER))
+
+
+ROUTES = [
+    Route("POST", "/datasets/{dataset}/exports", create_export, "Export a version as a YOLO or COCO zip",
+          status=202, response=obj(export_id=STRING), params=(DATASET,), body=REQUEST, role=access.EDITOR,
+          rate_limited="exports"),
+    Route("GET", "/exports/{export_id}", get_export, "One export: status, progress, the zip's gs:// URI",
+          EXPORT, params=(EXPORT_ID,)),
+]

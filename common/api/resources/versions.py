@@ -1,0 +1,75 @@
+"""Versions: freeze a dataset, list its versions, read one.
+
+A version is frozen by the export function (the request is a message on the
+export topic), so the answer is 202 with the version's id: it shows `queued`,
+then `freezing`, then `ready` (or `failed` with the reason)."""
+from __future__ import annotations
+
+from common.api import access, pagination, params
+from common.api.context import RequestContext
+from common.api.errors import ApiError
+from common.api.resources.datasets import DATASET
+from common.api.routes import Route
+from common.api.schema import ANY, NUMBER, STRING, nullable, obj, page_of
+from common.cloud import topics, version_store
+from common.domain import versions as version_rules
+from common.domain.versions import InvalidVersionRequest
+from common.platform import config
+from common.services import versions
+
+VERSION_PARAM = params.path("version", "the version id (v1, v2, ...)")
+STATUS = {"type": "string", "enum": list(version_rules.STATUSES)}
+VERSION = obj(required=("id", "dataset", "status"), id=STRING, dataset=STRING, name=nullable(STRING),
+              note=nullable(STRING), status=STATUS, classes=ANY, stats=ANY, storage=ANY, snapshot=nullable(STRING),
+              error=nullable(STRING), requested_by=nullable(STRING), created_at=nullable(NUMBER),
+              frozen_at=nullable(NUMBER))
+REQUEST = {**obj(required=(), name=nullable(STRING), note=nullable(STRING)),
+           "description": "a name and a note, both optional"}
+
+
+def create_version(ctx: RequestContext, args: dict) -> dict:
+    dataset = args["dataset"]
+    try:
+        fields = version_rules.request_fields(args["body"])
+    except InvalidVersionRequest as exc:
+        raise ApiError(400, str(exc)) from None
+    document = versions.request(dataset, fields, ctx.principal.name, ctx.deadline_seconds)
+    publish_or_forget(version_store.versions_of(dataset).document(document["id"]),
+                      {"dataset": dataset, "version": document["id"]}, ctx)
+    return {"version": document["id"], "status": document["status"]}
+
+
+def publish_or_forget(ref, message: dict, ctx: RequestContext) -> None:
+    """Publish the request for the document just made; a failed publish removes it (then a 503)."""
+    try:
+        topics.publish(config.export_topic(), message, ctx.deadline_seconds, requested_by=ctx.principal.name)
+    except Exception:
+        ref.delete(**ctx.deadline())
+        raise
+
+
+def list_versions(ctx: RequestContext, args: dict) -> dict:
+    dataset = args["dataset"]
+    source = pagination.Source(version_store.versions_of(dataset), order=("number",), descending=True,
+                               items=lambda snapshot: [version_rules.view(snapshot.to_dict())])
+    return pagination.page("versions", f"versions:{dataset}", [source], args, ctx)
+
+
+def get_version(ctx: RequestContext, args: dict) -> dict:
+    document = version_store.read_version(args["dataset"], args["version"], ctx.deadline_seconds)
+    if document is None:
+        raise ApiError(404, f"no version {args['version']!r} of dataset {args['dataset']!r}")
+    return version_rules.view(document)
+
+
+ROUTES = [
+    Route("POST", "/datasets/{dataset}/versions", create_version, "Freeze the dataset as a new version",
+          status=202, response=obj(version=STRING, status=STATUS), params=(DATASET,), body=REQUEST,
+          role=access.EDITOR, rate_limited="exports"),
+    Route("GET", "/datasets/{dataset}/versions", list_versions, "The dataset's versions, newest first",
+          page_of("versions", VERSION), params=(DATASET, *pagination.page_params(default=20, maximum=100)),
+          role=access.VIEWER),
+    Route("GET", "/datasets/{dataset}/versions/{version}", get_version,
+          "One version: counts, class balance, splits, what was excluded and why, storage", VERSION,
+          params=(DATASET, VERSION_PARAM), role=access.VIEWER),
+]

@@ -1,0 +1,106 @@
+"""Versions: a dataset frozen for good. Pure rules over a pinned snapshot.
+
+A version is the generic snapshot (common.domain.snapshot) of the dataset when
+it was frozen, plus where each image's bytes are kept: a copy in the content
+store (layout.content_object, named by sha256, written once and never
+overwritten), so overwriting or deleting a dataset file later changes nothing a
+version trains on or exports. Its image list is a JSON object in the bucket
+(layout.version_snapshot); its Firestore document holds the summary.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from common.domain import layout
+from common.domain.snapshot import Snapshot, SnapshotImage
+from common.domain.training_request import VERSION_ID  # one rule for version ids
+
+FORMAT = 1
+QUEUED, FREEZING, READY, FAILED = "queued", "freezing", "ready", "failed"
+STATUSES = (QUEUED, FREEZING, READY, FAILED)
+GONE = "gone before it was stored"  # the pinned generation vanished between the snapshot and the copy
+MAX_NAME, MAX_NOTE = 100, 2000
+
+
+class InvalidVersionRequest(ValueError):
+    """A version request that can never succeed; the message says why."""
+
+
+def version_id(number: int) -> str:
+    return f"v{number}"
+
+
+def number_of(version: str) -> int:
+    return int(version[1:])
+
+
+def is_version_id(text) -> bool:
+    return isinstance(text, str) and bool(VERSION_ID.match(text))
+
+
+def request_fields(body) -> dict:
+    """{"name"?, "note"?} checked: the fields a new version records."""
+    body = {} if body is None else body
+    if not isinstance(body, dict):
+        raise InvalidVersionRequest("the body must be a JSON object {\"name\"?, \"note\"?}")
+    unknown = sorted(set(body) - {"name", "note"})
+    if unknown:
+        raise InvalidVersionRequest(f"unknown field(s) {', '.join(unknown)}: a version takes name and note")
+    for field, limit in (("name", MAX_NAME), ("note", MAX_NOTE)):
+        value = body.get(field)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            raise InvalidVersionRequest(f"{field} must be text of at most {limit} characters")
+    return {"name": body.get("name"), "note": body.get("note")}
+
+
+def new_document(dataset: str, number: int, fields: dict, requested_by: str | None, now: float) -> dict:
+    return {"id": version_id(number), "dataset": dataset, "number": number, **fields, "status": QUEUED,
+            "requested_by": requested_by, "created_at": now, "frozen_at": None, "error": None}
+
+
+def frozen_document(snapshot: Snapshot, version: str, stored: dict[str, int]) -> dict:
+    """The version's image list: each image of the snapshot whose content is
+    stored ({sha256: content store generation}), with its dataset-relative name."""
+    images = [_frozen_image(image, snapshot.dataset, stored[image.sha256])
+              for image in snapshot.images if image.sha256 in stored]
+    excluded = dict(snapshot.excluded)
+    gone = len(snapshot.images) - len(images)
+    if gone:
+        excluded[GONE] = gone
+    return {"format": FORMAT, "dataset": snapshot.dataset, "version": version,
+            "classes": list(snapshot.classes or []), "excluded": excluded, "images": images}
+
+
+def _frozen_image(image: SnapshotImage, dataset: str, content_generation: int) -> dict:
+    return {"name": layout.dataset_relative(image.path, dataset), "path": image.path,
+            "generation": image.generation, "sha256": image.sha256, "width": image.width, "height": image.height,
+            "split": image.split, "boxes": [list(row) for row in image.boxes],
+            "content": {"path": layout.content_object(image.sha256), "generation": content_generation}}
+
+
+def stored_snapshot(frozen: dict) -> Snapshot:
+    """The version as a snapshot whose images are read from the content store,
+    in the order of frozen["images"] (what a trainer or an export reads)."""
+    images = tuple(SnapshotImage(path=i["content"]["path"], generation=i["content"]["generation"],
+                                 sha256=i["sha256"], width=i["width"], height=i["height"], split=i["split"],
+                                 boxes=tuple(tuple(row) for row in i["boxes"])) for i in frozen["images"])
+    return Snapshot(frozen["dataset"], tuple(frozen["classes"]), images, dict(frozen["excluded"]))
+
+
+def summary(frozen: dict) -> dict:
+    """Counts, class balance, splits (as uploaded) and what was excluded and why."""
+    images, classes = frozen["images"], frozen["classes"]
+    per_class = Counter(int(row[0]) for image in images for row in image["boxes"])
+    return {"images": len(images), "labeled": sum(1 for i in images if i["boxes"]),
+            "background": sum(1 for i in images if not i["boxes"]),
+            "boxes": sum(per_class.values()),
+            "boxes_per_class": {name: per_class.get(class_id, 0) for class_id, name in enumerate(classes)},
+            "splits": dict(Counter(image["split"] or "none" for image in images)),
+            "excluded": dict(frozen["excluded"])}
+
+
+def view(document: dict) -> dict:
+    """A version as the API shows it."""
+    keys = ("id", "dataset", "name", "note", "status", "classes", "stats", "storage", "snapshot", "error",
+            "requested_by", "created_at", "frozen_at")
+    return {key: document.get(key) for key in keys}

@@ -1,0 +1,88 @@
+"""Freezing a version: the snapshot of the index, its content kept, its image list written once.
+
+Runs in the export function (a version request is a message on the export
+topic; an export without a version freezes one first). Idempotent: a
+redelivered request for a ready version changes nothing, the image list is
+written once (`if_generation_match=0`: a retry keeps the first), and content
+already in the store is not copied again.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from google.api_core.exceptions import NotFound, PreconditionFailed
+
+from common.cloud import content_store, index_snapshot, storage, version_store
+from common.domain import layout, versions
+from common.domain.versions import InvalidVersionRequest
+
+
+def request(dataset: str, fields: dict, requested_by: str | None, seconds: float | None = None) -> dict:
+    """A new version document (queued) under the next number."""
+    return version_store.create_version(
+        dataset, lambda number: versions.new_document(dataset, number, fields, requested_by, time.time()), seconds)
+
+
+def freeze(dataset: str, version: str) -> dict:
+    """The version, frozen (status ready), or failed with the reason; raises only transient failures."""
+    ref = version_store.versions_of(dataset).document(version)
+    document = version_store.read_version(dataset, version)
+    if document is None:
+        raise InvalidVersionRequest(f"no version {version!r} of dataset {dataset!r}")
+    if document["status"] in (versions.READY, versions.FAILED):
+        return document
+    ref.update({"status": versions.FREEZING})
+    try:
+        frozen, kept = _frozen(dataset, version)
+    except InvalidVersionRequest as exc:
+        ref.update({"status": versions.FAILED, "error": str(exc)})
+        return {**document, "status": versions.FAILED, "error": str(exc)}
+    done = {"status": versions.READY, "frozen_at": time.time(), "classes": frozen["classes"],
+            "stats": versions.summary(frozen), "snapshot": storage_uri(layout.version_snapshot(dataset, version)),
+            "storage": {"referenced_bytes": kept.referenced_bytes, "new_bytes": kept.new_bytes}}
+    ref.update(done)
+    return {**document, **done}
+
+
+def _frozen(dataset: str, version: str) -> tuple[dict, content_store.Kept]:
+    taken = index_snapshot.current(dataset)
+    if taken is None or not taken.classes:
+        raise InvalidVersionRequest(f"dataset {dataset!r} has no classes yet: drop a data.yaml first")
+    if not taken.images:
+        raise InvalidVersionRequest(f"dataset {dataset!r} has no usable image (excluded: {taken.excluded})")
+    kept = content_store.keep(taken.images)
+    return _write_once(layout.version_snapshot(dataset, version),
+                       versions.frozen_document(taken, version, kept.generations)), kept
+
+
+def _write_once(path: str, frozen: dict) -> dict:
+    """Write the image list unless a previous attempt did; the one in the bucket."""
+    try:
+        storage.blob(path).upload_from_string(json.dumps(frozen), content_type="application/json",
+                                              if_generation_match=0)
+        return frozen
+    except PreconditionFailed:
+        return read_frozen_at(path)
+
+
+def read_frozen(dataset: str, version: str) -> dict:
+    """A ready version's image list; InvalidVersionRequest when there is none."""
+    document = version_store.read_version(dataset, version)
+    if document is None:
+        raise InvalidVersionRequest(f"no version {version!r} of dataset {dataset!r}")
+    if document["status"] != versions.READY:
+        raise InvalidVersionRequest(f"version {version} of dataset {dataset!r} is {document['status']}, not ready"
+                                    + (f": {document['error']}" if document.get("error") else ""))
+    return read_frozen_at(layout.version_snapshot(dataset, version))
+
+
+def read_frozen_at(path: str) -> dict:
+    try:
+        return json.loads(storage.blob(path).download_as_bytes())
+    except NotFound:
+        raise InvalidVersionRequest(f"the image list of this version is missing from the bucket ({path})") from None
+
+
+def storage_uri(path: str) -> str:
+    return f"gs://{storage.bucket().name}/{path}"

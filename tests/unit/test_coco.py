@@ -1,0 +1,107 @@
+"""COCO both ways: YOLO rows to COCO annotations and back, pycocotools reading the export, the import plan. Pure."""
+import json
+import random
+
+import pytest
+from pycocotools.coco import COCO
+
+from common.domain import coco
+from common.domain.labels import parse_label
+
+CLASSES = ["person", "bus", "cat"]
+
+
+def exported(images, classes=CLASSES, first_annotation_id=1) -> dict:
+    return json.loads("".join(coco.instances_json(images, classes, first_annotation_id, "test")))
+
+
+def random_rows(rng: random.Random, n: int) -> tuple:
+    rows = []
+    for _ in range(n):
+        w, h = rng.uniform(0.01, 0.5), rng.uniform(0.01, 0.5)
+        rows.append((rng.randrange(len(CLASSES)), rng.uniform(w / 2, 1 - w / 2), rng.uniform(h / 2, 1 - h / 2), w, h))
+    return tuple(rows)
+
+
+def test_a_yolo_row_becomes_a_coco_box_in_pixels_of_the_oriented_size():
+    record = coco.annotation(7, 3, (1, 0.5, 0.25, 0.2, 0.1), 640, 480)
+    assert record == {"id": 7, "image_id": 3, "category_id": 2, "bbox": [256.0, 96.0, 128.0, 48.0],
+                      "area": 6144.0, "iscrowd": 0, "segmentation": []}
+
+
+def test_categories_start_at_one():
+    assert coco.categories(["a", "b"]) == [{"id": 1, "name": "a", "supercategory": "none"},
+                                           {"id": 2, "name": "b", "supercategory": "none"}]
+
+
+def test_pycocotools_loads_the_export_and_ids_are_unique(tmp_path):
+    rng = random.Random(1)
+    images = [coco.ExportedImage(n + 1, f"i{n}.jpg", 640, 480, random_rows(rng, n % 4)) for n in range(10)]
+    path = tmp_path / "instances_train.json"
+    path.write_text("".join(coco.instances_json(images, CLASSES, 100, "test")))
+    loaded = COCO(str(path))
+    assert len(loaded.getImgIds()) == 10 and loaded.getCatIds() == [1, 2, 3]
+    annotations = loaded.loadAnns(loaded.getAnnIds())
+    assert len(annotations) == coco.annotation_count(images) == len({a["id"] for a in annotations})
+    assert min(a["id"] for a in annotations) == 100
+    assert all(a["area"] == pytest.approx(a["bbox"][2] * a["bbox"][3], abs=1e-3) for a in annotations)
+
+
+def archive_of(images, document_name="annotations/instances_train.json", classes=CLASSES):
+    members = [f"images/train/{i.file_name}" for i in images]
+    return coco.plan({document_name: json.dumps(exported(images, classes)).encode()}, members, "imports/d.zip")
+
+
+def test_round_trip_gives_back_the_same_label_rows():
+    rng = random.Random(2)
+    images = [coco.ExportedImage(n + 1, f"i{n}.jpg", 317 + n, 211 + 2 * n, random_rows(rng, 1 + n % 5))
+              for n in range(20)]
+    plan = archive_of(images)
+    assert plan.classes == CLASSES and not plan.issues
+    for image in images:
+        assert plan.images[f"images/train/{image.file_name}"] == f"images/train/{image.file_name}"
+        rows = [box.row() for box in parse_label(plan.labels[f"labels/train/{image.file_name[:-4]}.txt"], "x").boxes]
+        assert len(rows) == len(image.rows)
+        for got, want in zip(rows, image.rows):
+            assert got[0] == want[0] and got[1:] == pytest.approx(want[1:], abs=1e-4)
+
+
+def test_an_image_without_annotations_imports_as_a_background_image():
+    plan = archive_of([coco.ExportedImage(1, "bg.jpg", 100, 100, ())])
+    assert plan.labels == {"labels/train/bg.txt": b""}
+
+
+@pytest.mark.parametrize("name, split", [("annotations/instances_val2017.json", "val"),
+                                         ("x/instances_train.json", "train"),
+                                         ("valid/_annotations.coco.json", "val"),
+                                         ("annotations/instances_default.json", None)])
+def test_the_split_comes_from_the_annotation_file(name, split):
+    assert coco.is_annotation_file(name) and coco.split_of_annotation_file(name) == split
+
+
+def test_roboflow_layout_images_beside_the_file_and_its_parent_category_is_no_class():
+    document = {"images": [{"id": 0, "file_name": "a.jpg", "width": 100, "height": 50}],
+                "categories": [{"id": 0, "name": "things", "supercategory": "none"},
+                               {"id": 1, "name": "cat", "supercategory": "things"},
+                               {"id": 2, "name": "dog", "supercategory": "things"}],
+                "annotations": [{"id": 1, "image_id": 0, "category_id": 2, "bbox": [10, 10, 20, 10], "area": 200,
+                                 "iscrowd": 0},
+                                {"id": 2, "image_id": 0, "category_id": 1, "bbox": [0, 0, 100, 50], "iscrowd": 1}]}
+    plan = coco.plan({"valid/_annotations.coco.json": json.dumps(document).encode()}, ["valid/a.jpg"], "a")
+    assert plan.classes == ["cat", "dog"]
+    assert plan.images == {"valid/a.jpg": "images/val/a.jpg"}
+    assert plan.labels == {"labels/val/a.txt": b"1 0.2 0.3 0.2 0.2\n"}
+    assert [issue.code for issue in plan.issues] == ["import_coco_box"]  # the crowd annotation
+
+
+def test_boxes_outside_the_image_are_clipped_and_bad_files_are_issues():
+    document = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100},
+                           {"id": 2, "file_name": "missing.jpg", "width": 100, "height": 100}],
+                "categories": [{"id": 1, "name": "x"}],
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [-10, 90, 20, 20]},
+                                {"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, 1, 0, 5]}]}
+    plan = coco.plan({"annotations/instances_train.json": json.dumps(document).encode(),
+                      "annotations/instances_val.json": b"{not json"}, ["images/train/a.jpg"], "a")
+    assert plan.labels == {"labels/train/a.txt": b"0 0.05 0.95 0.1 0.1\n"}
+    assert sorted(issue.code for issue in plan.issues) == ["import_coco_box", "import_coco_image_missing",
+                                                           "import_coco_json"]
