@@ -121,7 +121,7 @@ exists gcloud storage buckets describe "gs://$DATA_BUCKET" "${G[@]}" ||
 exists gcloud firestore databases describe --database='(default)' "${G[@]}" ||
   run gcloud firestore databases create --database='(default)' --location="$FIRESTORE_LOCATION" \
     --type=firestore-native "${G[@]}"
-for topic in $S_topics_gcs_events $S_topics_training_requests $S_topics_training_progress $S_topics_training_watch; do
+for topic in $S_topics_gcs_events $S_topics_training_requests $S_topics_training_progress $S_topics_training_watch $S_topics_export_requests $S_topics_dataset_jobs; do
   dead="$topic$S_delivery_dead_letter_suffix" hold="$topic$S_delivery_dead_letter_suffix$S_delivery_hold_suffix"
   for t in "$topic" "$dead"; do
     exists gcloud pubsub topics describe "$t" "${G[@]}" || run gcloud pubsub topics create "$t" "${G[@]}"
@@ -211,6 +211,7 @@ env_value() {
     DATA_BUCKET) echo "$DATA_BUCKET" ;;
     TRAINING_TOPIC) echo "$S_topics_training_requests" ;;
     PROGRESS_TOPIC) echo "$S_topics_training_progress" ;;
+    DATASET_JOBS_TOPIC) echo "$S_topics_dataset_jobs" ;;
     TRAINER_LAUNCHER) echo cloud-run ;;
     TRAINER_JOB) echo "$S_trainer_job" ;;
     TRAINER_REGION) echo "$TRAINER_REGION" ;;

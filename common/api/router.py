@@ -14,15 +14,15 @@ from werkzeug.routing import Map, Rule
 from common.api import access, context, openapi, params
 from common.api.errors import ApiError, error_body, is_unavailable
 from common.domain.storable import quoted
-from common.api.resources import (api_keys, datasets, health, images, issues, labels, members, models, training,
-                                  uploads)
+from common.api.resources import (api_keys, classes, datasets, health, images, issues, labels, members, models,
+                                  training, uploads)
 from common.api.resources import exports, versions
 from common.api.routes import Route
 from common.cloud import rate_limit_store
 from common.platform import config, log
 
 API_ROUTES: list[Route] = [*health.ROUTES, *datasets.ROUTES, *members.ROUTES, *uploads.ROUTES, *images.ROUTES,
-                           *labels.ROUTES, *issues.ROUTES, *training.ROUTES, *models.ROUTES, *api_keys.ROUTES]
+                           *labels.ROUTES, *classes.ROUTES, *issues.ROUTES, *training.ROUTES, *models.ROUTES, *api_keys.ROUTES]
 API_ROUTES += [*versions.ROUTES, *exports.ROUTES]
 ROUTES: list[Route] = [*API_ROUTES, openapi.route(API_ROUTES)]
 _RULES = Map([Rule(r.rule, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)],

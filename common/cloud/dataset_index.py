@@ -15,7 +15,6 @@ a deadline (db.deadline()).
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from google.api_core.exceptions import AlreadyExists
@@ -27,7 +26,6 @@ from common.domain import duplicates, entries, generations
 from common.domain.entries import Entry
 from common.domain.issues import Issue
 from common.domain.layout import doc_id
-from common.platform import config
 
 ENTRIES, FILES, CONTENTS = "images", "files", "contents"
 
@@ -84,14 +82,14 @@ def create_dataset(dataset: str, fields: dict | None = None, deadline: float | N
     return True
 
 
-def read_entry(dataset: str, key: str, deadline: float | None = None) -> Entry | None:
-    snapshot = entries_of(dataset).document(doc_id(key)).get(**db.deadline(deadline))
-    return snapshot.to_dict() if snapshot.exists else None
+def read_generations(dataset: str, key: str, part: str) -> Entry | None:
+    """Only what the generation guard of `part` reads (its generation and tombstone),
+    in one unary call: the cheap check before any download."""
+    return db.read_fields(entries_of(dataset).document(doc_id(key)), [f"{part}.generation", f"{part}_tombstone"])
 
 
-def _class_count(transaction, dataset: str) -> int | None:
-    snapshot = dataset_ref(dataset).get(transaction=transaction, **db.deadline())
-    classes = snapshot.get("classes") if snapshot.exists else None
+def _class_count(dataset_doc: dict | None) -> int | None:
+    classes = (dataset_doc or {}).get("classes")
     return len(classes) if classes is not None else None
 
 
@@ -100,23 +98,26 @@ def _read(transaction, ref) -> dict | None:
     return snapshot.to_dict() if snapshot.exists else None
 
 
-def update_entry(dataset: str, key: str, split: str | None, part: str,
-                 generation: int, mutate: Callable[[Entry], None], deleting: bool = False) -> bool:
+def update_entry(dataset: str, key: str, split: str | None, part: str, generation: int,
+                 mutate: Callable[[Entry], None], deleting: bool = False, content: str | None = None) -> bool:
     """Apply `mutate` to an entry's `part` ("image" or "label") in one transaction,
     keeping duplicate groups and derived fields true. Returns False when the event
-    at `generation` is stale (nothing written)."""
+    at `generation` is stale (nothing written). `content`, the sha256 the image will
+    hold, lets the first read of the transaction fetch its content group too."""
     own_ref = entries_of(dataset).document(doc_id(key))
+    first_reads = [own_ref, dataset_ref(dataset)] + ([contents_of(dataset).document(content)] if content else [])
 
     def work(transaction) -> bool:
-        entry = _read(transaction, own_ref) or entries.new_entry(key, split)
+        read = db.read_all(first_reads, transaction)  # the entry, the classes and the likely group: one request
+        entry = read[own_ref.path] or entries.new_entry(key, split)
         if entries.is_stale(entry, part, generation, deleting):
             return False
         before = entry["image"]
         mutate(entry)
-        class_count = _class_count(transaction, dataset)
-        groups, members = _regroup_duplicates(transaction, dataset, own_ref.id, before, entry)
+        groups, members = _regroup_duplicates(transaction, dataset, own_ref.id, before, entry, read)
         for sha, group in groups.items():
             _write_group(transaction, contents_of(dataset).document(sha), group)
+        class_count = _class_count(read[dataset_ref(dataset).path])
         for ref, member in {**members, own_ref: entry}.items():
             transaction.set(ref, entries.derive(member, class_count))
         return True
@@ -125,22 +126,28 @@ def update_entry(dataset: str, key: str, split: str | None, part: str,
         return db.in_transaction(work)
 
 
-def _regroup_duplicates(transaction, dataset: str, own_id: str, before, entry: Entry) -> tuple[dict, dict]:
-    """Read the content groups an image change touches and apply the pure rule:
-    returns the groups to write and the other member entries whose duplicates changed."""
+def _regroup_duplicates(transaction, dataset: str, own_id: str, before, entry: Entry,
+                        read: dict[str, dict | None]) -> tuple[dict, dict]:
+    """Read the content groups an image change touches (those not in `read` already)
+    and apply the pure rule: returns the groups to write and the other member entries
+    whose duplicates changed."""
     shas = duplicates.touched_groups(before, entry["image"])
     if not shas:
         return {}, {}
-    read = {sha: (_read(transaction, contents_of(dataset).document(sha)) or {}).get("members", {}) for sha in shas}
-    groups = duplicates.move_member(read, own_id, entry["image"], entry["split"])
+    group_refs = {sha: contents_of(dataset).document(sha) for sha in shas}
+    missing = [ref for ref in group_refs.values() if ref.path not in read]
+    read = {**read, **(db.read_all(missing, transaction) if missing else {})}
+    groups = duplicates.move_member({sha: (read[ref.path] or {}).get("members", {}) for sha, ref in group_refs.items()},
+                                    own_id, entry["image"], entry["split"])
+    member_groups = {entries_of(dataset).document(member_id): group
+                     for group in groups.values() for member_id in group.keys() - {own_id}}
+    read_members = db.read_all(member_groups, transaction) if member_groups else {}
     members = {}
-    for group in groups.values():
-        for member_id in group.keys() - {own_id}:
-            ref = entries_of(dataset).document(member_id)
-            member = _read(transaction, ref)
-            if member is not None:  # a group never outlives its entries; be safe all the same
-                duplicates.set_duplicates(member, member_id, group)
-                members[ref] = member
+    for ref, group in member_groups.items():
+        member = read_members[ref.path]
+        if member is not None:  # a group never outlives its entries; be safe all the same
+            duplicates.set_duplicates(member, ref.id, group)
+            members[ref] = member
     own_group = groups.get(entry["image"]["sha256"], {}) if entry["image"] else {}
     duplicates.set_duplicates(entry, own_id, own_group)
     return groups, members
@@ -158,24 +165,16 @@ def rederive_entry(dataset: str, entry_id: str) -> None:
     ref = entries_of(dataset).document(entry_id)
 
     def work(transaction) -> None:
-        entry = _read(transaction, ref)
+        read = db.read_all([ref, dataset_ref(dataset)], transaction)
+        entry = read[ref.path]
         if entry is None:
             return
-        derived = entries.derive(entry, _class_count(transaction, dataset))
+        derived = entries.derive(entry, _class_count(read[dataset_ref(dataset).path]))
         if derived != entry:
             transaction.set(ref, derived)
 
     with _entry_lock(dataset, entry_id):
         db.in_transaction(work)
-
-
-def revalidate_labels(dataset: str) -> int:
-    """Re-derive every entry with a label, after the classes changed."""
-    query = entries_of(dataset).where(filter=FieldFilter("has_label", "==", True)).select([])
-    ids = [snapshot.id for snapshot in query.stream(**db.deadline())]
-    with ThreadPoolExecutor(max_workers=config.ingest_workers()) as pool:
-        list(pool.map(lambda entry_id: rederive_entry(dataset, entry_id), ids))
-    return len(ids)
 
 
 def read_file(dataset: str, path: str) -> dict | None:

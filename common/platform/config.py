@@ -13,6 +13,7 @@ from pathlib import Path
 
 TRAINING_TOPIC = "training-requests"
 PROGRESS_TOPIC = "training-progress"
+DATASET_JOBS_TOPIC = "dataset-jobs"
 WATCH_TOPIC = "training-watch"
 EXPORT_TOPIC = "export-requests"
 
@@ -33,11 +34,6 @@ def page_token_secret() -> str:
     """Signs the API's page tokens; unset, derived from API_TOKEN (tokens then
     stop working when it rotates)."""
     return os.environ.get("PAGE_TOKEN_SECRET") or api_token()
-
-
-def ingest_workers() -> int:
-    """Threads one ingest call may use to revalidate labels after a class change."""
-    return int(os.environ.get("INGEST_WORKERS", "16"))
 
 
 def cloud_deadline() -> float:
@@ -62,6 +58,15 @@ def max_upload_bytes() -> int:
 
 def training_topic() -> str:
     return os.environ.get("TRAINING_TOPIC", TRAINING_TOPIC)
+
+
+def dataset_job_chunk_size() -> int:
+    """Files per chunk of a dataset job (one message, one function call each)."""
+    return int(os.environ.get("DATASET_JOB_CHUNK_SIZE", "200"))
+
+
+def dataset_jobs_topic() -> str:
+    return os.environ.get("DATASET_JOBS_TOPIC", DATASET_JOBS_TOPIC)
 
 
 def progress_topic() -> str:

@@ -20,7 +20,7 @@ from common.domain.layout import ObjectRole, classify, thumbnail_path
 from common.platform import config
 from common.platform.events import DELETED, ObjectEvent
 from common.platform.handler import Outcome, Result
-from common.services import archive_import
+from common.services import archive_import, dataset_jobs
 
 MAX_LABEL_BYTES = 4 * 1024 * 1024
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # smaller images are read in one request
@@ -57,14 +57,16 @@ def _remove_part(event: ObjectEvent, role: ObjectRole, part: str) -> Outcome:
 def _store_part(event: ObjectEvent, role: ObjectRole, part: str, record: ImageRecord | LabelRecord,
                 issues: list[Issue]) -> Outcome:
     applied = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
-                                         lambda entry: entries.set_part(entry, part, record, issues))
+                                         lambda entry: entries.set_part(entry, part, record, issues),
+                                         content=record.get("sha256"))
     return _applied(applied, f"{part} indexed", issues)
 
 
 def _already_indexed(role: ObjectRole, part: str, generation: int) -> bool:
-    """Cheap guard before any download: a duplicate or superseded event."""
-    entry = dataset_index.read_entry(role.dataset, role.key)
-    return entry is not None and entries.is_stale(entry, part, generation)
+    """Cheap guard before any download: a duplicate or superseded event. The
+    transaction checks again; this only saves the download of a known generation."""
+    held = dataset_index.read_generations(role.dataset, role.key, part)
+    return held is not None and entries.is_stale(held, part, generation)
 
 
 def _image(event: ObjectEvent, role: ObjectRole) -> Outcome:
@@ -130,9 +132,11 @@ def _data_yaml(event: ObjectEvent, role: ObjectRole) -> Outcome:
         names, issues = parsed.names, parsed.issues
     if not dataset_index.put_data_yaml(role.dataset, event.name, event.generation, names, issues):
         return STALE
-    revalidated = dataset_index.revalidate_labels(role.dataset)
-    return Outcome(Result.APPLIED, f"classes {'removed' if names is None else 'set'}; "
-                   f"{revalidated} labels revalidated", {"issues": len(issues or []), "revalidated": revalidated})
+    # Every label is checked again against the new classes, as a job in chunks: at any size (a redelivered
+    # event finds the job of its generation), with progress, and the statistics exact when it ends.
+    job = dataset_jobs.start_revalidation(role.dataset, event.generation)
+    return Outcome(Result.APPLIED, f"classes {'removed' if names is None else 'set'}; revalidation {job['id']}",
+                   {"issues": len(issues or []), "job_id": job["id"]})
 
 
 def _read_yaml(event: ObjectEvent) -> DataYaml:

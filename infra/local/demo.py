@@ -107,7 +107,8 @@ def train(api: ApiClient) -> int:
 
 def _matches(dataset: dict, expected: dict) -> bool:
     stats = dataset["stats"]
-    return dataset["classes_known"] and all(stats[key] == value for key, value in expected.items())
+    return dataset["classes_known"] and dataset["pending_jobs"] == 0 and \
+        all(stats[key] == value for key, value in expected.items())
 
 
 def show(api: ApiClient, dataset: dict) -> None:

@@ -40,8 +40,10 @@ def resume_push(stack: local_stack.Stack, subscriber: pubsub_v1.SubscriberClient
 
 
 def capture(subscriber: pubsub_v1.SubscriberClient, subscription: str, expected: int,
-            timeout: float = 60) -> list[pubsub_v1.types.PubsubMessage]:
-    """Pull and acknowledge notifications until at least `expected` arrived; return them all."""
+            timeout: float = 60, under: str = "") -> list[pubsub_v1.types.PubsubMessage]:
+    """Pull and acknowledge notifications until at least `expected` of objects
+    under `under` arrived; return those. Others (late thumbnails of earlier work)
+    are acknowledged and left out."""
     messages = []
 
     def pull():
@@ -49,7 +51,8 @@ def capture(subscriber: pubsub_v1.SubscriberClient, subscription: str, expected:
         if response.received_messages:
             subscriber.acknowledge(subscription=subscription,
                                    ack_ids=[m.ack_id for m in response.received_messages])
-        messages.extend(m.message for m in response.received_messages)
+        messages.extend(m.message for m in response.received_messages
+                        if m.message.attributes.get("objectId", "").startswith(under))
         return len(messages)
 
     wait_for(pull, lambda n: n >= expected, timeout, f"{expected} notifications", interval=0)

@@ -23,8 +23,9 @@ def pytest_collection_modifyitems(items):
 def stack():
     running = local_stack.Stack(state_dir=Path(tempfile.mkdtemp(prefix="yolodrop-test-")),
                                 ports=local_stack.free_ports())
-    local_stack.start(running)
     saved = dict(os.environ)
+    os.environ["DATASET_JOB_CHUNK_SIZE"] = "20"  # small chunks, so that small test datasets fan out as large ones do
+    local_stack.start(running)
     os.environ.update(running.env())
     try:
         yield running

@@ -15,15 +15,17 @@ def drop(bucket, dataset: str, files: dict[str, bytes]) -> None:
 
 
 def stats_when(api: ApiClient, dataset: str, expected: dict, timeout: float = DEADLINE) -> dict:
-    """Poll the dataset until every expected statistic holds; return the stats."""
-    def probe():
-        view = api.get_or_none(f"/datasets/{dataset}")
-        return view and view["stats"]
+    """Poll the dataset until every expected statistic holds and no job of it
+    (a revalidation after a class change) is still running; return the stats."""
+    return dataset_when(api, dataset, lambda view: all(view["stats"].get(k) == v for k, v in expected.items()),
+                        f"stats to reach {expected}", timeout)["stats"]
 
-    def done(stats):
-        return stats is not None and all(stats.get(k) == v for k, v in expected.items())
 
-    return wait_for(probe, done, timeout, f"stats of {dataset} to reach {expected}")
+def dataset_when(api: ApiClient, dataset: str, done, what: str, timeout: float = DEADLINE) -> dict:
+    """Poll the dataset's view until `done(view)` holds and none of its jobs is running; return the view."""
+    return wait_for(lambda: api.get_or_none(f"/datasets/{dataset}"),
+                    lambda view: view is not None and view.get("pending_jobs", 0) == 0 and done(view),
+                    timeout, f"{dataset}: {what}")
 
 
 def handled_objects(stack, dataset: str) -> list[str]:

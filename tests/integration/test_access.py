@@ -13,7 +13,7 @@ import requests
 
 from common.api import router
 from common.cloud import training_store
-from common.domain import training_job
+from common.domain import dataset_jobs, training_job
 from infra.local.client import sign_up, wait_for
 from infra.local.sample import data_yaml, synthetic_image
 from tests.integration.helpers import drop, stats_when
@@ -37,6 +37,11 @@ MATRIX = {
     "GET /datasets/{d}/images": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /datasets/{d}/images/{image_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /datasets/{d}/issues": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /datasets/{d}/classes": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "PUT /datasets/{d}/classes": (*SIGNED_OUT, 404, 403, 400, 400, 400),  # allowed: no names (400)
+    "POST /datasets/{d}/classes/remap": (*SIGNED_OUT, 404, 403, 400, 400, 400),  # allowed: an unknown class
+    "GET /datasets/{d}/jobs": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /datasets/{d}/jobs/{dataset_job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     # allowed callers reach the handler: a body that is not boxes (400), no If-Match (428)
     "PUT /datasets/{d}/images/{image_id}/labels": (*SIGNED_OUT, 404, 403, 400, 400, 400),
     "DELETE /datasets/{d}/images/{image_id}/labels": (*SIGNED_OUT, 404, 403, 428, 428, 428),
@@ -91,7 +96,9 @@ def world(stack, client, bucket, api, people) -> dict:
                                                     "created_at": 1.0})
     key = call(client, "POST", "/api-keys", owner, {"name": "to revoke"}).get_json()
     assert call(client, "DELETE", f"/api-keys/{key['id']}", owner).status_code == 200
+    yaml_generation = bucket.get_blob(f"datasets/{dataset}/data.yaml").generation
     return {"d": dataset, "job_id": job_id, "model_id": model_id, "image_id": "labels/a",
+            "dataset_job_id": dataset_jobs.revalidation_job_id(dataset, yaml_generation),
             "user": people["outsider"][0], "key_id": "key-0000000000000000", "revoked_key": key["key"]}
 
 
@@ -107,7 +114,9 @@ def body_for(route: str, world: dict):
             # a model that cannot exist: the job fails at once, no trainer starts
             "POST /training": {"dataset": world["d"], "model": "no-such-model"},
             "POST /api-keys": {"name": "matrix"},
-            "PUT /datasets/{d}/images/{image_id}/labels": {"labels": "not a list"}}.get(route)
+            "PUT /datasets/{d}/images/{image_id}/labels": {"labels": "not a list"},
+            "PUT /datasets/{d}/classes": {"names": []},
+            "POST /datasets/{d}/classes/remap": {"map": {"no such class": "x"}}}.get(route)
 
 
 def test_the_matrix_covers_every_route():

@@ -45,7 +45,7 @@ def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucke
     in_order, chaos = "chaos-reference", "chaos-replayed"
     with paused_push(stack) as (subscriber, subscription):  # the test holds the notifications
         expected = history(bucket, chaos)
-        captured = capture(subscriber, subscription, expected)
+        captured = capture(subscriber, subscription, expected, under=f"datasets/{chaos}/")
     assert len(captured) == expected
     assert sum(m.attributes.get("overwrittenByGeneration") is not None for m in captured) == len(OVERWRITTEN) + 1
 

@@ -22,6 +22,7 @@ locals {
     DATA_BUCKET          = google_storage_bucket.data.name
     TRAINING_TOPIC       = google_pubsub_topic.topic["training_requests"].name
     PROGRESS_TOPIC       = google_pubsub_topic.topic["training_progress"].name
+    DATASET_JOBS_TOPIC   = google_pubsub_topic.topic["dataset_jobs"].name
     TRAINER_LAUNCHER     = "cloud-run"
     TRAINER_JOB          = local.trainer.job
     TRAINER_REGION       = var.trainer_region

@@ -1,0 +1,139 @@
+"""A dataset's classes: set the names (data.yaml is rewritten), or remap them
+(merge, delete, reorder: a job rewrites the label files, then data.yaml), and
+follow the dataset's jobs (remaps, and the revalidation every class change starts).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+
+from common.api import access, pagination, params
+from common.api.context import RequestContext
+from common.api.errors import ERROR_SCHEMA, ApiError
+from common.api.resources.datasets import DATASET, find_dataset
+from common.api.routes import Route
+from common.api.schema import ANY, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
+from common.cloud import dataset_index, dataset_job_store, guarded_objects
+from common.domain import class_changes, dataset_jobs, layout
+from common.domain.datayaml import parse_data_yaml
+from common.domain.layout import DATA_YAML_NAMES
+from common.services import dataset_jobs as job_service
+
+IF_MATCH = params.header("If-Match", "the data.yaml generation the change is based on (0: none yet)",
+                         pattern=r"^\"?[0-9]{1,20}\"?$")
+JOB_ID = params.path("dataset_job_id", "the job id (remap-... or revalidate-...)")
+CLASSES = obj(names=array(STRING), generation=INTEGER, path=STRING)
+JOB = obj(required=("id", "dataset", "kind", "status"), id=STRING, dataset=STRING,
+          kind={"type": "string", "enum": [dataset_jobs.REVALIDATE, dataset_jobs.REMAP]},
+          status={"type": "string", "enum": [dataset_jobs.QUEUED, dataset_jobs.RUNNING, *dataset_jobs.ENDED]},
+          files_total=nullable(INTEGER), files_done=INTEGER, chunks_total=nullable(INTEGER), chunks_done=INTEGER,
+          created_at=NUMBER, finished_at=nullable(NUMBER), error=nullable(STRING), map=ANY,
+          names_before=ANY, names_after=ANY, rewritten=nullable(INTEGER), requested_by=nullable(STRING))
+CHANGED = {412: ("data.yaml changed since: the body has its current names and generation", ERROR_SCHEMA),
+           428: ("no If-Match", ERROR_SCHEMA)}
+
+
+def get_classes(ctx: RequestContext, args: dict) -> dict:
+    path = _data_yaml_path(args["dataset"], ctx)
+    generation, data = guarded_objects.current(path, ctx.deadline_seconds)
+    return {"names": parse_data_yaml(data, path).names or [] if data else [], "generation": generation, "path": path}
+
+
+def put_classes(ctx: RequestContext, args: dict) -> dict:
+    body = args["body"]
+    names = body.get("names") if isinstance(body, dict) else None
+    problem = class_changes.names_problem(names)
+    if problem:
+        raise ApiError(400, problem, "names")
+    if args["If-Match"] is None:
+        raise ApiError(428, "send If-Match: <generation> of data.yaml (GET .../classes; 0 when there is none)",
+                       "If-Match")
+    path = _data_yaml_path(args["dataset"], ctx)
+    based_on = int(args["If-Match"].strip('"'))
+    generation, data = guarded_objects.current(path, ctx.deadline_seconds)
+    if generation != based_on:
+        raise _moved(path, generation, data)
+    try:
+        written = guarded_objects.write(path, class_changes.with_names(data, names), based_on, ctx.principal.name,
+                                        "application/x-yaml", ctx.deadline_seconds)
+    except guarded_objects.Moved as moved:
+        raise _moved(path, moved.generation, moved.data) from None
+    return {"names": names, "generation": written, "path": path}
+
+
+def _moved(path: str, generation: int, data: bytes | None) -> ApiError:
+    error = ApiError(412, f"data.yaml is at generation {generation} now: nothing was written", "If-Match")
+    error.extra = {"generation": generation, "names": parse_data_yaml(data, path).names if data else None}
+    return error
+
+
+def remap_classes(ctx: RequestContext, args: dict) -> tuple[int, dict]:
+    dataset, body = args["dataset"], args["body"] if isinstance(args["body"], dict) else {}
+    names = find_dataset(dataset, ctx).get("classes")
+    if not names:
+        raise ApiError(409, f"dataset {dataset!r} has no classes yet: drop a data.yaml or PUT .../classes first")
+    try:
+        remap = class_changes.plan_remap(names, body.get("map"), body.get("names"))
+    except ValueError as exc:
+        raise ApiError(400, str(exc), "map") from None
+    if dataset_job_store.pending_of(dataset, ctx.deadline_seconds, kind=dataset_jobs.REMAP):
+        raise ApiError(409, f"a remap of {dataset!r} is running: wait for it to end")
+    job = dataset_jobs.new_job(f"remap-{uuid.uuid4().hex[:20]}", dataset, dataset_jobs.REMAP, time.time(),
+                               ctx.principal.name, map=body["map"], names_before=names, names_after=remap.names,
+                               ids={str(old): new for old, new in remap.ids.items()},
+                               data_yaml=_data_yaml_name(dataset, ctx))
+    job_service.start(job, ctx.deadline_seconds)
+    return 202, {"job_id": job["id"], "names_after": remap.names}
+
+
+def get_job(ctx: RequestContext, args: dict) -> dict:
+    job_id = args["dataset_job_id"]
+    job = dataset_job_store.get(job_id, ctx.deadline_seconds) if layout.is_document_id(job_id) else None
+    if job is None or job["dataset"] != args["dataset"]:
+        raise ApiError(404, f"no job {job_id!r} of dataset {args['dataset']!r}")
+    return _view(job, ctx)
+
+
+def list_jobs(ctx: RequestContext, args: dict) -> dict:
+    source = pagination.Source(dataset_job_store.jobs(), dataset_job_store.newest_of(args["dataset"]),
+                               order=("created_at",), descending=True, items=lambda s: [_view(s.to_dict(), ctx)])
+    return pagination.page("jobs", "dataset-jobs", [source], args, ctx)
+
+
+def _view(job: dict, ctx: RequestContext) -> dict:
+    chunks_done, files_done, _ = dataset_job_store.progress(job["id"], ctx.deadline_seconds)
+    return dataset_jobs.view(job, chunks_done, files_done)
+
+
+def _data_yaml_name(dataset: str, ctx: RequestContext) -> str:
+    """data.yaml, or data.yml where the dataset has that one."""
+    for name in DATA_YAML_NAMES:
+        ref = dataset_index.files_of(dataset).document(layout.doc_id(layout.dataset_object(dataset, name)))
+        found = ref.get(["present"], **ctx.deadline())
+        if found.exists and found.get("present"):
+            return name
+    return DATA_YAML_NAMES[0]
+
+
+def _data_yaml_path(dataset: str, ctx: RequestContext) -> str:
+    return layout.dataset_object(dataset, _data_yaml_name(dataset, ctx))
+
+
+ROUTES = [
+    Route("GET", "/datasets/{dataset}/classes", get_classes, "The class names and data.yaml's generation",
+          CLASSES, params=(DATASET,), role=access.VIEWER),
+    Route("PUT", "/datasets/{dataset}/classes", put_classes, "Set the class names: rewrites data.yaml",
+          CLASSES, params=(DATASET, IF_MATCH), body=obj(names=array(STRING)), role=access.EDITOR, responses=CHANGED),
+    Route("POST", "/datasets/{dataset}/classes/remap", remap_classes,
+          "Merge, delete or reorder classes: a job rewrites every label file, then data.yaml", status=202,
+          response=obj(job_id=STRING, names_after=array(STRING)), params=(DATASET,),
+          body=obj(required=("map",), map={"type": "object"}, names=array(STRING)), role=access.EDITOR,
+          rate_limited="remaps", responses={409: ("no classes yet, or a remap is running", ERROR_SCHEMA)}),
+    Route("GET", "/datasets/{dataset}/jobs", list_jobs, "The dataset's jobs (remaps, revalidations), newest first",
+          page_of("jobs", JOB), params=(DATASET, *pagination.page_params(default=20, maximum=100)),
+          role=access.VIEWER),
+    Route("GET", "/datasets/{dataset}/jobs/{dataset_job_id}", get_job, "One job of the dataset, with its progress", JOB,
+          params=(DATASET, JOB_ID), role=access.VIEWER),
+]
+

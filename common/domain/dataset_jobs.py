@@ -1,0 +1,36 @@
+"""Jobs over a whole dataset, fanned out in chunks: revalidating every label
+against new classes, and remapping classes by rewriting label files. Pure.
+
+A job is planned once (its items listed and cut into chunks), each chunk is a
+message of its own, so many instances work in parallel and a redelivered chunk
+does nothing twice. Progress is the sum over the chunks' own documents: no
+document is written by every chunk.
+"""
+from __future__ import annotations
+
+import hashlib
+
+REVALIDATE, REMAP = "revalidate", "remap"
+QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
+ENDED = (COMPLETED, FAILED)
+
+
+def new_job(job_id: str, dataset: str, kind: str, now: float, requested_by: str | None, **details) -> dict:
+    return {"id": job_id, "dataset": dataset, "kind": kind, "status": QUEUED, "created_at": now,
+            "finished_at": None, "requested_by": requested_by, "planned": False, "chunks_total": None,
+            "files_total": None, "error": None, **details}
+
+
+def revalidation_job_id(dataset: str, yaml_generation: int) -> str:
+    """One revalidation per data.yaml generation: a redelivered event finds its job."""
+    return "revalidate-" + hashlib.sha256(f"{dataset}\0{yaml_generation}".encode()).hexdigest()[:20]
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def view(job: dict, chunks_done: int, files_done: int) -> dict:
+    keys = ("id", "dataset", "kind", "status", "created_at", "finished_at", "requested_by", "files_total",
+            "chunks_total", "error", "map", "names_before", "names_after", "rewritten")
+    return {**{key: job.get(key) for key in keys}, "files_done": files_done, "chunks_done": chunks_done}

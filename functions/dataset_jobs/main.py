@@ -1,0 +1,11 @@
+"""Cloud Function: one step of a dataset job (Pub/Sub dataset-jobs): plan, a chunk, the end."""
+import functions_framework
+
+from common.platform.events import pubsub_message
+from common.platform.handler import handle_event
+from common.services import dataset_jobs
+
+
+@functions_framework.cloud_event
+def dataset_job(cloud_event):
+    return handle_event(cloud_event, pubsub_message, dataset_jobs.handle, retry_on=(dataset_jobs.Contended,))
