@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from common.cloud import clients
+from common.domain import training_job
 from common.platform import config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +65,7 @@ class LocalLauncher:
                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         threading.Thread(target=process.wait, daemon=True).start()  # reap it when it ends
         self.processes[job_id] = process
-        return f"local-pid-{process.pid}"
+        return f"{training_job.LOCAL_EXECUTION_PREFIX}{process.pid}"
 
 
 def from_config() -> Launcher:
