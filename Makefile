@@ -47,6 +47,9 @@ bench-train: $(STAMP) $(FIREBASE)  ## 500 generated images: training overhead an
 bench-predict: $(STAMP) $(FIREBASE)  ## the prediction function against Ultralytics: cold start, warm latency, throughput; see README
 	$(PY) -m bench.predict $(ARGS)
 
+bench-export: $(STAMP) $(FIREBASE)  ## 5,000 images: versions, YOLO and COCO exports against raw copies, peak memory; see README
+	$(PY) -m bench.export $(ARGS)
+
 bench-functions: $(STAMP)  ## each function's import time, idle memory and dependency size; see README
 	$(PY) -m bench.functions $(ARGS)
 
