@@ -91,6 +91,16 @@ def trainer_alive(pid: int, job_id: str) -> bool:
         return False
 
 
+def local_trainer_of(job_id: str) -> int | None:
+    """The pid of a live local trainer process of `job_id`, if there is one (a scan of /proc)."""
+    if not PROC.is_dir():
+        return None
+    for entry in PROC.iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid() and trainer_alive(int(entry.name), job_id):
+            return int(entry.name)
+    return None
+
+
 def local_rerun(job: dict) -> str:
     return (f"JOB_ID={shlex.quote(job['id'])} MANIFEST_URI={shlex.quote(str(job.get('manifest')))} "
             "python -m jobs.trainer")

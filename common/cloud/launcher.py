@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from common.cloud import clients
+from common.cloud import clients, executions
 from common.domain import training_job
 from common.platform import config
 
@@ -27,6 +27,15 @@ REPO = Path(__file__).resolve().parents[2]
 class Launcher(Protocol):
     def launch(self, job_id: str, manifest_uri: str) -> str:
         """Start the trainer for one job; return a name for the execution."""
+
+    def existing(self, job_id: str) -> str | None:
+        """The execution already started for this job, if there is one: a
+        redelivered request (a launch that raised after the execution existed,
+        or whose record failed) must not start a second one."""
+
+
+def launch_once(launcher: Launcher, job_id: str, manifest_uri: str) -> str:
+    return launcher.existing(job_id) or launcher.launch(job_id, manifest_uri)
 
 
 def trainer_env(job_id: str, manifest_uri: str) -> dict[str, str]:
@@ -44,6 +53,15 @@ class CloudRunLauncher:
             container_overrides=[run_v2.RunJobRequest.Overrides.ContainerOverride(env=env)], task_count=1))
         operation = clients.cloud_run_jobs().run_job(request=request)
         return operation.metadata.name  # the execution; run_job returns once it is created
+
+    def existing(self, job_id: str) -> str | None:
+        """The newest execution of the trainer job whose overrides name this job."""
+        for execution in clients.cloud_run_executions().list_executions(parent=self.name,
+                                                                        timeout=config.cloud_deadline()):
+            env = {var.name: var.value for container in execution.template.containers for var in container.env}
+            if env.get("JOB_ID") == job_id:
+                return execution.name
+        return None
 
 
 class LocalLauncher:
@@ -66,6 +84,10 @@ class LocalLauncher:
         threading.Thread(target=process.wait, daemon=True).start()  # reap it when it ends
         self.processes[job_id] = process
         return f"{training_job.LOCAL_EXECUTION_PREFIX}{process.pid}"
+
+    def existing(self, job_id: str) -> str | None:
+        pid = executions.local_trainer_of(job_id)
+        return f"{training_job.LOCAL_EXECUTION_PREFIX}{pid}" if pid else None
 
 
 def from_config() -> Launcher:

@@ -48,7 +48,7 @@ def handle(message: PubSubMessage) -> Outcome:
         request = validate(body, request_id)
         prepared = _prepare(request, job_id, created_at)
         ref.set({**prepared, **requested_by}, merge=True)
-        execution = launcher.from_config().launch(job_id, prepared["manifest"])
+        execution = launcher.launch_once(launcher.from_config(), job_id, prepared["manifest"])
     except InvalidRequest as exc:
         ref.set({**training_job.failed_job(job_id, request_id, _field(body, "dataset"), body, str(exc), time.time(),
                                            created_at), **requested_by})

@@ -240,3 +240,33 @@ def test_training_api_errors(api):
     assert api.get("/training/job-none", expect=404)["error"]["status"] == 404
     assert api.get("/models/model-none", expect=404)["error"]["status"] == 404
     assert api.session.get(f"{api.url}/models", headers={"Authorization": ""}, timeout=30).status_code == 401
+
+
+def test_a_launch_that_fails_after_the_trainer_started_is_not_repeated(stack, api, tiny, monkeypatch):
+    """run_job may raise after the execution exists: the redelivered request finds
+    the trainer already running for the job and records it, instead of a second one."""
+    from google.api_core.exceptions import ServiceUnavailable
+
+    from common.cloud import launcher
+    from common.platform.events import PubSubMessage
+    from common.services import start_training
+
+    class AnswerLost(launcher.LocalLauncher):
+        def launch(self, job_id: str, manifest_uri: str) -> str:
+            super().launch(job_id, manifest_uri)
+            raise ServiceUnavailable("the trainer started, but the answer was lost")
+
+    lost, real = AnswerLost(stack.state_dir), launcher.LocalLauncher(stack.state_dir)
+    request_id = f"once-{uuid.uuid4().hex[:8]}"
+    message = PubSubMessage("m-once", json.dumps({"dataset": tiny, "epochs": 1, "request_id": request_id,
+                                                  **TINY}).encode(), "e-once", {})
+    monkeypatch.setattr(launcher, "from_config", lambda: lost)
+    with pytest.raises(ServiceUnavailable):
+        start_training.handle(message)
+    monkeypatch.setattr(launcher, "from_config", lambda: real)
+    start_training.handle(message)  # the redelivery
+    job_id = job_id_for(request_id)
+    (started,) = lost.processes.values()
+    assert real.processes == {}, "a second trainer was launched"
+    assert training_store.jobs().document(job_id).get().to_dict()["execution"] == f"local-pid-{started.pid}"
+    assert finished(api, job_id)["status"] == "completed"
