@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FIREBASE_TOOLS_VERSION := 15.34.2
 FIREBASE := .tools/node_modules/.bin/firebase
+CHECKOV := $(VENV)/checkov/bin/checkov
 
 .PHONY: demo test unit up down bench-ingest bench-train bench-functions bench-predict venv tools clean
 
@@ -20,10 +21,15 @@ $(FIREBASE):          # the Firebase Auth emulator of the local stack (npm; Node
 
 tools: $(FIREBASE)
 
+$(CHECKOV): infra/terraform/requirements-checkov.txt   # its own venv: its pins would downgrade the project's
+	python3 -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet -r infra/terraform/requirements-checkov.txt
+	touch $(CHECKOV)
+
 demo: $(STAMP) $(FIREBASE)        ## drop the sample dataset on the local stack, show its index, train a model on it
 	$(PY) -m infra.local.demo
 
-test: $(STAMP) $(FIREBASE)        ## the whole test suite (starts its own local stack on free ports)
+test: $(STAMP) $(FIREBASE) $(CHECKOV)        ## the whole test suite (starts its own local stack on free ports)
 	$(PY) -m pytest -q
 
 unit: $(PY)           ## only the tests that need no emulator and no network (a venv must exist; `make venv` refreshes it)
