@@ -6,12 +6,13 @@ FIREBASE_TOOLS_VERSION := 15.34.2
 FIREBASE := .tools/node_modules/.bin/firebase
 CHECKOV := $(VENV)/checkov/bin/checkov
 
-.PHONY: demo test unit up down bench-ingest bench-train bench-functions bench-predict venv tools clean
+.PHONY: demo test unit up down bench-ingest bench-train bench-functions bench-predict bench-push venv tools clean
 
-$(STAMP): requirements.txt requirements-dev.txt jobs/trainer/requirements.txt $(wildcard functions/*/requirements.txt)
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml jobs/trainer/requirements.txt $(wildcard functions/*/requirements.txt)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .   # the `yolodrop` command (its dependencies are in requirements-dev.txt)
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -55,6 +56,9 @@ bench-predict: $(STAMP) $(FIREBASE)  ## the prediction function against Ultralyt
 
 bench-export: $(STAMP) $(FIREBASE)  ## 5,000 images: versions, YOLO and COCO exports against raw copies, peak memory; see README
 	$(PY) -m bench.export $(ARGS)
+
+bench-push: $(STAMP) $(FIREBASE)  ## yolodrop push of 2,000 images against raw parallel uploads with the storage client; see README
+	$(PY) -m bench.push $(ARGS)
 
 bench-functions: $(STAMP)  ## each function's import time, idle memory and dependency size; see README
 	$(PY) -m bench.functions $(ARGS)

@@ -7,22 +7,32 @@ by the API for one object name, content type and size, so it cannot write
 anywhere else. Sessions (rather than V4 signed URLs) because they work the
 same against fake-gcs-server and in production without a signing key, and
 they resume after a broken connection.
+
+A file may declare its `md5` (base64, as Cloud Storage's `md5Hash`): when the
+object is already there with that content, the answer says `exists: true` and
+hands out no session, so a client pushing a folder again sends nothing twice.
+A file with `archive: true` is a zip to unpack into the dataset: its object is
+`imports/<dataset>.zip`, which ingest unpacks with its own rules.
 """
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 from common.api import access, params
 from common.api.context import RequestContext
 from common.api.errors import ApiError
 from common.api.routes import Route
-from common.api.schema import INTEGER, STRING, array, obj
+from common.api.schema import BOOLEAN, INTEGER, STRING, array, nullable, obj
 from common.cloud import guarded_objects, storage
 from common.domain import layout
 from common.platform import config
 
 DATASET = params.path("dataset", "the dataset name")
 MAX_FILES = 1000
-FILE = obj(required=("path", "size"), path=STRING, size=INTEGER, content_type=STRING)
-SESSION = obj(path=STRING, object=STRING, upload_url=STRING, method={"const": "PUT"})
+SESSION_THREADS = 16  # metadata reads and session creations of one request run in parallel
+FILE = obj(required=("path", "size"), path=STRING, size=INTEGER, content_type=STRING, md5=STRING, archive=BOOLEAN)
+SESSION = obj(required=("path", "object", "exists"), path=STRING, object=STRING, exists=BOOLEAN,
+              upload_url=nullable(STRING), method={"const": "PUT"})
 
 
 def create_uploads(ctx: RequestContext, args: dict) -> dict:
@@ -31,7 +41,8 @@ def create_uploads(ctx: RequestContext, args: dict) -> dict:
                if (reason := _refusal(args["dataset"], file))]
     if refused:
         raise ApiError(400, "nothing was handed out: " + "; ".join(refused), "files")
-    return {"uploads": [_session(ctx, args["dataset"], file) for file in files]}
+    with ThreadPoolExecutor(max_workers=SESSION_THREADS) as pool:
+        return {"uploads": list(pool.map(lambda file: _session(ctx, args["dataset"], file), files))}
 
 
 def _files(body) -> list[dict]:
@@ -51,6 +62,10 @@ def _refusal(dataset: str, file: dict) -> str | None:
         return f"size must be the file's size in bytes, at most {config.max_upload_bytes()}"
     if not isinstance(content_type, str):
         return "content_type must be a string"
+    if not isinstance(file.get("md5", ""), str) or not isinstance(file.get("archive", False), bool):
+        return "md5 must be the base64 MD5 of the content and archive true or false"
+    if file.get("archive"):
+        return None if path.lower().endswith(".zip") else "an archive must be a .zip"
     try:
         layout.upload_object(dataset, path)
     except ValueError as exc:
@@ -58,17 +73,31 @@ def _refusal(dataset: str, file: dict) -> str | None:
     return None
 
 
+def _object_name(dataset: str, file: dict) -> str:
+    return layout.import_archive(dataset) if file.get("archive") else layout.upload_object(dataset, file["path"])
+
+
 def _session(ctx: RequestContext, dataset: str, file: dict) -> dict:
-    name = layout.upload_object(dataset, file["path"])
+    name = _object_name(dataset, file)
+    if file.get("md5") and _holds(name, file["md5"], ctx):
+        return {"path": file["path"], "object": f"gs://{storage.bucket().name}/{name}", "exists": True}
     blob = storage.bucket().blob(name)
     blob.metadata = {guarded_objects.WRITER: ctx.principal.name}
     url = blob.create_resumable_upload_session(content_type=file.get("content_type") or "application/octet-stream",
                                                size=file["size"], origin=ctx.origin, timeout=ctx.deadline_seconds)
-    return {"path": file["path"], "object": f"gs://{blob.bucket.name}/{name}", "upload_url": url, "method": "PUT"}
+    return {"path": file["path"], "object": f"gs://{blob.bucket.name}/{name}", "exists": False,
+            "upload_url": url, "method": "PUT"}
+
+
+def _holds(name: str, md5: str, ctx: RequestContext) -> bool:
+    """Whether the object exists with exactly this content (its MD5, computed by Cloud Storage)."""
+    existing = storage.bucket().get_blob(name, timeout=ctx.deadline_seconds)
+    return existing is not None and existing.md5_hash == md5
 
 
 ROUTES = [
     Route("POST", "/datasets/{dataset}/uploads", create_uploads,
-          "Upload URLs for files of the dataset: PUT each file's bytes to its URL", obj(uploads=array(SESSION)),
+          "Upload URLs for files of the dataset: PUT each file's bytes to its URL "
+          "(none for a file already there with the declared md5)", obj(uploads=array(SESSION)),
           params=(DATASET,), body=obj(files=array(FILE)), role=access.EDITOR, rate_limited="uploads"),
 ]

@@ -1,0 +1,3 @@
+from yolodrop_cli.commands import main
+
+main()

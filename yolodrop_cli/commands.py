@@ -1,0 +1,395 @@
+"""The `yolodrop` commands. Every command takes --json (the API's answer, for
+scripts); exit codes: 0 done, 1 failed (the API refused, a job failed, a wait
+timed out), 2 usage."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeElapsedColumn)
+
+from yolodrop_cli import files, follow, settings, show
+from yolodrop_cli import push as pushing
+from yolodrop_cli.api import Api, ApiFailure, Timeout
+
+PREDICT_BATCH = 32  # images per prediction request (the function's limit)
+
+
+class Cli(click.Group):
+    """API failures and timeouts become one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ApiFailure as failure:
+            fail(failure.line())
+        except Timeout as timeout:
+            fail(f"{timeout}: try again with a longer --timeout")
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    raise click.exceptions.Exit(1)
+
+
+@click.group(cls=Cli)
+@click.option("--api-url", help="the API (else YOLODROP_API_URL, .local/stack.env, `yolodrop login`)")
+@click.option("--api-key", help="an API key (else YOLODROP_API_KEY, .local/stack.env, `yolodrop login`)")
+@click.option("--predict-url", help="the prediction function (else YOLODROP_PREDICT_URL, ...; default: the API)")
+@click.pass_context
+def cli(ctx: click.Context, api_url: str | None, api_key: str | None, predict_url: str | None) -> None:
+    """yolodrop: push YOLO datasets, see their index, train, predict, export."""
+    ctx.obj = {"options": (api_url, api_key, predict_url)}
+
+
+def api_of(ctx: click.Context) -> Api:
+    found = settings.resolve(*ctx.find_root().obj["options"])
+    return Api(found.api_url, found.api_key, found.predict_url)
+
+
+def command(group=cli, name: str | None = None):
+    """A command with --json, given the API client and whether JSON was asked for."""
+    def decorate(function):
+        @group.command(name=name or function.__name__.replace("_", "-"), help=function.__doc__)
+        @click.option("--json", "as_json", is_flag=True, help="print the API's answer as JSON")
+        @click.pass_context
+        @functools.wraps(function)
+        def wrapper(ctx: click.Context, as_json: bool, **kwargs):
+            return function(api_of(ctx), Output(as_json), **kwargs)
+        return wrapper
+    return decorate
+
+
+class Output:
+    def __init__(self, as_json: bool):
+        self.json = as_json
+        self.console = Console(stderr=True)  # progress on stderr: stdout stays the answer
+
+    def emit(self, data, lines) -> None:
+        """JSON for scripts, else the lines (a list, or a function of the data making one)."""
+        if self.json:
+            click.echo(json.dumps(data, indent=2, default=str))
+        else:
+            for line in (lines(data) if callable(lines) else lines):
+                click.echo(line)
+
+    def progress(self, *columns) -> Progress:
+        return Progress(TextColumn("{task.description}"), BarColumn(), *columns, TimeElapsedColumn(),
+                        console=self.console, disable=self.json, transient=False)
+
+
+@cli.command()
+@click.option("--api-url", required=True, help="the API's URL")
+@click.option("--api-key", prompt="API key (make one with POST /api-keys)", hide_input=True)
+@click.option("--predict-url", help="the prediction function's URL, when it is not the API's")
+def login(api_url: str, api_key: str, predict_url: str | None) -> None:
+    """Check an API key and store it (with the URLs) in your config folder, readable by you only."""
+    try:
+        Api(api_url, api_key).get("/datasets", page_size=1)
+    except ApiFailure as failure:
+        fail(f"the key was not stored: {failure.line()}")
+    click.echo(f"logged in to {api_url}; stored in {settings.store(api_url, api_key, predict_url)} (mode 0600)")
+
+
+@command()
+def datasets(api: Api, out: Output) -> None:
+    """The datasets you can see, with their summary."""
+    rows = list(api.pages("/datasets", "datasets", page_size=100))
+    out.emit(rows, lambda _: show.table([{"dataset": r["id"], "classes": len(r.get("classes") or []), **r["stats"]}
+                                         for r in rows], ("dataset", "classes", *show.STAT_KEYS)))
+
+
+@command()
+@click.argument("dataset")
+def status(api: Api, out: Output, dataset: str) -> None:
+    """A dataset's statistics, with a bar per class."""
+    view = api.get(f"/datasets/{dataset}")
+    out.emit(view, lambda v: [*show.summary(v), *show.class_bars(v["stats"].get("boxes_per_class") or {})])
+
+
+@command()
+@click.argument("dataset")
+@click.option("--code", help="only issues with this code (e.g. label_out_of_range)")
+@click.option("--limit", type=click.IntRange(1), help="at most this many")
+def issues(api: Api, out: Output, dataset: str, code: str | None, limit: int | None) -> None:
+    """A dataset's issues: code, file:line and what is wrong."""
+    found = [issue for issue in api.pages(f"/datasets/{dataset}/issues", "issues", page_size=1000)
+             if code is None or issue["code"] == code][:limit]
+    out.emit(found, lambda rows: [show.issue_line(issue) for issue in rows] or ["no issues"])
+
+
+@command()
+@click.argument("dataset")
+@click.option("--split", type=click.Choice(["train", "val", "test", "none"]))
+@click.option("--class", "class_", help="a class name or id")
+@click.option("--status", type=click.Choice(["labeled", "background", "unlabeled", "label_only"]))
+@click.option("--has-issues/--no-issues", default=None, help="only images with (or without) issues")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+def images(api: Api, out: Output, dataset: str, split, class_, status, has_issues, limit: int) -> None:
+    """A dataset's images, filtered."""
+    flag = None if has_issues is None else str(has_issues).lower()
+    rows = list(api.pages(f"/datasets/{dataset}/images", "images", limit=limit, page_size=min(limit, 1000),
+                          split=split, status=status, has_issues=flag, **{"class": class_}))
+    out.emit(rows, lambda _: show.table([{**r, "boxes": len(r.get("labels") or []), "issues": len(r.get("issues")
+                                                                                                   or [])}
+                                         for r in rows], ("path", "split", "status", "width", "height", "boxes",
+                                                          "issues")))
+
+
+@command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("dataset")
+@click.option("--no-wait", is_flag=True, help="do not wait for the index to catch up")
+@click.option("--workers", type=click.IntRange(1, 64), default=16, show_default=True, help="parallel uploads")
+@click.option("--timeout", type=float, default=900, show_default=True, help="seconds to wait for the index")
+def push(api: Api, out: Output, source: Path, dataset: str, no_wait: bool, workers: int, timeout: float) -> None:
+    """Upload a folder (Ultralytics, Roboflow or CVAT YOLO layout) or a zip into DATASET; files already there
+    with the same content are skipped; data.yaml goes last. Then wait for the index and show it."""
+    try:
+        plan = files.plan(source)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="SOURCE") from None
+    if not plan.items:
+        raise click.BadParameter(f"{source} holds no image, label or data.yaml", param_hint="SOURCE")
+    pushing.ensure_dataset(api, dataset)
+    with out.progress(_FilesOrBytes()) as bars:
+        pushed = pushing.push(api, dataset, plan.items, _PushBars(bars, plan.items), workers)
+    report = {"dataset": dataset, "uploaded": len(pushed.uploaded), "unchanged": len(pushed.unchanged),
+              "bytes_sent": pushed.bytes_sent, "not_pushed": plan.skipped}
+    if not out.json:
+        click.echo(f"pushed {len(pushed.uploaded)} files ({pushed.bytes_sent:,} bytes); "
+                   f"{len(pushed.unchanged)} already there, unchanged")
+        click.echo("".join(f"not pushed (no image, label or data.yaml): {p}\n" for p in plan.skipped), nl=False)
+    if no_wait:
+        return out.emit(report, [])
+    view = _wait(api, out, dataset, pushed, plan, timeout)
+    issues_found = list(api.pages(f"/datasets/{dataset}/issues", "issues", page_size=1000))
+    out.emit({**report, "dataset_view": view, "issues": issues_found},
+             [*show.summary(view), "issues:" if issues_found else "no issues",
+              *(show.issue_line(issue) for issue in issues_found)])
+
+
+class _FilesOrBytes(ProgressColumn):
+    """'12/31' on the files bar, '1.2/4.0 MB' on the bytes bar."""
+    def __init__(self):
+        super().__init__()
+        self.counts, self.sizes = MofNCompleteColumn(), DownloadColumn()
+
+    def render(self, task):
+        return (self.sizes if task.description == "bytes" else self.counts).render(task)
+
+
+class _PushBars(pushing.Progress):
+    def __init__(self, bars: Progress, items: list[files.Item]):
+        self.bars = bars
+        self.files = bars.add_task("files", total=len(items))
+        self.bytes = bars.add_task("bytes", total=sum(item.size for item in items))
+
+    def sent(self, item: files.Item, size: int) -> None:
+        self.bars.advance(self.bytes, size)
+
+    def finished(self, item: files.Item) -> None:
+        self.bars.advance(self.files, 1)
+
+
+def _wait(api: Api, out: Output, dataset: str, pushed: pushing.Pushed, plan: files.Plan, timeout: float) -> dict:
+    archive_images = sum(files.zip_image_count(item.source) for item in plan.items if item.archive)
+    with out.progress(MofNCompleteColumn()) as bars:
+        task = bars.add_task("indexed", total=len(pushed.generations) or 1)
+        return pushing.wait_for_index(api, dataset, pushed, archive_images, timeout,
+                                      lambda seen, total: bars.update(task, completed=seen if total else 1))
+
+
+def parse_args(pairs: tuple[str, ...]) -> dict:
+    """--arg k=v pairs as training arguments: JSON values (0.01, true, [0]) as such, anything else a string."""
+    parsed = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--arg")
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    return parsed
+
+
+@command()
+@click.argument("dataset")
+@click.option("--model", required=True, help="a detection YAML (yolov8n.yaml), official weights (yolo11n.pt), "
+                                            "gs:// weights or a registered model id")
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--version", help="train on this frozen version of the dataset")
+@click.option("--imgsz", type=click.IntRange(32))
+@click.option("--batch", type=int)
+@click.option("--arg", "args", multiple=True, help="a further Ultralytics argument, key=value (repeatable)")
+@click.option("--request-id", help="makes the request idempotent: the same id is the same job")
+@click.option("--follow", is_flag=True, help="show the epochs as they end; Ctrl-C asks whether to cancel")
+def train(api: Api, out: Output, dataset: str, model: str, epochs: int, version, imgsz, batch, args,
+          request_id, follow: bool) -> None:
+    """Ask for training; with --follow, show each epoch and end with the registered model."""
+    request = {"dataset": dataset, "model": model, "epochs": epochs, **parse_args(args),
+               **{k: v for k, v in (("version", version), ("imgsz", imgsz), ("batch", batch),
+                                    ("request_id", request_id)) if v is not None}}
+    answer = api.post("/training", request)
+    if not follow:
+        return out.emit(answer, [f"job {answer['job_id']} queued; follow it with "
+                                 f"`yolodrop job {answer['job_id']} --follow`"])
+    if not out.json:
+        click.echo(f"job {answer['job_id']}: {model} on {dataset}, {epochs} epochs")
+    _follow(api, out, answer["job_id"])
+
+
+@command()
+@click.argument("job_id")
+@click.option("--follow", is_flag=True, help="show the epochs as they end; Ctrl-C asks whether to cancel")
+def job(api: Api, out: Output, job_id: str, follow: bool) -> None:
+    """One training job: status, epochs, error, model."""
+    if follow:
+        return _follow(api, out, job_id)
+    view = api.get(f"/training/{job_id}")
+    out.emit(view, lambda j: [f"job {j['id']} ({j['dataset']}): {j['status']}, epoch {j.get('epoch') or 0}/"
+                              f"{j.get('epochs')}" + (f", model {j['model_id']}" if j.get("model_id") else ""),
+                              *([f"  error: {j['error']}"] if j.get("error") else []),
+                              *(show.epoch_line(row, j.get("epochs")) for row in j.get("history") or [])])
+
+
+def _follow(api: Api, out: Output, job_id: str) -> None:
+    with out.progress(MofNCompleteColumn()) as bars:
+        watcher = follow.Follower(api, job_id, follow.Display(bars, out.json, bars.console.print))
+        final = watcher.run(confirm_cancel=lambda: _ask_cancel(api, job_id, bars))
+    if final["status"] != "completed":
+        fail(f"job {job_id} {final['status']}" + (f": {final['error']}" if final.get("error") else ""))
+    model = api.get(f"/models/{final['model_id']}")
+    out.emit({"event": "model", **model}, show.model_lines(model))
+
+
+def _ask_cancel(api: Api, job_id: str, bars: Progress) -> bool:
+    """After Ctrl-C: cancel the job (True: keep following to its end) or leave it running (False)."""
+    bars.stop()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        cancel = click.confirm(f"\ncancel job {job_id}? (no: it keeps running; follow it again with "
+                               f"`yolodrop job {job_id} --follow`)", default=False, err=True)
+    except click.Abort:
+        cancel = False
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if cancel:
+        api.post(f"/training/{job_id}/cancel")
+        click.echo("cancel requested: the trainer stops after the current epoch", err=True)
+        bars.start()
+    return cancel
+
+
+@command()
+@click.option("--dataset", help="only this dataset's jobs")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+def jobs(api: Api, out: Output, dataset: str | None, limit: int) -> None:
+    """Training jobs, newest first."""
+    rows = list(api.pages("/training", "jobs", limit=limit, dataset=dataset, page_size=min(limit, 100)))
+    out.emit(rows, lambda _: show.table(rows, ("id", "dataset", "status", "epoch", "epochs", "model_id")))
+
+
+@command()
+@click.argument("job_id")
+def cancel(api: Api, out: Output, job_id: str) -> None:
+    """Cancel a training job: it stops after the current epoch."""
+    answer = api.post(f"/training/{job_id}/cancel")
+    out.emit(answer, [f"job {job_id}: cancel requested (stops after the current epoch)"])
+
+
+@command()
+@click.option("--dataset", help="only this dataset's models")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+def models(api: Api, out: Output, dataset: str | None, limit: int) -> None:
+    """Registered models, newest first."""
+    rows = list(api.pages("/models", "models", limit=limit, dataset=dataset, page_size=min(limit, 100)))
+    out.emit(rows, lambda _: show.table([{**r, **{k: (r.get("metrics") or {}).get(k) for k in ("mAP50", "mAP50-95")}}
+                                         for r in rows], ("id", "dataset", "job_id", "epochs", "mAP50", "mAP50-95")))
+
+
+@command()
+@click.argument("model_id")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--conf", type=click.FloatRange(0, 1), help="confidence threshold (0.25)")
+@click.option("--iou", type=click.FloatRange(0, 1), help="NMS IoU threshold (0.7)")
+@click.option("--save", type=click.Path(file_okay=False, path_type=Path), help="write the images with boxes here")
+def predict(api: Api, out: Output, model_id: str, images: tuple[Path, ...], conf, iou, save: Path | None) -> None:
+    """Predict with a registered model on local images; print the boxes."""
+    params = {k: v for k, v in (("conf", conf), ("iou", iou)) if v is not None}
+    predictions = []
+    for start in range(0, len(images), PREDICT_BATCH):
+        batch = images[start:start + PREDICT_BATCH]
+        parts = [("file", (path.name, path.read_bytes(), pushing.content_type(path.name))) for path in batch]
+        answer = api.call("POST", f"/models/{model_id}/predict", base=api.predict_url, files=parts, params=params)
+        predictions += [{**p, "file": str(path)} for p, path in zip(answer["predictions"], batch)]
+    if save:
+        from yolodrop_cli import drawing  # Pillow, only when drawing
+        for prediction in predictions:
+            drawing.save_with_boxes(Path(prediction["file"]), prediction, save)
+    out.emit({"model_id": model_id, "predictions": predictions},
+             [line for p in predictions for line in show.box_lines(p)]
+             + ([f"images with boxes in {save}"] if save else []))
+
+
+@command()
+@click.argument("dataset")
+@click.option("--format", "export_format", type=click.Choice(["yolo", "coco"]), required=True)
+@click.option("--version", help="a version id; without one, a new version is frozen")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--timeout", type=float, default=1800, show_default=True)
+def export(api: Api, out: Output, dataset: str, export_format: str, version, output: Path, timeout: float) -> None:
+    """Export a version of DATASET as a YOLO or COCO zip and download it."""
+    body = {"format": export_format, **({"version": version} if version else {})}
+    export_id = api.post(f"/datasets/{dataset}/exports", body)["export_id"]
+    with out.progress(MofNCompleteColumn()) as bars:
+        done = follow.export_done(api, export_id, bars, timeout)
+    if done["status"] != "completed":
+        fail(f"export {export_id} {done['status']}: {done.get('error')}")
+    with out.progress(DownloadColumn()) as bars:
+        size = follow.download(done["uri"], output, bars)
+    out.emit({**done, "file": str(output), "size": size}, [f"{done['uri']} -> {output} ({size:,} bytes)"])
+
+
+@command()
+@click.argument("dataset")
+def versions(api: Api, out: Output, dataset: str) -> None:
+    """A dataset's frozen versions, newest first."""
+    rows = list(api.pages(f"/datasets/{dataset}/versions", "versions", page_size=100))
+    out.emit(rows, lambda _: show.table([{**r, "images": (r.get("stats") or {}).get("images")} for r in rows],
+                                        ("id", "status", "name", "images", "error")))
+
+
+@cli.group()
+def version() -> None:
+    """Versions of a dataset."""
+
+
+@command(group=version, name="create")
+@click.argument("dataset")
+@click.option("--name")
+@click.option("--note")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="wait until it is frozen")
+@click.option("--timeout", type=float, default=900, show_default=True)
+def version_create(api: Api, out: Output, dataset: str, name, note, wait: bool, timeout: float) -> None:
+    """Freeze DATASET as a new version."""
+    answer = api.post(f"/datasets/{dataset}/versions", {k: v for k, v in (("name", name), ("note", note)) if v})
+    view = follow.version_frozen(api, dataset, answer["version"], timeout) if wait else answer
+    if view["status"] == "failed":
+        fail(f"version {answer['version']} failed: {view.get('error')}")
+    out.emit(view, [f"version {answer['version']} of {dataset}: {view['status']}"])
+
+
+def main() -> None:
+    cli(prog_name="yolodrop", auto_envvar_prefix=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""`yolodrop push`: upload a plan's files through the API's upload sessions,
+in parallel, skipping what is already there, data.yaml last; then wait until
+the index has every file it was sent."""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import requests
+
+from yolodrop_cli import files
+from yolodrop_cli.api import Api, ApiFailure, poll
+
+BATCH = 500          # files per POST /uploads (the API takes up to 1000; the admin is not rate-limited, people are)
+PUT_ATTEMPTS = 3
+PUT_TIMEOUT_SECONDS = 600
+CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
+                 "bmp": "image/bmp", "tif": "image/tiff", "tiff": "image/tiff", "txt": "text/plain",
+                 "yaml": "application/yaml", "zip": "application/zip"}
+
+
+@dataclass
+class Pushed:
+    """What a push did: sent, skipped (already there), and the generations the index must reach."""
+    uploaded: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    bytes_sent: int = 0
+    generations: dict[str, int] = field(default_factory=dict)  # gs object name -> generation written
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, item: files.Item, session: dict, generation: int | None) -> None:
+        with self.lock:
+            if generation is None:
+                self.unchanged.append(item.path)
+                return
+            self.uploaded.append(item.path)
+            self.bytes_sent += item.size
+            self.generations[session["object"].split("/", 3)[3]] = generation
+
+
+class Progress:
+    """What push reports as it goes; the command line draws it (a no-op here)."""
+    def sent(self, item: files.Item, size: int) -> None: ...  # bytes of the item sent (negative: sent again)
+
+    def finished(self, item: files.Item) -> None: ...        # uploaded, or already there
+
+
+def ensure_dataset(api: Api, dataset: str) -> None:
+    try:
+        api.get(f"/datasets/{dataset}")
+    except ApiFailure as failure:
+        if failure.status != 404:
+            raise
+        api.post("/datasets", {"id": dataset})
+
+
+def push(api: Api, dataset: str, items: list[files.Item], progress: Progress, workers: int = 16) -> Pushed:
+    pushed = Pushed()
+    uploads = requests.Session()  # the upload URLs carry their own authority: no API key is sent to them
+    first = [item for item in items if not item.is_data_yaml]
+    last = [item for item in items if item.is_data_yaml]  # classes last: every label is then checked once
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for group in (first, last):
+            hashes = list(pool.map(lambda item: item.md5(), group))
+            futures = []
+            for start in range(0, len(group), BATCH):
+                batch, md5s = group[start:start + BATCH], hashes[start:start + BATCH]
+                sessions = _sessions(api, dataset, batch, md5s)
+                futures += [pool.submit(_send, uploads, item, session, pushed, progress)
+                            for item, session in zip(batch, sessions)]
+            for future in futures:
+                future.result()
+    return pushed
+
+
+def _sessions(api: Api, dataset: str, batch: list[files.Item], md5s: list[str]) -> list[dict]:
+    body = {"files": [{"path": item.path, "size": item.size, "md5": md5, "content_type": content_type(item.path),
+                       **({"archive": True} if item.archive else {})} for item, md5 in zip(batch, md5s)]}
+    return api.post(f"/datasets/{dataset}/uploads", body)["uploads"]
+
+
+def content_type(path: str) -> str:
+    return CONTENT_TYPES.get(path.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+
+
+def _send(uploads: requests.Session, item: files.Item, session: dict, pushed: Pushed, progress: Progress) -> None:
+    if session.get("exists"):
+        pushed.record(item, session, None)
+        progress.sent(item, item.size)
+    else:
+        pushed.record(item, session, _put(uploads, item, session["upload_url"], progress))
+    progress.finished(item)
+
+
+def _put(uploads: requests.Session, item: files.Item, url: str, progress: Progress) -> int:
+    """PUT the bytes to the session URL (again from the start after a broken connection); the generation written."""
+    for attempt in range(1, PUT_ATTEMPTS + 1):
+        body = _Counted(item, progress)
+        try:
+            response = uploads.put(url, data=body, headers={"Content-Length": str(item.size)},
+                                   timeout=PUT_TIMEOUT_SECONDS)
+        except requests.ConnectionError:
+            progress.sent(item, -body.sent)
+            if attempt == PUT_ATTEMPTS:
+                raise
+            continue
+        if response.status_code not in (200, 201):
+            raise ApiFailure(response.status_code, f"the upload of {item.path} was refused: {response.text[:200]}")
+        return int(response.json()["generation"])
+    raise AssertionError("unreachable")
+
+
+class _Counted:
+    """A file (or bytes) read by requests in blocks, each block counted as sent."""
+    def __init__(self, item: files.Item, progress: Progress):
+        self.item, self.progress, self.sent = item, progress, 0
+        self.reader = item.source.open("rb") if item.source else None
+        self.offset = 0
+
+    def __len__(self) -> int:
+        return self.item.size
+
+    def read(self, size: int = -1) -> bytes:
+        if self.reader is not None:
+            block = self.reader.read(size)
+        else:
+            end = len(self.item.data) if size < 0 else self.offset + size
+            block, self.offset = self.item.data[self.offset:end], min(end, len(self.item.data))
+        if not block and self.reader is not None:
+            self.reader.close()
+        self.sent += len(block)
+        self.progress.sent(self.item, len(block))
+        return block
+
+
+def wait_for_index(api: Api, dataset: str, pushed: Pushed, archive_images: int, timeout: float,
+                   on_poll: Callable[[int, int], None] = lambda seen, total: None) -> dict:
+    """Poll until the index holds every generation written (images, labels, data.yaml), an archive's
+    images are all there, and no revalidation job is pending. The dataset view, then."""
+    pending = dict(pushed.generations)
+    total = len(pending)
+
+    def probe() -> dict | None:
+        _drop_indexed(api, dataset, pending)
+        on_poll(total - len(pending), total)
+        if pending:
+            return None
+        view = api.get(f"/datasets/{dataset}")
+        return view if view.get("pending_jobs", 0) == 0 and view["stats"]["images"] >= archive_images else None
+
+    return poll(probe, lambda view: view is not None, timeout, f"the index of {dataset}")
+
+
+def _drop_indexed(api: Api, dataset: str, pending: dict[str, int]) -> None:
+    """Remove from `pending` every object whose generation (or a newer one) the index shows."""
+    yaml = [name for name in pending if files.kind_of(name.split("/", 2)[2]) == "data_yaml"]
+    if yaml and api.get(f"/datasets/{dataset}/classes").get("generation", 0) >= pending[yaml[0]]:
+        del pending[yaml[0]]
+    if not pending or list(pending) == yaml:
+        return
+    for status in (None, "label_only"):
+        for view in api.pages(f"/datasets/{dataset}/images", "images", page_size=1000, status=status):
+            for name, generation in ((view["path"], view.get("image_generation")),
+                                     (view.get("label_path"), view.get("label_generation"))):
+                if name in pending and (generation or 0) >= pending[name]:
+                    del pending[name]
