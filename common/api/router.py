@@ -17,6 +17,7 @@ from common.domain.storable import quoted
 from common.api.resources import (api_keys, classes, datasets, health, images, issues, labels, members, models,
                                   training, uploads)
 from common.api.resources import exports, versions
+from common.api.resources import autolabel
 from common.api.routes import Route
 from common.cloud import rate_limit_store
 from common.platform import config, log
@@ -24,6 +25,7 @@ from common.platform import config, log
 API_ROUTES: list[Route] = [*health.ROUTES, *datasets.ROUTES, *members.ROUTES, *uploads.ROUTES, *images.ROUTES,
                            *labels.ROUTES, *classes.ROUTES, *issues.ROUTES, *training.ROUTES, *models.ROUTES, *api_keys.ROUTES]
 API_ROUTES += [*versions.ROUTES, *exports.ROUTES]
+API_ROUTES += autolabel.ROUTES
 ROUTES: list[Route] = [*API_ROUTES, openapi.route(API_ROUTES)]
 _RULES = Map([Rule(r.rule, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)],
              strict_slashes=False, merge_slashes=False)

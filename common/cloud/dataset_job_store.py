@@ -34,6 +34,11 @@ def plan(job_id: str, chunks_total: int, files_total: int) -> None:
                                     "files_total": files_total, "started_at": time.time()}, **db.deadline())
 
 
+def record(job_id: str, **fields) -> None:
+    """Write what planning learned (e.g. an auto-labelling job's class map) on the job."""
+    jobs().document(job_id).update(fields, **db.deadline())
+
+
 def finish_chunk(job_id: str, number: int, files: int, **counts: int) -> bool:
     """Record chunk `number` as done; False when it was already (a redelivery)."""
     try:
@@ -48,12 +53,23 @@ def is_chunk_done(job_id: str, number: int) -> bool:
     return jobs().document(job_id).collection("chunks").document(str(number)).get(**db.deadline()).exists
 
 
-def progress(job_id: str, deadline: float | None = None) -> tuple[int, int, dict]:
-    """(chunks done, files done, summed counts) from the chunks' documents, by aggregation."""
+def progress(job_id: str, deadline: float | None = None,
+             counted: tuple[str, ...] = ("rewritten",)) -> tuple[int, int, dict]:
+    """(chunks done, files done, the `counted` fields summed) from the chunks' documents, by aggregation."""
     chunks = jobs().document(job_id).collection("chunks")
-    aggregation = chunks.count(alias="chunks").sum("files", alias="files").sum("rewritten", alias="rewritten")
+    aggregation = chunks.count(alias="chunks").sum("files", alias="files")
+    for name in counted:
+        aggregation = aggregation.sum(name, alias=name)
     results = {result.alias: int(result.value or 0) for result in aggregation.get(**db.deadline(deadline))[0]}
-    return results["chunks"], results["files"], {"rewritten": results["rewritten"]}
+    return results["chunks"], results["files"], {name: results[name] for name in counted}
+
+
+def failures(job_id: str, limit: int = 100, deadline: float | None = None) -> list[dict]:
+    """The items chunks recorded as failed ({"image", "reason"}), at most `limit`."""
+    query = jobs().document(job_id).collection("chunks").where(filter=FieldFilter("failures", ">", 0))
+    found = [failure for snapshot in query.stream(**db.deadline(deadline))
+             for failure in snapshot.get("failed") or []]
+    return found[:limit]
 
 
 def claim_ending(job_id: str) -> bool:

@@ -92,13 +92,20 @@ def dataset_summaries(datasets: list[str], deadline: float | None = None) -> lis
 def dataset_stats(dataset: str, classes: list[str] | None, deadline: float | None = None) -> dict:
     """The exact statistics of one dataset: the summary, the splits and the boxes per class."""
     until = _until(deadline)
-    started = _submit_totals(dataset, entries.SUMMED_FIELDS, deadline)
+    started = _submit_totals(dataset, entries.SUMMED_FIELDS, deadline) + [_pool.submit(_proposals, dataset, deadline)]
     per_class = _boxes_per_class(dataset, classes, deadline, until)
     totals = _totals(started, until)
     splits = {split: totals[flag] for split, flag in entries.SPLIT_FLAGS.items() if split}
     if totals["f_nosplit"]:
         splits["none"] = totals["f_nosplit"]
-    return {**_summary_view(totals), "boxes_per_class": per_class, "splits": splits}
+    return {**_summary_view(totals), "boxes_per_class": per_class, "splits": splits, "proposals": totals["proposals"]}
+
+
+def _proposals(dataset: str, deadline: float | None) -> dict[str, int]:
+    """Images with auto-labelling proposals awaiting review: a count over has_proposals (a filter, not a
+    sum, so entries indexed before proposals existed are counted right too)."""
+    query = dataset_index.entries_of(dataset).where(filter=FieldFilter("has_proposals", "==", True))
+    return {"proposals": int(query.count(alias="n").get(**_limits(deadline))[0][0].value)}
 
 
 def _boxes_per_class(dataset: str, classes: list[str] | None, deadline: float | None,

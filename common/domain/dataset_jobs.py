@@ -11,6 +11,11 @@ from __future__ import annotations
 import hashlib
 
 REVALIDATE, REMAP = "revalidate", "remap"
+AUTOLABEL, ACCEPT = "autolabel", "accept"  # proposals made by a model; proposals accepted in bulk
+KINDS = (REVALIDATE, REMAP, AUTOLABEL, ACCEPT)
+# What a kind's chunks count, summed over the chunks' documents (at most 3: one aggregation, 5 figures).
+COUNTED = {REVALIDATE: ("rewritten",), REMAP: ("rewritten",), AUTOLABEL: ("boxes", "dropped", "failures"),
+           ACCEPT: ("accepted", "skipped", "conflicts")}
 QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
 ENDED = (COMPLETED, FAILED)
 
@@ -34,3 +39,12 @@ def view(job: dict, chunks_done: int, files_done: int) -> dict:
     keys = ("id", "dataset", "kind", "status", "created_at", "finished_at", "requested_by", "files_total",
             "chunks_total", "error", "map", "names_before", "names_after", "rewritten")
     return {**{key: job.get(key) for key in keys}, "files_done": files_done, "chunks_done": chunks_done}
+
+
+def autolabel_view(job: dict, files_done: int, counts: dict, failed: list[dict]) -> dict:
+    """An auto-labelling job (or a bulk accept) as GET /autolabel/{job_id} shows it."""
+    keys = ("id", "dataset", "kind", "status", "model_id", "conf", "iou", "images", "min_confidence", "merge",
+            "dropped_classes", "error", "requested_by", "created_at", "finished_at")
+    return {**{key: job.get(key) for key in keys}, "images_total": job.get("files_total") or 0,
+            "images_done": files_done, **{name: counts.get(name, 0) for name in COUNTED[job["kind"]]},
+            "failed": failed}

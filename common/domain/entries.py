@@ -111,6 +111,7 @@ def derive(entry: Entry, class_count: int | None) -> dict:
         "issue_count": len(issues), "has_issues": bool(issues),
         "class_ids": sorted({b.class_id for b in counted}), "class_counts": class_counts,
         "n_boxes": len(counted), "f_image": int(has_image), "f_duplicate": int(bool(entry["duplicates"]) and has_image),
+        "has_proposals": bool(entry.get("proposals")),  # auto-labelling's, kept beside the label (domain.proposals)
     }
     for name in (LABELED, BACKGROUND, UNLABELED, LABEL_ONLY):
         derived[f"f_{name}"] = int(status == name)

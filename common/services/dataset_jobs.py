@@ -13,6 +13,8 @@ nothing); whichever chunk finds every chunk done ends the job, once.
   is read again and remapped from its new content, never overwritten blindly.
   The job ends by writing data.yaml with the new names, which starts a
   revalidation like any data.yaml change.
+- autolabel, accept: a model's proposals made, and accepted in bulk
+  (common.services.autolabel).
 """
 from __future__ import annotations
 
@@ -21,13 +23,15 @@ import time
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import dataset_index, dataset_job_store, guarded_objects, topics
+from common.cloud import dataset_index, dataset_job_store, guarded_objects, proposal_store, topics
 from common.domain import class_changes, dataset_jobs, layout
+from common.domain.proposals import CannotLabel
 from common.domain.class_changes import Remap
 from common.domain.datayaml import parse_data_yaml
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
+from common.services import proposal_review
 
 REWRITE_ATTEMPTS = 5
 WRITER = "yolodrop-remap"
@@ -68,7 +72,12 @@ def handle(message: PubSubMessage) -> Outcome:
 def _plan(job: dict) -> Outcome:
     if job["planned"]:
         return Outcome(Result.DUPLICATE, f"job {job['id']} is planned already")
-    items = _items(job)
+    try:
+        items = _items(job)
+    except CannotLabel as unusable:
+        if dataset_job_store.claim_ending(job["id"]):
+            dataset_job_store.end(job["id"], dataset_jobs.FAILED, error=str(unusable))
+        return Outcome(Result.REJECTED, f"job {job['id']} cannot run: {unusable}", {"job_id": job["id"]})
     chunks = dataset_jobs.chunks(items, config.dataset_job_chunk_size())
     for number, chunk in enumerate(chunks):  # a redelivered plan publishes again: chunks are idempotent
         topics.publish(config.dataset_jobs_topic(), {"job_id": job["id"], "step": "chunk", "chunk": number,
@@ -81,7 +90,14 @@ def _plan(job: dict) -> Outcome:
 
 
 def _items(job: dict) -> list[str]:
-    """Revalidation: the ids of the entries with a label; remap: the label files."""
+    """Revalidation: the ids of the entries with a label; remap: the label files; autolabel: the images
+    to label (the model's classes mapped first); accept: the entries with proposals."""
+    if job["kind"] == dataset_jobs.AUTOLABEL:
+        details, entry_ids = _autolabel().plan(job)
+        dataset_job_store.record(job["id"], **details)  # before any chunk reads the job
+        return entry_ids
+    if job["kind"] == dataset_jobs.ACCEPT:
+        return proposal_store.with_proposals(job["dataset"])
     query = dataset_index.entries_of(job["dataset"]).where(filter=FieldFilter("has_label", "==", True))
     if job["kind"] == dataset_jobs.REVALIDATE:
         return [snapshot.id for snapshot in query.select([]).stream()]
@@ -91,7 +107,7 @@ def _items(job: dict) -> list[str]:
 def _chunk(job: dict, number: int, items: list[str]) -> Outcome:
     if dataset_job_store.is_chunk_done(job["id"], number):
         return Outcome(Result.DUPLICATE, f"chunk {number} of {job['id']} is done")
-    counts = _revalidate(job, items) if job["kind"] == dataset_jobs.REVALIDATE else _remap(job, items)
+    counts = CHUNK_WORK[job["kind"]](job, items)
     if not dataset_job_store.finish_chunk(job["id"], number, len(items), **counts):
         return Outcome(Result.DUPLICATE, f"chunk {number} of {job['id']} was done meanwhile")
     chunks_done, _, _ = dataset_job_store.progress(job["id"])
@@ -131,6 +147,21 @@ def _rewrite(path: str, ids: dict[int, int | None]) -> bool:
     raise Contended(f"{path} changed {REWRITE_ATTEMPTS} times while it was remapped")
 
 
+def _label(job: dict, entry_ids: list[str]) -> dict:
+    return _autolabel().label_chunk(job, entry_ids)
+
+
+def _autolabel():
+    """The code that runs a model, loaded where chunks run: the API, which only starts jobs, must not
+    load Pillow and ONNX Runtime."""
+    from common.services import autolabel  # the dataset-jobs function imports it at start
+    return autolabel
+
+
+CHUNK_WORK = {dataset_jobs.REVALIDATE: _revalidate, dataset_jobs.REMAP: _remap,
+              dataset_jobs.AUTOLABEL: _label, dataset_jobs.ACCEPT: proposal_review.accept_chunk}
+
+
 def _end(job: dict) -> None:
     if not dataset_job_store.claim_ending(job["id"]):
         return
@@ -139,7 +170,7 @@ def _end(job: dict) -> None:
         if problem:
             dataset_job_store.end(job["id"], dataset_jobs.FAILED, error=problem)
             return
-    _, _, counts = dataset_job_store.progress(job["id"])
+    _, _, counts = dataset_job_store.progress(job["id"], counted=dataset_jobs.COUNTED[job["kind"]])
     dataset_job_store.end(job["id"], dataset_jobs.COMPLETED, **counts)
 
 

@@ -7,9 +7,8 @@ refused before any image is read.
 """
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from google.api_core.exceptions import NotFound
 
@@ -21,6 +20,7 @@ from common.cloud import model_cache, storage, training_store
 from common.domain import layout, prediction
 from common.domain.prediction import ImageRejected, Thresholds
 from common.platform import config
+from common.services.detection import Timer, detect
 
 MAX_BATCH = 32
 _readers = ThreadPoolExecutor(max_workers=16)
@@ -31,21 +31,6 @@ class ImageSource:
     source: str                       # how the answer names it: "body", a file part's name, a gs:// URI
     data: bytes | None = None
     problem: ImageRejected | None = None  # why it could not even be read
-
-
-@dataclass
-class Timer:
-    """Milliseconds spent per stage, over every image of a request."""
-    spent: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "inference": 0.0,
-                                                              "postprocess": 0.0})
-
-    def add(self, stage: str, started: float) -> float:
-        now = time.perf_counter()
-        self.spent[stage] += (now - started) * 1000
-        return now
-
-    def view(self) -> dict:
-        return {stage: round(ms, 2) for stage, ms in self.spent.items()}
 
 
 # ---- the model -----------------------------------------------------------------
@@ -146,19 +131,3 @@ def _prediction(session: model_cache.LoadedModel, source: ImageSource, threshold
                 "error": {"code": rejected.code, "message": rejected.message}}
     return {"source": source.source, "width": width, "height": height,
             "boxes": [prediction.box_view(d, (width, height), session.names) for d in found]}
-
-
-def detect(session: model_cache.LoadedModel, data: bytes, thresholds: Thresholds,
-           timer: Timer | None = None) -> tuple[tuple[int, int], list[prediction.Detection]]:
-    """The upright size (w, h) of one encoded image and its detections; ImageRejected when it is no image."""
-    timer = timer or Timer()
-    started = time.perf_counter()
-    pixels = prediction.decode_image(data)
-    canvas, placement = prediction.letterbox(pixels, session.input_size)
-    batch = prediction.to_input([canvas])
-    started = timer.add("preprocess", started)
-    output = session.run(batch)
-    started = timer.add("inference", started)
-    found = prediction.detections(output[0], placement, thresholds, session.end_to_end)
-    timer.add("postprocess", started)
-    return (pixels.shape[1], pixels.shape[0]), found

@@ -25,7 +25,7 @@ IF_MATCH = params.header("If-Match", "the data.yaml generation the change is bas
 JOB_ID = params.path("dataset_job_id", "the job id (remap-... or revalidate-...)")
 CLASSES = obj(names=array(STRING), generation=INTEGER, path=STRING)
 JOB = obj(required=("id", "dataset", "kind", "status"), id=STRING, dataset=STRING,
-          kind={"type": "string", "enum": [dataset_jobs.REVALIDATE, dataset_jobs.REMAP]},
+          kind={"type": "string", "enum": list(dataset_jobs.KINDS)},
           status={"type": "string", "enum": [dataset_jobs.QUEUED, dataset_jobs.RUNNING, *dataset_jobs.ENDED]},
           files_total=nullable(INTEGER), files_done=INTEGER, chunks_total=nullable(INTEGER), chunks_done=INTEGER,
           created_at=NUMBER, finished_at=nullable(NUMBER), error=nullable(STRING), map=ANY,

@@ -20,7 +20,7 @@ DATASET = params.path("dataset", "the dataset name (its folder under datasets/)"
 SUMMARY = obj(**{name: INTEGER for name in ("images", "labeled", "background", "unlabeled",
                                              "labels_without_image", "boxes", "issues", "duplicates")})
 STATS = obj(**SUMMARY["properties"],
-            boxes_per_class={"type": "object", "additionalProperties": INTEGER},
+            boxes_per_class={"type": "object", "additionalProperties": INTEGER}, proposals=INTEGER,
             splits=obj(required=("train", "val", "test"), train=INTEGER, val=INTEGER, test=INTEGER, none=INTEGER))
 
 

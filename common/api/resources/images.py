@@ -14,7 +14,7 @@ from common.api.resources.datasets import DATASET, find_dataset
 from common.api.routes import Route
 from common.api.schema import INTEGER, NUMBER, STRING, array, nullable, obj, page_of
 from common.cloud import dataset_index
-from common.domain import entries, layout
+from common.domain import entries, layout, proposals
 
 STATUSES = (entries.LABELED, entries.BACKGROUND, entries.UNLABELED, entries.LABEL_ONLY)
 _CLASS_ID = re.compile(r"[0-9]{1,9}")
@@ -26,7 +26,10 @@ IMAGE = obj(id=STRING, path=nullable(STRING), sha256=nullable(STRING), width=nul
             orientation=nullable(INTEGER), oriented_width=nullable(INTEGER), oriented_height=nullable(INTEGER),
             thumbnail=nullable(STRING), status=STRING, label_path=nullable(STRING), labels=array(BOX),
             image_generation=nullable(INTEGER), label_generation=INTEGER,
-            duplicates=array(STRING), issues=array(ISSUE))
+            duplicates=array(STRING), issues=array(ISSUE),
+            proposals=array(obj(class_id=INTEGER, class_name=nullable(STRING), confidence=NUMBER, cx=NUMBER,
+                                cy=NUMBER, w=NUMBER, h=NUMBER)),
+            proposal_model=nullable(STRING))
 
 FILTERS = (
     params.choice("split", "train, val, test, or none for images outside the three", ("train", "val", "test", "none")),
@@ -34,6 +37,7 @@ FILTERS = (
     params.boolean("labeled", "true: at least one valid box of a known class"),
     params.boolean("has_issues", "whether the entry has issues"),
     params.choice("status", "the entry's status; without it, entries that have an image", STATUSES),
+    params.boolean("has_proposals", "whether auto-labelling proposals await review"),
 )
 IMAGE_ID = params.path("image_id", "the image id (its entry key, e.g. labels/train/bus)", holds_slashes=True)
 
@@ -60,6 +64,8 @@ def _filtered(collection, args: dict, classes: list[str] | None):
                             FieldFilter("status", "in", [entries.BACKGROUND, entries.UNLABELED]))
     if args["has_issues"] is not None:
         query = query.where(filter=FieldFilter("has_issues", "==", args["has_issues"]))
+    if args["has_proposals"] is not None:
+        query = query.where(filter=FieldFilter("has_proposals", "==", args["has_proposals"]))
     return query
 
 
@@ -112,6 +118,7 @@ def image_view(entry: dict, classes: list[str] | None) -> dict:
         "labels": boxes_view((label or {}).get("boxes", []), classes),
         "duplicates": entry.get("duplicates", []),
         "issues": entry.get("issues", []),
+        **proposals.view(entry, classes),
     }
 
 

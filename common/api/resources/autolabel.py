@@ -1,0 +1,155 @@
+"""Auto-labelling: a registered model proposes boxes for a dataset's images
+(a dataset job in chunks), and a person reviews them: accept (the label file is
+written with a precondition, as PUT .../labels writes it) or reject.
+Proposals never overwrite a label: they sit beside it in the index.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from common.api import access, pagination, params
+from common.api.context import RequestContext
+from common.api.errors import ERROR_SCHEMA, ApiError
+from common.api.resources import documents
+from common.api.resources.datasets import DATASET
+from common.api.resources.images import IMAGE_ID, find_image
+from common.api.resources.labels import CONFLICT, _conflict
+from common.api.routes import Route
+from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
+from common.cloud import dataset_job_store, guarded_objects, proposal_store, training_store
+from common.domain import dataset_jobs, layout, proposals
+from common.services import dataset_jobs as job_service
+from common.services import proposal_review
+
+REVIEW_KINDS = (dataset_jobs.AUTOLABEL, dataset_jobs.ACCEPT)
+JOB_ID = params.path("job_id", "the auto-labelling job id (autolabel-... or accept-...)")
+JOB = obj(required=("id", "dataset", "kind", "status", "images_total", "images_done", "failed"),
+          id=STRING, dataset=STRING, kind={"type": "string", "enum": list(REVIEW_KINDS)},
+          status={"type": "string", "enum": [dataset_jobs.QUEUED, dataset_jobs.RUNNING, *dataset_jobs.ENDED]},
+          model_id=nullable(STRING), images_total=INTEGER, images_done=INTEGER, boxes=INTEGER, dropped=INTEGER,
+          dropped_classes=nullable(array(STRING)), failures=INTEGER, accepted=INTEGER, skipped=INTEGER,
+          conflicts=INTEGER, failed=array(obj(image=STRING, reason=STRING)), error=nullable(STRING),
+          created_at=NUMBER, finished_at=nullable(NUMBER), conf=ANY, iou=ANY, images=ANY, min_confidence=ANY,
+          merge=ANY, requested_by=nullable(STRING))
+STARTED = obj(job_id=STRING)
+ACCEPTED = obj(label_path=STRING, generation=INTEGER, accepted=INTEGER)
+REVIEW_REFUSALS = {409: ("no proposal reaches min_confidence, or the image has a label and merge was not asked",
+                         ERROR_SCHEMA),
+                   412: ("the label changed since: nothing was written; the body has what is there now", CONFLICT)}
+
+
+def start_autolabel(ctx: RequestContext, args: dict) -> tuple[int, dict]:
+    dataset, body = args["dataset"], args["body"]
+    _refuse(proposals.request_problems(body))
+    documents.find_in_dataset(training_store.models(), body["model_id"], "model", ctx, access.VIEWER)
+    job = dataset_jobs.new_job(f"autolabel-{uuid.uuid4().hex[:20]}", dataset, dataset_jobs.AUTOLABEL, time.time(),
+                               ctx.principal.name, model_id=body["model_id"], conf=float(body.get("conf", 0.25)),
+                               iou=float(body.get("iou", 0.7)), images=body.get("images", proposals.UNLABELED))
+    job_service.start(job, ctx.deadline_seconds)
+    return 202, {"job_id": job["id"]}
+
+
+def accept_all(ctx: RequestContext, args: dict) -> tuple[int, dict]:
+    min_confidence, merge = _review_options(args["body"])
+    job = dataset_jobs.new_job(f"accept-{uuid.uuid4().hex[:20]}", args["dataset"], dataset_jobs.ACCEPT, time.time(),
+                               ctx.principal.name, min_confidence=min_confidence, merge=merge)
+    job_service.start(job, ctx.deadline_seconds)
+    return 202, {"job_id": job["id"]}
+
+
+def get_job(ctx: RequestContext, args: dict) -> dict:
+    job = documents.find_in_dataset(dataset_job_store.jobs(), args["job_id"], "auto-labelling job", ctx,
+                                    access.VIEWER)
+    if job.get("kind") not in REVIEW_KINDS:
+        raise ApiError(404, f"no auto-labelling job {args['job_id']!r}")
+    return job_view(job, ctx)
+
+
+def list_jobs(ctx: RequestContext, args: dict) -> dict:
+    dataset = args["dataset"]
+    if not dataset:
+        raise ApiError(400, "name the dataset: GET /autolabel?dataset=<dataset>", "dataset")
+    access.require(ctx, dataset, access.VIEWER)
+    query = dataset_job_store.newest_of(dataset).where(filter=FieldFilter("kind", "==", dataset_jobs.AUTOLABEL))
+    source = pagination.Source(dataset_job_store.jobs(), query, order=("created_at",), descending=True,
+                               items=lambda snapshot: [job_view(snapshot.to_dict(), ctx)])
+    return pagination.page("jobs", f"autolabel:{dataset}", [source], args, ctx)
+
+
+def job_view(job: dict, ctx: RequestContext) -> dict:
+    counted = dataset_jobs.COUNTED[job["kind"]]
+    _, files_done, counts = dataset_job_store.progress(job["id"], ctx.deadline_seconds, counted)
+    failed = dataset_job_store.failures(job["id"], deadline=ctx.deadline_seconds) if counts.get("failures") else []
+    return dataset_jobs.autolabel_view(job, files_done, counts, failed)
+
+
+def accept_image(ctx: RequestContext, args: dict) -> dict:
+    classes, entry = find_image(ctx, args["dataset"], args["image_id"], with_image=True)
+    min_confidence, merge = _review_options(args["body"])
+    based_on = _label_generation(args["body"])
+    try:
+        return proposal_review.accept(args["dataset"], entry, min_confidence, merge, ctx.principal.name, based_on,
+                                      ctx.deadline_seconds)
+    except (proposals.NothingToAccept, proposals.HasLabels) as refused:
+        raise ApiError(409, str(refused)) from None
+    except guarded_objects.Moved as moved:
+        raise _conflict(moved, layout.label_path_for(entry["image"]["path"]), classes) from None
+
+
+def reject_image(ctx: RequestContext, args: dict) -> dict:
+    _, entry = find_image(ctx, args["dataset"], args["image_id"])
+    rejected = proposal_store.clear(args["dataset"], layout.doc_id(entry["key"]), None)
+    return {"id": entry["key"], "rejected": len(entry.get("proposals") or []) if rejected else 0}
+
+
+def _review_options(body) -> tuple[float, bool]:
+    body = body if isinstance(body, dict) else {}
+    min_confidence, merge = body.get("min_confidence", 0.0), body.get("merge", False)
+    problems = []
+    if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)) or not 0 <= min_confidence <= 1:
+        problems.append(("min_confidence", "min_confidence must be a number from 0 to 1"))
+    if not isinstance(merge, bool):
+        problems.append(("merge", "merge must be true or false"))
+    _refuse(problems)
+    return float(min_confidence), merge
+
+
+def _label_generation(body) -> int | None:
+    """The label generation the reviewer saw (the image's label_generation); None: the one the index holds."""
+    value = body.get("label_generation") if isinstance(body, dict) else None
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ApiError(400, "label_generation must be the image's label_generation (0: no label)",
+                       "label_generation")
+    return value
+
+
+def _refuse(problems: list[tuple[str, str]]) -> None:
+    if problems:
+        raise ApiError(400, "; ".join(problem for _, problem in problems), problems[0][0])
+
+
+REVIEW_BODY = obj(required=(), min_confidence=NUMBER, merge=BOOLEAN, label_generation=INTEGER)
+ROUTES = [
+    Route("POST", "/datasets/{dataset}/autolabel", start_autolabel,
+          "Auto-label images with a registered model: proposals to review, in a job", STARTED, status=202,
+          params=(DATASET,), role=access.EDITOR, rate_limited="autolabel",
+          body=obj(required=("model_id",), model_id=STRING, conf=NUMBER, iou=NUMBER,
+                   images={"type": "string", "enum": list(proposals.SCOPES)})),
+    Route("GET", "/autolabel/{job_id}", get_job, "An auto-labelling (or bulk accept) job with its progress", JOB,
+          params=(JOB_ID,)),
+    Route("GET", "/autolabel", list_jobs, "A dataset's auto-labelling jobs, newest first", page_of("jobs", JOB),
+          params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
+    Route("POST", "/datasets/{dataset}/images/{image_id}/proposals/accept", accept_image,
+          "Accept an image's proposals: writes its label file", ACCEPTED, params=(DATASET, IMAGE_ID),
+          body=REVIEW_BODY, role=access.EDITOR, responses=REVIEW_REFUSALS),
+    Route("POST", "/datasets/{dataset}/images/{image_id}/proposals/reject", reject_image,
+          "Reject an image's proposals: drops them", obj(id=STRING, rejected=INTEGER), params=(DATASET, IMAGE_ID),
+          role=access.EDITOR),
+    Route("POST", "/datasets/{dataset}/proposals/accept", accept_all,
+          "Accept every image's proposals, as a job with progress", STARTED, status=202, params=(DATASET,),
+          body=obj(required=(), min_confidence=NUMBER, merge=BOOLEAN), role=access.EDITOR,
+          rate_limited="autolabel"),
+]

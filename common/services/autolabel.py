@@ -1,0 +1,111 @@
+"""Auto-labelling as dataset jobs: a model's boxes become proposals in the index,
+and accepted proposals become label files in the bucket.
+
+- autolabel: planned once (the model's classes mapped onto the dataset's by
+  name; a job whose model shares none fails naming both lists), items are the
+  entry ids of the images to label; a chunk runs the model in-process (the
+  prediction function's own path: common.services.detection, the model cache)
+  and stores each image's proposals, pinned to the image generation it saw. A
+  redelivered chunk finds its record and does nothing; were it to run again,
+  it would write the same values.
+Accepting them is common.services.proposal_review. This module runs the model:
+only the dataset-jobs function loads it (Pillow, ONNX Runtime), never the API.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from google.api_core.exceptions import NotFound
+
+from common.cloud import dataset_index, db, model_cache, proposal_store, storage, training_store
+from common.domain import layout, proposals
+from common.domain.proposals import CannotLabel
+from common.domain.prediction import ImageRejected, Thresholds, box_view
+from common.services.detection import detect
+
+_readers = ThreadPoolExecutor(max_workers=8)
+
+
+# ---- planning ------------------------------------------------------------------
+
+def plan(job: dict) -> tuple[dict, list[str]]:
+    """(what the job records of its model, the entry ids to label); CannotLabel says why it cannot run."""
+    model = _model(job["model_id"])
+    dataset = dataset_index.dataset_ref(job["dataset"]).get(**db.deadline()).to_dict() or {}
+    mapping, dropped = proposals.class_map(model.get("classes") or [], dataset.get("classes"))
+    uri, generation = _onnx(model)
+    details = {"class_map": {str(k): v for k, v in mapping.items()}, "dropped_classes": dropped,
+               "onnx": {"uri": uri, "generation": generation}}
+    return details, proposal_store.entry_ids(job["dataset"], job["images"])
+
+
+def _model(model_id: str) -> dict:
+    snapshot = training_store.models().document(model_id).get(**db.deadline()) \
+        if layout.is_document_id(model_id) else None
+    if snapshot is None or not snapshot.exists:
+        raise CannotLabel(f"no model {model_id!r}")
+    return snapshot.to_dict()
+
+
+def _onnx(model: dict) -> tuple[str, int]:
+    onnx, uri = model.get("onnx") or {}, (model.get("weights") or {}).get("onnx")
+    if onnx.get("error") or not uri:
+        raise CannotLabel(f"model {model.get('id')} has no ONNX weights to label with "
+                       f"({onnx.get('error') or 'none were registered'})")
+    try:
+        return uri, onnx.get("generation") or model_cache.current_generation(uri)
+    except model_cache.ModelCannotLabel as unusable:
+        raise CannotLabel(str(unusable)) from None
+
+
+# ---- labelling a chunk -----------------------------------------------------------
+
+def label_chunk(job: dict, entry_ids: list[str]) -> dict:
+    """Propose boxes for each image of the chunk; the chunk's counts and its failed images."""
+    try:
+        session = model_cache.get(job["onnx"]["uri"], job["onnx"]["generation"])
+    except model_cache.ModelCannotLabel as unusable:
+        return _all_failed(entry_ids, str(unusable))
+    thresholds = Thresholds(conf=job["conf"], iou=job["iou"])
+    mapping = {int(model_id): dataset_id for model_id, dataset_id in job["class_map"].items()}
+    counts = {"boxes": 0, "dropped": 0, "failures": 0, "failed": []}
+    for entry_id, image, data in _readers.map(lambda e: _image_of(job["dataset"], e), entry_ids):
+        try:
+            boxes, dropped = _propose(job, session, thresholds, mapping, entry_id, image, data)
+        except ImageRejected as rejected:
+            counts["failures"] += 1
+            counts["failed"].append({"image": entry_id, "reason": rejected.message})
+            continue
+        counts["boxes"] += boxes
+        counts["dropped"] += dropped
+    return counts
+
+
+def _all_failed(entry_ids: list[str], reason: str) -> dict:
+    return {"boxes": 0, "dropped": 0, "failures": len(entry_ids),
+            "failed": [{"image": entry_id, "reason": reason} for entry_id in entry_ids]}
+
+
+def _image_of(dataset: str, entry_id: str) -> tuple[str, dict | None, bytes | None]:
+    """(entry id, its image record, the bytes of that generation); None where it is gone."""
+    entry = db.read_fields(dataset_index.entries_of(dataset).document(entry_id), ["image"]) or {}
+    image = entry.get("image")
+    if not image:
+        return entry_id, None, None
+    try:
+        return entry_id, image, storage.blob(image["path"], image["generation"]).download_as_bytes()
+    except NotFound:
+        return entry_id, image, None
+
+
+def _propose(job: dict, session, thresholds: Thresholds, mapping: dict[int, int], entry_id: str,
+             image: dict | None, data: bytes | None) -> tuple[int, int]:
+    """Run the model on one image and store its proposals: (boxes proposed, boxes dropped)."""
+    if data is None:
+        raise ImageRejected("image_gone", "the image was deleted or replaced since the job listed it")
+    size, found = detect(session, data, thresholds)
+    kept, dropped = proposals.from_boxes([box_view(d, size, session.names) for d in found], mapping)
+    fields = proposals.entry_fields(kept, job["model_id"], job["id"], image["generation"])
+    if not proposal_store.put(job["dataset"], entry_id, image["generation"], fields):
+        raise ImageRejected("image_changed", "the image changed while it was labelled: label it again")
+    return len(kept), dropped
