@@ -387,6 +387,29 @@ def version_create(api: Api, out: Output, dataset: str, name, note, wait: bool, 
     out.emit(view, [f"version {answer['version']} of {dataset}: {view['status']}"])
 
 
+@command()
+@click.argument("dataset")
+@click.option("--model", "model_id", required=True, help="a registered model id (`yolodrop models`)")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True)
+@click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True)
+@click.option("--images", "scope", type=click.Choice(["unlabeled", "all"]), default="unlabeled", show_default=True)
+@click.option("--wait/--no-wait", default=True, show_default=True, help="follow the job to its end")
+@click.option("--timeout", type=float, default=3600, show_default=True)
+def autolabel(api: Api, out: Output, dataset: str, model_id: str, conf: float, iou: float, scope: str, wait: bool,
+              timeout: float) -> None:
+    """Propose boxes for DATASET's images with a registered model (proposals to review, not labels)."""
+    job_id = api.post(f"/datasets/{dataset}/autolabel", {"model_id": model_id, "conf": conf, "iou": iou,
+                                                          "images": scope})["job_id"]
+    if not wait:
+        return out.emit({"job_id": job_id}, [f"auto-labelling job {job_id} started"])
+    with out.progress(MofNCompleteColumn()) as bars:
+        view = follow.autolabel_done(api, job_id, bars, timeout)
+    if view["status"] != "completed":
+        fail(f"auto-labelling job {job_id} {view['status']}: {view.get('error')}")
+    out.emit(view, [f"auto-labelling job {job_id}: {view['images_done']} images, {view.get('boxes')} boxes proposed"
+                    f" (review them in the images' proposals)"])
+
+
 def main() -> None:
     cli(prog_name="yolodrop", auto_envvar_prefix=None)
 

@@ -72,14 +72,23 @@ class Follower:
 
 
 def export_done(api: Api, export_id: str, bars: Progress, timeout: float) -> dict:
-    task = bars.add_task(f"export {export_id}", total=None)
+    return _counted(api, f"/exports/{export_id}", ("files_total", "files_done"), bars, timeout)
+
+
+def autolabel_done(api: Api, job_id: str, bars: Progress, timeout: float) -> dict:
+    return _counted(api, f"/autolabel/{job_id}", ("images_total", "images_done"), bars, timeout)
+
+
+def _counted(api: Api, path: str, counts: tuple[str, str], bars: Progress, timeout: float) -> dict:
+    """Poll a job with a total and a count done, as a bar, until it completes or fails."""
+    task = bars.add_task(path.rsplit("/", 1)[1], total=None)
 
     def probe() -> dict:
-        view = api.get(f"/exports/{export_id}")
-        bars.update(task, total=view.get("files_total"), completed=view.get("files_done") or 0)
+        view = api.get(path)
+        bars.update(task, total=view.get(counts[0]), completed=view.get(counts[1]) or 0)
         return view
 
-    return poll(probe, lambda view: view["status"] in ("completed", "failed"), timeout, f"export {export_id}")
+    return poll(probe, lambda view: view["status"] in ("completed", "failed", "cancelled"), timeout, path)
 
 
 def version_frozen(api: Api, dataset: str, version: str, timeout: float) -> dict:

@@ -1,0 +1,112 @@
+"""The `yolodrop` commands, run in process (Click's runner) against the local
+stack: push with a bad file and its issue, a second push that sends nothing,
+train --follow on a tiny dataset, predict, export and unpack, and the exit codes."""
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from infra.local.sample import generated_dataset
+from yolodrop_cli.commands import cli
+
+FILES = generated_dataset(8, 4, size=(96, 72))
+BAD = {"images/train/not_an_image.jpg": b"this is text, not a JPEG"}
+
+
+@pytest.fixture(scope="module")
+def run(stack, tmp_path_factory):
+    env = stack.env()
+    config_home = tmp_path_factory.mktemp("config")
+
+    def run(*args: str):
+        runner = CliRunner()
+        return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False,
+                             env={"YOLODROP_API_URL": env["API_URL"], "YOLODROP_API_KEY": stack.token,
+                                  "YOLODROP_PREDICT_URL": env["PREDICT_URL"], "XDG_CONFIG_HOME": str(config_home)})
+    return run
+
+
+def write(folder: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pushed(run, tmp_path_factory) -> tuple[str, Path, dict]:
+    folder = write(tmp_path_factory.mktemp("dataset"), {**FILES, **BAD, "README.roboflow.txt": b"exported"})
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    result = run("push", folder, name, "--json")
+    assert result.exit_code == 0, result.output + result.stderr
+    return name, folder, json.loads(result.stdout)
+
+
+def test_push_uploads_every_file_waits_for_the_index_and_names_the_bad_file(pushed):
+    name, _, report = pushed
+    assert report["uploaded"] == len(FILES) + len(BAD) and report["unchanged"] == 0
+    assert report["not_pushed"] == ["README.roboflow.txt"]
+    assert report["dataset_view"]["stats"]["labeled"] == 12 and report["dataset_view"]["stats"]["images"] == 13
+    assert [(i["code"], i["file"]) for i in report["issues"]] == \
+        [("image_unreadable", f"datasets/{name}/images/train/not_an_image.jpg")]
+
+
+def test_a_second_push_sends_nothing(run, pushed):
+    name, folder, _ = pushed
+    result = run("push", folder, name, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["uploaded"], report["unchanged"], report["bytes_sent"]) == (0, len(FILES) + len(BAD), 0)
+
+
+def test_issues_and_status_read_the_index(run, pushed):
+    name = pushed[0]
+    issues = json.loads(run("issues", name, "--code", "image_unreadable", "--json").stdout)
+    assert [issue["file"] for issue in issues] == [f"datasets/{name}/images/train/not_an_image.jpg"]
+    status = run("status", name)
+    assert status.exit_code == 0 and "boxes per class:" in status.stdout and "labeled               12" in status.stdout
+
+
+def test_train_follow_shows_every_epoch_and_the_model_then_predict_and_export(run, pushed, tmp_path):
+    name = pushed[0]
+    result = run("train", name, "--model", "yolov8n.yaml", "--epochs", 2, "--imgsz", 64, "--batch", 4,
+                 "--arg", "workers=0", "--follow")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "epoch 1/2" in result.stdout and "epoch 2/2" in result.stdout, result.stdout
+    model_id = next(line.split()[1] for line in result.stdout.splitlines() if line.startswith("model "))
+
+    image = write(tmp_path, {"g.jpg": FILES["images/train/g00000.jpg"]}) / "g.jpg"
+    predicted = run("predict", model_id, image, "--conf", 0.001, "--save", tmp_path / "drawn", "--json")
+    assert predicted.exit_code == 0, predicted.stderr
+    (prediction,) = json.loads(predicted.stdout)["predictions"]
+    assert prediction["width"] == 96 and (tmp_path / "drawn" / "g.jpg").is_file()
+
+    exported = run("export", name, "--format", "yolo", "-o", tmp_path / "export.zip")
+    assert exported.exit_code == 0, exported.stderr
+    with zipfile.ZipFile(tmp_path / "export.zip") as archive:
+        archive.extractall(tmp_path / "unpacked")
+    assert len(list((tmp_path / "unpacked").rglob("*.jpg"))) == 12  # the unreadable image is left out
+
+
+def test_a_zip_is_unpacked_by_the_stack(run, tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in FILES.items():
+            archive.writestr(f"export/{name}", data)
+    (tmp_path / "d.zip").write_bytes(buffer.getvalue())
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    result = run("push", tmp_path / "d.zip", name, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["dataset_view"]["stats"]["images"] == 12
+
+
+def test_exit_codes_and_one_line_errors(run):
+    missing = run("status", "no-such-dataset")
+    assert missing.exit_code == 1 and missing.stderr.count("\n") == 1 and "404" in missing.stderr
+    assert run("train", "x").exit_code == 2  # --model is required

@@ -1,0 +1,90 @@
+"""The command line's pure parts: what a folder pushes, settings, arguments, and how things are shown."""
+from __future__ import annotations
+
+import stat
+
+import click
+import pytest
+
+from common.domain import layout
+from yolodrop_cli import files, settings, show
+from yolodrop_cli.commands import parse_args
+
+
+def write(root, names):
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+
+
+def test_image_extensions_are_the_apis():
+    assert files.IMAGE_EXTENSIONS == layout.IMAGE_EXTENSIONS
+
+
+def test_a_roboflow_folder_pushes_its_images_labels_and_data_yaml_as_they_are(tmp_path):
+    write(tmp_path, ["data.yaml", "README.roboflow.txt", "train/images/a.jpg", "train/labels/a.txt",
+                     "valid/images/b.png", ".DS_Store", "__MACOSX/x.jpg"])
+    plan = files.plan(tmp_path)
+    assert sorted(item.path for item in plan.items) == ["data.yaml", "train/images/a.jpg", "train/labels/a.txt",
+                                                        "valid/images/b.png"]
+    assert plan.skipped == ["README.roboflow.txt"]
+
+
+def test_a_cvat_yolo_export_becomes_the_layout_with_a_data_yaml(tmp_path):
+    write(tmp_path, ["obj.data", "train.txt", "obj_train_data/a.jpg", "obj_train_data/a.txt"])
+    (tmp_path / "obj.names").write_text("cat\ndog\n")
+    plan = files.plan(tmp_path)
+    made = {item.path: item for item in plan.items}
+    assert sorted(made) == ["data.yaml", "images/train/a.jpg", "labels/train/a.txt"]
+    assert made["data.yaml"].data == b'names: ["cat", "dog"]\n' and plan.skipped == ["obj.data", "train.txt"]
+
+
+def test_a_zip_is_one_archive_item_and_other_files_are_refused(tmp_path):
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as archive:
+        archive.writestr("images/a.jpg", b"x")
+    (item,) = files.plan(tmp_path / "d.zip").items
+    assert item.archive and item.path == "d.zip" and files.zip_image_count(tmp_path / "d.zip") == 1
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(ValueError):
+        files.plan(tmp_path / "f.txt")
+
+
+def test_md5_is_base64_as_cloud_storage_reports_it(tmp_path):
+    (tmp_path / "a").write_bytes(b"hello")
+    assert files.Item("a", 5, source=tmp_path / "a").md5() == "XUFAKrxLKna5cZ2REBfFkg=="
+    assert files.Item("a", 5, data=b"hello").md5() == "XUFAKrxLKna5cZ2REBfFkg=="
+
+
+def test_settings_come_from_options_then_environment_then_the_stack_then_the_login(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    settings.store("http://stored", "yd_stored", None)
+    assert stat.S_IMODE(settings.config_path().stat().st_mode) == 0o600
+    assert settings.resolve(None, None, None, {}, tmp_path).api_key == "yd_stored"
+    (tmp_path / ".local").mkdir()
+    (tmp_path / ".local" / "stack.env").write_text("API_URL=http://stack\nAPI_TOKEN=t\nPREDICT_URL=http://p\n")
+    found = settings.resolve(None, None, None, {}, tmp_path / ".local")
+    assert (found.api_url, found.api_key, found.predict_url) == ("http://stack", "t", "http://p")
+    environment = {"YOLODROP_API_URL": "http://env", "YOLODROP_API_KEY": "yd_env"}
+    assert settings.resolve(None, None, None, environment, tmp_path).api_url == "http://env"
+    assert settings.resolve("http://flag/", None, None, environment, tmp_path).api_url == "http://flag"
+
+
+def test_no_settings_is_a_usage_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    with pytest.raises(settings.NotConfigured):
+        settings.resolve(None, None, None, {}, tmp_path)
+
+
+def test_training_arguments_are_json_values_or_strings():
+    assert parse_args(("lr0=0.01", "cos_lr=true", "optimizer=SGD", "freeze=[0, 1]")) == \
+        {"lr0": 0.01, "cos_lr": True, "optimizer": "SGD", "freeze": [0, 1]}
+    with pytest.raises(click.BadParameter):
+        parse_args(("lr0",))
+
+
+def test_what_a_person_reads():
+    assert show.bar(5, 10, width=4) == "██··"
+    assert show.epoch_line({"epoch": 2, "box_loss": 1.23456, "mAP50": 0.5, "seconds": 3.21}, 5) == \
+        "epoch 2/5  box 1.235  mAP50 0.5  3.2s"
+    assert show.table([{"a": 1, "b": None}], ("a", "b")) == ["a  b", "1  -"]
