@@ -262,7 +262,7 @@ def job(api: Api, out: Output, job_id: str, follow: bool) -> None:
 
 def _follow(api: Api, out: Output, job_id: str) -> None:
     with out.progress(MofNCompleteColumn()) as bars:
-        watcher = follow.Follower(api, job_id, follow.Display(bars, out.json, bars.console.print))
+        watcher = follow.Follower(api, job_id, follow.Display(bars, out.json, click.echo))
         final = watcher.run(confirm_cancel=lambda: _ask_cancel(api, job_id, bars))
     if final["status"] != "completed":
         fail(f"job {job_id} {final['status']}" + (f": {final['error']}" if final.get("error") else ""))

@@ -37,7 +37,8 @@ class Pushed:
                 return
             self.uploaded.append(item.path)
             self.bytes_sent += item.size
-            self.generations[session["object"].split("/", 3)[3]] = generation
+            if not item.archive:  # an archive is awaited by its images, not by its own generation
+                self.generations[session["object"].split("/", 3)[3]] = generation
 
 
 class Progress:
