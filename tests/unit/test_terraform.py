@@ -93,7 +93,7 @@ def test_settings_topics_and_subscriptions_are_those_the_code_and_the_local_stac
     from common.platform import config
     from infra.local import stack
     topics = SETTINGS["topics"]
-    assert {config.TRAINING_TOPIC, config.PROGRESS_TOPIC, config.WATCH_TOPIC, config.DATASET_JOBS_TOPIC,
+    assert {config.TRAINING_TOPIC, config.PROGRESS_TOPIC, config.WATCH_TOPIC, config.DATASET_JOBS_TOPIC, config.EXPORT_TOPIC,
             stack.GCS_EVENTS_TOPIC} == set(topics.values())
     production = {topics[f["topic"]]: (f["subscription"], key) for key, f in pushed().items()}
     assert production == stack.PUSH_SUBSCRIPTIONS
