@@ -54,8 +54,10 @@ def is_chunk_done(job_id: str, number: int) -> bool:
 
 
 def progress(job_id: str, deadline: float | None = None,
-             counted: tuple[str, ...] = ("rewritten",)) -> tuple[int, int, dict]:
-    """(chunks done, files done, the `counted` fields summed) from the chunks' documents, by aggregation."""
+             counted: tuple[str, ...] = ()) -> tuple[int, int, dict]:
+    """(chunks done, files done, the `counted` fields summed) from the chunks' documents, by aggregation.
+    Name only fields every chunk of the job writes: an aggregation with several sums counts only the
+    documents that hold all of them."""
     chunks = jobs().document(job_id).collection("chunks")
     aggregation = chunks.count(alias="chunks").sum("files", alias="files")
     for name in counted:

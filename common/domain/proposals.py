@@ -69,16 +69,21 @@ def accepted_rows(proposals: list[dict], min_confidence: float) -> list[Row]:
 
 def label_file(rows: list[Row], existing: bytes | None, merge: bool, path: str) -> bytes:
     """The label file that accepting `rows` writes: the rows alone where there is no label file;
-    where there is one, its own text with the rows it does not hold yet appended (merge only)."""
-    if existing is None:
-        return write_label(rows)
-    if not merge:
+    where there is one, its own text with the rows it does not hold yet appended (merge only). A row
+    is written once (boxes clipped to the image can coincide), as the label reader would drop a repeat."""
+    if existing is not None and not merge:
         raise HasLabels(f"{path} exists: send {{\"merge\": true}} to add the proposals to its rows, "
                         "or reject them")
-    held = {(box.class_id, box.cx, box.cy, box.w, box.h) for box in parse_label(existing, path).boxes}
+    held = {(box.class_id, box.cx, box.cy, box.w, box.h) for box in parse_label(existing or b"", path).boxes}
+    added = []
+    for row in rows:
+        if _rounded(row) not in held:
+            held.add(_rounded(row))
+            added.append(row)
+    if existing is None:
+        return write_label(added)
     text = existing.decode("utf-8-sig", errors="replace")
-    added = write_label([row for row in rows if _rounded(row) not in held]).decode()
-    return (text + ("\n" if text and not text.endswith("\n") else "") + added).encode()
+    return (text + ("\n" if text and not text.endswith("\n") else "") + write_label(added).decode()).encode()
 
 
 def _rounded(row: Row) -> tuple:

@@ -36,7 +36,7 @@ def plan(job: dict) -> tuple[dict, list[str]]:
     uri, generation = _onnx(model)
     details = {"class_map": {str(k): v for k, v in mapping.items()}, "dropped_classes": dropped,
                "onnx": {"uri": uri, "generation": generation}}
-    return details, proposal_store.entry_ids(job["dataset"], job["images"])
+    return details, proposal_store.entry_keys(job["dataset"], job["images"])
 
 
 def _model(model_id: str) -> dict:
@@ -54,51 +54,51 @@ def _onnx(model: dict) -> tuple[str, int]:
                        f"({onnx.get('error') or 'none were registered'})")
     try:
         return uri, onnx.get("generation") or model_cache.current_generation(uri)
-    except model_cache.ModelCannotLabel as unusable:
+    except model_cache.ModelUnusable as unusable:
         raise CannotLabel(str(unusable)) from None
 
 
 # ---- labelling a chunk -----------------------------------------------------------
 
-def label_chunk(job: dict, entry_ids: list[str]) -> dict:
+def label_chunk(job: dict, keys: list[str]) -> dict:
     """Propose boxes for each image of the chunk; the chunk's counts and its failed images."""
     try:
         session = model_cache.get(job["onnx"]["uri"], job["onnx"]["generation"])
-    except model_cache.ModelCannotLabel as unusable:
-        return _all_failed(entry_ids, str(unusable))
+    except model_cache.ModelUnusable as unusable:
+        return _all_failed(keys, str(unusable))
     thresholds = Thresholds(conf=job["conf"], iou=job["iou"])
     mapping = {int(model_id): dataset_id for model_id, dataset_id in job["class_map"].items()}
     counts = {"boxes": 0, "dropped": 0, "failures": 0, "failed": []}
-    for entry_id, image, data in _readers.map(lambda e: _image_of(job["dataset"], e), entry_ids):
+    for key, image, data in _readers.map(lambda e: _image_of(job["dataset"], e), keys):
         try:
-            boxes, dropped = _propose(job, session, thresholds, mapping, entry_id, image, data)
+            boxes, dropped = _propose(job, session, thresholds, mapping, key, image, data)
         except ImageRejected as rejected:
             counts["failures"] += 1
-            counts["failed"].append({"image": entry_id, "reason": rejected.message})
+            counts["failed"].append({"image": key, "reason": rejected.message})
             continue
         counts["boxes"] += boxes
         counts["dropped"] += dropped
     return counts
 
 
-def _all_failed(entry_ids: list[str], reason: str) -> dict:
-    return {"boxes": 0, "dropped": 0, "failures": len(entry_ids),
-            "failed": [{"image": entry_id, "reason": reason} for entry_id in entry_ids]}
+def _all_failed(keys: list[str], reason: str) -> dict:
+    return {"boxes": 0, "dropped": 0, "failures": len(keys),
+            "failed": [{"image": key, "reason": reason} for key in keys]}
 
 
-def _image_of(dataset: str, entry_id: str) -> tuple[str, dict | None, bytes | None]:
-    """(entry id, its image record, the bytes of that generation); None where it is gone."""
-    entry = db.read_fields(dataset_index.entries_of(dataset).document(entry_id), ["image"]) or {}
+def _image_of(dataset: str, key: str) -> tuple[str, dict | None, bytes | None]:
+    """(entry key, its image record, the bytes of that generation); None where it is gone."""
+    entry = db.read_fields(dataset_index.entries_of(dataset).document(layout.doc_id(key)), ["image"]) or {}
     image = entry.get("image")
     if not image:
-        return entry_id, None, None
+        return key, None, None
     try:
-        return entry_id, image, storage.blob(image["path"], image["generation"]).download_as_bytes()
+        return key, image, storage.blob(image["path"], image["generation"]).download_as_bytes()
     except NotFound:
-        return entry_id, image, None
+        return key, image, None
 
 
-def _propose(job: dict, session, thresholds: Thresholds, mapping: dict[int, int], entry_id: str,
+def _propose(job: dict, session, thresholds: Thresholds, mapping: dict[int, int], key: str,
              image: dict | None, data: bytes | None) -> tuple[int, int]:
     """Run the model on one image and store its proposals: (boxes proposed, boxes dropped)."""
     if data is None:
@@ -106,6 +106,6 @@ def _propose(job: dict, session, thresholds: Thresholds, mapping: dict[int, int]
     size, found = detect(session, data, thresholds)
     kept, dropped = proposals.from_boxes([box_view(d, size, session.names) for d in found], mapping)
     fields = proposals.entry_fields(kept, job["model_id"], job["id"], image["generation"])
-    if not proposal_store.put(job["dataset"], entry_id, image["generation"], fields):
+    if not proposal_store.put(job["dataset"], key, image["generation"], fields):
         raise ImageRejected("image_changed", "the image changed while it was labelled: label it again")
     return len(kept), dropped

@@ -93,9 +93,9 @@ def _items(job: dict) -> list[str]:
     """Revalidation: the ids of the entries with a label; remap: the label files; autolabel: the images
     to label (the model's classes mapped first); accept: the entries with proposals."""
     if job["kind"] == dataset_jobs.AUTOLABEL:
-        details, entry_ids = _autolabel().plan(job)
+        details, keys = _autolabel().plan(job)
         dataset_job_store.record(job["id"], **details)  # before any chunk reads the job
-        return entry_ids
+        return keys
     if job["kind"] == dataset_jobs.ACCEPT:
         return proposal_store.with_proposals(job["dataset"])
     query = dataset_index.entries_of(job["dataset"]).where(filter=FieldFilter("has_label", "==", True))
@@ -147,8 +147,8 @@ def _rewrite(path: str, ids: dict[int, int | None]) -> bool:
     raise Contended(f"{path} changed {REWRITE_ATTEMPTS} times while it was remapped")
 
 
-def _label(job: dict, entry_ids: list[str]) -> dict:
-    return _autolabel().label_chunk(job, entry_ids)
+def _label(job: dict, keys: list[str]) -> dict:
+    return _autolabel().label_chunk(job, keys)
 
 
 def _autolabel():

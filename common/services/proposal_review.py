@@ -26,13 +26,13 @@ def accept(dataset: str, entry: dict, min_confidence: float, merge: bool, writer
             raise guarded_objects.Moved(generation, existing)
     data = proposals.label_file(rows, existing, merge, path)
     written = guarded_objects.write(path, data, held, writer, "text/plain", timeout)
-    proposal_store.clear(dataset, layout.doc_id(entry["key"]), entry.get("proposal_job"))
+    proposal_store.clear(dataset, entry["key"], entry.get("proposal_job"))
     return {"label_path": path, "generation": written, "accepted": len(rows)}
 
 
-def accept_chunk(job: dict, entry_ids: list[str]) -> dict:
+def accept_chunk(job: dict, keys: list[str]) -> dict:
     counts = {"accepted": 0, "skipped": 0, "conflicts": 0}
-    refs = [dataset_index.entries_of(job["dataset"]).document(entry_id) for entry_id in entry_ids]
+    refs = [dataset_index.entries_of(job["dataset"]).document(layout.doc_id(key)) for key in keys]
     for entry in db.read_all(refs).values():
         if not entry or not entry.get("image") or not entry.get("proposals"):
             counts["skipped"] += 1

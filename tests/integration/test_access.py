@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from common.api import router
-from common.cloud import training_store
+from common.cloud import dataset_job_store, training_store
 from common.domain import dataset_jobs, training_job
 from infra.local.client import sign_up, wait_for
 from infra.local.sample import data_yaml, synthetic_image
@@ -54,6 +54,12 @@ MATRIX = {
     "POST /api-keys": (*SIGNED_OUT, 201, 201, 201, 201, 403),
     "GET /api-keys": (*SIGNED_OUT, 200, 200, 200, 200, 403),
     "DELETE /api-keys/{key_id}": (*SIGNED_OUT, 404, 404, 404, 404, 403),
+    "POST /datasets/{d}/autolabel": (*SIGNED_OUT, 404, 403, 202, 202, 202),
+    "GET /autolabel": (*SIGNED_OUT, 200, 200, 200, 200, 200),
+    "GET /autolabel/{autolabel_job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "POST /datasets/{d}/images/{image_id}/proposals/accept": (*SIGNED_OUT, 404, 403, 409, 409, 409),  # none yet
+    "POST /datasets/{d}/images/{image_id}/proposals/reject": (*SIGNED_OUT, 404, 403, 200, 200, 200),
+    "POST /datasets/{d}/proposals/accept": (*SIGNED_OUT, 404, 403, 202, 202, 202),
 }
 
 
@@ -97,7 +103,11 @@ def world(stack, client, bucket, api, people) -> dict:
     key = call(client, "POST", "/api-keys", owner, {"name": "to revoke"}).get_json()
     assert call(client, "DELETE", f"/api-keys/{key['id']}", owner).status_code == 200
     yaml_generation = bucket.get_blob(f"datasets/{dataset}/data.yaml").generation
+    autolabel_job_id = f"autolabel-acl-{uuid.uuid4().hex[:8]}"
+    dataset_job_store.create(dataset_jobs.new_job(autolabel_job_id, dataset, dataset_jobs.AUTOLABEL, 1.0, None,
+                                                  model_id=model_id))
     return {"d": dataset, "job_id": job_id, "model_id": model_id, "image_id": "labels/a",
+            "autolabel_job_id": autolabel_job_id,
             "dataset_job_id": dataset_jobs.revalidation_job_id(dataset, yaml_generation),
             "user": people["outsider"][0], "key_id": "key-0000000000000000", "revoked_key": key["key"]}
 
@@ -114,6 +124,7 @@ def body_for(route: str, world: dict):
             # a model that cannot exist: the job fails at once, no trainer starts
             "POST /training": {"dataset": world["d"], "model": "no-such-model"},
             "POST /api-keys": {"name": "matrix"},
+            "POST /datasets/{d}/autolabel": {"model_id": world["model_id"]},  # no ONNX: the job fails
             "PUT /datasets/{d}/images/{image_id}/labels": {"labels": "not a list"},
             "PUT /datasets/{d}/classes": {"names": []},
             "POST /datasets/{d}/classes/remap": {"map": {"no such class": "x"}}}.get(route)

@@ -44,6 +44,11 @@ def test_without_a_label_file_the_rows_are_written_alone():
     assert data == b"1 0.5 0.4 0.2 0.1\n"
 
 
+def test_rows_that_coincide_once_written_are_written_once():
+    rows = [(0, 0.5, 0.5, 1.0, 1.0), (0, 0.5000001, 0.5, 1.0, 1.0), (1, 0.5, 0.5, 1.0, 1.0)]
+    assert proposals.label_file(rows, None, merge=False, path="x.txt") == b"0 0.5 0.5 1 1\n1 0.5 0.5 1 1\n"
+
+
 def test_a_label_file_is_never_replaced_unless_merging():
     with pytest.raises(proposals.HasLabels):
         proposals.label_file([(1, 0.5, 0.4, 0.2, 0.1)], b"0 0.1 0.1 0.1 0.1\n", merge=False, path="x.txt")

@@ -69,14 +69,16 @@ def get_job(ctx: RequestContext, args: dict) -> dict:
 
 
 def list_jobs(ctx: RequestContext, args: dict) -> dict:
-    dataset = args["dataset"]
-    if not dataset:
-        raise ApiError(400, "name the dataset: GET /autolabel?dataset=<dataset>", "dataset")
-    access.require(ctx, dataset, access.VIEWER)
-    query = dataset_job_store.newest_of(dataset).where(filter=FieldFilter("kind", "==", dataset_jobs.AUTOLABEL))
+    """Newest first, of one dataset or of every dataset the caller may see."""
+    datasets = documents._datasets_listed(args["dataset"], ctx)
+    if datasets == []:
+        return {"jobs": [], "next_page_token": None}
+    query = dataset_job_store.jobs().where(filter=FieldFilter("kind", "==", dataset_jobs.AUTOLABEL))
+    if datasets is not None:
+        query = query.where(filter=FieldFilter("dataset", "in", datasets))
     source = pagination.Source(dataset_job_store.jobs(), query, order=("created_at",), descending=True,
                                items=lambda snapshot: [job_view(snapshot.to_dict(), ctx)])
-    return pagination.page("jobs", f"autolabel:{dataset}", [source], args, ctx)
+    return pagination.page("jobs", "autolabel", [source], args, ctx)
 
 
 def job_view(job: dict, ctx: RequestContext) -> dict:
@@ -101,7 +103,7 @@ def accept_image(ctx: RequestContext, args: dict) -> dict:
 
 def reject_image(ctx: RequestContext, args: dict) -> dict:
     _, entry = find_image(ctx, args["dataset"], args["image_id"])
-    rejected = proposal_store.clear(args["dataset"], layout.doc_id(entry["key"]), None)
+    rejected = proposal_store.clear(args["dataset"], entry["key"], None)
     return {"id": entry["key"], "rejected": len(entry.get("proposals") or []) if rejected else 0}
 
 
@@ -140,7 +142,7 @@ ROUTES = [
                    images={"type": "string", "enum": list(proposals.SCOPES)})),
     Route("GET", "/autolabel/{job_id}", get_job, "An auto-labelling (or bulk accept) job with its progress", JOB,
           params=(JOB_ID,)),
-    Route("GET", "/autolabel", list_jobs, "A dataset's auto-labelling jobs, newest first", page_of("jobs", JOB),
+    Route("GET", "/autolabel", list_jobs, "Auto-labelling jobs (of one dataset, or of those the caller may see), newest first", page_of("jobs", JOB),
           params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
     Route("POST", "/datasets/{dataset}/images/{image_id}/proposals/accept", accept_image,
           "Accept an image's proposals: writes its label file", ACCEPTED, params=(DATASET, IMAGE_ID),
