@@ -11,7 +11,11 @@ Starts its own stack on free ports, trains and registers a small model at
 2. warm latency: median and p95 of N single-image requests (a 640x480 JPEG)
    through HTTP, against Ultralytics' warm predict on best.pt in-process;
 3. throughput: images per second in batches of 32 (multipart), against
-   Ultralytics predicting the same 32 files as a list.
+   Ultralytics predicting the same 32 files as a list;
+4. auto-labelling: images per second of an auto-labelling job over --autolabel
+   (500) generated 640x480 images of a dataset, from POST .../autolabel to the
+   job completed (chunks of DATASET_JOB_CHUNK_SIZE, 200, run by the dataset-jobs
+   function), against the batch throughput above.
 """
 from __future__ import annotations
 
@@ -59,6 +63,7 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--autolabel", type=int, default=500, help="images auto-labelled (0: skip)")
     args = parser.parse_args()
     with local_stack.temporary_stack("yolodrop-bench-predict-") as stack:
         run(stack, args)
@@ -84,6 +89,10 @@ def run(stack: local_stack.Stack, args) -> None:
     their_rate = theirs["batch"] / theirs["batch_seconds"]
     print(f"throughput, batches of 32 (multipart): {batch_rate:.1f} images/s; Ultralytics predict on the "
           f"same 32 files: {their_rate:.1f} images/s -> {batch_rate / their_rate:.2f}x", flush=True)
+    if args.autolabel:
+        rate = autolabel_throughput(api, model, args.autolabel)
+        print(f"auto-labelling {args.autolabel} images (640x480 JPEG, dataset job in chunks): {rate:.1f} images/s; "
+              f"against batches of 32: {rate / batch_rate:.2f}x", flush=True)
 
 
 def registered_model(api: ApiClient, imgsz: int) -> dict:
@@ -199,6 +208,26 @@ def batch_throughput(url: str, token: str, model_id: str, batch_dir: Path, batch
         if answer.status_code != 200:
             raise SystemExit(f"predict answered {answer.status_code}: {answer.text[:300]}")
     return batches * len(files) / (time.perf_counter() - started)
+
+
+def autolabel_throughput(api: ApiClient, model: dict, n: int) -> float:
+    """Images per second of one auto-labelling job over `n` new images, POST to completed."""
+    from common.cloud import storage
+    dataset = f"bench-al-{uuid.uuid4().hex[:6]}"
+    files = {"data.yaml": sample.data_yaml(model["classes"]).encode(),
+             **{f"images/a{i:04d}.jpg": sample.synthetic_image(20_000 + i, size=(640, 480))[0] for i in range(n)}}
+    upload_all(storage.bucket(), {layout.dataset_object(dataset, k): v for k, v in files.items()})
+    wait_for(lambda: api.get_or_none(f"/datasets/{dataset}"),
+             lambda d: d and d["stats"]["images"] == n and d["pending_jobs"] == 0, 300, "the auto-labelling dataset")
+    started = time.perf_counter()
+    job_id = api.session.post(f"{api.url}/datasets/{dataset}/autolabel", timeout=30,
+                              json={"model_id": model["id"], "images": "all"}).json()["job_id"]
+    job = wait_for(lambda: api.get(f"/autolabel/{job_id}"), lambda j: j["status"] in ("completed", "failed"), 900,
+                   "the auto-labelling job", interval=0.2)
+    seconds = time.perf_counter() - started
+    if job["status"] != "completed" or job["images_done"] != n:
+        raise SystemExit(f"auto-labelling ended {job['status']}: {job.get('error')} {job['failed'][:3]}")
+    return n / seconds
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from common.services import dataset_jobs as job_service
 from common.services import proposal_review
 
 REVIEW_KINDS = (dataset_jobs.AUTOLABEL, dataset_jobs.ACCEPT)
-JOB_ID = params.path("job_id", "the auto-labelling job id (autolabel-... or accept-...)")
+JOB_ID = params.path("autolabel_job_id", "the auto-labelling job id (autolabel-... or accept-...)")
 JOB = obj(required=("id", "dataset", "kind", "status", "images_total", "images_done", "failed"),
           id=STRING, dataset=STRING, kind={"type": "string", "enum": list(REVIEW_KINDS)},
           status={"type": "string", "enum": [dataset_jobs.QUEUED, dataset_jobs.RUNNING, *dataset_jobs.ENDED]},
@@ -61,10 +61,10 @@ def accept_all(ctx: RequestContext, args: dict) -> tuple[int, dict]:
 
 
 def get_job(ctx: RequestContext, args: dict) -> dict:
-    job = documents.find_in_dataset(dataset_job_store.jobs(), args["job_id"], "auto-labelling job", ctx,
+    job = documents.find_in_dataset(dataset_job_store.jobs(), args["autolabel_job_id"], "auto-labelling job", ctx,
                                     access.VIEWER)
     if job.get("kind") not in REVIEW_KINDS:
-        raise ApiError(404, f"no auto-labelling job {args['job_id']!r}")
+        raise ApiError(404, f"no auto-labelling job {args['autolabel_job_id']!r}")
     return job_view(job, ctx)
 
 
@@ -140,7 +140,7 @@ ROUTES = [
           params=(DATASET,), role=access.EDITOR, rate_limited="autolabel",
           body=obj(required=("model_id",), model_id=STRING, conf=NUMBER, iou=NUMBER,
                    images={"type": "string", "enum": list(proposals.SCOPES)})),
-    Route("GET", "/autolabel/{job_id}", get_job, "An auto-labelling (or bulk accept) job with its progress", JOB,
+    Route("GET", "/autolabel/{autolabel_job_id}", get_job, "An auto-labelling (or bulk accept) job with its progress", JOB,
           params=(JOB_ID,)),
     Route("GET", "/autolabel", list_jobs, "Auto-labelling jobs (of one dataset, or of those the caller may see), newest first", page_of("jobs", JOB),
           params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
