@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from common.api import router
-from common.cloud import dataset_job_store, training_store
-from common.domain import dataset_jobs, training_job
+from common.cloud import dataset_job_store, training_store, version_store
+from common.domain import dataset_jobs, exports, training_job, versions
 from infra.local.client import sign_up, wait_for
 from infra.local.sample import data_yaml, synthetic_image
 from tests.integration.helpers import drop, stats_when
@@ -48,6 +48,11 @@ MATRIX = {
     "POST /training": (*SIGNED_OUT, 404, 403, 202, 202, 202),
     "GET /training": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /training/{job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "POST /datasets/{d}/versions": (*SIGNED_OUT, 404, 403, 202, 202, 202),
+    "GET /datasets/{d}/versions": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /datasets/{d}/versions/{version}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "POST /datasets/{d}/exports": (*SIGNED_OUT, 404, 403, 202, 202, 202),
+    "GET /exports/{export_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "POST /training/{job_id}/cancel": (*SIGNED_OUT, 404, 403, 202, 202, 202),
     "GET /models": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /models/{model_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
@@ -103,12 +108,17 @@ def world(stack, client, bucket, api, people) -> dict:
     key = call(client, "POST", "/api-keys", owner, {"name": "to revoke"}).get_json()
     assert call(client, "DELETE", f"/api-keys/{key['id']}", owner).status_code == 200
     yaml_generation = bucket.get_blob(f"datasets/{dataset}/data.yaml").generation
+    version_store.versions_of(dataset).document("v1").set(versions.new_document(dataset, 1, {}, None, 1.0))
+    export_id = f"export-acl-{uuid.uuid4().hex[:8]}"
+    version_store.exports().document(export_id).set(
+        exports.new_document(export_id, dataset, exports.request_of({"format": "yolo", "version": "v1"}), None, 1.0))
     autolabel_job_id = f"autolabel-acl-{uuid.uuid4().hex[:8]}"
     dataset_job_store.create(dataset_jobs.new_job(autolabel_job_id, dataset, dataset_jobs.AUTOLABEL, 1.0, None,
                                                   model_id=model_id))
     return {"d": dataset, "job_id": job_id, "model_id": model_id, "image_id": "labels/a",
             "autolabel_job_id": autolabel_job_id,
             "dataset_job_id": dataset_jobs.revalidation_job_id(dataset, yaml_generation),
+            "version": "v1", "export_id": export_id,
             "user": people["outsider"][0], "key_id": "key-0000000000000000", "revoked_key": key["key"]}
 
 
@@ -125,6 +135,7 @@ def body_for(route: str, world: dict):
             "POST /training": {"dataset": world["d"], "model": "no-such-model"},
             "POST /api-keys": {"name": "matrix"},
             "POST /datasets/{d}/autolabel": {"model_id": world["model_id"]},  # no ONNX: the job fails
+            "POST /datasets/{d}/exports": {"format": "yolo"},
             "PUT /datasets/{d}/images/{image_id}/labels": {"labels": "not a list"},
             "PUT /datasets/{d}/classes": {"names": []},
             "POST /datasets/{d}/classes/remap": {"map": {"no such class": "x"}}}.get(route)

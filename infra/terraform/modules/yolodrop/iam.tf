@@ -27,11 +27,21 @@ locals {
   firestore_users = keys(local.functions)
 
   bucket_roles = {
-    ingest   = "roles/storage.objectUser"   # reads dropped files, writes thumbnails, unpacks archives
-    api      = "roles/storage.objectUser"   # writes cancel markers and upload sessions, reads objects
-    predict  = "roles/storage.objectViewer" # reads model weights
-    train    = "roles/storage.objectUser"   # reads the dataset, writes the manifest, checks base weights
-    progress = "roles/storage.objectViewer" # reads the exported model it registers
+    ingest       = "roles/storage.objectUser"   # reads dropped files, writes thumbnails, unpacks archives
+    api          = "roles/storage.objectUser"   # writes cancel markers and upload sessions, reads objects
+    predict      = "roles/storage.objectViewer" # reads model weights
+    train        = "roles/storage.objectUser"   # reads the dataset, writes the manifest, checks base weights
+    progress     = "roles/storage.objectViewer" # reads the exported model it registers
+    dataset_jobs = "roles/storage.objectUser"   # rewrites label files and data.yaml, reads images and model weights
+    export       = "roles/storage.objectUser"   # copies into the content store, writes snapshots and export zips
+  }
+
+  # Who publishes to which topic beyond the training request (below): function -> topic keys.
+  topic_publishers = {
+    "api/dataset_jobs"          = { function = "api", topic = "dataset_jobs" }          # remaps, auto-labelling
+    "api/export_requests"       = { function = "api", topic = "export_requests" }       # versions, exports
+    "ingest/dataset_jobs"       = { function = "ingest", topic = "dataset_jobs" }       # revalidation after data.yaml
+    "dataset_jobs/dataset_jobs" = { function = "dataset_jobs", topic = "dataset_jobs" } # a plan fans out its chunks
   }
 
   secret_readers = merge([
@@ -66,6 +76,14 @@ resource "google_pubsub_topic_iam_member" "api_publishes_training_requests" {
   topic   = google_pubsub_topic.topic["training_requests"].name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${google_service_account.function["api"].email}"
+}
+
+resource "google_pubsub_topic_iam_member" "function_publishes" {
+  for_each = local.topic_publishers
+  project  = var.project
+  topic    = google_pubsub_topic.topic[each.value.topic].name
+  role     = "roles/pubsub.publisher"
+  member   = "serviceAccount:${google_service_account.function[each.value.function].email}"
 }
 
 resource "google_pubsub_topic_iam_member" "trainer_publishes_progress" {
