@@ -70,7 +70,8 @@ def main() -> None:
         f"ingest capacity ({threads} server threads; {n} images, {2 * n} events POSTed from {c} threads): "
         + rate(n, direct.seconds) + f" (the POSTs alone took {direct.feed:.1f} s; {direct.failures} failed)",
         f"ingest CPU per image+label pair (server processes, /proc utime+stime): {1000 * direct.cpu / n:.1f} ms "
-        f"({direct.cpu:.1f} CPU s over {direct.seconds:.1f} s: {100 * direct.cpu / direct.seconds:.0f}% of one core)",
+        f"({direct.cpu:.1f} CPU s, {100 * direct.system_cpu / direct.cpu:.0f}% of it in the kernel, "
+        f"over {direct.seconds:.1f} s: {100 * direct.cpu / direct.seconds:.0f}% of one core)",
         f"floor: identify_image + parse_label on the same {n} pairs in one process: {1000 * floor / n:.1f} ms per pair",
         f"efficiency floor / ingest = {floor / direct.cpu:.2f}",
         f"raw Firestore emulator writes ({c} threads): {raw_per_s:.0f} writes/s",
@@ -113,7 +114,8 @@ class Run:
     seconds: float  # from the first upload or POST until everything is indexed
     feed: float     # seconds of uploading or POSTing alone
     failures: int = 0
-    cpu: float = 0.0  # CPU seconds of the ingest server meanwhile
+    cpu: float = 0.0  # CPU seconds of the ingest server meanwhile (user + system)
+    system_cpu: float = 0.0  # of which in the kernel
     files: dict[str, bytes] | None = None  # what was ingested
     profile: str = ""  # the profile summary, when asked for
 
@@ -187,7 +189,8 @@ def measure_direct(api: ApiClient, stack: local_stack.Stack, n: int, concurrency
               flush=True)
         seconds = wait_indexed(api, DIRECT_DATASET, expected, started)
         cpu_after = process_group_cpu(pgid)
-    return Run(seconds, posts, len(failures), cpu_seconds_between(cpu_before, cpu_after), files,
+    user, system = cpu_seconds_between(cpu_before, cpu_after)
+    return Run(seconds, posts, len(failures), user + system, system, files,
                profile_summary(profile_path) if profile_path else "")
 
 
@@ -240,16 +243,20 @@ def _proc_stats():
             continue  # exited meanwhile
 
 
-def process_group_cpu(pgid: int) -> dict[int, float]:
-    """CPU seconds (utime + stime, every thread) of each live process of the group."""
-    return {pid: (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # stat fields 14 and 15
+def process_group_cpu(pgid: int) -> dict[int, tuple[float, float]]:
+    """(user, system) CPU seconds, every thread, of each live process of the group."""
+    return {pid: (int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS)  # stat fields 14 and 15
             for pid, fields in _proc_stats() if int(fields[2]) == pgid}
 
 
-def cpu_seconds_between(before: dict[int, float], after: dict[int, float]) -> float:
+def cpu_seconds_between(before: dict[int, tuple[float, float]],
+                        after: dict[int, tuple[float, float]]) -> tuple[float, float]:
+    """(user, system) CPU seconds the group spent between the two readings."""
     if set(before) != set(after):
         print(f"  WARNING: the ingest processes changed during the run: {sorted(before)} -> {sorted(after)}")
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+    spent = [(user - before.get(pid, (0.0, 0.0))[0], system - before.get(pid, (0.0, 0.0))[1])
+             for pid, (user, system) in after.items()]
+    return sum(user for user, _ in spent), sum(system for _, system in spent)
 
 
 def measure_floor(files: dict[str, bytes]) -> float:

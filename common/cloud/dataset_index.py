@@ -119,7 +119,7 @@ def update_entry(dataset: str, key: str, split: str | None, part: str, generatio
             _write_group(transaction, contents_of(dataset).document(sha), group)
         class_count = _class_count(read[dataset_ref(dataset).path])
         for ref, member in {**members, own_ref: entry}.items():
-            transaction.set(ref, entries.derive(member, class_count))
+            db.put(transaction, ref, entries.derive(member, class_count))
         return True
 
     with _entry_lock(dataset, own_ref.id):
@@ -155,7 +155,7 @@ def _regroup_duplicates(transaction, dataset: str, own_id: str, before, entry: E
 
 def _write_group(transaction, ref, members: duplicates.Members) -> None:
     if members:
-        transaction.set(ref, {"members": members})
+        db.put(transaction, ref, {"members": members})
     else:
         transaction.delete(ref)
 
@@ -171,7 +171,7 @@ def rederive_entry(dataset: str, entry_id: str) -> None:
             return
         derived = entries.derive(entry, _class_count(read[dataset_ref(dataset).path]))
         if derived != entry:
-            transaction.set(ref, derived)
+            db.put(transaction, ref, derived)
 
     with _entry_lock(dataset, entry_id):
         db.in_transaction(work)

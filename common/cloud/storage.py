@@ -1,6 +1,10 @@
 """The data bucket."""
 from __future__ import annotations
 
+import functools
+import os
+from pathlib import Path
+
 from google.cloud import storage
 
 from common.cloud import clients
@@ -10,7 +14,28 @@ CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def client() -> storage.Client:
-    return clients.storage()
+    made = clients.storage()
+    _settle_environment(made._http)
+    return made
+
+
+def _settle_environment(session) -> None:
+    """Read once what requests otherwise reads from the environment on every
+    request (about a sixth of a small download's CPU here): the CA bundle it
+    names. Only when no proxy variable and no .netrc is there, so each request
+    goes out exactly as before, without the scan."""
+    if not getattr(session, "trust_env", False) or _environment_routes_http():
+        return
+    if session.verify is True:
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.trust_env = False
+
+
+@functools.cache
+def _environment_routes_http() -> bool:
+    """Proxies (which depend on each URL) or .netrc credentials: left to requests."""
+    return (any(name.lower().endswith("_proxy") for name in os.environ) or bool(os.environ.get("NETRC"))
+            or (Path.home() / ".netrc").exists())
 
 
 def bucket() -> storage.Bucket:
