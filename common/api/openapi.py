@@ -63,7 +63,9 @@ def _responses(declared: Route) -> dict:
     for status in _error_statuses(declared):
         answers[status] = (ERRORS[status], ERROR_REF)
     answers.update(declared.responses)
-    return {str(status): {"description": description, "content": {"application/json": {"schema": schema}}}
+    return {str(status): {"description": description,
+                          "content": {declared.media_type if status == declared.status else "application/json":
+                                      {"schema": schema}}}
             for status, (description, schema) in sorted(answers.items())}
 
 

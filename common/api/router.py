@@ -17,6 +17,7 @@ from common.domain.storable import quoted
 from common.api.resources import (api_keys, classes, datasets, health, images, issues, labels, members, models,
                                   training, uploads)
 from common.api.resources import exports, versions
+from common.api.resources import media, page
 from common.api.resources import autolabel
 from common.api.routes import Route
 from common.cloud import rate_limit_store
@@ -25,6 +26,7 @@ from common.platform import config, log
 API_ROUTES: list[Route] = [*health.ROUTES, *datasets.ROUTES, *members.ROUTES, *uploads.ROUTES, *images.ROUTES,
                            *labels.ROUTES, *classes.ROUTES, *issues.ROUTES, *training.ROUTES, *models.ROUTES, *api_keys.ROUTES]
 API_ROUTES += [*versions.ROUTES, *exports.ROUTES]
+API_ROUTES += [*page.ROUTES, *media.ROUTES]  # the page, and images as bytes for it
 API_ROUTES += autolabel.ROUTES
 ROUTES: list[Route] = [*API_ROUTES, openapi.route(API_ROUTES)]
 _RULES = Map([Rule(r.rule, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)],
@@ -52,6 +54,9 @@ def _answer(request: Request, request_id: str) -> Response:
     if declared.body is not None:
         args["body"] = request.get_json(silent=True)
     answer = declared.handler(ctx, args)
+    if isinstance(answer, Response):  # a route that is not JSON: the page's files, images
+        answer.headers["X-Request-Id"] = request_id
+        return answer
     status, body = answer if isinstance(answer, tuple) else (declared.status, answer)
     return _json(status, body, request_id)
 

@@ -10,8 +10,9 @@ from typing import Callable
 from common.api.context import RequestContext
 from common.api.params import Param
 
-# handler(context, arguments) -> body, or (status, body) for an answer other than the declared one
-Handler = Callable[[RequestContext, dict], "dict | tuple[int, dict]"]
+# handler(context, arguments) -> body, or (status, body) for an answer other than the declared one,
+# or a flask Response for a route whose media_type is not JSON (the page's files, images)
+Handler = Callable[[RequestContext, dict], "dict | tuple[int, dict] | Response"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Route:
     role: str | None = None    # the role the caller needs on the path's {dataset} (checked by the router)
     rate_limited: str | None = None  # the kind of expensive request counted per caller (router: 429)
     responses: dict[int, tuple[str, dict]] = field(default_factory=dict)  # other answers: description, schema
+    media_type: str = "application/json"  # of the success body; a handler of another type returns a Response
 
     @property
     def operation_id(self) -> str:

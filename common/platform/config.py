@@ -119,3 +119,18 @@ def watch_interval_seconds() -> float:
 def export_topic() -> str:
     """Where the API publishes version and export requests."""
     return os.environ.get("EXPORT_TOPIC", EXPORT_TOPIC)
+
+
+def auth_emulator_host() -> str | None:
+    """The Firebase Auth emulator (host:port) the page signs people in with; unset in production."""
+    return os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") or None
+
+
+def firebase_web_api_key() -> str | None:
+    """The Firebase web API key the page sends to Google's Identity Toolkit (public by design)."""
+    return os.environ.get("FIREBASE_WEB_API_KEY") or None
+
+
+def predict_url() -> str | None:
+    """The prediction function's URL, for the page's try-it."""
+    return os.environ.get("PREDICT_URL") or None

@@ -28,8 +28,17 @@ NUMBERS = {"conf": (0.0, 1.0, 0.25), "iou": (0.0, 1.0, 0.7)}
 MAX_DET = (1, 1000, 300)
 
 
+# The page (served by the API, another origin) calls prediction from the browser with a bearer token, never a
+# cookie, so any origin may: the token is the check.
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Request-Id",
+        "Access-Control-Allow-Methods": "POST", "Access-Control-Expose-Headers": "X-Request-Id",
+        "Access-Control-Max-Age": "3600"}
+
+
 def handle(request: Request) -> Response:
     request_id = context.request_id_of(request)
+    if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+        return Response(status=204, headers={**CORS, "X-Request-Id": request_id})  # a browser's preflight
     try:
         return _json(200, _answer(request, request_id), request_id)
     except ApiError as exc:
@@ -193,5 +202,5 @@ def framework_error(error: HTTPException, request: Request) -> Response:
 
 def _json(status: int, body: dict, request_id: str, headers: dict | None = None) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json",
-                    headers={"X-Request-Id": request_id, **(headers or {})})
+                    headers={"X-Request-Id": request_id, **CORS, **(headers or {})})
 

@@ -4,6 +4,7 @@ tokens from the Auth emulator and real API keys, in process against the stack.
 The matrix below is the README's access table."""
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 
@@ -22,6 +23,7 @@ APP = functions_framework.create_app(target="api_handler", source="functions/api
 CALLERS = ("none", "bad", "revoked", "stranger", "viewer", "editor", "owner", "admin")
 PEOPLE = ("stranger", "viewer", "editor", "owner", "outsider")
 SIGNED_OUT = (401, 401, 401)  # none, bad token, revoked key
+NOT_JSON = {"GET /", "GET /page/{file}", "GET /datasets/{d}/thumbnails/{sha256}", "GET /datasets/{d}/files/{image_id}"}
 
 # route -> the status for each of CALLERS. {d}: the dataset; {job}, {model}: its job and model.
 MATRIX = {
@@ -59,6 +61,12 @@ MATRIX = {
     "POST /api-keys": (*SIGNED_OUT, 201, 201, 201, 201, 403),
     "GET /api-keys": (*SIGNED_OUT, 200, 200, 200, 200, 403),
     "DELETE /api-keys/{key_id}": (*SIGNED_OUT, 404, 404, 404, 404, 403),
+    # the page: its files and configuration are public; images as bytes follow their dataset
+    "GET /": (200,) * 8,
+    "GET /page/config": (200,) * 8,
+    "GET /page/{file}": (200,) * 8,
+    "GET /datasets/{d}/thumbnails/{sha256}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /datasets/{d}/files/{image_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "POST /datasets/{d}/autolabel": (*SIGNED_OUT, 404, 403, 202, 202, 202),
     "GET /autolabel": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /autolabel/{autolabel_job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
@@ -98,7 +106,8 @@ def world(stack, client, bucket, api, people) -> dict:
     for name in ("editor", "viewer"):
         assert call(client, "PUT", f"/datasets/{dataset}/members/{people[name][0]}", owner,
                     {"role": name}).status_code == 200
-    drop(bucket, dataset, {"images/a.jpg": synthetic_image(5)[0], "data.yaml": data_yaml()})
+    image = synthetic_image(5)[0]
+    drop(bucket, dataset, {"images/a.jpg": image, "data.yaml": data_yaml()})
     stats_when(api, dataset, {"images": 1})
     job_id, model_id = f"job-acl-{uuid.uuid4().hex[:8]}", f"model-acl-{uuid.uuid4().hex[:8]}"
     job = training_job.queued_job(job_id, "r", dataset, 1, {}, now=1.0)
@@ -118,7 +127,7 @@ def world(stack, client, bucket, api, people) -> dict:
     return {"d": dataset, "job_id": job_id, "model_id": model_id, "image_id": "labels/a",
             "autolabel_job_id": autolabel_job_id,
             "dataset_job_id": dataset_jobs.revalidation_job_id(dataset, yaml_generation),
-            "version": "v1", "export_id": export_id,
+            "version": "v1", "export_id": export_id, "file": "app.js", "sha256": hashlib.sha256(image).hexdigest(),
             "user": people["outsider"][0], "key_id": "key-0000000000000000", "revoked_key": key["key"]}
 
 
@@ -153,7 +162,7 @@ def test_every_route_answers_each_caller_as_the_matrix_says(client, stack, peopl
     got = {caller: call(client, method, path, token_of(caller, stack, people, world), body_for(route, world))
            for caller in CALLERS}
     assert {c: r.status_code for c, r in got.items()} == dict(zip(CALLERS, MATRIX[route]))
-    assert all(r.mimetype == "application/json" for r in got.values())
+    assert all(r.mimetype == "application/json" for r in got.values() if not (route in NOT_JSON and r.status_code == 200))
 
 
 def test_lists_show_only_what_the_caller_may_see(client, people, world):

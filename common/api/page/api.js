@@ -1,0 +1,120 @@
+// The API and sign-in: Identity Toolkit REST (the Auth emulator locally), the ID token kept in sessionStorage
+// and refreshed a minute before it expires; every API call sends it. Same origin as the API: no CORS.
+const SESSION_KEY = "yolodrop.session";
+let config = null;
+let session = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export async function loadConfig() {
+  config = config || await (await fetch("page/config")).json();
+  return config;
+}
+
+export function signedIn() { return session; }
+
+function keep(next) {
+  session = next;
+  if (next) sessionStorage.setItem(SESSION_KEY, JSON.stringify(next));
+  else sessionStorage.removeItem(SESSION_KEY);
+}
+
+async function identity(url, init) {
+  const response = await fetch(`${url}?key=${encodeURIComponent(config.auth.api_key)}`, init);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, {error: {message: readable(body.error?.message)}});
+  return body;
+}
+
+function readable(code) {
+  const known = {EMAIL_NOT_FOUND: "No account with that e-mail.", INVALID_PASSWORD: "Wrong password.",
+                 INVALID_LOGIN_CREDENTIALS: "Wrong e-mail or password.", USER_DISABLED: "This account is disabled."};
+  return known[(code || "").split(" ")[0]] || code || "Sign-in failed.";
+}
+
+export async function signIn(email, password) {
+  const body = await identity(config.auth.sign_in, {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({email, password, returnSecureToken: true})});
+  keep({uid: body.localId, email: body.email, token: body.idToken, refresh: body.refreshToken,
+        expires: Date.now() + Number(body.expiresIn) * 1000});
+  return session;
+}
+
+export function signOut() { keep(null); }
+
+async function freshToken() {
+  if (!session) throw new ApiError(401, {error: {message: "Sign in first."}});
+  if (session.expires - Date.now() > 60_000) return session.token;
+  const body = await identity(config.auth.refresh, {
+    method: "POST", headers: {"Content-Type": "application/x-www-form-urlencoded"},
+    body: new URLSearchParams({grant_type: "refresh_token", refresh_token: session.refresh})});
+  keep({...session, token: body.id_token, refresh: body.refresh_token,
+        expires: Date.now() + Number(body.expires_in) * 1000});
+  return session.token;
+}
+
+export async function authorized(url, init = {}) {
+  const headers = {...(init.headers || {}), Authorization: `Bearer ${await freshToken()}`};
+  const response = await fetch(url, {...init, headers});
+  if (response.status === 401) { signOut(); location.hash = "#/signin"; }
+  return response;
+}
+
+export async function api(path, {method = "GET", body, headers = {}} = {}) {
+  const init = {method, headers: {...headers}};
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  const response = await authorized(path.replace(/^\//, ""), init);
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, answer);
+  return answer;
+}
+
+export const q = (params) => {
+  const kept = Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== "");
+  return kept.length ? "?" + new URLSearchParams(kept).toString() : "";
+};
+export const enc = (id) => id.split("/").map(encodeURIComponent).join("/");
+
+// Images need the Authorization header, which <img src> cannot send: fetch them (the browser's HTTP cache
+// still applies: ETag and Cache-Control), hand <img> an object URL, at most SLOTS at a time.
+const SLOTS = 8;
+let running = 0;
+const waiting = [];
+
+export function imageUrl(path) {
+  return new Promise((resolve, reject) => {
+    waiting.push({path, resolve, reject});
+    pump();
+  });
+}
+
+function pump() {
+  while (running < SLOTS && waiting.length) {
+    const {path, resolve, reject} = waiting.shift();
+    running++;
+    authorized(path.replace(/^\//, ""))
+      .then(async (r) => r.ok ? resolve(URL.createObjectURL(await r.blob())) : reject(new ApiError(r.status)))
+      .catch(reject)
+      .finally(() => { running--; pump(); });
+  }
+}
+
+export async function predict(modelId, file) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const url = `${config.predict_url}/models/${encodeURIComponent(modelId)}/predict?conf=0.01`;
+  const response = await authorized(url, {method: "POST", body: form});
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, answer);
+  return answer;
+}

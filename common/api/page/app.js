@@ -1,0 +1,77 @@
+// The shell: sign-in, the header, and the hash router that picks a view. Each view is a module with
+// render(main, route) that fills <main>; views load on demand, so the first load carries only what it shows.
+import {loadConfig, signedIn, signIn, signOut} from "./api.js";
+import {h, failure, link} from "./dom.js";
+
+const VIEWS = [
+  [/^#\/signin$/, () => ({render: renderSignIn})],
+  [/^#\/?$/, () => import("./datasets.js")],
+  [/^#\/d\/([^/]+)$/, () => import("./datasets.js"), "dataset"],
+  [/^#\/d\/([^/]+)\/gallery$/, () => import("./gallery.js")],
+  [/^#\/d\/([^/]+)\/issues$/, () => import("./issues.js")],
+  [/^#\/d\/([^/]+)\/image\/(.+)$/, () => import("./image.js")],
+  [/^#\/d\/([^/]+)\/train$/, () => import("./training.js")],
+  [/^#\/d\/([^/]+)\/versions$/, () => import("./versions.js")],
+  [/^#\/training$/, () => import("./training.js"), "jobs"],
+  [/^#\/job\/([^/]+)$/, () => import("./training.js"), "job"],
+  [/^#\/models$/, () => import("./models.js")],
+  [/^#\/model\/([^/]+)$/, () => import("./models.js"), "model"],
+];
+
+let stopCurrent = null;
+
+export function parseHash() {
+  const [path, query = ""] = location.hash.split("?");
+  return {path: path || "#/", query: new URLSearchParams(query)};
+}
+
+async function route() {
+  const main = document.getElementById("main");
+  if (stopCurrent) { stopCurrent(); stopCurrent = null; }
+  const {path, query} = parseHash();
+  if (!signedIn() && path !== "#/signin") { location.hash = "#/signin"; return; }
+  renderHeader();
+  const match = VIEWS.map(([re, load, name]) => ({m: path.match(re), load, name})).find((v) => v.m);
+  if (!match) { main.replaceChildren(failure(new Error("No such page.")), link("#/", "Back to datasets")); return; }
+  const params = match.m.slice(1).map(decodeURIComponent);
+  main.replaceChildren(h("p", {class: "loading", role: "status"}, "Loading…"));
+  try {
+    const view = await match.load();
+    const render = match.name ? view[match.name] : view.render;
+    stopCurrent = (await render(main, {params, query})) || null;
+  } catch (error) {
+    main.replaceChildren(failure(error));
+  }
+  main.focus({preventScroll: true});
+}
+
+function renderHeader() {
+  const session = signedIn();
+  document.getElementById("nav").replaceChildren(...(session ? [
+    link("#/", "Datasets"), link("#/training", "Training"), link("#/models", "Models")] : []));
+  document.getElementById("who").replaceChildren(...(session ? [
+    h("span", {class: "email"}, session.email),
+    h("button", {type: "button", onclick: () => { signOut(); location.hash = "#/signin"; }}, "Sign out")] : []));
+}
+
+function renderSignIn(main) {
+  const status = h("p", {role: "alert", class: "form-error"});
+  const form = h("form", {class: "signin", onsubmit: async (event) => {
+    event.preventDefault();
+    status.textContent = "";
+    try {
+      await signIn(form.email.value, form.password.value);
+      location.hash = "#/";
+    } catch (error) { status.textContent = error.message; }
+  }},
+  h("h1", {}, "Sign in"),
+  h("label", {}, "E-mail", h("input", {name: "email", type: "email", autocomplete: "username", required: true})),
+  h("label", {}, "Password", h("input", {name: "password", type: "password", autocomplete: "current-password",
+                                          required: true})),
+  h("button", {type: "submit"}, "Sign in"), status);
+  main.replaceChildren(form);
+  form.email.focus();
+}
+
+window.addEventListener("hashchange", route);
+loadConfig().then(route, (error) => document.getElementById("main").replaceChildren(failure(error)));

@@ -1,0 +1,54 @@
+// Versions and exports of a dataset: freeze a version, export it (YOLO or COCO), follow progress.
+import {api} from "./api.js";
+import {canEdit, roleOn, tabs} from "./datasets.js";
+import {empty, fmt, h, table} from "./dom.js";
+
+const POLL_MS = 2000;
+const mine = (dataset) => `yolodrop.exports.${dataset}`;  // the API lists no exports: the page follows its own
+
+export async function render(main, {params: [dataset]}) {
+  const d = encodeURIComponent(dataset);
+  let timer = null, stopped = false;
+  const role = await roleOn(dataset);
+  const status = h("p", {role: "status"});
+  const body = h("div");
+  const refresh = async () => {
+    const {versions} = await api(`/datasets/${d}/versions`);
+    const ids = JSON.parse(sessionStorage.getItem(mine(dataset)) || "[]");
+    const exports = await Promise.all(ids.map((id) => api(`/exports/${encodeURIComponent(id)}`).catch(() => null)));
+    body.replaceChildren(h("h2", {}, "Versions"), versions.length ? table(["version", "name", "status", "images", "created"],
+      versions.map((v) => [v.id, v.name || "–", v.status, fmt(v.stats?.images), when(v.created_at)])) :
+      empty("No version yet: freeze one to train or export exactly this data later."),
+      h("h2", {}, "Exports you started"), exports.filter(Boolean).length ? table(["export", "format", "version", "status", "files", "zip"],
+        exports.filter(Boolean).map((e) => [e.id, e.format, e.version || "–", e.error ? `${e.status}: ${e.error}` : e.status,
+          `${fmt(e.files_done)} / ${fmt(e.files_total)}`, e.uri ? h("code", {}, e.uri) : "–"])) :
+        empty("No export started from this page yet."));
+    const live = versions.some((v) => v.status !== "frozen" && v.status !== "failed") ||
+      exports.some((e) => e && (e.status === "queued" || e.status === "running"));
+    if (live && !stopped) timer = setTimeout(refresh, POLL_MS);
+  };
+  const act = (fn) => async (event) => {
+    event.preventDefault();
+    try { status.textContent = await fn(new FormData(event.target)); clearTimeout(timer); await refresh(); }
+    catch (error) { status.textContent = error.message; }
+  };
+  const forms = canEdit(role) ? h("div", {class: "controls"},
+    h("form", {onsubmit: act(async (data) => {
+      const answer = await api(`/datasets/${d}/versions`, {method: "POST", body: {name: data.get("name") || null}});
+      return `Freezing ${answer.version}…`;
+    })}, h("label", {}, "Name ", h("input", {name: "name"})), h("button", {type: "submit"}, "Freeze a version")),
+    h("form", {onsubmit: act(async (data) => {
+      const answer = await api(`/datasets/${d}/exports`, {method: "POST", body: {format: data.get("format"),
+        ...(data.get("version") ? {version: data.get("version")} : {})}});
+      const ids = JSON.parse(sessionStorage.getItem(mine(dataset)) || "[]");
+      sessionStorage.setItem(mine(dataset), JSON.stringify([answer.export_id, ...ids].slice(0, 20)));
+      return `Export ${answer.export_id} started.`;
+    })}, h("label", {}, "Format ", h("select", {name: "format"}, h("option", {}, "yolo"), h("option", {}, "coco"))),
+      h("label", {}, "Version (empty: freeze one) ", h("input", {name: "version", pattern: "v[0-9]+", size: 5})),
+      h("button", {type: "submit"}, "Export"))) : h("p", {class: "muted"}, "Editors may freeze versions and export.");
+  main.replaceChildren(h("h1", {}, `${dataset}: versions & exports`), tabs(dataset, "versions & exports"), forms, status, body);
+  await refresh();
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
+const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "–");

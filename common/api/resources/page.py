@@ -1,0 +1,81 @@
+"""The page: its static files (plain HTML, CSS and ES modules from common/api/page/, no build step) and the
+small public configuration it starts from. Served by the API itself, so the page and the API share one origin:
+no CORS, one deployment, and the page calls exactly the routes programs call, with the same checks."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import mimetypes
+from pathlib import Path
+
+from flask import Response
+
+from common.api import params
+from common.api.context import RequestContext
+from common.api.errors import ApiError
+from common.api.routes import Route
+from common.api.schema import BOOLEAN, STRING, nullable, obj
+from common.domain.storable import quoted
+from common.platform import config
+
+PAGE_DIR = Path(__file__).resolve().parents[1] / "page"
+TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
+FILE = params.path("file", "a file of the page (app.js, style.css, ...)")
+ACCEPT_ENCODING = params.header("Accept-Encoding", "gzip: the file comes compressed")
+IF_NONE_MATCH = params.header("If-None-Match", "the ETag the caller holds: 304 when it is still current")
+
+
+class StaticFile:
+    """One file of the page, read once: its bytes, gzipped bytes and ETag."""
+
+    def __init__(self, path: Path):
+        self.body = path.read_bytes()
+        self.gzipped = gzip.compress(self.body, 9, mtime=0)
+        self.etag = f'"{hashlib.sha256(self.body).hexdigest()[:32]}"'
+        self.media_type = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+    def answer(self, accept_encoding: str | None, if_none_match: str | None) -> Response:
+        headers = {"ETag": self.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding",
+                   "X-Content-Type-Options": "nosniff"}
+        if if_none_match == self.etag:
+            return Response(status=304, headers=headers)
+        if "gzip" in (accept_encoding or ""):
+            return Response(self.gzipped, mimetype=self.media_type, headers={**headers, "Content-Encoding": "gzip"})
+        return Response(self.body, mimetype=self.media_type, headers=headers)
+
+
+FILES = {path.name: StaticFile(path) for path in sorted(PAGE_DIR.iterdir()) if path.is_file()}
+
+
+def index(ctx: RequestContext, args: dict) -> Response:
+    return FILES["index.html"].answer(args["Accept-Encoding"], args["If-None-Match"])
+
+
+def page_file(ctx: RequestContext, args: dict) -> Response:
+    found = FILES.get(args["file"])
+    if found is None:
+        raise ApiError(404, f"no page file {quoted(args['file'])}")
+    return found.answer(args["Accept-Encoding"], args["If-None-Match"])
+
+
+def page_config(ctx: RequestContext, args: dict) -> dict:
+    """Where the page signs people in (the Auth emulator locally, Google's Identity Toolkit in production)."""
+    emulator = config.auth_emulator_host()
+    base = f"http://{emulator}/" if emulator else "https://"
+    return {"project": config.project(), "bucket": config.data_bucket(), "emulator": bool(emulator),
+            "auth": {"sign_in": f"{base}identitytoolkit.googleapis.com/v1/accounts:signInWithPassword",
+                     "refresh": f"{base}securetoken.googleapis.com/v1/token",
+                     "api_key": config.firebase_web_api_key() or "local"},
+            "predict_url": config.predict_url()}
+
+
+CONFIG = obj(project=STRING, bucket=STRING, emulator=BOOLEAN, auth=obj(sign_in=STRING, refresh=STRING, api_key=STRING),
+             predict_url=nullable(STRING))
+FILE_BODY = {"type": "string"}
+ROUTES = [
+    Route("GET", "/", index, "The page (HTML)", FILE_BODY, params=(ACCEPT_ENCODING, IF_NONE_MATCH), public=True,
+          media_type="text/html"),
+    Route("GET", "/page/config", page_config, "Where the page signs people in and predicts", CONFIG, public=True),
+    Route("GET", "/page/{file}", page_file, "A static file of the page (JavaScript, CSS)", FILE_BODY,
+          params=(FILE, ACCEPT_ENCODING, IF_NONE_MATCH), public=True, media_type="*/*"),
+]

@@ -1,0 +1,241 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright, against the local stack. Each test signs in
+through the page's own form (the Auth emulator), acts as a person does, and saves a screenshot under
+.local/screenshots/. Waits are Playwright's auto-waiting, `expect` with timeouts, or polls with deadlines."""
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+
+import pytest
+import requests
+from PIL import Image
+from playwright.sync_api import expect
+
+from infra.local.browser import PHONE, chromium, screenshot, sign_in
+from infra.local.client import sign_up, wait_for
+from infra.local.sample import CLASSES, generated_dataset, sample_dataset
+from tests.integration.helpers import drop, stats_when
+from tests.integration.trained import TINY, trained_model  # noqa: F401 - a fixture
+
+PASSWORD = "secret-123"
+SHOWN = 20_000  # ms: how long the page may take to show what the API already holds
+
+
+@pytest.fixture(scope="module")
+def person(stack) -> dict:
+    email = f"page-{uuid.uuid4().hex[:8]}@example.com"
+    uid, _ = sign_up(stack.env()["FIREBASE_AUTH_EMULATOR_HOST"], email, PASSWORD)
+    return {"uid": uid, "email": email}
+
+
+def give_role(api, dataset: str, person: dict, role: str = "editor") -> None:
+    api.session.put(f"{api.url}/datasets/{dataset}/members/{person['uid']}", json={"role": role},
+                    timeout=30).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def sample(bucket, api, person) -> str:
+    dataset = f"page-{uuid.uuid4().hex[:8]}"
+    files = sample_dataset()
+    drop(bucket, dataset, files.files)
+    stats_when(api, dataset, {"images": files.expected["images"], "boxes": files.expected["boxes"]})
+    give_role(api, dataset, person)
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def browser(stack):
+    with chromium() as context:
+        yield context
+
+
+@pytest.fixture
+def page(browser, stack, person):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    sign_in(page, stack.env()["API_URL"], person["email"], PASSWORD)
+    yield page
+    page.close()
+    assert not errors, errors
+
+
+def open_hash(page, stack, route: str) -> None:
+    page.goto(f"{stack.env()['API_URL']}/{route}")
+
+
+def classes_drawn(item) -> Counter:
+    return Counter(item.locator("[data-testid=box]").evaluate_all("els => els.map(e => e.dataset.class)"))
+
+
+def classes_listed(image: dict) -> Counter:
+    return Counter(box["class_name"] or str(box["class_id"]) for box in image["labels"])
+
+
+def assert_gallery_matches(page, images: list[dict]) -> None:
+    items = page.get_by_test_id("gallery-item")
+    expect(items).to_have_count(len(images), timeout=SHOWN)
+    for image in images:
+        item = page.locator(f'[data-testid=gallery-item][data-image-id="{image["id"]}"]')
+        assert classes_drawn(item) == classes_listed(image), image["id"]
+
+
+# ---- sign in, the gallery, filters ---------------------------------------------------------------------------
+
+def test_the_gallery_shows_every_image_with_exactly_the_boxes_the_api_lists(page, stack, api, sample):
+    expect(page.get_by_role("link", name=sample)).to_be_visible()
+    open_hash(page, stack, f"#/d/{sample}")
+    expect(page.get_by_role("heading", name="Boxes per class")).to_be_visible()
+    screenshot(page, "page-dataset-health")
+    open_hash(page, stack, f"#/d/{sample}/gallery")
+    assert_gallery_matches(page, api.all_pages(f"/datasets/{sample}/images", "images"))
+    expect(page.locator("[data-testid=gallery-item][data-painted=true]")).to_have_count(
+        sum(1 for i in api.all_pages(f"/datasets/{sample}/images", "images") if _has_thumbnail(api, sample, i)),
+        timeout=SHOWN)
+    screenshot(page, "page-gallery")
+    page.set_viewport_size(PHONE)
+    screenshot(page, "page-gallery-phone")
+
+
+def _has_thumbnail(api, dataset: str, image: dict) -> bool:
+    if not image["sha256"]:
+        return False
+    return api.session.get(f"{api.url}/datasets/{dataset}/thumbnails/{image['sha256']}", timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize("label, value, param", [("Split", "val", {"split": "val"}), ("Class", "bus", {"class": "bus"}),
+                                                 ("Status", "background", {"status": "background"})])
+def test_a_filter_shows_what_the_api_lists_for_it(page, stack, api, sample, label, value, param):
+    open_hash(page, stack, f"#/d/{sample}/gallery")
+    page.get_by_label(label, exact=True).select_option(value)
+    expect(page).to_have_url(f"{stack.env()['API_URL']}/#/d/{sample}/gallery?{'&'.join(f'{k}={v}' for k, v in param.items())}")
+    assert_gallery_matches(page, api.all_pages(f"/datasets/{sample}/images", "images", **param))
+
+
+# ---- the box editor ------------------------------------------------------------------------------------------
+
+def drag(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A mouse drag between two points given as fractions of the image on the editor's stage."""
+    box = page.locator(".stage").bounding_box()
+    page.mouse.move(box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + end[0] * box["width"], box["y"] + end[1] * box["height"], steps=5)
+    page.mouse.up()
+
+
+def test_drawing_a_box_and_saving_writes_the_label_file_and_the_gallery_follows(page, stack, api, bucket, sample):
+    image = api.get(f"/datasets/{sample}/images/labels/train/shapes_0")
+    open_hash(page, stack, f"#/d/{sample}/image/labels/train/shapes_0")
+    boxes = page.locator(".stage [data-testid=box]")
+    expect(boxes).to_have_count(2)
+    drag(page, (0.05, 0.6), (0.3, 0.9))
+    page.keyboard.press("3")  # the third class: tie
+    expect(page.locator('.stage [data-testid=box][data-class="tie"]')).to_have_count(1 + _count(image, "tie"))
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status").filter(has_text="Saved")).to_be_visible()
+    saved = wait_for(lambda: api.get(f"/datasets/{sample}/images/labels/train/shapes_0"),
+                     lambda i: i["label_generation"] != image["label_generation"], 30, "the edit indexed")
+    rows = bucket.blob(saved["label_path"]).download_as_text().strip().split("\n")
+    assert len(rows) == 3 and rows[-1].startswith("2 ")
+    cx, cy, w, h = map(float, rows[-1].split()[1:])
+    assert abs(cx - 0.175) < 0.02 and abs(cy - 0.75) < 0.02 and abs(w - 0.25) < 0.02 and abs(h - 0.3) < 0.02
+    screenshot(page, "page-editor-saved")
+    open_hash(page, stack, f"#/d/{sample}/gallery")
+    item = page.locator('[data-testid=gallery-item][data-image-id="labels/train/shapes_0"]')
+    expect(item.locator("[data-testid=box]")).to_have_count(3)
+    assert classes_drawn(item) == classes_listed(saved)
+
+
+def _count(image: dict, name: str) -> int:
+    return sum(1 for box in image["labels"] if box["class_name"] == name)
+
+
+def test_a_conflict_shows_the_other_version_instead_of_overwriting_it(page, stack, api, bucket, sample):
+    image_id = "labels/train/shapes_1"
+    open_hash(page, stack, f"#/d/{sample}/image/{image_id}")
+    expect(page.locator(".stage [data-testid=box]")).to_have_count(2)
+    page.locator(".stage [data-testid=box]").first.click()
+    page.keyboard.press("Delete")
+    expect(page.locator(".stage [data-testid=box]")).to_have_count(1)
+    seen = api.get(f"/datasets/{sample}/images/{image_id}")
+    theirs = [{"class_id": 1, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.2}] * 1 + \
+             [{"class_id": 0, "cx": 0.2, "cy": 0.2, "w": 0.1, "h": 0.1}, {"class_id": 2, "cx": 0.8, "cy": 0.8, "w": 0.1, "h": 0.1}]
+    response = api.session.put(f"{api.url}/datasets/{sample}/images/{image_id}/labels", json={"labels": theirs},
+                               headers={"If-Match": str(seen["label_generation"])}, timeout=30)
+    assert response.status_code == 200, response.text
+    written = bucket.blob(response.json()["label_path"]).download_as_text()
+    page.get_by_role("button", name="Save").click()
+    conflict = page.get_by_test_id("conflict")
+    expect(conflict).to_be_visible()
+    expect(conflict.get_by_test_id("their-box")).to_have_count(3)
+    screenshot(page, "page-editor-conflict")
+    assert bucket.blob(response.json()["label_path"]).download_as_text() == written  # not overwritten
+    conflict.get_by_role("button", name="Use the saved version").click()
+    expect(page.locator(".stage [data-testid=box]")).to_have_count(3)
+    expect(page.locator('.stage [data-testid=box][data-class="bus"]')).to_have_count(1)
+
+
+def test_a_viewer_sees_no_editing_controls(browser, stack, api, sample):
+    email = f"viewer-{uuid.uuid4().hex[:8]}@example.com"
+    uid, _ = sign_up(stack.env()["FIREBASE_AUTH_EMULATOR_HOST"], email, PASSWORD)
+    give_role(api, sample, {"uid": uid}, "viewer")
+    page = browser.new_page()
+    sign_in(page, stack.env()["API_URL"], email, PASSWORD)
+    open_hash(page, stack, f"#/d/{sample}/image/labels/val/zidane")
+    expect(page.locator(".stage [data-testid=box]")).to_have_count(4)
+    expect(page.get_by_role("button", name="Save")).to_have_count(0)
+    open_hash(page, stack, f"#/d/{sample}/train")
+    expect(page.get_by_role("button", name="Start training")).to_have_count(0)
+    page.close()
+
+
+# ---- training: the curves grow while the job runs --------------------------------------------------------------
+
+def test_a_training_jobs_curves_gain_a_point_per_epoch_while_it_runs(page, stack, api, bucket, person):
+    dataset = f"page-train-{uuid.uuid4().hex[:8]}"
+    drop(bucket, dataset, generated_dataset(8, 4, size=(96, 72)))
+    stats_when(api, dataset, {"labeled": 12})
+    give_role(api, dataset, person)
+    epochs = 4
+    open_hash(page, stack, f"#/d/{dataset}/train")
+    page.get_by_label("Model").fill(TINY["model"])
+    for label, value in (("Epochs", epochs), ("Image size", TINY["imgsz"]), ("Batch", TINY["batch"])):
+        page.get_by_label(label, exact=False).first.fill(str(value))
+    page.get_by_label("More arguments").fill(json.dumps({"workers": TINY["workers"]}))
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_test_id("job-status")).to_be_visible()
+    points = page.locator('[data-testid=curve-point][data-series="mAP50"]')
+    seen = []
+
+    def observe() -> tuple[str, int]:
+        seen.append((page.get_by_test_id("job-status").inner_text(), points.count()))
+        return seen[-1]
+    wait_for(observe, lambda s: s[0] in ("completed", "failed", "cancelled"), 240, "the job to end", interval=0.1)
+    assert seen[-1][0] == "completed", seen
+    expect(points).to_have_count(epochs, timeout=SHOWN)
+    growing = [count for status, count in seen if status == "running"]
+    assert growing == sorted(growing) and any(0 < n < epochs for n in growing), seen
+    screenshot(page, "page-training-job")
+
+
+# ---- try a model ---------------------------------------------------------------------------------------------
+
+def test_try_it_draws_the_prediction_functions_boxes_with_a_confidence_slider(page, stack, api, trained_model, tmp_path):
+    photo = tmp_path / "try.jpg"
+    photo.write_bytes(next(data for name, data in generated_dataset(1, 0, size=(96, 72), seed=3).items()
+                           if name.startswith("images/")))
+    direct = requests.post(f"{stack.env()['PREDICT_URL']}/models/{trained_model['id']}/predict", params={"conf": 0.01},
+                           data=photo.read_bytes(), headers={"Authorization": f"Bearer {stack.token}",
+                                                             "Content-Type": "image/jpeg"}, timeout=60).json()
+    open_hash(page, stack, f"#/model/{trained_model['id']}")
+    page.get_by_label("An image").set_input_files(str(photo))
+    count = page.get_by_test_id("prediction-count")
+    expect(count).to_be_visible(timeout=SHOWN)
+    for threshold in (0.25, 0.01, 0.5):
+        page.get_by_label("Confidence threshold").fill(str(threshold))
+        expected = [b["class_name"] for b in direct["predictions"][0]["boxes"] if b["confidence"] >= threshold]
+        expect(page.locator(".try-result [data-testid=box]")).to_have_count(len(expected))
+        drawn = page.locator(".try-result [data-testid=box]").evaluate_all("els => els.map(e => e.dataset.class)")
+        assert Counter(drawn) == Counter(expected)
+    screenshot(page, "page-try-it")
