@@ -19,7 +19,7 @@ import requests
 from common.domain import layout
 from infra.local import stack as local_stack
 from infra.local.client import ApiClient, wait_for
-from infra.local.sample import CLASSES, SQUARE_COLOURS, demo_dataset
+from infra.local.sample import CLASSES, SQUARE_COLOURS, demo_dataset, drawn_label
 
 DATASET = "sample"
 INDEX_DEADLINE_SECONDS = 120
@@ -156,10 +156,19 @@ def autolabel(api: ApiClient, model: dict) -> int:
         rows = ", ".join(f"{p['class_name']} {p['confidence']:.2f} ({p['cx']:.3f} {p['cy']:.3f} {p['w']:.3f} "
                          f"{p['h']:.3f})" for p in image["proposals"])
         print(f"  {image['id']:<30} {rows}")
+        drawn = drawn_label(image["id"])
+        if drawn:
+            print(f"  {'':<30} drawn: {_named_rows(drawn)}")
     stats = api.get(f"/datasets/{DATASET}")["stats"]
     print(f"  {stats['proposals']} images have proposals to review: POST /datasets/{DATASET}/images/{{id}}/"
           f"proposals/accept or .../reject, or POST /datasets/{DATASET}/proposals/accept for all")
     return 0 if job["status"] == "completed" else 1
+
+
+def _named_rows(label: str) -> str:
+    rows = (line.split() for line in label.splitlines())
+    return ", ".join(f"{CLASSES[int(r[0])]} ({float(r[1]):.3f} {float(r[2]):.3f} {float(r[3]):.3f} {float(r[4]):.3f})"
+                     for r in rows)
 
 
 def _colours() -> str:

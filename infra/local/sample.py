@@ -170,6 +170,15 @@ def _free_corner(rng: random.Random, size: int, side: int, taken: list) -> tuple
     return None
 
 
+UNLABELED_SEED = 10_000
+
+
+def drawn_label(name: str) -> str | None:
+    """What the demo drew in its unlabeled image `new_squares_<i>` (the label it does not ship)."""
+    stem = name.rsplit("/", 1)[-1]
+    return squares_image(UNLABELED_SEED + int(stem[12:]))[1] if stem.startswith("new_squares_") else None
+
+
 def demo_dataset(labelled: int = 64, unlabeled: int = 6) -> Sample:
     """The sample dataset plus `labelled` squares images (one in eight in val) for the model to learn
     from and `unlabeled` more, without labels, for it to auto-label."""
@@ -182,7 +191,7 @@ def demo_dataset(labelled: int = 64, unlabeled: int = 6) -> Sample:
         s.files[f"labels/{split}/squares_{i:02d}.txt"] = label.encode()
         boxes, val = boxes + label.count("\n"), val + (split == "val")
     for i in range(unlabeled):
-        s.files[f"images/train/new_squares_{i}.jpg"] = squares_image(10_000 + i)[0]
+        s.files[f"images/train/new_squares_{i}.jpg"] = squares_image(UNLABELED_SEED + i)[0]
     e, splits = s.expected, s.expected["splits"]
     s.expected = {**e, "images": e["images"] + labelled + unlabeled, "labeled": e["labeled"] + labelled,
                   "unlabeled": e["unlabeled"] + unlabeled, "boxes": e["boxes"] + boxes,
