@@ -195,5 +195,6 @@ def demo_dataset(labelled: int = 64, unlabeled: int = 6) -> Sample:
     e, splits = s.expected, s.expected["splits"]
     s.expected = {**e, "images": e["images"] + labelled + unlabeled, "labeled": e["labeled"] + labelled,
                   "unlabeled": e["unlabeled"] + unlabeled, "boxes": e["boxes"] + boxes,
-                  "splits": {**splits, "train": splits["train"] + labelled - val + unlabeled, "val": splits["val"] + val}}
+                  "splits": {**splits, "train": splits["train"] + labelled - val + unlabeled,
+                             "val": splits["val"] + val}}
     return s

@@ -141,7 +141,7 @@ def test_a_redelivered_chunk_writes_nothing(stack, unlabeled, labelled_job):
     outcome = dataset_jobs._chunk({**job, "status": "running"}, 0, items)  # as if the job had not ended yet
     assert outcome.result.value == "duplicate", outcome
     message_id = topics.publish(config.dataset_jobs_topic(), chunk)  # and through the stack
-    log = stack.state_dir / "jobs.log"
+    log = stack.state_dir / "dataset_jobs.log"
     wait_for(lambda: log.read_text(errors="replace"), lambda text: message_id in text, 30, "the redelivery handled")
     assert _update_times(unlabeled, items) == before
     assert dataset_job_store.progress(job["id"])[0] == 3
@@ -165,7 +165,8 @@ def _update_times(dataset: str, entry_ids: list[str]) -> list:
 
 
 def with_proposals(client, auth, dataset: str) -> list[dict]:
-    return client.get(f"/datasets/{dataset}/images?has_proposals=true&page_size=1000", headers=auth).get_json()["images"]
+    answer = client.get(f"/datasets/{dataset}/images?has_proposals=true&page_size=1000", headers=auth)
+    return answer.get_json()["images"]
 
 
 def test_accepting_writes_the_label_file_and_ingest_indexes_it(client, auth, unlabeled, labelled_job):
@@ -176,8 +177,8 @@ def test_accepting_writes_the_label_file_and_ingest_indexes_it(client, auth, unl
     assert written["label_path"] == f"datasets/{unlabeled}/{chosen['id']}.txt"
     blob = storage.bucket().get_blob(written["label_path"])
     assert blob.generation == written["generation"] and blob.metadata == {"yolodrop-writer": "admin"}
-    shown = image_when(client, auth, unlabeled, chosen["id"], lambda img: img["label_generation"] == written["generation"],
-                       "the accepted label indexed")
+    shown = image_when(client, auth, unlabeled, chosen["id"],
+                       lambda img: img["label_generation"] == written["generation"], "the accepted label indexed")
     proposed = unique([{k: p[k] for k in ("class_id", "cx", "cy", "w", "h")} for p in chosen["proposals"]])
     assert [{k: b[k] for k in ("class_id", "cx", "cy", "w", "h")} for b in shown["labels"]] == proposed
     assert shown["proposals"] == [] and shown["proposal_model"] is None and shown["status"] == "labeled"
