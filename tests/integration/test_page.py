@@ -134,6 +134,7 @@ def test_drawing_a_box_and_saving_writes_the_label_file_and_the_gallery_follows(
     expect(page.locator('.stage [data-testid=box][data-class="tie"]')).to_have_count(1 + _count(image, "tie"))
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status").filter(has_text="Saved")).to_be_visible()
+    expect(page.locator(".stage[data-loaded=true]")).to_be_visible()
     saved = wait_for(lambda: api.get(f"/datasets/{sample}/images/labels/train/shapes_0"),
                      lambda i: i["label_generation"] != image["label_generation"], 30, "the edit indexed")
     rows = bucket.blob(saved["label_path"]).download_as_text().strip().split("\n")
@@ -169,6 +170,7 @@ def test_a_conflict_shows_the_other_version_instead_of_overwriting_it(page, stac
     conflict = page.get_by_test_id("conflict")
     expect(conflict).to_be_visible()
     expect(conflict.get_by_test_id("their-box")).to_have_count(3)
+    expect(page.locator(".stage[data-loaded=true]")).to_be_visible()
     screenshot(page, "page-editor-conflict")
     assert bucket.blob(response.json()["label_path"]).download_as_text() == written  # not overwritten
     conflict.get_by_role("button", name="Use the saved version").click()
@@ -221,7 +223,9 @@ def test_a_training_jobs_curves_gain_a_point_per_epoch_while_it_runs(page, stack
 
 # ---- try a model ---------------------------------------------------------------------------------------------
 
-def test_try_it_draws_the_prediction_functions_boxes_with_a_confidence_slider(page, stack, api, trained_model, tmp_path):
+def test_try_it_draws_the_prediction_functions_boxes_with_a_confidence_slider(page, stack, api, person, trained_model,
+                                                                              tmp_path):
+    give_role(api, trained_model["dataset"], person, "viewer")
     photo = tmp_path / "try.jpg"
     photo.write_bytes(next(data for name, data in generated_dataset(1, 0, size=(96, 72), seed=3).items()
                            if name.startswith("images/")))
@@ -232,10 +236,38 @@ def test_try_it_draws_the_prediction_functions_boxes_with_a_confidence_slider(pa
     page.get_by_label("An image").set_input_files(str(photo))
     count = page.get_by_test_id("prediction-count")
     expect(count).to_be_visible(timeout=SHOWN)
-    for threshold in (0.25, 0.01, 0.5):
+    for threshold in (0.25, 0.5, 0.01):
         page.get_by_label("Confidence threshold").fill(str(threshold))
         expected = [b["class_name"] for b in direct["predictions"][0]["boxes"] if b["confidence"] >= threshold]
         expect(page.locator(".try-result [data-testid=box]")).to_have_count(len(expected))
         drawn = page.locator(".try-result [data-testid=box]").evaluate_all("els => els.map(e => e.dataset.class)")
         assert Counter(drawn) == Counter(expected)
     screenshot(page, "page-try-it")
+
+
+# ---- proposals from auto-labelling ----------------------------------------------------------------------------
+
+def test_accepting_proposals_writes_them_as_the_label(page, stack, api, bucket, person, trained_model):
+    dataset = f"page-al-{uuid.uuid4().hex[:8]}"
+    files = {name: data for name, data in generated_dataset(3, 0, size=(96, 72), seed=21).items()
+             if not name.startswith("labels/")}
+    drop(bucket, dataset, files)
+    stats_when(api, dataset, {"images": 3, "unlabeled": 3})
+    give_role(api, dataset, person)
+    job_id = api.session.post(f"{api.url}/datasets/{dataset}/autolabel", timeout=30,
+                              json={"model_id": trained_model["id"], "conf": 0.001}).json()["job_id"]
+    wait_for(lambda: api.get(f"/autolabel/{job_id}"), lambda j: j["status"] in ("completed", "failed"), 120,
+             "auto-labelling")
+    chosen = api.get(f"/datasets/{dataset}/images", has_proposals="true")["images"][0]
+    open_hash(page, stack, f"#/d/{dataset}/image/{chosen['id']}")
+    expect(page.locator(".stage [data-testid=proposal]")).to_have_count(len(chosen["proposals"]))
+    expect(page.locator(".stage[data-loaded=true]")).to_be_visible()
+    screenshot(page, "page-proposals")
+    page.get_by_role("button", name="Accept").click()
+    expect(page.get_by_role("status").filter(has_text="Accepted")).to_be_visible()
+    shown = wait_for(lambda: api.get(f"/datasets/{dataset}/images/{chosen['id']}"), lambda i: i["label_generation"] > 0,
+                     60, "the accepted label indexed")
+    assert shown["labels"] and not shown["proposals"]
+    page.reload()
+    expect(page.locator(".stage [data-testid=box]")).to_have_count(len(shown["labels"]))
+    expect(page.locator(".stage [data-testid=proposal]")).to_have_count(0)

@@ -19,7 +19,7 @@ export function boxShape(box, classes, width, height, kind = "box") {
   return s("rect", {x, y, width: box.w * width, height: box.h * height, class: kind,
                     stroke: colour(box.class_id), "data-testid": kind, "data-class": name,
                     "vector-effect": "non-scaling-stroke"},
-           s("title", {}, kind === "proposal" ? `${name} (proposal, ${Math.round(box.confidence * 100)}%)` : name));
+           s("title", {}, kind === "proposal" ? `${name} (proposal, ${(box.confidence * 100).toFixed(1)}%)` : name));
 }
 
 export function drawAll(svg, boxes, classes, width, height, kind = "box") {

@@ -1,13 +1,13 @@
 // Datasets: the list, and one dataset's health at a glance.
 import {api, enc, loadConfig, q, signedIn} from "./api.js";
 import {colour} from "./boxes.js";
-import {empty, fmt, h, link, table} from "./dom.js";
+import {empty, fmt, h, link, table, show} from "./dom.js";
 
 const SAMPLE = 1000;  // the histograms read one page of images, never the whole dataset
 
 export async function render(main) {
   const {datasets} = await api("/datasets" + q({page_size: 100}));
-  main.replaceChildren(h("h1", {}, "Datasets"), datasets.length ? h("ul", {class: "cards"}, datasets.map(card)) :
+  show(main, h("h1", {}, "Datasets"), datasets.length ? h("ul", {class: "cards"}, datasets.map(card)) :
     empty("No dataset you may see yet.", await dropHint("<name>"),
           h("p", {}, "Or ask an owner of a dataset to add you as a member.")));
 }
@@ -50,7 +50,7 @@ export async function dataset(main, {params: [name]}) {
     api(`/datasets/${d}`), api(`/datasets/${d}/images` + q({page_size: SAMPLE})),
     api(`/datasets/${d}/issues` + q({page_size: SAMPLE}))]);
   const st = info.stats;
-  main.replaceChildren(h("h1", {}, name), tabs(name, "health"),
+  show(main, h("h1", {}, name), tabs(name, "health"),
     st.images === 0 && st.labels_without_image === 0 ? empty("This dataset has no images yet.", await dropHint(name)) :
     h("div", {class: "health"},
       section("At a glance", h("dl", {class: "facts"}, ...fact("images", st.images), ...fact("labelled", st.labeled),

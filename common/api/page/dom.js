@@ -44,3 +44,8 @@ export function table(headers, rows, caption) {
     h("thead", {}, h("tr", {}, headers.map((x) => h("th", {scope: "col"}, x)))),
     h("tbody", {}, rows.map((row) => h("tr", {}, row.map((cell) => h("td", {}, cell))))));
 }
+
+// Replace what a container shows; absent parts (null, false) are skipped, as in h().
+export function show(container, ...children) {
+  container.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}

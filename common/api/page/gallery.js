@@ -3,7 +3,7 @@
 import {api, enc, imageUrl, q} from "./api.js";
 import {drawAll, fitted, legend, overlay} from "./boxes.js";
 import {dropHint, tabs} from "./datasets.js";
-import {empty, h, link} from "./dom.js";
+import {empty, h, link, show} from "./dom.js";
 
 const PAGE_SIZE = 100;
 const FILTERS = ["split", "class", "status", "has_issues", "has_proposals"];
@@ -18,7 +18,7 @@ export async function render(main, {params: [name], query}) {
   const sort = query.get("sort") || "";
   const images = SORTS[sort] ? [...page.images].sort((a, b) => SORTS[sort](a) - SORTS[sort](b)) : page.images;
   const grid = h("ul", {class: "gallery", "aria-label": "Images"}, images.map((image) => item(name, image, info.classes)));
-  main.replaceChildren(h("h1", {}, name), tabs(name, "gallery"), filterForm(name, info, query),
+  show(main, h("h1", {}, name), tabs(name, "gallery"), filterForm(name, info, query),
     h("ul", {class: "legend", "aria-label": "Class colours"}, legend(info.classes).map((c) =>
       h("li", {}, h("span", {class: "swatch", style: `background:${c.colour}`}), c.name))),
     images.length ? grid : empty(FILTERS.some((f) => filters[f]) ? "No image matches these filters: loosen them." :

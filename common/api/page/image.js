@@ -4,7 +4,7 @@
 import {api, ApiError, enc, imageUrl} from "./api.js";
 import {boxShape, className, colour, drawAll, fitted, overlay} from "./boxes.js";
 import {canEdit, roleOn, tabs} from "./datasets.js";
-import {empty, h, link, s} from "./dom.js";
+import {empty, h, link, s, show} from "./dom.js";
 import {imageOf} from "./issues.js";
 
 const MIN_SIDE = 0.004;  // a box narrower than this (normalized) is a stray click, not a box
@@ -18,7 +18,7 @@ export async function render(main, {params: [dataset, imageId]}) {
   const [image, info, role] = await Promise.all([api(`/datasets/${d}/images/${enc(imageId)}`),
                                                  api(`/datasets/${d}`), roleOn(dataset)]);
   const editor = new Editor(dataset, image, info.classes || [], canEdit(role));
-  main.replaceChildren(h("h1", {}, image.path || image.id), tabs(dataset, null),
+  show(main, h("h1", {}, image.path || image.id), tabs(dataset, null),
     h("div", {class: "image-view"}, editor.stage, h("aside", {class: "side"}, editor.panel,
       proposalsPanel(editor), issuesPanel(dataset, image), duplicatesPanel(dataset, image))));
   editor.loadImage();
@@ -53,6 +53,7 @@ class Editor {
 
   async loadImage() {
     try {
+      this.img.onload = () => this.stage.setAttribute("data-loaded", "true");
       this.img.src = await imageUrl(`/datasets/${encodeURIComponent(this.dataset)}/files/${enc(this.image.id)}`);
     } catch (error) { this.stage.classList.add("no-image"); this.img.alt = `the image could not be read: ${error.message}`; }
   }
@@ -264,6 +265,7 @@ class Editor {
   }
 }
 
+const percent = (c) => `${(c * 100).toFixed(c < 0.1 ? 1 : 0)}%`;
 const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), Math.max(lo, hi));
 
 function fromCorners(a, b) {
@@ -288,7 +290,7 @@ function proposalsPanel(editor) {
   };
   return h("section", {class: "panel"}, h("h2", {}, `Proposals (${editor.image.proposal_model || "auto-labelling"})`),
     h("ul", {}, proposals.map((p) => h("li", {}, h("span", {class: "swatch", style: `background:${colour(p.class_id)}`}),
-      `${className(p, editor.classes)} ${Math.round(p.confidence * 100)}%`))),
+      `${className(p, editor.classes)} ${percent(p.confidence)}`))),
     editor.editable ? h("div", {class: "controls"},
       h("button", {type: "button", class: "primary", onclick: act("accept", {label_generation: editor.generation})}, "Accept"),
       h("button", {type: "button", onclick: act("reject")}, "Reject")) : null, status);

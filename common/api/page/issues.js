@@ -1,14 +1,14 @@
 // A dataset's issues, a page at a time, each linking to its image and naming its file and line.
 import {api, enc, q} from "./api.js";
 import {tabs} from "./datasets.js";
-import {empty, h, link, table} from "./dom.js";
+import {empty, h, link, table, show} from "./dom.js";
 
 export async function render(main, {params: [name], query}) {
   const d = encodeURIComponent(name);
   const code = query.get("code");
   const page = await api(`/datasets/${d}/issues` + q({page_size: 200, page_token: query.get("page")}));
   const shown = code ? page.issues.filter((i) => i.code === code) : page.issues;
-  main.replaceChildren(h("h1", {}, `${name}: issues`), tabs(name, "issues"),
+  show(main, h("h1", {}, `${name}: issues`), tabs(name, "issues"),
     code ? h("p", {}, `Only ${code} on this page. `, link(`#/d/${d}/issues`, "Show every code")) : null,
     shown.length ? table(["code", "message", "file:line", "image"], shown.map((i) => [
       h("code", {}, i.code), i.message, i.file ? `${i.file}${i.line ? `:${i.line}` : ""}` : "–",

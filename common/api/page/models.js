@@ -3,14 +3,14 @@
 import {api, predict, q} from "./api.js";
 import {drawAll, fitted, overlay} from "./boxes.js";
 import {tabs} from "./datasets.js";
-import {empty, fmt, h, link, table} from "./dom.js";
+import {empty, fmt, h, link, table, show} from "./dom.js";
 
 const METRICS = ["precision", "recall", "mAP50", "mAP50-95"];
 
 export async function render(main, {query}) {
   const dataset = query.get("dataset");
   const {models} = await api("/models" + q({dataset, page_size: 50}));
-  main.replaceChildren(h("h1", {}, dataset ? `${dataset}: models` : "Models"), dataset ? tabs(dataset, "models") : null,
+  show(main, h("h1", {}, dataset ? `${dataset}: models` : "Models"), dataset ? tabs(dataset, "models") : null,
     models.length ? table(["model", "dataset", "job", ...METRICS], models.map((m) => [
       link(`#/model/${encodeURIComponent(m.id)}`, m.id), m.dataset, link(`#/job/${encodeURIComponent(m.job_id)}`, m.job_id),
       ...METRICS.map((k) => fmt(m.metrics?.[k]))]), "Registered models, newest first") :
@@ -20,7 +20,7 @@ export async function render(main, {query}) {
 export async function model(main, {params: [id]}) {
   const m = await api(`/models/${encodeURIComponent(id)}`);
   const evaluation = m.evaluation && !m.evaluation.error ? m.evaluation : null;
-  main.replaceChildren(h("h1", {}, `Model ${m.id}`), tabs(m.dataset, "models"),
+  show(main, h("h1", {}, `Model ${m.id}`), tabs(m.dataset, "models"),
     h("div", {class: "model-view"},
       h("section", {class: "panel"}, h("h2", {}, "Metrics"), h("dl", {class: "facts"},
         ...METRICS.flatMap((k) => fact(k, fmt(m.metrics?.[k]))))),

@@ -2,7 +2,7 @@
 import {api, q} from "./api.js";
 import {lineChart} from "./chart.js";
 import {canEdit, roleOn, tabs} from "./datasets.js";
-import {empty, fmt, h, link, table} from "./dom.js";
+import {empty, fmt, h, link, table, show} from "./dom.js";
 
 const POLL_MS = 1000;
 const LIVE = new Set(["queued", "running"]);
@@ -34,13 +34,13 @@ export async function render(main, {params: [dataset]}) {
     h("label", {class: "wide"}, "More arguments (JSON: optimizer, lr0, seed, mosaic, workers, …)",
       h("input", {name: "more", placeholder: '{"optimizer": "AdamW", "lr0": 0.001}'})),
     h("button", {type: "submit", class: "primary"}, "Start training"), status);
-  main.replaceChildren(h("h1", {}, `${dataset}: train`), tabs(dataset, "train"),
+  show(main, h("h1", {}, `${dataset}: train`), tabs(dataset, "train"),
     canEdit(role) ? form : empty("Only editors may start training; ask an owner of this dataset."),
     h("h2", {}, "Jobs of this dataset"), await jobTable({dataset}));
 }
 
 export async function jobs(main) {
-  main.replaceChildren(h("h1", {}, "Training jobs"), await jobTable({}));
+  show(main, h("h1", {}, "Training jobs"), await jobTable({}));
 }
 
 async function jobTable(filter) {
@@ -57,9 +57,9 @@ export async function job(main, {params: [jobId]}) {
   const body = h("div");
   const first = await api(`/training/${encodeURIComponent(jobId)}`);
   const role = await roleOn(first.dataset).catch(() => "viewer");
-  main.replaceChildren(h("h1", {}, `Job ${jobId}`), tabs(first.dataset, "train"), body);
+  show(main, h("h1", {}, `Job ${jobId}`), tabs(first.dataset, "train"), body);
   const refresh = async (current) => {
-    body.replaceChildren(...jobView(current, canEdit(role), () => refresh(current)));
+    show(body, jobView(current, canEdit(role), () => refresh(current)));
     if (!stopped && LIVE.has(current.status)) timer = setTimeout(async () => {
       try { await refresh(await api(`/training/${encodeURIComponent(jobId)}`)); } catch { /* next tick retries */ }
     }, POLL_MS);

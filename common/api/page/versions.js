@@ -1,7 +1,7 @@
 // Versions and exports of a dataset: freeze a version, export it (YOLO or COCO), follow progress.
 import {api} from "./api.js";
 import {canEdit, roleOn, tabs} from "./datasets.js";
-import {empty, fmt, h, table} from "./dom.js";
+import {empty, fmt, h, table, show} from "./dom.js";
 
 const POLL_MS = 2000;
 const mine = (dataset) => `yolodrop.exports.${dataset}`;  // the API lists no exports: the page follows its own
@@ -46,7 +46,7 @@ export async function render(main, {params: [dataset]}) {
     })}, h("label", {}, "Format ", h("select", {name: "format"}, h("option", {}, "yolo"), h("option", {}, "coco"))),
       h("label", {}, "Version (empty: freeze one) ", h("input", {name: "version", pattern: "v[0-9]+", size: 5})),
       h("button", {type: "submit"}, "Export"))) : h("p", {class: "muted"}, "Editors may freeze versions and export.");
-  main.replaceChildren(h("h1", {}, `${dataset}: versions & exports`), tabs(dataset, "versions & exports"), forms, status, body);
+  show(main, h("h1", {}, `${dataset}: versions & exports`), tabs(dataset, "versions & exports"), forms, status, body);
   await refresh();
   return () => { stopped = true; clearTimeout(timer); };
 }
