@@ -1,6 +1,6 @@
 """Ingest throughput and memory on the local stack.
 
-    .venv/bin/python -m bench.ingest [--n 1000] [--concurrency 32] [--big-gib 1]
+    .venv/bin/python -m bench.ingest [--n 1000] [--concurrency 32] [--big-gib 1] [--profile RAW]
 
 Starts its own stack on free ports (YD_THREADS sets the ingest server's threads)
 and measures, each time with N generated 640x480 JPEGs and their YOLO labels
@@ -15,7 +15,10 @@ every image, label and box indexed:
 1b. ingest capacity: another dataset uploaded while the push subscription is paused,
     its 2N real notifications pulled, then POSTed to the ingest server as the push
     bodies the emulator sends, from `concurrency` threads; the clock starts at the
-    first POST;
+    first POST; over that run, the ingest server's CPU (/proc, master and worker,
+    every thread) per image+label pair, against the floor: identify_image and
+    parse_label of the same files in this process; floor / ingest is the efficiency.
+    --profile records py-spy meanwhile and prints it by component (bench/profile.py);
 2. the ceiling: raw Firestore emulator writes (2N single-document sets from the
    same number of threads), and ingest capacity (1b) as a share of it;
 3. memory: the ingest server's peak RSS while it hashes one --big-gib GiB image,
