@@ -44,6 +44,11 @@ def issues_by_file(api: ApiClient, dataset: str) -> dict[str, list[tuple[str, in
     return found
 
 
+# Facts of the objects themselves, not of what they hold: two datasets dropped
+# differently have other generations and thumbnail names for the same content.
+PER_OBJECT = ("thumbnail", "image_generation", "label_generation")
+
+
 def index_snapshot(api: ApiClient, dataset: str) -> dict:
     """Everything the API says about a dataset, with the dataset name taken out,
     so two datasets dropped differently can be compared."""
@@ -55,7 +60,7 @@ def index_snapshot(api: ApiClient, dataset: str) -> dict:
     return {
         "classes": view["classes"], "stats": view["stats"],
         "images": sorted(
-            ({**{k: strip(v) for k, v in image.items() if k != "thumbnail"},
+            ({**{k: strip(v) for k, v in image.items() if k not in PER_OBJECT},
               "duplicates": [strip(d) for d in image["duplicates"]],
               "issues": sorted((i["code"], strip(i["file"]), i["line"]) for i in image["issues"])}
              for image in images), key=lambda image: image["id"]),
