@@ -62,7 +62,7 @@ def test_model_document_carries_what_a_user_needs():
     assert model == {"id": "model-1", "dataset": "d", "job_id": "job-1", "manifest": "gs://b/m.json",
                      "classes": ["a"], "metrics": {"mAP50": 0.5}, "base_model": "yolov8n.yaml", "epochs": 3,
                      "weights": {"pt": "gs://b/best.pt", "onnx": "gs://b/best.onnx"}, "created_at": None,
-                     "onnx": {"uri": "gs://b/best.onnx"}, "evaluation": None}
+                     "onnx": {"uri": "gs://b/best.onnx"}, "evaluation": None, "version": None}
 
 
 def test_registration_says_why_a_model_cannot_predict():
