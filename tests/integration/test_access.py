@@ -23,7 +23,8 @@ APP = functions_framework.create_app(target="api_handler", source="functions/api
 CALLERS = ("none", "bad", "revoked", "stranger", "viewer", "editor", "owner", "admin")
 PEOPLE = ("stranger", "viewer", "editor", "owner", "outsider")
 SIGNED_OUT = (401, 401, 401)  # none, bad token, revoked key
-NOT_JSON = {"GET /", "GET /page/{file}", "GET /datasets/{d}/thumbnails/{sha256}", "GET /datasets/{d}/files/{image_id}"}
+NOT_JSON = {"GET /", "GET /page/{file}", "GET /datasets/{d}/thumbnails/{sha256}", "GET /datasets/{d}/files/{image_id}",
+            "GET /models/{model_id}/weights/{kind}", "GET /exports/{export_id}/zip"}
 
 # route -> the status for each of CALLERS. {d}: the dataset; {job}, {model}: its job and model.
 MATRIX = {
@@ -67,6 +68,8 @@ MATRIX = {
     "GET /page/{file}": (200,) * 8,
     "GET /datasets/{d}/thumbnails/{sha256}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /datasets/{d}/files/{image_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /models/{model_id}/weights/{kind}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /exports/{export_id}/zip": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "POST /datasets/{d}/autolabel": (*SIGNED_OUT, 404, 403, 202, 202, 202),
     "GET /autolabel": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /autolabel/{autolabel_job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
@@ -112,22 +115,27 @@ def world(stack, client, bucket, api, people) -> dict:
     job_id, model_id = f"job-acl-{uuid.uuid4().hex[:8]}", f"model-acl-{uuid.uuid4().hex[:8]}"
     job = training_job.queued_job(job_id, "r", dataset, 1, {}, now=1.0)
     training_store.jobs().document(job_id).set({**job, "status": training_job.RUNNING})
+    download = f"derived/training/{job_id}/weights/results.csv"  # one small object, the model's and the export's file
+    bucket.blob(download).upload_from_string(b"epoch\n1\n")
+    download_uri = f"gs://{bucket.name}/{download}"
     training_store.models().document(model_id).set({"id": model_id, "dataset": dataset, "job_id": job_id,
-                                                    "created_at": 1.0})
+                                                    "created_at": 1.0, "weights": {"results": download_uri}})
     key = call(client, "POST", "/api-keys", owner, {"name": "to revoke"}).get_json()
     assert call(client, "DELETE", f"/api-keys/{key['id']}", owner).status_code == 200
     yaml_generation = bucket.get_blob(f"datasets/{dataset}/data.yaml").generation
     version_store.versions_of(dataset).document("v1").set(versions.new_document(dataset, 1, {}, None, 1.0))
     export_id = f"export-acl-{uuid.uuid4().hex[:8]}"
     version_store.exports().document(export_id).set(
-        exports.new_document(export_id, dataset, exports.request_of({"format": "yolo", "version": "v1"}), None, 1.0))
+        {**exports.new_document(export_id, dataset, exports.request_of({"format": "yolo", "version": "v1"}), None, 1.0),
+         "uri": download_uri})
     autolabel_job_id = f"autolabel-acl-{uuid.uuid4().hex[:8]}"
     dataset_job_store.create(dataset_jobs.new_job(autolabel_job_id, dataset, dataset_jobs.AUTOLABEL, 1.0, None,
                                                   model_id=model_id))
     return {"d": dataset, "job_id": job_id, "model_id": model_id, "image_id": "labels/a",
             "autolabel_job_id": autolabel_job_id,
             "dataset_job_id": dataset_jobs.revalidation_job_id(dataset, yaml_generation),
-            "version": "v1", "export_id": export_id, "file": "app.js", "sha256": hashlib.sha256(image).hexdigest(),
+            "version": "v1", "export_id": export_id,
+            "file": "app.js", "sha256": hashlib.sha256(image).hexdigest(), "kind": "results",
             "user": people["outsider"][0], "key_id": "key-0000000000000000", "revoked_key": key["key"]}
 
 
@@ -162,7 +170,8 @@ def test_every_route_answers_each_caller_as_the_matrix_says(client, stack, peopl
     got = {caller: call(client, method, path, token_of(caller, stack, people, world), body_for(route, world))
            for caller in CALLERS}
     assert {c: r.status_code for c, r in got.items()} == dict(zip(CALLERS, MATRIX[route]))
-    assert all(r.mimetype == "application/json" for r in got.values() if not (route in NOT_JSON and r.status_code == 200))
+    assert all(r.mimetype == "application/json" for r in got.values()
+               if not (route in NOT_JSON and r.status_code == 200))
 
 
 def test_lists_show_only_what_the_caller_may_see(client, people, world):

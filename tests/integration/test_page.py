@@ -109,7 +109,8 @@ def _has_thumbnail(api, dataset: str, image: dict) -> bool:
 def test_a_filter_shows_what_the_api_lists_for_it(page, stack, api, sample, label, value, param):
     open_hash(page, stack, f"#/d/{sample}/gallery")
     page.get_by_label(label, exact=True).select_option(value)
-    expect(page).to_have_url(f"{stack.env()['API_URL']}/#/d/{sample}/gallery?{'&'.join(f'{k}={v}' for k, v in param.items())}")
+    query = "&".join(f"{k}={v}" for k, v in param.items())
+    expect(page).to_have_url(f"{stack.env()['API_URL']}/#/d/{sample}/gallery?{query}")
     assert_gallery_matches(page, api.all_pages(f"/datasets/{sample}/images", "images", **param))
 
 
@@ -159,9 +160,16 @@ def test_a_conflict_shows_the_other_version_instead_of_overwriting_it(page, stac
     page.locator(".stage [data-testid=box]").first.click()
     page.keyboard.press("Delete")
     expect(page.locator(".stage [data-testid=box]")).to_have_count(1)
+    page.keyboard.press("n")  # the keyboard alone: a new box, made wider
+    added = page.locator(".stage [data-testid=box]").nth(1)
+    width = added.get_attribute("width")
+    page.keyboard.press("Shift+Alt+ArrowRight")
+    expect(added).not_to_have_attribute("width", width)
+    assert float(added.get_attribute("width")) == float(width) + 10
     seen = api.get(f"/datasets/{sample}/images/{image_id}")
-    theirs = [{"class_id": 1, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.2}] * 1 + \
-             [{"class_id": 0, "cx": 0.2, "cy": 0.2, "w": 0.1, "h": 0.1}, {"class_id": 2, "cx": 0.8, "cy": 0.8, "w": 0.1, "h": 0.1}]
+    theirs = [{"class_id": 1, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.2},
+              {"class_id": 0, "cx": 0.2, "cy": 0.2, "w": 0.1, "h": 0.1},
+              {"class_id": 2, "cx": 0.8, "cy": 0.8, "w": 0.1, "h": 0.1}]
     response = api.session.put(f"{api.url}/datasets/{sample}/images/{image_id}/labels", json={"labels": theirs},
                                headers={"If-Match": str(seen["label_generation"])}, timeout=30)
     assert response.status_code == 200, response.text
@@ -229,20 +237,31 @@ def test_try_it_draws_the_prediction_functions_boxes_with_a_confidence_slider(pa
     photo = tmp_path / "try.jpg"
     photo.write_bytes(next(data for name, data in generated_dataset(1, 0, size=(96, 72), seed=3).items()
                            if name.startswith("images/")))
-    direct = requests.post(f"{stack.env()['PREDICT_URL']}/models/{trained_model['id']}/predict", params={"conf": 0.01},
+    direct = requests.post(f"{stack.env()['PREDICT_URL']}/models/{trained_model['id']}/predict", params={"conf": 0.001},
                            data=photo.read_bytes(), headers={"Authorization": f"Bearer {stack.token}",
                                                              "Content-Type": "image/jpeg"}, timeout=60).json()
     open_hash(page, stack, f"#/model/{trained_model['id']}")
     page.get_by_label("An image").set_input_files(str(photo))
     count = page.get_by_test_id("prediction-count")
     expect(count).to_be_visible(timeout=SHOWN)
-    for threshold in (0.25, 0.5, 0.01):
+    assert direct["predictions"][0]["boxes"], "the tiny model proposes boxes at 0.001 (see test_autolabel)"
+    for threshold in (0.25, 0.5, 0.001):
         page.get_by_label("Confidence threshold").fill(str(threshold))
         expected = [b["class_name"] for b in direct["predictions"][0]["boxes"] if b["confidence"] >= threshold]
         expect(page.locator(".try-result [data-testid=box]")).to_have_count(len(expected))
         drawn = page.locator(".try-result [data-testid=box]").evaluate_all("els => els.map(e => e.dataset.class)")
         assert Counter(drawn) == Counter(expected)
     screenshot(page, "page-try-it")
+
+
+def test_a_models_weights_download_as_the_bucket_holds_them(page, stack, api, bucket, person, trained_model):
+    give_role(api, trained_model["dataset"], person, "viewer")
+    open_hash(page, stack, f"#/model/{trained_model['id']}")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download best.onnx").click()
+    name = trained_model["weights"]["onnx"].split("/", 3)[3]
+    assert download.value.suggested_filename == f"{trained_model['id']}-best.onnx"
+    assert open(download.value.path(), "rb").read() == bucket.blob(name).download_as_bytes()
 
 
 # ---- proposals from auto-labelling ----------------------------------------------------------------------------

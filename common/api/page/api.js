@@ -109,12 +109,26 @@ function pump() {
   }
 }
 
+export const PREDICT_FLOOR = 0.001;  // try-it asks once at this confidence; its slider filters what came back
+
 export async function predict(modelId, file) {
   const form = new FormData();
   form.append("file", file, file.name);
-  const url = `${config.predict_url}/models/${encodeURIComponent(modelId)}/predict?conf=0.01`;
+  const url = `${config.predict_url}/models/${encodeURIComponent(modelId)}/predict?conf=${PREDICT_FLOOR}`;
   const response = await authorized(url, {method: "POST", body: form});
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) throw new ApiError(response.status, answer);
   return answer;
+}
+
+// A file the API streams as a download (weights, an export's zip): fetched with the token, then saved.
+export async function download(path, filename) {
+  const response = await authorized(path.replace(/^\//, ""));
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
+  const url = URL.createObjectURL(await response.blob());
+  const a = Object.assign(document.createElement("a"), {href: url, download: filename});
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }

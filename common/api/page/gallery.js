@@ -24,6 +24,7 @@ export async function render(main, {params: [name], query}) {
     images.length ? grid : empty(FILTERS.some((f) => filters[f]) ? "No image matches these filters: loosen them." :
                                  "No images in this dataset yet.", FILTERS.some((f) => filters[f]) ? null : await dropHint(name)),
     pager(name, query, token, page.next_page_token));
+  performance.mark("gallery-listed");  // bench/page.py: the list drawn, before any thumbnail
   loadThumbnails(grid, name);
 }
 

@@ -9,6 +9,7 @@ import {imageOf} from "./issues.js";
 
 const MIN_SIDE = 0.004;  // a box narrower than this (normalized) is a stray click, not a box
 const HELP = [["drag on the image", "draw a box"], ["drag a box / its corners", "move / resize"],
+              ["N", "a new box in the middle"], ["Alt+arrow keys", "resize the selected box"],
               ["[ and ]", "previous / next box"], ["1–9", "set the selected box's class"],
               ["arrow keys (Shift: ×10)", "move the selected box"], ["Delete", "delete it"],
               ["Ctrl+Z", "undo"], ["Ctrl+S", "save"], ["Esc", "deselect"]];
@@ -140,6 +141,21 @@ class Editor {
     this.draw();
   }
 
+  addBox() {  // the keyboard's way to draw: a box in the middle, then arrows move it and Alt+arrows size it
+    this.remember();
+    this.boxes.push({class_id: this.currentClass, cx: 0.5, cy: 0.5, w: 0.25, h: 0.25});
+    this.select(this.boxes.length - 1);
+  }
+
+  resize([dw, dh]) {
+    const box = this.boxes[this.selected];
+    this.remember();
+    box.w = clamp(box.w + dw / this.width, MIN_SIDE, 1);
+    box.h = clamp(box.h + dh / this.height, MIN_SIDE, 1);
+    Object.assign(box, {cx: clamp(box.cx, box.w / 2, 1 - box.w / 2), cy: clamp(box.cy, box.h / 2, 1 - box.h / 2)});
+    this.draw();
+  }
+
   // ---- pointer: draw, move, resize ----
   listen() {
     this.svg.addEventListener("pointerdown", (event) => this.pointerDown(event));
@@ -210,6 +226,11 @@ class Editor {
       ArrowUp: () => this.selected >= 0 && this.nudge(0, -step), ArrowDown: () => this.selected >= 0 && this.nudge(0, step),
     };
     if (/^[1-9]$/.test(k) && !ctrl) return this.setClass(Number(k) - 1);
+    if (k === "n" && !ctrl) return this.addBox();
+    if (event.altKey && k.startsWith("Arrow") && this.selected >= 0) {
+      event.preventDefault();
+      return this.resize({ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step]}[k]);
+    }
     const action = actions[k.length === 1 ? k.toLowerCase() : k];
     if (!action || (ctrl && !"zs".includes(k.toLowerCase()))) return;
     if (k.startsWith("Arrow") && this.selected < 0) return;

@@ -1,6 +1,6 @@
 // Models: the list, and one model with its metrics, lineage, weights and "try it": upload an image, see the
 // prediction function's boxes on it, and move a confidence slider (the boxes are fetched once, at conf 0.01).
-import {api, predict, q} from "./api.js";
+import {api, download, predict, PREDICT_FLOOR, q} from "./api.js";
 import {drawAll, fitted, overlay} from "./boxes.js";
 import {tabs} from "./datasets.js";
 import {empty, fmt, h, link, table, show} from "./dom.js";
@@ -28,9 +28,10 @@ export async function model(main, {params: [id]}) {
         ...fact("dataset", link(`#/d/${encodeURIComponent(m.dataset)}`, m.dataset)),
         ...fact("job", link(`#/job/${encodeURIComponent(m.job_id)}`, m.job_id)), ...fact("base model", m.base_model || "–"),
         ...fact("epochs", fmt(m.epochs)), ...fact("manifest", h("code", {}, m.manifest || "–")))),
-      h("section", {class: "panel"}, h("h2", {}, "Weights"), h("p", {class: "muted"},
-        "In the bucket; copy with gcloud storage cp:"), h("ul", {}, Object.entries(m.weights || {}).map(([k, uri]) =>
-          h("li", {}, `${k}: `, h("code", {}, uri))))),
+      h("section", {class: "panel"}, h("h2", {}, "Weights"), h("ul", {class: "downloads"},
+        Object.entries(m.weights || {}).filter(([, uri]) => uri).map(([kind, uri]) => h("li", {},
+          downloadButton(`/models/${encodeURIComponent(m.id)}/weights/${kind}`, `${m.id}-${uri.split("/").pop()}`,
+                         uri.split("/").pop()), " ", h("code", {}, uri))))),
       evaluation ? h("section", {class: "panel wide"}, table(["class", ...METRICS, "instances"],
         Object.entries(evaluation.per_class || {}).map(([name, r]) => [name, ...METRICS.map((k) => fmt(r[k])), fmt(r.instances)]),
         `Evaluation on ${evaluation.split}`)) : null,
@@ -41,11 +42,12 @@ function tryIt(m) {
   if (!m.onnx || m.onnx.error) return h("section", {class: "panel wide"}, h("h2", {}, "Try it"),
     h("p", {class: "muted"}, `Prediction cannot use this model: ${m.onnx?.error || "it has no ONNX weights"}.`));
   const result = h("div", {class: "try-result"});
-  const slider = h("input", {type: "range", min: 0, max: 1, step: 0.01, value: 0.25, name: "conf", "aria-label": "Confidence threshold"});
+  const slider = h("input", {type: "range", min: PREDICT_FLOOR, max: 1, step: 0.001, value: 0.25, name: "conf",
+                             "aria-label": "Confidence threshold"});
   const shown = h("output", {}, "0.25");
   let answer = null, url = null;
   const paint = () => {
-    shown.textContent = Number(slider.value).toFixed(2);
+    shown.textContent = Number(slider.value).toFixed(3);
     if (answer) showPrediction(result, url, answer, Number(slider.value));
   };
   slider.addEventListener("input", paint);
@@ -69,11 +71,20 @@ function showPrediction(result, url, answer, conf) {
   if (p.error) return result.replaceChildren(h("p", {class: "error"}, p.error.message));
   const boxes = p.boxes.filter((b) => b.confidence >= conf).map((b) => ({...b, w: b.w, h: b.h}));
   const frame = h("div", {class: "stage", style: fitted(p.width, p.height, "70vh")},
-    h("img", {src: url, alt: `${p.source}: ${boxes.length} boxes at confidence ≥ ${conf.toFixed(2)}`}),
+    h("img", {src: url, alt: `${p.source}: ${boxes.length} boxes at confidence ≥ ${conf.toFixed(3)}`}),
     drawAll(overlay(p.width, p.height), boxes, answer.classes, p.width, p.height));
-  result.replaceChildren(frame, h("p", {"data-testid": "prediction-count"}, `${boxes.length} boxes ≥ ${conf.toFixed(2)} ` +
-    `(inference ${fmt(answer.speed_ms?.inference, 0)} ms)`), table(["class", "confidence"],
-    boxes.map((b) => [b.class_name, b.confidence.toFixed(2)])));
+  show(result, frame, h("p", {"data-testid": "prediction-count"}, `${boxes.length} boxes ≥ ${conf.toFixed(3)} ` +
+    `(inference ${fmt(answer.speed_ms?.inference, 0)} ms)`), boxes.length ? table(["class", "confidence"],
+    boxes.slice(0, 50).map((b) => [b.class_name, b.confidence.toFixed(3)])) :
+    h("p", {class: "muted"}, "No box at this confidence: move the slider left."));
+}
+
+export function downloadButton(path, filename, text) {
+  const status = h("span", {role: "status", class: "muted"});
+  return h("span", {}, h("button", {type: "button", onclick: async () => {
+    status.textContent = " downloading…";
+    try { await download(path, filename); status.textContent = ""; } catch (error) { status.textContent = ` ${error.message}`; }
+  }}, `Download ${text}`), status);
 }
 
 const fact = (name, value) => [h("dt", {}, name), h("dd", {}, value)];

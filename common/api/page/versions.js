@@ -1,6 +1,7 @@
 // Versions and exports of a dataset: freeze a version, export it (YOLO or COCO), follow progress.
 import {api} from "./api.js";
 import {canEdit, roleOn, tabs} from "./datasets.js";
+import {downloadButton} from "./models.js";
 import {empty, fmt, h, table, show} from "./dom.js";
 
 const POLL_MS = 2000;
@@ -21,7 +22,8 @@ export async function render(main, {params: [dataset]}) {
       empty("No version yet: freeze one to train or export exactly this data later."),
       h("h2", {}, "Exports you started"), exports.filter(Boolean).length ? table(["export", "format", "version", "status", "files", "zip"],
         exports.filter(Boolean).map((e) => [e.id, e.format, e.version || "–", e.error ? `${e.status}: ${e.error}` : e.status,
-          `${fmt(e.files_done)} / ${fmt(e.files_total)}`, e.uri ? h("code", {}, e.uri) : "–"])) :
+          `${fmt(e.files_done)} / ${fmt(e.files_total)}`,
+          e.uri ? downloadButton(`/exports/${encodeURIComponent(e.id)}/zip`, `${e.id}.zip`, "zip") : "–"])) :
         empty("No export started from this page yet."));
     const live = versions.some((v) => v.status !== "frozen" && v.status !== "failed") ||
       exports.some((e) => e && (e.status === "queued" || e.status === "running"));

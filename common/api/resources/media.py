@@ -1,6 +1,7 @@
-"""Images as bytes, for the page: thumbnails (derived/thumbnails/<dataset>/<sha256>.jpg, written by ingest) and
-the full image of an entry, streamed from the bucket with caching headers. Role viewer on the dataset, as for
-the image's JSON; the ETag is the content's sha256, so a browser revalidates with a 304 and no body."""
+"""Bytes for the page: thumbnails (derived/thumbnails/<dataset>/<sha256>.jpg, written by ingest) and the full
+image of an entry, streamed from the bucket with caching headers (the ETag is the content's sha256, so a browser
+revalidates with a 304 and no body); a model's weights and an export's zip as downloads. Role viewer on the
+dataset, as for the same things' JSON."""
 from __future__ import annotations
 
 import re
@@ -11,13 +12,17 @@ from google.api_core.exceptions import NotFound
 from common.api import access, params
 from common.api.context import RequestContext
 from common.api.errors import ApiError
+from common.api.resources import documents
 from common.api.resources.datasets import DATASET
+from common.api.resources.exports import EXPORT_ID
 from common.api.resources.images import IMAGE_ID, find_image
+from common.api.resources.models import MODEL_ID
 from common.api.resources.page import IF_NONE_MATCH
 from common.api.routes import Route
-from common.cloud import storage
+from common.cloud import storage, training_store, version_store
 from common.domain import layout
 
+WEIGHT_KIND = params.path("kind", "pt (best.pt), onnx, last (last.pt) or results (results.csv)")
 SHA256 = params.path("sha256", "the image content's sha256 (64 hex digits)")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 STREAM_CHUNK = 1024 * 1024
@@ -44,15 +49,51 @@ def image_file(ctx: RequestContext, args: dict) -> Response:
     image = entry["image"]
     if _still_current(image["sha256"], args["If-None-Match"]):
         return _not_modified(image["sha256"], IMAGE_CACHE)
-    reader = storage.blob(image["path"], image["generation"]).open("rb", chunk_size=STREAM_CHUNK)
-    return Response(_chunks(reader), mimetype=IMAGE_TYPES.get(image.get("format"), "application/octet-stream"),
-                    headers=_cache_headers(image["sha256"], IMAGE_CACHE))
+    return _streamed(storage.blob(image["path"], image["generation"]), ctx,
+                     IMAGE_TYPES.get(image.get("format"), "application/octet-stream"),
+                     _cache_headers(image["sha256"], IMAGE_CACHE), f"the image {image['path']!r}")
 
 
-def _chunks(reader):
+def model_weights(ctx: RequestContext, args: dict) -> Response:
+    """A registered model's file (pt, onnx, last, results) as a download; role viewer on its dataset."""
+    model = documents.find_in_dataset(training_store.models(), args["model_id"], "model", ctx, access.VIEWER)
+    uri = (model.get("weights") or {}).get(args["kind"])
+    if not uri:
+        raise ApiError(404, f"model {model['id']!r} has no {args['kind']} file")
+    return _download(uri, f"{model['id']}-{uri.rsplit('/', 1)[-1]}", ctx)
+
+
+def export_zip(ctx: RequestContext, args: dict) -> Response:
+    """A completed export's zip as a download; role viewer on its dataset."""
+    export = documents.find_in_dataset(version_store.exports(), args["export_id"], "export", ctx, access.VIEWER)
+    if not export.get("uri"):
+        raise ApiError(404, f"export {export['id']!r} has no zip yet (status {export.get('status')})")
+    return _download(export["uri"], f"{export['id']}.zip", ctx)
+
+
+def _download(uri: str, filename: str, ctx: RequestContext) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "private, no-store",
+               "X-Content-Type-Options": "nosniff"}
+    return _streamed(storage.blob_at(uri), ctx, "application/octet-stream", headers, uri)
+
+
+def _streamed(blob, ctx: RequestContext, media_type: str, headers: dict, what: str) -> Response:
+    """The object in chunks. The first chunk is read before any header is sent, so a missing object is a 404."""
+    reader = blob.open("rb", chunk_size=STREAM_CHUNK, **ctx.deadline())
+    try:
+        first = reader.read(STREAM_CHUNK)
+    except NotFound:
+        reader.close()
+        raise ApiError(404, f"{what} is gone (or changed since it was indexed)") from None
+    return Response(_chunks(first, reader), mimetype=media_type, headers=headers)
+
+
+def _chunks(first: bytes, reader):
     with reader:
-        while chunk := reader.read(STREAM_CHUNK):
+        chunk = first
+        while chunk:
             yield chunk
+            chunk = reader.read(STREAM_CHUNK)
 
 
 # A thumbnail's name is its content: it never changes. An image id may get new content: revalidate each time.
@@ -78,4 +119,8 @@ ROUTES = [
           BYTES, params=(DATASET, SHA256, IF_NONE_MATCH), role=access.VIEWER, media_type="image/jpeg"),
     Route("GET", "/datasets/{dataset}/files/{image_id}", image_file, "The full image of an entry, as stored",
           BYTES, params=(DATASET, IMAGE_ID, IF_NONE_MATCH), role=access.VIEWER, media_type="image/*"),
+    Route("GET", "/models/{model_id}/weights/{kind}", model_weights, "A registered model's file, as a download",
+          BYTES, params=(MODEL_ID, WEIGHT_KIND), media_type="application/octet-stream"),
+    Route("GET", "/exports/{export_id}/zip", export_zip, "A completed export's zip, as a download",
+          BYTES, params=(EXPORT_ID,), media_type="application/octet-stream"),
 ]
