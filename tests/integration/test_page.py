@@ -133,6 +133,7 @@ def test_drawing_a_box_and_saving_writes_the_label_file_and_the_gallery_follows(
     drag(page, (0.05, 0.6), (0.3, 0.9))
     page.keyboard.press("3")  # the third class: tie
     expect(page.locator('.stage [data-testid=box][data-class="tie"]')).to_have_count(1 + _count(image, "tie"))
+    expect(page.get_by_label("Class", exact=True)).to_have_value("2")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status").filter(has_text="Saved")).to_be_visible()
     expect(page.locator(".stage[data-loaded=true]")).to_be_visible()

@@ -66,7 +66,8 @@ class Editor {
     this.classSelect = h("select", {name: "class", onchange: () => this.setClass(Number(this.classSelect.value))},
       this.classes.map((name, id) => h("option", {value: id}, `${id + 1}. ${name}`)));
     this.saveButton = h("button", {type: "button", class: "primary", onclick: () => this.save()}, "Save");
-    return h("div", {class: "controls"}, h("label", {}, "Class", this.classSelect),
+    this.classSelect.id = "box-class";
+    return h("div", {class: "controls"}, h("label", {for: "box-class"}, "Class"), this.classSelect,
       h("button", {type: "button", onclick: () => this.undo()}, "Undo"),
       h("button", {type: "button", onclick: () => this.remove()}, "Delete box"), this.saveButton);
   }
@@ -90,6 +91,7 @@ class Editor {
     if (!this.boxes.length) this.list.append(h("li", {class: "muted"}, this.editable ?
       "No boxes: drag on the image to draw one (Save with none marks a background image)." : "No boxes."));
     if (this.saveButton) this.saveButton.disabled = !this.history.length;
+    if (this.classSelect) this.classSelect.value = this.selected >= 0 ? this.boxes[this.selected].class_id : this.currentClass;
   }
 
   handles(box) {
@@ -103,7 +105,6 @@ class Editor {
 
   select(index) {
     this.selected = index;
-    if (index >= 0 && this.classSelect) this.classSelect.value = this.boxes[index].class_id;
     this.draw();
   }
 
@@ -126,8 +127,9 @@ class Editor {
   }
 
   setClass(classId) {
+    if (classId >= this.classes.length) return;
     this.currentClass = classId;
-    if (this.selected < 0 || classId >= this.classes.length) return;
+    if (this.selected < 0) return this.draw();
     this.remember();
     this.boxes[this.selected].class_id = classId;
     this.draw();
