@@ -45,7 +45,7 @@ def _operation(declared: Route) -> dict:
                  "parameters": [_parameter(p) for p in declared.params],
                  "responses": _responses(declared)}
     if declared.body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": declared.body}}}
+        operation["requestBody"] = {"required": not declared.body_optional, "content": {"application/json": {"schema": declared.body}}}
     if declared.public:
         operation["security"] = []
     if declared.role:
@@ -73,7 +73,7 @@ def _error_statuses(declared: Route) -> list[int]:
     statuses = [500, 503]
     if not declared.public:
         statuses.append(401)
-    if declared.body is not None or any(p.location == "query" for p in declared.params):
+    if declared.body is not None or any(p.location in ("query", "header") for p in declared.params):
         statuses.append(400)
     if any(p.location == "path" for p in declared.params):
         statuses.append(404)

@@ -5,6 +5,7 @@ unexpected a 500; both carry the request id, which the log line carries too."""
 from __future__ import annotations
 
 import json
+import re
 import traceback
 
 from flask import Request, Response
@@ -52,13 +53,25 @@ def _answer(request: Request, request_id: str) -> Response:
     if declared.rate_limited:
         _count_against_limit(ctx, declared.rate_limited)
     if declared.body is not None:
-        args["body"] = request.get_json(silent=True)
+        args["body"] = _body(request, declared)
     answer = declared.handler(ctx, args)
     if isinstance(answer, Response):  # a route that is not JSON: the page's files, images
         answer.headers["X-Request-Id"] = request_id
         return answer
     status, body = answer if isinstance(answer, tuple) else (declared.status, answer)
     return _json(status, body, request_id)
+
+
+def _body(request: Request, declared: Route):
+    """The JSON body; for a route whose body may be left out, {} when it is, and a 400 when it is not an object."""
+    body = request.get_json(silent=True)
+    if not declared.body_optional:
+        return body  # the handler names what is wrong with it
+    if not request.get_data(cache=True).strip():
+        return {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body, when there is one, must be a JSON object", "body")
+    return body
 
 
 def _count_against_limit(ctx: context.RequestContext, kind: str) -> None:
@@ -77,11 +90,28 @@ def _match(request: Request) -> tuple[Route, dict]:
         endpoint, path_args = _RULES.bind("", path_info=request.path).match(method=request.method)
     except NotFound:
         raise ApiError(404, f"no route {quoted(request.path)}") from None
-    except MethodNotAllowed as exc:
-        allowed = sorted(exc.valid_methods or [])
+    except MethodNotAllowed:
+        allowed = _methods_of_most_specific(request.path)
         raise ApiError(405, f"{request.method} is not allowed on {quoted(request.path)}; use {', '.join(allowed)}",
                        headers={"Allow": ", ".join(allowed)}) from None
     return ROUTES[endpoint], path_args
+
+
+def _methods_of_most_specific(path: str) -> list[str]:
+    """The methods of the resource `path` names. An image id may hold slashes, so
+    .../images/a/labels also reads as the image "a/labels"; the resource meant is
+    the route whose template spells out more of the path (…/{image_id}/labels)."""
+    matching = [route for route in ROUTES if _template(route).fullmatch(path)]
+    most = max(len(re.sub(r"\{\w+\}", "", route.path)) for route in matching)
+    methods = {route.method for route in matching if len(re.sub(r"\{\w+\}", "", route.path)) == most}
+    return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
+
+
+def _template(route: Route) -> re.Pattern:
+    def parameter(match: re.Match) -> str:
+        param = next(p for p in route.params if p.name == match[1] and p.location == "path")
+        return ".+" if param.holds_slashes else "[^/]+"
+    return re.compile(re.sub(r"\{(\w+)\}", parameter, re.escape(route.path).replace(r"\{", "{").replace(r"\}", "}")))
 
 
 def _failure(exc: Exception, request: Request, request_id: str) -> Response:

@@ -25,6 +25,7 @@ class Route:
     status: int = 200
     params: tuple[Param, ...] = ()
     body: dict | None = None   # JSON Schema of the request body; read into arguments["body"]
+    body_optional: bool = False  # the body may be left out (every field of it has a default)
     public: bool = False       # answered without a caller (no Authorization)
     role: str | None = None    # the role the caller needs on the path's {dataset} (checked by the router)
     rate_limited: str | None = None  # the kind of expensive request counted per caller (router: 429)

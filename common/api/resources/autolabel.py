@@ -153,6 +153,6 @@ ROUTES = [
           role=access.EDITOR),
     Route("POST", "/datasets/{dataset}/proposals/accept", accept_all,
           "Accept every image's proposals, as a job with progress", STARTED, status=202, params=(DATASET,),
-          body=obj(required=(), min_confidence=NUMBER, merge=BOOLEAN), role=access.EDITOR,
+          body=obj(required=(), min_confidence=NUMBER, merge=BOOLEAN), body_optional=True, role=access.EDITOR,
           rate_limited="autolabel"),
 ]

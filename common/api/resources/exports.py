@@ -28,7 +28,7 @@ EXPORT = obj(required=("id", "dataset", "format", "status"), id=STRING, dataset=
              requested_by=nullable(STRING), created_at=nullable(NUMBER), started_at=nullable(NUMBER),
              finished_at=nullable(NUMBER))
 REQUEST = {**obj(required=("format",), format={"type": "string", "enum": list(exports.FORMATS)},
-                 version={"type": "string", "description": "a version id; without one, a new version is frozen"},
+                 version={**nullable(STRING), "description": "a version id; without one, a new version is frozen"},
                  background={"type": "boolean", "description": "include background images (default true)"}),
            "description": "what to export"}
 

@@ -64,7 +64,7 @@ def get_version(ctx: RequestContext, args: dict) -> dict:
 
 ROUTES = [
     Route("POST", "/datasets/{dataset}/versions", create_version, "Freeze the dataset as a new version",
-          status=202, response=obj(version=STRING, status=STATUS), params=(DATASET,), body=REQUEST,
+          status=202, response=obj(version=STRING, status=STATUS), params=(DATASET,), body=REQUEST, body_optional=True,
           role=access.EDITOR, rate_limited="exports"),
     Route("GET", "/datasets/{dataset}/versions", list_versions, "The dataset's versions, newest first",
           page_of("versions", VERSION), params=(DATASET, *pagination.page_params(default=20, maximum=100)),
