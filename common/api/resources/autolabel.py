@@ -16,7 +16,7 @@ from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import documents
 from common.api.resources.datasets import DATASET
 from common.api.resources.images import IMAGE_ID, find_image
-from common.api.resources.labels import CONFLICT, _conflict
+from common.api.resources.labels import CONFLICT, label_conflict
 from common.api.routes import Route
 from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
 from common.cloud import dataset_job_store, guarded_objects, proposal_store, training_store
@@ -70,7 +70,7 @@ def get_job(ctx: RequestContext, args: dict) -> dict:
 
 def list_jobs(ctx: RequestContext, args: dict) -> dict:
     """Newest first, of one dataset or of every dataset the caller may see."""
-    datasets = documents._datasets_listed(args["dataset"], ctx)
+    datasets = documents.datasets_listed(args["dataset"], ctx)
     if datasets == []:
         return {"jobs": [], "next_page_token": None}
     query = dataset_job_store.jobs().where(filter=FieldFilter("kind", "==", dataset_jobs.AUTOLABEL))
@@ -98,7 +98,7 @@ def accept_image(ctx: RequestContext, args: dict) -> dict:
     except (proposals.NothingToAccept, proposals.HasLabels) as refused:
         raise ApiError(409, str(refused)) from None
     except guarded_objects.Moved as moved:
-        raise _conflict(moved, layout.label_path_for(entry["image"]["path"]), classes) from None
+        raise label_conflict(moved, layout.label_path_for(entry["image"]["path"]), classes) from None
 
 
 def reject_image(ctx: RequestContext, args: dict) -> dict:

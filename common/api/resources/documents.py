@@ -39,7 +39,7 @@ def newest_first(items_key: str, collection, view: Callable[[dict], dict], args:
                  ctx: RequestContext) -> dict:
     """A page of documents, newest first (created_at), optionally of one
     dataset; a person sees only those of the datasets they are a member of."""
-    datasets = _datasets_listed(args["dataset"], ctx)
+    datasets = datasets_listed(args["dataset"], ctx)
     if datasets == []:
         return {items_key: [], "next_page_token": None}
     query = collection.where(filter=FieldFilter("dataset", "in", datasets)) if datasets else None
@@ -48,7 +48,7 @@ def newest_first(items_key: str, collection, view: Callable[[dict], dict], args:
     return pagination.page(items_key, items_key, [source], args, ctx)
 
 
-def _datasets_listed(dataset: str | None, ctx: RequestContext) -> list[str] | None:
+def datasets_listed(dataset: str | None, ctx: RequestContext) -> list[str] | None:
     """The datasets whose documents a list shows; None: every document."""
     if dataset:
         if not ctx.principal.is_admin:

@@ -39,7 +39,7 @@ def put_labels(ctx: RequestContext, args: dict) -> dict:
         generation = guarded_objects.write(path, write_label(rows), based_on, ctx.principal.name, "text/plain",
                                            timeout=ctx.deadline_seconds)
     except guarded_objects.Moved as moved:
-        raise _conflict(moved, path, classes) from None
+        raise label_conflict(moved, path, classes) from None
     return {"label_path": path, "generation": generation}
 
 
@@ -49,7 +49,7 @@ def delete_labels(ctx: RequestContext, args: dict) -> dict:
     try:
         guarded_objects.delete(path, based_on, timeout=ctx.deadline_seconds)
     except guarded_objects.Moved as moved:
-        raise _conflict(moved, path, classes) from None
+        raise label_conflict(moved, path, classes) from None
     return {"label_path": path, "generation": 0}
 
 
@@ -67,7 +67,7 @@ def _label_path(entry: dict) -> str:
     return label["path"] if label else layout.label_path_for(image["path"])
 
 
-def _conflict(moved: guarded_objects.Moved, path: str, classes: list[str] | None) -> ApiError:
+def label_conflict(moved: guarded_objects.Moved, path: str, classes: list[str] | None) -> ApiError:
     boxes = [box.to_dict() for box in parse_label(moved.data, path).boxes] if moved.data is not None else []
     error = ApiError(412, f"the label is at generation {moved.generation} now, not the one this edit was "
                           "based on: nothing was written; look at it and edit again", "If-Match")
