@@ -36,6 +36,9 @@ class ObjectEvent:
     generation: int
     size: int | None
     event_id: str
+    # A delete that only says a newer generation replaced this one (the notification's
+    # overwrittenByGeneration): the object is still there, and the new generation's own event follows.
+    overwritten: bool = False
 
     def log_fields(self) -> dict:
         return {"event_id": self.event_id, "object": self.name, "generation": self.generation, "action": self.action}
@@ -77,7 +80,8 @@ def _from_object(action: str, resource: dict, attributes: dict, event_id: str) -
         size = int(resource["size"]) if resource.get("size") not in (None, "") else None
     except (TypeError, ValueError) as exc:
         raise UnsupportedEvent(f"object event has a non-numeric generation or size: {exc}") from exc
-    return ObjectEvent(action, bucket, name, generation, size, event_id)
+    return ObjectEvent(action, bucket, name, generation, size, event_id,
+                       overwritten=bool(attributes.get("overwrittenByGeneration")))
 
 
 @dataclass(frozen=True)

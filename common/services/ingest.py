@@ -37,6 +37,10 @@ def handle(event: ObjectEvent) -> Outcome:
         return Outcome(Result.IGNORED, f"ignored: bucket {event.bucket} is not the data bucket")
     if role.kind in ("ignored", "invalid_dataset"):
         return Outcome(Result.IGNORED, f"ignored ({role.kind})")
+    if event.action == DELETED and event.overwritten:
+        # Not a removal: applying it would show the object gone (a label, the classes) until the
+        # new generation's finalize arrives, and start a needless revalidation for data.yaml.
+        return Outcome(Result.STALE, "overwritten, not deleted: the new generation's event follows")
     dataset_index.ensure_dataset(role.dataset)
     handler = {"image": _image, "label": _label, "data_yaml": _data_yaml, "other": _other,
                "import": archive_import.handle}[role.kind]

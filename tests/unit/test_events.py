@@ -54,6 +54,13 @@ def test_pubsub_without_payload_uses_attributes():
         ("data", OBJECT["name"], 1700000000000001, None)
 
 
+def test_a_delete_that_says_it_was_overwritten_is_marked_so():
+    overwritten = decode(pubsub_event("OBJECT_DELETE", OBJECT, {"overwrittenByGeneration": "1700000000000009"}))
+    assert overwritten.action == DELETED and overwritten.overwritten
+    assert not decode(pubsub_event("OBJECT_DELETE", OBJECT)).overwritten
+    assert not decode(storage_event("deleted", OBJECT)).overwritten
+
+
 @pytest.mark.parametrize("event", [
     pubsub_event("OBJECT_METADATA_UPDATE", OBJECT),
     CloudEvent({"type": "google.cloud.storage.object.v1.metadataUpdated", "id": "x", "source": "s"}, OBJECT),
