@@ -90,7 +90,9 @@ def _json_or_failure(response: requests.Response, method: str, path: str) -> dic
 
 
 class Timeout(Exception):
-    pass
+    def __init__(self, message: str, last=None):
+        super().__init__(message)
+        self.last = last  # what the probe saw last
 
 
 def poll(probe: Callable[[], T], done: Callable[[T], bool], timeout: float, what: str,
@@ -102,5 +104,5 @@ def poll(probe: Callable[[], T], done: Callable[[T], bool], timeout: float, what
         if done(result):
             return result
         if time.monotonic() > deadline:
-            raise Timeout(f"{what}: not done after {timeout:.0f} s")
+            raise Timeout(f"{what}: not done after {timeout:.0f} s", last=result)
         time.sleep(interval)  # the polling interval, not a wait for an outcome

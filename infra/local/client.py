@@ -2,11 +2,13 @@
 a deadline, and parallel uploads through the storage client."""
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
 import requests
+
+from yolodrop_cli.api import Timeout as PollTimeout
+from yolodrop_cli.api import poll
 
 T = TypeVar("T")
 
@@ -48,15 +50,12 @@ class Timeout(AssertionError):
 
 def wait_for(probe: Callable[[], T], done: Callable[[T], bool], timeout: float,
              what: str, interval: float = 0.2) -> T:
-    """Call `probe` until `done(result)`, or raise Timeout with the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            raise Timeout(f"{what}: not reached within {timeout}s; last seen: {result}")
-        time.sleep(interval)  # polling interval, not a wait for an outcome
+    """Call `probe` until `done(result)` (the command line's poll), or raise
+    Timeout, an assertion failure for tests, with the last result."""
+    try:
+        return poll(probe, done, timeout, what, interval)
+    except PollTimeout as exc:
+        raise Timeout(f"{what}: not reached within {timeout}s; last seen: {exc.last}") from None
 
 
 def upload_all(bucket, files: dict[str, bytes], workers: int = 16) -> None:
