@@ -16,6 +16,7 @@ PROGRESS_TOPIC = "training-progress"
 DATASET_JOBS_TOPIC = "dataset-jobs"
 WATCH_TOPIC = "training-watch"
 EXPORT_TOPIC = "export-requests"
+IMPORT_TOPIC = "import-requests"
 
 
 def project() -> str:
@@ -134,3 +135,56 @@ def firebase_web_api_key() -> str | None:
 def predict_url() -> str | None:
     """The prediction function's URL, for the page's try-it."""
     return os.environ.get("PREDICT_URL") or None
+
+
+def import_topic() -> str:
+    """Where the API and the ingest function publish import requests."""
+    return os.environ.get("IMPORT_TOPIC", IMPORT_TOPIC)
+
+
+def importer_launcher() -> str:
+    """cloud-run or local, as for the trainer (TRAINER_LAUNCHER decides both when IMPORTER_LAUNCHER is unset)."""
+    return os.environ.get("IMPORTER_LAUNCHER") or trainer_launcher()
+
+
+def importer_job() -> str:
+    """The Cloud Run Job that unpacks imports."""
+    return os.environ["IMPORTER_JOB"]
+
+
+def importer_region() -> str:
+    return os.environ.get("IMPORTER_REGION") or trainer_region()
+
+
+def import_tasks() -> int:
+    """Parallel tasks of an import that can be read at random (a zip by ranges)."""
+    return int(os.environ.get("IMPORT_TASKS", "4"))
+
+
+def import_task_retries() -> int:
+    """Times a task that died is run again (Cloud Run's max_retries; the local launcher does the same)."""
+    return int(os.environ.get("IMPORT_TASK_RETRIES", "3"))
+
+
+def import_inline_max_bytes() -> int:
+    """A dropped imports/<dataset>.zip up to this size is unpacked in the ingest call; larger ones start an import job."""
+    return int(os.environ.get("IMPORT_INLINE_MAX_BYTES", str(64 * 1024 ** 2)))
+
+
+def import_max_bytes() -> int:
+    """The largest archive an import reads (and stages)."""
+    return int(os.environ.get("IMPORT_MAX_BYTES", str(100 * 1024 ** 3)))
+
+
+def import_download_seconds() -> float:
+    """How long reading a URL that cannot be read by ranges may take (it is copied into the bucket first)."""
+    return float(os.environ.get("IMPORT_DOWNLOAD_SECONDS", str(6 * 3600)))
+
+
+def import_allow_loopback() -> bool:
+    """Local stack and tests only: let imports read URLs on this machine (127.0.0.0/8, ::1). Production never sets it."""
+    return os.environ.get("IMPORT_ALLOW_LOOPBACK") == "1"
+
+
+def import_log_dir() -> Path:
+    return Path(os.environ.get("IMPORT_LOG_DIR") or trainer_log_dir())
