@@ -6,7 +6,8 @@
 # Optional: FUNCTION_SA (runtime and push service account; default: the
 # project's Compute Engine default service account), FIRESTORE_LOCATION and
 # BUCKET_LOCATION (default: REGION), TRAINER_REGION (a region with Cloud Run GPUs;
-# default: REGION), TRAINER_GPU_TYPE (default: nvidia-l4). Names and sizes come
+# default: REGION), TRAINER_GPU_TYPE (default: nvidia-l4). The importer job runs in
+# REGION, its image in the trainer's repository. Names and sizes come
 # from infra/settings.json, which infra/terraform reads too (Terraform is the
 # least-privilege way; this script gives one service account every role).
 # Idempotent: every resource is created only when missing and the functions
@@ -44,7 +45,8 @@ BUCKET_LOCATION="${BUCKET_LOCATION:-$REGION}"
 TRAINER_REGION="${TRAINER_REGION:-$REGION}"
 TRAINER_GPU_TYPE="${TRAINER_GPU_TYPE:-nvidia-l4}"
 # The settings as shell variables: S_<path> for values, S_FUNCTIONS for the function
-# keys, F_<key>_<field> per function (one python3 read, no other parser needed).
+# keys, S_TOPICS for the topic names, F_<key>_<field> per function (one python3 read,
+# no other parser needed).
 eval "$(python3 - "$SETTINGS" <<'PY'
 import json, shlex, sys
 settings = json.load(open(sys.argv[1]))
@@ -59,6 +61,7 @@ def flat(prefix, tree):
             out(f"S_{prefix}{key}", value)
 flat("", {k: v for k, v in settings.items() if not k.startswith("_")})
 out("S_FUNCTIONS", list(settings["functions"]))
+out("S_TOPICS", list(settings["topics"].values()))
 for key, function in settings["functions"].items():
     for field, value in function.items():
         if field == "secret_env":
@@ -121,7 +124,7 @@ exists gcloud storage buckets describe "gs://$DATA_BUCKET" "${G[@]}" ||
 exists gcloud firestore databases describe --database='(default)' "${G[@]}" ||
   run gcloud firestore databases create --database='(default)' --location="$FIRESTORE_LOCATION" \
     --type=firestore-native "${G[@]}"
-for topic in $S_topics_gcs_events $S_topics_training_requests $S_topics_training_progress $S_topics_training_watch $S_topics_export_requests $S_topics_dataset_jobs; do
+for topic in $S_TOPICS; do
   dead="$topic$S_delivery_dead_letter_suffix" hold="$topic$S_delivery_dead_letter_suffix$S_delivery_hold_suffix"
   for t in "$topic" "$dead"; do
     exists gcloud pubsub topics describe "$t" "${G[@]}" || run gcloud pubsub topics create "$t" "${G[@]}"
@@ -171,8 +174,9 @@ run gcloud secrets add-iam-policy-binding "$SECRET" --member="serviceAccount:$RU
   --role=roles/secretmanager.secretAccessor "${G[@]}"
 run gcloud storage buckets add-iam-policy-binding "gs://$DATA_BUCKET" --member="serviceAccount:$RUNTIME_SA" \
   --role=roles/storage.objectUser "${G[@]}"
-# Firestore; the API publishes training requests and the trainer progress; the training
-# function runs the trainer job with overrides and the watch reads its executions.
+# Firestore; the API publishes training and import requests, the trainer progress, the
+# importer import requests; the training and imports functions run their jobs with
+# overrides and read their executions.
 for role in roles/datastore.user roles/pubsub.publisher roles/run.developer roles/iam.serviceAccountUser; do
   run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RUNTIME_SA" \
     --role="$role" --condition=None "${G[@]}"
@@ -204,7 +208,7 @@ stage() {
 SA_FLAGS=()
 [[ -n "${FUNCTION_SA:-}" ]] && SA_FLAGS=(--service-account="$FUNCTION_SA")
 
-# env_value NAME: the value of an environment variable settings give a function or the trainer.
+# env_value NAME: the value of an environment variable settings give a function or a job.
 env_value() {
   case "$1" in
     GOOGLE_CLOUD_PROJECT) echo "$PROJECT" ;;
@@ -216,6 +220,13 @@ env_value() {
     TRAINER_JOB) echo "$S_trainer_job" ;;
     TRAINER_REGION) echo "$TRAINER_REGION" ;;
     WATCH_GRACE_SECONDS) echo "$S_watch_grace_seconds" ;;
+    IMPORT_TOPIC) echo "$S_topics_import_requests" ;;
+    IMPORTER_LAUNCHER) echo cloud-run ;;
+    IMPORTER_JOB) echo "$S_importer_job" ;;
+    IMPORTER_REGION) echo "$REGION" ;;
+    IMPORT_TASKS) echo "$S_importer_tasks" ;;
+    IMPORT_TASK_RETRIES) echo "$S_importer_max_retries" ;;
+    IMPORT_INLINE_MAX_BYTES) echo "$S_importer_inline_max_bytes" ;;
     *) echo "error: infra/settings.json names $1, which deploy.sh has no value for" >&2; exit 1 ;;
   esac
 }
@@ -248,7 +259,9 @@ echo "# 4b. the trainer: image (Cloud Build) and Cloud Run Job with a GPU"
 exists gcloud artifacts repositories describe "$S_trainer_image_repository" --location="$TRAINER_REGION" "${G[@]}" ||
   run gcloud artifacts repositories create "$S_trainer_image_repository" --repository-format=docker \
     --location="$TRAINER_REGION" "${G[@]}"
-IMAGE="$TRAINER_REGION-docker.pkg.dev/$PROJECT/$S_trainer_image_repository/trainer:$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo latest)"
+IMAGES="$TRAINER_REGION-docker.pkg.dev/$PROJECT/$S_trainer_image_repository"  # the trainer's and the importer's
+IMAGE_TAG="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo latest)"
+IMAGE="$IMAGES/trainer:$IMAGE_TAG"
 run gcloud builds submit "$REPO" --config="$REPO/infra/cloudbuild.trainer.yaml" \
   --substitutions="_IMAGE=$IMAGE" "${G[@]}"
 # Retries resume from the bucket checkpoint (CLOUD_RUN_TASK_ATTEMPT); no GPU
@@ -258,6 +271,21 @@ run gcloud run jobs deploy "$S_trainer_job" --image="$IMAGE" --region="$TRAINER_
   --gpu="$S_trainer_gpus" --gpu-type="$TRAINER_GPU_TYPE" --no-gpu-zonal-redundancy \
   --cpu="$S_trainer_cpu" --memory="$S_trainer_memory" --tasks=1 --max-retries="$S_trainer_max_retries" \
   --task-timeout="${S_trainer_task_timeout_seconds}s" "$(env_flag $S_trainer_env)" "${SA_FLAGS[@]}" "${G[@]}"
+
+echo "# 4c. the importer: image (Cloud Build, from jobs/importer/Dockerfile) and Cloud Run Job without a GPU"
+# The build context is staged like a function's: common/ and jobs/, the Dockerfile at its root.
+importer_src="$STAGE_ROOT/$S_importer_image-image"
+run mkdir -p "$importer_src"
+run cp -R "$REPO/common" "$REPO/jobs" "$importer_src/"
+run cp "$REPO/jobs/importer/Dockerfile" "$importer_src/Dockerfile"
+run find "$importer_src" -name __pycache__ -prune -exec rm -rf {} +
+IMPORTER_IMAGE="$IMAGES/$S_importer_image:$IMAGE_TAG"
+run gcloud builds submit "$importer_src" --tag="$IMPORTER_IMAGE" "${G[@]}"
+# The imports function sets the task count per import; a retried task skips what it wrote.
+# shellcheck disable=SC2086  # env names are words
+run gcloud run jobs deploy "$S_importer_job" --image="$IMPORTER_IMAGE" --region="$REGION" \
+  --cpu="$S_importer_cpu" --memory="$S_importer_memory" --tasks=1 --max-retries="$S_importer_max_retries" \
+  --task-timeout="${S_importer_task_timeout_seconds}s" "$(env_flag $S_importer_env)" "${SA_FLAGS[@]}" "${G[@]}"
 
 echo "# 5. push subscriptions: each topic-fed function's own, with its retry and dead-letter policy"
 for key in $S_FUNCTIONS; do

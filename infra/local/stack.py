@@ -31,20 +31,22 @@ from common.platform import config
 
 REPO = Path(__file__).resolve().parents[2]
 PORT_DEFAULTS = {"pubsub": 8085, "firestore": 8086, "gcs": 9023, "api": 8090, "ingest": 8091,
-                 "train": 8092, "progress": 8093, "predict": 8094, "watch": 8095, "dataset_jobs": 8096, "export": 8097, "auth": 9099, "auth_hub": 4400, "auth_logging": 4500}
+                 "train": 8092, "progress": 8093, "predict": 8094, "watch": 8095, "dataset_jobs": 8096, "export": 8097, "imports": 8098, "auth": 9099, "auth_hub": 4400, "auth_logging": 4500}
 GCS_EVENTS_TOPIC = "gcs-events"
 TRAINING_TOPIC = config.TRAINING_TOPIC
 PROGRESS_TOPIC = config.PROGRESS_TOPIC
 WATCH_TOPIC = config.WATCH_TOPIC
 DATASET_JOBS_TOPIC = config.DATASET_JOBS_TOPIC
 EXPORT_TOPIC = config.EXPORT_TOPIC
+IMPORT_TOPIC = config.IMPORT_TOPIC
 # topic -> (push subscription, the function server it pushes to)
 PUSH_SUBSCRIPTIONS = {GCS_EVENTS_TOPIC: ("ingest-push", "ingest"),
                       TRAINING_TOPIC: ("train-push", "train"),
                       PROGRESS_TOPIC: ("progress-push", "progress"),
                       WATCH_TOPIC: ("watch-push", "watch"),
                       DATASET_JOBS_TOPIC: ("dataset-jobs-push", "dataset_jobs"),
-                      EXPORT_TOPIC: ("export-push", "export")}
+                      EXPORT_TOPIC: ("export-push", "export"),
+                      IMPORT_TOPIC: ("imports-push", "imports")}
 INGEST_SUBSCRIPTION = PUSH_SUBSCRIPTIONS[GCS_EVENTS_TOPIC][0]
 DEBIAN_PACKAGES = "google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-emulator default-jre-headless"
 # The Firebase Auth emulator comes from npm (firebase-tools), installed by `make` into .tools/.
@@ -88,6 +90,10 @@ class Stack:
             "TRAINER_LAUNCHER": "local",
             "TRAINER_LOG_DIR": str(self.state_dir),
             "TRAINER_WORK_DIR": str(self.state_dir / "trainer"),
+            "IMPORT_TOPIC": IMPORT_TOPIC,
+            "IMPORT_ALLOW_LOOPBACK": "1",           # the tests serve archives from loopback; production never sets it
+            "IMPORT_LOG_DIR": str(self.state_dir),
+            "IMPORT_TASKS": "2",                    # this machine's two cores
         }
 
     @property
@@ -172,6 +178,7 @@ def _start_all(stack: Stack) -> None:
     _spawn_function(stack, "watch", "functions/watch/main.py", "training_watch", "cloudevent")
     _spawn_function(stack, "dataset_jobs", "functions/dataset_jobs/main.py", "dataset_job", "cloudevent")
     _spawn_function(stack, "export", "functions/export/main.py", "export_request", "cloudevent")
+    _spawn_function(stack, "imports", "functions/imports/main.py", "import_request", "cloudevent")
     _spawn_function(stack, "predict", "functions/predict/main.py", "predict", "http")
     _create_topics_and_pushes(stack)
     _spawn(stack, "scheduler", [sys.executable, "-m", "infra.local.scheduler"],
@@ -187,7 +194,7 @@ def _start_all(stack: Stack) -> None:
     _wait_http(stack, "auth", f"http://{env['FIREBASE_AUTH_EMULATOR_HOST']}/")
     _wait_http(stack, "ingest", env["INGEST_URL"], any_status=True)
     _wait_http(stack, "api", f"{env['API_URL']}/healthz")
-    for name in ("train", "progress", "predict", "watch", "dataset_jobs", "export"):
+    for name in ("train", "progress", "predict", "watch", "dataset_jobs", "export", "imports"):
         _wait_http(stack, name, f"http://127.0.0.1:{stack.ports[name]}", any_status=True)
 
 

@@ -94,14 +94,15 @@ def test_settings_topics_and_subscriptions_are_those_the_code_and_the_local_stac
     from infra.local import stack
     topics = SETTINGS["topics"]
     assert {config.TRAINING_TOPIC, config.PROGRESS_TOPIC, config.WATCH_TOPIC, config.DATASET_JOBS_TOPIC, config.EXPORT_TOPIC,
-            stack.GCS_EVENTS_TOPIC} == set(topics.values())
+            config.IMPORT_TOPIC, stack.GCS_EVENTS_TOPIC} == set(topics.values())
     production = {topics[f["topic"]]: (f["subscription"], key) for key, f in pushed().items()}
     assert production == stack.PUSH_SUBSCRIPTIONS
 
 
 def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
     required = set(re.findall(r'os\.environ\["([A-Z_]+)"\]', (REPO / "common/platform/config.py").read_text()))
-    assert required == {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "API_TOKEN", "TRAINER_JOB", "TRAINER_REGION"}, \
+    assert required == {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "API_TOKEN", "TRAINER_JOB", "TRAINER_REGION",
+                        "IMPORTER_JOB"}, \
         "config.py requires a new variable: say here which function needs it, and set it in infra/settings.json"
     for key, function in SETTINGS["functions"].items():
         given = set(function["env"]) | set(function["secret_env"])
@@ -110,14 +111,32 @@ def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
         assert SETTINGS["functions"][key]["secret_env"] == {"API_TOKEN": "api_token"}
     assert {"TRAINER_JOB", "TRAINER_REGION", "TRAINER_LAUNCHER"} <= set(SETTINGS["functions"]["train"]["env"])
     assert {"GOOGLE_CLOUD_PROJECT", "PROGRESS_TOPIC"} <= set(SETTINGS["trainer"]["env"])
+    # The imports function launches the importer on Cloud Run; the API and ingest ask for imports, and so
+    # does the importer's stage phase; both functions know where an archive stops being unpacked inline.
+    assert {"IMPORTER_JOB", "IMPORTER_REGION", "IMPORTER_LAUNCHER", "IMPORT_TASKS", "IMPORT_TASK_RETRIES"} <= \
+        set(SETTINGS["functions"]["imports"]["env"])
+    for key in ("api", "ingest"):
+        assert {"IMPORT_TOPIC", "IMPORT_INLINE_MAX_BYTES"} <= set(SETTINGS["functions"][key]["env"]), key
+    assert {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "IMPORT_TOPIC"} <= set(SETTINGS["importer"]["env"])
+
+
+def test_production_never_lets_imports_read_loopback_addresses_and_the_local_stack_does():
+    from infra.local import stack
+    given = {n for f in SETTINGS["functions"].values() for n in f["env"]}
+    given |= set(SETTINGS["trainer"]["env"]) | set(SETTINGS["importer"]["env"])
+    assert "IMPORT_ALLOW_LOOPBACK" not in given
+    assert "IMPORT_ALLOW_LOOPBACK" not in parsed(MODULE)["locals"]["env_values"]
+    assert "IMPORT_ALLOW_LOOPBACK" not in (REPO / "deploy.sh").read_text()
+    assert stack.Stack(state_dir=REPO / ".local", ports=stack.PORT_DEFAULTS).env()["IMPORT_ALLOW_LOOPBACK"] == "1"
 
 
 def test_every_variable_settings_give_has_a_value_in_terraform_and_in_deploy_and_is_read_by_the_code():
-    names = {n for f in SETTINGS["functions"].values() for n in f["env"]} | set(SETTINGS["trainer"]["env"])
+    names = {n for f in SETTINGS["functions"].values() for n in f["env"]}
+    names |= set(SETTINGS["trainer"]["env"]) | set(SETTINGS["importer"]["env"])
     assert names <= set(parsed(MODULE)["locals"]["env_values"]), "infra/terraform/.../settings.tf env_values"
     deploy_cases = set(re.findall(r"^\s+([A-Z_]+)\) echo", (REPO / "deploy.sh").read_text(), re.M))
     assert names <= deploy_cases, "deploy.sh env_value"
-    code = (REPO / "common/platform/config.py").read_text() + (REPO / "jobs/trainer/main.py").read_text()
+    code = "".join(path.read_text() for path in [REPO / "common/platform/config.py", *REPO.glob("jobs/*/*.py")])
     assert all(f'"{name}"' in code for name in names), "a variable no code reads"
 
 
@@ -203,11 +222,36 @@ def test_no_role_is_broader_than_the_code_needs():
     assert set(parsed(MODULE)["locals"]["bucket_roles"]) <= set(SETTINGS["functions"])
     for name in ("train_runs_trainer", "watch_reads_executions"):  # on the trainer job, not the project
         assert resource("google_cloud_run_v2_job_iam_member", name)["name"] == "${google_cloud_run_v2_job.trainer.name}"
+    for name in ("imports_runs_importer", "imports_reads_importer_executions"):  # on the importer job
+        grant = resource("google_cloud_run_v2_job_iam_member", name)
+        assert grant["name"] == "${google_cloud_run_v2_job.importer.name}"
+        assert grant["member"] == 'serviceAccount:${google_service_account.function["imports"].email}'
+    # The imports function only probes what is in the bucket; the importer writes it.
+    assert parsed(MODULE)["locals"]["bucket_roles"]["imports"] == "roles/storage.objectViewer"
+
+
+def test_the_importer_writes_the_bucket_uses_firestore_and_asks_for_its_next_phase():
+    importer = "serviceAccount:${google_service_account.importer.email}"
+    objects = resource("google_storage_bucket_iam_member", "importer_objects")
+    assert (objects["bucket"], objects["role"], objects["member"]) == (
+        "${google_storage_bucket.data.name}", "roles/storage.objectUser", importer)
+    publishes = resource("google_pubsub_topic_iam_member", "importer_publishes_import_requests")
+    assert (publishes["topic"], publishes["role"], publishes["member"]) == (
+        '${google_pubsub_topic.topic["import_requests"].name}', "roles/pubsub.publisher", importer)
+    firestore = resource("google_project_iam_member", "firestore_user")
+    assert (firestore["for_each"], firestore["member"]) == ("${local.firestore_users}", "serviceAccount:${each.value}")
+    users = parsed(MODULE)["locals"]["firestore_users"]
+    assert "google_service_account.importer.email" in users and "keys(local.functions)" in users
+    publishers = {(p["function"], p["topic"]) for p in parsed(MODULE)["locals"]["topic_publishers"].values()}
+    assert {("api", "import_requests"), ("ingest", "import_requests")} <= publishers
+    acts = resource("google_service_account_iam_member", "imports_acts_as_importer")
+    assert acts["service_account_id"] == "${google_service_account.importer.name}"
 
 
 def test_each_function_runs_as_its_own_service_account():
     accounts = [f["service_account"] for f in SETTINGS["functions"].values()]
-    accounts += [SETTINGS["trainer"]["service_account"], SETTINGS["push_service_account"]]
+    accounts += [SETTINGS["trainer"]["service_account"], SETTINGS["importer"]["service_account"],
+                 SETTINGS["push_service_account"]]
     assert len(set(accounts)) == len(accounts) and all(6 <= len(a) <= 30 for a in accounts)
 
 
@@ -241,6 +285,36 @@ def test_the_trainer_job_has_its_gpu_in_the_trainer_region():
     assert task["containers"][0]["resources"][0]["limits"]["nvidia.com/gpu"] == "${tostring(local.trainer.gpus)}"
     module_call = parsed(ENVIRONMENT)["module"]["yolodrop"]
     assert {"project", "region", "bucket", "trainer_region", "trainer_gpu_type"} <= set(module_call)
+
+
+def test_the_importer_job_has_no_gpu_and_runs_beside_the_bucket_as_its_own_account():
+    job = resource("google_cloud_run_v2_job", "importer")
+    assert job["location"] == "${var.region}" and job["name"] == "${local.importer.job}"
+    task = job["template"][0]["template"][0]
+    assert task["service_account"] == "${google_service_account.importer.email}"
+    assert task["max_retries"] == "${local.importer.max_retries}"
+    assert task["timeout"] == "${local.importer.task_timeout_seconds}s"
+    assert "node_selector" not in task and "gpu_zonal_redundancy_disabled" not in task
+    container = task["containers"][0]
+    assert container["image"] == "${var.importer_image}"
+    assert container["resources"][0]["limits"] == {"cpu": "${local.importer.cpu}", "memory": "${local.importer.memory}"}
+    assert container["dynamic"][0]["env"]["for_each"] == "${toset(local.importer.env)}"
+    assert "gpus" not in SETTINGS["importer"]
+    # The function launches the job where it is, with the settings' retries.
+    env_values = parsed(MODULE)["locals"]["env_values"]
+    assert (env_values["IMPORTER_JOB"], env_values["IMPORTER_REGION"], env_values["IMPORT_TASK_RETRIES"]) == (
+        "${local.importer.job}", "${var.region}", "${tostring(local.importer.max_retries)}")
+    assert parsed(ENVIRONMENT)["module"]["yolodrop"]["importer_image"] == "${var.importer_image}"
+
+
+def test_the_importer_image_is_slim_python_without_cuda():
+    dockerfile = (REPO / "jobs" / "importer" / "Dockerfile").read_text()
+    instructions = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
+    assert re.fullmatch(r"FROM python:3\.11-slim\S*", instructions[0]), instructions[0]
+    assert "cuda" not in dockerfile.lower() and "torch" not in (REPO / "jobs/importer/requirements.txt").read_text()
+    assert "RUN pip install -r jobs/importer/requirements.txt" in dockerfile
+    assert {"COPY common common", "COPY jobs jobs"} <= set(instructions)
+    assert instructions[-1] == 'CMD ["python", "-m", "jobs.importer"]'
 
 
 def test_the_watch_is_scheduled_onto_its_topic():
@@ -295,12 +369,22 @@ def test_deploy_pushes_each_topic_with_the_settings_dead_letter_policy():
             delivery["hold_retention"]
 
 
-def test_deploy_sizes_the_trainer_and_schedules_the_watch_as_settings_say():
+def test_deploy_sizes_the_trainer_and_the_importer_and_schedules_the_watch_as_settings_say():
     trainer = SETTINGS["trainer"]
     got = deployed(["gcloud", "run", "jobs", "deploy"], trainer["job"])
     assert (got["cpu"], got["memory"], got["gpu"], got["max-retries"], got["task-timeout"]) == (
         trainer["cpu"], trainer["memory"], str(trainer["gpus"]), str(trainer["max_retries"]),
         f"{trainer['task_timeout_seconds']}s")
+    importer = SETTINGS["importer"]
+    got = deployed(["gcloud", "run", "jobs", "deploy"], importer["job"])
+    assert (got["cpu"], got["memory"], got["max-retries"], got["task-timeout"], got["region"]) == (
+        importer["cpu"], importer["memory"], str(importer["max_retries"]), f"{importer['task_timeout_seconds']}s", "r")
+    assert "gpu" not in got and [pair.split("=")[0] for pair in got["set-env-vars"].split(",")] == importer["env"]
+    built = [c for c in deploy_commands() if c[:3] == ["gcloud", "builds", "submit"] and "tag" in flags(c)]
+    assert len(built) == 1 and flags(built[0])["tag"] == got["image"]
+    assert got["image"].endswith(f"/{importer['image']}:" + got["image"].rsplit(":", 1)[1])
+    context = built[0][3]
+    assert ["cp", str(REPO / "jobs" / "importer" / "Dockerfile"), f"{context}/Dockerfile"] in deploy_commands()
     watch = deployed(["gcloud", "scheduler", "jobs", "create", "pubsub"], SETTINGS["watch"]["scheduler_job"])
     assert (watch["schedule"], watch["topic"]) == (SETTINGS["watch"]["schedule"], SETTINGS["topics"]["training_watch"])
 
@@ -309,7 +393,7 @@ def setting_literals() -> set[str]:
     """The names settings own: no other file may spell them out."""
     names = set(SETTINGS["topics"].values()) | set(SETTINGS["secrets"].values())
     names |= {f[k] for f in SETTINGS["functions"].values() for k in ("name", "subscription", "service_account") if f[k]}
-    names |= {SETTINGS["trainer"][k] for k in ("job", "service_account")}
+    names |= {SETTINGS[job][k] for job in ("trainer", "importer") for k in ("job", "service_account")}
     return names | {SETTINGS["watch"]["scheduler_job"], SETTINGS["push_service_account"]}
 
 

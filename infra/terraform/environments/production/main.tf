@@ -24,5 +24,6 @@ module "yolodrop" {
   trainer_region     = var.trainer_region
   trainer_gpu_type   = var.trainer_gpu_type
   trainer_image      = var.trainer_image
+  importer_image     = var.importer_image
   api_token          = var.api_token
 }

@@ -33,6 +33,10 @@ variable "trainer_image" {
   type = string
 }
 
+variable "importer_image" {
+  type = string
+}
+
 variable "api_token" {
   type      = string
   sensitive = true

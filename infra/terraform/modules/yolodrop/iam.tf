@@ -1,4 +1,4 @@
-# One service account per function, one for the trainer, one that push subscriptions
+# One service account per function, one for the trainer, one for the importer, one that push subscriptions
 # call the functions as; each granted what its code does and nothing more, on the one
 # resource it does it to wherever IAM allows (tests/unit/test_terraform.py holds the
 # list; no basic role, no admin role).
@@ -16,6 +16,12 @@ resource "google_service_account" "trainer" {
   display_name = "yolodrop trainer job"
 }
 
+resource "google_service_account" "importer" {
+  project      = var.project
+  account_id   = local.importer.service_account
+  display_name = "yolodrop importer job"
+}
+
 resource "google_service_account" "push" {
   project      = var.project
   account_id   = local.settings.push_service_account
@@ -23,8 +29,12 @@ resource "google_service_account" "push" {
 }
 
 locals {
-  # Firestore IAM is per project (the index, jobs and models live in one database).
-  firestore_users = keys(local.functions)
+  # Firestore IAM is per project (the index, jobs, models and imports live in one database):
+  # every function and the importer (its progress documents), by key -> account email.
+  firestore_users = merge(
+    { for key in keys(local.functions) : key => google_service_account.function[key].email },
+    { importer = google_service_account.importer.email },
+  )
 
   bucket_roles = {
     ingest       = "roles/storage.objectUser"   # reads dropped files, writes thumbnails, unpacks archives
@@ -34,6 +44,7 @@ locals {
     progress     = "roles/storage.objectViewer" # reads the exported model it registers
     dataset_jobs = "roles/storage.objectUser"   # rewrites label files and data.yaml, reads images and model weights
     export       = "roles/storage.objectUser"   # copies into the content store, writes snapshots and export zips
+    imports      = "roles/storage.objectViewer" # probes an archive in the bucket (its size, its central directory)
   }
 
   # Who publishes to which topic beyond the training request (below): function -> topic keys.
@@ -41,6 +52,8 @@ locals {
     "api/dataset_jobs"          = { function = "api", topic = "dataset_jobs" }          # remaps, auto-labelling
     "api/export_requests"       = { function = "api", topic = "export_requests" }       # versions, exports
     "ingest/dataset_jobs"       = { function = "ingest", topic = "dataset_jobs" }       # revalidation after data.yaml
+    "api/import_requests"       = { function = "api", topic = "import_requests" }       # imports from a URL
+    "ingest/import_requests"    = { function = "ingest", topic = "import_requests" }    # a dropped archive too large to unpack inline
     "dataset_jobs/dataset_jobs" = { function = "dataset_jobs", topic = "dataset_jobs" } # a plan fans out its chunks
   }
 
@@ -52,10 +65,10 @@ locals {
 }
 
 resource "google_project_iam_member" "firestore_user" {
-  for_each = toset(local.firestore_users)
+  for_each = local.firestore_users
   project  = var.project
   role     = "roles/datastore.user"
-  member   = "serviceAccount:${google_service_account.function[each.value].email}"
+  member   = "serviceAccount:${each.value}"
 }
 
 resource "google_storage_bucket_iam_member" "function_objects" {
@@ -69,6 +82,12 @@ resource "google_storage_bucket_iam_member" "trainer_objects" {
   bucket = google_storage_bucket.data.name
   role   = "roles/storage.objectUser" # run markers, checkpoints, weights; reads the manifest's images
   member = "serviceAccount:${google_service_account.trainer.email}"
+}
+
+resource "google_storage_bucket_iam_member" "importer_objects" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.objectUser" # writes the members, stages a URL's archive and reads it back, skips what a retry finds written
+  member = "serviceAccount:${google_service_account.importer.email}"
 }
 
 resource "google_pubsub_topic_iam_member" "api_publishes_training_requests" {
@@ -91,6 +110,14 @@ resource "google_pubsub_topic_iam_member" "trainer_publishes_progress" {
   topic   = google_pubsub_topic.topic["training_progress"].name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${google_service_account.trainer.email}"
+}
+
+# The stage phase (a URL copied into the bucket first) asks for the unpacking phase.
+resource "google_pubsub_topic_iam_member" "importer_publishes_import_requests" {
+  project = var.project
+  topic   = google_pubsub_topic.topic["import_requests"].name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.importer.email}"
 }
 
 resource "google_secret_manager_secret_iam_member" "reads_secret" {
@@ -124,4 +151,28 @@ resource "google_cloud_run_v2_job_iam_member" "watch_reads_executions" {
   name     = google_cloud_run_v2_job.trainer.name
   role     = "roles/run.viewer"
   member   = "serviceAccount:${google_service_account.function["watch"].email}"
+}
+
+# The imports function runs the importer job with overrides (IMPORT_ID, IMPORT_PHASE, the
+# task count), which then runs as the importer's service account, and reads its executions.
+resource "google_cloud_run_v2_job_iam_member" "imports_runs_importer" {
+  project  = var.project
+  location = google_cloud_run_v2_job.importer.location
+  name     = google_cloud_run_v2_job.importer.name
+  role     = "roles/run.jobsExecutorWithOverrides"
+  member   = "serviceAccount:${google_service_account.function["imports"].email}"
+}
+
+resource "google_cloud_run_v2_job_iam_member" "imports_reads_importer_executions" {
+  project  = var.project
+  location = google_cloud_run_v2_job.importer.location
+  name     = google_cloud_run_v2_job.importer.name
+  role     = "roles/run.viewer"
+  member   = "serviceAccount:${google_service_account.function["imports"].email}"
+}
+
+resource "google_service_account_iam_member" "imports_acts_as_importer" {
+  service_account_id = google_service_account.importer.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.function["imports"].email}"
 }

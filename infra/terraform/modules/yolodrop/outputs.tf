@@ -15,8 +15,12 @@ output "trainer_job" {
   value = google_cloud_run_v2_job.trainer.id
 }
 
+output "importer_job" {
+  value = google_cloud_run_v2_job.importer.id
+}
+
 output "image_repository" {
-  description = "Where the trainer image goes: <this>/trainer:<tag>."
+  description = "Where the images go: <this>/trainer:<tag> and <this>/importer:<tag>."
   value       = "${var.trainer_region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}"
 }
 

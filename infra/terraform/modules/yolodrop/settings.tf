@@ -11,21 +11,29 @@ locals {
   topics           = local.settings.topics
   delivery         = local.settings.delivery
   trainer          = local.settings.trainer
+  importer         = local.settings.importer
 
   bucket_location    = coalesce(var.bucket_location, var.region)
   firestore_location = coalesce(var.firestore_location, var.region)
 
-  # Every environment variable a function or the trainer may be given (settings name which),
-  # with its value: common/platform/config.py reads them.
+  # Every environment variable a function, the trainer or the importer may be given
+  # (settings name which), with its value: common/platform/config.py reads them.
   env_values = {
-    GOOGLE_CLOUD_PROJECT = var.project
-    DATA_BUCKET          = google_storage_bucket.data.name
-    TRAINING_TOPIC       = google_pubsub_topic.topic["training_requests"].name
-    PROGRESS_TOPIC       = google_pubsub_topic.topic["training_progress"].name
-    DATASET_JOBS_TOPIC   = google_pubsub_topic.topic["dataset_jobs"].name
-    TRAINER_LAUNCHER     = "cloud-run"
-    TRAINER_JOB          = local.trainer.job
-    TRAINER_REGION       = var.trainer_region
-    WATCH_GRACE_SECONDS  = tostring(local.settings.watch.grace_seconds)
+    GOOGLE_CLOUD_PROJECT    = var.project
+    DATA_BUCKET             = google_storage_bucket.data.name
+    TRAINING_TOPIC          = google_pubsub_topic.topic["training_requests"].name
+    PROGRESS_TOPIC          = google_pubsub_topic.topic["training_progress"].name
+    DATASET_JOBS_TOPIC      = google_pubsub_topic.topic["dataset_jobs"].name
+    TRAINER_LAUNCHER        = "cloud-run"
+    TRAINER_JOB             = local.trainer.job
+    TRAINER_REGION          = var.trainer_region
+    WATCH_GRACE_SECONDS     = tostring(local.settings.watch.grace_seconds)
+    IMPORT_TOPIC            = google_pubsub_topic.topic["import_requests"].name
+    IMPORTER_LAUNCHER       = "cloud-run"
+    IMPORTER_JOB            = local.importer.job
+    IMPORTER_REGION         = var.region
+    IMPORT_TASKS            = tostring(local.importer.tasks)
+    IMPORT_TASK_RETRIES     = tostring(local.importer.max_retries)
+    IMPORT_INLINE_MAX_BYTES = tostring(local.importer.inline_max_bytes)
   }
 }

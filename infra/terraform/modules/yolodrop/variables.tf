@@ -41,6 +41,11 @@ variable "trainer_image" {
   type        = string
 }
 
+variable "importer_image" {
+  description = "The importer image (jobs/importer/Dockerfile, built from the repository root) in the same Artifact Registry repository as the trainer's."
+  type        = string
+}
+
 variable "api_token" {
   description = "The bearer token the API accepts; stored as a Secret Manager version (and therefore in the Terraform state: keep the state in a private bucket)."
   type        = string
