@@ -75,8 +75,13 @@ def local_state(job: dict) -> ExecutionState:
 
 
 def trainer_alive(pid: int, job_id: str) -> bool:
-    """The process exists and is still the trainer of `job_id` (a pid can be reused).
-    Where there is no /proc (macOS), existence is all that can be checked."""
+    """The process exists and is still the trainer of `job_id` (a pid can be reused)."""
+    return process_has_env(pid, {"JOB_ID": job_id})
+
+
+def process_has_env(pid: int, env: dict[str, str]) -> bool:
+    """The process exists and its environment holds all of `env`. Where there
+    is no /proc (macOS), existence is all that can be checked."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -85,18 +90,24 @@ def trainer_alive(pid: int, job_id: str) -> bool:
         return True
     if not PROC.is_dir():
         return True
-    try:  # a zombie, or another program under the same pid, has not this job's environment
-        return f"JOB_ID={job_id}".encode() in (PROC / str(pid) / "environ").read_bytes().split(b"\0")
+    try:  # a zombie, or another program under the same pid, has not this environment
+        entries = set((PROC / str(pid) / "environ").read_bytes().split(b"\0"))
     except OSError:
         return False
+    return all(f"{name}={value}".encode() in entries for name, value in env.items())
 
 
 def local_trainer_of(job_id: str) -> int | None:
     """The pid of a live local trainer process of `job_id`, if there is one (a scan of /proc)."""
+    return local_process_with({"JOB_ID": job_id})
+
+
+def local_process_with(env: dict[str, str]) -> int | None:
+    """The pid of a live process of this machine whose environment holds all of `env`."""
     if not PROC.is_dir():
         return None
     for entry in PROC.iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid() and trainer_alive(int(entry.name), job_id):
+        if entry.name.isdigit() and int(entry.name) != os.getpid() and process_has_env(int(entry.name), env):
             return int(entry.name)
     return None
 

@@ -44,24 +44,48 @@ def trainer_env(job_id: str, manifest_uri: str) -> dict[str, str]:
 
 class CloudRunLauncher:
     def __init__(self, project: str, region: str, job: str):
-        self.name = f"projects/{project}/locations/{region}/jobs/{job}"
+        self.name = cloud_run_job_name(project, region, job)
 
     def launch(self, job_id: str, manifest_uri: str) -> str:
-        from google.cloud import run_v2  # the types only; the client comes from common.cloud.clients
-        env = [run_v2.EnvVar(name=k, value=v) for k, v in trainer_env(job_id, manifest_uri).items()]
-        request = run_v2.RunJobRequest(name=self.name, overrides=run_v2.RunJobRequest.Overrides(
-            container_overrides=[run_v2.RunJobRequest.Overrides.ContainerOverride(env=env)], task_count=1))
-        operation = clients.cloud_run_jobs().run_job(request=request)
-        return operation.metadata.name  # the execution; run_job returns once it is created
+        return run_cloud_run_job(self.name, trainer_env(job_id, manifest_uri), task_count=1)
 
     def existing(self, job_id: str) -> str | None:
-        """The newest execution of the trainer job whose overrides name this job."""
-        for execution in clients.cloud_run_executions().list_executions(parent=self.name,
-                                                                        timeout=config.cloud_deadline()):
-            env = {var.name: var.value for container in execution.template.containers for var in container.env}
-            if env.get("JOB_ID") == job_id:
-                return execution.name
-        return None
+        return newest_cloud_run_execution(self.name, {"JOB_ID": job_id})
+
+
+def cloud_run_job_name(project: str, region: str, job: str) -> str:
+    return f"projects/{project}/locations/{region}/jobs/{job}"
+
+
+def run_cloud_run_job(job_name: str, env: dict[str, str], task_count: int) -> str:
+    """Start an execution of a Cloud Run Job with these variables and tasks; its name."""
+    from google.cloud import run_v2  # the types only; the client comes from common.cloud.clients
+    variables = [run_v2.EnvVar(name=k, value=v) for k, v in env.items()]
+    request = run_v2.RunJobRequest(name=job_name, overrides=run_v2.RunJobRequest.Overrides(
+        container_overrides=[run_v2.RunJobRequest.Overrides.ContainerOverride(env=variables)],
+        task_count=task_count))
+    operation = clients.cloud_run_jobs().run_job(request=request)
+    return operation.metadata.name  # the execution; run_job returns once it is created
+
+
+def newest_cloud_run_execution(job_name: str, env: dict[str, str]) -> str | None:
+    """The newest execution of the job whose overrides hold all of `env`."""
+    for execution in clients.cloud_run_executions().list_executions(parent=job_name,
+                                                                    timeout=config.cloud_deadline()):
+        overrides = {var.name: var.value for container in execution.template.containers for var in container.env}
+        if all(overrides.get(name) == value for name, value in env.items()):
+            return execution.name
+    return None
+
+
+def spawn_local(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """A job's entry point as a subprocess of this process, with the repository on its path, logging to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **env,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    with log_path.open("ab") as log:
+        return subprocess.Popen(argv, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
 
 
 class LocalLauncher:
@@ -74,13 +98,7 @@ class LocalLauncher:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def launch(self, job_id: str, manifest_uri: str) -> str:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"trainer-{job_id}.log"
-        env = {**os.environ, **trainer_env(job_id, manifest_uri),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(self.argv, cwd=REPO, env=env,
-                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = spawn_local(self.argv, trainer_env(job_id, manifest_uri), self.log_dir / f"trainer-{job_id}.log")
         threading.Thread(target=process.wait, daemon=True).start()  # reap it when it ends
         self.processes[job_id] = process
         return f"{training_job.LOCAL_EXECUTION_PREFIX}{process.pid}"

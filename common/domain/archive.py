@@ -31,7 +31,7 @@ class ImportPlan:
 
 def plan_import(infos: list[zipfile.ZipInfo], archive: str) -> ImportPlan:
     plan = ImportPlan()
-    files = [info for info in infos if not info.is_dir() and not _is_junk(info.filename)]
+    files = [info for info in infos if not info.is_dir() and not is_junk(info.filename)]
     if len(files) > MAX_MEMBERS:
         plan.issues.append(Issue("import_too_many_files", f"the archive has {len(files)} files; "
                                  f"the limit is {MAX_MEMBERS}: split it into several archives", archive))
@@ -47,11 +47,11 @@ def plan_import(infos: list[zipfile.ZipInfo], archive: str) -> ImportPlan:
         if problem:
             plan.issues.append(Issue(problem[0], f"{info.filename}: {problem[1]}; not unpacked", archive))
             continue
-        plan.members.append((info, _target(info.filename[len(strip):])))
+        plan.members.append((info, target_of(info.filename[len(strip):])))
     return plan
 
 
-def _is_junk(name: str) -> bool:
+def is_junk(name: str) -> bool:
     return any(part in JUNK or part.startswith("._") for part in PurePosixPath(name).parts)
 
 
@@ -67,20 +67,30 @@ def _enclosing_folder(names: list[str]) -> str:
 
 
 def _refusal(info: zipfile.ZipInfo) -> tuple[str, str] | None:
-    path = PurePosixPath(info.filename)
-    if path.is_absolute() or ".." in path.parts or "\\" in info.filename:
+    return member_refusal(info.filename, link=stat.S_ISLNK(info.external_attr >> 16),
+                          encrypted=bool(info.flag_bits & 0x1), size=info.file_size, compressed=info.compress_size)
+
+
+def member_refusal(name: str, link: bool = False, encrypted: bool = False, size: int = 0,
+                   compressed: int = 0, special: bool = False) -> tuple[str, str] | None:
+    """(code, reason) when a member of any archive (zip or tar) is not unpacked."""
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or "\\" in name:
         return "import_unsafe_path", "the path leaves the dataset folder"
-    if stat.S_ISLNK(info.external_attr >> 16):
+    if link:
         return "import_symlink", "symbolic links are not unpacked"
-    if info.flag_bits & 0x1:
+    if special:
+        return "import_special_file", "devices, pipes and hard links are not unpacked"
+    if encrypted:
         return "import_encrypted", "the member is encrypted"
-    if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
-        return "import_compression_ratio", (f"compressed {info.compress_size} bytes expand to {info.file_size} "
+    if compressed and size / compressed > MAX_COMPRESSION_RATIO:
+        return "import_compression_ratio", (f"compressed {compressed} bytes expand to {size} "
                                             f"(more than {MAX_COMPRESSION_RATIO}x: a zip bomb?)")
     return None
 
 
-def _target(relative: str) -> str:
+def target_of(relative: str) -> str:
+    """Where a member (its enclosing folder already removed) goes under datasets/<dataset>/."""
     parts = relative.split("/")
     if len(parts) > 2 and parts[0].lower() in SPLIT_ALIASES and parts[1] in ("images", "labels"):
         return "/".join([parts[1], SPLIT_ALIASES[parts[0].lower()], *parts[2:]])

@@ -153,6 +153,11 @@ def import_archive(dataset: str) -> str:
     return f"{IMPORTS_PREFIX}{dataset}.zip"
 
 
+def import_staging(import_id: str, archive: str) -> str:
+    """Where an import copies an archive that cannot be read by ranges where it is (derived/ triggers nothing)."""
+    return f"{DERIVED_PREFIX}imports/{import_id}/source.{archive}"
+
+
 def thumbnail_path(dataset: str, sha256: str) -> str:
     return f"{DERIVED_PREFIX}thumbnails/{dataset}/{sha256}.jpg"
 

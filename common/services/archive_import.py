@@ -1,34 +1,42 @@
-"""An archive dropped at imports/<dataset>.zip, unpacked into datasets/<dataset>/.
+"""An archive dropped at imports/<dataset>.zip, unpacked into datasets/<dataset>/,
+and the unpacking every import shares.
 
-Each unpacked file then arrives as an ordinary event. A COCO archive (one
-instances_<split>.json per split, or Roboflow's <split>/_annotations.coco.json,
-with its images) unpacks into the YOLO layout: its images under
-images/<split>/, a label file per image made from its annotations, and the
-categories as the classes of data.yaml (common.domain.coco). The archive is read with
-range requests, never held whole in memory or on disk. Unpacked files are
-marked with the archive's generation, so a retried event resumes instead of
-starting again. The archive's record (its issues, how many files) is a file
-document of the dataset.
+A small archive (up to IMPORT_INLINE_MAX_BYTES) is unpacked in the event's own
+call; a larger one becomes an import (common.services.start_import), unpacked
+by the parallel import job. Each unpacked file then arrives as an ordinary
+event. A COCO archive (one instances_<split>.json per split, or Roboflow's
+<split>/_annotations.coco.json, with its images) unpacks into the YOLO layout:
+its images under images/<split>/, a label file per image made from its
+annotations, and the categories as the classes of data.yaml
+(common.domain.coco). The archive is read with range requests, never held
+whole in memory or on disk. Unpacked files carry a mark (the archive's
+generation, or the import's id), so a retried call or task resumes instead of
+starting again. The dropped archive's record (its issues, how many files, its
+import) is a file document of the dataset.
 """
 from __future__ import annotations
 
+import threading
+import time
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
 
 from google.api_core.exceptions import NotFound
 
-from common.cloud import dataset_index, storage
-from common.domain import layout
-from common.domain import coco, exports
+from common.cloud import dataset_index, import_store, storage, topics
+from common.domain import coco, exports, imports, layout
 from common.domain.archive import ImportPlan, plan_import
 from common.domain.issues import Issue
 from common.domain.layout import ObjectRole
+from common.platform import config
 from common.platform.events import DELETED, ObjectEvent
 from common.platform.handler import Outcome, Result
 
 UPLOAD_THREADS = 8
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # larger members are streamed
-IMPORT_MARK = "yolodrop-import"  # object metadata: which archive generation wrote it
+IMPORT_MARK = "yolodrop-import"  # object metadata: which archive generation or import wrote it
 
 
 def handle(event: ObjectEvent, role: ObjectRole) -> Outcome:
@@ -37,48 +45,60 @@ def handle(event: ObjectEvent, role: ObjectRole) -> Outcome:
         return Outcome(Result.APPLIED, "archive removed (its unpacked files stay)")
     if dataset_index.is_stale_file(dataset_index.read_file(role.dataset, event.name), event.generation):
         return Outcome(Result.DUPLICATE, "duplicate event: this archive generation is unpacked")
+    if (event.size or 0) > config.import_inline_max_bytes():
+        return _start_import(event, role)
     mark = f"{event.name}#{event.generation}"
     try:
         with storage.blob(event.name, event.generation).open("rb", chunk_size=storage.CHUNK_BYTES) as reader:
-            unpacked, issues = _unpack(reader, role.dataset, event.name, mark)
+            unpacked, issues = _unpack_inline(reader, role.dataset, event.name, mark)
     except NotFound:
         return Outcome(Result.STALE, "stale event: that generation is gone from the bucket")
     except zipfile.BadZipFile as exc:
-        unpacked, issues = 0, [Issue("import_not_a_zip", f"the archive cannot be read as a zip file: {exc}",
-                                     event.name)]
+        unpacked, issues = 0, [not_a_zip(event.name, exc)]
     dataset_index.put_file(role.dataset, event.name, event.generation, issues, {"unpacked": unpacked})
     return Outcome(Result.APPLIED, f"archive unpacked: {unpacked} files, {len(issues)} issues",
                    {"unpacked": unpacked, "issues": len(issues)})
 
 
-def _unpack(reader, dataset: str, archive: str, mark: str) -> tuple[int, list[Issue]]:
+def _start_import(event: ObjectEvent, role: ObjectRole) -> Outcome:
+    """Too large for one call: the import job unpacks it. One import per archive generation."""
+    import_id = imports.drop_import_id(event.name, event.generation)
+    document = imports.new_import(import_id, role.dataset, f"gs://{event.bucket}/{event.name}", "zip", None,
+                                  None, time.time(), event.generation)
+    created = import_store.create(document)
+    if created or import_store.status_of(import_id) == imports.QUEUED:
+        topics.publish(config.import_topic(), {"import_id": import_id})
+    dataset_index.put_file(role.dataset, event.name, event.generation, [], {"import_id": import_id})
+    return Outcome(Result.APPLIED, f"archive of {event.size} bytes: import {import_id} started",
+                   {"import_id": import_id})
+
+
+def not_a_zip(archive: str, exc: Exception) -> Issue:
+    return Issue("import_not_a_zip", f"the archive cannot be read as a zip file: {exc}", archive)
+
+
+def _unpack_inline(reader, dataset: str, archive: str, mark: str) -> tuple[int, list[Issue]]:
     with zipfile.ZipFile(reader) as zip_file:
-        plan = plan_import(zip_file.infolist(), archive)
-        members, generated = _as_yolo(zip_file, plan, archive)
-        already = _already_unpacked(dataset, mark)  # a retried event resumes, not restarts
-        todo = [(info, target) for info, target in members if target not in already]
-        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
-            # Members are read in archive order (one sequential pass over the
-            # archive) and uploaded in parallel; at most a few are in memory.
-            pending = []
-            for info, target in todo:
-                if info.file_size > IN_MEMORY_BYTES:
-                    with zip_file.open(info) as member:
-                        _upload_member(dataset, target, member, mark, info.file_size)
-                    continue
-                pending.append(pool.submit(_upload_member, dataset, target, zip_file.read(info), mark))
-                if len(pending) >= UPLOAD_THREADS * 2:
-                    pending.pop(0).result()
-            for future in pending:
-                future.result()
-            list(pool.map(lambda item: _upload_member(dataset, item[0], item[1], mark),
-                          [(target, data) for target, data in generated.items() if target not in already]))
+        plan, members, generated = plan_zip(zip_file, archive)
+        already = already_unpacked(dataset, mark)  # a retried event resumes, not restarts
+        with Unpacker(dataset, mark) as unpacker:
+            unpack_zip_members(zip_file, [(info, target) for info, target in members if target not in already],
+                               unpacker)
+            for target, data in generated.items():
+                if target not in already:
+                    unpacker.put(target, data)
     return len(members) + len(generated), plan.issues
 
 
+def plan_zip(zip_file: zipfile.ZipFile, archive: str) -> tuple[ImportPlan, list, dict[str, bytes]]:
+    """The plan (with its issues), the members to unpack and the files to write that the archive does not hold."""
+    plan = plan_import(zip_file.infolist(), archive)
+    members, generated = _as_yolo(zip_file, plan, archive)
+    return plan, members, generated
+
+
 def _as_yolo(zip_file: zipfile.ZipFile, plan: ImportPlan, archive: str) -> tuple[list, dict[str, bytes]]:
-    """The members to unpack, and files to write that the archive does not hold: for
-    a COCO archive, images moved to images/<split>/, their labels and data.yaml."""
+    """For a COCO archive: images moved to images/<split>/, their labels and data.yaml."""
     annotation_files = [(info, target) for info, target in plan.members if coco.is_annotation_file(target)]
     if not annotation_files:
         return plan.members, {}
@@ -96,17 +116,67 @@ def _as_yolo(zip_file: zipfile.ZipFile, plan: ImportPlan, archive: str) -> tuple
     return members, {**imported.labels, "data.yaml": exports.data_yaml(imported.classes)}
 
 
-def _already_unpacked(dataset: str, mark: str) -> set[str]:
+def already_unpacked(dataset: str, mark: str) -> set[str]:
+    """The dataset-relative paths this mark wrote already: a retry skips them."""
     return {layout.dataset_relative(blob.name, dataset)
             for blob in storage.client().list_blobs(storage.bucket(), prefix=layout.dataset_prefix(dataset))
             if (blob.metadata or {}).get(IMPORT_MARK) == mark}
 
 
-def _upload_member(dataset: str, target: str, data, mark: str, size: int | None = None) -> None:
-    """Upload bytes, or stream a file-like of `size` bytes."""
-    blob = storage.bucket().blob(layout.dataset_object(dataset, target))
-    blob.metadata = {IMPORT_MARK: mark}
-    if isinstance(data, bytes):
-        blob.upload_from_string(data)
-    else:
-        blob.upload_from_file(data, size=size)
+def unpack_zip_members(zip_file: zipfile.ZipFile, todo: list, unpacker: "Unpacker",
+                       tick: Callable[[], None] = lambda: None) -> None:
+    """Members are read in archive order (one sequential pass over the archive)
+    and uploaded in parallel; at most a few are in memory. tick() runs before
+    each member (it may raise to stop)."""
+    for info, target in sorted(todo, key=lambda item: item[0].header_offset):
+        tick()
+        if info.file_size > IN_MEMORY_BYTES:
+            with zip_file.open(info) as member:
+                unpacker.put(target, member, info.file_size)
+        else:
+            unpacker.put(target, zip_file.read(info))
+
+
+class Unpacker:
+    """Uploads members into datasets/<dataset>/ with the mark, a few at once, counting what is done."""
+
+    def __init__(self, dataset: str, mark: str):
+        self.dataset, self.mark = dataset, mark
+        self.members_done = self.bytes_done = 0
+        self._pool = ThreadPoolExecutor(max_workers=UPLOAD_THREADS)
+        self._pending: deque[Future] = deque()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "Unpacker":
+        return self
+
+    def put(self, target: str, data, size: int | None = None) -> None:
+        """Upload bytes in the pool, or stream a file-like of `size` bytes here and now."""
+        if not isinstance(data, bytes):
+            self._upload(target, data, size)
+            return
+        self._pending.append(self._pool.submit(self._upload, target, data, len(data)))
+        while len(self._pending) >= UPLOAD_THREADS * 2:
+            self._pending.popleft().result()
+
+    def _upload(self, target: str, data, size: int) -> None:
+        blob = storage.bucket().blob(layout.dataset_object(self.dataset, target))
+        blob.metadata = {IMPORT_MARK: self.mark}
+        if isinstance(data, bytes):
+            blob.upload_from_string(data)
+        else:
+            blob.upload_from_file(data, size=size)
+        with self._lock:
+            self.members_done += 1
+            self.bytes_done += size
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            while self._pending:
+                future = self._pending.popleft()
+                if kind is None:
+                    future.result()
+                else:
+                    future.cancel()
+        finally:
+            self._pool.shutdown(wait=True)

@@ -248,6 +248,7 @@ def test_a_lazy_import_counts_only_when_its_function_is_reached(tmp_path, monkey
 
 def every_requirements_file() -> list[Path]:
     return [REPO / "requirements.txt", REPO / "jobs" / "trainer" / "requirements.txt",
+            REPO / "jobs" / "importer" / "requirements.txt",
             *(REPO / "functions" / function / "requirements.txt" for function in FUNCTIONS)]
 
 

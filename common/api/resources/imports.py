@@ -1,0 +1,92 @@
+"""Imports: an archive at a URL (or a gs:// object) unpacked into a dataset by the import job.
+
+The answer to a request is 202 with the import's id; `GET /imports/{import_id}`
+follows it (counts summed from its tasks), `POST /imports/{import_id}/cancel`
+stops it (what is unpacked stays)."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from common.api import access, params
+from common.api.context import RequestContext
+from common.api.errors import ERROR_SCHEMA, ApiError
+from common.api.resources import documents
+from common.api.resources.datasets import DATASET
+from common.api.routes import Route
+from common.api.schema import ANY, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
+from common.cloud import import_store, topics
+from common.domain import imports, source_urls
+from common.domain.imports import InvalidImportRequest
+from common.domain.source_urls import InvalidSource
+from common.platform import config
+
+IMPORT_ID = params.path("import_id", "the import id (import-<hex>)")
+IMPORT = obj(required=("id", "dataset", "status", "source"), id=STRING, dataset=STRING, source=STRING,
+             status={"type": "string", "enum": list(imports.STATUSES)}, format=nullable(STRING),
+             archive=nullable(STRING), members_total=nullable(INTEGER), bytes_total=nullable(INTEGER),
+             members_done=INTEGER, bytes_done=INTEGER, skipped=INTEGER, tasks=nullable(INTEGER),
+             issues=array(ANY), issues_total=INTEGER, error=nullable(STRING), requested_by=nullable(STRING),
+             created_at=nullable(NUMBER), started_at=nullable(NUMBER), finished_at=nullable(NUMBER))
+REQUEST = {**obj(required=("url",), url={"type": "string", "description": "https://…, http://… or gs://…: "
+                                                                          "a .zip, .tar, .tar.gz or .tgz"},
+                 format={"type": "string", "enum": list(imports.FORMATS),
+                         "description": "yolo or coco; left out, the archive's files say"},
+                 tasks={"type": "integer", "minimum": 1, "maximum": imports.MAX_TASKS,
+                        "description": "parallel tasks for a zip (at most the deployment's IMPORT_TASKS)"}),
+           "description": "what to import"}
+
+
+def create_import(ctx: RequestContext, args: dict) -> dict:
+    dataset = args["dataset"]
+    try:
+        url, archive_format, tasks = imports.request_of(args["body"])
+        source = source_urls.parse(url)
+        if source.scheme == "gs":
+            imports.check_bucket_source(source.bucket, source.name, config.data_bucket(), dataset)
+    except (InvalidImportRequest, InvalidSource) as exc:
+        raise ApiError(400, str(exc)) from None
+    import_id = f"import-{uuid.uuid4().hex[:16]}"
+    document = imports.new_import(import_id, dataset, source.url, source.archive, archive_format,
+                                  ctx.principal.name, time.time())
+    document["tasks_wanted"] = tasks
+    import_store.create(document, ctx.deadline_seconds)
+    try:
+        topics.publish(config.import_topic(), {"import_id": import_id}, ctx.deadline_seconds,
+                       requested_by=ctx.principal.name)
+    except Exception:
+        import_store.ref(import_id).delete(**ctx.deadline())
+        raise
+    return {"import_id": import_id}
+
+
+def get_import(ctx: RequestContext, args: dict) -> dict:
+    document = documents.find_in_dataset(import_store.collection(), args["import_id"], "import", ctx, access.VIEWER)
+    return import_store.view(document, ctx.deadline_seconds)
+
+
+def list_imports(ctx: RequestContext, args: dict) -> dict:
+    return documents.newest_first("imports", import_store.collection(),
+                                  lambda document: import_store.view(document, ctx.deadline_seconds), args, ctx)
+
+
+def cancel_import(ctx: RequestContext, args: dict) -> dict:
+    document = documents.find_in_dataset(import_store.collection(), args["import_id"], "import", ctx, access.EDITOR)
+    if document["status"] in imports.FINAL:
+        raise ApiError(409, f"import {document['id']} is {document['status']}: nothing to cancel")
+    import_store.cancel(document["id"])
+    return import_store.view(import_store.read(document["id"], ctx.deadline_seconds), ctx.deadline_seconds)
+
+
+ROUTES = [
+    Route("POST", "/datasets/{dataset}/imports", create_import,
+          "Import an archive from a URL or gs:// object into the dataset", status=202,
+          response=obj(import_id=STRING), params=(DATASET,), body=REQUEST, role=access.EDITOR,
+          rate_limited="imports"),
+    Route("GET", "/imports/{import_id}", get_import, "One import: status, progress, issues", IMPORT,
+          params=(IMPORT_ID,)),
+    Route("GET", "/imports", list_imports, "Imports (of one dataset, or of those the caller may see), newest first",
+          page_of("imports", IMPORT), params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
+    Route("POST", "/imports/{import_id}/cancel", cancel_import, "Stop an import (what is unpacked stays)", IMPORT,
+          params=(IMPORT_ID,), responses={409: ("the import has ended", ERROR_SCHEMA)}),
+]

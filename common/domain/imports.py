@@ -1,0 +1,130 @@
+"""Imports: an archive (a URL or a gs:// object) unpacked into datasets/<dataset>/ by a job of parallel tasks.
+
+Pure rules: the import's document and its states, how the members of a zip are
+shared out among tasks (contiguous runs of about equal bytes, so that each
+task reads one stretch of the archive front to back), and the view a person
+gets, its counts summed from one document per task (no document is written by
+every task at every step).
+
+    queued ──▶ staging ──▶ staged ──▶ running ──▶ completed | failed | cancelled
+       └────────────────────────────────┘
+A source that cannot be read by ranges (a zip from a server without Range
+support) is first copied once into the bucket by one task (staging); a tar
+stream is unpacked by one task as it arrives.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence, TypeVar
+
+QUEUED, STAGING, STAGED, RUNNING = "queued", "staging", "staged", "running"
+COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
+STATUSES = (QUEUED, STAGING, STAGED, RUNNING, COMPLETED, FAILED, CANCELLED)
+FINAL = (COMPLETED, FAILED, CANCELLED)
+FORMATS = ("yolo", "coco")
+STAGE, UNPACK = "stage", "unpack"  # the two phases a job execution runs
+MAX_ISSUES_KEPT = 200  # an archive of a million bad members names the first ones and counts the rest
+TASK_FIELDS = ("members_total", "bytes_total", "members_done", "bytes_done", "skipped")
+
+M = TypeVar("M")
+
+
+class InvalidImportRequest(ValueError):
+    pass
+
+
+MAX_TASKS = 64
+
+
+def request_of(body: object) -> tuple[str, str | None, int | None]:
+    """(url, format, tasks) of a POST /datasets/{dataset}/imports body."""
+    if not isinstance(body, dict) or not isinstance(body.get("url"), str):
+        raise InvalidImportRequest('expected {"url": "https://…" | "gs://…", "format"?: "yolo" | "coco", '
+                                   '"tasks"?: 1…64}')
+    unknown = set(body) - {"url", "format", "tasks"}
+    if unknown:
+        raise InvalidImportRequest(f"unknown fields: {', '.join(sorted(unknown))}")
+    archive_format = body.get("format")
+    if archive_format is not None and archive_format not in FORMATS:
+        raise InvalidImportRequest(f"format must be one of {', '.join(FORMATS)} (or left out: the archive says)")
+    tasks = body.get("tasks")
+    if tasks is not None and (not isinstance(tasks, int) or isinstance(tasks, bool) or not 1 <= tasks <= MAX_TASKS):
+        raise InvalidImportRequest(f"tasks must be a whole number from 1 to {MAX_TASKS} (at most IMPORT_TASKS run)")
+    return body["url"], archive_format, tasks
+
+
+def check_bucket_source(bucket: str, name: str, data_bucket: str, dataset: str) -> None:
+    """In the data bucket an import reads only what was put there for this dataset: imports/<dataset>.<ext>
+    or imports/<dataset>/… (never another dataset's files)."""
+    if bucket == data_bucket and not (name.startswith(f"imports/{dataset}/")
+                                      or name.rsplit(".", 1)[0].removesuffix(".tar") == f"imports/{dataset}"):
+        raise InvalidImportRequest(f"in the data bucket an import reads only imports/{dataset}.zip (.tar, "
+                                   f".tar.gz, .tgz) or objects under imports/{dataset}/")
+
+
+def new_import(import_id: str, dataset: str, source: str, archive: str | None, archive_format: str | None,
+               requested_by: str | None, now: float, generation: int | None = None) -> dict:
+    return {"id": import_id, "dataset": dataset, "source": source, "generation": generation, "archive": archive,
+            "format": archive_format, "status": QUEUED, "requested_by": requested_by, "created_at": now,
+            "started_at": None, "finished_at": None, "tasks": None, "issues": [], "issues_total": 0,
+            "members_total": None, "bytes_total": None, "tasks_finished": [], "error": None}
+
+
+def drop_import_id(object_name: str, generation: int) -> str:
+    """The one import a dropped archive generation starts, however often its event comes."""
+    return "import-" + hashlib.sha256(f"{object_name}#{generation}".encode()).hexdigest()[:16]
+
+
+def share(members: Sequence[M], sizes: Sequence[int], task_index: int, task_count: int) -> list[M]:
+    """The members task `task_index` of `task_count` unpacks: members in archive
+    order are cut into `task_count` contiguous runs of about equal bytes (a
+    member belongs to the run where its first byte falls)."""
+    total = sum(sizes)
+    if total == 0:
+        return list(members[task_index::task_count])
+    mine, start = [], 0
+    for member, size in zip(members, sizes):
+        if min(start * task_count // total, task_count - 1) == task_index:
+            mine.append(member)
+        start += size
+    return mine
+
+
+def task_document(index: int, attempt: int, members_total: int, bytes_total: int) -> dict:
+    return {"index": index, "attempt": attempt, "status": RUNNING, "members_total": members_total,
+            "bytes_total": bytes_total, "members_done": 0, "bytes_done": 0, "skipped": 0, "error": None}
+
+
+def after_task(document: dict, index: int, failed_with: str | None) -> dict:
+    """The fields of the import to change when task `index` ends (None: nothing to change)."""
+    if document["status"] in FINAL:
+        return {}
+    if failed_with:
+        return {"status": FAILED, "error": failed_with}
+    finished = sorted(set(document.get("tasks_finished") or []) | {index})
+    change = {"tasks_finished": finished}
+    if len(finished) >= (document.get("tasks") or 1):
+        change["status"] = COMPLETED
+    return change
+
+
+def limited_issues(issues: list[dict]) -> tuple[list[dict], int]:
+    return issues[:MAX_ISSUES_KEPT], len(issues)
+
+
+def view(document: dict, tasks: list[dict]) -> dict:
+    """What GET /imports/{id} answers: the import with its tasks' counts summed."""
+    summed = {name: sum(task.get(name) or 0 for task in tasks) for name in TASK_FIELDS}
+    return {
+        "id": document["id"], "dataset": document["dataset"], "status": document["status"],
+        "source": document["source"], "format": document.get("format"), "archive": document.get("archive"),
+        "members_total": document.get("members_total") if document.get("members_total") is not None
+        else (summed["members_total"] if tasks else None),
+        "bytes_total": document.get("bytes_total") if document.get("bytes_total") is not None
+        else (summed["bytes_total"] if tasks else None),
+        "members_done": summed["members_done"], "bytes_done": summed["bytes_done"], "skipped": summed["skipped"],
+        "tasks": document.get("tasks"), "issues": document.get("issues") or [],
+        "issues_total": document.get("issues_total") or 0, "error": document.get("error"),
+        "requested_by": document.get("requested_by"), "created_at": document.get("created_at"),
+        "started_at": document.get("started_at"), "finished_at": document.get("finished_at"),
+    }

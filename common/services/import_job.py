@@ -1,0 +1,265 @@
+"""One task of the import job: its share of an archive unpacked into the dataset, or the archive staged.
+
+    IMPORT_ID=... IMPORT_PHASE=unpack|stage python -m jobs.importer   (+ CLOUD_RUN_TASK_INDEX/COUNT/ATTEMPT)
+
+unpack, a zip: the central directory is read by range requests (ZIP64
+included), every task makes the same plan from it, takes its run of members
+(common.domain.imports.share) and streams them into the bucket, each marked
+with the import's id. A retried task lists what its import wrote already and
+skips it, so no member is written twice and none is lost. Task 0 also writes
+what the archive does not hold (a COCO archive's labels and data.yaml) and
+the plan's totals and issues on the import.
+unpack, a tar or tar.gz: one task reads the stream front to back.
+stage: a zip whose server cannot answer range requests is copied once into
+the bucket (a resumable upload, under derived/), and the import published
+again so that the unpack phase reads the copy by ranges.
+
+Every second a task writes its counts to its own document and reads its
+import's status: a cancelled or failed import stops its other tasks. A
+failure that would fail again (not a zip, a refused address, a lying server)
+fails the import and ends the task with success, so it is not retried; a
+transient one ends it with an error, and the platform runs it again.
+"""
+from __future__ import annotations
+
+import tarfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from google.api_core.exceptions import NotFound
+
+from common.cloud import import_store, remote_source, storage, topics
+from common.domain import archive as archive_rules
+from common.domain import coco, imports, layout
+from common.domain.issues import Issue
+from common.platform import config, log
+from common.platform.failures import is_transient
+from common.services.archive_import import (IN_MEMORY_BYTES, Unpacker, already_unpacked, not_a_zip, plan_zip,
+                                            unpack_zip_members)
+
+PROGRESS_SECONDS = 1.0
+COPY_PIECE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Task:
+    import_id: str
+    phase: str
+    index: int = 0
+    count: int = 1
+    attempt: int = 0
+
+
+class Stopped(Exception):
+    """The import was cancelled or failed elsewhere: this task stops where it is."""
+
+
+def run(task: Task) -> int:
+    """The task's exit code: 0 when done or not worth a retry, 1 for the platform to run it again."""
+    document = import_store.read(task.import_id)
+    if document is None or document["status"] in imports.FINAL:
+        log.info("import task: nothing to do", import_id=task.import_id, status=document and document["status"])
+        return 0
+    try:
+        if task.phase == imports.STAGE:
+            _stage(document)  # the unpack phase follows; the import is not done
+        else:
+            _unpack(document, task)
+            import_store.finish_task(task.import_id, task.index)
+        return 0
+    except Stopped:
+        return 0
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("import task: transient failure, to be retried", import_id=task.import_id, error=repr(exc))
+            return 1
+        import_store.finish_task(task.import_id, task.index, failed_with=_reason(exc))
+        log.error("import failed", import_id=task.import_id, error=repr(exc))
+        return 0
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, (remote_source.SourceError, remote_source.SourceRefused)):
+        return str(exc)
+    if isinstance(exc, zipfile.BadZipFile):
+        return not_a_zip("the archive", exc).message + ": check that the URL gives the archive itself"
+    if isinstance(exc, tarfile.TarError):
+        return f"the archive cannot be read as a tar file: {exc}"
+    if isinstance(exc, NotFound):
+        return "the archive is gone from the bucket (deleted or overwritten): drop it again"
+    return f"the import failed: {exc!r}"
+
+
+# ---- reading the source --------------------------------------------------------------
+
+def _read_from(document: dict) -> str:
+    return document.get("read_from") or document["source"]
+
+
+def _open_random_access(document: dict):
+    """A seekable reader of the archive: the bucket object, or the URL by ranges."""
+    where = _read_from(document)
+    if where.startswith("gs://"):
+        generation = document.get("generation") if where == document["source"] else None
+        blob = storage.blob_at(where)
+        if generation:
+            blob = blob.bucket.blob(blob.name, generation=generation)
+        return blob.open("rb", chunk_size=storage.CHUNK_BYTES)
+    return remote_source.open_ranges(where, document["size"])
+
+
+def _open_stream(document: dict):
+    where = _read_from(document)
+    if where.startswith("gs://"):
+        return storage.blob_at(where).open("rb", chunk_size=storage.CHUNK_BYTES)
+    return remote_source.open_stream(where, config.import_download_seconds())
+
+
+class _Progress:
+    """The task's own document, written at most once a second; the import's status read as often."""
+
+    def __init__(self, import_id: str, task: dict, unpacker: Unpacker):
+        self.import_id, self.task, self.unpacker = import_id, task, unpacker
+        self.resumed = task["members_done"], task["bytes_done"]
+        self.last = 0.0
+        import_store.write_task(import_id, task)
+
+    def tick(self) -> None:
+        """Between members: the counts written and the import's status read, once a second."""
+        now = time.monotonic()
+        if now - self.last < PROGRESS_SECONDS:
+            return
+        self.last = now
+        self.write()
+        if import_store.status_of(self.import_id) in imports.FINAL:
+            raise Stopped()
+
+    def write(self, **fields) -> None:
+        self.task.update(members_done=self.resumed[0] + self.unpacker.members_done,
+                         bytes_done=self.resumed[1] + self.unpacker.bytes_done, **fields)
+        import_store.write_task(self.import_id, self.task)
+
+
+# ---- unpack --------------------------------------------------------------------------
+
+def _unpack(document: dict, task: Task) -> None:
+    if document.get("archive") in ("tar", "tgz"):
+        _unpack_tar(document, task)
+    else:
+        _unpack_zip(document, task)
+
+
+def _unpack_zip(document: dict, task: Task) -> None:
+    dataset, mark = document["dataset"], document["id"]
+    with _open_random_access(document) as reader, zipfile.ZipFile(reader) as zip_file:
+        plan, members, generated = plan_zip(zip_file, document["source"])
+        if task.index == 0:
+            _record_plan(document, members, generated, plan.issues)
+        ordered = sorted(members, key=lambda item: item[0].header_offset)
+        mine = imports.share(ordered, [info.compress_size for info, _ in ordered], task.index, task.count)
+        extra = generated if task.index == 0 else {}
+        already = already_unpacked(dataset, mark)
+        done = [(info, target) for info, target in mine if target in already]
+        task_doc = imports.task_document(task.index, task.attempt, len(mine) + len(extra),
+                                         sum(info.file_size for info, _ in mine) + sum(map(len, extra.values())))
+        task_doc.update(members_done=len(done), bytes_done=sum(info.file_size for info, _ in done), skipped=len(done))
+        with Unpacker(dataset, mark) as unpacker:
+            progress = _Progress(document["id"], task_doc, unpacker)
+            unpack_zip_members(zip_file, [item for item in mine if item[1] not in already], unpacker,
+                               progress.tick)
+            for target, data in extra.items():
+                if target not in already:
+                    unpacker.put(target, data)
+        progress.write(status=imports.COMPLETED)
+
+
+def _record_plan(document: dict, members: list, generated: dict[str, bytes], issues: list[Issue]) -> None:
+    kept, total = imports.limited_issues([issue.to_dict() for issue in issues])
+    import_store.update(document["id"], {
+        "members_total": len(members) + len(generated),
+        "bytes_total": sum(info.file_size for info, _ in members) + sum(map(len, generated.values())),
+        "issues": kept, "issues_total": total})
+
+
+def _unpack_tar(document: dict, task: Task) -> None:
+    """A tar stream, front to back: members are planned as they come (the enclosing
+    folder is the first member's, when it is not part of the layout)."""
+    dataset, mark = document["dataset"], document["id"]
+    already = already_unpacked(dataset, mark)
+    issues: list[Issue] = []
+    task_doc = imports.task_document(task.index, task.attempt, 0, 0)
+    with _open_stream(document) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar, \
+            Unpacker(dataset, mark) as unpacker:
+        progress = _Progress(document["id"], task_doc, unpacker)
+        strip = None
+        for member in tar:
+            if member.isdir() or archive_rules.is_junk(member.name):
+                continue
+            if strip is None:
+                strip = _enclosing_folder_of(member.name)
+            target = _tar_target(member, strip, document["source"], issues)
+            if target is None:
+                continue
+            task_doc["members_total"] += 1
+            task_doc["bytes_total"] += member.size
+            if target in already:
+                task_doc["skipped"] += 1
+                progress.resumed = (progress.resumed[0] + 1, progress.resumed[1] + member.size)
+                continue
+            source = tar.extractfile(member)
+            unpacker.put(target, source.read() if member.size <= IN_MEMORY_BYTES else source, member.size)
+            progress.tick()
+    kept, total = imports.limited_issues([issue.to_dict() for issue in issues])
+    import_store.update(document["id"], {"members_total": task_doc["members_total"],
+                                         "bytes_total": task_doc["bytes_total"], "issues": kept,
+                                         "issues_total": total})
+    progress.write(status=imports.COMPLETED)
+
+
+def _enclosing_folder_of(first_name: str) -> str:
+    parts = PurePosixPath(first_name).parts
+    if len(parts) < 3 or parts[0] in ("images", "labels") or parts[0].lower() in layout.SPLIT_ALIASES:
+        return ""
+    return parts[0] + "/"
+
+
+def _tar_target(member: tarfile.TarInfo, strip: str, archive: str, issues: list[Issue]) -> str | None:
+    refusal = archive_rules.member_refusal(member.name, link=member.issym(), special=not member.isfile()
+                                           and not member.issym(), size=member.size)
+    if refusal:
+        issues.append(Issue(refusal[0], f"{member.name}: {refusal[1]}; not unpacked", archive))
+        return None
+    relative = member.name.removeprefix("./")
+    relative = relative[len(strip):] if strip and relative.startswith(strip) else relative
+    target = archive_rules.target_of(relative)
+    if coco.is_annotation_file(target):
+        issues.append(Issue("import_coco_in_tar", f"{member.name}: a COCO archive is imported from a zip "
+                            "(its images are placed by its annotations, read first); not unpacked", archive))
+        return None
+    return target
+
+
+# ---- stage ---------------------------------------------------------------------------
+
+def _stage(document: dict) -> None:
+    """Copy the archive into the bucket once, then publish the import again for its unpack phase."""
+    staged = layout.import_staging(document["id"], document.get("archive") or "zip")
+    task_doc = imports.task_document(0, 0, 1, document.get("size") or 0)
+    import_store.write_task(document["id"], task_doc)
+    copied, last = 0, time.monotonic()
+    with _open_stream(document) as source, storage.blob(staged).open("wb", chunk_size=storage.CHUNK_BYTES,
+                                                                      ignore_flush=True) as target:
+        while piece := source.read(COPY_PIECE_BYTES):
+            target.write(piece)
+            copied += len(piece)
+            if time.monotonic() - last >= PROGRESS_SECONDS:
+                last = time.monotonic()
+                import_store.write_task(document["id"], {**task_doc, "bytes_done": copied})
+                if import_store.status_of(document["id"]) in imports.FINAL:
+                    raise Stopped()
+    import_store.tasks_of(document["id"]).document("0").delete()  # the unpack phase counts afresh
+    import_store.update(document["id"], {"status": imports.STAGED, "size": copied,
+                                         "read_from": f"gs://{storage.bucket().name}/{staged}"})
+    topics.publish(config.import_topic(), {"import_id": document["id"]})

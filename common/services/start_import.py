@@ -1,0 +1,105 @@
+"""The imports function's work: an import request ({"import_id"}) -> its source probed, the job launched once.
+
+A queued import: the source is looked at (its size, whether it answers range
+requests, what kind of archive its first bytes are) and one of three runs
+starts: a zip read at random (in the bucket, or from a server with ranges)
+gets N parallel unpack tasks; a zip from a server without ranges gets one
+stage task, which copies it into the bucket and publishes the import again
+(then staged: the N tasks follow); a tar gets one unpack task. A refused or
+unreadable source fails the import at once, with the reason, and is not
+retried. A redelivered request finds the execution already started and
+starts nothing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from common.cloud import import_launcher, import_store, remote_source, storage
+from common.domain import imports, source_urls
+from common.domain.source_urls import InvalidSource
+from common.platform import config
+from common.platform.events import PubSubMessage
+from common.platform.handler import Outcome, Result
+
+BYTES_PER_TASK = 256 * 1024 ** 2  # an archive smaller than this gets one task per this many bytes
+HEAD_BYTES = 512
+
+
+def handle(message: PubSubMessage) -> Outcome:
+    try:
+        import_id = json.loads(message.data)["import_id"]
+    except (ValueError, KeyError, TypeError):
+        return Outcome(Result.REJECTED, 'not an import request: expected {"import_id"}')
+    document = import_store.read(import_id)
+    if document is None:
+        return Outcome(Result.REJECTED, f"no import {import_id!r}")
+    if document["status"] in imports.FINAL:
+        return Outcome(Result.DUPLICATE, f"import {import_id} is {document['status']}")
+    if document["status"] == imports.QUEUED:
+        document = _begin(document)
+        if document["status"] == imports.FAILED:
+            return Outcome(Result.REJECTED, f"import {import_id} failed: {document['error']}")
+    elif document["status"] == imports.STAGED:
+        document = _after_staging(document)
+    phase = imports.STAGE if document["status"] == imports.STAGING else imports.UNPACK
+    execution = import_launcher.launch_once(import_launcher.from_config(), import_id, phase, document["tasks"])
+    import_store.update(import_id, {"execution": execution})
+    return Outcome(Result.APPLIED, f"import {import_id}: {phase} with {document['tasks']} tasks ({execution})",
+                   {"tasks": document["tasks"], "phase": phase})
+
+
+def _begin(document: dict) -> dict:
+    try:
+        size, ranges, archive = _look_at(document)
+    except (InvalidSource, remote_source.SourceRefused, remote_source.SourceError) as exc:
+        return _fail(document, str(exc))
+    if size is not None and size > config.import_max_bytes():
+        return _fail(document, f"the archive has {size} bytes; the limit is {config.import_max_bytes()}")
+    if archive is None:
+        return _fail(document, "the source is neither a zip nor a tar archive (its first bytes say neither): "
+                               "check that the URL gives the archive itself, not a page about it")
+    if archive == "zip" and not ranges:
+        status, tasks = imports.STAGING, 1
+    else:
+        status, tasks = imports.RUNNING, _task_count(document, size, archive)
+    fields = {"status": status, "tasks": tasks, "archive": archive, "size": size, "ranges": ranges,
+              "started_at": time.time(), "tasks_finished": []}
+    return _move(document, imports.QUEUED, fields)
+
+
+def _after_staging(document: dict) -> dict:
+    return _move(document, imports.STAGED, {"status": imports.RUNNING, "ranges": True, "tasks_finished": [],
+                                            "tasks": _task_count(document, document.get("size"), "zip")})
+
+
+def _move(document: dict, expected: str, fields: dict) -> dict:
+    """Change the import from `expected`; whoever moved it first wins and everyone launches its phase."""
+    import_store.transition(document["id"], lambda current: fields if current["status"] == expected else None)
+    return import_store.read(document["id"])
+
+
+def _fail(document: dict, reason: str) -> dict:
+    import_store.finish_task(document["id"], 0, failed_with=reason)
+    return import_store.read(document["id"])
+
+
+def _look_at(document: dict) -> tuple[int | None, bool, str | None]:
+    """(size, read by ranges, archive kind) of the import's source."""
+    source = source_urls.parse(document["source"])
+    if source.scheme == "gs":
+        blob = storage.client().bucket(source.bucket).get_blob(source.name, generation=document.get("generation"))
+        if blob is None:
+            raise remote_source.SourceError(f"{document['source']} does not exist (or this generation is gone)")
+        head = b"" if source.archive else blob.download_as_bytes(start=0, end=HEAD_BYTES - 1)
+        return blob.size, True, source.archive or source_urls.sniff(head)
+    probe = remote_source.probe(source.url)
+    return probe.size, probe.ranges, source.archive or source_urls.sniff(probe.head)
+
+
+def _task_count(document: dict, size: int | None, archive: str) -> int:
+    if archive != "zip":
+        return 1
+    wanted = document.get("tasks_wanted") or math.ceil((size or 0) / BYTES_PER_TASK)
+    return max(1, min(wanted, config.import_tasks()))
