@@ -159,7 +159,7 @@ class Unpacker:
         while len(self._pending) >= UPLOAD_THREADS * 2:
             self._pending.popleft().result()
 
-    def _upload(self, target: str, data, size: int) -> None:
+    def _upload(self, target: str, data, size: int):
         blob = storage.bucket().blob(layout.dataset_object(self.dataset, target))
         blob.metadata = {IMPORT_MARK: self.mark}
         if isinstance(data, bytes):
@@ -169,6 +169,7 @@ class Unpacker:
         with self._lock:
             self.members_done += 1
             self.bytes_done += size
+        return blob
 
     def __exit__(self, kind, error, traceback) -> None:
         try:

@@ -220,7 +220,7 @@ def _unpack_tar(document: dict, task: Task) -> None:
 
 def _enclosing_folder_of(first_name: str) -> str:
     parts = PurePosixPath(first_name).parts
-    if len(parts) < 3 or parts[0] in ("images", "labels") or parts[0].lower() in layout.SPLIT_ALIASES:
+    if len(parts) < 2 or parts[0] in ("images", "labels") or parts[0].lower() in layout.SPLIT_ALIASES:
         return ""
     return parts[0] + "/"
 

@@ -27,7 +27,7 @@ BYTES_PER_TASK = 256 * 1024 ** 2  # an archive smaller than this gets one task p
 HEAD_BYTES = 512
 
 
-def handle(message: PubSubMessage) -> Outcome:
+def handle(message: PubSubMessage, launcher: import_launcher.ImportLauncher | None = None) -> Outcome:
     try:
         import_id = json.loads(message.data)["import_id"]
     except (ValueError, KeyError, TypeError):
@@ -44,7 +44,8 @@ def handle(message: PubSubMessage) -> Outcome:
     elif document["status"] == imports.STAGED:
         document = _after_staging(document)
     phase = imports.STAGE if document["status"] == imports.STAGING else imports.UNPACK
-    execution = import_launcher.launch_once(import_launcher.from_config(), import_id, phase, document["tasks"])
+    execution = import_launcher.launch_once(launcher or import_launcher.from_config(), import_id, phase,
+                                            document["tasks"])
     import_store.update(import_id, {"execution": execution})
     return Outcome(Result.APPLIED, f"import {import_id}: {phase} with {document['tasks']} tasks ({execution})",
                    {"tasks": document["tasks"], "phase": phase})

@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from common.api import router
-from common.cloud import dataset_job_store, training_store, version_store
-from common.domain import dataset_jobs, exports, training_job, versions
+from common.cloud import dataset_job_store, import_store, training_store, version_store
+from common.domain import dataset_jobs, exports, imports, training_job, versions
 from infra.local.client import sign_up, wait_for
 from infra.local.sample import data_yaml, synthetic_image
 from tests.integration.helpers import drop, stats_when
@@ -76,6 +76,10 @@ MATRIX = {
     "POST /datasets/{d}/images/{image_id}/proposals/accept": (*SIGNED_OUT, 404, 403, 409, 409, 409),  # none yet
     "POST /datasets/{d}/images/{image_id}/proposals/reject": (*SIGNED_OUT, 404, 403, 200, 200, 200),
     "POST /datasets/{d}/proposals/accept": (*SIGNED_OUT, 404, 403, 202, 202, 202),
+    "POST /datasets/{d}/imports": (*SIGNED_OUT, 404, 403, 202, 202, 202),
+    "GET /imports": (*SIGNED_OUT, 200, 200, 200, 200, 200),
+    "GET /imports/{import_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "POST /imports/{import_id}/cancel": (*SIGNED_OUT, 404, 403, 200, 200, 200),
 }
 
 
@@ -131,7 +135,10 @@ def world(stack, client, bucket, api, people) -> dict:
     autolabel_job_id = f"autolabel-acl-{uuid.uuid4().hex[:8]}"
     dataset_job_store.create(dataset_jobs.new_job(autolabel_job_id, dataset, dataset_jobs.AUTOLABEL, 1.0, None,
                                                   model_id=model_id))
-    return {"d": dataset, "job_id": job_id, "model_id": model_id, "image_id": "labels/a",
+    import_id = f"import-acl-{uuid.uuid4().hex[:8]}"
+    import_store.create({**imports.new_import(import_id, dataset, "https://example.com/a.zip", "zip", None, None, 1.0),
+                         "status": imports.RUNNING, "tasks": 1})  # no job runs it
+    return {"d": dataset, "job_id": job_id, "import_id": import_id, "model_id": model_id, "image_id": "labels/a",
             "autolabel_job_id": autolabel_job_id,
             "dataset_job_id": dataset_jobs.revalidation_job_id(dataset, yaml_generation),
             "version": "v1", "export_id": export_id,
@@ -153,6 +160,8 @@ def body_for(route: str, world: dict):
             "POST /api-keys": {"name": "matrix"},
             "POST /datasets/{d}/autolabel": {"model_id": world["model_id"]},  # no ONNX: the job fails
             "POST /datasets/{d}/exports": {"format": "yolo"},
+            # the metadata server: refused when the import begins, nothing is read
+            "POST /datasets/{d}/imports": {"url": "http://169.254.169.254/computeMetadata/v1/a.zip"},
             "PUT /datasets/{d}/images/{image_id}/labels": {"labels": "not a list"},
             "PUT /datasets/{d}/classes": {"names": []},
             "POST /datasets/{d}/classes/remap": {"map": {"no such class": "x"}}}.get(route)

@@ -72,7 +72,7 @@ def list_imports(ctx: RequestContext, args: dict) -> dict:
 
 def cancel_import(ctx: RequestContext, args: dict) -> dict:
     document = documents.find_in_dataset(import_store.collection(), args["import_id"], "import", ctx, access.EDITOR)
-    if document["status"] in imports.FINAL:
+    if document["status"] in (imports.COMPLETED, imports.FAILED):  # cancelling twice is no error
         raise ApiError(409, f"import {document['id']} is {document['status']}: nothing to cancel")
     import_store.cancel(document["id"])
     return import_store.view(import_store.read(document["id"], ctx.deadline_seconds), ctx.deadline_seconds)
@@ -87,6 +87,6 @@ ROUTES = [
           params=(IMPORT_ID,)),
     Route("GET", "/imports", list_imports, "Imports (of one dataset, or of those the caller may see), newest first",
           page_of("imports", IMPORT), params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
-    Route("POST", "/imports/{import_id}/cancel", cancel_import, "Stop an import (what is unpacked stays)", IMPORT,
+    Route("POST", "/imports/{import_id}/cancel", cancel_import, "Stop an import (what is unpacked stays; a cancelled one answers as it is)", IMPORT,
           params=(IMPORT_ID,), responses={409: ("the import has ended", ERROR_SCHEMA)}),
 ]

@@ -1,0 +1,282 @@
+"""Imports through the stack: archives served by a loopback HTTP server (with and
+without range support, lying about their length), unpacked by the import job's
+tasks (local subprocesses, retried as Cloud Run retries them), cancelled,
+killed half-way, refused."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import tarfile
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from common.cloud import import_store
+from common.domain import imports, layout
+from common.platform.events import PubSubMessage
+from common.services import archive_import, start_import
+from infra.local.archive_server import ArchiveServer
+from infra.local.client import wait_for
+from infra.local.sample import generated_dataset
+from tests.integration import import_drill
+from tests.integration.helpers import stats_when
+
+DEADLINE = 120
+INLINE_MAX_BYTES = int(os.environ.get("IMPORT_INLINE_MAX_BYTES", 8 * 1024 ** 2))  # conftest sets it
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("archives")
+
+
+@pytest.fixture(scope="module")
+def ranged(folder):
+    with ArchiveServer(folder) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def streamed(folder):
+    with ArchiveServer(folder, ranges=False) as server:
+        yield server
+
+
+def write_zip(path: Path, files: dict[str, bytes], prefix: str = "", junk: int = 0) -> Path:
+    """A zip of `files` (ZIP64 local records); `junk` empty __MACOSX members more
+    (skipped by the import) push the member count past 65,535, so the archive ends with ZIP64 records."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            with archive.open(zipfile.ZipInfo(prefix + name, (2020, 1, 1, 0, 0, 0)), "w", force_zip64=True) as out:
+                out.write(data)
+        for i in range(junk):
+            archive.writestr(f"__MACOSX/._{i}", b"")
+    return path
+
+
+def start(api, dataset: str, url: str, **fields) -> str:
+    response = api.session.post(f"{api.url}/datasets/{dataset}/imports", json={"url": url, **fields}, timeout=30)
+    assert response.status_code == 202, response.text
+    return response.json()["import_id"]
+
+
+def ended(api, import_id: str, timeout: float = DEADLINE) -> dict:
+    return wait_for(lambda: api.get(f"/imports/{import_id}"), lambda view: view["status"] in imports.FINAL,
+                    timeout, f"import {import_id} to end")
+
+
+def create_dataset(api, dataset: str) -> None:
+    assert api.session.post(f"{api.url}/datasets", json={"id": dataset}, timeout=30).status_code == 201
+
+
+def marked_objects(bucket, dataset: str, import_id: str) -> dict[str, int]:
+    """Object name -> generation of what the import wrote."""
+    return {blob.name: blob.generation for blob in bucket.list_blobs(prefix=layout.dataset_prefix(dataset))
+            if (blob.metadata or {}).get(archive_import.IMPORT_MARK) == import_id}
+
+
+def expected_objects(dataset: str, files: dict[str, bytes]) -> set[str]:
+    return {layout.dataset_object(dataset, name) for name in files}
+
+
+def test_a_zip_read_by_ranges_is_unpacked_by_parallel_tasks(api, bucket, folder, ranged, dataset):
+    files = generated_dataset(12, 4, seed=41)
+    write_zip(folder / f"{dataset}.zip", files, prefix="my-export/")
+    create_dataset(api, dataset)
+    import_id = start(api, dataset, ranged.url(f"{dataset}.zip"), tasks=2)
+    view = ended(api, import_id)
+    assert view["status"] == imports.COMPLETED, view
+    assert (view["tasks"], view["members_total"], view["members_done"]) == (2, len(files), len(files))
+    assert view["bytes_done"] == view["bytes_total"] == sum(map(len, files.values()))
+    assert set(marked_objects(bucket, dataset, import_id)) == expected_objects(dataset, files)
+    assert bucket.blob(layout.dataset_object(dataset, "images/val/g00012.jpg")).download_as_bytes() == \
+        files["images/val/g00012.jpg"]
+    stats_when(api, dataset, {"images": 16, "labeled": 16})
+    listed = api.get("/imports", dataset=dataset)["imports"]
+    assert [item["id"] for item in listed] == [import_id]
+
+
+def test_a_zip64_archive_of_more_than_65535_members_is_read_by_ranges(api, bucket, folder, ranged, dataset):
+    files = generated_dataset(3, 0, seed=42)
+    path = write_zip(folder / f"{dataset}.zip", files, junk=65_600)
+    assert b"PK\x06\x06" in path.read_bytes()[-200:]  # the ZIP64 end of central directory record
+    create_dataset(api, dataset)
+    view = ended(api, start(api, dataset, ranged.url(f"{dataset}.zip")))
+    assert (view["status"], view["members_done"], view["members_total"]) == (imports.COMPLETED, len(files), len(files))
+    stats_when(api, dataset, {"images": 3})
+
+
+def test_a_zip_from_a_server_without_ranges_is_staged_in_the_bucket_first(api, bucket, folder, streamed, dataset):
+    files = generated_dataset(5, 0, seed=43)
+    write_zip(folder / f"{dataset}.zip", files)
+    create_dataset(api, dataset)
+    import_id = start(api, dataset, streamed.url(f"{dataset}.zip"), tasks=2)
+    view = ended(api, import_id)
+    assert (view["status"], view["members_done"], view["tasks"]) == (imports.COMPLETED, len(files), 2)
+    staged = bucket.get_blob(layout.import_staging(import_id, "zip"))
+    assert staged is not None and staged.size == (folder / f"{dataset}.zip").stat().st_size
+    assert set(marked_objects(bucket, dataset, import_id)) == expected_objects(dataset, files)
+
+
+def test_a_tar_gz_is_streamed_by_one_task(api, bucket, folder, streamed, dataset):
+    files = generated_dataset(4, 2, seed=44)
+    with tarfile.open(folder / f"{dataset}.tar.gz", "w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"export/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    create_dataset(api, dataset)
+    import_id = start(api, dataset, streamed.url(f"{dataset}.tar.gz"))
+    view = ended(api, import_id)
+    assert (view["status"], view["tasks"], view["members_done"]) == (imports.COMPLETED, 1, len(files))
+    assert set(marked_objects(bucket, dataset, import_id)) == expected_objects(dataset, files)
+    stats_when(api, dataset, {"images": 6, "labeled": 6})
+
+
+def begin_with(launcher, dataset: str, url: str, tasks: int) -> str:
+    """An import started by the imports function's code in this process, with a drilled launcher."""
+    import_id = f"import-{uuid.uuid4().hex[:16]}"
+    document = imports.new_import(import_id, dataset, url, "zip", None, None, 0.0)
+    import_store.create({**document, "tasks_wanted": tasks})
+    start_import.handle(PubSubMessage("m", json.dumps({"import_id": import_id}).encode(), "e", {}), launcher)
+    return import_id
+
+
+def test_a_task_killed_half_way_is_retried_and_writes_no_member_twice(api, bucket, folder, ranged, dataset,
+                                                                      stack, tmp_path):
+    files = generated_dataset(40, 0, seed=45)
+    write_zip(folder / f"{dataset}.zip", files)
+    create_dataset(api, dataset)
+    record = tmp_path / "written-before-the-kill.txt"
+    launcher = import_drill.drill_launcher(stack.state_dir, "kill", "15", str(record))
+    import_id = begin_with(launcher, dataset, ranged.url(f"{dataset}.zip"), tasks=2)
+    view = ended(api, import_id)
+    assert (view["status"], view["members_done"]) == (imports.COMPLETED, len(files)), view
+    written_first = dict(line.split() for line in record.read_text().splitlines())
+    assert len(written_first) == 15
+    now = marked_objects(bucket, dataset, import_id)
+    assert set(now) == expected_objects(dataset, files)  # none missing
+    assert {name: str(now[name]) for name in written_first} == written_first  # none written twice
+    assert view["skipped"] >= 15  # the retried task resumed
+
+
+def test_a_cancelled_import_stops_where_it_is(api, bucket, folder, ranged, dataset, stack):
+    files = generated_dataset(30, 0, seed=46)
+    write_zip(folder / f"{dataset}.zip", files)
+    create_dataset(api, dataset)
+    launcher = import_drill.drill_launcher(stack.state_dir, "pause", "5")
+    import_id = begin_with(launcher, dataset, ranged.url(f"{dataset}.zip"), tasks=1)
+    wait_for(lambda: api.get(f"/imports/{import_id}"), lambda view: view["members_done"] >= 5, DEADLINE,
+             "five members unpacked")
+    response = api.session.post(f"{api.url}/imports/{import_id}/cancel", timeout=30)
+    assert response.status_code == 200 and response.json()["status"] == imports.CANCELLED
+    wait_for(lambda: [t.is_alive() for t in launcher.supervisors[(import_id, imports.UNPACK)]],
+             lambda alive: not any(alive), DEADLINE, "the task to stop")
+    view = api.get(f"/imports/{import_id}")
+    assert view["status"] == imports.CANCELLED and 5 <= view["members_done"] < len(files)
+    assert len(marked_objects(bucket, dataset, import_id)) < len(files)
+    again = api.session.post(f"{api.url}/imports/{import_id}/cancel", timeout=30)
+    assert again.status_code == 200 and again.json()["status"] == imports.CANCELLED
+
+
+def unsafe_zip(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("images/ok.jpg", generated_dataset(1, 0)["images/g00000.jpg"])
+        archive.writestr("../escape.txt", b"x")
+        archive.writestr("/etc/absolute.txt", b"x")
+        link = zipfile.ZipInfo("images/link.jpg")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+        archive.writestr("images/secret.jpg", b"not really encrypted")
+        archive.writestr("images/bomb.txt", b"\0" * (4 * 1024 * 1024))
+    return mark_encrypted(path, "images/secret.jpg")
+
+
+def mark_encrypted(path: Path, name: str) -> Path:
+    """Set the encryption flag of a member's central directory entry (zipfile cannot write encrypted members)."""
+    data = bytearray(path.read_bytes())
+    start = 0
+    while (entry := data.find(b"PK\x01\x02", start)) != -1:
+        name_length = int.from_bytes(data[entry + 28:entry + 30], "little")
+        if data[entry + 46:entry + 46 + name_length] == name.encode():
+            data[entry + 8] |= 0x1
+        start = entry + 4
+    path.write_bytes(bytes(data))
+    return path
+
+
+UNSAFE_CODES = {"import_unsafe_path", "import_symlink", "import_encrypted", "import_compression_ratio"}
+
+
+def test_every_unsafe_member_is_named_and_not_unpacked(api, bucket, folder, ranged, streamed, dataset):
+    unsafe_zip(folder / f"{dataset}.zip")
+    with tarfile.open(folder / f"{dataset}.tar", "w") as archive:
+        for name, kind in (("../escape.txt", tarfile.REGTYPE), ("images/link.jpg", tarfile.SYMTYPE),
+                           ("images/device", tarfile.CHRTYPE), ("images/ok.jpg", tarfile.REGTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            data = generated_dataset(1, 0)["images/g00000.jpg"] if name == "images/ok.jpg" else b""
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    create_dataset(api, dataset)
+    zipped = ended(api, start(api, dataset, ranged.url(f"{dataset}.zip")))
+    tarred = ended(api, start(api, dataset, streamed.url(f"{dataset}.tar")))
+    assert zipped["status"] == tarred["status"] == imports.COMPLETED
+    assert {issue["code"] for issue in zipped["issues"]} == UNSAFE_CODES
+    assert {issue["code"] for issue in tarred["issues"]} == {"import_unsafe_path", "import_symlink",
+                                                            "import_special_file"}
+    assert zipped["members_done"] == tarred["members_done"] == 1
+    names = {blob.name for blob in bucket.list_blobs(prefix=layout.dataset_prefix(dataset))}
+    assert names == {layout.dataset_object(dataset, "images/ok.jpg")}
+
+
+@pytest.mark.parametrize("url, named", [
+    ("http://169.254.169.254/computeMetadata/v1/a.zip", "169.254.169.254"),
+    ("http://10.1.2.3/a.zip", "10.1.2.3"),
+    ("http://[::ffff:192.168.0.1]/a.zip", "192.168.0.1"),
+])
+def test_a_url_to_a_refused_address_fails_the_import_at_once(api, dataset, url, named):
+    create_dataset(api, dataset)
+    view = ended(api, start(api, dataset, url), timeout=30)
+    assert view["status"] == imports.FAILED and named in view["error"], view
+    assert view["tasks"] is None  # nothing was launched
+
+
+def test_a_server_lying_about_the_length_fails_the_import_with_the_reason(api, folder, dataset):
+    write_zip(folder / f"{dataset}.zip", generated_dataset(2, 0, seed=47))
+    real = (folder / f"{dataset}.zip").stat().st_size
+    create_dataset(api, dataset)
+    for ranges in (True, False):
+        with ArchiveServer(folder, ranges=ranges, announced_size={f"{dataset}.zip": real + 5000}) as liar:
+            view = ended(api, start(api, dataset, liar.url(f"{dataset}.zip")))
+        assert view["status"] == imports.FAILED and str(real + 5000) in view["error"], view
+
+
+def test_requests_that_cannot_be_imported_are_refused_with_the_reason(api, dataset):
+    create_dataset(api, dataset)
+    for body, words in (({"url": "ftp://example.com/a.zip"}, "http"), ({"url": "https://example.com/a.zip",
+                                                                         "tasks": 0}, "tasks"),
+                        ({"url": "gs://yolodrop-data/datasets/other/images/a.jpg"}, "imports/")):
+        response = api.session.post(f"{api.url}/datasets/{dataset}/imports", json=body, timeout=30)
+        assert response.status_code == 400 and words in response.json()["error"]["message"], response.text
+
+
+def test_a_dropped_archive_above_the_inline_size_is_unpacked_by_the_import_job(api, bucket, dataset):
+    files = {**generated_dataset(6, 0, seed=48), "extras/noise.bin": os.urandom(INLINE_MAX_BYTES + 1024)}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:  # stored: the archive is larger than the inline limit
+        for name, data in files.items():
+            archive.writestr(name, data)
+    blob = bucket.blob(layout.import_archive(dataset))
+    blob.upload_from_string(buffer.getvalue())
+    import_id = imports.drop_import_id(blob.name, blob.generation)
+    view = wait_for(lambda: api.get_or_none(f"/imports/{import_id}"),
+                    lambda view: view is not None and view["status"] in imports.FINAL, DEADLINE,
+                    "the dropped archive's import to end")
+    assert (view["status"], view["members_done"]) == (imports.COMPLETED, len(files)), view
+    assert view["source"] == f"gs://{bucket.name}/{blob.name}"
+    stats_when(api, dataset, {"images": 6})
