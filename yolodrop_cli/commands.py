@@ -410,6 +410,51 @@ def autolabel(api: Api, out: Output, dataset: str, model_id: str, conf: float, i
                     f" (review them in the images' proposals)"])
 
 
+@command(name="import")
+@click.argument("dataset")
+@click.argument("url")
+@click.option("--format", "archive_format", type=click.Choice(["yolo", "coco"]), help="else the archive's files say")
+@click.option("--tasks", type=click.IntRange(1, 64), help="parallel tasks for a zip (at most the deployment's)")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="follow the import to its end")
+@click.option("--timeout", type=float, default=6 * 3600, show_default=True)
+def import_(api: Api, out: Output, dataset: str, url: str, archive_format, tasks, wait: bool, timeout: float) -> None:
+    """Import an archive (https://, http:// or gs://; .zip, .tar, .tar.gz) into DATASET (made if new) by the import job."""
+    body = {"url": url, **({"format": archive_format} if archive_format else {}), **({"tasks": tasks} if tasks else {})}
+    pushing.ensure_dataset(api, dataset)
+    import_id = api.post(f"/datasets/{dataset}/imports", body)["import_id"]
+    if not wait:
+        return out.emit({"import_id": import_id}, [f"import {import_id} started: yolodrop imports --dataset {dataset}"])
+    with out.progress(MofNCompleteColumn()) as bars:
+        view = follow.import_done(api, import_id, bars, timeout)
+    issues = [f"  {issue['code']}: {issue['message']}" for issue in view["issues"]]
+    more = view["issues_total"] - len(view["issues"])
+    lines = [f"import {import_id}: {view['status']}, {view['members_done']:,} of {view['members_total'] or 0:,} files, "
+             f"{view['bytes_done'] / 2**20:,.1f} MiB, {view['issues_total']} issues", *issues,
+             *([f"  … and {more} more"] if more > 0 else [])]
+    if view["status"] != "completed":
+        out.emit(view, lines)
+        fail(f"import {import_id} {view['status']}: {view.get('error') or 'cancelled'}")
+    out.emit(view, lines)
+
+
+@command()
+@click.option("--dataset", help="only this dataset's imports")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+def imports(api: Api, out: Output, dataset: str | None, limit: int) -> None:
+    """Imports, newest first."""
+    rows = list(api.pages("/imports", "imports", limit=limit, **({"dataset": dataset} if dataset else {})))
+    out.emit(rows, lambda _: show.table(rows, ("id", "dataset", "status", "members_done", "members_total",
+                                               "issues_total", "source")))
+
+
+@command(name="import-cancel")
+@click.argument("import_id")
+def import_cancel(api: Api, out: Output, import_id: str) -> None:
+    """Stop an import (what it unpacked stays)."""
+    view = api.post(f"/imports/{import_id}/cancel")
+    out.emit(view, [f"import {import_id}: {view['status']} after {view['members_done']:,} files"])
+
+
 def main() -> None:
     cli(prog_name="yolodrop", auto_envvar_prefix=None)
 

@@ -79,6 +79,10 @@ def autolabel_done(api: Api, job_id: str, bars: Progress, timeout: float) -> dic
     return _counted(api, f"/autolabel/{job_id}", ("images_total", "images_done"), bars, timeout)
 
 
+def import_done(api: Api, import_id: str, bars: Progress, timeout: float) -> dict:
+    return _counted(api, f"/imports/{import_id}", ("members_total", "members_done"), bars, timeout)
+
+
 def _counted(api: Api, path: str, counts: tuple[str, str], bars: Progress, timeout: float) -> dict:
     """Poll a job with a total and a count done, as a bar, until it completes or fails."""
     task = bars.add_task(path.rsplit("/", 1)[1], total=None)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from infra.local.archive_server import ArchiveServer
 from infra.local.sample import generated_dataset
 from yolodrop_cli.commands import cli
 
@@ -104,6 +105,26 @@ def test_a_zip_is_unpacked_by_the_stack(run, tmp_path):
     result = run("push", tmp_path / "d.zip", name, "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["dataset_view"]["stats"]["images"] == 12
+
+
+def test_import_follows_the_import_job_and_names_what_it_refused(run, tmp_path):
+    with zipfile.ZipFile(tmp_path / "remote.zip", "w") as archive:
+        for name, data in FILES.items():
+            archive.writestr(name, data)
+        archive.writestr("../outside.txt", b"x")
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    with ArchiveServer(tmp_path) as server:
+        result = run("import", name, server.url("remote.zip"), "--tasks", "2")
+    assert result.exit_code == 0, result.output + result.stderr
+    first, issue = result.stdout.splitlines()
+    size = f"{sum(map(len, FILES.values())) / 2**20:,.1f} MiB"
+    assert first.startswith("import import-")
+    assert first.endswith(f": completed, {len(FILES)} of {len(FILES)} files, {size}, 1 issues")
+    assert issue == "  import_unsafe_path: ../outside.txt: the path leaves the dataset folder; not unpacked"
+    listed = run("imports", "--dataset", name, "--json")
+    assert [row["status"] for row in json.loads(listed.stdout)] == ["completed"]
+    refused = run("import", name, "http://10.0.0.1/a.zip")
+    assert refused.exit_code == 1 and "a private address" in refused.stderr
 
 
 def test_exit_codes_and_one_line_errors(run):
