@@ -1,0 +1,91 @@
+"""The pure rules of imports: requests, the share of each task, a task's end, the view."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from common.domain import imports
+from common.domain.imports import InvalidImportRequest
+
+
+def test_a_request_is_a_url_with_an_optional_format_and_task_count():
+    assert imports.request_of({"url": "https://x/a.zip"}) == ("https://x/a.zip", None, None)
+    assert imports.request_of({"url": "gs://b/a.zip", "format": "coco", "tasks": 4}) == ("gs://b/a.zip", "coco", 4)
+
+
+@pytest.mark.parametrize("body, words", [
+    (None, "expected"), ({"url": 3}, "expected"), ({"url": "https://x", "extra": 1}, "unknown fields: extra"),
+    ({"url": "https://x", "format": "voc"}, "format"), ({"url": "https://x", "tasks": 0}, "tasks"),
+    ({"url": "https://x", "tasks": True}, "tasks"), ({"url": "https://x", "tasks": 65}, "tasks"),
+])
+def test_a_bad_request_says_what_is_wrong(body, words):
+    with pytest.raises(InvalidImportRequest, match=words):
+        imports.request_of(body)
+
+
+@pytest.mark.parametrize("name, allowed", [
+    ("imports/d.zip", True), ("imports/d.tar.gz", True), ("imports/d.tgz", True), ("imports/d/part-1.zip", True),
+    ("imports/other.zip", False), ("datasets/other/images/a.jpg", False), ("imports/d-other.zip", False),
+    ("derived/exports/x/d-v1-yolo.zip", False),
+])
+def test_in_the_data_bucket_an_import_reads_only_what_was_put_there_for_its_dataset(name, allowed):
+    check = lambda: imports.check_bucket_source("data", name, "data", "d")  # noqa: E731
+    if allowed:
+        check()
+    else:
+        with pytest.raises(InvalidImportRequest, match="imports/d.zip"):
+            check()
+    imports.check_bucket_source("someone-elses", name, "data", "d")  # other buckets: their permissions decide
+
+
+def test_a_dropped_archive_generation_has_one_import():
+    first = imports.drop_import_id("imports/d.zip", 7)
+    assert first == imports.drop_import_id("imports/d.zip", 7) != imports.drop_import_id("imports/d.zip", 8)
+    assert first.startswith("import-") and len(first) == len("import-") + 16
+
+
+def test_members_are_shared_in_contiguous_runs_of_about_equal_bytes():
+    sizes = [10, 10, 10, 10, 40, 10, 10]
+    members = list("abcdefg")
+    shares = [imports.share(members, sizes, index, 3) for index in range(3)]
+    assert shares == [["a", "b", "c", "d"], ["e"], ["f", "g"]]  # 40, 40 and 20 bytes: a run starts where its first byte falls
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=60), st.integers(min_value=1, max_value=9))
+def test_every_member_goes_to_exactly_one_task_in_order(sizes, count):
+    members = list(range(len(sizes)))
+    shares = [imports.share(members, sizes, index, count) for index in range(count)]
+    assert [member for share in shares for member in share] == members
+
+
+def test_the_last_task_to_end_completes_the_import_and_a_failure_ends_it_at_once():
+    document = {**imports.new_import("i", "d", "https://x/a.zip", "zip", None, None, 0.0), "status": imports.RUNNING,
+                "tasks": 2}
+    first = imports.after_task(document, 1, None)
+    assert first == {"tasks_finished": [1]}
+    again = imports.after_task({**document, **first}, 1, None)  # a task that ends twice counts once
+    assert again == {"tasks_finished": [1]}
+    assert imports.after_task({**document, **first}, 0, None) == {"tasks_finished": [0, 1],
+                                                                  "status": imports.COMPLETED}
+    assert imports.after_task(document, 0, "the server lied") == {"status": imports.FAILED, "error": "the server lied"}
+    assert imports.after_task({**document, "status": imports.CANCELLED}, 0, None) == {}
+
+
+def test_the_view_sums_the_tasks_counts():
+    document = {**imports.new_import("i", "d", "https://x/a.zip", "zip", None, "me", 1.0), "status": imports.RUNNING,
+                "tasks": 2, "members_total": 10, "bytes_total": 1000}
+    tasks = [{"members_total": 6, "bytes_total": 600, "members_done": 4, "bytes_done": 400, "skipped": 1},
+             {"members_total": 4, "bytes_total": 400, "members_done": 1, "bytes_done": 100, "skipped": 0}]
+    view = imports.view(document, tasks)
+    assert (view["members_done"], view["bytes_done"], view["skipped"]) == (5, 500, 1)
+    assert (view["members_total"], view["bytes_total"]) == (10, 1000)
+    before_the_plan = imports.view({**document, "members_total": None, "bytes_total": None}, tasks)
+    assert (before_the_plan["members_total"], before_the_plan["bytes_total"]) == (10, 1000)
+    queued = imports.view(imports.new_import("i", "d", "https://x/a.zip", "zip", None, None, 1.0), [])
+    assert (queued["members_total"], queued["members_done"]) == (None, 0)
+
+
+def test_an_archive_with_countless_bad_members_keeps_the_first_issues_and_counts_them_all():
+    kept, total = imports.limited_issues([{"code": "x"}] * 1000)
+    assert (len(kept), total) == (imports.MAX_ISSUES_KEPT, 1000)
