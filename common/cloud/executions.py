@@ -14,6 +14,8 @@ from google.api_core.exceptions import NotFound
 
 from common.cloud import clients
 from common.domain.training_job import LOCAL_EXECUTION_PREFIX, ExecutionState
+
+LOCAL_IMPORT_PREFIX = "local-import-"  # the LocalImportLauncher's executions
 from common.platform import config
 
 PROC = Path("/proc")
@@ -61,6 +63,20 @@ def cloud_run_rerun(job: dict) -> str:
     region, trainer = path[3], path[5]
     return (f"gcloud run jobs execute {trainer} --region={region} "
             f"--update-env-vars=JOB_ID={job['id']},MANIFEST_URI={job.get('manifest')}")
+
+
+def import_execution(document: dict) -> tuple[bool, float | None, str]:
+    """(running, ended at, how it ended) of the execution an import waits on."""
+    name = document["execution"]
+    if name.startswith(LOCAL_IMPORT_PREFIX):
+        return local_process_with({"IMPORT_ID": document["id"]}) is not None, None, "its local task processes are gone"
+    try:
+        execution = clients.cloud_run_executions().get_execution(name=name, timeout=config.cloud_deadline())
+    except NotFound:
+        return False, None, "Cloud Run no longer knows this execution"
+    if execution.completion_time is None:
+        return True, None, ""
+    return False, execution.completion_time.timestamp(), cloud_run_detail(execution)
 
 
 # ---- a local process -------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Protocol
 from common.cloud import executions, launcher
 from common.platform import config
 
-LOCAL_PREFIX = "local-import-"
+LOCAL_PREFIX = executions.LOCAL_IMPORT_PREFIX
 
 
 class ImportLauncher(Protocol):

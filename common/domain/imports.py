@@ -108,6 +108,26 @@ def after_task(document: dict, index: int, failed_with: str | None) -> dict:
     return change
 
 
+WATCHED = (STAGING, RUNNING)  # states that wait on a job execution
+
+
+def execution_ended(document: dict, running: bool, ended_at: float | None, detail: str, last_activity: float,
+                    now: float, grace: float) -> dict | None:
+    """The update for an import whose execution ended while it still waited on it (tasks out of
+    retries, killed for memory, a local process gone), or None. It fails `grace` seconds after
+    the end, or after its tasks' last sign of life where the platform gives no end time."""
+    if document.get("status") not in WATCHED or not document.get("execution") or running:
+        return None
+    if now - max(ended_at or 0.0, last_activity) < grace:
+        return None
+    finished = len(document.get("tasks_finished") or [])
+    return {"status": FAILED, "finished_at": now,
+            "error": (f"the import job's execution {document['execution']} ended with {finished} of "
+                      f"{document.get('tasks') or 1} tasks done{f' ({detail})' if detail else ''}. Start it again "
+                      f"(`yolodrop import {document['dataset']} {document['source']}`): what is unpacked is kept "
+                      "and written again, unchanged")}
+
+
 def limited_issues(issues: list[dict]) -> tuple[list[dict], int]:
     return issues[:MAX_ISSUES_KEPT], len(issues)
 

@@ -66,13 +66,14 @@ def _begin(document: dict) -> dict:
     else:
         status, tasks = imports.RUNNING, _task_count(document, size, archive)
     fields = {"status": status, "tasks": tasks, "archive": archive, "size": size, "ranges": ranges,
-              "started_at": time.time(), "tasks_finished": []}
+              "started_at": time.time(), "phase_started_at": time.time(), "tasks_finished": [], "execution": None}
     return _move(document, imports.QUEUED, fields)
 
 
 def _after_staging(document: dict) -> dict:
     return _move(document, imports.STAGED, {"status": imports.RUNNING, "ranges": True, "tasks_finished": [],
-                                            "tasks": _task_count(document, document.get("size"), "zip")})
+                                            "tasks": _task_count(document, document.get("size"), "zip"),
+                                            "phase_started_at": time.time(), "execution": None})
 
 
 def _move(document: dict, expected: str, fields: dict) -> dict:

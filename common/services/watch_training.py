@@ -1,4 +1,4 @@
-"""The watch's work: one sweep over the training jobs that wait for their trainer.
+"""The watch's work: one sweep over the training jobs that wait for their trainer (and the imports: watch_imports).
 
 A trainer that dies without publishing (killed for memory, out of Cloud Run
 retries, a local process killed) leaves its job queued or running for ever.
@@ -20,15 +20,19 @@ from common.domain import training_job
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
+from common.services import watch_imports
 
 
 def handle(message: PubSubMessage) -> Outcome:
-    """One sweep; the message itself carries nothing (any tick will do)."""
+    """One sweep of training jobs and imports; the message itself carries nothing (any tick will do)."""
     changes = {job["id"]: change for job in waiting_jobs() if (change := watch(job, time.time()))}
     failed = sorted(job_id for job_id, change in changes.items() if change.get("status") == training_job.FAILED)
     noted = sorted(set(changes) - set(failed))
-    detail = f"swept: {len(failed)} failed {failed}, {len(noted)} noted gone {noted}" if changes else "swept: all well"
-    return Outcome(Result.APPLIED if changes else Result.DUPLICATE, detail, {"failed": failed, "noted": noted})
+    imports_failed = watch_imports.sweep()
+    detail = (f"swept: {len(failed)} failed {failed}, {len(noted)} noted gone {noted}, "
+              f"{len(imports_failed)} imports failed {imports_failed}") if changes or imports_failed else "swept: all well"
+    return Outcome(Result.APPLIED if changes or imports_failed else Result.DUPLICATE, detail,
+                   {"failed": failed, "noted": noted, "imports_failed": imports_failed})
 
 
 def waiting_jobs() -> list[dict]:

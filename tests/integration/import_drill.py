@@ -2,6 +2,7 @@
 
     IMPORT_ID=... python -m tests.integration.import_drill kill <n> <record-file>
     IMPORT_ID=... python -m tests.integration.import_drill pause <n>
+    IMPORT_ID=... python -m tests.integration.import_drill die <n>
 
 runs exactly what `python -m jobs.importer` runs, except that after <n> members
 are uploaded, on the task's first attempt:
@@ -9,7 +10,8 @@ are uploaded, on the task's first attempt:
          cleanup); every member it wrote is appended to <record-file> with its
          generation first, so the test can tell whether a retry wrote it again;
   pause  it waits until the import has ended (a cancel), so that the test
-         cancels an import known to be half-way.
+         cancels an import known to be half-way;
+  die    as kill, on every attempt: the task runs out of retries.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ MODULE = "tests.integration.import_drill"
 
 
 def install(mode: str, after: int, record: Path | None) -> None:
-    if mode == "kill":
+    if mode in ("kill", "die"):
         install_kill(after, record)
     else:
         install_pause(after)
@@ -79,6 +81,6 @@ def drill_launcher(log_dir: Path, *args: str) -> LocalImportLauncher:
 
 if __name__ == "__main__":
     task = task_from_env()
-    if task.attempt == 0 and task.index == 0:
+    if task.index == 0 and (task.attempt == 0 or sys.argv[1] == "die"):
         install(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else None)
     sys.exit(import_job.run(task))

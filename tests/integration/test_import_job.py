@@ -183,6 +183,17 @@ def test_a_cancelled_import_stops_where_it_is(api, bucket, folder, ranged, datas
     assert again.status_code == 200 and again.json()["status"] == imports.CANCELLED
 
 
+def test_an_import_whose_tasks_run_out_of_retries_is_failed_by_the_watch(api, folder, ranged, dataset, stack):
+    write_zip(folder / f"{dataset}.zip", generated_dataset(10, 0, seed=49))
+    create_dataset(api, dataset)
+    launcher = import_drill.LocalImportLauncher(stack.state_dir, import_drill.MODULE, ("die", "3"), retries=1)
+    import_id = begin_with(launcher, dataset, ranged.url(f"{dataset}.zip"), tasks=1)
+    view = ended(api, import_id)
+    assert view["status"] == imports.FAILED, view
+    assert "ended with 0 of 1 tasks done" in view["error"] and f"yolodrop import {dataset} " in view["error"]
+    assert (stack.state_dir / f"import-{import_id}-unpack-0.log").exists()
+
+
 def unsafe_zip(path: Path) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("images/ok.jpg", generated_dataset(1, 0)["images/g00000.jpg"])

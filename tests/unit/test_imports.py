@@ -89,3 +89,19 @@ def test_the_view_sums_the_tasks_counts():
 def test_an_archive_with_countless_bad_members_keeps_the_first_issues_and_counts_them_all():
     kept, total = imports.limited_issues([{"code": "x"}] * 1000)
     assert (len(kept), total) == (imports.MAX_ISSUES_KEPT, 1000)
+
+
+def test_an_import_fails_only_when_its_execution_ended_and_the_grace_passed():
+    document = {**imports.new_import("i", "d", "https://x/a.zip", "zip", None, None, 0.0), "status": imports.RUNNING,
+                "tasks": 2, "execution": "e", "tasks_finished": [1]}
+    ended = lambda doc, running=False, ended_at=None, activity=100.0, now=200.0: imports.execution_ended(  # noqa: E731
+        doc, running, ended_at, "out of retries", activity, now, grace=60)
+    assert ended(document, running=True) is None
+    assert ended(document, activity=150.0) is None            # a sign of life less than the grace ago
+    assert ended(document, ended_at=190.0) is None             # the platform's end time counts too
+    assert ended({**document, "execution": None}) is None      # a phase being launched
+    assert ended({**document, "status": imports.COMPLETED}) is None
+    failed = ended(document)
+    assert failed["status"] == imports.FAILED and failed["finished_at"] == 200.0
+    assert "ended with 1 of 2 tasks done (out of retries)" in failed["error"]
+    assert "yolodrop import d https://x/a.zip" in failed["error"]
