@@ -90,10 +90,18 @@ def _unpack_inline(reader, dataset: str, archive: str, mark: str) -> tuple[int, 
     return len(members) + len(generated), plan.issues
 
 
-def plan_zip(zip_file: zipfile.ZipFile, archive: str) -> tuple[ImportPlan, list, dict[str, bytes]]:
-    """The plan (with its issues), the members to unpack and the files to write that the archive does not hold."""
+def plan_zip(zip_file: zipfile.ZipFile, archive: str,
+             archive_format: str | None = None) -> tuple[ImportPlan, list, dict[str, bytes]]:
+    """The plan (with its issues), the members to unpack and the files to write that the archive does not hold.
+    archive_format "yolo" takes every file as it is; "coco" requires annotation files; None: the files say."""
     plan = plan_import(zip_file.infolist(), archive)
+    if archive_format == "yolo":
+        return plan, plan.members, {}
     members, generated = _as_yolo(zip_file, plan, archive)
+    if archive_format == "coco" and not generated:
+        plan.issues.append(Issue("import_no_coco_annotations", "asked for COCO, but the archive holds no "
+                                 "instances_<split>.json or <split>/_annotations.coco.json: its files are unpacked "
+                                 "as they are", archive))
     return plan, members, generated
 
 

@@ -68,16 +68,27 @@ def run(task: Task) -> int:
         else:
             _unpack(document, task)
             import_store.finish_task(task.import_id, task.index)
-        return 0
     except Stopped:
-        return 0
+        pass
     except Exception as exc:
         if is_transient(exc):
             log.warning("import task: transient failure, to be retried", import_id=task.import_id, error=repr(exc))
             return 1
         import_store.finish_task(task.import_id, task.index, failed_with=_reason(exc))
         log.error("import failed", import_id=task.import_id, error=repr(exc))
-        return 0
+    _drop_staged_copy_when_ended(task.import_id)
+    return 0
+
+
+def _drop_staged_copy_when_ended(import_id: str) -> None:
+    """The copy of an archive staged under derived/ goes once its import has ended (whichever task sees it first)."""
+    document = import_store.read(import_id)
+    staged = (document or {}).get("read_from") or ""
+    if document and document["status"] in imports.FINAL and staged.startswith("gs://"):
+        try:
+            storage.blob_at(staged).delete()
+        except NotFound:
+            pass  # another task took it
 
 
 def _reason(exc: Exception) -> str:
@@ -154,7 +165,7 @@ def _unpack(document: dict, task: Task) -> None:
 def _unpack_zip(document: dict, task: Task) -> None:
     dataset, mark = document["dataset"], document["id"]
     with _open_random_access(document) as reader, zipfile.ZipFile(reader) as zip_file:
-        plan, members, generated = plan_zip(zip_file, document["source"])
+        plan, members, generated = plan_zip(zip_file, document["source"], document.get("format"))
         if task.index == 0:
             _record_plan(document, members, generated, plan.issues)
         ordered = sorted(members, key=lambda item: item[0].header_offset)

@@ -67,6 +67,7 @@ class Stack:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     pids: dict[str, int] = field(default_factory=dict)  # part name -> process group
     processes: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
+    import_tasks: int = 2  # IMPORT_TASKS of the stack's functions: this machine's two cores (bench.imports asks 4)
 
     def env(self) -> dict[str, str]:
         host = "127.0.0.1"
@@ -93,7 +94,7 @@ class Stack:
             "IMPORT_TOPIC": IMPORT_TOPIC,
             "IMPORT_ALLOW_LOOPBACK": "1",           # the tests serve archives from loopback; production never sets it
             "IMPORT_LOG_DIR": str(self.state_dir),
-            "IMPORT_TASKS": "2",                    # this machine's two cores
+            "IMPORT_TASKS": str(self.import_tasks),
         }
 
     @property

@@ -110,6 +110,25 @@ def test_a_zip64_archive_of_more_than_65535_members_is_read_by_ranges(api, bucke
     stats_when(api, dataset, {"images": 3})
 
 
+def test_a_coco_zip_becomes_the_yolo_layout_when_split_among_tasks(api, bucket, folder, ranged, dataset):
+    images = {f"train/p{i}.jpg": generated_dataset(1, 0, seed=60 + i)["images/g00000.jpg"] for i in range(6)}
+    document = {"images": [{"id": i, "file_name": f"p{i}.jpg", "width": 128, "height": 96} for i in range(6)],
+                "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [10, 20, 40, 30], "iscrowd": 0}
+                                for i in range(6)],
+                "categories": [{"id": 1, "name": "cat"}]}
+    write_zip(folder / f"{dataset}.zip", {**images, "train/_annotations.coco.json": json.dumps(document).encode()})
+    create_dataset(api, dataset)
+    view = ended(api, start(api, dataset, ranged.url(f"{dataset}.zip"), tasks=2, format="coco"))
+    assert (view["status"], view["issues"]) == (imports.COMPLETED, []), view
+    assert view["members_done"] == view["members_total"] == 6 + 6 + 1  # images, their labels, data.yaml
+    label = bucket.blob(layout.dataset_object(dataset, "labels/train/p3.txt")).download_as_text()
+    assert label.split() == ["0", "0.234375", "0.364583", "0.3125", "0.3125"]
+    stats_when(api, dataset, {"images": 6, "labeled": 6, "boxes": 6})
+    as_files = ended(api, start(api, dataset, ranged.url(f"{dataset}.zip"), format="yolo"))
+    assert as_files["members_done"] == 7  # the images and the JSON, as they are
+    assert bucket.blob(layout.dataset_object(dataset, "train/_annotations.coco.json")).exists()
+
+
 def test_a_zip_from_a_server_without_ranges_is_staged_in_the_bucket_first(api, bucket, folder, streamed, dataset):
     files = generated_dataset(5, 0, seed=43)
     write_zip(folder / f"{dataset}.zip", files)
@@ -117,8 +136,10 @@ def test_a_zip_from_a_server_without_ranges_is_staged_in_the_bucket_first(api, b
     import_id = start(api, dataset, streamed.url(f"{dataset}.zip"), tasks=2)
     view = ended(api, import_id)
     assert (view["status"], view["members_done"], view["tasks"]) == (imports.COMPLETED, len(files), 2)
-    staged = bucket.get_blob(layout.import_staging(import_id, "zip"))
-    assert staged is not None and staged.size == (folder / f"{dataset}.zip").stat().st_size
+    document = import_store.read(import_id)
+    assert document["read_from"] == f"gs://{bucket.name}/{layout.import_staging(import_id, 'zip')}"
+    assert document["size"] == (folder / f"{dataset}.zip").stat().st_size  # what was staged
+    assert bucket.get_blob(layout.import_staging(import_id, "zip")) is None  # removed once the import ended
     assert set(marked_objects(bucket, dataset, import_id)) == expected_objects(dataset, files)
 
 
