@@ -24,6 +24,7 @@ FINAL = (COMPLETED, FAILED, CANCELLED)
 FORMATS = ("yolo", "coco")
 STAGE, UNPACK = "stage", "unpack"  # the two phases a job execution runs
 MAX_ISSUES_KEPT = 200  # an archive of a million bad members names the first ones and counts the rest
+MEMBER_COST_BYTES = 100_000  # one upload's fixed cost, in bytes read: ~as long as sending a 100 KB image
 TASK_FIELDS = ("members_total", "bytes_total", "members_done", "bytes_done", "skipped")
 
 M = TypeVar("M")
@@ -77,8 +78,11 @@ def drop_import_id(object_name: str, generation: int) -> str:
 
 def share(members: Sequence[M], sizes: Sequence[int], task_index: int, task_count: int) -> list[M]:
     """The members task `task_index` of `task_count` unpacks: members in archive
-    order are cut into `task_count` contiguous runs of about equal bytes (a
-    member belongs to the run where its first byte falls)."""
+    order are cut into `task_count` contiguous runs of about equal work (a
+    member belongs to the run where its first byte falls). A member's work is
+    its compressed bytes plus MEMBER_COST_BYTES: each is one upload, so a
+    thousand 100-byte labels weigh like a hundred images, not like one."""
+    sizes = [size + MEMBER_COST_BYTES for size in sizes]
     total = sum(sizes)
     if total == 0:
         return list(members[task_index::task_count])

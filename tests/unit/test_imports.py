@@ -45,11 +45,18 @@ def test_a_dropped_archive_generation_has_one_import():
     assert first.startswith("import-") and len(first) == len("import-") + 16
 
 
-def test_members_are_shared_in_contiguous_runs_of_about_equal_bytes():
-    sizes = [10, 10, 10, 10, 40, 10, 10]
+def test_members_are_shared_in_contiguous_runs_of_about_equal_work():
+    unit = imports.MEMBER_COST_BYTES
+    sizes = [0, 0, 0, 0, 4 * unit, 0, 0]  # six tiny files and one large: the large weighs as five tiny ones
     members = list("abcdefg")
     shares = [imports.share(members, sizes, index, 3) for index in range(3)]
-    assert shares == [["a", "b", "c", "d"], ["e"], ["f", "g"]]  # 40, 40 and 20 bytes: a run starts where its first byte falls
+    assert shares == [["a", "b", "c", "d"], ["e"], ["f", "g"]]  # 4, 5 and 2 units: a run starts where its first falls
+
+
+def test_many_small_members_after_the_large_ones_are_not_all_left_to_the_last_task():
+    sizes = [100_000] * 100 + [60] * 100  # images first, then their labels, as many tools write zips
+    shares = [imports.share(list(range(200)), sizes, index, 4) for index in range(4)]
+    assert [len(share) for share in shares] == [38, 38, 50, 74]  # by bytes alone: 25, 25, 25, 125
 
 
 @given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=60), st.integers(min_value=1, max_value=9))
