@@ -171,7 +171,7 @@ def _unpack_zip(document: dict, task: Task) -> None:
         ordered = sorted(members, key=lambda item: item[0].header_offset)
         mine = imports.share(ordered, [info.compress_size for info, _ in ordered], task.index, task.count)
         extra = generated if task.index == 0 else {}
-        already = already_unpacked(dataset, mark)
+        already = _already_written(task, dataset, mark)
         done = [(info, target) for info, target in mine if target in already]
         task_doc = imports.task_document(task.index, task.attempt, len(mine) + len(extra),
                                          sum(info.file_size for info, _ in mine) + sum(map(len, extra.values())))
@@ -186,6 +186,12 @@ def _unpack_zip(document: dict, task: Task) -> None:
         progress.write(status=imports.COMPLETED)
 
 
+def _already_written(task: Task, dataset: str, mark: str) -> set[str]:
+    """What an earlier attempt of this task wrote (a listing of the dataset); a first attempt
+    has none, since the tasks' shares are disjoint."""
+    return already_unpacked(dataset, mark) if task.attempt > 0 else set()
+
+
 def _record_plan(document: dict, members: list, generated: dict[str, bytes], issues: list[Issue]) -> None:
     kept, total = imports.limited_issues([issue.to_dict() for issue in issues])
     import_store.update(document["id"], {
@@ -198,7 +204,7 @@ def _unpack_tar(document: dict, task: Task) -> None:
     """A tar stream, front to back: members are planned as they come (the enclosing
     folder is the first member's, when it is not part of the layout)."""
     dataset, mark = document["dataset"], document["id"]
-    already = already_unpacked(dataset, mark)
+    already = _already_written(task, dataset, mark)
     issues: list[Issue] = []
     task_doc = imports.task_document(task.index, task.attempt, 0, 0)
     with _open_stream(document) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar, \
@@ -257,7 +263,7 @@ def _tar_target(member: tarfile.TarInfo, strip: str, archive: str, issues: list[
 def _stage(document: dict) -> None:
     """Copy the archive into the bucket once, then publish the import again for its unpack phase."""
     staged = layout.import_staging(document["id"], document.get("archive") or "zip")
-    task_doc = imports.task_document(0, 0, 1, document.get("size") or 0)
+    task_doc = imports.task_document(0, 0, 0, document.get("size") or 0)
     import_store.write_task(document["id"], task_doc)
     copied, last = 0, time.monotonic()
     with _open_stream(document) as source, storage.blob(staged).open("wb", chunk_size=storage.CHUNK_BYTES,
