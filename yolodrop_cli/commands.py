@@ -429,7 +429,7 @@ def import_(api: Api, out: Output, dataset: str, url: str, archive_format, tasks
     issues = [f"  {issue['code']}: {issue['message']}" for issue in view["issues"]]
     more = view["issues_total"] - len(view["issues"])
     lines = [f"import {import_id}: {view['status']}, {view['members_done']:,} of {view['members_total'] or 0:,} files, "
-             f"{view['bytes_done'] / 2**20:,.1f} MiB, {view['issues_total']} issues", *issues,
+             f"{view['bytes_done'] / 2**20:,.1f} MiB, {show.count(view['issues_total'], 'issue')}", *issues,
              *([f"  … and {more} more"] if more > 0 else [])]
     if view["status"] != "completed":
         out.emit(view, lines)

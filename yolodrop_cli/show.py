@@ -59,6 +59,11 @@ def model_lines(model: dict) -> list[str]:
     return lines
 
 
+def count(n: int, noun: str) -> str:
+    """'1 issue', '2 issues', '1 box', '3 boxes'."""
+    return f"{n:,} {noun if n == 1 else noun + ('es' if noun.endswith('x') else 's')}"
+
+
 def table(rows: list[dict], columns: tuple[str, ...]) -> list[str]:
     """Rows as aligned columns with a header; missing values as '-'."""
     cells = [[_number(row.get(column)) if row.get(column) is not None else "-" for column in columns]

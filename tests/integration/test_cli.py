@@ -119,7 +119,7 @@ def test_import_follows_the_import_job_and_names_what_it_refused(run, tmp_path):
     first, issue = result.stdout.splitlines()
     size = f"{sum(map(len, FILES.values())) / 2**20:,.1f} MiB"
     assert first.startswith("import import-")
-    assert first.endswith(f": completed, {len(FILES)} of {len(FILES)} files, {size}, 1 issues")
+    assert first.endswith(f": completed, {len(FILES)} of {len(FILES)} files, {size}, 1 issue")
     assert issue == "  import_unsafe_path: ../outside.txt: the path leaves the dataset folder; not unpacked"
     listed = run("imports", "--dataset", name, "--json")
     assert [row["status"] for row in json.loads(listed.stdout)] == ["completed"]

@@ -88,3 +88,8 @@ def test_what_a_person_reads():
     assert show.epoch_line({"epoch": 2, "box_loss": 1.23456, "mAP50": 0.5, "seconds": 3.21}, 5) == \
         "epoch 2/5  box 1.235  mAP50 0.5  3.2s"
     assert show.table([{"a": 1, "b": None}], ("a", "b")) == ["a  b", "1  -"]
+
+
+def test_counts_read_as_english():
+    assert [show.count(n, "issue") for n in (0, 1, 2, 1500)] == ["0 issues", "1 issue", "2 issues", "1,500 issues"]
+    assert [show.count(n, "box") for n in (1, 3)] == ["1 box", "3 boxes"]

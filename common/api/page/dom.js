@@ -24,6 +24,11 @@ function fill(el, props, children) {
   return el;
 }
 
+export function count(n, noun) {
+  // "1 box", "2 boxes", "1 issue": the plural of the nouns the page counts.
+  return `${n} ${n === 1 ? noun : noun.endsWith("x") ? `${noun}es` : `${noun}s`}`;
+}
+
 export function empty(message, ...more) {
   return h("div", {class: "empty", role: "status"}, h("p", {}, message), ...more);
 }

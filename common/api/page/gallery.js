@@ -3,7 +3,7 @@
 import {api, enc, imageUrl, q} from "./api.js";
 import {drawAll, fitted, legend, overlay} from "./boxes.js";
 import {dropHint, tabs} from "./datasets.js";
-import {empty, h, link, show} from "./dom.js";
+import {count, empty, h, link, show} from "./dom.js";
 
 const PAGE_SIZE = 100;
 const FILTERS = ["split", "class", "status", "has_issues", "has_proposals"];
@@ -30,10 +30,10 @@ export async function render(main, {params: [name], query}) {
 
 function item(dataset, image, classes) {
   const width = image.oriented_width || image.width || 1, height = image.oriented_height || image.height || 1;
-  const shown = `${image.id.split("/").pop()}: ${image.labels.length} boxes` +
-    (image.issues.length ? `, ${image.issues.length} issues` : "");
+  const shown = `${image.id.split("/").pop()}: ${count(image.labels.length, "box")}` +
+    (image.issues.length ? `, ${count(image.issues.length, "issue")}` : "");
   const frame = h("span", {class: "frame", style: fitted(width, height, "var(--cell-h)")},
-    h("img", {alt: `${image.path || image.id}, ${image.labels.length} boxes`, "data-sha256": image.sha256 || "",
+    h("img", {alt: `${image.path || image.id}, ${count(image.labels.length, "box")}`, "data-sha256": image.sha256 || "",
               decoding: "async"}),
     drawAll(overlay(width, height), image.labels, classes, width, height));
   if ((image.proposals || []).length) drawAll(frame.lastChild, image.proposals, classes, width, height, "proposal");
