@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import zipfile
 from collections import Counter
 
 import pytest
@@ -12,6 +13,7 @@ import requests
 from PIL import Image
 from playwright.sync_api import expect
 
+from infra.local.archive_server import ArchiveServer
 from infra.local.browser import PHONE, chromium, screenshot, sign_in
 from infra.local.client import sign_up, wait_for
 from infra.local.sample import CLASSES, generated_dataset, sample_dataset
@@ -199,6 +201,29 @@ def test_a_viewer_sees_no_editing_controls(browser, stack, api, sample):
     open_hash(page, stack, f"#/d/{sample}/train")
     expect(page.get_by_role("button", name="Start training")).to_have_count(0)
     page.close()
+
+
+def test_an_import_from_a_url_is_followed_to_its_end_with_its_issues(page, stack, api, person, tmp_path):
+    dataset = f"page-import-{uuid.uuid4().hex[:6]}"
+    assert api.session.post(f"{api.url}/datasets", json={"id": dataset}, timeout=30).status_code == 201
+    give_role(api, dataset, person)
+    files = generated_dataset(6, 2, seed=7)
+    with zipfile.ZipFile(tmp_path / "export.zip", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(f"export/{name}", data)
+        archive.writestr("export/../../escape.txt", b"x")
+    open_hash(page, stack, f"#/d/{dataset}/imports")
+    expect(page.get_by_text("No import yet")).to_be_visible(timeout=SHOWN)
+    with ArchiveServer(tmp_path) as server:
+        page.get_by_label("Archive URL").fill(server.url("export.zip"))
+        page.get_by_role("button", name="Import").click()
+        row = page.locator("tbody tr").first
+        expect(row).to_contain_text("completed", timeout=SHOWN * 3)
+    expect(row.get_by_test_id("import-progress")).to_have_text(f"{len(files)} / {len(files)}")
+    row.get_by_text("1 issue").click()
+    expect(row).to_contain_text("import_unsafe_path")
+    screenshot(page, "imports")
+    assert [i["status"] for i in api.get("/imports", dataset=dataset)["imports"]] == ["completed"]
 
 
 # ---- training: the curves grow while the job runs --------------------------------------------------------------

@@ -12,6 +12,7 @@ const VIEWS = [
   [/^#\/d\/([^/]+)\/image\/(.+)$/, () => import("./image.js")],
   [/^#\/d\/([^/]+)\/train$/, () => import("./training.js")],
   [/^#\/d\/([^/]+)\/versions$/, () => import("./versions.js")],
+  [/^#\/d\/([^/]+)\/imports$/, () => import("./imports.js")],
   [/^#\/training$/, () => import("./training.js"), "jobs"],
   [/^#\/job\/([^/]+)$/, () => import("./training.js"), "job"],
   [/^#\/models$/, () => import("./models.js")],
