@@ -6,7 +6,7 @@ FIREBASE_TOOLS_VERSION := 15.34.2
 FIREBASE := .tools/node_modules/.bin/firebase
 CHECKOV := $(VENV)/checkov/bin/checkov
 
-.PHONY: demo test unit up down bench-ingest bench-train bench-functions bench-predict bench-push bench-page venv tools clean
+.PHONY: demo test unit up down bench-ingest bench-train bench-functions bench-predict bench-push bench-import bench-page venv tools clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml jobs/trainer/requirements.txt $(wildcard functions/*/requirements.txt)
 	python3 -m venv $(VENV)
@@ -59,6 +59,9 @@ bench-export: $(STAMP) $(FIREBASE)  ## 5,000 images: versions, YOLO and COCO exp
 
 bench-push: $(STAMP) $(FIREBASE)  ## yolodrop push of 2,000 images against raw parallel uploads with the storage client; see README
 	$(PY) -m bench.push $(ARGS)
+
+bench-import: $(STAMP) $(FIREBASE)  ## 20,000 images (2 GB) imported from a loopback URL by 1 and 4 tasks against raw uploads, task memory, time to exact stats; see README
+	$(PY) -m bench.imports $(ARGS)
 
 bench-page: $(STAMP) $(FIREBASE)  ## the page in headless Chromium: 100 thumbnails painted, first-load transfer; see README
 	$(PY) -m bench.page $(ARGS)

@@ -68,6 +68,9 @@ class Stack:
     pids: dict[str, int] = field(default_factory=dict)  # part name -> process group
     processes: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
     import_tasks: int = 2  # IMPORT_TASKS of the stack's functions: this machine's two cores (bench.imports asks 4)
+    # fake-gcs-server's backend. "filesystem" keeps objects under state_dir/gcs: the memory backend finds an
+    # object by a linear scan of its bucket, so tens of thousands of objects slow every call (bench.imports).
+    gcs_backend: str = "memory"
 
     def env(self) -> dict[str, str]:
         host = "127.0.0.1"
@@ -185,7 +188,8 @@ def _start_all(stack: Stack) -> None:
     _spawn(stack, "scheduler", [sys.executable, "-m", "infra.local.scheduler"],
            extra_env={**stack.env(), "PYTHONPATH": str(REPO)})
     _spawn(stack, "gcs", [_fake_gcs_binary(), "-scheme", "http", "-host", "127.0.0.1",
-                          "-port", str(stack.ports["gcs"]), "-backend", "memory",
+                          "-port", str(stack.ports["gcs"]), "-backend", stack.gcs_backend,
+                          "-filesystem-root", str(stack.state_dir / "gcs"),
                           "-event.pubsub-project-id", stack.project,
                           "-event.pubsub-topic", GCS_EVENTS_TOPIC,
                           "-event.bucket", stack.bucket, "-event.list", "finalize,delete"],
