@@ -226,6 +226,47 @@ def test_an_import_from_a_url_is_followed_to_its_end_with_its_issues(page, stack
     assert [i["status"] for i in api.get("/imports", dataset=dataset)["imports"]] == ["completed"]
 
 
+def test_an_owner_adds_changes_and_removes_a_member(page, stack, api, person):
+    dataset = f"page-members-{uuid.uuid4().hex[:6]}"
+    assert api.session.post(f"{api.url}/datasets", json={"id": dataset}, timeout=30).status_code == 201
+    give_role(api, dataset, person, "owner")
+    friend = f"friend-{uuid.uuid4().hex[:8]}@example.com"
+    friend_uid, _ = sign_up(stack.env()["FIREBASE_AUTH_EMULATOR_HOST"], friend, PASSWORD)
+    open_hash(page, stack, f"#/d/{dataset}/members")
+    page.get_by_label("E-mail").fill(friend)
+    page.locator("form select[name=role]").select_option("viewer")
+    page.get_by_role("button", name="Add").click()
+    expect(page.locator("p[role=status]")).to_have_text(f"{friend} added as viewer.", timeout=SHOWN)
+    roles = lambda: {m["email"]: m["role"] for m in api.get(f"/datasets/{dataset}/members")["members"]}  # noqa: E731
+    assert roles() == {person["email"]: "owner", friend: "viewer"}
+    page.get_by_label(f"Role of {friend}").select_option("editor")
+    expect(page.locator("p[role=status]")).to_have_text(f"{friend} is now editor.", timeout=SHOWN)
+    assert roles()[friend] == "editor"
+    screenshot(page, "members")
+    page.get_by_role("button", name=f"Remove {friend}").click()
+    expect(page.locator("p[role=status]")).to_have_text(f"{friend} removed.", timeout=SHOWN)
+    assert roles() == {person["email"]: "owner"}
+    assert friend_uid not in {m["uid"] for m in api.get(f"/datasets/{dataset}/members")["members"]}
+
+
+def test_a_key_is_shown_once_works_as_the_person_and_stops_when_revoked(page, stack, api, person):
+    open_hash(page, stack, "#/keys")
+    name = f"laptop-{uuid.uuid4().hex[:6]}"
+    page.get_by_label("Name").fill(name)
+    page.get_by_role("button", name="Make a key").click()
+    key = page.get_by_test_id("new-key").inner_text(timeout=SHOWN)
+    assert key.startswith("yd_")
+    as_key = lambda: requests.get(f"{stack.env()['API_URL']}/datasets",  # noqa: E731
+                                  headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code
+    assert as_key() == 200
+    expect(page.locator("tbody tr", has_text=name)).to_have_count(1)
+    screenshot(page, "api-keys")
+    page.get_by_role("button", name=f"Revoke {name}").click()
+    expect(page.locator("p[role=status]")).to_have_text(f"{name} revoked: it stops working now.", timeout=SHOWN)
+    expect(page.get_by_test_id("new-key")).to_have_count(0)
+    assert as_key() == 401
+
+
 # ---- training: the curves grow while the job runs --------------------------------------------------------------
 
 def test_a_training_jobs_curves_gain_a_point_per_epoch_while_it_runs(page, stack, api, bucket, person):
