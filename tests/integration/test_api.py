@@ -190,6 +190,19 @@ def test_pages_cover_everything_once(local, indexed, page_size, items, count):
     assert paged == local.get(f"/datasets/{indexed}/{items}", page_size=1000)[items] and len(paged) == count
 
 
+@pytest.mark.parametrize("sort, count_of", [("boxes", lambda image: len(image["labels"])),
+                                            ("issues", lambda image: len(image["issues"]))])
+def test_the_whole_dataset_sorts_most_first_across_pages(local, indexed, sort, count_of):
+    paged = local.all_pages(f"/datasets/{indexed}/images", "images", page_size=2, sort=sort)
+    by_id = local.get(f"/datasets/{indexed}/images", page_size=1000)["images"]
+    assert sorted(image["id"] for image in paged) == sorted(image["id"] for image in by_id)  # each once
+    expected = sorted(by_id, key=lambda image: (count_of(image), image["id"]), reverse=True)
+    assert [image["id"] for image in paged] == [image["id"] for image in expected]
+    assert len({count_of(image) for image in paged}) > 1  # the order is not the id order by chance
+    error = local.get(f"/datasets/{indexed}/images", 400, sort=sort, split="train")["error"]
+    assert error["param"] == "sort" and "not both" in error["message"]
+
+
 def test_a_page_can_end_inside_a_documents_issues(local, indexed):
     first = local.get(f"/datasets/{indexed}/issues", page_size=FILE_ISSUES + 1)
     rest = local.get(f"/datasets/{indexed}/issues", page_token=first["next_page_token"])

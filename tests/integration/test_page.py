@@ -116,6 +116,16 @@ def test_a_filter_shows_what_the_api_lists_for_it(page, stack, api, sample, labe
     assert_gallery_matches(page, api.all_pages(f"/datasets/{sample}/images", "images", **param))
 
 
+def test_sorting_an_unfiltered_gallery_orders_the_whole_dataset_as_the_api_does(page, stack, api, sample):
+    open_hash(page, stack, f"#/d/{sample}/gallery")
+    page.get_by_label("Sort", exact=True).select_option("boxes")
+    expect(page).to_have_url(f"{stack.env()['API_URL']}/#/d/{sample}/gallery?sort=boxes")
+    expected = [image["id"] for image in api.all_pages(f"/datasets/{sample}/images", "images", sort="boxes")]
+    items = page.get_by_test_id("gallery-item")
+    expect(items).to_have_count(len(expected), timeout=SHOWN)
+    assert items.evaluate_all("els => els.map(e => e.dataset.imageId)") == expected
+
+
 # ---- the box editor ------------------------------------------------------------------------------------------
 
 def drag(page, start: tuple[float, float], end: tuple[float, float]) -> None:

@@ -13,10 +13,12 @@ export async function render(main, {params: [name], query}) {
   const d = encodeURIComponent(name);
   const filters = Object.fromEntries(FILTERS.map((f) => [f, query.get(f)]));
   const token = query.get("page") || null;
-  const [info, page] = await Promise.all([
-    api(`/datasets/${d}`), api(`/datasets/${d}/images` + q({...filters, page_size: PAGE_SIZE, page_token: token}))]);
   const sort = query.get("sort") || "";
-  const images = SORTS[sort] ? [...page.images].sort((a, b) => SORTS[sort](a) - SORTS[sort](b)) : page.images;
+  const filtered = FILTERS.some((f) => filters[f]);
+  // Unfiltered, the API sorts the whole dataset (its pages follow); filtered, only the page shown is sorted.
+  const [info, page] = await Promise.all([api(`/datasets/${d}`), api(`/datasets/${d}/images` +
+    q({...filters, ...(sort && !filtered ? {sort} : {}), page_size: PAGE_SIZE, page_token: token}))]);
+  const images = SORTS[sort] && filtered ? [...page.images].sort((a, b) => SORTS[sort](a) - SORTS[sort](b)) : page.images;
   const grid = h("ul", {class: "gallery", "aria-label": "Images"}, images.map((image) => item(name, image, info.classes)));
   show(main, h("h1", {}, name), tabs(name, "gallery"), filterForm(name, info, query),
     h("ul", {class: "legend", "aria-label": "Class colours"}, legend(info.classes).map((c) =>
@@ -68,7 +70,8 @@ function filterForm(dataset, info, query) {
     select("status", "Status", [any, ...["labeled", "background", "unlabeled", "label_only"].map((s) => [s, s])]),
     select("has_issues", "Issues", [any, ["true", "with issues"], ["false", "without"]]),
     select("has_proposals", "Proposals", [any, ["true", "with proposals"], ["false", "without"]]),
-    select("sort", "Sort this page", [["", "by id"], ["boxes", "most boxes"], ["issues", "most issues"]]),
+    select("sort", FILTERS.some((f) => query.get(f)) ? "Sort this page" : "Sort",
+           [["", "by id"], ["boxes", "most boxes"], ["issues", "most issues"]]),
     h("noscript", {}, h("button", {type: "submit"}, "Apply")));
   return form;
 }

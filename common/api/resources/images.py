@@ -39,6 +39,8 @@ FILTERS = (
     params.choice("status", "the entry's status; without it, entries that have an image", STATUSES),
     params.boolean("has_proposals", "whether auto-labelling proposals await review"),
 )
+SORTS = {"boxes": "n_boxes", "issues": "issue_count"}  # most first, then by id (descending)
+SORT = params.choice("sort", "boxes or issues: the whole dataset, most first (not with a filter)", tuple(SORTS))
 IMAGE_ID = params.path("image_id", "the image id (its entry key, e.g. labels/train/bus)", holds_slashes=True)
 
 
@@ -46,9 +48,14 @@ def list_images(ctx: RequestContext, args: dict) -> dict:
     dataset = args["dataset"]
     classes = find_dataset(dataset, ctx).get("classes")
     collection = dataset_index.entries_of(dataset)
+    sort = args["sort"]
+    if sort and any(args[param.name] is not None for param in FILTERS):
+        raise ApiError(400, "sort= orders the whole dataset and takes no filter (each pair would need its own "
+                            "index): filter, or sort, not both", "sort")
     source = pagination.Source(collection, _filtered(collection, args, classes),
+                               order=(SORTS[sort],) if sort else (), descending=bool(sort),
                                items=lambda snapshot: [image_view(snapshot.to_dict(), classes)])
-    return pagination.page("images", f"images:{dataset}", [source], args, ctx)
+    return pagination.page("images", f"images:{dataset}" + (f":by-{sort}" if sort else ""), [source], args, ctx)
 
 
 def _filtered(collection, args: dict, classes: list[str] | None):
@@ -128,8 +135,10 @@ def boxes_view(boxes: list[dict], classes: list[str] | None) -> list[dict]:
 
 
 ROUTES = [
-    Route("GET", "/datasets/{dataset}/images", list_images, "Images of a dataset, filtered, in id order",
-          page_of("images", IMAGE), params=(DATASET, *FILTERS, *pagination.page_params(default=100, maximum=1000)),
+    Route("GET", "/datasets/{dataset}/images", list_images,
+          "Images of a dataset, filtered, in id order (or the whole dataset sorted by boxes or issues)",
+          page_of("images", IMAGE), params=(DATASET, *FILTERS, SORT,
+                                            *pagination.page_params(default=100, maximum=1000)),
           role=access.VIEWER),
     Route("GET", "/datasets/{dataset}/images/{image_id}", get_image, "One image with its labels and issues",
           IMAGE, params=(DATASET, IMAGE_ID), role=access.VIEWER),
