@@ -191,6 +191,7 @@ def test_a_conflict_shows_the_other_version_instead_of_overwriting_it(page, stac
     conflict = page.get_by_test_id("conflict")
     expect(conflict).to_be_visible()
     expect(conflict.get_by_test_id("their-box")).to_have_count(3)
+    expect(conflict).to_contain_text("The saved version has 3 boxes (1 bus, 1 person, 1 tie); yours has 2 boxes (")
     expect(page.locator(".stage[data-loaded=true]")).to_be_visible()
     screenshot(page, "page-editor-conflict")
     assert bucket.blob(response.json()["label_path"]).download_as_text() == written  # not overwritten

@@ -4,7 +4,7 @@
 import {api, ApiError, enc, imageUrl} from "./api.js";
 import {boxShape, className, colour, drawAll, fitted, overlay} from "./boxes.js";
 import {canEdit, roleOn, tabs} from "./datasets.js";
-import {empty, h, link, s, show} from "./dom.js";
+import {count, empty, h, link, s, show} from "./dom.js";
 import {imageOf} from "./issues.js";
 
 const MIN_SIDE = 0.004;  // a box narrower than this (normalized) is a stray click, not a box
@@ -267,13 +267,24 @@ class Editor {
     this.conflict?.remove();
     this.conflict = h("section", {class: "panel conflict", "data-testid": "conflict", role: "alert"},
       h("h2", {}, "The label changed while you edited"),
-      h("p", {}, `The saved version (generation ${theirs.generation}) has ${(theirs.labels || []).length} boxes; yours has ${this.boxes.length}.`),
+      h("p", {}, `The saved version has ${this.tally(theirs.labels || [])}; yours has ${this.tally(this.boxes)}.`),
       h("div", {class: "stage small", style: fitted(this.width, this.height, "200px")}, image, preview),
       h("div", {class: "controls"},
         h("button", {type: "button", onclick: () => this.takeTheirs(theirs)}, "Use the saved version"),
         h("button", {type: "button", class: "danger", onclick: () => { this.generation = theirs.generation; this.save(true); }},
           "Keep mine (replace the saved version)")));
     this.panel.after(this.conflict);
+  }
+
+  tally(boxes) {
+    // "3 boxes (2 person, 1 bus)": what a person compares, rather than a generation number.
+    const perClass = new Map();
+    for (const box of boxes) {
+      const name = this.classes?.[box.class_id] ?? `class ${box.class_id}`;
+      perClass.set(name, (perClass.get(name) || 0) + 1);
+    }
+    const parts = [...perClass].map(([name, n]) => `${n} ${name}`).join(", ");
+    return count(boxes.length, "box") + (parts ? ` (${parts})` : "");
   }
 
   takeTheirs(theirs) {
