@@ -147,6 +147,11 @@ class _Progress:
         if import_store.status_of(self.import_id) in imports.FINAL:
             raise Stopped()
 
+    def skip(self, size: int) -> None:
+        """A member an earlier attempt wrote: counted as done and as skipped."""
+        self.task["skipped"] += 1
+        self.resumed = (self.resumed[0] + 1, self.resumed[1] + size)
+
     def write(self, **fields) -> None:
         self.task.update(members_done=self.resumed[0] + self.unpacker.members_done,
                          bytes_done=self.resumed[1] + self.unpacker.bytes_done, **fields)
@@ -167,7 +172,9 @@ def _unpack_zip(document: dict, task: Task) -> None:
     with _open_random_access(document) as reader, zipfile.ZipFile(reader) as zip_file:
         plan, members, generated = plan_zip(zip_file, document["source"], document.get("format"))
         if task.index == 0:
-            _record_plan(document, members, generated, plan.issues)
+            _record_totals(document["id"], len(members) + len(generated),
+                           sum(info.file_size for info, _ in members) + sum(map(len, generated.values())),
+                           plan.issues)
         ordered = sorted(members, key=lambda item: item[0].header_offset)
         mine = imports.share(ordered, [info.compress_size for info, _ in ordered], task.index, task.count)
         extra = generated if task.index == 0 else {}
@@ -192,12 +199,11 @@ def _already_written(task: Task, dataset: str, mark: str) -> set[str]:
     return already_unpacked(dataset, mark) if task.attempt > 0 else set()
 
 
-def _record_plan(document: dict, members: list, generated: dict[str, bytes], issues: list[Issue]) -> None:
+def _record_totals(import_id: str, members_total: int, bytes_total: int, issues: list[Issue]) -> None:
+    """What the whole archive holds and what was refused, on the import (written by one task)."""
     kept, total = imports.limited_issues([issue.to_dict() for issue in issues])
-    import_store.update(document["id"], {
-        "members_total": len(members) + len(generated),
-        "bytes_total": sum(info.file_size for info, _ in members) + sum(map(len, generated.values())),
-        "issues": kept, "issues_total": total})
+    import_store.update(import_id, {"members_total": members_total, "bytes_total": bytes_total,
+                                    "issues": kept, "issues_total": total})
 
 
 def _unpack_tar(document: dict, task: Task) -> None:
@@ -222,16 +228,12 @@ def _unpack_tar(document: dict, task: Task) -> None:
             task_doc["members_total"] += 1
             task_doc["bytes_total"] += member.size
             if target in already:
-                task_doc["skipped"] += 1
-                progress.resumed = (progress.resumed[0] + 1, progress.resumed[1] + member.size)
+                progress.skip(member.size)
                 continue
             source = tar.extractfile(member)
             unpacker.put(target, source.read() if member.size <= IN_MEMORY_BYTES else source, member.size)
             progress.tick()
-    kept, total = imports.limited_issues([issue.to_dict() for issue in issues])
-    import_store.update(document["id"], {"members_total": task_doc["members_total"],
-                                         "bytes_total": task_doc["bytes_total"], "issues": kept,
-                                         "issues_total": total})
+    _record_totals(document["id"], task_doc["members_total"], task_doc["bytes_total"], issues)
     progress.write(status=imports.COMPLETED)
 
 

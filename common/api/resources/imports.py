@@ -15,7 +15,8 @@ from common.api.resources import documents
 from common.api.resources.datasets import DATASET
 from common.api.routes import Route
 from common.api.schema import ANY, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
-from common.cloud import import_store, topics
+from common.api.resources.versions import publish_or_forget
+from common.cloud import import_store
 from common.domain import imports, source_urls
 from common.domain.imports import InvalidImportRequest
 from common.domain.source_urls import InvalidSource
@@ -51,12 +52,7 @@ def create_import(ctx: RequestContext, args: dict) -> dict:
                                   ctx.principal.name, time.time())
     document["tasks_wanted"] = tasks
     import_store.create(document, ctx.deadline_seconds)
-    try:
-        topics.publish(config.import_topic(), {"import_id": import_id}, ctx.deadline_seconds,
-                       requested_by=ctx.principal.name)
-    except Exception:
-        import_store.ref(import_id).delete(**ctx.deadline())
-        raise
+    publish_or_forget(import_store.ref(import_id), {"import_id": import_id}, ctx, config.import_topic())
     return {"import_id": import_id}
 
 

@@ -39,10 +39,11 @@ def create_version(ctx: RequestContext, args: dict) -> dict:
     return {"version": document["id"], "status": document["status"]}
 
 
-def publish_or_forget(ref, message: dict, ctx: RequestContext) -> None:
-    """Publish the request for the document just made; a failed publish removes it (then a 503)."""
+def publish_or_forget(ref, message: dict, ctx: RequestContext, topic: str | None = None) -> None:
+    """Publish the request for the document just made (to the export topic unless another is named);
+    a failed publish removes it (then a 503)."""
     try:
-        topics.publish(config.export_topic(), message, ctx.deadline_seconds, requested_by=ctx.principal.name)
+        topics.publish(topic or config.export_topic(), message, ctx.deadline_seconds, requested_by=ctx.principal.name)
     except Exception:
         ref.delete(**ctx.deadline())
         raise
