@@ -139,7 +139,9 @@ def test_a_zip_from_a_server_without_ranges_is_staged_in_the_bucket_first(api, b
     document = import_store.read(import_id)
     assert document["read_from"] == f"gs://{bucket.name}/{layout.import_staging(import_id, 'zip')}"
     assert document["size"] == (folder / f"{dataset}.zip").stat().st_size  # what was staged
-    assert bucket.get_blob(layout.import_staging(import_id, "zip")) is None  # removed once the import ended
+    # removed by the task that ended the import, just after it recorded the end
+    wait_for(lambda: bucket.get_blob(layout.import_staging(import_id, "zip")), lambda blob: blob is None, 30,
+             "the staged copy to be removed")
     assert set(marked_objects(bucket, dataset, import_id)) == expected_objects(dataset, files)
 
 

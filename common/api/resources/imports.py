@@ -83,6 +83,7 @@ ROUTES = [
           params=(IMPORT_ID,)),
     Route("GET", "/imports", list_imports, "Imports (of one dataset, or of those the caller may see), newest first",
           page_of("imports", IMPORT), params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
-    Route("POST", "/imports/{import_id}/cancel", cancel_import, "Stop an import (what is unpacked stays; a cancelled one answers as it is)", IMPORT,
+    Route("POST", "/imports/{import_id}/cancel", cancel_import,
+          "Stop an import (what is unpacked stays; a cancelled one answers as it is)", IMPORT,
           params=(IMPORT_ID,), responses={409: ("the import has ended", ERROR_SCHEMA)}),
 ]
