@@ -37,7 +37,8 @@ class LoadedModel:
     key: Key
     session: object = field(repr=False)
     input_name: str
-    input_size: tuple[int, int]  # (h, w) of the static graph
+    input_size: tuple[int, int]  # (h, w): the static graph's, or a dynamic one's trained size
+    stride: int | None           # a dynamic graph's stride (minimum-rectangle letterbox); None: static
     names: list[str]
     end_to_end: bool             # NMS inside the graph: output rows x1 y1 x2 y2 conf class
     threads: int
@@ -91,7 +92,8 @@ def load(key: Key) -> LoadedModel:
     model = from_bytes(_download(*key), key)
     model.load_seconds = round(time.monotonic() - started, 3)
     log.info("model loaded", uri=key[0], generation=key[1], seconds=model.load_seconds, threads=model.threads,
-             input_size=model.input_size, classes=len(model.names), end_to_end=model.end_to_end)
+             input_size=model.input_size, stride=model.stride, classes=len(model.names),
+             end_to_end=model.end_to_end)
     return model
 
 
@@ -137,8 +139,10 @@ def _describe(key: Key, session, threads: int) -> LoadedModel:
     if len(inputs) != 1 or len(outputs[0].shape) != 3:
         raise ModelUnusable(f"{key[0]} is not a YOLO detector: inputs {[i.shape for i in inputs]}, "
                             f"first output {outputs[0].shape}")
+    dynamic = not all(isinstance(side, int) for side in inputs[0].shape[2:])
     return LoadedModel(key=key, session=session, input_name=inputs[0].name,
-                       input_size=_input_size(inputs[0].shape, metadata, key[0]), names=_names(metadata, key[0]),
+                       input_size=_input_size(inputs[0].shape, metadata, key[0]),
+                       stride=_stride(metadata) if dynamic else None, names=_names(metadata, key[0]),
                        end_to_end=metadata.get("end2end") == "True" or outputs[0].shape[-1] == 6,
                        threads=threads, load_seconds=0.0)
 
@@ -151,6 +155,13 @@ def _input_size(shape: list, metadata: dict, uri: str) -> tuple[int, int]:
         return int(size[0]), int(size[1])
     except (KeyError, ValueError, SyntaxError, TypeError, IndexError):
         raise ModelUnusable(f"{uri} has a dynamic input and no imgsz in its metadata") from None
+
+
+def _stride(metadata: dict) -> int:
+    try:
+        return max(1, int(metadata.get("stride", 32)))
+    except ValueError:
+        return 32
 
 
 def _names(metadata: dict, uri: str) -> list[str]:

@@ -2,14 +2,16 @@
 
     decode_image -> letterbox -> to_input -> (the ONNX session) -> detections -> Box
 
-Each step is the one Ultralytics' predictor takes for an ONNX model with a static
-input (ultralytics/engine/predictor.py, data/augment.py LetterBox, utils/nms.py,
+Each step is the one Ultralytics' predictor takes for an ONNX model
+(ultralytics/engine/predictor.py, data/augment.py LetterBox, utils/nms.py,
 utils/ops.py scale_boxes), so the same file on the same image gives the same
 boxes: the image as cv2.imread(IMREAD_COLOR) reads it (EXIF orientation applied,
-alpha dropped, 16-bit samples keep their high byte), a square letterbox (no
-stride-rounded rectangle for a static graph; ultralytics#14285 was a letterbox
-that differed), cv2's fixed-point INTER_LINEAR resize, grey 114 padding, class-
-aware greedy NMS, and boxes scaled back per axis and clipped to the image.
+alpha dropped, 16-bit samples keep their high byte), the letterbox Ultralytics
+picks for the graph (a square for a static input; for a dynamic one the minimum
+rectangle, padded only to a multiple of the stride; ultralytics#14285 was a
+letterbox that differed), cv2's fixed-point INTER_LINEAR resize, grey 114
+padding, class-aware greedy NMS, and boxes scaled back per axis and clipped to
+the image.
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Letterbox:
-    """How an image of `shape` (h, w) was placed on the model's input of `size` (h, w)."""
+    """How an image of `shape` (h, w) was placed on a model input of `size` (h, w)."""
     shape: tuple[int, int]
     size: tuple[int, int]
     resized: tuple[int, int]  # (h, w) of the image inside the input
@@ -108,30 +110,39 @@ def _upright_rgb(image: Image.Image) -> np.ndarray:
 
 # ---- letterbox and the model input -------------------------------------------
 
-def letterbox_for(shape: tuple[int, int], size: tuple[int, int]) -> Letterbox:
-    """Ultralytics LetterBox(auto=False, scaleup=True, center=True) for an image of (h, w) `shape`."""
+def letterbox_for(shape: tuple[int, int], size: tuple[int, int], stride: int | None = None) -> Letterbox:
+    """Ultralytics LetterBox(scaleup=True, center=True) for an image of (h, w) `shape` into `size`:
+    auto=False (the whole square) without a stride, auto=True (the minimum rectangle: padding only up
+    to a multiple of the stride) with one, as Ultralytics letterboxes for a dynamic input."""
     (h, w), (target_h, target_w) = shape, size
     ratio = min(target_h / h, target_w / w)
     new_w, new_h = max(round(w * ratio), 1), max(round(h * ratio), 1)
-    pad_w, pad_h = (target_w - new_w) / 2, (target_h - new_h) / 2
-    return Letterbox(shape=(h, w), size=(target_h, target_w), resized=(new_h, new_w),
-                     top=round(pad_h - 0.1), left=round(pad_w - 0.1))
+    pad_w, pad_h = target_w - new_w, target_h - new_h
+    if stride:
+        pad_w, pad_h = pad_w % stride, pad_h % stride
+    top, bottom = round(pad_h / 2 - 0.1), round(pad_h / 2 + 0.1)
+    left, right = round(pad_w / 2 - 0.1), round(pad_w / 2 + 0.1)
+    return Letterbox(shape=(h, w), size=(new_h + top + bottom, new_w + left + right), resized=(new_h, new_w),
+                     top=top, left=left)
 
 
-def letterbox(pixels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+def letterbox(pixels: np.ndarray, size: tuple[int, int], stride: int | None = None) -> tuple[np.ndarray, Letterbox]:
     """The image resized into `size` (h, w) keeping its aspect ratio, padded with grey 114."""
-    placement = letterbox_for(pixels.shape[:2], size)
+    placement = letterbox_for(pixels.shape[:2], size, stride)
     resized = resize_linear(pixels, placement.resized) if placement.resized != placement.shape else pixels
-    canvas = np.full((*size, 3), PAD_VALUE, dtype=np.uint8)
+    canvas = np.full((*placement.size, 3), PAD_VALUE, dtype=np.uint8)
     (new_h, new_w), top, left = placement.resized, placement.top, placement.left
     canvas[top:top + new_h, left:left + new_w] = resized
     return canvas, placement
 
 
 def to_input(canvases: list[np.ndarray]) -> np.ndarray:
-    """A float32 NCHW batch scaled to 0..1, as the model was trained to read it."""
-    batch = np.stack(canvases).transpose(0, 3, 1, 2).astype(np.float32)
-    return np.ascontiguousarray(batch / np.float32(255))
+    """A float32 NCHW batch scaled to 0..1, as the model was trained to read it (divided by 255 as
+    Ultralytics divides, in one pass into the batch)."""
+    batch = np.empty((len(canvases), 3, *canvases[0].shape[:2]), dtype=np.float32)
+    for slot, canvas in zip(batch, canvases):
+        np.divide(canvas.transpose(2, 0, 1), np.float32(255), out=slot, dtype=np.float32)
+    return batch
 
 
 def resize_linear(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -221,11 +232,13 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
 
 
 def scale_boxes(boxes: np.ndarray, placement: Letterbox) -> np.ndarray:
-    """Boxes on the model input back to pixels of the image, per axis, clipped to it."""
-    (h, w), (new_h, new_w) = placement.shape, placement.resized
-    offset = np.array([placement.left, placement.top] * 2, dtype=np.float32)
-    gain = np.array([new_w / w, new_h / h] * 2, dtype=np.float32)
-    scaled = (boxes - offset) / gain
+    """Boxes on the model input back to pixels of the image, per axis, clipped to it: Ultralytics'
+    scale_boxes, which works the placement out again from the input's size and the image's."""
+    (h, w), (input_h, input_w) = placement.shape, placement.size
+    gain = min(input_h / h, input_w / w)
+    new_h, new_w = max(round(h * gain), 1), max(round(w * gain), 1)
+    offset = np.array([round((input_w - new_w) / 2 - 0.1), round((input_h - new_h) / 2 - 0.1)] * 2, dtype=np.float32)
+    scaled = (boxes - offset) / np.array([new_w / w, new_h / h] * 2, dtype=np.float32)
     return np.clip(scaled, 0, np.array([w, h, w, h], dtype=np.float32))
 
 

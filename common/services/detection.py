@@ -32,7 +32,7 @@ def detect(session: model_cache.LoadedModel, data: bytes, thresholds: Thresholds
     timer = timer or Timer()
     started = time.perf_counter()
     pixels = prediction.decode_image(data)
-    canvas, placement = prediction.letterbox(pixels, session.input_size)
+    canvas, placement = prediction.letterbox(pixels, session.input_size, session.stride)
     batch = prediction.to_input([canvas])
     started = timer.add("preprocess", started)
     output = session.run(batch)

@@ -10,30 +10,46 @@ import subprocess
 import sys
 import uuid
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 from PIL import Image
 
-from common.cloud import storage
-from common.domain import layout
-from infra.local.sample import generated_dataset, ultralytics_photo
+from common.cloud import model_cache, storage
+from common.domain import layout, prediction
+from common.domain.prediction import Thresholds
+from common.services import detection
+from infra.local.sample import generated_dataset, squares_image, ultralytics_photo
 from tests.integration.helpers import drop, stats_when
 from tests.integration.trained import TINY, finished_job, trained_model  # noqa: F401 - a fixture
 
 CONF, IOU = 0.001, 0.7
 EDGE = 1e-3  # a box this close to `conf` may be on either side of it in one of the two
 # In a subprocess: importing Ultralytics registers Pillow plugins in the process.
+# imgsz: a dynamic graph is predicted at the size asked (640 unless told), so it is told the trained one.
 ULTRALYTICS_PREDICT = """
 import json, sys
 from ultralytics import YOLO
 model = YOLO(sys.argv[1], task="detect")
-conf, iou = float(sys.argv[2]), float(sys.argv[3])
-for path in sys.argv[4:]:
-    boxes = model.predict(path, conf=conf, iou=iou, verbose=False)[0].boxes
+conf, iou, imgsz = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+for path in sys.argv[5:]:
+    boxes = model.predict(path, conf=conf, iou=iou, imgsz=imgsz, verbose=False)[0].boxes
     print("PREDICTED", json.dumps({"xyxy": boxes.xyxy.tolist(), "conf": boxes.conf.tolist(),
                                    "cls": boxes.cls.int().tolist()}))
+"""
+DETECTOR_IMGSZ = 128
+TRAIN_DETECTOR = """
+import json, shutil, sys
+from ultralytics import YOLO
+folder, imgsz = sys.argv[1], int(sys.argv[2])
+YOLO("yolov8n.yaml").train(data=folder + "/data.yaml", epochs=10, imgsz=imgsz, batch=8, workers=0, plots=False,
+                           val=False, project=folder, name="run", verbose=False)
+trained = YOLO(folder + "/run/weights/last.pt")
+exported = {kind: shutil.move(trained.export(format="onnx", imgsz=imgsz, dynamic=kind == "dynamic"),
+                             f"{folder}/{kind}.onnx") for kind in ("static", "dynamic")}
+print("EXPORTED", json.dumps(exported))
 """
 
 
@@ -96,12 +112,16 @@ def every_kind_of_image() -> dict[str, bytes]:
 
 # ---- parity --------------------------------------------------------------------
 
-def ultralytics_boxes(onnx_path, paths, conf: float, iou: float, tmp_path) -> list[dict]:
-    done = subprocess.run([sys.executable, "-c", ULTRALYTICS_PREDICT, str(onnx_path), str(conf), str(iou),
-                           *map(str, paths)], capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path)})
-    assert done.returncode == 0, done.stderr[-2000:]
+def ultralytics_boxes(onnx_path, paths, conf: float, iou: float, tmp_path, imgsz: int = TINY["imgsz"]) -> list[dict]:
+    done = in_ultralytics(ULTRALYTICS_PREDICT, onnx_path, conf, iou, imgsz, *paths, tmp_path=tmp_path)
     return [json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("PREDICTED ")]
+
+
+def in_ultralytics(script: str, *args, tmp_path) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
 
 
 def iou_of(a, b) -> float:
@@ -128,15 +148,18 @@ def unmatched(ours: list[dict], theirs: dict, conf: float) -> list:
     return missing + [("ultralytics", t) for t in remaining if t[1] > conf + EDGE]
 
 
+def written(images: dict[str, bytes], folder: Path) -> list[Path]:
+    for name, data in images.items():
+        (folder / name).write_bytes(data)
+    return [folder / name for name in images]
+
+
 def test_predictions_match_ultralytics_on_photos_and_every_image_mode(predict_url, auth, trained_model, tmp_path):
     onnx = tmp_path / "best.onnx"
     storage.blob_at(trained_model["weights"]["onnx"]).download_to_filename(str(onnx))
+    assert model_cache.from_bytes(onnx.read_bytes(), (str(onnx), 0)).stride == 32, "the export is not dynamic"
     images = every_kind_of_image()
-    paths = []
-    for name, data in images.items():
-        (tmp_path / name).write_bytes(data)
-        paths.append(tmp_path / name)
-    theirs = ultralytics_boxes(onnx, paths, CONF, IOU, tmp_path)
+    theirs = ultralytics_boxes(onnx, written(images, tmp_path), CONF, IOU, tmp_path)
     files = [("file", (name, data, "application/octet-stream")) for name, data in images.items()]
     answer = post(predict_url, trained_model["id"], auth, files=files, params={"conf": CONF, "iou": IOU})
     assert answer.status_code == 200, answer.text
@@ -155,6 +178,41 @@ def test_predictions_match_ultralytics_on_photos_and_every_image_mode(predict_ur
             assert box["h"] == pytest.approx((box["y2"] - box["y1"]) / height, abs=1e-4)
     assert compared > 20, "the model predicted too little to compare"
     assert set(body["speed_ms"]) == {"preprocess", "inference", "postprocess"}
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory) -> dict[str, Path]:
+    """A model that detects, as ONNX with a dynamic and with a static input. The shared tiny model's
+    boxes barely depend on the image (2 epochs at 64 px), so it cannot tell a wrong letterbox from a
+    right one; 10 epochs of coloured squares at 128 px (seconds) make boxes that do."""
+    folder = tmp_path_factory.mktemp("detector")
+    for index in range(32):
+        image, label = squares_image(index)
+        split = "val" if index % 8 == 7 else "train"
+        for kind, name, data in (("images", f"s{index}.jpg", image), ("labels", f"s{index}.txt", label.encode())):
+            (folder / kind / split).mkdir(parents=True, exist_ok=True)
+            (folder / kind / split / name).write_bytes(data)
+    (folder / "data.yaml").write_text(f"path: {folder}\ntrain: images/train\nval: images/val\n"
+                                      "names: {0: red, 1: green, 2: blue}\n")
+    done = in_ultralytics(TRAIN_DETECTOR, folder, DETECTOR_IMGSZ, tmp_path=folder)
+    return json.loads(done.stdout.split("EXPORTED ")[-1])
+
+
+@pytest.mark.parametrize("graph", ["dynamic", "static"])
+def test_a_detecting_model_gives_ultralytics_boxes_with_either_kind_of_input(detector, graph, tmp_path):
+    """Ultralytics letterboxes into the minimum rectangle for a dynamic input (what the trainer exports)
+    and into the whole square for a static one (models exported before): so does prediction."""
+    model = model_cache.from_bytes(Path(detector[graph]).read_bytes(), (detector[graph], 0))
+    assert model.stride == (32 if graph == "dynamic" else None)
+    images = every_kind_of_image()
+    theirs = ultralytics_boxes(detector[graph], written(images, tmp_path), CONF, IOU, tmp_path, imgsz=DETECTOR_IMGSZ)
+    compared = 0
+    for name, reference in zip(images, theirs):
+        size, found = detection.detect(model, images[name], Thresholds(conf=CONF, iou=IOU))
+        ours = [prediction.box_view(box, size, model.names) for box in found]
+        assert not unmatched(ours, reference, CONF), (name, unmatched(ours, reference, CONF))
+        compared += len(ours)
+    assert compared > 50, "the model predicted too little to compare"
 
 
 def test_raw_bytes_and_bucket_objects_give_the_same_prediction(predict_url, auth, trained_model):

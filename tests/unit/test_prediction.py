@@ -142,3 +142,33 @@ def test_a_box_is_shown_in_pixels_and_as_its_label_row():
     view = prediction.box_view(Detection(1, 0.87654321, 81.0, 108.0, 405.0, 540.0), (810, 1080), ["a", "b"])
     assert view == {"class_id": 1, "class_name": "b", "confidence": 0.87654, "x1": 81.0, "y1": 108.0,
                     "x2": 405.0, "y2": 540.0, "cx": 0.3, "cy": 0.3, "w": 0.4, "h": 0.4}
+
+
+# ---- a dynamic graph: the minimum rectangle ------------------------------------
+
+@pytest.mark.parametrize("shape, size, canvas, resized, top, left", [
+    ((480, 640), (640, 640), (480, 640), (480, 640), 0, 0),   # a 4:3 photo: no padding at all
+    ((1080, 810), (640, 640), (640, 480), (640, 480), 0, 0),  # bus.jpg
+    ((720, 1280), (640, 640), (384, 640), (360, 640), 12, 0),  # zidane.jpg: 280 rows of padding become 24
+    ((500, 700), (640, 640), (480, 640), (457, 640), 11, 0),  # odd padding: the extra row goes to the bottom
+    ((72, 96), (64, 64), (64, 64), (48, 64), 8, 0),           # 16 rows of padding under a stride of 32 stay
+])
+def test_a_dynamic_graph_gets_ultralytics_minimum_rectangle(shape, size, canvas, resized, top, left):
+    placement = prediction.letterbox_for(shape, size, stride=32)
+    assert (placement.size, placement.resized, placement.top, placement.left) == (canvas, resized, top, left)
+    pixels = np.zeros((*shape, 3), dtype=np.uint8)
+    assert prediction.letterbox(pixels, size, stride=32)[0].shape == (*canvas, 3)
+
+
+def test_boxes_on_a_rectangle_go_back_to_image_pixels():
+    placement = prediction.letterbox_for((720, 1280), (640, 640), stride=32)  # scaled by 0.5, 12 rows on top
+    back = prediction.scale_boxes(np.array([[0, 12, 640, 372], [100, 112, 200, 212]], dtype=np.float32), placement)
+    assert back.ravel().tolist() == pytest.approx([0, 0, 1280, 720, 200, 200, 400, 400])
+
+
+def test_the_input_tensor_is_the_canvas_divided_by_255_channel_first():
+    canvas = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 14
+    batch = prediction.to_input([canvas, canvas[::-1]])
+    assert batch.shape == (2, 3, 2, 3) and batch.dtype == np.float32
+    assert (batch[0] == canvas.transpose(2, 0, 1).astype(np.float32) / np.float32(255)).all()
+    assert (batch[1, :, 0] == batch[0, :, 1]).all()
