@@ -178,7 +178,7 @@ def ultralytics_warm(weights: Path, image: Path, batch_dir: Path, n: int, work: 
 def warm_latency(url: str, token: str, model_id: str, image: Path, n: int) -> list[float]:
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"})
-    data, times = image.read_bytes(), []
+    data, times, stages = image.read_bytes(), [], []
     for i in range(n + 3):
         started = time.perf_counter()
         answer = session.post(f"{url}/models/{model_id}/predict", data=data, timeout=60)
@@ -186,7 +186,22 @@ def warm_latency(url: str, token: str, model_id: str, image: Path, n: int) -> li
             raise SystemExit(f"predict answered {answer.status_code}: {answer.text[:300]}")
         if i >= 3:  # the first three warm the connection and the caches
             times.append(time.perf_counter() - started)
+            stages.append(server_timing(answer.headers["Server-Timing"]))
+    report_stages(times, stages)
     return times
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """{"auth": 1.2, ...} from "auth;dur=1.2, ..."."""
+    return {name.strip(): float(duration) for name, duration in
+            (part.split(";dur=") for part in header.split(","))}
+
+
+def report_stages(times: list[float], stages: list[dict[str, float]]) -> None:
+    medians = {name: statistics.median(s[name] for s in stages) for name in stages[0]}
+    rest = statistics.median(t * 1000 - sum(s.values()) for t, s in zip(times, stages))
+    print("  per request, median ms: " + ", ".join(f"{name} {ms:.1f}" for name, ms in medians.items())
+          + f", the rest (HTTP, the framework, JSON) {rest:.1f}", flush=True)
 
 
 def report_latency(ours: list[float], theirs: list[float]) -> None:

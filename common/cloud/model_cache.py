@@ -103,10 +103,16 @@ def from_bytes(data: bytes, key: Key) -> LoadedModel:
     threads = available_cpus()
     model = _describe(key, _session(data, threads, key[0]), threads)
     try:
-        model.run(np.zeros((1, 3, *model.input_size), dtype=np.float32))  # warm-up
+        model.run(np.zeros((1, 3, *_warm_up_size(model)), dtype=np.float32))
     except Exception as error:  # ONNX Runtime's own types: a graph that loads but does not run
         raise ModelUnusable(f"{key[0]} does not run: {str(error)[:300]}") from None
     return model
+
+
+def _warm_up_size(model: LoadedModel) -> tuple[int, int]:
+    """A static graph runs at its size only; a dynamic one is set up (threads, kernels) as well by a
+    small input, which saves the cold first request a whole inference (61 against 2 ms at 640 here)."""
+    return model.input_size if model.stride is None else (2 * model.stride, 2 * model.stride)
 
 
 def _download(uri: str, generation: int) -> bytes:

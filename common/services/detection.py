@@ -32,6 +32,14 @@ def detect(session: model_cache.LoadedModel, data: bytes, thresholds: Thresholds
     timer = timer or Timer()
     started = time.perf_counter()
     pixels = prediction.decode_image(data)
+    timer.add("preprocess", started)
+    return detect_pixels(session, pixels, thresholds, timer)
+
+
+def detect_pixels(session: model_cache.LoadedModel, pixels, thresholds: Thresholds,
+                  timer: Timer) -> tuple[tuple[int, int], list[prediction.Detection]]:
+    """The same for an image already decoded (upright RGB, h x w x 3)."""
+    started = time.perf_counter()
     canvas, placement = prediction.letterbox(pixels, session.input_size, session.stride)
     batch = prediction.to_input([canvas])
     started = timer.add("preprocess", started)

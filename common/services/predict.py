@@ -7,9 +7,12 @@ refused before any image is read.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 from google.api_core.exceptions import NotFound
 
 from common.api import access
@@ -20,10 +23,17 @@ from common.cloud import model_cache, storage, training_store
 from common.domain import layout, prediction
 from common.domain.prediction import ImageRejected, Thresholds
 from common.platform import config
-from common.services.detection import Timer, detect
+from common.services.detection import Timer, detect_pixels
 
 MAX_BATCH = 32
+DECODE_AHEAD = 2
 _readers = ThreadPoolExecutor(max_workers=16)
+_decoders = ThreadPoolExecutor(max_workers=DECODE_AHEAD, thread_name_prefix="decode")
+# A registered model's document is written once (on its job's completion) and never changed, so an instance
+# keeps the ones that can predict for a while: one Firestore read fewer per request. Access is read every time.
+MODEL_DOCUMENT_SECONDS = 60
+MODEL_DOCUMENTS_KEPT = 256
+_model_documents: OrderedDict[str, tuple[float, dict]] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -37,8 +47,21 @@ class ImageSource:
 
 def find_model(model_id: str, ctx: RequestContext) -> dict:
     """The registered model the caller may use, or a 404 (unknown, or a dataset the caller cannot see)."""
-    model = documents.find(training_store.models(), model_id, "model", ctx)
+    model = _registered_model(model_id, ctx)
     access.require(ctx, model["dataset"], access.VIEWER)
+    return model
+
+
+def _registered_model(model_id: str, ctx: RequestContext) -> dict:
+    kept = _model_documents.get(model_id)
+    if kept and time.monotonic() - kept[0] < MODEL_DOCUMENT_SECONDS:
+        return kept[1]
+    model = documents.find(training_store.models(), model_id, "model", ctx)
+    onnx = model.get("onnx") or {}
+    if onnx.get("generation") and not onnx.get("error"):  # pinned weights: nothing about it will change
+        _model_documents[model_id] = (time.monotonic(), model)
+        while len(_model_documents) > MODEL_DOCUMENTS_KEPT:
+            _model_documents.popitem(last=False)
     return model
 
 
@@ -113,19 +136,46 @@ def _read_object(uri: str, name: str) -> ImageSource:
 
 # ---- predicting ------------------------------------------------------------------
 
-def predict(model: dict, session: model_cache.LoadedModel, sources: list[ImageSource],
-            thresholds: Thresholds) -> dict:
+class Decoding:
+    """The sources' images decoded in the background, at most DECODE_AHEAD ahead of the one being predicted:
+    the first overlap the model's lookup, each next one the inference before it, and memory stays bounded."""
+
+    def __init__(self, sources: list[ImageSource]):
+        self.sources = sources
+        self._pending: dict[int, Future] = {}
+        for index in range(min(DECODE_AHEAD, len(sources))):
+            self._start(index)
+
+    def _start(self, index: int) -> None:
+        self._pending[index] = _decoders.submit(_decoded, self.sources[index])
+
+    def pixels(self, index: int) -> np.ndarray:
+        """The upright RGB pixels of source `index`; ImageRejected when it is no image."""
+        if index + DECODE_AHEAD < len(self.sources):
+            self._start(index + DECODE_AHEAD)
+        return self._pending.pop(index).result()
+
+
+def _decoded(source: ImageSource) -> np.ndarray:
+    if source.problem:
+        raise source.problem
+    return prediction.decode_image(source.data)
+
+
+def predict(model: dict, session: model_cache.LoadedModel, decoding: Decoding, thresholds: Thresholds) -> dict:
     timer = Timer()
-    results = [_prediction(session, source, thresholds, timer) for source in sources]
+    results = [_prediction(session, decoding, index, thresholds, timer) for index in range(len(decoding.sources))]
     return {"model_id": model["id"], "classes": session.names, "predictions": results, "speed_ms": timer.view()}
 
 
-def _prediction(session: model_cache.LoadedModel, source: ImageSource, thresholds: Thresholds,
+def _prediction(session: model_cache.LoadedModel, decoding: Decoding, index: int, thresholds: Thresholds,
                 timer: Timer) -> dict:
+    source = decoding.sources[index]
     try:
-        if source.problem:
-            raise source.problem
-        (width, height), found = detect(session, source.data, thresholds, timer)
+        started = time.perf_counter()
+        pixels = decoding.pixels(index)
+        timer.add("preprocess", started)  # what decoding still took once the image was wanted
+        (width, height), found = detect_pixels(session, pixels, thresholds, timer)
     except ImageRejected as rejected:
         return {"source": source.source, "width": None, "height": None, "boxes": [],
                 "error": {"code": rejected.code, "message": rejected.message}}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import traceback
 
 from flask import Request, Response
@@ -31,7 +32,7 @@ MAX_DET = (1, 1000, 300)
 # The page (served by the API, another origin) calls prediction from the browser with a bearer token, never a
 # cookie, so any origin may: the token is the check.
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Request-Id",
-        "Access-Control-Allow-Methods": "POST", "Access-Control-Expose-Headers": "X-Request-Id",
+        "Access-Control-Allow-Methods": "POST", "Access-Control-Expose-Headers": "X-Request-Id, Server-Timing",
         "Access-Control-Max-Age": "3600"}
 
 
@@ -40,7 +41,8 @@ def handle(request: Request) -> Response:
     if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
         return Response(status=204, headers={**CORS, "X-Request-Id": request_id})  # a browser's preflight
     try:
-        return _json(200, _answer(request, request_id), request_id)
+        answer, timing = _answer(request, request_id)
+        return _json(200, answer, request_id, {"Server-Timing": timing})
     except ApiError as exc:
         return _json(exc.status, exc.body(request_id), request_id, exc.headers)
     except HTTPException as exc:  # werkzeug's own refusals while reading the body (413)
@@ -49,21 +51,34 @@ def handle(request: Request) -> Response:
         return _failure(exc, request, request_id)
 
 
-def _answer(request: Request, request_id: str) -> dict:
+def _answer(request: Request, request_id: str) -> tuple[dict, str]:
+    """The answer, and its Server-Timing: milliseconds spent on the caller, the body, the model, and each stage."""
+    started = time.perf_counter()
     model_id = _route(request)
     ctx = context.build(request, request_id, public=False)
+    spent = {"auth": time.perf_counter()}
     _check_size(request)
     fields, sources = _read_body(request, ctx)
     given = _parameters(request.args, fields)
+    decoding = predict.Decoding(sources)  # while the model is looked up
+    spent["body"] = time.perf_counter()
     model = predict.find_model(model_id, ctx)
     session = predict.loaded(model)
+    spent["model"] = time.perf_counter()
     thresholds = Thresholds(conf=given["conf"], iou=given["iou"], max_det=given["max_det"],
                             classes=predict.class_filter(given["classes"], session.names))
-    answer = predict.predict(model, session, sources, thresholds)
+    answer = predict.predict(model, session, decoding, thresholds)
     if request.mimetype not in ("multipart/form-data", "application/json") and "error" in answer["predictions"][0]:
         error = answer["predictions"][0]["error"]
         raise ApiError(400, f"the body is not an image prediction can run on: {error['message']}", "body")
-    return answer
+    return answer, _server_timing(started, spent, answer["speed_ms"])
+
+
+def _server_timing(started: float, marks: dict[str, float], stages: dict[str, float]) -> str:
+    spent, previous = {}, started
+    for name, mark in marks.items():
+        spent[name], previous = (mark - previous) * 1000, mark
+    return ", ".join(f"{name};dur={ms:.2f}" for name, ms in {**spent, **stages}.items())
 
 
 def _route(request: Request) -> str:

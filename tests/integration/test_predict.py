@@ -21,6 +21,7 @@ from common.cloud import model_cache, storage
 from common.domain import layout, prediction
 from common.domain.prediction import Thresholds
 from common.services import detection
+from infra.local.client import sign_up
 from infra.local.sample import generated_dataset, squares_image, ultralytics_photo
 from tests.integration.helpers import drop, stats_when
 from tests.integration.trained import TINY, finished_job, trained_model  # noqa: F401 - a fixture
@@ -219,8 +220,12 @@ def test_raw_bytes_and_bucket_objects_give_the_same_prediction(predict_url, auth
     image = storage.bucket().list_blobs(prefix=layout.dataset_object(trained_model["dataset"], "images/"))
     blob = next(iter(image))
     uri = f"gs://{storage.bucket().name}/{blob.name}"
-    raw = post(predict_url, trained_model["id"], auth, data=blob.download_as_bytes(),
-               headers={"Content-Type": "image/jpeg"}, params={"conf": 0.01}).json()
+    answer = post(predict_url, trained_model["id"], auth, data=blob.download_as_bytes(),
+                  headers={"Content-Type": "image/jpeg"}, params={"conf": 0.01})
+    timing = dict(part.strip().split(";dur=") for part in answer.headers["Server-Timing"].split(","))
+    assert list(timing) == ["auth", "body", "model", "preprocess", "inference", "postprocess"]
+    assert all(float(ms) >= 0 for ms in timing.values()) and float(timing["inference"]) > 0
+    raw = answer.json()
     named = post(predict_url, trained_model["id"], auth, json={"images": [uri], "conf": 0.01}).json()
     assert named["predictions"][0]["source"] == uri and raw["predictions"][0]["source"] == "body"
     assert named["predictions"][0]["boxes"] == raw["predictions"][0]["boxes"]
@@ -280,6 +285,19 @@ def test_a_parameter_out_of_range_is_a_400_naming_it(predict_url, auth, trained_
                   headers={"Content-Type": "image/jpeg"})
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["param"] == param
+
+
+def test_only_members_may_predict_and_a_removal_takes_effect_at_once(stack, api, predict_url, trained_model):
+    """The instance keeps a model's document for a minute; who may use it is read on every request."""
+    uid, token = sign_up(stack.env()["FIREBASE_AUTH_EMULATOR_HOST"], f"p-{uuid.uuid4().hex[:8]}@example.com",
+                         "secret-123")
+    person = {"Authorization": f"Bearer {token}"}
+    members = f"{api.url}/datasets/{trained_model['dataset']}/members/{uid}"
+    assert post(predict_url, trained_model["id"], person, data=BUS).status_code == 404
+    assert api.session.put(members, json={"role": "viewer"}, timeout=30).status_code == 200
+    assert post(predict_url, trained_model["id"], person, data=BUS).status_code == 200
+    assert api.session.delete(members, timeout=30).status_code == 200
+    assert post(predict_url, trained_model["id"], person, data=BUS).status_code == 404
 
 
 def test_refusals_of_the_request_itself(predict_url, auth, trained_model):
