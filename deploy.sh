@@ -227,6 +227,9 @@ env_value() {
     IMPORT_TASKS) echo "$S_importer_tasks" ;;
     IMPORT_TASK_RETRIES) echo "$S_importer_max_retries" ;;
     IMPORT_INLINE_MAX_BYTES) echo "$S_importer_inline_max_bytes" ;;
+    FIREBASE_WEB_API_KEY) echo "${FIREBASE_WEB_API_KEY:-}" ;;      # the page's sign-in (public by design)
+    GOOGLE_OAUTH_CLIENT_ID) echo "${GOOGLE_OAUTH_CLIENT_ID:-}" ;;  # unset: the page offers e-mail sign-in only
+    PREDICT_URL) echo "https://$REGION-$PROJECT.cloudfunctions.net/$F_predict_name" ;;  # the page's try-it
     *) echo "error: infra/settings.json names $1, which deploy.sh has no value for" >&2; exit 1 ;;
   esac
 }

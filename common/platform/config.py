@@ -132,6 +132,12 @@ def firebase_web_api_key() -> str | None:
     return os.environ.get("FIREBASE_WEB_API_KEY") or None
 
 
+def google_oauth_client_id() -> str | None:
+    """The OAuth web client the page signs people in to Google with (its redirect URIs must list the page's URL,
+    and the Firebase project's Google provider must accept it); unset: no Google sign-in in production."""
+    return os.environ.get("GOOGLE_OAUTH_CLIENT_ID") or None
+
+
 def predict_url() -> str | None:
     """The prediction function's URL, for the page's try-it."""
     return os.environ.get("PREDICT_URL") or None

@@ -36,7 +36,7 @@ def sign_in(page: Page, api_url: str, email: str, password: str) -> None:
     page.goto(f"{api_url}/#/signin")
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("heading", name="Datasets").wait_for()
 
 

@@ -3,10 +3,12 @@ through the page's own form (the Auth emulator), acts as a person does, and save
 .local/screenshots/. Waits are Playwright's auto-waiting, `expect` with timeouts, or polls with deadlines."""
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 import zipfile
 from collections import Counter
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 import requests
@@ -368,3 +370,108 @@ def test_accepting_proposals_writes_them_as_the_label(page, stack, api, bucket, 
     page.reload()
     expect(page.locator(".stage [data-testid=box]")).to_have_count(len(shown["labels"]))
     expect(page.locator(".stage [data-testid=proposal]")).to_have_count(0)
+
+
+# ---- Google sign-in --------------------------------------------------------------------------------------------
+
+GOOGLE_CLIENT = "test-client.apps.googleusercontent.com"
+
+
+def unsigned_token(claims: dict) -> str:
+    """An ID token as the Auth emulator accepts a Google one: unsigned (it verifies nothing)."""
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def providers_of(stack, page) -> list[str]:
+    """The sign-in providers of the account the page is signed in as, from the Auth emulator."""
+    token = page.evaluate("JSON.parse(sessionStorage.getItem('yolodrop.session')).token")
+    answer = requests.post(f"http://{stack.env()['FIREBASE_AUTH_EMULATOR_HOST']}/identitytoolkit.googleapis.com/v1/"
+                           "accounts:lookup", params={"key": "local"}, json={"idToken": token}, timeout=30)
+    return [provider["providerId"] for provider in answer.json()["users"][0]["providerUserInfo"]]
+
+
+def test_signing_in_with_google_through_the_auth_emulator_shows_what_is_shared_with_that_address(
+        browser, stack, api, sample):
+    email = f"google-{uuid.uuid4().hex[:8]}@example.com"
+    page = browser.new_page()
+    page.goto(f"{stack.env()['API_URL']}/#/signin")
+    page.get_by_role("button", name="Sign in with Google").click()
+    page.get_by_label("Google account").fill(email)
+    screenshot(page, "page-signin-google-emulated")
+    page.get_by_role("button", name="Continue with Google").click()
+    expect(page.locator("#who .email")).to_have_text(email, timeout=SHOWN)
+    assert "id_token" not in page.url and providers_of(stack, page) == ["google.com"]
+    expect(page.get_by_role("link", name=sample)).to_have_count(0)
+    api.session.put(f"{api.url}/datasets/{sample}/members/{email}", json={"role": "viewer"},
+                    timeout=30).raise_for_status()
+    page.reload()
+    expect(page.get_by_role("link", name=sample)).to_be_visible(timeout=SHOWN)
+    screenshot(page, "page-signed-in-with-google")
+    page.close()
+
+
+def google_stand_in(page, stack, email: str, answer: str = "token") -> dict:
+    """Production's configuration for the page, and a stand-in for Google's page (which nothing here can reach)
+    that answers as Google does: back to redirect_uri with #state=…&id_token=… (or an error). What it was
+    asked is returned."""
+    asked = {}
+
+    def production_config(route):
+        response = route.fetch()
+        config = response.json()
+        config["google"] = {"emulator": False, "client_id": GOOGLE_CLIENT,
+                            "authorize": "https://accounts.google.com/o/oauth2/v2/auth"}
+        route.fulfill(response=response, json=config)
+
+    def google(route):
+        query = {name: values[0] for name, values in parse_qs(urlparse(route.request.url).query).items()}
+        asked.update(query)
+        nonce = query["nonce"] if answer != "other nonce" else "another-sign-in"
+        claims = {"iss": "https://accounts.google.com", "aud": GOOGLE_CLIENT, "sub": f"g-{email}", "email": email,
+                  "email_verified": True, "nonce": nonce}
+        fragment = (urlencode({"state": query["state"], "error": "access_denied"}) if answer == "access_denied"
+                    else urlencode({"state": query["state"], "id_token": unsigned_token(claims), "authuser": 0}))
+        route.fulfill(status=302, headers={"Location": f"{query['redirect_uri']}#{fragment}"})
+
+    page.route("**/page/config", production_config)
+    page.route("https://accounts.google.com/**", google)
+    return asked
+
+
+def test_signing_in_with_google_goes_to_google_and_back(browser, stack):
+    email = f"google-{uuid.uuid4().hex[:8]}@example.com"
+    page = browser.new_page()
+    asked = google_stand_in(page, stack, email)
+    page.goto(f"{stack.env()['API_URL']}/#/signin")
+    page.get_by_role("button", name="Sign in with Google").click()
+    expect(page.locator("#who .email")).to_have_text(email, timeout=SHOWN)
+    assert {name: asked.get(name) for name in ("client_id", "redirect_uri", "response_type", "scope", "prompt")} == {
+        "client_id": GOOGLE_CLIENT, "redirect_uri": f"{stack.env()['API_URL']}/", "response_type": "id_token",
+        "scope": "openid email profile", "prompt": "select_account"}
+    assert len(asked["state"]) == len(asked["nonce"]) == 32 and asked["state"] != asked["nonce"]
+    assert "id_token" not in page.url and providers_of(stack, page) == ["google.com"]
+    page.close()
+
+
+@pytest.mark.parametrize("answer, told", [("access_denied", "Google did not sign you in (access_denied)"),
+                                          ("other nonce", "That Google token belongs to another sign-in")])
+def test_a_google_answer_that_does_not_sign_in_says_why(browser, stack, answer, told):
+    page = browser.new_page()
+    google_stand_in(page, stack, f"google-{uuid.uuid4().hex[:8]}@example.com", answer)
+    page.goto(f"{stack.env()['API_URL']}/#/signin")
+    page.get_by_role("button", name="Sign in with Google").click()
+    expect(page.get_by_role("alert")).to_contain_text(told, timeout=SHOWN)
+    assert page.evaluate("sessionStorage.getItem('yolodrop.session')") is None and "id_token" not in page.url
+    page.close()
+
+
+def test_a_google_token_this_page_did_not_ask_for_is_refused(browser, stack):
+    page = browser.new_page()
+    token = unsigned_token({"sub": "g-forged", "email": "forged@example.com", "nonce": "n"})
+    page.goto(f"{stack.env()['API_URL']}/#state=forged&id_token={token}")
+    expect(page.get_by_role("alert")).to_contain_text("was not asked for by this page", timeout=SHOWN)
+    assert page.evaluate("sessionStorage.getItem('yolodrop.session')") is None
+    screenshot(page, "page-signin-google-refused")
+    page.close()

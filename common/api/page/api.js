@@ -1,6 +1,7 @@
 // The API and sign-in: Identity Toolkit REST (the Auth emulator locally), the ID token kept in sessionStorage
 // and refreshed a minute before it expires; every API call sends it. Same origin as the API: no CORS.
 const SESSION_KEY = "yolodrop.session";
+const GOOGLE_KEY = "yolodrop.google";  // the state and nonce of a Google sign-in under way
 let config = null;
 let session = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
 
@@ -39,12 +40,83 @@ function readable(code) {
 }
 
 export async function signIn(email, password) {
-  const body = await identity(config.auth.sign_in, {
+  return keepSignedIn(await identity(config.auth.sign_in, {
     method: "POST", headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({email, password, returnSecureToken: true})});
+    body: JSON.stringify({email, password, returnSecureToken: true})}));
+}
+
+function keepSignedIn(body) {
   keep({uid: body.localId, email: body.email, token: body.idToken, refresh: body.refreshToken,
         expires: Date.now() + Number(body.expiresIn) * 1000});
   return session;
+}
+
+// ---- Google: OAuth's implicit flow for an ID token, which Identity Toolkit's signInWithIdp exchanges ----
+
+export function googleSignIn() { return config.google; }
+
+function pageAddress() { return location.origin + location.pathname; }
+
+function randomText() { return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16)).join(""); }
+
+// Google sends the person back to the page with #state=…&id_token=… (or #error=…); the router's hashes start "#/".
+export function isGoogleAnswer(hash) {
+  if (hash.startsWith("#/")) return false;
+  const answer = new URLSearchParams(hash.slice(1));
+  return answer.has("state") && (answer.has("id_token") || answer.has("error"));
+}
+
+// To Google's page with a fresh state (this page asked) and nonce (this sign-in's token). Locally the Auth
+// emulator stands in for Google: it takes an unsigned token naming the account, so the page answers itself
+// the way Google would, and the rest of the way is the same.
+export function startGoogleSignIn(emulatedEmail) {
+  const state = randomText(), nonce = randomText();
+  sessionStorage.setItem(GOOGLE_KEY, JSON.stringify({state, nonce}));
+  if (config.google.emulator) {
+    const claims = {sub: `emulated-${emulatedEmail}`, email: emulatedEmail, email_verified: true, nonce};
+    location.hash = "#" + new URLSearchParams({state, id_token: unsignedToken(claims)});
+    return;
+  }
+  const url = new URL(config.google.authorize);
+  url.search = new URLSearchParams({client_id: config.google.client_id, redirect_uri: pageAddress(),
+                                    response_type: "id_token", scope: "openid email profile", state, nonce,
+                                    prompt: "select_account"});
+  location.assign(url.href);
+}
+
+export async function finishGoogleSignIn(hash) {
+  const answer = new URLSearchParams(hash.slice(1));
+  const started = JSON.parse(sessionStorage.getItem(GOOGLE_KEY) || "null");
+  sessionStorage.removeItem(GOOGLE_KEY);
+  history.replaceState(null, "", pageAddress() + location.search);  // the token leaves the address bar
+  if (answer.get("error")) throw new Error(`Google did not sign you in (${answer.get("error")}). Try again.`);
+  if (!started || answer.get("state") !== started.state) {
+    throw new Error("That Google answer was not asked for by this page. Sign in again.");
+  }
+  if (claimsOf(answer.get("id_token"))?.nonce !== started.nonce) {
+    throw new Error("That Google token belongs to another sign-in. Sign in again.");
+  }
+  return keepSignedIn(await identity(config.auth.sign_in_idp, {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({postBody: new URLSearchParams({id_token: answer.get("id_token"), providerId: "google.com"})
+                            .toString(), requestUri: pageAddress(), returnSecureToken: true})}));
+}
+
+function base64url(text) {
+  const bytes = String.fromCharCode(...new TextEncoder().encode(text));
+  return btoa(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function unsignedToken(claims) {
+  return `${base64url(JSON.stringify({alg: "none", typ: "JWT"}))}.${base64url(JSON.stringify(claims))}.`;
+}
+
+function claimsOf(token) {
+  try {
+    const payload = (token || "").split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = atob(payload.padEnd(Math.ceil(payload.length / 4) * 4, "="));
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(bytes, (c) => c.charCodeAt(0))));
+  } catch { return null; }
 }
 
 export function signOut() { keep(null); }

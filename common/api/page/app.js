@@ -1,6 +1,7 @@
 // The shell: sign-in, the header, and the hash router that picks a view. Each view is a module with
 // render(main, route) that fills <main>; views load on demand, so the first load carries only what it shows.
-import {loadConfig, signedIn, signIn, signOut} from "./api.js";
+import {finishGoogleSignIn, googleSignIn, isGoogleAnswer, loadConfig, signedIn, signIn, signOut,
+        startGoogleSignIn} from "./api.js";
 import {h, failure, link} from "./dom.js";
 
 const VIEWS = [
@@ -22,6 +23,7 @@ const VIEWS = [
 ];
 
 let stopCurrent = null;
+let signInProblem = "";  // why the last Google sign-in failed, shown on the sign-in page
 
 export function parseHash() {
   const [path, query = ""] = location.hash.split("?");
@@ -31,6 +33,7 @@ export function parseHash() {
 async function route() {
   const main = document.getElementById("main");
   if (stopCurrent) { stopCurrent(); stopCurrent = null; }
+  if (isGoogleAnswer(location.hash)) { await googleAnswered(); return; }
   const {path, query} = parseHash();
   if (!signedIn() && path !== "#/signin") { location.hash = "#/signin"; return; }
   renderHeader();
@@ -57,8 +60,19 @@ function renderHeader() {
     h("button", {type: "button", onclick: () => { signOut(); location.hash = "#/signin"; }}, "Sign out")] : []));
 }
 
+async function googleAnswered() {
+  try {
+    await finishGoogleSignIn(location.hash);
+    location.hash = "#/";
+  } catch (error) {
+    signInProblem = error.message;
+    location.hash = "#/signin";
+  }
+}
+
 function renderSignIn(main) {
-  const status = h("p", {role: "alert", class: "form-error"});
+  const status = h("p", {role: "alert", class: "form-error"}, signInProblem);
+  signInProblem = "";
   const form = h("form", {class: "signin", onsubmit: async (event) => {
     event.preventDefault();
     status.textContent = "";
@@ -72,8 +86,27 @@ function renderSignIn(main) {
   h("label", {}, "Password", h("input", {name: "password", type: "password", autocomplete: "current-password",
                                           required: true})),
   h("button", {type: "submit"}, "Sign in"), status);
-  main.replaceChildren(form);
+  main.replaceChildren(form, ...(googleSignIn() ? [googleChoice()] : []));
   form.email.focus();
+}
+
+// Google's own page in production; locally the Auth emulator stands in for Google, so the person names the
+// Google account it should pretend to be.
+function googleChoice() {
+  const button = h("button", {type: "button", class: "google"}, "Sign in with Google");
+  if (!googleSignIn().emulator) {
+    button.onclick = () => startGoogleSignIn();
+    return h("div", {class: "signin-google"}, h("p", {}, "or"), button);
+  }
+  const emulated = h("form", {class: "signin", hidden: true, onsubmit: (event) => {
+    event.preventDefault();
+    startGoogleSignIn(emulated.google_email.value);
+  }},
+  h("p", {class: "hint"}, "The Auth emulator stands in for Google here: any address signs in as that Google account."),
+  h("label", {}, "Google account", h("input", {name: "google_email", type: "email", required: true})),
+  h("button", {type: "submit"}, "Continue with Google"));
+  button.onclick = () => { emulated.hidden = false; button.hidden = true; emulated.google_email.focus(); };
+  return h("div", {class: "signin-google"}, h("p", {}, "or"), button, emulated);
 }
 
 window.addEventListener("hashchange", route);

@@ -58,18 +58,35 @@ def page_file(ctx: RequestContext, args: dict) -> Response:
     return found.answer(args["Accept-Encoding"], args["If-None-Match"])
 
 
+GOOGLE_AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth"
+
+
 def page_config(ctx: RequestContext, args: dict) -> dict:
     """Where the page signs people in (the Auth emulator locally, Google's Identity Toolkit in production)."""
     emulator = config.auth_emulator_host()
     base = f"http://{emulator}/" if emulator else "https://"
+    toolkit = f"{base}identitytoolkit.googleapis.com/v1/accounts"
     return {"project": config.project(), "bucket": config.data_bucket(), "emulator": bool(emulator),
-            "auth": {"sign_in": f"{base}identitytoolkit.googleapis.com/v1/accounts:signInWithPassword",
+            "auth": {"sign_in": f"{toolkit}:signInWithPassword", "sign_in_idp": f"{toolkit}:signInWithIdp",
                      "refresh": f"{base}securetoken.googleapis.com/v1/token",
                      "api_key": config.firebase_web_api_key() or "local"},
+            "google": google_sign_in(bool(emulator)),
             "predict_url": config.predict_url()}
 
 
-CONFIG = obj(project=STRING, bucket=STRING, emulator=BOOLEAN, auth=obj(sign_in=STRING, refresh=STRING, api_key=STRING),
+def google_sign_in(emulator: bool) -> dict | None:
+    """How the page signs people in with Google: Google's own page (OAuth's implicit flow for an ID token,
+    with the OAuth client the Firebase project's Google provider accepts); the Auth emulator stands in for
+    Google locally; neither without a client id in production (the page then offers e-mail only)."""
+    client_id = config.google_oauth_client_id()
+    if emulator:
+        return {"emulator": True, "client_id": client_id, "authorize": None}
+    return {"emulator": False, "client_id": client_id, "authorize": GOOGLE_AUTHORIZE} if client_id else None
+
+
+CONFIG = obj(project=STRING, bucket=STRING, emulator=BOOLEAN,
+             auth=obj(sign_in=STRING, sign_in_idp=STRING, refresh=STRING, api_key=STRING),
+             google=nullable(obj(emulator=BOOLEAN, client_id=nullable(STRING), authorize=nullable(STRING))),
              predict_url=nullable(STRING))
 FILE_BODY = {"type": "string"}
 ROUTES = [

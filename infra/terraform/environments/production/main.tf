@@ -26,4 +26,7 @@ module "yolodrop" {
   trainer_image      = var.trainer_image
   importer_image     = var.importer_image
   api_token          = var.api_token
+
+  firebase_web_api_key   = var.firebase_web_api_key
+  google_oauth_client_id = var.google_oauth_client_id
 }

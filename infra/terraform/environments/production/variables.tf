@@ -41,3 +41,15 @@ variable "api_token" {
   type      = string
   sensitive = true
 }
+
+variable "firebase_web_api_key" {
+  description = "The Firebase web API key the page signs people in with."
+  type        = string
+  default     = ""
+}
+
+variable "google_oauth_client_id" {
+  description = "The OAuth web client for the page's Google sign-in; empty: e-mail sign-in only."
+  type        = string
+  default     = ""
+}

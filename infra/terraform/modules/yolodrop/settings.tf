@@ -35,5 +35,8 @@ locals {
     IMPORT_TASKS            = tostring(local.importer.tasks)
     IMPORT_TASK_RETRIES     = tostring(local.importer.max_retries)
     IMPORT_INLINE_MAX_BYTES = tostring(local.importer.inline_max_bytes)
+    FIREBASE_WEB_API_KEY    = var.firebase_web_api_key
+    GOOGLE_OAUTH_CLIENT_ID  = var.google_oauth_client_id
+    PREDICT_URL             = "https://${var.region}-${var.project}.cloudfunctions.net/${local.functions.predict.name}"
   }
 }

@@ -51,3 +51,15 @@ variable "api_token" {
   type        = string
   sensitive   = true
 }
+
+variable "firebase_web_api_key" {
+  description = "The Firebase web API key the page signs people in with (public by design; the project's Web app config)."
+  type        = string
+  default     = ""
+}
+
+variable "google_oauth_client_id" {
+  description = "The OAuth web client the page signs people in to Google with (its authorized redirect URIs list the API's URL with a trailing slash; the Firebase Google provider accepts it). Empty: e-mail sign-in only."
+  type        = string
+  default     = ""
+}
