@@ -190,17 +190,24 @@ def test_pages_cover_everything_once(local, indexed, page_size, items, count):
     assert paged == local.get(f"/datasets/{indexed}/{items}", page_size=1000)[items] and len(paged) == count
 
 
-@pytest.mark.parametrize("sort, count_of", [("boxes", lambda image: len(image["labels"])),
-                                            ("issues", lambda image: len(image["issues"]))])
-def test_the_whole_dataset_sorts_most_first_across_pages(local, indexed, sort, count_of):
-    paged = local.all_pages(f"/datasets/{indexed}/images", "images", page_size=2, sort=sort)
-    by_id = local.get(f"/datasets/{indexed}/images", page_size=1000)["images"]
+SORTED_BY = {"boxes": lambda image: len(image["labels"]), "issues": lambda image: len(image["issues"])}
+
+
+@pytest.mark.parametrize("sort", sorted(SORTED_BY))
+@pytest.mark.parametrize("one_filter", [{}, {"split": "train"}, {"status": "labeled"}, {"has_issues": "true"}])
+def test_the_listing_sorts_most_first_across_pages_with_at_most_one_filter(local, indexed, sort, one_filter):
+    paged = local.all_pages(f"/datasets/{indexed}/images", "images", page_size=2, sort=sort, **one_filter)
+    by_id = local.get(f"/datasets/{indexed}/images", page_size=1000, **one_filter)["images"]
     assert sorted(image["id"] for image in paged) == sorted(image["id"] for image in by_id)  # each once
-    expected = sorted(by_id, key=lambda image: (count_of(image), image["id"]), reverse=True)
+    expected = sorted(by_id, key=lambda image: (SORTED_BY[sort](image), image["id"]), reverse=True)
     assert [image["id"] for image in paged] == [image["id"] for image in expected]
-    assert len({count_of(image) for image in paged}) > 1  # the order is not the id order by chance
-    error = local.get(f"/datasets/{indexed}/images", 400, sort=sort, split="train")["error"]
-    assert error["param"] == "sort" and "not both" in error["message"]
+    if not one_filter:
+        assert len({SORTED_BY[sort](image) for image in paged}) > 1  # the order is not the id order by chance
+
+
+def test_a_sort_with_two_filters_is_refused_naming_them(local, indexed):
+    error = local.get(f"/datasets/{indexed}/images", 400, sort="boxes", split="train", has_issues="true")["error"]
+    assert error["param"] == "sort" and "split and has_issues" in error["message"]
 
 
 def test_a_page_can_end_inside_a_documents_issues(local, indexed):

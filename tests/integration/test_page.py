@@ -118,14 +118,28 @@ def test_a_filter_shows_what_the_api_lists_for_it(page, stack, api, sample, labe
     assert_gallery_matches(page, api.all_pages(f"/datasets/{sample}/images", "images", **param))
 
 
-def test_sorting_an_unfiltered_gallery_orders_the_whole_dataset_as_the_api_does(page, stack, api, sample):
-    open_hash(page, stack, f"#/d/{sample}/gallery")
+@pytest.mark.parametrize("filters", [{}, {"split": "train"}])
+def test_sorting_a_gallery_with_at_most_one_filter_orders_every_page_as_the_api_does(page, stack, api, sample,
+                                                                                     filters):
+    open_hash(page, stack, f"#/d/{sample}/gallery" + "".join(f"?{k}={v}" for k, v in filters.items()))
     page.get_by_label("Sort", exact=True).select_option("boxes")
-    expect(page).to_have_url(f"{stack.env()['API_URL']}/#/d/{sample}/gallery?sort=boxes")
-    expected = [image["id"] for image in api.all_pages(f"/datasets/{sample}/images", "images", sort="boxes")]
+    query = "&".join(f"{k}={v}" for k, v in {**filters, "sort": "boxes"}.items())
+    expect(page).to_have_url(f"{stack.env()['API_URL']}/#/d/{sample}/gallery?{query}")
+    expected = [image["id"] for image in api.all_pages(f"/datasets/{sample}/images", "images", sort="boxes",
+                                                          **filters)]
     items = page.get_by_test_id("gallery-item")
     expect(items).to_have_count(len(expected), timeout=SHOWN)
     assert items.evaluate_all("els => els.map(e => e.dataset.imageId)") == expected
+
+
+def test_with_two_filters_the_gallery_sorts_the_page_it_shows_and_says_so(page, stack, api, sample):
+    open_hash(page, stack, f"#/d/{sample}/gallery?split=train&has_issues=false")
+    page.get_by_label("Sort this page", exact=True).select_option("boxes")
+    shown = api.all_pages(f"/datasets/{sample}/images", "images", split="train", has_issues="false")
+    items = page.get_by_test_id("gallery-item")
+    expect(items).to_have_count(len(shown), timeout=SHOWN)
+    drawn = items.evaluate_all("els => els.map(e => e.querySelectorAll('[data-testid=box]').length)")
+    assert drawn == sorted(drawn, reverse=True) and len(set(drawn)) > 1
 
 
 # ---- the box editor ------------------------------------------------------------------------------------------

@@ -15,16 +15,17 @@ export async function render(main, {params: [name], query}) {
   const token = query.get("page") || null;
   const sort = query.get("sort") || "";
   const filtered = FILTERS.some((f) => filters[f]);
-  // Unfiltered, the API sorts the whole dataset (its pages follow); filtered, only the page shown is sorted.
+  // With at most one filter the API sorts every page (each pair has its index); with more, only the page shown.
+  const sortsAll = sortsEveryPage(query);
   const [info, page] = await Promise.all([api(`/datasets/${d}`), api(`/datasets/${d}/images` +
-    q({...filters, ...(sort && !filtered ? {sort} : {}), page_size: PAGE_SIZE, page_token: token}))]);
-  const images = SORTS[sort] && filtered ? [...page.images].sort((a, b) => SORTS[sort](a) - SORTS[sort](b)) : page.images;
+    q({...filters, ...(sort && sortsAll ? {sort} : {}), page_size: PAGE_SIZE, page_token: token}))]);
+  const images = SORTS[sort] && !sortsAll ? [...page.images].sort((a, b) => SORTS[sort](a) - SORTS[sort](b)) : page.images;
   const grid = h("ul", {class: "gallery", "aria-label": "Images"}, images.map((image) => item(name, image, info.classes)));
   show(main, h("h1", {}, name), tabs(name, "gallery"), filterForm(name, info, query),
     h("ul", {class: "legend", "aria-label": "Class colours"}, legend(info.classes).map((c) =>
       h("li", {}, h("span", {class: "swatch", style: `background:${c.colour}`}), c.name))),
-    images.length ? grid : empty(FILTERS.some((f) => filters[f]) ? "No image matches these filters: loosen them." :
-                                 "No images in this dataset yet.", FILTERS.some((f) => filters[f]) ? null : await dropHint(name)),
+    images.length ? grid : empty(filtered ? "No image matches these filters: loosen them." :
+                                 "No images in this dataset yet.", filtered ? null : await dropHint(name)),
     pager(name, query, token, page.next_page_token));
   performance.mark("gallery-listed");  // bench/page.py: the list drawn, before any thumbnail
   loadThumbnails(grid, name);
@@ -70,11 +71,13 @@ function filterForm(dataset, info, query) {
     select("status", "Status", [any, ...["labeled", "background", "unlabeled", "label_only"].map((s) => [s, s])]),
     select("has_issues", "Issues", [any, ["true", "with issues"], ["false", "without"]]),
     select("has_proposals", "Proposals", [any, ["true", "with proposals"], ["false", "without"]]),
-    select("sort", FILTERS.some((f) => query.get(f)) ? "Sort this page" : "Sort",
+    select("sort", sortsEveryPage(query) ? "Sort" : "Sort this page",
            [["", "by id"], ["boxes", "most boxes"], ["issues", "most issues"]]),
     h("noscript", {}, h("button", {type: "submit"}, "Apply")));
   return form;
 }
+
+function sortsEveryPage(query) { return FILTERS.filter((f) => query.get(f)).length <= 1; }
 
 function pager(dataset, query, token, next) {
   const keep = Object.fromEntries([...query].filter(([k]) => k !== "page" && k !== "prev"));

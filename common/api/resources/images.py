@@ -40,7 +40,7 @@ FILTERS = (
     params.boolean("has_proposals", "whether auto-labelling proposals await review"),
 )
 SORTS = {"boxes": "n_boxes", "issues": "issue_count"}  # most first, then by id (descending)
-SORT = params.choice("sort", "boxes or issues: the whole dataset, most first (not with a filter)", tuple(SORTS))
+SORT = params.choice("sort", "boxes or issues: most first, across every page (with at most one filter)", tuple(SORTS))
 IMAGE_ID = params.path("image_id", "the image id (its entry key, e.g. labels/train/bus)", holds_slashes=True)
 
 
@@ -49,9 +49,10 @@ def list_images(ctx: RequestContext, args: dict) -> dict:
     classes = find_dataset(dataset, ctx).get("classes")
     collection = dataset_index.entries_of(dataset)
     sort = args["sort"]
-    if sort and any(args[param.name] is not None for param in FILTERS):
-        raise ApiError(400, "sort= orders the whole dataset and takes no filter (each pair would need its own "
-                            "index): filter, or sort, not both", "sort")
+    given = [param.name for param in FILTERS if args[param.name] is not None]
+    if sort and len(given) > 1:
+        raise ApiError(400, f"sort= takes at most one filter (each pair has its own index), not {' and '.join(given)}: "
+                            "keep one, or sort none", "sort")
     source = pagination.Source(collection, _filtered(collection, args, classes),
                                order=(SORTS[sort],) if sort else (), descending=bool(sort),
                                items=lambda snapshot: [image_view(snapshot.to_dict(), classes)])
