@@ -8,8 +8,8 @@ contends on a hot document. Each query sums at most five fields (Firestore's
 limit), and only fields every entry carries (see common.domain.entries).
 
 Two views: `dataset_summaries` is constant cost per dataset (three aggregations, whatever the
-classes), for lists; `dataset_stats` adds the splits and one single-sum query
-per class, for one dataset. Every call takes an optional `deadline` in seconds
+classes), for lists; `dataset_stats` adds the splits, the two histograms (three
+more aggregations) and one single-sum query per class, for one dataset. Every call takes an optional `deadline` in seconds
 (retries included); without one, the client's defaults apply.
 """
 from __future__ import annotations
@@ -93,12 +93,20 @@ def dataset_stats(dataset: str, classes: list[str] | None, deadline: float | Non
     """The exact statistics of one dataset: the summary, the splits and the boxes per class."""
     until = _until(deadline)
     started = _submit_totals(dataset, entries.SUMMED_FIELDS, deadline) + [_pool.submit(_proposals, dataset, deadline)]
+    started += [_pool.submit(_aggregate, dataset_index.entries_of(dataset), chunk, deadline)
+                for chunk in _chunks(entries.HISTOGRAM_FIELDS)]
     per_class = _boxes_per_class(dataset, classes, deadline, until)
     totals = _totals(started, until)
     splits = {split: totals[flag] for split, flag in entries.SPLIT_FLAGS.items() if split}
     if totals["f_nosplit"]:
         splits["none"] = totals["f_nosplit"]
-    return {**_summary_view(totals), "boxes_per_class": per_class, "splits": splits, "proposals": totals["proposals"]}
+    return {**_summary_view(totals), "boxes_per_class": per_class, "splits": splits, "proposals": totals["proposals"],
+            "boxes_per_image": _histogram(totals, "h_boxes", entries.BOXES_PER_IMAGE_EDGES),
+            "box_sizes": _histogram(totals, "h_size", entries.BOX_SIZE_EDGES)}
+
+
+def _histogram(totals: dict[str, int], prefix: str, edges: tuple) -> dict[str, int]:
+    return {name: totals[f"{prefix}{i}"] for i, name in enumerate(entries.bucket_names(edges))}
 
 
 def _proposals(dataset: str, deadline: float | None) -> dict[str, int]:

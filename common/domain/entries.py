@@ -9,6 +9,7 @@ the summed fields.
 """
 from __future__ import annotations
 
+import math
 from typing import TypedDict
 
 from common.domain import generations
@@ -21,6 +22,12 @@ SPLIT_FLAGS = {"train": "f_train", "val": "f_val", "test": "f_test", None: "f_no
 # Summed by statistics; present on every entry (see module docstring).
 SUMMED_FIELDS = ("f_image", "f_labeled", "f_background", "f_unlabeled", "f_label_only",
                  "f_train", "f_val", "f_test", "f_nosplit", "f_duplicate", "n_boxes", "issue_count")
+# The dataset's histograms, exact at any size because they are sums too: an image adds 1 to the bucket of its
+# box count, and each box adds 1 to the bucket of its size (the square root of its share of the image's area).
+BOXES_PER_IMAGE_EDGES = (0, 1, 2, 3, 5, 10, 20)
+BOX_SIZE_EDGES = (0.0, 0.05, 0.1, 0.2, 0.4, 0.7)
+HISTOGRAM_FIELDS = (tuple(f"h_boxes{i}" for i in range(len(BOXES_PER_IMAGE_EDGES)))
+                    + tuple(f"h_size{i}" for i in range(len(BOX_SIZE_EDGES))))
 
 
 class ImageRecord(TypedDict):
@@ -117,7 +124,31 @@ def derive(entry: Entry, class_count: int | None) -> dict:
         derived[f"f_{name}"] = int(status == name)
     for split, flag in SPLIT_FLAGS.items():
         derived[flag] = int(has_image and entry["split"] == split)
-    return {**entry, **derived}
+    return {**entry, **derived, **histogram_fields(has_image, counted)}
+
+
+def histogram_fields(has_image: bool, counted: list[Box]) -> dict[str, int]:
+    """The entry's share of the dataset's two histograms (see HISTOGRAM_FIELDS)."""
+    fields = dict.fromkeys(HISTOGRAM_FIELDS, 0)
+    if has_image:
+        fields[f"h_boxes{bucket(len(counted), BOXES_PER_IMAGE_EDGES)}"] = 1
+    for box in counted:
+        fields[f"h_size{bucket(math.sqrt(max(box.w * box.h, 0.0)), BOX_SIZE_EDGES)}"] += 1
+    return fields
+
+
+def bucket(value: float, edges: tuple) -> int:
+    """The index of the last edge at or below `value` (edges ascending from the smallest possible value)."""
+    return max(i for i, edge in enumerate(edges) if value >= edge)
+
+
+def bucket_names(edges: tuple) -> list[str]:
+    """How a histogram's buckets read: "0", "1", "3–4" for whole numbers, "0.05–0.1" for fractions, "≥ 20"."""
+    whole = all(isinstance(edge, int) for edge in edges)
+    names = []
+    for low, high in zip(edges, edges[1:]):
+        names.append(str(low) if whole and high == low + 1 else f"{low}–{high - 1}" if whole else f"{low:g}–{high:g}")
+    return names + [f"≥ {edges[-1]:g}"]
 
 
 def _status(has_image: bool, has_label: bool, in_range: list, label_issues: list, boxes: list) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import socket
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import flask
@@ -20,7 +22,7 @@ from google.cloud import firestore, pubsub_v1
 
 from common.api import context, router
 from common.cloud import clients
-from common.domain import training_request
+from common.domain import entries, training_request
 from common.platform import config
 from infra.local.client import ApiClient
 from infra.local.sample import generated_dataset
@@ -181,6 +183,20 @@ def test_the_list_shows_a_summary_and_the_dataset_its_exact_statistics(local, in
     assert {k: exact[k] for k in summary} == summary
     assert exact["splits"] == {"train": 5, "val": 2, "test": 0}
     assert sum(exact["boxes_per_class"].values()) == exact["boxes"]
+
+
+def test_the_histograms_count_every_image_and_every_box_of_the_dataset(local, indexed):
+    exact = local.get(f"/datasets/{indexed}")["stats"]
+    listed = local.all_pages(f"/datasets/{indexed}/images", "images", page_size=1000)
+    per_image = Counter(entries.bucket_names(entries.BOXES_PER_IMAGE_EDGES)[
+        entries.bucket(len(image["labels"]), entries.BOXES_PER_IMAGE_EDGES)] for image in listed)
+    sizes = Counter(entries.bucket_names(entries.BOX_SIZE_EDGES)[
+        entries.bucket(math.sqrt(box["w"] * box["h"]), entries.BOX_SIZE_EDGES)] for image in listed
+        for box in image["labels"])
+    assert exact["boxes_per_image"] == {name: per_image[name] for name in exact["boxes_per_image"]}
+    assert exact["box_sizes"] == {name: sizes[name] for name in exact["box_sizes"]}
+    assert sum(exact["boxes_per_image"].values()) == exact["images"] and len(set(per_image)) > 1
+    assert sum(exact["box_sizes"].values()) == exact["boxes"] > 0
 
 
 @pytest.mark.parametrize("page_size", [1, 2, 3])

@@ -102,6 +102,16 @@ def test_the_gallery_shows_every_image_with_exactly_the_boxes_the_api_lists(page
     screenshot(page, "page-gallery-phone")
 
 
+def test_the_health_histograms_are_the_api_exact_ones(page, stack, api, sample):
+    stats = api.get(f"/datasets/{sample}")["stats"]
+    open_hash(page, stack, f"#/d/{sample}")
+    for title, key in (("Boxes per image", "boxes_per_image"), ("Box sizes", "box_sizes")):
+        panel = page.locator("section.panel", has=page.get_by_role("heading", name=title))
+        expect(panel.locator(".bar-name")).to_have_text(list(stats[key]), timeout=SHOWN)
+        assert panel.locator(".bar-value").all_inner_texts() == [str(n) for n in stats[key].values()]
+    assert sum(stats["boxes_per_image"].values()) == stats["images"]
+
+
 def _has_thumbnail(api, dataset: str, image: dict) -> bool:
     if not image["sha256"]:
         return False

@@ -19,7 +19,36 @@ def entry(image=None, label=None, label_issues=()) -> dict:
 def test_every_summed_field_is_on_every_entry():
     for e in (entry(), entry(IMAGE), entry(label=LABEL), entry(IMAGE, LABEL)):
         derived = entries.derive(e, 3)
-        assert all(isinstance(derived[f], int) for f in entries.SUMMED_FIELDS)
+        assert all(isinstance(derived[f], int) for f in entries.SUMMED_FIELDS + entries.HISTOGRAM_FIELDS)
+
+
+def histograms(derived: dict) -> tuple[list[int], list[int]]:
+    n = len(entries.BOXES_PER_IMAGE_EDGES)
+    values = [derived[f] for f in entries.HISTOGRAM_FIELDS]
+    return values[:n], values[n:]
+
+
+def test_an_image_counts_once_in_the_bucket_of_its_boxes_and_each_box_in_the_bucket_of_its_size():
+    per_image, sizes = histograms(entries.derive(entry(IMAGE, LABEL), 3))
+    assert per_image == [0, 0, 1, 0, 0, 0, 0]            # 2 boxes
+    assert sizes == [0, 0, 1, 1, 0, 0]                   # sqrt(.01) = .1 and sqrt(.04) = .2: each on its edge
+    assert histograms(entries.derive(entry(IMAGE, LABEL), 2)) == ([0, 1, 0, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0])
+    assert histograms(entries.derive(entry(IMAGE), 3)) == ([1, 0, 0, 0, 0, 0, 0], [0] * 6)
+    assert histograms(entries.derive(entry(label=LABEL), 3)) == ([0] * 7, [0] * 6)  # no image: in neither
+
+
+def test_many_boxes_and_whole_image_boxes_land_in_the_last_buckets():
+    boxes = [Box(i + 1, 0, .5, .5, 1.0, 1.0).to_dict() for i in range(25)]
+    per_image, sizes = histograms(entries.derive(entry(IMAGE, {**LABEL, "boxes": boxes}), 3))
+    assert per_image == [0, 0, 0, 0, 0, 0, 1] and sizes == [0, 0, 0, 0, 0, 25]
+    assert [entries.bucket(n, entries.BOXES_PER_IMAGE_EDGES) for n in (0, 1, 2, 3, 4, 5, 9, 10, 19, 20)] == \
+        [0, 1, 2, 3, 3, 4, 4, 5, 5, 6]
+
+
+def test_buckets_read_as_a_person_reads_them():
+    assert entries.bucket_names(entries.BOXES_PER_IMAGE_EDGES) == ["0", "1", "2", "3–4", "5–9", "10–19", "≥ 20"]
+    assert entries.bucket_names(entries.BOX_SIZE_EDGES) == ["0–0.05", "0.05–0.1", "0.1–0.2", "0.2–0.4", "0.4–0.7",
+                                                            "≥ 0.7"]
 
 
 def test_status_follows_image_and_label():

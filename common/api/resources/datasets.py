@@ -21,6 +21,8 @@ SUMMARY = obj(**{name: INTEGER for name in ("images", "labeled", "background", "
                                              "labels_without_image", "boxes", "issues", "duplicates")})
 STATS = obj(**SUMMARY["properties"],
             boxes_per_class={"type": "object", "additionalProperties": INTEGER}, proposals=INTEGER,
+            boxes_per_image={"type": "object", "additionalProperties": INTEGER},
+            box_sizes={"type": "object", "additionalProperties": INTEGER},
             splits=obj(required=("train", "val", "test"), train=INTEGER, val=INTEGER, test=INTEGER, none=INTEGER))
 
 
