@@ -57,7 +57,9 @@ export function googleSignIn() { return config.google; }
 
 function pageAddress() { return location.origin + location.pathname; }
 
-function randomText() { return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16)).join(""); }
+function randomText() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 // Google sends the person back to the page with #state=…&id_token=… (or #error=…); the router's hashes start "#/".
 export function isGoogleAnswer(hash) {
