@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 # The API's image extensions (common.domain.layout.IMAGE_EXTENSIONS; a unit test keeps them equal).
-IMAGE_EXTENSIONS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"})
+IMAGE_EXTENSIONS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic", "heif"})
 DATA_YAML_NAMES = ("data.yaml", "data.yml")
 JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db")
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}

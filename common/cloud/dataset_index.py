@@ -14,6 +14,8 @@ a deadline (db.deadline()).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import threading
 from typing import Callable
 
@@ -98,20 +100,31 @@ def _read(transaction, ref) -> dict | None:
     return snapshot.to_dict() if snapshot.exists else None
 
 
+@dataclass(frozen=True)
+class EntryUpdate:
+    applied: bool  # False: the event was stale, nothing written
+    # (object name, generation) of a thumbnail no entry of the dataset shows any more: the change removed the
+    # last entry with that content. Deleting it at that generation spares one a newer event wrote since.
+    orphaned_thumbnail: tuple[str, int] | None = None
+
+    def __bool__(self) -> bool:
+        return self.applied
+
+
 def update_entry(dataset: str, key: str, split: str | None, part: str, generation: int,
-                 mutate: Callable[[Entry], None], deleting: bool = False, content: str | None = None) -> bool:
+                 mutate: Callable[[Entry], None], deleting: bool = False, content: str | None = None) -> EntryUpdate:
     """Apply `mutate` to an entry's `part` ("image" or "label") in one transaction,
-    keeping duplicate groups and derived fields true. Returns False when the event
+    keeping duplicate groups and derived fields true. Not applied when the event
     at `generation` is stale (nothing written). `content`, the sha256 the image will
     hold, lets the first read of the transaction fetch its content group too."""
     own_ref = entries_of(dataset).document(doc_id(key))
     first_reads = [own_ref, dataset_ref(dataset)] + ([contents_of(dataset).document(content)] if content else [])
 
-    def work(transaction) -> bool:
+    def work(transaction) -> EntryUpdate:
         read = db.read_all(first_reads, transaction)  # the entry, the classes and the likely group: one request
         entry = read[own_ref.path] or entries.new_entry(key, split)
         if entries.is_stale(entry, part, generation, deleting):
-            return False
+            return EntryUpdate(False)
         before = entry["image"]
         mutate(entry)
         groups, members = _regroup_duplicates(transaction, dataset, own_ref.id, before, entry, read)
@@ -120,10 +133,19 @@ def update_entry(dataset: str, key: str, split: str | None, part: str, generatio
         class_count = _class_count(read[dataset_ref(dataset).path])
         for ref, member in {**members, own_ref: entry}.items():
             db.put(transaction, ref, entries.derive(member, class_count))
-        return True
+        return EntryUpdate(True, _orphaned_thumbnail(before, groups))
 
     with _entry_lock(dataset, own_ref.id):
         return db.in_transaction(work)
+
+
+def _orphaned_thumbnail(before: dict | None, groups: dict) -> tuple[str, int] | None:
+    """The thumbnail of the content the entry held before, when the change left that content's group empty."""
+    if not before or groups.get(before.get("sha256"), True):  # untouched (absent) or still with members
+        return None
+    if before.get("thumbnail") and before.get("thumbnail_generation"):
+        return before["thumbnail"], int(before["thumbnail_generation"])
+    return None  # indexed before thumbnails recorded their generation: left alone
 
 
 def _regroup_duplicates(transaction, dataset: str, own_id: str, before, entry: Entry,

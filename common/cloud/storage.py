@@ -5,6 +5,7 @@ import functools
 import os
 from pathlib import Path
 
+from google.api_core.exceptions import NotFound, PreconditionFailed
 from google.cloud import storage
 
 from common.cloud import clients
@@ -54,5 +55,17 @@ def blob_at(uri: str) -> storage.Blob:
     return client().bucket(bucket_name).blob(name)
 
 
-def upload(name: str, data: bytes, content_type: str, timeout: float = 60) -> None:
-    bucket().blob(name).upload_from_string(data, content_type=content_type, timeout=timeout)
+def upload(name: str, data: bytes, content_type: str, timeout: float = 60) -> int:
+    """Write `data` to `name`; the generation written."""
+    target = bucket().blob(name)
+    target.upload_from_string(data, content_type=content_type, timeout=timeout)
+    return int(target.generation)
+
+
+def delete_generation(name: str, generation: int) -> bool:
+    """Delete `name` only while it is still at `generation`; False when it is gone or was written again since."""
+    try:
+        bucket().blob(name).delete(if_generation_match=generation)
+    except (NotFound, PreconditionFailed):
+        return False
+    return True

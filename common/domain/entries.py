@@ -43,6 +43,8 @@ class ImageRecord(TypedDict):
     oriented_width: int | None
     oriented_height: int | None
     thumbnail: str | None
+    thumbnail_generation: int | None  # what ingest wrote: the generation an orphaned thumbnail is deleted at
+    exif: dict | None  # imaging.exif_facts: taken_at, camera_make, camera_model, gps
 
 
 class LabelRecord(TypedDict):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -26,6 +28,10 @@ THUMBNAIL_QUALITY = 85
 HASH_CHUNK_SIZE = 4 * 1024 * 1024
 JPEG_END_MARKER = b"\xff\xd9"
 ORIENTATION_TAG = 274
+MAKE_TAG, MODEL_TAG, DATETIME_TAG = 271, 272, 306
+EXIF_IFD, GPS_IFD = 0x8769, 0x8825
+DATETIME_ORIGINAL_TAG, OFFSET_TIME_ORIGINAL_TAG = 36867, 36881
+MAX_EXIF_TEXT = 100
 TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})
 JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 
@@ -37,7 +43,7 @@ FORMATS_FOR_EXTENSION = {
     "webp": frozenset({"WEBP"}),
     "bmp": frozenset({"BMP"}),
     "pfm": frozenset({"PPM"}),  # Pillow reads PFM with its PPM plugin
-    "heic": frozenset({"HEIF", "HEIC"}),  # only readable when pillow-heif is registered
+    "heic": frozenset({"HEIF"}), "heif": frozenset({"HEIF"}),  # read by pi-heif's plugin (see _open)
 }
 
 
@@ -53,6 +59,7 @@ class ImageFacts:
     oriented_height: int | None  # swapped for orientations 5..8
     thumbnail: bytes | None  # JPEG bytes, longest side <= THUMBNAIL_SIDE, EXIF-transposed, RGB
     issues: list[Issue]
+    exif: dict | None = None  # ExifFacts.view(): capture time, camera, whether GPS is present; None without EXIF
 
 
 class HashingReader:
@@ -99,7 +106,7 @@ def identify_image(stream: BinaryIO, file: str, extension: str) -> ImageFacts:
 
 def _open(stream: BinaryIO, facts: ImageFacts, file: str) -> Image.Image | None:
     try:
-        return Image.open(stream)
+        return _open_any(stream)
     except Image.DecompressionBombError as error:
         facts.issues.append(Issue("image_too_large", f"the image is too large to decode safely: {error}", file))
     except UnidentifiedImageError:
@@ -110,10 +117,33 @@ def _open(stream: BinaryIO, facts: ImageFacts, file: str) -> Image.Image | None:
     return None
 
 
+_heif_lock = threading.Lock()
+_heif_registered = False
+
+
+def _open_any(stream: BinaryIO) -> Image.Image:
+    """Image.open, and once a stream is no format Pillow knows, again with the HEIF/HEIC plugin (pi-heif, the
+    decoder Ultralytics uses too): phones save HEIC, and only those files pay its import (about 40 ms, once)."""
+    global _heif_registered
+    try:
+        return Image.open(stream)
+    except UnidentifiedImageError:
+        if _heif_registered:
+            raise
+    with _heif_lock:
+        if not _heif_registered:
+            from pi_heif import register_heif_opener
+            register_heif_opener()
+            _heif_registered = True
+    stream.seek(0)
+    return Image.open(stream)
+
+
 def _inspect(image: Image.Image, facts: ImageFacts, file: str, extension: str, tail: bytes) -> None:
     facts.format = image.format
     facts.width, facts.height = image.size  # before draft(), which shrinks image.size
     facts.orientation = _orientation(image)
+    facts.exif = exif_facts(image)
     facts.oriented_width, facts.oriented_height = _oriented_size(facts.width, facts.height, facts.orientation)
     _check_format(facts.format, extension, facts.issues, file)
     if _check_too_large(facts.width, facts.height, facts.issues, file):
@@ -136,6 +166,45 @@ def _orientation(image: Image.Image) -> int:
     except Exception:  # a broken EXIF block only loses the orientation
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def exif_facts(image: Image.Image) -> dict | None:
+    """What a photo's EXIF says beyond orientation, from the same parse: when it was taken (DateTimeOriginal,
+    else DateTime, as ISO 8601 with its offset when recorded), the camera's make and model, and whether GPS
+    data is present (never the coordinates). None when the image has no EXIF."""
+    try:
+        exif = image.getexif()
+        if not exif:
+            return None
+        details = exif.get_ifd(EXIF_IFD)
+        taken = _exif_time(details.get(DATETIME_ORIGINAL_TAG), details.get(OFFSET_TIME_ORIGINAL_TAG)) \
+            or _exif_time(exif.get(DATETIME_TAG), None)
+        return {"taken_at": taken, "camera_make": _exif_text(exif.get(MAKE_TAG)),
+                "camera_model": _exif_text(exif.get(MODEL_TAG)), "gps": bool(exif.get_ifd(GPS_IFD))}
+    except Exception:  # a broken EXIF block loses these facts, never the image
+        return None
+
+
+def _exif_text(value) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = value.replace("\x00", "").strip()[:MAX_EXIF_TEXT] if isinstance(value, str) else ""
+    return text or None
+
+
+def _exif_time(value, offset) -> str | None:
+    """EXIF's "YYYY:MM:DD HH:MM:SS" as "YYYY-MM-DDTHH:MM:SS" (plus "+HH:MM" when an offset is recorded)."""
+    text = _exif_text(value) or ""
+    match = _EXIF_TIME.fullmatch(text)
+    if not match or match["date"].startswith("0000"):
+        return None
+    stamp = f"{match['date'].replace(':', '-')}T{match['time']}"
+    zone = _exif_text(offset) or ""
+    return stamp + zone if _EXIF_OFFSET.fullmatch(zone) else stamp
+
+
+_EXIF_TIME = re.compile(r"(?P<date>[0-9]{4}:[0-9]{2}:[0-9]{2})[ T](?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})")
+_EXIF_OFFSET = re.compile(r"[+-][0-9]{2}:[0-9]{2}")
 
 
 def _oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:

@@ -19,7 +19,8 @@ DATASETS_PREFIX = "datasets/"
 IMPORTS_PREFIX = "imports/"
 DERIVED_PREFIX = "derived/"
 # Ultralytics' image extensions (ultralytics/data/utils.py IMG_FORMATS).
-IMAGE_EXTENSIONS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"})
+IMAGE_EXTENSIONS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic",
+                              "heif"})
 SPLITS = ("train", "val", "test")
 # Folder names that mean a split, as Ultralytics and labelling tools (Roboflow, CVAT) write them.
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}

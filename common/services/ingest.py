@@ -17,7 +17,7 @@ from common.domain.imaging import identify_image
 from common.domain.issues import Issue
 from common.domain.labels import ParsedLabel, parse_label
 from common.domain.layout import ObjectRole, classify, thumbnail_path
-from common.platform import config
+from common.platform import config, log
 from common.platform.events import DELETED, ObjectEvent
 from common.platform.handler import Outcome, Result
 from common.services import archive_import, dataset_jobs
@@ -52,18 +52,34 @@ def _applied(applied: bool, what: str, issues: list[Issue] | None = None) -> Out
 
 
 def _remove_part(event: ObjectEvent, role: ObjectRole, part: str) -> Outcome:
-    applied = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
-                                         lambda entry: entries.delete_part(entry, part, event.generation),
-                                         deleting=True)
-    return _applied(applied, f"{part} removed")
+    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
+                                        lambda entry: entries.delete_part(entry, part, event.generation),
+                                        deleting=True)
+    _remove_orphan(update)
+    return _applied(update.applied, f"{part} removed")
 
 
 def _store_part(event: ObjectEvent, role: ObjectRole, part: str, record: ImageRecord | LabelRecord,
                 issues: list[Issue]) -> Outcome:
-    applied = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
-                                         lambda entry: entries.set_part(entry, part, record, issues),
-                                         content=record.get("sha256"))
-    return _applied(applied, f"{part} indexed", issues)
+    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
+                                        lambda entry: entries.set_part(entry, part, record, issues),
+                                        content=record.get("sha256"))
+    _remove_orphan(update)
+    return _applied(update.applied, f"{part} indexed", issues)
+
+
+def _remove_orphan(update: dataset_index.EntryUpdate) -> None:
+    """The thumbnail of content no entry holds any more. A failure here leaves a file, never a wrong index:
+    the event is done, so it is not retried for this."""
+    if update.orphaned_thumbnail:
+        name, generation = update.orphaned_thumbnail
+        try:
+            removed = storage.delete_generation(name, generation)
+        except Exception as error:  # noqa: BLE001 - a transient storage failure costs a stray file only
+            log.warning("orphaned thumbnail not removed", thumbnail=name, error=repr(error)[:300])
+            return
+        log.info("orphaned thumbnail removed" if removed else "orphaned thumbnail already replaced or gone",
+                 thumbnail=name, generation=generation)
 
 
 def _already_indexed(role: ObjectRole, part: str, generation: int) -> bool:
@@ -83,12 +99,12 @@ def _image(event: ObjectEvent, role: ObjectRole) -> Outcome:
     except NotFound:
         return GONE
     thumbnail = thumbnail_path(role.dataset, facts.sha256) if facts.thumbnail else None
-    if thumbnail:
-        storage.upload(thumbnail, facts.thumbnail, "image/jpeg")
+    thumbnail_generation = storage.upload(thumbnail, facts.thumbnail, "image/jpeg") if thumbnail else None
     record = ImageRecord(path=event.name, generation=event.generation, sha256=facts.sha256, size=facts.size,
                          format=facts.format, width=facts.width, height=facts.height,
                          orientation=facts.orientation, oriented_width=facts.oriented_width,
-                         oriented_height=facts.oriented_height, thumbnail=thumbnail)
+                         oriented_height=facts.oriented_height, thumbnail=thumbnail,
+                         thumbnail_generation=thumbnail_generation, exif=facts.exif)
     return _store_part(event, role, "image", record, facts.issues)
 
 

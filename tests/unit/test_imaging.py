@@ -198,3 +198,67 @@ def test_stream_errors_while_hashing_propagate():
 
     with pytest.raises(OSError, match="connection reset"):
         identify_image(Broken(b"x"), FILE, "jpg")
+
+
+# ---- HEIC and EXIF facts ---------------------------------------------------------------------------------------
+
+def heic_bytes(size=(64, 48), color=(30, 120, 200), exif: bytes | None = None) -> bytes:
+    """A real HEIC, encoded by pillow-heif (x265); identification reads it with pi-heif's decoder."""
+    import pillow_heif
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(Image.new("RGB", size, color)).save(buffer, quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+def camera_exif(gps: bool = True) -> Image.Exif:
+    exif = Image.Exif()
+    exif[271], exif[272], exif[306] = "Apple\x00", "iPhone 15 Pro", "2026:01:02 03:04:05"
+    exif.get_ifd(0x8769).update({36867: "2025:07:14 18:30:59", 36881: "+02:00"})
+    if gps:
+        exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 31.0, 12.0)})
+    return exif
+
+
+def test_a_heic_photo_is_read_measured_and_thumbnailed():
+    data = heic_bytes()
+    assert data[4:12] == b"ftypheic"
+    facts = identify(data, "heic")
+    assert facts.issues == [] and (facts.format, facts.width, facts.height) == ("HEIF", 64, 48)
+    with Image.open(io.BytesIO(facts.thumbnail)) as thumbnail:
+        assert thumbnail.format == "JPEG" and thumbnail.size == (64, 48)
+        red, green, blue = thumbnail.getpixel((32, 24))
+        assert blue > 150 and red < 80  # the photo's colour, not a placeholder
+
+
+def test_a_heic_named_jpg_is_a_format_mismatch_not_unreadable():
+    assert codes(identify(heic_bytes(), "jpg")) == ["image_format_mismatch"]
+
+
+def test_exif_facts_capture_time_with_its_offset_camera_and_gps_present():
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buffer, "JPEG", exif=camera_exif())
+    assert identify(buffer.getvalue()).exif == {"taken_at": "2025-07-14T18:30:59+02:00", "camera_make": "Apple",
+                                                "camera_model": "iPhone 15 Pro", "gps": True}
+
+
+def test_exif_facts_fall_back_to_datetime_and_say_when_there_is_no_gps():
+    exif = camera_exif(gps=False)
+    del exif.get_ifd(0x8769)[36867]
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buffer, "JPEG", exif=exif)
+    facts = identify(buffer.getvalue()).exif
+    assert facts["taken_at"] == "2026-01-02T03:04:05" and facts["gps"] is False
+
+
+def test_a_heic_keeps_its_exif_facts():
+    assert identify(heic_bytes(exif=camera_exif().tobytes()), "heic").exif["camera_model"] == "iPhone 15 Pro"
+
+
+def test_no_exif_and_a_meaningless_date_are_none():
+    assert identify(image_bytes("PNG"), "png").exif is None
+    exif = Image.Exif()
+    exif[306] = "0000:00:00 00:00:00"
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buffer, "JPEG", exif=exif)
+    assert identify(buffer.getvalue()).exif == {"taken_at": None, "camera_make": None, "camera_model": None,
+                                                "gps": False}

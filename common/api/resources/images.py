@@ -12,7 +12,7 @@ from common.api.errors import ApiError
 from common.domain.storable import quoted
 from common.api.resources.datasets import DATASET, find_dataset
 from common.api.routes import Route
-from common.api.schema import INTEGER, NUMBER, STRING, array, nullable, obj, page_of
+from common.api.schema import BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
 from common.cloud import dataset_index
 from common.domain import entries, layout, proposals
 
@@ -24,7 +24,10 @@ BOX = obj(class_id=INTEGER, class_name=nullable(STRING), cx=NUMBER, cy=NUMBER, w
 IMAGE = obj(id=STRING, path=nullable(STRING), sha256=nullable(STRING), width=nullable(INTEGER),
             height=nullable(INTEGER), split=nullable(STRING), format=nullable(STRING),
             orientation=nullable(INTEGER), oriented_width=nullable(INTEGER), oriented_height=nullable(INTEGER),
-            thumbnail=nullable(STRING), status=STRING, label_path=nullable(STRING), labels=array(BOX),
+            thumbnail=nullable(STRING),
+            exif=nullable(obj(taken_at=nullable(STRING), camera_make=nullable(STRING), camera_model=nullable(STRING),
+                              gps=BOOLEAN)),
+            status=STRING, label_path=nullable(STRING), labels=array(BOX),
             image_generation=nullable(INTEGER), label_generation=INTEGER,
             duplicates=array(STRING), issues=array(ISSUE),
             proposals=array(obj(class_id=INTEGER, class_name=nullable(STRING), confidence=NUMBER, cx=NUMBER,
@@ -119,7 +122,7 @@ def image_view(entry: dict, classes: list[str] | None) -> dict:
         "width": image.get("width"), "height": image.get("height"), "split": entry.get("split"),
         "format": image.get("format"), "orientation": image.get("orientation"),
         "oriented_width": image.get("oriented_width"), "oriented_height": image.get("oriented_height"),
-        "thumbnail": image.get("thumbnail"), "status": entry.get("status"),
+        "thumbnail": image.get("thumbnail"), "exif": image.get("exif"), "status": entry.get("status"),
         "label_path": label["path"] if label else None,
         "image_generation": image.get("generation"),
         "label_generation": label["generation"] if label else 0,  # what an edit's If-Match names
