@@ -84,10 +84,13 @@ def create_dataset(dataset: str, fields: dict | None = None, deadline: float | N
     return True
 
 
-def read_generations(dataset: str, key: str, part: str) -> Entry | None:
-    """Only what the generation guard of `part` reads (its generation and tombstone),
-    in one unary call: the cheap check before any download."""
-    return db.read_fields(entries_of(dataset).document(doc_id(key)), [f"{part}.generation", f"{part}_tombstone"])
+def read_generations(dataset: str, key: str, part: str, path: str | None = None) -> Entry | None:
+    """Only what the generation guard of `part` reads (its generation and tombstone; for an image, those of
+    its own file), in one unary call: the cheap check before any download."""
+    fields = [f"{part}.generation", f"{part}_tombstone"]
+    if part == "image" and path is not None:
+        fields += ["image.path", "sources_kept", f"image_sources.{entries.source_key(path)}"]
+    return db.read_fields(entries_of(dataset).document(doc_id(key)), fields)
 
 
 def _class_count(dataset_doc: dict | None) -> int | None:
@@ -112,18 +115,20 @@ class EntryUpdate:
 
 
 def update_entry(dataset: str, key: str, split: str | None, part: str, generation: int,
-                 mutate: Callable[[Entry], None], deleting: bool = False, content: str | None = None) -> EntryUpdate:
+                 mutate: Callable[[Entry], None], deleting: bool = False, content: str | None = None,
+                 path: str | None = None) -> EntryUpdate:
     """Apply `mutate` to an entry's `part` ("image" or "label") in one transaction,
     keeping duplicate groups and derived fields true. Not applied when the event
     at `generation` is stale (nothing written). `content`, the sha256 the image will
-    hold, lets the first read of the transaction fetch its content group too."""
+    hold, lets the first read of the transaction fetch its content group too; `path`,
+    the image file the event is about, picks that file's guard."""
     own_ref = entries_of(dataset).document(doc_id(key))
     first_reads = [own_ref, dataset_ref(dataset)] + ([contents_of(dataset).document(content)] if content else [])
 
     def work(transaction) -> EntryUpdate:
         read = db.read_all(first_reads, transaction)  # the entry, the classes and the likely group: one request
         entry = read[own_ref.path] or entries.new_entry(key, split)
-        if entries.is_stale(entry, part, generation, deleting):
+        if entries.is_stale(entry, part, generation, deleting, path):
             return EntryUpdate(False)
         before = entry["image"]
         mutate(entry)
@@ -133,15 +138,19 @@ def update_entry(dataset: str, key: str, split: str | None, part: str, generatio
         class_count = _class_count(read[dataset_ref(dataset).path])
         for ref, member in {**members, own_ref: entry}.items():
             db.put(transaction, ref, entries.derive(member, class_count))
-        return EntryUpdate(True, _orphaned_thumbnail(before, groups))
+        return EntryUpdate(True, _orphaned_thumbnail(before, groups, entry))
 
     with _entry_lock(dataset, own_ref.id):
         return db.in_transaction(work)
 
 
-def _orphaned_thumbnail(before: dict | None, groups: dict) -> tuple[str, int] | None:
-    """The thumbnail of the content the entry held before, when the change left that content's group empty."""
+def _orphaned_thumbnail(before: dict | None, groups: dict, entry: Entry) -> tuple[str, int] | None:
+    """The thumbnail of the content the entry showed before, when the change left that content's group empty
+    (and no other image file of the entry's name holds it, to be shown should the newest go)."""
     if not before or groups.get(before.get("sha256"), True):  # untouched (absent) or still with members
+        return None
+    if any(source["held"] and source["record"]["sha256"] == before["sha256"]
+           for source in entries.image_sources(entry).values()):
         return None
     if before.get("thumbnail") and before.get("thumbnail_generation"):
         return before["thumbnail"], int(before["thumbnail_generation"])

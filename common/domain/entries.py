@@ -9,6 +9,7 @@ the summed fields.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import TypedDict
 
@@ -58,9 +59,11 @@ class Entry(TypedDict, total=False):
     """The primary facts of an entry; `derive` adds the derived fields."""
     key: str
     split: str | None
-    image: ImageRecord | None
-    image_tombstone: int
+    image: ImageRecord | None          # the image shown: the newest live one of image_sources
+    image_tombstone: int               # an entry indexed before image_sources: its one image's tombstone
     image_issues: list[dict]
+    image_sources: dict[str, dict]     # every image file of this name, each with its own guard (see below)
+    sources_kept: bool                 # image_sources is complete (entries indexed before it had none)
     label: LabelRecord | None
     label_tombstone: int
     label_issues: list[dict]
@@ -70,18 +73,100 @@ class Entry(TypedDict, total=False):
 
 def new_entry(key: str, split: str | None) -> Entry:
     return {"key": key, "split": split, "image": None, "image_tombstone": 0, "image_issues": [],
+            "image_sources": {}, "sources_kept": True,
             "label": None, "label_tombstone": 0, "label_issues": [],
             "duplicates": [], "duplicate_issues": []}
 
 
-def is_stale(entry: Entry, part: str, generation: int, deleting: bool = False) -> bool:
+def is_stale(entry: Entry, part: str, generation: int, deleting: bool = False, path: str | None = None) -> bool:
     """True when an event for `part` ("image" or "label") at `generation` is
-    already applied or superseded (common.domain.generations)."""
+    already applied or superseded (common.domain.generations). An image event is
+    judged against its own file (`path`): several image files may share a name."""
+    if part == "image" and path is not None:
+        return _is_stale_image(entry, path, generation, deleting)
     held = (entry.get(part) or {}).get("generation", 0)
     return generations.is_stale(generation, held, entry.get(f"{part}_tombstone", 0), deleting)
 
 
+# ---- several image files of one name ------------------------------------------------------------------------
+# a.jpg and a.png in one folder share the label a.txt and so one entry. Each image file keeps its own guard and
+# record under image_sources; the entry shows the newest live one, and while more than one lives each of them
+# has an `image_name_collision` issue. Deleting the shown one shows the next.
+
+def source_key(path: str) -> str:
+    """A map key for an image file's path that is also a plain Firestore field name."""
+    return "p" + hashlib.sha1(path.encode()).hexdigest()[:24]
+
+
+def image_sources(entry: Entry) -> dict[str, dict]:
+    """{source_key: {"path", "held", "tombstone", "record", "issues"}}, "held" 0 once deleted; for an entry
+    indexed before sources were kept, its one shown image. The shown image's record and issues are stored
+    once, as the entry's `image` and `image_issues`, and filled in here."""
+    image = entry.get("image")
+    if not entry.get("sources_kept"):
+        return {source_key(image["path"]): _source(image["path"], image["generation"], 0, image,
+                                                   entry.get("image_issues", []))} if image else {}
+    sources = {key: dict(source) for key, source in (entry.get("image_sources") or {}).items()}
+    if image and source_key(image["path"]) in sources:
+        sources[source_key(image["path"])].update(record=image, issues=entry.get("image_issues", []))
+    return sources
+
+
+def _source(path: str, held: int, tombstone: int, record: dict | None, issues: list[dict]) -> dict:
+    return {"path": path, "held": held, "tombstone": tombstone, "record": record, "issues": issues}
+
+
+def _is_stale_image(entry: Entry, path: str, generation: int, deleting: bool) -> bool:
+    source = image_sources(entry).get(source_key(path))
+    if source is not None:
+        return generations.is_stale(generation, source["held"], source["tombstone"], deleting)
+    floor = 0 if entry.get("sources_kept") else entry.get("image_tombstone", 0)  # an older entry's one tombstone
+    return generations.is_stale(generation, 0, floor, deleting)
+
+
+def set_image(entry: Entry, record: ImageRecord, issues: list[Issue]) -> None:
+    sources = image_sources(entry)
+    tombstone = sources.get(source_key(record["path"]), {}).get("tombstone", 0)
+    sources[source_key(record["path"])] = _source(record["path"], record["generation"], tombstone, record,
+                                                  [i.to_dict() for i in issues])
+    _show_newest(entry, sources)
+
+
+def delete_image(entry: Entry, path: str, generation: int) -> None:
+    sources = image_sources(entry)
+    tombstone = max(sources.get(source_key(path), {}).get("tombstone", 0), generation)
+    sources[source_key(path)] = _source(path, 0, tombstone, None, [])
+    _show_newest(entry, sources)
+
+
+def _show_newest(entry: Entry, sources: dict[str, dict]) -> None:
+    shown = max((source for source in sources.values() if source["held"]), key=lambda source: source["held"],
+                default=None)
+    entry["image"] = shown["record"] if shown else None
+    entry["image_issues"] = shown["issues"] if shown else []
+    entry["image_sources"] = {key: ({**source, "record": None, "issues": []} if source is shown else source)
+                              for key, source in sources.items()}
+    entry["sources_kept"] = True
+
+
+def live_image_paths(entry: Entry) -> list[str]:
+    return sorted(source["path"] for source in image_sources(entry).values() if source["held"])
+
+
+def _name_collisions(entry: Entry, label_path: str) -> list[dict]:
+    paths = live_image_paths(entry)
+    if len(paths) < 2:
+        return []
+    shown = (entry.get("image") or {}).get("path")
+    label = label_path or entry["key"] + ".txt"
+    return [Issue("image_name_collision",
+                  f"{', '.join(other for other in paths if other != path)} has the same name: "
+                  f"{len(paths)} images share the label {label} and one entry, which shows the newest "
+                  f"({shown}); rename all but one", path).to_dict() for path in paths]
+
+
 def set_part(entry: Entry, part: str, record: ImageRecord | LabelRecord, issues: list[Issue]) -> None:
+    """The label (an image file goes through set_image: several may share the entry's name)."""
     entry[part] = record
     entry[f"{part}_issues"] = [i.to_dict() for i in issues]
 
@@ -108,7 +193,8 @@ def derive(entry: Entry, class_count: int | None) -> dict:
     orphan = ([Issue("label_without_image", "no image in the dataset has this label's name "
                      "(the label of images/…/x.jpg is labels/…/x.txt)", label_path).to_dict()]
               if status == LABEL_ONLY else [])
-    issues = entry["image_issues"] + entry["label_issues"] + out_of_range + orphan + entry["duplicate_issues"]
+    issues = (entry["image_issues"] + entry["label_issues"] + out_of_range + orphan + entry["duplicate_issues"]
+              + _name_collisions(entry, label_path))
     counted = in_range if has_image else []
     class_counts: dict[str, int] = {}
     for box in counted:

@@ -52,18 +52,20 @@ def _applied(applied: bool, what: str, issues: list[Issue] | None = None) -> Out
 
 
 def _remove_part(event: ObjectEvent, role: ObjectRole, part: str) -> Outcome:
-    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
-                                        lambda entry: entries.delete_part(entry, part, event.generation),
-                                        deleting=True)
+    delete = ((lambda entry: entries.delete_image(entry, event.name, event.generation)) if part == "image" else
+              (lambda entry: entries.delete_part(entry, part, event.generation)))
+    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation, delete,
+                                        deleting=True, path=event.name)
     _remove_orphan(update)
     return _applied(update.applied, f"{part} removed")
 
 
 def _store_part(event: ObjectEvent, role: ObjectRole, part: str, record: ImageRecord | LabelRecord,
                 issues: list[Issue]) -> Outcome:
-    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
-                                        lambda entry: entries.set_part(entry, part, record, issues),
-                                        content=record.get("sha256"))
+    store = ((lambda entry: entries.set_image(entry, record, issues)) if part == "image" else
+             (lambda entry: entries.set_part(entry, part, record, issues)))
+    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation, store,
+                                        content=record.get("sha256"), path=event.name)
     _remove_orphan(update)
     return _applied(update.applied, f"{part} indexed", issues)
 
@@ -82,17 +84,17 @@ def _remove_orphan(update: dataset_index.EntryUpdate) -> None:
                  thumbnail=name, generation=generation)
 
 
-def _already_indexed(role: ObjectRole, part: str, generation: int) -> bool:
+def _already_indexed(event: ObjectEvent, role: ObjectRole, part: str) -> bool:
     """Cheap guard before any download: a duplicate or superseded event. The
     transaction checks again; this only saves the download of a known generation."""
-    held = dataset_index.read_generations(role.dataset, role.key, part)
-    return held is not None and entries.is_stale(held, part, generation)
+    held = dataset_index.read_generations(role.dataset, role.key, part, event.name)
+    return held is not None and entries.is_stale(held, part, event.generation, path=event.name)
 
 
 def _image(event: ObjectEvent, role: ObjectRole) -> Outcome:
     if event.action == DELETED:
         return _remove_part(event, role, "image")
-    if _already_indexed(role, "image", event.generation):
+    if _already_indexed(event, role, "image"):
         return DUPLICATE
     try:
         facts = _identify(event, role)
@@ -119,7 +121,7 @@ def _identify(event: ObjectEvent, role: ObjectRole):
 def _label(event: ObjectEvent, role: ObjectRole) -> Outcome:
     if event.action == DELETED:
         return _remove_part(event, role, "label")
-    if _already_indexed(role, "label", event.generation):
+    if _already_indexed(event, role, "label"):
         return DUPLICATE
     parsed = _read_label(event)
     if parsed is None:

@@ -1,6 +1,7 @@
 """At-least-once, unordered delivery: every real notification of a dataset's
-history (overwrites, deletes, a label before its image, data.yaml last)
-delivered twice in a shuffled order must give the index of one in-order drop."""
+history (overwrites, deletes, a label before its image, two images of one name,
+data.yaml last) delivered twice in a shuffled order must give the index of one
+in-order drop."""
 import functools
 import random
 
@@ -20,6 +21,12 @@ sample = functools.cache(sample_dataset)  # built at first use, not at collectio
 OVERWRITTEN = {**{f"images/train/shapes_{i}.jpg": synthetic_image(900 + i)[0] for i in range(4)},
                **{f"labels/train/shapes_{i}.txt": b"0 0.5 0.5 0.1\n" for i in range(4)}}
 DELETED = {"images/train/gone.jpg": synthetic_image(998)[0], "labels/train/gone.txt": b"1 0.5 0.5 0.2 0.2\n"}
+# Images sharing a name (one entry): twin.png, the newer, is shown and both are named; pair.png is shown, then
+# deleted, and pair.jpg shows again.
+NAMESAKES = {"images/train/twin.jpg": synthetic_image(991)[0],
+             "images/train/twin.png": synthetic_image(992, fmt="PNG")[0],
+             "images/val/pair.jpg": synthetic_image(993)[0]}
+NAMESAKE_DELETED = {"images/val/pair.png": synthetic_image(994, fmt="PNG")[0]}
 
 
 def history(bucket, dataset: str) -> int:
@@ -34,11 +41,14 @@ def history(bucket, dataset: str) -> int:
         blob(name).upload_from_string(data)
     for name in sorted(files, key=lambda name: not name.startswith("labels/")):
         blob(name).upload_from_string(files[name])
-    for name in DELETED:
+    for name, data in {**NAMESAKES, **NAMESAKE_DELETED}.items():
+        blob(name).upload_from_string(data)
+    for name in {**DELETED, **NAMESAKE_DELETED}:
         blob(name).delete()
     blob("data.yaml").upload_from_string(final_yaml)
     overwrites = len(OVERWRITTEN) + 1  # each also publishes the old generation's delete
-    return len(early) + len(files) + len(DELETED) + 1 + overwrites
+    namesakes = len(NAMESAKES) + 2 * len(NAMESAKE_DELETED)
+    return len(early) + len(files) + len(DELETED) + 1 + overwrites + namesakes
 
 
 def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucket):
@@ -50,8 +60,10 @@ def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucke
     assert sum(m.attributes.get("overwrittenByGeneration") is not None for m in captured) == len(OVERWRITTEN) + 1
 
     drop(bucket, in_order, {"data.yaml": sample().files["data.yaml"],
-                            **{k: v for k, v in sample().files.items() if k != "data.yaml"}})
-    stats_when(api, in_order, sample().expected)
+                            **{k: v for k, v in sample().files.items() if k != "data.yaml"}, **NAMESAKES})
+    known = sample().expected
+    stats_when(api, in_order, {"images": known["images"] + 2, "unlabeled": known["unlabeled"] + 2,
+                               "boxes": known["boxes"]})  # twin and pair, without labels
 
     deliveries = captured * 2
     random.Random(11).shuffle(deliveries)

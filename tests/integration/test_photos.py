@@ -1,5 +1,5 @@
-"""Photos as phones make them, through the stack: HEIC read and thumbnailed, EXIF facts in the image view,
-and thumbnails that go when the last image with their content goes."""
+"""Photos as phones and people make them, through the stack: HEIC read and thumbnailed, EXIF facts in the image
+view, thumbnails that go when the last image with their content goes, and two images of one name."""
 from __future__ import annotations
 
 import io
@@ -69,3 +69,24 @@ def test_a_thumbnail_goes_with_the_last_image_of_its_content(stack, bucket, api,
     stats_when(api, dataset, {"images": 0})
     wait_for(lambda: thumbnail_exists(bucket, dataset, shared_sha), lambda exists: not exists, DEADLINE,
              "the last thumbnail to go with its last image")
+
+
+def test_two_images_of_one_name_are_both_named_and_the_other_shows_when_the_newest_goes(stack, bucket, api, dataset):
+    jpg, png = synthetic_image(21)[0], synthetic_image(22, fmt="PNG")[0]
+    drop(bucket, dataset, {"data.yaml": data_yaml(["x"]).encode(), "labels/train/a.txt": LABEL,
+                           "images/train/a.jpg": jpg})
+    stats_when(api, dataset, {"images": 1, "labeled": 1})
+    drop(bucket, dataset, {"images/train/a.png": png})
+    stats_when(api, dataset, {"images": 1, "issues": 2})
+    image = image_of(api, dataset, "labels/train/a")
+    assert image["path"].endswith("a.png") and image["format"] == "PNG"
+    named = {issue["file"].rsplit("/", 1)[-1]: issue["message"] for issue in image["issues"]
+             if issue["code"] == "image_name_collision"}
+    assert set(named) == {"a.jpg", "a.png"} and "a.png" in named["a.jpg"] and "rename" in named["a.png"]
+
+    bucket.blob(f"datasets/{dataset}/images/train/a.png").delete()
+    stats_when(api, dataset, {"images": 1, "labeled": 1, "issues": 0})
+    shown = image_of(api, dataset, "labels/train/a")
+    assert shown["path"].endswith("a.jpg") and shown["format"] == "JPEG" and shown["labels"]
+    thumbnail = api.session.get(f"{api.url}/datasets/{dataset}/thumbnails/{shown['sha256']}", timeout=30)
+    assert thumbnail.status_code == 200

@@ -10,7 +10,7 @@ LABEL = {"path": "datasets/d/labels/train/a.txt", "generation": 7,
 def entry(image=None, label=None, label_issues=()) -> dict:
     e = entries.new_entry("labels/train/a", "train")
     if image:
-        entries.set_part(e, "image", image, [])
+        entries.set_image(e, image, [])
     if label:
         entries.set_part(e, "label", label, list(label_issues))
     return e
@@ -106,3 +106,71 @@ def test_same_split_duplicates_are_not_leakage():
     duplicates.set_duplicates(e, "me", {"me": {"path": IMAGE["path"], "split": "train"},
                                      "o": {"path": "datasets/d/images/train/c.jpg", "split": "train"}})
     assert [i["code"] for i in entries.derive(e, None)["issues"]] == ["duplicate_image"]
+
+
+# ---- several image files of one name ----------------------------------------------------------------------------
+
+JPG, PNG = "datasets/d/images/train/a.jpg", "datasets/d/images/train/a.png"
+
+
+def image_record(path: str, generation: int, sha: str) -> dict:
+    return {"path": path, "generation": generation, "sha256": sha * 64, "thumbnail": None}
+
+
+def stored(e: dict, path: str, generation: int, sha: str = "a", issues=()) -> dict:
+    assert not entries.is_stale(e, "image", generation, path=path)
+    entries.set_image(e, image_record(path, generation, sha), list(issues))
+    return e
+
+
+def deleted(e: dict, path: str, generation: int) -> dict:
+    assert not entries.is_stale(e, "image", generation, deleting=True, path=path)
+    entries.delete_image(e, path, generation)
+    return e
+
+
+def collisions(e: dict) -> list[str]:
+    return [i["file"] for i in entries.derive(e, 3)["issues"] if i["code"] == "image_name_collision"]
+
+
+def test_two_images_of_one_name_show_the_newest_and_name_the_collision_on_both():
+    e = stored(stored(entry(), JPG, 10, "a"), PNG, 20, "b", [Issue("image_too_small", "x", PNG)])
+    assert e["image"]["path"] == PNG and [i["code"] for i in e["image_issues"]] == ["image_too_small"]
+    assert collisions(e) == [JPG, PNG]
+    message = next(i["message"] for i in entries.derive(e, 3)["issues"] if i["file"] == JPG)
+    assert PNG in message and "labels/train/a" in message and "rename" in message
+
+
+def test_an_older_namesake_arriving_late_is_kept_but_not_shown():
+    e = stored(stored(entry(), PNG, 20, "b"), JPG, 10, "a")
+    assert e["image"]["path"] == PNG and collisions(e) == [JPG, PNG]
+    assert entries.is_stale(e, "image", 10, path=JPG) and entries.is_stale(e, "image", 20, path=PNG)
+
+
+def test_deleting_the_shown_image_shows_its_namesake_with_its_own_record():
+    e = deleted(stored(stored(entry(), JPG, 10, "a"), PNG, 20, "b"), PNG, 21)
+    assert e["image"] == image_record(JPG, 10, "a") and collisions(e) == []
+    assert entries.derive(e, 3)["status"] == entries.UNLABELED
+    assert entries.is_stale(e, "image", 20, path=PNG)  # the deleted file's late finalize changes nothing
+    assert not entries.is_stale(e, "image", 22, path=PNG)  # uploaded again: shown again, colliding again
+
+
+def test_deleting_the_hidden_namesake_ends_the_collision_and_keeps_the_shown_image():
+    e = deleted(stored(stored(entry(), JPG, 10, "a"), PNG, 20, "b"), JPG, 11)
+    assert e["image"]["path"] == PNG and collisions(e) == []
+    assert entries.derive(deleted(e, PNG, 21), 3)["has_image"] is False
+
+
+def test_the_shown_record_is_stored_once():
+    e = stored(stored(entry(), JPG, 10, "a"), PNG, 20, "b")
+    hidden, shown = (e["image_sources"][entries.source_key(p)] for p in (JPG, PNG))
+    assert shown["record"] is None and shown["held"] == 20 and hidden["record"]["path"] == JPG
+
+
+def test_an_entry_indexed_before_sources_were_kept_keeps_its_guard():
+    legacy = {**entry(), "image": image_record(JPG, 10, "a"), "image_tombstone": 5}
+    del legacy["image_sources"], legacy["sources_kept"]
+    assert entries.is_stale(legacy, "image", 10, path=JPG) and not entries.is_stale(legacy, "image", 11, path=JPG)
+    assert entries.is_stale(legacy, "image", 4, path=PNG)  # below its one tombstone, as before
+    e = stored(legacy, PNG, 20, "b")
+    assert e["sources_kept"] and collisions(e) == [JPG, PNG]
