@@ -499,3 +499,25 @@ def test_a_google_token_this_page_did_not_ask_for_is_refused(browser, stack):
     assert page.evaluate("sessionStorage.getItem('yolodrop.session')") is None
     screenshot(page, "page-signin-google-refused")
     page.close()
+
+
+# ---- a phone's photo ---------------------------------------------------------------------------------------------
+
+def test_a_heic_photo_shows_its_file_facts_and_its_thumbnail_where_the_browser_cannot_draw_heic(
+        page, stack, bucket, api, person):
+    from tests.integration.test_photos import heic_photo
+    dataset = f"page-{uuid.uuid4().hex[:8]}"
+    drop(bucket, dataset, {"data.yaml": b"names: [x]\n", "images/train/phone.heic": heic_photo(),
+                           "labels/train/phone.txt": b"0 0.5 0.5 0.4 0.4\n"})
+    stats_when(api, dataset, {"images": 1, "labeled": 1})
+    give_role(api, dataset, person, "viewer")
+    open_hash(page, stack, f"#/d/{dataset}/image/labels/train/phone")
+    facts = page.locator("section.panel", has=page.get_by_role("heading", name="File"))
+    expect(facts).to_contain_text("HEIF")
+    expect(facts).to_contain_text("2025-07-14 18:30:59")
+    expect(facts).to_contain_text("Apple iPhone 15 Pro")
+    expect(facts).to_contain_text("present (not kept)")
+    expect(page.locator(".stage[data-loaded=true]")).to_be_visible(timeout=SHOWN)
+    expect(page.get_by_role("status")).to_contain_text("shown from its 256 px thumbnail")
+    expect(page.get_by_test_id("box")).to_have_count(1)
+    screenshot(page, "page-image-heic")

@@ -21,7 +21,7 @@ export async function render(main, {params: [dataset, imageId]}) {
   const editor = new Editor(dataset, image, info.classes || [], canEdit(role));
   show(main, h("h1", {}, image.path || image.id), tabs(dataset, null),
     h("div", {class: "image-view"}, editor.stage, h("aside", {class: "side"}, editor.panel,
-      proposalsPanel(editor), issuesPanel(dataset, image), duplicatesPanel(dataset, image))));
+      proposalsPanel(editor), issuesPanel(dataset, image), duplicatesPanel(dataset, image), photoPanel(image))));
   editor.loadImage();
   return () => editor.stop();
 }
@@ -55,8 +55,16 @@ class Editor {
   async loadImage() {
     try {
       this.img.onload = () => this.stage.setAttribute("data-loaded", "true");
+      this.img.onerror = () => this.showThumbnail();  // a format the browser cannot draw (HEIC, TIFF, DNG)
       this.img.src = await imageUrl(`/datasets/${encodeURIComponent(this.dataset)}/files/${enc(this.image.id)}`);
     } catch (error) { this.stage.classList.add("no-image"); this.img.alt = `the image could not be read: ${error.message}`; }
+  }
+
+  async showThumbnail() {
+    this.img.onerror = null;
+    if (!this.image.sha256) return;
+    this.status.textContent = `This browser cannot show ${this.image.format || "this format"}: shown from its 256 px thumbnail.`;
+    this.img.src = await imageUrl(`/datasets/${encodeURIComponent(this.dataset)}/thumbnails/${this.image.sha256}`);
   }
 
   stop() { window.removeEventListener("keydown", this.onKey); }
@@ -335,6 +343,17 @@ function issuesPanel(dataset, image) {
     h("ul", {class: "issues"}, image.issues.map((i) => h("li", {}, h("code", {}, i.code), " ", i.message,
       i.file ? h("span", {class: "muted"}, ` — ${i.file}${i.line ? `:${i.line}` : ""}`) : null))) :
     h("p", {class: "muted"}, "None."));
+}
+
+// What the file says about itself: format, size, and from its EXIF when it has one, when and with what.
+function photoPanel(image) {
+  const exif = image.exif || {};
+  const rows = [["format", image.format], ["size", image.width ? `${image.width}×${image.height}` : null],
+                ["taken", exif.taken_at ? exif.taken_at.replace("T", " ") : null],
+                ["camera", [exif.camera_make, exif.camera_model].filter(Boolean).join(" ") || null],
+                ["GPS", image.exif ? (exif.gps ? "present (not kept)" : "none") : null]].filter(([, v]) => v);
+  return rows.length ? h("section", {class: "panel"}, h("h2", {}, "File"),
+    h("dl", {class: "facts"}, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))) : null;
 }
 
 function duplicatesPanel(dataset, image) {
