@@ -55,6 +55,7 @@ MATRIX = {
     "GET /datasets/{d}/versions": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /datasets/{d}/versions/{version}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "POST /datasets/{d}/exports": (*SIGNED_OUT, 404, 403, 202, 202, 202),
+    "GET /exports": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /exports/{export_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "POST /training/{job_id}/cancel": (*SIGNED_OUT, 404, 403, 202, 202, 202),
     "GET /models": (*SIGNED_OUT, 200, 200, 200, 200, 200),

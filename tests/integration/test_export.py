@@ -80,6 +80,13 @@ def test_an_export_reports_what_it_wrote_and_left_out(exported):
     assert storage.blob_at(yolo["uri"]).reload() is None and storage.blob_at(yolo["uri"]).exists()
 
 
+def test_a_dataset_lists_its_exports_newest_first(api, exported):
+    listed = api.get("/exports", dataset=exported["dataset"])["exports"]
+    assert [e["id"] for e in listed] == [exported["coco"]["id"], exported["yolo"]["id"]]
+    assert listed[1] == exported["yolo"]
+    assert api.get("/exports", dataset=exported["dataset"], page_size=1)["next_page_token"]
+
+
 def test_the_yolo_export_holds_the_original_bytes_and_labels(exported):
     folder, files = exported["yolo_dir"], exported["files"]
     for n, split in enumerate(("train", "train", "train", "val", "val")):

@@ -521,3 +521,20 @@ def test_a_heic_photo_shows_its_file_facts_and_its_thumbnail_where_the_browser_c
     expect(page.get_by_role("status")).to_contain_text("shown from its 256 px thumbnail")
     expect(page.get_by_test_id("box")).to_have_count(1)
     screenshot(page, "page-image-heic")
+
+
+# ---- versions and exports --------------------------------------------------------------------------------------
+
+def test_an_editor_exports_a_version_and_the_list_shows_it_done_with_its_zip(page, stack, api, sample):
+    open_hash(page, stack, f"#/d/{sample}/versions")
+    page.get_by_label("Format").select_option("coco")
+    page.get_by_role("button", name="Export").click()
+    said = page.get_by_role("status").filter(has_text="Export export-")
+    expect(said).to_be_visible(timeout=SHOWN)
+    export_id = said.inner_text().split()[1]
+    row = page.get_by_role("row", name=export_id)
+    expect(row).to_contain_text("completed", timeout=60_000)
+    expect(row.get_by_role("button", name="zip")).to_be_visible()
+    listed = api.get("/exports", dataset=sample)["exports"]
+    assert listed[0]["id"] == export_id and listed[0]["format"] == "coco" and listed[0]["status"] == "completed"
+    screenshot(page, "page-versions-exports")

@@ -5,7 +5,6 @@ import {downloadButton} from "./models.js";
 import {empty, fmt, h, table, show} from "./dom.js";
 
 const POLL_MS = 2000;
-const mine = (dataset) => `yolodrop.exports.${dataset}`;  // the API lists no exports: the page follows its own
 
 export async function render(main, {params: [dataset]}) {
   const d = encodeURIComponent(dataset);
@@ -14,19 +13,18 @@ export async function render(main, {params: [dataset]}) {
   const status = h("p", {role: "status"});
   const body = h("div");
   const refresh = async () => {
-    const {versions} = await api(`/datasets/${d}/versions`);
-    const ids = JSON.parse(sessionStorage.getItem(mine(dataset)) || "[]");
-    const exports = await Promise.all(ids.map((id) => api(`/exports/${encodeURIComponent(id)}`).catch(() => null)));
+    const [{versions}, {exports}] = await Promise.all([api(`/datasets/${d}/versions`),
+                                                       api(`/exports?dataset=${d}&page_size=20`)]);
     body.replaceChildren(h("h2", {}, "Versions"), versions.length ? table(["version", "name", "status", "images", "created"],
       versions.map((v) => [v.id, v.name || "–", v.status, fmt(v.stats?.images), when(v.created_at)])) :
       empty("No version yet: freeze one to train or export exactly this data later."),
-      h("h2", {}, "Exports you started"), exports.filter(Boolean).length ? table(["export", "format", "version", "status", "files", "zip"],
-        exports.filter(Boolean).map((e) => [e.id, e.format, e.version || "–", e.error ? `${e.status}: ${e.error}` : e.status,
-          `${fmt(e.files_done)} / ${fmt(e.files_total)}`,
+      h("h2", {}, "Exports (newest 20)"), exports.length ? table(["export", "format", "version", "status", "files", "created", "zip"],
+        exports.map((e) => [e.id, e.format, e.version || "–", e.error ? `${e.status}: ${e.error}` : e.status,
+          `${fmt(e.files_done)} / ${fmt(e.files_total)}`, when(e.created_at),
           e.uri ? downloadButton(`/exports/${encodeURIComponent(e.id)}/zip`, `${e.id}.zip`, "zip") : "–"])) :
-        empty("No export started from this page yet."));
+        empty("No export yet: export a version as YOLO or COCO above."));
     const live = versions.some((v) => v.status !== "frozen" && v.status !== "failed") ||
-      exports.some((e) => e && (e.status === "queued" || e.status === "running"));
+      exports.some((e) => e.status === "queued" || e.status === "running");
     if (live && !stopped) timer = setTimeout(refresh, POLL_MS);
   };
   const act = (fn) => async (event) => {
@@ -42,8 +40,6 @@ export async function render(main, {params: [dataset]}) {
     h("form", {onsubmit: act(async (data) => {
       const answer = await api(`/datasets/${d}/exports`, {method: "POST", body: {format: data.get("format"),
         ...(data.get("version") ? {version: data.get("version")} : {})}});
-      const ids = JSON.parse(sessionStorage.getItem(mine(dataset)) || "[]");
-      sessionStorage.setItem(mine(dataset), JSON.stringify([answer.export_id, ...ids].slice(0, 20)));
       return `Export ${answer.export_id} started.`;
     })}, h("label", {}, "Format ", h("select", {name: "format"}, h("option", {}, "yolo"), h("option", {}, "coco"))),
       h("label", {}, "Version (empty: freeze one) ", h("input", {name: "version", pattern: "v[0-9]+", size: 5})),

@@ -14,7 +14,7 @@ from common.api.resources import documents
 from common.api.resources.datasets import DATASET
 from common.api.resources.versions import publish_or_forget
 from common.api.routes import Route
-from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, nullable, obj
+from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, nullable, obj, page_of
 from common.cloud import version_store
 from common.domain import exports
 from common.domain.exports import InvalidExportRequest
@@ -48,6 +48,10 @@ def create_export(ctx: RequestContext, args: dict) -> dict:
     return {"export_id": export_id}
 
 
+def list_exports(ctx: RequestContext, args: dict) -> dict:
+    return documents.newest_first("exports", version_store.exports(), exports.view, args, ctx)
+
+
 def get_export(ctx: RequestContext, args: dict) -> dict:
     return exports.view(documents.find_in_dataset(version_store.exports(), args["export_id"], "export", ctx,
                                                   access.VIEWER))
@@ -57,6 +61,8 @@ ROUTES = [
     Route("POST", "/datasets/{dataset}/exports", create_export, "Export a version as a YOLO or COCO zip",
           status=202, response=obj(export_id=STRING), params=(DATASET,), body=REQUEST, role=access.EDITOR,
           rate_limited="exports"),
+    Route("GET", "/exports", list_exports, "Exports (of one dataset, or of those the caller may see), newest first",
+          page_of("exports", EXPORT), params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
     Route("GET", "/exports/{export_id}", get_export, "One export: status, progress, the zip's gs:// URI",
           EXPORT, params=(EXPORT_ID,)),
 ]
