@@ -106,7 +106,7 @@ def identify_image(stream: BinaryIO, file: str, extension: str) -> ImageFacts:
 
 def _open(stream: BinaryIO, facts: ImageFacts, file: str) -> Image.Image | None:
     try:
-        return _open_any(stream)
+        return open_image(stream)
     except Image.DecompressionBombError as error:
         facts.issues.append(Issue("image_too_large", f"the image is too large to decode safely: {error}", file))
     except UnidentifiedImageError:
@@ -121,7 +121,7 @@ _heif_lock = threading.Lock()
 _heif_registered = False
 
 
-def _open_any(stream: BinaryIO) -> Image.Image:
+def open_image(stream: BinaryIO) -> Image.Image:
     """Image.open, and once a stream is no format Pillow knows, again with the HEIF/HEIC plugin (pi-heif, the
     decoder Ultralytics uses too): phones save HEIC, and only those files pay its import (about 40 ms, once)."""
     global _heif_registered

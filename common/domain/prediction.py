@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from common.domain.imaging import open_image
+
 PAD_VALUE = 114
 MAX_NMS = 30_000      # boxes that enter NMS at most (by confidence), as Ultralytics
 MAX_WH = 7680         # the class offset that keeps NMS per class
@@ -74,7 +76,7 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
         raise ImageRejected("image_empty", "the image is empty (0 bytes)")
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
-        image = Image.open(io.BytesIO(data))
+        image = open_image(io.BytesIO(data))  # HEIC too, through the plugin Ultralytics reads it with
     except Image.DecompressionBombError as error:  # over twice the limit: Pillow refuses before decoding
         raise ImageRejected("image_too_large", f"{error}; not decoded") from None
     except UnidentifiedImageError:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from common.cloud import model_cache, storage
 from common.domain import layout, prediction
+from common.domain.imaging import open_image
 from common.domain.prediction import Thresholds
 from common.services import detection
 from infra.local.client import sign_up
@@ -108,7 +109,16 @@ def every_kind_of_image() -> dict[str, bytes]:
         "palette.png": encoded(colour.convert("P", palette=Image.ADAPTIVE, colors=64), "PNG"),
         "sixteen.png": png16(rng.integers(0, 65536, (120, 160, 3)).astype(np.uint16)),
         "exif6.jpg": rotated_jpeg(bus, 6), "exif3.jpg": rotated_jpeg(zidane, 3), "exif8.jpg": rotated_jpeg(bus, 8),
+        "phone.heic": heic(Image.open(io.BytesIO(zidane)).resize((480, 270))),
     }
+
+
+def heic(image: Image.Image) -> bytes:
+    """A real HEIC (pillow-heif's encoder); both sides read it with pi-heif."""
+    import pillow_heif
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(image).save(buffer, quality=90)
+    return buffer.getvalue()
 
 
 # ---- parity --------------------------------------------------------------------
@@ -169,7 +179,7 @@ def test_predictions_match_ultralytics_on_photos_and_every_image_mode(predict_ur
     assert [p["source"] for p in body["predictions"]] == list(images)
     compared = 0
     for name, ours, reference in zip(images, body["predictions"], theirs):
-        upright = Image.open(io.BytesIO(images[name]))
+        upright = open_image(io.BytesIO(images[name]))  # HEIC too
         width, height = upright.size[::-1] if name.startswith(("exif6", "exif8")) else upright.size
         assert (ours["width"], ours["height"]) == (width, height), name
         assert not unmatched(ours["boxes"], reference, CONF), (name, unmatched(ours["boxes"], reference, CONF))

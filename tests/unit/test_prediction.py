@@ -62,6 +62,17 @@ def test_what_is_no_image_is_rejected_with_a_code(data, code):
     assert rejected.value.code == code
 
 
+def test_a_heic_decodes_to_the_pixels_pillow_gives_it():
+    import pillow_heif
+    ramp = np.zeros((48, 64, 3), dtype=np.uint8)
+    ramp[..., 0], ramp[..., 2] = np.arange(64, dtype=np.uint8) * 4, 200
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(Image.fromarray(ramp)).save(buffer, quality=95)
+    pixels = prediction.decode_image(buffer.getvalue())
+    assert pixels.shape == ramp.shape and pixels.dtype == np.uint8
+    assert np.abs(pixels.astype(int) - ramp.astype(int)).mean() < 4  # lossy, but the same picture
+
+
 def test_a_decompression_bomb_is_refused_before_its_pixels_are_decoded():
     with pytest.raises(ImageRejected) as rejected:
         prediction.decode_image(encoded(Image.fromarray(RGB)), max_pixels=1000)
