@@ -14,9 +14,8 @@ a deadline (db.deadline()).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import threading
+from dataclasses import dataclass
 from typing import Callable
 
 from google.api_core.exceptions import AlreadyExists

@@ -81,8 +81,8 @@ def new_entry(key: str, split: str | None) -> Entry:
 def is_stale(entry: Entry, part: str, generation: int, deleting: bool = False, path: str | None = None) -> bool:
     """True when an event for `part` ("image" or "label") at `generation` is
     already applied or superseded (common.domain.generations). An image event is
-    judged against its own file (`path`): several image files may share a name."""
-    if part == "image" and path is not None:
+    judged against its own file (`path`, required): several image files may share a name."""
+    if part == "image":
         return _is_stale_image(entry, path, generation, deleting)
     held = (entry.get(part) or {}).get("generation", 0)
     return generations.is_stale(generation, held, entry.get(f"{part}_tombstone", 0), deleting)
@@ -124,7 +124,7 @@ def _is_stale_image(entry: Entry, path: str, generation: int, deleting: bool) ->
     return generations.is_stale(generation, 0, floor, deleting)
 
 
-def set_image(entry: Entry, record: ImageRecord, issues: list[Issue]) -> None:
+def _set_image(entry: Entry, record: ImageRecord, issues: list[Issue]) -> None:
     sources = image_sources(entry)
     tombstone = sources.get(source_key(record["path"]), {}).get("tombstone", 0)
     sources[source_key(record["path"])] = _source(record["path"], record["generation"], tombstone, record,
@@ -132,7 +132,7 @@ def set_image(entry: Entry, record: ImageRecord, issues: list[Issue]) -> None:
     _show_newest(entry, sources)
 
 
-def delete_image(entry: Entry, path: str, generation: int) -> None:
+def _delete_image(entry: Entry, path: str, generation: int) -> None:
     sources = image_sources(entry)
     tombstone = max(sources.get(source_key(path), {}).get("tombstone", 0), generation)
     sources[source_key(path)] = _source(path, 0, tombstone, None, [])
@@ -166,12 +166,17 @@ def _name_collisions(entry: Entry, label_path: str) -> list[dict]:
 
 
 def set_part(entry: Entry, part: str, record: ImageRecord | LabelRecord, issues: list[Issue]) -> None:
-    """The label (an image file goes through set_image: several may share the entry's name)."""
+    """Index a file as the entry's label, or as one of its image files (record["path"] tells which)."""
+    if part == "image":
+        return _set_image(entry, record, issues)
     entry[part] = record
     entry[f"{part}_issues"] = [i.to_dict() for i in issues]
 
 
-def delete_part(entry: Entry, part: str, generation: int) -> None:
+def delete_part(entry: Entry, part: str, generation: int, path: str | None = None) -> None:
+    """Forget the label, or the image file at `path` (required for an image), deleted at `generation`."""
+    if part == "image":
+        return _delete_image(entry, path, generation)
     entry[part] = None
     entry[f"{part}_issues"] = []
     entry[f"{part}_tombstone"] = max(entry.get(f"{part}_tombstone", 0), generation)

@@ -43,7 +43,7 @@ FORMATS_FOR_EXTENSION = {
     "webp": frozenset({"WEBP"}),
     "bmp": frozenset({"BMP"}),
     "pfm": frozenset({"PPM"}),  # Pillow reads PFM with its PPM plugin
-    "heic": frozenset({"HEIF"}), "heif": frozenset({"HEIF"}),  # read by pi-heif's plugin (see _open)
+    "heic": frozenset({"HEIF"}), "heif": frozenset({"HEIF"}),  # read by pi-heif's plugin (see open_image)
 }
 
 
@@ -59,7 +59,7 @@ class ImageFacts:
     oriented_height: int | None  # swapped for orientations 5..8
     thumbnail: bytes | None  # JPEG bytes, longest side <= THUMBNAIL_SIDE, EXIF-transposed, RGB
     issues: list[Issue]
-    exif: dict | None = None  # ExifFacts.view(): capture time, camera, whether GPS is present; None without EXIF
+    exif: dict | None = None  # exif_facts(): capture time, camera, whether GPS is present; None without EXIF
 
 
 class HashingReader:

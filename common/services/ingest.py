@@ -52,9 +52,8 @@ def _applied(applied: bool, what: str, issues: list[Issue] | None = None) -> Out
 
 
 def _remove_part(event: ObjectEvent, role: ObjectRole, part: str) -> Outcome:
-    delete = ((lambda entry: entries.delete_image(entry, event.name, event.generation)) if part == "image" else
-              (lambda entry: entries.delete_part(entry, part, event.generation)))
-    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation, delete,
+    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
+                                        lambda entry: entries.delete_part(entry, part, event.generation, event.name),
                                         deleting=True, path=event.name)
     _remove_orphan(update)
     return _applied(update.applied, f"{part} removed")
@@ -62,9 +61,8 @@ def _remove_part(event: ObjectEvent, role: ObjectRole, part: str) -> Outcome:
 
 def _store_part(event: ObjectEvent, role: ObjectRole, part: str, record: ImageRecord | LabelRecord,
                 issues: list[Issue]) -> Outcome:
-    store = ((lambda entry: entries.set_image(entry, record, issues)) if part == "image" else
-             (lambda entry: entries.set_part(entry, part, record, issues)))
-    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation, store,
+    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
+                                        lambda entry: entries.set_part(entry, part, record, issues),
                                         content=record.get("sha256"), path=event.name)
     _remove_orphan(update)
     return _applied(update.applied, f"{part} indexed", issues)

@@ -60,6 +60,7 @@ def _registered_model(model_id: str, ctx: RequestContext) -> dict:
     onnx = model.get("onnx") or {}
     if onnx.get("generation") and not onnx.get("error"):  # pinned weights: nothing about it will change
         _model_documents[model_id] = (time.monotonic(), model)
+        _model_documents.move_to_end(model_id)  # a refreshed document goes last, as a new one does
         while len(_model_documents) > MODEL_DOCUMENTS_KEPT:
             _model_documents.popitem(last=False)
     return model

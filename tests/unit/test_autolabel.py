@@ -65,7 +65,7 @@ def test_merging_appends_the_new_rows_and_keeps_every_line_of_the_file():
 
 def test_the_entry_derives_has_proposals_and_keeps_the_proposals_through_a_rederive():
     entry = entries.new_entry("labels/a", None)
-    entries.set_image(entry, {"path": "datasets/d/images/a.jpg", "generation": 3, "sha256": "ab" * 32}, [])
+    entries.set_part(entry, "image", {"path": "datasets/d/images/a.jpg", "generation": 3, "sha256": "ab" * 32}, [])
     assert entries.derive(entry, 2)["has_proposals"] is False
     entry.update(proposals.entry_fields([{**BOX, "class_id": 0}], "model-1", "autolabel-1", 3))
     derived = entries.derive(entry, 2)

@@ -10,7 +10,7 @@ LABEL = {"path": "datasets/d/labels/train/a.txt", "generation": 7,
 def entry(image=None, label=None, label_issues=()) -> dict:
     e = entries.new_entry("labels/train/a", "train")
     if image:
-        entries.set_image(e, image, [])
+        entries.set_part(e, "image", image, [])
     if label:
         entries.set_part(e, "label", label, list(label_issues))
     return e
@@ -78,13 +78,14 @@ def test_label_without_image_is_an_issue_and_counts_no_boxes():
 
 
 def test_generation_guard_and_tombstones():
-    e = entry(IMAGE)
-    assert entries.is_stale(e, "image", 5) and entries.is_stale(e, "image", 4)
-    assert not entries.is_stale(e, "image", 6)
-    assert not entries.is_stale(e, "image", 5, deleting=True)  # deleting the indexed generation
-    assert entries.is_stale(e, "image", 4, deleting=True)      # an overwritten generation's delete
-    entries.delete_part(e, "image", 9)
-    assert e["image"] is None and entries.is_stale(e, "image", 9) and not entries.is_stale(e, "image", 10)
+    e, path = entry(IMAGE), IMAGE["path"]
+    assert entries.is_stale(e, "image", 5, path=path) and entries.is_stale(e, "image", 4, path=path)
+    assert not entries.is_stale(e, "image", 6, path=path)
+    assert not entries.is_stale(e, "image", 5, deleting=True, path=path)  # deleting the indexed generation
+    assert entries.is_stale(e, "image", 4, deleting=True, path=path)      # an overwritten generation's delete
+    entries.delete_part(e, "image", 9, path)
+    assert e["image"] is None and entries.is_stale(e, "image", 9, path=path)
+    assert not entries.is_stale(e, "image", 10, path=path)
     assert not entries.is_stale(e, "label", 1)
 
 
@@ -119,13 +120,13 @@ def image_record(path: str, generation: int, sha: str) -> dict:
 
 def stored(e: dict, path: str, generation: int, sha: str = "a", issues=()) -> dict:
     assert not entries.is_stale(e, "image", generation, path=path)
-    entries.set_image(e, image_record(path, generation, sha), list(issues))
+    entries.set_part(e, "image", image_record(path, generation, sha), list(issues))
     return e
 
 
 def deleted(e: dict, path: str, generation: int) -> dict:
     assert not entries.is_stale(e, "image", generation, deleting=True, path=path)
-    entries.delete_image(e, path, generation)
+    entries.delete_part(e, "image", generation, path)
     return e
 
 

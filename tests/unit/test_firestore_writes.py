@@ -24,8 +24,8 @@ def entry() -> dict:
     image = {"path": "images/train/a.jpg", "generation": 2 ** 62, "sha256": "ab" * 32, "size": 1234, "format": "JPEG",
              "width": 640, "height": 480, "orientation": 1, "oriented_width": 640, "oriented_height": 480,
              "thumbnail": None, "exif": {"taken_at": "2025-07-14T18:30:59", "camera_make": "Apple", "gps": True}}
-    entries.set_image(entry, {**image, "path": "images/train/a.png", "generation": 5}, [])  # a namesake, hidden
-    entries.set_image(entry, image, [])
+    entries.set_part(entry, "image", {**image, "path": "images/train/a.png", "generation": 5}, [])  # a namesake, hidden
+    entries.set_part(entry, "image", image, [])
     entries.set_part(entry, "label", {"path": "labels/train/a.txt", "generation": 7,
                                       "boxes": [{"line": 1, "class_id": 3, "cx": 0.5, "cy": 0.25, "w": 0.1, "h": 1.0}]},
                      [Issue("label_duplicate_row", "the same row twice", "labels/train/a.txt", 2)])

@@ -23,7 +23,7 @@ export async function render(main, {params: [dataset]}) {
           `${fmt(e.files_done)} / ${fmt(e.files_total)}`, when(e.created_at),
           e.uri ? downloadButton(`/exports/${encodeURIComponent(e.id)}/zip`, `${e.id}.zip`, "zip") : "–"])) :
         empty("No export yet: export a version as YOLO or COCO above."));
-    const live = versions.some((v) => v.status !== "frozen" && v.status !== "failed") ||
+    const live = versions.some((v) => v.status === "queued" || v.status === "freezing") ||
       exports.some((e) => e.status === "queued" || e.status === "running");
     if (live && !stopped) timer = setTimeout(refresh, POLL_MS);
   };
