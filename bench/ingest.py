@@ -1,27 +1,24 @@
-"""Ingest throughput and memory on the local stack.
+"""Ingest throughput, CPU and memory on the local stack.
 
     .venv/bin/python -m bench.ingest [--n 1000] [--concurrency 32] [--big-gib 1] [--profile RAW]
 
-Starts its own stack on free ports (YD_THREADS sets the ingest server's threads)
-and measures, each time with N generated 640x480 JPEGs and their YOLO labels
-(2N objects, 2N events) and a clock that runs until GET /datasets/<ds> reports
-every image, label and box indexed:
+Starts its own stack on free ports and measures, each time with N generated
+640x480 JPEGs and their YOLO labels (2N objects, 2N events) and a clock that
+runs until GET /datasets/<ds> reports every image, label and box indexed:
 1a. end to end: the 2N objects uploaded at once from `concurrency` threads, the
     clock starting at the first upload; fake-gcs-server publishes the notifications
-    and the Pub/Sub emulator pushes them to ingest. The emulator runs two push loops
-    per subscription, each pulling one message, POSTing it and acking it before the
-    next, so at most two deliveries are in flight: this rate is the emulator's, not
-    ingest's;
-1b. ingest capacity: another dataset uploaded while the push subscription is paused,
-    its 2N real notifications pulled, then POSTed to the ingest server as the push
-    bodies the emulator sends, from `concurrency` threads; the clock starts at the
-    first POST; over that run, the ingest server's CPU (/proc, master and worker,
-    every thread) per image+label pair, against the floor: identify_image and
-    parse_label of the same files in this process; floor / ingest is the efficiency.
-    --profile records py-spy meanwhile and prints it by component (bench/profile.py);
+    and the ingest worker pulls them in batches of what has arrived (up to
+    INGEST_BATCH_SIZE) while the uploads go on; its CPU over the run (/proc);
+1b. ingest capacity: another dataset uploaded while the worker is stopped, so its
+    2N real notifications wait in the subscription, then the worker started: the
+    clock runs from its first batch to its last, its CPU over the same span (both
+    from its status page), per image+label pair, against the floor: identify_image
+    and parse_label of the same files in this process; floor / ingest is the
+    efficiency. --profile records py-spy meanwhile and prints it by component
+    (bench/profile.py);
 2. the ceiling: raw Firestore emulator writes (2N single-document sets from the
    same number of threads), and ingest capacity (1b) as a share of it;
-3. memory: the ingest server's peak RSS while it hashes one --big-gib GiB image,
+3. memory: the ingest worker's peak RSS while it hashes one --big-gib GiB image,
    and that the sha256 it records is the right one.
 """
 from __future__ import annotations
@@ -34,7 +31,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +43,6 @@ import requests
 from common.domain import layout
 from infra.local import sample, stack as local_stack
 from infra.local.client import ApiClient, upload_all, wait_for
-from infra.local.notifications import capture, paused_push, push_body
 
 DATASET = "bench"
 DIRECT_DATASET = "bench-direct"
@@ -61,42 +56,39 @@ def main() -> None:
     args = parse_args()
     with local_stack.temporary_stack("yolodrop-bench-") as stack:
         api = ApiClient(stack.env()["API_URL"], stack.token)
-        threads = ingest_threads(stack.pids["ingest"])
-        pushed = measure_pushed(api, args.n, args.concurrency)
-        direct = measure_direct(api, stack, args.n, args.concurrency, args.profile)
+        uploaded = measure_uploaded(api, stack, args.n, args.concurrency)
+        backlog = measure_backlog(api, stack, args.n, args.concurrency, args.profile)
         raw_per_s = measure_raw_firestore_writes(2 * args.n, args.concurrency)
         memory = measure_big_object_memory(api, stack.pids["ingest"], args.big_gib)
-    floor = measure_floor(direct.files)
+    floor = measure_floor(backlog.files)
     n, c = args.n, args.concurrency
     print("\n".join([
         "=" * 78,
-        f"ingest capacity ({threads} server threads; {n} images, {2 * n} events POSTed from {c} threads): "
-        + rate(n, direct.seconds) + f" (the POSTs alone took {direct.feed:.1f} s; {direct.failures} failed)",
-        f"ingest CPU per image+label pair (server processes, /proc utime+stime): {1000 * direct.cpu / n:.1f} ms "
-        f"({direct.cpu:.1f} CPU s, {100 * direct.system_cpu / direct.cpu:.0f}% of it in the kernel, "
-        f"over {direct.seconds:.1f} s: {100 * direct.cpu / direct.seconds:.0f}% of one core)",
+        f"ingest capacity (a backlog of {2 * n} notifications, {n} images): " + rate(n, backlog.seconds)
+        + f"; {backlog.batches} batches of {2 * n / backlog.batches:.0f} events on average",
+        f"ingest CPU per image+label pair (the worker process, user+system): {cpu_line(backlog, n)}",
         f"floor: identify_image + parse_label on the same {n} pairs in one process: {1000 * floor / n:.1f} ms per pair",
-        f"efficiency floor / ingest = {floor / direct.cpu:.2f}",
+        f"efficiency floor / ingest = {floor / backlog.cpu:.2f}",
         f"raw Firestore emulator writes ({c} threads): {raw_per_s:.0f} writes/s",
         f"ingest vs raw Firestore ceiling: ingest events/s / raw writes/s = "
-        f"{100 * 2 * n / direct.seconds / raw_per_s:.0f}% (= images/s / (raw writes/s / 2))",
-        f"end to end through the emulator's push ({c} upload threads): " + rate(n, pushed.seconds)
-        + f" (the uploads alone took {pushed.feed:.1f} s)",
-        "  (bounded by the Pub/Sub emulator: two push loops per subscription, one message at a time each)",
+        f"{100 * 2 * n / backlog.seconds / raw_per_s:.0f}% (= images/s / (raw writes/s / 2))",
+        f"end to end ({c} upload threads, the worker pulling as they arrive): " + rate(n, uploaded.seconds)
+        + f" (the uploads alone took {uploaded.feed:.1f} s); {uploaded.batches} batches of "
+        f"{2 * n / uploaded.batches:.0f} events on average",
+        f"  ingest CPU per pair end to end: {cpu_line(uploaded, n)}; efficiency {floor / uploaded.cpu:.2f}",
         memory,
         "=" * 78]))
-    if direct.profile:
-        print(direct.profile)
+    if backlog.profile:
+        print(backlog.profile)
+
+
+def cpu_line(run: "Run", n: int) -> str:
+    return (f"{1000 * run.cpu / n:.1f} ms ({run.cpu:.1f} CPU s, {100 * run.system_cpu / run.cpu:.0f}% of it in "
+            f"the kernel, over {run.seconds:.1f} s: {100 * run.cpu / run.seconds:.0f}% of one core)")
 
 
 def rate(n: int, seconds: float) -> str:
     return f"{seconds:.1f} s -> {n / seconds:.0f} images/s, {2 * n / seconds:.0f} events/s"
-
-
-def ingest_threads(pgid: int) -> str:
-    """THREADS as the ingest server (functions-framework) got it."""
-    environ = Path(f"/proc/{pgid}/environ").read_bytes().split(b"\0")
-    return next((v[len(b"THREADS="):].decode() for v in environ if v.startswith(b"THREADS=")), "default")
 
 
 def parse_args() -> argparse.Namespace:
@@ -104,7 +96,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=1000, help="images (each with a label)")
     parser.add_argument("--concurrency", type=int, default=32, help="upload and raw-write threads")
     parser.add_argument("--big-gib", type=float, default=1.0, help="size of the big image, GiB")
-    parser.add_argument("--profile", metavar="RAW", help="profile the ingest server with py-spy during the "
+    parser.add_argument("--profile", metavar="RAW", help="profile the ingest worker with py-spy during the "
                         "capacity run, write its collapsed stacks to RAW and print them by component "
                         "(py-spy needs root; it costs CPU, so the CPU figures of that run read high)")
     return parser.parse_args()
@@ -114,11 +106,11 @@ def parse_args() -> argparse.Namespace:
 
 @dataclass
 class Run:
-    seconds: float  # from the first upload or POST until everything is indexed
-    feed: float     # seconds of uploading or POSTing alone
-    failures: int = 0
-    cpu: float = 0.0  # CPU seconds of the ingest server meanwhile (user + system)
-    system_cpu: float = 0.0  # of which in the kernel
+    seconds: float  # from the first upload (or the worker's first batch) until everything is indexed
+    feed: float     # seconds of uploading alone
+    cpu: float      # CPU seconds of the ingest worker meanwhile (user + system)
+    system_cpu: float  # of which in the kernel
+    batches: int    # the worker's batches meanwhile
     files: dict[str, bytes] | None = None  # what was ingested
     profile: str = ""  # the profile summary, when asked for
 
@@ -158,57 +150,45 @@ def wait_indexed(api: ApiClient, dataset: str, expected: dict, started: float) -
     return seconds
 
 
-def measure_pushed(api: ApiClient, n: int, concurrency: int) -> Run:
-    """1a: uploads, notifications pushed by the Pub/Sub emulator."""
+def measure_uploaded(api: ApiClient, stack: local_stack.Stack, n: int, concurrency: int) -> Run:
+    """1a: uploads, their notifications pulled by the worker as they arrive."""
     bucket, files, expected = prepare(api, DATASET, n, seed=10_000)
     print(f"uploading {2 * n} objects from {concurrency} threads ...", flush=True)
+    pid, before = stack.pids["ingest"], worker_status(stack)
+    cpu_before = process_group_cpu(pid)
     started = time.monotonic()
     upload_all(bucket, files, workers=concurrency)
     uploads = time.monotonic() - started
     print(f"  uploads done in {uploads:.1f} s; waiting for the index ...", flush=True)
-    return Run(wait_indexed(api, DATASET, expected, started), uploads)
+    seconds = wait_indexed(api, DATASET, expected, started)
+    user, system = cpu_seconds_between(cpu_before, process_group_cpu(pid))
+    return Run(seconds, uploads, user + system, system, worker_status(stack)["batches"] - before["batches"])
 
 
-def measure_direct(api: ApiClient, stack: local_stack.Stack, n: int, concurrency: int,
-                   profile_path: str | None) -> Run:
-    """1b: the real notifications of an upload, held back, then POSTed to ingest at once;
-    with the ingest server's CPU seconds over the run."""
+def measure_backlog(api: ApiClient, stack: local_stack.Stack, n: int, concurrency: int,
+                    profile_path: str | None) -> Run:
+    """1b: the real notifications of an upload held in the subscription, then the worker started; its
+    time and CPU from its first batch to its last, from its status page."""
     bucket, files, expected = prepare(api, DIRECT_DATASET, n, seed=10_000 + n)
-    with paused_push(stack) as (subscriber, subscription):
-        print(f"uploading {2 * n} objects with the push paused, and pulling their notifications ...", flush=True)
-        upload_all(bucket, files, workers=concurrency)
-        messages = capture(subscriber, subscription, 2 * n, timeout=max(60, n / 10))
-    if len(messages) != 2 * n:
-        raise AssertionError(f"pulled {len(messages)} notifications, expected {2 * n}")
-    bodies = [push_body(message, subscription) for message in messages]
-    pgid = stack.pids["ingest"]
-    print(f"POSTing them to the ingest server from {concurrency} threads ...", flush=True)
-    with profiled(pgid, profile_path) as profile:
-        cpu_before = process_group_cpu(pgid)
-        started = time.monotonic()
-        failures = post_all(f"{stack.env()['INGEST_URL']}/", bodies, concurrency)
-        posts = time.monotonic() - started
-        print(f"  POSTs done in {posts:.1f} s, {len(failures)} failed {failures[:3]}; waiting for the index ...",
-              flush=True)
-        seconds = wait_indexed(api, DIRECT_DATASET, expected, started)
-        cpu_after = process_group_cpu(pgid)
-    user, system = cpu_seconds_between(cpu_before, cpu_after)
-    return Run(seconds, posts, len(failures), user + system, system, files,
+    local_stack.stop_part(stack, "ingest")
+    print(f"uploading {2 * n} objects with the ingest worker stopped ...", flush=True)
+    started = time.monotonic()
+    upload_all(bucket, files, workers=concurrency)
+    uploads = time.monotonic() - started
+    print("starting the worker on the backlog ...", flush=True)
+    local_stack.start_ingest_worker(stack)
+    with profiled(stack.pids["ingest"], profile_path):
+        wait_indexed(api, DIRECT_DATASET, expected, time.monotonic())
+    status = worker_status(stack)
+    start_cpu, cpu = status["cpu_before_first_batch"], status["cpu"]
+    system = cpu["system"] - start_cpu["system"]
+    return Run(status["last_batch_at"] - status["first_batch_at"], uploads,
+               cpu["user"] - start_cpu["user"] + system, system, status["batches"], files,
                profile_summary(profile_path) if profile_path else "")
 
 
-def post_all(url: str, bodies: list[dict], concurrency: int) -> list[str]:
-    """POST each body as JSON from `concurrency` threads, one session each; return the non-2xx answers."""
-    local = threading.local()
-
-    def post(body: dict) -> str | None:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-        response = local.session.post(url, json=body, timeout=300)
-        return None if 200 <= response.status_code < 300 else f"{response.status_code} {response.text[:200]}"
-
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return [failure for failure in pool.map(post, bodies) if failure]
+def worker_status(stack: local_stack.Stack) -> dict:
+    return requests.get(stack.env()["INGEST_URL"], timeout=10).json()
 
 
 def progress_probe(probe, started: float):
@@ -232,8 +212,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def process_group_pids(pgid: int) -> list[int]:
-    """Every live process whose process group is `pgid` (/proc/<pid>/stat field 5):
-    functions-framework runs gunicorn, a master and its worker."""
+    """Every live process whose process group is `pgid` (/proc/<pid>/stat field 5)."""
     return [pid for pid, fields in _proc_stats() if int(fields[2]) == pgid]
 
 
@@ -280,7 +259,7 @@ def measure_floor(files: dict[str, bytes]) -> float:
 
 @contextmanager
 def profiled(pgid: int, raw_path: str | None):
-    """py-spy record of the ingest server's processes while the block runs (nothing without a path)."""
+    """py-spy record of the ingest worker's processes while the block runs (nothing without a path)."""
     if not raw_path:
         yield None
         return
@@ -351,7 +330,7 @@ def memory_kib(pid: int, field: str) -> int:
 
 
 def measure_big_object_memory(api: ApiClient, ingest_pgid: int, gib: float) -> str:
-    """Upload one big image; return the summary line on the ingest server's peak RSS."""
+    """Upload one big image; return the summary line on the ingest worker's peak RSS."""
     from common.cloud import storage
     size = int(gib * 1024 * MIB)
     name = layout.dataset_object(BIG_DATASET, "images/train/huge.jpg")
@@ -385,7 +364,7 @@ def measure_big_object_memory(api: ApiClient, ingest_pgid: int, gib: float) -> s
     top = max(peaks, key=peaks.get)
     increase = f"+{(peaks[top] - idle[top]) / 1024:.0f} MiB over idle {idle[top] / 1024:.0f} MiB" \
         if top in idle else "a process started during the run"
-    return (f"ingest server peak RSS while hashing a {size / 1024 / MIB:.2f} GiB object ({size} bytes): "
+    return (f"ingest worker peak RSS while hashing a {size / 1024 / MIB:.2f} GiB object ({size} bytes): "
             f"{peaks[top] / 1024:.0f} MiB ({increase})")
 
 

@@ -37,7 +37,7 @@ STEPS = [
     ("downloads (pinned)", ("download_as_bytes", "_identify", "_read_label")),
     ("thumbnail upload", ("upload",)),
     ("guard read before the transaction", ("_already_indexed",)),
-    ("entry transaction", ("update_entry",)),
+    ("entry transaction", ("update_entries",)),
     ("ensure_dataset", ("ensure_dataset",)),
     ("the log line", ("_logged",)),
     ("rest of the event (decode, dispatch)", ("handle_event",)),

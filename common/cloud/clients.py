@@ -60,6 +60,13 @@ def publisher():
     return _get("publisher", make)
 
 
+def subscriber():
+    def make():
+        from google.cloud import pubsub_v1
+        return pubsub_v1.SubscriberClient()
+    return _get("subscriber", make)
+
+
 def cloud_run_jobs():
     def make():
         from google.cloud import run_v2

@@ -14,19 +14,21 @@ a deadline (db.deadline()).
 """
 from __future__ import annotations
 
+import copy
 import threading
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import db
 from common.domain import duplicates, entries, generations
 from common.domain.entries import Entry
 from common.domain.issues import Issue
 from common.domain.layout import doc_id
+from common.platform.failures import is_transient
 
 ENTRIES, FILES, CONTENTS = "images", "files", "contents"
 
@@ -83,13 +85,17 @@ def create_dataset(dataset: str, fields: dict | None = None, deadline: float | N
     return True
 
 
-def read_generations(dataset: str, key: str, part: str, path: str | None = None) -> Entry | None:
-    """Only what the generation guard of `part` reads (its generation and tombstone; for an image, those of
-    its own file), in one unary call: the cheap check before any download."""
-    fields = [f"{part}.generation", f"{part}_tombstone"]
-    if part == "image" and path is not None:
-        fields += ["image.path", "sources_kept", f"image_sources.{entries.source_key(path)}"]
-    return db.read_fields(entries_of(dataset).document(doc_id(key)), fields)
+def read_guards(wanted: list[tuple[str, str, str, str]]) -> list[Entry | None]:
+    """For each (dataset, key, part, path), only what the generation guard of `part` reads (its generation
+    and tombstone; for an image, those of its own file), all in one request: the cheap check before any
+    download. None for an entry that does not exist."""
+    fields = {f"{part}.generation" for _, _, part, _ in wanted} | {f"{part}_tombstone" for _, _, part, _ in wanted}
+    images = [path for _, _, part, path in wanted if part == "image"]
+    if images:
+        fields |= {"image.path", "sources_kept"} | {f"image_sources.{entries.source_key(path)}" for path in images}
+    refs = [entries_of(dataset).document(doc_id(key)) for dataset, key, _, _ in wanted]
+    found = db.read_all(refs, field_paths=sorted(fields))
+    return [found[ref.path] for ref in refs]
 
 
 def _class_count(dataset_doc: dict | None) -> int | None:
@@ -108,39 +114,133 @@ class EntryUpdate:
     # (object name, generation) of a thumbnail no entry of the dataset shows any more: the change removed the
     # last entry with that content. Deleting it at that generation spares one a newer event wrote since.
     orphaned_thumbnail: tuple[str, int] | None = None
+    orphan_group: str | None = None  # the path of the orphaned content's group document
 
     def __bool__(self) -> bool:
         return self.applied
 
 
-def update_entry(dataset: str, key: str, split: str | None, part: str, generation: int,
-                 mutate: Callable[[Entry], None], deleting: bool = False, content: str | None = None,
-                 path: str | None = None) -> EntryUpdate:
-    """Apply `mutate` to an entry's `part` ("image" or "label") in one transaction,
-    keeping duplicate groups and derived fields true. Not applied when the event
-    at `generation` is stale (nothing written). `content`, the sha256 the image will
-    hold, lets the first read of the transaction fetch its content group too; `path`,
-    the image file the event is about, picks that file's guard."""
-    own_ref = entries_of(dataset).document(doc_id(key))
-    first_reads = [own_ref, dataset_ref(dataset)] + ([contents_of(dataset).document(content)] if content else [])
+@dataclass(frozen=True)
+class EntryChange:
+    """One event's change to an entry's `part` ("image" or "label"): `mutate` applied unless the event at
+    `generation` is stale. `content`, the sha256 the image will hold, lets the first read fetch its content
+    group too; `path`, the image file the event is about, picks that file's guard."""
+    dataset: str
+    key: str
+    split: str | None
+    part: str
+    generation: int
+    mutate: Callable[[Entry], None]
+    deleting: bool = False
+    content: str | None = None
+    path: str | None = None
 
-    def work(transaction) -> EntryUpdate:
-        read = db.read_all(first_reads, transaction)  # the entry, the classes and the likely group: one request
-        entry = read[own_ref.path] or entries.new_entry(key, split)
-        if entries.is_stale(entry, part, generation, deleting, path):
-            return EntryUpdate(False)
-        before = entry["image"]
-        mutate(entry)
-        groups, members = _regroup_duplicates(transaction, dataset, own_ref.id, before, entry, read)
-        for sha, group in groups.items():
-            _write_group(transaction, contents_of(dataset).document(sha), group)
-        class_count = _class_count(read[dataset_ref(dataset).path])
-        for ref, member in {**members, own_ref: entry}.items():
-            db.put(transaction, ref, entries.derive(member, class_count))
-        return EntryUpdate(True, _orphaned_thumbnail(before, groups, entry))
 
-    with _entry_lock(dataset, own_ref.id):
-        return db.in_transaction(work)
+def update_entries(changes: list[EntryChange]) -> list[EntryUpdate | Exception]:
+    """Apply `changes` in order, in one transaction: one batched read of every entry, dataset and likely content
+    group, one commit, duplicate groups and derived fields kept true. A change whose `mutate` raises is left
+    out and its exception returned in its place. A transient failure raises (nothing is written); any other
+    failure of the whole transaction (a commit too large, say) applies the changes one by one instead, so only
+    the change at fault fails."""
+    if not changes:
+        return []
+    try:
+        with _entry_locks({(c.dataset, doc_id(c.key)) for c in changes}):
+            return db.in_transaction(lambda transaction: _apply(transaction, changes))
+    except Exception as error:  # noqa: BLE001 - sorted out just below
+        if len(changes) == 1 or is_transient(error):
+            raise
+        return [_one(change) for change in changes]
+
+
+def _one(change: EntryChange) -> EntryUpdate | Exception:
+    try:
+        return update_entries([change])[0]
+    except Exception as error:  # noqa: BLE001 - the caller tells transient failures from others
+        return error
+
+
+@contextmanager
+def _entry_locks(entry_ids: set[tuple[str, str]]):
+    """The in-process locks of these entries, taken in one order (a lock may stand for several entries)."""
+    locks = sorted({id(lock): lock for lock in (_entry_lock(*entry) for entry in entry_ids)}.items())
+    with ExitStack() as stack:
+        for _, lock in locks:
+            stack.enter_context(lock)
+        yield
+
+
+class _Documents:
+    """The documents a transaction has read, as the changes applied so far leave them; written at the end
+    (a Firestore transaction reads before it writes)."""
+
+    def __init__(self, transaction):
+        self.transaction = transaction
+        self.docs: dict[str, dict | None] = {}
+        self.refs: dict[str, object] = {}
+        self.dirty: set[str] = set()
+
+    def read(self, refs) -> dict[str, dict | None]:
+        """{path: document} of `refs`, fetching those not read yet in one request."""
+        refs = list(refs)
+        missing = {ref.path: ref for ref in refs if ref.path not in self.docs}
+        if missing:
+            self.docs.update(db.read_all(missing.values(), self.transaction))
+            self.refs.update(missing)
+        return {ref.path: self.docs[ref.path] for ref in refs}
+
+    def put(self, ref, data: dict | None) -> None:
+        """Replace (None: delete) the document at the end."""
+        self.docs[ref.path], self.refs[ref.path] = data, ref
+        self.dirty.add(ref.path)
+
+    def write(self) -> None:
+        for path in sorted(self.dirty):
+            if self.docs[path] is None:
+                self.transaction.delete(self.refs[path])
+            else:
+                db.put(self.transaction, self.refs[path], self.docs[path])
+
+
+def _apply(transaction, changes: list[EntryChange]) -> list[EntryUpdate | Exception]:
+    documents = _Documents(transaction)
+    documents.read(ref for change in changes for ref in _first_reads(change))  # one request for all
+    results = [_apply_change(documents, change) for change in changes]
+    documents.write()
+    return [_unless_regained(documents, result) for result in results]
+
+
+def _first_reads(change: EntryChange) -> list:
+    return ([entries_of(change.dataset).document(doc_id(change.key)), dataset_ref(change.dataset)]
+            + ([contents_of(change.dataset).document(change.content)] if change.content else []))
+
+
+def _apply_change(documents: _Documents, change: EntryChange) -> EntryUpdate | Exception:
+    own_ref = entries_of(change.dataset).document(doc_id(change.key))
+    stored = documents.read([own_ref])[own_ref.path]
+    entry = copy.deepcopy(stored) if stored else entries.new_entry(change.key, change.split)
+    if entries.is_stale(entry, change.part, change.generation, change.deleting, change.path):
+        return EntryUpdate(False)
+    before = entry["image"]
+    try:
+        change.mutate(entry)
+    except Exception as error:  # noqa: BLE001 - this change only; the caller logs it
+        return error
+    groups, members = _regroup_duplicates(documents, change.dataset, own_ref.id, before, entry)
+    for sha, group in groups.items():
+        documents.put(contents_of(change.dataset).document(sha), {"members": group} if group else None)
+    class_count = _class_count(documents.read([dataset_ref(change.dataset)])[dataset_ref(change.dataset).path])
+    for ref, member in {**members, own_ref: entry}.items():
+        documents.put(ref, entries.derive(member, class_count))
+    orphan = _orphaned_thumbnail(before, groups, entry)
+    return EntryUpdate(True, orphan, contents_of(change.dataset).document(before["sha256"]).path if orphan else None)
+
+
+def _unless_regained(documents: _Documents, result: EntryUpdate | Exception) -> EntryUpdate | Exception:
+    """A thumbnail orphaned by one change is not one when a later change of the batch took its content again."""
+    if isinstance(result, Exception) or not result.orphaned_thumbnail:
+        return result
+    return EntryUpdate(True) if (documents.docs.get(result.orphan_group) or {}).get("members") else result
 
 
 def _orphaned_thumbnail(before: dict | None, groups: dict, entry: Entry) -> tuple[str, int] | None:
@@ -156,38 +256,28 @@ def _orphaned_thumbnail(before: dict | None, groups: dict, entry: Entry) -> tupl
     return None  # indexed before thumbnails recorded their generation: left alone
 
 
-def _regroup_duplicates(transaction, dataset: str, own_id: str, before, entry: Entry,
-                        read: dict[str, dict | None]) -> tuple[dict, dict]:
-    """Read the content groups an image change touches (those not in `read` already)
-    and apply the pure rule: returns the groups to write and the other member entries
-    whose duplicates changed."""
+def _regroup_duplicates(documents: _Documents, dataset: str, own_id: str, before, entry: Entry) -> tuple[dict, dict]:
+    """Read the content groups an image change touches (those not read already) and apply the pure rule:
+    returns the groups to write and the other member entries whose duplicates changed."""
     shas = duplicates.touched_groups(before, entry["image"])
     if not shas:
         return {}, {}
     group_refs = {sha: contents_of(dataset).document(sha) for sha in shas}
-    missing = [ref for ref in group_refs.values() if ref.path not in read]
-    read = {**read, **(db.read_all(missing, transaction) if missing else {})}
+    read = documents.read(group_refs.values())
     groups = duplicates.move_member({sha: (read[ref.path] or {}).get("members", {}) for sha, ref in group_refs.items()},
                                     own_id, entry["image"], entry["split"])
     member_groups = {entries_of(dataset).document(member_id): group
                      for group in groups.values() for member_id in group.keys() - {own_id}}
-    read_members = db.read_all(member_groups, transaction) if member_groups else {}
+    read_members = documents.read(member_groups) if member_groups else {}
     members = {}
     for ref, group in member_groups.items():
-        member = read_members[ref.path]
+        member = copy.deepcopy(read_members[ref.path])
         if member is not None:  # a group never outlives its entries; be safe all the same
             duplicates.set_duplicates(member, ref.id, group)
             members[ref] = member
     own_group = groups.get(entry["image"]["sha256"], {}) if entry["image"] else {}
     duplicates.set_duplicates(entry, own_id, own_group)
     return groups, members
-
-
-def _write_group(transaction, ref, members: duplicates.Members) -> None:
-    if members:
-        db.put(transaction, ref, {"members": members})
-    else:
-        transaction.delete(ref)
 
 
 def rederive_entry(dataset: str, entry_id: str) -> None:

@@ -57,11 +57,13 @@ def in_transaction(work: Callable[[firestore.Transaction], T], attempts: int = T
     return firestore.transactional(work)(client().transaction(max_attempts=attempts))
 
 
-def read_all(refs: Iterable, transaction: firestore.Transaction | None = None) -> dict[str, dict | None]:
-    """Documents in one request (within `transaction` when given): {path: data, or None when missing}."""
+def read_all(refs: Iterable, transaction: firestore.Transaction | None = None,
+             field_paths: list[str] | None = None) -> dict[str, dict | None]:
+    """Documents in one request (within `transaction` when given; only `field_paths` when given):
+    {path: data, or None when missing}."""
     refs = list(refs)
     found = {snapshot.reference.path: snapshot.to_dict() if snapshot.exists else None
-             for snapshot in client().get_all(refs, transaction=transaction, **deadline())}
+             for snapshot in client().get_all(refs, field_paths=field_paths, transaction=transaction, **deadline())}
     return {ref.path: found.get(ref.path) for ref in refs}
 
 

@@ -17,6 +17,7 @@ DATASET_JOBS_TOPIC = "dataset-jobs"
 WATCH_TOPIC = "training-watch"
 EXPORT_TOPIC = "export-requests"
 IMPORT_TOPIC = "import-requests"
+INGEST_SUBSCRIPTION = "ingest-pull"
 
 
 def project() -> str:
@@ -35,6 +36,16 @@ def page_token_secret() -> str:
     """Signs the API's page tokens; unset, derived from API_TOKEN (tokens then
     stop working when it rotates)."""
     return os.environ.get("PAGE_TOKEN_SECRET") or api_token()
+
+
+def ingest_subscription() -> str:
+    """The pull subscription of the storage notifications the ingest worker indexes."""
+    return os.environ.get("INGEST_SUBSCRIPTION", INGEST_SUBSCRIPTION)
+
+
+def ingest_batch_size() -> int:
+    """Notifications the ingest worker pulls and indexes together at most (one transaction)."""
+    return int(os.environ.get("INGEST_BATCH_SIZE", "100"))
 
 
 def cloud_deadline() -> float:

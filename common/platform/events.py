@@ -57,14 +57,22 @@ def decode(cloud_event) -> ObjectEvent:
 
 def _from_pubsub(data: dict, event_id: str) -> ObjectEvent:
     message = data.get("message") or {}
-    attributes = message.get("attributes") or {}
+    try:
+        payload = base64.b64decode(message.get("data") or "")
+    except (ValueError, TypeError) as exc:
+        raise UnsupportedEvent(f"notification payload is not base64 JSON: {exc}") from exc
+    return from_notification(payload, message.get("attributes") or {}, event_id)
+
+
+def from_notification(payload: bytes, attributes: dict, event_id: str) -> ObjectEvent:
+    """A GCS notification as a pull subscription hands it over: its data (the object resource as JSON, or
+    nothing) and its attributes. `event_id` is the message id."""
     notification_type = attributes.get("eventType")
     if notification_type not in NOTIFICATION_TYPES:
         raise UnsupportedEvent(f"notification eventType {notification_type!r} is not finalize or delete")
-    payload = message.get("data")
     try:
-        resource = json.loads(base64.b64decode(payload)) if payload else {}
-    except (ValueError, TypeError) as exc:
+        resource = json.loads(payload) if payload else {}
+    except ValueError as exc:
         raise UnsupportedEvent(f"notification payload is not base64 JSON: {exc}") from exc
     return _from_object(NOTIFICATION_TYPES[notification_type], resource, attributes, event_id)
 

@@ -63,13 +63,31 @@ def handle_event(cloud_event, decode: Callable[[object], E], act: Callable[[E], 
     try:
         outcome = act(event)
     except Exception as exc:
-        if is_transient(exc) or isinstance(exc, retry_on):
-            _logged(Outcome(Result.RETRY, "transient failure; the event will be redelivered",
-                            {"error": repr(exc)}), context, started)
+        outcome = _failure(exc, retry_on)
+        if outcome.result == Result.RETRY:
+            _logged(outcome, context, started)
             raise
-        outcome = Outcome(Result.FAILED, "failed and will not be retried: fix the cause and send it again",
-                          {"error": repr(exc), "traceback": traceback.format_exc()})
     return _logged(outcome, context, started)
+
+
+def handle_batch(events: list, act: Callable[[list[E]], list["Outcome | Exception"]]) -> list[Outcome]:
+    """Act on decoded `events` together and log each one's outcome; never raises. An exception in an event's
+    place, or raised by `act` for all of them, becomes RETRY when transient (the caller leaves the event to
+    be redelivered) and FAILED otherwise."""
+    started = time.monotonic()
+    try:
+        results = act(events)
+    except Exception as exc:  # noqa: BLE001 - the whole batch shares the failure
+        results = [exc] * len(events)
+    outcomes = [_failure(result) if isinstance(result, Exception) else result for result in results]
+    return [_logged(outcome, event.log_fields(), started) for event, outcome in zip(events, outcomes)]
+
+
+def _failure(exc: Exception, retry_on: tuple[type[BaseException], ...] = ()) -> Outcome:
+    if is_transient(exc) or isinstance(exc, retry_on):
+        return Outcome(Result.RETRY, "transient failure; the event will be redelivered", {"error": repr(exc)})
+    return Outcome(Result.FAILED, "failed and will not be retried: fix the cause and send it again",
+                   {"error": repr(exc), "traceback": "".join(traceback.format_exception(exc))})
 
 
 def _logged(outcome: Outcome, context: dict, started: float) -> Outcome:

@@ -5,7 +5,11 @@ A bad file is a recorded issue and an APPLIED outcome; only transient failures
 """
 from __future__ import annotations
 
+import functools
 import io
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
 
 from google.api_core.exceptions import NotFound
 
@@ -24,48 +28,150 @@ from common.services import archive_import, dataset_jobs
 
 MAX_LABEL_BYTES = 4 * 1024 * 1024
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # smaller images are read in one request
+PARALLEL_READS = 8  # files of one batch read (and identified) at once: their downloads overlap
 
 GONE = Outcome(Result.STALE, "stale event: that generation is gone from the bucket")
 STALE = Outcome(Result.STALE, "stale event: a newer generation or a delete is indexed")
 DUPLICATE = Outcome(Result.DUPLICATE, "duplicate event: this generation is indexed")
 
 
-def handle(event: ObjectEvent) -> Outcome:
-    """Apply one event to the index."""
+def handle_batch(events: list[ObjectEvent]) -> list[Outcome | Exception]:
+    """Apply events to the index together, each one's outcome (or the exception it raised) in its place.
+    Image and label events share one guard read, download in parallel and go into one transaction; the rare
+    others (data.yaml, unrecognized files, archives) are applied one by one."""
+    results: list[Outcome | Exception | None] = [None] * len(events)
+    entry_events: list[tuple[int, ObjectEvent, ObjectRole]] = []
+    for index, event in enumerate(events):
+        try:
+            outcome, role = _route(event)
+            if outcome is None and role.kind in ("image", "label"):
+                entry_events.append((index, event, role))
+            else:
+                results[index] = outcome or OTHER_KINDS[role.kind](event, role)
+        except Exception as error:  # noqa: BLE001 - this event only; the caller tells transient from not
+            results[index] = error
+    for (index, _, _), result in zip(entry_events, _entry_events([(e, r) for _, e, r in entry_events])):
+        results[index] = result
+    return results
+
+
+def _route(event: ObjectEvent) -> tuple[Outcome | None, ObjectRole]:
+    """The event's role, and its outcome when nothing is to be done."""
     role = classify(event.name)
     if event.bucket != config.data_bucket():
-        return Outcome(Result.IGNORED, f"ignored: bucket {event.bucket} is not the data bucket")
+        return Outcome(Result.IGNORED, f"ignored: bucket {event.bucket} is not the data bucket"), role
     if role.kind in ("ignored", "invalid_dataset"):
-        return Outcome(Result.IGNORED, f"ignored ({role.kind})")
+        return Outcome(Result.IGNORED, f"ignored ({role.kind})"), role
     if event.action == DELETED and event.overwritten:
         # Not a removal: applying it would show the object gone (a label, the classes) until the
         # new generation's finalize arrives, and start a needless revalidation for data.yaml.
-        return Outcome(Result.STALE, "overwritten, not deleted: the new generation's event follows")
+        return Outcome(Result.STALE, "overwritten, not deleted: the new generation's event follows"), role
     dataset_index.ensure_dataset(role.dataset)
-    handler = {"image": _image, "label": _label, "data_yaml": _data_yaml, "other": _other,
-               "import": archive_import.handle}[role.kind]
-    return handler(event, role)
+    return None, role
 
 
 def _applied(applied: bool, what: str, issues: list[Issue] | None = None) -> Outcome:
     return Outcome(Result.APPLIED, what, {"issues": len(issues or [])}) if applied else STALE
 
 
-def _remove_part(event: ObjectEvent, role: ObjectRole, part: str) -> Outcome:
-    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
-                                        lambda entry: entries.delete_part(entry, part, event.generation, event.name),
-                                        deleting=True, path=event.name)
-    _remove_orphan(update)
-    return _applied(update.applied, f"{part} removed")
+@dataclass(frozen=True)
+class _Change:
+    """What one image or label event asks of its entry."""
+    event: ObjectEvent
+    role: ObjectRole
+    record: ImageRecord | LabelRecord | None = None  # None: the file is deleted
+    issues: tuple[Issue, ...] = ()
+
+    @property
+    def part(self) -> str:
+        return self.role.kind
+
+    def entry_change(self) -> dataset_index.EntryChange:
+        event, role, part = self.event, self.role, self.part
+        if self.record is None:
+            return dataset_index.EntryChange(
+                role.dataset, role.key, role.split, part, event.generation,
+                lambda entry: entries.delete_part(entry, part, event.generation, event.name),
+                deleting=True, path=event.name)
+        return dataset_index.EntryChange(
+            role.dataset, role.key, role.split, part, event.generation,
+            lambda entry: entries.set_part(entry, part, self.record, list(self.issues)),
+            content=self.record.get("sha256"), path=event.name)
+
+    def outcome(self, update: dataset_index.EntryUpdate) -> Outcome:
+        _remove_orphan(update)
+        if self.record is None:
+            return _applied(update.applied, f"{self.part} removed")
+        return _applied(update.applied, f"{self.part} indexed", list(self.issues))
 
 
-def _store_part(event: ObjectEvent, role: ObjectRole, part: str, record: ImageRecord | LabelRecord,
-                issues: list[Issue]) -> Outcome:
-    update = dataset_index.update_entry(role.dataset, role.key, role.split, part, event.generation,
-                                        lambda entry: entries.set_part(entry, part, record, issues),
-                                        content=record.get("sha256"), path=event.name)
-    _remove_orphan(update)
-    return _applied(update.applied, f"{part} indexed", issues)
+def _entry_events(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[Outcome | Exception]:
+    """Image and label events: guards read in one request, files read in parallel, one transaction."""
+    stale = _already_indexed(events)
+    prepared = _in_parallel(_prepare, [item for item, known in zip(events, stale) if not known])
+    prepared_in_order = iter(prepared)
+    results = [DUPLICATE if known else next(prepared_in_order) for known in stale]
+    changes = [(index, result) for index, result in enumerate(results) if isinstance(result, _Change)]
+    try:
+        updates = dataset_index.update_entries([change.entry_change() for _, change in changes])
+    except Exception as error:  # noqa: BLE001 - a transient failure of the transaction: every change retries
+        updates = [error] * len(changes)
+    for (index, change), update in zip(changes, updates):
+        results[index] = update if isinstance(update, Exception) else change.outcome(update)
+    return results
+
+
+def _already_indexed(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[bool]:
+    """Cheap guards before any download, read in one request: a duplicate or superseded finalize. The
+    transaction checks again; this only saves the download of a known generation."""
+    finalized = [(index, event, role) for index, (event, role) in enumerate(events) if event.action != DELETED]
+    stale = [False] * len(events)
+    if not finalized:
+        return stale
+    held = dataset_index.read_guards([(role.dataset, role.key, role.kind, event.name)
+                                      for _, event, role in finalized])
+    for (index, event, role), entry in zip(finalized, held):
+        stale[index] = entry is not None and entries.is_stale(entry, role.kind, event.generation, path=event.name)
+    return stale
+
+
+def _in_parallel(work: Callable, items: list) -> list:
+    """work(*item) for each item, each result or exception in its place; downloads overlap."""
+    def attempt(item):
+        try:
+            return work(*item)
+        except Exception as error:  # noqa: BLE001 - this item only
+            return error
+    if len(items) <= 1:
+        return [attempt(item) for item in items]
+    return list(_pool().map(attempt, items))
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=PARALLEL_READS, thread_name_prefix="ingest-read")
+
+
+def _prepare(event: ObjectEvent, role: ObjectRole) -> _Change | Outcome:
+    """Read and check the file an event names: the change it asks for, or GONE."""
+    if event.action == DELETED:
+        return _Change(event, role)
+    return (_prepare_image if role.kind == "image" else _prepare_label)(event, role)
+
+
+def _prepare_image(event: ObjectEvent, role: ObjectRole) -> _Change | Outcome:
+    try:
+        facts = _identify(event, role)
+    except NotFound:
+        return GONE
+    thumbnail = thumbnail_path(role.dataset, facts.sha256) if facts.thumbnail else None
+    thumbnail_generation = storage.upload(thumbnail, facts.thumbnail, "image/jpeg") if thumbnail else None
+    record = ImageRecord(path=event.name, generation=event.generation, sha256=facts.sha256, size=facts.size,
+                         format=facts.format, width=facts.width, height=facts.height,
+                         orientation=facts.orientation, oriented_width=facts.oriented_width,
+                         oriented_height=facts.oriented_height, thumbnail=thumbnail,
+                         thumbnail_generation=thumbnail_generation, exif=facts.exif)
+    return _Change(event, role, record, tuple(facts.issues))
 
 
 def _remove_orphan(update: dataset_index.EntryUpdate) -> None:
@@ -82,32 +188,6 @@ def _remove_orphan(update: dataset_index.EntryUpdate) -> None:
                  thumbnail=name, generation=generation)
 
 
-def _already_indexed(event: ObjectEvent, role: ObjectRole, part: str) -> bool:
-    """Cheap guard before any download: a duplicate or superseded event. The
-    transaction checks again; this only saves the download of a known generation."""
-    held = dataset_index.read_generations(role.dataset, role.key, part, event.name)
-    return held is not None and entries.is_stale(held, part, event.generation, path=event.name)
-
-
-def _image(event: ObjectEvent, role: ObjectRole) -> Outcome:
-    if event.action == DELETED:
-        return _remove_part(event, role, "image")
-    if _already_indexed(event, role, "image"):
-        return DUPLICATE
-    try:
-        facts = _identify(event, role)
-    except NotFound:
-        return GONE
-    thumbnail = thumbnail_path(role.dataset, facts.sha256) if facts.thumbnail else None
-    thumbnail_generation = storage.upload(thumbnail, facts.thumbnail, "image/jpeg") if thumbnail else None
-    record = ImageRecord(path=event.name, generation=event.generation, sha256=facts.sha256, size=facts.size,
-                         format=facts.format, width=facts.width, height=facts.height,
-                         orientation=facts.orientation, oriented_width=facts.oriented_width,
-                         oriented_height=facts.oriented_height, thumbnail=thumbnail,
-                         thumbnail_generation=thumbnail_generation, exif=facts.exif)
-    return _store_part(event, role, "image", record, facts.issues)
-
-
 def _identify(event: ObjectEvent, role: ObjectRole):
     blob = storage.blob(event.name, event.generation)
     if event.size is not None and event.size <= IN_MEMORY_BYTES:
@@ -116,17 +196,13 @@ def _identify(event: ObjectEvent, role: ObjectRole):
         return identify_image(reader, event.name, role.extension)
 
 
-def _label(event: ObjectEvent, role: ObjectRole) -> Outcome:
-    if event.action == DELETED:
-        return _remove_part(event, role, "label")
-    if _already_indexed(event, role, "label"):
-        return DUPLICATE
+def _prepare_label(event: ObjectEvent, role: ObjectRole) -> _Change | Outcome:
     parsed = _read_label(event)
     if parsed is None:
         return GONE
     record = LabelRecord(path=event.name, generation=event.generation,
                          boxes=[box.to_dict() for box in parsed.boxes])
-    return _store_part(event, role, "label", record, parsed.issues)
+    return _Change(event, role, record, tuple(parsed.issues))
 
 
 def _read_label(event: ObjectEvent) -> ParsedLabel | None:
@@ -172,3 +248,6 @@ def _other(event: ObjectEvent, role: ObjectRole) -> Outcome:
         "the dataset root; ingest ignores it", event.name)]
     return _applied(dataset_index.put_file(role.dataset, event.name, event.generation, issues),
                     "unrecognized file", issues)
+
+
+OTHER_KINDS = {"data_yaml": _data_yaml, "other": _other, "import": archive_import.handle}

@@ -1,11 +1,16 @@
-"""Cloud Function: index one storage object event (finalize or delete)."""
-import functions_framework
+"""The ingest worker: storage notifications pulled from their subscription in
+batches and applied to the index (common.services.ingest).
 
-from common.platform.events import decode
-from common.platform.handler import handle_event
+    python -m functions.ingest.main     (the Cloud Run service's command, and the local stack's)
+"""
+from common.platform import config, worker
+from common.platform.events import from_notification
 from common.services import ingest
 
 
-@functions_framework.cloud_event
-def ingest_object(cloud_event):
-    return handle_event(cloud_event, decode, ingest.handle)
+def main() -> None:
+    worker.main(config.ingest_subscription(), from_notification, ingest.handle_batch, config.ingest_batch_size())
+
+
+if __name__ == "__main__":
+    main()

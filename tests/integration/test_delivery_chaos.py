@@ -9,7 +9,7 @@ from google.cloud import pubsub_v1
 
 from infra.local import stack as local_stack
 from infra.local.client import wait_for
-from infra.local.notifications import capture, paused_push
+from infra.local.notifications import capture, held_notifications
 from infra.local.sample import data_yaml, sample_dataset, synthetic_image
 from tests.integration.helpers import drop, handled_objects, index_snapshot, stats_when
 
@@ -53,7 +53,7 @@ def history(bucket, dataset: str) -> int:
 
 def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucket):
     in_order, chaos = "chaos-reference", "chaos-replayed"
-    with paused_push(stack) as (subscriber, subscription):  # the test holds the notifications
+    with held_notifications(stack) as (subscriber, subscription):  # the ingest worker stopped meanwhile
         expected = history(bucket, chaos)
         captured = capture(subscriber, subscription, expected, under=f"datasets/{chaos}/")
     assert len(captured) == expected

@@ -1,0 +1,212 @@
+"""A pull worker: the notifications of one Pub/Sub subscription, taken in batches.
+
+    pull up to N -> decode each -> act on them together -> log each outcome -> ack, or nack to retry
+
+A batch is what has arrived since the last one (up to N), so a busy worker
+handles many events per round trip and an idle one answers the first event at
+once. Outcomes are the event functions' (common.platform.handler): RETRY is
+nacked, so Pub/Sub redelivers it with the subscription's backoff and, after its
+maximum attempts, sends it to the dead-letter topic; every other outcome is
+acknowledged. A batch's messages are leased again while it runs longer than a
+lease, so a slow batch (huge images) is never delivered twice meanwhile.
+
+It answers HTTP on PORT with its counters as JSON: Cloud Run's health check,
+the local stack's readiness, and what an operator or the bench reads. SIGTERM
+(Cloud Run stopping an instance) finishes the batch in hand and nacks anything
+pulled after it, so nothing waits out a lease.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from google.api_core import exceptions as api_exceptions
+
+from common.cloud import clients
+from common.platform import config, log
+from common.platform.events import UnsupportedEvent
+from common.platform.handler import Outcome, Result, handle_batch
+
+PULL_SECONDS = 5.0        # how long one pull waits for a message: also how soon a stop is noticed
+LEASE_SECONDS = 600       # the ack deadline asked while a batch runs (Pub/Sub's maximum)
+RENEW_EVERY = 60.0      # a running batch's lease is renewed this often
+IDLE_BACKOFF = (0.05, 2.0)  # polling interval after an empty or failed pull: first, longest
+
+Decode = Callable[[bytes, dict, str], object]  # (data, attributes, message id) -> event
+
+
+class Worker:
+    def __init__(self, subscription: str, decode: Decode, act: Callable[[list], list], batch_size: int):
+        self.subscriber = clients.subscriber()
+        self.subscription = self.subscriber.subscription_path(config.project(), subscription)
+        self.decode, self.act, self.batch_size = decode, act, batch_size
+        self.stopping = threading.Event()
+        self.status = Status(subscription)
+
+    def run(self) -> None:
+        """Pull and handle batches until stop()."""
+        idle = IDLE_BACKOFF[0]
+        while not self.stopping.is_set():
+            handled = self.run_once()
+            idle = IDLE_BACKOFF[0] if handled else min(idle * 2, IDLE_BACKOFF[1])
+            if not handled:
+                self.stopping.wait(idle)  # the emulator answers an empty pull at once: poll, don't spin
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run_once(self) -> int:
+        """Pull one batch and handle it; how many messages it held."""
+        received = self._pull()
+        if not received:
+            return 0
+        if self.stopping.is_set():  # pulled while stopping: give them straight back
+            self._nack([m.ack_id for m in received])
+            return 0
+        with self._leased([m.ack_id for m in received]):
+            outcomes = self._handle(received)
+        self._settle(received, outcomes)
+        return len(received)
+
+    def _pull(self) -> list:
+        try:
+            response = self.subscriber.pull(subscription=self.subscription, max_messages=self.batch_size,
+                                            timeout=PULL_SECONDS, retry=None)
+        except api_exceptions.DeadlineExceeded:
+            return []
+        except api_exceptions.GoogleAPICallError as error:
+            log.warning("pull failed; trying again", subscription=self.subscription, error=repr(error)[:300])
+            return []
+        return list(response.received_messages)
+
+    def _handle(self, received: list) -> list[Outcome]:
+        self.status.begin()
+        started = time.monotonic()
+        outcomes: list[Outcome | None] = [None] * len(received)
+        events = []
+        for index, item in enumerate(received):
+            message = item.message
+            try:
+                events.append((index, self.decode(message.data, dict(message.attributes), message.message_id)))
+            except UnsupportedEvent as unsupported:
+                outcomes[index] = Outcome(Result.IGNORED, str(unsupported))
+                log.info(str(unsupported), outcome=Result.IGNORED.value, message_id=message.message_id)
+        handled = handle_batch([event for _, event in events], self.act)
+        for (index, _), outcome in zip(events, handled):
+            outcomes[index] = outcome
+        self.status.record(outcomes, time.monotonic() - started)
+        return outcomes
+
+    def _settle(self, received: list, outcomes: list[Outcome]) -> None:
+        retry = [m.ack_id for m, o in zip(received, outcomes) if o.result == Result.RETRY]
+        done = [m.ack_id for m, o in zip(received, outcomes) if o.result != Result.RETRY]
+        if done:
+            self.subscriber.acknowledge(subscription=self.subscription, ack_ids=done)
+        self._nack(retry)
+
+    def _nack(self, ack_ids: list[str]) -> None:
+        if ack_ids:
+            self.subscriber.modify_ack_deadline(subscription=self.subscription, ack_ids=ack_ids,
+                                                ack_deadline_seconds=0)
+
+    @contextmanager
+    def _leased(self, ack_ids: list[str]):
+        """Renew the lease of `ack_ids` every RENEW_EVERY seconds while the block runs."""
+        done = threading.Event()
+
+        def renew():
+            while not done.wait(RENEW_EVERY):
+                try:
+                    self.subscriber.modify_ack_deadline(subscription=self.subscription, ack_ids=ack_ids,
+                                                        ack_deadline_seconds=LEASE_SECONDS)
+                except api_exceptions.GoogleAPICallError as error:
+                    log.warning("lease not renewed", error=repr(error)[:300])
+        renewer = threading.Thread(target=renew, name="lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+
+
+class Status:
+    """What the worker has done since it started, for its HTTP answer."""
+
+    def __init__(self, subscription: str):
+        self.subscription = subscription
+        self.started = time.time()
+        self.batches = 0
+        self.outcomes: Counter = Counter()
+        self.busy_seconds = 0.0
+        self.first_batch_at: float | None = None
+        self.cpu_before_first_batch: dict | None = None  # what starting up cost
+        self.last_batch_at: float | None = None
+        self._lock = threading.Lock()
+
+    def begin(self) -> None:
+        """A batch begins: the first one marks where start-up ends."""
+        with self._lock:
+            if self.first_batch_at is None:
+                self.first_batch_at, self.cpu_before_first_batch = time.time(), _cpu()
+
+    def record(self, outcomes: list[Outcome], seconds: float) -> None:
+        with self._lock:
+            self.batches += 1
+            self.outcomes.update(outcome.result.value for outcome in outcomes)
+            self.busy_seconds += seconds
+            self.last_batch_at = time.time()
+
+    def as_dict(self) -> dict:
+        with self._lock:
+            events = sum(self.outcomes.values())
+            return {"subscription": self.subscription, "started": self.started, "batches": self.batches,
+                    "events": events, "outcomes": dict(self.outcomes),
+                    "mean_batch": round(events / self.batches, 1) if self.batches else 0,
+                    "busy_seconds": round(self.busy_seconds, 3), "first_batch_at": self.first_batch_at,
+                    "last_batch_at": self.last_batch_at, "cpu": _cpu(),
+                    "cpu_before_first_batch": self.cpu_before_first_batch}
+
+
+def _cpu() -> dict:
+    """This process's CPU seconds so far, every thread."""
+    times = os.times()
+    return {"user": times.user, "system": times.system}
+
+
+def serve_status(status: Status, port: int) -> ThreadingHTTPServer:
+    """Answer GET on `port` with the status as JSON, from a daemon thread (on every interface, as Cloud Run
+    needs, unless HOST names one: the local stack's loopback)."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(status.as_dict()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # health checks are not worth a log line each
+            pass
+
+    server = ThreadingHTTPServer((os.environ.get("HOST", "0.0.0.0"), port), Handler)
+    threading.Thread(target=server.serve_forever, name="status", daemon=True).start()
+    return server
+
+
+def main(subscription: str, decode: Decode, act: Callable[[list], list], batch_size: int) -> None:
+    """Run a worker until SIGTERM or SIGINT, its status on PORT (default 8080, as Cloud Run sets it)."""
+    worker = Worker(subscription, decode, act, batch_size)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    server = serve_status(worker.status, int(os.environ.get("PORT", "8080")))
+    log.info("worker started", subscription=worker.subscription, batch_size=batch_size)
+    worker.run()
+    server.shutdown()
+    log.info("worker stopped", **worker.status.as_dict())
