@@ -6,16 +6,16 @@
 # Optional: FUNCTION_SA (runtime and push service account; default: the
 # project's Compute Engine default service account), FIRESTORE_LOCATION and
 # BUCKET_LOCATION (default: REGION), TRAINER_REGION (a region with Cloud Run GPUs;
-# default: REGION), TRAINER_GPU_TYPE (default: nvidia-l4). The importer job runs in
-# REGION, its image in the trainer's repository. Names and sizes come
-# from infra/settings.json, which infra/terraform reads too (Terraform is the
-# least-privilege way; this script gives one service account every role).
-# Idempotent: every resource is created only when missing and the functions
-# are redeployed, so re-running updates. --dry-run prints every command, the
-# "is it there already?" checks included, and runs none.
+# default: REGION), TRAINER_GPU_TYPE (default: nvidia-l4). The importer job and the
+# ingest worker (a Cloud Run service) run in REGION, their images in the trainer's
+# repository. Names and sizes come from infra/settings.json, which infra/terraform
+# reads too (Terraform is the least-privilege way; this script gives one service
+# account every role). Idempotent: every resource is created only when missing and
+# the functions and services are redeployed, so re-running updates. --dry-run
+# prints every command, the "is it there already?" checks included, and runs none.
 set -euo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DRY_RUN=0
 for arg in "$@"; do
@@ -55,11 +55,13 @@ def out(name, value):
     print(f"{name}={shlex.quote(str(value))}")
 def flat(prefix, tree):
     for key, value in tree.items():
+        if key.startswith("_"):  # comments
+            continue
         if isinstance(value, dict) and key not in ("functions", "secret_env"):
             flat(f"{prefix}{key}_", value)
         elif key != "functions":
             out(f"S_{prefix}{key}", value)
-flat("", {k: v for k, v in settings.items() if not k.startswith("_")})
+flat("", settings)
 out("S_FUNCTIONS", list(settings["functions"]))
 out("S_TOPICS", list(settings["topics"].values()))
 for key, function in settings["functions"].items():
@@ -93,6 +95,16 @@ capture() {
   local placeholder="$1"; shift
   if (( DRY_RUN )); then show "$@"; echo "$placeholder"; return; fi
   "$@"
+}
+
+# when_exists CHECK... -- CMD...: run CMD when the read-only CHECK succeeds (what is
+# there is to be deleted); in --dry-run both are printed and neither is run.
+when_exists() {
+  local check=()
+  while [[ "$1" != -- ]]; do check+=("$1"); shift; done
+  shift
+  if (( DRY_RUN )); then show "${check[@]}"; echo "  # (check) when it succeeds:" >&3; show "$@"; return 0; fi
+  if "${check[@]}" >/dev/null 2>&1; then run "$@"; fi
 }
 
 # run_allow_exists CMD...: like run, but an "already exists" error is success.
@@ -174,9 +186,9 @@ run gcloud secrets add-iam-policy-binding "$SECRET" --member="serviceAccount:$RU
   --role=roles/secretmanager.secretAccessor "${G[@]}"
 run gcloud storage buckets add-iam-policy-binding "gs://$DATA_BUCKET" --member="serviceAccount:$RUNTIME_SA" \
   --role=roles/storage.objectUser "${G[@]}"
-# Firestore; the API publishes training and import requests, the trainer progress, the
-# importer import requests; the training and imports functions run their jobs with
-# overrides and read their executions.
+# Firestore; the API publishes training and import requests, the ingest worker dataset
+# jobs and import requests, the trainer progress, the importer import requests; the
+# training and imports functions run their jobs with overrides and read their executions.
 for role in roles/datastore.user roles/pubsub.publisher roles/run.developer roles/iam.serviceAccountUser; do
   run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RUNTIME_SA" \
     --role="$role" --condition=None "${G[@]}"
@@ -208,7 +220,8 @@ stage() {
 SA_FLAGS=()
 [[ -n "${FUNCTION_SA:-}" ]] && SA_FLAGS=(--service-account="$FUNCTION_SA")
 
-# env_value NAME: the value of an environment variable settings give a function or a job.
+# env_value NAME: the value of an environment variable settings give a function, the
+# ingest worker or a job.
 env_value() {
   case "$1" in
     GOOGLE_CLOUD_PROJECT) echo "$PROJECT" ;;
@@ -227,6 +240,8 @@ env_value() {
     IMPORT_TASKS) echo "$S_importer_tasks" ;;
     IMPORT_TASK_RETRIES) echo "$S_importer_max_retries" ;;
     IMPORT_INLINE_MAX_BYTES) echo "$S_importer_inline_max_bytes" ;;
+    INGEST_SUBSCRIPTION) echo "$S_ingest_worker_subscription" ;;
+    INGEST_BATCH_SIZE) echo "$S_ingest_worker_batch_size" ;;
     FIREBASE_WEB_API_KEY) echo "${FIREBASE_WEB_API_KEY:-}" ;;      # the page's sign-in (public by design)
     GOOGLE_OAUTH_CLIENT_ID) echo "${GOOGLE_OAUTH_CLIENT_ID:-}" ;;  # unset: the page offers e-mail sign-in only
     PREDICT_URL) echo "https://$REGION-$PROJECT.cloudfunctions.net/$F_predict_name" ;;  # the page's try-it
@@ -289,6 +304,55 @@ run gcloud builds submit "$importer_src" --tag="$IMPORTER_IMAGE" "${G[@]}"
 run gcloud run jobs deploy "$S_importer_job" --image="$IMPORTER_IMAGE" --region="$REGION" \
   --cpu="$S_importer_cpu" --memory="$S_importer_memory" --tasks=1 --max-retries="$S_importer_max_retries" \
   --task-timeout="${S_importer_task_timeout_seconds}s" "$(env_flag $S_importer_env)" "${SA_FLAGS[@]}" "${G[@]}"
+
+echo "# 4d. the ingest worker: its pull subscription, image (Cloud Build, from functions/ingest/Dockerfile), Cloud Run service"
+ingest_topic="S_topics_$S_ingest_worker_topic"
+ingest_topic="${!ingest_topic}"
+# A pull worker scaled to zero pulls nothing, and no request would wake it.
+(( S_ingest_worker_min_instances >= 1 )) || {
+  echo "error: infra/settings.json ingest_worker.min_instances must be at least 1: nothing pulls otherwise" >&2; exit 1; }
+# The subscription first: from then on every notification waits there for the worker.
+# Its policies are the push subscriptions' (step 5); the ack deadline is the lease the
+# worker takes on a batch and renews while it runs (common/platform/worker.py).
+pull=(--ack-deadline="$S_ingest_worker_ack_deadline_seconds" --expiration-period=never
+      --min-retry-delay="$S_delivery_minimum_backoff" --max-retry-delay="$S_delivery_maximum_backoff"
+      --dead-letter-topic="$ingest_topic$S_delivery_dead_letter_suffix"
+      --max-delivery-attempts="$S_delivery_max_delivery_attempts")
+if exists gcloud pubsub subscriptions describe "$S_ingest_worker_subscription" "${G[@]}"; then
+  run gcloud pubsub subscriptions update "$S_ingest_worker_subscription" "${pull[@]}" "${G[@]}"
+else
+  run gcloud pubsub subscriptions create "$S_ingest_worker_subscription" --topic="$ingest_topic" "${pull[@]}" "${G[@]}"
+fi
+# The worker pulls, acknowledges and extends leases on it; Pub/Sub's service agent
+# acknowledges on it when it forwards a dead letter.
+for member in "$RUNTIME_SA" "$PUBSUB_AGENT"; do
+  run gcloud pubsub subscriptions add-iam-policy-binding "$S_ingest_worker_subscription" \
+    --member="serviceAccount:$member" --role=roles/pubsub.subscriber "${G[@]}"
+done
+# The build context: common/ and functions/ingest/, the Dockerfile at its root (the image
+# runs python -m functions.ingest.main, as the local stack does).
+ingest_src="$STAGE_ROOT/$S_ingest_worker_image-image"
+run mkdir -p "$ingest_src/functions"
+run cp -R "$REPO/common" "$ingest_src/common"
+run cp -R "$REPO/functions/ingest" "$ingest_src/functions/ingest"
+run cp "$REPO/functions/ingest/Dockerfile" "$ingest_src/Dockerfile"
+run find "$ingest_src" -name __pycache__ -prune -exec rm -rf {} +
+INGEST_IMAGE="$IMAGES/$S_ingest_worker_image:$IMAGE_TAG"
+run gcloud builds submit "$ingest_src" --tag="$INGEST_IMAGE" "${G[@]}"
+# CPU always allocated (the worker works between requests, not in them); internal and
+# invoked by nobody: its only HTTP answer is its status, for the health check.
+# shellcheck disable=SC2086  # env names are words
+run gcloud run deploy "$S_ingest_worker_service" --image="$INGEST_IMAGE" --region="$REGION" \
+  --no-cpu-throttling --min-instances="$S_ingest_worker_min_instances" \
+  --max-instances="$S_ingest_worker_max_instances" --cpu="$S_ingest_worker_cpu" \
+  --memory="$S_ingest_worker_memory" --ingress=internal --no-allow-unauthenticated \
+  "$(env_flag $S_ingest_worker_env)" "${SA_FLAGS[@]}" "${G[@]}"
+# What the worker replaced, where an earlier deploy left it: the ingest Cloud Function
+# and its push subscription (which would index every notification a second time).
+when_exists gcloud functions describe "$S_ingest_worker_retired_function" --gen2 --region="$REGION" "${G[@]}" -- \
+  gcloud functions delete "$S_ingest_worker_retired_function" --gen2 --region="$REGION" "${G[@]}"
+when_exists gcloud pubsub subscriptions describe "$S_ingest_worker_retired_subscription" "${G[@]}" -- \
+  gcloud pubsub subscriptions delete "$S_ingest_worker_retired_subscription" "${G[@]}"
 
 echo "# 5. push subscriptions: each topic-fed function's own, with its retry and dead-letter policy"
 for key in $S_FUNCTIONS; do

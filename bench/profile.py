@@ -34,7 +34,7 @@ COMPONENTS = [
 STEPS = [
     ("identify: hash, decode, thumbnail", ("identify_image",)),
     ("label parse", ("parse_label",)),
-    ("downloads (pinned)", ("download_as_bytes", "_identify", "_read_label")),
+    ("downloads (pinned)", ("download", "download_as_bytes", "_identify", "_read_label")),
     ("thumbnail upload", ("upload",)),
     ("guard read before the transaction", ("_already_indexed",)),
     ("entry transaction", ("update_entries",)),

@@ -194,7 +194,7 @@ class _Documents:
         self.docs[ref.path], self.refs[ref.path] = data, ref
         self.dirty.add(ref.path)
 
-    def write(self) -> None:
+    def flush(self) -> None:
         for path in sorted(self.dirty):
             if self.docs[path] is None:
                 self.transaction.delete(self.refs[path])
@@ -206,7 +206,7 @@ def _apply(transaction, changes: list[EntryChange]) -> list[EntryUpdate | Except
     documents = _Documents(transaction)
     documents.read(ref for change in changes for ref in _first_reads(change))  # one request for all
     results = [_apply_change(documents, change) for change in changes]
-    documents.write()
+    documents.flush()
     return [_unless_regained(documents, result) for result in results]
 
 

@@ -48,6 +48,12 @@ def ingest_batch_size() -> int:
     return int(os.environ.get("INGEST_BATCH_SIZE", "100"))
 
 
+def ingest_read_threads() -> int:
+    """Files of one batch the ingest worker reads (and identifies) at once: their downloads overlap. More
+    than the cores: a download mostly waits on the network."""
+    return int(os.environ.get("INGEST_READ_THREADS", "8"))
+
+
 def cloud_deadline() -> float:
     """Seconds one Firestore call of an event function may take, retries included."""
     return float(os.environ.get("CLOUD_DEADLINE_SECONDS", "60"))

@@ -13,7 +13,7 @@ from typing import Callable
 
 from google.api_core.exceptions import NotFound
 
-from common.cloud import dataset_index, storage
+from common.cloud import dataset_index, object_http, storage
 from common.domain import entries
 from common.domain.datayaml import DataYaml, parse_data_yaml, size_issue
 from common.domain.entries import ImageRecord, LabelRecord
@@ -28,7 +28,6 @@ from common.services import archive_import, dataset_jobs
 
 MAX_LABEL_BYTES = 4 * 1024 * 1024
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # smaller images are read in one request
-PARALLEL_READS = 8  # files of one batch read (and identified) at once: their downloads overlap
 
 GONE = Outcome(Result.STALE, "stale event: that generation is gone from the bucket")
 STALE = Outcome(Result.STALE, "stale event: a newer generation or a delete is indexed")
@@ -149,7 +148,7 @@ def _in_parallel(work: Callable, items: list) -> list:
 
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=PARALLEL_READS, thread_name_prefix="ingest-read")
+    return ThreadPoolExecutor(max_workers=config.ingest_read_threads(), thread_name_prefix="ingest-read")
 
 
 def _prepare(event: ObjectEvent, role: ObjectRole) -> _Change | Outcome:
@@ -165,7 +164,7 @@ def _prepare_image(event: ObjectEvent, role: ObjectRole) -> _Change | Outcome:
     except NotFound:
         return GONE
     thumbnail = thumbnail_path(role.dataset, facts.sha256) if facts.thumbnail else None
-    thumbnail_generation = storage.upload(thumbnail, facts.thumbnail, "image/jpeg") if thumbnail else None
+    thumbnail_generation = object_http.upload(thumbnail, facts.thumbnail, "image/jpeg") if thumbnail else None
     record = ImageRecord(path=event.name, generation=event.generation, sha256=facts.sha256, size=facts.size,
                          format=facts.format, width=facts.width, height=facts.height,
                          orientation=facts.orientation, oriented_width=facts.oriented_width,
@@ -189,10 +188,9 @@ def _remove_orphan(update: dataset_index.EntryUpdate) -> None:
 
 
 def _identify(event: ObjectEvent, role: ObjectRole):
-    blob = storage.blob(event.name, event.generation)
     if event.size is not None and event.size <= IN_MEMORY_BYTES:
-        return identify_image(io.BytesIO(blob.download_as_bytes()), event.name, role.extension)
-    with blob.open("rb", chunk_size=storage.CHUNK_BYTES) as reader:
+        return identify_image(io.BytesIO(object_http.download(event.name, event.generation)), event.name, role.extension)
+    with storage.blob(event.name, event.generation).open("rb", chunk_size=storage.CHUNK_BYTES) as reader:
         return identify_image(reader, event.name, role.extension)
 
 
@@ -211,7 +209,7 @@ def _read_label(event: ObjectEvent) -> ParsedLabel | None:
                       event.name)
         return ParsedLabel(boxes=[], issues=[issue])
     try:
-        data = storage.blob(event.name, event.generation).download_as_bytes()
+        data = object_http.download(event.name, event.generation)
     except NotFound:
         return None
     return parse_label(data, event.name)

@@ -22,6 +22,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS = sorted(path.parent.name for path in (REPO / "functions").glob("*/main.py"))
+# functions/<name>/main.py run as a program, by module: a pull worker on Cloud Run (its own image), not a
+# Cloud Function. Its code and requirements are checked as a function's; it is deployed and run differently.
+WORKERS = {"ingest": "functions.ingest.main"}
+CLOUD_FUNCTIONS = [function for function in FUNCTIONS if function not in WORKERS]
 OUR_PACKAGES = frozenset(path.parent.name for path in REPO.glob("*/__init__.py"))
 DOMAIN_MUST_NOT_IMPORT = ("google", "flask", "werkzeug", "functions_framework", "requests",
                           "common.cloud", "common.services", "common.api")
@@ -267,25 +271,61 @@ def test_the_top_level_requirements_are_the_union_of_the_functions():
     assert included == {f"functions/{function}/requirements.txt" for function in FUNCTIONS}
 
 
-def test_deploy_stages_each_function_from_its_own_folder():
+@cache
+def deploy_commands() -> list[list[str]]:
     env = {**os.environ, **DUMMY_ENV, "REGION": "europe-west1"}
     done = subprocess.run(["bash", str(REPO / "deploy.sh"), "--dry-run"], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    commands = [shlex.split(line)[1:] for line in done.stdout.splitlines() if line.startswith("+ ")]
-    for function in FUNCTIONS:
+    return [shlex.split(line)[1:] for line in done.stdout.splitlines() if line.startswith("+ ")]
+
+
+def test_deploy_stages_each_function_from_its_own_folder():
+    commands = deploy_commands()
+    for function in CLOUD_FUNCTIONS:
         folder, staged = REPO / "functions" / function, f"<tmpdir>/{function}"
         assert ["cp", f"{folder}/main.py", f"{folder}/requirements.txt", f"{staged}/"] in commands
         assert ["cp", "-R", f"{REPO}/common", f"{staged}/common"] in commands
         assert any(command[:3] == ["gcloud", "functions", "deploy"] and f"--source={staged}" in command
                    for command in commands), f"functions/{function} is not deployed from {staged}"
+    deployed_sources = {arg for command in commands if command[:3] == ["gcloud", "functions", "deploy"]
+                        for arg in command if arg.startswith("--source=")}
+    assert deployed_sources == {f"--source=<tmpdir>/{function}" for function in CLOUD_FUNCTIONS}
+
+
+@pytest.mark.parametrize("worker", sorted(WORKERS))
+def test_deploy_builds_each_worker_image_from_its_folder_and_runs_it_on_cloud_run(worker):
+    """The image holds common/ and functions/<worker>/ as the repository does, installs the worker's own
+    requirements.txt (checked above as a function's) and runs its module."""
+    commands, folder = deploy_commands(), REPO / "functions" / worker
+    contexts = {command[2] for command in commands if command[:2] == ["mkdir", "-p"]}
+    copied = [c for c in commands if c[:2] == ["cp", "-R"] and c[2] == str(folder) and c[3].endswith(f"/functions/{worker}")]
+    assert len(copied) == 1, f"functions/{worker} is not copied into a build context"
+    context = copied[0][3].removesuffix(f"/functions/{worker}")
+    assert f"{context}/functions" in contexts
+    assert ["cp", "-R", f"{REPO}/common", f"{context}/common"] in commands
+    assert ["cp", f"{folder}/Dockerfile", f"{context}/Dockerfile"] in commands
+    built = [c for c in commands if c[:4] == ["gcloud", "builds", "submit", context]]
+    assert len(built) == 1
+    image = next(arg.split("=", 1)[1] for arg in built[0] if arg.startswith("--tag="))
+    assert any(c[:3] == ["gcloud", "run", "deploy"] and f"--image={image}" in c for c in commands), \
+        f"{image} is not deployed as a Cloud Run service"
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert f"RUN pip install -r functions/{worker}/requirements.txt" in dockerfile
+    assert f'CMD ["python", "-m", "{WORKERS[worker]}"]' in dockerfile
+    assert (REPO / "functions" / worker / "main.py").exists() and WORKERS[worker] == f"functions.{worker}.main"
 
 
 def test_the_local_stack_runs_every_function_from_its_folder():
     tree = ast.parse((REPO / "infra" / "local" / "stack.py").read_text())
-    sources = {node.args[2].value for node in ast.walk(tree)
-               if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_spawn_function"}
-    assert sources == {f"functions/{function}/main.py" for function in FUNCTIONS}
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    sources = {node.args[2].value for node in calls if getattr(node.func, "id", None) == "_spawn_function"}
+    assert sources == {f"functions/{function}/main.py" for function in CLOUD_FUNCTIONS}
+    # Each worker as its own process: _spawn(stack, name, [sys.executable, "-m", "<module>"], ...).
+    spawned = [[arg.value for arg in node.args[2].elts if isinstance(arg, ast.Constant)] for node in calls
+               if getattr(node.func, "id", None) == "_spawn" and len(node.args) > 2 and isinstance(node.args[2], ast.List)]
+    for module in WORKERS.values():
+        assert ["-m", module] in [command[-2:] for command in spawned], f"the local stack does not run {module}"
 
 
 # ---- every import of our own code resolves ---------------------------------------------

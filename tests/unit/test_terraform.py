@@ -24,6 +24,9 @@ MODULE = TERRAFORM / "modules" / "yolodrop"
 ENVIRONMENT = TERRAFORM / "environments" / "production"
 SETTINGS = json.loads((REPO / "infra" / "settings.json").read_text())
 FOLDERS = sorted(path.parent.name for path in (REPO / "functions").glob("*/main.py"))
+# functions/ingest is no Cloud Function but a pull worker, a Cloud Run service (settings "ingest_worker").
+WORKER = SETTINGS["ingest_worker"]
+WORKER_FOLDER = "ingest"
 CHECKOV = REPO / ".venv" / "checkov" / "bin" / "checkov"
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 # Every role the module grants, and to whom: a new one is a decision, made here.
@@ -78,25 +81,43 @@ def pushed() -> dict:
     return {key: f for key, f in SETTINGS["functions"].items() if f["topic"]}
 
 
+def env_names() -> set[str]:
+    """Every environment variable settings give a function, the ingest worker, the trainer or the importer."""
+    names = {n for f in SETTINGS["functions"].values() for n in f["env"]} | set(WORKER["env"])
+    return names | set(SETTINGS["trainer"]["env"]) | set(SETTINGS["importer"]["env"])
+
+
 # ---- settings and the code -------------------------------------------------------------
 
+def entry_points(folder: str) -> set[str]:
+    tree = ast.parse((REPO / "functions" / folder / "main.py").read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and any(
+        "functions_framework" in ast.unparse(d) for d in node.decorator_list)}
+
+
 def test_settings_name_every_function_folder_and_its_entry_point():
-    assert sorted(SETTINGS["functions"]) == FOLDERS
+    assert WORKER_FOLDER not in SETTINGS["functions"]
+    assert sorted([*SETTINGS["functions"], WORKER_FOLDER]) == FOLDERS
     for key, function in SETTINGS["functions"].items():
-        tree = ast.parse((REPO / "functions" / key / "main.py").read_text())
-        entry_points = {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and any(
-            "functions_framework" in ast.unparse(d) for d in node.decorator_list)}
-        assert function["entry_point"] in entry_points, f"functions/{key}/main.py has no {function['entry_point']}"
+        assert function["entry_point"] in entry_points(key), f"functions/{key}/main.py has no {function['entry_point']}"
+    # The worker's main.py is a program (python -m functions.ingest.main), not a function to serve.
+    source = (REPO / "functions" / WORKER_FOLDER / "main.py").read_text()
+    assert not entry_points(WORKER_FOLDER) and 'if __name__ == "__main__":' in source
 
 
 def test_settings_topics_and_subscriptions_are_those_the_code_and_the_local_stack_use():
-    from common.platform import config
+    from common.platform import config, worker
     from infra.local import stack
     topics = SETTINGS["topics"]
     assert {config.TRAINING_TOPIC, config.PROGRESS_TOPIC, config.WATCH_TOPIC, config.DATASET_JOBS_TOPIC, config.EXPORT_TOPIC,
             config.IMPORT_TOPIC, stack.GCS_EVENTS_TOPIC} == set(topics.values())
     production = {topics[f["topic"]]: (f["subscription"], key) for key, f in pushed().items()}
     assert production == stack.PUSH_SUBSCRIPTIONS
+    # The storage notifications are pulled, not pushed: the worker's subscription is the code's default and
+    # the local stack's, with the lease the worker takes on a batch as its ack deadline.
+    assert topics[WORKER["topic"]] == stack.GCS_EVENTS_TOPIC and stack.GCS_EVENTS_TOPIC not in stack.PUSH_SUBSCRIPTIONS
+    assert WORKER["subscription"] == config.INGEST_SUBSCRIPTION == stack.INGEST_SUBSCRIPTION
+    assert WORKER["ack_deadline_seconds"] == worker.LEASE_SECONDS == stack.INGEST_ACK_SECONDS == 600
 
 
 def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
@@ -107,6 +128,8 @@ def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
     for key, function in SETTINGS["functions"].items():
         given = set(function["env"]) | set(function["secret_env"])
         assert {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET"} <= given, key
+    assert {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "DATASET_JOBS_TOPIC", "INGEST_SUBSCRIPTION",
+            "INGEST_BATCH_SIZE"} <= set(WORKER["env"])
     for key in ("api", "predict"):
         assert SETTINGS["functions"][key]["secret_env"] == {"API_TOKEN": "api_token"}
     assert {"TRAINER_JOB", "TRAINER_REGION", "TRAINER_LAUNCHER"} <= set(SETTINGS["functions"]["train"]["env"])
@@ -115,24 +138,21 @@ def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
     # does the importer's stage phase; both functions know where an archive stops being unpacked inline.
     assert {"IMPORTER_JOB", "IMPORTER_REGION", "IMPORTER_LAUNCHER", "IMPORT_TASKS", "IMPORT_TASK_RETRIES"} <= \
         set(SETTINGS["functions"]["imports"]["env"])
-    for key in ("api", "ingest"):
-        assert {"IMPORT_TOPIC", "IMPORT_INLINE_MAX_BYTES"} <= set(SETTINGS["functions"][key]["env"]), key
+    for env in (SETTINGS["functions"]["api"]["env"], WORKER["env"]):
+        assert {"IMPORT_TOPIC", "IMPORT_INLINE_MAX_BYTES"} <= set(env)
     assert {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "IMPORT_TOPIC"} <= set(SETTINGS["importer"]["env"])
 
 
 def test_production_never_lets_imports_read_loopback_addresses_and_the_local_stack_does():
     from infra.local import stack
-    given = {n for f in SETTINGS["functions"].values() for n in f["env"]}
-    given |= set(SETTINGS["trainer"]["env"]) | set(SETTINGS["importer"]["env"])
-    assert "IMPORT_ALLOW_LOOPBACK" not in given
+    assert "IMPORT_ALLOW_LOOPBACK" not in env_names()
     assert "IMPORT_ALLOW_LOOPBACK" not in parsed(MODULE)["locals"]["env_values"]
     assert "IMPORT_ALLOW_LOOPBACK" not in (REPO / "deploy.sh").read_text()
     assert stack.Stack(state_dir=REPO / ".local", ports=stack.PORT_DEFAULTS).env()["IMPORT_ALLOW_LOOPBACK"] == "1"
 
 
 def test_every_variable_settings_give_has_a_value_in_terraform_and_in_deploy_and_is_read_by_the_code():
-    names = {n for f in SETTINGS["functions"].values() for n in f["env"]}
-    names |= set(SETTINGS["trainer"]["env"]) | set(SETTINGS["importer"]["env"])
+    names = env_names()
     assert names <= set(parsed(MODULE)["locals"]["env_values"]), "infra/terraform/.../settings.tf env_values"
     deploy_cases = set(re.findall(r"^\s+([A-Z_]+)\) echo", (REPO / "deploy.sh").read_text(), re.M))
     assert names <= deploy_cases, "deploy.sh env_value"
@@ -184,7 +204,94 @@ def test_every_topic_has_a_dead_letter_topic_whose_letters_are_kept():
     assert hold["for_each"] == "${local.topics}"
     assert hold["topic"] == "${google_pubsub_topic.dead_letter[each.key].id}"
     assert hold["message_retention_duration"] == "${local.delivery.hold_retention}"
-    assert all(f["topic"] in SETTINGS["topics"] for f in pushed().values())
+    assert all(f["topic"] in SETTINGS["topics"] for f in [*pushed().values(), WORKER])
+
+
+# ---- Terraform: the ingest worker -----------------------------------------------------
+
+def test_the_ingest_worker_is_a_cloud_run_service_with_cpu_always_allocated_and_at_least_one_instance():
+    service = resource("google_cloud_run_v2_service", "ingest")
+    assert (service["name"], service["location"]) == ("${local.ingest_worker.service}", "${var.region}")
+    template = service["template"][0]
+    assert template["service_account"] == "${google_service_account.ingest.email}"
+    assert template["scaling"][0] == {"min_instance_count": "${local.ingest_worker.min_instances}",
+                                      "max_instance_count": "${local.ingest_worker.max_instances}"}
+    container = template["containers"][0]
+    assert container["image"] == "${var.ingest_image}"
+    resources = container["resources"][0]
+    assert resources["cpu_idle"] is False, "a pull worker works between requests: its CPU must not be throttled"
+    assert resources["limits"] == {"cpu": "${local.ingest_worker.cpu}", "memory": "${local.ingest_worker.memory}"}
+    assert container["dynamic"][0]["env"]["for_each"] == "${toset(local.ingest_worker.env)}"
+    # Nothing pulls with no instance, and no request would start one: settings and Terraform both refuse it.
+    assert 1 <= WORKER["min_instances"] <= WORKER["max_instances"]
+    precondition = service["lifecycle"][0]["precondition"][0]
+    assert precondition["condition"] == "${local.ingest_worker.min_instances >= 1}"
+    assert resource("google_service_account", "ingest")["account_id"] == "${local.ingest_worker.service_account}"
+    assert parsed(ENVIRONMENT)["module"]["yolodrop"]["ingest_image"] == "${var.ingest_image}"
+    # The account ingest had as a function is kept, not destroyed and created again.
+    moved = [block for path in MODULE.glob("*.tf") for block in _plain(hcl2.loads(path.read_text())).get("moved", [])]
+    assert {"from": '${google_service_account.function["ingest"]}', "to": "${google_service_account.ingest}"} in moved
+
+
+def test_the_ingest_worker_is_internal_and_nobody_may_invoke_it():
+    service = resource("google_cloud_run_v2_service", "ingest")
+    assert service["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    assert not service.get("invoker_iam_disabled"), "invoker IAM off would let anyone call it"
+    # No IAM binding names the service (no allUsers, no invoker at all: nothing pushes to it) ...
+    bindings = [f"{t}.{n}" for t, n, body in all_resources() if t.startswith("google_cloud_run") and "_iam_" in t
+                and "google_cloud_run_v2_service.ingest" in json.dumps(body)]
+    assert not bindings
+    # ... and the functions' invoker grants cannot reach it: it is no function.
+    for name, functions in (("push_invokes", "${local.pushed_functions}"), ("public_invokes", "${local.public_functions}")):
+        assert resource("google_cloud_run_service_iam_member", name)["for_each"] == functions
+    assert WORKER_FOLDER not in SETTINGS["functions"]
+
+
+def test_the_ingest_subscription_is_a_pull_subscription_with_the_settings_retry_and_dead_letter_policy():
+    subscription = resource("google_pubsub_subscription", "ingest")
+    assert subscription["name"] == "${local.ingest_worker.subscription}"
+    assert subscription["topic"] == "${google_pubsub_topic.topic[local.ingest_worker.topic].id}"
+    assert not {"push_config", "bigquery_config", "cloud_storage_config"} & set(subscription), "a pull subscription"
+    assert subscription["ack_deadline_seconds"] == "${local.ingest_worker.ack_deadline_seconds}"
+    assert WORKER["ack_deadline_seconds"] == 600
+    assert subscription["dead_letter_policy"][0] == {
+        "dead_letter_topic": "${google_pubsub_topic.dead_letter[local.ingest_worker.topic].id}",
+        "max_delivery_attempts": "${local.delivery.max_delivery_attempts}"}
+    assert subscription["retry_policy"] == resource("google_pubsub_subscription", "push")["retry_policy"]
+    assert subscription["expiration_policy"][0]["ttl"] == ""
+    env_values = parsed(MODULE)["locals"]["env_values"]
+    assert (env_values["INGEST_SUBSCRIPTION"], env_values["INGEST_BATCH_SIZE"]) == (
+        "${google_pubsub_subscription.ingest.name}", "${tostring(local.ingest_worker.batch_size)}")
+
+
+def test_the_ingest_worker_may_pull_its_subscription_and_does_what_ingest_did():
+    worker = "serviceAccount:${google_service_account.ingest.email}"
+    pulls = resource("google_pubsub_subscription_iam_member", "ingest_pulls")
+    assert (pulls["subscription"], pulls["role"], pulls["member"]) == (
+        "${google_pubsub_subscription.ingest.name}", "roles/pubsub.subscriber", worker)
+    assert "${google_pubsub_subscription_iam_member.ingest_pulls}" in \
+        resource("google_cloud_run_v2_service", "ingest")["depends_on"]
+    # Reads and writes the bucket, uses Firestore, publishes dataset jobs and import requests: by its key
+    # "ingest" in local.runs_as, which names its own account.
+    assert parsed(MODULE)["locals"]["bucket_roles"][WORKER_FOLDER] == "roles/storage.objectUser"
+    assert resource("google_storage_bucket_iam_member", "function_objects")["member"] == \
+        "serviceAccount:${local.runs_as[each.key]}"
+    assert "local.runs_as" in parsed(MODULE)["locals"]["firestore_users"]
+    publishers = parsed(MODULE)["locals"]["topic_publishers"].values()
+    assert {p["topic"] for p in publishers if p["function"] == WORKER_FOLDER} == {"dataset_jobs", "import_requests"}
+    assert resource("google_pubsub_topic_iam_member", "function_publishes")["member"] == \
+        "serviceAccount:${local.runs_as[each.value.function]}"
+
+
+def test_the_ingest_image_is_slim_python_running_the_worker():
+    dockerfile = (REPO / "functions" / WORKER_FOLDER / "Dockerfile").read_text()
+    instructions = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
+    assert re.fullmatch(r"FROM python:3\.11-slim\S*", instructions[0]), instructions[0]
+    assert "RUN pip install -r functions/ingest/requirements.txt" in dockerfile
+    assert {"COPY common common", "COPY functions/ingest/main.py functions/ingest/main.py"} <= set(instructions)
+    assert instructions[-1] == 'CMD ["python", "-m", "functions.ingest.main"]'
+    assert any(line.startswith("USER ") and line != "USER root" for line in instructions), "runs as root"
+    assert "functions-framework" not in (REPO / "functions" / WORKER_FOLDER / "requirements.txt").read_text()
 
 
 # ---- Terraform: the IAM the delivery needs, and nothing broader ------------------------
@@ -204,6 +311,12 @@ def test_the_delivery_chain_has_its_iam():
     assert resource("google_pubsub_topic_iam_member", "pubsub_agent_publishes_dead_letters")["member"] == agent
     acknowledges = resource("google_pubsub_subscription_iam_member", "pubsub_agent_acknowledges_dead_letters")
     assert (acknowledges["role"], acknowledges["member"]) == ("roles/pubsub.subscriber", agent)
+    # ... on every subscription with a dead-letter policy: each push subscription and the ingest worker's.
+    assert (acknowledges["for_each"], acknowledges["subscription"]) == (
+        "${local.dead_lettering_subscriptions}", "${each.value}")
+    dead_lettering = parsed(MODULE)["locals"]["dead_lettering_subscriptions"]
+    assert "keys(local.pushed_functions)" in dead_lettering and "google_pubsub_subscription.push[key].name" in dead_lettering
+    assert "google_pubsub_subscription.ingest.name" in dead_lettering
     signs = resource("google_service_account_iam_member", "pubsub_agent_signs_push_tokens")
     assert (signs["role"], signs["member"]) == ("roles/iam.serviceAccountTokenCreator", agent)
 
@@ -219,7 +332,11 @@ def test_no_role_is_broader_than_the_code_needs():
     assert roles == ROLES, f"new roles {roles - ROLES}, roles no longer granted {ROLES - roles}"
     project_wide = [body["role"] for t, _, body in all_resources() if t == "google_project_iam_member"]
     assert project_wide == ["roles/datastore.user"], "only Firestore is granted project-wide (it has no finer IAM)"
-    assert set(parsed(MODULE)["locals"]["bucket_roles"]) <= set(SETTINGS["functions"])
+    assert set(parsed(MODULE)["locals"]["bucket_roles"]) <= {*SETTINGS["functions"], WORKER_FOLDER}
+    # Pub/Sub subscriber only ever on one subscription (never on a topic or the project).
+    subscribers = {(t, n) for t, n, body in all_resources() if body.get("role") == "roles/pubsub.subscriber"}
+    assert subscribers == {("google_pubsub_subscription_iam_member", "ingest_pulls"),
+                           ("google_pubsub_subscription_iam_member", "pubsub_agent_acknowledges_dead_letters")}
     for name in ("train_runs_trainer", "watch_reads_executions"):  # on the trainer job, not the project
         assert resource("google_cloud_run_v2_job_iam_member", name)["name"] == "${google_cloud_run_v2_job.trainer.name}"
     for name in ("imports_runs_importer", "imports_reads_importer_executions"):  # on the importer job
@@ -241,7 +358,7 @@ def test_the_importer_writes_the_bucket_uses_firestore_and_asks_for_its_next_pha
     firestore = resource("google_project_iam_member", "firestore_user")
     assert (firestore["for_each"], firestore["member"]) == ("${local.firestore_users}", "serviceAccount:${each.value}")
     users = parsed(MODULE)["locals"]["firestore_users"]
-    assert "google_service_account.importer.email" in users and "keys(local.functions)" in users
+    assert "google_service_account.importer.email" in users and "local.runs_as" in users
     publishers = {(p["function"], p["topic"]) for p in parsed(MODULE)["locals"]["topic_publishers"].values()}
     assert {("api", "import_requests"), ("ingest", "import_requests")} <= publishers
     acts = resource("google_service_account_iam_member", "imports_acts_as_importer")
@@ -250,9 +367,11 @@ def test_the_importer_writes_the_bucket_uses_firestore_and_asks_for_its_next_pha
 
 def test_each_function_runs_as_its_own_service_account():
     accounts = [f["service_account"] for f in SETTINGS["functions"].values()]
-    accounts += [SETTINGS["trainer"]["service_account"], SETTINGS["importer"]["service_account"],
-                 SETTINGS["push_service_account"]]
+    accounts += [WORKER["service_account"], SETTINGS["trainer"]["service_account"],
+                 SETTINGS["importer"]["service_account"], SETTINGS["push_service_account"]]
     assert len(set(accounts)) == len(accounts) and all(6 <= len(a) <= 30 for a in accounts)
+    runs_as = parsed(MODULE)["locals"]["runs_as"]
+    assert "keys(local.functions)" in runs_as and "ingest = google_service_account.ingest.email" in runs_as
 
 
 # ---- Terraform: storage, Firestore, the trainer, the watch -----------------------------
@@ -339,10 +458,21 @@ def flags(command: list[str]) -> dict[str, str]:
     return dict(arg[2:].split("=", 1) for arg in command if arg.startswith("--") and "=" in arg)
 
 
-def deployed(prefix: list[str], name: str) -> dict[str, str]:
+def command(prefix: list[str], name: str) -> list[str]:
     found = [c for c in deploy_commands() if c[:len(prefix)] == prefix and c[len(prefix)] == name]
     assert len(found) == 1, f"{' '.join(prefix)} {name}: {len(found)} commands"
-    return flags(found[0])
+    return found[0]
+
+
+def deployed(prefix: list[str], name: str) -> dict[str, str]:
+    return flags(command(prefix, name))
+
+
+def built_context(image: str) -> str:
+    """The folder deploy.sh has Cloud Build turn into `image`."""
+    built = [c for c in deploy_commands() if c[:3] == ["gcloud", "builds", "submit"] and flags(c).get("tag") == image]
+    assert len(built) == 1, f"{image}: built {len(built)} times"
+    return built[0][3]
 
 
 def test_deploy_deploys_each_function_as_settings_say():
@@ -354,6 +484,8 @@ def test_deploy_deploys_each_function_as_settings_say():
             f["memory"], f["cpu"], str(f["concurrency"]), f"{f['timeout_seconds']}s", str(f["min_instances"]))
         assert [pair.split("=")[0] for pair in got["set-env-vars"].split(",")] == f["env"]
         assert ("ingress-settings" in got) == bool(f["topic"])
+    functions = [c[3] for c in deploy_commands() if c[:3] == ["gcloud", "functions", "deploy"]]
+    assert sorted(functions) == sorted(f["name"] for f in SETTINGS["functions"].values())
 
 
 def test_deploy_pushes_each_topic_with_the_settings_dead_letter_policy():
@@ -380,13 +512,72 @@ def test_deploy_sizes_the_trainer_and_the_importer_and_schedules_the_watch_as_se
     assert (got["cpu"], got["memory"], got["max-retries"], got["task-timeout"], got["region"]) == (
         importer["cpu"], importer["memory"], str(importer["max_retries"]), f"{importer['task_timeout_seconds']}s", "r")
     assert "gpu" not in got and [pair.split("=")[0] for pair in got["set-env-vars"].split(",")] == importer["env"]
-    built = [c for c in deploy_commands() if c[:3] == ["gcloud", "builds", "submit"] and "tag" in flags(c)]
-    assert len(built) == 1 and flags(built[0])["tag"] == got["image"]
+    context = built_context(got["image"])
     assert got["image"].endswith(f"/{importer['image']}:" + got["image"].rsplit(":", 1)[1])
-    context = built[0][3]
     assert ["cp", str(REPO / "jobs" / "importer" / "Dockerfile"), f"{context}/Dockerfile"] in deploy_commands()
     watch = deployed(["gcloud", "scheduler", "jobs", "create", "pubsub"], SETTINGS["watch"]["scheduler_job"])
     assert (watch["schedule"], watch["topic"]) == (SETTINGS["watch"]["schedule"], SETTINGS["topics"]["training_watch"])
+
+
+def test_deploy_runs_the_ingest_worker_as_settings_say():
+    run = command(["gcloud", "run", "deploy"], WORKER["service"])
+    got = flags(run)
+    assert "--no-cpu-throttling" in run, "a pull worker works between requests: its CPU must not be throttled"
+    assert "--no-allow-unauthenticated" in run and "--allow-unauthenticated" not in run
+    assert got["ingress"] == "internal"
+    assert (got["min-instances"], got["max-instances"], got["cpu"], got["memory"], got["region"]) == (
+        str(WORKER["min_instances"]), str(WORKER["max_instances"]), WORKER["cpu"], WORKER["memory"], "r")
+    assert int(got["min-instances"]) >= 1
+    env = dict(pair.split("=", 1) for pair in got["set-env-vars"].split(","))
+    assert list(env) == WORKER["env"]
+    assert (env["INGEST_SUBSCRIPTION"], env["INGEST_BATCH_SIZE"]) == (WORKER["subscription"], str(WORKER["batch_size"]))
+    # Its image, built by Cloud Build from functions/ingest/Dockerfile beside common/ and functions/ingest/.
+    context = built_context(got["image"])
+    assert got["image"].endswith(f"/{WORKER['image']}:" + got["image"].rsplit(":", 1)[1])
+    folder = REPO / "functions" / WORKER_FOLDER
+    for copy in (["cp", str(folder / "Dockerfile"), f"{context}/Dockerfile"],
+                 ["cp", "-R", str(folder), f"{context}/functions/{WORKER_FOLDER}"],
+                 ["cp", "-R", str(REPO / "common"), f"{context}/common"]):
+        assert copy in deploy_commands(), copy
+    # The subscription exists before the worker starts pulling it.
+    commands = deploy_commands()
+    created = command(["gcloud", "pubsub", "subscriptions", "create"], WORKER["subscription"])
+    assert commands.index(created) < commands.index(run)
+
+
+def test_deploy_creates_the_ingest_pull_subscription_with_the_settings_dead_letter_policy():
+    delivery, topic = SETTINGS["delivery"], SETTINGS["topics"][WORKER["topic"]]
+    expected = {"ack-deadline": str(WORKER["ack_deadline_seconds"]), "expiration-period": "never",
+                "min-retry-delay": delivery["minimum_backoff"], "max-retry-delay": delivery["maximum_backoff"],
+                "dead-letter-topic": topic + delivery["dead_letter_suffix"],
+                "max-delivery-attempts": str(delivery["max_delivery_attempts"])}
+    subscription = command(["gcloud", "pubsub", "subscriptions", "create"], WORKER["subscription"])
+    got = flags(subscription)
+    assert {key: got.get(key) for key in expected} == expected and got["topic"] == topic
+    assert not [arg for arg in subscription if arg.startswith("--push-")], "a pull subscription"
+    # --dry-run shows the create; an existing subscription is updated with the same flags.
+    assert re.search(r'subscriptions update "\$S_ingest_worker_subscription" "\$\{pull\[@\]\}"',
+                     (REPO / "deploy.sh").read_text())
+    # The worker (the runtime account) pulls from it; Pub/Sub's service agent acknowledges dead letters on it.
+    members = {flags(c)["member"] for c in deploy_commands()
+               if c[:5] == ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", WORKER["subscription"]]
+               and flags(c)["role"] == "roles/pubsub.subscriber"}
+    assert members == {"serviceAccount:<PROJECT_NUMBER>-compute@developer.gserviceaccount.com",
+                       "serviceAccount:service-<PROJECT_NUMBER>@gcp-sa-pubsub.iam.gserviceaccount.com"}
+
+
+def test_deploy_retires_the_ingest_function_and_its_push_subscription_once_the_worker_runs():
+    retired = WORKER["retired"]
+    assert retired["function"] not in {f["name"] for f in SETTINGS["functions"].values()}
+    assert retired["subscription"] not in {f["subscription"] for f in SETTINGS["functions"].values()}
+    commands = deploy_commands()
+    deleted = [command(["gcloud", "functions", "delete"], retired["function"]),
+               command(["gcloud", "pubsub", "subscriptions", "delete"], retired["subscription"])]
+    assert flags(deleted[0])["region"] == "r" and "--gen2" in deleted[0]
+    worker = commands.index(command(["gcloud", "run", "deploy"], WORKER["service"]))
+    assert all(commands.index(delete) > worker for delete in deleted), "ingest would stop until the worker runs"
+    # Nothing else is deleted.
+    assert [c for c in commands if "delete" in c[:4]] == deleted
 
 
 def setting_literals() -> set[str]:
@@ -394,6 +585,7 @@ def setting_literals() -> set[str]:
     names = set(SETTINGS["topics"].values()) | set(SETTINGS["secrets"].values())
     names |= {f[k] for f in SETTINGS["functions"].values() for k in ("name", "subscription", "service_account") if f[k]}
     names |= {SETTINGS[job][k] for job in ("trainer", "importer") for k in ("job", "service_account")}
+    names |= {WORKER[k] for k in ("service", "subscription", "service_account")} | set(WORKER["retired"].values())
     return names | {SETTINGS["watch"]["scheduler_job"], SETTINGS["push_service_account"]}
 
 

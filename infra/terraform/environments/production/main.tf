@@ -25,6 +25,7 @@ module "yolodrop" {
   trainer_gpu_type   = var.trainer_gpu_type
   trainer_image      = var.trainer_image
   importer_image     = var.importer_image
+  ingest_image       = var.ingest_image
   api_token          = var.api_token
 
   firebase_web_api_key   = var.firebase_web_api_key

@@ -6,6 +6,10 @@ output "function_urls" {
   value = module.yolodrop.function_urls
 }
 
+output "ingest_service" {
+  value = module.yolodrop.ingest_service
+}
+
 output "image_repository" {
   value = module.yolodrop.image_repository
 }

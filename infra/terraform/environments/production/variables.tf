@@ -37,6 +37,10 @@ variable "importer_image" {
   type = string
 }
 
+variable "ingest_image" {
+  type = string
+}
+
 variable "api_token" {
   type      = string
   sensitive = true

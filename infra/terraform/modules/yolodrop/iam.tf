@@ -1,5 +1,5 @@
-# One service account per function, one for the trainer, one for the importer, one that push subscriptions
-# call the functions as; each granted what its code does and nothing more, on the one
+# One service account per function, one for the ingest worker, one for the trainer, one for the importer,
+# one that push subscriptions call the functions as; each granted what its code does and nothing more, on the one
 # resource it does it to wherever IAM allows (tests/unit/test_terraform.py holds the
 # list; no basic role, no admin role).
 
@@ -8,6 +8,18 @@ resource "google_service_account" "function" {
   project      = var.project
   account_id   = each.value.service_account
   display_name = "yolodrop ${each.key} function"
+}
+
+resource "google_service_account" "ingest" {
+  project      = var.project
+  account_id   = local.ingest_worker.service_account
+  display_name = "yolodrop ingest worker"
+}
+
+# The ingest worker keeps the account it had as a function (and the grants keyed "ingest" below).
+moved {
+  from = google_service_account.function["ingest"]
+  to   = google_service_account.ingest
 }
 
 resource "google_service_account" "trainer" {
@@ -29,13 +41,17 @@ resource "google_service_account" "push" {
 }
 
 locals {
-  # Firestore IAM is per project (the index, jobs, models and imports live in one database):
-  # every function and the importer (its progress documents), by key -> account email.
-  firestore_users = merge(
+  # What our event and request code runs as: each function's account and the ingest worker's, by key.
+  runs_as = merge(
     { for key in keys(local.functions) : key => google_service_account.function[key].email },
-    { importer = google_service_account.importer.email },
+    { ingest = google_service_account.ingest.email },
   )
 
+  # Firestore IAM is per project (the index, jobs, models and imports live in one database):
+  # every function, the ingest worker and the importer (its progress documents), by key -> account email.
+  firestore_users = merge(local.runs_as, { importer = google_service_account.importer.email })
+
+  # Each role on the data bucket, by key of local.runs_as.
   bucket_roles = {
     ingest       = "roles/storage.objectUser"   # reads dropped files, writes thumbnails, unpacks archives
     api          = "roles/storage.objectUser"   # writes cancel markers and upload sessions, reads objects
@@ -47,7 +63,7 @@ locals {
     imports      = "roles/storage.objectViewer" # probes an archive in the bucket (its size, its central directory)
   }
 
-  # Who publishes to which topic beyond the training request (below): function -> topic keys.
+  # Who publishes to which topic beyond the training request (below): key of local.runs_as -> topic keys.
   topic_publishers = {
     "api/dataset_jobs"          = { function = "api", topic = "dataset_jobs" }          # remaps, auto-labelling
     "api/export_requests"       = { function = "api", topic = "export_requests" }       # versions, exports
@@ -75,7 +91,7 @@ resource "google_storage_bucket_iam_member" "function_objects" {
   for_each = local.bucket_roles
   bucket   = google_storage_bucket.data.name
   role     = each.value
-  member   = "serviceAccount:${google_service_account.function[each.key].email}"
+  member   = "serviceAccount:${local.runs_as[each.key]}"
 }
 
 resource "google_storage_bucket_iam_member" "trainer_objects" {
@@ -102,7 +118,7 @@ resource "google_pubsub_topic_iam_member" "function_publishes" {
   project  = var.project
   topic    = google_pubsub_topic.topic[each.value.topic].name
   role     = "roles/pubsub.publisher"
-  member   = "serviceAccount:${google_service_account.function[each.value.function].email}"
+  member   = "serviceAccount:${local.runs_as[each.value.function]}"
 }
 
 resource "google_pubsub_topic_iam_member" "trainer_publishes_progress" {

@@ -12,11 +12,12 @@ locals {
   delivery         = local.settings.delivery
   trainer          = local.settings.trainer
   importer         = local.settings.importer
+  ingest_worker    = local.settings.ingest_worker
 
   bucket_location    = coalesce(var.bucket_location, var.region)
   firestore_location = coalesce(var.firestore_location, var.region)
 
-  # Every environment variable a function, the trainer or the importer may be given
+  # Every environment variable a function, the ingest worker, the trainer or the importer may be given
   # (settings name which), with its value: common/platform/config.py reads them.
   env_values = {
     GOOGLE_CLOUD_PROJECT    = var.project
@@ -35,6 +36,8 @@ locals {
     IMPORT_TASKS            = tostring(local.importer.tasks)
     IMPORT_TASK_RETRIES     = tostring(local.importer.max_retries)
     IMPORT_INLINE_MAX_BYTES = tostring(local.importer.inline_max_bytes)
+    INGEST_SUBSCRIPTION     = google_pubsub_subscription.ingest.name
+    INGEST_BATCH_SIZE       = tostring(local.ingest_worker.batch_size)
     FIREBASE_WEB_API_KEY    = var.firebase_web_api_key
     GOOGLE_OAUTH_CLIENT_ID  = var.google_oauth_client_id
     PREDICT_URL             = "https://${var.region}-${var.project}.cloudfunctions.net/${local.functions.predict.name}"

@@ -46,6 +46,11 @@ variable "importer_image" {
   type        = string
 }
 
+variable "ingest_image" {
+  description = "The ingest worker's image (functions/ingest/Dockerfile, built from the repository root) in the same Artifact Registry repository as the trainer's."
+  type        = string
+}
+
 variable "api_token" {
   description = "The bearer token the API accepts; stored as a Secret Manager version (and therefore in the Terraform state: keep the state in a private bucket)."
   type        = string
