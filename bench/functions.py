@@ -7,7 +7,8 @@ For every functions/<name>/main.py of the tree (default: this checkout):
 - import: the entry point imported in a fresh interpreter (`python -I`, a dummy
   GOOGLE_CLOUD_PROJECT and DATA_BUCKET; nothing connects), best of --repeat;
   the RSS of that interpreter right after, and the third-party packages loaded;
-- serving: `functions-framework --target=<entry point>` on a free port, polled
+- serving (not for the ingest worker, which runs no framework: bench.ingest
+  measures its memory): `functions-framework --target=<entry point>` on a free port, polled
   until the framework itself answers GET /favicon.ico (404 or 405: the
   function never runs), then VmRSS of the gunicorn master and of its worker,
   and their total: the master's RSS plus the worker's private pages (the
@@ -88,7 +89,8 @@ def main() -> None:
 
 def measure_function(tree: Path, main_py: Path, repeat: int) -> Row:
     row = measure_import(tree, main_py, main_py.parent.name, repeat)
-    row.master_mib, row.worker_mib, row.total_mib = measure_serving(tree, main_py)
+    if entry_point(main_py):  # the ingest worker is no functions-framework function: bench.ingest has its RSS
+        row.master_mib, row.worker_mib, row.total_mib = measure_serving(tree, main_py)
     row.deps_mib = installed_mib(requirements_of(tree, main_py.parent.name))
     return row
 
@@ -133,14 +135,14 @@ def measure_serving(tree: Path, main_py: Path) -> tuple[float, float | None, flo
         stop(process)
 
 
-def entry_point(main_py: Path) -> str:
-    """The function decorated with functions_framework.http or .cloud_event."""
+def entry_point(main_py: Path) -> str | None:
+    """The function decorated with functions_framework.http or .cloud_event; None for a worker."""
     tree = ast.parse(main_py.read_text())
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and any(
                 isinstance(d, ast.Attribute) and d.attr in ("http", "cloud_event") for d in node.decorator_list):
             return node.name
-    raise SystemExit(f"{main_py}: no function decorated with @functions_framework.http or .cloud_event")
+    return None
 
 
 def free_port() -> int:

@@ -38,8 +38,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from common.domain import layout
 from infra.local import sample, stack as local_stack
 from infra.local.client import ApiClient, upload_all, wait_for
@@ -154,7 +152,7 @@ def measure_uploaded(api: ApiClient, stack: local_stack.Stack, n: int, concurren
     """1a: uploads, their notifications pulled by the worker as they arrive."""
     bucket, files, expected = prepare(api, DATASET, n, seed=10_000)
     print(f"uploading {2 * n} objects from {concurrency} threads ...", flush=True)
-    pid, before = stack.pids["ingest"], worker_status(stack)
+    pid, before = stack.pids["ingest"], local_stack.ingest_status(stack)
     cpu_before = process_group_cpu(pid)
     started = time.monotonic()
     upload_all(bucket, files, workers=concurrency)
@@ -162,7 +160,7 @@ def measure_uploaded(api: ApiClient, stack: local_stack.Stack, n: int, concurren
     print(f"  uploads done in {uploads:.1f} s; waiting for the index ...", flush=True)
     seconds = wait_indexed(api, DATASET, expected, started)
     user, system = cpu_seconds_between(cpu_before, process_group_cpu(pid))
-    return Run(seconds, uploads, user + system, system, worker_status(stack)["batches"] - before["batches"])
+    return Run(seconds, uploads, user + system, system, local_stack.ingest_status(stack)["batches"] - before["batches"])
 
 
 def measure_backlog(api: ApiClient, stack: local_stack.Stack, n: int, concurrency: int,
@@ -179,16 +177,12 @@ def measure_backlog(api: ApiClient, stack: local_stack.Stack, n: int, concurrenc
     local_stack.start_ingest_worker(stack)
     with profiled(stack.pids["ingest"], profile_path):
         wait_indexed(api, DIRECT_DATASET, expected, time.monotonic())
-    status = worker_status(stack)
+    status = local_stack.ingest_status(stack)
     start_cpu, cpu = status["cpu_before_first_batch"], status["cpu"]
     system = cpu["system"] - start_cpu["system"]
     return Run(status["last_batch_at"] - status["first_batch_at"], uploads,
                cpu["user"] - start_cpu["user"] + system, system, status["batches"], files,
                profile_summary(profile_path) if profile_path else "")
-
-
-def worker_status(stack: local_stack.Stack) -> dict:
-    return requests.get(stack.env()["INGEST_URL"], timeout=10).json()
 
 
 def progress_probe(probe, started: float):

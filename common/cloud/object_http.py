@@ -50,7 +50,7 @@ def upload(name: str, data: bytes, content_type: str) -> int:
 
 def _request(method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> bytes:
     headers = {**(headers or {}), **_auth()}
-    reused = getattr(_local, "connection", None) is not None
+    reused = getattr(_local, "connection", None) is not None and _local.endpoint == _endpoint()
     try:
         status, data = _exchange(_connection(), method, path, body, headers)
     except (OSError, http.client.HTTPException) as failure:
@@ -78,10 +78,13 @@ def _exchange(connection: http.client.HTTPConnection, method: str, path: str, bo
 
 
 def _connection() -> http.client.HTTPConnection:
-    if getattr(_local, "connection", None) is None:
-        endpoint = urlsplit(_endpoint())
-        kind = http.client.HTTPSConnection if endpoint.scheme == "https" else http.client.HTTPConnection
-        _local.connection = kind(endpoint.hostname, endpoint.port, timeout=TIMEOUT_SECONDS)
+    """This thread's connection to the endpoint (a new one when the endpoint changed: tests)."""
+    endpoint = _endpoint()
+    if getattr(_local, "connection", None) is None or _local.endpoint != endpoint:
+        _drop_connection()
+        parts = urlsplit(endpoint)
+        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        _local.connection, _local.endpoint = kind(parts.hostname, parts.port, timeout=TIMEOUT_SECONDS), endpoint
     return _local.connection
 
 

@@ -232,6 +232,12 @@ def start_ingest_worker(stack: Stack) -> None:
     _wait_http(stack, "ingest", stack.env()["INGEST_URL"])
 
 
+def ingest_status(stack: Stack) -> dict:
+    """The ingest worker's counters (common.platform.worker.Status)."""
+    with urllib.request.urlopen(stack.env()["INGEST_URL"], timeout=10) as answer:
+        return json.loads(answer.read())
+
+
 def stop_part(stack: Stack, name: str) -> None:
     """Stop one part (SIGTERM: the ingest worker finishes its batch and gives back what it pulled after)."""
     _stop_groups([stack.pids.pop(name)])
