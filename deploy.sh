@@ -107,6 +107,18 @@ when_exists() {
   if "${check[@]}" >/dev/null 2>&1; then run "$@"; fi
 }
 
+# ensure_subscription NAME TOPIC FLAG...: create the subscription of TOPIC with the
+# FLAGs, or update it to them when it exists.
+ensure_subscription() {
+  local name="$1" topic="$2"
+  shift 2
+  if exists gcloud pubsub subscriptions describe "$name" "${G[@]}"; then
+    run gcloud pubsub subscriptions update "$name" "$@" "${G[@]}"
+  else
+    run gcloud pubsub subscriptions create "$name" --topic="$topic" "$@" "${G[@]}"
+  fi
+}
+
 # run_allow_exists CMD...: like run, but an "already exists" error is success.
 run_allow_exists() {
   show "$@"
@@ -318,11 +330,7 @@ pull=(--ack-deadline="$S_ingest_worker_ack_deadline_seconds" --expiration-period
       --min-retry-delay="$S_delivery_minimum_backoff" --max-retry-delay="$S_delivery_maximum_backoff"
       --dead-letter-topic="$ingest_topic$S_delivery_dead_letter_suffix"
       --max-delivery-attempts="$S_delivery_max_delivery_attempts")
-if exists gcloud pubsub subscriptions describe "$S_ingest_worker_subscription" "${G[@]}"; then
-  run gcloud pubsub subscriptions update "$S_ingest_worker_subscription" "${pull[@]}" "${G[@]}"
-else
-  run gcloud pubsub subscriptions create "$S_ingest_worker_subscription" --topic="$ingest_topic" "${pull[@]}" "${G[@]}"
-fi
+ensure_subscription "$S_ingest_worker_subscription" "$ingest_topic" "${pull[@]}"
 # The worker pulls, acknowledges and extends leases on it; Pub/Sub's service agent
 # acknowledges on it when it forwards a dead letter.
 for member in "$RUNTIME_SA" "$PUBSUB_AGENT"; do
@@ -367,11 +375,7 @@ for key in $S_FUNCTIONS; do
             --min-retry-delay="$S_delivery_minimum_backoff" --max-retry-delay="$S_delivery_maximum_backoff"
             --dead-letter-topic="$topic$S_delivery_dead_letter_suffix"
             --max-delivery-attempts="$S_delivery_max_delivery_attempts")
-  if exists gcloud pubsub subscriptions describe "$subscription" "${G[@]}"; then
-    run gcloud pubsub subscriptions update "$subscription" "${delivery[@]}" "${G[@]}"
-  else
-    run gcloud pubsub subscriptions create "$subscription" --topic="$topic" "${delivery[@]}" "${G[@]}"
-  fi
+  ensure_subscription "$subscription" "$topic" "${delivery[@]}"
   # ... and acknowledges on the source subscription when it forwards a dead letter.
   run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" \
     --member="serviceAccount:$PUBSUB_AGENT" --role=roles/pubsub.subscriber "${G[@]}"

@@ -555,9 +555,10 @@ def test_deploy_creates_the_ingest_pull_subscription_with_the_settings_dead_lett
     got = flags(subscription)
     assert {key: got.get(key) for key in expected} == expected and got["topic"] == topic
     assert not [arg for arg in subscription if arg.startswith("--push-")], "a pull subscription"
-    # --dry-run shows the create; an existing subscription is updated with the same flags.
-    assert re.search(r'subscriptions update "\$S_ingest_worker_subscription" "\$\{pull\[@\]\}"',
-                     (REPO / "deploy.sh").read_text())
+    # --dry-run shows the create; an existing subscription is updated with the same flags (ensure_subscription).
+    script = (REPO / "deploy.sh").read_text()
+    assert re.search(r'ensure_subscription "\$S_ingest_worker_subscription" "\$ingest_topic" "\$\{pull\[@\]\}"', script)
+    assert re.search(r'subscriptions update "\$name" "\$@"', script)
     # The worker (the runtime account) pulls from it; Pub/Sub's service agent acknowledges dead letters on it.
     members = {flags(c)["member"] for c in deploy_commands()
                if c[:5] == ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", WORKER["subscription"]]
