@@ -37,7 +37,7 @@ from common.platform.handler import Outcome, Result, handle_batch
 PULL_SECONDS = 5.0        # how long one pull waits for a message: also how soon a stop is noticed
 LEASE_SECONDS = 600       # the ack deadline asked while a batch runs (Pub/Sub's maximum)
 RENEW_EVERY = 60.0      # a running batch's lease is renewed this often
-IDLE_BACKOFF = (0.05, 2.0)  # polling interval after an empty or failed pull: first, longest
+IDLE_BACKOFF = (0.05, 0.5)  # polling interval after an empty pull answered at once: first, longest
 
 Decode = Callable[[bytes, dict, str], object]  # (data, attributes, message id) -> event
 
@@ -54,10 +54,14 @@ class Worker:
         """Pull and handle batches until stop()."""
         idle = IDLE_BACKOFF[0]
         while not self.stopping.is_set():
-            handled = self.run_once()
-            idle = IDLE_BACKOFF[0] if handled else min(idle * 2, IDLE_BACKOFF[1])
-            if not handled:
-                self.stopping.wait(idle)  # the emulator answers an empty pull at once: poll, don't spin
+            started = time.monotonic()
+            if self.run_once():
+                idle = IDLE_BACKOFF[0]
+            elif time.monotonic() - started < PULL_SECONDS / 2:
+                # An empty answer at once (the emulator does not hold a pull open as Pub/Sub does, nor does a
+                # failing service): poll, don't spin.
+                self.stopping.wait(idle)
+                idle = min(idle * 2, IDLE_BACKOFF[1])
 
     def stop(self) -> None:
         self.stopping.set()
