@@ -22,6 +22,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 from collections import Counter
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,7 +56,7 @@ class Worker:
         idle = IDLE_BACKOFF[0]
         while not self.stopping.is_set():
             started = time.monotonic()
-            if self.run_once():
+            if self._run_once_logged():
                 idle = IDLE_BACKOFF[0]
             elif time.monotonic() - started < PULL_SECONDS / 2:
                 # An empty answer at once (the emulator does not hold a pull open as Pub/Sub does, nor does a
@@ -65,6 +66,16 @@ class Worker:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _run_once_logged(self) -> int:
+        """run_once, surviving whatever it raises: the worker must keep pulling. Messages it held and did not
+        settle come back when their lease ends."""
+        try:
+            return self.run_once()
+        except Exception as error:  # noqa: BLE001 - logged with its traceback; the loop goes on
+            log.error("batch failed outside any event; its messages come back when their lease ends",
+                      error=repr(error)[:300], traceback=traceback.format_exc())
+            return 0
 
     def run_once(self) -> int:
         """Pull one batch and handle it; how many messages it held."""
@@ -102,6 +113,10 @@ class Worker:
             except UnsupportedEvent as unsupported:
                 outcomes[index] = Outcome(Result.IGNORED, str(unsupported))
                 log.info(str(unsupported), outcome=Result.IGNORED.value, message_id=message.message_id)
+            except Exception as error:  # noqa: BLE001 - a message no decoder expected: never retried
+                outcomes[index] = Outcome(Result.FAILED, "undecodable message", {"error": repr(error)[:300]})
+                log.error("undecodable message; acknowledged", outcome=Result.FAILED.value,
+                          message_id=message.message_id, error=repr(error)[:300])
         handled = handle_batch([event for _, event in events], self.act)
         for (index, _), outcome in zip(events, handled):
             outcomes[index] = outcome

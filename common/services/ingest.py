@@ -106,7 +106,7 @@ class _Change:
 
 def _entry_events(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[Outcome | Exception]:
     """Image and label events: guards read in one request, files read in parallel, one transaction."""
-    stale = _already_indexed(events)
+    stale = [known or repeat for known, repeat in zip(_already_indexed(events), _repeats(events))]
     prepared = _in_parallel(_prepare, [item for item, known in zip(events, stale) if not known])
     prepared_in_order = iter(prepared)
     results = [DUPLICATE if known else next(prepared_in_order) for known in stale]
@@ -118,6 +118,17 @@ def _entry_events(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[Outcome 
     for (index, change), update in zip(changes, updates):
         results[index] = update if isinstance(update, Exception) else change.outcome(update)
     return results
+
+
+def _repeats(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[bool]:
+    """Which events repeat one earlier in the batch (a redelivery pulled with the original): read once."""
+    seen: set[tuple[str, str, int]] = set()
+    repeats = []
+    for event, _ in events:
+        identity = (event.action, event.name, event.generation)
+        repeats.append(identity in seen)
+        seen.add(identity)
+    return repeats
 
 
 def _already_indexed(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[bool]:

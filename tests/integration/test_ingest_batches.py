@@ -42,12 +42,12 @@ def results(outcomes: list) -> list[str]:
     return [o.result.value if isinstance(o, Outcome) else repr(o) for o in outcomes]
 
 
-def test_an_image_and_its_label_in_one_batch_are_one_entry_and_a_replay_is_all_duplicates(stack, api, bucket,
+def test_an_image_and_its_label_in_one_batch_are_one_entry_and_repeats_are_duplicates(stack, api, bucket,
                                                                                           dataset):
     image = synthetic_image(41)[0]
     events = held_events(stack, dataset, lambda: drop(bucket, dataset, {"images/train/a.jpg": image,
                                                                          "labels/train/a.txt": LABEL}), 2)
-    assert results(ingest.handle_batch(events)) == ["applied", "applied"]
+    assert results(ingest.handle_batch(events + events)) == ["applied", "applied", "duplicate", "duplicate"]
     stats_when(api, dataset, {"images": 1, "labeled": 1, "boxes": 2})
     assert results(ingest.handle_batch(events[::-1] + events)) == ["duplicate"] * 4
 
