@@ -63,7 +63,7 @@ def main() -> None:
     print("\n".join([
         "=" * 78,
         f"ingest capacity (a backlog of {2 * n} notifications, {n} images): " + rate(n, backlog.seconds)
-        + f"; {backlog.batches} batches of {2 * n / backlog.batches:.0f} events on average",
+        + f"; {batches_line(backlog)}",
         f"ingest CPU per image+label pair (the worker process, user+system): {cpu_line(backlog, n)}",
         f"floor: identify_image + parse_label on the same {n} pairs in one process: {1000 * floor / n:.1f} ms per pair",
         f"efficiency floor / ingest = {floor / backlog.cpu:.2f}",
@@ -71,13 +71,17 @@ def main() -> None:
         f"ingest vs raw Firestore ceiling: ingest events/s / raw writes/s = "
         f"{100 * 2 * n / backlog.seconds / raw_per_s:.0f}% (= images/s / (raw writes/s / 2))",
         f"end to end ({c} upload threads, the worker pulling as they arrive): " + rate(n, uploaded.seconds)
-        + f" (the uploads alone took {uploaded.feed:.1f} s); {uploaded.batches} batches of "
-        f"{2 * n / uploaded.batches:.0f} events on average",
+        + f" (the uploads alone took {uploaded.feed:.1f} s); {batches_line(uploaded)}",
         f"  ingest CPU per pair end to end: {cpu_line(uploaded, n)}; efficiency {floor / uploaded.cpu:.2f}",
         memory,
         "=" * 78]))
     if backlog.profile:
         print(backlog.profile)
+
+
+def batches_line(run: "Run") -> str:
+    return (f"{run.batches} batches of {run.events / run.batches:.0f} notifications on average "
+            "(the thumbnails' own, ignored, included)")
 
 
 def cpu_line(run: "Run", n: int) -> str:
@@ -109,6 +113,7 @@ class Run:
     cpu: float      # CPU seconds of the ingest worker meanwhile (user + system)
     system_cpu: float  # of which in the kernel
     batches: int    # the worker's batches meanwhile
+    events: int     # the notifications in them (locally the thumbnails' own too, ignored)
     files: dict[str, bytes] | None = None  # what was ingested
     profile: str = ""  # the profile summary, when asked for
 
@@ -160,7 +165,9 @@ def measure_uploaded(api: ApiClient, stack: local_stack.Stack, n: int, concurren
     print(f"  uploads done in {uploads:.1f} s; waiting for the index ...", flush=True)
     seconds = wait_indexed(api, DATASET, expected, started)
     user, system = cpu_seconds_between(cpu_before, process_group_cpu(pid))
-    return Run(seconds, uploads, user + system, system, local_stack.ingest_status(stack)["batches"] - before["batches"])
+    after = local_stack.ingest_status(stack)
+    return Run(seconds, uploads, user + system, system, after["batches"] - before["batches"],
+               after["events"] - before["events"])
 
 
 def measure_backlog(api: ApiClient, stack: local_stack.Stack, n: int, concurrency: int,
@@ -181,7 +188,7 @@ def measure_backlog(api: ApiClient, stack: local_stack.Stack, n: int, concurrenc
     start_cpu, cpu = status["cpu_before_first_batch"], status["cpu"]
     system = cpu["system"] - start_cpu["system"]
     return Run(status["last_batch_at"] - status["first_batch_at"], uploads,
-               cpu["user"] - start_cpu["user"] + system, system, status["batches"], files,
+               cpu["user"] - start_cpu["user"] + system, system, status["batches"], status["events"], files,
                profile_summary(profile_path) if profile_path else "")
 
 

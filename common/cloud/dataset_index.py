@@ -114,7 +114,6 @@ class EntryUpdate:
     # (object name, generation) of a thumbnail no entry of the dataset shows any more: the change removed the
     # last entry with that content. Deleting it at that generation spares one a newer event wrote since.
     orphaned_thumbnail: tuple[str, int] | None = None
-    orphan_group: str | None = None  # the path of the orphaned content's group document
 
     def __bool__(self) -> bool:
         return self.applied
@@ -207,7 +206,7 @@ def _apply(transaction, changes: list[EntryChange]) -> list[EntryUpdate | Except
     documents.read(ref for change in changes for ref in _first_reads(change))  # one request for all
     results = [_apply_change(documents, change) for change in changes]
     documents.flush()
-    return [_unless_regained(documents, result) for result in results]
+    return [_unless_regained(documents, result, group) for result, group in results]
 
 
 def _first_reads(change: EntryChange) -> list:
@@ -215,32 +214,35 @@ def _first_reads(change: EntryChange) -> list:
             + ([contents_of(change.dataset).document(change.content)] if change.content else []))
 
 
-def _apply_change(documents: _Documents, change: EntryChange) -> EntryUpdate | Exception:
+def _apply_change(documents: _Documents, change: EntryChange) -> tuple[EntryUpdate | Exception, str | None]:
+    """The change's result, and the path of the content group whose thumbnail it orphaned."""
     own_ref = entries_of(change.dataset).document(doc_id(change.key))
     stored = documents.read([own_ref])[own_ref.path]
     entry = copy.deepcopy(stored) if stored else entries.new_entry(change.key, change.split)
     if entries.is_stale(entry, change.part, change.generation, change.deleting, change.path):
-        return EntryUpdate(False)
+        return EntryUpdate(False), None
     before = entry["image"]
     try:
         change.mutate(entry)
     except Exception as error:  # noqa: BLE001 - this change only; the caller logs it
-        return error
+        return error, None
     groups, members = _regroup_duplicates(documents, change.dataset, own_ref.id, before, entry)
     for sha, group in groups.items():
         documents.put(contents_of(change.dataset).document(sha), {"members": group} if group else None)
-    class_count = _class_count(documents.read([dataset_ref(change.dataset)])[dataset_ref(change.dataset).path])
+    dataset_doc = dataset_ref(change.dataset)
+    class_count = _class_count(documents.read([dataset_doc])[dataset_doc.path])
     for ref, member in {**members, own_ref: entry}.items():
         documents.put(ref, entries.derive(member, class_count))
     orphan = _orphaned_thumbnail(before, groups, entry)
-    return EntryUpdate(True, orphan, contents_of(change.dataset).document(before["sha256"]).path if orphan else None)
+    return EntryUpdate(True, orphan), contents_of(change.dataset).document(before["sha256"]).path if orphan else None
 
 
-def _unless_regained(documents: _Documents, result: EntryUpdate | Exception) -> EntryUpdate | Exception:
-    """A thumbnail orphaned by one change is not one when a later change of the batch took its content again."""
-    if isinstance(result, Exception) or not result.orphaned_thumbnail:
-        return result
-    return EntryUpdate(True) if (documents.docs.get(result.orphan_group) or {}).get("members") else result
+def _unless_regained(documents: _Documents, result: EntryUpdate | Exception, group: str | None):
+    """A thumbnail orphaned by one change is not one when a later change of the batch took its content (whose
+    group document is at `group`) again."""
+    if group and (documents.docs.get(group) or {}).get("members"):
+        return EntryUpdate(True)
+    return result
 
 
 def _orphaned_thumbnail(before: dict | None, groups: dict, entry: Entry) -> tuple[str, int] | None:

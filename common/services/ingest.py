@@ -200,7 +200,8 @@ def _remove_orphan(update: dataset_index.EntryUpdate) -> None:
 
 def _identify(event: ObjectEvent, role: ObjectRole):
     if event.size is not None and event.size <= IN_MEMORY_BYTES:
-        return identify_image(io.BytesIO(object_http.download(event.name, event.generation)), event.name, role.extension)
+        data = object_http.download(event.name, event.generation)
+        return identify_image(io.BytesIO(data), event.name, role.extension)
     with storage.blob(event.name, event.generation).open("rb", chunk_size=storage.CHUNK_BYTES) as reader:
         return identify_image(reader, event.name, role.extension)
 
