@@ -13,9 +13,12 @@ from infra.local import stack as local_stack
 from infra.local.client import ApiClient
 
 
+STACK_SUITES = ("tests/integration", "tests/security")  # the suites that need the local stack
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "tests/integration" in str(item.fspath):
+        if any(suite in str(item.fspath) for suite in STACK_SUITES):
             item.add_marker(pytest.mark.integration)
 
 
