@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -52,6 +53,19 @@ DEBIAN_PACKAGES = "google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-e
 # The Firebase Auth emulator comes from npm (firebase-tools), installed by `make` into .tools/.
 FIREBASE_TOOLS = REPO / ".tools" / "node_modules" / ".bin" / "firebase"
 READY_SECONDS = 90
+SETTINGS = REPO / "infra" / "settings.json"
+# Memory limits like production's. Cloud Run kills an instance whose resident memory passes its limit; here each
+# function process gets that limit as RLIMIT_DATA (its private writable memory: the heap, malloc's arenas as far as
+# they are used, mmap'd buffers such as Pillow's images), so an allocation past it fails with MemoryError (or kills
+# the process) as production would. RLIMIT_AS would count untouched reservations too (a process at rest here has
+# ~700 MB of address space for ~85 MB resident). Thread stacks are reserved writable, so they count although mostly
+# untouched: STACK_BYTES keeps each at 2 MiB instead of 8 (32 API threads reserve 64 MiB, not 256), and two malloc
+# arenas keep per-thread heaps from multiplying. The limit is thus a little stricter than Cloud Run's.
+STACK_BYTES = 2 * 1024 * 1024
+MALLOC_ARENAS = "2"
+# A part that launches a job as its own subprocess locally (the trainer, the import tasks) hosts that job: its limit
+# is the job's, which its children inherit.
+LOCAL_JOBS = {"train": "trainer", "imports": "importer"}
 
 
 class StackError(RuntimeError):
@@ -223,7 +237,33 @@ def _fake_gcs_binary() -> str:
 
 def _spawn_ingest_worker(stack: Stack) -> None:
     _spawn(stack, "ingest", [sys.executable, "-m", "functions.ingest.main"],
-           extra_env={**stack.env(), "PYTHONPATH": str(REPO), "HOST": "127.0.0.1", "PORT": str(stack.ports["ingest"])})
+           extra_env={**stack.env(), "PYTHONPATH": str(REPO), "HOST": "127.0.0.1", "PORT": str(stack.ports["ingest"]),
+                      "MALLOC_ARENA_MAX": MALLOC_ARENAS},
+           memory=memory_limit("ingest"))
+
+
+def memory_limit(part: str) -> int:
+    """The bytes part `part` may use, from production's settings (infra/settings.json): the ingest worker's,
+    a function's, or the job's it launches locally."""
+    settings = json.loads(SETTINGS.read_text())
+    if part == "ingest":
+        return _bytes(settings["ingest_worker"]["memory"])
+    job = LOCAL_JOBS.get(part)
+    return _bytes(settings[job]["memory"] if job else settings["functions"][part]["memory"])
+
+
+def _bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity ("512Mi", "1Gi") in bytes."""
+    units = {"Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3}
+    return int(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else int(quantity)
+
+
+def _limited(memory: int):
+    """preexec_fn of a process limited to `memory` bytes like production (see STACK_BYTES)."""
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_STACK, (STACK_BYTES, resource.getrlimit(resource.RLIMIT_STACK)[1]))
+    return apply
 
 
 def start_ingest_worker(stack: Stack) -> None:
@@ -250,14 +290,18 @@ def _spawn_function(stack: Stack, name: str, source: str, target: str, signature
                          f"--source={REPO / source}", f"--target={target}",
                          f"--signature-type={signature}", "--host=127.0.0.1",
                          f"--port={stack.ports[name]}"],
-           extra_env={**stack.env(), "PYTHONPATH": str(REPO), "THREADS": os.environ.get("YD_THREADS", "32")})
+           extra_env={**stack.env(), "PYTHONPATH": str(REPO), "THREADS": os.environ.get("YD_THREADS", "32"),
+                      "MALLOC_ARENA_MAX": MALLOC_ARENAS},
+           memory=memory_limit(name))
 
 
-def _spawn(stack: Stack, name: str, argv: list[str], extra_env: dict | None = None, cwd: Path = REPO) -> None:
+def _spawn(stack: Stack, name: str, argv: list[str], extra_env: dict | None = None, cwd: Path = REPO,
+           memory: int | None = None) -> None:
     log_path = stack.state_dir / f"{name}.log"
     process = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **(extra_env or {})},
                                stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+                               stdin=subprocess.DEVNULL, start_new_session=True,
+                               preexec_fn=_limited(memory) if memory else None)
     stack.pids[name] = process.pid
     stack.processes[name] = process  # kept so the child is never reaped behind our back
     stack.pid_file.write_text(json.dumps(stack.pids))
