@@ -28,7 +28,7 @@ def error_body(status: int, message: str, request_id: str, param: str | None = N
 def is_unavailable(exc: BaseException) -> bool:
     """A cloud service that failed or did not answer in time (a 503, worth a retry); google.api_core's
     4xx-class errors (InvalidArgument, NotFound, PermissionDenied) are bugs or misconfiguration: a 500."""
-    return failures.is_transient(exc)
+    return failures.is_unavailable(exc)
 
 
 ERROR_SCHEMA = obj(error=obj(status={"type": "integer"}, message={"type": "string"},

@@ -10,8 +10,9 @@ Two deliveries carry the same facts:
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
+
+from common.domain import bounded_json
 
 FINALIZED = "finalized"
 DELETED = "deleted"
@@ -71,9 +72,11 @@ def from_notification(payload: bytes, attributes: dict, event_id: str) -> Object
     if notification_type not in NOTIFICATION_TYPES:
         raise UnsupportedEvent(f"notification eventType {notification_type!r} is not finalize or delete")
     try:
-        resource = json.loads(payload) if payload else {}
-    except ValueError as exc:
-        raise UnsupportedEvent(f"notification payload is not base64 JSON: {exc}") from exc
+        resource = bounded_json.loads(payload) if payload else {}
+    except ValueError as exc:  # not JSON, or nested past any object resource (TooDeep, never RecursionError)
+        raise UnsupportedEvent(f"notification payload is not base64 JSON of an object resource: {exc}") from exc
+    if not isinstance(resource, dict):
+        raise UnsupportedEvent(f"notification payload is JSON {type(resource).__name__}, not an object resource")
     return _from_object(NOTIFICATION_TYPES[notification_type], resource, attributes, event_id)
 
 

@@ -87,3 +87,15 @@ def test_pubsub_message_carries_ids_and_data():
     assert message.log_fields() == {"event_id": cloud_event["id"], "message_id": "m1"}
     with pytest.raises(UnsupportedEvent, match="not a Pub/Sub message"):
         pubsub_message(storage_event("finalized", OBJECT))
+
+
+@pytest.mark.parametrize("payload, told", [
+    (b"[" * 100_000 + b"]" * 100_000, "levels deep"),          # past the parser's own recursion limit
+    (b'{"a":' * 40 + b"1" + b"}" * 40, "levels deep"),          # within it, past ours
+    (b"[1, 2]", "not an object resource"),
+])
+def test_a_notification_nested_too_deep_or_not_an_object_is_unsupported_not_a_crash(payload, told):
+    from common.platform.events import from_notification
+    with pytest.raises(UnsupportedEvent, match=told):
+        from_notification(payload, {"eventType": "OBJECT_FINALIZE", "bucketId": "data", "objectId": "o",
+                                    "objectGeneration": "1"}, "m1")
