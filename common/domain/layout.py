@@ -28,6 +28,11 @@ DATA_YAML_NAMES = ("data.yaml", "data.yml")
 MAX_DOC_ID_BYTES = 1500
 
 _DATASET_NAME = re.compile(r"[A-Za-z0-9._-]+")
+MAX_DATASET_NAME = 200
+DATASET_NAME_RULE = (f"1 to {MAX_DATASET_NAME} letters, digits and . _ - (not . or .., and not starting "
+                     "with __, which Firestore reserves)")
+# Firestore reserves ids __…__; doc_id() escapes any leading __, so a name is refused with it
+_RESERVED_ID = re.compile(r"__.*", re.S)
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,9 @@ def _classify_import(name: str) -> ObjectRole:
 
 
 def is_valid_dataset_name(name: str) -> bool:
-    return bool(_DATASET_NAME.fullmatch(name)) and name not in (".", "..")
+    """DATASET_NAME_RULE: a name that is a Firestore document id as it is (is_document_id)."""
+    return bool(_DATASET_NAME.fullmatch(name)) and len(name) <= MAX_DATASET_NAME and name not in (".", "..") \
+        and not _RESERVED_ID.fullmatch(name)
 
 
 def _classify_dataset_object(object_name: str) -> ObjectRole:

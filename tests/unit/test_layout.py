@@ -120,3 +120,16 @@ def test_uploads_of_dataset_files_are_placed_in_the_dataset(relative):
 def test_uploads_outside_the_dataset_or_of_other_files_are_refused(relative, reason):
     with pytest.raises(ValueError, match=reason):
         layout.upload_object("d", relative)
+
+
+@pytest.mark.parametrize("name", ["__x__", "____", "__.__", "__x", ".", "..", "", "a" * (layout.MAX_DATASET_NAME + 1),
+                                  "a/b", "a b", "é"])
+def test_dataset_names_firestore_reserves_or_cannot_hold_are_refused(name):
+    assert not layout.is_valid_dataset_name(name)
+    if name and "/" not in name and " " not in name and name != "é":
+        assert layout.classify(f"imports/{name}.zip").kind == "invalid_dataset"
+
+
+@pytest.mark.parametrize("name", ["x__", "_x_", "_x__", "a" * layout.MAX_DATASET_NAME, "v1.2-final_b"])
+def test_dataset_names_near_the_reserved_ones_are_valid_document_ids(name):
+    assert layout.is_valid_dataset_name(name) and layout.is_document_id(name)

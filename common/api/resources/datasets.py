@@ -69,7 +69,7 @@ def create_dataset(ctx: RequestContext, args: dict) -> tuple[int, dict]:
     body = args["body"]
     name = body.get("id") if isinstance(body, dict) else None
     if not isinstance(name, str) or not layout.is_valid_dataset_name(name):
-        raise ApiError(400, "id must be a dataset name: letters, digits and . _ - (not . or ..)", "id")
+        raise ApiError(400, f"id must be a dataset name: {layout.DATASET_NAME_RULE}", "id")
     owners = {} if ctx.principal.is_admin else \
         access_rules.with_member({}, ctx.principal.uid, access.OWNER, ctx.principal.email, time.time())
     if not dataset_members.create(name, owners, ctx.deadline_seconds):
