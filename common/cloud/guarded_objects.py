@@ -11,6 +11,17 @@ from google.api_core.exceptions import NotFound, PreconditionFailed
 from common.cloud import storage
 
 WRITER = "yolodrop-writer"  # object metadata: who wrote it through the API
+# The largest object read whole here: the files read so are label files (ingest reads 4 MiB at most) and data.yaml
+# (1 MiB at most). Anything larger is someone's hostile drop: its size is checked before a byte is read.
+MAX_READ_BYTES = 4 * 1024 * 1024
+
+
+class TooLarge(Exception):
+    """The object is larger than the reader's limit: nothing was read."""
+
+    def __init__(self, name: str, generation: int, size: int, limit: int):
+        super().__init__(f"{name} is {size} bytes, over the {limit} byte limit of what is read whole")
+        self.name, self.generation, self.size, self.limit = name, generation, size, limit
 
 
 class Moved(Exception):
@@ -21,14 +32,16 @@ class Moved(Exception):
         self.generation, self.data = generation, data
 
 
-def current(name: str, timeout: float = 60) -> tuple[int, bytes | None]:
-    """(generation, content) of the object now; (0, None) when there is none."""
+def current(name: str, timeout: float = 60, max_bytes: int = MAX_READ_BYTES) -> tuple[int, bytes | None]:
+    """(generation, content) of the object now; (0, None) when there is none. Raises TooLarge past max_bytes."""
     blob = storage.bucket().get_blob(name, timeout=timeout)
     if blob is None:
         return 0, None
+    if blob.size is not None and blob.size > max_bytes:
+        raise TooLarge(name, blob.generation, blob.size, max_bytes)
     try:
         pinned = storage.blob(name, blob.generation)  # that generation's bytes, whatever happens next
-        return blob.generation, pinned.download_as_bytes(timeout=timeout)
+        return blob.generation, pinned.download_as_bytes(timeout=timeout)  # that generation: its size is checked
     except NotFound:  # gone between the two calls
         return 0, None
 
@@ -40,7 +53,7 @@ def write(name: str, data: bytes, based_on: int, writer: str, content_type: str,
     try:
         blob.upload_from_string(data, content_type=content_type, if_generation_match=based_on, timeout=timeout)
     except PreconditionFailed:
-        raise Moved(*current(name, timeout)) from None
+        raise Moved(*_now(name, timeout)) from None
     return blob.generation
 
 
@@ -48,8 +61,16 @@ def delete(name: str, based_on: int, timeout: float = 60) -> None:
     """Delete the object if it is still at generation `based_on`. Raises Moved."""
     found = storage.bucket().get_blob(name, timeout=timeout)
     if found is None or found.generation != based_on:  # fake-gcs-server ignores a delete's precondition
-        raise Moved(*current(name, timeout))
+        raise Moved(*_now(name, timeout))
     try:
         storage.bucket().blob(name).delete(if_generation_match=based_on, timeout=timeout)
     except (PreconditionFailed, NotFound):
-        raise Moved(*current(name, timeout)) from None
+        raise Moved(*_now(name, timeout)) from None
+
+
+def _now(name: str, timeout: float) -> tuple[int, bytes | None]:
+    """What a Moved carries: the object's generation, and its content unless it is too large to read."""
+    try:
+        return current(name, timeout)
+    except TooLarge as too_large:
+        return too_large.generation, None

@@ -9,11 +9,12 @@ wrote, even what ingest could not read.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import yaml
 
-MAX_CLASSES = 10_000
+from common.domain.datayaml import MAX_CLASSES, MAX_NAME_CHARS
 _CLASS_ID = re.compile(r"^(\s*)([0-9]+)(?=\s)")
 
 
@@ -29,7 +30,9 @@ def names_problem(names) -> str | None:
         return f"names must be a list of 1 to {MAX_CLASSES} class names"
     if not all(isinstance(name, str) and name.strip() == name and name for name in names):
         return "every name must be non-empty text without leading or trailing spaces"
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    if any(len(name) > MAX_NAME_CHARS for name in names):
+        return f"every name must have at most {MAX_NAME_CHARS} characters"
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     return f"names must be unique; repeated: {', '.join(repeated)}" if repeated else None
 
 
@@ -83,7 +86,7 @@ def with_names(current: bytes | None, names: list[str]) -> bytes:
     (train, val, path...) when it is a readable mapping."""
     try:
         document = yaml.safe_load(current) if current else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # unreadable (or nested too deeply): the new names replace it
         document = None
     document = dict(document) if isinstance(document, dict) else {}
     document["names"] = dict(enumerate(names))

@@ -9,6 +9,13 @@ import yaml
 from common.domain.issues import Issue
 
 MAX_DATA_YAML_BYTES = 1024 * 1024
+# The most classes a dataset may have: over three times LVIS's 1203, the largest detection vocabulary in common
+# use, and few enough that the index, the statistics and every class list stay small. Checked before any name is
+# built: `nc: 10000000000` in 16 bytes would otherwise ask for ten billion names.
+MAX_CLASSES = 4096
+# The longest class name, in characters. Aliases let a 1 MiB file repeat one long text as every name; this keeps
+# MAX_CLASSES names within what a dataset's document holds.
+MAX_NAME_CHARS = 100
 _SCALAR_TYPES = (str, int, float, bool, type(None))
 
 
@@ -74,7 +81,8 @@ def _safe_load(text: str) -> object:
     except yaml.YAMLError as error:
         raise _Refused("yaml_syntax", _syntax_message(error), _line_of(error)) from None
     except RecursionError:
-        raise _Refused("yaml_syntax", "data.yaml is nested too deeply to read") from None
+        raise _Refused("yaml_too_deep", "data.yaml is nested too deeply to read: keep it to the flat keys "
+                       "Ultralytics reads (path, train, val, test, names)") from None
 
 
 def _tag_of(error: yaml.constructor.ConstructorError) -> str:
@@ -98,6 +106,8 @@ def _class_names(document: dict, issues: list[Issue], file: str) -> list[str]:
     if "names" not in document:
         return _names_from_nc(document, issues, file)
     names = document["names"]
+    if isinstance(names, (list, dict)):
+        _check_class_count(len(names), "'names' lists")
     if isinstance(names, list):
         return [_name_text(index, name) for index, name in enumerate(names)]
     if isinstance(names, dict):
@@ -112,15 +122,26 @@ def _names_from_nc(document: dict, issues: list[Issue], file: str) -> list[str]:
         if "nc" in document:
             issues.append(Issue("yaml_nc_type", f"'nc' must be a whole number >= 0, but it is {nc!r}", file))
         raise _Refused("yaml_no_names", "data.yaml has no 'names' (and no usable 'nc'), so the classes are unknown")
+    _check_class_count(nc, "nc is")
     issues.append(Issue("yaml_no_names", f"data.yaml has no 'names', only nc: {nc}; "
                         "the class names default to their ids", file))
     return [str(class_id) for class_id in range(nc)]
 
 
+def _check_class_count(count: int, what: str) -> None:
+    if count > MAX_CLASSES:
+        raise _Refused("yaml_too_many_classes", f"{what} {count} classes; a dataset may have at most "
+                       f"{MAX_CLASSES}: list the classes the labels use (ids 0..n-1)")
+
+
 def _name_text(class_id: object, name: object) -> str:
     if not isinstance(name, _SCALAR_TYPES):
         raise _Refused("yaml_names_type", f"the name of class {class_id} is a {type(name).__name__}, not text")
-    return name if isinstance(name, str) else str(name)
+    text = name if isinstance(name, str) else str(name)
+    if len(text) > MAX_NAME_CHARS:
+        raise _Refused("yaml_name_too_long", f"the name of class {class_id} has {len(text)} characters; "
+                       f"the limit is {MAX_NAME_CHARS}")
+    return text
 
 
 def _names_from_id_map(names: dict) -> list[str]:

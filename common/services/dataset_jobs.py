@@ -27,7 +27,7 @@ from common.cloud import dataset_index, dataset_job_store, guarded_objects, prop
 from common.domain import class_changes, dataset_jobs, layout
 from common.domain.proposals import CannotLabel
 from common.domain.class_changes import Remap
-from common.domain.datayaml import parse_data_yaml
+from common.domain.datayaml import MAX_DATA_YAML_BYTES, parse_data_yaml
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
@@ -130,7 +130,10 @@ def _remap(job: dict, label_paths: list[str]) -> dict:
 def _rewrite(path: str, ids: dict[int, int | None]) -> bool:
     """Rewrite one label file with its ids remapped; whether it was written."""
     for _ in range(REWRITE_ATTEMPTS):
-        generation, data = guarded_objects.current(path)
+        try:
+            generation, data = guarded_objects.current(path)
+        except guarded_objects.TooLarge:
+            return False  # over ingest's label size: ingest names it; a remap leaves it as it is
         if data is None:
             return False  # deleted since the plan: nothing to remap
         try:
@@ -178,7 +181,11 @@ def _write_names(job: dict) -> str | None:
     """Write data.yaml with the remapped names; why not, when its names changed during the remap."""
     path = layout.dataset_object(job["dataset"], job["data_yaml"])
     for _ in range(REWRITE_ATTEMPTS):
-        generation, data = guarded_objects.current(path)
+        try:
+            generation, data = guarded_objects.current(path, max_bytes=MAX_DATA_YAML_BYTES)
+        except guarded_objects.TooLarge:
+            return (f"{job['data_yaml']} was replaced during the remap by a file over {MAX_DATA_YAML_BYTES} "
+                    "bytes; the label files are remapped, data.yaml is not: set the classes with PUT .../classes")
         names = parse_data_yaml(data, path).names if data is not None else None
         if names != job["names_before"]:
             return (f"{job['data_yaml']} changed during the remap (its classes are now {names}); the label "

@@ -15,7 +15,8 @@ def accept(dataset: str, entry: dict, min_confidence: float, merge: bool, writer
            based_on: int | None = None, timeout: float = 60) -> dict:
     """Write an image's proposals (those at or above `min_confidence`) as its label file, based on the
     label generation `based_on` (default: the one the index holds), then drop the proposals.
-    Raises proposals.NothingToAccept, proposals.HasLabels, or guarded_objects.Moved (nothing written)."""
+    Raises proposals.NothingToAccept, proposals.HasLabels, guarded_objects.Moved or guarded_objects.TooLarge
+    (the label file there now is over what is read whole; nothing written)."""
     rows = proposals.accepted_rows(entry.get("proposals"), min_confidence)
     path = layout.label_path_for(entry["image"]["path"])
     held = (entry.get("label") or {}).get("generation", 0) if based_on is None else based_on
@@ -42,6 +43,6 @@ def accept_chunk(job: dict, keys: list[str]) -> dict:
             counts["accepted"] += 1
         except (proposals.NothingToAccept, proposals.HasLabels):
             counts["skipped"] += 1
-        except guarded_objects.Moved:
+        except (guarded_objects.Moved, guarded_objects.TooLarge):
             counts["conflicts"] += 1
     return counts

@@ -1,4 +1,6 @@
-from common.domain.datayaml import MAX_DATA_YAML_BYTES, parse_data_yaml
+import threading
+
+from common.domain.datayaml import MAX_CLASSES, MAX_DATA_YAML_BYTES, MAX_NAME_CHARS, parse_data_yaml
 
 FILE = "datasets/d/data.yaml"
 
@@ -123,3 +125,53 @@ def test_too_large():
 
 def test_issue_file_is_set():
     assert parse("names: [a, a]\n").issues[0].file == FILE
+
+
+def test_class_count_bomb_is_refused_before_any_name_is_built():
+    result = parse("nc: 10000000000\n")  # 16 bytes asking for ten billion names
+    assert result.names is None
+    assert codes(result) == ["yaml_too_many_classes"]
+    assert "10000000000" in result.issues[0].message and str(MAX_CLASSES) in result.issues[0].message
+
+
+def test_class_count_cap_applies_to_lists_and_id_maps():
+    at_cap = [f"c{i}" for i in range(MAX_CLASSES)]
+    assert parse(f"names: [{', '.join(at_cap)}]\n").names == at_cap
+    over = MAX_CLASSES + 1
+    listed = parse(f"names: [{', '.join(f'c{i}' for i in range(over))}]\n")
+    mapped = parse("names:\n" + "".join(f"  {i}: c{i}\n" for i in range(over)))
+    for result in (listed, mapped):
+        assert result.names is None and codes(result) == ["yaml_too_many_classes"]
+        assert f"{over} classes" in result.issues[0].message
+    assert parse(f"nc: {MAX_CLASSES}\n").names == [str(i) for i in range(MAX_CLASSES)]
+
+
+def test_aliases_cannot_multiply_a_long_name():
+    # Billion laughs with safe_load: aliases are shared references, so the parse stays small, but every name
+    # would be the same 900 kB text once stored: the name length cap refuses it.
+    long_text = "x" * 900_000
+    result = parse(f"long: &a {long_text}\nnames: [{', '.join(['*a'] * 1000)}]\n")
+    assert result.names is None and codes(result) == ["yaml_name_too_long"]
+    assert f"{MAX_NAME_CHARS}" in result.issues[0].message
+
+
+def test_nested_aliases_are_refused_without_expanding():
+    laughs = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
+    result = parse(laughs + "names: *i\n")  # 9**9 leaves if expanded
+    assert result.names is None and codes(result) == ["yaml_names_type"]
+
+
+def test_deep_nesting_is_refused_even_on_a_small_thread_stack():
+    # The local stack gives threads 2 MiB stacks (infra/local/stack.py): the refusal must come before the C stack
+    # runs out there too.
+    results = []
+    threading.stack_size(2 * 1024 * 1024)
+    try:
+        thread = threading.Thread(target=lambda: results.append(parse("names: " + "[" * 100_000 + "]" * 100_000)))
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(0)
+    assert codes(results[0]) == ["yaml_too_deep"]
+    assert "nested too deeply" in results[0].issues[0].message

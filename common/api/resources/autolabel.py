@@ -99,6 +99,9 @@ def accept_image(ctx: RequestContext, args: dict) -> dict:
         raise ApiError(409, str(refused)) from None
     except guarded_objects.Moved as moved:
         raise label_conflict(moved, layout.label_path_for(entry["image"]["path"]), classes) from None
+    except guarded_objects.TooLarge as too_large:
+        raise ApiError(409, f"{too_large}: nothing was written; replace or delete that label file "
+                            "(PUT or DELETE .../labels), then accept again") from None
 
 
 def reject_image(ctx: RequestContext, args: dict) -> dict:

@@ -16,14 +16,15 @@ from common.api.routes import Route
 from common.api.schema import ANY, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
 from common.cloud import dataset_index, dataset_job_store, guarded_objects
 from common.domain import class_changes, dataset_jobs, layout
-from common.domain.datayaml import parse_data_yaml
+from common.domain.datayaml import MAX_DATA_YAML_BYTES, DataYaml, parse_data_yaml, size_issue
 from common.domain.layout import DATA_YAML_NAMES
 from common.services import dataset_jobs as job_service
 
 IF_MATCH = params.header("If-Match", "the data.yaml generation the change is based on (0: none yet)",
                          pattern=r"^\"?[0-9]{1,20}\"?$")
 JOB_ID = params.path("dataset_job_id", "the job id (remap-... or revalidate-...)")
-CLASSES = obj(names=array(STRING), generation=INTEGER, path=STRING)
+ISSUE = obj(code=STRING, message=STRING)
+CLASSES = obj(names=array(STRING), generation=INTEGER, path=STRING, issues=array(ISSUE))
 JOB = obj(required=("id", "dataset", "kind", "status"), id=STRING, dataset=STRING,
           kind={"type": "string", "enum": list(dataset_jobs.KINDS)},
           status={"type": "string", "enum": [dataset_jobs.QUEUED, dataset_jobs.RUNNING, *dataset_jobs.ENDED]},
@@ -35,9 +36,21 @@ CHANGED = {412: ("data.yaml changed since: the body has its current names and ge
 
 
 def get_classes(ctx: RequestContext, args: dict) -> dict:
+    """The names data.yaml gives ([] when it gives none), and the problems that leave them unknown."""
     path = _data_yaml_path(args["dataset"], ctx)
-    generation, data = guarded_objects.current(path, ctx.deadline_seconds)
-    return {"names": parse_data_yaml(data, path).names or [] if data else [], "generation": generation, "path": path}
+    generation, parsed = _current_classes(path, ctx)
+    issues = [{"code": issue.code, "message": issue.message} for issue in parsed.issues] if parsed else []
+    return {"names": (parsed.names if parsed else None) or [], "generation": generation, "path": path,
+            "issues": issues}
+
+
+def _current_classes(path: str, ctx: RequestContext) -> tuple[int, DataYaml | None]:
+    """data.yaml's generation and what it says (None: there is none), read only when its size allows."""
+    try:
+        generation, data = guarded_objects.current(path, ctx.deadline_seconds, max_bytes=MAX_DATA_YAML_BYTES)
+    except guarded_objects.TooLarge as too_large:
+        return too_large.generation, DataYaml(None, [size_issue(too_large.size, path)])
+    return generation, parse_data_yaml(data, path) if data is not None else None
 
 
 def put_classes(ctx: RequestContext, args: dict) -> dict:
@@ -51,7 +64,10 @@ def put_classes(ctx: RequestContext, args: dict) -> dict:
                        "If-Match")
     path = _data_yaml_path(args["dataset"], ctx)
     based_on = int(args["If-Match"].strip('"'))
-    generation, data = guarded_objects.current(path, ctx.deadline_seconds)
+    try:
+        generation, data = guarded_objects.current(path, ctx.deadline_seconds, max_bytes=MAX_DATA_YAML_BYTES)
+    except guarded_objects.TooLarge as too_large:  # unreadable: the new names replace it whole
+        generation, data = too_large.generation, None
     if generation != based_on:
         raise _moved(path, generation, data)
     try:
