@@ -14,6 +14,7 @@ from werkzeug.routing import Map, Rule
 
 from common.api import access, context, openapi, params
 from common.api.errors import ApiError, error_body, is_unavailable
+from common.domain import bounded_json
 from common.domain.storable import quoted
 from common.api.resources import (api_keys, classes, datasets, health, images, issues, labels, members, models,
                                   training, uploads)
@@ -38,11 +39,45 @@ _RULES = Map([Rule(r.rule, endpoint=i, methods=[r.method]) for i, r in enumerate
 def handle(request: Request) -> Response:
     request_id = context.request_id_of(request)
     try:
-        return _answer(request, request_id)
+        _refuse_weak_secrets()
+        response = _answer(request, request_id)
     except ApiError as exc:
-        return _json(exc.status, exc.body(request_id), request_id, exc.headers)
+        response = _json(exc.status, exc.body(request_id), request_id, exc.headers)
     except Exception as exc:  # noqa: BLE001 - the catch-all: every answer is JSON
-        return _failure(exc, request, request_id)
+        response = _failure(exc, request, request_id)
+    return _secured(response, request)
+
+
+def _refuse_weak_secrets() -> None:
+    """The instance's first request finds a weak or missing API_TOKEN or PAGE_TOKEN_SECRET (checked once per
+    instance while they are sound): every request is then refused, and the log says what to set."""
+    global _SECRETS_CHECKED
+    if _SECRETS_CHECKED:
+        return
+    problem = config.api_secrets_problem()
+    if problem:
+        log.error("the API refuses to serve: " + problem)
+        raise ApiError(503, "the API is not configured safely; its operator finds why in the log", headers={})
+    _SECRETS_CHECKED = True
+
+
+_SECRETS_CHECKED = False
+
+
+# Every answer: never framed (clickjacking), never sniffed into another type, no address leaked to where a
+# link goes. A JSON answer or an image loads nothing; the page's HTML brings its own policy (resources/page.py).
+SECURITY_HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def _secured(response: Response, request: Request) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    # TLS ends at Google's front end, which says so in X-Forwarded-Proto; a browser ignores HSTS over http.
+    if request.is_secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https":
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
 
 
 def _answer(request: Request, request_id: str) -> Response:
@@ -64,22 +99,46 @@ def _answer(request: Request, request_id: str) -> Response:
 
 
 def _body(request: Request, declared: Route):
-    """The JSON body; for a route whose body may be left out, {} when it is, and a 400 when it is not an object."""
-    body = request.get_json(silent=True)
+    """The JSON body (None when it is not JSON: the handler names what is wrong with it); for a route whose
+    body may be left out, {} when it is, and a 400 when it is not an object."""
+    raw = _raw_body(request)
+    try:
+        body = bounded_json.loads(raw) if raw.strip() else None
+    except bounded_json.TooDeep as exc:
+        raise ApiError(400, f"the body is refused: {exc}", "body") from None
+    except ValueError:
+        body = None
     if not declared.body_optional:
-        return body  # the handler names what is wrong with it
-    if not request.get_data(cache=True).strip():
+        return body
+    if not raw.strip():
         return {}
     if not isinstance(body, dict):
         raise ApiError(400, "the body, when there is one, must be a JSON object", "body")
     return body
 
 
+def _raw_body(request: Request) -> bytes:
+    """The body's bytes, never more than the cap: refused from its Content-Length before a byte is read,
+    and a body without one (chunked) is read no further than one byte past the cap."""
+    cap = config.api_max_body_bytes()
+    if request.content_length is not None and request.content_length > cap:
+        raise _too_large(cap)
+    data = request.stream.read(cap + 1)
+    if len(data) > cap:
+        raise _too_large(cap)
+    return data
+
+
+def _too_large(cap: int) -> ApiError:
+    return ApiError(413, f"the body is larger than the API takes ({cap} bytes); send fewer items per request",
+                    "body")
+
+
 def _count_against_limit(ctx: context.RequestContext, kind: str) -> None:
     """Expensive requests are counted per person and window; the administrator is not limited."""
     if ctx.principal.is_admin:
         return
-    limit, seconds = config.rate_limit()
+    limit, seconds = config.rate_limit_of(kind)
     wait = rate_limit_store.take(ctx.principal.uid, kind, limit, seconds, ctx.deadline_seconds)
     if wait is not None:
         raise ApiError(429, f"more than {limit} {kind} requests in {seconds} s: try again in {wait} s",
@@ -135,4 +194,5 @@ def framework_error(error: HTTPException, request: Request) -> Response:
     """An HTTP error raised before the router (the framework's own routing refuses a path): JSON too."""
     request_id = context.request_id_of(request)
     status = error.code or 500
-    return _json(status, error_body(status, error.description or error.name, request_id), request_id)
+    return _secured(_json(status, error_body(status, error.description or error.name, request_id), request_id),
+                    request)

@@ -33,9 +33,28 @@ def api_token() -> str:
 
 
 def page_token_secret() -> str:
-    """Signs the API's page tokens; unset, derived from API_TOKEN (tokens then
-    stop working when it rotates)."""
-    return os.environ.get("PAGE_TOKEN_SECRET") or api_token()
+    """Signs the API's page tokens: a random secret of its own, so that a page token tells nothing of
+    API_TOKEN (each one is an HMAC anyone may hold)."""
+    return os.environ["PAGE_TOKEN_SECRET"]
+
+
+# A secret the API holds: at least this many characters, this many of them different (a random one, e.g.
+# `openssl rand -base64 32`, passes; a word repeated does not).
+MIN_SECRET_CHARACTERS, MIN_SECRET_DISTINCT = 32, 12
+
+
+def api_secrets_problem() -> str | None:
+    """What is wrong with the API's secrets (API_TOKEN, PAGE_TOKEN_SECRET), or None: the API refuses to
+    start with a weak one or with the two the same."""
+    secrets = {name: os.environ.get(name, "") for name in ("API_TOKEN", "PAGE_TOKEN_SECRET")}
+    for name, value in secrets.items():
+        if len(value) < MIN_SECRET_CHARACTERS or len(set(value)) < MIN_SECRET_DISTINCT:
+            return (f"{name} must be a random secret of at least {MIN_SECRET_CHARACTERS} characters, "
+                    f"{MIN_SECRET_DISTINCT} of them different (it has {len(value)}, {len(set(value))} different): "
+                    f"set it to the output of `openssl rand -base64 32`")
+    if secrets["API_TOKEN"] == secrets["PAGE_TOKEN_SECRET"]:
+        return "PAGE_TOKEN_SECRET must differ from API_TOKEN: set it to the output of `openssl rand -base64 32`"
+    return None
 
 
 def ingest_subscription() -> str:
@@ -68,6 +87,12 @@ def rate_limit() -> tuple[int, int]:
     """(requests, seconds): how many expensive requests (training, uploads,
     exports, auto-labelling) one person may make per window."""
     return int(os.environ.get("RATE_LIMIT_REQUESTS", "30")), int(os.environ.get("RATE_LIMIT_SECONDS", "60"))
+
+
+def api_max_body_bytes() -> int:
+    """Bytes of one JSON request body the API reads at most (a 413 beyond): the largest it takes, an
+    upload of 1000 files with their paths, is about 1.2 MB."""
+    return int(os.environ.get("API_MAX_BODY_BYTES", str(2 * 1024 ** 2)))
 
 
 def max_upload_bytes() -> int:

@@ -79,6 +79,7 @@ class Stack:
     project: str = "yolodrop-local"
     bucket: str = "yolodrop-data"
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    page_token_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))  # its own key, per `make up`
     pids: dict[str, int] = field(default_factory=dict)  # part name -> process group
     processes: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
     import_tasks: int = 2  # IMPORT_TASKS of the stack's functions: this machine's two cores (bench.imports asks 4)
@@ -98,6 +99,7 @@ class Stack:
             "GCS_EVENTS_TOPIC": GCS_EVENTS_TOPIC,
             "API_URL": f"http://{host}:{self.ports['api']}",
             "API_TOKEN": self.token,
+            "PAGE_TOKEN_SECRET": self.page_token_secret,
             "INGEST_URL": f"http://{host}:{self.ports['ingest']}",  # the ingest worker's status
             "INGEST_SUBSCRIPTION": INGEST_SUBSCRIPTION,
             "PREDICT_URL": f"http://{host}:{self.ports['predict']}",
