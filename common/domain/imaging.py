@@ -2,6 +2,11 @@
 
 Works on a seekable binary stream in bounded memory: the hash is computed in chunks, then the
 stream is rewound and handed to Pillow. Every problem with the image is an Issue, never an exception.
+
+Memory: an image over MAX_IMAGE_PIXELS is never decoded (image_too_large). Below it, the pixels are decoded once
+(JPEG at reduced scale) and the thumbnail is shrunk from them in place before it is turned upright and made RGB,
+so no second full-size copy is made; and the decodes of a process share a budget (DecodeBudget): a thread whose
+image would take the process past it waits for others to finish, however many read at once.
 """
 from __future__ import annotations
 
@@ -10,10 +15,11 @@ import io
 import re
 import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from common.domain.issues import Issue
 
@@ -21,6 +27,14 @@ from common.domain.issues import Issue
 # issue; Pillow's warning adds nothing. Set once, process-wide: catch_warnings()
 # is not thread-safe and ingest runs many events in threads.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+# The most pixels an image may have to be decoded: 50 megapixels, more than any common camera's full resolution
+# (the 108/200 MP modes of some phones aside) and well under Pillow's 89 MP default. Decoded, it takes up to 200 MB
+# (Pillow keeps RGB in 4 bytes a pixel), which the ingest worker's 1 GiB holds beside its other reads.
+MAX_IMAGE_PIXELS = 50_000_000
+# What the decodes of one process may hold at once, by default: two images at the pixel limit. The ingest worker
+# reads eight files at a time in 1 GiB; its process at rest and its in-flight downloads take about 250 MB.
+DECODE_BUDGET_BYTES = 400 * 1024 * 1024
 
 MIN_SIDE = 10
 THUMBNAIL_SIDE = 256
@@ -34,6 +48,12 @@ DATETIME_ORIGINAL_TAG, OFFSET_TIME_ORIGINAL_TAG = 36867, 36881
 MAX_EXIF_TEXT = 100
 TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})
 JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+REDUCING_GAP = 2  # a thumbnail is reduced by a whole factor down to at least twice its size, then resampled
+STRIP_PIXELS = 2_000_000  # pixels of the strips a thumbnail is reduced from: 8 MB in RGB
+# The transposition that turns an image upright per its EXIF orientation (as ImageOps.exif_transpose does).
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
 
 # Pillow format names that each extension may legitimately hold.
 FORMATS_FOR_EXTENSION = {
@@ -89,6 +109,46 @@ def keep_freed_image_memory(blocks: int) -> None:
     release unmaps them: page faults, zeroing and, with several threads, TLB shootdowns, about an eighth of
     ingest's CPU (bench/ingest.py)."""
     Image.core.set_blocks_max(blocks)
+
+
+class DecodeBudget:
+    """Bytes of decoded pixels a process may hold at once, shared by its threads: reserve() waits until the
+    image fits beside the others. One image larger than the whole budget waits for all others, then goes alone
+    (MAX_IMAGE_PIXELS keeps that within the function's memory)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.held = limit, 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def reserve(self, size: int):
+        with self._changed:
+            self._changed.wait_for(lambda: self.held == 0 or self.held + size <= self.limit)
+            self.held += size
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.held -= size
+                self._changed.notify_all()
+
+
+_budget = DecodeBudget(DECODE_BUDGET_BYTES)
+
+
+def set_decode_budget(limit: int) -> None:
+    """The bytes of decoded pixels this process's threads may hold at once (DECODE_BUDGET_BYTES by default)."""
+    global _budget
+    _budget = DecodeBudget(limit)
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """What decoding `image` at its (drafted) size takes: Pillow keeps 1, 2 or 4 bytes a pixel (the thumbnail
+    is made from strips: STRIP_PIXELS more at most)."""
+    width, height = image.size
+    mode = image.mode
+    per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return width * height * per_pixel
 
 
 def _read_through(stream: BinaryIO, chunk_size: int) -> HashingReader:
@@ -150,18 +210,23 @@ def open_image(stream: BinaryIO) -> Image.Image:
 def _inspect(image: Image.Image, facts: ImageFacts, file: str, extension: str, tail: bytes) -> None:
     facts.format = image.format
     facts.width, facts.height = image.size  # before draft(), which shrinks image.size
-    facts.orientation = _orientation(image)
-    facts.exif = exif_facts(image)
-    facts.oriented_width, facts.oriented_height = _oriented_size(facts.width, facts.height, facts.orientation)
+    facts.oriented_width, facts.oriented_height = facts.width, facts.height
     _check_format(facts.format, extension, facts.issues, file)
+    # Before any EXIF is read: a PNG's EXIF may follow its pixels, so Pillow decodes them all to find it.
     if _check_too_large(facts.width, facts.height, facts.issues, file):
         return  # never decode the pixels of a decompression bomb
     _check_too_small(facts.width, facts.height, facts.issues, file)
     if facts.format == "JPEG" and tail != JPEG_END_MARKER:
         facts.issues.append(Issue("image_jpeg_no_end_marker", f"corrupt JPEG: the file does not end with the "
                                   f"end-of-image marker FF D9 (last bytes: {tail.hex(' ').upper() or 'none'})", file))
-    if _decodes(image, facts.issues, file):
-        facts.thumbnail = _thumbnail(image)
+    if image.format in JPEG_FORMATS:
+        image.draft("RGB", (THUMBNAIL_SIDE * 2, THUMBNAIL_SIDE * 2))  # decode at reduced scale
+    with _budget.reserve(decoded_bytes(image)):
+        facts.orientation = _orientation(image)
+        facts.exif = exif_facts(image)
+        facts.oriented_width, facts.oriented_height = _oriented_size(facts.width, facts.height, facts.orientation)
+        if _decodes(image, facts.issues, file):
+            facts.thumbnail = _thumbnail(image, facts.orientation)
 
 
 def _reason(error: Exception) -> str:
@@ -227,12 +292,12 @@ def _check_format(image_format: str | None, extension: str, issues: list[Issue],
 
 
 def _check_too_large(width: int, height: int, issues: list[Issue], file: str) -> bool:
-    limit = Image.MAX_IMAGE_PIXELS
     pixels = width * height
-    if limit is None or pixels <= limit:
+    if pixels <= MAX_IMAGE_PIXELS:
         return False
-    issues.append(Issue("image_too_large", f"{width}x{height} is {pixels} pixels, over the decompression-bomb "
-                        f"limit of {limit} pixels; the pixels were not decoded", file))
+    issues.append(Issue("image_too_large", f"{width}x{height} is {pixels} pixels, over the limit of "
+                        f"{MAX_IMAGE_PIXELS} pixels an image may have; the pixels were not decoded: "
+                        "downscale it (or split it into tiles) and upload it again", file))
     return True
 
 
@@ -244,8 +309,6 @@ def _check_too_small(width: int, height: int, issues: list[Issue], file: str) ->
 
 def _decodes(image: Image.Image, issues: list[Issue], file: str) -> bool:
     try:
-        if image.format in JPEG_FORMATS:
-            image.draft("RGB", (THUMBNAIL_SIDE * 2, THUMBNAIL_SIDE * 2))  # decode at reduced scale
         image.load()
     except Exception as error:  # truncated or broken data; Pillow raises OSError, SyntaxError, ValueError...
         issues.append(Issue("image_corrupt", f"the image data is corrupt or truncated: {_reason(error)}", file))
@@ -253,13 +316,32 @@ def _decodes(image: Image.Image, issues: list[Issue], file: str) -> bool:
     return True
 
 
-def _thumbnail(image: Image.Image) -> bytes | None:
+def _thumbnail(image: Image.Image, orientation: int) -> bytes | None:
     """A small RGB JPEG, upright per EXIF; None for pixel modes that have no RGB rendering."""
     try:
-        small = ImageOps.exif_transpose(image).convert("RGB")
-        small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        small = _shrunk_rgb(image)
+        if orientation in UPRIGHT:
+            small = small.transpose(UPRIGHT[orientation])  # after shrinking: the box is square either way up
         buffer = io.BytesIO()
         small.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
     except Exception:  # the image itself decoded fine; a missing thumbnail is not a dataset problem
         return None
     return buffer.getvalue()
+
+
+def _shrunk_rgb(image: Image.Image) -> Image.Image:
+    """The image in RGB, its longest side at most THUMBNAIL_SIDE, made without a full-size copy: strips of rows
+    are made RGB and reduced by a whole factor one at a time (as Image.thumbnail's reducing_gap=2 does at once,
+    after copying an RGBA image whole to premultiply it), then the small result is resized."""
+    width, height = image.size
+    factor = max(1, max(width, height) // (THUMBNAIL_SIDE * REDUCING_GAP))
+    if factor == 1:
+        small = image.convert("RGB")
+    else:
+        rows = factor * max(1, STRIP_PIXELS // (width * factor))
+        small = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+        for top in range(0, height, rows):
+            strip = image.crop((0, top, width, min(top + rows, height))).convert("RGB")
+            small.paste(strip.reduce(factor), (0, top // factor))
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    return small

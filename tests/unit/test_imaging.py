@@ -1,10 +1,12 @@
 import hashlib
 import io
 import os
+import threading
 
 import pytest
 from PIL import Image
 
+from common.domain import imaging
 from common.domain.imaging import MIN_SIDE, THUMBNAIL_SIDE, HashingReader, identify_image
 
 FILE = "datasets/d/images/train/a.jpg"
@@ -156,7 +158,7 @@ def test_invalid_orientation_falls_back_to_1():
 
 
 def test_decompression_bomb_is_not_decoded(monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr(imaging, "MAX_IMAGE_PIXELS", 1000)
     facts = identify(image_bytes("PNG", size=(40, 30)), "png")  # 1200 pixels: over the limit, under twice it
     assert codes(facts) == ["image_too_large"]
     assert "1200" in facts.issues[0].message and "1000" in facts.issues[0].message
@@ -262,3 +264,79 @@ def test_no_exif_and_a_meaningless_date_are_none():
     Image.new("RGB", (40, 30)).save(buffer, "JPEG", exif=exif)
     assert identify(buffer.getvalue()).exif == {"taken_at": None, "camera_make": None, "camera_model": None,
                                                 "gps": False}
+
+
+def exif_with_orientation(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[274] = orientation
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "RGB", "L", "P", "I;16", "1"])
+def test_a_large_image_is_thumbnailed_in_strips_in_every_mode(mode):
+    buffer = io.BytesIO()
+    Image.new(mode, (3000, 1000), 1 if mode != "RGBA" else (200, 30, 30, 255)).save(buffer, "PNG")
+    facts = identify(buffer.getvalue(), "png")
+    assert codes(facts) == [] and facts.thumbnail is not None
+    with Image.open(io.BytesIO(facts.thumbnail)) as thumbnail:
+        assert thumbnail.size == (THUMBNAIL_SIDE, 85) and thumbnail.mode == "RGB"
+        if mode == "RGBA":
+            red, green, blue = thumbnail.getpixel((100, 40))
+            assert abs(red - 200) < 8 and green < 40 and blue < 40
+
+
+def test_a_large_turned_image_is_turned_after_shrinking():
+    buffer = io.BytesIO()
+    image = Image.new("RGB", (2000, 1000), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 1000, 1000))  # left half red
+    image.save(buffer, "PNG", exif=exif_with_orientation(6))  # 6: turn 90 degrees clockwise to view
+    facts = identify(buffer.getvalue(), "png")
+    assert (facts.oriented_width, facts.oriented_height) == (1000, 2000)
+    with Image.open(io.BytesIO(facts.thumbnail)) as thumbnail:
+        assert thumbnail.size == (128, THUMBNAIL_SIDE)
+        assert thumbnail.getpixel((64, 10))[0] > 200  # the red left half is on top once turned
+
+
+def test_an_image_over_the_pixel_limit_is_never_decoded_even_for_its_exif(monkeypatch):
+    monkeypatch.setattr(imaging, "MAX_IMAGE_PIXELS", 1000)
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buffer, "PNG", exif=exif_with_orientation(6))
+    data = buffer.getvalue()
+    truncated = data[:data.index(b"IDAT") + 10]  # decoding these pixels would add image_corrupt
+    facts = identify(truncated, "png")
+    assert codes(facts) == ["image_too_large"] and facts.thumbnail is None
+    assert "downscale it" in facts.issues[0].message and f"{imaging.MAX_IMAGE_PIXELS}" in facts.issues[0].message
+
+
+def test_the_default_pixel_limit_is_under_pillows_bomb_limit():
+    assert imaging.MAX_IMAGE_PIXELS < Image.MAX_IMAGE_PIXELS
+    assert imaging.MAX_IMAGE_PIXELS * 4 <= imaging.DECODE_BUDGET_BYTES  # one image at the limit fits the budget
+
+
+def test_decode_budget_holds_decodes_past_it_until_others_end():
+    budget = imaging.DecodeBudget(100)
+    order: list[str] = []
+    first_in, second_waiting = threading.Event(), threading.Event()
+
+    def second():
+        second_waiting.set()
+        with budget.reserve(60):
+            order.append("second in")
+
+    with budget.reserve(60):
+        first_in.set()
+        thread = threading.Thread(target=second)
+        thread.start()
+        second_waiting.wait(5)
+        thread.join(0.2)  # it cannot get in while the first holds 60 of 100
+        assert thread.is_alive() and order == []
+        order.append("first out")
+    thread.join(5)
+    assert order == ["first out", "second in"] and budget.held == 0
+
+
+def test_an_image_larger_than_the_whole_budget_goes_alone():
+    budget = imaging.DecodeBudget(100)
+    with budget.reserve(500):
+        assert budget.held == 500
+    assert budget.held == 0
