@@ -6,14 +6,30 @@ without a bucket. Accepted layouts, with or without one enclosing folder:
   data.yaml, images/[split/]..., labels/[split/]...        (this bucket's layout)
   <split>/images/..., <split>/labels/...                    (Roboflow-style exports;
                                                              "valid" means val)
+Only dataset files are unpacked: images under images/, .txt labels under
+labels/ and data.yaml (the files an upload may hold), and for a COCO import
+its annotation JSON (read, never unpacked). Any other member (weights, scripts,
+anything) is skipped and counted as an issue.
+
+The same limits hold for every archive, checked before anything is read into
+memory: a zip's directory size and entry count come from its end record
+(read_directory_end), a tar stream's decompressed bytes are counted as they
+are read (ExpansionGuard).
 """
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
 import stat
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import BinaryIO, Sequence, TypeVar
 
+from common.domain import layout
 from common.domain.issues import Issue
 from common.domain.layout import DATA_YAML_NAMES, SPLIT_ALIASES
 
@@ -21,6 +37,27 @@ MAX_MEMBERS = 100_000
 MAX_TOTAL_BYTES = 50 * 1024 ** 3
 MAX_COMPRESSION_RATIO = 250  # beyond this a member is treated as a zip bomb
 JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db")
+# A zip's central directory is read whole by zipfile (a ZipInfo of ~0.5 KB per entry): its end record must
+# announce at most this many entries and bytes. 100,000 files with their folders and names of ~150 bytes fit.
+MAX_DIRECTORY_ENTRIES = 2 * MAX_MEMBERS
+MAX_DIRECTORY_BYTES = 32 * 1024 ** 2
+# A tar stream's ratio is judged once this much is decompressed (small archives of text may compress well).
+RATIO_FLOOR_BYTES = 32 * 1024 ** 2
+NAMED_SKIPS = 20  # skipped members named one issue each; the rest are counted in one more
+NOT_DATASET_FILE = "import_not_dataset_file"
+
+M = TypeVar("M")
+
+
+class ArchiveRefused(Exception):
+    """The whole archive is refused (too many entries, a bomb): nothing more is read. str() says what to do."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+    def issue(self, archive: str) -> Issue:
+        return Issue(self.code, str(self), archive)
 
 
 @dataclass
@@ -97,3 +134,186 @@ def target_of(relative: str) -> str:
     if len(parts) == 1 and parts[0] in DATA_YAML_NAMES:
         return "data.yaml"
     return relative
+
+
+# ---- which members are dataset files ----------------------------------------------------
+
+def is_dataset_file(target: str) -> bool:
+    """Whether a dataset-relative path is a file a dataset holds: an image under images/, a .txt label under
+    labels/ or data.yaml (what an upload may write too)."""
+    return layout.classify(layout.dataset_object("dataset", target)).kind in layout.UPLOADABLE
+
+
+class SkippedFiles:
+    """Members that are not dataset files: the first NAMED_SKIPS named one issue each, the rest counted in one."""
+
+    def __init__(self, archive: str):
+        self.archive, self.count = archive, 0
+        self.named: list[Issue] = []
+
+    def add(self, name: str) -> None:
+        self.count += 1
+        if self.count <= NAMED_SKIPS:
+            self.named.append(Issue(NOT_DATASET_FILE, f"{name}: not a dataset file (images under images/ with "
+                                    f"an image extension, .txt labels under labels/, data.yaml); not unpacked",
+                                    self.archive))
+
+    def issues(self) -> list[Issue]:
+        more = self.count - len(self.named)
+        return self.named + ([Issue(NOT_DATASET_FILE, f"{more} more members that are not dataset files were "
+                                    "not unpacked", self.archive)] if more else [])
+
+
+def keep_dataset_files(members: Sequence[tuple[M, str]], names: Sequence[str],
+                       archive: str) -> tuple[list[tuple[M, str]], list[Issue]]:
+    """The (member, target) pairs whose target is a dataset file, and the issues of those skipped
+    (`names`: each member's name in the archive, for the issue)."""
+    skipped, kept = SkippedFiles(archive), []
+    for (member, target), name in zip(members, names):
+        if is_dataset_file(target):
+            kept.append((member, target))
+        else:
+            skipped.add(name)
+    return kept, skipped.issues()
+
+
+# ---- a zip's end record ----------------------------------------------------------------
+
+_END = struct.Struct("<4s4H2LH")             # end of central directory record
+_LOCATOR = struct.Struct("<4sLQL")           # zip64 end of central directory locator
+_END64 = struct.Struct("<4sQ2H2L4Q")         # zip64 end of central directory record
+_END_SIGNATURE, _LOCATOR_SIGNATURE, _END64_SIGNATURE = b"PK\x05\x06", b"PK\x06\x07", b"PK\x06\x06"
+_TAIL_BYTES = _END.size + 0xFFFF + _LOCATOR.size + _END64.size  # the end record, its comment, zip64's records
+
+
+@dataclass(frozen=True)
+class DirectoryEnd:
+    entries: int
+    size: int     # bytes of the central directory
+    offset: int
+
+
+def read_directory_end(reader: BinaryIO) -> DirectoryEnd | None:
+    """What a zip's end records (zip64's when present) say of its central directory, read from the last
+    ~64 KiB of a seekable reader; None when there is no end record (zipfile says why it is not a zip)."""
+    size = reader.seek(0, io.SEEK_END)
+    start = max(0, size - _TAIL_BYTES)
+    reader.seek(start)
+    tail = reader.read(size - start)
+    at = _end_record_at(tail)
+    if at is None:
+        return None
+    _, _, _, _, entries, directory_size, offset, _ = _END.unpack_from(tail, at)
+    locator_at = at - _LOCATOR.size
+    if locator_at >= 0 and tail[locator_at:locator_at + 4] == _LOCATOR_SIGNATURE:
+        _, _, end64_offset, _ = _LOCATOR.unpack_from(tail, locator_at)
+        record = _read_at(reader, tail, start, end64_offset, _END64.size)
+        if len(record) == _END64.size and record[:4] == _END64_SIGNATURE:
+            fields = _END64.unpack(record)
+            entries, directory_size, offset = fields[7], fields[8], fields[9]
+    return DirectoryEnd(entries, directory_size, offset)
+
+
+def _end_record_at(tail: bytes) -> int | None:
+    """The position of the end record: the last signature whose comment length fits what follows it."""
+    at = tail.rfind(_END_SIGNATURE)
+    while at >= 0:
+        if at + _END.size <= len(tail):
+            comment = _END.unpack_from(tail, at)[-1]
+            if at + _END.size + comment <= len(tail):
+                return at
+        at = tail.rfind(_END_SIGNATURE, 0, at)
+    return None
+
+
+def _read_at(reader: BinaryIO, tail: bytes, tail_start: int, offset: int, count: int) -> bytes:
+    if tail_start <= offset and offset + count <= tail_start + len(tail):
+        return tail[offset - tail_start:offset - tail_start + count]
+    reader.seek(offset)
+    return reader.read(count)
+
+
+def check_directory(end: DirectoryEnd | None) -> None:
+    """ArchiveRefused when the zip's directory is too large to read (before zipfile reads it whole)."""
+    if end is None:
+        return
+    if end.entries > MAX_DIRECTORY_ENTRIES:
+        raise ArchiveRefused("import_too_many_files", f"the zip's directory lists {end.entries} entries; the "
+                             f"limit is {MAX_DIRECTORY_ENTRIES}: split it into several archives")
+    if end.size > MAX_DIRECTORY_BYTES:
+        raise ArchiveRefused("import_zip_directory_too_large", f"the zip's directory is {end.size} bytes; the "
+                             f"limit is {MAX_DIRECTORY_BYTES}: split it into several archives")
+
+
+# ---- a tar stream's limits -------------------------------------------------------------
+
+class _Counting(io.RawIOBase):
+    """A reader that counts the bytes it gives."""
+
+    def __init__(self, source: BinaryIO):
+        self.source, self.count = source, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.source.read(len(buffer))
+        buffer[:len(data)] = data
+        self.count += len(data)
+        return len(data)
+
+
+class ExpansionGuard(io.RawIOBase):
+    """A tar archive's stream decompressed (gzip, bzip2, xz or none, as its first bytes say), stopped with
+    ArchiveRefused as soon as it has expanded past MAX_TOTAL_BYTES, or more than MAX_COMPRESSION_RATIO times
+    the compressed bytes read (judged past RATIO_FLOOR_BYTES). Every byte tarfile reads passes here, members
+    it skips included, so a bomb stops after RATIO_FLOOR_BYTES whatever its members are."""
+
+    READ_BYTES = 1024 * 1024  # the most decompressed at once between two checks
+
+    def __init__(self, source: BinaryIO, max_total: int = MAX_TOTAL_BYTES):
+        self.compressed = _Counting(source)
+        buffered = io.BufferedReader(self.compressed, self.READ_BYTES)
+        self.decompressed = _decompressing(buffered)
+        self.expanded, self.max_total = 0, max_total
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)[:self.READ_BYTES]
+        count = self.decompressed.readinto(view)
+        self.expanded += count
+        self._check()
+        return count
+
+    def _check(self) -> None:
+        if self.expanded > self.max_total:
+            raise ArchiveRefused("import_too_large", f"the archive expands past {self.max_total} bytes; the limit "
+                                 f"is {self.max_total}: upload the files directly or split the archive")
+        ratio = self.expanded / max(self.compressed.count, 1)
+        if self.expanded > RATIO_FLOOR_BYTES and ratio > MAX_COMPRESSION_RATIO:
+            raise ArchiveRefused("import_compression_ratio", f"{self.compressed.count} compressed bytes expanded "
+                                 f"to {self.expanded} (more than {MAX_COMPRESSION_RATIO}x: a decompression "
+                                 "bomb?); the import stopped there: pack the dataset without such padding")
+
+
+def _decompressing(buffered: io.BufferedReader) -> BinaryIO:
+    head = buffered.peek(6)[:6]
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=buffered, mode="rb")
+    if head.startswith(b"BZh"):
+        return bz2.BZ2File(buffered, mode="rb")
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(buffered, mode="rb")
+    return buffered
+
+
+def check_counts(entries: int, files: int) -> None:
+    """ArchiveRefused once a tar stream has had more files (or entries, folders included) than a zip may hold."""
+    if files > MAX_MEMBERS:
+        raise ArchiveRefused("import_too_many_files", f"the archive holds more than {MAX_MEMBERS} files: split it "
+                             "into several archives")
+    if entries > MAX_DIRECTORY_ENTRIES:
+        raise ArchiveRefused("import_too_many_files", f"the archive holds more than {MAX_DIRECTORY_ENTRIES} "
+                             "entries (files and folders): split it into several archives")

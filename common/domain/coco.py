@@ -11,6 +11,8 @@ classes in that order (YOLO id = position), so an export of ours comes back
 with its ids (id - 1). A category that only names the others' supercategory
 and has no annotation (Roboflow's dataset-level category 0) is not a class.
 Crowd annotations and boxes with no area are left out and counted.
+Annotation files are parsed whole (about 7 bytes of memory per byte of JSON),
+so their sizes are checked against the import's budget before any is read.
 """
 from __future__ import annotations
 
@@ -20,12 +22,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from common.domain.archive import ArchiveRefused
 from common.domain.issues import Issue
 from common.domain.labels import Row, write_label
 from common.domain.layout import IMAGE_EXTENSIONS, SPLIT_ALIASES, relative_label_path
 
 PIXEL_DECIMALS = 4
-MAX_ANNOTATION_BYTES = 512 * 1024 * 1024
 _INSTANCES = re.compile(r"(?:^|/)instances_([^/]+)\.json$")
 _ROBOFLOW = re.compile(r"(?:^|/)_annotations\.coco\.json$")
 
@@ -107,6 +109,20 @@ class CocoImport:
     images: dict[str, str] = field(default_factory=dict)     # archive member -> dataset-relative target
     labels: dict[str, bytes] = field(default_factory=dict)   # dataset-relative label path -> YOLO label
     issues: list[Issue] = field(default_factory=list)
+
+
+def check_sizes(sizes: dict[str, int], budget: int) -> None:
+    """ArchiveRefused when one annotation file, or all together ({name: bytes}), pass the bytes an import
+    may parse."""
+    for name, size in sorted(sizes.items()):
+        if size > budget:
+            raise ArchiveRefused("import_coco_too_large", f"{name} is {size} bytes of COCO JSON; an import parses "
+                                 f"at most {budget} (IMPORT_COCO_MAX_BYTES): split it (one file per split, or "
+                                 "the images in several archives)")
+    if sum(sizes.values()) > budget:
+        raise ArchiveRefused("import_coco_too_large", f"the archive's COCO files are {sum(sizes.values())} bytes "
+                             f"together; an import parses at most {budget} (IMPORT_COCO_MAX_BYTES): split the "
+                             "images and their annotations into several archives")
 
 
 def plan(annotation_files: dict[str, bytes], members: list[str], archive: str) -> CocoImport:

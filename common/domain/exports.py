@@ -4,11 +4,15 @@ where in the archive, the data.yaml, and the export document.
 Splits follow the training rule (common.domain.training_set): as uploaded when
 the version has val images (images outside a split folder go to train), else
 by content hash, so an export trains as a job on the same version does.
+Member names are made safe to unzip anywhere: an object name may hold `..`, a
+leading `/`, backslashes, drive colons or control characters (an administrator
+can drop any name), and none of them reaches the archive.
 """
 from __future__ import annotations
 
 import json
 import posixpath
+import unicodedata
 from dataclasses import dataclass
 
 from common.domain import coco, versions
@@ -108,7 +112,7 @@ def plan(frozen: dict, background: bool) -> ExportPlan:
             excluded[BACKGROUND_LEFT_OUT] = excluded.get(BACKGROUND_LEFT_OUT, 0) + 1
             continue
         split = split_of(image, DEFAULT_VAL_FRACTION, by_hash)
-        name = _unique(split, _name_in_split(record["name"]), image.sha256, taken)
+        name = _unique(split, safe_member_path(_name_in_split(record["name"])), image.sha256, taken)
         members.append(Member(split, name, image.path, image.generation, image.width, image.height, image.boxes))
     return ExportPlan(list(snapshot.classes or ()), members, excluded)
 
@@ -121,6 +125,18 @@ def _name_in_split(relative: str) -> str:
     if len(parts) > 1 and parts[0].lower() in SPLIT_ALIASES:
         parts = parts[1:]
     return "/".join(parts)
+
+
+def safe_member_path(name: str) -> str:
+    """A relative path that stays inside the folder it is unzipped into, on any system: backslashes are
+    separators, parts of dots alone (`.`, `..`) and empty ones go, control characters go, and a colon (a
+    Windows drive or stream) becomes `_`. Nothing left: "image"."""
+    kept = []
+    for part in name.replace("\\", "/").split("/"):
+        part = "".join("_" if c == ":" else c for c in part if unicodedata.category(c) != "Cc").strip()
+        if part.strip("."):
+            kept.append(part)
+    return "/".join(kept) or "image"
 
 
 def _unique(split: str, name: str, sha256: str, taken: set[tuple[str, str]]) -> str:

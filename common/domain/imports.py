@@ -58,13 +58,31 @@ def request_of(body: object) -> tuple[str, str | None, int | None]:
     return body["url"], archive_format, tasks
 
 
-def check_bucket_source(bucket: str, name: str, data_bucket: str, dataset: str) -> None:
-    """In the data bucket an import reads only what was put there for this dataset: imports/<dataset>.<ext>
-    or imports/<dataset>/… (never another dataset's files)."""
-    if bucket == data_bucket and not (name.startswith(f"imports/{dataset}/")
-                                      or name.rsplit(".", 1)[0].removesuffix(".tar") == f"imports/{dataset}"):
+ARCHIVE_EXTENSIONS = (".zip", ".tar", ".tar.gz", ".tgz")
+
+
+def check_bucket_source(bucket: str, name: str, data_bucket: str, dataset: str,
+                        allowed_buckets: frozenset[str] = frozenset()) -> None:
+    """A gs:// source is read with the importer's own account, so it is read only where an operator allowed
+    (the data bucket and `allowed_buckets`), and in the data bucket only what was put there for this dataset:
+    imports/<dataset>.<ext> with <ext> exactly an archive extension, or imports/<dataset>/… (so dataset x
+    cannot read imports/x.tar.zip, which is dataset x.tar's)."""
+    if bucket != data_bucket and bucket not in allowed_buckets:
+        raise InvalidImportRequest(f"gs://{bucket} is not a bucket imports may read (the importer would read it "
+                                   "with its own account, not yours): make a signed URL of the object "
+                                   f"(gcloud storage sign-url gs://{bucket}/{name} --duration=12h) and import that "
+                                   "https URL, or ask the operator to add the bucket to IMPORT_BUCKETS")
+    if bucket == data_bucket and not is_dataset_import(name, dataset):
         raise InvalidImportRequest(f"in the data bucket an import reads only imports/{dataset}.zip (.tar, "
                                    f".tar.gz, .tgz) or objects under imports/{dataset}/")
+
+
+def is_dataset_import(name: str, dataset: str) -> bool:
+    """Whether data-bucket object `name` was put there for `dataset` (names matched exactly)."""
+    if name.startswith(f"imports/{dataset}/"):
+        return True
+    stem = f"imports/{dataset}"
+    return name.startswith(stem) and name[len(stem):].lower() in ARCHIVE_EXTENSIONS
 
 
 def new_import(import_id: str, dataset: str, source: str, archive: str | None, archive_format: str | None,

@@ -236,3 +236,17 @@ def import_allow_loopback() -> bool:
 
 def import_log_dir() -> Path:
     return Path(os.environ.get("IMPORT_LOG_DIR") or trainer_log_dir())
+
+
+def import_coco_max_bytes() -> int:
+    """The most bytes of COCO annotation JSON one import parses (one file, and all its files together): parsed,
+    JSON takes about 7 times its size in memory, so the default fits the importer's 2 GiB with its uploads."""
+    return int(os.environ.get("IMPORT_COCO_MAX_BYTES", str(128 * 1024 ** 2)))
+
+
+def import_buckets() -> frozenset[str]:
+    """Buckets besides the data bucket whose objects an import may read by gs:// (IMPORT_BUCKETS, comma-separated;
+    default none). The importer reads them with its own account, so only an operator names them; anything else is
+    imported by a signed URL."""
+    named = {name.strip() for name in os.environ.get("IMPORT_BUCKETS", "").split(",")}
+    return frozenset(name for name in named if name) | {data_bucket()}

@@ -27,7 +27,8 @@ from google.api_core.exceptions import NotFound
 
 from common.cloud import dataset_index, import_store, storage, topics
 from common.domain import coco, exports, imports, layout
-from common.domain.archive import ImportPlan, plan_import
+from common.domain import archive as archive_rules
+from common.domain.archive import ArchiveRefused, ImportPlan, plan_import
 from common.domain.issues import Issue
 from common.domain.layout import ObjectRole
 from common.platform import config
@@ -37,6 +38,12 @@ from common.platform.handler import Outcome, Result
 UPLOAD_THREADS = 8
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # larger members are streamed
 IMPORT_MARK = "yolodrop-import"  # object metadata: which archive generation or import wrote it
+# COCO annotations parsed in the ingest worker's call (1 GiB, shared with its batch); more go to the import job.
+INLINE_COCO_BYTES = 16 * 1024 * 1024
+
+
+class _ForTheJob(Exception):
+    """The archive is small, but its COCO annotations are too large to parse in the event's call."""
 
 
 def handle(event: ObjectEvent, role: ObjectRole) -> Outcome:
@@ -53,9 +60,15 @@ def handle(event: ObjectEvent, role: ObjectRole) -> Outcome:
             unpacked, issues = _unpack_inline(reader, role.dataset, event.name, mark)
     except NotFound:
         return Outcome(Result.STALE, "stale event: that generation is gone from the bucket")
+    except _ForTheJob:
+        return _start_import(event, role)
     except zipfile.BadZipFile as exc:
         unpacked, issues = 0, [not_a_zip(event.name, exc)]
-    dataset_index.put_file(role.dataset, event.name, event.generation, issues, {"unpacked": unpacked})
+    except ArchiveRefused as exc:
+        unpacked, issues = 0, [exc.issue(event.name)]
+    kept, total = imports.limited_issues(issues)  # a file document holds at most 1 MiB
+    dataset_index.put_file(role.dataset, event.name, event.generation, kept,
+                           {"unpacked": unpacked, "issues_total": total})
     return Outcome(Result.APPLIED, f"archive unpacked: {unpacked} files, {len(issues)} issues",
                    {"unpacked": unpacked, "issues": len(issues)})
 
@@ -77,8 +90,17 @@ def not_a_zip(archive: str, exc: Exception) -> Issue:
     return Issue("import_not_a_zip", f"the archive cannot be read as a zip file: {exc}", archive)
 
 
+def open_zip(reader) -> zipfile.ZipFile:
+    """The zip of a seekable reader, once its end record shows a directory small enough to read whole."""
+    archive_rules.check_directory(archive_rules.read_directory_end(reader))
+    reader.seek(0)
+    return zipfile.ZipFile(reader)
+
+
 def _unpack_inline(reader, dataset: str, archive: str, mark: str) -> tuple[int, list[Issue]]:
-    with zipfile.ZipFile(reader) as zip_file:
+    with open_zip(reader) as zip_file:
+        if coco_bytes(zip_file.infolist()) > INLINE_COCO_BYTES:
+            raise _ForTheJob()
         plan, members, generated = plan_zip(zip_file, archive)
         already = already_unpacked(dataset, mark)  # a retried event resumes, not restarts
         with Unpacker(dataset, mark) as unpacker:
@@ -96,27 +118,31 @@ def plan_zip(zip_file: zipfile.ZipFile, archive: str,
     archive_format "yolo" takes every file as it is; "coco" requires annotation files; None: the files say."""
     plan = plan_import(zip_file.infolist(), archive)
     if archive_format == "yolo":
-        return plan, plan.members, {}
-    members, generated = _as_yolo(zip_file, plan, archive)
+        members, generated = plan.members, {}
+    else:
+        members, generated = _as_yolo(zip_file, plan, archive)
     if archive_format == "coco" and not generated:
         plan.issues.append(Issue("import_no_coco_annotations", "asked for COCO, but the archive holds no "
                                  "instances_<split>.json or <split>/_annotations.coco.json: its files are unpacked "
                                  "as they are", archive))
+    members, skipped = archive_rules.keep_dataset_files(members, [info.filename for info, _ in members], archive)
+    plan.issues.extend(skipped)
     return plan, members, generated
 
 
+def coco_bytes(infos: list[zipfile.ZipInfo]) -> int:
+    """The bytes of a zip's COCO annotation files, as its directory says."""
+    return sum(info.file_size for info in infos if not info.is_dir() and coco.is_annotation_file(info.filename))
+
+
 def _as_yolo(zip_file: zipfile.ZipFile, plan: ImportPlan, archive: str) -> tuple[list, dict[str, bytes]]:
-    """For a COCO archive: images moved to images/<split>/, their labels and data.yaml."""
+    """For a COCO archive: images moved to images/<split>/, their labels and data.yaml. Annotations too large
+    to parse in memory refuse the archive, before any is read."""
     annotation_files = [(info, target) for info, target in plan.members if coco.is_annotation_file(target)]
     if not annotation_files:
         return plan.members, {}
-    documents = {}
-    for info, target in annotation_files:
-        if info.file_size > coco.MAX_ANNOTATION_BYTES:
-            plan.issues.append(Issue("import_coco_json", f"{target}: {info.file_size} bytes; the limit is "
-                                     f"{coco.MAX_ANNOTATION_BYTES}: split it by split", archive))
-            continue
-        documents[target] = zip_file.read(info)
+    coco.check_sizes({target: info.file_size for info, target in annotation_files}, config.import_coco_max_bytes())
+    documents = {target: zip_file.read(info) for info, target in annotation_files}
     imported = coco.plan(documents, [target for _, target in plan.members], archive)
     plan.issues.extend(imported.issues)
     members = [(info, imported.images.get(target, target)) for info, target in plan.members

@@ -9,7 +9,13 @@ with the import's id. A retried task lists what its import wrote already and
 skips it, so no member is written twice and none is lost. Task 0 also writes
 what the archive does not hold (a COCO archive's labels and data.yaml) and
 the plan's totals and issues on the import.
-unpack, a tar or tar.gz: one task reads the stream front to back.
+unpack, a tar or tar.gz: one task reads the stream front to back, its
+decompressed bytes counted as they come (common.domain.archive.ExpansionGuard:
+a bomb stops after a few tens of MB), its members counted as a zip's are.
+Only dataset files are unpacked (images, labels, data.yaml): any other member
+is skipped and counted as an issue. An archive refused whole (a zip's directory
+too large, a bomb, COCO files too large to parse) fails the import with its
+reason, recorded as an issue too.
 stage: a zip whose server cannot answer range requests is copied once into
 the bucket (a resumable upload, under derived/), and the import published
 again so that the unpack phase reads the copy by ranges.
@@ -36,8 +42,8 @@ from common.domain import coco, imports, layout
 from common.domain.issues import Issue
 from common.platform import config, log
 from common.platform.failures import is_transient
-from common.services.archive_import import (IN_MEMORY_BYTES, Unpacker, already_unpacked, not_a_zip, plan_zip,
-                                            unpack_zip_members)
+from common.services.archive_import import (IN_MEMORY_BYTES, Unpacker, already_unpacked, not_a_zip, open_zip,
+                                            plan_zip, unpack_zip_members)
 
 PROGRESS_SECONDS = 1.0
 COPY_PIECE_BYTES = 8 * 1024 * 1024
@@ -70,6 +76,11 @@ def run(task: Task) -> int:
             import_store.finish_task(task.import_id, task.index)
     except Stopped:
         pass
+    except archive_rules.ArchiveRefused as exc:
+        if task.index == 0:
+            _record_totals(task.import_id, 0, 0, [exc.issue(document["source"])])
+        import_store.finish_task(task.import_id, task.index, failed_with=_reason(exc))
+        log.warning("import refused", import_id=task.import_id, code=exc.code, reason=str(exc))
     except Exception as exc:
         if is_transient(exc):
             log.warning("import task: transient failure, to be retried", import_id=task.import_id, error=repr(exc))
@@ -94,6 +105,8 @@ def _drop_staged_copy_when_ended(import_id: str) -> None:
 def _reason(exc: Exception) -> str:
     if isinstance(exc, (remote_source.SourceError, remote_source.SourceRefused)):
         return str(exc)
+    if isinstance(exc, archive_rules.ArchiveRefused):
+        return f"{exc} ({exc.code})"
     if isinstance(exc, zipfile.BadZipFile):
         return not_a_zip("the archive", exc).message + ": check that the URL gives the archive itself"
     if isinstance(exc, tarfile.TarError):
@@ -169,7 +182,7 @@ def _unpack(document: dict, task: Task) -> None:
 
 def _unpack_zip(document: dict, task: Task) -> None:
     dataset, mark = document["dataset"], document["id"]
-    with _open_random_access(document) as reader, zipfile.ZipFile(reader) as zip_file:
+    with _open_random_access(document) as reader, open_zip(reader) as zip_file:
         plan, members, generated = plan_zip(zip_file, document["source"], document.get("format"))
         if task.index == 0:
             _record_totals(document["id"], len(members) + len(generated),
@@ -212,18 +225,25 @@ def _unpack_tar(document: dict, task: Task) -> None:
     dataset, mark = document["dataset"], document["id"]
     already = _already_written(task, dataset, mark)
     issues: list[Issue] = []
+    skipped = archive_rules.SkippedFiles(document["source"])
     task_doc = imports.task_document(task.index, task.attempt, 0, 0)
-    with _open_stream(document) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar, \
-            Unpacker(dataset, mark) as unpacker:
+    entries = files = 0
+    with _open_stream(document) as stream, tarfile.open(fileobj=archive_rules.ExpansionGuard(stream),
+                                                         mode="r|") as tar, Unpacker(dataset, mark) as unpacker:
         progress = _Progress(document["id"], task_doc, unpacker)
         strip = None
         for member in tar:
+            entries, files = entries + 1, files + (not member.isdir())
+            archive_rules.check_counts(entries, files)
             if member.isdir() or archive_rules.is_junk(member.name):
                 continue
             if strip is None:
                 strip = _enclosing_folder_of(member.name)
             target = _tar_target(member, strip, document["source"], issues)
             if target is None:
+                continue
+            if not archive_rules.is_dataset_file(target):
+                skipped.add(member.name)
                 continue
             task_doc["members_total"] += 1
             task_doc["bytes_total"] += member.size
@@ -233,7 +253,7 @@ def _unpack_tar(document: dict, task: Task) -> None:
             source = tar.extractfile(member)
             unpacker.put(target, source.read() if member.size <= IN_MEMORY_BYTES else source, member.size)
             progress.tick()
-    _record_totals(document["id"], task_doc["members_total"], task_doc["bytes_total"], issues)
+    _record_totals(document["id"], task_doc["members_total"], task_doc["bytes_total"], issues + skipped.issues())
     progress.write(status=imports.COMPLETED)
 
 

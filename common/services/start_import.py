@@ -18,6 +18,7 @@ import time
 
 from common.cloud import import_launcher, import_store, remote_source, storage
 from common.domain import imports, source_urls
+from common.domain.imports import InvalidImportRequest
 from common.domain.source_urls import InvalidSource
 from common.platform import config
 from common.platform.events import PubSubMessage
@@ -54,7 +55,7 @@ def handle(message: PubSubMessage, launcher: import_launcher.ImportLauncher | No
 def _begin(document: dict) -> dict:
     try:
         size, ranges, archive = _look_at(document)
-    except (InvalidSource, remote_source.SourceRefused, remote_source.SourceError) as exc:
+    except (InvalidSource, InvalidImportRequest, remote_source.SourceRefused, remote_source.SourceError) as exc:
         return _fail(document, str(exc))
     if size is not None and size > config.import_max_bytes():
         return _fail(document, f"the archive has {size} bytes; the limit is {config.import_max_bytes()}")
@@ -90,7 +91,9 @@ def _fail(document: dict, reason: str) -> dict:
 def _look_at(document: dict) -> tuple[int | None, bool, str | None]:
     """(size, read by ranges, archive kind) of the import's source."""
     source = source_urls.parse(document["source"])
-    if source.scheme == "gs":
+    if source.scheme == "gs":  # checked again here: the importer's account reads it
+        imports.check_bucket_source(source.bucket, source.name, config.data_bucket(), document["dataset"],
+                                    config.import_buckets())
         blob = storage.client().bucket(source.bucket).get_blob(source.name, generation=document.get("generation"))
         if blob is None:
             raise remote_source.SourceError(f"{document['source']} does not exist (or this generation is gone)")

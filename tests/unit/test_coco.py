@@ -6,6 +6,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from common.domain import coco
+from common.domain.archive import ArchiveRefused
 from common.domain.labels import parse_label
 
 CLASSES = ["person", "bus", "cat"]
@@ -105,3 +106,12 @@ def test_boxes_outside_the_image_are_clipped_and_bad_files_are_issues():
     assert plan.labels == {"labels/train/a.txt": b"0 0.05 0.95 0.1 0.1\n"}
     assert sorted(issue.code for issue in plan.issues) == ["import_coco_box", "import_coco_image_missing",
                                                            "import_coco_json"]
+
+
+def test_annotation_files_over_the_budget_are_refused_by_their_sizes():
+    coco.check_sizes({"instances_train.json": 100, "instances_val.json": 100}, 200)
+    with pytest.raises(ArchiveRefused, match="instances_train.json is 201 bytes of COCO JSON") as refused:
+        coco.check_sizes({"instances_train.json": 201}, 200)
+    assert refused.value.code == "import_coco_too_large"
+    with pytest.raises(ArchiveRefused, match="201 bytes together"):
+        coco.check_sizes({"instances_train.json": 100, "instances_val.json": 101}, 200)

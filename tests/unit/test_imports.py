@@ -26,8 +26,10 @@ def test_a_bad_request_says_what_is_wrong(body, words):
 
 @pytest.mark.parametrize("name, allowed", [
     ("imports/d.zip", True), ("imports/d.tar.gz", True), ("imports/d.tgz", True), ("imports/d/part-1.zip", True),
-    ("imports/other.zip", False), ("datasets/other/images/a.jpg", False), ("imports/d-other.zip", False),
-    ("derived/exports/x/d-v1-yolo.zip", False),
+    ("imports/d.ZIP", True), ("imports/other.zip", False), ("datasets/other/images/a.jpg", False),
+    ("imports/d-other.zip", False), ("derived/exports/x/d-v1-yolo.zip", False),
+    ("imports/d.tar.zip", False),  # dataset d.tar's drop, not d's
+    ("imports/d.pt", False), ("imports/d.zip.tar.gz", False), ("imports/d", False),
 ])
 def test_in_the_data_bucket_an_import_reads_only_what_was_put_there_for_its_dataset(name, allowed):
     check = lambda: imports.check_bucket_source("data", name, "data", "d")  # noqa: E731
@@ -36,7 +38,19 @@ def test_in_the_data_bucket_an_import_reads_only_what_was_put_there_for_its_data
     else:
         with pytest.raises(InvalidImportRequest, match="imports/d.zip"):
             check()
-    imports.check_bucket_source("someone-elses", name, "data", "d")  # other buckets: their permissions decide
+
+
+def test_a_dataset_named_like_an_extension_reads_its_own_drop():
+    imports.check_bucket_source("data", "imports/d.tar.zip", "data", "d.tar")
+    imports.check_bucket_source("data", "imports/d.tar/part.zip", "data", "d.tar")
+    with pytest.raises(InvalidImportRequest):
+        imports.check_bucket_source("data", "imports/d.tar/part.zip", "data", "d")
+
+
+def test_another_bucket_is_read_only_when_the_operator_allowed_it():
+    with pytest.raises(InvalidImportRequest, match="signed URL .*gcloud storage sign-url gs://someone-elses/a.zip"):
+        imports.check_bucket_source("someone-elses", "a.zip", "data", "d")
+    imports.check_bucket_source("shared-archives", "any/a.zip", "data", "d", frozenset({"shared-archives"}))
 
 
 def test_a_dropped_archive_generation_has_one_import():

@@ -44,7 +44,8 @@ def create_import(ctx: RequestContext, args: dict) -> dict:
         url, archive_format, tasks = imports.request_of(args["body"])
         source = source_urls.parse(url)
         if source.scheme == "gs":
-            imports.check_bucket_source(source.bucket, source.name, config.data_bucket(), dataset)
+            imports.check_bucket_source(source.bucket, source.name, config.data_bucket(), dataset,
+                                        config.import_buckets())
     except (InvalidImportRequest, InvalidSource) as exc:
         raise ApiError(400, str(exc)) from None
     import_id = f"import-{uuid.uuid4().hex[:16]}"
