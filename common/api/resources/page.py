@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import mimetypes
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Response
 
@@ -37,11 +38,32 @@ class StaticFile:
     def answer(self, accept_encoding: str | None, if_none_match: str | None) -> Response:
         headers = {"ETag": self.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding",
                    "X-Content-Type-Options": "nosniff"}
+        if self.media_type == "text/html":
+            headers["Content-Security-Policy"] = content_security_policy()
         if if_none_match == self.etag:
             return Response(status=304, headers=headers)
         if "gzip" in (accept_encoding or ""):
             return Response(self.gzipped, mimetype=self.media_type, headers={**headers, "Content-Encoding": "gzip"})
         return Response(self.body, mimetype=self.media_type, headers=headers)
+
+
+def content_security_policy() -> str:
+    """What the page may load and call: its own files, the sign-in service and the prediction function it
+    fetches (page_config's addresses), images it made itself (blob:, data:); inline style attributes (the
+    page sizes bars and frames with them), never inline script; nothing may frame it (clickjacking of its
+    "make key" and "members" buttons)."""
+    settings = page_config(None, {})
+    calls = [settings["auth"]["sign_in"], settings["auth"]["refresh"], settings["predict_url"]]
+    connect = " ".join(["'self'", *sorted({_origin(url) for url in calls if url})])
+    return "; ".join([
+        "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' blob: data:", f"connect-src {connect}", "object-src 'none'",
+        "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"])
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 FILES = {path.name: StaticFile(path) for path in sorted(PAGE_DIR.iterdir()) if path.is_file()}
