@@ -3,19 +3,20 @@
 #
 #   GOOGLE_CLOUD_PROJECT=... REGION=... DATA_BUCKET=... API_TOKEN=... ./deploy.sh [--dry-run]
 #
-# Optional: FUNCTION_SA (runtime and push service account; default: the
-# project's Compute Engine default service account), FIRESTORE_LOCATION and
-# BUCKET_LOCATION (default: REGION), TRAINER_REGION (a region with Cloud Run GPUs;
-# default: REGION), TRAINER_GPU_TYPE (default: nvidia-l4). The importer job and the
-# ingest worker (a Cloud Run service) run in REGION, their images in the trainer's
-# repository. Names and sizes come from infra/settings.json, which infra/terraform
-# reads too (Terraform is the least-privilege way; this script gives one service
-# account every role). Idempotent: every resource is created only when missing and
-# the functions and services are redeployed, so re-running updates. --dry-run
-# prints every command, the "is it there already?" checks included, and runs none.
+# API_TOKEN: a random secret of at least 32 characters (`openssl rand -base64 32`).
+# Optional: FIRESTORE_LOCATION and BUCKET_LOCATION (default: REGION), TRAINER_REGION
+# (a region with Cloud Run GPUs; default: REGION), TRAINER_GPU_TYPE (default: nvidia-l4).
+# The importer job and the ingest worker (a Cloud Run service) run in REGION, their
+# images in the trainer's repository. Names, sizes and grants come from
+# infra/settings.json, which infra/terraform reads too: each part runs as its own
+# service account, granted what Terraform grants it, on the one resource (the job,
+# the topic, the secret, the bucket under a prefix condition). Idempotent: every
+# resource is created only when missing and the functions and services are
+# redeployed, so re-running updates. --dry-run prints every command, the "is it
+# there already?" checks included, and runs none.
 set -euo pipefail
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DRY_RUN=0
 for arg in "$@"; do
@@ -33,6 +34,13 @@ done
 if (( ${#missing[@]} )); then
   echo "error: missing required environment variable(s): ${missing[*]}" >&2
   echo "usage: GOOGLE_CLOUD_PROJECT=... REGION=... DATA_BUCKET=... API_TOKEN=... $0 [--dry-run]" >&2
+  exit 2
+fi
+
+# The API refuses a weak token (common/platform/config.py): refuse it here, before anything is deployed.
+if (( ${#API_TOKEN} < 32 )) || (( $(fold -w1 <<<"$API_TOKEN" | sort -u | wc -l) < 12 )); then
+  echo "error: API_TOKEN must be a random secret of at least 32 characters, 12 of them different" \
+    "(the API refuses a weaker one): use \$(openssl rand -base64 32)" >&2
   exit 2
 fi
 
@@ -63,8 +71,11 @@ def flat(prefix, tree):
             out(f"S_{prefix}{key}", value)
 flat("", settings)
 out("S_FUNCTIONS", list(settings["functions"]))
+out("S_OBJECT_WRITERS", list(settings["object_writes"]))
+out("S_PUBLISHERS", list(settings["publishes"]))
 out("S_TOPICS", list(settings["topics"].values()))
 for key, function in settings["functions"].items():
+    out(f"F_{key}_secrets", [settings["secrets"][secret] for secret in function["secret_env"].values()])
     for field, value in function.items():
         if field == "secret_env":
             value = ",".join(f"{env}={settings['secrets'][secret]}:latest" for env, secret in value.items())
@@ -73,7 +84,7 @@ for key, function in settings["functions"].items():
         out(f"F_{key}_{field}", value)
 PY
 )"
-SECRET="$S_secrets_api_token"
+SECRET="$S_secrets_api_token" PAGE_SECRET="$S_secrets_page_token_secret"
 G=(--project="$PROJECT" --quiet)
 
 exec 3>&1  # command echo goes to the real stdout even inside $(...)
@@ -137,7 +148,6 @@ echo "# 1. APIs"
 run gcloud services enable $S_apis "${G[@]}"
 
 PROJECT_NUMBER="$(capture '<PROJECT_NUMBER>' gcloud projects describe "$PROJECT" --format='value(projectNumber)' "${G[@]}")"
-RUNTIME_SA="${FUNCTION_SA:-${PROJECT_NUMBER}-compute@developer.gserviceaccount.com}"
 PUBSUB_AGENT="service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 STORAGE_AGENT="service-${PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
 
@@ -182,9 +192,34 @@ PY
   fi
 done
 
-echo "# 3. API token secret and the runtime service account's roles"
-exists gcloud secrets describe "$SECRET" "${G[@]}" ||
-  run gcloud secrets create "$SECRET" --replication-policy=automatic "${G[@]}"
+echo "# 3. secrets, one service account per part, and each account's grants on its own resources"
+# The part's service account, by key: a function's, ingest (the worker), trainer, importer, push.
+account_of() {
+  local name
+  case "$1" in
+    ingest) name="$S_ingest_worker_service_account" ;;
+    trainer) name="$S_trainer_service_account" ;;
+    importer) name="$S_importer_service_account" ;;
+    push) name="$S_push_service_account" ;;
+    *) name="$(field "$1" service_account)" ;;
+  esac
+  echo "$name@$PROJECT.iam.gserviceaccount.com"
+}
+field() { local name="F_$1_$2"; echo "${!name}"; }
+PARTS="$S_FUNCTIONS ingest trainer importer push"
+# What runs our code and uses Firestore (every function, the worker, the importer's progress documents).
+FIRESTORE_USERS="$S_FUNCTIONS ingest importer"
+
+for part in $PARTS; do
+  account="$(account_of "$part")"
+  exists gcloud iam service-accounts describe "$account" "${G[@]}" ||
+    run gcloud iam service-accounts create "${account%%@*}" --display-name="yolodrop $part" "${G[@]}"
+done
+
+for secret in "$SECRET" "$PAGE_SECRET"; do
+  exists gcloud secrets describe "$secret" "${G[@]}" ||
+    run gcloud secrets create "$secret" --replication-policy=automatic "${G[@]}"
+done
 current_token="$(capture '<current secret value>' gcloud secrets versions access latest --secret="$SECRET" "${G[@]}" 2>/dev/null || true)"
 if (( DRY_RUN )); then
   echo "  # when it differs from \$API_TOKEN:"
@@ -194,20 +229,59 @@ elif [[ "$current_token" != "$API_TOKEN" ]]; then
   printf %s "$API_TOKEN" | gcloud secrets versions add "$SECRET" --data-file=- "${G[@]}"
 fi
 unset current_token
-run gcloud secrets add-iam-policy-binding "$SECRET" --member="serviceAccount:$RUNTIME_SA" \
-  --role=roles/secretmanager.secretAccessor "${G[@]}"
-run gcloud storage buckets add-iam-policy-binding "gs://$DATA_BUCKET" --member="serviceAccount:$RUNTIME_SA" \
-  --role=roles/storage.objectUser "${G[@]}"
-# Firestore; the API publishes training and import requests, the ingest worker dataset
-# jobs and import requests, the trainer progress, the importer import requests; the
-# training and imports functions run their jobs with overrides and read their executions.
-for role in roles/datastore.user roles/pubsub.publisher roles/run.developer roles/iam.serviceAccountUser; do
-  run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RUNTIME_SA" \
-    --role="$role" --condition=None "${G[@]}"
+# The page tokens' key: random, made once (a new one would void the page tokens people hold).
+page_versions="$(capture '' gcloud secrets versions list "$PAGE_SECRET" --limit=1 --format='value(name)' "${G[@]}" 2>/dev/null || true)"
+if (( DRY_RUN )) || [[ -z "$page_versions" ]]; then
+  (( DRY_RUN )) && echo "  # when the secret has no version yet:"
+  echo "+ python3 -c 'import secrets; print(secrets.token_urlsafe(36), end=\"\")' | gcloud secrets versions add $PAGE_SECRET --data-file=- ${G[*]}"
+  (( DRY_RUN )) || python3 -c 'import secrets; print(secrets.token_urlsafe(36), end="")' |
+    gcloud secrets versions add "$PAGE_SECRET" --data-file=- "${G[@]}"
+fi
+for key in $S_FUNCTIONS; do
+  for secret in $(field "$key" secrets); do
+    run gcloud secrets add-iam-policy-binding "$secret" --member="serviceAccount:$(account_of "$key")" \
+      --role=roles/secretmanager.secretAccessor "${G[@]}"
+  done
 done
-# Pub/Sub's service agent mints the push subscriptions' OIDC tokens for the runtime account.
-run gcloud iam service-accounts add-iam-policy-binding "$RUNTIME_SA" --member="serviceAccount:$PUBSUB_AGENT" \
+
+# The bucket: every part but the watch reads it all; a part writes only under its prefixes (settings' object_writes,
+# an IAM Condition on the object's name).
+for part in $S_FUNCTIONS ingest trainer importer; do
+  [[ "$part" == watch ]] && continue
+  run gcloud storage buckets add-iam-policy-binding "gs://$DATA_BUCKET" --member="serviceAccount:$(account_of "$part")" \
+    --role=roles/storage.objectViewer "${G[@]}"
+done
+for part in $S_OBJECT_WRITERS; do
+  prefixes="S_object_writes_$part" expression=""
+  for prefix in ${!prefixes}; do
+    expression+="${expression:+ || }resource.name.startsWith(\"projects/_/buckets/$DATA_BUCKET/objects/$prefix\")"
+  done
+  run gcloud storage buckets add-iam-policy-binding "gs://$DATA_BUCKET" --member="serviceAccount:$(account_of "$part")" \
+    --role=roles/storage.objectUser --condition="title=$part writes its prefixes,expression=$expression" "${G[@]}"
+done
+# Firestore has no finer IAM than the project's (the index, jobs, models and imports share one database).
+for part in $FIRESTORE_USERS; do
+  run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$(account_of "$part")" \
+    --role=roles/datastore.user --condition=None "${G[@]}"
+done
+# Each publisher on its topics alone (settings' publishes).
+for part in $S_PUBLISHERS; do
+  topics="S_publishes_$part"
+  for topic_key in ${!topics}; do
+    topic="S_topics_$topic_key"
+    run gcloud pubsub topics add-iam-policy-binding "${!topic}" --member="serviceAccount:$(account_of "$part")" \
+      --role=roles/pubsub.publisher "${G[@]}"
+  done
+done
+# Pub/Sub's service agent mints the push subscriptions' OIDC tokens for the push account.
+run gcloud iam service-accounts add-iam-policy-binding "$(account_of push)" --member="serviceAccount:$PUBSUB_AGENT" \
   --role=roles/iam.serviceAccountTokenCreator "${G[@]}"
+# The training and imports functions start their jobs as the trainer's and the importer's accounts (step 4b, 4c
+# grant the runs on the jobs themselves).
+run gcloud iam service-accounts add-iam-policy-binding "$(account_of trainer)" \
+  --member="serviceAccount:$(account_of train)" --role=roles/iam.serviceAccountUser "${G[@]}"
+run gcloud iam service-accounts add-iam-policy-binding "$(account_of importer)" \
+  --member="serviceAccount:$(account_of imports)" --role=roles/iam.serviceAccountUser "${G[@]}"
 
 echo "# 4. functions (each staged from functions/<name>/: its main.py and requirements.txt, plus common/)"
 if (( DRY_RUN )); then
@@ -229,8 +303,6 @@ stage() {
   run find "$dir" -name __pycache__ -prune -exec rm -rf {} + >&2
   echo "$dir"
 }
-SA_FLAGS=()
-[[ -n "${FUNCTION_SA:-}" ]] && SA_FLAGS=(--service-account="$FUNCTION_SA")
 
 # env_value NAME: the value of an environment variable settings give a function, the
 # ingest worker or a job.
@@ -265,7 +337,6 @@ env_flag() {  # env_flag NAME... -> --set-env-vars=A=1,B=2
   for name in "$@"; do pairs+=("$name=$(env_value "$name")"); done
   (IFS=,; echo "--set-env-vars=${pairs[*]}")
 }
-field() { local name="F_$1_$2"; echo "${!name}"; }
 
 # deploy_function KEY: stage and deploy functions/KEY with its settings. A topic-fed
 # function is internal and fed by its own push subscription (step 5); the API and
@@ -281,7 +352,8 @@ deploy_function() {
     --source="$src" --entry-point="$(field "$key" entry_point)" --trigger-http "${access[@]}" \
     --memory="$(field "$key" memory)" --cpu="$(field "$key" cpu)" --concurrency="$(field "$key" concurrency)" \
     --timeout="$(field "$key" timeout_seconds)s" --min-instances="$(field "$key" min_instances)" \
-    "$(env_flag $(field "$key" env))" "${secrets[@]}" "${SA_FLAGS[@]}" "${G[@]}"
+    --max-instances="$(field "$key" max_instances)" --service-account="$(account_of "$key")" \
+    "$(env_flag $(field "$key" env))" "${secrets[@]}" "${G[@]}"
 }
 for key in $S_FUNCTIONS; do deploy_function "$key"; done
 
@@ -300,7 +372,13 @@ run gcloud builds submit "$REPO" --config="$REPO/infra/cloudbuild.trainer.yaml" 
 run gcloud run jobs deploy "$S_trainer_job" --image="$IMAGE" --region="$TRAINER_REGION" \
   --gpu="$S_trainer_gpus" --gpu-type="$TRAINER_GPU_TYPE" --no-gpu-zonal-redundancy \
   --cpu="$S_trainer_cpu" --memory="$S_trainer_memory" --tasks=1 --max-retries="$S_trainer_max_retries" \
-  --task-timeout="${S_trainer_task_timeout_seconds}s" "$(env_flag $S_trainer_env)" "${SA_FLAGS[@]}" "${G[@]}"
+  --task-timeout="${S_trainer_task_timeout_seconds}s" "$(env_flag $S_trainer_env)" \
+  --service-account="$(account_of trainer)" "${G[@]}"
+# The training function runs it with overrides (JOB_ID, MANIFEST_URI); the watch reads its executions: on this job.
+run gcloud run jobs add-iam-policy-binding "$S_trainer_job" --region="$TRAINER_REGION" \
+  --member="serviceAccount:$(account_of train)" --role=roles/run.jobsExecutorWithOverrides "${G[@]}"
+run gcloud run jobs add-iam-policy-binding "$S_trainer_job" --region="$TRAINER_REGION" \
+  --member="serviceAccount:$(account_of watch)" --role=roles/run.viewer "${G[@]}"
 
 echo "# 4c. the importer: image (Cloud Build, from jobs/importer/Dockerfile) and Cloud Run Job without a GPU"
 # The build context is staged like a function's: common/ and jobs/, the Dockerfile at its root.
@@ -315,7 +393,13 @@ run gcloud builds submit "$importer_src" --tag="$IMPORTER_IMAGE" "${G[@]}"
 # shellcheck disable=SC2086  # env names are words
 run gcloud run jobs deploy "$S_importer_job" --image="$IMPORTER_IMAGE" --region="$REGION" \
   --cpu="$S_importer_cpu" --memory="$S_importer_memory" --tasks=1 --max-retries="$S_importer_max_retries" \
-  --task-timeout="${S_importer_task_timeout_seconds}s" "$(env_flag $S_importer_env)" "${SA_FLAGS[@]}" "${G[@]}"
+  --task-timeout="${S_importer_task_timeout_seconds}s" "$(env_flag $S_importer_env)" \
+  --service-account="$(account_of importer)" "${G[@]}"
+# The imports function runs it with overrides (IMPORT_ID, IMPORT_PHASE, the task count) and reads its executions.
+for role in roles/run.jobsExecutorWithOverrides roles/run.viewer; do
+  run gcloud run jobs add-iam-policy-binding "$S_importer_job" --region="$REGION" \
+    --member="serviceAccount:$(account_of imports)" --role="$role" "${G[@]}"
+done
 
 echo "# 4d. the ingest worker: its pull subscription, image (Cloud Build, from functions/ingest/Dockerfile), Cloud Run service"
 ingest_topic="S_topics_$S_ingest_worker_topic"
@@ -333,7 +417,7 @@ pull=(--ack-deadline="$S_ingest_worker_ack_deadline_seconds" --expiration-period
 ensure_subscription "$S_ingest_worker_subscription" "$ingest_topic" "${pull[@]}"
 # The worker pulls, acknowledges and extends leases on it; Pub/Sub's service agent
 # acknowledges on it when it forwards a dead letter.
-for member in "$RUNTIME_SA" "$PUBSUB_AGENT"; do
+for member in "$(account_of ingest)" "$PUBSUB_AGENT"; do
   run gcloud pubsub subscriptions add-iam-policy-binding "$S_ingest_worker_subscription" \
     --member="serviceAccount:$member" --role=roles/pubsub.subscriber "${G[@]}"
 done
@@ -354,7 +438,7 @@ run gcloud run deploy "$S_ingest_worker_service" --image="$INGEST_IMAGE" --regio
   --no-cpu-throttling --min-instances="$S_ingest_worker_min_instances" \
   --max-instances="$S_ingest_worker_max_instances" --cpu="$S_ingest_worker_cpu" \
   --memory="$S_ingest_worker_memory" --ingress=internal --no-allow-unauthenticated \
-  "$(env_flag $S_ingest_worker_env)" "${SA_FLAGS[@]}" "${G[@]}"
+  "$(env_flag $S_ingest_worker_env)" --service-account="$(account_of ingest)" "${G[@]}"
 # What the worker replaced, where an earlier deploy left it: the ingest Cloud Function
 # and its push subscription (which would index every notification a second time).
 when_exists gcloud functions describe "$S_ingest_worker_retired_function" --gen2 --region="$REGION" "${G[@]}" -- \
@@ -369,9 +453,9 @@ for key in $S_FUNCTIONS; do
   url="$(capture "<URL of $(field "$key" name)>" gcloud functions describe "$(field "$key" name)" --gen2 \
     --region="$REGION" --format='value(serviceConfig.uri)' "${G[@]}")"
   run gcloud functions add-invoker-policy-binding "$(field "$key" name)" --region="$REGION" \
-    --member="serviceAccount:$RUNTIME_SA" "${G[@]}"
+    --member="serviceAccount:$(account_of push)" "${G[@]}"
   ack=$(( $(field "$key" timeout_seconds) < 600 ? $(field "$key" timeout_seconds) : 600 ))
-  delivery=(--push-endpoint="$url" --push-auth-service-account="$RUNTIME_SA" --ack-deadline="$ack"
+  delivery=(--push-endpoint="$url" --push-auth-service-account="$(account_of push)" --ack-deadline="$ack"
             --min-retry-delay="$S_delivery_minimum_backoff" --max-retry-delay="$S_delivery_maximum_backoff"
             --dead-letter-topic="$topic$S_delivery_dead_letter_suffix"
             --max-delivery-attempts="$S_delivery_max_delivery_attempts")

@@ -59,6 +59,9 @@ def page(browser, stack, person):
     page = browser.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(error))
+    # What the page's Content-Security-Policy blocked: Chromium says so on the console.
+    page.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text
+            else None)
     sign_in(page, stack.env()["API_URL"], person["email"], PASSWORD)
     yield page
     page.close()
@@ -462,6 +465,19 @@ def google_stand_in(page, stack, email: str, answer: str = "token") -> dict:
     page.route("**/page/config", production_config)
     page.route("https://accounts.google.com/**", google)
     return asked
+
+
+def test_another_site_cannot_frame_the_page(browser, stack):
+    """Clickjacking "make key" or "members" needs the page in a frame: its policy (frame-ancestors 'none')
+    makes the browser refuse it."""
+    page = browser.new_page()
+    refused = []
+    page.on("console", lambda message: refused.append(message.text) if "frame-ancestors" in message.text else None)
+    page.set_content(f'<iframe src="{stack.env()["API_URL"]}/#/signin"></iframe>')
+    wait_for(lambda: refused, bool, 20, "the browser refusing to frame the page")
+    framed = page.frames[1]
+    assert framed.locator(".brand").count() == 0 and framed.locator("form").count() == 0
+    page.close()
 
 
 def test_signing_in_with_google_goes_to_google_and_back(browser, stack):

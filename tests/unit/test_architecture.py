@@ -32,7 +32,7 @@ DOMAIN_MUST_NOT_IMPORT = ("google", "flask", "werkzeug", "functions_framework", 
 NO_FUNCTION_LOADS = frozenset({"torch", "torchvision", "ultralytics"})  # the trainer's
 ALSO_NOT_LOADED_BY = {"api": frozenset({"PIL"})}
 DUMMY_ENV = {"GOOGLE_CLOUD_PROJECT": "architecture-test", "DATA_BUCKET": "architecture-test",
-             "API_TOKEN": "architecture-test"}
+             "API_TOKEN": "architecture-test-0123456789abcdefghij"}  # deploy.sh refuses a weak token
 
 
 @dataclass(frozen=True)

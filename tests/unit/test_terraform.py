@@ -29,6 +29,7 @@ WORKER = SETTINGS["ingest_worker"]
 WORKER_FOLDER = "ingest"
 CHECKOV = REPO / ".venv" / "checkov" / "bin" / "checkov"
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+STRONG_TOKEN = "deploy-dry-run-0123456789abcdefghijkl"  # deploy.sh refuses a token the API would refuse
 # Every role the module grants, and to whom: a new one is a decision, made here.
 ROLES = {
     "roles/datastore.user", "roles/storage.objectUser", "roles/storage.objectViewer", "roles/pubsub.publisher",
@@ -117,21 +118,22 @@ def test_settings_topics_and_subscriptions_are_those_the_code_and_the_local_stac
     # the local stack's, with the lease the worker takes on a batch as its ack deadline.
     assert topics[WORKER["topic"]] == stack.GCS_EVENTS_TOPIC and stack.GCS_EVENTS_TOPIC not in stack.PUSH_SUBSCRIPTIONS
     assert WORKER["subscription"] == config.INGEST_SUBSCRIPTION == stack.INGEST_SUBSCRIPTION
-    assert WORKER["ack_deadline_seconds"] == worker.LEASE_SECONDS == stack.INGEST_ACK_SECONDS == 600
+    assert WORKER["ack_deadline_seconds"] == worker.LEASE_SECONDS == stack.INGEST_ACK_SECONDS == 30
 
 
 def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
     required = set(re.findall(r'os\.environ\["([A-Z_]+)"\]', (REPO / "common/platform/config.py").read_text()))
-    assert required == {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "API_TOKEN", "TRAINER_JOB", "TRAINER_REGION",
-                        "IMPORTER_JOB"}, \
+    assert required == {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "API_TOKEN", "PAGE_TOKEN_SECRET", "TRAINER_JOB",
+                        "TRAINER_REGION", "IMPORTER_JOB"}, \
         "config.py requires a new variable: say here which function needs it, and set it in infra/settings.json"
     for key, function in SETTINGS["functions"].items():
         given = set(function["env"]) | set(function["secret_env"])
         assert {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET"} <= given, key
     assert {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "DATASET_JOBS_TOPIC", "INGEST_SUBSCRIPTION",
             "INGEST_BATCH_SIZE"} <= set(WORKER["env"])
-    for key in ("api", "predict"):
-        assert SETTINGS["functions"][key]["secret_env"] == {"API_TOKEN": "api_token"}
+    assert SETTINGS["functions"]["api"]["secret_env"] == {"API_TOKEN": "api_token",
+                                                          "PAGE_TOKEN_SECRET": "page_token_secret"}
+    assert SETTINGS["functions"]["predict"]["secret_env"] == {"API_TOKEN": "api_token"}
     assert {"TRAINER_JOB", "TRAINER_REGION", "TRAINER_LAUNCHER"} <= set(SETTINGS["functions"]["train"]["env"])
     assert {"GOOGLE_CLOUD_PROJECT", "PROGRESS_TOPIC"} <= set(SETTINGS["trainer"]["env"])
     # The imports function launches the importer on Cloud Run; the API and ingest ask for imports, and so
@@ -271,11 +273,12 @@ def test_the_ingest_worker_may_pull_its_subscription_and_does_what_ingest_did():
         "${google_pubsub_subscription.ingest.name}", "roles/pubsub.subscriber", worker)
     assert "${google_pubsub_subscription_iam_member.ingest_pulls}" in \
         resource("google_cloud_run_v2_service", "ingest")["depends_on"]
-    # Reads and writes the bucket, uses Firestore, publishes dataset jobs and import requests: by its key
-    # "ingest" in local.runs_as, which names its own account.
-    assert parsed(MODULE)["locals"]["bucket_roles"][WORKER_FOLDER] == "roles/storage.objectUser"
-    assert resource("google_storage_bucket_iam_member", "function_objects")["member"] == \
-        "serviceAccount:${local.runs_as[each.key]}"
+    # Reads the bucket, writes what it unpacks and thumbnails, uses Firestore, publishes dataset jobs and import
+    # requests: by its key "ingest" in local.runs_as, which names its own account.
+    assert SETTINGS["object_writes"][WORKER_FOLDER] == ["datasets/", "derived/thumbnails/"]
+    assert "local.runs_as" in parsed(MODULE)["locals"]["bucket_users"]
+    assert resource("google_storage_bucket_iam_member", "writes_objects")["member"] == \
+        "serviceAccount:${local.bucket_users[each.key]}"
     assert "local.runs_as" in parsed(MODULE)["locals"]["firestore_users"]
     publishers = parsed(MODULE)["locals"]["topic_publishers"].values()
     assert {p["topic"] for p in publishers if p["function"] == WORKER_FOLDER} == {"dataset_jobs", "import_requests"}
@@ -322,8 +325,7 @@ def test_the_delivery_chain_has_its_iam():
 
 
 def granted_roles() -> set[str]:
-    roles = {body["role"] for _, _, body in all_resources() if "role" in body and not body["role"].startswith("$")}
-    return roles | set(parsed(MODULE)["locals"]["bucket_roles"].values())
+    return {body["role"] for _, _, body in all_resources() if "role" in body and not body["role"].startswith("$")}
 
 
 def test_no_role_is_broader_than_the_code_needs():
@@ -332,7 +334,7 @@ def test_no_role_is_broader_than_the_code_needs():
     assert roles == ROLES, f"new roles {roles - ROLES}, roles no longer granted {ROLES - roles}"
     project_wide = [body["role"] for t, _, body in all_resources() if t == "google_project_iam_member"]
     assert project_wide == ["roles/datastore.user"], "only Firestore is granted project-wide (it has no finer IAM)"
-    assert set(parsed(MODULE)["locals"]["bucket_roles"]) <= {*SETTINGS["functions"], WORKER_FOLDER}
+    assert set(SETTINGS["object_writes"]) <= {*SETTINGS["functions"], WORKER_FOLDER, "trainer", "importer"}
     # Pub/Sub subscriber only ever on one subscription (never on a topic or the project).
     subscribers = {(t, n) for t, n, body in all_resources() if body.get("role") == "roles/pubsub.subscriber"}
     assert subscribers == {("google_pubsub_subscription_iam_member", "ingest_pulls"),
@@ -344,14 +346,13 @@ def test_no_role_is_broader_than_the_code_needs():
         assert grant["name"] == "${google_cloud_run_v2_job.importer.name}"
         assert grant["member"] == 'serviceAccount:${google_service_account.function["imports"].email}'
     # The imports function only probes what is in the bucket; the importer writes it.
-    assert parsed(MODULE)["locals"]["bucket_roles"]["imports"] == "roles/storage.objectViewer"
+    assert "imports" not in SETTINGS["object_writes"] and "importer" in SETTINGS["object_writes"]
 
 
 def test_the_importer_writes_the_bucket_uses_firestore_and_asks_for_its_next_phase():
     importer = "serviceAccount:${google_service_account.importer.email}"
-    objects = resource("google_storage_bucket_iam_member", "importer_objects")
-    assert (objects["bucket"], objects["role"], objects["member"]) == (
-        "${google_storage_bucket.data.name}", "roles/storage.objectUser", importer)
+    assert "importer = google_service_account.importer.email" in parsed(MODULE)["locals"]["bucket_users"]
+    assert SETTINGS["object_writes"]["importer"] == ["datasets/", "derived/imports/"]
     publishes = resource("google_pubsub_topic_iam_member", "importer_publishes_import_requests")
     assert (publishes["topic"], publishes["role"], publishes["member"]) == (
         '${google_pubsub_topic.topic["import_requests"].name}', "roles/pubsub.publisher", importer)
@@ -447,7 +448,7 @@ def test_the_watch_is_scheduled_onto_its_topic():
 
 @cache
 def deploy_commands() -> list[list[str]]:
-    env = {**os.environ, "GOOGLE_CLOUD_PROJECT": "p", "REGION": "r", "DATA_BUCKET": "b", "API_TOKEN": "t"}
+    env = {**os.environ, "GOOGLE_CLOUD_PROJECT": "p", "REGION": "r", "DATA_BUCKET": "b", "API_TOKEN": STRONG_TOKEN}
     done = subprocess.run(["bash", str(REPO / "deploy.sh"), "--dry-run"], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -559,11 +560,11 @@ def test_deploy_creates_the_ingest_pull_subscription_with_the_settings_dead_lett
     script = (REPO / "deploy.sh").read_text()
     assert re.search(r'ensure_subscription "\$S_ingest_worker_subscription" "\$ingest_topic" "\$\{pull\[@\]\}"', script)
     assert re.search(r'subscriptions update "\$name" "\$@"', script)
-    # The worker (the runtime account) pulls from it; Pub/Sub's service agent acknowledges dead letters on it.
+    # The worker (its own account) pulls from it; Pub/Sub's service agent acknowledges dead letters on it.
     members = {flags(c)["member"] for c in deploy_commands()
                if c[:5] == ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", WORKER["subscription"]]
                and flags(c)["role"] == "roles/pubsub.subscriber"}
-    assert members == {"serviceAccount:<PROJECT_NUMBER>-compute@developer.gserviceaccount.com",
+    assert members == {f"serviceAccount:{WORKER['service_account']}@p.iam.gserviceaccount.com",
                        "serviceAccount:service-<PROJECT_NUMBER>@gcp-sa-pubsub.iam.gserviceaccount.com"}
 
 
@@ -623,3 +624,157 @@ def test_checkov():
                            "--skip-download"], env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-5000:]
+
+
+# ---- issue 21: each part's grants on its own resources, secrets out of the state, ceilings, TTL -------------
+
+def layout_paths() -> list[str]:
+    """One object name of each kind the code writes (common/domain/layout.py)."""
+    from common.domain import layout
+    sha = "ab" * 32
+    return [layout.dataset_object("d", "images/a.jpg"), layout.import_archive("d"), layout.import_staging("i", "zip"),
+            layout.thumbnail_path("d", sha), layout.training_manifest("j"), layout.training_checkpoint("j", "last.pt"),
+            layout.training_weights("j", "best.pt"), layout.training_cancel_marker("j"), layout.base_model("yolov8n.pt"),
+            layout.content_object(sha), layout.version_snapshot("d", "v1"), layout.export_archive("e", "d", "v1", "yolo")]
+
+
+def test_each_account_writes_only_under_prefixes_the_layout_names_and_none_the_whole_bucket():
+    writes = SETTINGS["object_writes"]
+    paths = layout_paths()
+    for key, prefixes in writes.items():
+        assert prefixes and all(p.endswith("/") and any(path.startswith(p) for path in paths) for p in prefixes), key
+    assert "datasets/" not in writes["trainer"] and "derived/base-models/" not in writes["importer"]
+    assert all(any(path.startswith(p) for p in writes["trainer"]) for path in paths if "/training/" in path)
+    # Every write binding carries its condition; reads are bucket-wide, never a write role.
+    module = parsed(MODULE)
+    expression = module["locals"]["object_writes"]
+    assert 'resource.name.startsWith(\\"${local.objects_of}${prefix}\\")' in expression and '" || "' in expression
+    assert module["locals"]["objects_of"] == "projects/_/buckets/${google_storage_bucket.data.name}/objects/"
+    bucket_grants = {n: body for t, n, body in all_resources() if t == "google_storage_bucket_iam_member"}
+    assert set(bucket_grants) == {"reads_objects", "writes_objects"}
+    assert bucket_grants["reads_objects"]["role"] == "roles/storage.objectViewer"
+    written = bucket_grants["writes_objects"]
+    assert (written["for_each"], written["role"]) == ("${local.object_writes}", "roles/storage.objectUser")
+    assert written["condition"][0]["expression"] == "${each.value}"
+    assert 'key != "watch"' in module["locals"]["bucket_users"]
+
+
+def test_every_function_has_a_ceiling_of_instances():
+    for key, function in SETTINGS["functions"].items():
+        assert 1 <= function["max_instances"] and function["min_instances"] <= function["max_instances"], key
+        assert deployed(["gcloud", "functions", "deploy"], function["name"])["max-instances"] == \
+            str(function["max_instances"])
+    service = resource("google_cloudfunctions2_function", "function")["service_config"][0]
+    assert service["max_instance_count"] == "${each.value.max_instances}"
+
+
+def test_no_secret_value_is_in_the_terraform_state():
+    texts = {path.name: path.read_text() for path in TERRAFORM.rglob("*.tf")}
+    assert not [name for name, text in texts.items() if re.search(r"^\s*secret_data\s*=", text, re.M)]
+    for name in ("api_token", "page_token_secret"):
+        version = resource("google_secret_manager_secret_version", name)
+        assert version["secret"] == f'${{google_secret_manager_secret.secret["{name}"].id}}'
+        assert "secret_data_wo" in version and version["secret_data_wo_version"] == f"${{var.{name}_version}}"
+    assert resource("google_secret_manager_secret_version", "page_token_secret")["secret_data_wo"] == \
+        "${ephemeral.random_password.page_token_secret.result}"
+    assert re.search(r'ephemeral "random_password" "page_token_secret" \{\s+length\s+= 48', texts["secrets.tf"])
+    for folder in (MODULE, ENVIRONMENT):
+        token = parsed(folder)["variable"]["api_token"]
+        assert token["ephemeral"] is True and token["sensitive"] is True and "default" not in token, folder
+    assert "length(var.api_token) >= 32" in parsed(MODULE)["variable"]["api_token"]["validation"][0]["condition"]
+    assert all('required_version = ">= 1.11"' in texts[name] for name in ("versions.tf", "main.tf"))
+    assert set(SETTINGS["secrets"]) == {"api_token", "page_token_secret"}
+
+
+def test_rate_limit_counters_expire_by_their_ttl():
+    ttl = resource("google_firestore_field", "rate_limits_ttl")
+    assert (ttl["collection"], ttl["field"]) == ("rate_limits", "expires_at") and "ttl_config" in ttl
+    assert '"expires_at"' in (REPO / "common" / "cloud" / "rate_limit_store.py").read_text() + \
+        (REPO / "common" / "domain" / "rate_limits.py").read_text()
+
+
+def account(key: str) -> str:
+    names = {WORKER_FOLDER: WORKER["service_account"], "trainer": SETTINGS["trainer"]["service_account"],
+             "importer": SETTINGS["importer"]["service_account"], "push": SETTINGS["push_service_account"]}
+    name = names.get(key) or SETTINGS["functions"][key]["service_account"]
+    return f"{name}@p.iam.gserviceaccount.com"
+
+
+def grants(*command_prefix: str) -> set[tuple[str, str, str]]:
+    """(resource, member, role) of every deploy command that starts with `command_prefix`."""
+    found = [c for c in deploy_commands() if tuple(c[:len(command_prefix)]) == command_prefix]
+    return {(c[len(command_prefix)], flags(c)["member"].removeprefix("serviceAccount:"), flags(c)["role"])
+            for c in found}
+
+
+def test_deploy_runs_each_part_as_its_own_account():
+    for key, function in SETTINGS["functions"].items():
+        assert deployed(["gcloud", "functions", "deploy"], function["name"])["service-account"] == account(key)
+    assert deployed(["gcloud", "run", "jobs", "deploy"], SETTINGS["trainer"]["job"])["service-account"] == \
+        account("trainer")
+    assert deployed(["gcloud", "run", "jobs", "deploy"], SETTINGS["importer"]["job"])["service-account"] == \
+        account("importer")
+    assert deployed(["gcloud", "run", "deploy"], WORKER["service"])["service-account"] == account(WORKER_FOLDER)
+    created = {c[4] for c in deploy_commands() if c[:4] == ["gcloud", "iam", "service-accounts", "create"]}
+    assert {f"{name}@p.iam.gserviceaccount.com" for name in created} == \
+        {account(k) for k in [*SETTINGS["functions"], WORKER_FOLDER, "trainer", "importer", "push"]}
+    for c in deploy_commands():
+        assert not any("compute@developer" in arg for arg in c), c
+
+
+def test_deploy_grants_each_account_what_terraform_does_on_the_resource_alone():
+    project_wide = grants("gcloud", "projects", "add-iam-policy-binding")
+    assert {role for _, _, role in project_wide} == {"roles/datastore.user"}, "only Firestore has no finer IAM"
+    assert not [c for c in deploy_commands() if "roles/run.developer" in " ".join(c)]
+    acts_as = grants("gcloud", "iam", "service-accounts", "add-iam-policy-binding")
+    assert {(r, m) for r, m, role in acts_as if role == "roles/iam.serviceAccountUser"} == {
+        (account("trainer"), account("train")), (account("importer"), account("imports"))}
+    jobs = grants("gcloud", "run", "jobs", "add-iam-policy-binding")
+    assert jobs == {(SETTINGS["trainer"]["job"], account("train"), "roles/run.jobsExecutorWithOverrides"),
+                    (SETTINGS["trainer"]["job"], account("watch"), "roles/run.viewer"),
+                    (SETTINGS["importer"]["job"], account("imports"), "roles/run.jobsExecutorWithOverrides"),
+                    (SETTINGS["importer"]["job"], account("imports"), "roles/run.viewer")}
+    secrets = grants("gcloud", "secrets", "add-iam-policy-binding")
+    assert secrets == {(SETTINGS["secrets"][s], account(k), "roles/secretmanager.secretAccessor")
+                       for k, f in SETTINGS["functions"].items() for s in f["secret_env"].values()}
+    publishers = {(t, m) for t, m, role in grants("gcloud", "pubsub", "topics", "add-iam-policy-binding")
+                  if role == "roles/pubsub.publisher" and m.endswith("@p.iam.gserviceaccount.com")}
+    assert publishers == {(SETTINGS["topics"][t], account(k)) for k, topics in SETTINGS["publishes"].items()
+                          for t in topics}
+
+
+def test_terraform_grants_the_publishers_settings_name():
+    module = parsed(MODULE)
+    granted = {(p["function"], p["topic"]) for p in module["locals"]["topic_publishers"].values()}
+    granted |= {("api", "training_requests"), ("trainer", "training_progress"), ("importer", "import_requests")}
+    for name, (who, topic) in {"api_publishes_training_requests": ("api", "training_requests"),
+                               "trainer_publishes_progress": ("trainer", "training_progress"),
+                               "importer_publishes_import_requests": ("importer", "import_requests")}.items():
+        assert resource("google_pubsub_topic_iam_member", name)["topic"] == \
+            f'${{google_pubsub_topic.topic["{topic}"].name}}', name
+    assert granted == {(k, t) for k, topics in SETTINGS["publishes"].items() for t in topics}
+
+
+def test_deploy_writes_the_bucket_under_each_accounts_prefixes_only():
+    bucket = [c for c in deploy_commands() if c[:4] == ["gcloud", "storage", "buckets", "add-iam-policy-binding"]]
+    writers = {flags(c)["member"].removeprefix("serviceAccount:"): flags(c)["condition"] for c in bucket
+               if flags(c)["role"] == "roles/storage.objectUser"}
+    assert set(writers) == {account(k) for k in SETTINGS["object_writes"]}
+    for key, prefixes in SETTINGS["object_writes"].items():
+        condition = dict(part.split("=", 1) for part in writers[account(key)].split(","))
+        assert condition["expression"] == " || ".join(
+            f'resource.name.startsWith("projects/_/buckets/b/objects/{p}")' for p in prefixes)
+    readers = {flags(c)["member"].removeprefix("serviceAccount:") for c in bucket
+               if flags(c)["role"] == "roles/storage.objectViewer"}
+    assert readers == {account(k) for k in [*SETTINGS["functions"], WORKER_FOLDER, "trainer", "importer"]
+                       if k != "watch"}
+    assert {flags(c)["role"] for c in bucket} == {"roles/storage.objectUser", "roles/storage.objectViewer"}
+
+
+@pytest.mark.parametrize("token", ["t", "changeme" * 5])
+def test_deploy_refuses_a_token_the_api_would_refuse_before_anything_runs(token):
+    env = {**os.environ, "GOOGLE_CLOUD_PROJECT": "p", "REGION": "r", "DATA_BUCKET": "b", "API_TOKEN": token}
+    done = subprocess.run(["bash", str(REPO / "deploy.sh"), "--dry-run"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "at least 32 characters, 12 of them different" in done.stderr
+    assert "+ gcloud" not in done.stdout

@@ -3,7 +3,7 @@
 #   terraform init -backend-config="bucket=<a private state bucket>"
 #   terraform apply -var-file=production.tfvars
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.11"
   backend "gcs" {
     prefix = "yolodrop/production"
   }
@@ -27,6 +27,9 @@ module "yolodrop" {
   importer_image     = var.importer_image
   ingest_image       = var.ingest_image
   api_token          = var.api_token
+
+  api_token_version         = var.api_token_version
+  page_token_secret_version = var.page_token_secret_version
 
   firebase_web_api_key   = var.firebase_web_api_key
   google_oauth_client_id = var.google_oauth_client_id

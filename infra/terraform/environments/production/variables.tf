@@ -42,8 +42,20 @@ variable "ingest_image" {
 }
 
 variable "api_token" {
-  type      = string
-  sensitive = true
+  description = "TF_VAR_api_token, on every plan and apply: ephemeral, in neither plan nor state; written when api_token_version changes."
+  type        = string
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "api_token_version" {
+  type    = number
+  default = 1
+}
+
+variable "page_token_secret_version" {
+  type    = number
+  default = 1
 }
 
 variable "firebase_web_api_key" {

@@ -40,6 +40,17 @@ resource "google_firestore_index" "composite" {
   }
 }
 
+# Rate-limit counters delete themselves once their window has passed: Firestore's TTL policy on expires_at (a
+# timestamp; common/cloud/rate_limit_store.py), never indexed (a counter is read by its id).
+resource "google_firestore_field" "rate_limits_ttl" {
+  project    = var.project
+  database   = google_firestore_database.default.name
+  collection = "rate_limits"
+  field      = "expires_at"
+  ttl_config {}
+  index_config {}
+}
+
 resource "google_firestore_field" "exempt" {
   for_each   = local.index_exemptions
   project    = var.project

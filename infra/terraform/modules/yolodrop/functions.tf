@@ -61,6 +61,7 @@ resource "google_cloudfunctions2_function" "function" {
     max_instance_request_concurrency = each.value.concurrency
     timeout_seconds                  = each.value.timeout_seconds
     min_instance_count               = each.value.min_instances
+    max_instance_count               = each.value.max_instances # what one caller's flood can cost at most
     service_account_email            = google_service_account.function[each.key].email
     # Pub/Sub push from this project is internal traffic; only the HTTP API is public.
     ingress_settings               = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"

@@ -51,16 +51,24 @@ locals {
   # every function, the ingest worker and the importer (its progress documents), by key -> account email.
   firestore_users = merge(local.runs_as, { importer = google_service_account.importer.email })
 
-  # Each role on the data bucket, by key of local.runs_as.
-  bucket_roles = {
-    ingest       = "roles/storage.objectUser"   # reads dropped files, writes thumbnails, unpacks archives
-    api          = "roles/storage.objectUser"   # writes cancel markers and upload sessions, reads objects
-    predict      = "roles/storage.objectViewer" # reads model weights
-    train        = "roles/storage.objectUser"   # reads the dataset, writes the manifest, checks base weights
-    progress     = "roles/storage.objectViewer" # reads the exported model it registers
-    dataset_jobs = "roles/storage.objectUser"   # rewrites label files and data.yaml, reads images and model weights
-    export       = "roles/storage.objectUser"   # copies into the content store, writes snapshots and export zips
-    imports      = "roles/storage.objectViewer" # probes an archive in the bucket (its size, its central directory)
+  # Every account that touches the data bucket, by key: each reads all of it (a dataset's files, model weights,
+  # manifests, archives), and writes only under the prefixes settings' object_writes give it (below).
+  bucket_users = {
+    for key, email in merge(local.runs_as, {
+      trainer  = google_service_account.trainer.email
+      importer = google_service_account.importer.email
+    }) : key => email if key != "watch" # the watch reads job executions, no object
+  }
+  # Writes by object-name prefix, one IAM Condition per account (common/domain/layout.py names every path):
+  # ingest: files unpacked from a dropped archive, thumbnails; api: label files, data.yaml, upload sessions,
+  # cancel markers; train: manifests; dataset_jobs: label files and data.yaml; export: the content store,
+  # snapshots, export zips; trainer: its job's runs, checkpoints and weights, the base-model cache; importer:
+  # an archive's members, a URL's archive staged. predict, progress, watch and imports only read.
+  objects_of = "projects/_/buckets/${google_storage_bucket.data.name}/objects/"
+  object_writes = {
+    for key, prefixes in local.settings.object_writes : key => join(" || ", [
+      for prefix in prefixes : "resource.name.startsWith(\"${local.objects_of}${prefix}\")"
+    ])
   }
 
   # Who publishes to which topic beyond the training request (below): key of local.runs_as -> topic keys.
@@ -87,23 +95,23 @@ resource "google_project_iam_member" "firestore_user" {
   member   = "serviceAccount:${each.value}"
 }
 
-resource "google_storage_bucket_iam_member" "function_objects" {
-  for_each = local.bucket_roles
+resource "google_storage_bucket_iam_member" "reads_objects" {
+  for_each = local.bucket_users
   bucket   = google_storage_bucket.data.name
-  role     = each.value
-  member   = "serviceAccount:${local.runs_as[each.key]}"
+  role     = "roles/storage.objectViewer"
+  member   = "serviceAccount:${each.value}"
 }
 
-resource "google_storage_bucket_iam_member" "trainer_objects" {
-  bucket = google_storage_bucket.data.name
-  role   = "roles/storage.objectUser" # run markers, checkpoints, weights; reads the manifest's images
-  member = "serviceAccount:${google_service_account.trainer.email}"
-}
-
-resource "google_storage_bucket_iam_member" "importer_objects" {
-  bucket = google_storage_bucket.data.name
-  role   = "roles/storage.objectUser" # writes the members, stages a URL's archive and reads it back, skips what a retry finds written
-  member = "serviceAccount:${google_service_account.importer.email}"
+resource "google_storage_bucket_iam_member" "writes_objects" {
+  for_each = local.object_writes
+  bucket   = google_storage_bucket.data.name
+  role     = "roles/storage.objectUser"
+  member   = "serviceAccount:${local.bucket_users[each.key]}"
+  condition {
+    title       = "${each.key} writes its prefixes"
+    description = "infra/settings.json object_writes.${each.key}"
+    expression  = each.value
+  }
 }
 
 resource "google_pubsub_topic_iam_member" "api_publishes_training_requests" {

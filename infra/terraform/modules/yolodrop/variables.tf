@@ -52,9 +52,26 @@ variable "ingest_image" {
 }
 
 variable "api_token" {
-  description = "The bearer token the API accepts; stored as a Secret Manager version (and therefore in the Terraform state: keep the state in a private bucket)."
+  description = "The bearer token the API accepts (e.g. `openssl rand -base64 32`), written to its Secret Manager secret as a write-only value: it is in neither the plan nor the state. Ephemeral: given on every plan and apply (TF_VAR_api_token), sent only when api_token_version changes."
   type        = string
   sensitive   = true
+  ephemeral   = true
+  validation {
+    condition     = length(var.api_token) >= 32 && length(distinct(split("", var.api_token))) >= 12
+    error_message = "api_token must be a random secret of at least 32 characters, 12 of them different (the API refuses a weaker one): use `openssl rand -base64 32`."
+  }
+}
+
+variable "api_token_version" {
+  description = "Raise it (1, 2, ...) together with a new api_token to write that token as the secret's new version; unchanged, Terraform sends no token."
+  type        = number
+  default     = 1
+}
+
+variable "page_token_secret_version" {
+  description = "Raise it to have Terraform write a new random page-token secret (page tokens of the old one then answer 400: lists start again from their first page)."
+  type        = number
+  default     = 1
 }
 
 variable "firebase_web_api_key" {
