@@ -273,7 +273,7 @@ class ExpansionGuard(io.RawIOBase):
 
     def __init__(self, source: BinaryIO, max_total: int = MAX_TOTAL_BYTES):
         self.compressed = _Counting(source)
-        buffered = io.BufferedReader(self.compressed, self.READ_BYTES)
+        buffered = io.BufferedReader(self.compressed, 8192)  # little read ahead: the ratio counts what is used
         self.decompressed = _decompressing(buffered)
         self.expanded, self.max_total = 0, max_total
 
