@@ -222,14 +222,15 @@ def parse_args(pairs: tuple[str, ...]) -> dict:
 
 @command()
 @click.argument("dataset")
-@click.option("--model", required=True, help="a detection YAML (yolov8n.yaml), official weights (yolo11n.pt), "
-                                            "gs:// weights or a registered model id")
+@click.option("--model", required=True, help="a detection YAML (yolov8n.yaml), official weights (yolo11n.pt, "
+                                            "pinned by the operator) or a registered model id you may view; "
+                                            "never a path")
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--version", help="train on this frozen version of the dataset")
 @click.option("--imgsz", type=click.IntRange(32))
 @click.option("--batch", type=int)
 @click.option("--arg", "args", multiple=True, help="a further Ultralytics argument, key=value (repeatable)")
-@click.option("--request-id", help="makes the request idempotent: the same id is the same job")
+@click.option("--request-id", help="makes the request idempotent: your same id is the same job")
 @click.option("--follow", is_flag=True, help="show the epochs as they end; Ctrl-C asks whether to cancel")
 def train(api: Api, out: Output, dataset: str, model: str, epochs: int, version, imgsz, batch, args,
           request_id, follow: bool) -> None:

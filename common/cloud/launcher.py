@@ -22,6 +22,9 @@ from common.domain import training_job
 from common.platform import config
 
 REPO = Path(__file__).resolve().parents[2]
+# Ultralytics loads weights only through its safe loader and never pip-installs: the trainer image
+# sets the same (jobs/trainer/Dockerfile), and so does the trainer's own package (jobs/trainer).
+TRAINER_SAFETY_ENV = {"ULTRALYTICS_SAFE_LOAD": "1", "YOLO_AUTOINSTALL": "false"}
 
 
 class Launcher(Protocol):
@@ -98,7 +101,8 @@ class LocalLauncher:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def launch(self, job_id: str, manifest_uri: str) -> str:
-        process = spawn_local(self.argv, trainer_env(job_id, manifest_uri), self.log_dir / f"trainer-{job_id}.log")
+        process = spawn_local(self.argv, {**trainer_env(job_id, manifest_uri), **TRAINER_SAFETY_ENV},
+                              self.log_dir / f"trainer-{job_id}.log")
         threading.Thread(target=process.wait, daemon=True).start()  # reap it when it ends
         self.processes[job_id] = process
         return f"{training_job.LOCAL_EXECUTION_PREFIX}{process.pid}"

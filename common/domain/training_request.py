@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 MODEL_YAML = re.compile(r"^((yolov5|yolov6|yolov8|yolo11|yolo12|yolo26)[nsmlx]?|yolov3(-tiny)?"
                         r"|yolov9[tsmce]|yolov10[nsmblx])\.yaml$")
 MODEL_YAML_HELP = ("an Ultralytics detection model YAML (yolov8n.yaml, yolo11s.yaml, ...), pretrained "
-                   "weights by their official name (yolo11n.pt, yolov8s.pt, ...: the base-model cache), "
-                   "base weights in the bucket (gs://<bucket>/<path>.pt) or a registered model id")
+                   "weights by their official name (yolo11n.pt, yolov8s.pt, ...: the base-model cache) "
+                   "or the id of a registered model you may view (GET /models)")
+NO_PATHS = ("weights are never read from a path (gs://, a URL or a file): a training starts from "
+            + MODEL_YAML_HELP + "; to start from your own weights, train a model here and name its id")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "auto")
 
@@ -94,17 +96,25 @@ class TrainingRequest:
         return self.train_args["epochs"]
 
 
-def job_id_for(request_id: str) -> str:
-    """The job of a request: the same request_id always names the same job."""
-    return "job-" + hashlib.sha256(request_id.encode()).hexdigest()[:20]
+ADMINISTRATOR = "admin"  # the requester the API names for the administrator (common.api.context.Principal.name)
+
+
+def job_id_for(request_id: str, requester: str | None = None) -> str:
+    """The job of a request: the same requester's request_id always names the same job, and no
+    one else's can. A person's ids are namespaced by their uid, so a chosen request_id cannot
+    squat or guess another person's job; the administrator and a direct Pub/Sub publisher
+    (requester None: whoever may publish is an operator) share the plain namespace."""
+    operator = requester is None or requester == ADMINISTRATOR
+    key = request_id if operator else f"person:{requester}\n{request_id}"  # no \n in a request_id
+    return "job-" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 def model_kind(model: str) -> str:
-    """'yaml', 'weights' (gs://...pt), 'pretrained' (yolo11n.pt) or 'registered' (a model id to look up)."""
+    """'yaml', 'pretrained' (yolo11n.pt), 'path' (refused: gs://..., a URL, a file) or 'registered' (a model id)."""
+    if "/" in model or ":" in model or "\\" in model:
+        return "path"
     if model.endswith(".yaml"):
         return "yaml"
-    if model.startswith("gs://"):
-        return "weights"
     if model.endswith(".pt"):
         return "pretrained"
     return "registered"
@@ -138,19 +148,20 @@ def validate(body, default_request_id: str) -> TrainingRequest:
     version = body.get("version")
     if version is not None and (not isinstance(version, str) or not VERSION_ID.match(version)):
         raise InvalidRequest(f"version must be a version id of the dataset (v1, v2, ...), got {version!r}")
-    return TrainingRequest(dataset, _model(body.get("model")), request_id, val_fraction, train_args, version)
+    return TrainingRequest(dataset, check_model(body.get("model")), request_id, val_fraction, train_args, version)
 
 
-def _model(model) -> str:
+def check_model(model) -> str:
+    """The model a request names, or InvalidRequest saying what it may name instead."""
     if not isinstance(model, str) or not model:
         raise InvalidRequest(f"model is required: {MODEL_YAML_HELP}")
     kind = model_kind(model)
+    if kind == "path":
+        raise InvalidRequest(f"model {model!r} refused: {NO_PATHS}")
     if kind == "yaml" and not MODEL_YAML.match(model):
         raise InvalidRequest(f"unknown model {model!r}: expected {MODEL_YAML_HELP}")
     if kind == "pretrained" and not is_official_weights(model):
         raise InvalidRequest(f"unknown model {model!r}: not an Ultralytics detector's weights (yolo11n.pt, ...)")
-    if kind == "weights" and not re.match(r"^gs://[^/]+/.+\.pt$", model):
-        raise InvalidRequest(f"unknown model {model!r}: base weights must be gs://<bucket>/<path>.pt")
     return model
 
 

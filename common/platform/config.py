@@ -133,6 +133,11 @@ def trainer_log_dir() -> Path:
     return Path(os.environ.get("TRAINER_LOG_DIR") or tempfile.gettempdir())
 
 
+def base_model_pins() -> str:
+    """The operator's SHA-256 pins of official pretrained weights (common.domain.base_models)."""
+    return os.environ.get("BASE_MODEL_SHA256", "")
+
+
 def predict_threads() -> int | None:
     """ONNX Runtime's threads per inference; unset: the CPUs this instance may use (its quota, not the host's)."""
     value = os.environ.get("PREDICT_THREADS")

@@ -1,8 +1,12 @@
 """The training function's work: one request message -> one job, launched once.
 
-Idempotent per request: the job id is derived from the request_id (or, when a
-request has none, from the Pub/Sub message id), and a claim on the job document
-lets exactly one delivery prepare and launch it. An invalid request ends as a
+Idempotent per request: the job id is derived from the requester and the
+request_id (or, when a request has none, from the Pub/Sub message id), and a
+claim on the job document lets exactly one delivery prepare and launch it.
+A person's request (the `requested_by` attribute the API sets) may train only
+on a dataset they edit, from a registered model whose dataset they may view;
+the administrator and direct publishers (no `requested_by`: Pub/Sub IAM decides
+who may publish) may use any. An invalid request ends as a
 failed job with its reason and is acknowledged; it is never retried.
 """
 from __future__ import annotations
@@ -13,11 +17,12 @@ import time
 from google.api_core.exceptions import PreconditionFailed
 from google.cloud import firestore
 
-from common.cloud import db, index_snapshot, launcher, storage, training_store
-from common.domain import layout, snapshot, training_job, training_set, versions as version_rules
+from common.cloud import dataset_members, db, index_snapshot, launcher, storage, training_store
+from common.domain import access, base_models, layout, snapshot, training_job, training_set, versions as version_rules
 from common.domain.versions import InvalidVersionRequest
 from common.domain.layout import is_valid_dataset_name
-from common.domain.training_request import InvalidRequest, TrainingRequest, job_id_for, model_kind, validate
+from common.domain.training_request import (ADMINISTRATOR, InvalidRequest, TrainingRequest, job_id_for, model_kind,
+                                            validate)
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
@@ -34,19 +39,20 @@ class JobBusy(RuntimeError):
 def handle(message: PubSubMessage) -> Outcome:
     body, problem = _parse(message.data)
     request_id = _request_id(body, message.message_id)
-    job_id = job_id_for(request_id)
+    requester = message.attributes.get("requested_by")
+    job_id = job_id_for(request_id, requester)
     ref = training_store.jobs().document(job_id)
     claimed = _claim(ref, message.message_id)
     if claimed is None:
         return Outcome(Result.DUPLICATE, f"duplicate request {request_id!r}: job {job_id} exists", {"job_id": job_id})
     created_at = claimed.get("created_at")  # the API's, when the request came through it
     # Who asked: the API's caller, or a direct publisher's own attribute (Pub/Sub IAM decides who may publish).
-    requested_by = {"requested_by": message.attributes.get("requested_by")}
+    requested_by = {"requested_by": requester}
     try:
         if problem:
             raise InvalidRequest(problem)
         request = validate(body, request_id)
-        prepared = _prepare(request, job_id, created_at)
+        prepared = _prepare(request, job_id, created_at, requester)
         ref.set({**prepared, **requested_by}, merge=True)
         execution = launcher.launch_once(launcher.from_config(), job_id, prepared["manifest"])
     except InvalidRequest as exc:
@@ -96,8 +102,9 @@ def _claim(ref, message_id: str) -> dict | None:
     return db.in_transaction(work)
 
 
-def _prepare(request: TrainingRequest, job_id: str, created_at: float | None) -> dict:
-    model = _resolve_model(request.model)
+def _prepare(request: TrainingRequest, job_id: str, created_at: float | None, requester: str | None) -> dict:
+    _require_role(requester, request.dataset, access.EDITOR, f"unknown dataset {request.dataset!r}")
+    model = _resolve_model(request.model, requester)
     built = training_set.build(request, job_id, storage.bucket().name, model, _snapshot(request))
     uri = _write_manifest(job_id, built)
     job = training_job.queued_job(job_id, request.request_id, request.dataset, request.epochs,
@@ -125,21 +132,39 @@ def _snapshot(request: TrainingRequest) -> snapshot.Snapshot:
     return taken
 
 
-def _resolve_model(model: str) -> dict:
+def _resolve_model(model: str, requester: str | None) -> dict:
     kind = model_kind(model)
     if kind == "yaml":
         return {"yaml": model}
-    if kind == "pretrained":  # the trainer reads the base-model cache, or fills it, or says where to put it
-        return {"pretrained": model, "cache": f"gs://{config.data_bucket()}/{layout.base_model(model)}"}
-    if kind == "weights":
-        if not storage.blob_at(model).exists():
-            raise InvalidRequest(f"unknown model {model!r}: no such object")
-        return {"weights": model}
-    registered = training_store.models().document(model).get(**db.deadline())
-    if not registered.exists:
-        raise InvalidRequest(f"unknown model {model!r}: not a model YAML name (yolov8n.yaml), "
-                             "not gs://…/weights.pt and no registered model has that id")
-    return {"weights": registered.to_dict()["weights"]["pt"], "registered": model}
+    if kind == "pretrained":  # the trainer reads the base-model cache, or fills it, and checks the pin
+        return {"pretrained": model, "cache": f"gs://{config.data_bucket()}/{layout.base_model(model)}",
+                "sha256": base_models.pin_for(model, config.base_model_pins())}
+    unknown = (f"unknown model {model!r}: not a model YAML name (yolov8n.yaml), not official weights "
+               "(yolo11n.pt) and no registered model you may view has that id")
+    registered = (training_store.models().document(model).get(**db.deadline())
+                  if layout.is_document_id(model) else None)
+    found = registered.to_dict() if registered is not None and registered.exists else None
+    if not found or not found.get("id"):
+        raise InvalidRequest(unknown)
+    _require_role(requester, found.get("dataset"), access.VIEWER, unknown)
+    weights = (found.get("weights") or {}).get("pt")
+    if not weights:
+        raise InvalidRequest(f"model {model!r} has no best.pt to start from; name another model")
+    return {"weights": weights, "registered": model}
+
+
+def _require_role(requester: str | None, dataset, role: str, refusal: str) -> None:
+    """A person's request needs `role` on `dataset`, checked again here (the API checked it when
+    the request came through it); what they may not see is refused as if it did not exist."""
+    if requester is None or requester == ADMINISTRATOR:
+        return
+    named = isinstance(dataset, str) and layout.is_document_id(dataset)
+    members = dataset_members.of(dataset, config.cloud_deadline()) if named else None
+    have = access.role_of(members, requester) if members is not None else None
+    if have is None:
+        raise InvalidRequest(refusal)
+    if not access.allows(have, role):
+        raise InvalidRequest(f"this needs the {role} role on dataset {dataset!r}; you are {have}")
 
 
 def _write_manifest(job_id: str, built: dict) -> str:

@@ -7,9 +7,15 @@ publishes progress (started, one event per epoch, then completed, failed or
 cancelled), checkpoints last.pt to the bucket every epoch and resumes from it
 when the task runs again, checks for cancellation between epochs, and uploads
 best.pt, last.pt, results.csv and an ONNX export at the end.
+
+No file a person could supply is unpickled: Ultralytics loads every weight file with
+its safe loader (jobs/trainer/__init__.py), a restored checkpoint is checked by that
+loader before Ultralytics resumes from it, and official pretrained weights load only
+when their SHA-256 is the pin the training function wrote into the manifest.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -108,6 +114,7 @@ class Job:
     # -- the model and its arguments ----------------------------------------
 
     def model(self, manifest: dict, resumed_from: int | None):
+        require_safe_load()
         from ultralytics import YOLO
         if resumed_from:
             return YOLO(str(self.weights / "last.pt"))
@@ -116,7 +123,8 @@ class Job:
             return YOLO(source["yaml"])
         base = self.config.job_dir / "base.pt"
         if "pretrained" in source:
-            return YOLO(str(pretrained(source["pretrained"], source["cache"], base)))
+            return YOLO(str(pretrained(source["pretrained"], source["cache"], source.get("sha256"), base)))
+        # a registered model's best.pt, resolved and access-checked by the training function
         storage.blob_at(source["weights"]).download_to_filename(str(base))
         return YOLO(str(base))
 
@@ -151,8 +159,11 @@ class Job:
             target = (self.run_dir if name.endswith(".csv") else self.weights) / name
             if blob.exists():
                 blob.download_to_filename(str(target))
-        import torch
-        epochs_done = torch.load(self.weights / "last.pt", map_location="cpu", weights_only=False)["epoch"] + 1
+        # Ultralytics' last step loads best.pt and last.pt without its safe loader (strip_optimizer):
+        # both are checked here first, so a planted checkpoint fails the job before anything runs.
+        checkpoints = {name: load_safely(self.weights / name, f"the checkpoint {name} of job {self.config.job_id}")
+                       for name in ("last.pt", "best.pt") if (self.weights / name).exists()}
+        epochs_done = int(checkpoints["last.pt"].get("epoch", -1)) + 1
         log.info("resuming from the checkpoint", job_id=self.config.job_id, epochs_done=epochs_done)
         return epochs_done
 
@@ -213,13 +224,52 @@ class Job:
             return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
 
 
-def pretrained(name: str, cache_uri: str, local: Path) -> Path:
+class UnsafeWeights(RuntimeError):
+    """A weight file that is not what it must be: never loaded."""
+
+
+def require_safe_load() -> None:
+    from ultralytics.utils import AUTOINSTALL, SAFE_LOAD
+    if not SAFE_LOAD or AUTOINSTALL:
+        raise UnsafeWeights("Ultralytics was imported before jobs.trainer set ULTRALYTICS_SAFE_LOAD=1 and "
+                            "YOLO_AUTOINSTALL=false: refusing to load weights; set them in the environment")
+
+
+def load_safely(path: Path, what: str) -> dict:
+    """A checkpoint through Ultralytics' safe loader (torch.load(weights_only=True), only known model
+    classes): a file that needs anything else is refused and never unpickled."""
+    from ultralytics.nn.tasks import torch_safe_load
+    try:
+        checkpoint, _ = torch_safe_load(str(path), safe_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever the loader refuses, the job must not go on
+        raise UnsafeWeights(f"{what} refused: it is not a checkpoint Ultralytics' safe loader accepts "
+                            f"({type(exc).__name__}: {str(exc)[:300]}); it was not loaded") from None
+    if not isinstance(checkpoint, dict):
+        raise UnsafeWeights(f"{what} refused: not an Ultralytics checkpoint (a {type(checkpoint).__name__})")
+    return checkpoint
+
+
+def check_pin(path: Path, name: str, sha256: str | None, what: str) -> None:
+    """Refuse `path` unless its SHA-256 is the pin of `name` (common.domain.base_models)."""
+    if not sha256:
+        raise UnsafeWeights(f"the manifest pins no SHA-256 for {name}: ask again (the training function "
+                            "now pins official weights)")
+    with path.open("rb") as file:
+        actual = hashlib.file_digest(file, "sha256").hexdigest()
+    if actual != sha256:
+        raise UnsafeWeights(f"{what} for {name} has SHA-256 {actual}, not its pin {sha256}: refused, not loaded; "
+                            "replace it with the pinned file, or an operator corrects the pin in BASE_MODEL_SHA256")
+
+
+def pretrained(name: str, cache_uri: str, sha256: str | None, local: Path) -> Path:
     """Ultralytics' pretrained weights `name` from the base-model cache; where it lacks them, downloaded
-    from Ultralytics (production has the internet) into the cache; else a failure saying where to put them."""
+    from Ultralytics (production has the internet) into the cache; else a failure saying where to put them.
+    Either file must have the pinned SHA-256; a download that has not is never cached."""
     cached = storage.blob_at(cache_uri)
     local.parent.mkdir(parents=True, exist_ok=True)
     if cached.exists():
         cached.download_to_filename(str(local))
+        check_pin(local, name, sha256, f"the cached file {cache_uri}")
         return local
     from ultralytics.utils.downloads import attempt_download_asset
     try:
@@ -227,6 +277,7 @@ def pretrained(name: str, cache_uri: str, local: Path) -> Path:
     except Exception as exc:  # noqa: BLE001 - offline, blocked, or no such release asset
         raise RuntimeError(f"the pretrained weights {name} are not in the base-model cache and could not be "
                            f"downloaded ({type(exc).__name__}); put the file at {cache_uri}") from None
+    check_pin(downloaded, name, sha256, "the file downloaded from Ultralytics")
     try:
         cached.upload_from_filename(str(downloaded), if_generation_match=0)
     except PreconditionFailed:

@@ -156,8 +156,8 @@ def body_for(route: str, world: dict):
     return {"POST /datasets": {"id": f"acl-new-{uuid.uuid4().hex[:8]}"},
             "PUT /datasets/{d}/members/{user}": {"role": "viewer"},
             "POST /datasets/{d}/uploads": {"files": [{"path": "images/up.jpg", "size": 10}]},
-            # a model that cannot exist: the job fails at once, no trainer starts
-            "POST /training": {"dataset": world["d"], "model": "no-such-model"},
+            # the dataset's own model, which has no best.pt: the job fails at once, no trainer starts
+            "POST /training": {"dataset": world["d"], "model": world["model_id"]},
             "POST /api-keys": {"name": "matrix"},
             "POST /datasets/{d}/autolabel": {"model_id": world["model_id"]},  # no ONNX: the job fails
             "POST /datasets/{d}/exports": {"format": "yolo"},
@@ -244,10 +244,28 @@ def test_an_api_key_acts_as_its_maker_until_revoked(client, people, world):
 
 def test_a_training_request_records_who_asked(client, people, world):
     request_id = f"acl-{uuid.uuid4().hex[:8]}"
-    body = {"dataset": world["d"], "model": "no-such-model", "request_id": request_id}
+    body = {"dataset": world["d"], "model": world["model_id"], "request_id": request_id}
     job_id = call(client, "POST", "/training", people["editor"][1], body).get_json()["job_id"]
     job = call(client, "GET", f"/training/{job_id}", people["viewer"][1]).get_json()
     assert job["requested_by"] == people["editor"][0]
+
+
+def test_training_from_a_model_of_another_dataset_needs_a_view_of_that_dataset(client, people, world):
+    """The editor of world's dataset names a model of a dataset only `outsider` may see: 404, as
+    GET /models/{id} answers them; once outsider makes them a viewer there, the request is accepted."""
+    outsider_uid, outsider = people["outsider"]
+    other = f"acl-other-{uuid.uuid4().hex[:8]}"
+    assert call(client, "POST", "/datasets", outsider, {"id": other}).status_code == 201
+    model_id = f"model-other-{uuid.uuid4().hex[:8]}"
+    training_store.models().document(model_id).set({"id": model_id, "dataset": other, "job_id": "job-other",
+                                                    "created_at": 1.0, "weights": {}})
+    editor_uid, editor = people["editor"]
+    body = {"dataset": world["d"], "model": model_id}
+    assert call(client, "GET", f"/models/{model_id}", editor).status_code == 404
+    refused = call(client, "POST", "/training", editor, body)
+    assert refused.status_code == 404 and refused.get_json()["error"]["message"] == f"no model {model_id!r}"
+    assert call(client, "PUT", f"/datasets/{other}/members/{editor_uid}", outsider, {"role": "viewer"}).status_code == 200
+    assert call(client, "POST", "/training", editor, body).status_code == 202
 
 
 def test_an_upload_through_the_handed_out_url_is_indexed(client, api, people, world):

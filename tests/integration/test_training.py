@@ -112,9 +112,6 @@ def test_published_request_trains_registers_a_model_that_predicts(stack, api, ti
 
 @pytest.mark.parametrize("body, reason", [
     ({"dataset": "never-dropped", "model": "yolov8n.yaml"}, "unknown dataset 'never-dropped'"),
-    ({"dataset": "{tiny}", "model": "yolov7x.yaml"}, "unknown model 'yolov7x.yaml'"),
-    ({"dataset": "{tiny}", "model": "model-nosuchmodel"}, "unknown model 'model-nosuchmodel'"),
-    ({"dataset": "{tiny}", "model": "gs://yolodrop-data/nowhere.pt"}, "no such object"),
     ({"dataset": "{tiny}", "model": "yolov8n.yaml", "epochs": 100000}, "epochs must be from 1 to 1000"),
     ({"dataset": "{tiny}", "model": "yolov8n.yaml", "device": "cuda:7"}, "not allowed: device"),
     ({"dataset": "{unlabelled}", "model": "yolov8n.yaml"}, "has no labelled images"),
@@ -134,6 +131,27 @@ def test_invalid_requests_end_as_failed_jobs_with_their_reason(api, bucket, tiny
     body = {**body, "dataset": body["dataset"].format(**names)}
     job_id = api.session.post(f"{api.url}/training", json=body, timeout=30).json()["job_id"]
     job = finished(api, job_id, timeout=60)
+    assert job["status"] == "failed" and reason in job["error"], job
+
+
+@pytest.mark.parametrize("model, status, reason", [
+    ("yolov7x.yaml", 400, "unknown model 'yolov7x.yaml'"),
+    ("gs://yolodrop-data/nowhere.pt", 400, "weights are never read from a path"),
+    ("model-nosuchmodel", 404, "no model 'model-nosuchmodel'"),
+])
+def test_the_api_refuses_a_model_no_training_can_start_from(api, tiny, model, status, reason):
+    answer = api.session.post(f"{api.url}/training", json={"dataset": tiny, "model": model}, timeout=30)
+    assert answer.status_code == status and reason in answer.json()["error"]["message"], answer.text
+
+
+@pytest.mark.parametrize("model, reason", [
+    ("yolov7x.yaml", "unknown model 'yolov7x.yaml'"),
+    ("model-nosuchmodel", "unknown model 'model-nosuchmodel'"),
+])
+def test_a_published_request_naming_an_unknown_model_ends_failed(api, tiny, model, reason):
+    request_id = f"bad-model-{uuid.uuid4().hex[:8]}"
+    publish("training-requests", {"dataset": tiny, "model": model, "request_id": request_id})
+    job = finished(api, job_id_for(request_id), timeout=60)
     assert job["status"] == "failed" and reason in job["error"], job
 
 

@@ -4,8 +4,9 @@ import sys
 
 import pytest
 
-from common.domain.training_request import (CORE_ARGS, MODEL_YAML, InvalidRequest, in_val_split, job_id_for, model_kind,
-                             validate)
+from common.domain import base_models
+from common.domain.training_request import (ADMINISTRATOR, CORE_ARGS, MODEL_YAML, InvalidRequest, in_val_split,
+                                            job_id_for, model_kind, validate)
 
 BASE = {"dataset": "d", "model": "yolov8n.yaml"}
 
@@ -39,7 +40,11 @@ def test_passthrough_args_are_checked_and_kept():
     ({"dataset": "d"}, "model is required"),
     ({**BASE, "model": "yolov8n-seg.yaml"}, "unknown model 'yolov8n-seg.yaml'"),
     ({**BASE, "model": "resnet50.yaml"}, "unknown model"),
-    ({**BASE, "model": "gs://bucket/weights.onnx"}, "base weights must be gs://"),
+    ({**BASE, "model": "gs://bucket/weights.onnx"}, "weights are never read from a path"),
+    ({**BASE, "model": "gs://bucket/datasets/d/w/evil.pt"}, "train a model here and name its id"),
+    ({**BASE, "model": "https://example.com/yolo11n.pt"}, "never read from a path"),
+    ({**BASE, "model": "../derived/base-models/yolo11n.pt"}, "never read from a path"),
+    ({**BASE, "model": "/tmp/yolo11n.pt"}, "never read from a path"),
     ({**BASE, "request_id": "a b"}, "request_id must be"),
     ([1, 2], "must be a JSON object"),
 ])
@@ -49,7 +54,8 @@ def test_invalid_requests_say_why(body, reason):
 
 
 def test_model_kinds():
-    assert [model_kind(m) for m in ("yolo11s.yaml", "gs://b/w.pt", "model-abc")] == ["yaml", "weights", "registered"]
+    kinds = [model_kind(m) for m in ("yolo11s.yaml", "yolo11n.pt", "gs://b/w.pt", "a/b.pt", "model-abc")]
+    assert kinds == ["yaml", "pretrained", "path", "path", "registered"]
 
 
 ACCEPTED_EXAMPLES = ["yolov5n.yaml", "yolov6n.yaml", "yolov8n.yaml", "yolo11n.yaml", "yolo12n.yaml", "yolo26n.yaml",
@@ -86,6 +92,29 @@ def test_model_names_ultralytics_has_no_detector_for_are_refused(name):
 def test_job_id_is_stable_per_request_id():
     assert job_id_for("r-1") == job_id_for("r-1") != job_id_for("r-2")
     assert job_id_for("r-1").startswith("job-")
+
+
+def test_job_ids_are_namespaced_by_the_person_who_asks():
+    """A person's retry is the same job; another person's same request_id is not."""
+    assert job_id_for("r-1", "uid-a") == job_id_for("r-1", "uid-a")
+    assert len({job_id_for("r-1", "uid-a"), job_id_for("r-1", "uid-b"), job_id_for("r-1")}) == 3
+    # the administrator and a direct publisher (no requester) are the operators' one namespace
+    assert job_id_for("r-1", ADMINISTRATOR) == job_id_for("r-1", None)
+
+
+SHA = "ab" * 32
+
+
+def test_official_weights_need_a_pin():
+    assert base_models.pin_for("yolo11n.pt", f"yolo11n.pt={SHA.upper()}, yolov8s.pt={'cd' * 32}") == SHA
+    with pytest.raises(InvalidRequest, match="yolo11s.pt have no pinned SHA-256.*BASE_MODEL_SHA256"):
+        base_models.pin_for("yolo11s.pt", f"yolo11n.pt={SHA}")
+
+
+@pytest.mark.parametrize("setting", ["yolo11n.pt", f"evil.pt={SHA}", "yolo11n.pt=abc", f"gs://b/yolo11n.pt={SHA}"])
+def test_a_malformed_pin_is_refused_naming_it(setting):
+    with pytest.raises(ValueError, match="BASE_MODEL_SHA256: .* is not <official weights name>="):
+        base_models.parse_pins(setting)
 
 
 def test_val_split_by_content_is_deterministic_and_near_the_fraction():

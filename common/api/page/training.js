@@ -6,11 +6,14 @@ import {empty, fmt, h, link, table, show} from "./dom.js";
 
 const POLL_MS = 1000;
 const LIVE = new Set(["queued", "running"]);
-const MODELS = ["yolo11n.pt", "yolo11s.pt", "yolov8n.pt", "yolo11n.yaml", "yolov8n.yaml"];
+// A model YAML, official weights by name (an operator pins their SHA-256), or a registered model id (never a path).
+const MODELS = ["yolo11n.yaml", "yolov8n.yaml", "yolo11n.pt", "yolo11s.pt", "yolov8n.pt"];
 
 export async function render(main, {params: [dataset]}) {
   const d = encodeURIComponent(dataset);
-  const [role, versions] = await Promise.all([roleOn(dataset), api(`/datasets/${d}/versions`).catch(() => ({versions: []}))]);
+  const [role, versions, models] = await Promise.all([roleOn(dataset),
+    api(`/datasets/${d}/versions`).catch(() => ({versions: []})),
+    api("/models" + q({dataset, page_size: 20})).catch(() => ({models: []}))]);
   const status = h("p", {role: "alert", class: "form-error"});
   const number = (name, label, value, min, max) => h("label", {}, label,
     h("input", {name, type: "number", value, min, max, required: true}));
@@ -25,8 +28,10 @@ export async function render(main, {params: [dataset]}) {
       location.hash = `#/job/${encodeURIComponent(job_id)}`;
     } catch (error) { status.textContent = error.message; }
   }},
-    h("label", {}, "Model", h("input", {name: "model", list: "models", value: "yolo11n.pt", required: true}),
-      h("datalist", {id: "models"}, MODELS.map((m) => h("option", {value: m})))),
+    h("label", {}, "Model (a YAML, official weights, or a model id of this dataset)",
+      h("input", {name: "model", list: "models", value: "yolo11n.yaml", required: true}),
+      h("datalist", {id: "models"}, [...MODELS, ...(models.models || []).map((m) => m.id)]
+        .map((m) => h("option", {value: m})))),
     h("label", {}, "Data", h("select", {name: "version"}, h("option", {value: ""}, "the dataset as it is now"),
       (versions.versions || []).filter((v) => v.status === "frozen").map((v) => h("option", {value: v.id}, `${v.id} ${v.name || ""}`)))),
     number("epochs", "Epochs", 50, 1, 10000), number("imgsz", "Image size", 640, 32, 4096),

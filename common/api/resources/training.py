@@ -1,6 +1,9 @@
 """Training jobs: request one, follow it, cancel it.
 
-A request is published to the training topic first and only then recorded as
+The API checks what a person could abuse before anything is published: the
+role on the dataset, the model (never a path; a registered model only when
+the caller may view it, else 404 as GET /models/{id}), and names the job by
+caller and request_id. A request is published to the training topic first and only then recorded as
 a queued job, so a publish that fails (a 503) leaves no job nobody can name;
 the training function makes the job from the message whoever records it first.
 """
@@ -16,7 +19,7 @@ from common.api import access, params
 from common.domain import storable
 from common.api.context import RequestContext
 from common.api.errors import ERROR_SCHEMA, ApiError
-from common.api.resources import documents
+from common.api.resources import documents, models
 from common.api.routes import Route
 from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
 from common.cloud import clients, storage, training_store
@@ -24,7 +27,7 @@ from common.domain import layout, training_job, training_request
 from common.platform import config
 
 ENDED = (training_job.COMPLETED, training_job.FAILED, training_job.CANCELLED)
-JOB_ID = params.path("job_id", "the job id (job-<hash of the request_id>)")
+JOB_ID = params.path("job_id", "the job id (job-<hash of the caller and the request_id>)")
 STATUS = {"type": "string", "enum": [training_job.QUEUED, training_job.RUNNING, *ENDED]}
 TIMES = ("created_at", "launched_at", "started_at", "finished_at", "updated_at")
 JOB = obj(required=("id", "status"), id=STRING, dataset=nullable(STRING), status=STATUS,
@@ -35,8 +38,9 @@ REQUEST = {**obj(required=(), request_id={"type": "string", "pattern": training_
                  dataset={"description": "the dataset to train on"},
                  model={"description": training_request.MODEL_YAML_HELP},
                  epochs={"description": "and imgsz, batch, patience, val_fraction, Ultralytics arguments"}),
-           "description": "a training request. Only request_id is checked here: anything else that is wrong "
-                          "ends as a failed job with its reason, as for a request published directly"}
+           "description": "a training request. request_id and model are checked here (a registered model "
+                          "you may not view answers 404); anything else that is wrong ends as a failed job "
+                          "with its reason, as for a request published directly"}
 
 
 def request_training(ctx: RequestContext, args: dict) -> dict:
@@ -48,13 +52,25 @@ def request_training(ctx: RequestContext, args: dict) -> dict:
         raise ApiError(400, "request_id must be 1-128 letters, digits or . _ : -", "request_id")
     if not ctx.principal.is_admin:  # the administrator's requests may fail as jobs, as published ones do
         access.require(ctx, body.get("dataset"), access.EDITOR)
+    _check_model(ctx, body.get("model"))
     problem = storable.problem(body)
     if problem:
         raise ApiError(400, f"the body cannot be recorded as a job: {problem}")
-    job_id = training_request.job_id_for(request_id)
+    job_id = training_request.job_id_for(request_id, ctx.principal.name)
     _publish(body, ctx)
     _record_queued(job_id, request_id, body, ctx)
     return {"job_id": job_id, "request_id": request_id}
+
+
+def _check_model(ctx: RequestContext, model) -> None:
+    """400 for a model no request may name (a path, an unknown name); 404 for a registered model
+    the caller may not view, exactly as GET /models/{id} answers (the training function checks again)."""
+    try:
+        training_request.check_model(model)
+    except training_request.InvalidRequest as exc:
+        raise ApiError(400, str(exc), "model") from None
+    if training_request.model_kind(model) == "registered":
+        models.get_model(ctx, {"model_id": model})
 
 
 def _publish(body: dict, ctx: RequestContext) -> None:
@@ -97,7 +113,8 @@ def cancel_job(ctx: RequestContext, args: dict) -> dict:
 
 ROUTES = [
     Route("POST", "/training", request_training, "Request a training job", status=202,
-          response=obj(job_id=STRING, request_id=STRING), body=REQUEST, rate_limited="training"),
+          response=obj(job_id=STRING, request_id=STRING), body=REQUEST, rate_limited="training",
+          responses={404: ("no such dataset or registered model, or not one the caller may see", ERROR_SCHEMA)}),
     Route("GET", "/training", list_jobs, "Training jobs, newest first",
           page_of("jobs", JOB), params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
     Route("GET", "/training/{job_id}", get_job, "One training job with its per-epoch history",
