@@ -6,20 +6,26 @@ Resources receive a RequestContext and never read headers. A caller is one of:
 - a person, signed in with Firebase Authentication (a Firebase ID token);
 - a program holding an API key (`yd_...`), which acts as the person who made it.
 Every refusal is a 401 that says which of these went wrong, logged with the
-route and what is known of the caller, never with the token.
+route and what is known of the caller, never with the token. A person (or a
+key's maker) must also have a verified e-mail address and be admitted by the
+sign-up policy (common.domain.joining): else a 403 saying what to do. A key
+works only while it is not revoked or expired and its maker's account is
+neither disabled nor deleted (read at most ACCOUNT_CHECK_SECONDS before). When
+Firebase cannot be asked, a 503 with Retry-After.
 """
 from __future__ import annotations
 
 import hmac
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 
 from flask import Request
 
 from common.api.errors import ApiError
-from common.cloud import api_key_store, db, identity
-from common.domain import api_keys
+from common.cloud import api_key_store, db, identity, people
+from common.domain import api_keys, joining
 from common.platform import config, log
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -99,14 +105,44 @@ def authenticate(request: Request) -> Principal:
         person = identity.verify(token)
     except identity.IdentityRefused as refused:
         raise _refused(request, str(refused)) from None
+    except identity.IdentityUnavailable as down:
+        raise _unavailable(request, down) from None
+    _admit(request, person)
     return Principal("person", person.uid, person.email, via="id_token")
 
 
 def _key_holder(request: Request, key: str) -> Principal:
+    prefix = api_keys.shown_prefix(key)
     record = api_key_store.find(key, config.api_deadline())
     if record is None:
-        raise _refused(request, "unknown or revoked API key", key_prefix=api_keys.shown_prefix(key))
+        raise _refused(request, "unknown or revoked API key", key_prefix=prefix)
+    expired = api_keys.expired_refusal(record, time.time(), config.api_key_days()[1])
+    if expired:
+        raise _refused(request, expired, key_prefix=prefix)
+    try:
+        maker = identity.account(record["uid"])
+    except identity.IdentityUnavailable as down:
+        raise _unavailable(request, down) from None
+    if maker is None or maker.disabled:
+        raise _refused(request, f"the account that made this API key is {'deleted' if maker is None else 'disabled'}",
+                       key_prefix=prefix)
+    _admit(request, maker)
     return Principal("person", record["uid"], record["email"], via="api_key", key_id=record["id"])
+
+
+def _admit(request: Request, person: identity.Person) -> None:
+    """A 403 unless the person's e-mail is verified and the sign-up policy admits them."""
+    refusal = joining.unverified_refusal(person.email) if not (person.email and person.email_verified) else \
+        people.admission_refusal(person.uid, person.email, config.api_deadline())
+    if refusal:
+        log.warning("person not admitted", reason=refusal, uid=person.uid, method=request.method, path=request.path)
+        raise ApiError(403, refusal)
+
+
+def _unavailable(request: Request, down: Exception) -> ApiError:
+    log.warning("identity service unavailable", error=str(down)[:300], method=request.method, path=request.path)
+    return ApiError(503, f"the identity service could not check this sign-in ({down}); try again",
+                    headers={"Retry-After": "5"})
 
 
 def _refused(request: Request, reason: str, **known) -> ApiError:

@@ -1,13 +1,18 @@
 """The members of a dataset, kept on its document: `members` {uid: {role, email,
-added_at}} and `member_uids` (what a person's dataset list queries)."""
+added_at}}, `member_uids` (what a person's dataset list queries) and `owner_uids`
+(what the datasets quota counts); pending
+invitations by e-mail address: `invitations` {address: {role, invited_at,
+invited_by}} and `invited_emails` (what a person's first sign-in queries)."""
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import dataset_index, db
-from common.domain.access import Members
+from common.domain import access
+from common.domain.access import Invitations, Members
 
 MAX_LISTED = 10_000  # datasets one person belongs to, read for their lists
 
@@ -44,6 +49,44 @@ def change(dataset: str, rule: Callable[[Members], Members], deadline: float) ->
     return db.in_transaction(work)
 
 
+def invitations_of(dataset: str, deadline: float) -> Invitations:
+    snapshot = dataset_index.dataset_ref(dataset).get(["invitations"], **db.deadline(deadline))
+    return (snapshot.to_dict() or {}).get("invitations") or {} if snapshot.exists else {}
+
+
+def change_with_invitations(dataset: str, rule: Callable[[Members, Invitations], tuple[Members, Invitations]],
+                            deadline: float) -> tuple[Members, Invitations]:
+    """Apply `rule` to the members and invitations together in one transaction; both after."""
+    ref = dataset_index.dataset_ref(dataset)
+
+    def work(transaction) -> tuple[Members, Invitations]:
+        snapshot = ref.get(transaction=transaction, **db.deadline(deadline))
+        if not snapshot.exists:
+            raise NoDataset(dataset)
+        held = snapshot.to_dict() or {}
+        members, invitations = rule(held.get("members") or {}, held.get("invitations") or {})
+        transaction.update(ref, {**_fields(members), **_invitation_fields(invitations)})
+        return members, invitations
+
+    return db.in_transaction(work)
+
+
+def bind_invitations(uid: str, email: str, deadline: float) -> list[str]:
+    """Turn every dataset's invitation of `email` (a verified address of `uid`) into membership; the datasets."""
+    query = (dataset_index.datasets().where(filter=FieldFilter("invited_emails", "array_contains", email))
+             .select([]).limit(MAX_LISTED))
+    names = [snapshot.id for snapshot in query.stream(**db.deadline(deadline))]
+    for name in names:
+        change_with_invitations(name, lambda members, invitations: access.bound(members, invitations, uid, email,
+                                                                                time.time()), deadline)
+    return names
+
+
+def is_member_anywhere(uid: str, deadline: float) -> bool:
+    query = dataset_index.datasets().where(filter=FieldFilter("member_uids", "array_contains", uid)).select([]).limit(1)
+    return any(True for _ in query.stream(**db.deadline(deadline)))
+
+
 def datasets_of(uid: str, deadline: float) -> list[str]:
     """The names of the datasets `uid` is a member of."""
     query = (dataset_index.datasets().where(filter=FieldFilter("member_uids", "array_contains", uid))
@@ -52,4 +95,9 @@ def datasets_of(uid: str, deadline: float) -> list[str]:
 
 
 def _fields(members: Members) -> dict:
-    return {"members": members, "member_uids": sorted(members)}
+    owners = sorted(uid for uid, member in members.items() if member["role"] == access.OWNER)
+    return {"members": members, "member_uids": sorted(members), "owner_uids": owners}  # owner_uids: the quota
+
+
+def _invitation_fields(invitations: Invitations) -> dict:
+    return {"invitations": invitations, "invited_emails": sorted(invitations)}

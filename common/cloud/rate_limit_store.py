@@ -1,27 +1,48 @@
-"""Per-caller request counters, one Firestore document per caller, kind and window."""
+"""Per-caller request counters, one Firestore document per caller, kind and window; and a ceiling per kind
+for everyone together, so that many new accounts cannot multiply one person's limit without end.
+
+The ceiling's counter is spread over SHARDS documents (one picked at random per request, each allowed its
+share of the ceiling), so it never becomes one hot document every request writes. `expires_at` is a
+timestamp: the Firestore TTL policy on `rate_limits.expires_at` deletes old windows in production."""
 from __future__ import annotations
 
+import math
+import random
 import time
+from datetime import datetime, timezone
 
 from google.cloud import firestore
 
 from common.cloud import db
 from common.domain import rate_limits
+from common.platform import config
+
+SHARDS = 10
+EVERYONE = "*"  # the caller name of the ceiling's counters (a uid never is)
 
 
 def take(principal: str, kind: str, limit: int, seconds: int, deadline: float) -> int | None:
     """Count one request; None when it is within the limit, else the seconds
     until the caller may try again."""
     now = time.time()
-    ref = db.client().collection("rate_limits").document(rate_limits.counter_id(principal, kind, now, seconds))
+    wait = _count(rate_limits.counter_id(principal, kind, now, seconds), limit, now, seconds, deadline)
+    factor = config.rate_limit_global_factor()
+    if wait is not None or factor <= 0:
+        return wait
+    shard = f"{rate_limits.counter_id(EVERYONE, kind, now, seconds)}|{random.randrange(SHARDS)}"
+    return _count(shard, math.ceil(limit * factor / SHARDS), now, seconds, deadline)
+
+
+def _count(counter: str, limit: int, now: float, seconds: int, deadline: float) -> int | None:
+    ref = db.client().collection("rate_limits").document(counter)
+    expires_at = datetime.fromtimestamp(now + 2 * seconds, tz=timezone.utc)
 
     def work(transaction) -> int | None:
         snapshot = ref.get(transaction=transaction, **db.deadline(deadline))
         count = snapshot.get("count") if snapshot.exists else 0
         if count >= limit:
             return rate_limits.retry_after(now, seconds)
-        # expires_at: a Firestore TTL policy deletes old windows in production
-        transaction.set(ref, {"count": firestore.Increment(1), "expires_at": now + 2 * seconds}, merge=True)
+        transaction.set(ref, {"count": firestore.Increment(1), "expires_at": expires_at}, merge=True)
         return None
 
     return db.in_transaction(work)

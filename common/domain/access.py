@@ -6,6 +6,11 @@ auto-labelling, training, uploads), owner (everything, members included).
 A dataset that has owners always keeps at least one. A dataset with no
 members at all (one that first appeared through a bucket drop) belongs to the
 administrators until one of them gives it an owner.
+
+A role given to an e-mail address that no account has verified is an
+invitation: pending, it gives nothing to anyone, until a person whose
+verified address it is signs in and it binds to their uid. So registering
+someone else's address first (unverified) earns no role.
 """
 from __future__ import annotations
 
@@ -22,6 +27,15 @@ class Member(TypedDict):
 
 
 Members = dict[str, Member]  # uid -> member
+
+
+class Invitation(TypedDict):
+    role: str
+    invited_at: float
+    invited_by: str
+
+
+Invitations = dict[str, Invitation]  # normalized e-mail address -> invitation
 
 
 class LastOwner(ValueError):
@@ -44,6 +58,29 @@ def with_member(members: Members, uid: str, role: str, email: str | None, now: f
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     added_at = members[uid]["added_at"] if uid in members else now
     return _keeping_an_owner(members, {**members, uid: Member(role=role, email=email, added_at=added_at)})
+
+
+def with_invitation(invitations: Invitations, email: str, role: str, by: str, now: float) -> Invitations:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    return {**invitations, email: Invitation(role=role, invited_at=now, invited_by=by)}
+
+
+def without_invitation(invitations: Invitations, email: str) -> Invitations:
+    return {address: invitation for address, invitation in invitations.items() if address != email}
+
+
+def bound(members: Members, invitations: Invitations, uid: str, email: str,
+          now: float) -> tuple[Members, Invitations]:
+    """The members and invitations after the person `uid`, whose verified address is `email`, takes up the
+    invitation of that address; a member already keeps the higher of their role and the invited one."""
+    invitation = invitations.get(email)
+    if invitation is None:
+        return members, invitations
+    role = invitation["role"]
+    if uid in members and ROLES.index(members[uid]["role"]) > ROLES.index(role):
+        role = members[uid]["role"]
+    return with_member(members, uid, role, email, now), without_invitation(invitations, email)
 
 
 def without_member(members: Members, uid: str) -> Members:

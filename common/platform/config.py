@@ -96,7 +96,7 @@ def api_max_body_bytes() -> int:
 
 
 def max_upload_bytes() -> int:
-    return int(os.environ.get("MAX_UPLOAD_BYTES", str(5 * 1024 ** 3)))
+    return int(os.environ.get("MAX_UPLOAD_BYTES", str(2 * 1024 ** 3)))  # one file
 
 
 def training_topic() -> str:
@@ -255,3 +255,92 @@ def import_buckets() -> frozenset[str]:
     imported by a signed URL."""
     named = {name.strip() for name in os.environ.get("IMPORT_BUCKETS", "").split(",")}
     return frozenset(name for name in named if name) | {data_bucket()}
+
+
+# ---- Who may join, quotas and limits (docs/security.md, "Accounts, quotas and limits") ----
+
+JOIN_POLICIES = ("open", "allowlist", "invitation")
+
+
+def join_policy() -> str:
+    """Who may use the API besides the administrator (a verified e-mail is always required): open (anyone),
+    allowlist (JOIN_ALLOWLIST's addresses and domains) or invitation (people a dataset invited or made member)."""
+    policy = os.environ.get("JOIN_POLICY", "open")
+    if policy not in JOIN_POLICIES:
+        raise ValueError(f"JOIN_POLICY must be one of {', '.join(JOIN_POLICIES)}, got {policy!r}")
+    return policy
+
+
+def join_allowlist() -> tuple[str, ...]:
+    """Addresses (ann@example.com) and domains (example.com, or @example.com) the allowlist policy admits."""
+    return tuple(item.strip().lower() for item in os.environ.get("JOIN_ALLOWLIST", "").split(",") if item.strip())
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
+
+
+def quota_stored_bytes() -> int:
+    """Bytes one person may upload through upload sessions, in all (declared sizes of the sessions handed out)."""
+    return _int("QUOTA_STORED_BYTES", 50 * 1024 ** 3)
+
+
+def quota_datasets() -> int:
+    """Datasets one person may own."""
+    return _int("QUOTA_DATASETS", 20)
+
+
+def quota_concurrent_training() -> int:
+    """Unfinished (queued or running) training jobs one person may have at once."""
+    return _int("QUOTA_CONCURRENT_TRAINING", 2)
+
+
+def quota_gpu_hours_per_day() -> float:
+    """Trainer hours (recorded runtimes of the person's jobs started this UTC day) one person may use a day."""
+    return float(os.environ.get("QUOTA_GPU_HOURS_PER_DAY", "8"))
+
+
+def training_max_epochs() -> int:
+    return _int("TRAINING_MAX_EPOCHS", 300)
+
+
+def training_max_imgsz() -> int:
+    return _int("TRAINING_MAX_IMGSZ", 1280)
+
+
+def max_upload_files() -> int:
+    """Files one upload request may ask sessions for."""
+    return _int("MAX_UPLOAD_FILES", 500)
+
+
+def max_upload_request_bytes() -> int:
+    """Declared bytes of all the files of one upload request together."""
+    return _int("MAX_UPLOAD_REQUEST_BYTES", 10 * 1024 ** 3)
+
+
+RATE_LIMIT_KINDS = {"datasets": (20, 3600), "api_keys": (10, 3600), "classes": (30, 60)}  # (requests, seconds)
+
+
+def rate_limit_of(kind: str) -> tuple[int, int]:
+    """(requests, seconds) one person may make of `kind`: RATE_LIMIT_<KIND> as "requests/seconds" when set, else
+    the kind's default above, else RATE_LIMIT_REQUESTS/RATE_LIMIT_SECONDS."""
+    value = os.environ.get(f"RATE_LIMIT_{kind.upper()}")
+    if value:
+        requests, _, seconds = value.partition("/")
+        return int(requests), int(seconds)
+    return RATE_LIMIT_KINDS.get(kind) or rate_limit()
+
+
+def rate_limit_global_factor() -> int:
+    """Everyone together may make this many times one person's limit of a kind per window (0: no ceiling)."""
+    return _int("RATE_LIMIT_GLOBAL_FACTOR", 50)
+
+
+def api_key_days() -> tuple[int, int]:
+    """(default, maximum) days an API key lives."""
+    return _int("API_KEY_DEFAULT_DAYS", 90), _int("API_KEY_MAX_DAYS", 365)
+
+
+def account_check_seconds() -> float:
+    """How long an instance trusts what it read of an account (disabled, deleted, admitted) before reading again."""
+    return float(os.environ.get("ACCOUNT_CHECK_SECONDS", "30"))

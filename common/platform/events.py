@@ -10,7 +10,7 @@ Two deliveries carry the same facts:
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.domain import bounded_json
 
@@ -40,6 +40,8 @@ class ObjectEvent:
     # A delete that only says a newer generation replaced this one (the notification's
     # overwrittenByGeneration): the object is still there, and the new generation's own event follows.
     overwritten: bool = False
+    # The object's custom metadata as the event carries it (who asked for an upload session: common.cloud.uploader)
+    metadata: dict | None = field(default=None, compare=False, hash=False)
 
     def log_fields(self) -> dict:
         return {"event_id": self.event_id, "object": self.name, "generation": self.generation, "action": self.action}
@@ -91,8 +93,10 @@ def _from_object(action: str, resource: dict, attributes: dict, event_id: str) -
         size = int(resource["size"]) if resource.get("size") not in (None, "") else None
     except (TypeError, ValueError) as exc:
         raise UnsupportedEvent(f"object event has a non-numeric generation or size: {exc}") from exc
+    metadata = resource.get("metadata")
     return ObjectEvent(action, bucket, name, generation, size, event_id,
-                       overwritten=bool(attributes.get("overwrittenByGeneration")))
+                       overwritten=bool(attributes.get("overwrittenByGeneration")),
+                       metadata=metadata if isinstance(metadata, dict) else None)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Callable
 
 from google.api_core.exceptions import NotFound
 
-from common.cloud import dataset_index, object_http, storage
+from common.cloud import dataset_index, object_http, storage, uploader
 from common.domain import entries
 from common.domain.datayaml import DataYaml, parse_data_yaml, size_issue
 from common.domain.entries import ImageRecord, LabelRecord
@@ -65,6 +65,9 @@ def _route(event: ObjectEvent) -> tuple[Outcome | None, ObjectRole]:
         # Not a removal: applying it would show the object gone (a label, the classes) until the
         # new generation's finalize arrives, and start a needless revalidation for data.yaml.
         return Outcome(Result.STALE, "overwritten, not deleted: the new generation's event follows"), role
+    refused = uploader.refusal(role.dataset, event.metadata) if event.action != DELETED else None
+    if refused:  # an upload session of someone no longer allowed (common.cloud.uploader)
+        return uploader.discarded(event, role.dataset, refused), role
     dataset_index.ensure_dataset(role.dataset)
     return None, role
 

@@ -67,11 +67,27 @@ def upload_all(bucket, files: dict[str, bytes], workers: int = 16) -> None:
         list(pool.map(upload, files.items()))
 
 
-def sign_up(auth_emulator_host: str, email: str, password: str) -> tuple[str, str]:
-    """A new account in the local Firebase Auth emulator: (uid, ID token).
-    The emulator accepts any API key; production sign-in happens in the page."""
-    response = requests.post(f"http://{auth_emulator_host}/identitytoolkit.googleapis.com/v1/accounts:signUp",
+def sign_up(auth_emulator_host: str, email: str, password: str, verified: bool = True) -> tuple[str, str]:
+    """A new account in the local Firebase Auth emulator: (uid, ID token). `verified`: its e-mail is marked
+    verified (as opening the verification link would) and the token is one signed in after, which says so;
+    the API refuses a person whose e-mail is not. The emulator accepts any API key and, as the Admin API's
+    credential, the bearer "owner"; production sign-in happens in the page."""
+    base = f"http://{auth_emulator_host}/identitytoolkit.googleapis.com/v1"
+    response = requests.post(f"{base}/accounts:signUp", params={"key": "local"}, timeout=30,
+                             json={"email": email, "password": password, "returnSecureToken": True})
+    response.raise_for_status()
+    uid, token = response.json()["localId"], response.json()["idToken"]
+    if not verified:
+        return uid, token
+    requests.post(f"{base}/accounts:update", headers={"Authorization": "Bearer owner"}, timeout=30,
+                  json={"localId": uid, "emailVerified": True}).raise_for_status()
+    return uid, sign_in(auth_emulator_host, email, password)
+
+
+def sign_in(auth_emulator_host: str, email: str, password: str) -> str:
+    """A fresh ID token of an account of the local Auth emulator (it carries the account's state now)."""
+    response = requests.post(f"http://{auth_emulator_host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword",
                              params={"key": "local"}, timeout=30,
                              json={"email": email, "password": password, "returnSecureToken": True})
     response.raise_for_status()
-    return response.json()["localId"], response.json()["idToken"]
+    return response.json()["idToken"]

@@ -140,7 +140,8 @@ ROUTES = [
     Route("GET", "/datasets/{dataset}/classes", get_classes, "The class names and data.yaml's generation",
           CLASSES, params=(DATASET,), role=access.VIEWER),
     Route("PUT", "/datasets/{dataset}/classes", put_classes, "Set the class names: rewrites data.yaml",
-          CLASSES, params=(DATASET, IF_MATCH), body=obj(names=array(STRING)), role=access.EDITOR, responses=CHANGED),
+          CLASSES, params=(DATASET, IF_MATCH), body=obj(names=array(STRING)), role=access.EDITOR, responses=CHANGED,
+          rate_limited="classes"),  # each change rewrites data.yaml and revalidates every label
     Route("POST", "/datasets/{dataset}/classes/remap", remap_classes,
           "Merge, delete or reorder classes: a job rewrites every label file, then data.yaml", status=202,
           response=obj(job_id=STRING, names_after=array(STRING)), params=(DATASET,),

@@ -5,7 +5,7 @@ import time
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.api import access, pagination, params
+from common.api import access, pagination, params, quotas
 from common.api.context import RequestContext
 from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import documents
@@ -70,6 +70,7 @@ def create_dataset(ctx: RequestContext, args: dict) -> tuple[int, dict]:
     name = body.get("id") if isinstance(body, dict) else None
     if not isinstance(name, str) or not layout.is_valid_dataset_name(name):
         raise ApiError(400, f"id must be a dataset name: {layout.DATASET_NAME_RULE}", "id")
+    quotas.check_new_dataset(ctx)
     owners = {} if ctx.principal.is_admin else \
         access_rules.with_member({}, ctx.principal.uid, access.OWNER, ctx.principal.email, time.time())
     if not dataset_members.create(name, owners, ctx.deadline_seconds):
@@ -81,8 +82,9 @@ ROUTES = [
     Route("GET", "/datasets", list_datasets, "Datasets by name, each with a summary of its statistics",
           page_of("datasets", _view_schema(SUMMARY)), params=pagination.page_params(default=20, maximum=100)),
     Route("POST", "/datasets", create_dataset, "Create an empty dataset owned by the caller",
-          _view_schema(SUMMARY), status=201, body=obj(id=STRING),
-          responses={409: ("a dataset of that name exists", ERROR_SCHEMA)}),
+          _view_schema(SUMMARY), status=201, body=obj(id=STRING), rate_limited="datasets",
+          responses={409: ("a dataset of that name exists", ERROR_SCHEMA),
+                     403: ("the caller owns as many datasets as the datasets quota allows", ERROR_SCHEMA)}),
     Route("GET", "/datasets/{dataset}", get_dataset, "One dataset with its exact statistics",
           {**_view_schema(STATS), "properties": {**_view_schema(STATS)["properties"], "pending_jobs": INTEGER}},
           params=(DATASET,), role=access.VIEWER),

@@ -15,7 +15,7 @@ import uuid
 
 from google.api_core.exceptions import AlreadyExists
 
-from common.api import access, params
+from common.api import access, params, quotas
 from common.domain import storable
 from common.api.context import RequestContext
 from common.api.errors import ERROR_SCHEMA, ApiError
@@ -52,6 +52,7 @@ def request_training(ctx: RequestContext, args: dict) -> dict:
         raise ApiError(400, "request_id must be 1-128 letters, digits or . _ : -", "request_id")
     if not ctx.principal.is_admin:  # the administrator's requests may fail as jobs, as published ones do
         access.require(ctx, body.get("dataset"), access.EDITOR)
+    quotas.check_training(ctx, body)  # the caps, the jobs at once, today's trainer hours (not the administrator's)
     _check_model(ctx, body.get("model"))
     problem = storable.problem(body)
     if problem:

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from common.api import access, params
+from common.api import access, params, quotas
 from common.api.context import RequestContext
 from common.api.errors import ApiError
 from common.api.routes import Route
 from common.api.schema import BOOLEAN, INTEGER, STRING, array, nullable, obj
-from common.cloud import guarded_objects, storage
+from common.cloud import storage, uploader
 from common.domain import layout
 from common.platform import config
 
 DATASET = params.path("dataset", "the dataset name")
-MAX_FILES = 1000
 SESSION_THREADS = 16  # metadata reads and session creations of one request run in parallel
 FILE = obj(required=("path", "size"), path=STRING, size=INTEGER, content_type=STRING, md5=STRING, archive=BOOLEAN)
 SESSION = obj(required=("path", "object", "exists"), path=STRING, object=STRING, exists=BOOLEAN,
@@ -41,16 +40,22 @@ def create_uploads(ctx: RequestContext, args: dict) -> dict:
                if (reason := _refusal(args["dataset"], file))]
     if refused:
         raise ApiError(400, "nothing was handed out: " + "; ".join(refused), "files")
+    if sum(file["size"] for file in files) > config.max_upload_request_bytes():
+        raise ApiError(400, f"the files declare more than {config.max_upload_request_bytes()} bytes together: "
+                            "ask in several requests", "files")
     with ThreadPoolExecutor(max_workers=SESSION_THREADS) as pool:
-        return {"uploads": list(pool.map(lambda file: _session(ctx, args["dataset"], file), files))}
+        held = list(pool.map(lambda file: _held(ctx, args["dataset"], file), files))
+        # the stored-bytes quota counts what is handed out, before any session exists (403 naming it)
+        quotas.charge_uploads(ctx, sum(file["size"] for file, there in zip(files, held) if not there))
+        return {"uploads": list(pool.map(lambda item: _session(ctx, args["dataset"], *item), zip(files, held)))}
 
 
 def _files(body) -> list[dict]:
     files = body.get("files") if isinstance(body, dict) else None
-    if not isinstance(files, list) or not 0 < len(files) <= MAX_FILES or \
+    if not isinstance(files, list) or not 0 < len(files) <= config.max_upload_files() or \
             not all(isinstance(file, dict) for file in files):
         raise ApiError(400, f"the body must be {{\"files\": [{{\"path\", \"size\", \"content_type\"}}]}} "
-                            f"with 1 to {MAX_FILES} files", "files")
+                            f"with 1 to {config.max_upload_files()} files", "files")
     return files
 
 
@@ -77,12 +82,16 @@ def _object_name(dataset: str, file: dict) -> str:
     return layout.import_archive(dataset) if file.get("archive") else layout.upload_object(dataset, file["path"])
 
 
-def _session(ctx: RequestContext, dataset: str, file: dict) -> dict:
+def _held(ctx: RequestContext, dataset: str, file: dict) -> bool:
+    return bool(file.get("md5")) and _holds(_object_name(dataset, file), file["md5"], ctx)
+
+
+def _session(ctx: RequestContext, dataset: str, file: dict, held: bool) -> dict:
     name = _object_name(dataset, file)
-    if file.get("md5") and _holds(name, file["md5"], ctx):
+    if held:
         return {"path": file["path"], "object": f"gs://{storage.bucket().name}/{name}", "exists": True}
     blob = storage.bucket().blob(name)
-    blob.metadata = {guarded_objects.WRITER: ctx.principal.name}
+    blob.metadata = uploader.metadata(ctx.principal.name, ctx.principal.key_id)  # checked again at ingest
     url = blob.create_resumable_upload_session(content_type=file.get("content_type") or "application/octet-stream",
                                                size=file["size"], origin=ctx.origin, timeout=ctx.deadline_seconds)
     return {"path": file["path"], "object": f"gs://{blob.bucket.name}/{name}", "exists": False,
