@@ -7,8 +7,18 @@ handles many events per round trip and an idle one answers the first event at
 once. Outcomes are the event functions' (common.platform.handler): RETRY is
 nacked, so Pub/Sub redelivers it with the subscription's backoff and, after its
 maximum attempts, sends it to the dead-letter topic; every other outcome is
-acknowledged. A batch's messages are leased again while it runs longer than a
-lease, so a slow batch (huge images) is never delivered twice meanwhile.
+acknowledged. A batch's messages are leased for LEASE_SECONDS and leased again
+while it runs, so a slow batch (huge images) is never delivered twice meanwhile,
+and the batch of a worker that died comes back within LEASE_SECONDS.
+
+A message that kills its consumer (a file that takes the process past its
+memory) must not take every tenant's events down with it until its dead-letter
+limit. Pub/Sub counts deliveries (delivery_attempt, set where the subscription
+has a dead-letter policy): a message delivered again is handled alone, after the
+others of its batch are settled, so the innocent messages of a crashed batch go
+through; a mark is kept while it is handled (common.cloud.delivery_attempts),
+and a message found marked already killed its consumer while alone: it is
+quarantined (acknowledged without being handled, the service records why).
 
 It answers HTTP on PORT with its counters as JSON: Cloud Run's health check,
 the local stack's readiness, and what an operator or the bench reads. SIGTERM
@@ -30,24 +40,28 @@ from typing import Callable
 
 from google.api_core import exceptions as api_exceptions
 
-from common.cloud import clients
+from common.cloud import clients, delivery_attempts
 from common.platform import config, log
 from common.platform.events import UnsupportedEvent
 from common.platform.handler import Outcome, Result, handle_batch
 
 PULL_SECONDS = 5.0        # how long one pull waits for a message: also how soon a stop is noticed
-LEASE_SECONDS = 600       # the ack deadline asked while a batch runs (Pub/Sub's maximum)
-RENEW_EVERY = 60.0      # a running batch's lease is renewed this often
+LEASE_SECONDS = 30        # the ack deadline, renewed while a batch runs: how soon a dead worker's batch returns
+RENEW_EVERY = 10.0        # a running batch's lease is renewed this often
+REDELIVERED = 2           # a delivery_attempt from which a message is handled alone (0: the count is unknown)
 IDLE_BACKOFF = (0.05, 0.5)  # polling interval after an empty pull answered at once: first, longest
 
 Decode = Callable[[bytes, dict, str], object]  # (data, attributes, message id) -> event
+Quarantine = Callable[[object], Outcome]  # a decoded event not to be handled again -> what was recorded
 
 
 class Worker:
-    def __init__(self, subscription: str, decode: Decode, act: Callable[[list], list], batch_size: int):
+    def __init__(self, subscription: str, decode: Decode, act: Callable[[list], list], batch_size: int,
+                 quarantine: Quarantine):
         self.subscriber = clients.subscriber()
+        self.subscription_id = subscription
         self.subscription = self.subscriber.subscription_path(config.project(), subscription)
-        self.decode, self.act, self.batch_size = decode, act, batch_size
+        self.decode, self.act, self.batch_size, self.quarantine = decode, act, batch_size, quarantine
         self.stopping = threading.Event()
         self.status = Status(subscription)
 
@@ -85,10 +99,47 @@ class Worker:
         if self.stopping.is_set():  # pulled while stopping: give them straight back
             self._nack([m.ack_id for m in received])
             return 0
-        with self._leased([m.ack_id for m in received]):
-            outcomes = self._handle(received)
-        self._settle(received, outcomes)
+        first = [m for m in received if m.delivery_attempt < REDELIVERED]
+        again = [m for m in received if m.delivery_attempt >= REDELIVERED]
+        with self._leased([m.ack_id for m in received]) as leased:
+            if first:
+                self._settle(first, self._handle(first))
+                leased.difference_update(m.ack_id for m in first)
+            for item in again:
+                self._settle([item], [self._handle_alone(item)])
+                leased.discard(item.ack_id)
         return len(received)
+
+    def _handle_alone(self, item) -> Outcome:
+        """A message delivered again: handled alone, or quarantined when it killed its consumer while alone."""
+        message_id = item.message.message_id
+        try:
+            crashes = delivery_attempts.begin(self.subscription_id, message_id)
+        except Exception as error:  # noqa: BLE001 - nothing is known of it yet: it comes back later
+            log.warning("delivery mark not written; the message is redelivered", message_id=message_id,
+                        error=repr(error)[:300])
+            return Outcome(Result.RETRY, "delivery mark not written")
+        try:
+            return self._quarantined(item) if crashes else self._handle([item])[0]
+        finally:
+            try:
+                delivery_attempts.end(self.subscription_id, message_id)
+            except Exception as error:  # noqa: BLE001 - a mark left counts one crash too many, at worst
+                log.warning("delivery mark not removed", message_id=message_id, error=repr(error)[:300])
+
+    def _quarantined(self, item) -> Outcome:
+        message = item.message
+        self.status.begin()
+        try:
+            event = self.decode(message.data, dict(message.attributes), message.message_id)
+            outcome = self.quarantine(event)
+        except Exception as error:  # noqa: BLE001 - not handled again, whatever it is
+            outcome = Outcome(Result.FAILED, "quarantined; not recorded", {"error": repr(error)[:300]})
+        log.error("message quarantined: its handling killed the worker; acknowledged without handling it",
+                  outcome=outcome.result.value, message_id=message.message_id,
+                  delivery_attempt=item.delivery_attempt, detail=outcome.detail)
+        self.status.record([outcome], 0.0, quarantined=1)
+        return outcome
 
     def _pull(self) -> list:
         try:
@@ -117,6 +168,7 @@ class Worker:
                 outcomes[index] = Outcome(Result.FAILED, "undecodable message", {"error": repr(error)[:300]})
                 log.error("undecodable message; acknowledged", outcome=Result.FAILED.value,
                           message_id=message.message_id, error=repr(error)[:300])
+        self.status.handling_now([event.log_fields() for _, event in events])
         handled = handle_batch([event for _, event in events], self.act)
         for (index, _), outcome in zip(events, handled):
             outcomes[index] = outcome
@@ -137,22 +189,45 @@ class Worker:
 
     @contextmanager
     def _leased(self, ack_ids: list[str]):
-        """Renew the lease of `ack_ids` every RENEW_EVERY seconds while the block runs."""
-        done = threading.Event()
+        """Lease `ack_ids` for LEASE_SECONDS, renewed every RENEW_EVERY seconds while the block runs; the block
+        removes from the set it is given what it has settled."""
+        done, held, lock = threading.Event(), set(ack_ids), threading.Lock()
+
+        def lease():
+            with lock:
+                current = sorted(held)
+            if not current:
+                return
+            try:
+                self.subscriber.modify_ack_deadline(subscription=self.subscription, ack_ids=current,
+                                                    ack_deadline_seconds=LEASE_SECONDS)
+            except api_exceptions.GoogleAPICallError as error:
+                log.warning("lease not renewed", error=repr(error)[:300])
 
         def renew():
             while not done.wait(RENEW_EVERY):
-                try:
-                    self.subscriber.modify_ack_deadline(subscription=self.subscription, ack_ids=ack_ids,
-                                                        ack_deadline_seconds=LEASE_SECONDS)
-                except api_exceptions.GoogleAPICallError as error:
-                    log.warning("lease not renewed", error=repr(error)[:300])
+                lease()
         renewer = threading.Thread(target=renew, name="lease", daemon=True)
         renewer.start()
         try:
-            yield
+            yield _Held(held, lock)
         finally:
             done.set()
+
+
+class _Held:
+    """The ack ids a batch still holds, shared with its lease's renewer."""
+
+    def __init__(self, ids: set[str], lock: threading.Lock):
+        self.ids, self.lock = ids, lock
+
+    def difference_update(self, ids) -> None:
+        with self.lock:
+            self.ids.difference_update(ids)
+
+    def discard(self, ack_id: str) -> None:
+        with self.lock:
+            self.ids.discard(ack_id)
 
 
 class Status:
@@ -167,6 +242,8 @@ class Status:
         self.first_batch_at: float | None = None
         self.cpu_before_first_batch: dict | None = None  # what starting up cost
         self.last_batch_at: float | None = None
+        self.quarantined = 0
+        self.handling: list[dict] = []  # the events of the batch in hand (their log fields: object, generation...)
         self._lock = threading.Lock()
 
     def begin(self) -> None:
@@ -175,8 +252,14 @@ class Status:
             if self.first_batch_at is None:
                 self.first_batch_at, self.cpu_before_first_batch = time.time(), _cpu()
 
-    def record(self, outcomes: list[Outcome], seconds: float) -> None:
+    def handling_now(self, events: list[dict]) -> None:
         with self._lock:
+            self.handling = events
+
+    def record(self, outcomes: list[Outcome], seconds: float, quarantined: int = 0) -> None:
+        with self._lock:
+            self.handling = []
+            self.quarantined += quarantined
             self.batches += 1
             self.outcomes.update(outcome.result.value for outcome in outcomes)
             self.busy_seconds += seconds
@@ -189,7 +272,8 @@ class Status:
                     "events": events, "outcomes": dict(self.outcomes),
                     "mean_batch": round(events / self.batches, 1) if self.batches else 0,
                     "busy_seconds": round(self.busy_seconds, 3), "first_batch_at": self.first_batch_at,
-                    "last_batch_at": self.last_batch_at, "cpu": _cpu(),
+                    "last_batch_at": self.last_batch_at, "cpu": _cpu(), "quarantined": self.quarantined,
+                    "handling": list(self.handling),
                     "cpu_before_first_batch": self.cpu_before_first_batch}
 
 
@@ -219,9 +303,10 @@ def serve_status(status: Status, port: int) -> ThreadingHTTPServer:
     return server
 
 
-def main(subscription: str, decode: Decode, act: Callable[[list], list], batch_size: int) -> None:
+def main(subscription: str, decode: Decode, act: Callable[[list], list], batch_size: int,
+         quarantine: Quarantine) -> None:
     """Run a worker until SIGTERM or SIGINT, its status on PORT (default 8080, as Cloud Run sets it)."""
-    worker = Worker(subscription, decode, act, batch_size)
+    worker = Worker(subscription, decode, act, batch_size, quarantine)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     server = serve_status(worker.status, int(os.environ.get("PORT", "8080")))

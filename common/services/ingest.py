@@ -14,7 +14,7 @@ from typing import Callable
 from google.api_core.exceptions import NotFound
 
 from common.cloud import dataset_index, object_http, storage, uploader
-from common.domain import entries
+from common.domain import entries, file_limits
 from common.domain.datayaml import DataYaml, parse_data_yaml, size_issue
 from common.domain.entries import ImageRecord, LabelRecord
 from common.domain.imaging import identify_image
@@ -26,7 +26,7 @@ from common.platform.events import DELETED, ObjectEvent
 from common.platform.handler import Outcome, Result
 from common.services import archive_import, dataset_jobs
 
-MAX_LABEL_BYTES = 4 * 1024 * 1024
+MAX_LABEL_BYTES = file_limits.MAX_LABEL_BYTES
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # smaller images are read in one request
 
 GONE = Outcome(Result.STALE, "stale event: that generation is gone from the bucket")
@@ -264,3 +264,20 @@ def _other(event: ObjectEvent, role: ObjectRole) -> Outcome:
 
 
 OTHER_KINDS = {"data_yaml": _data_yaml, "other": _other, "import": archive_import.handle}
+
+
+def quarantine(event: ObjectEvent) -> Outcome:
+    """The event was not handled: handling it killed the worker (common.platform.worker). Record that on the file,
+    where its owner looks (the dataset's issues), so that the file is not silently missing from the index."""
+    outcome, role = _route(event)
+    if outcome is not None:
+        return outcome
+    if event.action == DELETED:
+        return Outcome(Result.REJECTED, "quarantined: a removal whose handling killed the worker; not applied")
+    issue = Issue("ingest_quarantined", f"handling generation {event.generation} of this file stopped the ingest "
+                  "worker twice (out of memory, or a crash), so it was set aside and is not indexed: check that "
+                  "it is the file you meant (its size, its format), then upload a fixed or smaller version; a new "
+                  "version is indexed as usual", event.name)
+    recorded = dataset_index.put_file(role.dataset, event.name, event.generation, [issue])
+    return Outcome(Result.REJECTED, "quarantined: recorded as an issue on the file" if recorded
+                   else "quarantined: a newer version of the file is indexed", {"issues": 1})

@@ -11,7 +11,8 @@ from common.services import ingest
 
 def main() -> None:
     imaging.keep_freed_image_memory(blocks=2 * config.ingest_read_threads())  # two images per reading thread
-    worker.main(config.ingest_subscription(), from_notification, ingest.handle_batch, config.ingest_batch_size())
+    worker.main(config.ingest_subscription(), from_notification, ingest.handle_batch, config.ingest_batch_size(),
+                ingest.quarantine)
 
 
 if __name__ == "__main__":

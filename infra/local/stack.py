@@ -48,7 +48,7 @@ PUSH_SUBSCRIPTIONS = {TRAINING_TOPIC: ("train-push", "train"),
                       EXPORT_TOPIC: ("export-push", "export"),
                       IMPORT_TOPIC: ("imports-push", "imports")}
 INGEST_SUBSCRIPTION = config.INGEST_SUBSCRIPTION  # pulled by the ingest worker
-INGEST_ACK_SECONDS = 600
+INGEST_ACK_SECONDS = 30  # the worker's lease (common.platform.worker.LEASE_SECONDS), as production's
 DEBIAN_PACKAGES = "google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-emulator default-jre-headless"
 # The Firebase Auth emulator comes from npm (firebase-tools), installed by `make` into .tools/.
 FIREBASE_TOOLS = REPO / ".tools" / "node_modules" / ".bin" / "firebase"
@@ -287,6 +287,13 @@ def stop_part(stack: Stack, name: str) -> None:
     stack.pid_file.write_text(json.dumps(stack.pids))
 
 
+def kill_part(stack: Stack, name: str) -> None:
+    """Kill one part at once (SIGKILL), as the kernel kills a process out of memory: nothing is finished."""
+    _signal_group(stack.pids.pop(name), signal.SIGKILL)
+    stack.processes.pop(name).wait()
+    stack.pid_file.write_text(json.dumps(stack.pids))
+
+
 def _spawn_function(stack: Stack, name: str, source: str, target: str, signature: str) -> None:
     _spawn(stack, name, [str(Path(sys.executable).parent / "functions-framework"),
                          f"--source={REPO / source}", f"--target={target}",
@@ -343,9 +350,16 @@ def _create_topics_and_subscriptions(stack: Stack) -> None:
         publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
         gcs_events = publisher.topic_path(stack.project, GCS_EVENTS_TOPIC)
         publisher.create_topic(name=gcs_events)
+        # A dead-letter policy as production's (deploy.sh): Pub/Sub then counts each message's deliveries, which
+        # the worker reads to handle a redelivered message alone and to quarantine one that kills it.
+        delivery = json.loads(SETTINGS.read_text())["delivery"]
+        dead_letters = publisher.topic_path(stack.project, GCS_EVENTS_TOPIC + delivery["dead_letter_suffix"])
+        publisher.create_topic(name=dead_letters)
         subscriber.create_subscription(request={
             "name": subscriber.subscription_path(stack.project, INGEST_SUBSCRIPTION), "topic": gcs_events,
-            "ack_deadline_seconds": INGEST_ACK_SECONDS})
+            "ack_deadline_seconds": INGEST_ACK_SECONDS,
+            "dead_letter_policy": {"dead_letter_topic": dead_letters,
+                                   "max_delivery_attempts": delivery["max_delivery_attempts"]}})
         for topic_name, (subscription, server) in PUSH_SUBSCRIPTIONS.items():
             topic = publisher.topic_path(stack.project, topic_name)
             publisher.create_topic(name=topic)
