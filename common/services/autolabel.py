@@ -13,6 +13,7 @@ only the dataset-jobs function loads it (Pillow, ONNX Runtime), never the API.
 """
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from google.api_core.exceptions import NotFound
@@ -20,10 +21,15 @@ from google.api_core.exceptions import NotFound
 from common.cloud import dataset_index, db, model_cache, proposal_store, storage, training_store
 from common.domain import layout, proposals
 from common.domain.proposals import CannotLabel
+from common.domain.imaging import MAX_IMAGE_PIXELS
 from common.domain.prediction import ImageRejected, Thresholds, box_view
 from common.services.detection import detect
 
-_readers = ThreadPoolExecutor(max_workers=8)
+READ_AHEAD = 8  # images of a chunk read at once, and held read ahead of the model at most
+# The largest image file read whole to be labelled: READ_AHEAD of them fit beside the model in the dataset-jobs
+# function's 1 GiB. Ordinary photos are a few MB.
+MAX_IMAGE_BYTES = 32 * 1024 * 1024
+_readers = ThreadPoolExecutor(max_workers=READ_AHEAD)
 
 
 # ---- planning ------------------------------------------------------------------
@@ -69,7 +75,7 @@ def label_chunk(job: dict, keys: list[str]) -> dict:
     thresholds = Thresholds(conf=job["conf"], iou=job["iou"])
     mapping = {int(model_id): dataset_id for model_id, dataset_id in job["class_map"].items()}
     counts = {"boxes": 0, "dropped": 0, "failures": 0, "failed": []}
-    for key, image, data in _readers.map(lambda e: _image_of(job["dataset"], e), keys):
+    for key, image, data in _read_ahead(job["dataset"], keys):
         try:
             boxes, dropped = _propose(job, session, thresholds, mapping, key, image, data)
         except ImageRejected as rejected:
@@ -86,12 +92,33 @@ def _all_failed(keys: list[str], reason: str) -> dict:
             "failed": [{"image": key, "reason": reason} for key in keys]}
 
 
+def _read_ahead(dataset: str, keys: list[str]):
+    """_image_of each key, in order, at most READ_AHEAD read and not yet used at any time."""
+    pending: deque = deque()
+    for key in keys:
+        pending.append(_readers.submit(_image_of, dataset, key))
+        if len(pending) >= READ_AHEAD:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _too_large(image: dict) -> str | None:
+    """Why the image is not read to be labelled, from what ingest recorded of it; None when it may be."""
+    size, pixels = image.get("size") or 0, (image.get("width") or 0) * (image.get("height") or 0)
+    if size > MAX_IMAGE_BYTES:
+        return f"the image file is {size} bytes, over the {MAX_IMAGE_BYTES} bytes an image may have to be labelled"
+    if pixels > MAX_IMAGE_PIXELS:
+        return f"the image has {pixels} pixels, over the {MAX_IMAGE_PIXELS} an image may have"
+    return None
+
+
 def _image_of(dataset: str, key: str) -> tuple[str, dict | None, bytes | None]:
-    """(entry key, its image record, the bytes of that generation); None where it is gone."""
+    """(entry key, its image record, the bytes of that generation); None where it is gone or too large."""
     entry = db.read_fields(dataset_index.entries_of(dataset).document(layout.doc_id(key)), ["image"]) or {}
     image = entry.get("image")
-    if not image:
-        return key, None, None
+    if not image or _too_large(image):
+        return key, image or None, None
     try:
         return key, image, storage.blob(image["path"], image["generation"]).download_as_bytes()
     except NotFound:
@@ -101,6 +128,9 @@ def _image_of(dataset: str, key: str) -> tuple[str, dict | None, bytes | None]:
 def _propose(job: dict, session, thresholds: Thresholds, mapping: dict[int, int], key: str,
              image: dict | None, data: bytes | None) -> tuple[int, int]:
     """Run the model on one image and store its proposals: (boxes proposed, boxes dropped)."""
+    too_large = _too_large(image) if image else None
+    if too_large:
+        raise ImageRejected("image_too_large", too_large)
     if data is None:
         raise ImageRejected("image_gone", "the image was deleted or replaced since the job listed it")
     size, found = detect(session, data, thresholds)

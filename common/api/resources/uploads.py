@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from common.api import access, params, quotas
 from common.api.context import RequestContext
-from common.api.errors import ApiError
+from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.routes import Route
 from common.api.schema import BOOLEAN, INTEGER, STRING, array, nullable, obj
 from common.cloud import storage, uploader
-from common.domain import layout
+from common.domain import file_limits, layout
 from common.platform import config
 
 DATASET = params.path("dataset", "the dataset name")
@@ -40,6 +40,10 @@ def create_uploads(ctx: RequestContext, args: dict) -> dict:
                if (reason := _refusal(args["dataset"], file))]
     if refused:
         raise ApiError(400, "nothing was handed out: " + "; ".join(refused), "files")
+    too_large = [f"files[{i}] {file['path']!r}: {reason}" for i, file in enumerate(files)
+                 if (reason := _size_refusal(args["dataset"], file))]
+    if too_large:
+        raise ApiError(413, "nothing was handed out: " + "; ".join(too_large), "files")
     if sum(file["size"] for file in files) > config.max_upload_request_bytes():
         raise ApiError(400, f"the files declare more than {config.max_upload_request_bytes()} bytes together: "
                             "ask in several requests", "files")
@@ -78,6 +82,12 @@ def _refusal(dataset: str, file: dict) -> str | None:
     return None
 
 
+def _size_refusal(dataset: str, file: dict) -> str | None:
+    """Each kind of file has its own cap (common.domain.file_limits); an archive has the upload's."""
+    kind = "import" if file.get("archive") else layout.classify(_object_name(dataset, file)).kind
+    return file_limits.size_refusal(kind, file["size"])
+
+
 def _object_name(dataset: str, file: dict) -> str:
     return layout.import_archive(dataset) if file.get("archive") else layout.upload_object(dataset, file["path"])
 
@@ -108,5 +118,6 @@ ROUTES = [
     Route("POST", "/datasets/{dataset}/uploads", create_uploads,
           "Upload URLs for files of the dataset: PUT each file's bytes to its URL "
           "(none for a file already there with the declared md5)", obj(uploads=array(SESSION)),
-          params=(DATASET,), body=obj(files=array(FILE)), role=access.EDITOR, rate_limited="uploads"),
+          params=(DATASET,), body=obj(files=array(FILE)), role=access.EDITOR, rate_limited="uploads",
+          responses={413: ("a file over the size its kind may have (label file, data.yaml, image)", ERROR_SCHEMA)}),
 ]
