@@ -255,7 +255,9 @@ def test_the_ingest_subscription_is_a_pull_subscription_with_the_settings_retry_
     assert subscription["topic"] == "${google_pubsub_topic.topic[local.ingest_worker.topic].id}"
     assert not {"push_config", "bigquery_config", "cloud_storage_config"} & set(subscription), "a pull subscription"
     assert subscription["ack_deadline_seconds"] == "${local.ingest_worker.ack_deadline_seconds}"
-    assert WORKER["ack_deadline_seconds"] == 600
+    from common.platform import worker
+    # the worker's own lease is the subscription's deadline: a dead worker's batch comes back that soon
+    assert WORKER["ack_deadline_seconds"] == worker.LEASE_SECONDS
     assert subscription["dead_letter_policy"][0] == {
         "dead_letter_topic": "${google_pubsub_topic.dead_letter[local.ingest_worker.topic].id}",
         "max_delivery_attempts": "${local.delivery.max_delivery_attempts}"}
