@@ -39,7 +39,6 @@ _RULES = Map([Rule(r.rule, endpoint=i, methods=[r.method]) for i, r in enumerate
 def handle(request: Request) -> Response:
     request_id = context.request_id_of(request)
     try:
-        _refuse_weak_secrets()
         response = _answer(request, request_id)
     except ApiError as exc:
         response = _json(exc.status, exc.body(request_id), request_id, exc.headers)
@@ -48,9 +47,14 @@ def handle(request: Request) -> Response:
     return _secured(response, request)
 
 
+# Fixed documents, served whatever the secrets: the OpenAPI document and the page's files and configuration.
+HOLD_NO_SECRET = {"/openapi.json", "/", "/page/config", "/page/{file}"}
+
+
 def _refuse_weak_secrets() -> None:
     """The instance's first request finds a weak or missing API_TOKEN or PAGE_TOKEN_SECRET (checked once per
-    instance while they are sound): every request is then refused, and the log says what to set."""
+    instance while they are sound): every request but for a fixed document is then refused (the health
+    check too), and the log says what to set."""
     global _SECRETS_CHECKED
     if _SECRETS_CHECKED:
         return
@@ -82,6 +86,8 @@ def _secured(response: Response, request: Request) -> Response:
 
 def _answer(request: Request, request_id: str) -> Response:
     declared, path_args = _match(request)
+    if declared.path not in HOLD_NO_SECRET:
+        _refuse_weak_secrets()
     ctx = context.build(request, request_id, declared.public)
     args = params.read_all(declared.params, path_args, request.args, request.headers)
     if declared.role:

@@ -164,10 +164,11 @@ def test_an_api_with_a_weak_secret_serves_nothing_and_logs_what_to_set(client, s
     else:
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(router, "_SECRETS_CHECKED", False)
-    for path in ("/healthz", "/datasets", "/"):
+    for path in ("/healthz", "/datasets", "/datasets/x/images?page_token=x"):
         answer = client.get(path, headers=bearer(stack.token))
         assert answer.status_code == 503 and "not configured safely" in answer.get_json()["error"]["message"]
         assert stack.token not in answer.get_data(as_text=True)
+    assert client.get("/openapi.json").status_code == client.get("/").status_code == 200  # fixed documents
     assert f"the API refuses to serve: {name} must" in capsys.readouterr().err
     monkeypatch.undo()
     assert client.get("/healthz").status_code == 200
