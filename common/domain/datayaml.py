@@ -1,6 +1,7 @@
 """Ultralytics data.yaml: the class names, in id order. Loaded with yaml.safe_load only."""
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass
 
@@ -16,6 +17,13 @@ MAX_CLASSES = 4096
 # The longest class name, in characters. Aliases let a 1 MiB file repeat one long text as every name; this keeps
 # MAX_CLASSES names within what a dataset's document holds.
 MAX_NAME_CHARS = 100
+# PyYAML's pure-Python loader (the C one crashes on deep nesting) takes about 650 bytes and 20 us a node: a 1 MiB
+# file of 500,000 tiny items would take 330 MB and 11 s. Items (an upper bound of the nodes: commas, colons,
+# dashes, brackets, lines) are counted first; a data.yaml of MAX_CLASSES names has about 9,000.
+MAX_YAML_ITEMS = 50_000
+# Parses at once in a process (the API's threads, ingest's): each takes up to about 35 MB at MAX_YAML_ITEMS.
+_parses = threading.BoundedSemaphore(2)
+_ITEM_MARKS = ",:-[{\n"
 _SCALAR_TYPES = (str, int, float, bool, type(None))
 
 
@@ -61,7 +69,13 @@ def _load_mapping(data: bytes) -> dict:
     except UnicodeDecodeError as error:
         raise _Refused("yaml_not_utf8", f"data.yaml is not UTF-8 text (byte {error.start} is "
                        f"0x{data[error.start]:02x})") from None
-    document = _safe_load(text)
+    items = sum(text.count(mark) for mark in _ITEM_MARKS)
+    if items > MAX_YAML_ITEMS:
+        raise _Refused("yaml_too_complex", f"data.yaml has about {items} items (commas, colons, dashes, brackets, "
+                       f"lines), over the {MAX_YAML_ITEMS} read: keep it to the keys Ultralytics reads "
+                       "(path, train, val, test, names)")
+    with _parses:
+        document = _safe_load(text)
     if not isinstance(document, dict):
         seen = "empty" if document is None else f"a {type(document).__name__}"
         raise _Refused("yaml_not_mapping", f"data.yaml must be a mapping with a 'names' key, but it is {seen}")

@@ -1,6 +1,6 @@
 import threading
 
-from common.domain.datayaml import MAX_CLASSES, MAX_DATA_YAML_BYTES, MAX_NAME_CHARS, parse_data_yaml
+from common.domain.datayaml import MAX_CLASSES, MAX_DATA_YAML_BYTES, MAX_NAME_CHARS, MAX_YAML_ITEMS, parse_data_yaml
 
 FILE = "datasets/d/data.yaml"
 
@@ -168,10 +168,19 @@ def test_deep_nesting_is_refused_even_on_a_small_thread_stack():
     results = []
     threading.stack_size(2 * 1024 * 1024)
     try:
-        thread = threading.Thread(target=lambda: results.append(parse("names: " + "[" * 100_000 + "]" * 100_000)))
+        thread = threading.Thread(target=lambda: results.append(parse("names: " + "[" * 20_000 + "]" * 20_000)))
         thread.start()
         thread.join()
     finally:
         threading.stack_size(0)
     assert codes(results[0]) == ["yaml_too_deep"]
     assert "nested too deeply" in results[0].issues[0].message
+
+
+def test_a_file_of_very_many_items_is_refused_before_it_is_parsed():
+    # 1 MiB of one-character items would take PyYAML's pure-Python loader 330 MB and 11 s.
+    result = parse("x: [" + ",".join(["1"] * 500_000) + "]\nnames: [a]\n")
+    assert result.names is None and codes(result) == ["yaml_too_complex"]
+    assert str(MAX_YAML_ITEMS) in result.issues[0].message
+    at_most = "names:\n" + "".join(f"  {i}: {'n' * 90}{i}\n" for i in range(MAX_CLASSES))  # the largest real file
+    assert len(parse(at_most).names) == MAX_CLASSES
