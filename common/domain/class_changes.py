@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from common.domain.datayaml import MAX_CLASSES, MAX_NAME_CHARS
+from common.domain.datayaml import MAX_CLASSES, MAX_NAME_CHARS, readable_mapping
 _CLASS_ID = re.compile(r"^(\s*)([0-9]+)(?=\s)")
 
 
@@ -84,10 +84,7 @@ def _remapped_line(line: str, ids: dict[int, int | None]) -> str | None:
 def with_names(current: bytes | None, names: list[str]) -> bytes:
     """data.yaml with `names`, keeping the rest of the current file's keys
     (train, val, path...) when it is a readable mapping."""
-    try:
-        document = yaml.safe_load(current) if current else None
-    except (yaml.YAMLError, RecursionError):  # unreadable (or nested too deeply): the new names replace it
-        document = None
+    document = readable_mapping(current) if current else None  # within data.yaml's limits, or replaced whole
     document = dict(document) if isinstance(document, dict) else {}
     document["names"] = dict(enumerate(names))
     if "nc" in document:

@@ -54,6 +54,14 @@ def parse_data_yaml(data: bytes, file: str) -> DataYaml:
     return DataYaml(names, issues)
 
 
+def readable_mapping(data: bytes) -> dict | None:
+    """The document of a data.yaml within every limit here, when it is a mapping; None otherwise."""
+    try:
+        return _load_mapping(data)
+    except _Refused:
+        return None
+
+
 def size_issue(size: int, file: str) -> Issue | None:
     """The issue of a data.yaml of `size` bytes, if it is too large to read."""
     if size <= MAX_DATA_YAML_BYTES:
