@@ -265,7 +265,8 @@ def test_a_training_request_is_published_then_queued(local, client, auth):
 def test_a_failed_publish_is_a_503_and_leaves_no_job(local, client, auth, pubsub_down):
     request_id = f"api-test-{uuid.uuid4().hex}"
     started = time.monotonic()
-    response = client.post("/training", headers=auth, json={"dataset": "x", "request_id": request_id})
+    response = client.post("/training", headers=auth, json={"dataset": "x", "model": "yolov8n.yaml",
+                                                            "request_id": request_id})
     assert response.status_code == 503 and response.get_json()["error"]["status"] == 503
     assert time.monotonic() - started < 5
     assert local.get(f"/training/{training_request.job_id_for(request_id)}", 404)["error"]["status"] == 404
@@ -274,7 +275,7 @@ def test_a_failed_publish_is_a_503_and_leaves_no_job(local, client, auth, pubsub
 @pytest.mark.parametrize("body", [{"a": [[1]]}, {"": 1}, {"__x__": 1}, {"n": 2**64}, {"s": "\ud800"}])
 def test_a_body_firestore_cannot_store_is_a_400_before_any_publish(client, auth, body):
     request_id = f"api-test-{uuid.uuid4().hex}"
-    raw = json.dumps({**body, "request_id": request_id})
+    raw = json.dumps({**body, "model": "yolov8n.yaml", "request_id": request_id})
     response = client.post("/training", headers={**auth, "Content-Type": "application/json"}, data=raw)
     assert response.status_code == 400 and "cannot be recorded" in response.get_json()["error"]["message"]
 
