@@ -8,7 +8,7 @@ event. A COCO archive (one instances_<split>.json per split, or Roboflow's
 <split>/_annotations.coco.json, with its images) unpacks into the YOLO layout:
 its images under images/<split>/, a label file per image made from its
 annotations, and the categories as the classes of data.yaml
-(common.domain.coco). The archive is read with range requests, never held
+(common.domain.coco_import, read as streams). The archive is read with range requests, never held
 whole in memory or on disk. Unpacked files carry a mark (the archive's
 generation, or the import's id), so a retried call or task resumes instead of
 starting again. The dropped archive's record (its issues, how many files, its
@@ -16,6 +16,7 @@ import) is a file document of the dataset.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import zipfile
@@ -26,7 +27,7 @@ from typing import Callable
 from google.api_core.exceptions import NotFound
 
 from common.cloud import dataset_index, import_store, storage, topics
-from common.domain import coco, exports, imports, layout
+from common.domain import coco, coco_import, exports, imports, layout
 from common.domain import archive as archive_rules
 from common.domain.archive import ArchiveRefused, ImportPlan, plan_import
 from common.domain.issues import Issue
@@ -38,8 +39,8 @@ from common.platform.handler import Outcome, Result
 UPLOAD_THREADS = 8
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # larger members are streamed
 IMPORT_MARK = "yolodrop-import"  # object metadata: which archive generation or import wrote it
-# COCO annotations parsed in the ingest worker's call (1 GiB, shared with its batch); more go to the import job.
-INLINE_COCO_BYTES = 16 * 1024 * 1024
+# COCO annotations read in the ingest worker's call (1 GiB, shared with its batch); more go to the import job.
+INLINE_COCO_BYTES = 64 * 1024 * 1024
 
 
 class _ForTheJob(Exception):
@@ -142,8 +143,8 @@ def _as_yolo(zip_file: zipfile.ZipFile, plan: ImportPlan, archive: str) -> tuple
     if not annotation_files:
         return plan.members, {}
     coco.check_sizes({target: info.file_size for info, target in annotation_files}, config.import_coco_max_bytes())
-    documents = {target: zip_file.read(info) for info, target in annotation_files}
-    imported = coco.plan(documents, [target for _, target in plan.members], archive)
+    imported = coco_import.plan({target: functools.partial(zip_file.open, info) for info, target in annotation_files},
+                                [target for _, target in plan.members], archive)
     plan.issues.extend(imported.issues)
     members = [(info, imported.images.get(target, target)) for info, target in plan.members
                if not coco.is_annotation_file(target)]

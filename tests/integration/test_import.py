@@ -25,7 +25,8 @@ def test_archive_import(bucket, api, dataset):
     bucket.blob(f"imports/{dataset}.zip").upload_from_string(buffer.getvalue())
     stats_when(api, dataset, sample.expected)
     issues = issues_by_file(api, dataset)
-    assert issues[f"imports/{dataset}.zip"] == [("import_unsafe_path", None)]
+    assert sorted(issues[f"imports/{dataset}.zip"]) == [("import_not_dataset_file", None),  # README.md
+                                                          ("import_unsafe_path", None)]
     assert bucket.blob(f"datasets/{dataset}/images/val/zidane.jpg").exists()
 
 

@@ -125,8 +125,10 @@ def test_a_coco_zip_becomes_the_yolo_layout_when_split_among_tasks(api, bucket, 
     assert label.split() == ["0", "0.234375", "0.364583", "0.3125", "0.3125"]
     stats_when(api, dataset, {"images": 6, "labeled": 6, "boxes": 6})
     as_files = ended(api, start(api, dataset, ranged.url(f"{dataset}.zip"), format="yolo"))
-    assert as_files["members_done"] == 7  # the images and the JSON, as they are
-    assert bucket.blob(layout.dataset_object(dataset, "train/_annotations.coco.json")).exists()
+    # taken as YOLO, neither the JSON nor images outside images/ are dataset files: nothing is unpacked
+    assert (as_files["members_done"], as_files["issues_total"]) == (0, 7), as_files
+    assert {issue["code"] for issue in as_files["issues"]} == {"import_not_dataset_file"}
+    assert not bucket.blob(layout.dataset_object(dataset, "train/_annotations.coco.json")).exists()
 
 
 def test_a_zip_from_a_server_without_ranges_is_staged_in_the_bucket_first(api, bucket, folder, streamed, dataset):
@@ -311,6 +313,7 @@ def test_a_dropped_archive_above_the_inline_size_is_unpacked_by_the_import_job(a
     view = wait_for(lambda: api.get_or_none(f"/imports/{import_id}"),
                     lambda view: view is not None and view["status"] in imports.FINAL, DEADLINE,
                     "the dropped archive's import to end")
-    assert (view["status"], view["members_done"]) == (imports.COMPLETED, len(files)), view
+    assert (view["status"], view["members_done"]) == (imports.COMPLETED, len(files) - 1), view  # not noise.bin
+    assert [issue["code"] for issue in view["issues"]] == ["import_not_dataset_file"]
     assert view["source"] == f"gs://{bucket.name}/{blob.name}"
     stats_when(api, dataset, {"images": 6})

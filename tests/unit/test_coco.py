@@ -1,11 +1,13 @@
 """COCO both ways: YOLO rows to COCO annotations and back, pycocotools reading the export, the import plan. Pure."""
+import io
 import json
 import random
+import tracemalloc
 
 import pytest
 from pycocotools.coco import COCO
 
-from common.domain import coco
+from common.domain import coco, coco_import
 from common.domain.archive import ArchiveRefused
 from common.domain.labels import parse_label
 
@@ -50,7 +52,7 @@ def test_pycocotools_loads_the_export_and_ids_are_unique(tmp_path):
 
 def archive_of(images, document_name="annotations/instances_train.json", classes=CLASSES):
     members = [f"images/train/{i.file_name}" for i in images]
-    return coco.plan({document_name: json.dumps(exported(images, classes)).encode()}, members, "imports/d.zip")
+    return coco_import.plan({document_name: json.dumps(exported(images, classes)).encode()}, members, "imports/d.zip")
 
 
 def test_round_trip_gives_back_the_same_label_rows():
@@ -88,7 +90,7 @@ def test_roboflow_layout_images_beside_the_file_and_its_parent_category_is_no_cl
                 "annotations": [{"id": 1, "image_id": 0, "category_id": 2, "bbox": [10, 10, 20, 10], "area": 200,
                                  "iscrowd": 0},
                                 {"id": 2, "image_id": 0, "category_id": 1, "bbox": [0, 0, 100, 50], "iscrowd": 1}]}
-    plan = coco.plan({"valid/_annotations.coco.json": json.dumps(document).encode()}, ["valid/a.jpg"], "a")
+    plan = coco_import.plan({"valid/_annotations.coco.json": json.dumps(document).encode()}, ["valid/a.jpg"], "a")
     assert plan.classes == ["cat", "dog"]
     assert plan.images == {"valid/a.jpg": "images/val/a.jpg"}
     assert plan.labels == {"labels/val/a.txt": b"1 0.2 0.3 0.2 0.2\n"}
@@ -101,7 +103,7 @@ def test_boxes_outside_the_image_are_clipped_and_bad_files_are_issues():
                 "categories": [{"id": 1, "name": "x"}],
                 "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [-10, 90, 20, 20]},
                                 {"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, 1, 0, 5]}]}
-    plan = coco.plan({"annotations/instances_train.json": json.dumps(document).encode(),
+    plan = coco_import.plan({"annotations/instances_train.json": json.dumps(document).encode(),
                       "annotations/instances_val.json": b"{not json"}, ["images/train/a.jpg"], "a")
     assert plan.labels == {"labels/train/a.txt": b"0 0.05 0.95 0.1 0.1\n"}
     assert sorted(issue.code for issue in plan.issues) == ["import_coco_box", "import_coco_image_missing",
@@ -115,3 +117,51 @@ def test_annotation_files_over_the_budget_are_refused_by_their_sizes():
     assert refused.value.code == "import_coco_too_large"
     with pytest.raises(ArchiveRefused, match="201 bytes together"):
         coco.check_sizes({"instances_train.json": 100, "instances_val.json": 101}, 200)
+
+
+# ---- reading annotation files as streams ----------------------------------------------------
+
+def streamed_file(pieces) -> bytes:
+    return "".join(pieces).encode()
+
+
+def test_a_file_is_read_without_building_what_the_import_does_not_use():
+    huge = ",".join(["1.5"] * 1_500_000)  # a segmentation of ~6 MB
+    document = streamed_file(['{"categories": [{"id": 1, "name": "a", "caption": "', "x" * 1000, '"}], ',
+                              '"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 50}], ',
+                              '"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 5, 20, 10], ',
+                              f'"segmentation": [[{huge}]]', "}]}"])
+    tracemalloc.start()
+    try:
+        result = coco_import.plan({"train/_annotations.coco.json": lambda: io.BytesIO(document)}, ["train/a.jpg"],
+                                  "imports/d.zip")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.classes == ["a"] and result.labels == {"labels/train/a.txt": b"0 0.2 0.2 0.2 0.2\n"}
+    assert peak < len(document) / 2, peak  # the document itself is not held, nor its segmentation built
+
+
+def test_boxes_past_the_cap_of_an_image_and_odd_elements_are_left_out_and_counted(monkeypatch):
+    monkeypatch.setattr(coco_import, "MAX_BOXES_PER_IMAGE", 3)
+    boxes = [{"image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}] * 5
+    document = {"categories": [{"id": 1, "name": "a"}, 7], "annotations": [*boxes, "odd", {"bbox": {"x": 1}}],
+                "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}, ["odd"]]}
+    result = coco_import.plan({"instances_train.json": json.dumps(document).encode()}, ["images/train/a.jpg"], "z")
+    assert result.labels["labels/train/a.txt"].count(b"\n") == 3
+    assert [(i.code, i.message) for i in result.issues] == [
+        ("import_coco_box", "instances_train.json: 5 annotation(s) or image record(s) left out (crowd, no area, "
+                            "unknown category or image, malformed)")]
+
+
+def test_more_categories_than_a_dataset_has_classes_refuse_the_archive(monkeypatch):
+    monkeypatch.setattr(coco_import, "MAX_CATEGORIES", 2)
+    document = {"categories": [{"id": n, "name": str(n)} for n in range(3)], "images": [], "annotations": []}
+    with pytest.raises(ArchiveRefused, match="more than 2 categories") as refused:
+        coco_import.plan({"instances_train.json": json.dumps(document).encode()}, [], "z")
+    assert refused.value.code == "import_coco_categories"
+
+
+def test_a_truncated_file_is_an_issue_not_a_failure():
+    result = coco_import.plan({"instances_train.json": b'{"images": [{"id": 1'}, [], "z")
+    assert [i.code for i in result.issues] == ["import_coco_json"] and result.labels == {}
