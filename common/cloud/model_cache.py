@@ -2,7 +2,9 @@
 
 A model is downloaded from the bucket pinned to its generation, so the cache key
 (URI, generation) names exactly one file; the few most recently used stay
-loaded. Loading checks that the graph is a detector (rank-3 output), reads the
+loaded, as many as PREDICT_MODELS_CACHED and no more ONNX bytes together than
+PREDICT_MODELS_CACHED_BYTES (the one just loaded always stays): one person who
+trains large models cannot fill an instance's memory with them. Loading checks that the graph is a detector (rank-3 output), reads the
 class names and input size from the metadata Ultralytics embeds, and runs one
 inference so the first request does not pay ONNX Runtime's lazy set-up. The
 thread count follows the CPUs this instance may use: its affinity and its cgroup
@@ -43,6 +45,7 @@ class LoadedModel:
     end_to_end: bool             # NMS inside the graph: output rows x1 y1 x2 y2 conf class
     threads: int
     load_seconds: float
+    size: int = 0                # bytes of the ONNX file: what the cache counts
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -71,10 +74,16 @@ def get(uri: str, generation: int) -> LoadedModel:
         model = load(key)
         with _lock:
             _models[key] = model
-            while len(_models) > config.predict_models_cached():
-                _models.popitem(last=False)
+            evict(_models, config.predict_models_cached(), config.predict_models_cached_bytes())
             _loading.pop(key, None)
         return model
+
+
+def evict(models: OrderedDict[Key, LoadedModel], count: int, size: int) -> None:
+    """Least recently used first (the first of `models`), until at most `count` models of at most `size` bytes
+    together stay; the newest always stays. A request still using an evicted model keeps it until it answers."""
+    while len(models) > 1 and (len(models) > count or sum(m.size for m in models.values()) > size):
+        models.popitem(last=False)
 
 
 def current_generation(uri: str) -> int:
@@ -89,7 +98,9 @@ def current_generation(uri: str) -> int:
 
 def load(key: Key) -> LoadedModel:
     started = time.monotonic()
-    model = from_bytes(_download(*key), key)
+    data = _download(*key)
+    model = from_bytes(data, key)
+    model.size = len(data)
     model.load_seconds = round(time.monotonic() - started, 3)
     log.info("model loaded", uri=key[0], generation=key[1], seconds=model.load_seconds, threads=model.threads,
              input_size=model.input_size, stride=model.stride, classes=len(model.names),

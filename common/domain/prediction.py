@@ -29,6 +29,7 @@ MAX_WH = 7680         # the class offset that keeps NMS per class
 _COEF_BITS = 11       # cv2 INTER_RESIZE_COEF_BITS: weights as integers scaled by 2048
 _COEF_SCALE = 1 << _COEF_BITS
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+BAND_PIXELS = 1 << 20  # pixels converted at once: 4 MiB of int32 at most
 
 
 class ImageRejected(ValueError):
@@ -87,7 +88,7 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
         width, height = image.size
         if limit is not None and width * height > limit:  # checked before any pixel is decoded
             raise ImageRejected("image_too_large", f"{width}x{height} is {width * height} pixels, over the "
-                                f"decompression-bomb limit of {limit}; not decoded")
+                                f"limit of {limit} pixels an image may have here; not decoded: send it smaller")
         try:
             return _upright_rgb(image)
         except Exception as error:  # truncated or broken data
@@ -99,15 +100,27 @@ def _reason(error: Exception) -> str:
 
 
 def _upright_rgb(image: Image.Image) -> np.ndarray:
+    """Decoded once, turned upright in place, then converted to 8-bit RGB a band of rows at a time:
+    besides Pillow's own pixels, memory holds only the 3-byte result and one band (no full-size
+    copies, no 16-bit image widened to 64-bit integers)."""
     image.load()
-    upright = ImageOps.exif_transpose(image)
-    if upright.mode in _SIXTEEN_BIT_MODES:  # cv2 keeps the high byte of 16-bit samples (Pillow would clip)
-        grey = (np.clip(np.asarray(upright, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if upright.mode == "F":
-        grey = np.clip(np.asarray(upright), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    return np.asarray(upright.convert("RGB"))
+    ImageOps.exif_transpose(image, in_place=True)
+    width, height = image.size
+    rgb = np.empty((height, width, 3), dtype=np.uint8)
+    rows = max(1, BAND_PIXELS // width)
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        rgb[top:bottom] = _rgb_band(image.crop((0, top, width, bottom)))
+    return rgb
+
+
+def _rgb_band(band: Image.Image) -> np.ndarray:
+    if band.mode in _SIXTEEN_BIT_MODES:  # cv2 keeps the high byte of 16-bit samples (Pillow would clip)
+        grey = (np.clip(np.asarray(band).astype(np.int32, copy=False), 0, 65535) >> 8).astype(np.uint8)
+        return grey[..., None]
+    if band.mode == "F":
+        return np.clip(np.asarray(band), 0, 255).astype(np.uint8)[..., None]
+    return np.asarray(band if band.mode == "RGB" else band.convert("RGB"))
 
 
 # ---- letterbox and the model input -------------------------------------------

@@ -149,6 +149,29 @@ def predict_models_cached() -> int:
     return int(os.environ.get("PREDICT_MODELS_CACHED", "4"))
 
 
+def predict_models_cached_bytes() -> int:
+    """ONNX bytes the models one prediction instance keeps loaded may hold together (the newest always stays)."""
+    return int(os.environ.get("PREDICT_MODELS_CACHED_BYTES", str(600 * 1024 ** 2)))
+
+
+def predict_max_bytes() -> int:
+    """Bytes of images one prediction request may bring (its body, or the gs:// objects it names) (a 413 beyond)."""
+    return int(os.environ.get("PREDICT_MAX_BYTES", str(32 * 1024 ** 2)))
+
+
+def predict_max_pixels() -> int:
+    """Pixels of one image prediction decodes at most (larger ones fail with image_too_large, undecoded): what
+    the function's memory allows (docs/security.md, "Prediction")."""
+    return int(os.environ.get("PREDICT_MAX_PIXELS", "50000000"))
+
+
+def predict_rate_limit() -> tuple[int, int]:
+    """(requests, seconds): prediction requests one person may make per window, from PREDICT_RATE_LIMIT
+    "requests/seconds" (a 429 beyond; the administrator is not limited)."""
+    requests, _, seconds = os.environ.get("PREDICT_RATE_LIMIT", "120/60").partition("/")
+    return int(requests), int(seconds)
+
+
 def watch_topic() -> str:
     """The topic whose messages make the watch sweep the unfinished training jobs."""
     return os.environ.get("WATCH_TOPIC", WATCH_TOPIC)

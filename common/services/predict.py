@@ -1,9 +1,15 @@
-"""What one prediction request does: find the registered model, load its ONNX
-(common.cloud.model_cache), read each image, predict as Ultralytics does
-(common.domain.prediction) and answer one prediction per input, in input order.
+"""What one prediction request does: find the registered model the caller may
+use, load its ONNX (common.cloud.model_cache), read each image, predict as
+Ultralytics does (common.domain.prediction) and answer one prediction per input,
+in input order.
 
-A bad image fails that image with its reason; a model that cannot predict is
-refused before any image is read.
+Nothing of the images is read before the model is found and the caller may use
+it. A bad image fails that image with its reason; a model that cannot predict is
+refused before any image is read. Memory stays bounded: the images of a request
+total at most the request's byte cap (a named object's size is read from its
+metadata first), an image over the pixel limit is refused before it is decoded,
+and only DECODE_AHEAD images are decoded at full size at once in the whole
+instance, each turned into the model's small input as soon as it is decoded.
 """
 from __future__ import annotations
 
@@ -23,9 +29,11 @@ from common.cloud import model_cache, storage, training_store
 from common.domain import layout, prediction
 from common.domain.prediction import ImageRejected, Thresholds
 from common.platform import config
-from common.services.detection import Timer, detect_pixels
+from common.services.detection import Timer
 
 MAX_BATCH = 32
+# Images decoded at once in the whole instance (the pool is shared by its requests): with the pixel limit, this
+# bounds the memory of full-size pixels (docs/security.md, "Prediction").
 DECODE_AHEAD = 2
 _readers = ThreadPoolExecutor(max_workers=16)
 _decoders = ThreadPoolExecutor(max_workers=DECODE_AHEAD, thread_name_prefix="decode")
@@ -46,9 +54,11 @@ class ImageSource:
 # ---- the model -----------------------------------------------------------------
 
 def find_model(model_id: str, ctx: RequestContext) -> dict:
-    """The registered model the caller may use, or a 404 (unknown, or a dataset the caller cannot see)."""
+    """The registered model the caller may use (view its dataset), or a 404 that says no more than the
+    API's GET /models/{id} does: unknown, or of a dataset the caller cannot see."""
     model = _registered_model(model_id, ctx)
-    access.require(ctx, model["dataset"], access.VIEWER)
+    if not access.may_see(ctx, model.get("dataset")):
+        raise ApiError(404, f"no model {model_id!r}")
     return model
 
 
@@ -109,11 +119,14 @@ def class_filter(wanted: list | None, names: list[str]) -> frozenset[int] | None
 
 # ---- images named in the bucket ------------------------------------------------
 
-def bucket_sources(uris: list, ctx: RequestContext) -> list[ImageSource]:
-    """Dataset images named by gs:// URI, read in parallel; 400 for a malformed one, 403 outside the data
-    bucket's datasets, 404 for a dataset the caller cannot see."""
+def bucket_sources(uris: list, ctx: RequestContext, max_bytes: int) -> list[ImageSource]:
+    """Dataset images named by gs:// URI: 400 for a malformed one, 403 outside the data bucket's datasets,
+    404 for a dataset the caller cannot see, and 413 when together they are over `max_bytes` (their sizes
+    read from the objects' metadata first); then read in parallel, each the generation whose size was read."""
     names = [_object_name(uri, ctx) for uri in uris]
-    return list(_readers.map(_read_object, uris, names))
+    found = list(_readers.map(lambda name: _stored(name, ctx), names))
+    _check_total(uris, found, max_bytes)
+    return list(_readers.map(_read_object, uris, found))
 
 
 def _object_name(uri, ctx: RequestContext) -> str:
@@ -124,43 +137,80 @@ def _object_name(uri, ctx: RequestContext) -> str:
     if bucket != config.data_bucket() or role.kind != "image":
         raise ApiError(403, f"images: {uri[:200]!r} is not a dataset image of gs://{config.data_bucket()}/"
                             f"{layout.DATASETS_PREFIX}", "images")
-    access.require(ctx, role.dataset, access.VIEWER)
+    if not access.may_see(ctx, role.dataset):  # another tenant's object: as if it did not exist
+        raise ApiError(404, f"images: no dataset {role.dataset!r} (of {uri[:200]!r})", "images")
     return name
 
 
-def _read_object(uri: str, name: str) -> ImageSource:
+@dataclass(frozen=True)
+class _Stored:
+    """An object's generation and size, from its metadata."""
+    name: str
+    generation: int
+    size: int
+
+
+def _stored(name: str, ctx: RequestContext) -> _Stored | None:
+    blob = storage.bucket().get_blob(name, timeout=ctx.deadline_seconds)
+    return _Stored(name, blob.generation, blob.size or 0) if blob else None
+
+
+def _check_total(uris: list[str], found: list[_Stored | None], max_bytes: int) -> None:
+    sizes = [stored.size if stored else 0 for stored in found]
+    if sum(sizes) > max_bytes:
+        largest = max(range(len(sizes)), key=sizes.__getitem__)
+        raise ApiError(413, f"images: the {len(uris)} named objects hold {sum(sizes)} bytes together "
+                            f"({uris[largest][:200]} alone {sizes[largest]}); a prediction request takes at most "
+                            f"{max_bytes} bytes ({max_bytes >> 20} MiB) of images: name fewer or smaller images",
+                       "images")
+
+
+def _read_object(uri: str, stored: _Stored | None) -> ImageSource:
     try:
-        return ImageSource(uri, storage.blob(name).download_as_bytes())
-    except NotFound:
+        if stored is None:
+            raise NotFound(uri)
+        return ImageSource(uri, storage.blob(stored.name, stored.generation).download_as_bytes())
+    except NotFound:  # never there, or replaced since its size was read
         return ImageSource(uri, problem=ImageRejected("image_not_found", f"no object {uri}"))
 
 
 # ---- predicting ------------------------------------------------------------------
 
-class Decoding:
-    """The sources' images decoded in the background, at most DECODE_AHEAD ahead of the one being predicted:
-    the first overlap the model's lookup, each next one the inference before it, and memory stays bounded."""
+@dataclass(frozen=True)
+class Prepared:
+    """One image made ready for the model: its upright size (w, h), the model input and where it sits in it."""
+    size: tuple[int, int]
+    batch: np.ndarray
+    placement: prediction.Letterbox
 
-    def __init__(self, sources: list[ImageSource]):
-        self.sources = sources
+
+class Decoding:
+    """The sources' images decoded in the background, at most DECODE_AHEAD ahead of the one being predicted
+    (each next one overlaps the inference before it). Each is turned into the model's input where it is
+    decoded, so only that small input waits: full-size pixels never outlive their decoding."""
+
+    def __init__(self, sources: list[ImageSource], session: model_cache.LoadedModel, max_pixels: int):
+        self.sources, self.session, self.max_pixels = sources, session, max_pixels
         self._pending: dict[int, Future] = {}
         for index in range(min(DECODE_AHEAD, len(sources))):
             self._start(index)
 
     def _start(self, index: int) -> None:
-        self._pending[index] = _decoders.submit(_decoded, self.sources[index])
+        self._pending[index] = _decoders.submit(_prepared, self.sources[index], self.session, self.max_pixels)
 
-    def pixels(self, index: int) -> np.ndarray:
-        """The upright RGB pixels of source `index`; ImageRejected when it is no image."""
+    def prepared(self, index: int) -> Prepared:
+        """Source `index` ready for the model; ImageRejected when it is no image, or one too large."""
         if index + DECODE_AHEAD < len(self.sources):
             self._start(index + DECODE_AHEAD)
         return self._pending.pop(index).result()
 
 
-def _decoded(source: ImageSource) -> np.ndarray:
+def _prepared(source: ImageSource, session: model_cache.LoadedModel, max_pixels: int) -> Prepared:
     if source.problem:
         raise source.problem
-    return prediction.decode_image(source.data)
+    pixels = prediction.decode_image(source.data, max_pixels)
+    canvas, placement = prediction.letterbox(pixels, session.input_size, session.stride)
+    return Prepared((pixels.shape[1], pixels.shape[0]), prediction.to_input([canvas]), placement)
 
 
 def predict(model: dict, session: model_cache.LoadedModel, decoding: Decoding, thresholds: Thresholds) -> dict:
@@ -174,11 +224,15 @@ def _prediction(session: model_cache.LoadedModel, decoding: Decoding, index: int
     source = decoding.sources[index]
     try:
         started = time.perf_counter()
-        pixels = decoding.pixels(index)
-        timer.add("preprocess", started)  # what decoding still took once the image was wanted
-        (width, height), found = detect_pixels(session, pixels, thresholds, timer)
+        ready = decoding.prepared(index)
+        started = timer.add("preprocess", started)  # what decoding still took once the image was wanted
     except ImageRejected as rejected:
         return {"source": source.source, "width": None, "height": None, "boxes": [],
                 "error": {"code": rejected.code, "message": rejected.message}}
+    output = session.run(ready.batch)
+    started = timer.add("inference", started)
+    found = prediction.detections(output[0], ready.placement, thresholds, session.end_to_end)
+    timer.add("postprocess", started)
+    width, height = ready.size
     return {"source": source.source, "width": width, "height": height,
-            "boxes": [prediction.box_view(d, (width, height), session.names) for d in found]}
+            "boxes": [prediction.box_view(d, ready.size, session.names) for d in found]}

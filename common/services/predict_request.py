@@ -4,6 +4,10 @@ The caller is authenticated by the API's own request context and every error
 has the API's JSON shape. The body is one of: the raw bytes of one image;
 multipart/form-data with `file` parts (a batch); JSON {"images": [gs:// URIs]}.
 Parameters come from the query string, or the JSON body or form fields.
+
+Order matters: the caller is authenticated, counted against the prediction rate
+limit and the model authorized (404 as the API answers) before a byte of the body
+is read; the body is read no further than its cap (413).
 """
 from __future__ import annotations
 
@@ -13,16 +17,18 @@ import time
 import traceback
 
 from flask import Request, Response
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from common.api import context
 from common.api.context import RequestContext
 from common.api.errors import ApiError, error_body, is_unavailable
+from common.cloud import rate_limit_store
 from common.domain.prediction import Thresholds
-from common.platform import log
+from common.platform import config, log
 from common.services import predict
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_JSON_BYTES = 64 * 1024  # a JSON body only names images: 32 URIs of at most 1 KiB each, and parameters
+RATE_LIMIT_KIND = "predict"
 ROUTE = re.compile(r"/models/(?P<model_id>[^/]+)/predict/?")
 PARAMETERS = ("conf", "iou", "max_det", "classes")
 NUMBERS = {"conf": (0.0, 1.0, 0.25), "iou": (0.0, 1.0, 0.7)}
@@ -52,22 +58,24 @@ def handle(request: Request) -> Response:
 
 
 def _answer(request: Request, request_id: str) -> tuple[dict, str]:
-    """The answer, and its Server-Timing: milliseconds spent on the caller, the body, the model, and each stage."""
+    """The answer, and its Server-Timing: milliseconds spent on the caller, the model, the body, and each stage."""
     started = time.perf_counter()
     model_id = _route(request)
+    cap = config.predict_max_bytes()
+    _check_declared_size(request, cap)
     ctx = context.build(request, request_id, public=False)
+    _count_against_limit(ctx)
     spent = {"auth": time.perf_counter()}
-    _check_size(request)
-    fields, sources = _read_body(request, ctx)
-    given = _parameters(request.args, fields)
-    decoding = predict.Decoding(sources)  # while the model is looked up
-    spent["body"] = time.perf_counter()
-    model = predict.find_model(model_id, ctx)
+    model = predict.find_model(model_id, ctx)  # before a byte of the body is read
     session = predict.loaded(model)
     spent["model"] = time.perf_counter()
+    fields, sources = _read_body(request, ctx, cap)
+    given = _parameters(request.args, fields)
     thresholds = Thresholds(conf=given["conf"], iou=given["iou"], max_det=given["max_det"],
                             classes=predict.class_filter(given["classes"], session.names))
-    answer = predict.predict(model, session, decoding, thresholds)
+    spent["body"] = time.perf_counter()
+    answer = predict.predict(model, session, predict.Decoding(sources, session, config.predict_max_pixels()),
+                             thresholds)
     if request.mimetype not in ("multipart/form-data", "application/json") and "error" in answer["predictions"][0]:
         error = answer["predictions"][0]["error"]
         raise ApiError(400, f"the body is not an image prediction can run on: {error['message']}", "body")
@@ -91,31 +99,57 @@ def _route(request: Request) -> str:
     return match["model_id"]
 
 
-def _check_size(request: Request) -> None:
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise _too_large(request.content_length)
-    request.max_content_length = MAX_BODY_BYTES  # also bounds a body sent without Content-Length
+def _check_declared_size(request: Request, cap: int) -> None:
+    """A body whose Content-Length is over the cap is refused before anything else; one sent without it
+    (chunked) is read no further than the cap."""
+    if (request.content_length or 0) > cap:
+        raise _too_large(cap, request.content_length)
+    # One byte more than the cap, so that reading cap + 1 bytes of a chunked body tells one over the cap
+    # (werkzeug stops such a stream at the limit and raises only on the read after).
+    request.max_content_length = cap + 1
+    request.max_form_parts = 2 * (predict.MAX_BATCH + len(PARAMETERS))  # more parts than that: a 413 too
 
 
-def _too_large(size: int) -> ApiError:
-    return ApiError(413, f"the body is {size} bytes; at most {MAX_BODY_BYTES} ({MAX_BODY_BYTES >> 20} MiB)")
+def _too_large(cap: int, size: int | None = None) -> ApiError:
+    told = f"{size} bytes" if size is not None else "larger than that"
+    return ApiError(413, f"the body is {told}; a prediction request takes at most {cap} bytes ({cap >> 20} MiB) "
+                         f"of images and {predict.MAX_BATCH} images: send fewer or smaller images per request",
+                    "body")
+
+
+def _count_against_limit(ctx: RequestContext) -> None:
+    """Prediction requests are counted per person and window; the administrator is not limited."""
+    if ctx.principal.is_admin:
+        return
+    limit, seconds = config.predict_rate_limit()
+    wait = rate_limit_store.take(ctx.principal.uid, RATE_LIMIT_KIND, limit, seconds, ctx.deadline_seconds)
+    if wait is not None:
+        raise ApiError(429, f"more than {limit} prediction requests in {seconds} s, the limit per person: "
+                            f"try again in {wait} s", headers={"Retry-After": str(wait)})
 
 
 # ---- the body ------------------------------------------------------------------
 
-def _read_body(request: Request, ctx: RequestContext) -> tuple[dict, list[predict.ImageSource]]:
+def _read_body(request: Request, ctx: RequestContext, cap: int) -> tuple[dict, list[predict.ImageSource]]:
     """Parameters given in the body, and the images."""
-    if request.mimetype == "multipart/form-data":
-        return _form(request)
-    if request.mimetype == "application/json":
-        return _json_body(request, ctx)
-    data = request.stream.read(MAX_BODY_BYTES + 1)
-    if len(data) > MAX_BODY_BYTES:
-        raise _too_large(len(data))
+    try:
+        if request.mimetype == "multipart/form-data":
+            return _form(request)
+        if request.mimetype == "application/json":
+            return _json_body(request, ctx, cap)
+        return {}, [predict.ImageSource("body", _raw(request, cap))]
+    except RequestEntityTooLarge:  # werkzeug's, while it reads a body sent without Content-Length
+        raise _too_large(cap) from None
+
+
+def _raw(request: Request, cap: int) -> bytes:
+    data = request.stream.read(cap + 1)
+    if len(data) > cap:
+        raise _too_large(cap)
     if not data:
         raise ApiError(400, "the body is empty: send the bytes of an image, multipart/form-data with 'file' "
                             "parts, or JSON {\"images\": [\"gs://...\"]}", "body")
-    return {}, [predict.ImageSource("body", data)]
+    return data
 
 
 def _form(request: Request) -> tuple[dict, list[predict.ImageSource]]:
@@ -131,8 +165,8 @@ def _form(request: Request) -> tuple[dict, list[predict.ImageSource]]:
     return fields, sources
 
 
-def _json_body(request: Request, ctx: RequestContext) -> tuple[dict, list[predict.ImageSource]]:
-    body = request.get_json(silent=True)
+def _json_body(request: Request, ctx: RequestContext, cap: int) -> tuple[dict, list[predict.ImageSource]]:
+    body = _json_document(request)
     if not isinstance(body, dict) or not isinstance(body.get("images"), list):
         raise ApiError(400, "the JSON body must be an object {\"images\": [\"gs://<bucket>/datasets/...\"], "
                             "\"conf\"?, \"iou\"?, \"max_det\"?, \"classes\"?}", "images")
@@ -141,7 +175,20 @@ def _json_body(request: Request, ctx: RequestContext) -> tuple[dict, list[predic
         raise ApiError(400, f"unknown field {unknown[0]!r}", unknown[0])
     _check_batch(len(body["images"]), "images")
     fields = {name: body[name] for name in PARAMETERS if name in body}
-    return fields, predict.bucket_sources(body["images"], ctx)
+    return fields, predict.bucket_sources(body["images"], ctx, cap)
+
+
+def _json_document(request: Request):
+    """The JSON body, read no further than MAX_JSON_BYTES; None when it is not JSON."""
+    data = request.stream.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise ApiError(413, f"the JSON body is larger than {MAX_JSON_BYTES} bytes; it only names images "
+                            f"(at most {predict.MAX_BATCH}): send the images themselves as multipart/form-data",
+                       "body")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's own limit
+        return None
 
 
 def _check_batch(count: int, param: str) -> None:
@@ -216,6 +263,10 @@ def framework_error(error: HTTPException, request: Request) -> Response:
 
 
 def _json(status: int, body: dict, request_id: str, headers: dict | None = None) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json",
-                    headers={"X-Request-Id": request_id, **CORS, **(headers or {})})
+    data = json.dumps(body).encode()
+    # Given as an iterator (a "streamed" answer), so that functions-framework's after-request hook does not read
+    # whatever the handler left of the body (a refused one: a stranger's, or one over the cap) into memory
+    # before answering; gunicorn discards those bytes in small reads once the answer is sent.
+    return Response(iter([data]), status=status, mimetype="application/json",
+                    headers={"X-Request-Id": request_id, "Content-Length": str(len(data)), **CORS, **(headers or {})})
 

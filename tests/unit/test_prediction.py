@@ -1,13 +1,18 @@
-"""The prediction rules, pure: decoding of every image mode, the letterbox, NMS and box conversion.
-(Parity with Ultralytics itself is tests/integration/test_predict.py.)"""
+"""The prediction rules, pure: decoding of every image mode (in bounded memory), the letterbox, NMS, box
+conversion and what the model cache keeps. (Parity with Ultralytics itself is tests/integration/test_predict.py.)"""
 from __future__ import annotations
 
 import io
+import struct
+import tracemalloc
+import zlib
+from collections import OrderedDict
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from common.cloud import model_cache
 from common.domain import prediction
 from common.domain.prediction import Detection, ImageRejected, Thresholds
 
@@ -71,6 +76,55 @@ def test_a_heic_decodes_to_the_pixels_pillow_gives_it():
     pixels = prediction.decode_image(buffer.getvalue())
     assert pixels.shape == ramp.shape and pixels.dtype == np.uint8
     assert np.abs(pixels.astype(int) - ramp.astype(int)).mean() < 4  # lossy, but the same picture
+
+
+def png16_grey(samples: np.ndarray) -> bytes:
+    """A 16-bit greyscale PNG (Pillow opens it as I;16)."""
+    height, width = samples.shape
+    raw = b"".join(b"\x00" + samples[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def test_a_sixteen_bit_image_taller_than_a_band_keeps_every_high_byte():
+    samples = RNG.integers(0, 65536, (2 * prediction.BAND_PIXELS // 300 + 7, 300), dtype=np.uint16)
+    pixels = prediction.decode_image(png16_grey(samples))
+    assert pixels.shape == (*samples.shape, 3)
+    assert (pixels == (samples >> 8).astype(np.uint8)[..., None]).all()
+
+
+@pytest.mark.parametrize("mode, values, expected", [
+    ("I", [-5, 0, 255, 256, 65535, 70000], [0, 0, 0, 1, 255, 255]),      # 32-bit integers: clipped to 16 bits
+    ("F", [-1.5, 0.0, 17.9, 254.5, 300.0, 1e9], [0, 0, 17, 254, 255, 255]),  # floats: clipped to 0..255
+])
+def test_wide_sample_modes_become_8_bit_as_cv2_reads_them(mode, values, expected):
+    image = Image.fromarray(np.array([values], dtype=np.int32 if mode == "I" else np.float32), mode)
+    pixels = prediction.decode_image(encoded(image, "TIFF"))
+    assert pixels[0, :, 0].tolist() == expected and (pixels[..., 0] == pixels[..., 2]).all()
+
+
+def test_decoding_a_sixteen_bit_image_allocates_only_its_8_bit_rgb_and_one_band():
+    """The int64 copies it once made (three of 8 bytes a pixel) would be 24 bytes a pixel."""
+    samples = np.full((1500, 2000), 40000, dtype=np.uint16)
+    data = png16_grey(samples)
+    tracemalloc.start()
+    try:
+        prediction.decode_image(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * samples.size + 12 * prediction.BAND_PIXELS, peak
+
+
+def test_an_image_over_the_pixel_limit_is_refused_undecoded_whatever_its_depth():
+    data = png16_grey(np.zeros((100, 120), dtype=np.uint16))
+    with pytest.raises(ImageRejected) as rejected:
+        prediction.decode_image(data, max_pixels=100 * 120 - 1)
+    assert rejected.value.code == "image_too_large" and "120x100" in rejected.value.message
+    assert prediction.decode_image(data, max_pixels=100 * 120).shape == (100, 120, 3)
 
 
 def test_a_decompression_bomb_is_refused_before_its_pixels_are_decoded():
@@ -183,3 +237,23 @@ def test_the_input_tensor_is_the_canvas_divided_by_255_channel_first():
     assert batch.shape == (2, 3, 2, 3) and batch.dtype == np.float32
     assert (batch[0] == canvas.transpose(2, 0, 1).astype(np.float32) / np.float32(255)).all()
     assert (batch[1, :, 0] == batch[0, :, 1]).all()
+
+
+# ---- the model cache -----------------------------------------------------------
+
+def cached(*sizes: int) -> OrderedDict:
+    return OrderedDict(((f"gs://b/m{i}.onnx", 1), model_cache.LoadedModel(
+        key=(f"gs://b/m{i}.onnx", 1), session=None, input_name="images", input_size=(64, 64), stride=32,
+        names=["a"], end_to_end=False, threads=1, load_seconds=0.0, size=size)) for i, size in enumerate(sizes))
+
+
+@pytest.mark.parametrize("sizes, count, budget, kept", [
+    ((10, 10, 10), 4, 100, [0, 1, 2]),
+    ((10, 10, 10), 2, 100, [1, 2]),         # the least recently used go first
+    ((300, 300, 300), 4, 700, [1, 2]),      # no more bytes together than the budget
+    ((10, 10, 900), 4, 700, [2]),           # the newest stays even alone over the budget
+])
+def test_the_model_cache_keeps_the_newest_within_its_count_and_bytes(sizes, count, budget, kept):
+    models = cached(*sizes)
+    model_cache.evict(models, count, budget)
+    assert [int(uri[len("gs://b/m"):-len(".onnx")]) for uri, _ in models] == kept
