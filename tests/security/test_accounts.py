@@ -5,16 +5,20 @@ The people are real accounts of the Auth emulator; the dataset files go through 
 storage emulator and are indexed (or not) by the stack's ingest worker."""
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 
+import firebase_admin
 import functions_framework
 import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import training_store
+from common.cloud import clients, training_store
 from common.domain import quotas, training_job
+from infra.local.browser import chromium
 from infra.local.client import sign_in, sign_up, wait_for
 from infra.local.sample import synthetic_image
 
@@ -309,3 +313,37 @@ def test_a_removed_members_and_a_revoked_keys_sessions_land_nothing(client, api,
     for name in ("removed", "revoked"):
         assert api.get_or_none(f"/datasets/{dataset}/images/labels/{name}") is None
         assert bucket.get_blob(f"datasets/{dataset}/images/{name}.jpg") is None
+
+
+def test_the_page_tells_an_unverified_person_why_on_the_sign_in_screen(stack, auth_host):
+    email = new_email("page-unverified")
+    sign_up(auth_host, email, PASSWORD, verified=False)
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{stack.env()['API_URL']}/#/signin")
+        page.get_by_label("E-mail").fill(email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        told = page.get_by_role("alert").filter(has_text=f"your e-mail address {email} is not verified")
+        told.wait_for(timeout=20_000)
+        assert page.evaluate("location.hash") == "#/signin"
+        assert page.evaluate("sessionStorage.getItem('yolodrop.session')") is None  # signed out again
+
+
+def test_an_identity_service_out_of_reach_is_a_503_to_retry_not_a_500(client, auth_host, monkeypatch):
+    _, token, _ = person(auth_host, "patient")
+    with socket.socket() as closed:  # a port nothing listens on: Firebase Authentication unreachable
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", f"127.0.0.1:{closed.getsockname()[1]}")
+        unreachable = firebase_admin.initialize_app(options={"projectId": os.environ["GOOGLE_CLOUD_PROJECT"]},
+                                                    name=f"unreachable-{uuid.uuid4().hex[:6]}")
+        working = clients.firebase_app()
+        clients.use("firebase_app", unreachable)
+        try:
+            answer = call(client, "GET", "/datasets", token)
+        finally:
+            clients.use("firebase_app", working)
+            firebase_admin.delete_app(unreachable)
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    assert "the identity service could not check this sign-in" in refusal(answer)
+    assert call(client, "GET", "/datasets", token).status_code == 200

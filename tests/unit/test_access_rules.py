@@ -3,6 +3,7 @@ import pytest
 
 from common.domain import access, api_keys, joining, quotas, rate_limits
 from common.domain.access import EDITOR, OWNER, VIEWER, LastOwner
+from common.platform.ttl_cache import TtlCache
 
 
 def test_roles_include_the_ones_below():
@@ -151,3 +152,16 @@ def test_training_caps(body, refused):
     assert (over[0] if over else None) == refused
     if over:
         assert "at most" in over[1] and "TRAINING_MAX_" in over[1]
+
+
+def test_the_ttl_cache_keeps_a_value_for_its_period_and_no_more_entries_than_allowed():
+    loads = []
+
+    def load(value):
+        loads.append(value)
+        return value
+    kept = TtlCache(lambda: 3600, max_entries=2)
+    assert [kept.get(key, lambda k=key: load(k)) for key in ("a", "a", "b", "c", "a")] == ["a", "a", "b", "c", "a"]
+    assert loads == ["a", "b", "c", "a"]  # "a" loaded again: the oldest, pushed out by "c"
+    expiring = TtlCache(lambda: 0)
+    assert [expiring.get("k", lambda: load("k")) for _ in range(2)] == ["k", "k"] and loads[-2:] == ["k", "k"]

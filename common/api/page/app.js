@@ -1,6 +1,6 @@
 // The shell: sign-in, the header, and the hash router that picks a view. Each view is a module with
 // render(main, route) that fills <main>; views load on demand, so the first load carries only what it shows.
-import {finishGoogleSignIn, googleSignIn, isGoogleAnswer, loadConfig, signedIn, signIn, signOut,
+import {api, finishGoogleSignIn, googleSignIn, isGoogleAnswer, loadConfig, signedIn, signIn, signOut,
         startGoogleSignIn} from "./api.js";
 import {h, failure, link} from "./dom.js";
 
@@ -63,10 +63,23 @@ function renderHeader() {
 async function googleAnswered() {
   try {
     await finishGoogleSignIn(location.hash);
+    await admitted();
     location.hash = "#/";
   } catch (error) {
     signInProblem = error.message;
     location.hash = "#/signin";
+  }
+}
+
+// Signed in, but is this person admitted? The API says why not (an e-mail not verified, the sign-up policy):
+// shown here, on the sign-in screen, signed out again.
+async function admitted() {
+  try {
+    await api("/api-keys");
+  } catch (error) {
+    if (error.status !== 403) return;  // anything else is for the view that follows to show
+    signOut();
+    throw error;
   }
 }
 
@@ -78,6 +91,7 @@ function renderSignIn(main) {
     status.textContent = "";
     try {
       await signIn(form.email.value, form.password.value);
+      await admitted();
       location.hash = "#/";
     } catch (error) { status.textContent = error.message; }
   }},

@@ -11,10 +11,14 @@ export async function members(main, {params: [dataset]}) {
   const status = h("p", {role: "status"});
   const body = h("div");
   const act = async (work, done) => {
-    try { await work(); status.textContent = done; await refresh(); } catch (error) { status.textContent = error.message; }
+    try {
+      await work();
+      status.textContent = typeof done === "function" ? done() : done;
+      await refresh();
+    } catch (error) { status.textContent = error.message; }
   };
   const refresh = async () => {
-    const {members: list} = await api(path);
+    const {members: list, invitations = []} = await api(path);
     const owner = list.some((m) => m.uid === signedIn().uid && m.role === "owner");
     const user = (m) => encodeURIComponent(m.uid);
     const roleControl = (m) => !owner ? m.role : h("select", {"aria-label": `Role of ${m.email || m.uid}`,
@@ -24,17 +28,29 @@ export async function members(main, {params: [dataset]}) {
     const remove = (m) => h("button", {type: "button", "aria-label": `Remove ${m.email || m.uid}`,
       onclick: () => act(() => api(`${path}/${user(m)}`, {method: "DELETE"}), `${m.email || m.uid} removed.`)}, "Remove");
     const rows = list.map((m) => [m.email || "–", roleControl(m), when(m.added_at), owner ? remove(m) : ""]);
+    const withdraw = (i) => h("button", {type: "button", "aria-label": `Withdraw the invitation of ${i.email}`,
+      onclick: () => act(() => api(`${path}/${encodeURIComponent(i.email)}`, {method: "DELETE"}),
+                         `The invitation of ${i.email} is withdrawn.`)}, "Withdraw");
+    const invited = invitations.map((i) => [i.email, i.role, when(i.invited_at), owner ? withdraw(i) : ""]);
     body.replaceChildren(list.length ? table(["person", "role", "added", ""], rows, "Members") :
         empty("No members: only administrators see this dataset."),
+      ...(invited.length ? [table(["invited address", "role", "invited", ""], invited,
+                                  "Invitations: the role is theirs once they sign in with that verified address")] : []),
       owner ? h("form", {class: "controls", onsubmit: (event) => {
         event.preventDefault();
         const data = new FormData(event.target);
-        act(() => api(`${path}/${encodeURIComponent(data.get("user"))}`, {method: "PUT", body: {role: data.get("role")}}),
-            `${data.get("user")} added as ${data.get("role")}.`);
+        const address = data.get("user").trim().toLowerCase();
+        let pending = false;
+        act(async () => {
+          const answer = await api(`${path}/${encodeURIComponent(address)}`, {method: "PUT", body: {role: data.get("role")}});
+          pending = answer.invitations.some((i) => i.email === address);
+        }, () => pending ? `${address} is invited as ${data.get("role")}: the role is theirs once they sign in ` +
+          "with that address, verified." : `${address} added as ${data.get("role")}.`);
       }}, h("label", {}, "E-mail ", h("input", {name: "user", type: "email", required: true})),
         h("label", {}, "Role ", h("select", {name: "role"}, ROLES.map((r) => h("option", {}, r)))),
         h("button", {type: "submit"}, "Add")) :
-        h("p", {class: "muted"}, "Owners add, change and remove members. A person signs in once before being added."));
+        h("p", {class: "muted"}, "Owners add, change and remove members. An address no account has verified yet is invited: the role " +
+          "is theirs once they sign in with it."));
   };
   show(main, h("h1", {}, `${dataset}: members`), tabs(dataset, "members"), status, body);
   await refresh();
