@@ -226,6 +226,45 @@ def test_a_zip_claiming_a_million_entries_is_refused_from_its_end_record(client,
     assert objects_of(bucket, by_url) == objects_of(bucket, dropped) == set()
 
 
+# ---- a 500 MiB COCO file ----------------------------------------------------------------
+
+def coco_zip(path: Path, json_bytes: int) -> Path:
+    """A zip of one image and a real COCO file of `json_bytes` (deflated ~10 times: no compression-ratio
+    refusal), written in a few seconds from one MiB of varied annotations repeated."""
+    records = ",".join(json.dumps({"id": n, "image_id": 0, "category_id": 1 + n % 3, "iscrowd": 0,
+                                   "bbox": [n % 97 + 0.5, n % 89 + 0.25, n % 13 + 1.0, n % 7 + 1.0]})
+                       for n in range(12_000))[:1024 * 1024 - 1]
+    records = records[:records.rfind("},") + 1] + ","
+    head = json.dumps({"categories": [{"id": k, "name": f"c{k}"} for k in (1, 2, 3)],
+                       "images": [{"id": 0, "file_name": "a.jpg", "width": 128, "height": 96}]})[:-1]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("train/a.jpg", generated_dataset(1, 0)["images/g00000.jpg"])
+        with archive.open("train/_annotations.coco.json", "w", force_zip64=True) as out:
+            out.write(head.encode() + b', "annotations": [')
+            piece, written = records.encode(), 0
+            while written + len(piece) < json_bytes:
+                out.write(piece)
+                written += len(piece)
+            out.write(b'{"id": 0, "image_id": 0, "category_id": 1, "bbox": [1, 1, 2, 2]}]}')
+    return path
+
+
+def test_a_500_mib_coco_file_is_refused_before_it_is_read(stack, client, bucket, ranged, folder, mallory):
+    dataset = new_dataset(client, mallory)
+    archive = coco_zip(folder / f"{dataset}.zip", 500 * 1024 ** 2)
+    with zipfile.ZipFile(archive) as written:
+        size = written.getinfo("train/_annotations.coco.json").file_size
+    assert size > 500 * 1024 ** 2 - 1024 ** 2 and archive.stat().st_size < 100 * 1024 ** 2
+    began = time.monotonic()
+    import_id = start_import(client, mallory, dataset, ranged.url(f"{dataset}.zip"))
+    view = ended(client, mallory, import_id)
+    assert view["status"] == imports.FAILED, view
+    assert f"train/_annotations.coco.json is {size} bytes of COCO JSON; an import parses at most" in view["error"]
+    assert [issue["code"] for issue in view["issues"]] == ["import_coco_too_large"]
+    assert time.monotonic() - began < 60 and objects_of(bucket, dataset) == set()
+    assert peak_rss(stack.state_dir / f"import-{import_id}-unpack-0.log") < memory_limit("imports") / 8
+
+
 # ---- imports of what is not the dataset's ---------------------------------------------------
 
 def test_a_dataset_cannot_import_another_datasets_drop_by_name_prefix(client, api, bucket, mallory, alice):
