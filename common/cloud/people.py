@@ -24,8 +24,8 @@ def people():
 def admission_refusal(uid: str, email: str, deadline: float) -> str | None:
     """Why the person `uid` with the verified address `email` may not use the API, or None (admitted)."""
     policy = config.join_policy()  # read per call: an operator's change (or a test's) applies at once
-    return _ADMISSIONS.get((uid, email, policy), lambda: _admission(uid, joining.normalized_email(email), policy,
-                                                                    deadline))
+    key = (uid, email, policy, config.join_allowlist())
+    return _ADMISSIONS.get(key, lambda: _admission(uid, joining.normalized_email(email), policy, deadline))
 
 
 def _admission(uid: str, email: str, policy: str, deadline: float) -> str | None:

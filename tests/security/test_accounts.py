@@ -9,6 +9,7 @@ import os
 import socket
 import time
 import uuid
+from datetime import datetime
 
 import firebase_admin
 import functions_framework
@@ -16,8 +17,8 @@ import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import clients, training_store
-from common.domain import quotas, training_job
+from common.cloud import clients, db, training_store
+from common.domain import quotas, rate_limits, training_job
 from infra.local.browser import chromium
 from infra.local.client import sign_in, sign_up, wait_for
 from infra.local.sample import synthetic_image
@@ -264,10 +265,27 @@ def test_trainer_hours_per_day_and_the_training_caps(client, auth_host, monkeypa
 
 def test_dataset_creation_is_rate_limited(client, auth_host, monkeypatch):
     monkeypatch.setenv("RATE_LIMIT_DATASETS", "2/3600")
-    _, token, _ = person(auth_host, "creator")
+    uid, token, _ = person(auth_host, "creator")
     answers = [call(client, "POST", "/datasets", token, {"id": f"acct-{uuid.uuid4().hex[:8]}"}) for _ in range(3)]
     assert [a.status_code for a in answers] == [201, 201, 429]
     assert "datasets requests" in refusal(answers[-1]) and int(answers[-1].headers["Retry-After"]) > 0
+    counter = db.client().collection("rate_limits").document(rate_limits.counter_id(uid, "datasets", time.time(), 3600))
+    assert isinstance(counter.get().get("expires_at"), datetime)  # a timestamp: the TTL policy deletes it
+
+
+def test_new_accounts_do_not_multiply_the_limit_without_end(client, auth_host, monkeypatch):
+    """Everyone together may make RATE_LIMIT_GLOBAL_FACTOR times one person's limit of a kind: with a factor of 1
+    and 20 keys an hour each, 20 in all (2 on each of 10 counters picked at random), so a fresh person, far below
+    their own 20, is refused once others have used the ceiling up."""
+    monkeypatch.setenv("RATE_LIMIT_API_KEYS", "20/3600")
+    monkeypatch.setenv("RATE_LIMIT_GLOBAL_FACTOR", "1")
+    made = 0
+    for name in ("first", "second", "third"):
+        _, token, _ = person(auth_host, name)
+        answers = [call(client, "POST", "/api-keys", token, {"name": "n"}) for _ in range(20)]
+        made += sum(a.status_code == 201 for a in answers)
+        assert {a.status_code for a in answers} <= {201, 429}
+    assert made <= 20  # three people asked for 60: at most the ceiling was made, whoever asked
 
 
 # ---- upload sessions of people who lost the right ----
