@@ -324,6 +324,8 @@ env_value() {
     IMPORT_TASKS) echo "$S_importer_tasks" ;;
     IMPORT_TASK_RETRIES) echo "$S_importer_max_retries" ;;
     IMPORT_INLINE_MAX_BYTES) echo "$S_importer_inline_max_bytes" ;;
+    IMPORT_COCO_MAX_BYTES) echo "$S_importer_coco_max_bytes" ;;
+    IMPORT_BUCKETS) echo "$S_importer_buckets" ;;  # space-separated: env_flag joins the variables with commas
     INGEST_SUBSCRIPTION) echo "$S_ingest_worker_subscription" ;;
     INGEST_BATCH_SIZE) echo "$S_ingest_worker_batch_size" ;;
     FIREBASE_WEB_API_KEY) echo "${FIREBASE_WEB_API_KEY:-}" ;;      # the page's sign-in (public by design)

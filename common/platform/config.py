@@ -274,11 +274,10 @@ def import_coco_max_bytes() -> int:
 
 
 def import_buckets() -> frozenset[str]:
-    """Buckets besides the data bucket whose objects an import may read by gs:// (IMPORT_BUCKETS, comma-separated;
-    default none). The importer reads them with its own account, so only an operator names them; anything else is
-    imported by a signed URL."""
-    named = {name.strip() for name in os.environ.get("IMPORT_BUCKETS", "").split(",")}
-    return frozenset(name for name in named if name) | {data_bucket()}
+    """Buckets besides the data bucket whose objects an import may read by gs:// (IMPORT_BUCKETS, separated by
+    spaces or commas; infra/settings.json importer.buckets, default none). The importer reads them with its own
+    account, so only an operator names them; anything else is imported by a signed URL."""
+    return frozenset(os.environ.get("IMPORT_BUCKETS", "").replace(",", " ").split()) | {data_bucket()}
 
 
 # ---- Who may join, quotas and limits (docs/security.md, "Accounts, quotas and limits") ----

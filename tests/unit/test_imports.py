@@ -126,3 +126,12 @@ def test_an_import_fails_only_when_its_execution_ended_and_the_grace_passed():
     assert failed["status"] == imports.FAILED and failed["finished_at"] == 200.0
     assert "ended with 1 of 2 tasks done (out of retries)" in failed["error"]
     assert "yolodrop import d https://x/a.zip" in failed["error"]
+
+
+def test_the_operator_lists_the_other_buckets_by_spaces_or_commas(monkeypatch):
+    from common.platform import config
+    monkeypatch.setenv("DATA_BUCKET", "data")
+    monkeypatch.delenv("IMPORT_BUCKETS", raising=False)
+    assert config.import_buckets() == {"data"}
+    monkeypatch.setenv("IMPORT_BUCKETS", "shared-a, shared-b shared-c,")
+    assert config.import_buckets() == {"data", "shared-a", "shared-b", "shared-c"}

@@ -36,6 +36,8 @@ locals {
     IMPORT_TASKS            = tostring(local.importer.tasks)
     IMPORT_TASK_RETRIES     = tostring(local.importer.max_retries)
     IMPORT_INLINE_MAX_BYTES = tostring(local.importer.inline_max_bytes)
+    IMPORT_COCO_MAX_BYTES   = tostring(local.importer.coco_max_bytes)
+    IMPORT_BUCKETS          = join(" ", local.importer.buckets)
     INGEST_SUBSCRIPTION     = google_pubsub_subscription.ingest.name
     INGEST_BATCH_SIZE       = tostring(local.ingest_worker.batch_size)
     FIREBASE_WEB_API_KEY    = var.firebase_web_api_key
