@@ -330,6 +330,8 @@ env_value() {
     INGEST_BATCH_SIZE) echo "$S_ingest_worker_batch_size" ;;
     FIREBASE_WEB_API_KEY) echo "${FIREBASE_WEB_API_KEY:-}" ;;      # the page's sign-in (public by design)
     GOOGLE_OAUTH_CLIENT_ID) echo "${GOOGLE_OAUTH_CLIENT_ID:-}" ;;  # unset: the page offers e-mail sign-in only
+    JOIN_POLICY) echo "${JOIN_POLICY:-open}" ;;                      # who may join (docs/security.md)
+    JOIN_ALLOWLIST) echo "${JOIN_ALLOWLIST:-}" ;;                    # space-separated addresses and domains
     PREDICT_URL) echo "https://$REGION-$PROJECT.cloudfunctions.net/$F_predict_name" ;;  # the page's try-it
     *) echo "error: infra/settings.json names $1, which deploy.sh has no value for" >&2; exit 1 ;;
   esac

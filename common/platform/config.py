@@ -8,6 +8,7 @@ by the client libraries themselves: set them and the same code runs locally.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -295,8 +296,9 @@ def join_policy() -> str:
 
 
 def join_allowlist() -> tuple[str, ...]:
-    """Addresses (ann@example.com) and domains (example.com, or @example.com) the allowlist policy admits."""
-    return tuple(item.strip().lower() for item in os.environ.get("JOIN_ALLOWLIST", "").split(",") if item.strip())
+    """Addresses (ann@example.com) and domains (example.com, or @example.com) the allowlist policy admits,
+    separated by commas or spaces."""
+    return tuple(item.lower() for item in re.split(r"[,\s]+", os.environ.get("JOIN_ALLOWLIST", "")) if item)
 
 
 def _int(name: str, default: int) -> int:

@@ -33,4 +33,7 @@ module "yolodrop" {
 
   firebase_web_api_key   = var.firebase_web_api_key
   google_oauth_client_id = var.google_oauth_client_id
+
+  join_policy    = var.join_policy
+  join_allowlist = var.join_allowlist
 }

@@ -42,6 +42,8 @@ locals {
     INGEST_BATCH_SIZE       = tostring(local.ingest_worker.batch_size)
     FIREBASE_WEB_API_KEY    = var.firebase_web_api_key
     GOOGLE_OAUTH_CLIENT_ID  = var.google_oauth_client_id
+    JOIN_POLICY             = var.join_policy
+    JOIN_ALLOWLIST          = join(" ", var.join_allowlist)
     PREDICT_URL             = "https://${var.region}-${var.project}.cloudfunctions.net/${local.functions.predict.name}"
   }
 }

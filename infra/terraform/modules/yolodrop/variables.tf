@@ -85,3 +85,19 @@ variable "google_oauth_client_id" {
   type        = string
   default     = ""
 }
+
+variable "join_policy" {
+  description = "Who may use the API besides the administrator, a verified e-mail always required: open, allowlist or invitation (docs/security.md)."
+  type        = string
+  default     = "open"
+  validation {
+    condition     = contains(["open", "allowlist", "invitation"], var.join_policy)
+    error_message = "join_policy is open, allowlist or invitation."
+  }
+}
+
+variable "join_allowlist" {
+  description = "For join_policy allowlist: addresses (ann@example.com) and domains (example.com) admitted."
+  type        = list(string)
+  default     = []
+}
