@@ -62,8 +62,8 @@ export async function keys(main) {
   const body = h("div");
   const refresh = async () => {
     const {keys: list} = await api("/api-keys");
-    body.replaceChildren(list.length ? table(["name", "starts with", "made", "last used", ""], list.map((k) => [
-      k.name, h("code", {}, k.prefix), when(k.created_at), when(k.last_used_at),
+    body.replaceChildren(list.length ? table(["name", "starts with", "made", "expires", "last used", ""], list.map((k) => [
+      k.name, h("code", {}, k.prefix), when(k.created_at), when(k.expires_at), when(k.last_used_at),
       h("button", {type: "button", "aria-label": `Revoke ${k.name}`, onclick: async () => {
         try { await api(`/api-keys/${encodeURIComponent(k.id)}`, {method: "DELETE"}); shown.replaceChildren();
               status.textContent = `${k.name} revoked: it stops working now.`; await refresh(); }
