@@ -13,7 +13,8 @@ import requests
 from yolodrop_cli import files
 from yolodrop_cli.api import Api, ApiFailure, poll
 
-BATCH = 500          # files per POST /uploads (the API takes up to 1000; the admin is not rate-limited, people are)
+BATCH = 500          # files per POST /uploads (the API's MAX_UPLOAD_FILES; the admin is not rate-limited, people are)
+BATCH_BYTES = 8 * 1024 ** 3  # declared bytes per POST /uploads, under the API's MAX_UPLOAD_REQUEST_BYTES (10 GiB)
 PUT_ATTEMPTS = 3
 PUT_TIMEOUT_SECONDS = 600
 CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
@@ -66,14 +67,26 @@ def push(api: Api, dataset: str, items: list[files.Item], progress: Progress, wo
         for group in (first, last):
             hashes = list(pool.map(lambda item: item.md5(), group))
             futures = []
-            for start in range(0, len(group), BATCH):
-                batch, md5s = group[start:start + BATCH], hashes[start:start + BATCH]
+            for start, end in _batches(group):
+                batch, md5s = group[start:end], hashes[start:end]
                 sessions = _sessions(api, dataset, batch, md5s)
                 futures += [pool.submit(_send, uploads, item, session, pushed, progress)
                             for item, session in zip(batch, sessions)]
             for future in futures:
                 future.result()
     return pushed
+
+
+def _batches(group: list[files.Item]) -> list[tuple[int, int]]:
+    """(start, end) of each request's files: at most BATCH files and BATCH_BYTES declared (one file larger
+    goes alone)."""
+    bounds, start, size = [], 0, 0
+    for index, item in enumerate(group):
+        if index > start and (index - start == BATCH or size + item.size > BATCH_BYTES):
+            bounds.append((start, index))
+            start, size = index, 0
+        size += item.size
+    return bounds + ([(start, len(group))] if start < len(group) else [])
 
 
 def _sessions(api: Api, dataset: str, batch: list[files.Item], md5s: list[str]) -> list[dict]:

@@ -7,7 +7,7 @@ import click
 import pytest
 
 from common.domain import layout
-from yolodrop_cli import files, settings, show
+from yolodrop_cli import files, push, settings, show
 from yolodrop_cli.commands import parse_args
 
 
@@ -93,3 +93,12 @@ def test_what_a_person_reads():
 def test_counts_read_as_english():
     assert [show.count(n, "issue") for n in (0, 1, 2, 1500)] == ["0 issues", "1 issue", "2 issues", "1,500 issues"]
     assert [show.count(n, "box") for n in (1, 3)] == ["1 box", "3 boxes"]
+
+
+def test_a_push_asks_for_upload_sessions_within_the_apis_per_request_limits(tmp_path):
+    def items(*sizes):
+        return [files.Item(f"images/{i}.jpg", size, source=tmp_path / f"{i}.jpg") for i, size in enumerate(sizes)]
+    half = push.BATCH_BYTES // 2
+    assert push._batches(items(*[1] * 1001)) == [(0, 500), (500, 1000), (1000, 1001)]
+    assert push._batches(items(half, half, 1, push.BATCH_BYTES + 5, 3)) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert push._batches([]) == []
