@@ -75,6 +75,13 @@ def peak_rss(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
+def data_limit(pid: int) -> int:
+    """The process's RLIMIT_DATA (the local stack sets production's memory, infra/local/stack.py)."""
+    line = next(line for line in Path(f"/proc/{pid}/limits").read_text().splitlines()
+                if line.startswith("Max data size"))
+    return int(line.split()[3])
+
+
 def reset_peak_rss(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # the kernel's reset of VmHWM to the current RSS
 
@@ -162,10 +169,12 @@ def test_a_sixteen_bit_bomb_is_refused_undecoded(predict_url, admin, trained_mod
 def test_sixteen_bit_images_at_the_pixel_limit_stay_within_productions_memory(stack, predict_url, admin,
                                                                               trained_model):
     """Production's concurrency of requests, each a 16-bit image just under the pixel limit, while the owner
-    predicts a photo: every answer is right, the worker is the same process, its peak under 2 GiB."""
+    predicts a photo, in a worker limited to production's memory: every answer is right, the worker is the
+    same process, its peak resident memory under 2 GiB."""
     side = int(config.predict_max_pixels() ** 0.5)
     heavy = png16_zeros(side, side)
     pid = worker_pid(stack)
+    assert data_limit(pid) == PRODUCTION_MEMORY  # an allocation past it fails: a fix must not only move the crash
     reset_peak_rss(pid)
     at_rest = peak_rss(pid)
     with ThreadPoolExecutor(max_workers=PRODUCTION_CONCURRENCY + 1) as pool:

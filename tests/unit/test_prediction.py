@@ -257,3 +257,14 @@ def test_the_model_cache_keeps_the_newest_within_its_count_and_bytes(sizes, coun
     models = cached(*sizes)
     model_cache.evict(models, count, budget)
     assert [int(uri[len("gs://b/m"):-len(".onnx")]) for uri, _ in models] == kept
+
+
+def test_the_prediction_limits_are_the_operators_to_set(monkeypatch):
+    from common.platform import config
+    for name in ("PREDICT_RATE_LIMIT", "PREDICT_MAX_BYTES", "PREDICT_MAX_PIXELS"):
+        monkeypatch.delenv(name, raising=False)
+    assert (config.predict_rate_limit(), config.predict_max_bytes(), config.predict_max_pixels()) == \
+        ((120, 60), 32 * 1024 ** 2, 50_000_000)
+    monkeypatch.setenv("PREDICT_RATE_LIMIT", "10/3600")
+    monkeypatch.setenv("PREDICT_MAX_PIXELS", "1000")
+    assert config.predict_rate_limit() == (10, 3600) and config.predict_max_pixels() == 1000
