@@ -1,6 +1,5 @@
 """The members of a dataset, kept on its document: `members` {uid: {role, email,
-added_at}}, `member_uids` (what a person's dataset list queries) and `owner_uids`
-(what the datasets quota counts); pending
+added_at}} and `member_uids` (what a person's dataset list queries); pending
 invitations by e-mail address: `invitations` {address: {role, invited_at,
 invited_by}} and `invited_emails` (what a person's first sign-in queries)."""
 from __future__ import annotations
@@ -95,8 +94,7 @@ def datasets_of(uid: str, deadline: float) -> list[str]:
 
 
 def _fields(members: Members) -> dict:
-    owners = sorted(uid for uid, member in members.items() if member["role"] == access.OWNER)
-    return {"members": members, "member_uids": sorted(members), "owner_uids": owners}  # owner_uids: the quota
+    return {"members": members, "member_uids": sorted(members)}
 
 
 def _invitation_fields(invitations: Invitations) -> dict:

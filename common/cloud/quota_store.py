@@ -4,16 +4,18 @@
   sessions handed out (Cloud Storage holds an upload to its declared size). One read and write per upload
   request, never a scan of the bucket; an upper bound of what the person stored through the API: a session
   not used, a file overwritten or deleted still counts.
-- datasets: a count query of the datasets whose `owner_uids` name the person (kept with the members).
+- datasets: a count query of the datasets whose `members.<uid>.role` is owner (Firestore indexes map fields
+  by default: exact, for datasets of any age).
 - concurrent_training and gpu_hours_per_day: queries of the training jobs the person requested (count of the
   unfinished ones; the recorded runtimes of those made this UTC day).
 """
 from __future__ import annotations
 
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from common.cloud import dataset_index, db, people, training_store
-from common.domain import quotas, training_job
+from common.domain import access, quotas, training_job
 
 UNFINISHED = [training_job.QUEUED, training_job.RUNNING]
 
@@ -33,7 +35,8 @@ def charge_stored_bytes(uid: str, adding: int, limit: int, deadline: float) -> i
 
 
 def owned_datasets(uid: str, deadline: float) -> int:
-    return _count(dataset_index.datasets().where(filter=FieldFilter("owner_uids", "array_contains", uid)), deadline)
+    owner = FieldFilter(FieldPath("members", uid, "role").to_api_repr(), "==", access.OWNER)
+    return _count(dataset_index.datasets().where(filter=owner), deadline)
 
 
 def unfinished_training(uid: str, deadline: float) -> int:
