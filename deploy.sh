@@ -332,6 +332,12 @@ env_value() {
     GOOGLE_OAUTH_CLIENT_ID) echo "${GOOGLE_OAUTH_CLIENT_ID:-}" ;;  # unset: the page offers e-mail sign-in only
     JOIN_POLICY) echo "${JOIN_POLICY:-open}" ;;                      # who may join (docs/security.md)
     JOIN_ALLOWLIST) echo "${JOIN_ALLOWLIST:-}" ;;                    # space-separated addresses and domains
+    QUOTA_STORED_BYTES) echo "$S_accounts_quota_stored_bytes" ;;
+    QUOTA_DATASETS) echo "$S_accounts_quota_datasets" ;;
+    QUOTA_CONCURRENT_TRAINING) echo "$S_accounts_quota_concurrent_training" ;;
+    QUOTA_GPU_HOURS_PER_DAY) echo "$S_accounts_quota_gpu_hours_per_day" ;;
+    TRAINING_MAX_EPOCHS) echo "$S_accounts_training_max_epochs" ;;
+    TRAINING_MAX_IMGSZ) echo "$S_accounts_training_max_imgsz" ;;
     PREDICT_URL) echo "https://$REGION-$PROJECT.cloudfunctions.net/$F_predict_name" ;;  # the page's try-it
     *) echo "error: infra/settings.json names $1, which deploy.sh has no value for" >&2; exit 1 ;;
   esac

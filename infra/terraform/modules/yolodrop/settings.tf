@@ -45,5 +45,13 @@ locals {
     JOIN_POLICY             = var.join_policy
     JOIN_ALLOWLIST          = join(" ", var.join_allowlist)
     PREDICT_URL             = "https://${var.region}-${var.project}.cloudfunctions.net/${local.functions.predict.name}"
+
+    # What one person may use (docs/security.md)
+    QUOTA_STORED_BYTES        = tostring(local.settings.accounts.quota_stored_bytes)
+    QUOTA_DATASETS            = tostring(local.settings.accounts.quota_datasets)
+    QUOTA_CONCURRENT_TRAINING = tostring(local.settings.accounts.quota_concurrent_training)
+    QUOTA_GPU_HOURS_PER_DAY   = tostring(local.settings.accounts.quota_gpu_hours_per_day)
+    TRAINING_MAX_EPOCHS       = tostring(local.settings.accounts.training_max_epochs)
+    TRAINING_MAX_IMGSZ        = tostring(local.settings.accounts.training_max_imgsz)
   }
 }
