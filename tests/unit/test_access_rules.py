@@ -1,8 +1,12 @@
 """Roles, members and keys: the pure rules of access."""
+import json
+from pathlib import Path
+
 import pytest
 
 from common.domain import access, api_keys, joining, quotas, rate_limits
 from common.domain.access import EDITOR, OWNER, VIEWER, LastOwner
+from common.platform import config
 from common.platform.ttl_cache import TtlCache
 
 
@@ -165,3 +169,11 @@ def test_the_ttl_cache_keeps_a_value_for_its_period_and_no_more_entries_than_all
     assert loads == ["a", "b", "c", "a"]  # "a" loaded again: the oldest, pushed out by "c"
     expiring = TtlCache(lambda: 0)
     assert [expiring.get("k", lambda: load("k")) for _ in range(2)] == ["k", "k"] and loads[-2:] == ["k", "k"]
+
+
+def test_the_deployments_account_settings_are_the_codes_defaults(monkeypatch):
+    """The local stack runs the code's defaults and production infra/settings.json's: the same numbers."""
+    accounts = json.loads((Path(__file__).parents[2] / "infra/settings.json").read_text())["accounts"]
+    for name in accounts:
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert accounts == {name: getattr(config, name)() for name in accounts}
