@@ -91,6 +91,9 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
                                 f"limit of {limit} pixels an image may have here; not decoded: send it smaller")
         try:
             return _upright_rgb(image)
+        except MemoryError:  # not the image's fault: say so rather than call it corrupt
+            raise ImageRejected("image_too_large", f"{width}x{height} could not be decoded in the memory free now; "
+                                "try again, or send it smaller") from None
         except Exception as error:  # truncated or broken data
             raise ImageRejected("image_corrupt", f"the image data is corrupt or truncated: {_reason(error)}") from None
 

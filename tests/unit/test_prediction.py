@@ -268,3 +268,12 @@ def test_the_prediction_limits_are_the_operators_to_set(monkeypatch):
     monkeypatch.setenv("PREDICT_RATE_LIMIT", "10/3600")
     monkeypatch.setenv("PREDICT_MAX_PIXELS", "1000")
     assert config.predict_rate_limit() == (10, 3600) and config.predict_max_pixels() == 1000
+
+
+def test_running_out_of_memory_while_decoding_is_not_called_corruption(monkeypatch):
+    def exhausted(image):
+        raise MemoryError()
+    monkeypatch.setattr(prediction, "_upright_rgb", exhausted)
+    with pytest.raises(ImageRejected) as rejected:
+        prediction.decode_image(encoded(Image.fromarray(RGB)))
+    assert rejected.value.code == "image_too_large" and "memory" in rejected.value.message
