@@ -267,15 +267,25 @@ class ExpansionGuard(io.RawIOBase):
     """A tar archive's stream decompressed (gzip, bzip2, xz or none, as its first bytes say), stopped with
     ArchiveRefused as soon as it has expanded past MAX_TOTAL_BYTES, or more than MAX_COMPRESSION_RATIO times
     the compressed bytes read (judged past RATIO_FLOOR_BYTES). Every byte tarfile reads passes here, members
-    it skips included, so a bomb stops after RATIO_FLOOR_BYTES whatever its members are."""
+    it skips included, so a bomb stops after RATIO_FLOOR_BYTES whatever its members are.
+
+    tarfile reads a member's extended header (pax, GNU long name) whole into memory: told of each member as
+    it comes (member_seen), the guard lets no more than HEADER_BYTES pass beyond that member's data before
+    the next one, so a header of a gigabyte is refused, not read."""
 
     READ_BYTES = 1024 * 1024  # the most decompressed at once between two checks
+    HEADER_BYTES = 1024 * 1024  # a member's headers, extended ones included, and tarfile's read-ahead
 
     def __init__(self, source: BinaryIO, max_total: int = MAX_TOTAL_BYTES):
         self.compressed = _Counting(source)
         buffered = io.BufferedReader(self.compressed, 8192)  # little read ahead: the ratio counts what is used
         self.decompressed = _decompressing(buffered)
         self.expanded, self.max_total = 0, max_total
+        self.until_next_member = self.HEADER_BYTES
+
+    def member_seen(self, size: int) -> None:
+        """The member tarfile just gave: its data (in 512-byte blocks) and the next member's headers may follow."""
+        self.until_next_member = self.expanded + -(-size // 512) * 512 + self.HEADER_BYTES
 
     def readable(self) -> bool:
         return True
@@ -288,6 +298,10 @@ class ExpansionGuard(io.RawIOBase):
         return count
 
     def _check(self) -> None:
+        if self.expanded > self.until_next_member:
+            raise ArchiveRefused("import_tar_header_too_large", f"a member's tar headers (pax or long names) pass "
+                                 f"{self.HEADER_BYTES} bytes: the import stopped there; pack the dataset with "
+                                 "ordinary headers")
         if self.expanded > self.max_total:
             raise ArchiveRefused("import_too_large", f"the archive expands past {self.max_total} bytes; the limit "
                                  f"is {self.max_total}: upload the files directly or split the archive")

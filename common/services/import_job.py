@@ -228,11 +228,12 @@ def _unpack_tar(document: dict, task: Task) -> None:
     skipped = archive_rules.SkippedFiles(document["source"])
     task_doc = imports.task_document(task.index, task.attempt, 0, 0)
     entries = files = 0
-    with _open_stream(document) as stream, tarfile.open(fileobj=archive_rules.ExpansionGuard(stream),
-                                                         mode="r|") as tar, Unpacker(dataset, mark) as unpacker:
+    with _open_stream(document) as stream, archive_rules.ExpansionGuard(stream) as guard, \
+            tarfile.open(fileobj=guard, mode="r|") as tar, Unpacker(dataset, mark) as unpacker:
         progress = _Progress(document["id"], task_doc, unpacker)
         strip = None
         for member in tar:
+            guard.member_seen(member.size)
             entries, files = entries + 1, files + (not member.isdir())
             archive_rules.check_counts(entries, files)
             if member.isdir() or archive_rules.is_junk(member.name):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import pickle
 import struct
 import tarfile
@@ -194,6 +195,24 @@ def test_a_tar_gz_bomb_is_refused_early_while_another_drop_is_indexed_exactly(st
     print(f"tar.gz bomb of {bomb.stat().st_size} bytes ({BOMB_BYTES} expanded): refused in {took:.1f} s, "
           f"the task's peak resident memory {peak / 1024 ** 2:.0f} MiB")
     assert peak < memory_limit("imports") / 8  # a small part of the job's limit (about 80 MiB at rest)
+
+
+def test_a_tar_header_of_64_mib_is_refused_before_it_is_read(stack, client, bucket, streamed, folder, mallory):
+    """tarfile reads a pax header whole: a header of 64 MiB (any size) of incompressible text passes every
+    ratio check, and would be read into memory."""
+    path = folder / "header.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("images/a.jpg")
+        info.pax_headers = {"comment": os.urandom(32 * 1024 ** 2).hex()}
+        image = generated_dataset(1, 0)["images/g00000.jpg"]
+        info.size = len(image)
+        tar.addfile(info, io.BytesIO(image))
+    dataset = new_dataset(client, mallory)
+    import_id = start_import(client, mallory, dataset, streamed.url("header.tar"))
+    view = ended(client, mallory, import_id)
+    assert view["status"] == imports.FAILED and "(import_tar_header_too_large)" in view["error"], view
+    assert objects_of(bucket, dataset) == set()
+    assert peak_rss(stack.state_dir / f"import-{import_id}-unpack-0.log") < memory_limit("imports") / 8
 
 
 # ---- a zip whose end record claims a million entries ----------------------------------------

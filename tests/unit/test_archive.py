@@ -167,8 +167,8 @@ def test_a_tar_bomb_stops_once_past_the_floor_even_when_its_member_is_skipped():
     guard = ExpansionGuard(io.BytesIO(bomb_tgz(4 * RATIO_FLOOR_BYTES)))
     with pytest.raises(ArchiveRefused, match="expanded to .* a decompression bomb") as refused:
         with tarfile.open(fileobj=guard, mode="r|") as tar:
-            for _ in tar:
-                pass  # skipping a member reads it through too
+            for member in tar:
+                guard.member_seen(member.size)  # and skipped: skipping a member reads it through too
     assert refused.value.code == "import_compression_ratio"
     assert guard.expanded <= RATIO_FLOOR_BYTES + ExpansionGuard.READ_BYTES
 
@@ -227,3 +227,39 @@ def test_coco_annotations_larger_than_the_budget_refuse_the_archive_before_they_
     two = real_zip({"train/_annotations.coco.json": document[:600], "valid/_annotations.coco.json": document[:600]})
     with pytest.raises(ArchiveRefused, match="1200 bytes together"):
         plan_zip(two, "imports/d.zip")
+
+
+def read_all(guard: ExpansionGuard) -> dict[str, bytes]:
+    with tarfile.open(fileobj=guard, mode="r|") as tar:
+        read = {}
+        for member in tar:
+            guard.member_seen(member.size)
+            read[member.name] = tar.extractfile(member).read() if member.isfile() else b""
+        return read
+
+
+def test_a_tar_header_larger_than_a_member_needs_is_refused_before_it_is_read_whole():
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, note in (("images/a.jpg", "short"), ("images/b.jpg", "x" * (3 * ExpansionGuard.HEADER_BYTES))):
+            info = tarfile.TarInfo(name)
+            info.pax_headers = {"comment": note}
+            info.size = 2 * ExpansionGuard.HEADER_BYTES  # data larger than the header allowance is fine
+            tar.addfile(info, io.BytesIO(bytes(info.size)))
+    guard = ExpansionGuard(io.BytesIO(buffer.getvalue()))
+    with pytest.raises(ArchiveRefused, match="tar headers") as refused:
+        read_all(guard)
+    assert refused.value.code == "import_tar_header_too_large"
+    assert guard.expanded < 2 * 2 * ExpansionGuard.HEADER_BYTES + 2 * ExpansionGuard.HEADER_BYTES
+
+
+def test_long_names_and_ordinary_pax_headers_pass():
+    long_name = "images/" + "deep/" * 60 + "a.jpg"
+    for layout_format in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=layout_format) as tar:
+            for name in (long_name, "labels/a.txt"):
+                info = tarfile.TarInfo(name)
+                info.size = 3
+                tar.addfile(info, io.BytesIO(b"abc"))
+        assert read_all(ExpansionGuard(io.BytesIO(buffer.getvalue()))) == {long_name: b"abc", "labels/a.txt": b"abc"}
