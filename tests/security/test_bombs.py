@@ -154,3 +154,24 @@ def test_a_dataset_of_the_most_classes_answers_its_statistics_at_once(api, bucke
     started = time.monotonic()
     api.get(f"/datasets/{dataset}")
     assert time.monotonic() - started < 2  # 4096 queries took 3.4 s here (bench.stats_classes)
+
+
+def test_objects_over_what_is_read_whole_are_refused_from_their_size(stack, api, bucket, dataset):
+    """A data.yaml or label file far over its kind's size (dropped into the bucket, where no upload cap applies)
+    is never read into the API: GET /classes names the size, PUT /classes replaces it, a label conflict answers
+    with the generation and no labels."""
+    server = alive(stack, "api")
+    drop(bucket, dataset, {"data.yaml": b"names: [a]\n" + b"#" * (8 * 1024 * 1024),
+                           "images/train/a.jpg": synthetic_image(5, size=(64, 48))[0],
+                           "labels/train/a.txt": b"0 0.5 0.5 0.2 0.2\n" * (3 * 1024 * 1024)})  # 54 MiB
+    stats_when(api, dataset, {"images": 1}, timeout=90)
+    classes = api.get(f"/datasets/{dataset}/classes")
+    assert classes["names"] == [] and [i["code"] for i in classes["issues"]] == ["yaml_too_large"]
+    written = api.session.put(f"{api.url}/datasets/{dataset}/classes", json={"names": ["cat"]}, timeout=30,
+                              headers={"If-Match": str(classes["generation"])})
+    assert written.status_code == 200 and api.get(f"/datasets/{dataset}/classes")["names"] == ["cat"]
+    conflict = api.session.put(f"{api.url}/datasets/{dataset}/images/labels/train/a/labels", timeout=30,
+                               json={"labels": []}, headers={"If-Match": "1"})
+    assert conflict.status_code == 412 and conflict.json()["labels"] == []
+    assert conflict.json()["generation"] == bucket.get_blob(f"datasets/{dataset}/labels/train/a.txt").generation
+    assert alive(stack, "api") == server
