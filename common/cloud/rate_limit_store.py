@@ -34,15 +34,11 @@ def take(principal: str, kind: str, limit: int, seconds: int, deadline: float) -
 
 
 def _count(counter: str, limit: int, now: float, seconds: int, deadline: float) -> int | None:
+    """Count first, then read: an atomic increment never contends, where a read-then-write transaction on one
+    person's counter fails under their own concurrent requests (seen: 8 at once, 'Failed to commit transaction
+    in 25 attempts'). A burst at the limit may refuse one request too many, never admit one too many."""
     ref = db.client().collection("rate_limits").document(counter)
     expires_at = datetime.fromtimestamp(now + 2 * seconds, tz=timezone.utc)
-
-    def work(transaction) -> int | None:
-        snapshot = ref.get(transaction=transaction, **db.deadline(deadline))
-        count = snapshot.get("count") if snapshot.exists else 0
-        if count >= limit:
-            return rate_limits.retry_after(now, seconds)
-        transaction.set(ref, {"count": firestore.Increment(1), "expires_at": expires_at}, merge=True)
-        return None
-
-    return db.in_transaction(work)
+    ref.set({"count": firestore.Increment(1), "expires_at": expires_at}, merge=True, **db.deadline(deadline))
+    count = ref.get(**db.deadline(deadline)).get("count") or 0
+    return rate_limits.retry_after(now, seconds) if count > limit else None
