@@ -12,7 +12,7 @@ from flask import Request, Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from common.api import access, context, openapi, params
+from common.api import access, context, openapi, params, rate_limiting
 from common.api.errors import ApiError, error_body, is_unavailable
 from common.domain import bounded_json
 from common.domain.storable import quoted
@@ -22,7 +22,6 @@ from common.api.resources import exports, versions
 from common.api.resources import media, page
 from common.api.resources import autolabel, imports
 from common.api.routes import Route
-from common.cloud import rate_limit_store
 from common.platform import config, log
 
 API_ROUTES: list[Route] = [*health.ROUTES, *datasets.ROUTES, *members.ROUTES, *uploads.ROUTES, *images.ROUTES,
@@ -141,14 +140,9 @@ def _too_large(cap: int) -> ApiError:
 
 
 def _count_against_limit(ctx: context.RequestContext, kind: str) -> None:
-    """Expensive requests are counted per person and window; the administrator is not limited."""
-    if ctx.principal.is_admin:
-        return
+    """Expensive requests are counted per person and window."""
     limit, seconds = config.rate_limit_of(kind)
-    wait = rate_limit_store.take(ctx.principal.uid, kind, limit, seconds, ctx.deadline_seconds)
-    if wait is not None:
-        raise ApiError(429, f"more than {limit} {kind} requests in {seconds} s: try again in {wait} s",
-                       headers={"Retry-After": str(wait)})
+    rate_limiting.count_against_limit(ctx, kind, limit, seconds, kind)
 
 
 def _match(request: Request) -> tuple[Route, dict]:

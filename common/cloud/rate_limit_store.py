@@ -21,24 +21,28 @@ SHARDS = 10
 EVERYONE = "*"  # the caller name of the ceiling's counters (a uid never is)
 
 
-def take(principal: str, kind: str, limit: int, seconds: int, deadline: float) -> int | None:
-    """Count one request; None when it is within the limit, else the seconds
-    until the caller may try again."""
+def take(principal: str, kind: str, limit: int, seconds: int, deadline: float) -> rate_limits.Throttled | None:
+    """Count one request; None when it is within the limit, else how long until the caller may try again
+    and whether the person's own limit or everyone's ceiling was reached."""
     now = time.time()
     wait = _count(rate_limits.counter_id(principal, kind, now, seconds), limit, now, seconds, deadline)
+    if wait is not None:
+        return rate_limits.Throttled(wait, everyone=False)
     factor = config.rate_limit_global_factor()
-    if wait is not None or factor <= 0:
-        return wait
+    if factor <= 0:
+        return None
     shard = f"{rate_limits.counter_id(EVERYONE, kind, now, seconds)}|{random.randrange(SHARDS)}"
-    return _count(shard, math.ceil(limit * factor / SHARDS), now, seconds, deadline)
+    wait = _count(shard, math.ceil(limit * factor / SHARDS), now, seconds, deadline)
+    return rate_limits.Throttled(wait, everyone=True) if wait is not None else None
 
 
 def _count(counter: str, limit: int, now: float, seconds: int, deadline: float) -> int | None:
-    """Count first, then read: an atomic increment never contends, where a read-then-write transaction on one
-    person's counter fails under their own concurrent requests (seen: 8 at once, 'Failed to commit transaction
-    in 25 attempts'). A burst at the limit may refuse one request too many, never admit one too many."""
+    """One atomic increment, whose write result carries the count it made (the API's transform_results): no
+    read-then-write transaction, which failed under one person's own concurrent requests (seen: 8 at once,
+    'Failed to commit transaction in 25 attempts'), and exactly `limit` requests admitted per window."""
     ref = db.client().collection("rate_limits").document(counter)
     expires_at = datetime.fromtimestamp(now + 2 * seconds, tz=timezone.utc)
-    ref.set({"count": firestore.Increment(1), "expires_at": expires_at}, merge=True, **db.deadline(deadline))
-    count = ref.get(**db.deadline(deadline)).get("count") or 0
+    written = ref.set({"count": firestore.Increment(1), "expires_at": expires_at}, merge=True,
+                      **db.deadline(deadline))
+    count = written.transform_results[0].integer_value
     return rate_limits.retry_after(now, seconds) if count > limit else None

@@ -8,6 +8,20 @@ shared by everyone.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """A request over a limit: seconds until the window ends, and whose limit it was."""
+    wait: int
+    everyone: bool  # the ceiling for everyone together, not the person's own limit
+
+    def message(self, limit: int, what: str, seconds: int) -> str:
+        if self.everyone:
+            return (f"{what} requests of all people together are over their ceiling for this {seconds} s window "
+                    f"(not your own limit of {limit}): try again in {self.wait} s")
+        return f"more than {limit} {what} requests in {seconds} s, the limit per person: try again in {self.wait} s"
 
 
 def window_start(now: float, seconds: int) -> int:

@@ -19,10 +19,9 @@ import traceback
 from flask import Request, Response
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from common.api import context
+from common.api import context, rate_limiting
 from common.api.context import RequestContext
 from common.api.errors import ApiError, error_body, is_unavailable
-from common.cloud import rate_limit_store
 from common.domain.prediction import Thresholds
 from common.platform import config, log
 from common.services import predict
@@ -118,14 +117,9 @@ def _too_large(cap: int, size: int | None = None) -> ApiError:
 
 
 def _count_against_limit(ctx: RequestContext) -> None:
-    """Prediction requests are counted per person and window; the administrator is not limited."""
-    if ctx.principal.is_admin:
-        return
+    """Prediction requests are counted per person and window."""
     limit, seconds = config.predict_rate_limit()
-    wait = rate_limit_store.take(ctx.principal.uid, RATE_LIMIT_KIND, limit, seconds, ctx.deadline_seconds)
-    if wait is not None:
-        raise ApiError(429, f"more than {limit} prediction requests in {seconds} s, the limit per person: "
-                            f"try again in {wait} s", headers={"Retry-After": str(wait)})
+    rate_limiting.count_against_limit(ctx, RATE_LIMIT_KIND, limit, seconds, "prediction")
 
 
 # ---- the body ------------------------------------------------------------------

@@ -285,6 +285,8 @@ def test_new_accounts_do_not_multiply_the_limit_without_end(client, auth_host, m
         answers = [call(client, "POST", "/api-keys", token, {"name": "n"}) for _ in range(20)]
         made += sum(a.status_code == 201 for a in answers)
         assert {a.status_code for a in answers} <= {201, 429}
+        # nobody reached their own 20: every refusal names everyone's ceiling, not the person's limit
+        assert all("all people together" in refusal(a) for a in answers if a.status_code == 429)
     assert made <= 20  # three people asked for 60: at most the ceiling was made, whoever asked
 
 
