@@ -18,7 +18,7 @@ import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import clients, db, training_store
-from common.domain import quotas, rate_limits, training_job
+from common.domain import quotas, rate_limits, training_job, training_request
 from infra.local.browser import chromium
 from infra.local.client import sign_in, sign_up, wait_for
 from infra.local.sample import synthetic_image
@@ -227,10 +227,12 @@ def test_per_request_upload_limits(client, auth_host, monkeypatch):
     assert answer.status_code == 400 and "with 1 to 2 files" in refusal(answer)
 
 
-def _running_job(uid: str, dataset: str, started_at: float, finished_at: float | None = None) -> str:
+def _running_job(uid: str, dataset: str, started_at: float, finished_at: float | None = None,
+                 request_id: str | None = None) -> str:
     """A job of `uid` as the training function records it (no trainer is started for it)."""
-    job_id = f"job-acct-{uuid.uuid4().hex[:8]}"
-    job = training_job.received_job(job_id, job_id, {"dataset": dataset}, started_at, uid)
+    request_id = request_id or uuid.uuid4().hex
+    job_id = training_request.job_id_for(request_id, uid)
+    job = training_job.received_job(job_id, request_id, {"dataset": dataset}, started_at, uid)
     status = training_job.COMPLETED if finished_at else training_job.RUNNING
     training_store.jobs().document(job_id).set({**job, "status": status, "started_at": started_at,
                                                 "finished_at": finished_at})
@@ -241,10 +243,12 @@ def test_one_person_may_run_only_so_many_trainings_at_once(client, auth_host, mo
     monkeypatch.setenv("QUOTA_CONCURRENT_TRAINING", "1")
     uid, token, _ = person(auth_host, "trainer")
     dataset = new_dataset(client, token)
-    _running_job(uid, dataset, time.time())
+    running = _running_job(uid, dataset, time.time(), request_id="first")
     answer = call(client, "POST", "/training", token, {"dataset": dataset, "model": "yolov8n.pt"})
     assert answer.status_code == 403
     assert refusal(answer).startswith("quota concurrent_training exceeded: you use 1 of 1")
+    retried = call(client, "POST", "/training", token, {"dataset": dataset, "model": "yolov8n.pt", "request_id": "first"})
+    assert retried.status_code == 202 and retried.get_json()["job_id"] == running  # a retry is its own job, no quota
     queued = training_store.jobs().where(filter=FieldFilter("requested_by", "==", uid)).where(
         filter=FieldFilter("status", "==", training_job.QUEUED))
     assert not list(queued.stream())

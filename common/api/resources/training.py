@@ -52,15 +52,21 @@ def request_training(ctx: RequestContext, args: dict) -> dict:
         raise ApiError(400, "request_id must be 1-128 letters, digits or . _ : -", "request_id")
     if not ctx.principal.is_admin:  # the administrator's requests may fail as jobs, as published ones do
         access.require(ctx, body.get("dataset"), access.EDITOR)
+    job_id = training_request.job_id_for(request_id, ctx.principal.name)
+    if _recorded(job_id, ctx):  # a retry of this caller's request: recorded only after its message was published
+        return {"job_id": job_id, "request_id": request_id}
     quotas.check_training(ctx, body)  # the caps, the jobs at once, today's trainer hours (not the administrator's)
     _check_model(ctx, body.get("model"))
     problem = storable.problem(body)
     if problem:
         raise ApiError(400, f"the body cannot be recorded as a job: {problem}")
-    job_id = training_request.job_id_for(request_id, ctx.principal.name)
     _publish(body, ctx)
     _record_queued(job_id, request_id, body, ctx)
     return {"job_id": job_id, "request_id": request_id}
+
+
+def _recorded(job_id: str, ctx: RequestContext) -> bool:
+    return training_store.jobs().document(job_id).get(**ctx.deadline()).exists
 
 
 def _check_model(ctx: RequestContext, model) -> None:
