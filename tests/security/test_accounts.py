@@ -19,7 +19,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import clients, db, training_store
 from common.domain import quotas, rate_limits, training_job, training_request
-from infra.local.browser import chromium
+from infra.local.browser import chromium, screenshot
 from infra.local.client import sign_in, sign_up, wait_for
 from infra.local.sample import synthetic_image
 
@@ -350,6 +350,7 @@ def test_the_page_tells_an_unverified_person_why_on_the_sign_in_screen(stack, au
         page.get_by_role("button", name="Sign in", exact=True).click()
         told = page.get_by_role("alert").filter(has_text=f"your e-mail address {email} is not verified")
         told.wait_for(timeout=20_000)
+        screenshot(page, "page-signin-unverified")
         assert page.evaluate("location.hash") == "#/signin"
         assert page.evaluate("sessionStorage.getItem('yolodrop.session')") is None  # signed out again
 
