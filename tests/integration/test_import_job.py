@@ -22,28 +22,12 @@ from common.services import archive_import, start_import
 from infra.local.archive_server import ArchiveServer
 from infra.local.client import wait_for
 from infra.local.sample import generated_dataset
+from tests.archive_servers import folder, ranged, streamed  # noqa: F401 (fixtures)
 from tests.integration import import_drill
 from tests.integration.helpers import stats_when
 
 DEADLINE = 120
 INLINE_MAX_BYTES = int(os.environ.get("IMPORT_INLINE_MAX_BYTES", 8 * 1024 ** 2))  # conftest sets it
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("archives")
-
-
-@pytest.fixture(scope="module")
-def ranged(folder):
-    with ArchiveServer(folder) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def streamed(folder):
-    with ArchiveServer(folder, ranges=False) as server:
-        yield server
 
 
 def write_zip(path: Path, files: dict[str, bytes], prefix: str = "", junk: int = 0) -> Path:

@@ -27,7 +27,7 @@ import pytest
 
 from common.cloud import storage
 from common.domain import imports, layout
-from infra.local.archive_server import ArchiveServer
+from tests.archive_servers import folder, ranged, streamed  # noqa: F401 (fixtures)
 from infra.local.client import sign_up, wait_for
 from infra.local.sample import generated_dataset
 from infra.local.stack import memory_limit
@@ -51,23 +51,6 @@ class Payload:
 @pytest.fixture(scope="module")
 def client(stack):
     return APP.test_client()
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("hostile-archives")
-
-
-@pytest.fixture(scope="module")
-def ranged(folder):
-    with ArchiveServer(folder) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def streamed(folder):
-    with ArchiveServer(folder, ranges=False) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
