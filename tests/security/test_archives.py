@@ -221,13 +221,11 @@ def test_a_zip_claiming_a_million_entries_is_refused_from_its_end_record(stack, 
     assert len(zipfile.ZipFile(io.BytesIO(archive)).infolist()) == 1
     by_url, dropped = new_dataset(client, mallory), new_dataset(client, mallory)
     (folder / f"{by_url}.zip").write_bytes(archive)
-    began = time.monotonic()
     import_id = start_import(client, mallory, by_url, ranged.url(f"{by_url}.zip"))
     view = ended(client, mallory, import_id)
     assert view["status"] == imports.FAILED and "lists 1000000 entries; the limit is" in view["error"], view
     assert peak_rss(stack.state_dir / f"import-{import_id}-unpack-0.log") < memory_limit("imports") / 8
     assert [issue["code"] for issue in view["issues"]] == ["import_too_many_files"]
-    assert time.monotonic() - began < 60
     bucket.blob(f"imports/{dropped}.zip").upload_from_string(archive)
     stats_when(api, dropped, {"issues": 1})
     assert issues_by_file(api, dropped) == {f"imports/{dropped}.zip": [("import_too_many_files", None)]}
@@ -263,13 +261,12 @@ def test_a_500_mib_coco_file_is_refused_before_it_is_read(stack, client, bucket,
     with zipfile.ZipFile(archive) as written:
         size = written.getinfo("train/_annotations.coco.json").file_size
     assert size > 500 * 1024 ** 2 - 1024 ** 2 and archive.stat().st_size < 100 * 1024 ** 2
-    began = time.monotonic()
     import_id = start_import(client, mallory, dataset, ranged.url(f"{dataset}.zip"))
     view = ended(client, mallory, import_id)
     assert view["status"] == imports.FAILED, view
     assert f"train/_annotations.coco.json is {size} bytes of COCO JSON; an import parses at most" in view["error"]
     assert [issue["code"] for issue in view["issues"]] == ["import_coco_too_large"]
-    assert time.monotonic() - began < 60 and objects_of(bucket, dataset) == set()
+    assert objects_of(bucket, dataset) == set()
     assert peak_rss(stack.state_dir / f"import-{import_id}-unpack-0.log") < memory_limit("imports") / 8
 
 
