@@ -155,14 +155,16 @@ def push(api: Api, out: Output, source: Path, dataset: str, no_wait: bool, worke
         plan = files.plan(source)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="SOURCE") from None
+    _refuse_unread_images(source, plan)
     if not plan.items:
         raise click.BadParameter(f"{source} holds no image, label or data.yaml", param_hint="SOURCE")
     pushing.ensure_dataset(api, dataset)
     with out.progress(_FilesOrBytes()) as bars:
         pushed = pushing.push(api, dataset, plan.items, _PushBars(bars, plan.items), workers)
-    report = {"dataset": dataset, "uploaded": len(pushed.uploaded), "unchanged": len(pushed.unchanged),
-              "bytes_sent": pushed.bytes_sent, "not_pushed": plan.skipped}
+    report = {"dataset": dataset, "layout": plan.layout, "uploaded": len(pushed.uploaded),
+              "unchanged": len(pushed.unchanged), "bytes_sent": pushed.bytes_sent, "not_pushed": plan.skipped}
     if not out.json:
+        click.echo(f"layout: {plan.layout}")
         click.echo(f"pushed {len(pushed.uploaded)} files ({pushed.bytes_sent:,} bytes); "
                    f"{len(pushed.unchanged)} already there, unchanged")
         click.echo("".join(f"not pushed (no image, label or data.yaml): {p}\n" for p in plan.skipped), nl=False)
@@ -173,6 +175,15 @@ def push(api: Api, out: Output, source: Path, dataset: str, no_wait: bool, worke
     out.emit({**report, "dataset_view": view, "issues": issues_found},
              [*show.summary(view), "issues:" if issues_found else "no issues",
               *(show.issue_line(issue) for issue in issues_found)])
+
+
+def _refuse_unread_images(source: Path, plan: files.Plan) -> None:
+    """A folder full of images of which none would be pushed: nothing is sent, exit 1, and say why."""
+    if plan.local_images and not plan.images:
+        raise click.ClickException(
+            f"{source} holds {plan.local_images} images but none where a layout yolodrop reads puts them "
+            f"(images under images/ or <split>/images/, or CVAT's obj_<split>_data/); nothing was pushed. "
+            f"Layouts read: {'; '.join(files.LAYOUTS_READ)}. Move the images into one of these, or zip the export.")
 
 
 class _FilesOrBytes(ProgressColumn):

@@ -5,6 +5,7 @@ MD5. Pure: reads the local disk, talks to nothing."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import zipfile
@@ -44,26 +45,59 @@ class Item:
         return base64.b64encode(digest.digest()).decode()
 
 
+ULTRALYTICS = "Ultralytics (images/, labels/, data.yaml)"
+ROBOFLOW = "Roboflow YOLO (<split>/images/, <split>/labels/, data.yaml)"
+CVAT = "CVAT YOLO 1.1 (obj.names, obj_<split>_data/)"
+ARCHIVE = "zip archive (the import reads its layout)"
+LAYOUTS_READ = (ULTRALYTICS, ROBOFLOW, CVAT, "a .zip of one of these or of a COCO export")
+
+
 @dataclass
 class Plan:
     items: list[Item]
     skipped: list[str]  # local files that are no image, label or data.yaml
+    layout: str = ULTRALYTICS
+    local_images: int = 0  # files with an image extension in the folder, pushed or not
+
+    @property
+    def images(self) -> int:
+        return sum(1 for item in self.items if not item.archive and kind_of(item.path) == "image")
 
 
 def plan(source: Path) -> Plan:
     if source.is_file():
         if not zipfile.is_zipfile(source):
             raise ValueError(f"{source} is neither a folder nor a zip file")
-        return Plan([Item(source.name, source.stat().st_size, source=source, archive=True)], [])
+        return Plan([Item(source.name, source.stat().st_size, source=source, archive=True)], [], ARCHIVE)
     relatives = sorted(p.relative_to(source).as_posix() for p in source.rglob("*")
                        if p.is_file() and not is_junk(p.relative_to(source).as_posix()))
-    if "obj.names" in relatives:
-        return _cvat_plan(source, relatives)
+    found = _cvat_plan(source, relatives) if _is_cvat(relatives) else _yolo_plan(source, relatives)
+    found.local_images = sum(1 for relative in relatives if _has_image_extension(relative))
+    return found
+
+
+def _is_cvat(relatives: list[str]) -> bool:
+    """CVAT's YOLO 1.1 export: obj.names and images in obj_<split>_data/ (an obj.names beside images/ and
+    labels/, as several exporters add, is no CVAT export)."""
+    return "obj.names" in relatives and any(cvat_target(r) and _has_image_extension(r) for r in relatives)
+
+
+def _yolo_plan(root: Path, relatives: list[str]) -> Plan:
+    """Ultralytics or Roboflow: files pushed as they are; Darknet's obj.names gives the names when there
+    is no data.yaml."""
     items, skipped = [], []
     for relative in relatives:
-        kind = kind_of(relative)
-        (items.append(_local(source, relative, relative)) if kind else skipped.append(relative))
-    return Plan(items, skipped)
+        (items.append(_local(root, relative, relative)) if kind_of(relative) else skipped.append(relative))
+    if "obj.names" in relatives:
+        skipped.remove("obj.names")
+        if not any(item.is_data_yaml for item in items):
+            items.append(_names_data_yaml(root))
+    roboflow = any(PurePosixPath(item.path).parts[0].lower() in SPLIT_ALIASES for item in items)
+    return Plan(items, skipped, ROBOFLOW if roboflow else ULTRALYTICS)
+
+
+def _has_image_extension(relative: str) -> bool:
+    return PurePosixPath(relative).suffix.lower().lstrip(".") in IMAGE_EXTENSIONS
 
 
 def kind_of(relative: str) -> str | None:
@@ -90,13 +124,18 @@ def _local(root: Path, relative: str, target: str) -> Item:
 
 def _cvat_plan(root: Path, relatives: list[str]) -> Plan:
     """CVAT's YOLO 1.1 export: images and .txt labels side by side in obj_<split>_data/, names in obj.names."""
-    names = [line.strip() for line in (root / "obj.names").read_text().splitlines() if line.strip()]
-    data_yaml = ("names: " + json.dumps(names) + "\n").encode()  # JSON is YAML
-    items, skipped = [Item("data.yaml", len(data_yaml), data=data_yaml)], []
+    items, skipped = [_names_data_yaml(root)], []
     for relative in relatives:
         target = cvat_target(relative)
         (items.append(_local(root, relative, target)) if target else skipped.append(relative))
-    return Plan(items, [s for s in skipped if s != "obj.names"])
+    return Plan(items, [s for s in skipped if s != "obj.names"], CVAT)
+
+
+def _names_data_yaml(root: Path) -> Item:
+    """data.yaml made from Darknet's obj.names (one class name a line)."""
+    names = [line.strip() for line in (root / "obj.names").read_text().splitlines() if line.strip()]
+    data_yaml = ("names: " + json.dumps(names) + "\n").encode()  # JSON is YAML
+    return Item("data.yaml", len(data_yaml), data=data_yaml)
 
 
 def cvat_target(relative: str) -> str | None:
@@ -113,8 +152,16 @@ def cvat_target(relative: str) -> str | None:
 
 
 def zip_image_count(path: Path) -> int:
-    """How many images an archive holds (what its unpacking will index)."""
+    """How many images the import of an archive will index, by the import's own pure rules
+    (common.domain: which members are unpacked, where a COCO export's annotations place its images):
+    a panoptic PNG mask under annotations/ is no image of the dataset."""
+    from common.domain import archive as archive_rules, coco, coco_import, layout
     with zipfile.ZipFile(path) as archive:
-        return sum(1 for name in archive.namelist()
-                   if not is_junk(name) and PurePosixPath(name).suffix.lower().lstrip(".") in IMAGE_EXTENSIONS)
+        planned = archive_rules.plan_import(archive.infolist(), path.name)
+        targets = [target for _, target in planned.members]
+        annotations = {target: functools.partial(archive.open, info)
+                       for info, target in planned.members if coco.is_annotation_file(target)}
+        placed = coco_import.plan(annotations, targets, path.name).images if annotations else {}
+    return sum(1 for target in targets if not coco.is_annotation_file(target)
+               and layout.classify(layout.dataset_object("dataset", placed.get(target, target))).kind == "image")
 

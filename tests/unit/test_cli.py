@@ -102,3 +102,50 @@ def test_a_push_asks_for_upload_sessions_within_the_apis_per_request_limits(tmp_
     assert push._batches(items(*[1] * 1001)) == [(0, 500), (500, 1000), (1000, 1001)]
     assert push._batches(items(half, half, 1, push.BATCH_BYTES + 5, 3)) == [(0, 2), (2, 3), (3, 4), (4, 5)]
     assert push._batches([]) == []
+
+
+def test_an_ultralytics_folder_with_darknets_obj_names_stays_ultralytics_with_data_yamls_names(tmp_path):
+    write(tmp_path, ["data.yaml", "images/train/a.jpg", "labels/train/a.txt", "images/val/b.jpg"])
+    (tmp_path / "obj.names").write_text("cat\ndog\n")
+    plan = files.plan(tmp_path)
+    assert sorted(item.path for item in plan.items) == ["data.yaml", "images/train/a.jpg", "images/val/b.jpg",
+                                                        "labels/train/a.txt"]
+    assert next(i for i in plan.items if i.is_data_yaml).source == tmp_path / "data.yaml"
+    assert (plan.layout, plan.skipped, plan.images) == (files.ULTRALYTICS, [], 2)
+
+
+def test_obj_names_gives_the_names_of_an_ultralytics_folder_without_data_yaml(tmp_path):
+    write(tmp_path, ["images/train/a.jpg", "labels/train/a.txt"])
+    (tmp_path / "obj.names").write_text("cat\ndog\n")
+    made = {item.path: item for item in files.plan(tmp_path).items}
+    assert sorted(made) == ["data.yaml", "images/train/a.jpg", "labels/train/a.txt"]
+    assert made["data.yaml"].data == b'names: ["cat", "dog"]\n'
+
+
+def test_a_push_of_a_folder_of_images_in_no_layout_read_exits_1_naming_the_layouts(tmp_path):
+    from click.testing import CliRunner
+    from yolodrop_cli.commands import cli
+    write(tmp_path, ["photos/a.jpg", "photos/b.jpg", "notes.txt"])
+    result = CliRunner().invoke(cli, ["push", str(tmp_path), "d"],
+                                env={"YOLODROP_API_URL": "http://127.0.0.1:9", "YOLODROP_API_KEY": "k",
+                                     "XDG_CONFIG_HOME": str(tmp_path / "config")})
+    assert result.exit_code == 1, result.output
+    assert "2 images" in result.output and files.CVAT in result.output and "nothing was pushed" in result.output
+
+
+def test_a_coco_zip_counts_the_images_its_import_indexes_not_its_panoptic_masks(tmp_path):
+    import json
+    import zipfile
+    instances = {"categories": [{"id": 1, "name": "person", "supercategory": "person"},
+                                {"id": 2, "name": "bicycle", "supercategory": "vehicle"}],
+                 "images": [{"id": 9, "file_name": "000000000009.jpg", "width": 640, "height": 480},
+                            {"id": 25, "file_name": "000000000025.jpg", "width": 640, "height": 426}],
+                 "annotations": [{"id": 1, "image_id": 9, "category_id": 2, "bbox": [10, 20, 30, 40],
+                                  "area": 1200, "iscrowd": 0}]}
+    with zipfile.ZipFile(tmp_path / "coco.zip", "w") as archive:
+        archive.writestr("coco/annotations/instances_val2017.json", json.dumps(instances))
+        for image in ("000000000009", "000000000025"):
+            archive.writestr(f"coco/val2017/{image}.jpg", b"jpeg")
+            archive.writestr(f"coco/annotations/panoptic_val2017/{image}.png", b"png mask")
+        archive.writestr("coco/annotations/panoptic_val2017.json", b"{}")
+    assert files.zip_image_count(tmp_path / "coco.zip") == 2
