@@ -13,10 +13,19 @@ about twice the JSON's bytes (the boxes, then their label text), 1.7 times
 measured on a 72 MiB file of 500,000 boxes.
 
 The categories of every file, sorted by id, become the classes in that order
-(YOLO id = position), so an export of ours comes back with its ids (id - 1). A
-category that only names the others' supercategory and has no annotation
-(Roboflow's dataset-level category 0) is not a class. Crowd annotations and
-boxes with no area are left out and counted.
+(YOLO id = position), so an export of ours comes back with its ids (id - 1),
+and COCO 2017's 80 come back as 0..79 (person 0, bicycle 1) whatever boxes a
+file holds. One kind of category is not a class: a pure grouping, whose name is
+the supercategory of another category (not only its own: COCO's `person` is its
+own supercategory and is a class) and that no annotation of the archive names
+(Roboflow's dataset-level category 0). Crowd annotations and boxes with no area
+are left out and counted.
+
+Into a dataset that already names its classes (its data.yaml), the categories
+are reconciled by name: a known name keeps its class id, a new one is appended
+after the existing classes (an issue lists them), so no label already there
+changes meaning. An existing list that names a class twice, or that the new
+names would take past MAX_CATEGORIES, refuses the archive.
 """
 from __future__ import annotations
 
@@ -64,14 +73,17 @@ class _File:
     missing: int = 0
 
 
-def plan(annotation_files: dict[str, bytes | Opener], members: list[str], archive: str) -> CocoImport:
+def plan(annotation_files: dict[str, bytes | Opener], members: list[str], archive: str,
+         existing: list[str] | None = None) -> CocoImport:
     """What a COCO archive unpacks to: {annotation member: its bytes, or a function opening it} and every
-    member name (the enclosing folder already stripped)."""
+    member name (the enclosing folder already stripped); `existing`: the dataset's class names, when it has."""
     result = CocoImport()
     index = _member_index(members)
     files = [_read(name, source, index, archive, result.issues) for name, source in sorted(annotation_files.items())]
     files = [found for found in files if found is not None]
     ids = _class_ids(files, archive, result)
+    if existing is not None:
+        ids = _onto_existing(ids, existing, archive, result)
     for found in files:
         _plan_file(found, ids, archive, result)
     return result
@@ -200,10 +212,50 @@ def _class_ids(files: list[_File], archive: str, result: CocoImport) -> dict[int
                                            f"{names[category['id']]!r} in one file and {name!r} in another; "
                                            "the first is kept", archive))
     used = set().union(*(found.used for found in files))
-    parents = {str(c.get("supercategory")) for found in files for c in found.categories}
-    kept = [cid for cid in sorted(names) if cid in used or names[cid] not in parents]
+    groupings = _groupings(files, names)
+    kept = [cid for cid in sorted(names) if cid in used or cid not in groupings]
     result.classes = [names[cid] for cid in kept]
     return {cid: position for position, cid in enumerate(kept)}
+
+
+def _groupings(files: list[_File], names: dict[int, str]) -> set[int]:
+    """The ids of categories whose name is the supercategory of another category (by id)."""
+    parents: dict[str, set[int]] = {}
+    for found in files:
+        for category in found.categories:
+            parents.setdefault(str(category.get("supercategory")), set()).add(category["id"])
+    return {cid for cid, name in names.items() if parents.get(name, set()) - {cid}}
+
+
+def _onto_existing(ids: dict[int, int], existing: list[str], archive: str, result: CocoImport) -> dict[int, int]:
+    """{COCO category id: class id of the dataset}: known names keep their ids, new names are appended."""
+    repeated = sorted({name for name in existing if existing.count(name) > 1})
+    if repeated:
+        raise ArchiveRefused("import_coco_classes", f"the dataset's data.yaml names {repeated[0]!r} more than "
+                             "once, so its categories cannot be matched by name: give each class one name in "
+                             "data.yaml, then import the archive again")
+    classes = list(existing)
+    added = [name for name in result.classes if name not in classes]
+    if len(classes) + len(added) > MAX_CATEGORIES:
+        raise ArchiveRefused("import_coco_classes", f"the archive's {len(added)} new categories would take the "
+                             f"dataset past {MAX_CATEGORIES} classes: import it into a new dataset")
+    classes.extend(added)
+    position = {name: class_id for class_id, name in enumerate(classes)}
+    if result.classes != classes[:len(result.classes)]:
+        result.issues.append(Issue("import_coco_classes", _reconciled_message(result.classes, existing, added),
+                                   archive))
+    mapped = {cid: position[result.classes[at]] for cid, at in ids.items()}
+    result.classes = classes
+    return mapped
+
+
+def _reconciled_message(incoming: list[str], existing: list[str], added: list[str]) -> str:
+    message = (f"the archive's {len(incoming)} categories differ from the dataset's {len(existing)} classes: "
+               "they were matched by name, so the labels already in the dataset keep their classes")
+    if added:
+        shown = ", ".join(repr(name) for name in added[:10]) + (" ..." if len(added) > 10 else "")
+        message += f"; new classes appended after the existing ones: {shown}"
+    return message + "; check data.yaml's names"
 
 
 def _plan_file(found: _File, ids: dict[int, int], archive: str, result: CocoImport) -> None:

@@ -165,3 +165,90 @@ def test_more_categories_than_a_dataset_has_classes_refuse_the_archive(monkeypat
 def test_a_truncated_file_is_an_issue_not_a_failure():
     result = coco_import.plan({"instances_train.json": b'{"images": [{"id": 1'}, [], "z")
     assert [i.code for i in result.issues] == ["import_coco_json"] and result.labels == {}
+
+
+# ---- which categories are classes, and in what order ----------------------------------------
+
+# COCO 2017's categories as instances_*.json list them: ids 1..90 with gaps, `person` its own supercategory.
+COCO_2017 = [(1, "person", "person"), (2, "bicycle", "vehicle"), (3, "car", "vehicle"), (4, "motorcycle", "vehicle"),
+             (5, "airplane", "vehicle"), (6, "bus", "vehicle"), (7, "train", "vehicle"), (8, "truck", "vehicle"),
+             (9, "boat", "vehicle"), (10, "traffic light", "outdoor"), (11, "fire hydrant", "outdoor"),
+             (13, "stop sign", "outdoor"), (14, "parking meter", "outdoor"), (15, "bench", "outdoor"),
+             (16, "bird", "animal"), (17, "cat", "animal"), (18, "dog", "animal"), (19, "horse", "animal"),
+             (20, "sheep", "animal"), (21, "cow", "animal"), (22, "elephant", "animal"), (23, "bear", "animal"),
+             (24, "zebra", "animal"), (25, "giraffe", "animal"), (27, "backpack", "accessory"),
+             (28, "umbrella", "accessory"), (31, "handbag", "accessory"), (32, "tie", "accessory"),
+             (33, "suitcase", "accessory"), (34, "frisbee", "sports"), (35, "skis", "sports"),
+             (36, "snowboard", "sports"), (37, "sports ball", "sports"), (38, "kite", "sports"),
+             (39, "baseball bat", "sports"), (40, "baseball glove", "sports"), (41, "skateboard", "sports"),
+             (42, "surfboard", "sports"), (43, "tennis racket", "sports"), (44, "bottle", "kitchen"),
+             (46, "wine glass", "kitchen"), (47, "cup", "kitchen"), (48, "fork", "kitchen"), (49, "knife", "kitchen"),
+             (50, "spoon", "kitchen"), (51, "bowl", "kitchen"), (52, "banana", "food"), (53, "apple", "food"),
+             (54, "sandwich", "food"), (55, "orange", "food"), (56, "broccoli", "food"), (57, "carrot", "food"),
+             (58, "hot dog", "food"), (59, "pizza", "food"), (60, "donut", "food"), (61, "cake", "food"),
+             (62, "chair", "furniture"), (63, "couch", "furniture"), (64, "potted plant", "furniture"),
+             (65, "bed", "furniture"), (67, "dining table", "furniture"), (70, "toilet", "furniture"),
+             (72, "tv", "electronic"), (73, "laptop", "electronic"), (74, "mouse", "electronic"),
+             (75, "remote", "electronic"), (76, "keyboard", "electronic"), (77, "cell phone", "electronic"),
+             (78, "microwave", "appliance"), (79, "oven", "appliance"), (80, "toaster", "appliance"),
+             (81, "sink", "appliance"), (82, "refrigerator", "appliance"), (84, "book", "indoor"),
+             (85, "clock", "indoor"), (86, "vase", "indoor"), (87, "scissors", "indoor"), (88, "teddy bear", "indoor"),
+             (89, "hair drier", "indoor"), (90, "toothbrush", "indoor")]
+COCO_2017_NAMES = [name for _, name, _ in COCO_2017]
+
+
+def coco_2017_file(boxes: list[tuple[int, list]]) -> bytes:
+    """instances_train2017.json of one 100×100 image, a.jpg, with boxes [(category id, bbox)]."""
+    return json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+                       "categories": [{"id": i, "name": n, "supercategory": s} for i, n, s in COCO_2017],
+                       "annotations": [{"id": n + 1, "image_id": 1, "category_id": category, "bbox": bbox,
+                                        "iscrowd": 0} for n, (category, bbox) in enumerate(boxes)]}).encode()
+
+
+def test_coco_2017_categories_are_80_classes_in_id_order_without_any_person_box():
+    plan = coco_import.plan({"annotations/instances_train2017.json": coco_2017_file([(2, [0, 0, 10, 10]),
+                                                                                      (70, [50, 50, 10, 10])])},
+                            ["images/train2017/a.jpg"], "imports/d.zip")
+    assert len(COCO_2017_NAMES) == 80 and plan.classes == COCO_2017_NAMES
+    assert plan.classes[0] == "person" and plan.classes[1] == "bicycle"
+    assert plan.labels["labels/train/a.txt"] == b"1 0.05 0.05 0.1 0.1\n61 0.55 0.55 0.1 0.1\n"
+    assert not plan.issues
+
+
+def test_roboflow_grouping_category_0_is_no_class_but_a_category_named_after_a_grouping_with_boxes_is():
+    categories = [{"id": 0, "name": "pets-x1y2", "supercategory": "none"},
+                  {"id": 1, "name": "cat", "supercategory": "pets-x1y2"},
+                  {"id": 2, "name": "dog", "supercategory": "pets-x1y2"}]
+    document = {"images": [{"id": 0, "file_name": "a.jpg", "width": 100, "height": 100}], "categories": categories,
+                "annotations": [{"id": 1, "image_id": 0, "category_id": 2, "bbox": [0, 0, 10, 10]}]}
+    plan = coco_import.plan({"train/_annotations.coco.json": json.dumps(document).encode()}, ["train/a.jpg"], "a")
+    assert plan.classes == ["cat", "dog"] and plan.labels == {"labels/train/a.txt": b"1 0.05 0.05 0.1 0.1\n"}
+    document["annotations"].append({"id": 2, "image_id": 0, "category_id": 0, "bbox": [0, 0, 10, 10]})
+    plan = coco_import.plan({"train/_annotations.coco.json": json.dumps(document).encode()}, ["train/a.jpg"], "a")
+    assert plan.classes == ["pets-x1y2", "cat", "dog"]  # boxes of it: a class, not left out
+
+
+def test_a_second_file_with_the_same_list_keeps_the_dataset_classes_and_its_ids():
+    plan = coco_import.plan({"annotations/instances_val2017.json": coco_2017_file([(1, [0, 0, 10, 10])])},
+                            ["images/val2017/a.jpg"], "imports/d.zip", existing=COCO_2017_NAMES)
+    assert plan.classes == COCO_2017_NAMES and not plan.issues
+    assert plan.labels["labels/val/a.txt"] == b"0 0.05 0.05 0.1 0.1\n"
+
+
+def test_a_different_category_list_is_matched_by_name_onto_the_dataset_classes():
+    document = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+                "categories": [{"id": 1, "name": "toilet"}, {"id": 2, "name": "unicorn"}],
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10]},
+                                {"id": 2, "image_id": 1, "category_id": 2, "bbox": [0, 0, 10, 10]}]}
+    plan = coco_import.plan({"instances_train.json": json.dumps(document).encode()}, ["images/train/a.jpg"], "z",
+                            existing=COCO_2017_NAMES)
+    assert plan.classes == [*COCO_2017_NAMES, "unicorn"]
+    assert plan.labels["labels/train/a.txt"] == b"61 0.05 0.05 0.1 0.1\n80 0.05 0.05 0.1 0.1\n"
+    assert [(i.code, "'unicorn'" in i.message) for i in plan.issues] == [("import_coco_classes", True)]
+
+
+def test_a_dataset_naming_a_class_twice_refuses_a_coco_archive_with_what_to_do():
+    document = {"images": [], "categories": [{"id": 1, "name": "cat"}], "annotations": []}
+    with pytest.raises(ArchiveRefused, match="names 'cat' more than once") as refused:
+        coco_import.plan({"instances_train.json": json.dumps(document).encode()}, [], "z", existing=["cat", "cat"])
+    assert refused.value.code == "import_coco_classes"
