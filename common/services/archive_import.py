@@ -8,7 +8,9 @@ event. A COCO archive (one instances_<split>.json per split, or Roboflow's
 <split>/_annotations.coco.json, with its images) unpacks into the YOLO layout:
 its images under images/<split>/, a label file per image made from its
 annotations, and the categories as the classes of data.yaml
-(common.domain.coco_import, read as streams). The archive is read with range requests, never held
+(common.domain.coco_import, read as streams); into a dataset that has a data.yaml
+already, the categories are matched by name onto its classes (ids kept, new names
+appended), never renumbering the labels there. The archive is read with range requests, never held
 whole in memory or on disk. Unpacked files carry a mark (the archive's
 generation, or the import's id), so a retried call or task resumes instead of
 starting again. The dropped archive's record (its issues, how many files, its
@@ -30,6 +32,8 @@ from common.cloud import dataset_index, import_store, storage, topics
 from common.domain import coco, coco_import, exports, imports, layout
 from common.domain import archive as archive_rules
 from common.domain.archive import ArchiveRefused, ImportPlan, plan_import
+from common.domain.class_changes import with_names
+from common.domain.datayaml import parse_data_yaml
 from common.domain.issues import Issue
 from common.domain.layout import ObjectRole
 from common.platform import config
@@ -102,7 +106,7 @@ def _unpack_inline(reader, dataset: str, archive: str, mark: str) -> tuple[int, 
     with open_zip(reader) as zip_file:
         if coco_bytes(zip_file.infolist()) > INLINE_COCO_BYTES:
             raise _ForTheJob()
-        plan, members, generated = plan_zip(zip_file, archive)
+        plan, members, generated = plan_zip(zip_file, archive, dataset=dataset)
         already = already_unpacked(dataset, mark)  # a retried event resumes, not restarts
         with Unpacker(dataset, mark) as unpacker:
             unpack_zip_members(zip_file, [(info, target) for info, target in members if target not in already],
@@ -113,15 +117,16 @@ def _unpack_inline(reader, dataset: str, archive: str, mark: str) -> tuple[int, 
     return len(members) + len(generated), plan.issues
 
 
-def plan_zip(zip_file: zipfile.ZipFile, archive: str,
-             archive_format: str | None = None) -> tuple[ImportPlan, list, dict[str, bytes]]:
+def plan_zip(zip_file: zipfile.ZipFile, archive: str, archive_format: str | None = None,
+             dataset: str | None = None) -> tuple[ImportPlan, list, dict[str, bytes]]:
     """The plan (with its issues), the members to unpack and the files to write that the archive does not hold.
-    archive_format "yolo" takes every file as it is; "coco" requires annotation files; None: the files say."""
+    archive_format "yolo" takes every file as it is; "coco" requires annotation files; None: the files say.
+    A COCO archive's classes are matched onto those of the dataset's data.yaml, when it has one."""
     plan = plan_import(zip_file.infolist(), archive)
     if archive_format == "yolo":
         members, generated = plan.members, {}
     else:
-        members, generated = _as_yolo(zip_file, plan, archive)
+        members, generated = _as_yolo(zip_file, plan, archive, dataset)
     if archive_format == "coco" and not generated:
         plan.issues.append(Issue("import_no_coco_annotations", "asked for COCO, but the archive holds no "
                                  "instances_<split>.json or <split>/_annotations.coco.json: its files are unpacked "
@@ -136,19 +141,31 @@ def coco_bytes(infos: list[zipfile.ZipInfo]) -> int:
     return sum(info.file_size for info in infos if not info.is_dir() and coco.is_annotation_file(info.filename))
 
 
-def _as_yolo(zip_file: zipfile.ZipFile, plan: ImportPlan, archive: str) -> tuple[list, dict[str, bytes]]:
+def _as_yolo(zip_file: zipfile.ZipFile, plan: ImportPlan, archive: str,
+             dataset: str | None) -> tuple[list, dict[str, bytes]]:
     """For a COCO archive: images moved to images/<split>/, their labels and data.yaml. Annotations too large
     to parse in memory refuse the archive, before any is read."""
     annotation_files = [(info, target) for info, target in plan.members if coco.is_annotation_file(target)]
     if not annotation_files:
         return plan.members, {}
     coco.check_sizes({target: info.file_size for info, target in annotation_files}, config.import_coco_max_bytes())
+    current = current_data_yaml(dataset) if dataset else None
+    existing = parse_data_yaml(current, "data.yaml").names if current else None
     imported = coco_import.plan({target: functools.partial(zip_file.open, info) for info, target in annotation_files},
-                                [target for _, target in plan.members], archive)
+                                [target for _, target in plan.members], archive, existing)
     plan.issues.extend(imported.issues)
     members = [(info, imported.images.get(target, target)) for info, target in plan.members
                if not coco.is_annotation_file(target)]
-    return members, {**imported.labels, "data.yaml": exports.data_yaml(imported.classes)}
+    data_yaml = with_names(current, imported.classes) if existing is not None else exports.data_yaml(imported.classes)
+    return members, {**imported.labels, "data.yaml": data_yaml}
+
+
+def current_data_yaml(dataset: str) -> bytes | None:
+    """The dataset's data.yaml as the bucket holds it now; None when it has none."""
+    try:
+        return storage.bucket().blob(layout.dataset_object(dataset, "data.yaml")).download_as_bytes()
+    except NotFound:
+        return None
 
 
 def already_unpacked(dataset: str, mark: str) -> set[str]:

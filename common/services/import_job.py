@@ -7,7 +7,8 @@ included), every task makes the same plan from it, takes its run of members
 (common.domain.imports.share) and streams them into the bucket, each marked
 with the import's id. A retried task lists what its import wrote already and
 skips it, so no member is written twice and none is lost. Task 0 also writes
-what the archive does not hold (a COCO archive's labels and data.yaml) and
+what the archive does not hold (a COCO archive's labels and data.yaml, its
+classes matched by name onto the dataset's data.yaml when it has one) and
 the plan's totals and issues on the import.
 unpack, a tar or tar.gz: one task reads the stream front to back, its
 decompressed bytes counted as they come (common.domain.archive.ExpansionGuard:
@@ -183,7 +184,7 @@ def _unpack(document: dict, task: Task) -> None:
 def _unpack_zip(document: dict, task: Task) -> None:
     dataset, mark = document["dataset"], document["id"]
     with _open_random_access(document) as reader, open_zip(reader) as zip_file:
-        plan, members, generated = plan_zip(zip_file, document["source"], document.get("format"))
+        plan, members, generated = plan_zip(zip_file, document["source"], document.get("format"), dataset)
         if task.index == 0:
             _record_totals(document["id"], len(members) + len(generated),
                            sum(info.file_size for info, _ in members) + sum(map(len, generated.values())),
