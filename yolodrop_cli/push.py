@@ -168,9 +168,10 @@ def wait_for_index(api: Api, dataset: str, pushed: Pushed, archive_images: int, 
 
 
 def _drop_indexed(api: Api, dataset: str, pending: dict[str, int]) -> None:
-    """Remove from `pending` every object whose generation (or a newer one) the index shows."""
+    """Remove from `pending` every object whose generation (or a newer one) the index shows: for data.yaml,
+    the generation ingest applied (indexed_generation), not the bucket object's."""
     yaml = [name for name in pending if files.kind_of(name.split("/", 2)[2]) == "data_yaml"]
-    if yaml and api.get(f"/datasets/{dataset}/classes").get("generation", 0) >= pending[yaml[0]]:
+    if yaml and api.get(f"/datasets/{dataset}/classes").get("indexed_generation", 0) >= pending[yaml[0]]:
         del pending[yaml[0]]
     if not pending or list(pending) == yaml:
         return

@@ -131,3 +131,39 @@ def test_exit_codes_and_one_line_errors(run):
     missing = run("status", "no-such-dataset")
     assert missing.exit_code == 1 and missing.stderr.count("\n") == 1 and "404" in missing.stderr
     assert run("train", "x").exit_code == 2  # --model is required
+
+
+def test_a_changed_data_yaml_pushed_again_shows_the_new_names_once_the_index_applied_them(run, api, tmp_path):
+    folder = write(tmp_path, generated_dataset(3, 1, size=(96, 72)))
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    assert run("push", folder, name, "--json").exit_code == 0
+    (folder / "data.yaml").write_text("names:\n  0: pedestrian\n  1: coach\n  2: necktie\nnc: 3\n")
+    result = run("push", folder, name, "--json")
+    assert result.exit_code == 0, result.output + result.stderr
+    report = json.loads(result.stdout)
+    assert report["layout"].startswith("Ultralytics")
+    assert report["dataset_view"]["classes"] == ["pedestrian", "coach", "necktie"]
+    classes = api.get(f"/datasets/{name}/classes")
+    assert classes["indexed_generation"] == classes["generation"] > 0
+    assert api.get(f"/datasets/{name}")["classes"] == ["pedestrian", "coach", "necktie"]
+
+
+def test_a_coco_zip_with_panoptic_masks_is_pushed_without_waiting_for_the_masks(run, tmp_path):
+    images = {f"{index:012d}.jpg": FILES[path] for index, path in
+              enumerate(p for p in FILES if p.startswith("images/"))}
+    instances = {"info": {"description": "COCO 2017 Dataset"},
+                 "categories": [{"id": 1, "name": "person", "supercategory": "person"},
+                                {"id": 2, "name": "bicycle", "supercategory": "vehicle"}],
+                 "images": [{"id": i, "file_name": f, "width": 96, "height": 72} for i, f in enumerate(images)],
+                 "annotations": [{"id": i, "image_id": i, "category_id": 2, "bbox": [10, 10, 20, 30], "area": 600,
+                                  "iscrowd": 0} for i in range(len(images))]}
+    with zipfile.ZipFile(tmp_path / "coco.zip", "w") as archive:
+        archive.writestr("annotations/instances_val2017.json", json.dumps(instances))
+        archive.writestr("annotations/panoptic_val2017.json", json.dumps({"annotations": []}))
+        for file_name, data in images.items():
+            archive.writestr(f"val2017/{file_name}", data)
+            archive.writestr(f"annotations/panoptic_val2017/{file_name[:-4]}.png", b"\x89PNG mask")
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    result = run("push", tmp_path / "coco.zip", name, "--json", "--timeout", 120)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert json.loads(result.stdout)["dataset_view"]["stats"]["images"] == len(images)

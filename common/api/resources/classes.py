@@ -24,7 +24,7 @@ IF_MATCH = params.header("If-Match", "the data.yaml generation the change is bas
                          pattern=r"^\"?[0-9]{1,20}\"?$")
 JOB_ID = params.path("dataset_job_id", "the job id (remap-... or revalidate-...)")
 ISSUE = obj(code=STRING, message=STRING)
-CLASSES = obj(names=array(STRING), generation=INTEGER, path=STRING, issues=array(ISSUE))
+CLASSES = obj(names=array(STRING), generation=INTEGER, indexed_generation=INTEGER, path=STRING, issues=array(ISSUE))
 JOB = obj(required=("id", "dataset", "kind", "status"), id=STRING, dataset=STRING,
           kind={"type": "string", "enum": list(dataset_jobs.KINDS)},
           status={"type": "string", "enum": [dataset_jobs.QUEUED, dataset_jobs.RUNNING, *dataset_jobs.ENDED]},
@@ -36,12 +36,15 @@ CHANGED = {412: ("data.yaml changed since: the body has its current names and ge
 
 
 def get_classes(ctx: RequestContext, args: dict) -> dict:
-    """The names data.yaml gives ([] when it gives none), and the problems that leave them unknown."""
+    """The names data.yaml gives ([] when it gives none), and the problems that leave them unknown.
+    generation: the bucket object's; indexed_generation: the one ingest applied to the index (equal once
+    the index has caught up: what a client waits on)."""
     path = _data_yaml_path(args["dataset"], ctx)
     generation, parsed = _current_classes(path, ctx)
+    indexed = find_dataset(args["dataset"], ctx).get("yaml_generation") or 0
     issues = [{"code": issue.code, "message": issue.message} for issue in parsed.issues] if parsed else []
-    return {"names": (parsed.names if parsed else None) or [], "generation": generation, "path": path,
-            "issues": issues}
+    return {"names": (parsed.names if parsed else None) or [], "generation": generation,
+            "indexed_generation": indexed, "path": path, "issues": issues}
 
 
 def _current_classes(path: str, ctx: RequestContext) -> tuple[int, DataYaml | None]:
