@@ -167,3 +167,16 @@ def test_a_coco_zip_with_panoptic_masks_is_pushed_without_waiting_for_the_masks(
     result = run("push", tmp_path / "coco.zip", name, "--json", "--timeout", 120)
     assert result.exit_code == 0, result.output + result.stderr
     assert json.loads(result.stdout)["dataset_view"]["stats"]["images"] == len(images)
+
+
+def test_an_ultralytics_folder_with_darknets_obj_names_pushes_every_image_by_data_yamls_names(run, tmp_path):
+    dataset = generated_dataset(3, 1, size=(96, 72))
+    folder = write(tmp_path, {**dataset, "obj.names": b"person\nbus\ntie\n"})
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    result = run("push", folder, name, "--json")
+    assert result.exit_code == 0, result.output + result.stderr
+    report = json.loads(result.stdout)
+    assert (report["layout"], report["uploaded"], report["not_pushed"]) == ("Ultralytics (images/, labels/, "
+                                                                           "data.yaml)", len(dataset), [])
+    assert report["dataset_view"]["stats"]["images"] == 4
+    assert report["dataset_view"]["classes"] == ["person", "bus", "tie"]
