@@ -2,6 +2,9 @@
 
 The one reader (parse_label: every row checked, problems as issues) and the one
 writer (write_label: the canonical text) of label files in this system.
+A polygon row (`class x1 y1 ... xn yn`, n >= 3: Ultralytics' segment labels, and
+its OBB labels with n = 4) is read as its bounding box, with one issue per file
+saying so: the index is detection-only and an edit writes plain boxes.
 """
 from __future__ import annotations
 
@@ -18,6 +21,12 @@ SIZE_COLUMNS = ("w", "h")
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
 DECIMALS = 6  # a millionth of the image side
 Row = tuple[int, float, float, float, float]  # class cx cy w h
+MIN_POLYGON_POINTS = 3  # class x1 y1 x2 y2 x3 y3: 7 values
+SEGMENTS_AS_BOXES = "label_segments_as_boxes"
+LINES_NAMED = 5  # the polygon rows an issue names by line; it counts them all
+# Points of rotated boxes and traced outlines often pass the image edge a little: Ultralytics accepts up to 1%
+# outside [0, 1], and so does this reader, clipping the bounding box to the image.
+POLYGON_EDGE_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -82,41 +91,120 @@ def _non_blank_rows(text: str) -> list[tuple[int, str]]:
 def _boxes_without_duplicates(rows: list[tuple[int, str]], file: str, issues: list[Issue]) -> list[Box]:
     boxes: list[Box] = []
     first_line_of: dict[tuple, int] = {}
+    polygon_lines: list[int] = []
     for number, line in rows:
         try:
-            box = _parse_row(number, line)
+            box, from_polygon = _parse_row(number, line)
         except _RowProblem as problem:
             issues.append(Issue(problem.code, f"line {number}: {problem.message}", file, number))
             continue
         repeated = first_line_of.get(box.row())
         if repeated is not None:
             issues.append(Issue("label_duplicate_row", f"line {number}: duplicate of line {repeated} "
-                                f"({line.strip()}); the repeat is ignored", file, number))
+                                f"({_row_text(box, line, from_polygon)}); the repeat is ignored", file, number))
             continue
         first_line_of[box.row()] = number
         boxes.append(box)
+        if from_polygon:
+            polygon_lines.append(number)
+    if polygon_lines:
+        issues.append(_segments_issue(polygon_lines, len(rows), file))
     return boxes
 
 
-def _parse_row(number: int, line: str) -> Box:
+def _row_text(box: Box, line: str, from_polygon: bool) -> str:
+    if not from_polygon:
+        return line.strip()
+    return f"a polygon whose bounding box is {write_label([box.row()]).decode().strip()}"
+
+
+def _segments_issue(lines: list[int], row_count: int, file: str) -> Issue:
+    named = ", ".join(map(str, lines[:LINES_NAMED])) + (", …" if len(lines) > LINES_NAMED else "")
+    one = len(lines) == 1
+    rows = f"{row_count} row{'' if row_count == 1 else 's'} " + (
+        "is a polygon or an oriented box" if one else "are polygons or oriented boxes")
+    return Issue(SEGMENTS_AS_BOXES,
+                 f"line {lines[0]}: {len(lines)} of {rows} (line{'' if one else 's'} {named}: class x1 y1 … xn yn, "
+                 "Ultralytics' segment and OBB rows); this index is detection-only and keeps each as its "
+                 "bounding box (the min and max of its points); an edit of this label in the page or through "
+                 "the API writes plain boxes: the points are not kept", file, lines[0])
+
+
+def _parse_row(number: int, line: str) -> tuple[Box, bool]:
+    """The row's box, and whether it is a polygon's bounding box."""
     values = line.split()
-    _check_column_count(values)
+    if len(values) != len(COLUMNS):
+        return _polygon_box(number, line, values), True
     numbers = [_parse_number(column, value) for column, value in zip(COLUMNS, values)]
     class_id = _class_id(values[0], numbers[0])
     for column, value, parsed in zip(COLUMNS[1:], values[1:], numbers[1:]):
         _check_coordinate(column, value, parsed)
-    return Box(number, class_id, *numbers[1:])
+    return Box(number, class_id, *numbers[1:]), False
 
 
-def _check_column_count(values: list[str]) -> None:
-    if len(values) == len(COLUMNS):
+def _polygon_box(number: int, line: str, values: list[str]) -> Box:
+    """The bounding box of a polygon row `class x1 y1 ... xn yn`, rounded as the writer rounds."""
+    _check_polygon_columns(values)
+    numbers = _polygon_numbers(line, values)
+    class_id = _class_id(values[0], numbers[0])
+    if not -POLYGON_EDGE_TOLERANCE <= min(numbers[1:]) <= max(numbers[1:]) <= 1 + POLYGON_EDGE_TOLERANCE:
+        for index, (value, parsed) in enumerate(zip(values[1:], numbers[1:]), start=1):
+            _check_point_coordinate(_polygon_column(index), value, parsed)
+    cx, w = _span("x", numbers[1::2], values[1::2])
+    cy, h = _span("y", numbers[2::2], values[2::2])
+    return Box(number, class_id, cx, cy, w, h)
+
+
+def _polygon_numbers(line: str, values: list[str]) -> list[float]:
+    """The row's numbers; rows of hundreds of points are common, so the checks run per value only when one fails."""
+    if "_" not in line:
+        try:
+            numbers = list(map(float, values))
+        except ValueError:
+            numbers = []
+        if numbers and all(map(math.isfinite, numbers)):
+            return numbers
+    return [_parse_number(_polygon_column(index), value) for index, value in enumerate(values)]
+
+
+def _polygon_column(index: int) -> str:
+    """The name of value `index` of a polygon row: class, x1, y1, x2, ..."""
+    return "class" if index == 0 else f"{'xy'[(index - 1) % 2]}{(index + 1) // 2}"
+
+
+def _check_point_coordinate(column: str, value: str, parsed: float) -> None:
+    if not -POLYGON_EDGE_TOLERANCE <= parsed <= 1 + POLYGON_EDGE_TOLERANCE:
+        raise _RowProblem("label_out_of_range", f"{column} is {value}, outside [0, 1] (coordinates must be "
+                          f"normalized by the image size; a polygon's points may pass the edge by "
+                          f"{POLYGON_EDGE_TOLERANCE}, as Ultralytics allows)")
+
+
+def _span(axis: str, coordinates: list[float], texts: list[str]) -> tuple[float, float]:
+    """(centre, size) of the points along one axis, clipped to the image."""
+    lowest, highest = min(coordinates), max(coordinates)
+    low, high = max(lowest, 0.0), min(highest, 1.0)
+    size = round(high - low, DECIMALS)
+    if size <= 0:
+        side = "width" if axis == "x" else "height"
+        raise _RowProblem("label_nonpositive_size", f"the {len(coordinates)} points have no {side} inside the "
+                          f"image ({axis} from {texts[coordinates.index(lowest)]} to "
+                          f"{texts[coordinates.index(highest)]}); a box needs a width and height above 0")
+    return round((low + high) / 2, DECIMALS), size
+
+
+def _check_polygon_columns(values: list[str]) -> None:
+    count = len(values)
+    if count % 2 == 1 and count >= 1 + 2 * MIN_POLYGON_POINTS:
         return
-    expected = "expected 5 values: class cx cy w h"
-    if len(values) > 6 and len(values) % 2 == 1:
-        points = (len(values) - 1) // 2
-        raise _RowProblem("label_columns", f"{len(values)} values look like a segmentation polygon "
-                          f"(class and {points} points); this index is detection-only, {expected}")
-    raise _RowProblem("label_columns", f"{len(values)} values, {expected}")
+    if count < len(COLUMNS):
+        raise _RowProblem("label_columns", f"{count} values, expected 5 values: class cx cy w h")
+    if count == len(COLUMNS) + 1:
+        raise _RowProblem("label_columns", "6 values: a box with a confidence score (class cx cy w h conf, as "
+                          "Ultralytics' predict writes with save_conf)? yolodrop reads 5 values, class cx cy w h: "
+                          "remove the last column")
+    raise _RowProblem("label_columns", f"{count} values: an even count is neither a box (5 values: class cx cy w h) "
+                      "nor a polygon or oriented box (class then x y pairs: 7, 9, 11 … values); keypoint rows "
+                      "(Ultralytics' pose labels) are not read, yolodrop indexes boxes")
 
 
 def _parse_number(column: str, value: str) -> float:

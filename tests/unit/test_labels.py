@@ -46,7 +46,7 @@ def test_not_utf8():
 def test_each_row_problem_has_its_code_and_line():
     data = b"\n".join([
         b"0 0.5 0.5 0.2",  # 1 too few columns
-        b"0 0.1 0.1 0.2 0.1 0.2 0.2",  # 2 polygon
+        b"0 0.1 0.1 0.2 0.1 0.2 0.2 0.3",  # 2 an even count: neither a box nor a polygon
         b"0 0.5 abc 0.2 0.2",  # 3
         b"0 nan 0.5 0.2 0.2",  # 4
         b"-1 0.5 0.5 0.2 0.2",  # 5
@@ -70,8 +70,8 @@ def test_each_row_problem_has_its_code_and_line():
     ]
     assert parsed.boxes == [Box(11, 3, 0.5, 0.5, 0.2, 0.2)]
     messages = {issue.line: issue.message for issue in parsed.issues}
-    assert "segmentation polygon" in messages[2] and "detection-only" in messages[2]
-    assert "segmentation" not in messages[15]
+    assert "8 values: an even count is neither a box" in messages[2] and "keypoint" in messages[2]
+    assert "6 values: a box with a confidence score" in messages[15]
     assert messages[7] == "line 7: cx is 1.2, outside [0, 1] (coordinates must be normalized by the image size)"
     assert "duplicate of line 11" in messages[12]
     assert "-1" in messages[5] and "1.5" in messages[6]
