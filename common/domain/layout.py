@@ -4,6 +4,9 @@ datasets/<dataset>/data.yaml                       the class names
 datasets/<dataset>/images/[<split>/]<name>.<ext>   an image
 datasets/<dataset>/labels/[<split>/]<name>.txt     its YOLO label
 datasets/<dataset>/<split>/images/<name>.<ext>     the same, as labelling tools export it
+datasets/<dataset>/obj_<split>_data/<name>.<ext>   an image and its .txt label side by side (CVAT YOLO 1.1),
+datasets/<dataset>/[data/]obj/<name>.<ext>         or in Darknet's obj/ folder (no split)
+datasets/<dataset>/{classes.txt,obj.names,dataset.yaml}  class names another tool wrote (no data.yaml yet)
 imports/<dataset>.zip                              a zip to unpack into datasets/<dataset>/
 derived/...                                        written by this system, never ingested
 Anything else (folder placeholders) is ignored. Every path under datasets/,
@@ -25,6 +28,10 @@ SPLITS = ("train", "val", "test")
 # Folder names that mean a split, as Ultralytics and labelling tools (Roboflow, CVAT) write them.
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 DATA_YAML_NAMES = ("data.yaml", "data.yml")
+# Class-name files other tools write at a dataset's root (common.domain.class_files reads them): Label Studio's
+# classes.txt, Darknet's and CVAT's obj.names (Darknet keeps it in data/), FiftyOne YOLOv5's dataset.yaml.
+CLASS_NAME_FILES = ("classes.txt", "obj.names", "data/obj.names", "dataset.yaml")
+_SIDE_BY_SIDE_FOLDER = re.compile(r"obj_(.+)_data")  # CVAT YOLO 1.1: obj_train_data, obj_valid_data, ...
 MAX_DOC_ID_BYTES = 1500
 
 _DATASET_NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -37,7 +44,7 @@ _RESERVED_ID = re.compile(r"__.*", re.S)
 
 @dataclass(frozen=True)
 class ObjectRole:
-    kind: str  # "image" | "label" | "data_yaml" | "import" | "other" | "invalid_dataset" | "ignored"
+    kind: str  # "image" | "label" | "data_yaml" | "class_names" | "import" | "other" | "invalid_dataset" | "ignored"
     dataset: str | None
     key: str | None  # shared by an image and its label; None for data_yaml/import/other/ignored
     split: str | None  # "train" | "val" | "test" or None
@@ -81,13 +88,31 @@ def _classify_dataset_object(object_name: str) -> ObjectRole:
         return ObjectRole("invalid_dataset", None, None, None, extension)
     if relative in DATA_YAML_NAMES:
         return ObjectRole("data_yaml", dataset, None, None, extension)
+    if relative in CLASS_NAME_FILES:
+        return ObjectRole("class_names", dataset, None, None, extension)
     folders = relative.split("/")[:-1]
     if "images" in folders and extension in IMAGE_EXTENSIONS:
-        key = dataset_relative(label_path_for(object_name), dataset)[:-len(".txt")]
+        key = relative_label_path(relative)[:-len(".txt")]
         return ObjectRole("image", dataset, key, _split_after(folders, "images"), extension)
     if "labels" in folders and relative.endswith(".txt"):
         return ObjectRole("label", dataset, relative[:-len(".txt")], _split_after(folders, "labels"), extension)
+    side_by_side, split = _side_by_side(folders)
+    if side_by_side and (extension in IMAGE_EXTENSIONS or relative.endswith(".txt")):
+        # No images/ in the path: Ultralytics' rule puts the label beside the image, so both have this key.
+        kind = "label" if relative.endswith(".txt") else "image"
+        return ObjectRole(kind, dataset, relative_label_path(relative)[:-len(".txt")], split, extension)
     return ObjectRole("other", dataset, None, None, extension)
+
+
+def _side_by_side(folders: list[str]) -> tuple[bool, str | None]:
+    """Whether the path is in a folder where images and their .txt labels lie side by side, and its split:
+    CVAT YOLO 1.1's obj_<split>_data/ (anywhere, as a wrapping export folder may hold it), or Darknet's obj/
+    or data/obj/ at the root (no split)."""
+    for folder in folders:
+        found = _SIDE_BY_SIDE_FOLDER.fullmatch(folder)
+        if found:
+            return True, split_of(found[1])
+    return folders[:1] == ["obj"] or folders[:2] == ["data", "obj"], None
 
 
 def _extension(relative: str) -> str | None:
@@ -113,12 +138,25 @@ def split_of(folder: str) -> str | None:
 
 
 def label_path_for(image_path: str) -> str:
-    """Ultralytics img2label_paths: the last /images/ becomes /labels/, the extension becomes .txt."""
+    """Ultralytics img2label_paths: the last /images/ becomes /labels/, the extension becomes .txt; without
+    /images/ the label lies beside the image (CVAT YOLO 1.1, Darknet). Inside datasets/<dataset>/ the rule
+    reads the path in the dataset only (a dataset named `images` is no images/ folder)."""
+    dataset, relative = _in_dataset(image_path)
+    if relative:
+        return dataset_object(dataset, relative_label_path(relative))
     head, marker, tail = image_path.rpartition("/images/")
     path = f"{head}/labels/{tail}" if marker else image_path
     folder, _, file_name = path.rpartition("/")
     stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
     return f"{folder}/{stem}.txt" if folder else f"{stem}.txt"
+
+
+def _in_dataset(object_name: str) -> tuple[str, str]:
+    """(dataset, path in it) of an object under datasets/; ("", "") otherwise."""
+    if not object_name.startswith(DATASETS_PREFIX):
+        return "", ""
+    dataset, _, relative = object_name[len(DATASETS_PREFIX):].partition("/")
+    return (dataset, relative) if dataset and relative else ("", "")
 
 
 def is_document_id(name: str) -> bool:

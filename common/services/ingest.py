@@ -14,17 +14,17 @@ from typing import Callable
 from google.api_core.exceptions import NotFound
 
 from common.cloud import dataset_index, object_http, storage, uploader
-from common.domain import entries, file_limits
+from common.domain import entries, file_limits, foreign_files
 from common.domain.datayaml import DataYaml, parse_data_yaml, size_issue
 from common.domain.entries import ImageRecord, LabelRecord
 from common.domain.imaging import identify_image
 from common.domain.issues import Issue
 from common.domain.labels import ParsedLabel, parse_label
-from common.domain.layout import ObjectRole, classify, thumbnail_path
+from common.domain.layout import ObjectRole, classify, dataset_relative, thumbnail_path
 from common.platform import config, log
 from common.platform.events import DELETED, ObjectEvent
 from common.platform.handler import Outcome, Result
-from common.services import archive_import, dataset_jobs
+from common.services import archive_import, class_files, dataset_jobs
 
 MAX_LABEL_BYTES = file_limits.MAX_LABEL_BYTES
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # smaller images are read in one request
@@ -256,14 +256,17 @@ def _read_yaml(event: ObjectEvent) -> DataYaml:
 
 
 def _other(event: ObjectEvent, role: ObjectRole) -> Outcome:
-    issues = None if event.action == DELETED else [Issue(
-        "unrecognized_file", "not an image under images/, a .txt label under labels/ or data.yaml at "
-        "the dataset root; ingest ignores it", event.name)]
-    return _applied(dataset_index.put_file(role.dataset, event.name, event.generation, issues),
-                    "unrecognized file", issues)
+    """A file ingest does not index: a known companion of another tool's export (no issue), a COCO or Pascal VOC
+    file that is brought in whole (its issue says how), or an unrecognized file."""
+    if event.action == DELETED:
+        return _applied(dataset_index.put_file(role.dataset, event.name, event.generation, None), "file removed")
+    found = foreign_files.record(dataset_relative(event.name, role.dataset), event.name, role.dataset)
+    recorded = dataset_index.put_file(role.dataset, event.name, event.generation, found.issues, found.details)
+    return _applied(recorded, found.details.get("layout", "unrecognized") + " file", found.issues)
 
 
-OTHER_KINDS = {"data_yaml": _data_yaml, "other": _other, "import": archive_import.handle}
+OTHER_KINDS = {"data_yaml": _data_yaml, "class_names": class_files.handle, "other": _other,
+               "import": archive_import.handle}
 
 
 def quarantine(event: ObjectEvent) -> Outcome:
