@@ -1,5 +1,5 @@
-"""Exports: a version as a YOLO or COCO zip. Pure rules: the request, what goes
-where in the archive, the data.yaml, and the export document.
+"""Exports: a version as a YOLO, COCO or Pascal VOC zip. Pure rules: the request,
+what goes where in the archive, the data.yaml, the counts, and the export document.
 
 Splits follow the training rule (common.domain.training_set): as uploaded when
 the version has val images (images outside a split folder go to train), else
@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
-from common.domain import coco, versions
-from common.domain.labels import Row
+from common.domain import coco, versions, voc
+from common.domain.labels import Row, write_label
 from common.domain.layout import SPLIT_ALIASES, SPLITS, relative_label_path
 from common.domain.training_request import DEFAULT_VAL_FRACTION
 from common.domain.training_set import split_of, splits_by_hash
 
-YOLO, COCO = "yolo", "coco"
-FORMATS = (YOLO, COCO)
+YOLO, COCO, VOC = "yolo", "coco", "voc"
+FORMATS = (YOLO, COCO, VOC)
 QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
 STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED)
 BACKGROUND_LEFT_OUT = "background image (left out by request)"
@@ -61,13 +63,14 @@ def new_document(export_id: str, dataset: str, request: ExportRequest, requested
                  now: float) -> dict:
     return {"id": export_id, "dataset": dataset, "format": request.format, "version": request.version,
             "background": request.background, "status": QUEUED, "files_total": None, "files_done": 0,
-            "bytes": 0, "uri": None, "excluded": None, "error": None, "requested_by": requested_by,
+            "bytes": 0, "uri": None, "excluded": None, "splits": None, "boxes_per_class": None, "error": None,
+            "requested_by": requested_by,
             "created_at": now, "started_at": None, "finished_at": None}
 
 
 def view(document: dict) -> dict:
     keys = ("id", "dataset", "format", "version", "background", "status", "files_total", "files_done", "bytes",
-            "uri", "excluded", "splits", "error", "requested_by", "created_at", "started_at", "finished_at")
+            "uri", "excluded", "splits", "boxes_per_class", "error", "requested_by", "created_at", "started_at", "finished_at")
     return {key: document.get(key) for key in keys}
 
 
@@ -81,6 +84,7 @@ class Member:
     width: int
     height: int
     rows: tuple[Row, ...]
+    sha256: str = ""
 
     @property
     def image_name(self) -> str:
@@ -102,6 +106,21 @@ class ExportPlan:
         return {split: sum(1 for m in self.members if m.split == split) for split in SPLITS
                 if any(m.split == split for m in self.members)}
 
+    @property
+    def boxes_per_class(self) -> dict[str, dict[str, int]]:
+        """{split: {class name: boxes}} for each split with images, every class listed (0 when it has none)."""
+        counted = {split: Counter() for split in self.splits}
+        for member in self.members:
+            counted[member.split].update(int(row[0]) for row in member.rows)
+        return {split: _by_name(self.classes, per_class) for split, per_class in counted.items()}
+
+
+def _by_name(classes: list[str], per_class: Counter) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for class_id, name in enumerate(classes):  # a name listed twice counts the boxes of both ids
+        counts[name] = counts.get(name, 0) + per_class.get(class_id, 0)
+    return counts
+
 
 def plan(frozen: dict, background: bool) -> ExportPlan:
     snapshot = versions.stored_snapshot(frozen)
@@ -113,7 +132,8 @@ def plan(frozen: dict, background: bool) -> ExportPlan:
             continue
         split = split_of(image, DEFAULT_VAL_FRACTION, by_hash)
         name = _unique(split, safe_member_path(_name_in_split(record["name"])), image.sha256, taken)
-        members.append(Member(split, name, image.path, image.generation, image.width, image.height, image.boxes))
+        members.append(Member(split, name, image.path, image.generation, image.width, image.height, image.boxes,
+                              image.sha256))
     return ExportPlan(list(snapshot.classes or ()), members, excluded)
 
 
@@ -167,3 +187,70 @@ def yolo_data_yaml(export_plan: ExportPlan) -> bytes:
 def coco_images(export_plan: ExportPlan, split: str, first_image_id: int) -> list[coco.ExportedImage]:
     return [coco.ExportedImage(first_image_id + n, m.file_name, m.width, m.height, m.rows)
             for n, m in enumerate(m for m in export_plan.members if m.split == split)]
+
+
+# ---- what goes where in the archive, per format -----------------------------------------
+
+VOC_IMAGES, VOC_ANNOTATIONS, VOC_LABELMAP = "JPEGImages", "Annotations", "labelmap.txt"
+_WHITESPACE = re.compile(r"\s+")
+
+
+def placed(export_plan: ExportPlan, export_format: str) -> list[tuple[Member, str]]:
+    """Each member with its image's name in the archive: images/<split>/<name> (YOLO, COCO), or
+    JPEGImages/<flat name> (VOC: one folder for every split, an annotation found by the image's stem)."""
+    if export_format != VOC:
+        return [(member, member.image_name) for member in export_plan.members]
+    taken: set[str] = set()
+    return [(member, f"{VOC_IMAGES}/{_voc_name(member, taken)}") for member in export_plan.members]
+
+
+def _voc_name(member: Member, taken: set[str]) -> str:
+    """sub/a b.jpg -> sub_a_b.jpg: VOC ids hold no folders or spaces (the ImageSets lists are split on
+    whitespace). A stem another image has (case aside: a.jpg and A.png) takes the content's first 8 hex
+    digits, as the other formats' names do."""
+    stem, extension = posixpath.splitext(_WHITESPACE.sub("_", member.file_name.replace("/", "_")))
+    for candidate in (stem, f"{stem}-{member.sha256[:8]}", f"{stem}-{member.sha256}"):
+        if candidate.casefold() not in taken:
+            break
+    else:
+        candidate = next(f"{stem}-{n}" for n in range(2, len(taken) + 3) if f"{stem}-{n}".casefold() not in taken)
+    taken.add(candidate.casefold())
+    return candidate + extension
+
+
+def member_annotations(member: Member, image_name: str, export_format: str,
+                       classes: list[str]) -> list[tuple[str, bytes]]:
+    """The files written beside one image: its YOLO label, or its VOC annotation (COCO: none, one JSON per split)."""
+    if export_format == YOLO:
+        return [(member.label_name, write_label(member.rows))]
+    if export_format == VOC:
+        objects = voc.objects_from_rows(member.rows, classes, member.width, member.height)
+        return [(f"{VOC_ANNOTATIONS}/{_stem(image_name)}.xml",
+                 voc.annotation_xml(posixpath.basename(image_name), member.width, member.height, objects))]
+    return []
+
+
+def voc_lists(export_plan: ExportPlan, placed_members: list[tuple[Member, str]]) -> list[tuple[str, bytes]]:
+    """ImageSets/Main/<split>.txt (the stems of each split, as the devkit, CVAT and Datumaro read them) and
+    labelmap.txt, the class list in id order."""
+    stems: dict[str, list[str]] = {split: [] for split in export_plan.splits}
+    for member, image_name in placed_members:
+        stems[member.split].append(_stem(image_name))
+    lists = [(f"ImageSets/Main/{split}.txt", "".join(f"{stem}\n" for stem in names).encode())
+             for split, names in stems.items()]
+    return lists + [(VOC_LABELMAP, voc_labelmap(export_plan.classes))]
+
+
+def voc_labelmap(classes: list[str]) -> bytes:
+    """Datumaro's and CVAT's label map, `name:color:parts:actions` a line, in class id order. Colours are
+    left out (the readers make them up); a `:` or line break, which the line cannot hold, becomes `_`, and so
+    does a leading `#` (a comment line)."""
+    lines = [_LABELMAP_UNSAFE.sub("_", name) + ":::" for name in classes]
+    return "\n".join(["# label:color_rgb:parts:actions", *lines]).encode() + b"\n"
+
+
+_LABELMAP_UNSAFE = re.compile(r"[:\r\n]|^#")
+
+
+def _stem(image_name: str) -> str:
+    return posixpath.splitext(posixpath.basename(image_name))[0]

@@ -1,6 +1,6 @@
 """The export function's work: one message on the export topic ->
   {"dataset", "version"}: that version frozen (common.services.versions), or
-  {"export_id"}: that export written as a zip under derived/exports/.
+  {"export_id"}: that export written as a YOLO, COCO or Pascal VOC zip under derived/exports/.
 
 An export reads a version only, so it is reproducible: without one it freezes
 a new version first and records it before writing anything. The zip streams
@@ -23,7 +23,6 @@ from typing import Iterator
 from common.cloud import db, storage, version_store, zip_upload
 from common.domain import coco, exports, layout, versions as version_rules
 from common.domain.exports import ExportPlan, Member
-from common.domain.labels import write_label
 from common.domain.versions import InvalidVersionRequest
 from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
@@ -107,23 +106,29 @@ def _write(ref, document: dict, version: str, frozen: dict) -> dict:
     plan = exports.plan(frozen, document.get("background", True))
     path = layout.export_archive(document["id"], document["dataset"], version, document["format"])
     ref.update({"version": version, "files_total": len(plan.members), "excluded": plan.excluded,
-                "splits": plan.splits, "heartbeat": time.time()})
-    progress = _Progress(ref)
+                "splits": plan.splits, "boxes_per_class": plan.boxes_per_class, "heartbeat": time.time()})
+    progress, placed = _Progress(ref), exports.placed(plan, document["format"])
     with zip_upload.ZipUpload(path) as archive:
-        for done, (member, pieces) in enumerate(_fetched(plan.members), start=1):
-            archive.add_pieces(member.image_name, pieces, compress=False)
-            if document["format"] == exports.YOLO:
-                archive.add(member.label_name, write_label(member.rows))
+        fetched = _fetched(plan.members)  # first in the zip, so that it runs to its end and shuts its pool down
+        for done, ((_, pieces), (member, image_name)) in enumerate(zip(fetched, placed), start=1):
+            archive.add_pieces(image_name, pieces, compress=False)
+            for name, data in exports.member_annotations(member, image_name, document["format"], plan.classes):
+                archive.add(name, data)
             progress.report(done, archive.bytes_written)
-        _add_annotations(archive, plan, document["format"], f"{document['dataset']} {version}")
+        _add_annotations(archive, plan, placed, document["format"], f"{document['dataset']} {version}")
     result = {"uri": versions.storage_uri(path), "bytes": archive.bytes_written, "files_done": len(plan.members)}
     _end(ref, exports.COMPLETED, result)
     return result
 
 
-def _add_annotations(archive: zip_upload.ZipUpload, plan: ExportPlan, export_format: str, description: str) -> None:
+def _add_annotations(archive: zip_upload.ZipUpload, plan: ExportPlan, placed: list[tuple[Member, str]],
+                     export_format: str, description: str) -> None:
     if export_format == exports.YOLO:
         archive.add("data.yaml", exports.yolo_data_yaml(plan))
+        return
+    if export_format == exports.VOC:
+        for name, data in exports.voc_lists(plan, placed):
+            archive.add(name, data)
         return
     image_id, annotation_id = 1, 1
     for split in plan.splits:

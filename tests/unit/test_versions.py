@@ -59,7 +59,7 @@ def test_a_training_request_may_name_a_version():
             validate({"dataset": "d", "model": "yolov8n.yaml", "version": bad}, "m")
 
 
-@pytest.mark.parametrize("body", [None, {"format": "voc"}, {"format": "coco", "version": "1"},
+@pytest.mark.parametrize("body", [None, {"format": "pascal"}, {"format": "coco", "version": "1"},
                                   {"format": "yolo", "background": "no"}, {"format": "yolo", "x": 1}])
 def test_bad_export_requests_say_why(body):
     with pytest.raises(InvalidExportRequest):

@@ -1,4 +1,4 @@
-"""Exports: a version of a dataset as a YOLO or COCO zip under derived/exports/.
+"""Exports: a version of a dataset as a YOLO, COCO or Pascal VOC zip under derived/exports/.
 
 The export function writes it (a message on the export topic), so the answer
 is 202 with the export's id; `GET /exports/{export_id}` follows it."""
@@ -19,12 +19,17 @@ from common.cloud import version_store
 from common.domain import exports
 from common.domain.exports import InvalidExportRequest
 
+COUNTS = {"type": "object", "additionalProperties": INTEGER}
 EXPORT_ID = params.path("export_id", "the export id (export-<hex>)")
 EXPORT = obj(required=("id", "dataset", "format", "status"), id=STRING, dataset=STRING,
              format={"type": "string", "enum": list(exports.FORMATS)}, version=nullable(STRING),
              background=nullable(BOOLEAN), status={"type": "string", "enum": list(exports.STATUSES)},
              files_total=nullable(INTEGER), files_done=nullable(INTEGER), bytes=nullable(INTEGER),
-             uri=nullable(STRING), excluded=ANY, splits=ANY, error=nullable(STRING),
+             uri=nullable(STRING), excluded=ANY,
+             splits={**nullable(COUNTS), "description": "images per split: {split: images}"},
+             boxes_per_class={**nullable({"type": "object", "additionalProperties": COUNTS}),
+                              "description": "boxes per class, per split: {split: {class name: boxes}}"},
+             error=nullable(STRING),
              requested_by=nullable(STRING), created_at=nullable(NUMBER), started_at=nullable(NUMBER),
              finished_at=nullable(NUMBER))
 REQUEST = {**obj(required=("format",), format={"type": "string", "enum": list(exports.FORMATS)},
@@ -58,7 +63,7 @@ def get_export(ctx: RequestContext, args: dict) -> dict:
 
 
 ROUTES = [
-    Route("POST", "/datasets/{dataset}/exports", create_export, "Export a version as a YOLO or COCO zip",
+    Route("POST", "/datasets/{dataset}/exports", create_export, "Export a version as a YOLO, COCO or Pascal VOC zip",
           status=202, response=obj(export_id=STRING), params=(DATASET,), body=REQUEST, role=access.EDITOR,
           rate_limited="exports"),
     Route("GET", "/exports", list_exports, "Exports (of one dataset, or of those the caller may see), newest first",
