@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                            TimeElapsedColumn)
 
+from common.domain.exports import data_yaml
 from yolodrop_cli import files, follow, settings, show
 from yolodrop_cli import push as pushing
 from yolodrop_cli.api import Api, ApiFailure, Timeout
@@ -149,10 +150,11 @@ def images(api: Api, out: Output, dataset: str, split, class_, status, has_issue
 @click.option("--workers", type=click.IntRange(1, 64), default=16, show_default=True, help="parallel uploads")
 @click.option("--timeout", type=float, default=900, show_default=True, help="seconds to wait for the index")
 def push(api: Api, out: Output, source: Path, dataset: str, no_wait: bool, workers: int, timeout: float) -> None:
-    """Upload a folder (Ultralytics, Roboflow or CVAT YOLO layout) or a zip into DATASET; files already there
-    with the same content are skipped; data.yaml goes last. Then wait for the index and show it."""
+    """Upload a folder or a zip into DATASET: Ultralytics, Roboflow, Label Studio, FiftyOne, CVAT, Darknet, COCO or
+    Pascal VOC, recognised from its files. Files already there with the same content are skipped; data.yaml goes
+    last. Then wait for the index and show it."""
     try:
-        plan = files.plan(source)
+        plan = files.plan(source, lambda: _dataset_yaml(api, dataset))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="SOURCE") from None
     _refuse_unread_images(source, plan)
@@ -161,10 +163,12 @@ def push(api: Api, out: Output, source: Path, dataset: str, no_wait: bool, worke
     pushing.ensure_dataset(api, dataset)
     with out.progress(_FilesOrBytes()) as bars:
         pushed = pushing.push(api, dataset, plan.items, _PushBars(bars, plan.items), workers)
-    report = {"dataset": dataset, "layout": plan.layout, "uploaded": len(pushed.uploaded),
+    report = {"dataset": dataset, "layout": plan.layout, "layout_issues": plan.issues,
+              "uploaded": len(pushed.uploaded),
               "unchanged": len(pushed.unchanged), "bytes_sent": pushed.bytes_sent, "not_pushed": plan.skipped}
     if not out.json:
         click.echo(f"layout: {plan.layout}")
+        click.echo("".join(f"{issue['code']}: {issue['message']}\n" for issue in plan.issues), nl=False)
         click.echo(f"pushed {len(pushed.uploaded)} files ({pushed.bytes_sent:,} bytes); "
                    f"{len(pushed.unchanged)} already there, unchanged")
         click.echo("".join(f"not pushed (no image, label or data.yaml): {p}\n" for p in plan.skipped), nl=False)
@@ -177,12 +181,25 @@ def push(api: Api, out: Output, source: Path, dataset: str, no_wait: bool, worke
               *(show.issue_line(issue) for issue in issues_found)])
 
 
+def _dataset_yaml(api: Api, dataset: str) -> bytes | None:
+    """The dataset's class names as data.yaml, when it exists and names them (COCO and VOC classes are matched
+    onto them by name)."""
+    try:
+        view = api.get(f"/datasets/{dataset}")
+    except ApiFailure as failure:
+        if failure.status == 404:
+            return None
+        raise
+    return data_yaml(view["classes"]) if view.get("classes_known", True) and view.get("classes") else None
+
+
 def _refuse_unread_images(source: Path, plan: files.Plan) -> None:
     """A folder full of images of which none would be pushed: nothing is sent, exit 1, and say why."""
     if plan.local_images and not plan.images:
         raise click.ClickException(
             f"{source} holds {plan.local_images} images but none where a layout yolodrop reads puts them "
-            f"(images under images/ or <split>/images/, or CVAT's obj_<split>_data/); nothing was pushed. "
+            f"(images under images/ or <split>/images/, CVAT's obj_<split>_data/, Darknet's obj/, VOC's "
+            "JPEGImages/ with Annotations/, or named by COCO JSON); nothing was pushed. "
             f"Layouts read: {'; '.join(files.LAYOUTS_READ)}. Move the images into one of these, or zip the export.")
 
 
@@ -441,7 +458,8 @@ def import_(api: Api, out: Output, dataset: str, url: str, archive_format, tasks
     issues = [f"  {issue['code']}: {issue['message']}" for issue in view["issues"]]
     more = view["issues_total"] - len(view["issues"])
     lines = [f"import {import_id}: {view['status']}, {view['members_done']:,} of {view['members_total'] or 0:,} files, "
-             f"{view['bytes_done'] / 2**20:,.1f} MiB, {show.count(view['issues_total'], 'issue')}", *issues,
+             f"{view['bytes_done'] / 2**20:,.1f} MiB, {show.count(view['issues_total'], 'issue')}",
+             *([f"layout: {view['layout']}"] if view.get("layout") else []), *issues,
              *([f"  … and {more} more"] if more > 0 else [])]
     if view["status"] != "completed":
         out.emit(view, lines)
@@ -455,7 +473,7 @@ def import_(api: Api, out: Output, dataset: str, url: str, archive_format, tasks
 def imports(api: Api, out: Output, dataset: str | None, limit: int) -> None:
     """Imports, newest first."""
     rows = list(api.pages("/imports", "imports", limit=limit, **({"dataset": dataset} if dataset else {})))
-    out.emit(rows, lambda _: show.table(rows, ("id", "dataset", "status", "members_done", "members_total",
+    out.emit(rows, lambda _: show.table(rows, ("id", "dataset", "status", "layout", "members_done", "members_total",
                                                "issues_total", "source")))
 
 

@@ -64,6 +64,12 @@ class ArchiveRefused(Exception):
 class ImportPlan:
     members: list[tuple[zipfile.ZipInfo, str]] = field(default_factory=list)  # member, dataset-relative path
     issues: list[Issue] = field(default_factory=list)
+    strip: str = ""  # the enclosing folder every member sits in, removed
+    layout: str | None = None  # the export's layout, once recognised (common.domain.dataset_formats)
+
+    def relative(self, info: zipfile.ZipInfo) -> str:
+        """A member's path in the export, its enclosing folder removed."""
+        return info.filename[len(self.strip):]
 
 
 def plan_import(infos: list[zipfile.ZipInfo], archive: str) -> ImportPlan:
@@ -78,7 +84,7 @@ def plan_import(infos: list[zipfile.ZipInfo], archive: str) -> ImportPlan:
         plan.issues.append(Issue("import_too_large", f"the archive unpacks to {total} bytes; the limit is "
                                  f"{MAX_TOTAL_BYTES}: upload the files directly or split the archive", archive))
         return plan
-    strip = _enclosing_folder([info.filename for info in files])
+    strip = plan.strip = _enclosing_folder([info.filename for info in files])
     for info in files:
         problem = _refusal(info)
         if problem:

@@ -37,6 +37,7 @@ from typing import BinaryIO, Callable, Iterator
 
 import ijson
 
+from common.domain import class_lists
 from common.domain.archive import ArchiveRefused
 from common.domain.coco import INSTANCES_FILE, split_of_annotation_file
 from common.domain.issues import Issue
@@ -229,33 +230,10 @@ def _groupings(files: list[_File], names: dict[int, str]) -> set[int]:
 
 def _onto_existing(ids: dict[int, int], existing: list[str], archive: str, result: CocoImport) -> dict[int, int]:
     """{COCO category id: class id of the dataset}: known names keep their ids, new names are appended."""
-    repeated = sorted({name for name in existing if existing.count(name) > 1})
-    if repeated:
-        raise ArchiveRefused("import_coco_classes", f"the dataset's data.yaml names {repeated[0]!r} more than "
-                             "once, so its categories cannot be matched by name: give each class one name in "
-                             "data.yaml, then import the archive again")
-    classes = list(existing)
-    added = [name for name in result.classes if name not in classes]
-    if len(classes) + len(added) > MAX_CATEGORIES:
-        raise ArchiveRefused("import_coco_classes", f"the archive's {len(added)} new categories would take the "
-                             f"dataset past {MAX_CATEGORIES} classes: import it into a new dataset")
-    classes.extend(added)
-    position = {name: class_id for class_id, name in enumerate(classes)}
-    if result.classes != classes[:len(result.classes)]:
-        result.issues.append(Issue("import_coco_classes", _reconciled_message(result.classes, existing, added),
-                                   archive))
-    mapped = {cid: position[result.classes[at]] for cid, at in ids.items()}
+    classes, class_ids, issue = class_lists.onto_existing(result.classes, existing, archive, "import_coco_classes")
+    result.issues.extend([issue] if issue else [])
     result.classes = classes
-    return mapped
-
-
-def _reconciled_message(incoming: list[str], existing: list[str], added: list[str]) -> str:
-    message = (f"the archive's {len(incoming)} categories differ from the dataset's {len(existing)} classes: "
-               "they were matched by name, so the labels already in the dataset keep their classes")
-    if added:
-        shown = ", ".join(repr(name) for name in added[:10]) + (" ..." if len(added) > 10 else "")
-        message += f"; new classes appended after the existing ones: {shown}"
-    return message + "; check data.yaml's names"
+    return {cid: class_ids[at] for cid, at in ids.items()}
 
 
 def _plan_file(found: _File, ids: dict[int, int], archive: str, result: CocoImport) -> None:

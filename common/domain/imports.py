@@ -164,6 +164,7 @@ def view(document: dict, tasks: list[dict]) -> dict:
     return {
         "id": document["id"], "dataset": document["dataset"], "status": document["status"],
         "source": document["source"], "format": document.get("format"), "archive": document.get("archive"),
+        "layout": document.get("layout"),
         "members_total": document.get("members_total") if document.get("members_total") is not None
         else (summed["members_total"] if tasks else None),
         "bytes_total": document.get("bytes_total") if document.get("bytes_total") is not None

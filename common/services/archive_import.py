@@ -4,21 +4,19 @@ and the unpacking every import shares.
 A small archive (up to IMPORT_INLINE_MAX_BYTES) is unpacked in the event's own
 call; a larger one becomes an import (common.services.start_import), unpacked
 by the parallel import job. Each unpacked file then arrives as an ordinary
-event. A COCO archive (one instances_<split>.json per split, or Roboflow's
-<split>/_annotations.coco.json, with its images) unpacks into the YOLO layout:
-its images under images/<split>/, a label file per image made from its
-annotations, and the categories as the classes of data.yaml
-(common.domain.coco_import, read as streams); into a dataset that has a data.yaml
-already, the categories are matched by name onto its classes (ids kept, new names
-appended), never renumbering the labels there. The archive is read with range requests, never held
-whole in memory or on disk. Unpacked files carry a mark (the archive's
+event. The archive's layout is recognised from its files (common.domain.dataset_formats:
+Ultralytics, Roboflow, CVAT, Label Studio, Darknet, FiftyOne, COCO, Pascal VOC): its
+images go under images/<split>/, its labels beside them under labels/, and labels made
+from COCO JSON or VOC XML, with data.yaml, are written too; into a dataset that has a
+data.yaml already, COCO and VOC classes are matched by name onto its classes (ids kept,
+new names appended), never renumbering the labels there. The archive is read with
+range requests, never held whole in memory or on disk. Unpacked files carry a mark (the archive's
 generation, or the import's id), so a retried call or task resumes instead of
 starting again. The dropped archive's record (its issues, how many files, its
 import) is a file document of the dataset.
 """
 from __future__ import annotations
 
-import functools
 import threading
 import time
 import zipfile
@@ -29,11 +27,9 @@ from typing import Callable
 from google.api_core.exceptions import NotFound
 
 from common.cloud import dataset_index, import_store, storage, topics
-from common.domain import coco, coco_import, exports, imports, layout
+from common.domain import coco, dataset_formats, imports, layout
 from common.domain import archive as archive_rules
 from common.domain.archive import ArchiveRefused, ImportPlan, plan_import
-from common.domain.class_changes import with_names
-from common.domain.datayaml import parse_data_yaml
 from common.domain.issues import Issue
 from common.domain.layout import ObjectRole
 from common.platform import config
@@ -62,20 +58,20 @@ def handle(event: ObjectEvent, role: ObjectRole) -> Outcome:
     mark = f"{event.name}#{event.generation}"
     try:
         with storage.blob(event.name, event.generation).open("rb", chunk_size=storage.CHUNK_BYTES) as reader:
-            unpacked, issues = _unpack_inline(reader, role.dataset, event.name, mark)
+            unpacked, issues, layout_seen = _unpack_inline(reader, role.dataset, event.name, mark)
     except NotFound:
         return Outcome(Result.STALE, "stale event: that generation is gone from the bucket")
     except _ForTheJob:
         return _start_import(event, role)
     except zipfile.BadZipFile as exc:
-        unpacked, issues = 0, [not_a_zip(event.name, exc)]
+        unpacked, issues, layout_seen = 0, [not_a_zip(event.name, exc)], None
     except ArchiveRefused as exc:
-        unpacked, issues = 0, [exc.issue(event.name)]
+        unpacked, issues, layout_seen = 0, [exc.issue(event.name)], None
     kept, total = imports.limited_issues(issues)  # a file document holds at most 1 MiB
     dataset_index.put_file(role.dataset, event.name, event.generation, kept,
-                           {"unpacked": unpacked, "issues_total": total})
-    return Outcome(Result.APPLIED, f"archive unpacked: {unpacked} files, {len(issues)} issues",
-                   {"unpacked": unpacked, "issues": len(issues)})
+                           {"unpacked": unpacked, "issues_total": total, "layout": layout_seen})
+    return Outcome(Result.APPLIED, f"archive unpacked ({layout_seen}): {unpacked} files, {len(issues)} issues",
+                   {"unpacked": unpacked, "issues": len(issues), "layout": layout_seen})
 
 
 def _start_import(event: ObjectEvent, role: ObjectRole) -> Outcome:
@@ -102,7 +98,7 @@ def open_zip(reader) -> zipfile.ZipFile:
     return zipfile.ZipFile(reader)
 
 
-def _unpack_inline(reader, dataset: str, archive: str, mark: str) -> tuple[int, list[Issue]]:
+def _unpack_inline(reader, dataset: str, archive: str, mark: str) -> tuple[int, list[Issue], str | None]:
     with open_zip(reader) as zip_file:
         if coco_bytes(zip_file.infolist()) > INLINE_COCO_BYTES:
             raise _ForTheJob()
@@ -114,23 +110,24 @@ def _unpack_inline(reader, dataset: str, archive: str, mark: str) -> tuple[int, 
             for target, data in generated.items():
                 if target not in already:
                     unpacker.put(target, data)
-    return len(members) + len(generated), plan.issues
+    return len(members) + len(generated), plan.issues, plan.layout
 
 
 def plan_zip(zip_file: zipfile.ZipFile, archive: str, archive_format: str | None = None,
              dataset: str | None = None) -> tuple[ImportPlan, list, dict[str, bytes]]:
-    """The plan (with its issues), the members to unpack and the files to write that the archive does not hold.
-    archive_format "yolo" takes every file as it is; "coco" requires annotation files; None: the files say.
-    A COCO archive's classes are matched onto those of the dataset's data.yaml, when it has one."""
+    """The plan (with its issues and layout), the members to unpack and the files to write that the archive does
+    not hold. archive_format "yolo" takes every file as it is; "coco" requires COCO annotation files; None: the
+    files say which layout it is (common.domain.dataset_formats). A COCO or VOC archive's classes are matched onto
+    those of the dataset's data.yaml, when it has one."""
     plan = plan_import(zip_file.infolist(), archive)
     if archive_format == "yolo":
-        members, generated = plan.members, {}
+        members, generated, plan.layout = plan.members, {}, dataset_formats.ULTRALYTICS
     else:
-        members, generated = _as_yolo(zip_file, plan, archive, dataset)
-    if archive_format == "coco" and not generated:
+        members, generated = _recognized(zip_file, plan, archive, dataset)
+    if archive_format == "coco" and plan.layout not in dataset_formats.COCO_LAYOUTS:
         plan.issues.append(Issue("import_no_coco_annotations", "asked for COCO, but the archive holds no "
                                  "instances_<split>.json or <split>/_annotations.coco.json: its files are unpacked "
-                                 "as they are", archive))
+                                 f"as its layout ({plan.layout}) says", archive))
     members, skipped = archive_rules.keep_dataset_files(members, [info.filename for info, _ in members], archive)
     plan.issues.extend(skipped)
     return plan, members, generated
@@ -141,23 +138,19 @@ def coco_bytes(infos: list[zipfile.ZipInfo]) -> int:
     return sum(info.file_size for info in infos if not info.is_dir() and coco.is_annotation_file(info.filename))
 
 
-def _as_yolo(zip_file: zipfile.ZipFile, plan: ImportPlan, archive: str,
-             dataset: str | None) -> tuple[list, dict[str, bytes]]:
-    """For a COCO archive: images moved to images/<split>/, their labels and data.yaml. Annotations too large
-    to parse in memory refuse the archive, before any is read."""
-    annotation_files = [(info, target) for info, target in plan.members if coco.is_annotation_file(target)]
-    if not annotation_files:
-        return plan.members, {}
-    coco.check_sizes({target: info.file_size for info, target in annotation_files}, config.import_coco_max_bytes())
-    current = current_data_yaml(dataset) if dataset else None
-    existing = parse_data_yaml(current, "data.yaml").names if current else None
-    imported = coco_import.plan({target: functools.partial(zip_file.open, info) for info, target in annotation_files},
-                                [target for _, target in plan.members], archive, existing)
-    plan.issues.extend(imported.issues)
-    members = [(info, imported.images.get(target, target)) for info, target in plan.members
-               if not coco.is_annotation_file(target)]
-    data_yaml = with_names(current, imported.classes) if existing is not None else exports.data_yaml(imported.classes)
-    return members, {**imported.labels, "data.yaml": data_yaml}
+def _recognized(zip_file: zipfile.ZipFile, plan: ImportPlan, archive: str,
+                dataset: str | None) -> tuple[list, dict[str, bytes]]:
+    """The archive's layout recognised: its members moved where the dataset keeps them, and the labels and
+    data.yaml made from its annotations. COCO annotations too large to parse refuse the archive, before any
+    is read."""
+    by_path = {plan.relative(info): info for info, _ in plan.members}
+    found = dataset_formats.recognize(list(by_path), {path: info.file_size for path, info in by_path.items()},
+                                      lambda path: zip_file.open(by_path[path]), archive,
+                                      lambda: current_data_yaml(dataset) if dataset else None,
+                                      config.import_coco_max_bytes())
+    plan.issues.extend(found.issues)
+    plan.layout = found.layout
+    return [(by_path[path], target) for path, target in found.moves], found.generated
 
 
 def current_data_yaml(dataset: str) -> bytes | None:

@@ -39,7 +39,7 @@ from google.api_core.exceptions import NotFound
 
 from common.cloud import import_store, remote_source, storage, topics
 from common.domain import archive as archive_rules
-from common.domain import coco, imports, layout
+from common.domain import dataset_formats, imports, layout
 from common.domain.issues import Issue
 from common.platform import config, log
 from common.platform.failures import is_transient
@@ -79,7 +79,7 @@ def run(task: Task) -> int:
         pass
     except archive_rules.ArchiveRefused as exc:
         if task.index == 0:
-            _record_totals(task.import_id, 0, 0, [exc.issue(document["source"])])
+            _record_totals(task.import_id, 0, 0, [exc.issue(document["source"])], None)
         import_store.finish_task(task.import_id, task.index, failed_with=_reason(exc))
         log.warning("import refused", import_id=task.import_id, code=exc.code, reason=str(exc))
     except Exception as exc:
@@ -188,7 +188,7 @@ def _unpack_zip(document: dict, task: Task) -> None:
         if task.index == 0:
             _record_totals(document["id"], len(members) + len(generated),
                            sum(info.file_size for info, _ in members) + sum(map(len, generated.values())),
-                           plan.issues)
+                           plan.issues, plan.layout)
         ordered = sorted(members, key=lambda item: item[0].header_offset)
         mine = imports.share(ordered, [info.compress_size for info, _ in ordered], task.index, task.count)
         extra = generated if task.index == 0 else {}
@@ -213,11 +213,12 @@ def _already_written(task: Task, dataset: str, mark: str) -> set[str]:
     return already_unpacked(dataset, mark) if task.attempt > 0 else set()
 
 
-def _record_totals(import_id: str, members_total: int, bytes_total: int, issues: list[Issue]) -> None:
-    """What the whole archive holds and what was refused, on the import (written by one task)."""
+def _record_totals(import_id: str, members_total: int, bytes_total: int, issues: list[Issue],
+                   layout_seen: str | None) -> None:
+    """What the whole archive holds, its layout and what was refused, on the import (written by one task)."""
     kept, total = imports.limited_issues([issue.to_dict() for issue in issues])
     import_store.update(import_id, {"members_total": members_total, "bytes_total": bytes_total,
-                                    "issues": kept, "issues_total": total})
+                                    "issues": kept, "issues_total": total, "layout": layout_seen})
 
 
 def _unpack_tar(document: dict, task: Task) -> None:
@@ -229,6 +230,7 @@ def _unpack_tar(document: dict, task: Task) -> None:
     skipped = archive_rules.SkippedFiles(document["source"])
     task_doc = imports.task_document(task.index, task.attempt, 0, 0)
     entries = files = 0
+    streamed, has_data_yaml = dataset_formats.Streamed(document["source"]), False
     with _open_stream(document) as stream, archive_rules.ExpansionGuard(stream) as guard, \
             tarfile.open(fileobj=guard, mode="r|") as tar, Unpacker(dataset, mark) as unpacker:
         progress = _Progress(document["id"], task_doc, unpacker)
@@ -241,12 +243,16 @@ def _unpack_tar(document: dict, task: Task) -> None:
                 continue
             if strip is None:
                 strip = _enclosing_folder_of(member.name)
-            target = _tar_target(member, strip, document["source"], issues)
+            target = _tar_target(member, strip, streamed, issues)
             if target is None:
+                continue
+            if streamed.keeps(target, member.size):
+                streamed.class_files[target] = tar.extractfile(member).read()
                 continue
             if not archive_rules.is_dataset_file(target):
                 skipped.add(member.name)
                 continue
+            has_data_yaml = has_data_yaml or target == "data.yaml"
             task_doc["members_total"] += 1
             task_doc["bytes_total"] += member.size
             if target in already:
@@ -255,7 +261,13 @@ def _unpack_tar(document: dict, task: Task) -> None:
             source = tar.extractfile(member)
             unpacker.put(target, source.read() if member.size <= IN_MEMORY_BYTES else source, member.size)
             progress.tick()
-    _record_totals(document["id"], task_doc["members_total"], task_doc["bytes_total"], issues + skipped.issues())
+        layout_seen, generated, names_issues = streamed.finish(wrote_data_yaml=has_data_yaml)
+        for target, data in generated.items():
+            task_doc["members_total"] += 1
+            if target not in already:
+                unpacker.put(target, data)
+    _record_totals(document["id"], task_doc["members_total"], task_doc["bytes_total"],
+                   issues + names_issues + skipped.issues(), layout_seen)
     progress.write(status=imports.COMPLETED)
 
 
@@ -266,20 +278,20 @@ def _enclosing_folder_of(first_name: str) -> str:
     return parts[0] + "/"
 
 
-def _tar_target(member: tarfile.TarInfo, strip: str, archive: str, issues: list[Issue]) -> str | None:
+def _tar_target(member: tarfile.TarInfo, strip: str, streamed: dataset_formats.Streamed,
+                issues: list[Issue]) -> str | None:
     refusal = archive_rules.member_refusal(member.name, link=member.issym(), special=not member.isfile()
                                            and not member.issym(), size=member.size)
     if refusal:
-        issues.append(Issue(refusal[0], f"{member.name}: {refusal[1]}; not unpacked", archive))
+        issues.append(Issue(refusal[0], f"{member.name}: {refusal[1]}; not unpacked", streamed.source))
         return None
     relative = member.name.removeprefix("./")
     relative = relative[len(strip):] if strip and relative.startswith(strip) else relative
-    target = archive_rules.target_of(relative)
-    if coco.is_annotation_file(target):
-        issues.append(Issue("import_coco_in_tar", f"{member.name}: a COCO archive is imported from a zip "
-                            "(its images are placed by its annotations, read first); not unpacked", archive))
+    try:
+        return streamed.target(relative)
+    except ValueError as refused:
+        issues.append(Issue("import_coco_in_tar", str(refused), streamed.source))
         return None
-    return target
 
 
 # ---- stage ---------------------------------------------------------------------------

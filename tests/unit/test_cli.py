@@ -6,7 +6,9 @@ import stat
 import click
 import pytest
 
-from common.domain import layout
+import yaml
+
+from common.domain import dataset_formats, layout
 from yolodrop_cli import files, push, settings, show
 from yolodrop_cli.commands import parse_args
 
@@ -21,13 +23,13 @@ def test_image_extensions_are_the_apis():
     assert files.IMAGE_EXTENSIONS == layout.IMAGE_EXTENSIONS
 
 
-def test_a_roboflow_folder_pushes_its_images_labels_and_data_yaml_as_they_are(tmp_path):
+def test_a_roboflow_folder_pushes_its_images_and_labels_into_split_folders_as_its_import_does(tmp_path):
     write(tmp_path, ["data.yaml", "README.roboflow.txt", "train/images/a.jpg", "train/labels/a.txt",
                      "valid/images/b.png", ".DS_Store", "__MACOSX/x.jpg"])
     plan = files.plan(tmp_path)
-    assert sorted(item.path for item in plan.items) == ["data.yaml", "train/images/a.jpg", "train/labels/a.txt",
-                                                        "valid/images/b.png"]
-    assert plan.skipped == ["README.roboflow.txt"]
+    assert sorted(item.path for item in plan.items) == ["data.yaml", "images/train/a.jpg", "images/val/b.png",
+                                                        "labels/train/a.txt"]
+    assert (plan.skipped, plan.layout) == (["README.roboflow.txt"], dataset_formats.ROBOFLOW_YOLO)
 
 
 def test_a_cvat_yolo_export_becomes_the_layout_with_a_data_yaml(tmp_path):
@@ -36,7 +38,8 @@ def test_a_cvat_yolo_export_becomes_the_layout_with_a_data_yaml(tmp_path):
     plan = files.plan(tmp_path)
     made = {item.path: item for item in plan.items}
     assert sorted(made) == ["data.yaml", "images/train/a.jpg", "labels/train/a.txt"]
-    assert made["data.yaml"].data == b'names: ["cat", "dog"]\n' and plan.skipped == ["obj.data", "train.txt"]
+    assert yaml.safe_load(made["data.yaml"].data)["names"] == {0: "cat", 1: "dog"}
+    assert (plan.skipped, plan.layout) == ([], dataset_formats.CVAT_YOLO)
 
 
 def test_a_zip_is_one_archive_item_and_other_files_are_refused(tmp_path):
@@ -111,7 +114,7 @@ def test_an_ultralytics_folder_with_darknets_obj_names_stays_ultralytics_with_da
     assert sorted(item.path for item in plan.items) == ["data.yaml", "images/train/a.jpg", "images/val/b.jpg",
                                                         "labels/train/a.txt"]
     assert next(i for i in plan.items if i.is_data_yaml).source == tmp_path / "data.yaml"
-    assert (plan.layout, plan.skipped, plan.images) == (files.ULTRALYTICS, [], 2)
+    assert (plan.layout, plan.skipped, plan.images) == (dataset_formats.ULTRALYTICS, [], 2)
 
 
 def test_obj_names_gives_the_names_of_an_ultralytics_folder_without_data_yaml(tmp_path):
@@ -119,7 +122,7 @@ def test_obj_names_gives_the_names_of_an_ultralytics_folder_without_data_yaml(tm
     (tmp_path / "obj.names").write_text("cat\ndog\n")
     made = {item.path: item for item in files.plan(tmp_path).items}
     assert sorted(made) == ["data.yaml", "images/train/a.jpg", "labels/train/a.txt"]
-    assert made["data.yaml"].data == b'names: ["cat", "dog"]\n'
+    assert yaml.safe_load(made["data.yaml"].data)["names"] == {0: "cat", 1: "dog"}
 
 
 def test_a_push_of_a_folder_of_images_in_no_layout_read_exits_1_naming_the_layouts(tmp_path):
@@ -130,7 +133,7 @@ def test_a_push_of_a_folder_of_images_in_no_layout_read_exits_1_naming_the_layou
                                 env={"YOLODROP_API_URL": "http://127.0.0.1:9", "YOLODROP_API_KEY": "k",
                                      "XDG_CONFIG_HOME": str(tmp_path / "config")})
     assert result.exit_code == 1, result.output
-    assert "2 images" in result.output and files.CVAT in result.output and "nothing was pushed" in result.output
+    assert "2 images" in result.output and "CVAT YOLO 1.1" in result.output and "nothing was pushed" in result.output
 
 
 def test_a_coco_zip_counts_the_images_its_import_indexes_not_its_panoptic_masks(tmp_path):

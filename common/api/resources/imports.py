@@ -25,7 +25,9 @@ from common.platform import config
 IMPORT_ID = params.path("import_id", "the import id (import-<hex>)")
 IMPORT = obj(required=("id", "dataset", "status", "source"), id=STRING, dataset=STRING, source=STRING,
              status={"type": "string", "enum": list(imports.STATUSES)}, format=nullable(STRING),
-             archive=nullable(STRING), members_total=nullable(INTEGER), bytes_total=nullable(INTEGER),
+             archive=nullable(STRING), layout={**nullable(STRING), "description": "the export layout the files "
+                                               "were recognised as (Ultralytics YOLO, CVAT COCO 1.0, Pascal VOC...)"},
+             members_total=nullable(INTEGER), bytes_total=nullable(INTEGER),
              members_done=INTEGER, bytes_done=INTEGER, skipped=INTEGER, tasks=nullable(INTEGER),
              issues=array(ANY), issues_total=INTEGER, error=nullable(STRING), requested_by=nullable(STRING),
              created_at=nullable(NUMBER), started_at=nullable(NUMBER), finished_at=nullable(NUMBER))
