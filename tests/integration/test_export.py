@@ -1,6 +1,7 @@
 """Exports through the stack: a YOLO zip Ultralytics checks and trains on, a COCO zip
 pycocotools reads and Ultralytics' convert_coco turns back into the same labels,
-and that COCO zip dropped at imports/ becoming a dataset again."""
+that COCO zip dropped at imports/ becoming a dataset again, a Pascal VOC zip
+supervision reads back with the same boxes and names, and the counts each states."""
 from __future__ import annotations
 
 import io
@@ -10,9 +11,12 @@ import subprocess
 import sys
 import uuid
 import zipfile
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+import supervision as sv
 from pycocotools.coco import COCO
 
 from common.cloud import storage
@@ -65,10 +69,14 @@ def exported(stack, api, bucket, tmp_path_factory):
     stats_when(api, dataset, {"images": 7, "background": 1})
     yolo = export_of(api, dataset, {"format": "yolo"})
     coco = export_of(api, dataset, {"format": "coco", "version": yolo["version"]})
+    voc = export_of(api, dataset, {"format": "voc", "version": yolo["version"]})
     root = tmp_path_factory.mktemp("exports")
-    return {"dataset": dataset, "files": files, "yolo": yolo, "coco": coco,
+    return {"dataset": dataset, "files": files, "yolo": yolo, "coco": coco, "voc": voc,
             "yolo_dir": unpacked(yolo["uri"], root / "yolo"), "coco_dir": unpacked(coco["uri"], root / "coco"),
-            "root": root}
+            "voc_dir": unpacked(voc["uri"], root / "voc"), "root": root}
+
+
+EXPORTED = {"e0": "train", "e1": "train", "e2": "train", "e3": "val", "e4": "val"}  # z-copy: a duplicate of e0
 
 
 def test_an_export_reports_what_it_wrote_and_left_out(exported):
@@ -82,8 +90,8 @@ def test_an_export_reports_what_it_wrote_and_left_out(exported):
 
 def test_a_dataset_lists_its_exports_newest_first(api, exported):
     listed = api.get("/exports", dataset=exported["dataset"])["exports"]
-    assert [e["id"] for e in listed] == [exported["coco"]["id"], exported["yolo"]["id"]]
-    assert listed[1] == exported["yolo"]
+    assert [e["id"] for e in listed] == [exported["voc"]["id"], exported["coco"]["id"], exported["yolo"]["id"]]
+    assert listed[2] == exported["yolo"]
     assert api.get("/exports", dataset=exported["dataset"], page_size=1)["next_page_token"]
 
 
@@ -142,9 +150,43 @@ def test_the_coco_export_imports_back_into_a_yolo_dataset(exported, api, bucket,
             assert row[0] == want[0] and row[1:] == pytest.approx(want[1:], abs=1e-4)
 
 
+def boxes_of(label: bytes) -> list[tuple]:
+    return [box.row() for box in parse_label(label, "x").boxes]
+
+
+def test_every_export_states_its_boxes_per_class_in_each_split(exported):
+    classes = ["person", "bus", "tie"]
+    per_split = {split: Counter() for split in ("train", "val")}
+    for stem, split in EXPORTED.items():
+        per_split[split].update(classes[row[0]] for row in boxes_of(exported["files"][f"labels/{split}/{stem}.txt"]))
+    expected = {split: {name: counted[name] for name in classes} for split, counted in per_split.items()}
+    assert sum(sum(counts.values()) for counts in expected.values()) > 0
+    for export_format in ("yolo", "coco", "voc"):
+        assert exported[export_format]["splits"] == {"train": 3, "val": 2}
+        assert exported[export_format]["boxes_per_class"] == expected, export_format
+
+
+def test_supervision_reads_the_voc_export_with_the_same_boxes_and_names(exported):
+    folder, classes = exported["voc_dir"], ["person", "bus", "tie"]
+    read = sv.DetectionDataset.from_pascal_voc(str(folder / "JPEGImages"), str(folder / "Annotations"))
+    assert sorted(Path(path).stem for path in read.image_paths) == sorted(EXPORTED)
+    for image_path, image, detections in read:
+        stem, (height, width) = Path(image_path).stem, image.shape[:2]
+        want = sorted((classes[c], (cx - w / 2), (cy - h / 2), (cx + w / 2), (cy + h / 2)) for c, cx, cy, w, h in
+                      boxes_of(exported["files"][f"labels/{EXPORTED[stem]}/{stem}.txt"]))
+        got = sorted((read.classes[c], *(xyxy / [width, height, width, height]))
+                     for c, xyxy in zip(detections.class_id, detections.xyxy))
+        assert [g[0] for g in got] == [w[0] for w in want], stem
+        if want:
+            np.testing.assert_allclose([g[1:] for g in got], [w[1:] for w in want], atol=1e-4, err_msg=stem)
+    lists = {split: (folder / f"ImageSets/Main/{split}.txt").read_text().split() for split in ("train", "val")}
+    assert lists == {"train": ["e0", "e1", "e2"], "val": ["e3", "e4"]}
+    assert (folder / "labelmap.txt").read_text().splitlines()[1:] == ["person:::", "bus:::", "tie:::"]
+
+
 def test_export_errors(api, exported):
     dataset = exported["dataset"]
-    post(api, f"/datasets/{dataset}/exports", {"format": "voc"}, 400)
+    post(api, f"/datasets/{dataset}/exports", {"format": "pascal"}, 400)
     post(api, f"/datasets/{dataset}/exports", ["yolo"], 400)
     post(api, f"/datasets/{dataset}/exports", {"format": "coco", "version": "v99"}, 404)
     assert api.session.get(f"{api.url}/exports/export-none", timeout=30).status_code == 404
