@@ -27,6 +27,7 @@ LINES_NAMED = 5  # the polygon rows an issue names by line; it counts them all
 # Points of rotated boxes and traced outlines often pass the image edge a little: Ultralytics accepts up to 1%
 # outside [0, 1], and so does this reader, clipping the bounding box to the image.
 POLYGON_EDGE_TOLERANCE = 0.01
+SHOWN_CHARACTERS = 40  # of a value quoted in an issue: one "number" of a hostile file can be megabytes long
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _boxes_without_duplicates(rows: list[tuple[int, str]], file: str, issues: li
 
 def _row_text(box: Box, line: str, from_polygon: bool) -> str:
     if not from_polygon:
-        return line.strip()
+        return _shown(line.strip(), 3 * SHOWN_CHARACTERS)
     return f"a polygon whose bounding box is {write_label([box.row()]).decode().strip()}"
 
 
@@ -174,8 +175,8 @@ def _polygon_column(index: int) -> str:
 
 def _check_point_coordinate(column: str, value: str, parsed: float) -> None:
     if not -POLYGON_EDGE_TOLERANCE <= parsed <= 1 + POLYGON_EDGE_TOLERANCE:
-        raise _RowProblem("label_out_of_range", f"{column} is {value}, outside [0, 1] (coordinates must be "
-                          f"normalized by the image size; a polygon's points may pass the edge by "
+        raise _RowProblem("label_out_of_range", f"{column} is {_shown(value)}, outside [0, 1] (coordinates must "
+                          f"be normalized by the image size; a polygon's points may pass the edge by "
                           f"{POLYGON_EDGE_TOLERANCE}, as Ultralytics allows)")
 
 
@@ -187,8 +188,8 @@ def _span(axis: str, coordinates: list[float], texts: list[str]) -> tuple[float,
     if size <= 0:
         side = "width" if axis == "x" else "height"
         raise _RowProblem("label_nonpositive_size", f"the {len(coordinates)} points have no {side} inside the "
-                          f"image ({axis} from {texts[coordinates.index(lowest)]} to "
-                          f"{texts[coordinates.index(highest)]}); a box needs a width and height above 0")
+                          f"image ({axis} from {_shown(texts[coordinates.index(lowest)])} to "
+                          f"{_shown(texts[coordinates.index(highest)])}); a box needs a width and height above 0")
     return round((low + high) / 2, DECIMALS), size
 
 
@@ -213,26 +214,31 @@ def _parse_number(column: str, value: str) -> float:
             raise ValueError(value)
         parsed = float(value)
     except ValueError:
-        raise _RowProblem("label_not_numeric", f"{column} value {value!r} is not a number") from None
+        raise _RowProblem("label_not_numeric", f"{column} value {_shown(value)!r} is not a number") from None
     if not math.isfinite(parsed):
-        raise _RowProblem("label_not_finite", f"{column} value {value!r} is not a finite number")
+        raise _RowProblem("label_not_finite", f"{column} value {_shown(value)!r} is not a finite number")
     return parsed
 
 
 def _class_id(value: str, parsed: float) -> int:
     if parsed < 0:
-        raise _RowProblem("label_class_negative", f"class id {value} is negative")
+        raise _RowProblem("label_class_negative", f"class id {_shown(value)} is negative")
     if not parsed.is_integer():
-        raise _RowProblem("label_class_not_integer", f"class id {value} is not a whole number")
+        raise _RowProblem("label_class_not_integer", f"class id {_shown(value)} is not a whole number")
     return int(parsed)
 
 
 def _check_coordinate(column: str, value: str, parsed: float) -> None:
     if column in SIZE_COLUMNS and parsed <= 0:
-        raise _RowProblem("label_nonpositive_size", f"{column} is {value}; a box needs a width and height above 0")
+        raise _RowProblem("label_nonpositive_size",
+                          f"{column} is {_shown(value)}; a box needs a width and height above 0")
     if not 0 <= parsed <= 1:
-        raise _RowProblem("label_out_of_range", f"{column} is {value}, outside [0, 1] "
+        raise _RowProblem("label_out_of_range", f"{column} is {_shown(value)}, outside [0, 1] "
                           "(coordinates must be normalized by the image size)")
+
+
+def _shown(text: str, limit: int = SHOWN_CHARACTERS) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def class_issues(boxes: list[Box], class_count: int | None, file: str) -> list[Issue]:

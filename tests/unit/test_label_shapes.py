@@ -166,3 +166,22 @@ def test_any_polygon_is_read_as_ultralytics_box_around_its_points(points):
     box = parsed.boxes[0]
     assert np.allclose((box.cx, box.cy, box.w, box.h), theirs, atol=2e-6)
     assert box.cx - box.w / 2 >= -1e-6 and box.cx + box.w / 2 <= 1 + 1e-6
+
+
+@pytest.mark.parametrize("row", [
+    b"0 0.5 " + b"a" * 3_000_000 + b" 0.2 0.2",  # not a number
+    b"0 0.5 0.5 0.2 " + b"9" * 2_000_000,  # a number too large to be finite
+    b"0 0.5 0.5 0.2 0.5 1." + b"3" * 2_000_000 + b" 0.1",  # a polygon point off the image
+    b"-" + b"1" * 1_000_000 + b" 0.5 0.5 0.2 0.2",  # a negative class
+])
+def test_an_issue_quotes_a_bounded_part_of_a_huge_value(row):
+    parsed = parse_label(row + b"\n", FILE)
+    assert parsed.boxes == [] and len(parsed.issues) == 1
+    assert len(parsed.issues[0].message) < 300 and "…" in parsed.issues[0].message
+
+
+def test_a_duplicate_of_a_long_row_quotes_a_bounded_part_of_it():
+    row = b"0 0." + b"5" * 1_000_000 + b" 0.5 0.2 0.2\n"
+    parsed = parse_label(row + row, FILE)
+    assert len(parsed.boxes) == 1 and [issue.code for issue in parsed.issues] == ["label_duplicate_row"]
+    assert len(parsed.issues[0].message) < 300
