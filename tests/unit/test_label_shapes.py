@@ -8,7 +8,7 @@ from PIL import Image
 from ultralytics.data.utils import verify_image_label
 from ultralytics.utils.ops import segments2boxes
 
-from common.domain import entries
+from common.domain import entries, proposals
 from common.domain.labels import (DECIMALS, LINES_NAMED, SEGMENTS_AS_BOXES, Box, parse_label, rows_from_boxes,
                                   write_label)
 
@@ -134,6 +134,14 @@ def test_an_edit_of_a_polygon_label_writes_plain_boxes_that_read_back_the_same()
     assert problems == [] and len(rows) == 4 and rows == [box.row() for box in parsed.boxes]
     written = parse_label(write_label(rows), FILE)
     assert written.issues == [] and [box.row() for box in written.boxes] == rows
+
+
+def test_accepted_proposals_merge_after_the_polygon_rows_without_repeating_their_boxes():
+    existing = parse_label(DOTA_OBB, FILE).boxes
+    merged = proposals.label_file([existing[0].row(), (4, 0.5, 0.5, 0.2, 0.2)], DOTA_OBB, merge=True, path=FILE)
+    assert merged == DOTA_OBB + b"4 0.5 0.5 0.2 0.2\n"
+    parsed = parse_label(merged, FILE)
+    assert len(parsed.boxes) == 3 and codes_and_lines(parsed) == [(SEGMENTS_AS_BOXES, 1)]
 
 
 def test_an_entry_with_a_polygon_label_is_labeled_with_its_boxes_and_the_issue():
