@@ -370,12 +370,12 @@ def predict(api: Api, out: Output, model_id: str, images: tuple[Path, ...], conf
 
 @command()
 @click.argument("dataset")
-@click.option("--format", "export_format", type=click.Choice(["yolo", "coco"]), required=True)
+@click.option("--format", "export_format", type=click.Choice(["yolo", "coco", "voc"]), required=True)
 @click.option("--version", help="a version id; without one, a new version is frozen")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--timeout", type=float, default=1800, show_default=True)
 def export(api: Api, out: Output, dataset: str, export_format: str, version, output: Path, timeout: float) -> None:
-    """Export a version of DATASET as a YOLO or COCO zip and download it."""
+    """Export a version of DATASET as a YOLO, COCO or Pascal VOC zip, download it, and show what it holds."""
     body = {"format": export_format, **({"version": version} if version else {})}
     export_id = api.post(f"/datasets/{dataset}/exports", body)["export_id"]
     with out.progress(MofNCompleteColumn()) as bars:
@@ -384,7 +384,8 @@ def export(api: Api, out: Output, dataset: str, export_format: str, version, out
         fail(f"export {export_id} {done['status']}: {done.get('error')}")
     with out.progress(DownloadColumn()) as bars:
         size = follow.download(done["uri"], output, bars)
-    out.emit({**done, "file": str(output), "size": size}, [f"{done['uri']} -> {output} ({size:,} bytes)"])
+    out.emit({**done, "file": str(output), "size": size},
+             [f"{done['uri']} -> {output} ({size:,} bytes)", *show.export_counts(done)])
 
 
 @command()

@@ -72,6 +72,23 @@ def table(rows: list[dict], columns: tuple[str, ...]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in [list(columns), *cells]]
 
 
+def export_counts(export: dict) -> list[str]:
+    """What an export holds: boxes per class in columns per split, then all boxes and the images."""
+    splits = export.get("splits") or {}
+    if not splits:
+        return []
+    per_class = export.get("boxes_per_class") or {}
+    names = list(dict.fromkeys(name for split in splits for name in per_class.get(split, {})))
+    rows = [_count_row(name, {split: per_class.get(split, {}).get(name, 0) for split in splits}) for name in names]
+    rows.append(_count_row("(all boxes)", {split: sum(per_class.get(split, {}).values()) for split in splits}))
+    rows.append(_count_row("(images)", splits))
+    return table(rows, ("class", *splits, "total"))
+
+
+def _count_row(label: str, counts: dict[str, int]) -> dict:
+    return {"class": label, **{split: f"{n:,}" for split, n in counts.items()}, "total": f"{sum(counts.values()):,}"}
+
+
 def box_lines(prediction: dict) -> list[str]:
     if prediction.get("error"):
         return [f"{prediction['source']}: {prediction['error']['code']}: {prediction['error']['message']}"]

@@ -90,6 +90,8 @@ def test_train_follow_shows_every_epoch_and_the_model_then_predict_and_export(ru
 
     exported = run("export", name, "--format", "yolo", "-o", tmp_path / "export.zip")
     assert exported.exit_code == 0, exported.stderr
+    counts = {line.split()[0]: line.split()[1:] for line in exported.stdout.splitlines()[1:] if line.strip()}
+    assert counts["class"][-1] == "total" and counts["(images)"][-1] == "12", exported.stdout
     with zipfile.ZipFile(tmp_path / "export.zip") as archive:
         archive.extractall(tmp_path / "unpacked")
     assert len(list((tmp_path / "unpacked").rglob("*.jpg"))) == 12  # the unreadable image is left out

@@ -543,7 +543,7 @@ def test_a_heic_photo_shows_its_file_facts_and_its_thumbnail_where_the_browser_c
 
 def test_an_editor_exports_a_version_and_the_list_shows_it_done_with_its_zip(page, stack, api, sample):
     open_hash(page, stack, f"#/d/{sample}/versions")
-    page.get_by_label("Format").select_option("coco")
+    page.get_by_label("Format").select_option("voc")
     page.get_by_role("button", name="Export").click()
     said = page.get_by_role("status").filter(has_text="Export export-")
     expect(said).to_be_visible(timeout=SHOWN)
@@ -552,5 +552,11 @@ def test_an_editor_exports_a_version_and_the_list_shows_it_done_with_its_zip(pag
     expect(row).to_contain_text("completed", timeout=60_000)
     expect(row.get_by_role("button", name="zip")).to_be_visible()
     listed = api.get("/exports", dataset=sample)["exports"]
-    assert listed[0]["id"] == export_id and listed[0]["format"] == "coco" and listed[0]["status"] == "completed"
+    assert listed[0]["id"] == export_id and listed[0]["format"] == "voc" and listed[0]["status"] == "completed"
+    holds = "; ".join(", ".join([f"{split}: {images:,} image{'' if images == 1 else 's'}",
+                                 *(f"{name} {boxes:,}" for name, boxes in listed[0]["boxes_per_class"][split].items()
+                                   if boxes)])
+                      for split, images in listed[0]["splits"].items())
+    assert any(listed[0]["boxes_per_class"][split].values() for split in listed[0]["splits"])
+    expect(row.get_by_role("cell").nth(5)).to_have_text(holds)
     screenshot(page, "page-versions-exports")

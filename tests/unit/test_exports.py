@@ -111,3 +111,16 @@ def test_yolo_and_coco_write_what_they_wrote_before():
 def test_the_labelmap_holds_every_class_in_id_order_on_one_line_each(names, lines):
     text = exports.voc_labelmap(names).decode()
     assert text.splitlines() == ["# label:color_rgb:parts:actions", *lines]
+
+
+def test_the_command_line_shows_an_exports_counts_as_a_table():
+    from yolodrop_cli import show
+    export = {"splits": {"train": 3, "val": 1200},
+              "boxes_per_class": {"train": {"person": 2, "bus": 0}, "val": {"person": 1, "bus": 1500}}}
+    assert show.export_counts(export) == [
+        "class        train  val    total",
+        "person       2      1      3",
+        "bus          0      1,500  1,500",
+        "(all boxes)  2      1,501  1,503",
+        "(images)     3      1,200  1,203"]
+    assert show.export_counts({"splits": None, "boxes_per_class": None}) == []  # an export not planned yet

@@ -1,4 +1,5 @@
-// Versions and exports of a dataset: freeze a version, export it (YOLO or COCO), follow progress.
+// Versions and exports of a dataset: freeze a version, export it (YOLO, COCO or Pascal VOC), follow progress
+// and see what each export holds (images and boxes per class, per split).
 import {api} from "./api.js";
 import {canEdit, roleOn, tabs} from "./datasets.js";
 import {downloadButton} from "./models.js";
@@ -18,11 +19,11 @@ export async function render(main, {params: [dataset]}) {
     body.replaceChildren(h("h2", {}, "Versions"), versions.length ? table(["version", "name", "status", "images", "created"],
       versions.map((v) => [v.id, v.name || "–", v.status, fmt(v.stats?.images), when(v.created_at)])) :
       empty("No version yet: freeze one to train or export exactly this data later."),
-      h("h2", {}, "Exports (newest 20)"), exports.length ? table(["export", "format", "version", "status", "files", "created", "zip"],
+      h("h2", {}, "Exports (newest 20)"), exports.length ? table(["export", "format", "version", "status", "files", "holds", "created", "zip"],
         exports.map((e) => [e.id, e.format, e.version || "–", e.error ? `${e.status}: ${e.error}` : e.status,
-          `${fmt(e.files_done)} / ${fmt(e.files_total)}`, when(e.created_at),
+          `${fmt(e.files_done)} / ${fmt(e.files_total)}`, holds(e), when(e.created_at),
           e.uri ? downloadButton(`/exports/${encodeURIComponent(e.id)}/zip`, `${e.id}.zip`, "zip") : "–"])) :
-        empty("No export yet: export a version as YOLO or COCO above."));
+        empty("No export yet: export a version as YOLO, COCO or Pascal VOC above."));
     const live = versions.some((v) => v.status === "queued" || v.status === "freezing") ||
       exports.some((e) => e.status === "queued" || e.status === "running");
     if (live && !stopped) timer = setTimeout(refresh, POLL_MS);
@@ -41,12 +42,19 @@ export async function render(main, {params: [dataset]}) {
       const answer = await api(`/datasets/${d}/exports`, {method: "POST", body: {format: data.get("format"),
         ...(data.get("version") ? {version: data.get("version")} : {})}});
       return `Export ${answer.export_id} started.`;
-    })}, h("label", {}, "Format ", h("select", {name: "format"}, h("option", {}, "yolo"), h("option", {}, "coco"))),
+    })}, h("label", {}, "Format ", h("select", {name: "format"}, h("option", {}, "yolo"), h("option", {}, "coco"),
+      h("option", {}, "voc"))),
       h("label", {}, "Version (empty: freeze one) ", h("input", {name: "version", pattern: "v[0-9]+", size: 5})),
       h("button", {type: "submit"}, "Export"))) : h("p", {class: "muted"}, "Editors may freeze versions and export.");
   show(main, h("h1", {}, `${dataset}: versions & exports`), tabs(dataset, "versions & exports"), forms, status, body);
   await refresh();
   return () => { stopped = true; clearTimeout(timer); };
 }
+
+// "train: 3 images, person 2, bus 1; val: …": each split's images and its boxes per class (classes without any left out).
+const holds = (e) => (e.splits ? Object.entries(e.splits).map(([split, images]) => [
+  `${split}: ${fmt(images)} image${images === 1 ? "" : "s"}`,
+  ...Object.entries(e.boxes_per_class?.[split] || {}).filter(([, boxes]) => boxes).map(([name, boxes]) => `${name} ${fmt(boxes)}`),
+].join(", ")).join("; ") : "–");
 
 const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "–");
