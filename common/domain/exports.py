@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from common.domain import coco, versions, voc
 from common.domain.labels import Row, write_label
-from common.domain.layout import SPLIT_ALIASES, SPLITS, relative_label_path
+from common.domain.layout import SPLIT_ALIASES, SPLITS, in_side_by_side_folder, relative_label_path
 from common.domain.training_request import DEFAULT_VAL_FRACTION
 from common.domain.training_set import split_of, splits_by_hash
 
@@ -138,10 +138,12 @@ def plan(frozen: dict, background: bool) -> ExportPlan:
 
 
 def _name_in_split(relative: str) -> str:
-    """images/train/sub/a.jpg, train/images/sub/a.jpg, images/sub/a.jpg -> sub/a.jpg"""
+    """images/train/sub/a.jpg, train/images/sub/a.jpg, images/sub/a.jpg, obj_train_data/sub/a.jpg -> sub/a.jpg"""
     parts = relative.split("/")
     if "images" in parts[:-1]:
         parts = parts[len(parts) - 1 - parts[::-1].index("images") + 1:]
+    elif in_side_by_side_folder(relative):
+        return in_side_by_side_folder(relative)
     if len(parts) > 1 and parts[0].lower() in SPLIT_ALIASES:
         parts = parts[1:]
     return "/".join(parts)

@@ -97,22 +97,32 @@ def _classify_dataset_object(object_name: str) -> ObjectRole:
     if "labels" in folders and relative.endswith(".txt"):
         return ObjectRole("label", dataset, relative[:-len(".txt")], _split_after(folders, "labels"), extension)
     side_by_side, split = _side_by_side(folders)
-    if side_by_side and (extension in IMAGE_EXTENSIONS or relative.endswith(".txt")):
+    if side_by_side is not None and (extension in IMAGE_EXTENSIONS or relative.endswith(".txt")):
         # No images/ in the path: Ultralytics' rule puts the label beside the image, so both have this key.
         kind = "label" if relative.endswith(".txt") else "image"
         return ObjectRole(kind, dataset, relative_label_path(relative)[:-len(".txt")], split, extension)
     return ObjectRole("other", dataset, None, None, extension)
 
 
-def _side_by_side(folders: list[str]) -> tuple[bool, str | None]:
-    """Whether the path is in a folder where images and their .txt labels lie side by side, and its split:
+def _side_by_side(folders: list[str]) -> tuple[int | None, str | None]:
+    """Where in the path the folder is in which images and their .txt labels lie side by side, and its split:
     CVAT YOLO 1.1's obj_<split>_data/ (anywhere, as a wrapping export folder may hold it), or Darknet's obj/
-    or data/obj/ at the root (no split)."""
-    for folder in folders:
+    or data/obj/ at the root (no split). (None, None) for any other path."""
+    for position, folder in enumerate(folders):
         found = _SIDE_BY_SIDE_FOLDER.fullmatch(folder)
         if found:
-            return True, split_of(found[1])
-    return folders[:1] == ["obj"] or folders[:2] == ["data", "obj"], None
+            return position, split_of(found[1])
+    if folders[:1] == ["obj"]:
+        return 0, None
+    return (1, None) if folders[:2] == ["data", "obj"] else (None, None)
+
+
+def in_side_by_side_folder(relative: str) -> str | None:
+    """The path inside its side-by-side folder (obj_train_data/sub/a.jpg -> sub/a.jpg, data/obj/a.jpg -> a.jpg),
+    or None when the dataset-relative path is in none."""
+    parts = relative.split("/")
+    position, _ = _side_by_side(parts[:-1])
+    return None if position is None else "/".join(parts[position + 1:])
 
 
 def _extension(relative: str) -> str | None:

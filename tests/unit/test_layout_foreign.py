@@ -72,3 +72,32 @@ def test_label_path_for_reads_only_the_path_inside_a_dataset():
 @pytest.mark.parametrize("relative", ["obj_train_data/a.jpg", "obj_train_data/a.txt", "obj/a.jpg"])
 def test_side_by_side_images_and_labels_can_be_uploaded(relative):
     assert layout.upload_object("d", relative) == f"datasets/d/{relative}"
+
+
+@pytest.mark.parametrize("relative, inside", [
+    ("obj_train_data/a.jpg", "a.jpg"), ("task/obj_valid_data/s/a.png", "s/a.png"), ("obj/a.jpg", "a.jpg"),
+    ("data/obj/a.jpg", "a.jpg"), ("images/train/a.jpg", None), ("sub/obj/a.jpg", None),
+])
+def test_the_path_inside_a_side_by_side_folder(relative, inside):
+    assert layout.in_side_by_side_folder(relative) == inside
+
+
+def test_an_export_puts_side_by_side_images_in_their_split_folder_by_their_own_name():
+    """Exports rename nothing else: obj_train_data/sub/a.jpg goes to images/train/sub/a.jpg, its label beside
+    the images/ folder at labels/train/sub/a.txt, as an Ultralytics dataset holds them."""
+    from common.domain import entries, exports
+    from tests.unit.test_versions import frozen
+
+    def side_by_side(image: str, split: str | None, sha: str) -> dict:
+        entry = entries.new_entry(f"datasets/d/{layout.relative_label_path(image)[:-4]}", split)
+        entry["image"] = {"path": f"datasets/d/{image}", "generation": 7, "sha256": sha,
+                          "oriented_width": 64, "oriented_height": 48}
+        entry["image_issues"] = []
+        entry["label"] = {"path": f"datasets/d/{layout.relative_label_path(image)}", "generation": 8,
+                          "boxes": [{"line": 1, "class_id": 0, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.2}]}
+        return entries.derive(entry, 3)
+
+    plan = exports.plan(frozen([side_by_side("obj_train_data/sub/a.jpg", "train", "1" * 64),
+                                side_by_side("obj_valid_data/b.jpg", "val", "2" * 64)]), background=True)
+    assert sorted((m.image_name, m.label_name) for m in plan.members) == [
+        ("images/train/sub/a.jpg", "labels/train/sub/a.txt"), ("images/val/b.jpg", "labels/val/b.txt")]
