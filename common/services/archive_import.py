@@ -24,12 +24,13 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
-from google.api_core.exceptions import NotFound
+from google.api_core.exceptions import NotFound, ServiceUnavailable
 
-from common.cloud import dataset_index, import_store, storage, topics
+from common.cloud import dataset_index, guarded_objects, import_store, storage, topics
 from common.domain import coco, dataset_formats, imports, layout
 from common.domain import archive as archive_rules
 from common.domain.archive import ArchiveRefused, ImportPlan, plan_import
+from common.domain.datayaml import MAX_DATA_YAML_BYTES
 from common.domain.issues import Issue
 from common.domain.layout import ObjectRole
 from common.platform import config
@@ -37,6 +38,7 @@ from common.platform.events import DELETED, ObjectEvent
 from common.platform.handler import Outcome, Result
 
 UPLOAD_THREADS = 8
+CLASS_WRITE_ATTEMPTS = 5  # plans of an archive whose data.yaml another writer changed meanwhile
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # larger members are streamed
 IMPORT_MARK = "yolodrop-import"  # object metadata: which archive generation or import wrote it
 # COCO annotations read in the ingest worker's call (1 GiB, shared with its batch); more go to the import job.
@@ -142,23 +144,58 @@ def _recognized(zip_file: zipfile.ZipFile, plan: ImportPlan, archive: str,
                 dataset: str | None) -> tuple[list, dict[str, bytes]]:
     """The archive's layout recognised: its members moved where the dataset keeps them, and the labels and
     data.yaml made from its annotations. COCO annotations too large to parse refuse the archive, before any
-    is read."""
+    is read. When the layout matched its classes onto the dataset's data.yaml (COCO, VOC), the data.yaml naming
+    them is written first, based on the generation read: when another import (or a person) changed it meanwhile,
+    this one plans again on the new names, so two imports at once never give one class id two names."""
     by_path = {plan.relative(info): info for info, _ in plan.members}
-    found = dataset_formats.recognize(list(by_path), {path: info.file_size for path, info in by_path.items()},
-                                      lambda path: zip_file.open(by_path[path]), archive,
-                                      lambda: current_data_yaml(dataset) if dataset else None,
-                                      config.import_coco_max_bytes())
-    plan.issues.extend(found.issues)
-    plan.layout = found.layout
-    return [(by_path[path], target) for path, target in found.moves], found.generated
+    known = len(plan.issues)
+    for _ in range(CLASS_WRITE_ATTEMPTS):
+        del plan.issues[known:]
+        classes = _DatasetYaml(dataset)
+        found = dataset_formats.recognize(list(by_path), {path: info.file_size for path, info in by_path.items()},
+                                          lambda path: zip_file.open(by_path[path]), archive, classes,
+                                          config.import_coco_max_bytes())
+        plan.issues.extend(found.issues)
+        plan.layout = found.layout
+        if classes.write_first(found.generated, archive):
+            return [(by_path[path], target) for path, target in found.moves], found.generated
+    raise ServiceUnavailable(f"the data.yaml of {dataset} changed {CLASS_WRITE_ATTEMPTS} times while this import "
+                             "matched its classes onto it: the import is retried")
 
 
-def current_data_yaml(dataset: str) -> bytes | None:
-    """The dataset's data.yaml as the bucket holds it now; None when it has none."""
-    try:
-        return storage.bucket().blob(layout.dataset_object(dataset, "data.yaml")).download_as_bytes()
-    except NotFound:
-        return None
+class _DatasetYaml:
+    """The dataset's data.yaml as an import reads it (a callable for dataset_formats.recognize), and the
+    generation it read, so that the data.yaml the import makes replaces exactly that one."""
+
+    def __init__(self, dataset: str | None):
+        self.name = layout.dataset_object(dataset, "data.yaml") if dataset else None
+        self.generation: int | None = None  # None: never read
+        self.data: bytes | None = None
+
+    def __call__(self) -> bytes | None:
+        if self.name is None:
+            return None
+        try:
+            self.generation, self.data = guarded_objects.current(self.name, max_bytes=MAX_DATA_YAML_BYTES)
+        except guarded_objects.TooLarge as too_large:
+            raise ArchiveRefused("import_classes", f"the dataset's data.yaml is {too_large.size} bytes, over the "
+                                 f"{MAX_DATA_YAML_BYTES} read: the export's classes cannot be matched onto it; "
+                                 "replace it with a data.yaml that names the classes, then import again") from None
+        return self.data
+
+    def write_first(self, generated: dict[str, bytes], archive: str) -> bool:
+        """Write the made data.yaml now (taken out of `generated`) when it was based on the one read; False when
+        that one moved on meanwhile."""
+        if self.generation is None or "data.yaml" not in generated:
+            return True
+        data = generated.pop("data.yaml")
+        if data == self.data:
+            return True
+        try:
+            guarded_objects.write(self.name, data, self.generation, f"import {archive}", "application/yaml")
+        except guarded_objects.Moved:
+            return False
+        return True
 
 
 def already_unpacked(dataset: str, mark: str) -> set[str]:

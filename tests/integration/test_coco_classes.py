@@ -78,3 +78,22 @@ def test_a_file_with_another_category_list_is_matched_by_name_and_says_so(bucket
     assert data_yaml_names(bucket, dataset) == [*NAMES, "unicorn"]
     assert class_names_by_image(api, dataset) == {"t1.jpg": ["bicycle", "toilet"], "v1.jpg": ["toilet", "unicorn"]}
     assert ("import_coco_classes", None) in issues_by_file(api, dataset)[f"imports/{dataset}.zip"]
+
+
+def test_two_imports_at_once_never_give_one_class_id_two_names(bucket, api, dataset):
+    """The race of two COCO archives: each reads data.yaml, then one writes its new classes first. The other's
+    data.yaml, based on the generation it read, is refused; it plans again on the new names, so its labels
+    use the ids the data.yaml it then writes gives them."""
+    from common.services import archive_import
+    bucket.blob(f"datasets/{dataset}/data.yaml").upload_from_string(b"names: [cat]\n")
+    late = archive_import._DatasetYaml(dataset)
+    assert late() == b"names: [cat]\n"
+    bucket.blob(f"datasets/{dataset}/data.yaml").upload_from_string(b"names: [cat, dog]\n")  # the other import
+    assert not late.write_first({"data.yaml": b"names: [cat, unicorn]\n"}, "imports/late.zip")
+    assert data_yaml_names(bucket, dataset) == ["cat", "dog"]
+    unicorns = coco_zip("val", [{"id": 7, "name": "unicorn", "supercategory": "animal"}],
+                        {"u.jpg": [(7, [0, 0, 50, 50])]})
+    with zipfile.ZipFile(io.BytesIO(unicorns)) as archive:
+        plan, members, generated = archive_import.plan_zip(archive, "imports/late.zip", dataset=dataset)
+    assert data_yaml_names(bucket, dataset) == ["cat", "dog", "unicorn"] and "data.yaml" not in generated
+    assert generated["labels/val/u.txt"].startswith(b"2 ") and plan.layout == "COCO"
