@@ -4,7 +4,7 @@ Starts its own stack on free ports, drops N generated images with labels,
 waits until they are indexed, then measures:
 1. freezing a version (snapshot + server-side copies into the content store),
    and a second version of the unchanged dataset; the storage each added;
-2. a YOLO and a COCO export of the first version, in images per second, against
+2. a YOLO, a COCO and a Pascal VOC export of the first version, in images per second, against
    raw copies of the same image objects (download + upload, 16 threads, from
    this process);
 3. the export function's peak RSS during the exports, against its RSS before.
@@ -59,14 +59,14 @@ def run(api: ApiClient, args, export_pgid: int) -> None:
     idle = max(memory_kib(pid, "VmRSS") for pid in pids) / 1024
     for pid in pids:
         Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset VmHWM (peak RSS) to the current RSS
-    for export_format in ("yolo", "coco"):
+    for export_format in ("yolo", "coco", "voc"):
         done, seconds = timed(lambda: finished(api, f"/datasets/{dataset}/exports",
                                                {"format": export_format, "version": first["id"]},
                                                lambda e: f"/exports/{e['export_id']}", "completed"))
         print(f"{export_format} export: {seconds:.1f} s -> {args.n / seconds:.0f} images/s, "
               f"{done['bytes'] / MIB:.1f} MiB zip", flush=True)
     peak = max(memory_kib(pid, "VmHWM") for pid in pids) / 1024
-    print(f"export function peak RSS during both exports: {peak:.0f} MiB (+{peak - idle:.0f} MiB over "
+    print(f"export function peak RSS during the three exports: {peak:.0f} MiB (+{peak - idle:.0f} MiB over "
           f"{idle:.0f} MiB before them; the largest of its processes)", flush=True)
 
     names = [layout.dataset_object(dataset, k) for k in files if k.startswith("images/")]
