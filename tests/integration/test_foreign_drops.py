@@ -35,7 +35,12 @@ LABEL_STUDIO_IMAGES = {  # Label Studio prefixes each file name with a hash of t
     "images/1f3c9a2e-street.jpg": ((64, 48), None, [(0, 0.5, 0.5, 0.25, 0.5), (1, 0.25, 0.75, 0.25, 0.25)]),
     "images/7b0d4e11-runway.jpg": ((80, 60), None, [(0, 0.5, 0.25, 0.75, 0.25)]),
 }
+FIFTYONE_IMAGES = {
+    "images/train/000001.jpg": ((64, 48), "train", [(2, 0.5, 0.5, 0.25, 0.5)]),
+    "images/val/000002.jpg": ((80, 60), "val", [(0, 0.25, 0.25, 0.25, 0.25), (1, 0.75, 0.75, 0.25, 0.25)]),
+}
 CVAT_NAMES, DARKNET_NAMES, LABEL_STUDIO_NAMES = ["person", "bus", "tie"], ["cat", "dog"], ["Airplane", "Car"]
+FIFTYONE_NAMES = ["bird", "cat", "dog"]
 
 
 def yolo_rows(boxes: list[tuple]) -> bytes:
@@ -77,6 +82,15 @@ def label_studio_export() -> dict[str, bytes]:
              "info": {"year": 2026, "version": "1.0", "contributor": "Label Studio"}}
     return {"classes.txt": "\n".join(LABEL_STUDIO_NAMES).encode(), "notes.json": json.dumps(notes).encode(),
             **images_and_labels(LABEL_STUDIO_IMAGES, 300)}
+
+
+def fiftyone_yolov5_export() -> dict[str, bytes]:
+    """FiftyOne's YOLOv5Dataset export: dataset.yaml (names as a mapping, the export's absolute path),
+    images/<split>/, labels/<split>/."""
+    names = "".join(f"  {i}: {name}\n" for i, name in enumerate(FIFTYONE_NAMES))
+    return {"dataset.yaml": f"names:\n{names}path: /home/me/fiftyone/export\ntrain: ./images/train/\n"
+                            f"val: ./images/val/\n".encode(),
+            **images_and_labels(FIFTYONE_IMAGES, 400)}
 
 
 def drop_shuffled(bucket, dataset: str, files: dict[str, bytes], seed: int) -> None:
@@ -157,6 +171,14 @@ def test_a_label_studio_export_dropped_is_indexed_with_classes_txts_names(api, l
     record = file_record(label_studio, "classes.txt")
     assert (record["layout"], record["summary"]) == ("Label Studio YOLO", class_files.WRITTEN)
     assert file_record(label_studio, "notes.json")["issues"] == []
+
+
+def test_a_fiftyone_yolov5_export_dropped_is_named_by_its_dataset_yaml(bucket, api, dataset):
+    drop_shuffled(bucket, dataset, fiftyone_yolov5_export(), seed=4)
+    indexed_when(api, dataset, FIFTYONE_IMAGES, FIFTYONE_NAMES)
+    assert_index_holds(api, dataset, FIFTYONE_IMAGES, FIFTYONE_NAMES)
+    record = file_record(dataset, "dataset.yaml")
+    assert (record["layout"], record["summary"]) == ("FiftyOne YOLOv5", class_files.WRITTEN)
 
 
 def test_a_redelivered_class_file_event_writes_nothing_twice(bucket, label_studio):
