@@ -259,8 +259,9 @@ def upload_object(dataset: str, relative: str) -> str:
     if len(name.encode()) > 1024:
         raise ValueError("the path is too long (object names are at most 1024 bytes)")
     if classify(name).kind not in UPLOADABLE:
-        raise ValueError("only images under images/, .txt labels under labels/ and data.yaml at the root "
-                         f"are uploaded (image extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise ValueError("only images under images/, .txt labels under labels/, both side by side in "
+                         "obj_<split>_data/ or obj/, and data.yaml at the root are uploaded (image extensions: "
+                         f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
     return name
 
 
