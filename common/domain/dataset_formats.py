@@ -222,8 +222,12 @@ def _voc(export: _Export, dataset_yaml: bytes | None) -> Recognized:
         stem = posixpath.splitext(posixpath.basename(image))[0]
         target = posixpath.join("images", *([splits[stem]] if stem in splits else []), posixpath.basename(image))
         found.moves.append((image, target))
-        found.generated[relative_label_path(target)] = write_label(voc.to_yolo_rows(annotation, ids))
         placed.add(image)
+        try:
+            found.generated[relative_label_path(target)] = write_label(voc.to_yolo_rows(annotation, ids))
+        except voc.VocRefused as refused:
+            found.issues.append(Issue("import_voc_xml", f"{path}: {refused}; its image is imported without boxes",
+                                      export.source))
     found.moves += [(path, posixpath.join("images", posixpath.basename(path))) for path in sorted(images - placed)]
     found.generated["data.yaml"] = _classes_yaml(classes, dataset_yaml)
     return found

@@ -154,6 +154,12 @@ def test_a_hostile_voc_file_is_an_issue_and_its_image_comes_without_boxes():
     assert [issue.code for issue in found.issues] == ["import_voc_xml"]
 
 
+def test_a_voc_box_outside_its_image_is_an_issue_and_its_image_comes_without_boxes():
+    found = recognize({"Annotations/a.xml": voc_xml("a.jpg", [("dog", 200, 1, 250, 25)]), "JPEGImages/a.jpg": IMAGE})
+    assert dict(found.moves) == {"JPEGImages/a.jpg": "images/a.jpg"} and "labels/a.txt" not in found.generated
+    assert [issue.code for issue in found.issues] == ["import_voc_xml"]
+
+
 def coco_file(file_name: str) -> bytes:
     return json.dumps({"images": [{"id": 1, "file_name": file_name, "width": 100, "height": 50}],
                        "categories": [{"id": 1, "name": "person", "supercategory": "person"}],
