@@ -13,7 +13,7 @@ from infra.local import stack as local_stack
 from infra.local.client import ApiClient
 
 
-STACK_SUITES = ("tests/integration", "tests/security")  # the suites that need the local stack
+STACK_SUITES = ("tests/integration", "tests/security", "tests/formats")  # the suites that need the local stack
 
 
 def pytest_collection_modifyitems(items):
