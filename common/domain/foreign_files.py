@@ -1,23 +1,26 @@
 """What a dropped file that ingest does not index means, when another tool's export wrote it.
 
 Some are companions of a layout a drop reads (Label Studio's notes.json, Darknet's and CVAT's obj.data and image
-lists): recorded with the layout they belong to, no issue. COCO annotation JSON and Pascal VOC files cannot be
-converted file by file (a COCO file places images it does not hold; VOC class ids need every file): each gets a
-specific issue saying how to bring the export in instead. Anything else is an unrecognized file. Pure: reads the
-path only.
+lists): recorded with the layout they belong to, no issue. An image list is read in part (its first
+LIST_HEAD_BYTES): when it names images whose folder gives no split (Darknet's obj/), a drop cannot give them the
+list's split, and an issue says how to keep it. COCO annotation JSON and Pascal VOC files cannot be converted file
+by file (a COCO file places images it does not hold; VOC class ids need every file): each gets a specific issue
+saying how to bring the export in instead. Anything else is an unrecognized file. Pure: reads the path, and the
+head of an image list.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from common.domain.issues import Issue
-from common.domain.layout import IMAGE_EXTENSIONS, SPLIT_ALIASES, import_archive
+from common.domain.layout import IMAGE_EXTENSIONS, classify, dataset_object, import_archive, split_of
 
-# (file name, folders it may be in) -> (layout, what a drop does with it)
+LIST_HEAD_BYTES = 64 * 1024  # of an image list, read to tell CVAT's (split in the folders) from Darknet's
+DARKNET_CVAT = "Darknet YOLO / CVAT YOLO 1.1"
 _IMAGE_LIST = "its images are read from the folders they are in (obj_<split>_data/ gives the split); not needed"
 _COMPANIONS = {
     "notes.json": ("Label Studio YOLO", "Label Studio's notes (the class names come from classes.txt); not needed"),
-    "obj.data": ("Darknet YOLO / CVAT YOLO 1.1", "Darknet's settings file (the class names come from obj.names); "
+    "obj.data": (DARKNET_CVAT, "Darknet's settings file (the class names come from obj.names); "
                  "not needed"),
 }
 VOC_FOLDERS = ("Annotations", "JPEGImages", "ImageSets", "SegmentationClass", "SegmentationObject")
@@ -30,8 +33,18 @@ class DropRecord:
     details: dict = field(default_factory=dict)
 
 
-def record(relative: str, file: str, dataset: str) -> DropRecord:
-    """The record of the file `file` at `relative` in `dataset`."""
+def is_image_list(relative: str) -> bool:
+    """Darknet's and CVAT's train.txt, valid.txt, val.txt, test.txt, at the root or in data/."""
+    folder, _, name = relative.rpartition("/")
+    stem, dot, extension = name.rpartition(".")
+    return folder in ("", "data") and bool(dot) and extension == "txt" and split_of(stem) is not None
+
+
+def record(relative: str, file: str, dataset: str, head: bytes | None = None) -> DropRecord:
+    """The record of the file `file` at `relative` in `dataset`; `head`: the first LIST_HEAD_BYTES of an image
+    list (is_image_list)."""
+    if is_image_list(relative):
+        return _image_list(relative, file, dataset, head or b"")
     companion = _companion(relative)
     if companion:
         return DropRecord([], {"layout": companion[0], "summary": companion[1]})
@@ -46,6 +59,10 @@ def record(relative: str, file: str, dataset: str) -> DropRecord:
                              "data.yaml at the dataset root; ingest ignores it", file)])
 
 
+def _is_image_path(line: str) -> bool:
+    return line.rpartition(".")[2].lower() in IMAGE_EXTENSIONS
+
+
 def _bring_in(dataset: str) -> str:
     return (f"drop the whole export as one zip at {import_archive(dataset)} (the import converts it), or run "
             f"`yolodrop push <export folder> {dataset}`")
@@ -57,10 +74,33 @@ def _companion(relative: str) -> tuple[str, str] | None:
         return None
     if name in _COMPANIONS and (folder == "" or name == "obj.data"):
         return _COMPANIONS[name]
-    stem, dot, extension = name.rpartition(".")
-    if dot and extension == "txt" and stem.lower() in SPLIT_ALIASES:
-        return "Darknet YOLO / CVAT YOLO 1.1", f"an image list ({stem}.txt): {_IMAGE_LIST}"
     return None
+
+
+def _image_list(relative: str, file: str, dataset: str, head: bytes) -> DropRecord:
+    """A list whose images all lie in CVAT's obj_<split>_data/ says nothing the folders do not; one naming
+    images elsewhere (Darknet's obj/) gives splits a drop cannot apply, which its issue says."""
+    name = relative.rsplit("/", 1)[-1]
+    split = split_of(name[:-len(".txt")])
+    lines = head.decode("utf-8", "replace").split("\n")
+    if len(head) >= LIST_HEAD_BYTES:
+        lines = lines[:-1]  # cut off
+    listed = [line.strip().replace("\\", "/") for line in lines if _is_image_path(line.strip())]
+    splitless = [path for path in listed if not _in_split_folder(path)]
+    if not splitless:
+        return DropRecord([], {"layout": DARKNET_CVAT, "summary": f"an image list ({name}): {_IMAGE_LIST}"})
+    counted = f"{len(splitless)}{'+' if len(head) >= LIST_HEAD_BYTES else ''}"
+    message = (f"this list puts {counted} images (such as {splitless[0][:200]}) in the {split} split, but a drop "
+               "takes an image's split from its folder and these lie in none (Darknet's obj/), so they are indexed "
+               "without one and training splits them by content hash: to keep the list's splits, "
+               f"{_bring_in(dataset)}, or move the images and labels into obj_{split}_data/")
+    return DropRecord([Issue("drop_image_list_not_read", message, file)],
+                      {"layout": DARKNET_CVAT, "summary": "splits not read in a drop"})
+
+
+def _in_split_folder(listed: str) -> bool:
+    """Whether the folders of a listed image give its split when it is dropped (obj_train_data/, images/val/)."""
+    return classify(dataset_object("d", listed.removeprefix("./"))).split is not None
 
 
 def _foreign_annotations(relative: str) -> tuple[str, str, str] | None:

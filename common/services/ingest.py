@@ -260,9 +260,21 @@ def _other(event: ObjectEvent, role: ObjectRole) -> Outcome:
     file that is brought in whole (its issue says how), or an unrecognized file."""
     if event.action == DELETED:
         return _applied(dataset_index.put_file(role.dataset, event.name, event.generation, None), "file removed")
-    found = foreign_files.record(dataset_relative(event.name, role.dataset), event.name, role.dataset)
+    relative = dataset_relative(event.name, role.dataset)
+    try:
+        head = _head(event) if foreign_files.is_image_list(relative) else None
+    except NotFound:
+        return GONE
+    found = foreign_files.record(relative, event.name, role.dataset, head)
     recorded = dataset_index.put_file(role.dataset, event.name, event.generation, found.issues, found.details)
     return _applied(recorded, found.details.get("layout", "unrecognized") + " file", found.issues)
+
+
+def _head(event: ObjectEvent) -> bytes:
+    """The first bytes of an image list: enough to tell whose it is, whatever its size."""
+    if event.size == 0:
+        return b""
+    return storage.blob(event.name, event.generation).download_as_bytes(start=0, end=foreign_files.LIST_HEAD_BYTES - 1)
 
 
 OTHER_KINDS = {"data_yaml": _data_yaml, "class_names": class_files.handle, "other": _other,

@@ -118,3 +118,23 @@ def test_ingest_handles_every_kind_of_file_a_dataset_holds():
     from common.services import ingest
     kinds = {"data_yaml", "class_names", "other", "import"}
     assert kinds <= set(ingest.OTHER_KINDS)
+
+
+def test_cvats_image_lists_say_nothing_the_folders_do_not():
+    head = b"data/obj_train_data/frame_000000.jpg\ndata/obj_train_data/sub/frame_000001.png\n"
+    found = foreign_files.record("train.txt", "datasets/d/train.txt", "d", head)
+    assert found.issues == [] and found.details["layout"] == "Darknet YOLO / CVAT YOLO 1.1"
+
+
+@pytest.mark.parametrize("relative, head, split, count", [
+    ("data/train.txt", b"data/obj/img1.jpg\r\ndata/obj/img2.png\r\n", "train", "2"),
+    ("data/valid.txt", b"/home/me/darknet/data/obj/img3.jpg\nnot an image\n\n", "val", "1"),
+    # longer than is read: the line cut off is not counted
+    ("test.txt", b"x/ab.jpg\n" * (foreign_files.LIST_HEAD_BYTES // 9 + 1), "test", f"{65536 // 9}+"),
+])
+def test_darknets_image_lists_say_that_a_drop_cannot_give_their_split(relative, head, split, count):
+    found = foreign_files.record(relative, f"datasets/d/{relative}", "d", head[:foreign_files.LIST_HEAD_BYTES])
+    assert [issue.code for issue in found.issues] == ["drop_image_list_not_read"]
+    message = found.issues[0].message
+    assert f"puts {count} images" in message and f"in the {split} split" in message
+    assert "imports/d.zip" in message and f"obj_{split}_data/" in message
