@@ -175,29 +175,43 @@ def boxes_equal(got: list[tuple], want: list[tuple]) -> bool:
 
 
 def settled(api, dataset: str, layout: Layout, deadline: float) -> list[str]:
-    """Poll the index until it is the canonical dataset; what still differs once the shared deadline passed,
-    or once every image is indexed and nothing changed for QUIET_SECONDS (a layout read wrong stays wrong)."""
-    expected, last, since = canonical(), None, time.monotonic()
-    while True:
-        seen = index_of(api, dataset)
-        found = differences(seen, expected, layout)
-        if not found:
-            return []
-        now = time.monotonic()
-        if seen != last:
-            last, since = seen, now
-        quiet = seen is not None and seen["count"] == len(expected["images"]) and now - since > QUIET_SECONDS
-        if quiet or now > deadline:
-            return found
-        time.sleep(0.5)
+    return settled_all(api, {dataset: (dataset, layout)}, deadline)[dataset]
+
+
+def settled_all(api, datasets: dict, deadline: float) -> dict:
+    """{key: what still differs} for datasets {key: (dataset, layout)}, polled together until each is the
+    canonical dataset, or every image of it is indexed and nothing changed for QUIET_SECONDS (a layout read
+    wrong stays wrong), or the deadline passed."""
+    expected, found = canonical(), {}
+    watched = {key: (None, time.monotonic()) for key in datasets}  # key: (last index seen, unchanged since)
+    with ThreadPoolExecutor(8) as pool:
+        while watched:
+            seen = dict(zip(watched, pool.map(lambda key: index_of(api, datasets[key][0]), watched)))
+            now = time.monotonic()
+            for key, index in seen.items():
+                found[key] = differences(index, expected, datasets[key][1])
+                last, since = watched[key] if index == watched[key][0] else (index, now)
+                watched[key] = (last, since)
+                quiet = index is not None and index["count"] == len(expected["images"]) and now - since > QUIET_SECONDS
+                if not found[key] or quiet or now > deadline:
+                    del watched[key]
+            time.sleep(0.5 if watched else 0)
+    return found
+
+
+@pytest.fixture(scope="module")
+def outcomes(api, brought_in) -> dict:
+    """{(layout, way): what keeps its dataset from being the canonical one}, every dataset polled at once."""
+    return settled_all(api, {case: (c["dataset"], ALL_LAYOUTS[case[0]]) for case, c in brought_in["cases"].items()},
+                       brought_in["deadline"])
 
 
 @pytest.mark.parametrize("key, way", case_params())
-def test_every_layout_brought_in_every_way_is_the_canonical_dataset(api, brought_in, key, way):
+def test_every_layout_brought_in_every_way_is_the_canonical_dataset(brought_in, outcomes, key, way):
     case = brought_in["cases"][key, way]
     if way == "push":
         assert case["report"]["exit_code"] == 0, case["report"]["error"]
-    assert settled(api, case["dataset"], ALL_LAYOUTS[key], brought_in["deadline"]) == []
+    assert outcomes[key, way] == []
 
 
 @pytest.mark.parametrize("key", [pytest.param(key, marks=[pytest.mark.xfail(strict=True, reason=NOT_YET[key, "summary"])]
@@ -228,10 +242,10 @@ EXACT = Layout("export", None, (), True, False)
 
 
 @pytest.fixture(scope="module")
-def exported(api, brought_in, tmp_path_factory) -> dict:
+def exported(api, brought_in, outcomes, tmp_path_factory) -> dict:
     """The canonical dataset exported as YOLO, COCO and VOC (one version), each unpacked: {format: folder}."""
     case = brought_in["cases"][EXPORTED_FROM]
-    assert settled(api, case["dataset"], ALL_LAYOUTS[EXPORTED_FROM[0]], brought_in["deadline"]) == []
+    assert outcomes[EXPORTED_FROM] == []
     first = export_of(api, case["dataset"], {"format": FORMATS[0]})
     documents = {FORMATS[0]: first, **{f: export_of(api, case["dataset"], {"format": f, "version": first["version"]})
                                        for f in FORMATS[1:]}}
