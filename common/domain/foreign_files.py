@@ -55,8 +55,9 @@ def record(relative: str, file: str, dataset: str, head: bytes | None = None) ->
             message += f" cannot be converted file by file: {_bring_in(dataset)}"
         return DropRecord([Issue(code, message, file)],
                           {"layout": layout_name, "summary": "not read in a drop"})
-    return DropRecord([Issue("unrecognized_file", "not an image under images/, a .txt label under labels/ or "
-                             "data.yaml at the dataset root; ingest ignores it", file)])
+    return DropRecord([Issue("unrecognized_file", "not an image under images/, a .txt label under labels/, "
+                             "either of them in obj_<split>_data/ or obj/, nor data.yaml or a class-name file "
+                             "(classes.txt, obj.names, dataset.yaml) at the dataset root; ingest ignores it", file)])
 
 
 def _is_image_path(line: str) -> bool:
