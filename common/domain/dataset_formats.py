@@ -24,7 +24,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable
 
-from common.domain import class_lists, coco, coco_import, voc
+from common.domain import class_files, class_lists, coco, coco_import, layout, voc
 from common.domain.archive import ArchiveRefused, target_of
 from common.domain.class_changes import with_names
 from common.domain.datayaml import MAX_DATA_YAML_BYTES, parse_data_yaml, readable_mapping
@@ -294,27 +294,19 @@ def _is_darknet(export: _Export) -> bool:
 
 
 def side_by_side_target(path: str, split: str | None = None) -> str | None:
-    """Where an image or label of a side-by-side folder goes: obj_train_data/a/b.jpg (CVAT) -> images/train/a/b.jpg,
-    obj/b.txt or data/obj/b.txt (Darknet) -> labels/b.txt (labels/<split>/b.txt when a list gives `split`).
-    None for any other path."""
-    parts = path.split("/")
-    at = next((i for i, part in enumerate(parts[:-1]) if part == "obj" or _cvat_split_folder(part)), None)
-    if at is None:
+    """Where an image or label of a side-by-side folder (the drop's own rule: common.domain.layout) goes:
+    obj_train_data/a/b.jpg (CVAT) -> images/train/a/b.jpg, obj/b.txt or data/obj/b.txt (Darknet) -> labels/b.txt
+    (labels/<split>/b.txt when a list gives `split`). None for any other path."""
+    inner = layout.in_side_by_side_folder(path)
+    role = layout.classify(layout.dataset_object("export", path))
+    if inner is None or role.kind not in ("image", "label"):
         return None
-    split = _cvat_split(parts[at]) or split
-    extension = posixpath.splitext(path)[1].lower().lstrip(".")
-    folder = "images" if extension in IMAGE_EXTENSIONS else "labels" if extension == "txt" else None
-    if folder is None:
-        return None
-    return "/".join([folder, *([split] if split else []), *parts[at + 1:]])
+    split = role.split or split
+    return "/".join([f"{role.kind}s", *([split] if split else []), inner])
 
 
 def _cvat_split_folder(folder: str) -> bool:
     return folder.startswith("obj_") and folder.endswith("_data")
-
-
-def _cvat_split(folder: str) -> str | None:
-    return SPLIT_ALIASES.get(folder[len("obj_"):-len("_data")].lower()) if _cvat_split_folder(folder) else None
 
 
 def _darknet(export: _Export) -> Recognized:
@@ -365,14 +357,15 @@ def _image_list(export: _Export, path: str) -> list[str]:
 
 
 def _name_lines(export: _Export, path: str) -> list[str] | None:
-    """One class name a line (Darknet's obj.names, Label Studio's classes.txt), as data.yaml would name them."""
-    text = export.read_text(path, MAX_DATA_YAML_BYTES)
-    if text is None:
+    """One class name a line (Darknet's obj.names, Label Studio's classes.txt), read as a drop reads them
+    (common.domain.class_files: the line number is the class id, so a blank line among them refuses the file)."""
+    data = export.read_bytes(path, class_files.MAX_CLASS_FILE_BYTES)
+    if data is None:
+        export.issues.append(class_files.size_issue(export.sizes[path], path))
         return None
-    names = [line.strip() for line in text.splitlines() if line.strip()]
-    checked = parse_data_yaml(data_yaml(names), path)
-    export.issues.extend(checked.issues)
-    return checked.names
+    found = class_files.read(posixpath.basename(path), data, path)
+    export.issues.extend(found.issues)
+    return found.names
 
 
 # ---- the YOLO family ----------------------------------------------------------------------

@@ -114,6 +114,11 @@ def test_darknet_obj_folder_takes_its_splits_from_train_and_valid_lists():
                                  "obj/b.jpg": "images/val/b.jpg", "obj/b.txt": "labels/val/b.txt"}
 
 
+def test_a_blank_line_among_darknet_names_refuses_them_rather_than_shift_every_id_after_it():
+    found = recognize({"obj.names": b"car\n\nperson\n", "obj/a.jpg": IMAGE, "obj/a.txt": b"2 0.5 0.5 0.1 0.1\n"})
+    assert "data.yaml" not in found.generated and [i.code for i in found.issues] == ["class_file_blank_line"]
+
+
 def test_an_obj_names_beside_images_and_labels_is_no_darknet_export():
     found = recognize({"obj.names": b"a\n", "images/a.jpg": IMAGE, "labels/a.txt": b""})
     assert found.layout == formats.ULTRALYTICS and names_of(found) == ["a"]
@@ -189,7 +194,7 @@ def test_coco_annotations_over_the_budget_refuse_the_export_before_reading():
 def test_a_class_list_too_large_is_an_issue_not_a_read():
     found = formats.recognize(["classes.txt", "images/a.jpg"], {"classes.txt": 10 ** 9, "images/a.jpg": 1},
                               lambda path: pytest.fail("read"), "export")
-    assert "data.yaml" not in found.generated and [i.code for i in found.issues] == ["import_text_too_large"]
+    assert "data.yaml" not in found.generated and [i.code for i in found.issues] == ["class_file_too_large"]
 
 
 def test_a_tar_stream_maps_side_by_side_folders_and_makes_data_yaml_from_obj_names():
