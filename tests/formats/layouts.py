@@ -352,7 +352,8 @@ class Layout:
 
 LAYOUTS = (
     Layout("ultralytics-names-list", ultralytics_names_list, ("Ultralytics",), True, True),
-    Layout("ultralytics-names-mapping", ultralytics_names_mapping, ("Ultralytics",), True, True),
+    Layout("ultralytics-names-mapping", ultralytics_names_mapping, ("Ultralytics",), True, True,
+           zip_folder="fruit"),  # as Ultralytics' own dataset zips (coco8.zip holds coco8/)
     Layout("ultralytics-txt-lists", ultralytics_txt_lists, ("Ultralytics",), True, True),
     Layout("ultralytics-folder-lists", ultralytics_folder_lists, ("Ultralytics",), True, True),
     Layout("roboflow-yolo", roboflow_yolo, ("Roboflow", "YOLO"), True, True),

@@ -45,12 +45,12 @@ CASES = [(key, way) for key, layout in ALL_LAYOUTS.items() for way in WAYS
 
 # (layout, way) pairs whose support has not landed yet: strict, so the suite says when one starts to pass.
 NOT_YET: dict[tuple[str, str], str] = {
-    ("ultralytics-txt-lists", "drop"): "issue 28: a drop does not read data.yaml's .txt lists of images "
-                                       "(autosplit_train.txt): every image is indexed without a split",
-    ("ultralytics-folder-lists", "drop"): "issue 28: a drop does not read data.yaml's lists of folders "
-                                          "(images/train2012, images/test2007): every image without a split",
-    ("darknet", "drop"): "issue 28: a drop of a Darknet folder does not read train.txt / valid.txt: the obj/ "
-                         "images are indexed without a split",
+    ("ultralytics-txt-lists", "drop"): "issue 28: a drop takes splits from folders only: data.yaml's .txt image "
+                                       "lists (autosplit_train.txt) are not applied (an issue says so)",
+    ("ultralytics-folder-lists", "drop"): "issue 28: a drop takes splits from folders only: data.yaml's lists "
+                                          "of folders (images/train2012, images/test2007) are not applied",
+    ("darknet", "drop"): "issue 28: a drop takes splits from folders only: Darknet's train.txt / valid.txt "
+                         "are not applied to obj/ (an issue says so)",
 }
 
 
@@ -223,6 +223,28 @@ def test_the_push_summary_names_the_layout(brought_in, key):
     assert all(word.lower() in report["layout"].lower() for word in layout.named), report["layout"]
 
 
+
+# A drop takes an image's split from its folder: where the layout keeps splits elsewhere (image lists, lists of
+# folders), a drop must give everything else exactly and say, in an issue of the file that holds the splits,
+# how to keep them. {layout: the file that holds the splits}
+SPLITS_ELSEWHERE = {"darknet": "train.txt", "ultralytics-txt-lists": "autosplit_train.txt",
+                    "ultralytics-folder-lists": "data.yaml"}
+DROP_SILENT_ON_SPLITS = {
+    "ultralytics-folder-lists": "issue 28: a dropped data.yaml whose train/val are lists of folders "
+                                "(images/train2012) is neither applied nor named as unread: no issue at all",
+}
+
+
+@pytest.mark.parametrize("key", [pytest.param(key, marks=[pytest.mark.xfail(strict=True, reason=DROP_SILENT_ON_SPLITS[key])]
+                                              if key in DROP_SILENT_ON_SPLITS else []) for key in SPLITS_ELSEWHERE])
+def test_a_drop_that_cannot_apply_the_splits_gives_the_rest_exactly_and_says_how_to_keep_them(api, brought_in,
+                                                                                               outcomes, key):
+    dataset = brought_in["cases"][key, "drop"]["dataset"]
+    splitless = Layout(key, None, (), keeps_splits=False, yolo_family=True)
+    assert differences(index_of(api, dataset), canonical(), splitless) == []
+    issues = api.all_pages(f"/datasets/{dataset}/issues", "issues")
+    assert any(issue["file"] == f"datasets/{dataset}/{SPLITS_ELSEWHERE[key]}" and "split" in issue["message"]
+               for issue in issues), issues
 
 def test_the_import_jobs_summary_names_the_layout(api, brought_in):
     for key in IMPORT_JOB_LAYOUTS:
