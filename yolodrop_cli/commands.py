@@ -478,6 +478,15 @@ def imports(api: Api, out: Output, dataset: str | None, limit: int) -> None:
                                                "issues_total", "source")))
 
 
+@command(name="files")
+@click.argument("dataset")
+def files_(api: Api, out: Output, dataset: str) -> None:
+    """DATASET's files that are neither images nor labels (dropped archives, class-name files, other tools'
+    companion files) and what each did: the layout recognised, the files unpacked, the names written."""
+    rows = list(api.pages(f"/datasets/{dataset}/files", "files", page_size=1000))
+    out.emit(rows, lambda _: show.table(rows, ("path", "layout", "summary", "unpacked", "issue_count")))
+
+
 @command(name="import-cancel")
 @click.argument("import_id")
 def import_cancel(api: Api, out: Output, import_id: str) -> None:

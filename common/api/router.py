@@ -20,7 +20,7 @@ from common.api.resources import (api_keys, classes, datasets, health, images, i
                                   training, uploads)
 from common.api.resources import exports, versions
 from common.api.resources import media, page
-from common.api.resources import autolabel, imports
+from common.api.resources import autolabel, files, imports
 from common.api.routes import Route
 from common.platform import config, log
 
@@ -30,6 +30,7 @@ API_ROUTES += [*versions.ROUTES, *exports.ROUTES]
 API_ROUTES += [*page.ROUTES, *media.ROUTES]  # the page, and images as bytes for it
 API_ROUTES += autolabel.ROUTES
 API_ROUTES += imports.ROUTES
+API_ROUTES += files.ROUTES
 ROUTES: list[Route] = [*API_ROUTES, openapi.route(API_ROUTES)]
 _RULES = Map([Rule(r.rule, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)],
              strict_slashes=False, merge_slashes=False)

@@ -78,6 +78,8 @@ def test_a_file_with_another_category_list_is_matched_by_name_and_says_so(bucket
     assert data_yaml_names(bucket, dataset) == [*NAMES, "unicorn"]
     assert class_names_by_image(api, dataset) == {"t1.jpg": ["bicycle", "toilet"], "v1.jpg": ["toilet", "unicorn"]}
     assert ("import_coco_classes", None) in issues_by_file(api, dataset)[f"imports/{dataset}.zip"]
+    (archive,) = [f for f in api.get(f"/datasets/{dataset}/files")["files"] if f["path"] == f"imports/{dataset}.zip"]
+    assert (archive["layout"], archive["unpacked"], archive["issue_count"]) == ("COCO", 2, 1)
 
 
 def test_two_imports_at_once_never_give_one_class_id_two_names(bucket, api, dataset):

@@ -160,6 +160,15 @@ def test_a_cvat_yolo_export_dropped_is_indexed_with_its_splits_boxes_and_names(a
         assert file_record(cvat, companion)["layout"] == "Darknet YOLO / CVAT YOLO 1.1"
 
 
+def test_the_drop_summary_lists_each_class_and_companion_file_with_its_layout(api, cvat):
+    listed = {row["path"]: row for row in api.get(f"/datasets/{cvat}/files", page_size=1000)["files"]}
+    names = listed[layout.dataset_object(cvat, "obj.names")]
+    assert (names["layout"], names["summary"], names["names"], names["issue_count"]) == \
+        ("Darknet YOLO / CVAT YOLO 1.1", class_files.WRITTEN, 3, 0)
+    assert listed[layout.dataset_object(cvat, "obj.data")]["layout"] == "Darknet YOLO / CVAT YOLO 1.1"
+    assert not any("/obj_train_data/" in path for path in listed)  # images and labels are not "files"
+
+
 def test_a_darknet_folder_dropped_is_indexed_without_a_split_which_its_list_says(api, darknet):
     assert_index_holds(api, darknet, DARKNET_IMAGES, DARKNET_NAMES,
                        file_issues={"data/train.txt": [("drop_image_list_not_read", None)]})
