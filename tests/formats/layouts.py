@@ -1,6 +1,7 @@
 """One small canonical dataset and pure writers that lay it out as each tool's export does, file names
 included: Ultralytics (four data.yaml styles), Roboflow YOLO and COCO, CVAT YOLO 1.1 and COCO 1.0, Label Studio's
-YOLO export, Darknet, FiftyOne's YOLOv5 and COCO exports, CVAT's Pascal VOC 1.1, and a zip of any of them.
+YOLO export, Darknet, FiftyOne's YOLOv5 and COCO exports, CVAT's Pascal VOC 1.1, the COCO 2017 files themselves, and a
+zip of any of them.
 
 The canonical dataset: 8 JPEGs of distinct sizes (so an image is known by its size wherever a tool renamed or
 re-encoded it), 5 in train and 3 in val, 3 classes whose ids are not in alphabetical order, boxes given as pixel
@@ -218,6 +219,39 @@ def _coco_annotations(pictures, first_image: int, first_annotation: int, categor
     return annotations
 
 
+# COCO 2017's own category ids have gaps (1..90 for 80 classes); these keep the canonical order.
+COCO_2017_IDS = {"zebra": 24, "apple": 53, "mango": 61}
+COCO_2017_SUPERCATEGORY = {"zebra": "animal", "apple": "food", "mango": "food"}
+
+
+def coco_2017() -> dict[str, bytes]:
+    """The COCO 2017 files themselves: annotations/instances_<split>2017.json, <split>2017/<12-digit id>.jpg,
+    category ids with gaps, each with its supercategory (no category is named after one)."""
+    categories = [{"supercategory": COCO_2017_SUPERCATEGORY[n], "id": COCO_2017_IDS[n], "name": n} for n in CLASSES]
+    files = {}
+    for split, pictures in (("train", TRAIN), ("val", VAL)):
+        images, annotations = [], []
+        for p in pictures:
+            image_id = 139 + 1000 * PICTURES.index(p)
+            name = f"{image_id:012d}.jpg"
+            files[f"{split}2017/{name}"] = p.jpeg
+            images.append({"license": 4, "file_name": name, "coco_url": f"http://images.cocodataset.org/{split}2017/{name}",
+                           "height": p.height, "width": p.width, "date_captured": "2013-11-21 01:34:01",
+                           "flickr_url": "", "id": image_id})
+            for index, b in enumerate(p.boxes):
+                w, h = b.x2 - b.x1, b.y2 - b.y1
+                annotations.append({"segmentation": [[b.x1, b.y1, b.x2, b.y1, b.x2, b.y2, b.x1, b.y2]],
+                                    "area": float(w * h), "iscrowd": 0, "image_id": image_id,
+                                    "bbox": [float(b.x1), float(b.y1), float(w), float(h)],
+                                    "category_id": COCO_2017_IDS[b.name], "id": image_id * 10 + index})
+        document = {"info": {"description": "COCO 2017 Dataset", "url": "http://cocodataset.org", "version": "1.0",
+                             "year": 2017, "contributor": "COCO Consortium", "date_created": "2017/09/01"},
+                    "licenses": [{"url": "http://creativecommons.org/licenses/by/2.0/", "id": 4,
+                                  "name": "Attribution License"}],
+                    "images": images, "annotations": annotations, "categories": categories}
+        files[f"annotations/instances_{split}2017.json"] = json.dumps(document).encode()
+    return files
+
 # --- CVAT ----------------------------------------------------------------------------------------------------
 
 CVAT_SUBSET = {"train": "train", "val": "valid"}  # Datumaro's YOLO subsets
@@ -366,6 +400,7 @@ LAYOUTS = (
     Layout("darknet", darknet, ("Darknet",), True, True),
     Layout("fiftyone-yolov5", fiftyone_yolov5, ("FiftyOne", "YOLO"), True, True),
     Layout("fiftyone-coco", fiftyone_coco, ("FiftyOne", "COCO"), False, False),
+    Layout("coco-2017", coco_2017, ("COCO",), True, False),
 )
 
 
