@@ -224,6 +224,34 @@ def test_the_push_summary_names_the_layout(brought_in, key):
 
 
 
+# The summaries nobody asks the API for are the ingest function's log records (what an operator reads):
+# the inline import's layout, and a dropped class file's.
+CLASS_FILE_OF = {"cvat-yolo": "obj.names", "darknet": "obj.names", "label-studio-yolo": "classes.txt",
+                 "fiftyone-yolov5": "dataset.yaml"}
+
+
+def logged_summary(stack, object_name: str) -> str:
+    """The ingest log's record of how it handled `object_name`: its message and the layout it names."""
+    def records():
+        lines = (stack.state_dir / "ingest.log").read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{") and object_name in line]
+    found = wait_for(records, lambda found: any(r.get("object") == object_name for r in found), 30,
+                     f"the ingest log's record of {object_name}")
+    return " ".join(f"{r.get('message')} {r.get('layout') or ''}" for r in found if r.get("object") == object_name)
+
+
+@pytest.mark.parametrize("key", [key for key, way in CASES if way == "import"])
+def test_the_inline_import_names_the_layout(stack, brought_in, outcomes, key):
+    summary = logged_summary(stack, f"imports/{brought_in['cases'][key, 'import']['dataset']}.zip")
+    assert all(word.lower() in summary.lower() for word in ALL_LAYOUTS[key].named), summary
+
+
+@pytest.mark.parametrize("key", CLASS_FILE_OF)
+def test_a_drop_names_the_layout_its_class_file_means(stack, brought_in, outcomes, key):
+    dataset = brought_in["cases"][key, "drop"]["dataset"]
+    summary = logged_summary(stack, f"datasets/{dataset}/{CLASS_FILE_OF[key]}")
+    assert all(word.lower() in summary.lower() for word in ALL_LAYOUTS[key].named), summary
+
 # A drop takes an image's split from its folder: where the layout keeps splits elsewhere (image lists, lists of
 # folders), a drop must give everything else exactly and say, in an issue of the file that holds the splits,
 # how to keep them. {layout: the file that holds the splits}
