@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -31,6 +31,7 @@ _SCALAR_TYPES = (str, int, float, bool, type(None))
 class DataYaml:
     names: list[str] | None  # class names in id order, None when they can't be determined
     issues: list[Issue]
+    splits: dict = field(default_factory=dict)  # what train, val and test say (folders, .txt lists, lists)
 
 
 class _Refused(Exception):
@@ -51,7 +52,7 @@ def parse_data_yaml(data: bytes, file: str) -> DataYaml:
     except _Refused as refused:
         return DataYaml(None, issues + [Issue(refused.code, refused.message, file, refused.line)])
     _check_names(names, document, issues, file)
-    return DataYaml(names, issues)
+    return DataYaml(names, issues, {split: document[split] for split in ("train", "val", "test") if split in document})
 
 
 def readable_mapping(data: bytes) -> dict | None:

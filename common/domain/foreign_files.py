@@ -60,6 +60,18 @@ def record(relative: str, file: str, dataset: str, head: bytes | None = None) ->
                              "(classes.txt, obj.names, dataset.yaml) at the dataset root; ingest ignores it", file)])
 
 
+def yaml_split_lists(splits: dict, file: str, dataset: str) -> Issue | None:
+    """The issue of a dropped data.yaml whose train, val or test name .txt image lists or several folders: a drop
+    takes each image's split from its folder and cannot apply them; push and import do."""
+    listed = [split for split, entry in splits.items()
+              if isinstance(entry, list) and len(entry) > 1 or isinstance(entry, str) and entry.endswith(".txt")]
+    if not listed:
+        return None
+    return Issue("drop_yaml_split_lists", f"data.yaml's {', '.join(listed)} name image lists (.txt) or several "
+                 "folders: a drop takes each image's split from its folder (images/train/, images/val/), so these "
+                 f"splits are not applied; to keep them, {_bring_in(dataset)}", file)
+
+
 def _is_image_path(line: str) -> bool:
     return line.rpartition(".")[2].lower() in IMAGE_EXTENSIONS
 

@@ -238,7 +238,8 @@ def _data_yaml(event: ObjectEvent, role: ObjectRole) -> Outcome:
             parsed = _read_yaml(event)
         except NotFound:
             return GONE
-        names, issues = parsed.names, parsed.issues
+        unapplied = foreign_files.yaml_split_lists(parsed.splits, event.name, role.dataset)
+        names, issues = parsed.names, parsed.issues + ([unapplied] if unapplied else [])
     if not dataset_index.put_data_yaml(role.dataset, event.name, event.generation, names, issues):
         return STALE
     # Every label is checked again against the new classes, as a job in chunks: at any size (a redelivered

@@ -101,3 +101,13 @@ def test_an_export_puts_side_by_side_images_in_their_split_folder_by_their_own_n
                                 side_by_side("obj_valid_data/b.jpg", "val", "2" * 64)]), background=True)
     assert sorted((m.image_name, m.label_name) for m in plan.members) == [
         ("images/train/sub/a.jpg", "labels/train/sub/a.txt"), ("images/val/b.jpg", "labels/val/b.txt")]
+
+
+def test_a_dropped_data_yaml_with_image_lists_or_several_folders_says_its_splits_are_not_applied():
+    from common.domain.datayaml import parse_data_yaml
+    from common.domain.foreign_files import yaml_split_lists
+    lists = parse_data_yaml(b"train: [images/train2012, images/train2007]\nval: autosplit_val.txt\nnames: [a]\n", "f")
+    issue = yaml_split_lists(lists.splits, "datasets/d/data.yaml", "d")
+    assert issue.code == "drop_yaml_split_lists" and "train, val" in issue.message and "imports/d.zip" in issue.message
+    folders = parse_data_yaml(b"path: ../x\ntrain: images/train\nval: [images/val]\nnames: [a]\n", "f")
+    assert yaml_split_lists(folders.splits, "datasets/d/data.yaml", "d") is None
