@@ -1,19 +1,30 @@
 """`yolodrop push`: upload a plan's files through the API's upload sessions,
 in parallel, skipping what is already there, data.yaml last; then wait until
-the index has every file it was sent."""
+the index has every file it was sent.
+
+A pipeline: MD5s are computed on threads of their own, sessions are asked for
+in batches that grow from FIRST_BATCH to BATCH (the first PUTs start after a
+short request), each batch's PUTs go to the upload threads as soon as its
+sessions are there, and the next batch is asked for while they run, at most
+one batch ahead of the PUTs still waiting."""
 from __future__ import annotations
 
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from yolodrop_cli import files
 from yolodrop_cli.api import Api, ApiFailure, poll
 
 BATCH = 500          # files per POST /uploads (the API's MAX_UPLOAD_FILES; the admin is not rate-limited, people are)
+FIRST_BATCH = 32     # files of the first POST /uploads; each next one twice the last, up to BATCH
+HASH_THREADS = 4     # MD5s computed ahead of the session requests, beside the upload threads
 BATCH_BYTES = 8 * 1024 ** 3  # declared bytes per POST /uploads, under the API's MAX_UPLOAD_REQUEST_BYTES (10 GiB)
 PUT_ATTEMPTS = 3
 PUT_TIMEOUT_SECONDS = 600
@@ -60,33 +71,75 @@ def ensure_dataset(api: Api, dataset: str) -> None:
 
 def push(api: Api, dataset: str, items: list[files.Item], progress: Progress, workers: int = 16) -> Pushed:
     pushed = Pushed()
-    uploads = requests.Session()  # the upload URLs carry their own authority: no API key is sent to them
+    uploads = upload_session(workers)
     first = [item for item in items if not item.is_data_yaml]
     last = [item for item in items if item.is_data_yaml]  # classes last: every label is then checked once
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for group in (first, last):
-            hashes = list(pool.map(lambda item: item.md5(), group))
-            futures = []
-            for start, end in _batches(group):
-                batch, md5s = group[start:end], hashes[start:end]
-                sessions = _sessions(api, dataset, batch, md5s)
-                futures += [pool.submit(_send, uploads, item, session, pushed, progress)
-                            for item, session in zip(batch, sessions)]
-            for future in futures:
-                future.result()
+    with ThreadPoolExecutor(max_workers=workers) as pool, ThreadPoolExecutor(max_workers=HASH_THREADS) as hashing:
+        try:
+            for group in (first, last):
+                _push_group(api, dataset, group, pool, hashing, lambda item, session: _send(
+                    uploads, item, session, pushed, progress))
+        except BaseException:
+            for executor in (pool, hashing):  # what was not begun is not begun
+                executor.shutdown(wait=False, cancel_futures=True)
+            raise
     return pushed
 
 
-def _batches(group: list[files.Item]) -> list[tuple[int, int]]:
-    """(start, end) of each request's files: at most BATCH files and BATCH_BYTES declared (one file larger
-    goes alone)."""
-    bounds, start, size = [], 0, 0
+def _push_group(api: Api, dataset: str, group: list[files.Item], pool: ThreadPoolExecutor,
+                hashing: ThreadPoolExecutor, send: Callable[[files.Item, dict], None]) -> None:
+    """Sessions batch after batch, each batch's PUTs queued as soon as they are there; the next batch is asked
+    for once the one before has been sent, so at most two batches of sessions wait for the upload threads."""
+    hashes = hashing.map(lambda item: item.md5(), group)  # in order, computed ahead
+    previous: list[Future] = []
+    for batch in _batches(group):
+        sessions = _sessions(api, dataset, batch, [next(hashes) for _ in batch])
+        current = [pool.submit(send, item, session) for item, session in zip(batch, sessions)]
+        _wait_for(previous)
+        previous = current
+    _wait_for(previous)
+
+
+def upload_session(workers: int) -> requests.Session:
+    """The session the PUTs go through: a kept connection per upload thread (requests keeps 10 by default,
+    closing the others after each request), and the environment read once when it names no proxy or .netrc
+    (requests otherwise reads it again for every request). No API key: the upload URLs carry their own
+    authority."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=workers)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    if not _environment_routes_http():
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        session.trust_env = False
+    return session
+
+
+def _environment_routes_http() -> bool:
+    """Proxies (which depend on each URL) or .netrc credentials: left to requests, read per request."""
+    return (any(name.lower().endswith("_proxy") for name in os.environ) or bool(os.environ.get("NETRC"))
+            or (Path.home() / ".netrc").exists())
+
+
+def _wait_for(futures: list[Future]) -> None:
+    """Until every one is done; the first failure raised as soon as it happens."""
+    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    for future in futures:
+        if future in done and future.exception() is not None:
+            raise future.exception()
+
+
+def _batches(group: list[files.Item]) -> Iterator[list[files.Item]]:
+    """Each request's files: FIRST_BATCH, then twice as many each time up to BATCH, and at most BATCH_BYTES
+    declared (one file larger goes alone)."""
+    start, size, limit = 0, 0, FIRST_BATCH
     for index, item in enumerate(group):
-        if index > start and (index - start == BATCH or size + item.size > BATCH_BYTES):
-            bounds.append((start, index))
-            start, size = index, 0
+        if index > start and (index - start == limit or size + item.size > BATCH_BYTES):
+            yield group[start:index]
+            start, size, limit = index, 0, min(2 * limit, BATCH)
         size += item.size
-    return bounds + ([(start, len(group))] if start < len(group) else [])
+    if start < len(group):
+        yield group[start:]
 
 
 def _sessions(api: Api, dataset: str, batch: list[files.Item], md5s: list[str]) -> list[dict]:

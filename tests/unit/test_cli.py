@@ -98,13 +98,13 @@ def test_counts_read_as_english():
     assert [show.count(n, "box") for n in (1, 3)] == ["1 box", "3 boxes"]
 
 
-def test_a_push_asks_for_upload_sessions_within_the_apis_per_request_limits(tmp_path):
+def test_a_push_asks_for_upload_sessions_in_growing_batches_within_the_apis_per_request_limits(tmp_path):
     def items(*sizes):
         return [files.Item(f"images/{i}.jpg", size, source=tmp_path / f"{i}.jpg") for i, size in enumerate(sizes)]
     half = push.BATCH_BYTES // 2
-    assert push._batches(items(*[1] * 1001)) == [(0, 500), (500, 1000), (1000, 1001)]
-    assert push._batches(items(half, half, 1, push.BATCH_BYTES + 5, 3)) == [(0, 2), (2, 3), (3, 4), (4, 5)]
-    assert push._batches([]) == []
+    assert [len(batch) for batch in push._batches(items(*[1] * 2001))] == [32, 64, 128, 256, 500, 500, 500, 21]
+    assert [len(batch) for batch in push._batches(items(half, half, 1, push.BATCH_BYTES + 5, 3))] == [2, 1, 1, 1]
+    assert list(push._batches([])) == []
 
 
 def test_an_ultralytics_folder_with_darknets_obj_names_stays_ultralytics_with_data_yamls_names(tmp_path):

@@ -11,11 +11,16 @@ they resume after a broken connection.
 A file may declare its `md5` (base64, as Cloud Storage's `md5Hash`): when the
 object is already there with that content, the answer says `exists: true` and
 hands out no session, so a client pushing a folder again sends nothing twice.
+The MD5s are read with one listing of the request's name range (a client
+sends a folder in name order, so a batch's names are neighbours), not one
+metadata read per file; a range holding many other objects is read as far as
+LISTED_PER_FILE objects per file, and the names past that one by one.
 A file with `archive: true` is a zip to unpack into the dataset: its object is
 `imports/<dataset>.zip`, which ingest unpacks with its own rules.
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 from common.api import access, params, quotas
@@ -29,6 +34,8 @@ from common.platform import config
 
 DATASET = params.path("dataset", "the dataset name")
 SESSION_THREADS = 16  # metadata reads and session creations of one request run in parallel
+LIST_PAGE = 1000      # objects per page of the MD5 listing (Cloud Storage's most)
+LISTED_PER_FILE = 2   # objects the MD5 listing may read per declared file before reading the rest one by one
 FILE = obj(required=("path", "size"), path=STRING, size=INTEGER, content_type=STRING, md5=STRING, archive=BOOLEAN)
 SESSION = obj(required=("path", "object", "exists"), path=STRING, object=STRING, exists=BOOLEAN,
               upload_url=nullable(STRING), method={"const": "PUT"})
@@ -48,7 +55,7 @@ def create_uploads(ctx: RequestContext, args: dict) -> dict:
         raise ApiError(400, f"the files declare more than {config.max_upload_request_bytes()} bytes together: "
                             "ask in several requests", "files")
     with ThreadPoolExecutor(max_workers=SESSION_THREADS) as pool:
-        held = list(pool.map(lambda file: _held(ctx, args["dataset"], file), files))
+        held = _held(ctx, args["dataset"], files, pool)
         # the stored-bytes quota counts what is handed out, before any session exists (403 naming it)
         quotas.charge_uploads(ctx, sum(file["size"] for file, there in zip(files, held) if not there))
         return {"uploads": list(pool.map(lambda item: _session(ctx, args["dataset"], *item), zip(files, held)))}
@@ -92,8 +99,37 @@ def _object_name(dataset: str, file: dict) -> str:
     return layout.import_archive(dataset) if file.get("archive") else layout.upload_object(dataset, file["path"])
 
 
-def _held(ctx: RequestContext, dataset: str, file: dict) -> bool:
-    return bool(file.get("md5")) and _holds(_object_name(dataset, file), file["md5"], ctx)
+def _held(ctx: RequestContext, dataset: str, files: list[dict], pool: ThreadPoolExecutor) -> list[bool]:
+    """Which files are already there with the MD5 they declare: one listing for most, a read for the rest."""
+    declared = {_object_name(dataset, file): file["md5"] for file in files if file.get("md5")}
+    listed, unlisted = _listed_md5s(sorted(declared), ctx)
+    read = dict(zip(unlisted, pool.map(lambda name: _md5_of(name, ctx), unlisted)))
+    found = {**listed, **read}
+    return [bool(file.get("md5")) and found.get(_object_name(dataset, file)) == file["md5"] for file in files]
+
+
+def _listed_md5s(names: list[str], ctx: RequestContext) -> tuple[dict[str, str | None], list[str]]:
+    """({name: its MD5, None when absent} for the names the listing covered, the names it did not reach):
+    objects from the first name on, at most LISTED_PER_FILE per name, stopping past the last name."""
+    if len(names) < 2:
+        return {}, names
+    budget, seen, last = LISTED_PER_FILE * len(names), {}, None
+    for blob in storage.client().list_blobs(storage.bucket(), prefix=os.path.commonprefix(names),
+                                            start_offset=names[0], max_results=budget,
+                                            page_size=min(budget, LIST_PAGE), timeout=ctx.deadline_seconds,
+                                            fields="items(name,md5Hash),nextPageToken"):
+        last = blob.name
+        if last > names[-1]:
+            break
+        seen[last] = blob.md5_hash
+    covered = names if last is None or last > names[-1] or len(seen) < budget else \
+        [name for name in names if name <= last]
+    return {name: seen.get(name) for name in covered}, names[len(covered):]
+
+
+def _md5_of(name: str, ctx: RequestContext) -> str | None:
+    existing = storage.bucket().get_blob(name, timeout=ctx.deadline_seconds)
+    return existing.md5_hash if existing is not None else None
 
 
 def _session(ctx: RequestContext, dataset: str, file: dict, held: bool) -> dict:
@@ -106,12 +142,6 @@ def _session(ctx: RequestContext, dataset: str, file: dict, held: bool) -> dict:
                                                size=file["size"], origin=ctx.origin, timeout=ctx.deadline_seconds)
     return {"path": file["path"], "object": f"gs://{blob.bucket.name}/{name}", "exists": False,
             "upload_url": url, "method": "PUT"}
-
-
-def _holds(name: str, md5: str, ctx: RequestContext) -> bool:
-    """Whether the object exists with exactly this content (its MD5, computed by Cloud Storage)."""
-    existing = storage.bucket().get_blob(name, timeout=ctx.deadline_seconds)
-    return existing is not None and existing.md5_hash == md5
 
 
 ROUTES = [
