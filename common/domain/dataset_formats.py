@@ -378,7 +378,7 @@ def _yolo(export: _Export) -> Recognized:
                                    None)
     found = Recognized(_yolo_name(export, yaml_path))
     found.moves = [(path, placed.get(path) or target_of(path)) for path in export.paths
-                   if path not in (names_from, *CLASS_FILES)]
+                   if path not in (names_from, *CLASS_FILES) and path not in export.read]  # image lists read
     relocated = any(target != target_of(path) for path, target in placed.items())
     if names_from and not (names_from in DATA_YAML_NAMES and not relocated):
         names = _names(export, names_from)
@@ -430,7 +430,8 @@ def _yaml_splits(export: _Export, document: dict) -> dict[str, str]:
         entries = [e.strip() for e in (entries if isinstance(entries, list) else [entries])
                    if isinstance(e, str) and e.strip()]
         for entry in entries:
-            for image, rest in _entry_images(export, posixpath.join(root, entry), several=len(entries) > 1):
+            for image, rest in _entry_images(export, posixpath.join(root, entry), several=len(entries) > 1,
+                                             optional=split == "test"):
                 target = f"images/{split}/{rest}"
                 if image not in placed and target not in taken:
                     taken.add(target)
@@ -438,10 +439,13 @@ def _yaml_splits(export: _Export, document: dict) -> dict[str, str]:
     return placed
 
 
-def _entry_images(export: _Export, entry: str, several: bool) -> list[tuple[str, str]]:
+def _entry_images(export: _Export, entry: str, several: bool, optional: bool) -> list[tuple[str, str]]:
     """(image, its path under the split) for a data.yaml entry: a folder's images (under the folder's own
-    name when a split lists several), or a .txt list's (their path below images/)."""
+    name when a split lists several), or a .txt list's (their path below images/). An entry that names nothing
+    in the export is an issue, but for an `optional` split (test: Roboflow's data.yaml names test/ always)."""
     resolved = export.resolve(entry)
+    if resolved is None and optional:
+        return []
     if resolved is None:
         export.issues.append(Issue("import_yaml_split", f"data.yaml names {entry!r}, which is not in the export: "
                                    "the images keep their folders", export.source))

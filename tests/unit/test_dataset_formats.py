@@ -48,6 +48,7 @@ def test_data_yaml_train_as_a_txt_list_relative_to_path_places_the_listed_images
     assert moves["images/val2017/000003.jpg"] == "images/val/val2017/000003.jpg"
     assert names_of(found) == ["person", "bicycle"] and "data.yaml" not in moves.values()
     assert {"train2017.txt", "val2017.txt", "data.yaml"} <= found.read
+    assert not {"train2017.txt", "val2017.txt"} & {path for path, _ in found.moves}  # read, not unpacked
 
 
 def test_data_yaml_train_as_a_list_of_folders_keeps_each_folders_name():
@@ -68,10 +69,11 @@ def test_a_data_yaml_naming_a_folder_that_is_not_there_is_an_issue_and_the_image
 
 
 def test_roboflow_yolo_split_first_folders_go_under_images_and_labels():
-    found = recognize({"data.yaml": b"train: ../train/images\nval: ../valid/images\nnc: 1\nnames: ['a']\n",
+    found = recognize({"data.yaml": b"train: ../train/images\nval: ../valid/images\ntest: ../test/images\nnc: 1\n"
+                       b"names: ['a']\n",
                        "train/images/a.jpg": IMAGE, "train/labels/a.txt": b"0 0.5 0.5 0.1 0.1\n",
                        "valid/images/b.jpg": IMAGE, "README.roboflow.txt": b"hi"})
-    assert found.layout == formats.ROBOFLOW_YOLO and found.generated == {}
+    assert found.layout == formats.ROBOFLOW_YOLO and found.generated == {} and found.issues == []  # no test/
     assert dict(found.moves)["valid/images/b.jpg"] == "images/val/b.jpg"
     assert dict(found.moves)["train/labels/a.txt"] == "labels/train/a.txt"
 
