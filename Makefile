@@ -45,28 +45,28 @@ up: $(STAMP) $(FIREBASE)          ## start the local stack and leave it running 
 down:                 ## stop what `make up` started
 	$(PY) -m infra.local.stack down
 
-bench-ingest: $(STAMP) $(FIREBASE) ## N=1000 images dropped at once; see README
+bench-ingest: $(STAMP) $(FIREBASE) ## N=1000 images dropped at once; see docs/performance.md
 	$(PY) -m bench.ingest $(ARGS)
 
-bench-train: $(STAMP) $(FIREBASE)  ## 500 generated images: training overhead and materialization rate; see README
+bench-train: $(STAMP) $(FIREBASE)  ## 500 generated images: training overhead and materialization rate; see docs/performance.md
 	$(PY) -m bench.train $(ARGS)
 
-bench-predict: $(STAMP) $(FIREBASE)  ## the prediction function against Ultralytics: cold start, warm latency, throughput; see README
+bench-predict: $(STAMP) $(FIREBASE)  ## the prediction function against Ultralytics: cold start, warm latency, throughput; see docs/performance.md
 	$(PY) -m bench.predict $(ARGS)
 
-bench-export: $(STAMP) $(FIREBASE)  ## 5,000 images: versions, YOLO and COCO exports against raw copies, peak memory; see README
+bench-export: $(STAMP) $(FIREBASE)  ## 5,000 images: versions, YOLO and COCO exports against raw copies, peak memory; see docs/performance.md
 	$(PY) -m bench.export $(ARGS)
 
-bench-push: $(STAMP) $(FIREBASE)  ## yolodrop push of 2,000 images against raw parallel uploads with the storage client; see README
+bench-push: $(STAMP) $(FIREBASE)  ## yolodrop push of 2,000 images against raw parallel uploads with the storage client; see docs/performance.md
 	$(PY) -m bench.push $(ARGS)
 
-bench-import: $(STAMP) $(FIREBASE)  ## 20,000 images (2 GB) imported from a loopback URL by 1 and 4 tasks against raw uploads, task memory, time to exact stats; see README
+bench-import: $(STAMP) $(FIREBASE)  ## 20,000 images (2 GB) imported from a loopback URL by 1 and 4 tasks against raw uploads, task memory, time to exact stats; see docs/performance.md
 	$(PY) -m bench.imports $(ARGS)
 
-bench-page: $(STAMP) $(FIREBASE)  ## the page in headless Chromium: 100 thumbnails painted, first-load transfer; see README
+bench-page: $(STAMP) $(FIREBASE)  ## the page in headless Chromium: 100 thumbnails painted, first-load transfer; see docs/performance.md
 	$(PY) -m bench.page $(ARGS)
 
-bench-functions: $(STAMP)  ## each function's import time, idle memory and dependency size; see README
+bench-functions: $(STAMP)  ## each function's import time, idle memory and dependency size; see docs/performance.md
 	$(PY) -m bench.functions $(ARGS)
 
 clean:

@@ -178,7 +178,6 @@ def test_an_ultralytics_folder_with_darknets_obj_names_pushes_every_image_by_dat
     result = run("push", folder, name, "--json")
     assert result.exit_code == 0, result.output + result.stderr
     report = json.loads(result.stdout)
-    assert (report["layout"], report["uploaded"], report["not_pushed"]) == ("Ultralytics (images/, labels/, "
-                                                                           "data.yaml)", len(dataset), [])
+    assert (report["layout"], report["uploaded"], report["not_pushed"]) == ("Ultralytics YOLO", len(dataset), [])
     assert report["dataset_view"]["stats"]["images"] == 4
     assert report["dataset_view"]["classes"] == ["person", "bus", "tie"]
