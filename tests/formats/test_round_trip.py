@@ -51,8 +51,6 @@ NOT_YET: dict[tuple[str, str], str] = {
                                           "of folders (images/train2012, images/test2007) are not applied (an issue says so)",
     ("darknet", "drop"): "issue 28: a drop takes splits from folders only: Darknet's train.txt / valid.txt "
                          "are not applied to obj/ (an issue says so)",
-    ("roboflow-yolo", "summary"): "issue 28: Roboflow's data.yaml always names test: ../test/images; push reports "
-                                  "import_yaml_split for the absent test folder of every such export",
 }
 
 
@@ -245,17 +243,9 @@ EXPECTED_ISSUES = {
                                         ("unrecognized_file", "autosplit_val.txt")],
     ("ultralytics-folder-lists", "drop"): [("drop_yaml_split_lists", "data.yaml")],
 }
-SPURIOUS_ISSUES = {
-    ("ultralytics-txt-lists", "import"): "issue 28: the import applies autosplit_train.txt / autosplit_val.txt, "
-                                         "yet records each as import_not_dataset_file, 'not unpacked'",
-    ("roboflow-yolo", "import"): "issue 28: Roboflow's data.yaml always names test: ../test/images; the import "
-                                 "records import_yaml_split for the absent test folder of every such export",
-}
 
 
-@pytest.mark.parametrize("key, way", [
-    pytest.param(key, way, id=f"{key}-{way}", marks=[pytest.mark.xfail(strict=True, reason=SPURIOUS_ISSUES[key, way])]
-                 if (key, way) in SPURIOUS_ISSUES else []) for key, way in CASES])
+@pytest.mark.parametrize("key, way", [pytest.param(key, way, id=f"{key}-{way}") for key, way in CASES])
 def test_a_clean_export_brought_in_raises_only_the_issues_it_should(api, brought_in, outcomes, key, way):
     dataset = brought_in["cases"][key, way]["dataset"]
     issues = api.all_pages(f"/datasets/{dataset}/issues", "issues")
@@ -422,9 +412,18 @@ import json, sys
 from pathlib import Path
 from ultralytics.data.utils import check_det_dataset, img2label_paths, verify_image_label, IMG_FORMATS
 data = check_det_dataset(sys.argv[1])
+
+def image_files(paths):  # as Ultralytics' BaseDataset.get_img_files: folders, or .txt lists of ./ paths
+    for path in map(Path, paths if isinstance(paths, list) else [paths]):
+        if path.is_dir():
+            yield from (str(p) for p in path.rglob("*") if p.suffix[1:].lower() in IMG_FORMATS)
+        else:
+            yield from (str(path.parent / line[2:]) if line.startswith("./") else line
+                        for line in path.read_text().split())
+
 images = []
 for split in ("train", "val"):
-    files = sorted(str(p) for p in Path(data[split]).rglob("*") if p.suffix[1:].lower() in IMG_FORMATS)
+    files = sorted(image_files(data[split]))
     for image, label in zip(files, img2label_paths(files)):
         _, rows, (height, width), *_ , message = verify_image_label((image, label, "", False, data["nc"], 0, 0, False))
         images.append([split, width, height, [[int(r[0]), *map(float, r[1:])] for r in rows]])
