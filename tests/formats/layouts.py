@@ -164,7 +164,8 @@ def ultralytics_folder_lists() -> dict[str, bytes]:
 # --- Roboflow ------------------------------------------------------------------------------------------------
 
 ROBOFLOW_SPLIT = {"train": "train", "val": "valid"}
-ROBOFLOW_README = b"fruit - v1 2024-05-02 10:31am\n==============================\n\nThis dataset was exported via roboflow.com\n"
+ROBOFLOW_README = (b"fruit - v1 2024-05-02 10:31am\n==============================\n\n"
+                   b"This dataset was exported via roboflow.com\n")
 
 
 def roboflow_name(picture: Picture) -> str:
@@ -235,9 +236,9 @@ def coco_2017() -> dict[str, bytes]:
             image_id = 139 + 1000 * PICTURES.index(p)
             name = f"{image_id:012d}.jpg"
             files[f"{split}2017/{name}"] = p.jpeg
-            images.append({"license": 4, "file_name": name, "coco_url": f"http://images.cocodataset.org/{split}2017/{name}",
-                           "height": p.height, "width": p.width, "date_captured": "2013-11-21 01:34:01",
-                           "flickr_url": "", "id": image_id})
+            images.append({"license": 4, "file_name": name,
+                           "coco_url": f"http://images.cocodataset.org/{split}2017/{name}", "height": p.height,
+                           "width": p.width, "date_captured": "2013-11-21 01:34:01", "flickr_url": "", "id": image_id})
             for index, b in enumerate(p.boxes):
                 w, h = b.x2 - b.x1, b.y2 - b.y1
                 annotations.append({"segmentation": [[b.x1, b.y1, b.x2, b.y1, b.x2, b.y2, b.x1, b.y2]],
@@ -275,7 +276,8 @@ def cvat_yolo() -> dict[str, bytes]:
 def cvat_coco() -> dict[str, bytes]:
     """CVAT's COCO 1.0 export of a task without subsets: annotations/instances_default.json and images/."""
     document = {"licenses": [{"name": "", "id": 0, "url": ""}],
-                "info": {"contributor": "", "date_created": "", "description": "", "url": "", "version": "", "year": ""},
+                "info": {"contributor": "", "date_created": "", "description": "", "url": "", "version": "",
+                         "year": ""},
                 "categories": [{"id": i + 1, "name": name, "supercategory": ""} for i, name in enumerate(CLASSES)],
                 "images": [{"id": i + 1, "width": p.width, "height": p.height, "file_name": p.file_name, "license": 0,
                             "flickr_url": "", "coco_url": "", "date_captured": 0} for i, p in enumerate(PICTURES)],
@@ -310,7 +312,8 @@ def voc_xml(p: Picture) -> bytes:
     return (f"<annotation>\n  <folder></folder>\n  <filename>{p.file_name}</filename>\n"
             f"  <source>\n    <database>Unknown</database>\n    <annotation>Unknown</annotation>\n"
             f"    <image>Unknown</image>\n  </source>\n"
-            f"  <size>\n    <width>{p.width}</width>\n    <height>{p.height}</height>\n    <depth>3</depth>\n  </size>\n"
+            f"  <size>\n    <width>{p.width}</width>\n    <height>{p.height}</height>\n"
+            f"    <depth>3</depth>\n  </size>\n"
             f"  <segmented>0</segmented>\n{objects}</annotation>\n").encode()
 
 

@@ -31,7 +31,8 @@ def written(tmp_path_factory):
 YOLO_FOLDERS = [
     ("ultralytics-names-list", {s: (f"images/{s}", f"labels/{s}") for s in ("train", "val")}, "data.yaml"),
     ("ultralytics-names-mapping", {s: (f"images/{s}", f"labels/{s}") for s in ("train", "val")}, "data.yaml"),
-    ("roboflow-yolo", {"train": ("train/images", "train/labels"), "val": ("valid/images", "valid/labels")}, "data.yaml"),
+    ("roboflow-yolo", {"train": ("train/images", "train/labels"), "val": ("valid/images", "valid/labels")},
+     "data.yaml"),
     ("fiftyone-yolov5", {s: (f"images/{s}", f"labels/{s}") for s in ("train", "val")}, "dataset.yaml"),
 ]
 
@@ -100,6 +101,7 @@ def test_ultralytics_check_det_dataset_reads_the_ultralytics_layouts(written, ke
     assert result.returncode == 0, result.stderr[-3000:]
     read = json.loads(result.stdout.strip().splitlines()[-1])
     images = [(split, w, h, [(read["names"][c], (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w,
-                              (cy + bh / 2) * h) for c, cx, cy, bw, bh in rows]) for split, w, h, rows in read["images"]]
+                              (cy + bh / 2) * h) for c, cx, cy, bw, bh in rows])
+              for split, w, h, rows in read["images"]]
     assert len(images) == len(PICTURES)
     assert differences(read_as_index(read["names"], images), canonical(), EXACT) == []
