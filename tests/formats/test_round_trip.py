@@ -233,6 +233,17 @@ def test_the_push_summary_names_the_layout_and_nothing_else(brought_in, key):
     assert set(report["not_pushed"]) <= {"README.dataset.txt", "README.roboflow.txt"}, report["not_pushed"]
 
 
+@pytest.mark.parametrize("key", ["darknet", "cvat-voc", "coco-2017"])
+def test_a_push_that_waits_returns_once_the_index_is_the_canonical_dataset(api, cli_runner, fixtures_written,
+                                                                         tmp_path, key):
+    """Without --no-wait: labels and data.yaml made from VOC XML or COCO JSON, images moved out of obj/, are
+    what push waits for; when it returns, the index is exact (no poll of ours)."""
+    dataset = f"rt-wait-{uuid.uuid4().hex[:6]}-{key}"
+    result = cli_runner("push", _written_out(fixtures_written[key], tmp_path), dataset, "--json", "--timeout", 120)
+    assert result.exit_code == 0, result.output + (result.stderr or "")
+    assert json.loads(result.stdout)["dataset_view"]["stats"]["images"] == len(PICTURES)
+    assert differences(index_of(api, dataset), canonical(), ALL_LAYOUTS[key]) == []
+
 README = [("import_not_dataset_file", "README.dataset.txt"), ("import_not_dataset_file", "README.roboflow.txt")]
 # The issues a clean export brought in may raise: files that are no part of a dataset, and what a drop cannot do.
 EXPECTED_ISSUES = {
