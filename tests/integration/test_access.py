@@ -40,6 +40,7 @@ MATRIX = {
     "GET /datasets/{d}/images": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /datasets/{d}/images/{image_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /datasets/{d}/issues": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /datasets/{d}/files": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /datasets/{d}/classes": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "PUT /datasets/{d}/classes": (*SIGNED_OUT, 404, 403, 400, 400, 400),  # allowed: no names (400)
     "POST /datasets/{d}/classes/remap": (*SIGNED_OUT, 404, 403, 400, 400, 400),  # allowed: an unknown class

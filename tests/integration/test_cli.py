@@ -118,7 +118,8 @@ def test_import_follows_the_import_job_and_names_what_it_refused(run, tmp_path):
     with ArchiveServer(tmp_path) as server:
         result = run("import", name, server.url("remote.zip"), "--tasks", "2")
     assert result.exit_code == 0, result.output + result.stderr
-    first, issue = result.stdout.splitlines()
+    first, layout_line, issue = result.stdout.splitlines()
+    assert layout_line == "layout: Ultralytics YOLO"
     size = f"{sum(map(len, FILES.values())) / 2**20:,.1f} MiB"
     assert first.startswith("import import-")
     assert first.endswith(f": completed, {len(FILES)} of {len(FILES)} files, {size}, 1 issue")
