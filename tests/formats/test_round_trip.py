@@ -267,32 +267,31 @@ def test_a_clean_export_brought_in_raises_only_the_issues_it_should(api, brought
     assert sorted(found) == sorted(EXPECTED_ISSUES.get((key, way), [])), issues
 
 
-# The summaries nobody asks the API for are the ingest function's log records (what an operator reads):
-# the inline import's layout, and a dropped class file's.
+# The drop summary (GET /datasets/{d}/files): the inline import's layout, and a dropped class file's.
 CLASS_FILE_OF = {"cvat-yolo": "obj.names", "darknet": "obj.names", "label-studio-yolo": "classes.txt",
                  "fiftyone-yolov5": "dataset.yaml"}
 
 
-def logged_summary(stack, object_name: str) -> str:
-    """The ingest log's record of how it handled `object_name`: its message and the layout it names."""
-    def records():
-        lines = (stack.state_dir / "ingest.log").read_text(errors="replace").splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{") and object_name in line]
-    found = wait_for(records, lambda found: any(r.get("object") == object_name for r in found), 30,
-                     f"the ingest log's record of {object_name}")
-    return " ".join(f"{r.get('message')} {r.get('layout') or ''}" for r in found if r.get("object") == object_name)
+def file_summary(api, dataset: str, object_name: str) -> str:
+    """The dataset's file row of `object_name` (its layout and summary), as GET /datasets/{d}/files lists it."""
+    def rows():
+        return [row for row in api.all_pages(f"/datasets/{dataset}/files", "files")
+                if row["path"] == object_name or row["path"].endswith(f"/{object_name}")]
+    (row,) = wait_for(rows, lambda found: len(found) == 1, 30, f"{dataset}: the file row of {object_name}")
+    return f"{row.get('layout') or ''} {row.get('summary') or ''}"
 
 
 @pytest.mark.parametrize("key", [key for key, way in CASES if way == "import"])
-def test_the_inline_import_names_the_layout(stack, brought_in, outcomes, key):
-    summary = logged_summary(stack, f"imports/{brought_in['cases'][key, 'import']['dataset']}.zip")
+def test_the_inline_import_names_the_layout(api, brought_in, outcomes, key):
+    dataset = brought_in["cases"][key, "import"]["dataset"]
+    summary = file_summary(api, dataset, f"imports/{dataset}.zip")
     assert all(word.lower() in summary.lower() for word in ALL_LAYOUTS[key].named), summary
 
 
 @pytest.mark.parametrize("key", CLASS_FILE_OF)
-def test_a_drop_names_the_layout_its_class_file_means(stack, brought_in, outcomes, key):
+def test_a_drop_names_the_layout_its_class_file_means(api, brought_in, outcomes, key):
     dataset = brought_in["cases"][key, "drop"]["dataset"]
-    summary = logged_summary(stack, f"datasets/{dataset}/{CLASS_FILE_OF[key]}")
+    summary = file_summary(api, dataset, f"datasets/{dataset}/{CLASS_FILE_OF[key]}")
     assert all(word.lower() in summary.lower() for word in ALL_LAYOUTS[key].named), summary
 
 
