@@ -260,6 +260,7 @@ def test_an_import_from_a_url_is_followed_to_its_end_with_its_issues(page, stack
         row = page.locator("tbody tr").first
         expect(row).to_contain_text("completed", timeout=SHOWN * 3)
     expect(row.get_by_test_id("import-progress")).to_have_text(f"{len(files)} / {len(files)}")
+    expect(row).to_contain_text("Ultralytics YOLO")  # the layout recognised
     row.get_by_text("1 issue").click()
     expect(row).to_contain_text("import_unsafe_path")
     screenshot(page, "imports")

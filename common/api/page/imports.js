@@ -14,11 +14,13 @@ export async function render(main, {params: [dataset]}) {
   const body = h("div");
   const refresh = async () => {
     const {imports} = await api(`/imports?dataset=${d}`);
-    body.replaceChildren(imports.length ? table(["import", "source", "status", "files", "MB", "issues", ""],
-      imports.map((i) => [i.id, i.source, h("span", {}, h("span", {class: "nowrap"}, i.status), i.error ? `: ${i.error}` : ""),
+    body.replaceChildren(imports.length ? table(["import", "source", "layout", "status", "files", "MB", "issues", ""],
+      imports.map((i) => [i.id, i.source, i.layout || "–",
+        h("span", {}, h("span", {class: "nowrap"}, i.status), i.error ? `: ${i.error}` : ""),
         progress(i), megabytes(i.bytes_done || 0), issues(i),
         LIVE.has(i.status) && canEdit(role) ? cancelButton(i, refresh, status) : ""]), "Imports, newest first") :
-      empty("No import yet. Give the URL of a zip, tar or tar.gz (YOLO or COCO), or drop one at imports/" +
+      empty("No import yet. Give the URL of a zip, tar or tar.gz (YOLO, COCO or Pascal VOC, as any tool " +
+            "exports it), or drop one at imports/" +
             `${dataset}.zip in the bucket.`));
     if (imports.some((i) => LIVE.has(i.status)) && !stopped) timer = setTimeout(refresh, POLL_MS);
   };
