@@ -169,7 +169,7 @@ def push(api: Api, out: Output, source: Path, dataset: str, no_wait: bool, worke
     if not out.json:
         click.echo(f"layout: {plan.layout}")
         click.echo("".join(f"{issue['code']}: {issue['message']}\n" for issue in plan.issues), nl=False)
-        click.echo(f"pushed {len(pushed.uploaded)} files ({pushed.bytes_sent:,} bytes); "
+        click.echo(f"pushed {show.count(len(pushed.uploaded), 'file')} ({pushed.bytes_sent:,} bytes); "
                    f"{len(pushed.unchanged)} already there, unchanged")
         click.echo("".join(f"not pushed (no image, label or data.yaml): {p}\n" for p in plan.skipped), nl=False)
     if no_wait:

@@ -162,8 +162,12 @@ def is_image(path: str) -> bool:
     return posixpath.splitext(path)[1].lower().lstrip(".") in IMAGE_EXTENSIONS
 
 
-def _classes_yaml(classes: list[str], dataset_yaml: bytes | None, folders: dict[str, str] | None = None) -> bytes:
-    return with_names(dataset_yaml, classes) if dataset_yaml else data_yaml(classes, folders)
+def _classes_yaml(classes: list[str], dataset_yaml: bytes | None) -> dict[str, bytes]:
+    """{"data.yaml": the file naming `classes`}, or nothing when the dataset's data.yaml names them already (a
+    second push or import of the same export changes nothing)."""
+    if dataset_yaml and _existing_names(dataset_yaml) == classes:
+        return {}
+    return {"data.yaml": with_names(dataset_yaml, classes) if dataset_yaml else data_yaml(classes)}
 
 
 def _existing_names(dataset_yaml: bytes | None) -> list[str] | None:
@@ -183,7 +187,7 @@ def _coco(export: _Export, annotation_files: list[str], dataset_yaml: bytes | No
                                 export.paths, export.source, _existing_names(dataset_yaml))
     moves = [(path, imported.images.get(path) or target_of(path)) for path in export.paths
              if path not in annotation_files]
-    generated = {**imported.labels, "data.yaml": _classes_yaml(imported.classes, dataset_yaml)}
+    generated = {**imported.labels, **_classes_yaml(imported.classes, dataset_yaml)}
     return Recognized(_coco_name(annotation_files), moves, generated, imported.issues)
 
 
@@ -229,7 +233,7 @@ def _voc(export: _Export, dataset_yaml: bytes | None) -> Recognized:
             found.issues.append(Issue("import_voc_xml", f"{path}: {refused}; its image is imported without boxes",
                                       export.source))
     found.moves += [(path, posixpath.join("images", posixpath.basename(path))) for path in sorted(images - placed)]
-    found.generated["data.yaml"] = _classes_yaml(classes, dataset_yaml)
+    found.generated.update(_classes_yaml(classes, dataset_yaml))
     return found
 
 

@@ -152,6 +152,8 @@ def test_voc_classes_follow_labelmap_and_are_matched_onto_the_datasets_names():
     assert yaml.safe_load(found.generated["data.yaml"])["names"] == {0: "dog", 1: "horse", 2: "cat"}
     assert found.generated["labels/a.txt"].startswith(b"0 ")
     assert [issue.code for issue in found.issues] == ["import_voc_classes"]
+    again = recognize(files, dataset_yaml=found.generated["data.yaml"])
+    assert "data.yaml" not in again.generated  # the same export again changes no class
 
 
 def test_a_hostile_voc_file_is_an_issue_and_its_image_comes_without_boxes():
