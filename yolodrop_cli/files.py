@@ -81,12 +81,8 @@ def plan(source: Path, dataset_yaml: Callable[[], bytes | None] = lambda: None) 
     items += [Item(target, len(data), data=data) for target, data in found.generated.items()]
     pushed = {item.source for item in items}
     skipped = [r for r in relatives if source / r not in pushed and r not in found.read]
-    return Plan(items, skipped, found.layout, sum(1 for relative in relatives if _has_image_extension(relative)),
+    return Plan(items, skipped, found.layout, sum(1 for relative in relatives if dataset_formats.is_image(relative)),
                 [issue.to_dict() for issue in found.issues])
-
-
-def _has_image_extension(relative: str) -> bool:
-    return PurePosixPath(relative).suffix.lower().lstrip(".") in IMAGE_EXTENSIONS
 
 
 def kind_of(relative: str) -> str | None:

@@ -22,10 +22,10 @@ import functools
 import io
 import posixpath
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable
 
 from common.domain import class_files, class_lists, coco, coco_import, layout, voc
-from common.domain.archive import ArchiveRefused, target_of
+from common.domain.archive import target_of
 from common.domain.class_changes import with_names
 from common.domain.datayaml import MAX_DATA_YAML_BYTES, parse_data_yaml, readable_mapping
 from common.domain.exports import data_yaml
@@ -47,9 +47,6 @@ CVAT_COCO = "CVAT COCO 1.0"
 FIFTYONE_COCO = "FiftyOne COCO"
 PASCAL_VOC = "Pascal VOC"
 COCO_LAYOUTS = (COCO, ROBOFLOW_COCO, CVAT_COCO, FIFTYONE_COCO)
-LAYOUTS = (ULTRALYTICS, ROBOFLOW_YOLO, LABEL_STUDIO, FIFTYONE_YOLO, DARKNET, CVAT_YOLO, COCO, ROBOFLOW_COCO,
-           CVAT_COCO, FIFTYONE_COCO, PASCAL_VOC)
-
 FIFTYONE_YAML = "dataset.yaml"
 LABEL_STUDIO_CLASSES = "classes.txt"
 DARKNET_NAMES, DARKNET_DATA = "obj.names", "obj.data"
@@ -57,7 +54,8 @@ FIFTYONE_LABELS = "labels.json"
 MAX_TEXT_BYTES = 16 * 1024 * 1024  # a class list or an image list (.txt) read whole: 100,000 paths fit
 # Files a tool writes beside its dataset that say nothing the index keeps (Label Studio's notes.json) or that
 # were read for the classes: not unpacked, and not reported as skipped.
-CLASS_FILES = (LABEL_STUDIO_CLASSES, DARKNET_NAMES, DARKNET_DATA, FIFTYONE_YAML, "notes.json")
+NAME_FILES = (LABEL_STUDIO_CLASSES, DARKNET_NAMES, DARKNET_DATA, FIFTYONE_YAML)  # read for the classes
+CLASS_FILES = (*NAME_FILES, "notes.json")
 LIST_SPLITS = {"train": "train", "valid": "val", "val": "val", "test": "test"}
 
 
@@ -478,11 +476,6 @@ def _place(placed: dict[str, str], export: _Export, image: str, target: str) -> 
         placed[label] = relative_label_path(target)
 
 
-def unreadable(exc: ArchiveRefused, source: str) -> Recognized:
-    """What an export refused whole becomes: nothing, and the reason."""
-    return Recognized("unknown", issues=[exc.issue(source)])
-
-
 # ---- a tar stream ---------------------------------------------------------------------------
 
 class Streamed:
@@ -508,7 +501,7 @@ class Streamed:
 
     def keeps(self, relative: str, size: int) -> bool:
         """Whether a member is a class-name file to keep for data.yaml."""
-        return relative in CLASS_FILES[:-1] and size <= MAX_DATA_YAML_BYTES
+        return relative in NAME_FILES and size <= MAX_DATA_YAML_BYTES
 
     def finish(self, wrote_data_yaml: bool) -> tuple[str, dict[str, bytes], list[Issue]]:
         """The layout seen, data.yaml made from the class files (when the stream held none), the issues."""
