@@ -24,7 +24,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
-from common.domain import class_files, class_lists, coco, coco_import, layout, voc
+from common.domain import class_files, class_lists, coco, coco_import, layout, split_lists, voc
 from common.domain.archive import target_of
 from common.domain.class_changes import with_names
 from common.domain.datayaml import MAX_DATA_YAML_BYTES, parse_data_yaml, readable_mapping
@@ -56,7 +56,6 @@ MAX_TEXT_BYTES = 16 * 1024 * 1024  # a class list or an image list (.txt) read w
 # were read for the classes: not unpacked, and not reported as skipped.
 NAME_FILES = (LABEL_STUDIO_CLASSES, DARKNET_NAMES, DARKNET_DATA, FIFTYONE_YAML)  # read for the classes
 CLASS_FILES = (*NAME_FILES, "notes.json")
-LIST_SPLITS = {"train": "train", "valid": "val", "val": "val", "test": "test"}
 
 
 @dataclass
@@ -128,12 +127,7 @@ class _Export:
         """The path (or folder) of the export a tool's reference names: as written, or its longest tail that is
         there (a data.yaml's ../train/images, an absolute /home/me/data/images/train, Darknet's data/obj/a.jpg)."""
         candidates = among if among is not None else self.everything
-        parts = [part for part in reference.replace("\\", "/").split("/") if part not in ("", ".", "..")]
-        for start in range(len(parts)):
-            tail = "/".join(parts[start:])
-            if tail in candidates:
-                return tail
-        return None
+        return next((tail for tail in split_lists.tails(reference) if tail in candidates), None)
 
 
 def recognize(paths: list[str], sizes: dict[str, int], open_file: Opener, source: str,
@@ -337,15 +331,14 @@ def _obj_data(export: _Export) -> dict[str, str]:
     """Darknet's obj.data: `key = value` lines (classes, train, valid, names, backup)."""
     path = export.resolve(DARKNET_DATA, export.present)
     text = export.read_text(path, MAX_DATA_YAML_BYTES) if path else None
-    pairs = (line.split("=", 1) for line in (text or "").splitlines() if "=" in line)
-    return {key.strip(): value.strip() for key, value in pairs}
+    return split_lists.obj_data_settings(text or "")
 
 
 def _listed_splits(export: _Export, settings: dict[str, str]) -> dict[str, str]:
     """{image path: split} from Darknet's image lists (obj.data's train/valid, or train.txt, valid.txt, test.txt)."""
     splits: dict[str, str] = {}
-    for key, split in LIST_SPLITS.items():
-        path = export.resolve(settings.get(key, f"{key}.txt"), export.present)
+    for split, reference in split_lists.darknet_lists(settings):
+        path = export.resolve(reference, export.present)
         for image in _image_list(export, path) if path else ():
             splits.setdefault(image, split)
     return splits
@@ -353,8 +346,8 @@ def _listed_splits(export: _Export, settings: dict[str, str]) -> dict[str, str]:
 
 def _image_list(export: _Export, path: str) -> list[str]:
     """The images a .txt list names (one path a line, relative to anywhere), as paths of the export."""
-    lines = (export.read_text(path) or "").splitlines()
-    resolved = (export.resolve(line.strip(), export.images) for line in lines if line.strip())
+    lines = split_lists.list_lines(export.read_text(path) or "")
+    resolved = (export.resolve(line, export.images) for line in lines)
     return [image for image in resolved if image]
 
 
@@ -424,20 +417,14 @@ def _yaml_splits(export: _Export, document: dict) -> dict[str, str]:
     """{path: target} of the images (and their labels) that data.yaml's train, val and test name: folders,
     .txt lists of images, or lists of either, relative to `path:` (or the export's root). An image named
     twice keeps its first split (val: images/train keeps them train)."""
-    root = document.get("path") if isinstance(document.get("path"), str) else ""
     placed: dict[str, str] = {}
     taken: set[str] = set()
-    for split in SPLITS:
-        entries = document.get(split)
-        entries = [e.strip() for e in (entries if isinstance(entries, list) else [entries])
-                   if isinstance(e, str) and e.strip()]
-        for entry in entries:
-            for image, rest in _entry_images(export, posixpath.join(root, entry), several=len(entries) > 1,
-                                             optional=split == "test"):
-                target = f"images/{split}/{rest}"
-                if image not in placed and target not in taken:
-                    taken.add(target)
-                    _place(placed, export, image, target)
+    for split, entry, several in split_lists.yaml_entries(document):
+        for image, rest in _entry_images(export, entry, several=several, optional=split == "test"):
+            target = f"images/{split}/{rest}"
+            if image not in placed and target not in taken:
+                taken.add(target)
+                _place(placed, export, image, target)
     return placed
 
 
