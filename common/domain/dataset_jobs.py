@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import hashlib
 
+from common.domain import jobs as kernel
+
 REVALIDATE, REMAP = "revalidate", "remap"
 AUTOLABEL, ACCEPT = "autolabel", "accept"  # proposals made by a model; proposals accepted in bulk
 KINDS = (REVALIDATE, REMAP, AUTOLABEL, ACCEPT)
 # What a kind's chunks count, summed over the chunks' documents (at most 3: one aggregation, 5 figures).
 COUNTED = {REVALIDATE: ("rewritten",), REMAP: ("rewritten",), AUTOLABEL: ("boxes", "dropped", "failures"),
            ACCEPT: ("accepted", "skipped", "conflicts")}
-QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
-ENDED = (COMPLETED, FAILED)
+QUEUED, RUNNING, COMPLETED, FAILED = kernel.QUEUED, kernel.RUNNING, kernel.COMPLETED, kernel.FAILED
+ENDED = kernel.FINAL
 
 
 def new_job(job_id: str, dataset: str, kind: str, now: float, requested_by: str | None, **details) -> dict:
-    return {"id": job_id, "dataset": dataset, "kind": kind, "status": QUEUED, "created_at": now,
-            "finished_at": None, "requested_by": requested_by, "planned": False, "chunks_total": None,
-            "files_total": None, "error": None, **details}
+    return kernel.new_job(job_id, kind, now, requested_by, dataset=dataset, files_total=None, **details)
+
+
+def remap_job_id(dataset: str, yaml_generation: int, mapping: dict, names_after: list[str]) -> str:
+    """One remap per (dataset, data.yaml generation, map): a retried request names the same job."""
+    return kernel.job_id(REMAP, dataset, yaml_generation, sorted(mapping.items()), names_after)
 
 
 def revalidation_job_id(dataset: str, yaml_generation: int) -> str:
@@ -31,14 +36,11 @@ def revalidation_job_id(dataset: str, yaml_generation: int) -> str:
     return "revalidate-" + hashlib.sha256(f"{dataset}\0{yaml_generation}".encode()).hexdigest()[:20]
 
 
-def chunks(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
 def view(job: dict, chunks_done: int, files_done: int) -> dict:
     keys = ("id", "dataset", "kind", "status", "created_at", "finished_at", "requested_by", "files_total",
-            "chunks_total", "error", "map", "names_before", "names_after", "rewritten")
-    return {**{key: job.get(key) for key in keys}, "files_done": files_done, "chunks_done": chunks_done}
+            "error", "map", "names_before", "names_after", "rewritten")
+    return {**{key: job.get(key) for key in keys}, "chunks_total": job.get("units_total", job.get("chunks_total")),
+            "files_done": files_done, "chunks_done": chunks_done}
 
 
 def autolabel_view(job: dict, files_done: int, counts: dict, failed: list[dict]) -> dict:

@@ -7,6 +7,7 @@ YOLO rows, written alone or, when asked, after the rows the label already has.
 """
 from __future__ import annotations
 
+from common.domain.jobs import CannotRun
 from common.domain.labels import Row, parse_label, write_label
 
 UNLABELED, ALL = "unlabeled", "all"
@@ -15,7 +16,7 @@ SCOPES = (UNLABELED, ALL)
 FIELDS = ("proposals", "proposal_model", "proposal_job", "proposal_image_generation")
 
 
-class CannotLabel(ValueError):
+class CannotLabel(CannotRun):
     """An auto-labelling job cannot run: no such model, no ONNX weights, or no class shared with the dataset."""
 
 

@@ -183,6 +183,12 @@ def watch_grace_seconds() -> float:
     return float(os.environ.get("WATCH_GRACE_SECONDS", "120"))
 
 
+def job_stall_seconds() -> float:
+    """How long a job may go without a unit done before the watch asks for its messages again: longer than
+    a unit may take (a function's timeout, 540 s)."""
+    return float(os.environ.get("JOB_STALL_SECONDS", "600"))
+
+
 def watch_interval_seconds() -> float:
     """Local stack only: how often its scheduler asks for a sweep (Cloud Scheduler does in production)."""
     return float(os.environ.get("WATCH_INTERVAL_SECONDS", "1"))

@@ -1,37 +1,32 @@
-"""The dataset-jobs function's work: plan a job, do one chunk, end the job.
-
-Messages on the dataset-jobs topic: {"job_id", "step": "plan"} and
-{"job_id", "step": "chunk", "chunk": n, "items": [...]}. Planning lists the
-job's items and publishes one message per chunk; a chunk does its items and
-records itself done once (a redelivered chunk finds its record and does
-nothing); whichever chunk finds every chunk done ends the job, once.
+"""Jobs over a whole dataset on the job kernel (common.services.jobs): one
+message asks for the plan, one message per unit of DATASET_JOB_CHUNK_SIZE items.
 
 - revalidate: items are entry ids; each entry is re-derived against the
   dataset's current classes (common.cloud.dataset_index.rederive_entry).
 - remap: items are label files; each is rewritten with its class ids
-  remapped, based on the generation it was read at; a file changed meanwhile
-  is read again and remapped from its new content, never overwritten blindly.
-  The job ends by writing data.yaml with the new names, which starts a
-  revalidation like any data.yaml change.
+  remapped and the job's id recorded on the object it writes, so a file the
+  job remapped already is never remapped again (a redelivered unit, a retry, a
+  crash mid-unit); a file changed meanwhile by someone else is read again and
+  remapped from its new content, never overwritten blindly. The job ends by
+  writing data.yaml with the new names (done when data.yaml already carries
+  them or the job's mark), which starts a revalidation like any data.yaml change.
 - autolabel, accept: a model's proposals made, and accepted in bulk
-  (common.services.autolabel).
+  (common.services.autolabel, common.services.proposal_review).
 """
 from __future__ import annotations
 
-import json
 import time
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import dataset_index, dataset_job_store, guarded_objects, proposal_store, topics
-from common.domain import class_changes, dataset_jobs, layout
-from common.domain.proposals import CannotLabel
+from common.cloud import dataset_index, dataset_job_store, guarded_objects, proposal_store
+from common.domain import class_changes, dataset_jobs, layout, split_lists
 from common.domain.class_changes import Remap
 from common.domain.datayaml import MAX_DATA_YAML_BYTES, parse_data_yaml
 from common.platform import config
 from common.platform.events import PubSubMessage
-from common.platform.handler import Outcome, Result
-from common.services import proposal_review
+from common.platform.handler import Outcome
+from common.services import jobs, proposal_review
 
 REWRITE_ATTEMPTS = 5
 WRITER = "yolodrop-remap"
@@ -42,10 +37,8 @@ class Contended(RuntimeError):
 
 
 def start(job: dict, deadline: float | None = None) -> dict:
-    """Record the job and ask for its planning; a job that exists already is left as it is."""
-    if dataset_job_store.create(job, deadline):
-        topics.publish(config.dataset_jobs_topic(), {"job_id": job["id"], "step": "plan"}, deadline)
-    return dataset_job_store.get(job["id"], deadline)
+    """Ask for the job (safe to repeat: a job that exists is asked for again only while it waits)."""
+    return jobs.request(jobs.DATASET_JOBS, job, deadline)
 
 
 def start_revalidation(dataset: str, yaml_generation: int) -> dict:
@@ -55,65 +48,25 @@ def start_revalidation(dataset: str, yaml_generation: int) -> dict:
 
 
 def handle(message: PubSubMessage) -> Outcome:
-    try:
-        body = json.loads(message.data)
-        job = dataset_job_store.get(body["job_id"])
-    except (ValueError, KeyError, TypeError) as exc:
-        return Outcome(Result.REJECTED, f"not a dataset-job message: {exc!r}")
-    if job is None:
-        return Outcome(Result.REJECTED, f"no dataset job {body['job_id']!r}")
-    if job["status"] in dataset_jobs.ENDED:
-        return Outcome(Result.DUPLICATE, f"job {job['id']} has ended")
-    if body.get("step") == "plan":
-        return _plan(job)
-    return _chunk(job, int(body["chunk"]), body["items"])
+    return jobs.handle(jobs.DATASET_JOBS, KINDS, message)
 
 
-def _plan(job: dict) -> Outcome:
-    if job["planned"]:
-        return Outcome(Result.DUPLICATE, f"job {job['id']} is planned already")
-    try:
-        items = _items(job)
-    except CannotLabel as unusable:
-        if dataset_job_store.claim_ending(job["id"]):
-            dataset_job_store.end(job["id"], dataset_jobs.FAILED, error=str(unusable))
-        return Outcome(Result.REJECTED, f"job {job['id']} cannot run: {unusable}", {"job_id": job["id"]})
-    chunks = dataset_jobs.chunks(items, config.dataset_job_chunk_size())
-    for number, chunk in enumerate(chunks):  # a redelivered plan publishes again: chunks are idempotent
-        topics.publish(config.dataset_jobs_topic(), {"job_id": job["id"], "step": "chunk", "chunk": number,
-                                                     "items": chunk})
-    dataset_job_store.plan(job["id"], len(chunks), len(items))
-    if not chunks:
-        _end(job)
-    return Outcome(Result.APPLIED, f"job {job['id']} planned: {len(items)} files in {len(chunks)} chunks",
-                   {"job_id": job["id"]})
+def _labelled(job: dict):
+    return dataset_index.entries_of(job["dataset"]).where(filter=FieldFilter("has_label", "==", True))
 
 
-def _items(job: dict) -> list[str]:
-    """Revalidation: the ids of the entries with a label; remap: the label files; autolabel: the images
-    to label (the model's classes mapped first); accept: the entries with proposals."""
-    if job["kind"] == dataset_jobs.AUTOLABEL:
-        details, keys = _autolabel().plan(job)
-        dataset_job_store.record(job["id"], **details)  # before any chunk reads the job
-        return keys
-    if job["kind"] == dataset_jobs.ACCEPT:
-        return proposal_store.with_proposals(job["dataset"])
-    query = dataset_index.entries_of(job["dataset"]).where(filter=FieldFilter("has_label", "==", True))
-    if job["kind"] == dataset_jobs.REVALIDATE:
-        return [snapshot.id for snapshot in query.select([]).stream()]
-    return sorted(snapshot.get("label.path") for snapshot in query.select(["label.path"]).stream())
+def _entries_to_revalidate(job: dict) -> list[str]:
+    return [snapshot.id for snapshot in _labelled(job).select([]).stream()]
 
 
-def _chunk(job: dict, number: int, items: list[str]) -> Outcome:
-    if dataset_job_store.is_chunk_done(job["id"], number):
-        return Outcome(Result.DUPLICATE, f"chunk {number} of {job['id']} is done")
-    counts = CHUNK_WORK[job["kind"]](job, items)
-    if not dataset_job_store.finish_chunk(job["id"], number, len(items), **counts):
-        return Outcome(Result.DUPLICATE, f"chunk {number} of {job['id']} was done meanwhile")
-    chunks_done, _, _ = dataset_job_store.progress(job["id"])
-    if chunks_done >= (dataset_job_store.get(job["id"]) or {}).get("chunks_total", 0):
-        _end(job)
-    return Outcome(Result.APPLIED, f"chunk {number} of {job['id']}: {len(items)} files", {"job_id": job["id"], **counts})
+def _labels_to_remap(job: dict) -> list[str]:
+    return sorted(snapshot.get("label.path") for snapshot in _labelled(job).select(["label.path"]).stream())
+
+
+def _autolabel_plan(job: dict) -> list[str]:
+    details, keys = _autolabel().plan(job)
+    dataset_job_store.record(job["id"], **details)  # before any unit reads the job
+    return keys
 
 
 def _revalidate(job: dict, entry_ids: list[str]) -> dict:
@@ -124,26 +77,28 @@ def _revalidate(job: dict, entry_ids: list[str]) -> dict:
 
 def _remap(job: dict, label_paths: list[str]) -> dict:
     remap = Remap(job["names_after"], {int(old): new for old, new in job["ids"].items()})
-    return {"rewritten": sum(_rewrite(path, remap.ids) for path in label_paths)}
+    return {"rewritten": sum(_rewrite(path, remap.ids, job["id"]) for path in label_paths)}
 
 
-def _rewrite(path: str, ids: dict[int, int | None]) -> bool:
-    """Rewrite one label file with its ids remapped; whether it was written."""
+def _rewrite(path: str, ids: dict[int, int | None], job_id: str) -> bool:
+    """Rewrite one label file with its ids remapped, once for the job; whether the job rewrote it."""
     for _ in range(REWRITE_ATTEMPTS):
         try:
-            generation, data = guarded_objects.current(path)
+            held = guarded_objects.read(path)
         except guarded_objects.TooLarge:
             return False  # over ingest's label size: ingest names it; a remap leaves it as it is
-        if data is None:
+        if held.data is None:
             return False  # deleted since the plan: nothing to remap
+        if held.metadata.get(guarded_objects.WRITTEN_BY_JOB) == job_id:
+            return True  # this job remapped it already (a unit run again): never twice
         try:
-            remapped = class_changes.remap_label_text(data.decode("utf-8-sig"), ids)
+            remapped = class_changes.remap_label_text(held.data.decode("utf-8-sig"), ids)
         except UnicodeDecodeError:
             return False  # not text: ingest names it; a remap leaves it as it is
         if remapped is None:
             return False
         try:
-            guarded_objects.write(path, remapped.encode(), generation, WRITER, "text/plain")
+            guarded_objects.write(path, remapped.encode(), held.generation, WRITER, "text/plain", job=job_id)
             return True
         except guarded_objects.Moved:
             continue  # someone wrote it meanwhile: remap their version
@@ -161,38 +116,46 @@ def _autolabel():
     return autolabel
 
 
-CHUNK_WORK = {dataset_jobs.REVALIDATE: _revalidate, dataset_jobs.REMAP: _remap,
-              dataset_jobs.AUTOLABEL: _label, dataset_jobs.ACCEPT: proposal_review.accept_chunk}
+def _finish_remap(job: dict) -> str | None:
+    return _write_names(job)
 
 
-def _end(job: dict) -> None:
-    if not dataset_job_store.claim_ending(job["id"]):
-        return
-    if job["kind"] == dataset_jobs.REMAP:
-        problem = _write_names(job)
-        if problem:
-            dataset_job_store.end(job["id"], dataset_jobs.FAILED, error=problem)
-            return
-    _, _, counts = dataset_job_store.progress(job["id"], counted=dataset_jobs.COUNTED[job["kind"]])
-    dataset_job_store.end(job["id"], dataset_jobs.COMPLETED, **counts)
+KINDS = {
+    dataset_jobs.REVALIDATE: jobs.Kind(plan=_entries_to_revalidate, unit=_revalidate, counted=("rewritten",)),
+    dataset_jobs.REMAP: jobs.Kind(plan=_labels_to_remap, unit=_remap, finish=_finish_remap, counted=("rewritten",)),
+    dataset_jobs.AUTOLABEL: jobs.Kind(plan=_autolabel_plan, unit=_label,
+                                      counted=dataset_jobs.COUNTED[dataset_jobs.AUTOLABEL]),
+    dataset_jobs.ACCEPT: jobs.Kind(plan=lambda job: proposal_store.with_proposals(job["dataset"]),
+                                   unit=proposal_review.accept_chunk, counted=dataset_jobs.COUNTED[dataset_jobs.ACCEPT]),
+    split_lists.RESPLIT: jobs.Kind(plan=lambda job: _resplit().plan(job), unit=lambda job, items: _resplit().unit(
+        job, items), counted=split_lists.RESPLIT_COUNTED),
+}
 
 
+def _resplit():
+    """The splits image lists give a drop (common.services.resplit, which starts its jobs through this module)."""
+    from common.services import resplit
+    return resplit
 def _write_names(job: dict) -> str | None:
-    """Write data.yaml with the remapped names; why not, when its names changed during the remap."""
+    """Write data.yaml with the remapped names, once (done when it carries the job's mark or the new names
+    already); why not, when its names changed otherwise during the remap."""
     path = layout.dataset_object(job["dataset"], job["data_yaml"])
     for _ in range(REWRITE_ATTEMPTS):
         try:
-            generation, data = guarded_objects.current(path, max_bytes=MAX_DATA_YAML_BYTES)
+            held = guarded_objects.read(path, max_bytes=MAX_DATA_YAML_BYTES)
         except guarded_objects.TooLarge:
             return (f"{job['data_yaml']} was replaced during the remap by a file over {MAX_DATA_YAML_BYTES} "
                     "bytes; the label files are remapped, data.yaml is not: set the classes with PUT .../classes")
+        generation, data = held.generation, held.data
         names = parse_data_yaml(data, path).names if data is not None else None
+        if held.metadata.get(guarded_objects.WRITTEN_BY_JOB) == job["id"] or names == job["names_after"]:
+            return None  # an earlier end wrote them
         if names != job["names_before"]:
             return (f"{job['data_yaml']} changed during the remap (its classes are now {names}); the label "
                     "files are remapped, data.yaml is not: set the classes with PUT .../classes")
         try:
             guarded_objects.write(path, class_changes.with_names(data, job["names_after"]), generation, WRITER,
-                                  "application/x-yaml")
+                                  "application/x-yaml", job=job["id"])
             return None
         except guarded_objects.Moved:
             continue

@@ -20,7 +20,7 @@ from common.domain import training_job
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
-from common.services import watch_imports
+from common.services import jobs, watch_imports
 
 
 def handle(message: PubSubMessage) -> Outcome:
@@ -29,10 +29,14 @@ def handle(message: PubSubMessage) -> Outcome:
     failed = sorted(job_id for job_id, change in changes.items() if change.get("status") == training_job.FAILED)
     noted = sorted(set(changes) - set(failed))
     imports_failed = watch_imports.sweep()
+    dataset_jobs_acted = jobs.watch(time.time())
+    acted = changes or imports_failed or dataset_jobs_acted
     detail = (f"swept: {len(failed)} failed {failed}, {len(noted)} noted gone {noted}, "
-              f"{len(imports_failed)} imports failed {imports_failed}") if changes or imports_failed else "swept: all well"
-    return Outcome(Result.APPLIED if changes or imports_failed else Result.DUPLICATE, detail,
-                   {"failed": failed, "noted": noted, "imports_failed": imports_failed})
+              f"{len(imports_failed)} imports failed {imports_failed}, dataset jobs {dataset_jobs_acted}") \
+        if acted else "swept: all well"
+    return Outcome(Result.APPLIED if acted else Result.DUPLICATE, detail,
+                   {"failed": failed, "noted": noted, "imports_failed": imports_failed,
+                    "dataset_jobs": dataset_jobs_acted})
 
 
 def waiting_jobs() -> list[dict]:

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from common.api import router
-from common.cloud import dataset_job_store, import_store, training_store, version_store
+from common.cloud import dataset_job_store, import_store, job_store, training_store, version_store
 from common.domain import dataset_jobs, exports, imports, training_job, versions
 from infra.local.client import sign_up, wait_for
 from infra.local.sample import data_yaml, synthetic_image
@@ -135,8 +135,8 @@ def world(stack, client, bucket, api, people) -> dict:
         {**exports.new_document(export_id, dataset, exports.request_of({"format": "yolo", "version": "v1"}), None, 1.0),
          "uri": download_uri})
     autolabel_job_id = f"autolabel-acl-{uuid.uuid4().hex[:8]}"
-    dataset_job_store.create(dataset_jobs.new_job(autolabel_job_id, dataset, dataset_jobs.AUTOLABEL, 1.0, None,
-                                                  model_id=model_id))
+    job_store.create(dataset_job_store.jobs(), dataset_jobs.new_job(autolabel_job_id, dataset, dataset_jobs.AUTOLABEL,
+                                                                    1.0, None, model_id=model_id))
     import_id = f"import-acl-{uuid.uuid4().hex[:8]}"
     import_store.create({**imports.new_import(import_id, dataset, "https://example.com/a.zip", "zip", None, None, 1.0),
                          "status": imports.RUNNING, "tasks": 1})  # no job runs it

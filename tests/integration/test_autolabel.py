@@ -13,7 +13,7 @@ import requests
 from common.cloud import dataset_job_store, dataset_index, storage, topics
 from common.domain import layout
 from common.platform import config
-from common.services import autolabel, dataset_jobs
+from common.services import autolabel, dataset_jobs, jobs
 from infra.local.client import wait_for
 from infra.local.sample import CLASSES, data_yaml, synthetic_image
 from tests.integration.helpers import drop, stats_when
@@ -138,7 +138,8 @@ def test_a_redelivered_chunk_writes_nothing(stack, unlabeled, labelled_job):
     items = [f"labels/u{i:02d}" for i in range(20)]
     before = _update_times(unlabeled, items)
     chunk = {"job_id": job["id"], "step": "chunk", "chunk": 0, "items": items}
-    outcome = dataset_jobs._chunk({**job, "status": "running"}, 0, items)  # as if the job had not ended yet
+    outcome = jobs._unit(jobs.DATASET_JOBS, dataset_jobs.KINDS, {**job, "status": "running"}, 0, items)  # as if
+    # the job had not ended yet
     assert outcome.result.value == "duplicate", outcome
     message_id = topics.publish(config.dataset_jobs_topic(), chunk)  # and through the stack
     log = stack.state_dir / "dataset_jobs.log"

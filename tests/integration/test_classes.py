@@ -84,18 +84,18 @@ def test_a_label_written_during_a_remap_is_remapped_from_its_new_content(labelle
     """Someone writes the file between the remap's read and its write: the precondition refuses the
     remap's write, and the remap reads the new content and remaps that."""
     path = f"datasets/{labelled}/labels/train/i03.txt"
-    read = guarded_objects.current
+    read = guarded_objects.read
     raced = []
 
-    def read_then_someone_writes(name, timeout=60):
-        generation, data = read(name, timeout)
+    def read_then_someone_writes(name, *args, **kwargs):
+        held = read(name, *args, **kwargs)
         if not raced:
             raced.append(True)
             bucket.blob(name).upload_from_string(b"3 0.1 0.1 0.1 0.1\n2 0.9 0.9 0.1 0.1\n")
-        return generation, data
+        return held
 
-    monkeypatch.setattr(guarded_objects, "current", read_then_someone_writes)
-    assert dataset_jobs._rewrite(path, {0: 0, 1: 1, 2: None, 3: 1}) is True
+    monkeypatch.setattr(guarded_objects, "read", read_then_someone_writes)
+    assert dataset_jobs._rewrite(path, {0: 0, 1: 1, 2: None, 3: 1}, "remap-raced") is True
     assert bucket.blob(path).download_as_bytes() == b"1 0.1 0.1 0.1 0.1\n"
 
 

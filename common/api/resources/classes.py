@@ -5,7 +5,6 @@ follow the dataset's jobs (remaps, and the revalidation every class change start
 from __future__ import annotations
 
 import time
-import uuid
 
 
 from common.api import access, pagination, params
@@ -89,16 +88,21 @@ def _moved(path: str, generation: int, data: bytes | None) -> ApiError:
 
 def remap_classes(ctx: RequestContext, args: dict) -> tuple[int, dict]:
     dataset, body = args["dataset"], args["body"] if isinstance(args["body"], dict) else {}
-    names = find_dataset(dataset, ctx).get("classes")
+    found = find_dataset(dataset, ctx)
+    names = found.get("classes")
     if not names:
         raise ApiError(409, f"dataset {dataset!r} has no classes yet: drop a data.yaml or PUT .../classes first")
     try:
         remap = class_changes.plan_remap(names, body.get("map"), body.get("names"))
     except ValueError as exc:
         raise ApiError(400, str(exc), "map") from None
-    if dataset_job_store.pending_of(dataset, ctx.deadline_seconds, kind=dataset_jobs.REMAP):
+    # The same remap of the same data.yaml is one job: a retried request finds it (and asks for it again
+    # while it waits), and a failed one asked for again resumes without remapping a file twice.
+    job_id = dataset_jobs.remap_job_id(dataset, found.get("yaml_generation") or 0, body["map"], remap.names)
+    if dataset_job_store.get(job_id, ctx.deadline_seconds) is None and \
+            dataset_job_store.pending_of(dataset, ctx.deadline_seconds, kind=dataset_jobs.REMAP):
         raise ApiError(409, f"a remap of {dataset!r} is running: wait for it to end")
-    job = dataset_jobs.new_job(f"remap-{uuid.uuid4().hex[:20]}", dataset, dataset_jobs.REMAP, time.time(),
+    job = dataset_jobs.new_job(job_id, dataset, dataset_jobs.REMAP, time.time(),
                                ctx.principal.name, map=body["map"], names_before=names, names_after=remap.names,
                                ids={str(old): new for old, new in remap.ids.items()},
                                data_yaml=_data_yaml_name(dataset, ctx))

@@ -1,0 +1,82 @@
+"""The job kernel's rules, pure: one state machine for every long piece of work.
+
+    queued -> running -> completed | failed | cancelled
+
+A job is asked for once under a deterministic id: "create it if absent, publish
+its first message whenever it is still queued" may be repeated by anyone (the
+caller's retry, the watch) and starts the job exactly once. The work is cut
+into units whose input the plan pins; a unit is done exactly when its output
+records that pin, so a unit run twice changes nothing. The end is a step of
+its own that whoever sees every unit done may run, as often as it takes: the
+kind's finishing work is idempotent, and exactly one transaction moves the job
+to its final state. The watch looks at every job that has not ended, by age.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "queued", "running", "completed", "failed", "cancelled"
+STATES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
+FINAL = (COMPLETED, FAILED, CANCELLED)
+ACTIVE = (QUEUED, RUNNING)
+# How many times the watch sends a stalled job's messages again before it fails the job: a unit that fails on
+# every delivery (it is in the dead letters) must not be retried for ever.
+MAX_REPUBLISHES = 3
+
+
+class CannotRun(ValueError):
+    """A job cannot be planned, for a reason said to the person who asked: the job fails with it."""
+
+
+def job_id(kind: str, *request: object) -> str:
+    """The same request always names the same job: `<kind>-<hash of the request>`."""
+    digest = hashlib.sha256("\0".join(str(part) for part in (kind, *request)).encode()).hexdigest()[:20]
+    return f"{kind}-{digest}"
+
+
+def new_job(job_id_: str, kind: str, now: float, requested_by: str | None, **fields) -> dict:
+    return {"id": job_id_, "kind": kind, "status": QUEUED, "created_at": now, "started_at": None,
+            "finished_at": None, "requested_by": requested_by, "planned": False, "units_total": None,
+            "republishes": 0, "stalled_units": None, "republished_at": None, "error": None, **fields}
+
+
+def may_publish_start(job: dict) -> bool:
+    """Whether asking for the job's first step (again) is due: it was never planned and has not ended."""
+    return job["status"] == QUEUED and not job.get("planned")
+
+
+def all_units_done(job: dict, units_done: int) -> bool:
+    """Every unit the plan made is done (a job not planned yet has none done, whatever a unit says)."""
+    return bool(job.get("planned")) and job.get("units_total") is not None and units_done >= job["units_total"]
+
+
+@dataclass(frozen=True)
+class Stalled:
+    """What the watch does about a job that has not ended: `action` is "start" (publish its first step again),
+    "units" (publish its undone units again), "end" (finish it) or "fail" (with `reason`)."""
+    action: str
+    reason: str = ""
+
+
+def watch_action(job: dict, units_done: int, last_activity: float, now: float, grace: float) -> Stalled | None:
+    """The watch's rule for a job not ended: nothing while it moved within `grace` seconds; else finish it when
+    every unit is done, ask again for what is missing, or fail it once asking again did not help."""
+    if job["status"] in FINAL:
+        return None
+    if all_units_done(job, units_done):
+        return Stalled("end")
+    quiet_since = max(last_activity, job.get("republished_at") or 0.0, job.get("created_at") or 0.0)
+    if now - quiet_since < grace:
+        return None
+    if republishes_without_progress(job, units_done) >= MAX_REPUBLISHES:
+        return Stalled("fail", f"the job made no progress after its messages were sent {MAX_REPUBLISHES} more "
+                               f"times ({units_done} of {job.get('units_total') or '?'} units done): a unit "
+                               "fails on every delivery (see the dead-letter topic and the function's log); "
+                               "ask for the job again once the cause is fixed")
+    return Stalled("units" if job.get("planned") else "start")
+
+
+def republishes_without_progress(job: dict, units_done: int) -> int:
+    """How many times in a row the watch sent the job's messages again with no unit done since."""
+    return job.get("republishes", 0) if job.get("stalled_units") == units_done else 0
