@@ -28,6 +28,7 @@ def stack():
                                 ports=local_stack.free_ports())
     saved = dict(os.environ)
     os.environ["DATASET_JOB_CHUNK_SIZE"] = "20"  # small chunks, so that small test datasets fan out as large ones do
+    os.environ["EXPORT_PART_FILES"] = "3"  # and small export parts, so that every export is composed of several
     os.environ["IMPORT_INLINE_MAX_BYTES"] = str(8 * 1024 ** 2)  # a dropped archive above 8 MiB starts the import job
     local_stack.start(running)
     os.environ.update(running.env())

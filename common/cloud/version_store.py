@@ -22,16 +22,37 @@ def exports():
     return db.client().collection("exports")
 
 
-def create_version(dataset: str, make_document, seconds: float | None = None) -> dict:
-    """Store make_document(number) under the next free version number; the document as stored."""
+def create_version(dataset: str, make_document, seconds: float | None = None, request=None) -> dict:
+    """Store make_document(number) under the next free version number; the document as stored. With
+    `request` (the document of what asks for it, an export), the version is made and named in the request's
+    `version` field in one transaction, and a request that names one already gets that one ({"id"} only):
+    one version per request, whatever crashed or was delivered again."""
     for _ in range(MAX_NUMBER_ATTEMPTS):
         document = make_document(_latest_number(dataset, seconds) + 1)
         try:
+            if request is not None:
+                return _create_for(request, document)
             versions_of(dataset).document(document["id"]).create(document, **db.deadline(seconds))
             return document
         except AlreadyExists:
             continue
     raise RuntimeError(f"no free version number for dataset {dataset!r} after {MAX_NUMBER_ATTEMPTS} tries")
+
+
+def _create_for(request, document: dict) -> dict:
+    ref = versions_of(document["dataset"]).document(document["id"])
+
+    def work(transaction) -> dict:
+        found = db.read_all([request, ref], transaction)
+        named = (found[request.path] or {}).get("version")
+        if named:
+            return {"id": named}
+        if found[ref.path] is not None:
+            raise AlreadyExists(f"version {document['id']} was taken")
+        transaction.create(ref, document)
+        transaction.update(request, {"version": document["id"]})
+        return document
+    return db.in_transaction(work)
 
 
 def _latest_number(dataset: str, seconds: float | None) -> int:

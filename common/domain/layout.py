@@ -285,6 +285,11 @@ def export_archive(export_id: str, dataset: str, version: str, export_format: st
     return f"{DERIVED_PREFIX}exports/{export_id}/{dataset}-{version}-{export_format}.zip"
 
 
+def export_parts(export_id: str) -> str:
+    """Where an export's parts wait until the archive is composed from them (then they are removed)."""
+    return f"{DERIVED_PREFIX}exports/{export_id}/parts/"
+
+
 def relative_label_path(image_relative: str) -> str:
     """label_path_for a path relative to a dataset or an archive root (images/val/a.jpg -> labels/val/a.txt)."""
     return label_path_for("/" + image_relative)[1:]

@@ -199,6 +199,22 @@ def export_topic() -> str:
     return os.environ.get("EXPORT_TOPIC", EXPORT_TOPIC)
 
 
+def export_part_files() -> int:
+    """Images one part of an export holds at most (common/domain/export_parts.py)."""
+    return int(os.environ.get("EXPORT_PART_FILES", "1000"))
+
+
+def export_call_seconds() -> float:
+    """Seconds one call of the export function writes parts before it hands the rest to a new call (the
+    function's 540 s timeout less the time to finish the part under way and hand over)."""
+    return float(os.environ.get("EXPORT_CALL_SECONDS", "420"))
+
+
+def export_lease_seconds() -> float:
+    """Seconds an export's claim holds without a heartbeat: after that, a delivery takes it over."""
+    return float(os.environ.get("EXPORT_LEASE_SECONDS", "120"))
+
+
 def auth_emulator_host() -> str | None:
     """The Firebase Auth emulator (host:port) the page signs people in with; unset in production."""
     return os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") or None

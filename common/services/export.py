@@ -2,39 +2,52 @@
   {"dataset", "version"}: that version frozen (common.services.versions), or
   {"export_id"}: that export written as a YOLO, COCO or Pascal VOC zip under derived/exports/.
 
-An export reads a version only, so it is reproducible: without one it freezes
-a new version first and records it before writing anything. The zip streams
-(common.cloud.zip_upload): images are fetched a window ahead by a pool of
-threads, each whole in memory only below IN_MEMORY_BYTES (larger ones are
-streamed), and written in order; memory does not grow with the dataset's size.
+An export reads a version only, so it is reproducible: without one it freezes a new version first, made and
+recorded on the export in one transaction (one version per export, whatever crashes or comes twice).
 
-Idempotent per export: a claim with a heartbeat lets one delivery work on it. A
-redelivery while the heartbeat is fresh is a duplicate; after the lease (a
-worker that died) it starts again, writing the same archive name.
+The zip is written in parts (common/domain/export_parts.py), each once: a run of images with their
+annotation files, then the tail (data.yaml, the VOC lists or the COCO JSON). A part streams into its own
+object (images fetched a window ahead by a pool of threads, each whole in memory only below IN_MEMORY_BYTES)
+and is committed by creating its directory object, whose metadata pins the plan it was cut from. A delivery
+resumes after the last committed part, so a crash or a redelivery redoes at most the part under way. A call
+writes parts for EXPORT_CALL_SECONDS, then hands the rest to a new call (its own message again); whoever
+finds every part done composes the archive (server-side) and completes the export, and a failure in between
+is finished by the next delivery.
+
+One delivery works at a time: a claim with a heartbeat. A delivery that finds a live claim raises ExportBusy
+so that its message comes back (the claimant may die), and takes the export over once the lease ran out.
 """
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Iterator
 
-from common.cloud import db, storage, version_store, zip_upload
-from common.domain import coco, exports, layout, versions as version_rules
+from common.cloud import db, export_parts as stored_parts, storage, topics, version_store
+from common.domain import coco, export_parts, exports, layout, versions as version_rules, zip_parts
+from common.domain.export_parts import PartRecord, PartsMismatch
 from common.domain.exports import ExportPlan, Member
 from common.domain.versions import InvalidVersionRequest
+from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
 from common.services import versions
 
-LEASE_SECONDS = 120
 PROGRESS_SECONDS = 1.0
 DOWNLOAD_THREADS = 16
 PREFETCH = 32
 IN_MEMORY_BYTES = 16 * 1024 * 1024
 STREAM_CHUNK_BYTES = 4 * 1024 * 1024
+PART_BYTES = 512 * 1024 * 1024  # a part ends past this many bytes (fewer images when they are large)
+
+
+class ExportBusy(Exception):
+    """Another delivery holds the export's claim: this message is given back, to take over if that one died."""
 
 
 def handle(message: PubSubMessage) -> Outcome:
@@ -60,90 +73,184 @@ def _version(dataset: str, version: str) -> Outcome:
 
 
 def _export(export_id: str) -> Outcome:
+    deadline = time.monotonic() + config.export_call_seconds()
     ref = version_store.exports().document(export_id)
     document = _claim(ref)
-    if document is None:
-        return Outcome(Result.DUPLICATE, f"export {export_id} is done, running elsewhere, or unknown")
+    if document is None or document["status"] in (exports.COMPLETED, exports.FAILED):
+        if document and document["status"] == exports.COMPLETED:
+            stored_parts.remove(layout.export_parts(export_id))  # left by a call that completed it and died
+        return Outcome(Result.DUPLICATE, f"export {export_id} is done or unknown")
     try:
-        version = document.get("version") or _freeze_for(ref, document)
-        written = _write(ref, document, version, versions.read_frozen(document["dataset"], version))
-    except InvalidVersionRequest as exc:
+        version = document.get("version") or _version_for(ref, document)
+        versions.freeze(document["dataset"], version)  # at once when ready; else finishes what a crash left
+        return _write(ref, document, version, versions.read_frozen(document["dataset"], version), deadline)
+    except (InvalidVersionRequest, PartsMismatch) as exc:
         _end(ref, exports.FAILED, {"error": str(exc)})
         return Outcome(Result.REJECTED, f"export {export_id} failed: {exc}")
+    except ExportBusy:
+        raise  # the claim is another delivery's now: leave it
     except Exception as exc:
         if is_transient(exc):
-            ref.update({"status": exports.QUEUED, "heartbeat": 0})  # the redelivery starts at once
+            ref.update({"status": exports.QUEUED, "heartbeat": 0})  # the redelivery resumes at once
         else:
             _end(ref, exports.FAILED, {"error": f"the export failed: {exc!r}"})
         raise
-    return Outcome(Result.APPLIED, f"export {export_id} written", written)
 
 
 def _claim(ref) -> dict | None:
-    """The export when this delivery may work on it; None when done or worked on elsewhere."""
+    """The export, claimed by this delivery unless it is completed or failed; None when unknown; ExportBusy
+    while another delivery's claim is alive."""
     def work(transaction) -> dict | None:
         found = ref.get(transaction=transaction, **db.deadline())
         document = found.to_dict() if found.exists else None
         if document is None or document["status"] in (exports.COMPLETED, exports.FAILED):
-            return None
-        if document["status"] == exports.RUNNING and time.time() - document.get("heartbeat", 0) < LEASE_SECONDS:
-            return None
-        transaction.update(ref, {"status": exports.RUNNING, "heartbeat": time.time(), "started_at": time.time()})
+            return document
+        if time.time() - document.get("heartbeat", 0) < config.export_lease_seconds():
+            raise ExportBusy(f"export {document['id']} is being written by another delivery")
+        transaction.update(ref, {"status": exports.RUNNING, "heartbeat": time.time(),
+                                 "started_at": document.get("started_at") or time.time()})
         return document
     return db.in_transaction(work)
 
 
-def _freeze_for(ref, document: dict) -> str:
-    """A new version for an export that named none, recorded on the export first."""
-    version = versions.request(document["dataset"], {"name": None, "note": f"frozen for export {document['id']}"},
-                               document.get("requested_by"))["id"]
-    ref.update({"version": version})
-    versions.freeze(document["dataset"], version)
-    return version
+def _version_for(ref, document: dict) -> str:
+    """The version of an export that named none: made and recorded on the export at once."""
+    return versions.request(document["dataset"], {"name": None, "note": f"frozen for export {document['id']}"},
+                            document.get("requested_by"), asked_by=ref)["id"]
 
 
-def _write(ref, document: dict, version: str, frozen: dict) -> dict:
+@dataclass
+class _Call:
+    """One call's share of an export: what it found done, what it wrote."""
+    ref: object
+    document: dict
+    version: str
+    plan: ExportPlan
+    placed: list[tuple[Member, str]]
+    pin: str
+    prefix: str
+    deadline: float
+    attempt: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    found: int = 0
+    written: int = 0
+    files_written: int = 0
+    images: Iterator | None = None
+
+    def fields(self) -> dict:
+        return {"parts_found": self.found, "parts_written": self.written, "files_written": self.files_written}
+
+
+def _write(ref, document: dict, version: str, frozen: dict, deadline: float) -> Outcome:
     plan = exports.plan(frozen, document.get("background", True))
-    path = layout.export_archive(document["id"], document["dataset"], version, document["format"])
+    placed = exports.placed(plan, document["format"])
     ref.update({"version": version, "files_total": len(plan.members), "excluded": plan.excluded,
                 "splits": plan.splits, "boxes_per_class": plan.boxes_per_class, "heartbeat": time.time()})
-    progress, placed = _Progress(ref), exports.placed(plan, document["format"])
-    with zip_upload.ZipUpload(path) as archive:
-        fetched = _fetched(plan.members)  # first in the zip, so that it runs to its end and shuts its pool down
-        for done, ((_, pieces), (member, image_name)) in enumerate(zip(fetched, placed), start=1):
-            archive.add_pieces(image_name, pieces, compress=False)
-            for name, data in exports.member_annotations(member, image_name, document["format"], plan.classes):
-                archive.add(name, data)
-            progress.report(done, archive.bytes_written)
-        _add_annotations(archive, plan, placed, document["format"], f"{document['dataset']} {version}")
-    result = {"uri": versions.storage_uri(path), "bytes": archive.bytes_written, "files_done": len(plan.members)}
-    _end(ref, exports.COMPLETED, result)
-    return result
+    pin = export_parts.plan_pin(version, document["format"], document.get("background", True), placed)
+    call = _Call(ref, document, version, plan, placed, pin, layout.export_parts(document["id"]), deadline)
+    try:
+        return _parts_then_archive(call)
+    finally:
+        if call.images is not None:
+            call.images.close()  # stops the downloads still ahead of a part cut short
 
 
-def _add_annotations(archive: zip_upload.ZipUpload, plan: ExportPlan, placed: list[tuple[Member, str]],
-                     export_format: str, description: str) -> None:
+def _parts_then_archive(call: _Call) -> Outcome:
+    done = export_parts.resumed(stored_parts.done(call.prefix), call.pin)
+    call.found = len(done)
+    while not export_parts.is_complete(done):
+        if call.written and time.monotonic() >= call.deadline:
+            return _continue(call, done)
+        if len(done) >= export_parts.MAX_PARTS:
+            raise PartsMismatch(f"the export needs more than {export_parts.MAX_PARTS} parts: export a smaller "
+                                "version (fewer images), or raise EXPORT_PART_FILES")
+        done.append(_next_part(call, done))
+    result = _finish(call, done)
+    return Outcome(Result.APPLIED, f"export {call.document['id']} written", {**result, **call.fields()})
+
+
+def _next_part(call: _Call, done: list[PartRecord]) -> PartRecord:
+    first, index = export_parts.next_image(done), len(done)
+    tail = first == len(call.placed)
+    name = export_parts.data_name(call.prefix, index, call.attempt)
+    progress = _Progress(call.ref)
+    fill = (lambda part: _add_annotations(part, call)) if tail else (
+        lambda part: _add_images(part, call, first, progress))
+    written = stored_parts.write(name, export_parts.offset(done), fill)
+    end = first + written.images
+    record = PartRecord(index, first, end, tail, call.pin, name, written.generation, written.size,
+                        len(written.infos), export_parts.directory_name(call.prefix, index))
+    kept = stored_parts.commit(record, zip_parts.directory_records(written.infos))
+    if kept.data != name:  # another delivery committed this part first: it is writing the export
+        raise ExportBusy(f"part {index} of export {call.document['id']} was committed by another delivery")
+    call.written, call.files_written = call.written + 1, call.files_written + end - first
+    return kept
+
+
+def _add_images(part: zip_parts.PartWriter, call: _Call, first: int, progress: "_Progress") -> int:
+    """Images from `first` on, each with its annotation file, until the part is full or the call's time is
+    up; how many."""
+    if call.images is None:
+        call.images = _fetched(call.placed[first:])
+    limit, count = min(config.export_part_files(), len(call.placed) - first), 0
+    while count < limit and not (count and (part.size >= PART_BYTES or time.monotonic() >= call.deadline)):
+        member, image_name, pieces = next(call.images)
+        part.add_pieces(image_name, pieces, compress=False)
+        for name, data in exports.member_annotations(member, image_name, call.document["format"],
+                                                     call.plan.classes):
+            part.add(name, data)
+        count += 1
+        progress.report(first + count, part.offset + part.size)
+    return count
+
+
+def _add_annotations(part: zip_parts.PartWriter, call: _Call) -> int:
+    """The files written once per archive, after every image; 0 images."""
+    plan, export_format = call.plan, call.document["format"]
     if export_format == exports.YOLO:
-        archive.add("data.yaml", exports.yolo_data_yaml(plan))
-        return
-    if export_format == exports.VOC:
-        for name, data in exports.voc_lists(plan, placed):
-            archive.add(name, data)
-        return
+        part.add("data.yaml", exports.yolo_data_yaml(plan))
+    elif export_format == exports.VOC:
+        for name, data in exports.voc_lists(plan, call.placed):
+            part.add(name, data)
+    else:
+        _add_coco(part, plan, f"{call.document['dataset']} {call.version}")
+    return 0
+
+
+def _add_coco(part: zip_parts.PartWriter, plan: ExportPlan, description: str) -> None:
     image_id, annotation_id = 1, 1
     for split in plan.splits:
         images = exports.coco_images(plan, split, image_id)
-        archive.add_pieces(f"annotations/instances_{split}.json",
-                           coco.instances_json(images, plan.classes, annotation_id, description))
+        part.add_pieces(f"annotations/instances_{split}.json",
+                        coco.instances_json(images, plan.classes, annotation_id, description))
         image_id, annotation_id = image_id + len(images), annotation_id + coco.annotation_count(images)
 
 
-def _fetched(members: list[Member]) -> Iterator[tuple[Member, Iterator[bytes]]]:
-    """Each member with its bytes, in order; downloads run PREFETCH images ahead."""
+def _continue(call: _Call, done: list[PartRecord]) -> Outcome:
+    """Release the claim and ask for a new call (a failed publish raises: this message comes back instead)."""
+    call.ref.update({"heartbeat": 0, "files_done": export_parts.next_image(done)})
+    topics.publish(config.export_topic(), {"export_id": call.document["id"]})
+    return Outcome(Result.APPLIED, f"export {call.document['id']}: {len(done)} parts done, continues in a new call",
+                   call.fields())
+
+
+def _finish(call: _Call, done: list[PartRecord]) -> dict:
+    """Compose the archive from the parts and complete the export; safe to repeat until the parts are removed."""
+    path = layout.export_archive(call.document["id"], call.document["dataset"], call.version,
+                                 call.document["format"])
+    end = stored_parts.put(export_parts.end_name(call.prefix), zip_parts.end_records(*export_parts.end_fields(done)))
+    size = stored_parts.compose(path, export_parts.sources(done, end), call.prefix)
+    result = {"uri": versions.storage_uri(path), "bytes": size, "files_done": len(call.placed)}
+    _end(call.ref, exports.COMPLETED, result)
+    stored_parts.remove(call.prefix)
+    return result
+
+
+def _fetched(placed: list[tuple[Member, str]]) -> Iterator[tuple[Member, str, Iterator[bytes]]]:
+    """Each member with its name in the archive and its bytes, in order; downloads run PREFETCH images ahead."""
     with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
         window: deque = deque()
-        for member in members:
-            window.append((member, pool.submit(_head, member)))
+        for member, image_name in placed:
+            window.append((member, image_name, pool.submit(_head, member)))
             if len(window) >= PREFETCH:
                 yield _pieces(*window.popleft())
         while window:
@@ -155,11 +262,11 @@ def _head(member: Member) -> bytes:
     return storage.blob(member.source_path, member.source_generation).download_as_bytes(start=0, end=IN_MEMORY_BYTES)
 
 
-def _pieces(member: Member, head) -> tuple[Member, Iterator[bytes]]:
+def _pieces(member: Member, image_name: str, head) -> tuple[Member, str, Iterator[bytes]]:
     data = head.result()
     if len(data) <= IN_MEMORY_BYTES:
-        return member, iter([data])
-    return member, _streamed(member)
+        return member, image_name, iter([data])
+    return member, image_name, _streamed(member)
 
 
 def _streamed(member: Member) -> Iterator[bytes]:

@@ -18,10 +18,13 @@ from common.domain import layout, versions
 from common.domain.versions import InvalidVersionRequest
 
 
-def request(dataset: str, fields: dict, requested_by: str | None, seconds: float | None = None) -> dict:
-    """A new version document (queued) under the next number."""
+def request(dataset: str, fields: dict, requested_by: str | None, seconds: float | None = None,
+            asked_by=None) -> dict:
+    """A new version document (queued) under the next number; with `asked_by` (the document of an export
+    that freezes one), the one version that request ever gets (version_store.create_version)."""
     return version_store.create_version(
-        dataset, lambda number: versions.new_document(dataset, number, fields, requested_by, time.time()), seconds)
+        dataset, lambda number: versions.new_document(dataset, number, fields, requested_by, time.time()), seconds,
+        asked_by)
 
 
 def freeze(dataset: str, version: str) -> dict:

@@ -8,4 +8,4 @@ from common.services import export
 
 @functions_framework.cloud_event
 def export_request(cloud_event):
-    return handle_event(cloud_event, pubsub_message, export.handle)
+    return handle_event(cloud_event, pubsub_message, export.handle, retry_on=(export.ExportBusy,))
