@@ -79,6 +79,7 @@ locals {
     "api/import_requests"       = { function = "api", topic = "import_requests" }       # imports from a URL
     "ingest/import_requests"    = { function = "ingest", topic = "import_requests" }    # a dropped archive too large to unpack inline
     "dataset_jobs/dataset_jobs" = { function = "dataset_jobs", topic = "dataset_jobs" } # a plan fans out its chunks
+    "export/export_requests"    = { function = "export", topic = "export_requests" }    # an export continues in a new call
   }
 
   secret_readers = merge([
