@@ -134,18 +134,22 @@ def reopen(jobs, job_id: str) -> dict | None:
         if job["status"] != kernel.FAILED:
             return None
         fields = {"status": kernel.RUNNING if job["planned"] else kernel.QUEUED, "error": None, "finished_at": None,
-                  "republishes": 0, "stalled_units": None, "planning_until": None, "reopened_at": time.time()}
+                  "republishes": 0, "stalled_at_progress": None, "planning_until": None, "reopened_at": time.time()}
         transaction.update(ref, fields)
         return {**job, **fields}
 
     return db.in_transaction(work)
 
 
-def note_republished(jobs, job: dict, units_done: int) -> None:
-    """The watch sent the job's messages again, with `units_done` units done."""
-    tries = kernel.republishes_without_progress(job, units_done) + 1
-    jobs.document(job["id"]).update({"republishes": tries, "stalled_units": units_done,
-                                     "republished_at": time.time()}, **db.deadline())
+def note_republished(jobs, job: dict, progress: object) -> None:
+    """The watch sent the job's messages again, the job being at `progress` (units done, or its state)."""
+    jobs.document(job["id"]).update(republished(job, progress), **db.deadline())
+
+
+def republished(job: dict, progress: object) -> dict:
+    """The fields that record one more sending again (common.domain.jobs.resend_action)."""
+    return {"republishes": kernel.republishes_without_progress(job, progress) + 1, "stalled_at_progress": progress,
+            "republished_at": time.time()}
 
 
 def active(jobs) -> list[dict]:

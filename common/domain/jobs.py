@@ -38,7 +38,7 @@ def job_id(kind: str, *request: object) -> str:
 def new_job(job_id_: str, kind: str, now: float, requested_by: str | None, **fields) -> dict:
     return {"id": job_id_, "kind": kind, "status": QUEUED, "created_at": now, "started_at": None,
             "finished_at": None, "requested_by": requested_by, "planned": False, "units_total": None,
-            "republishes": 0, "stalled_units": None, "republished_at": None, "error": None, **fields}
+            "republishes": 0, "stalled_at_progress": None, "republished_at": None, "error": None, **fields}
 
 
 def may_publish_start(job: dict) -> bool:
@@ -66,17 +66,25 @@ def watch_action(job: dict, units_done: int, last_activity: float, now: float, g
         return None
     if all_units_done(job, units_done):
         return Stalled("end")
+    return resend_action(job, units_done, last_activity, now, grace, "units" if job.get("planned") else "start")
+
+
+def resend_action(job: dict, progress: object, last_activity: float, now: float, grace: float,
+                  action: str = "start") -> Stalled | None:
+    """The watch's rule for a job that waits on a message (its next step, or its units): nothing while it moved
+    within `grace` seconds; else send the message again (`action`), or fail the job once sending it again
+    MAX_REPUBLISHES times in a row brought no progress (`progress`: what moves when the job does)."""
     quiet_since = max(last_activity, job.get("republished_at") or 0.0, job.get("created_at") or 0.0)
     if now - quiet_since < grace:
         return None
-    if republishes_without_progress(job, units_done) >= MAX_REPUBLISHES:
+    if republishes_without_progress(job, progress) >= MAX_REPUBLISHES:
         return Stalled("fail", f"the job made no progress after its messages were sent {MAX_REPUBLISHES} more "
-                               f"times ({units_done} of {job.get('units_total') or '?'} units done): a unit "
-                               "fails on every delivery (see the dead-letter topic and the function's log); "
-                               "ask for the job again once the cause is fixed")
-    return Stalled("units" if job.get("planned") else "start")
+                               f"times (it is at {progress}): a step fails on every delivery (see the dead-letter "
+                               "topic and the function's log); ask for the job again once the cause is fixed")
+    return Stalled(action)
 
 
-def republishes_without_progress(job: dict, units_done: int) -> int:
-    """How many times in a row the watch sent the job's messages again with no unit done since."""
-    return job.get("republishes", 0) if job.get("stalled_units") == units_done else 0
+def republishes_without_progress(job: dict, progress: object) -> int:
+    """How many times in a row the watch sent the job's messages again with no progress since (`progress`: the
+    units done, or the state, as the watch last saw it)."""
+    return job.get("republishes", 0) if job.get("stalled_at_progress") == progress else 0

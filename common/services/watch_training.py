@@ -29,14 +29,14 @@ def handle(message: PubSubMessage) -> Outcome:
     failed = sorted(job_id for job_id, change in changes.items() if change.get("status") == training_job.FAILED)
     noted = sorted(set(changes) - set(failed))
     imports_failed = watch_imports.sweep()
-    dataset_jobs_acted = jobs.watch(time.time())
-    acted = changes or imports_failed or dataset_jobs_acted
+    jobs_acted = {**jobs.watch(time.time()), **watch_imports.resend_waiting(time.time())}
+    acted = changes or imports_failed or jobs_acted
     detail = (f"swept: {len(failed)} failed {failed}, {len(noted)} noted gone {noted}, "
-              f"{len(imports_failed)} imports failed {imports_failed}, dataset jobs {dataset_jobs_acted}") \
+              f"{len(imports_failed)} imports failed {imports_failed}, jobs {jobs_acted}") \
         if acted else "swept: all well"
     return Outcome(Result.APPLIED if acted else Result.DUPLICATE, detail,
                    {"failed": failed, "noted": noted, "imports_failed": imports_failed,
-                    "dataset_jobs": dataset_jobs_acted})
+                    "jobs": jobs_acted})
 
 
 def waiting_jobs() -> list[dict]:

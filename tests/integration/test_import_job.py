@@ -10,6 +10,7 @@ import os
 import stat
 import tarfile
 import uuid
+import time
 import zipfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from common.cloud import import_store
 from common.domain import imports, layout
 from common.platform.events import PubSubMessage
-from common.services import archive_import, start_import
+from common.services import archive_import, start_import, watch_imports
 from infra.local.archive_server import ArchiveServer
 from infra.local.client import wait_for
 from infra.local.sample import generated_dataset
@@ -303,3 +304,18 @@ def test_a_dropped_archive_above_the_inline_size_is_unpacked_by_the_import_job(a
     assert [issue["code"] for issue in view["issues"]] == ["import_not_dataset_file"]
     assert view["source"] == f"gs://{bucket.name}/{blob.name}"
     stats_when(api, dataset, {"images": 6})
+
+
+def test_an_import_whose_request_was_never_published_is_started_by_the_watch(api, bucket, folder, ranged, dataset):
+    """The import is recorded but its request message is lost (a failed publish, a function that died before
+    it launched the job): the watch sends the request again and the import runs to its end."""
+    files = generated_dataset(6, 2, seed=43)
+    write_zip(folder / f"{dataset}.zip", files)
+    create_dataset(api, dataset)
+    import_id = f"import-lost-{dataset}"
+    import_store.create(imports.new_import(import_id, dataset, ranged.url(f"{dataset}.zip"), "zip", None, None,
+                                           time.time()))
+    assert watch_imports.resend_waiting(time.time() + 10 ** 6)[import_id] == "request sent again"
+    view = ended(api, import_id)
+    assert view["status"] == imports.COMPLETED and view["members_done"] == len(files), view
+    stats_when(api, dataset, {"images": 8, "labeled": 8})

@@ -47,10 +47,10 @@ def test_the_watch_ends_a_job_whose_units_are_all_done_at_once():
 
 
 def test_the_watch_fails_a_job_that_made_no_progress_after_being_asked_again_and_counts_afresh_after_progress():
-    stuck = job(planned=True, status=jobs.RUNNING, units_total=4, republishes=jobs.MAX_REPUBLISHES, stalled_units=1,
-                republished_at=2000.0)
+    stuck = job(planned=True, status=jobs.RUNNING, units_total=4, republishes=jobs.MAX_REPUBLISHES,
+                stalled_at_progress=1, republished_at=2000.0)
     failed = jobs.watch_action(stuck, 1, 1000.0, 2000.0 + GRACE, GRACE)
-    assert failed.action == "fail" and "1 of 4 units" in failed.reason and "dead-letter" in failed.reason
+    assert failed.action == "fail" and "it is at 1" in failed.reason and "dead-letter" in failed.reason
     assert jobs.watch_action(stuck, 2, 1000.0, 2000.0 + GRACE, GRACE) == jobs.Stalled("units")
     assert jobs.republishes_without_progress(stuck, 2) == 0
 
