@@ -20,6 +20,7 @@ so that its message comes back (the claimant may die), and takes the export over
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections import deque
@@ -32,7 +33,7 @@ from common.domain import coco, export_parts, exports, layout, versions as versi
 from common.domain.export_parts import PartRecord, PartsMismatch
 from common.domain.exports import ExportPlan, Member
 from common.domain.versions import InvalidVersionRequest
-from common.platform import config
+from common.platform import config, log
 from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
@@ -81,9 +82,10 @@ def _export(export_id: str) -> Outcome:
             stored_parts.remove(layout.export_parts(export_id))  # left by a call that completed it and died
         return Outcome(Result.DUPLICATE, f"export {export_id} is done or unknown")
     try:
-        version = document.get("version") or _version_for(ref, document)
-        versions.freeze(document["dataset"], version)  # at once when ready; else finishes what a crash left
-        return _write(ref, document, version, versions.read_frozen(document["dataset"], version), deadline)
+        with _Heartbeat(ref):
+            version = document.get("version") or _version_for(ref, document)
+            versions.freeze(document["dataset"], version)  # at once when ready; else finishes what a crash left
+            call = _write(ref, document, version, versions.read_frozen(document["dataset"], version), deadline)
     except (InvalidVersionRequest, PartsMismatch) as exc:
         _end(ref, exports.FAILED, {"error": str(exc)})
         return Outcome(Result.REJECTED, f"export {export_id} failed: {exc}")
@@ -95,6 +97,9 @@ def _export(export_id: str) -> Outcome:
         else:
             _end(ref, exports.FAILED, {"error": f"the export failed: {exc!r}"})
         raise
+    if call.result is None:
+        return _continue(call)
+    return Outcome(Result.APPLIED, f"export {export_id} written", {**call.result, **call.fields()})
 
 
 def _claim(ref) -> dict | None:
@@ -135,12 +140,15 @@ class _Call:
     written: int = 0
     files_written: int = 0
     images: Iterator | None = None
+    done: list[PartRecord] = field(default_factory=list)
+    result: dict | None = None  # once the archive is made
 
     def fields(self) -> dict:
         return {"parts_found": self.found, "parts_written": self.written, "files_written": self.files_written}
 
 
-def _write(ref, document: dict, version: str, frozen: dict, deadline: float) -> Outcome:
+def _write(ref, document: dict, version: str, frozen: dict, deadline: float) -> _Call:
+    """As many parts as this call has time for, and the archive once every part is done."""
     plan = exports.plan(frozen, document.get("background", True))
     placed = exports.placed(plan, document["format"])
     ref.update({"version": version, "files_total": len(plan.members), "excluded": plan.excluded,
@@ -148,24 +156,24 @@ def _write(ref, document: dict, version: str, frozen: dict, deadline: float) -> 
     pin = export_parts.plan_pin(version, document["format"], document.get("background", True), placed)
     call = _Call(ref, document, version, plan, placed, pin, layout.export_parts(document["id"]), deadline)
     try:
-        return _parts_then_archive(call)
+        _parts_then_archive(call)
     finally:
         if call.images is not None:
             call.images.close()  # stops the downloads still ahead of a part cut short
+    return call
 
 
-def _parts_then_archive(call: _Call) -> Outcome:
-    done = export_parts.resumed(stored_parts.done(call.prefix), call.pin)
+def _parts_then_archive(call: _Call) -> None:
+    done = call.done = export_parts.resumed(stored_parts.done(call.prefix), call.pin)
     call.found = len(done)
     while not export_parts.is_complete(done):
         if call.written and time.monotonic() >= call.deadline:
-            return _continue(call, done)
+            return
         if len(done) >= export_parts.MAX_PARTS:
             raise PartsMismatch(f"the export needs more than {export_parts.MAX_PARTS} parts: export a smaller "
                                 "version (fewer images), or raise EXPORT_PART_FILES")
         done.append(_next_part(call, done))
-    result = _finish(call, done)
-    return Outcome(Result.APPLIED, f"export {call.document['id']} written", {**result, **call.fields()})
+    call.result = _finish(call, done)
 
 
 def _next_part(call: _Call, done: list[PartRecord]) -> PartRecord:
@@ -225,12 +233,12 @@ def _add_coco(part: zip_parts.PartWriter, plan: ExportPlan, description: str) ->
         image_id, annotation_id = image_id + len(images), annotation_id + coco.annotation_count(images)
 
 
-def _continue(call: _Call, done: list[PartRecord]) -> Outcome:
+def _continue(call: _Call) -> Outcome:
     """Release the claim and ask for a new call (a failed publish raises: this message comes back instead)."""
-    call.ref.update({"heartbeat": 0, "files_done": export_parts.next_image(done)})
+    call.ref.update({"heartbeat": 0, "files_done": export_parts.next_image(call.done)})
     topics.publish(config.export_topic(), {"export_id": call.document["id"]})
-    return Outcome(Result.APPLIED, f"export {call.document['id']}: {len(done)} parts done, continues in a new call",
-                   call.fields())
+    return Outcome(Result.APPLIED, f"export {call.document['id']}: {len(call.done)} parts done, continues in a "
+                   "new call", call.fields())
 
 
 def _finish(call: _Call, done: list[PartRecord]) -> dict:
@@ -286,6 +294,30 @@ class _Progress:
         if time.monotonic() - self.last >= PROGRESS_SECONDS:
             self.last = time.monotonic()
             self.ref.update({"files_done": done, "bytes": written, "heartbeat": time.time()})
+
+
+class _Heartbeat:
+    """The claim kept alive while this delivery works, whatever it does (freezing a version reports no
+    progress); stopped before the claim is released."""
+
+    def __init__(self, ref):
+        self.ref, self.stopped = ref, threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> "_Heartbeat":
+        self.thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(config.export_lease_seconds() / 4):
+            try:
+                self.ref.update({"heartbeat": time.time()})
+            except Exception as exc:  # noqa: BLE001 - a missed beat: the next one, or the lease, decides
+                log.log("WARNING", "export heartbeat missed", export=self.ref.id, error=repr(exc))
+
+    def __exit__(self, *failure) -> None:
+        self.stopped.set()
+        self.thread.join()
 
 
 def _end(ref, status: str, fields: dict) -> None:
