@@ -6,6 +6,7 @@ Layout:
   datasets/{dataset}/images/{entry}       one entry per image stem (image + label)
   datasets/{dataset}/files/{path}         other files: data.yaml issues, unrecognized files, archives
   datasets/{dataset}/contents/{sha256}    the entries sharing one image content
+  datasets/{dataset}/split_assignments/{entry}  the split an image list gives an entry (common.cloud.split_store)
 
 No event writes the dataset document except a data.yaml change; statistics are
 aggregation queries over the entries (common.cloud.stats), exact at rest.
@@ -24,13 +25,13 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 
 from common.cloud import db
-from common.domain import duplicates, entries, generations
+from common.domain import duplicates, entries, generations, split_lists
 from common.domain.entries import Entry
 from common.domain.issues import Issue
 from common.domain.layout import doc_id
 from common.platform.failures import is_transient
 
-ENTRIES, FILES, CONTENTS = "images", "files", "contents"
+ENTRIES, FILES, CONTENTS, ASSIGNMENTS = "images", "files", "contents", "split_assignments"
 
 _known_datasets: set[str] = set()
 
@@ -64,6 +65,11 @@ def files_of(dataset: str):
 
 def contents_of(dataset: str):
     return dataset_ref(dataset).collection(CONTENTS)
+
+
+def assignments_of(dataset: str):
+    """The splits image lists give entries, by entry id (common.cloud.split_store writes them)."""
+    return dataset_ref(dataset).collection(ASSIGNMENTS)
 
 
 def ensure_dataset(dataset: str) -> None:
@@ -204,6 +210,7 @@ class _Documents:
 def _apply(transaction, changes: list[EntryChange]) -> list[EntryUpdate | Exception]:
     documents = _Documents(transaction)
     documents.read(ref for change in changes for ref in _first_reads(change))  # one request for all
+    documents.read(ref for change in changes for ref in _assignment_reads(documents, change))  # and one more
     results = [_apply_change(documents, change) for change in changes]
     documents.flush()
     return [_unless_regained(documents, result, group) for result, group in results]
@@ -214,11 +221,31 @@ def _first_reads(change: EntryChange) -> list:
             + ([contents_of(change.dataset).document(change.content)] if change.content else []))
 
 
+def _assignment_reads(documents: _Documents, change: EntryChange) -> list:
+    """The split assignment of an entry the change creates, when image lists gave the dataset any: read in the
+    transaction, so that one written after this read (common.services.resplit) makes the transaction retry."""
+    own_ref = entries_of(change.dataset).document(doc_id(change.key))
+    dataset_doc = documents.docs.get(dataset_ref(change.dataset).path) or {}
+    if documents.docs.get(own_ref.path) is not None or not dataset_doc.get("split_assignments"):
+        return []
+    return [assignments_of(change.dataset).document(own_ref.id)]
+
+
+def _new_entry_split(documents: _Documents, change: EntryChange) -> str | None:
+    """The split of a new entry: its image list's, its folder's, or a folder rule of data.yaml's."""
+    dataset_doc = documents.read([dataset_ref(change.dataset)])[dataset_ref(change.dataset).path] or {}
+    assigned = None
+    if dataset_doc.get("split_assignments"):
+        ref = assignments_of(change.dataset).document(doc_id(change.key))
+        assigned = (documents.read([ref])[ref.path] or {}).get("split")
+    return split_lists.split_for(change.key, change.split, assigned, dataset_doc.get("split_rules") or [])
+
+
 def _apply_change(documents: _Documents, change: EntryChange) -> tuple[EntryUpdate | Exception, str | None]:
     """The change's result, and the path of the content group whose thumbnail it orphaned."""
     own_ref = entries_of(change.dataset).document(doc_id(change.key))
     stored = documents.read([own_ref])[own_ref.path]
-    entry = copy.deepcopy(stored) if stored else entries.new_entry(change.key, change.split)
+    entry = copy.deepcopy(stored) if stored else entries.new_entry(change.key, _new_entry_split(documents, change))
     if entries.is_stale(entry, change.part, change.generation, change.deleting, change.path):
         return EntryUpdate(False), None
     before = entry["image"]
@@ -262,8 +289,12 @@ def _regroup_duplicates(documents: _Documents, dataset: str, own_id: str, before
     """Read the content groups an image change touches (those not read already) and apply the pure rule:
     returns the groups to write and the other member entries whose duplicates changed."""
     shas = duplicates.touched_groups(before, entry["image"])
-    if not shas:
-        return {}, {}
+    return _regroup(documents, dataset, own_id, entry, shas) if shas else ({}, {})
+
+
+def _regroup(documents: _Documents, dataset: str, own_id: str, entry: Entry, shas: set[str]) -> tuple[dict, dict]:
+    """The content groups `shas` with the entry moved into its current content's group (at its current split),
+    and the other member entries with their duplicates learnt again."""
     group_refs = {sha: contents_of(dataset).document(sha) for sha in shas}
     read = documents.read(group_refs.values())
     groups = duplicates.move_member({sha: (read[ref.path] or {}).get("members", {}) for sha, ref in group_refs.items()},
@@ -280,6 +311,46 @@ def _regroup_duplicates(documents: _Documents, dataset: str, own_id: str, before
     own_group = groups.get(entry["image"]["sha256"], {}) if entry["image"] else {}
     duplicates.set_duplicates(entry, own_id, own_group)
     return groups, members
+
+
+def resplit_entries(dataset: str, entry_ids: list[str]) -> int:
+    """Give each entry the split the dataset's lists and its folders say now (split_lists.split_for), in one
+    transaction that reads the entries, their assignments and the dataset document; each entry's content group
+    and the group's other members (the split of each member, split_leakage) kept true. How many moved."""
+    if not entry_ids:
+        return 0
+    with _entry_locks({(dataset, entry_id) for entry_id in entry_ids}):
+        return db.in_transaction(lambda transaction: _resplit(transaction, dataset, entry_ids))
+
+
+def _current_split(entry: Entry, assignment: dict | None, dataset_doc: dict) -> str | None:
+    assigned = (assignment or {}).get("split") if dataset_doc.get("split_assignments") else None
+    return split_lists.split_for(entry["key"], split_lists.folder_split(entry["key"]), assigned,
+                                 dataset_doc.get("split_rules") or [])
+
+
+def _resplit(transaction, dataset: str, entry_ids: list[str]) -> int:
+    documents = _Documents(transaction)
+    own_refs = [entries_of(dataset).document(entry_id) for entry_id in entry_ids]
+    assignment_refs = [assignments_of(dataset).document(entry_id) for entry_id in entry_ids]
+    read = documents.read([*own_refs, *assignment_refs, dataset_ref(dataset)])
+    dataset_doc = read[dataset_ref(dataset).path] or {}
+    moved = 0
+    for own_ref, assignment_ref in zip(own_refs, assignment_refs):
+        entry = copy.deepcopy(documents.docs[own_ref.path])
+        split = _current_split(entry, documents.docs[assignment_ref.path], dataset_doc) if entry else None
+        if entry is None or split == entry.get("split"):
+            continue
+        entry["split"] = split
+        shas = {entry["image"]["sha256"]} if entry.get("image") else set()
+        groups, members = _regroup(documents, dataset, own_ref.id, entry, shas) if shas else ({}, {})
+        for sha, group in groups.items():
+            documents.put(contents_of(dataset).document(sha), {"members": group} if group else None)
+        for ref, member in {**members, own_ref: entry}.items():
+            documents.put(ref, entries.derive(member, _class_count(dataset_doc)))
+        moved += 1
+    documents.flush()
+    return moved
 
 
 def rederive_entry(dataset: str, entry_id: str) -> None:
@@ -304,19 +375,20 @@ def read_file(dataset: str, path: str) -> dict | None:
     return snapshot.to_dict() if snapshot.exists else None
 
 
-def is_stale_file(record: dict | None, generation: int, deleting: bool = False) -> bool:
-    return record is not None and generations.is_stale(generation, record["generation"], record["tombstone"], deleting)
+def is_stale_file(record: dict | None, generation: int, deleting: bool = False, reapply_current: bool = False) -> bool:
+    return record is not None and generations.is_stale(generation, record["generation"], record["tombstone"], deleting,
+                                                       reapply_current)
 
 
 def put_file(dataset: str, path: str, generation: int, issues: list[Issue] | None,
-             details: dict | None = None) -> bool:
-    """Record a non-image, non-label file and its issues; issues None means deleted.
-    Returns False for a stale event."""
+             details: dict | None = None, reapply_current: bool = False) -> bool:
+    """Record a non-image, non-label file and its issues; issues None means deleted. `reapply_current`: the
+    generation recorded may be recorded again (what a job learnt of it since). Returns False for a stale event."""
     ref = files_of(dataset).document(doc_id(path))
 
     def work(transaction) -> bool:
         current = _read(transaction, ref) or {"generation": 0, "tombstone": 0}
-        if is_stale_file(current, generation, deleting=issues is None):
+        if is_stale_file(current, generation, deleting=issues is None, reapply_current=reapply_current):
             return False
         transaction.set(ref, {**_file_doc(path, generation, issues, current), **(details or {})})
         return True

@@ -31,7 +31,8 @@ _SCALAR_TYPES = (str, int, float, bool, type(None))
 class DataYaml:
     names: list[str] | None  # class names in id order, None when they can't be determined
     issues: list[Issue]
-    splits: dict = field(default_factory=dict)  # what train, val and test say (folders, .txt lists, lists)
+    # what train, val and test say (folders, .txt lists, lists), and path: (what they are relative to)
+    splits: dict = field(default_factory=dict)
 
 
 class _Refused(Exception):
@@ -52,7 +53,7 @@ def parse_data_yaml(data: bytes, file: str) -> DataYaml:
     except _Refused as refused:
         return DataYaml(None, issues + [Issue(refused.code, refused.message, file, refused.line)])
     _check_names(names, document, issues, file)
-    return DataYaml(names, issues, {split: document[split] for split in ("train", "val", "test") if split in document})
+    return DataYaml(names, issues, {key: document[key] for key in ("path", "train", "val", "test") if key in document})
 
 
 def readable_mapping(data: bytes) -> dict | None:

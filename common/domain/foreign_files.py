@@ -1,9 +1,10 @@
 """What a dropped file that ingest does not index means, when another tool's export wrote it.
 
 Some are companions of a layout a drop reads (Label Studio's notes.json, Darknet's and CVAT's obj.data and image
-lists): recorded with the layout they belong to, no issue. An image list is read in part (its first
-LIST_HEAD_BYTES): when it names images whose folder gives no split (Darknet's obj/), a drop cannot give them the
-list's split, and an issue says how to keep it. COCO annotation JSON and Pascal VOC files cannot be converted file
+lists, the .txt lists a data.yaml names): recorded with the layout they belong to, no issue. Image lists and
+obj.data give splits (common.domain.split_lists): their record says so, and ingest starts the resplit job that
+applies them. An image list is read in part (its first LIST_HEAD_BYTES) to tell CVAT's, whose images' folders
+say their split already, from Darknet's, whose images lie in obj/ without one. COCO annotation JSON and Pascal VOC files cannot be converted file
 by file (a COCO file places images it does not hold; VOC class ids need every file): each gets a specific issue
 saying how to bring the export in instead. Anything else is an unrecognized file. Pure: reads the path, and the
 head of an image list.
@@ -20,9 +21,10 @@ DARKNET_CVAT = "Darknet YOLO / CVAT YOLO 1.1"
 _IMAGE_LIST = "its images are read from the folders they are in (obj_<split>_data/ gives the split); not needed"
 _COMPANIONS = {
     "notes.json": ("Label Studio YOLO", "Label Studio's notes (the class names come from classes.txt); not needed"),
-    "obj.data": (DARKNET_CVAT, "Darknet's settings file (the class names come from obj.names); "
-                 "not needed"),
+    "obj.data": (DARKNET_CVAT, "Darknet's settings file: the class names come from obj.names, and the image "
+                 "lists it names (train, valid, test) give the splits"),
 }
+_LISTED = "an image list data.yaml or obj.data names: a drop gives its images its split"
 VOC_FOLDERS = ("Annotations", "JPEGImages", "ImageSets", "SegmentationClass", "SegmentationObject")
 
 
@@ -31,6 +33,7 @@ class DropRecord:
     """What ingest records on a file it does not index: its issues, and (for a known layout's file) details."""
     issues: list[Issue]
     details: dict = field(default_factory=dict)
+    gives_splits: bool = False  # an image list or obj.data that may give images splits their folders do not
 
 
 def is_image_list(relative: str) -> bool:
@@ -40,14 +43,16 @@ def is_image_list(relative: str) -> bool:
     return folder in ("", "data") and bool(dot) and extension == "txt" and split_of(stem) is not None
 
 
-def record(relative: str, file: str, dataset: str, head: bytes | None = None) -> DropRecord:
+def record(relative: str, file: str, dataset: str, head: bytes | None = None, listed: bool = False) -> DropRecord:
     """The record of the file `file` at `relative` in `dataset`; `head`: the first LIST_HEAD_BYTES of an image
-    list (is_image_list)."""
+    list (is_image_list); `listed`: the dataset's data.yaml or obj.data names the file as an image list."""
     if is_image_list(relative):
-        return _image_list(relative, file, dataset, head or b"")
+        return _image_list(relative, head or b"", listed)
+    if listed:
+        return DropRecord([], {"summary": _LISTED}, gives_splits=True)
     companion = _companion(relative)
     if companion:
-        return DropRecord([], {"layout": companion[0], "summary": companion[1]})
+        return DropRecord([], {"layout": companion[0], "summary": companion[1]}, gives_splits=_is_obj_data(relative))
     foreign = _foreign_annotations(relative)
     if foreign:
         code, layout_name, message = foreign
@@ -58,18 +63,6 @@ def record(relative: str, file: str, dataset: str, head: bytes | None = None) ->
     return DropRecord([Issue("unrecognized_file", "not an image under images/, a .txt label under labels/, "
                              "either of them in obj_<split>_data/ or obj/, nor data.yaml or a class-name file "
                              "(classes.txt, obj.names, dataset.yaml) at the dataset root; ingest ignores it", file)])
-
-
-def yaml_split_lists(splits: dict, file: str, dataset: str) -> Issue | None:
-    """The issue of a dropped data.yaml whose train, val or test name .txt image lists or several folders: a drop
-    takes each image's split from its folder and cannot apply them; push and import do."""
-    listed = [split for split, entry in splits.items()
-              if isinstance(entry, list) and len(entry) > 1 or isinstance(entry, str) and entry.endswith(".txt")]
-    if not listed:
-        return None
-    return Issue("drop_yaml_split_lists", f"data.yaml's {', '.join(listed)} name image lists (.txt) or several "
-                 "folders: a drop takes each image's split from its folder (images/train/, images/val/), so these "
-                 f"splits are not applied; to keep them, {_bring_in(dataset)}", file)
 
 
 def _is_image_path(line: str) -> bool:
@@ -90,25 +83,27 @@ def _companion(relative: str) -> tuple[str, str] | None:
     return None
 
 
-def _image_list(relative: str, file: str, dataset: str, head: bytes) -> DropRecord:
+def _is_obj_data(relative: str) -> bool:
+    return relative in ("obj.data", "data/obj.data")
+
+
+def _image_list(relative: str, head: bytes, listed: bool) -> DropRecord:
     """A list whose images all lie in CVAT's obj_<split>_data/ says nothing the folders do not; one naming
-    images elsewhere (Darknet's obj/) gives splits a drop cannot apply, which its issue says."""
+    images elsewhere (Darknet's obj/) gives them its split."""
     name = relative.rsplit("/", 1)[-1]
     split = split_of(name[:-len(".txt")])
     lines = head.decode("utf-8", "replace").split("\n")
     if len(head) >= LIST_HEAD_BYTES:
         lines = lines[:-1]  # cut off
-    listed = [line.strip().replace("\\", "/") for line in lines if _is_image_path(line.strip())]
-    splitless = [path for path in listed if not _in_split_folder(path)]
+    paths = [line.strip().replace("\\", "/") for line in lines if _is_image_path(line.strip())]
+    splitless = [path for path in paths if not _in_split_folder(path)]
     if not splitless:
-        return DropRecord([], {"layout": DARKNET_CVAT, "summary": f"an image list ({name}): {_IMAGE_LIST}"})
+        return DropRecord([], {"layout": DARKNET_CVAT, "summary": f"an image list ({name}): {_IMAGE_LIST}"},
+                          gives_splits=listed)
     counted = f"{len(splitless)}{'+' if len(head) >= LIST_HEAD_BYTES else ''}"
-    message = (f"this list puts {counted} images (such as {splitless[0][:200]}) in the {split} split, but a drop "
-               "takes an image's split from its folder and these lie in none (Darknet's obj/), so they are indexed "
-               "without one and training splits them by content hash: to keep the list's splits, "
-               f"{_bring_in(dataset)}, or move the images and labels into obj_{split}_data/")
-    return DropRecord([Issue("drop_image_list_not_read", message, file)],
-                      {"layout": DARKNET_CVAT, "summary": "splits not read in a drop"})
+    return DropRecord([], {"layout": DARKNET_CVAT, "summary": f"an image list ({name}): its {counted} images in "
+                           f"folders without a split (Darknet's obj/) are given the {split} split"},
+                      gives_splits=True)
 
 
 def _in_split_folder(listed: str) -> bool:

@@ -13,8 +13,8 @@ from typing import Callable
 
 from google.api_core.exceptions import NotFound
 
-from common.cloud import dataset_index, object_http, storage, uploader
-from common.domain import entries, file_limits, foreign_files
+from common.cloud import dataset_index, object_http, split_store, storage, uploader
+from common.domain import entries, file_limits, foreign_files, split_lists
 from common.domain.datayaml import DataYaml, parse_data_yaml, size_issue
 from common.domain.entries import ImageRecord, LabelRecord
 from common.domain.imaging import identify_image
@@ -24,7 +24,7 @@ from common.domain.layout import ObjectRole, classify, dataset_relative, thumbna
 from common.platform import config, log
 from common.platform.events import DELETED, ObjectEvent
 from common.platform.handler import Outcome, Result
-from common.services import archive_import, class_files, dataset_jobs
+from common.services import archive_import, class_files, dataset_jobs, resplit
 
 MAX_LABEL_BYTES = file_limits.MAX_LABEL_BYTES
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # smaller images are read in one request
@@ -238,15 +238,24 @@ def _data_yaml(event: ObjectEvent, role: ObjectRole) -> Outcome:
             parsed = _read_yaml(event)
         except NotFound:
             return GONE
-        unapplied = foreign_files.yaml_split_lists(parsed.splits, event.name, role.dataset)
-        names, issues = parsed.names, parsed.issues + ([unapplied] if unapplied else [])
+        names, issues = parsed.names, parsed.issues
     if not dataset_index.put_data_yaml(role.dataset, event.name, event.generation, names, issues):
         return STALE
     # Every label is checked again against the new classes, as a job in chunks: at any size (a redelivered
     # event finds the job of its generation), with progress, and the statistics exact when it ends.
     job = dataset_jobs.start_revalidation(role.dataset, event.generation)
-    return Outcome(Result.APPLIED, f"classes {'removed' if names is None else 'set'}; revalidation {job['id']}",
+    lists = names is not None and split_lists.has_lists(parsed.splits)
+    resplit_job = _resplit_if(lists or split_store.has_lists(split_store.state(role.dataset)), event, role)
+    return Outcome(Result.APPLIED, f"classes {'removed' if names is None else 'set'}; revalidation {job['id']}"
+                   + (f"; resplit {resplit_job}" if resplit_job else ""),
                    {"issues": len(issues or []), "job_id": job["id"]})
+
+
+def _resplit_if(wanted: bool, event: ObjectEvent, role: ObjectRole) -> str | None:
+    """Start the resplit of this event (common.services.resplit) when `wanted`: its job id."""
+    if not wanted:
+        return None
+    return resplit.start_resplit(role.dataset, event.name, event.generation, event.action)["id"]
 
 
 def _read_yaml(event: ObjectEvent) -> DataYaml:
@@ -259,15 +268,23 @@ def _read_yaml(event: ObjectEvent) -> DataYaml:
 def _other(event: ObjectEvent, role: ObjectRole) -> Outcome:
     """A file ingest does not index: a known companion of another tool's export (no issue), a COCO or Pascal VOC
     file that is brought in whole (its issue says how), or an unrecognized file."""
-    if event.action == DELETED:
-        return _applied(dataset_index.put_file(role.dataset, event.name, event.generation, None), "file removed")
+    lists = split_store.state(role.dataset)
+    listed = event.name in (lists.get("split_sources") or [])
     relative = dataset_relative(event.name, role.dataset)
+    if event.action == DELETED:
+        removed = dataset_index.put_file(role.dataset, event.name, event.generation, None)
+        gives_splits = listed or foreign_files.record(relative, event.name, role.dataset, listed=listed).gives_splits
+        _resplit_if(removed and gives_splits, event, role)
+        return _applied(removed, "file removed")
     try:
         head = _head(event) if foreign_files.is_image_list(relative) else None
     except NotFound:
         return GONE
-    found = foreign_files.record(relative, event.name, role.dataset, head)
+    found = foreign_files.record(relative, event.name, role.dataset, head, listed)
     recorded = dataset_index.put_file(role.dataset, event.name, event.generation, found.issues, found.details)
+    # after the record: the job's plan records the file again with what it read in it
+    _resplit_if(recorded and (found.gives_splits or (foreign_files.is_image_list(relative)
+                                                      and split_store.has_lists(lists))), event, role)
     return _applied(recorded, found.details.get("layout", "unrecognized") + " file", found.issues)
 
 

@@ -45,15 +45,7 @@ CASES = [(key, way) for key, layout in ALL_LAYOUTS.items() for way in WAYS
          if (way != "drop" or layout.yolo_family) and (way != "import-job" or key in IMPORT_JOB_LAYOUTS)]
 
 # (layout, way) pairs whose support has not landed yet: strict, so the suite says when one starts to pass.
-NOT_YET: dict[tuple[str, str], str] = {
-    ("ultralytics-txt-lists", "drop"): "issue 28: a drop takes splits from folders only: data.yaml's .txt image "
-                                       "lists (autosplit_train.txt) are not applied (an issue says so)",
-    ("ultralytics-folder-lists", "drop"): "issue 28: a drop takes splits from folders only: data.yaml's lists "
-                                          "of folders (images/train2012, images/test2007) are not applied "
-                                          "(an issue says so)",
-    ("darknet", "drop"): "issue 28: a drop takes splits from folders only: Darknet's train.txt / valid.txt "
-                         "are not applied to obj/ (an issue says so)",
-}
+NOT_YET: dict[tuple[str, str], str] = {}
 
 
 def case_params():
@@ -245,16 +237,11 @@ def test_a_push_that_waits_returns_once_the_index_is_the_canonical_dataset(api, 
     assert differences(index_of(api, dataset), canonical(), ALL_LAYOUTS[key]) == []
 
 README = [("import_not_dataset_file", "README.dataset.txt"), ("import_not_dataset_file", "README.roboflow.txt")]
-# The issues a clean export brought in may raise: files that are no part of a dataset, and what a drop cannot do.
+# The issues a clean export brought in may raise: files that are no part of a dataset.
 EXPECTED_ISSUES = {
     ("roboflow-yolo", "import"): README, ("roboflow-coco", "import"): README,
     ("roboflow-yolo", "drop"): [("unrecognized_file", "README.dataset.txt"),
                                 ("unrecognized_file", "README.roboflow.txt")],
-    ("darknet", "drop"): [("drop_image_list_not_read", "train.txt"), ("drop_image_list_not_read", "valid.txt")],
-    ("ultralytics-txt-lists", "drop"): [("drop_yaml_split_lists", "data.yaml"),
-                                        ("unrecognized_file", "autosplit_train.txt"),
-                                        ("unrecognized_file", "autosplit_val.txt")],
-    ("ultralytics-folder-lists", "drop"): [("drop_yaml_split_lists", "data.yaml")],
 }
 
 
@@ -295,22 +282,16 @@ def test_a_drop_names_the_layout_its_class_file_means(api, brought_in, outcomes,
     assert all(word.lower() in summary.lower() for word in ALL_LAYOUTS[key].named), summary
 
 
-# A drop takes an image's split from its folder: where the layout keeps splits elsewhere (image lists, lists of
-# folders), a drop must give everything else exactly and say, in an issue of the file that holds the splits,
-# how to keep them. {layout: the file that holds the splits}
-SPLITS_ELSEWHERE = {"darknet": "train.txt", "ultralytics-txt-lists": "data.yaml",
-                    "ultralytics-folder-lists": "data.yaml"}
+# A drop of a layout that keeps its splits in lists (image lists, lists of folders) records each list file as
+# what it is, with no issue, whichever came first: the list or the data.yaml naming it. {layout: a list file}
+LIST_FILE_OF = {"darknet": "train.txt", "ultralytics-txt-lists": "autosplit_train.txt"}
 
 
-@pytest.mark.parametrize("key", SPLITS_ELSEWHERE)
-def test_a_drop_that_cannot_apply_the_splits_gives_the_rest_exactly_and_says_how_to_keep_them(api, brought_in,
-                                                                                               outcomes, key):
+@pytest.mark.parametrize("key", LIST_FILE_OF)
+def test_a_drop_records_the_list_that_gave_the_splits(api, brought_in, outcomes, key):
     dataset = brought_in["cases"][key, "drop"]["dataset"]
-    splitless = Layout(key, None, (), keeps_splits=False, yolo_family=True)
-    assert differences(index_of(api, dataset), canonical(), splitless) == []
-    issues = api.all_pages(f"/datasets/{dataset}/issues", "issues")
-    assert any(issue["file"] == f"datasets/{dataset}/{SPLITS_ELSEWHERE[key]}" and "split" in issue["message"]
-               and "yolodrop push" in issue["message"] for issue in issues), issues
+    summary = file_summary(api, dataset, f"datasets/{dataset}/{LIST_FILE_OF[key]}")
+    assert "image list" in summary and "train split" in summary, summary
 
 
 def test_the_import_jobs_summary_names_the_layout(api, brought_in):

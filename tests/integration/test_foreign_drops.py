@@ -26,10 +26,10 @@ CVAT_IMAGES = {
     "obj_train_data/sub/frame_000002.png": ((96, 64), "train", [(1, 0.75, 0.5, 0.25, 0.5)]),
     "obj_valid_data/frame_000003.jpg": ((64, 64), "val", [(1, 0.5, 0.5, 0.5, 0.5), (0, 0.125, 0.125, 0.25, 0.25)]),
 }
-DARKNET_IMAGES = {
-    "data/obj/img1.jpg": ((64, 48), None, [(1, 0.5, 0.5, 0.25, 0.5)]),
-    "data/obj/img2.png": ((80, 60), None, [(0, 0.25, 0.75, 0.5, 0.5), (1, 0.75, 0.25, 0.25, 0.25)]),
-    "data/obj/img3.jpg": ((64, 64), None, [(0, 0.5, 0.5, 1.0, 1.0)]),
+DARKNET_IMAGES = {  # data/train.txt lists them all: they take its split
+    "data/obj/img1.jpg": ((64, 48), "train", [(1, 0.5, 0.5, 0.25, 0.5)]),
+    "data/obj/img2.png": ((80, 60), "train", [(0, 0.25, 0.75, 0.5, 0.5), (1, 0.75, 0.25, 0.25, 0.25)]),
+    "data/obj/img3.jpg": ((64, 64), "train", [(0, 0.5, 0.5, 1.0, 1.0)]),
 }
 LABEL_STUDIO_IMAGES = {  # Label Studio prefixes each file name with a hash of the upload
     "images/1f3c9a2e-street.jpg": ((64, 48), None, [(0, 0.5, 0.5, 0.25, 0.5), (1, 0.25, 0.75, 0.25, 0.25)]),
@@ -101,8 +101,12 @@ def drop_shuffled(bucket, dataset: str, files: dict[str, bytes], seed: int) -> N
 
 def indexed_when(api, dataset: str, images: dict, names: list[str]) -> dict:
     boxes = sum(len(boxes) for _, _, boxes in images.values())
+    splits = {split or "none": sum(s == split for _, s, _ in images.values()) for split in ("train", "val", "test", None)}
+    splits = {split: count for split, count in splits.items() if count}  # the view leaves out a split of none
     return dataset_when(api, dataset, lambda view: view["classes"] == names and view["stats"]["images"] == len(images)
-                        and view["stats"]["boxes"] == boxes, f"{len(images)} images, {boxes} boxes, {names}")
+                        and view["stats"]["boxes"] == boxes
+                        and {s: n for s, n in view["stats"]["splits"].items() if n} == splits,
+                        f"{len(images)} images, {boxes} boxes, {names}, splits {splits}")
 
 
 def assert_index_holds(api, dataset: str, images: dict, names: list[str], file_issues: dict | None = None) -> None:
@@ -169,9 +173,10 @@ def test_the_drop_summary_lists_each_class_and_companion_file_with_its_layout(ap
     assert not any("/obj_train_data/" in path for path in listed)  # images and labels are not "files"
 
 
-def test_a_darknet_folder_dropped_is_indexed_without_a_split_which_its_list_says(api, darknet):
-    assert_index_holds(api, darknet, DARKNET_IMAGES, DARKNET_NAMES,
-                       file_issues={"data/train.txt": [("drop_image_list_not_read", None)]})
+def test_a_darknet_folder_dropped_is_indexed_with_the_split_its_list_says(api, darknet):
+    assert_index_holds(api, darknet, DARKNET_IMAGES, DARKNET_NAMES)
+    record = file_record(darknet, "data/train.txt")
+    assert record["issues"] == [] and "the train split" in record["summary"]
     record = file_record(darknet, "data/obj.names")
     assert (record["layout"], record["summary"]) == ("Darknet YOLO", class_files.WRITTEN)
 

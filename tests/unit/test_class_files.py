@@ -132,9 +132,16 @@ def test_cvats_image_lists_say_nothing_the_folders_do_not():
     # longer than is read: the line cut off is not counted
     ("test.txt", b"x/ab.jpg\n" * (foreign_files.LIST_HEAD_BYTES // 9 + 1), "test", f"{65536 // 9}+"),
 ])
-def test_darknets_image_lists_say_that_a_drop_cannot_give_their_split(relative, head, split, count):
+def test_darknets_image_lists_give_their_split_with_no_issue(relative, head, split, count):
     found = foreign_files.record(relative, f"datasets/d/{relative}", "d", head[:foreign_files.LIST_HEAD_BYTES])
-    assert [issue.code for issue in found.issues] == ["drop_image_list_not_read"]
-    message = found.issues[0].message
-    assert f"puts {count} images" in message and f"in the {split} split" in message
-    assert "imports/d.zip" in message and f"obj_{split}_data/" in message
+    assert found.issues == [] and found.gives_splits
+    assert f"its {count} images" in found.details["summary"] and f"the {split} split" in found.details["summary"]
+
+
+def test_obj_data_and_a_list_data_yaml_names_give_splits_and_cvats_lists_do_not():
+    assert foreign_files.record("data/obj.data", "datasets/d/data/obj.data", "d").gives_splits
+    listed = foreign_files.record("autosplit_train.txt", "datasets/d/autosplit_train.txt", "d", listed=True)
+    assert listed.issues == [] and listed.gives_splits
+    assert not foreign_files.record("autosplit_train.txt", "datasets/d/autosplit_train.txt", "d").gives_splits
+    cvat = foreign_files.record("train.txt", "datasets/d/train.txt", "d", b"data/obj_train_data/a.jpg\n")
+    assert not cvat.gives_splits

@@ -103,11 +103,12 @@ def test_an_export_puts_side_by_side_images_in_their_split_folder_by_their_own_n
         ("images/train/sub/a.jpg", "labels/train/sub/a.txt"), ("images/val/b.jpg", "labels/val/b.txt")]
 
 
-def test_a_dropped_data_yaml_with_image_lists_or_several_folders_says_its_splits_are_not_applied():
+def test_a_dropped_data_yaml_with_image_lists_or_folders_without_a_split_has_lists_and_plain_folders_have_none():
     from common.domain.datayaml import parse_data_yaml
-    from common.domain.foreign_files import yaml_split_lists
+    from common.domain.split_lists import has_lists
     lists = parse_data_yaml(b"train: [images/train2012, images/train2007]\nval: autosplit_val.txt\nnames: [a]\n", "f")
-    issue = yaml_split_lists(lists.splits, "datasets/d/data.yaml", "d")
-    assert issue.code == "drop_yaml_split_lists" and "train, val" in issue.message and "imports/d.zip" in issue.message
+    assert has_lists(lists.splits)
     folders = parse_data_yaml(b"path: ../x\ntrain: images/train\nval: [images/val]\nnames: [a]\n", "f")
-    assert yaml_split_lists(folders.splits, "datasets/d/data.yaml", "d") is None
+    roboflow = parse_data_yaml(b"train: ../train/images\nval: ../valid/images\ntest: ../test/images\nnames: [a]\n",
+                               "f")
+    assert not has_lists(folders.splits) and not has_lists(roboflow.splits)
