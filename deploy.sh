@@ -316,6 +316,7 @@ env_value() {
     TRAINER_LAUNCHER) echo cloud-run ;;
     TRAINER_JOB) echo "$S_trainer_job" ;;
     TRAINER_REGION) echo "$TRAINER_REGION" ;;
+    TASK_TIMEOUT_SECONDS) echo "$S_trainer_task_timeout_seconds" ;;
     WATCH_GRACE_SECONDS) echo "$S_watch_grace_seconds" ;;
     IMPORT_TOPIC) echo "$S_topics_import_requests" ;;
     IMPORTER_LAUNCHER) echo cloud-run ;;

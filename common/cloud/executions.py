@@ -1,8 +1,9 @@
 """What became of a trainer execution: asked of Cloud Run, or of the local process table.
 
 The execution name says which: the CloudRunLauncher records Cloud Run's full
-name (projects/…/jobs/…/executions/…), the LocalLauncher records
-`local-pid-<pid>` (a process of this machine).
+name (projects/…/jobs/…/executions/…), the LocalLauncher `local-run-<job>…`
+(a local Cloud Run Job, whose record common/cloud/local_runner.py keeps), and a
+trainer started by hand reports `local-pid-<pid>` (a process of this machine).
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from pathlib import Path
 
 from google.api_core.exceptions import NotFound
 
-from common.cloud import clients
-from common.domain.training_job import LOCAL_EXECUTION_PREFIX, ExecutionState
+from common.cloud import clients, local_runner
+from common.domain.training_job import LOCAL_EXECUTION_PREFIX, LOCAL_RUN_PREFIX, ExecutionState
 
 LOCAL_IMPORT_PREFIX = "local-import-"  # the LocalImportLauncher's executions
 from common.platform import config
@@ -23,6 +24,8 @@ PROC = Path("/proc")
 
 def observe(job: dict) -> ExecutionState:
     """The state of the execution that runs `job` now (job["execution"])."""
+    if job["execution"].startswith(LOCAL_RUN_PREFIX):
+        return local_run_state(job)
     if job["execution"].startswith(LOCAL_EXECUTION_PREFIX):
         return local_state(job)
     return cloud_run_state(job)
@@ -79,6 +82,34 @@ def import_execution(document: dict) -> tuple[bool, float | None, str]:
     return False, execution.completion_time.timestamp(), cloud_run_detail(execution)
 
 
+# ---- a local Cloud Run Job ----------------------------------------------------------------
+
+def local_run_state(job: dict) -> ExecutionState:
+    """What the local runner's record says of the execution, as Cloud Run would: running while a task attempt
+    runs or is yet to be retried; then succeeded, or failed with how (the timeout, an exit code, the retries)."""
+    name = job["execution"]
+    record = local_runner.read_record(name)
+    if record is None:
+        return ExecutionState(name, running=False, detail="the local runner has no record of this execution "
+                              "(the stack was started again since)", rerun=local_rerun(job))
+    if record["completion_time"] is None:
+        if local_run_alive(record):
+            return ExecutionState(name, running=True)
+        return ExecutionState(name, running=False, rerun=local_rerun(job),
+                              detail=f"the local runner (process {record['supervisor']}) and its task are gone: "
+                                     f"the stack was stopped; the log is trainer-{job['id']}.log in TRAINER_LOG_DIR")
+    succeeded = record["succeeded_count"] >= record["task_count"]
+    return ExecutionState(name, running=False, succeeded=succeeded, ended_at=record["completion_time"],
+                          detail="" if succeeded else record["message"], rerun=local_rerun(job))
+
+
+def local_run_alive(record: dict) -> bool:
+    """Its supervisor still runs it, or an attempt of it still runs (its supervisor gone)."""
+    if process_has_env(record["supervisor"], {}):
+        return True
+    return local_process_with({"CLOUD_RUN_EXECUTION": record["name"]}) is not None
+
+
 # ---- a local process -------------------------------------------------------------------
 
 def local_state(job: dict) -> ExecutionState:
@@ -111,11 +142,6 @@ def process_has_env(pid: int, env: dict[str, str]) -> bool:
     except OSError:
         return False
     return all(f"{name}={value}".encode() in entries for name, value in env.items())
-
-
-def local_trainer_of(job_id: str) -> int | None:
-    """The pid of a live local trainer process of `job_id`, if there is one (a scan of /proc)."""
-    return local_process_with({"JOB_ID": job_id})
 
 
 def local_process_with(env: dict[str, str]) -> int | None:

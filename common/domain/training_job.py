@@ -1,7 +1,9 @@
 """Training job documents and the rules that keep them true. Pure functions.
 
 The trainer publishes progress events {"job_id", "sequence", "type", ...} with
-types started, epoch, completed, failed, cancelled. Sequences grow within a run
+types started, epoch, completed, failed, cancelled, and continued (it stopped in
+time before its task's limit; the next execution goes on: the job stays
+running). Sequences grow within a run
 and every run of a job (a retried or resumed task) numbers above the runs
 before it: sequence = run * RUN_STRIDE + n. So an event at or below the last
 applied sequence is a duplicate or late and changes nothing.
@@ -14,8 +16,9 @@ from common.domain import storable
 
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "queued", "running", "completed", "failed", "cancelled"
 FINAL = (COMPLETED, CANCELLED)  # nothing changes after these; a failed job may be retried
-EVENT_TYPES = ("started", "epoch", "completed", "failed", "cancelled")
+EVENT_TYPES = ("started", "epoch", "completed", "failed", "cancelled", "continued")
 RUN_STRIDE = 1_000_000
+CONTINUATION_ATTRIBUTE = "continuation"  # a training-topic message asking for a continuation, not a request
 
 
 def sequence(run: int, n: int) -> int:
@@ -70,6 +73,13 @@ def apply_event(job: dict, event: dict, now: float) -> dict | None:
         update.update(status=FAILED, error=event.get("error") or "the trainer failed", finished_at=now)
     elif kind == "cancelled":
         update.update(status=CANCELLED, weights=event.get("weights"), finished_at=now)
+    elif kind == "continued":
+        row = {"run": event.get("run"), "after_epoch": event.get("epoch"), "at": now,
+               "execution": reported_execution(job.get("execution"), event.get("execution"))}
+        # it repeats its run's last epoch, which an epoch event delivered after it would no longer bring
+        update.update(status=RUNNING, error=None, continuation=row, epoch=event["epoch"],
+                      history=_with_epoch(job.get("history", []), _history_row(event)),
+                      continuations=[c for c in job.get("continuations", []) if c.get("run") != row["run"]] + [row])
     else:
         raise ValueError(f"unknown progress event type {kind!r}")
     return update
@@ -129,7 +139,7 @@ def job_view(job: dict) -> dict:
     """What the API shows of a job document."""
     keys = ("id", "dataset", "requested_by", "status", "epoch", "epochs", "history", "error", "model_id", "request_id",
             "request", "manifest", "version", "execution", "device", "run", "resumed_from_epoch", "images", "excluded",
-            "metrics", "weights", "cancel_requested", "materialize_seconds",
+            "metrics", "weights", "cancel_requested", "materialize_seconds", "executions", "continuations",
             "created_at", "launched_at", "started_at", "finished_at", "updated_at")
     return {k: job.get(k) for k in keys}
 
@@ -137,7 +147,13 @@ def job_view(job: dict) -> dict:
 # ---- the watch: executions that end without a final event -----------------------------
 
 WATCHED = (QUEUED, RUNNING)  # a job in these states waits for its trainer's events
-LOCAL_EXECUTION_PREFIX = "local-pid-"  # + the pid: an execution of the local launcher
+LOCAL_EXECUTION_PREFIX = "local-pid-"  # + the pid: a trainer started by hand (the rerun command of a reason)
+LOCAL_RUN_PREFIX = "local-run-"  # an execution of the local launcher's Cloud Run Job (common/cloud/local_runner.py)
+
+
+def local_execution_name(job_id: str, continues_run: int | None = None) -> str:
+    """The local launcher's execution for a job, or for the continuation of its run `continues_run`."""
+    return f"{LOCAL_RUN_PREFIX}{job_id}" + ("" if continues_run is None else f"-after-run-{continues_run}")
 
 
 def reported_execution(current: str | None, reported: str | None) -> str | None:
@@ -183,6 +199,26 @@ def execution_ended(job: dict, state: ExecutionState, now: float, grace: float) 
         return None
     return {"status": FAILED, "error": execution_ended_reason(job, state), "finished_at": now, "updated_at": now,
             "sequence": closing_sequence(job)}
+
+
+def launched_execution(execution: str, continues_run: int | None, now: float) -> dict:
+    """A row of the job's `executions`: each execution started for it, the first and every continuation's."""
+    return {"execution": execution, "continues_run": continues_run, "launched_at": now}
+
+
+def continuation_launched(job: dict, run: int) -> bool:
+    return any(row.get("continues_run") == run for row in job.get("executions") or [])
+
+
+def awaits_continuation(job: dict, state: ExecutionState, now: float, grace: float) -> bool:
+    """The job's execution stopped in time to continue (its trainer published `continued`, then exited 0) and,
+    `grace` seconds after, no execution has been started for that continuation: it must be asked for again."""
+    continuation = job.get("continuation") or {}
+    if job.get("status") != RUNNING or not state.succeeded or continuation.get("execution") != state.execution:
+        return False
+    if continuation_launched(job, continuation.get("run")):
+        return False
+    return now - max(state.ended_at or 0, continuation.get("at") or 0) >= grace
 
 
 def closing_sequence(job: dict) -> int:

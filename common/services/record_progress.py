@@ -2,7 +2,10 @@
 
 The job update and, on `completed`, the model registration are one transaction,
 so a duplicate or late event (by sequence) changes nothing and a completed job
-always has its model.
+always has its model. A `continued` event (the trainer stopped in time before
+its task's limit) asks the training function for the next execution, applied or
+duplicate alike: a delivery that crashed before asking is made good by the next
+(continue_training starts one execution per continuation however often asked).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from common.domain import training_job
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
+from common.services import continuation_requests
 
 
 class BadEvent(ValueError):
@@ -57,7 +61,10 @@ def handle(message: PubSubMessage) -> Outcome:
             transaction.set(training_store.models().document(model["id"]), model)
         return Outcome(Result.APPLIED, f"{what} applied")
 
-    return db.in_transaction(work)
+    outcome = db.in_transaction(work)
+    if event["type"] == "continued" and outcome.result in (Result.APPLIED, Result.DUPLICATE):
+        continuation_requests.request(event["job_id"], event.get("run"))
+    return outcome
 
 
 def _checked_onnx(event: dict) -> dict:

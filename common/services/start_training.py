@@ -27,7 +27,7 @@ from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
-from common.services import versions
+from common.services import continue_training, versions
 
 CLAIM_LEASE_SECONDS = 120
 
@@ -37,6 +37,8 @@ class JobBusy(RuntimeError):
 
 
 def handle(message: PubSubMessage) -> Outcome:
+    if continue_training.is_continuation(message):
+        return continue_training.handle(message)
     body, problem = _parse(message.data)
     request_id = _request_id(body, message.message_id)
     requester = message.attributes.get("requested_by")
@@ -67,7 +69,8 @@ def handle(message: PubSubMessage) -> Outcome:
         _fail(ref, f"the trainer could not be started: {exc!r}; check the trainer configuration "
                    "and ask again with a new request_id")
         raise
-    ref.update({"execution": execution, "launched_at": time.time()})
+    ref.update({"execution": execution, "launched_at": time.time(),
+                "executions": [training_job.launched_execution(execution, None, time.time())]})
     return Outcome(Result.APPLIED, f"job {job_id} launched as {execution}", {"job_id": job_id})
 
 

@@ -7,7 +7,9 @@ scheduler locally) asks the platform about the execution of every such job
 (common/cloud/executions.py) and applies the rule of
 common/domain/training_job.execution_ended in a transaction: a job whose
 execution ended without a final event becomes failed, with how it ended and
-how to resume.
+how to resume. A job whose execution stopped in time to continue in the next
+(continue_training) is not failed: if no next execution was started for it
+within the grace period, the sweep asks for it again.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from common.domain import training_job
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
-from common.services import jobs, watch_imports
+from common.services import continuation_requests, jobs, watch_imports
 
 
 def handle(message: PubSubMessage) -> Outcome:
@@ -50,6 +52,9 @@ def watch(job: dict, now: float) -> dict | None:
     state = executions.observe(job)
     if state.running:
         return None
+    if training_job.awaits_continuation(job, state, now, config.watch_grace_seconds()):
+        continuation_requests.request(job["id"], job["continuation"]["run"])
+        return {"continuation_requested": job["continuation"]["run"]}
     ref = training_store.jobs().document(job["id"])
 
     def work(transaction) -> dict | None:

@@ -173,6 +173,7 @@ def start(stack: Stack) -> Stack:
     check_prerequisites()
     check_ports_free(stack.ports)
     stack.state_dir.mkdir(parents=True, exist_ok=True)
+    write_local_jobs(stack)
     try:
         _start_all(stack)
     except BaseException:
@@ -180,6 +181,19 @@ def start(stack: Stack) -> Stack:
         raise
     stack.env_file.write_text("".join(f"{k}={v}\n" for k, v in stack.env().items()))
     return stack
+
+
+def write_local_jobs(stack: Stack) -> None:
+    """The local Cloud Run Jobs' settings (common/cloud/local_runner.py) from production's: the trainer's task
+    timeout and retries, unless YD_TRAINER_TASK_TIMEOUT_SECONDS or YD_TRAINER_MAX_RETRIES say otherwise. The
+    emulators start empty, so do the executions' records."""
+    from common.cloud import local_runner
+    trainer = json.loads(SETTINGS.read_text())["trainer"]
+    settings = local_runner.JobSettings(
+        task_timeout_seconds=float(os.environ.get("YD_TRAINER_TASK_TIMEOUT_SECONDS", trainer["task_timeout_seconds"])),
+        max_retries=int(os.environ.get("YD_TRAINER_MAX_RETRIES", trainer["max_retries"])))
+    local_runner.write_job_settings("trainer", settings, stack.state_dir / "jobs")
+    shutil.rmtree(stack.state_dir / "executions", ignore_errors=True)
 
 
 def _start_all(stack: Stack) -> None:

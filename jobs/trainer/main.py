@@ -8,6 +8,12 @@ cancelled), checkpoints last.pt to the bucket every epoch and resumes from it
 when the task runs again, checks for cancellation between epochs, and uploads
 best.pt, last.pt, results.csv and an ONNX export at the end.
 
+A task may run TASK_TIMEOUT_SECONDS (a Cloud Run GPU task: 1 hour). The trainer
+stops after its last whole epoch that fits (its slowest epoch and checkpoint
+upload so far must fit before the end), publishes `continued` and exits 0: the
+training function starts the next execution, which resumes from the bucket
+checkpoint (docs/training.md, Longer than a task).
+
 No file a person could supply is unpickled: Ultralytics loads every weight file with
 its safe loader (jobs/trainer/__init__.py), a restored checkpoint is checked by that
 loader before Ultralytics resumes from it, and official pretrained weights load only
@@ -21,7 +27,7 @@ import os
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.api_core.exceptions import PreconditionFailed
@@ -29,7 +35,7 @@ from google.api_core.exceptions import PreconditionFailed
 from common.cloud import model_cache, storage
 from common.domain import layout, training_job
 from common.platform import config as platform_config
-from common.platform import log
+from common.platform import limits, log
 from jobs.trainer.materialize import materialize
 from jobs.trainer.progress_events import Progress, claim_run
 
@@ -46,6 +52,8 @@ class Config:
     attempt: int = 0                      # CLOUD_RUN_TASK_ATTEMPT: > 0 when the task is retried
     device: str | None = None             # None: the first GPU when there is one, else the CPU
     download_workers: int = 16
+    task_timeout: float = limits.GPU_TASK_TIMEOUT_MAX_SECONDS  # TASK_TIMEOUT_SECONDS: this task attempt's
+    started: float = field(default_factory=time.monotonic)  # when this task attempt started (monotonic)
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Config":
@@ -53,11 +61,28 @@ class Config:
                    progress_topic=env.get("PROGRESS_TOPIC", platform_config.PROGRESS_TOPIC),
                    work_dir=Path(env.get("TRAINER_WORK_DIR") or cls.work_dir),
                    attempt=int(env.get("CLOUD_RUN_TASK_ATTEMPT", "0")), device=env.get("TRAINER_DEVICE") or None,
-                   download_workers=int(env.get("TRAINER_DOWNLOAD_WORKERS", "16")))
+                   download_workers=int(env.get("TRAINER_DOWNLOAD_WORKERS", "16")),
+                   task_timeout=float(env.get("TASK_TIMEOUT_SECONDS") or limits.GPU_TASK_TIMEOUT_MAX_SECONDS))
 
     @property
     def job_dir(self) -> Path:
         return self.work_dir / self.job_id
+
+    @property
+    def deadline(self) -> float:
+        """The monotonic time by which this attempt has stopped, a reserve before its task timeout for
+        publishing and exiting (3 % of the timeout, 5 s to 2 minutes)."""
+        return self.started + self.task_timeout - min(120.0, max(5.0, 0.03 * self.task_timeout))
+
+
+class TaskTimeUp(Exception):
+    """Raised between epochs when the next one would not end before the task's deadline: the epochs done are
+    checkpointed in the bucket, and the next execution goes on from them."""
+
+    def __init__(self, epoch: int, epochs: int, seconds_left: float, epoch_event: dict):
+        super().__init__(f"stopping after epoch {epoch} of {epochs}: {seconds_left:.0f} s left in this task")
+        self.epoch, self.epochs, self.seconds_left = epoch, epochs, seconds_left
+        self.epoch_event = epoch_event  # the last epoch's metrics and seconds, repeated in `continued`
 
 
 def main(config: Config) -> int:
@@ -99,7 +124,14 @@ class Job:
         model = self.model(manifest, resumed_from)
         for event in ("on_model_save", "on_fit_epoch_end"):
             model.add_callback(event, getattr(reporter, event))
-        model.train(**self.train_args(manifest, data.data_yaml, device, resumed_from))
+        try:
+            model.train(**self.train_args(manifest, data.data_yaml, device, resumed_from))
+        except TaskTimeUp as stop:  # neither a failure nor a retry: the next execution goes on
+            log.info("out of task time: continuing in the next execution", job_id=self.config.job_id,
+                     epoch=stop.epoch, seconds_left=round(stop.seconds_left, 1))
+            self.progress.publish("continued", **stop.epoch_event, execution=execution_name(),
+                                  seconds_left=round(stop.seconds_left, 1), task_timeout=self.config.task_timeout)
+            return 0
         if reporter.cancelled:
             self.progress.publish("cancelled", epoch=reporter.last_epoch, weights=self.upload_checkpoint())
             return 0
@@ -304,7 +336,8 @@ class EpochReporter:
         self.last_metrics: dict = {}
         self.final_metrics: dict | None = None
         self.cancelled = False
-        self.started = time.monotonic()
+        self.epoch_started = time.monotonic()  # the first epoch's time includes building the model: on the safe side
+        self.slowest_epoch = self.slowest_upload = 0.0
 
     def on_model_save(self, trainer) -> None:
         self.saved_epoch = trainer.epoch
@@ -315,14 +348,30 @@ class EpochReporter:
             return
         epoch = trainer.epoch + 1
         final = trainer.stop or epoch >= trainer.epochs
+        self.slowest_epoch = max(self.slowest_epoch, time.monotonic() - self.epoch_started)
         if not final:  # the final weights are uploaded at the end; a kill now redoes the last epoch
+            uploading = time.monotonic()
             self.job.upload_checkpoint(best_changed=trainer.best_fitness == trainer.fitness)
+            self.slowest_upload = max(self.slowest_upload, time.monotonic() - uploading)
         self.last_epoch, self.last_metrics = epoch, epoch_metrics(trainer)
-        self.job.progress.publish("epoch", epoch=epoch, epochs=trainer.epochs, metrics=self.last_metrics,
-                                  seconds=round(float(trainer.epoch_time or 0), 3))
+        event = {"epoch": epoch, "epochs": trainer.epochs, "metrics": self.last_metrics,
+                 "seconds": round(float(trainer.epoch_time or 0), 3)}
+        self.job.progress.publish("epoch", **event)
         if not final and self.job.cancel_requested():
             log.info("cancel requested: stopping after this epoch", job_id=self.job.config.job_id, epoch=epoch)
             self.cancelled = trainer.stop = True
+        if not final and not self.cancelled:
+            self.stop_if_out_of_time(event)
+        self.epoch_started = time.monotonic()
+
+    def stop_if_out_of_time(self, event: dict) -> None:
+        """Raise TaskTimeUp unless one more epoch (as slow as the slowest yet) and its checkpoint upload end
+        before the deadline; before the last epoch, its evaluation and export too (counted as one more epoch)."""
+        last_next = event["epoch"] + 1 >= event["epochs"]
+        needed = self.slowest_epoch * (2 if last_next else 1) + self.slowest_upload
+        left = self.job.config.deadline - time.monotonic()
+        if needed > left:
+            raise TaskTimeUp(event["epoch"], event["epochs"], left, event)
 
 
 METRIC_NAMES = {"metrics/precision(B)": "precision", "metrics/recall(B)": "recall",

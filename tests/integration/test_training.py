@@ -181,7 +181,7 @@ def test_a_killed_trainer_resumes_from_its_checkpoint(stack, api, tiny, monkeypa
     assert outcome.result is Result.APPLIED, outcome
     job_id = start_training.job_id_for(request_id)
     first = drill.processes[job_id]
-    assert training_store.jobs().document(job_id).get().to_dict()["execution"] == f"local-pid-{first.pid}"
+    assert training_store.jobs().document(job_id).get().to_dict()["execution"] == f"local-run-{job_id}"
     assert first.wait(timeout=TRAIN_DEADLINE) == -signal.SIGKILL, _tail(stack.state_dir / f"trainer-{job_id}.log")
     killed = job_when(api, job_id, lambda j: j["epoch"] == 1, "to show epoch 1", timeout=30)
     assert killed["status"] == "running"
@@ -286,5 +286,5 @@ def test_a_launch_that_fails_after_the_trainer_started_is_not_repeated(stack, ap
     job_id = job_id_for(request_id)
     (started,) = lost.processes.values()
     assert real.processes == {}, "a second trainer was launched"
-    assert training_store.jobs().document(job_id).get().to_dict()["execution"] == f"local-pid-{started.pid}"
+    assert training_store.jobs().document(job_id).get().to_dict()["execution"] == f"local-run-{job_id}"
     assert finished(api, job_id)["status"] == "completed"

@@ -33,10 +33,11 @@ def test_a_killed_trainer_ends_failed_with_how_to_resume_and_late_events_change_
 
     job = job_when(api, job_id, lambda j: j["status"] == "failed", "to be failed by the watch", WATCH_DEADLINE)
     print(f"\nkilled -> failed by the watch: {time.monotonic() - killed_at:.1f} s")
-    assert f"the trainer's execution local-pid-{first.pid} ended without reporting a result" in job["error"], job
-    assert f"the local trainer process {first.pid} is gone" in job["error"]
+    assert f"the trainer's execution local-run-{job_id} ended without reporting a result" in job["error"], job
+    assert f"Task local-run-{job_id}-task0 failed after 0 retries: its last attempt (0) was killed by signal 9" \
+        in job["error"]
     assert "Epoch 1 of 3 is checkpointed: resume from it with `JOB_ID=" in job["error"]
-    assert job["epoch"] == 1 and job["execution"] == f"local-pid-{first.pid}"
+    assert job["epoch"] == 1 and job["execution"] == f"local-run-{job_id}"
 
     late = {"job_id": job_id, "type": "epoch", "sequence": training_job.sequence(0, 99), "run": 0,
             "epoch": 2, "epochs": 3, "metrics": {"mAP50": 0.5}}
@@ -61,8 +62,7 @@ def _launch_with_drill(stack, dataset: str, monkeypatch, kill_after_epoch: int, 
     outcome = start_training.handle(PubSubMessage("watch-message", json.dumps(body).encode(), "watch-event", {}))
     assert outcome.result is Result.APPLIED, outcome
     job_id = outcome.fields["job_id"]
-    assert training_store.jobs().document(job_id).get().to_dict()["execution"] == \
-        f"local-pid-{drill.processes[job_id].pid}"
+    assert training_store.jobs().document(job_id).get().to_dict()["execution"] == f"local-run-{job_id}"
     return job_id, drill.processes[job_id]
 
 

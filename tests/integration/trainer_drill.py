@@ -7,6 +7,11 @@ SIGKILLs itself once epoch <epoch> is checkpointed and its progress event is
 published, as a preempted or out-of-memory Cloud Run task dies: no cleanup, no
 `failed` event. The resume test starts the trainer this way (drill_launcher),
 then runs the task again as Cloud Run retries it.
+
+    JOB_ID=... MANIFEST_URI=... python -m tests.integration.trainer_drill hang
+
+is a task that never ends and ignores SIGTERM (a trainer stuck in a hung
+download): only the task timeout's SIGKILL ends it.
 """
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ import signal
 import sys
 from pathlib import Path
 
+import time
+
+from common.cloud import local_runner
 from common.cloud.launcher import LocalLauncher
 from jobs.trainer import main as trainer
 
@@ -33,12 +41,25 @@ def install(kill_after_epoch: int) -> None:
     trainer.EpochReporter.on_fit_epoch_end = on_fit_epoch_end
 
 
-def drill_launcher(kill_after_epoch: int, log_dir: Path) -> LocalLauncher:
+def drill_launcher(kill_after_epoch: int | str, log_dir: Path,
+                   settings: local_runner.JobSettings | None = None) -> LocalLauncher:
     """The local launcher, starting the trainer with the drill installed; it keeps
-    each process so the test can wait for it and read how it ended."""
-    return LocalLauncher(log_dir, MODULE, (str(kill_after_epoch),))
+    each process so the test can wait for it and read how it ended. Unless told
+    otherwise its task is not retried: the test plays the retry."""
+    return LocalLauncher(log_dir, MODULE, (str(kill_after_epoch),),
+                         settings or local_runner.JobSettings(max_retries=0))
+
+
+def hang() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(f"hung: attempt {os.environ.get('CLOUD_RUN_TASK_ATTEMPT')} of {os.environ.get('CLOUD_RUN_EXECUTION')}",
+          flush=True)
+    while True:
+        time.sleep(3600)  # hung: nothing ends it but SIGKILL
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "hang":
+        hang()
     install(int(sys.argv[1]))
     sys.exit(trainer.main(trainer.Config.from_env()))

@@ -82,3 +82,44 @@ def test_the_execution_a_started_event_reports_replaces_the_launchers():
     assert training_job.reported_execution("local-pid-1", "local-pid-2") == "local-pid-2"
     assert training_job.reported_execution(EXECUTION, "yolodrop-trainer-abc") == EXECUTION
     assert training_job.reported_execution(None, "yolodrop-trainer-abc") == "yolodrop-trainer-abc"
+
+
+# ---- a training longer than one task: continuations -------------------------------------
+
+def continued(job: dict, run: int = 0, epoch: int = 2, at: float = 90.0) -> dict:
+    """The job once the progress function applied run `run`'s `continued` event (the trainer reports its
+    execution's short name, as a Cloud Run task knows it)."""
+    event = {"type": "continued", "sequence": sequence(run, 9), "run": run, "epoch": epoch, "epochs": 5,
+             "metrics": {"mAP50": epoch / 10}, "seconds": 1.5, "execution": EXECUTION.rsplit("/", 1)[1]}
+    return {**job, **apply_event(job, event, now=at)}
+
+
+def test_a_continued_event_keeps_the_job_running_and_records_each_continuation_once():
+    job = continued(running_job(epoch=1, history=[{"epoch": 1, "run": 0, "seconds": 1.0, "mAP50": 0.1}]))
+    assert job["status"] == "running" and job["epoch"] == 2
+    assert job["continuation"] == {"run": 0, "after_epoch": 2, "at": 90.0, "execution": EXECUTION}
+    # it brings its last epoch: the epoch event, delivered after it, is late and changes nothing
+    assert [(h["epoch"], h["run"], h["mAP50"]) for h in job["history"]] == [(1, 0, 0.1), (2, 0, 0.2)]
+    late_epoch = {"type": "epoch", "sequence": sequence(0, 8), "run": 0, "epoch": 2, "epochs": 5, "metrics": {}}
+    assert apply_event(job, late_epoch, now=91.0) is None
+    again = continued({**job, "sequence": -1}, at=95.0)  # the same run's event applied again, say by a replay
+    assert [c["run"] for c in again["continuations"]] == [0]
+    later = continued(job, run=1, epoch=4, at=200.0)
+    assert [(c["run"], c["after_epoch"]) for c in later["continuations"]] == [(0, 2), (1, 4)]
+
+
+def test_an_execution_that_stopped_to_continue_never_fails_the_job():
+    job = continued(running_job())
+    assert execution_ended(job, ended(succeeded=True), now=10_000, grace=GRACE) is None
+
+
+def test_a_continuation_nobody_started_is_asked_for_again_after_the_grace_and_only_then():
+    job = continued(running_job())
+    stopped = ended(at=100.0, succeeded=True)
+    assert not training_job.awaits_continuation(job, stopped, now=100 + GRACE - 1, grace=GRACE)
+    assert training_job.awaits_continuation(job, stopped, now=100 + GRACE, grace=GRACE)
+    started = {**job, "executions": [training_job.launched_execution(EXECUTION + "-next", 0, 101.0)]}
+    assert not training_job.awaits_continuation(started, stopped, now=10_000, grace=GRACE)
+    assert not training_job.awaits_continuation(running_job(), stopped, now=10_000, grace=GRACE)  # never continued
+    assert not training_job.awaits_continuation(job, ended(at=100.0), now=10_000, grace=GRACE)  # it failed instead
+    assert not training_job.awaits_continuation({**job, "status": "cancelled"}, stopped, now=10_000, grace=GRACE)

@@ -73,13 +73,15 @@ locals {
 
   # Who publishes to which topic beyond the training request (below): key of local.runs_as -> topic keys.
   topic_publishers = {
-    "api/dataset_jobs"          = { function = "api", topic = "dataset_jobs" }          # remaps, auto-labelling
-    "api/export_requests"       = { function = "api", topic = "export_requests" }       # versions, exports
-    "ingest/dataset_jobs"       = { function = "ingest", topic = "dataset_jobs" }       # revalidation after data.yaml
-    "api/import_requests"       = { function = "api", topic = "import_requests" }       # imports from a URL
-    "ingest/import_requests"    = { function = "ingest", topic = "import_requests" }    # a dropped archive too large to unpack inline
-    "dataset_jobs/dataset_jobs" = { function = "dataset_jobs", topic = "dataset_jobs" } # a plan fans out its chunks
-    "export/export_requests"    = { function = "export", topic = "export_requests" }    # an export continues in a new call
+    "api/dataset_jobs"           = { function = "api", topic = "dataset_jobs" }           # remaps, auto-labelling
+    "api/export_requests"        = { function = "api", topic = "export_requests" }        # versions, exports
+    "ingest/dataset_jobs"        = { function = "ingest", topic = "dataset_jobs" }        # revalidation after data.yaml
+    "api/import_requests"        = { function = "api", topic = "import_requests" }        # imports from a URL
+    "ingest/import_requests"     = { function = "ingest", topic = "import_requests" }     # a dropped archive too large to unpack inline
+    "dataset_jobs/dataset_jobs"  = { function = "dataset_jobs", topic = "dataset_jobs" }  # a plan fans out its chunks
+    "export/export_requests"     = { function = "export", topic = "export_requests" }     # an export continues in a new call
+    "progress/training_requests" = { function = "progress", topic = "training_requests" } # a training's next execution
+    "watch/training_requests"    = { function = "watch", topic = "training_requests" }    # ... asked again when lost
   }
 
   secret_readers = merge([

@@ -28,6 +28,7 @@ locals {
     TRAINER_LAUNCHER        = "cloud-run"
     TRAINER_JOB             = local.trainer.job
     TRAINER_REGION          = var.trainer_region
+    TASK_TIMEOUT_SECONDS    = tostring(local.trainer.task_timeout_seconds)
     WATCH_GRACE_SECONDS     = tostring(local.settings.watch.grace_seconds)
     IMPORT_TOPIC            = google_pubsub_topic.topic["import_requests"].name
     IMPORTER_LAUNCHER       = "cloud-run"

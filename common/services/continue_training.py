@@ -1,0 +1,107 @@
+"""A training longer than one task: its next execution, started exactly once per continuation.
+
+The trainer stops after its last whole epoch that fits its task (jobs/trainer/main.py), publishes `continued`
+and exits 0. The progress function records the continuation on the job and asks for the next execution here,
+with a message on the training topic (continuation_requests.request); the watch asks again when that was lost
+(training_job.awaits_continuation). The training function (start_training hands such messages here) starts the
+execution once: a claim on the job document, then the launcher's own lookup of an execution already started
+for that continuation (the run that stopped, CONTINUES_RUN), so a message delivered twice, or a launch whose
+answer was lost, starts no second one. The new execution resumes from the bucket checkpoint; the job stays
+running throughout, with one history and, at the end, one model.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from common.cloud import db, executions, launcher, training_store
+from common.domain import layout, training_job
+from common.platform.events import PubSubMessage
+from common.platform.failures import is_transient
+from common.platform.handler import Outcome, Result
+
+CLAIM_LEASE_SECONDS = 120
+STOPPING_SECONDS = 60  # how long the stopping execution may take to exit before the message is retried
+
+
+class ContinuationBusy(RuntimeError):
+    """Another delivery is starting this continuation, or the execution that asked for it has not ended yet."""
+
+
+def is_continuation(message: PubSubMessage) -> bool:
+    return message.attributes.get(training_job.CONTINUATION_ATTRIBUTE) == "1"
+
+
+def handle(message: PubSubMessage) -> Outcome:
+    try:
+        body = json.loads(message.data)
+        job_id, run = body["job_id"], body["continues_run"]
+    except (ValueError, TypeError, KeyError):
+        return Outcome(Result.REJECTED, "a continuation needs {\"job_id\", \"continues_run\"}")
+    if not isinstance(job_id, str) or not layout.is_document_id(job_id) or not isinstance(run, int) or isinstance(run, bool):
+        return Outcome(Result.REJECTED, f"not a continuation: job_id {job_id!r}, continues_run {run!r}")
+    ref = training_store.jobs().document(job_id)
+    job = _claim(ref, run, message.message_id)
+    if job is None:
+        return Outcome(Result.DUPLICATE, f"continuation after run {run} of {job_id}: nothing to start",
+                       {"job_id": job_id})
+    try:
+        _wait_until_stopped(job)
+        execution = launcher.launch_once(launcher.from_config(), job_id, job["manifest"], continues_run=run)
+    except Exception as exc:
+        _release(ref)
+        if is_transient(exc) or isinstance(exc, ContinuationBusy):
+            raise
+        _fail(ref, job, f"the next execution of the training could not be started: {exc!r}; check the trainer "
+                        "configuration, then resume it with the command the watch gives")
+        raise
+    _record(ref, run, execution)
+    return Outcome(Result.APPLIED, f"job {job_id} continues after run {run} as {execution}", {"job_id": job_id})
+
+
+def _claim(ref, run: int, message_id: str) -> dict | None:
+    """The job, when this delivery may start the continuation after `run`; None when there is nothing to start
+    (no such job, not running, a newer continuation, or this one started already)."""
+    def work(transaction) -> dict | None:
+        found = ref.get(transaction=transaction, **db.deadline())
+        job = found.to_dict() if found.exists else {}
+        continuation = job.get("continuation") or {}
+        if job.get("status") != training_job.RUNNING or continuation.get("run") != run \
+                or training_job.continuation_launched(job, run):
+            return None
+        if time.time() - continuation.get("claimed_at", 0) < CLAIM_LEASE_SECONDS:
+            raise ContinuationBusy(f"the continuation after run {run} of {ref.id} is being started by message "
+                                   f"{continuation.get('claimed_by')}")
+        transaction.update(ref, {"continuation.claimed_at": time.time(), "continuation.claimed_by": message_id})
+        return job
+    return db.in_transaction(work)
+
+
+def _wait_until_stopped(job: dict) -> None:
+    """The execution that asked publishes `continued` just before it exits: start the next one only once it has
+    ended, so that a retry of its task (had its exit failed) never trains beside the next execution."""
+    deadline = time.monotonic() + STOPPING_SECONDS
+    while executions.observe(job).running:
+        if time.monotonic() > deadline:
+            raise ContinuationBusy(f"{job['execution']} still runs {STOPPING_SECONDS} s after it asked to continue")
+        time.sleep(0.5)  # polling the platform for the end of the execution
+
+
+def _release(ref) -> None:
+    ref.update({"continuation.claimed_at": 0})
+
+
+def _record(ref, run: int, execution: str) -> None:
+    def work(transaction) -> None:
+        job = ref.get(transaction=transaction, **db.deadline()).to_dict()
+        if training_job.continuation_launched(job, run):
+            return
+        row = training_job.launched_execution(execution, run, time.time())
+        transaction.update(ref, {"executions": [*(job.get("executions") or []), row], "execution": execution,
+                                 "updated_at": time.time()})
+    db.in_transaction(work)
+
+
+def _fail(ref, job: dict, reason: str) -> None:
+    ref.update({"status": training_job.FAILED, "error": reason, "finished_at": time.time(),
+                "sequence": training_job.closing_sequence(job)})
