@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 
 import functions_framework
@@ -135,11 +136,12 @@ def world(stack, client, bucket, api, people) -> dict:
         {**exports.new_document(export_id, dataset, exports.request_of({"format": "yolo", "version": "v1"}), None, 1.0),
          "uri": download_uri})
     autolabel_job_id = f"autolabel-acl-{uuid.uuid4().hex[:8]}"
+    # recorded now, never asked for: the watch leaves them alone for JOB_STALL_SECONDS, longer than this module
     job_store.create(dataset_job_store.jobs(), dataset_jobs.new_job(autolabel_job_id, dataset, dataset_jobs.AUTOLABEL,
-                                                                    1.0, None, model_id=model_id))
+                                                                    time.time(), None, model_id=model_id))
     import_id = f"import-acl-{uuid.uuid4().hex[:8]}"
-    import_store.create({**imports.new_import(import_id, dataset, "https://example.com/a.zip", "zip", None, None, 1.0),
-                         "status": imports.RUNNING, "tasks": 1})  # no job runs it
+    import_store.create({**imports.new_import(import_id, dataset, "https://example.com/a.zip", "zip", None, None,
+                                              time.time()), "status": imports.RUNNING, "tasks": 1})  # no job runs it
     return {"d": dataset, "job_id": job_id, "import_id": import_id, "model_id": model_id, "image_id": "labels/a",
             "autolabel_job_id": autolabel_job_id,
             "dataset_job_id": dataset_jobs.revalidation_job_id(dataset, yaml_generation),
