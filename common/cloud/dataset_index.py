@@ -388,6 +388,8 @@ def put_file(dataset: str, path: str, generation: int, issues: list[Issue] | Non
 
     def work(transaction) -> bool:
         current = _read(transaction, ref) or {"generation": 0, "tombstone": 0}
+        if reapply_current and current["tombstone"] >= generation:
+            return False  # deleted since: never recorded present again
         if is_stale_file(current, generation, deleting=issues is None, reapply_current=reapply_current):
             return False
         transaction.set(ref, {**_file_doc(path, generation, issues, current), **(details or {})})

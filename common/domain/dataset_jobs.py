@@ -14,10 +14,11 @@ from common.domain import jobs as kernel
 
 REVALIDATE, REMAP = "revalidate", "remap"
 AUTOLABEL, ACCEPT = "autolabel", "accept"  # proposals made by a model; proposals accepted in bulk
-KINDS = (REVALIDATE, REMAP, AUTOLABEL, ACCEPT)
+RESPLIT = "resplit"  # a drop's entries given the splits its image lists say (common.services.resplit)
+KINDS = (REVALIDATE, REMAP, AUTOLABEL, ACCEPT, RESPLIT)
 # What a kind's chunks count, summed over the chunks' documents (at most 3: one aggregation, 5 figures).
 COUNTED = {REVALIDATE: ("rewritten",), REMAP: ("rewritten",), AUTOLABEL: ("boxes", "dropped", "failures"),
-           ACCEPT: ("accepted", "skipped", "conflicts")}
+           ACCEPT: ("accepted", "skipped", "conflicts"), RESPLIT: ("moved",)}
 QUEUED, RUNNING, COMPLETED, FAILED = kernel.QUEUED, kernel.RUNNING, kernel.COMPLETED, kernel.FAILED
 ENDED = kernel.FINAL
 

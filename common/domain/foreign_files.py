@@ -4,10 +4,10 @@ Some are companions of a layout a drop reads (Label Studio's notes.json, Darknet
 lists, the .txt lists a data.yaml names): recorded with the layout they belong to, no issue. Image lists and
 obj.data give splits (common.domain.split_lists): their record says so, and ingest starts the resplit job that
 applies them. An image list is read in part (its first LIST_HEAD_BYTES) to tell CVAT's, whose images' folders
-say their split already, from Darknet's, whose images lie in obj/ without one. COCO annotation JSON and Pascal VOC files cannot be converted file
-by file (a COCO file places images it does not hold; VOC class ids need every file): each gets a specific issue
-saying how to bring the export in instead. Anything else is an unrecognized file. Pure: reads the path, and the
-head of an image list.
+say their split already, from Darknet's, whose images lie in obj/ without one. COCO annotation JSON and Pascal
+VOC files cannot be converted file by file (a COCO file places images it does not hold; VOC class ids need every
+file): each gets a specific issue saying how to bring the export in instead. Anything else is an unrecognized
+file. Pure: reads the path, and the head of an image list.
 """
 from __future__ import annotations
 

@@ -31,7 +31,6 @@ MAX_LIST_BYTES = 16 * 1024 * 1024  # an image list read whole: 100,000 paths fit
 MAX_LISTS = 12  # list files one dataset's data.yaml and obj.data may name
 MAX_RULES = 100  # folder rules kept on the dataset document
 MAX_ASSIGNMENTS = 250_000  # the images lists may place (each a document)
-RESPLIT, RESPLIT_COUNTED = "resplit", ("moved",)  # the dataset job that applies them to a drop, what it counts
 MAX_TAIL_PARTS = 8  # a listed path's last parts that are tried (an absolute path names the author's machine)
 
 

@@ -20,7 +20,7 @@ import time
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import dataset_index, dataset_job_store, guarded_objects, proposal_store
-from common.domain import class_changes, dataset_jobs, layout, split_lists
+from common.domain import class_changes, dataset_jobs, layout
 from common.domain.class_changes import Remap
 from common.domain.datayaml import MAX_DATA_YAML_BYTES, parse_data_yaml
 from common.platform import config
@@ -127,8 +127,8 @@ KINDS = {
                                       counted=dataset_jobs.COUNTED[dataset_jobs.AUTOLABEL]),
     dataset_jobs.ACCEPT: jobs.Kind(plan=lambda job: proposal_store.with_proposals(job["dataset"]),
                                    unit=proposal_review.accept_chunk, counted=dataset_jobs.COUNTED[dataset_jobs.ACCEPT]),
-    split_lists.RESPLIT: jobs.Kind(plan=lambda job: _resplit().plan(job), unit=lambda job, items: _resplit().unit(
-        job, items), counted=split_lists.RESPLIT_COUNTED),
+    dataset_jobs.RESPLIT: jobs.Kind(plan=lambda job: _resplit().plan(job), unit=lambda job, items: _resplit().unit(
+        job, items), counted=dataset_jobs.COUNTED[dataset_jobs.RESPLIT]),
 }
 
 

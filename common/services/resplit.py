@@ -25,8 +25,8 @@ DARKNET_LAYOUT, YAML_LAYOUT = foreign_files.DARKNET_CVAT, "Ultralytics YOLO"
 
 def start_resplit(dataset: str, object_name: str, generation: int, action: str) -> dict:
     job_id = split_lists.resplit_job_id(dataset, object_name, generation, action)
-    return dataset_job_service.start(dataset_jobs.new_job(job_id, dataset, split_lists.RESPLIT, time.time(), None, source=object_name,
-                                      source_generation=generation))
+    return dataset_job_service.start(dataset_jobs.new_job(job_id, dataset, dataset_jobs.RESPLIT, time.time(), None,
+                                                          source=object_name, source_generation=generation))
 
 
 class _Sources:
