@@ -308,6 +308,12 @@ def kill_part(stack: Stack, name: str) -> None:
     stack.pid_file.write_text(json.dumps(stack.pids))
 
 
+def start_function(stack: Stack, name: str, source: str, target: str, signature: str = "cloudevent") -> None:
+    """Start function `name` again (after kill_part), polled until it answers; Pub/Sub pushes to it again."""
+    _spawn_function(stack, name, source, target, signature)
+    _wait_http(stack, name, f"http://127.0.0.1:{stack.ports[name]}", any_status=True)
+
+
 def _spawn_function(stack: Stack, name: str, source: str, target: str, signature: str) -> None:
     _spawn(stack, name, [str(Path(sys.executable).parent / "functions-framework"),
                          f"--source={REPO / source}", f"--target={target}",
