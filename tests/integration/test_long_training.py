@@ -3,7 +3,9 @@ timeout and retries as Cloud Run does (common/cloud/local_runner.py).
 
 - With a task timeout far shorter than the training, the trainer stops after its last whole epoch that fits,
   the next execution resumes from the bucket checkpoint, and the run ends with every epoch once, in order, and
-  one model; the job's document lists its executions and continuations, and no task met its timeout.
+  one model; the job's document lists its executions and continuations, and no task met its timeout. Each
+  continuation is asked for twice (the progress function's request, and the test's own, as a redelivery
+  would): still one execution per continuation.
 - A task that hangs (no checkpoint, no continuation) is stopped at its timeout (SIGTERM, then SIGKILL), retried as
   a new attempt of the same execution, and once out of retries the watch fails the job saying so.
 """
@@ -19,13 +21,14 @@ from common.cloud import local_runner, storage
 from common.domain import layout
 from common.platform.events import PubSubMessage
 from common.platform.handler import Result
+from common.services import continuation_requests
 from infra.local.client import wait_for
-from tests.integration.test_training import TINY, finished, job_when, run_markers, tiny  # noqa: F401 - fixture
+from tests.integration.test_training import TINY, job_when, run_markers, tiny  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.drill
 
 TASK_TIMEOUT = 20  # seconds: a task starts in ~5 s, an epoch of the tiny dataset takes ~0.7 s on a 2-core CPU
-EPOCHS = 20
+EPOCHS = 24
 DRILL_DEADLINE = 600
 WATCH_DEADLINE = 60
 
@@ -42,7 +45,10 @@ def test_a_training_longer_than_its_task_continues_over_executions_to_one_model(
     started = time.monotonic()
     body = {"dataset": tiny, "epochs": EPOCHS, "request_id": f"long-{uuid.uuid4().hex[:8]}", **TINY}
     job_id = api.session.post(f"{api.url}/training", json=body, timeout=30).json()["job_id"]
-    job = finished(api, job_id, timeout=DRILL_DEADLINE)
+    asked_again: set[int] = set()
+    job = wait_for(lambda: ask_each_continuation_again(api, job_id, asked_again),
+                   lambda j: j is not None and j["status"] in ("completed", "failed", "cancelled"),
+                   DRILL_DEADLINE, f"job {job_id} to finish", interval=0.2)
     seconds = time.monotonic() - started
 
     assert job["status"] == "completed", job
@@ -53,6 +59,7 @@ def test_a_training_longer_than_its_task_continues_over_executions_to_one_model(
     assert len(executions) >= 2, executions  # 3 here; a faster machine fits more epochs in a task
     # each execution after the first continues exactly one stopped run, in order; nothing was retried
     assert [e["continues_run"] for e in executions] == [None] + [c["run"] for c in continuations]
+    assert asked_again == {c["run"] for c in continuations}
     assert [c["after_epoch"] for c in continuations] == sorted({c["after_epoch"] for c in continuations})
     assert len(run_markers(job_id)) == len(executions)
     runs = [h["run"] for h in job["history"]]
@@ -67,6 +74,16 @@ def test_a_training_longer_than_its_task_continues_over_executions_to_one_model(
     models = [m for m in api.get("/models", dataset=tiny)["models"] if m["job_id"] == job_id]
     assert [m["id"] for m in models] == [job["model_id"]] and models[0]["epochs"] == EPOCHS
     assert storage.bucket().blob(layout.training_weights(job_id, "best.onnx")).exists()
+
+
+def ask_each_continuation_again(api, job_id: str, asked: set[int]) -> dict | None:
+    """The job as it is now, once each continuation it shows has been asked for a second time."""
+    job = api.get_or_none(f"/training/{job_id}")
+    for continuation in (job or {}).get("continuations") or []:
+        if continuation["run"] not in asked:
+            asked.add(continuation["run"])
+            continuation_requests.request(job_id, continuation["run"])
+    return job
 
 
 def epochs_per_run(history: list[dict]) -> list[int]:
