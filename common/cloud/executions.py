@@ -72,7 +72,7 @@ def import_execution(document: dict) -> tuple[bool, float | None, str]:
     """(running, ended at, how it ended) of the execution an import waits on."""
     name = document["execution"]
     if name.startswith(LOCAL_IMPORT_PREFIX):
-        return local_process_with({"IMPORT_ID": document["id"]}) is not None, None, "its local task processes are gone"
+        return local_import_execution(name)
     try:
         execution = clients.cloud_run_executions().get_execution(name=name, timeout=config.cloud_deadline())
     except NotFound:
@@ -101,6 +101,15 @@ def local_run_state(job: dict) -> ExecutionState:
     succeeded = record["succeeded_count"] >= record["task_count"]
     return ExecutionState(name, running=False, succeeded=succeeded, ended_at=record["completion_time"],
                           detail="" if succeeded else record["message"], rerun=local_rerun(job))
+
+
+def local_import_execution(name: str) -> tuple[bool, float | None, str]:
+    record = local_runner.read_record(name)
+    if record is None:
+        return False, None, "the local runner has no record of this execution (the stack was started again since)"
+    if record["completion_time"] is None:
+        return local_run_alive(record), None, "its local runner and task processes are gone"
+    return False, record["completion_time"], record["message"] or "all its tasks succeeded"
 
 
 def local_run_alive(record: dict) -> bool:

@@ -3,17 +3,18 @@
 Both run `python -m jobs.importer` with IMPORT_ID and IMPORT_PHASE, and each
 task with CLOUD_RUN_TASK_INDEX, CLOUD_RUN_TASK_COUNT and CLOUD_RUN_TASK_ATTEMPT.
 Cloud Run runs a failed task again up to the job's max_retries; the local
-launcher does the same, so a task that dies half-way is retried and resumes
-in both.
+launcher runs it as a local Cloud Run Job (common/cloud/local_runner.py) that
+does the same and enforces the task timeout, so a task that dies half-way is
+retried and resumes in both.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
-import threading
 from pathlib import Path
 from typing import Protocol
 
-from common.cloud import executions, launcher
+from common.cloud import executions, launcher, local_runner
 from common.platform import config
 
 LOCAL_PREFIX = executions.LOCAL_IMPORT_PREFIX
@@ -47,36 +48,30 @@ class CloudRunImportLauncher:
 
 
 class LocalImportLauncher:
-    """Each task a subprocess of this process, run again when it fails, up to `retries` times
+    """Each execution a local Cloud Run Job of `task_count` tasks supervised by this process: a failed task runs
+    again up to `retries` times (IMPORT_TASK_RETRIES), and the importer job's task timeout stops an attempt
     (logs: <log_dir>/import-<id>-<phase>-<task>.log). A test may name another entry module."""
 
     def __init__(self, log_dir: Path, module: str = "jobs.importer", args: tuple[str, ...] = (),
                  retries: int | None = None):
         self.log_dir, self.argv = log_dir, [sys.executable, "-m", module, *args]
         self.retries = config.import_task_retries() if retries is None else retries
-        self.supervisors: dict[tuple[str, str], list[threading.Thread]] = {}
 
     def launch(self, import_id: str, phase: str, task_count: int) -> str:
-        threads = [threading.Thread(target=self._run_task, args=(import_id, phase, index, task_count), daemon=True)
-                   for index in range(task_count)]
-        for thread in threads:
-            thread.start()
-        self.supervisors[(import_id, phase)] = threads
-        return f"{LOCAL_PREFIX}{import_id}-{phase}"
-
-    def _run_task(self, import_id: str, phase: str, index: int, count: int) -> None:
-        for attempt in range(self.retries + 1):
-            env = {**import_env(import_id, phase), "CLOUD_RUN_TASK_INDEX": str(index),
-                   "CLOUD_RUN_TASK_COUNT": str(count), "CLOUD_RUN_TASK_ATTEMPT": str(attempt)}
-            log = self.log_dir / f"import-{import_id}-{phase}-{index}.log"
-            if launcher.spawn_local(self.argv, env, log).wait() == 0:
-                return
+        name = execution_name(import_id, phase)
+        settings = dataclasses.replace(local_runner.job_settings("importer"), max_retries=self.retries)
+        local_runner.LocalExecution(name, self.argv, import_env(import_id, phase), settings,
+                                    lambda index: self.log_dir / f"import-{import_id}-{phase}-{index}.log",
+                                    launcher.spawn_local, task_count).start()
+        return name
 
     def existing(self, import_id: str, phase: str) -> str | None:
-        running = any(thread.is_alive() for thread in self.supervisors.get((import_id, phase), []))
-        if running or executions.local_process_with(import_env(import_id, phase)):
-            return f"{LOCAL_PREFIX}{import_id}-{phase}"
-        return None
+        name = execution_name(import_id, phase)
+        return name if local_runner.read_record(name) else None
+
+
+def execution_name(import_id: str, phase: str) -> str:
+    return f"{LOCAL_PREFIX}{import_id}-{phase}"
 
 
 def from_config() -> ImportLauncher:

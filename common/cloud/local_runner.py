@@ -1,4 +1,4 @@
-"""A Cloud Run Job on this machine: the local stack runs long work (the trainer) as Cloud Run runs it.
+"""A Cloud Run Job on this machine: the local stack runs long work (the trainer, the importer) as Cloud Run runs it.
 
 An execution runs `task_count` tasks, each a subprocess given Cloud Run's task variables (CLOUD_RUN_EXECUTION,
 CLOUD_RUN_TASK_INDEX, CLOUD_RUN_TASK_COUNT, CLOUD_RUN_TASK_ATTEMPT) and its timeout (TASK_TIMEOUT_SECONDS). An
@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from common.platform import config, limits, log
 
@@ -83,10 +84,12 @@ class LocalExecution:
     """One execution of a local job. start() starts each task's first attempt before it returns (so the caller
     may look at the processes at once); a thread per task supervises it from then on."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], settings: JobSettings, log_path: Path,
-                 spawn, task_count: int = 1, directory: Path | None = None):
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], settings: JobSettings,
+                 log_path: Path | Callable[[int], Path], spawn, task_count: int = 1, directory: Path | None = None):
+        """`log_path`: where every task logs, or each task index's own log."""
         self.name, self.argv, self.env, self.settings = name, argv, env, settings
-        self.log_path, self.spawn, self.task_count = log_path, spawn, task_count
+        self.log_path = log_path if callable(log_path) else lambda index: log_path
+        self.spawn, self.task_count = spawn, task_count
         self.path = (directory or records_dir()) / f"{name}.json"
         self.lock = threading.Lock()
         self.processes: dict[int, subprocess.Popen] = {}  # task index -> its current attempt
@@ -107,7 +110,7 @@ class LocalExecution:
         env = {**self.env, "CLOUD_RUN_EXECUTION": self.name, "CLOUD_RUN_TASK_INDEX": str(index),
                "CLOUD_RUN_TASK_COUNT": str(self.task_count), "CLOUD_RUN_TASK_ATTEMPT": str(attempt),
                "TASK_TIMEOUT_SECONDS": str(self.settings.task_timeout_seconds)}
-        process = self.spawn(self.argv, env, self.log_path)
+        process = self.spawn(self.argv, env, self.log_path(index))
         with self.lock:
             self.processes[index] = process
             self.record["tasks"][index]["attempts"].append(

@@ -184,15 +184,18 @@ def start(stack: Stack) -> Stack:
 
 
 def write_local_jobs(stack: Stack) -> None:
-    """The local Cloud Run Jobs' settings (common/cloud/local_runner.py) from production's: the trainer's task
-    timeout and retries, unless YD_TRAINER_TASK_TIMEOUT_SECONDS or YD_TRAINER_MAX_RETRIES say otherwise. The
-    emulators start empty, so do the executions' records."""
+    """The local Cloud Run Jobs' settings (common/cloud/local_runner.py) from production's: the trainer's and the
+    importer's task timeout and retries, unless YD_TRAINER_TASK_TIMEOUT_SECONDS, YD_TRAINER_MAX_RETRIES (and
+    YD_IMPORTER_...) say otherwise. The emulators start empty, so do the executions' records."""
     from common.cloud import local_runner
-    trainer = json.loads(SETTINGS.read_text())["trainer"]
-    settings = local_runner.JobSettings(
-        task_timeout_seconds=float(os.environ.get("YD_TRAINER_TASK_TIMEOUT_SECONDS", trainer["task_timeout_seconds"])),
-        max_retries=int(os.environ.get("YD_TRAINER_MAX_RETRIES", trainer["max_retries"])))
-    local_runner.write_job_settings("trainer", settings, stack.state_dir / "jobs")
+    settings = json.loads(SETTINGS.read_text())
+    for job in ("trainer", "importer"):
+        prefix = f"YD_{job.upper()}_"
+        local_runner.write_job_settings(job, local_runner.JobSettings(
+            task_timeout_seconds=float(os.environ.get(f"{prefix}TASK_TIMEOUT_SECONDS",
+                                                      settings[job]["task_timeout_seconds"])),
+            max_retries=int(os.environ.get(f"{prefix}MAX_RETRIES", settings[job]["max_retries"]))),
+            stack.state_dir / "jobs")
     shutil.rmtree(stack.state_dir / "executions", ignore_errors=True)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from common.cloud import import_store
+from common.cloud import import_launcher, import_store, local_runner
 from common.domain import imports, layout
 from common.platform.events import PubSubMessage
 from common.services import archive_import, start_import, watch_imports
@@ -186,8 +186,9 @@ def test_a_cancelled_import_stops_where_it_is(api, bucket, folder, ranged, datas
              "five members unpacked")
     response = api.session.post(f"{api.url}/imports/{import_id}/cancel", timeout=30)
     assert response.status_code == 200 and response.json()["status"] == imports.CANCELLED
-    wait_for(lambda: [t.is_alive() for t in launcher.supervisors[(import_id, imports.UNPACK)]],
-             lambda alive: not any(alive), DEADLINE, "the task to stop")
+    execution = import_launcher.execution_name(import_id, imports.UNPACK)
+    wait_for(lambda: local_runner.read_record(execution), lambda record: record["completion_time"] is not None,
+             DEADLINE, "the task to stop")
     view = api.get(f"/imports/{import_id}")
     assert view["status"] == imports.CANCELLED and 5 <= view["members_done"] < len(files)
     assert len(marked_objects(bucket, dataset, import_id)) < len(files)
