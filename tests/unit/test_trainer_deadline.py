@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from jobs.trainer.main import Config, EpochReporter, Job, TaskTimeUp
 from common.platform import limits
+from jobs.trainer.main import Config, EpochReporter, Job, TaskTimeUp
 
 
 def config(timeout: float, elapsed: float = 0.0) -> Config:
