@@ -211,8 +211,10 @@ def export_call_seconds() -> float:
 
 
 def export_lease_seconds() -> float:
-    """Seconds an export's claim holds without a heartbeat: after that, a delivery takes it over."""
-    return float(os.environ.get("EXPORT_LEASE_SECONDS", "120"))
+    """Seconds an export's claim holds without a heartbeat (a beat every quarter of it): after that, a
+    delivery takes it over. What a killed call costs in waiting; a late writer cannot harm (parts are
+    committed only if absent)."""
+    return float(os.environ.get("EXPORT_LEASE_SECONDS", "60"))
 
 
 def auth_emulator_host() -> str | None:
