@@ -31,7 +31,7 @@ from typing import Iterator
 from common.cloud import db, export_parts as stored_parts, storage, topics, version_store
 from common.domain import coco, export_parts, exports, layout, versions as version_rules, zip_parts
 from common.domain.export_parts import PartRecord, PartsMismatch
-from common.domain.exports import ExportPlan, Member
+from common.domain.exports import ExportPlan, InvalidExportRequest, Member
 from common.domain.versions import InvalidVersionRequest
 from common.platform import config, log
 from common.platform.events import PubSubMessage
@@ -86,7 +86,7 @@ def _export(export_id: str) -> Outcome:
             version = document.get("version") or _version_for(ref, document)
             versions.freeze(document["dataset"], version)  # at once when ready; else finishes what a crash left
             call = _write(ref, document, version, versions.read_frozen(document["dataset"], version), deadline)
-    except (InvalidVersionRequest, PartsMismatch) as exc:
+    except (InvalidVersionRequest, InvalidExportRequest, PartsMismatch) as exc:
         _end(ref, exports.FAILED, {"error": str(exc)})
         return Outcome(Result.REJECTED, f"export {export_id} failed: {exc}")
     except ExportBusy:
@@ -170,8 +170,8 @@ def _parts_then_archive(call: _Call) -> None:
         if call.written and time.monotonic() >= call.deadline:
             return
         if len(done) >= export_parts.MAX_PARTS:
-            raise PartsMismatch(f"the export needs more than {export_parts.MAX_PARTS} parts: export a smaller "
-                                "version (fewer images), or raise EXPORT_PART_FILES")
+            raise InvalidExportRequest(f"the export needs more than {export_parts.MAX_PARTS} parts: export a "
+                                       "smaller version (fewer images), or raise EXPORT_PART_FILES")
         done.append(_next_part(call, done))
     call.result = _finish(call, done)
 
