@@ -232,20 +232,21 @@ def _read_label(event: ObjectEvent) -> ParsedLabel | None:
 
 def _data_yaml(event: ObjectEvent, role: ObjectRole) -> Outcome:
     if event.action == DELETED:
-        names, issues = None, None
+        names, issues, splits = None, None, {}
     else:
         try:
             parsed = _read_yaml(event)
         except NotFound:
             return GONE
-        names, issues = parsed.names, parsed.issues
+        names, issues, splits = parsed.names, parsed.issues, parsed.splits
     if not dataset_index.put_data_yaml(role.dataset, event.name, event.generation, names, issues):
         return STALE
     # Every label is checked again against the new classes, as a job in chunks: at any size (a redelivered
     # event finds the job of its generation), with progress, and the statistics exact when it ends.
     job = dataset_jobs.start_revalidation(role.dataset, event.generation)
-    lists = names is not None and split_lists.has_lists(parsed.splits)
-    resplit_job = _resplit_if(lists or split_store.has_lists(split_store.state(role.dataset)), event, role)
+    # the splits its lists say (or, gone, no longer say): common.services.resplit
+    lists = split_lists.has_lists(splits) or split_store.has_lists(split_store.state(role.dataset))
+    resplit_job = _resplit_if(lists, event, role)
     return Outcome(Result.APPLIED, f"classes {'removed' if names is None else 'set'}; revalidation {job['id']}"
                    + (f"; resplit {resplit_job}" if resplit_job else ""),
                    {"issues": len(issues or []), "job_id": job["id"]})

@@ -134,3 +134,14 @@ def drop_splits(files: dict[str, bytes]) -> dict[str, str | None]:
                                    layouts.cvat_yolo, layouts.ultralytics_names_mapping])
 def test_a_drop_of_a_layout_that_lists_its_splits_gives_each_image_its_canonical_split(write):
     assert drop_splits(write()) == {picture.stem: picture.split for picture in layouts.PICTURES}
+
+
+@pytest.mark.parametrize("document", [{"train": {"a": 1}, "val": 3}, {"path": ["x"], "train": [None, 7, ""]},
+                                      {"train": "images/train", "val": "images/val"}, {}, None])
+def test_a_data_yaml_whose_splits_say_nothing_usable_has_no_lists(document):
+    assert not split_lists.has_lists(document) and split_lists.folder_rules(document) == []
+
+
+def test_folder_rules_are_bounded():
+    document = {"train": [f"images/batch{i}" for i in range(500)]}
+    assert len(split_lists.folder_rules(document)) == split_lists.MAX_RULES
