@@ -1,6 +1,7 @@
 """Exports and versions that survive their faults: an export killed half-way resumes after its last
 committed part and completes; every message delivered twice, with a crash in the middle of a part, gives the
-archive an undisturbed export gives, byte for byte; a freeze for an export crashed once makes one version.
+archive an undisturbed export gives, byte for byte; a freeze for an export crashed once makes one version; a
+version request crashed before its version was ready, then delivered twice, makes that one version, ready.
 
 The faults are driven here, on the stack's bucket and Firestore: the export function's own work
 (common.services.export.handle) runs in this process or in a drill subprocess (tests/integration/
@@ -21,7 +22,8 @@ from google.api_core.exceptions import ServiceUnavailable
 from google.cloud import pubsub_v1
 
 from common.cloud import export_parts as stored_parts, storage, version_store
-from common.domain import exports, layout, zip_parts
+from common.domain import exports, layout, versions as version_rules, zip_parts
+from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
 from common.services import export
 from infra.local.client import wait_for
@@ -201,3 +203,26 @@ def test_a_freeze_for_export_crashed_once_makes_one_version(api, bucket, dataset
     document, _ = archive_of(export_id)
     listed = api.get(f"/datasets/{dataset}/versions")["versions"]
     assert [v["id"] for v in listed] == crashes == [document["version"]]
+
+
+def test_a_version_request_crashed_after_its_image_list_and_delivered_twice_makes_one_ready_version(
+        api, bucket, dataset, monkeypatch):
+    drop(bucket, dataset, dict(list(images_of(dataset).items())[:5]))
+    stats_when(api, dataset, {"images": 2})
+    created = version_store.create_version(dataset, lambda number: version_rules.new_document(
+        dataset, number, {"name": None, "note": None}, "test", time.time()))  # as POST /versions records it
+    request = PubSubMessage("v", json.dumps({"dataset": dataset, "version": created["id"]}).encode(), "v", {})
+    summary, crashes = version_rules.summary, []
+
+    def crashing(frozen):  # after the image list is written, before the version says ready
+        if not crashes:
+            crashes.append(frozen["version"])
+            raise ServiceUnavailable("fault drill: the call died before the version was ready")
+        return summary(frozen)
+    monkeypatch.setattr(version_rules, "summary", crashing)
+
+    with pytest.raises(ServiceUnavailable):
+        export.handle(request)
+    assert [export.handle(request).result for _ in range(2)] == [Result.APPLIED, Result.APPLIED]
+    listed = api.get(f"/datasets/{dataset}/versions")["versions"]
+    assert [(v["id"], v["status"], v["stats"]["images"]) for v in listed] == [(created["id"], "ready", 2)]
