@@ -107,8 +107,11 @@ def _what_the_lists_say(sources: _Sources, job: dict) -> split_lists.SplitPlan:
 
 
 def _read_list(sources: _Sources, reference: split_lists.ListReference, wanted: split_lists.SplitPlan) -> None:
-    """The list a reference names (its longest tail that is there), added to `wanted`."""
+    """The list a reference names (its longest tail that is there), added to `wanted`; a file two references name
+    (data.yaml's and Darknet's) is read for the first."""
     for tail in split_lists.tails(reference.reference):
+        if any(tail == read for read, *_ in sources.read_lists):
+            return
         data, too_large = sources.read(tail, split_lists.MAX_LIST_BYTES)
         if data is None and too_large is None:
             continue

@@ -36,13 +36,25 @@ def splits_when(api, dataset: str, expected: dict) -> dict:
                     f"{dataset}: splits {expected}")
 
 
-def test_lists_dropped_before_the_images_give_them_their_splits(api, bucket, dataset):
+def jobs_of(api, dataset: str) -> dict[str, str]:
+    return {job["id"]: job["status"] for job in api.all_pages(f"/datasets/{dataset}/jobs", "jobs")}
+
+
+def list_rows(api, dataset: str) -> dict[str, dict]:
+    """The dataset's file rows of the autosplit lists, once both are recorded as image lists."""
+    rows = {row["path"].rsplit("/", 1)[-1]: row for row in api.all_pages(f"/datasets/{dataset}/files", "files")}
+    return {name: rows[name] for name in AUTOSPLIT if "image list" in (rows.get(name) or {}).get("summary", "")}
+
+
+def test_lists_dropped_before_the_images_give_them_their_splits_as_ingest_indexes_them(api, bucket, dataset):
     drop(bucket, dataset, {"data.yaml": YAML_LISTS, **AUTOSPLIT})
-    splits_when(api, dataset, {})
+    wait_for(lambda: list_rows(api, dataset) if splits_of(api, dataset) == {} else {},
+             lambda rows: len(rows) == len(AUTOSPLIT), DEADLINE, "the lists read by their resplit")
+    jobs = jobs_of(api, dataset)
     drop(bucket, dataset, images(AUTOSPLIT_SPLITS, 10))
     splits_when(api, dataset, AUTOSPLIT_SPLITS)
-    listed = {row["path"]: row for row in api.all_pages(f"/datasets/{dataset}/files", "files")}
-    assert listed[f"datasets/{dataset}/autosplit_train.txt"]["issue_count"] == 0
+    assert jobs_of(api, dataset) == jobs  # no job moved them: ingest gave each its split
+    assert all(row["issue_count"] == 0 for row in list_rows(api, dataset).values())
     assert api.all_pages(f"/datasets/{dataset}/issues", "issues") == []
 
 
@@ -52,12 +64,12 @@ def test_lists_dropped_after_the_images_move_them_and_a_redelivery_changes_nothi
                                "images/train/d.jpg": "train"})
     drop(bucket, dataset, {**AUTOSPLIT, "data.yaml": YAML_LISTS})  # the lists first: each event starts a job
     splits_when(api, dataset, AUTOSPLIT_SPLITS)
-    jobs = {job["id"]: job["status"] for job in api.all_pages(f"/datasets/{dataset}/jobs", "jobs")}
+    jobs = jobs_of(api, dataset)
     # every event of the drop again, as a redelivery brings it: each finds its job, nothing moves
     events = [ObjectEvent(FINALIZED, bucket.name, blob.name, blob.generation, blob.size, "redelivered")
               for blob in bucket.list_blobs(prefix=f"datasets/{dataset}/")]
     assert all(isinstance(outcome, Outcome) for outcome in ingest.handle_batch(events))
-    assert {job["id"]: job["status"] for job in api.all_pages(f"/datasets/{dataset}/jobs", "jobs")} == jobs
+    assert jobs_of(api, dataset) == jobs
     assert splits_of(api, dataset) == AUTOSPLIT_SPLITS
 
 
