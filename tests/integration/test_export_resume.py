@@ -1,7 +1,8 @@
 """Exports and versions that survive their faults: an export killed half-way resumes after its last
 committed part and completes; every message delivered twice, with a crash in the middle of a part, gives the
 archive an undisturbed export gives, byte for byte; a freeze for an export crashed once makes one version; a
-version request crashed before its version was ready, then delivered twice, makes that one version, ready.
+version request crashed before its version was ready, then delivered twice, makes that one version, ready;
+a call out of time hands the rest to the stack's export function through export-requests.
 
 The faults are driven here, on the stack's bucket and Firestore: the export function's own work
 (common.services.export.handle) runs in this process or in a drill subprocess (tests/integration/
@@ -226,3 +227,15 @@ def test_a_version_request_crashed_after_its_image_list_and_delivered_twice_make
     assert [export.handle(request).result for _ in range(2)] == [Result.APPLIED, Result.APPLIED]
     listed = api.get(f"/datasets/{dataset}/versions")["versions"]
     assert [(v["id"], v["status"], v["stats"]["images"]) for v in listed] == [(created["id"], "ready", 2)]
+
+
+def test_a_call_out_of_time_hands_the_rest_to_the_export_function(api, exported, monkeypatch):
+    monkeypatch.setenv("EXPORT_CALL_SECONDS", "0")  # this call writes one part, then publishes to export-requests
+    export_id = new_export(exported["dataset"], "yolo", exported["version"])
+    handed_on = export.handle(message(export_id))
+    assert (handed_on.result, handed_on.fields["parts_written"]) == (Result.APPLIED, 1), handed_on
+    assert "continues in a new call" in handed_on.detail
+    done = wait_for(lambda: api.get(f"/exports/{export_id}"), lambda e: e["status"] in ("completed", "failed"),
+                    DEADLINE, "the stack's export function finishing the export")
+    _, archive = archive_of(export_id)
+    assert done["status"] == "completed" and archive == exported["archives"]["yolo"]
