@@ -210,6 +210,15 @@ def continuation_launched(job: dict, run: int) -> bool:
     return any(row.get("continues_run") == run for row in job.get("executions") or [])
 
 
+def request_again(job: dict) -> dict:
+    """The request message of a job the training function never launched, as its requester sent it: the API's
+    body, or what the function recorded of it before it died (the request's arguments and its dataset)."""
+    request = dict(job.get("request") or {})
+    request.setdefault("dataset", job.get("dataset"))
+    request["request_id"] = job["request_id"]
+    return request
+
+
 def awaits_continuation(job: dict, state: ExecutionState, now: float, grace: float) -> bool:
     """The job's execution stopped in time to continue (its trainer published `continued`, then exited 0) and,
     `grace` seconds after, no execution has been started for that continuation: it must be asked for again."""

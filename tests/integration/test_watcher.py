@@ -16,8 +16,10 @@ import uuid
 
 from common.cloud import training_store
 from common.domain import training_job
+from common.domain.training_request import job_id_for
 from common.platform.events import PubSubMessage
 from common.platform.handler import Result
+from common.services import watch_training
 from infra.local.client import wait_for
 from tests.integration.test_training import (TINY, TRAIN_DEADLINE, _progress_outcomes, _tail, finished, job_when,
                                              publish, tiny)
@@ -84,3 +86,22 @@ def _run_the_reasons_command(reason: str, tmp_path) -> None:
     env = {**os.environ, **assignments, "TRAINER_WORK_DIR": str(tmp_path / "fresh-disk")}
     done = subprocess.run(argv, env=env, capture_output=True, timeout=TRAIN_DEADLINE)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_a_queued_training_whose_request_never_reached_the_training_function_is_sent_again_by_the_watch(api):
+    """The API recorded the job but its message was lost (or every delivery failed before the launch): the
+    watch sends the recorded request again, and the training function handles it. A request for a dataset that
+    does not exist is used here, so that the function's answer (the job failed with its reason) comes at once."""
+    request_id = f"lost-{uuid.uuid4().hex[:8]}"
+    body = {"dataset": f"nowhere-{uuid.uuid4().hex[:8]}", "model": "yolo11n.yaml", "epochs": 1,
+            "request_id": request_id}
+    job_id = training_job_id(request_id)
+    training_store.jobs().document(job_id).create(
+        training_job.received_job(job_id, request_id, body, time.time(), "admin"))
+    assert watch_training.resend_unlaunched(time.time() + 10 ** 6)[job_id] == "request sent again"
+    job = job_when(api, job_id, lambda j: j["status"] == "failed", "to be failed by the training function", 60)
+    assert "nowhere-" in job["error"] and job["request_id"] == request_id
+
+
+def training_job_id(request_id: str) -> str:
+    return job_id_for(request_id, "admin")
