@@ -318,6 +318,7 @@ env_value() {
     TRAINER_REGION) echo "$TRAINER_REGION" ;;
     TASK_TIMEOUT_SECONDS) echo "$S_trainer_task_timeout_seconds" ;;
     WATCH_GRACE_SECONDS) echo "$S_watch_grace_seconds" ;;
+    JOB_STALL_SECONDS) echo "$S_watch_job_stall_seconds" ;;
     IMPORT_TOPIC) echo "$S_topics_import_requests" ;;
     IMPORTER_LAUNCHER) echo cloud-run ;;
     IMPORTER_JOB) echo "$S_importer_job" ;;

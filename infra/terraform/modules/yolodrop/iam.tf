@@ -82,6 +82,8 @@ locals {
     "export/export_requests"     = { function = "export", topic = "export_requests" }     # an export continues in a new call
     "progress/training_requests" = { function = "progress", topic = "training_requests" } # a training's next execution
     "watch/training_requests"    = { function = "watch", topic = "training_requests" }    # ... asked again when lost
+    "watch/dataset_jobs"         = { function = "watch", topic = "dataset_jobs" }         # a stalled job's messages again
+    "watch/import_requests"      = { function = "watch", topic = "import_requests" }      # a lost import request again
   }
 
   secret_readers = merge([

@@ -30,6 +30,7 @@ locals {
     TRAINER_REGION          = var.trainer_region
     TASK_TIMEOUT_SECONDS    = tostring(local.trainer.task_timeout_seconds)
     WATCH_GRACE_SECONDS     = tostring(local.settings.watch.grace_seconds)
+    JOB_STALL_SECONDS       = tostring(local.settings.watch.job_stall_seconds)
     IMPORT_TOPIC            = google_pubsub_topic.topic["import_requests"].name
     IMPORTER_LAUNCHER       = "cloud-run"
     IMPORTER_JOB            = local.importer.job
