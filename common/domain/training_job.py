@@ -230,6 +230,16 @@ def awaits_continuation(job: dict, state: ExecutionState, now: float, grace: flo
     return now - max(state.ended_at or 0, continuation.get("at") or 0) >= grace
 
 
+def continuation_never_started(job: dict, state: ExecutionState, reason: str, now: float) -> dict:
+    """The update failing a job whose next execution was asked for in vain (the watch's resend rule gave up):
+    its checkpoint is there, so the reason says how to resume from it."""
+    continuation = job.get("continuation") or {}
+    return {"status": FAILED, "finished_at": now, "updated_at": now, "sequence": closing_sequence(job),
+            "error": f"the trainer stopped after epoch {continuation.get('after_epoch')} of {job.get('epochs')} to "
+                     f"continue in a new execution, which was never started: {reason}. The epoch is "
+                     f"checkpointed: resume from it with `{state.rerun}`"}
+
+
 def closing_sequence(job: dict) -> int:
     """Above every event of the runs the job has started; below any later run's."""
     run = job.get("run")

@@ -9,7 +9,8 @@ common/domain/training_job.execution_ended in a transaction: a job whose
 execution ended without a final event becomes failed, with how it ended and
 how to resume. A job whose execution stopped in time to continue in the next
 (continue_training) is not failed: if no next execution was started for it
-within the grace period, the sweep asks for it again.
+within the grace period, the sweep asks for it again, and fails the job with
+how to resume only once asking again did not help (the kernel's resend rule).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from common.domain import training_job
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
-from common.services import continuation_requests, jobs, watch_imports
+from common.services import continuation_requests, jobs, watch_exports, watch_imports
 
 
 def handle(message: PubSubMessage) -> Outcome:
@@ -33,7 +34,7 @@ def handle(message: PubSubMessage) -> Outcome:
     noted = sorted(set(changes) - set(failed))
     imports_failed = watch_imports.sweep()
     jobs_acted = {**jobs.watch(time.time()), **watch_imports.resend_waiting(time.time()),
-                  **resend_unlaunched(time.time())}
+                  **watch_exports.resend_waiting(time.time()), **resend_unlaunched(time.time())}
     acted = changes or imports_failed or jobs_acted
     detail = (f"swept: {len(failed)} failed {failed}, {len(noted)} noted gone {noted}, "
               f"{len(imports_failed)} imports failed {imports_failed}, jobs {jobs_acted}") \
@@ -81,6 +82,32 @@ def _resend(job: dict, stalled: kernel.Stalled, now: float) -> str:
     return "request sent again"
 
 
+def _ask_to_continue(job: dict, state: training_job.ExecutionState, now: float) -> dict | None:
+    """The continuation nobody started is asked for again every grace period, and the job failed once that
+    did not help MAX_REPUBLISHES times (common.domain.jobs.resend_action)."""
+    run, grace = job["continuation"]["run"], config.watch_grace_seconds()
+    progress = f"continuation after run {run}"
+    quiet_since = max(state.ended_at or 0.0, job["continuation"].get("at") or 0.0)
+    stalled = kernel.resend_action(job, progress, quiet_since, now, grace)
+    if stalled is None:
+        return None
+    ref = training_store.jobs().document(job["id"])
+
+    def work(transaction) -> dict | None:
+        current = ref.get(transaction=transaction, **db.deadline()).to_dict() or {}
+        if not training_job.awaits_continuation(current, state, now, grace):
+            return None  # started meanwhile
+        fields = (training_job.continuation_never_started(current, state, stalled.reason, now)
+                  if stalled.action == "fail" else job_store.republished(current, progress))
+        transaction.update(ref, fields)
+        return fields
+
+    fields = db.in_transaction(work)
+    if fields and stalled.action != "fail":
+        continuation_requests.request(job["id"], run)
+    return fields
+
+
 def waiting_jobs() -> list[dict]:
     """Jobs that wait for events and name the execution they wait for."""
     query = training_store.jobs().where(filter=FieldFilter("status", "in", list(training_job.WATCHED)))
@@ -93,8 +120,7 @@ def watch(job: dict, now: float) -> dict | None:
     if state.running:
         return None
     if training_job.awaits_continuation(job, state, now, config.watch_grace_seconds()):
-        continuation_requests.request(job["id"], job["continuation"]["run"])
-        return {"continuation_requested": job["continuation"]["run"]}
+        return _ask_to_continue(job, state, now)
     ref = training_store.jobs().document(job["id"])
 
     def work(transaction) -> dict | None:

@@ -123,3 +123,14 @@ def test_a_continuation_nobody_started_is_asked_for_again_after_the_grace_and_on
     assert not training_job.awaits_continuation(running_job(), stopped, now=10_000, grace=GRACE)  # never continued
     assert not training_job.awaits_continuation(job, ended(at=100.0), now=10_000, grace=GRACE)  # it failed instead
     assert not training_job.awaits_continuation({**job, "status": "cancelled"}, stopped, now=10_000, grace=GRACE)
+
+
+def test_a_continuation_never_started_fails_the_job_with_how_to_resume_from_its_checkpoint():
+    job = continued(running_job())
+    update = training_job.continuation_never_started(job, ended(at=100.0, succeeded=True), "asked 3 more times",
+                                                     now=500.0)
+    assert update["status"] == "failed" and update["finished_at"] == 500.0
+    assert update["sequence"] == sequence(1, 0) - 1  # a late event of the run that stopped changes nothing
+    assert update["error"] == ("the trainer stopped after epoch 2 of 5 to continue in a new execution, which was "
+                               "never started: asked 3 more times. The epoch is checkpointed: resume from it with "
+                               "`gcloud run jobs execute yolodrop-trainer`")
