@@ -81,7 +81,7 @@ def plan(job: dict) -> list[str]:
         sources = _Sources(dataset)
         wanted = _what_the_lists_say(sources, job)
         if not sources.changed():
-            _record_list_files(dataset, sources)
+            _record_list_files(dataset, sources, wanted.listed)
             return _entries_to_move(dataset, wanted)
     raise dataset_job_service.Contended(f"the list files of {dataset} kept changing while a resplit read them")
 
@@ -129,11 +129,11 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8-sig", "replace")
 
 
-def _record_list_files(dataset: str, sources: _Sources) -> None:
+def _record_list_files(dataset: str, sources: _Sources, lines: dict[str, int]) -> None:
     """Each list file read, recorded as what it is (it may have been dropped before the data.yaml naming it,
     and recorded as unrecognized then)."""
     for relative, generation, reference, issues in sources.read_lists:
-        listed = f"{reference.named_by}'s {reference.split} list"
+        listed = f"{reference.named_by}'s {reference.split} list, {lines.get(relative, 0)} paths"
         summary = f"an image list ({listed}): a drop gives its images the {reference.split} split"
         layout_name = YAML_LAYOUT if reference.yaml else DARKNET_LAYOUT
         dataset_index.put_file(dataset, dataset_object(dataset, relative), generation,
