@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from google.cloud.firestore_v1.base_query import FieldFilter
+
 from common.cloud import dataset_job_store, db, job_store, topics
 from common.domain import jobs as kernel
 from common.platform import config
@@ -205,3 +207,54 @@ def _act(family: Family, job: dict, stalled: kernel.Stalled, units_done: int) ->
         topics.publish(family.topic(), {"job_id": job["id"], "step": "plan"})
         return "plan asked again"
     return f"{_publish_units(family, job)} chunks asked again"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Documents outside the kernel's families that wait on a message of theirs (a request, a continuation):
+    how the watch finds them, tells their progress, and sends the message again."""
+    collection: Callable[[], object]
+    statuses: tuple[str, ...]
+    topic: Callable[[], str]
+    message: Callable[[dict], tuple[dict, dict]]   # the document -> (message, attributes) to send again
+    waits: Callable[[dict], bool]                  # still waiting on that message (not followed another way)
+    activity: Callable[[dict], float]              # when it last moved
+    progress: Callable[[dict], object]             # what moves when it does
+    failed: Callable[[dict, str, float], dict]     # the fields that fail it, given the watch's reason
+
+
+def resend_stalled(waiting: Waiting, now: float) -> dict[str, str]:
+    """{document id: what was done} for the documents quiet for JOB_STALL_SECONDS: their message sent again,
+    or the document failed once sending it again did not help (common.domain.jobs.resend_action)."""
+    query = waiting.collection().where(filter=FieldFilter("status", "in", list(waiting.statuses)))
+    acted = {}
+    for document in (snapshot.to_dict() for snapshot in query.stream(**db.deadline())):
+        if not waiting.waits(document):
+            continue
+        stalled = kernel.resend_action(document, waiting.progress(document), waiting.activity(document), now,
+                                       config.job_stall_seconds())
+        if stalled is not None:
+            acted[document["id"]] = _resend(waiting, document, stalled, now)
+    return acted
+
+
+def _resend(waiting: Waiting, document: dict, stalled: kernel.Stalled, now: float) -> str:
+    ref = waiting.collection().document(document["id"])
+
+    def work(transaction) -> dict | None:
+        current = ref.get(transaction=transaction, **db.deadline()).to_dict() or {}
+        if current.get("status") not in waiting.statuses or not waiting.waits(current) or \
+                waiting.progress(current) != waiting.progress(document):
+            return None  # it moved meanwhile
+        fields = waiting.failed(current, stalled.reason, now) if stalled.action == "fail" else \
+            job_store.republished(current, waiting.progress(current))
+        transaction.update(ref, fields)
+        return fields
+
+    if db.in_transaction(work) is None:
+        return "moved"
+    if stalled.action == "fail":
+        return "failed"
+    message, attributes = waiting.message(document)
+    topics.publish(waiting.topic(), message, **attributes)
+    return "sent again"

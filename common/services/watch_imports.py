@@ -10,12 +10,10 @@ import time
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import db, executions, import_store, job_store, topics
+from common.cloud import db, executions, import_store
 from common.domain import imports
-from common.domain import jobs as kernel
 from common.platform import config
-
-WAITING = (imports.QUEUED, imports.STAGED, imports.STAGING, imports.RUNNING)
+from common.services import jobs
 
 
 def sweep() -> list[str]:
@@ -26,35 +24,27 @@ def sweep() -> list[str]:
     return [document["id"] for document in waiting if watch(document, time.time())]
 
 
+def _waits(document: dict) -> bool:
+    """Queued or staged (its next step is a message), or in a phase no execution runs."""
+    return not (document["status"] in imports.WATCHED and document.get("execution"))
+
+
+def _failed(document: dict, reason: str, now: float) -> dict:
+    return {"status": imports.FAILED, "finished_at": now,
+            "error": f"{reason} (`yolodrop import {document['dataset']} {document['source']}`: what is unpacked "
+                     "is kept)"}
+
+
+WAITING = jobs.Waiting(
+    import_store.collection, (imports.QUEUED, imports.STAGED, imports.STAGING, imports.RUNNING), config.import_topic,
+    message=lambda document: ({"import_id": document["id"]}, {}), waits=_waits,
+    activity=lambda document: max(document.get("phase_started_at") or 0.0, document.get("started_at") or 0.0),
+    progress=lambda document: document["status"], failed=_failed)
+
+
 def resend_waiting(now: float) -> dict[str, str]:
     """{import id: what was done} for the imports that wait on a request message quiet for too long."""
-    query = import_store.collection().where(filter=FieldFilter("status", "in", list(WAITING)))
-    acted = {}
-    for document in (snapshot.to_dict() for snapshot in query.stream(**db.deadline())):
-        if document["status"] in imports.WATCHED and document.get("execution"):
-            continue  # an execution runs it: `watch` follows that one
-        activity = max(document.get("phase_started_at") or 0.0, document.get("started_at") or 0.0)
-        stalled = kernel.resend_action(document, document["status"], activity, now, config.job_stall_seconds())
-        if stalled is not None:
-            acted[document["id"]] = _resend(document, stalled)
-    return acted
-
-
-def _resend(document: dict, stalled: kernel.Stalled) -> str:
-    status = document["status"]
-
-    def change(current: dict) -> dict | None:
-        if current["status"] != status or current.get("execution"):
-            return None  # it moved meanwhile
-        if stalled.action == "fail":
-            return {"status": imports.FAILED, "finished_at": time.time(), "error": f"{stalled.reason} (`yolodrop "
-                    f"import {current['dataset']} {current['source']}`: what is unpacked is kept)"}
-        return job_store.republished(current, status)
-
-    changed = import_store.transition(document["id"], change)
-    if changed and stalled.action != "fail":
-        topics.publish(config.import_topic(), {"import_id": document["id"]})
-    return "failed" if changed and stalled.action == "fail" else "request sent again" if changed else "moved"
+    return jobs.resend_stalled(WAITING, now)
 
 
 def watch(document: dict, now: float) -> dict | None:

@@ -26,7 +26,7 @@ from common.cloud import export_parts as stored_parts, storage, version_store
 from common.domain import exports, layout, versions as version_rules, zip_parts
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
-from common.services import export
+from common.services import export, watch_exports
 from infra.local.client import wait_for
 from infra.local.sample import data_yaml, synthetic_image
 from tests.integration.export_chaos import message
@@ -239,3 +239,12 @@ def test_a_call_out_of_time_hands_the_rest_to_the_export_function(api, exported,
                     DEADLINE, "the stack's export function finishing the export")
     _, archive = archive_of(export_id)
     assert done["status"] == "completed" and archive == exported["archives"]["yolo"]
+
+
+def test_an_export_whose_message_is_gone_is_sent_again_by_the_watch_and_completes(exported):
+    """Recorded, but its message never came (a failed publish, the dead letters): the watch sends it again and
+    the stack's export function writes the undisturbed archive."""
+    export_id = new_export(exported["dataset"], "yolo", exported["version"])
+    assert watch_exports.resend_waiting(time.time() + 10 ** 6)[export_id] == "sent again"
+    wait_for(lambda: status(export_id), lambda found: found in ("completed", "failed"), 120, f"export {export_id}")
+    assert archive_of(export_id)[1] == exported["archives"]["yolo"]

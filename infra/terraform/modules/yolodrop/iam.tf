@@ -84,6 +84,7 @@ locals {
     "watch/training_requests"    = { function = "watch", topic = "training_requests" }    # ... asked again when lost
     "watch/dataset_jobs"         = { function = "watch", topic = "dataset_jobs" }         # a stalled job's messages again
     "watch/import_requests"      = { function = "watch", topic = "import_requests" }      # a lost import request again
+    "watch/export_requests"      = { function = "watch", topic = "export_requests" }      # a lost export request again
   }
 
   secret_readers = merge([
