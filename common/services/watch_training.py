@@ -18,7 +18,7 @@ import time
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import db, executions, job_store, topics, training_store
+from common.cloud import db, executions, job_store, training_store
 from common.domain import jobs as kernel
 from common.domain import training_job
 from common.platform import config
@@ -44,42 +44,25 @@ def handle(message: PubSubMessage) -> Outcome:
                     "jobs": jobs_acted})
 
 
+def _unlaunched_failed(job: dict, reason: str, now: float) -> dict:
+    return {"status": training_job.FAILED, "finished_at": now, "updated_at": now,
+            "error": f"the training was never started: {reason}"}
+
+
+# Queued jobs the training function never launched (their request lost, or every delivery failed first).
+UNLAUNCHED = jobs.Waiting(
+    training_store.jobs, (training_job.QUEUED,), config.training_topic,
+    message=lambda job: (training_job.request_again(job),
+                         {"requested_by": job["requested_by"]} if job.get("requested_by") else {}),
+    waits=lambda job: not (job.get("execution") or job.get("launched_at")),
+    activity=lambda job: max(job.get("claimed_at") or 0.0, job.get("updated_at") or 0.0),
+    progress=lambda job: job["status"], failed=_unlaunched_failed)
+
+
 def resend_unlaunched(now: float) -> dict[str, str]:
-    """{job id: what was done} for the queued jobs the training function never launched (its request lost, or
-    every delivery of it failed): the request is sent again, or the job fails once that did not help (the job
-    kernel's rule, common.domain.jobs.resend_action)."""
-    query = training_store.jobs().where(filter=FieldFilter("status", "==", training_job.QUEUED))
-    acted = {}
-    for job in (snapshot.to_dict() for snapshot in query.stream(**db.deadline())):
-        if job.get("execution") or job.get("launched_at"):
-            continue  # launched: `watch` follows its execution
-        activity = max(job.get("claimed_at") or 0.0, job.get("updated_at") or 0.0)
-        stalled = kernel.resend_action(job, training_job.QUEUED, activity, now, config.job_stall_seconds())
-        if stalled is not None:
-            acted[job["id"]] = _resend(job, stalled, now)
-    return acted
-
-
-def _resend(job: dict, stalled: kernel.Stalled, now: float) -> str:
-    ref = training_store.jobs().document(job["id"])
-
-    def work(transaction) -> dict | None:
-        current = ref.get(transaction=transaction, **db.deadline()).to_dict() or {}
-        if current.get("status") != training_job.QUEUED or current.get("launched_at"):
-            return None  # it moved meanwhile
-        fields = ({"status": training_job.FAILED, "finished_at": now, "updated_at": now,
-                   "error": f"the training was never started: {stalled.reason}"} if stalled.action == "fail"
-                  else job_store.republished(current, training_job.QUEUED))
-        transaction.update(ref, fields)
-        return fields
-
-    if db.in_transaction(work) is None:
-        return "moved"
-    if stalled.action == "fail":
-        return "failed"
-    attributes = {"requested_by": job["requested_by"]} if job.get("requested_by") else {}
-    topics.publish(config.training_topic(), training_job.request_again(job), **attributes)
-    return "request sent again"
+    """{job id: what was done}: the request of a job never launched sent again, or the job failed once that did
+    not help (common.services.jobs.resend_stalled)."""
+    return jobs.resend_stalled(UNLAUNCHED, now)
 
 
 def _ask_to_continue(job: dict, state: training_job.ExecutionState, now: float) -> dict | None:

@@ -316,7 +316,7 @@ def test_an_import_whose_request_was_never_published_is_started_by_the_watch(api
     import_id = f"import-lost-{dataset}"
     import_store.create(imports.new_import(import_id, dataset, ranged.url(f"{dataset}.zip"), "zip", None, None,
                                            time.time()))
-    assert watch_imports.resend_waiting(time.time() + 10 ** 6)[import_id] == "request sent again"
+    assert watch_imports.resend_waiting(time.time() + 10 ** 6)[import_id] == "sent again"
     view = ended(api, import_id)
     assert view["status"] == imports.COMPLETED and view["members_done"] == len(files), view
     stats_when(api, dataset, {"images": 8, "labeled": 8})

@@ -98,7 +98,7 @@ def test_a_queued_training_whose_request_never_reached_the_training_function_is_
     job_id = training_job_id(request_id)
     training_store.jobs().document(job_id).create(
         training_job.received_job(job_id, request_id, body, time.time(), "admin"))
-    assert watch_training.resend_unlaunched(time.time() + 10 ** 6)[job_id] == "request sent again"
+    assert watch_training.resend_unlaunched(time.time() + 10 ** 6)[job_id] == "sent again"
     job = job_when(api, job_id, lambda j: j["status"] == "failed", "to be failed by the training function", 60)
     assert "nowhere-" in job["error"] and job["request_id"] == request_id
 
