@@ -32,9 +32,11 @@ def remap_job_id(dataset: str, yaml_generation: int, mapping: dict, names_after:
     return kernel.job_id(REMAP, dataset, yaml_generation, sorted(mapping.items()), names_after)
 
 
-def revalidation_job_id(dataset: str, yaml_generation: int) -> str:
-    """One revalidation per data.yaml generation: a redelivered event finds its job."""
-    return "revalidate-" + hashlib.sha256(f"{dataset}\0{yaml_generation}".encode()).hexdigest()[:20]
+def revalidation_job_id(dataset: str, yaml_generation: int, deleted: bool = False) -> str:
+    """One revalidation per data.yaml generation written, and one more when that generation is deleted (its
+    delete event carries the same generation): a redelivered event finds its job."""
+    request = f"{dataset}\0{yaml_generation}" + ("\0deleted" if deleted else "")
+    return "revalidate-" + hashlib.sha256(request.encode()).hexdigest()[:20]
 
 
 def view(job: dict, chunks_done: int, files_done: int) -> dict:

@@ -41,8 +41,8 @@ def start(job: dict, deadline: float | None = None) -> dict:
     return jobs.request(jobs.DATASET_JOBS, job, deadline)
 
 
-def start_revalidation(dataset: str, yaml_generation: int) -> dict:
-    job_id = dataset_jobs.revalidation_job_id(dataset, yaml_generation)
+def start_revalidation(dataset: str, yaml_generation: int, deleted: bool = False) -> dict:
+    job_id = dataset_jobs.revalidation_job_id(dataset, yaml_generation, deleted)
     return start(dataset_jobs.new_job(job_id, dataset, dataset_jobs.REVALIDATE, time.time(), None,
                                       yaml_generation=yaml_generation))
 

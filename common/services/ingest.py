@@ -243,7 +243,7 @@ def _data_yaml(event: ObjectEvent, role: ObjectRole) -> Outcome:
         return STALE
     # Every label is checked again against the new classes, as a job in chunks: at any size (a redelivered
     # event finds the job of its generation), with progress, and the statistics exact when it ends.
-    job = dataset_jobs.start_revalidation(role.dataset, event.generation)
+    job = dataset_jobs.start_revalidation(role.dataset, event.generation, deleted=event.action == DELETED)
     # the splits its lists say (or, gone, no longer say): common.services.resplit
     lists = split_lists.has_lists(splits) or split_store.has_lists(split_store.state(role.dataset))
     resplit_job = _resplit_if(lists, event, role)

@@ -70,3 +70,14 @@ def test_hundreds_of_concurrent_events_for_one_dataset(bucket, api, dataset):
         uploads.result()
     stats = stats_when(api, dataset, {"images": 150, "labeled": 150, "boxes": boxes, "duplicates": 30}, timeout=180)
     assert sum(stats["boxes_per_class"].values()) == boxes and stats["splits"]["val"] == 30
+
+
+def test_deleting_data_yaml_revalidates_the_labels_against_no_classes(bucket, api, dataset):
+    """The delete event carries the generation of the finalize before it: its revalidation is a job of its own,
+    not the finalize's (found done, and nothing checked again)."""
+    image, _ = synthetic_image(7)
+    drop(bucket, dataset, {"data.yaml": data_yaml(["x", "y"]).encode(), "images/train/c.jpg": image,
+                           "labels/train/c.txt": b"2 0.5 0.5 0.2 0.2\n"})
+    stats_when(api, dataset, {"images": 1, "issues": 1})  # class 2 is out of range of [x, y]
+    bucket.blob(f"datasets/{dataset}/data.yaml").delete()
+    stats_when(api, dataset, {"issues": 0, "boxes": 1})  # no classes: no class is out of range
