@@ -179,18 +179,24 @@ class ExecutionState:
     rerun: str = ""                # the command that runs the trainer again for this job
 
 
-def execution_ended(job: dict, state: ExecutionState, now: float, grace: float) -> dict | None:
+def execution_ended(job: dict, state: ExecutionState, now: float, grace: float,
+                    silent_grace: float | None = None) -> dict | None:
     """The update for a job whose execution ended without a final event, or None.
 
     The job fails only `grace` seconds after the end (a final event published
     just before it is still applied first); where the platform gives no end time
     the first sweep that sees the execution gone notes it, and a later one
-    decides. The failure also closes every run the job has started, so a late
-    event of a dead run changes nothing, while a rerun (a higher run) revives it."""
-    if job.get("status") not in WATCHED or job.get("execution") != state.execution:
+    decides. An execution that succeeded published its final event (or its
+    continuation) before it exited: its job fails only after `silent_grace`
+    (None: never), long enough for any late event. The failure also closes every
+    run the job has started, so a late event of a dead run changes nothing,
+    while a rerun (a higher run) revives it."""
+    if job.get("status") not in WATCHED or job.get("execution") != state.execution or state.running:
         return None
-    if state.running or state.succeeded:  # a succeeded execution published its final event before exiting
-        return None
+    if state.succeeded:
+        if silent_grace is None or (job.get("continuation") or {}).get("execution") == state.execution:
+            return None  # its continuation is followed by awaits_continuation
+        grace = silent_grace
     noted = job.get("execution_gone") or {}
     ended_at = state.ended_at or (noted.get("at") if noted.get("execution") == state.execution else None)
     if ended_at is None:

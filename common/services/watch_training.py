@@ -108,7 +108,8 @@ def watch(job: dict, now: float) -> dict | None:
 
     def work(transaction) -> dict | None:
         found = ref.get(transaction=transaction, **db.deadline())
-        update = training_job.execution_ended(found.to_dict() or {}, state, now, config.watch_grace_seconds())
+        update = training_job.execution_ended(found.to_dict() or {}, state, now, config.watch_grace_seconds(),
+                                              silent_grace=config.job_stall_seconds())
         if update:
             transaction.update(ref, update)
         return update

@@ -41,6 +41,16 @@ def test_nothing_happens_while_it_runs_after_it_succeeded_or_once_the_job_ended(
         assert execution_ended(running_job(status=status), ended(), now=1000, grace=GRACE) is None
 
 
+def test_an_execution_that_succeeded_without_a_final_event_fails_the_job_only_after_the_silent_grace():
+    silent = 600
+    succeeded = ended(succeeded=True)
+    assert execution_ended(running_job(), succeeded, now=100 + silent - 1, grace=GRACE, silent_grace=silent) is None
+    update = execution_ended(running_job(), succeeded, now=100 + silent, grace=GRACE, silent_grace=silent)
+    assert update["status"] == "failed" and "ended without reporting a result" in update["error"]
+    continuing = running_job(continuation={"execution": EXECUTION, "run": 0})
+    assert execution_ended(continuing, succeeded, now=10 ** 6, grace=GRACE, silent_grace=silent) is None
+
+
 def test_only_the_execution_that_runs_the_job_counts():
     rerun = running_job(execution=EXECUTION.replace("-abc", "-def"))
     assert execution_ended(rerun, ended(), now=1000, grace=GRACE) is None
