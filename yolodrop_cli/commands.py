@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import signal
+import uuid
 from pathlib import Path
 
 import click
@@ -410,7 +411,9 @@ def version() -> None:
 @click.option("--timeout", type=float, default=900, show_default=True)
 def version_create(api: Api, out: Output, dataset: str, name, note, wait: bool, timeout: float) -> None:
     """Freeze DATASET as a new version."""
-    answer = api.post(f"/datasets/{dataset}/versions", {k: v for k, v in (("name", name), ("note", note)) if v})
+    fields = {k: v for k, v in (("name", name), ("note", note)) if v}
+    # one request id for this command, so that a retried request (a 503, a lost answer) makes no second version
+    answer = api.post(f"/datasets/{dataset}/versions", {**fields, "request_id": uuid.uuid4().hex})
     view = follow.version_frozen(api, dataset, answer["version"], timeout) if wait else answer
     if view["status"] == "failed":
         fail(f"version {answer['version']} failed: {view.get('error')}")

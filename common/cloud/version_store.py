@@ -5,6 +5,8 @@ took it first, and the next number is tried, so numbers are never shared.
 """
 from __future__ import annotations
 
+import hashlib
+
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 
@@ -16,6 +18,12 @@ MAX_NUMBER_ATTEMPTS = 20
 
 def versions_of(dataset: str):
     return dataset_index.dataset_ref(dataset).collection("versions")
+
+
+def version_request(dataset: str, requested_by: str, request_id: str):
+    """The document that names the one version a person's request_id ever gets."""
+    key = hashlib.sha256(f"{requested_by}\0{request_id}".encode()).hexdigest()[:32]
+    return dataset_index.dataset_ref(dataset).collection("version_requests").document(key)
 
 
 def exports():
@@ -50,7 +58,7 @@ def _create_for(request, document: dict) -> dict:
         if found[ref.path] is not None:
             raise AlreadyExists(f"version {document['id']} was taken")
         transaction.create(ref, document)
-        transaction.update(request, {"version": document["id"]})
+        transaction.set(request, {"version": document["id"]}, merge=True)
         return document
     return db.in_transaction(work)
 

@@ -97,3 +97,28 @@ def test_version_errors(api, bucket, dataset):
     job_id = post(api, "/training", {"dataset": dataset, "model": "yolov8n.yaml", "version": "v999"}, 202)["job_id"]
     job = wait_for(lambda: api.get(f"/training/{job_id}"), lambda j: j["status"] == "failed", DEADLINE, "failed")
     assert "no version 'v999'" in job["error"]
+
+
+def test_a_version_request_retried_with_its_request_id_gets_the_first_version(api, bucket, dataset):
+    """A client that lost the answer asks again with the same request_id: the same version, not a second one;
+    another request_id (or none) makes a new one."""
+    small_dataset(api, bucket, dataset)
+    first = post(api, f"/datasets/{dataset}/versions", {"name": "nightly", "request_id": "nightly-42"}, 202)
+    again = post(api, f"/datasets/{dataset}/versions", {"name": "nightly", "request_id": "nightly-42"}, 202)
+    assert again["version"] == first["version"]
+    other = post(api, f"/datasets/{dataset}/versions", {"request_id": "nightly-43"}, 202)
+    assert other["version"] != first["version"]
+    listed = api.all_pages(f"/datasets/{dataset}/versions", "versions")
+    assert sorted(version["id"] for version in listed) == sorted({first["version"], other["version"]})
+    post(api, f"/datasets/{dataset}/versions", {"request_id": "a/b"}, 400)
+
+
+def test_the_command_line_freezes_a_version_with_a_request_id(stack, api, bucket, dataset):
+    from click.testing import CliRunner
+    from yolodrop_cli.commands import cli
+    small_dataset(api, bucket, dataset)
+    env = {"YOLODROP_API_URL": api.url, "YOLODROP_API_KEY": stack.token}
+    result = CliRunner().invoke(cli, ["version", "create", dataset, "--name", "cli"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0 and ": ready" in result.output, result.output
+    [made] = api.all_pages(f"/datasets/{dataset}/versions", "versions")
+    assert made["name"] == "cli" and made["status"] == "ready"

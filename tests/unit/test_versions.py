@@ -49,6 +49,10 @@ def test_bad_version_requests_say_why(body):
 def test_version_requests_take_a_name_and_a_note():
     assert versions.request_fields(None) == {"name": None, "note": None}
     assert versions.request_fields({"name": "n", "note": "why"}) == {"name": "n", "note": "why"}
+    assert versions.request_fields({"request_id": "r-1"}) == {"name": None, "note": None, "request_id": "r-1"}
+    for bad in ({"request_id": ""}, {"request_id": "a/b"}, {"request_id": 5}, {"request_id": "x" * 129}):
+        with pytest.raises(versions.InvalidVersionRequest, match="request_id"):
+            versions.request_fields(bad)
 
 
 def test_a_training_request_may_name_a_version():

@@ -23,8 +23,9 @@ VERSION = obj(required=("id", "dataset", "status"), id=STRING, dataset=STRING, n
               note=nullable(STRING), status=STATUS, classes=ANY, stats=ANY, storage=ANY, snapshot=nullable(STRING),
               error=nullable(STRING), requested_by=nullable(STRING), created_at=nullable(NUMBER),
               frozen_at=nullable(NUMBER))
-REQUEST = {**obj(required=(), name=nullable(STRING), note=nullable(STRING)),
-           "description": "a name and a note, both optional"}
+REQUEST = {**obj(required=(), name=nullable(STRING), note=nullable(STRING), request_id=STRING),
+           "description": "a name and a note, both optional; a request_id makes a retried request get the "
+                          "version the first one made"}
 
 
 def create_version(ctx: RequestContext, args: dict) -> dict:
@@ -33,19 +34,26 @@ def create_version(ctx: RequestContext, args: dict) -> dict:
         fields = version_rules.request_fields(args["body"])
     except InvalidVersionRequest as exc:
         raise ApiError(400, str(exc)) from None
-    document = versions.request(dataset, fields, ctx.principal.name, ctx.deadline_seconds)
-    publish_or_forget(version_store.versions_of(dataset).document(document["id"]),
-                      {"dataset": dataset, "version": document["id"]}, ctx)
+    request_id = fields.pop("request_id", None)
+    asked_by = version_store.version_request(dataset, ctx.principal.name, request_id) if request_id else None
+    made = versions.request(dataset, fields, ctx.principal.name, ctx.deadline_seconds, asked_by)
+    ref = version_store.versions_of(dataset).document(made["id"])
+    document = made if "status" in made else version_store.read_version(dataset, made["id"], ctx.deadline_seconds)
+    if document["status"] == version_rules.QUEUED:  # a retry of a queued one asks again: freezing is idempotent
+        publish_or_forget(ref, {"dataset": dataset, "version": document["id"]}, ctx,
+                          also_forget=[asked_by] if asked_by and made is document else [])
     return {"version": document["id"], "status": document["status"]}
 
 
-def publish_or_forget(ref, message: dict, ctx: RequestContext, topic: str | None = None) -> None:
+def publish_or_forget(ref, message: dict, ctx: RequestContext, topic: str | None = None,
+                      also_forget: list | None = None) -> None:
     """Publish the request for the document just made (to the export topic unless another is named);
-    a failed publish removes it (then a 503)."""
+    a failed publish removes it and `also_forget` (then a 503)."""
     try:
         topics.publish(topic or config.export_topic(), message, ctx.deadline_seconds, requested_by=ctx.principal.name)
     except Exception:
-        ref.delete(**ctx.deadline())
+        for forgotten in [ref, *(also_forget or [])]:
+            forgotten.delete(**ctx.deadline())
         raise
 
 
