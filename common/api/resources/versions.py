@@ -23,7 +23,7 @@ VERSION = obj(required=("id", "dataset", "status"), id=STRING, dataset=STRING, n
               note=nullable(STRING), status=STATUS, classes=ANY, stats=ANY, storage=ANY, snapshot=nullable(STRING),
               error=nullable(STRING), requested_by=nullable(STRING), created_at=nullable(NUMBER),
               frozen_at=nullable(NUMBER))
-REQUEST = {**obj(required=(), name=nullable(STRING), note=nullable(STRING), request_id=STRING),
+REQUEST = {**obj(required=(), name=nullable(STRING), note=nullable(STRING), request_id=nullable(STRING)),
            "description": "a name and a note, both optional; a request_id makes a retried request get the "
                           "version the first one made"}
 
