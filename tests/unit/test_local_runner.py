@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import sys
 import textwrap
-import time
 
 import pytest
 
 from common.cloud import executions, local_runner
 from common.cloud.launcher import spawn_local
 from common.domain.training_job import local_execution_name
+from infra.local.client import wait_for
 
 # A task that prints its variables, then does what its first argument says for its attempt.
 TASK = textwrap.dedent("""
@@ -41,13 +41,8 @@ def run(name: str, plan: str, settings: local_runner.JobSettings, log_dir, task_
 
 
 def ended(name: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = local_runner.read_record(name)
-        if record and record["completion_time"]:
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"execution {name} did not end in {timeout} s: {local_runner.read_record(name)}")
+    return wait_for(lambda: local_runner.read_record(name), lambda record: bool(record and record["completion_time"]),
+                    timeout, f"execution {name} to end")
 
 
 def attempts_logged(log_dir, name: str) -> list[list[str]]:
