@@ -130,10 +130,11 @@ def world(stack, client, bucket, api, people) -> dict:
     key = call(client, "POST", "/api-keys", owner, {"name": "to revoke"}).get_json()
     assert call(client, "DELETE", f"/api-keys/{key['id']}", owner).status_code == 200
     yaml_generation = bucket.get_blob(f"datasets/{dataset}/data.yaml").generation
-    version_store.versions_of(dataset).document("v1").set(versions.new_document(dataset, 1, {}, None, 1.0))
+    version_store.versions_of(dataset).document("v1").set(versions.new_document(dataset, 1, {}, None, time.time()))
     export_id = f"export-acl-{uuid.uuid4().hex[:8]}"
     version_store.exports().document(export_id).set(
-        {**exports.new_document(export_id, dataset, exports.request_of({"format": "yolo", "version": "v1"}), None, 1.0),
+        {**exports.new_document(export_id, dataset, exports.request_of({"format": "yolo", "version": "v1"}), None,
+                                 time.time()),
          "uri": download_uri})
     autolabel_job_id = f"autolabel-acl-{uuid.uuid4().hex[:8]}"
     # recorded now, never asked for: the watch leaves them alone for JOB_STALL_SECONDS, longer than this module

@@ -152,7 +152,8 @@ def test_a_tar_gz_is_streamed_by_one_task(api, bucket, folder, streamed, dataset
 def begin_with(launcher, dataset: str, url: str, tasks: int) -> str:
     """An import started by the imports function's code in this process, with a drilled launcher."""
     import_id = f"import-{uuid.uuid4().hex[:16]}"
-    document = imports.new_import(import_id, dataset, url, "zip", None, None, 0.0)
+    # recorded now: the watch sends again only the request of an import quiet for JOB_STALL_SECONDS
+    document = imports.new_import(import_id, dataset, url, "zip", None, None, time.time())
     import_store.create({**document, "tasks_wanted": tasks})
     start_import.handle(PubSubMessage("m", json.dumps({"import_id": import_id}).encode(), "e", {}), launcher)
     return import_id
