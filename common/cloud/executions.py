@@ -1,7 +1,7 @@
 """What became of a trainer execution: asked of Cloud Run, or of the local process table.
 
-The execution name says which: the CloudRunLauncher records Cloud Run's full
-name (projects/…/jobs/…/executions/…), the LocalLauncher `local-run-<job>…`
+The execution name says which: the CloudRunRunner records Cloud Run's full
+name (projects/…/jobs/…/executions/…), the LocalRunner `local-run-<job>…`
 (a local Cloud Run Job, whose record common/cloud/local_runner.py keeps), and a
 trainer started by hand reports `local-pid-<pid>` (a process of this machine).
 """
@@ -16,7 +16,7 @@ from google.api_core.exceptions import NotFound
 from common.cloud import clients, local_runner
 from common.domain.training_job import LOCAL_EXECUTION_PREFIX, LOCAL_RUN_PREFIX, ExecutionState
 
-LOCAL_IMPORT_PREFIX = "local-import-"  # the LocalImportLauncher's executions
+LOCAL_IMPORT_PREFIX = "local-import-"  # the local runner's import executions
 from common.platform import config
 
 PROC = Path("/proc")

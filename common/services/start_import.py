@@ -16,7 +16,7 @@ import json
 import math
 import time
 
-from common.cloud import import_launcher, import_store, remote_source, storage
+from common.cloud import import_launcher, import_store, remote_source, runner, storage
 from common.domain import imports, source_urls
 from common.domain.imports import InvalidImportRequest
 from common.domain.source_urls import InvalidSource
@@ -28,7 +28,7 @@ BYTES_PER_TASK = 256 * 1024 ** 2  # an archive smaller than this gets one task p
 HEAD_BYTES = 512
 
 
-def handle(message: PubSubMessage, launcher: import_launcher.ImportLauncher | None = None) -> Outcome:
+def handle(message: PubSubMessage, launcher: runner.Runner | None = None) -> Outcome:
     try:
         import_id = json.loads(message.data)["import_id"]
     except (ValueError, KeyError, TypeError):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common.cloud.launcher import LocalLauncher
+from common.cloud import launcher
+from common.cloud.runner import LocalRunner
 from jobs.trainer import main as trainer
 
 MODULE = "tests.integration.export_drill"
@@ -21,8 +22,8 @@ def failing_export(weights: Path, imgsz: int) -> str:
     raise RuntimeError("export failure drill: the exporter broke")
 
 
-def drill_launcher(log_dir: Path) -> LocalLauncher:
-    return LocalLauncher(log_dir, MODULE)
+def drill_launcher(log_dir: Path) -> LocalRunner:
+    return launcher.local(log_dir, MODULE)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ import threading
 from pathlib import Path
 
 from common.cloud import import_store
-from common.cloud.import_launcher import LocalImportLauncher
+from common.cloud import import_launcher
+from common.cloud.runner import LocalRunner
 from common.domain import imports
 from common.services import archive_import, import_job
 from infra.local.client import wait_for
@@ -75,8 +76,8 @@ def install_pause(after: int) -> None:
     import_job._Progress.tick = drilled
 
 
-def drill_launcher(log_dir: Path, *args: str) -> LocalImportLauncher:
-    return LocalImportLauncher(log_dir, MODULE, args)
+def drill_launcher(log_dir: Path, *args: str) -> LocalRunner:
+    return import_launcher.local(log_dir, MODULE, args)
 
 
 if __name__ == "__main__":

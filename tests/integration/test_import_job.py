@@ -200,7 +200,7 @@ def test_a_cancelled_import_stops_where_it_is(api, bucket, folder, ranged, datas
 def test_an_import_whose_tasks_run_out_of_retries_is_failed_by_the_watch(api, folder, ranged, dataset, stack):
     write_zip(folder / f"{dataset}.zip", generated_dataset(10, 0, seed=49))
     create_dataset(api, dataset)
-    launcher = import_drill.LocalImportLauncher(stack.state_dir, import_drill.MODULE, ("die", "3"), retries=1)
+    launcher = import_launcher.local(stack.state_dir, import_drill.MODULE, ("die", "3"), retries=1)
     import_id = begin_with(launcher, dataset, ranged.url(f"{dataset}.zip"), tasks=1)
     view = ended(api, import_id)
     assert view["status"] == imports.FAILED, view

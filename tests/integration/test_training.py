@@ -265,16 +265,17 @@ def test_a_launch_that_fails_after_the_trainer_started_is_not_repeated(stack, ap
     the trainer already running for the job and records it, instead of a second one."""
     from google.api_core.exceptions import ServiceUnavailable
 
-    from common.cloud import launcher
+    from common.cloud import launcher, runner
     from common.platform.events import PubSubMessage
     from common.services import start_training
 
-    class AnswerLost(launcher.LocalLauncher):
-        def launch(self, job_id: str, manifest_uri: str) -> str:
-            super().launch(job_id, manifest_uri)
+    class AnswerLost(runner.LocalRunner):
+        def start(self, execution: runner.Execution) -> str:
+            super().start(execution)
             raise ServiceUnavailable("the trainer started, but the answer was lost")
 
-    lost, real = AnswerLost(stack.state_dir), launcher.LocalLauncher(stack.state_dir)
+    lost = AnswerLost("trainer", stack.state_dir, "jobs.trainer", env=launcher.TRAINER_SAFETY_ENV)
+    real = launcher.local(stack.state_dir)
     request_id = f"once-{uuid.uuid4().hex[:8]}"
     message = PubSubMessage("m-once", json.dumps({"dataset": tiny, "epochs": 1, "request_id": request_id,
                                                   **TINY}).encode(), "e-once", {})

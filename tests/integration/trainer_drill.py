@@ -22,8 +22,8 @@ from pathlib import Path
 
 import time
 
-from common.cloud import local_runner
-from common.cloud.launcher import LocalLauncher
+from common.cloud import launcher, local_runner
+from common.cloud.runner import LocalRunner
 from jobs.trainer import main as trainer
 
 MODULE = "tests.integration.trainer_drill"
@@ -42,12 +42,12 @@ def install(kill_after_epoch: int) -> None:
 
 
 def drill_launcher(kill_after_epoch: int | str, log_dir: Path,
-                   settings: local_runner.JobSettings | None = None) -> LocalLauncher:
+                   settings: local_runner.JobSettings | None = None) -> LocalRunner:
     """The local launcher, starting the trainer with the drill installed; it keeps
     each process so the test can wait for it and read how it ended. Unless told
     otherwise its task is not retried: the test plays the retry."""
-    return LocalLauncher(log_dir, MODULE, (str(kill_after_epoch),),
-                         settings or local_runner.JobSettings(max_retries=0))
+    return launcher.local(log_dir, MODULE, (str(kill_after_epoch),),
+                          settings or local_runner.JobSettings(max_retries=0))
 
 
 def hang() -> None:

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from common.cloud import executions, local_runner
-from common.cloud.launcher import spawn_local
+from common.cloud.runner import spawn_local
 from common.domain.training_job import local_execution_name
 from infra.local.client import wait_for
 
