@@ -71,11 +71,11 @@ def run(api: ApiClient, args, export_pgid: int) -> None:
     dataset, files, image_bytes = dropped(api, args)
 
     first, seconds = timed(lambda: finished(api, f"/datasets/{dataset}/versions", {},
-                                            lambda v: f"/datasets/{dataset}/versions/{v['version']}", "ready"))
+                                            lambda v: f"/datasets/{dataset}/versions/{v['version']}", "completed"))
     print(f"version v1 frozen: {seconds:.1f} s -> {args.n / seconds:.0f} images/s; content store +"
           f"{first['storage']['new_bytes'] / MIB:.1f} MiB for {image_bytes / MIB:.1f} MiB of images", flush=True)
     second, seconds = timed(lambda: finished(api, f"/datasets/{dataset}/versions", {},
-                                             lambda v: f"/datasets/{dataset}/versions/{v['version']}", "ready"))
+                                             lambda v: f"/datasets/{dataset}/versions/{v['version']}", "completed"))
     print(f"version v2 of the unchanged dataset: {seconds:.1f} s; content store +"
           f"{second['storage']['new_bytes'] / MIB:.1f} MiB", flush=True)
 
@@ -117,7 +117,7 @@ def run_killed(stack, api: ApiClient, args) -> None:
     """An undisturbed YOLO export against the same export killed args.kills times."""
     dataset, _, _ = dropped(api, args)
     version, seconds = timed(lambda: finished(api, f"/datasets/{dataset}/versions", {},
-                                              lambda v: f"/datasets/{dataset}/versions/{v['version']}", "ready"))
+                                              lambda v: f"/datasets/{dataset}/versions/{v['version']}", "completed"))
     print(f"version {version['id']} frozen: {seconds:.1f} s", flush=True)
     body = {"format": "yolo", "version": version["id"]}
     pids = process_group_pids(stack.pids["export"])

@@ -10,6 +10,7 @@ from typing import Callable
 import click
 from rich.progress import Progress
 
+from common.domain.jobs import state_of
 from yolodrop_cli import show
 from yolodrop_cli.api import Api, poll
 
@@ -92,12 +93,13 @@ def _counted(api: Api, path: str, counts: tuple[str, str], bars: Progress, timeo
         bars.update(task, total=view.get(counts[0]), completed=view.get(counts[1]) or 0)
         return view
 
-    return poll(probe, lambda view: view["status"] in ("completed", "failed", "cancelled"), timeout, path)
+    return poll(probe, lambda view: view["status"] in ENDED, timeout, path)
 
 
 def version_frozen(api: Api, dataset: str, version: str, timeout: float) -> dict:
+    """The version once completed or failed (an older deployment answers `ready` for completed: read alike)."""
     return poll(lambda: api.get(f"/datasets/{dataset}/versions/{version}"),
-                lambda view: view["status"] in ("ready", "failed"), timeout, f"version {version} of {dataset}")
+                lambda view: state_of(view)[0] in ENDED, timeout, f"version {version} of {dataset}")
 
 
 def download(uri: str, output: Path, bars: Progress) -> int:

@@ -6,21 +6,30 @@ task reads one stretch of the archive front to back), and the view a person
 gets, its counts summed from one document per task (no document is written by
 every task at every step).
 
-    queued ──▶ staging ──▶ staged ──▶ running ──▶ completed | failed | cancelled
-       └────────────────────────────────┘
+Its status is the job kernel's (common.domain.jobs); while running, its phase
+says which step it is at:
+
+    queued ──▶ running ──▶ completed | failed | cancelled
+               phase: staging ──▶ staged ──▶ unpacking
+                      └──────────────────────────┘
 A source that cannot be read by ranges (a zip from a server without Range
-support) is first copied once into the bucket by one task (staging); a tar
-stream is unpacked by one task as it arrives.
+support) is first copied once into the bucket by one task (staging; staged
+once copied, until the unpack tasks start); a tar stream is unpacked by one
+task as it arrives. Documents written before imports used the kernel's words
+hold `staging` or `staged` as their status: `state` reads them as running.
 """
 from __future__ import annotations
 
 import hashlib
 from typing import Sequence, TypeVar
 
-QUEUED, STAGING, STAGED, RUNNING = "queued", "staging", "staged", "running"
-COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
-STATUSES = (QUEUED, STAGING, STAGED, RUNNING, COMPLETED, FAILED, CANCELLED)
-FINAL = (COMPLETED, FAILED, CANCELLED)
+from common.domain import jobs
+from common.domain.jobs import CANCELLED, COMPLETED, FAILED, FINAL, QUEUED, RUNNING
+
+STATUSES = jobs.STATES
+STAGING, STAGED, UNPACKING = "staging", "staged", "unpacking"  # the phases of a running import
+PHASES = (STAGING, STAGED, UNPACKING)
+STORED_ACTIVE = (QUEUED, RUNNING, STAGING, STAGED)  # statuses stored on an import not ended (old ones included)
 FORMATS = ("yolo", "coco")
 STAGE, UNPACK = "stage", "unpack"  # the two phases a job execution runs
 MAX_ISSUES_KEPT = 200  # an archive of a million bad members names the first ones and counts the rest
@@ -88,7 +97,7 @@ def is_dataset_import(name: str, dataset: str) -> bool:
 def new_import(import_id: str, dataset: str, source: str, archive: str | None, archive_format: str | None,
                requested_by: str | None, now: float, generation: int | None = None) -> dict:
     return {"id": import_id, "dataset": dataset, "source": source, "generation": generation, "archive": archive,
-            "format": archive_format, "status": QUEUED, "requested_by": requested_by, "created_at": now,
+            "format": archive_format, "status": QUEUED, "phase": None, "requested_by": requested_by, "created_at": now,
             "started_at": None, "finished_at": None, "tasks": None, "issues": [], "issues_total": 0,
             "members_total": None, "bytes_total": None, "tasks_finished": [], "error": None}
 
@@ -134,7 +143,25 @@ def after_task(document: dict, index: int, failed_with: str | None) -> dict:
     return change
 
 
-WATCHED = (STAGING, RUNNING)  # states that wait on a job execution
+def state(document: dict) -> tuple[str, str | None]:
+    """(status, phase) in the kernel's words, whichever deployment wrote the document: an old `staging` or
+    `staged` status is running at that phase, and an old running import (no phase) was unpacking."""
+    status, phase = jobs.state_of(document)
+    return status, (phase or UNPACKING) if status == RUNNING else phase
+
+
+def step(document: dict) -> str:
+    """The finest word for where the import is: its phase while it runs, else its status."""
+    status, phase = state(document)
+    return phase if status == RUNNING else status
+
+
+EXECUTION_PHASES = (STAGING, UNPACKING)  # phases a job execution runs (staged waits on a message)
+WATCHED_STORED = (RUNNING, STAGING)  # statuses stored on an import that may wait on an execution
+
+
+def waits_on_execution(document: dict) -> bool:
+    return step(document) in EXECUTION_PHASES
 
 
 def execution_ended(document: dict, running: bool, ended_at: float | None, detail: str, last_activity: float,
@@ -142,7 +169,7 @@ def execution_ended(document: dict, running: bool, ended_at: float | None, detai
     """The update for an import whose execution ended while it still waited on it (tasks out of
     retries, killed for memory, a local process gone), or None. It fails `grace` seconds after
     the end, or after its tasks' last sign of life where the platform gives no end time."""
-    if document.get("status") not in WATCHED or not document.get("execution") or running:
+    if not waits_on_execution(document) or not document.get("execution") or running:
         return None
     if now - max(ended_at or 0.0, last_activity) < grace:
         return None
@@ -161,8 +188,9 @@ def limited_issues(issues: list[dict]) -> tuple[list[dict], int]:
 def view(document: dict, tasks: list[dict]) -> dict:
     """What GET /imports/{id} answers: the import with its tasks' counts summed."""
     summed = {name: sum(task.get(name) or 0 for task in tasks) for name in TASK_FIELDS}
+    status, phase = state(document)
     return {
-        "id": document["id"], "dataset": document["dataset"], "status": document["status"],
+        "id": document["id"], "dataset": document["dataset"], "status": status, "phase": phase,
         "source": document["source"], "format": document.get("format"), "archive": document.get("archive"),
         "layout": document.get("layout"),
         "members_total": document.get("members_total") if document.get("members_total") is not None

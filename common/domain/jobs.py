@@ -23,6 +23,9 @@ ACTIVE = (QUEUED, RUNNING)
 # How many times the watch sends a stalled job's messages again before it fails the job: a unit that fails on
 # every delivery (it is in the dead letters) must not be retried for ever.
 MAX_REPUBLISHES = 3
+# Status words that older deployments stored before imports and versions used the kernel's: each one's kernel
+# word. The old word is the job's phase (the kind's finer step), which is where it is stored now.
+LEGACY_STATUSES = {"staging": RUNNING, "staged": RUNNING, "freezing": RUNNING, "ready": COMPLETED}
 
 
 class CannotRun(ValueError):
@@ -39,6 +42,15 @@ def new_job(job_id_: str, kind: str, now: float, requested_by: str | None, **fie
     return {"id": job_id_, "kind": kind, "status": QUEUED, "created_at": now, "started_at": None,
             "finished_at": None, "requested_by": requested_by, "planned": False, "units_total": None,
             "republishes": 0, "stalled_at_progress": None, "republished_at": None, "error": None, **fields}
+
+
+def state_of(document: dict) -> tuple[str, str | None]:
+    """(status, phase) of a stored job in the kernel's words, whichever deployment wrote it: a legacy status
+    word (LEGACY_STATUSES) becomes its kernel word, and the old word the phase."""
+    status = document.get("status")
+    if status in LEGACY_STATUSES:
+        return LEGACY_STATUSES[status], status
+    return status, document.get("phase")
 
 
 def may_publish_start(job: dict) -> bool:

@@ -6,18 +6,25 @@ store (layout.content_object, named by sha256, written once and never
 overwritten), so overwriting or deleting a dataset file later changes nothing a
 version trains on or exports. Its image list is a JSON object in the bucket
 (layout.version_snapshot); its Firestore document holds the summary.
+
+Its status is the job kernel's (common.domain.jobs): queued -> running (phase
+freezing) -> completed (phase ready) | failed. Documents written before
+versions used the kernel's words hold `freezing` or `ready` as their status:
+`state` reads them as running and completed.
 """
 from __future__ import annotations
 
 from collections import Counter
 
-from common.domain import layout
+from common.domain import jobs, layout
+from common.domain.jobs import COMPLETED, FAILED, QUEUED, RUNNING
 from common.domain.snapshot import Snapshot, SnapshotImage
 from common.domain.training_request import REQUEST_ID, VERSION_ID  # one rule for ids
 
 FORMAT = 1
-QUEUED, FREEZING, READY, FAILED = "queued", "freezing", "ready", "failed"
-STATUSES = (QUEUED, FREEZING, READY, FAILED)
+STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED)  # a version is one short call: never cancelled
+FREEZING, READY = "freezing", "ready"  # its phases while running and once completed
+PHASES = (FREEZING, READY)
 GONE = "gone before it was stored"  # the pinned generation vanished between the snapshot and the copy
 MAX_NAME, MAX_NOTE = 100, 2000
 
@@ -60,7 +67,7 @@ def request_fields(body) -> dict:
 
 def new_document(dataset: str, number: int, fields: dict, requested_by: str | None, now: float) -> dict:
     return {"id": version_id(number), "dataset": dataset, "number": number, **fields, "status": QUEUED,
-            "requested_by": requested_by, "created_at": now, "frozen_at": None, "error": None}
+            "phase": None, "requested_by": requested_by, "created_at": now, "frozen_at": None, "error": None}
 
 
 def frozen_document(snapshot: Snapshot, version: str, stored: dict[str, int]) -> dict:
@@ -104,8 +111,24 @@ def summary(frozen: dict) -> dict:
             "excluded": dict(frozen["excluded"])}
 
 
+def state(document: dict) -> tuple[str, str | None]:
+    """(status, phase) in the kernel's words, whichever deployment wrote the document (an old `ready` is
+    completed, an old `freezing` running)."""
+    return jobs.state_of(document)
+
+
+def is_frozen(document: dict) -> bool:
+    """Whether the version may be trained on or exported: it completed (its image list is written)."""
+    return state(document)[0] == COMPLETED
+
+
+def has_ended(document: dict) -> bool:
+    return state(document)[0] in (COMPLETED, FAILED)
+
+
 def view(document: dict) -> dict:
     """A version as the API shows it."""
-    keys = ("id", "dataset", "name", "note", "status", "classes", "stats", "storage", "snapshot", "error",
+    keys = ("id", "dataset", "name", "note", "classes", "stats", "storage", "snapshot", "error",
             "requested_by", "created_at", "frozen_at")
-    return {key: document.get(key) for key in keys}
+    status, phase = state(document)
+    return {**{key: document.get(key) for key in keys}, "status": status, "phase": phase}

@@ -68,7 +68,7 @@ def _version(dataset: str, version: str) -> Outcome:
         document = versions.freeze(dataset, version)
     except InvalidVersionRequest as exc:
         return Outcome(Result.REJECTED, str(exc))
-    if document["status"] != version_rules.READY:
+    if not version_rules.is_frozen(document):
         return Outcome(Result.REJECTED, f"version {version} of {dataset} failed: {document.get('error')}")
     return Outcome(Result.APPLIED, f"version {version} of {dataset} frozen", {"images": document["stats"]["images"]})
 
@@ -84,7 +84,7 @@ def _export(export_id: str) -> Outcome:
     try:
         with _Heartbeat(ref):
             version = document.get("version") or _version_for(ref, document)
-            versions.freeze(document["dataset"], version)  # at once when ready; else finishes what a crash left
+            versions.freeze(document["dataset"], version)  # at once when completed; else finishes what a crash left
             call = _write(ref, document, version, versions.read_frozen(document["dataset"], version), deadline)
     except (InvalidVersionRequest, InvalidExportRequest, PartsMismatch) as exc:
         _end(ref, exports.FAILED, {"error": str(exc)})

@@ -313,6 +313,9 @@ def _stage(document: dict) -> None:
                 if import_store.status_of(document["id"]) in imports.FINAL:
                     raise Stopped()
     import_store.tasks_of(document["id"]).document("0").delete()  # the unpack phase counts afresh
-    import_store.update(document["id"], {"status": imports.STAGED, "size": copied,
-                                         "read_from": f"gs://{storage.bucket().name}/{staged}"})
+    staged_fields = {"status": imports.RUNNING, "phase": imports.STAGED, "size": copied,
+                     "read_from": f"gs://{storage.bucket().name}/{staged}"}
+    # moved only from staging: a cancel or a failure meanwhile stands
+    import_store.transition(document["id"], lambda current: staged_fields
+                            if imports.step(current) == imports.STAGING else None)
     topics.publish(config.import_topic(), {"import_id": document["id"]})

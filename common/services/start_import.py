@@ -4,8 +4,9 @@ A queued import: the source is looked at (its size, whether it answers range
 requests, what kind of archive its first bytes are) and one of three runs
 starts: a zip read at random (in the bucket, or from a server with ranges)
 gets N parallel unpack tasks; a zip from a server without ranges gets one
-stage task, which copies it into the bucket and publishes the import again
-(then staged: the N tasks follow); a tar gets one unpack task. A refused or
+stage task (phase staging), which copies it into the bucket and publishes the
+import again (phase staged: the N tasks follow, phase unpacking); a tar gets
+one unpack task. A refused or
 unreadable source fails the import at once, with the reason, and is not
 retried. A redelivered request finds the execution already started and
 starts nothing.
@@ -42,9 +43,9 @@ def handle(message: PubSubMessage, launcher: runner.Runner | None = None) -> Out
         document = _begin(document)
         if document["status"] == imports.FAILED:
             return Outcome(Result.REJECTED, f"import {import_id} failed: {document['error']}")
-    elif document["status"] == imports.STAGED:
+    elif imports.step(document) == imports.STAGED:
         document = _after_staging(document)
-    phase = imports.STAGE if document["status"] == imports.STAGING else imports.UNPACK
+    phase = imports.STAGE if imports.step(document) == imports.STAGING else imports.UNPACK
     execution = import_launcher.launch_once(launcher or import_launcher.from_config(), import_id, phase,
                                             document["tasks"])
     import_store.update(import_id, {"execution": execution})
@@ -63,23 +64,27 @@ def _begin(document: dict) -> dict:
         return _fail(document, "the source is neither a zip nor a tar archive (its first bytes say neither): "
                                "check that the URL gives the archive itself, not a page about it")
     if archive == "zip" and not ranges:
-        status, tasks = imports.STAGING, 1
+        phase, tasks = imports.STAGING, 1
     else:
-        status, tasks = imports.RUNNING, _task_count(document, size, archive)
-    fields = {"status": status, "tasks": tasks, "archive": archive, "size": size, "ranges": ranges,
-              "started_at": time.time(), "phase_started_at": time.time(), "tasks_finished": [], "execution": None}
+        phase, tasks = imports.UNPACKING, _task_count(document, size, archive)
+    fields = {"status": imports.RUNNING, "phase": phase, "tasks": tasks, "archive": archive, "size": size,
+              "ranges": ranges, "started_at": time.time(), "phase_started_at": time.time(), "tasks_finished": [],
+              "execution": None}
     return _move(document, imports.QUEUED, fields)
 
 
 def _after_staging(document: dict) -> dict:
-    return _move(document, imports.STAGED, {"status": imports.RUNNING, "ranges": True, "tasks_finished": [],
+    return _move(document, imports.STAGED, {"status": imports.RUNNING, "phase": imports.UNPACKING, "ranges": True,
+                                            "tasks_finished": [],
                                             "tasks": _task_count(document, document.get("size"), "zip"),
                                             "phase_started_at": time.time(), "execution": None})
 
 
 def _move(document: dict, expected: str, fields: dict) -> dict:
-    """Change the import from `expected`; whoever moved it first wins and everyone launches its phase."""
-    import_store.transition(document["id"], lambda current: fields if current["status"] == expected else None)
+    """Change the import from step `expected` (imports.step); whoever moved it first wins and everyone
+    launches its phase."""
+    import_store.transition(document["id"],
+                            lambda current: fields if imports.step(current) == expected else None)
     return import_store.read(document["id"])
 
 

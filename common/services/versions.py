@@ -2,7 +2,7 @@
 
 Runs in the export function (a version request is a message on the export
 topic; an export without a version freezes one first). Idempotent: a
-redelivered request for a ready version changes nothing, the image list is
+redelivered request for a completed version changes nothing, the image list is
 written once (`if_generation_match=0`: a retry keeps the first), and content
 already in the store is not copied again.
 """
@@ -28,21 +28,23 @@ def request(dataset: str, fields: dict, requested_by: str | None, seconds: float
 
 
 def freeze(dataset: str, version: str) -> dict:
-    """The version, frozen (status ready), or failed with the reason; raises only transient failures."""
+    """The version, frozen (status completed), or failed with the reason; raises only transient failures."""
     ref = version_store.versions_of(dataset).document(version)
     document = version_store.read_version(dataset, version)
     if document is None:
         raise InvalidVersionRequest(f"no version {version!r} of dataset {dataset!r}")
-    if document["status"] in (versions.READY, versions.FAILED):
+    if versions.has_ended(document):
         return document
-    ref.update({"status": versions.FREEZING})
+    ref.update({"status": versions.RUNNING, "phase": versions.FREEZING})
     try:
         frozen, kept = _frozen(dataset, version)
     except InvalidVersionRequest as exc:
-        ref.update({"status": versions.FAILED, "error": str(exc)})
-        return {**document, "status": versions.FAILED, "error": str(exc)}
-    done = {"status": versions.READY, "frozen_at": time.time(), "classes": frozen["classes"],
-            "stats": versions.summary(frozen), "snapshot": storage_uri(layout.version_snapshot(dataset, version)),
+        failed = {"status": versions.FAILED, "phase": versions.FREEZING, "error": str(exc)}
+        ref.update(failed)
+        return {**document, **failed}
+    done = {"status": versions.COMPLETED, "phase": versions.READY, "frozen_at": time.time(),
+            "classes": frozen["classes"], "stats": versions.summary(frozen),
+            "snapshot": storage_uri(layout.version_snapshot(dataset, version)),
             "storage": {"referenced_bytes": kept.referenced_bytes, "new_bytes": kept.new_bytes}}
     ref.update(done)
     return {**document, **done}
@@ -70,12 +72,15 @@ def _write_once(path: str, frozen: dict) -> dict:
 
 
 def read_frozen(dataset: str, version: str) -> dict:
-    """A ready version's image list; InvalidVersionRequest when there is none."""
+    """A completed version's image list (an older deployment's `ready` one too); InvalidVersionRequest when
+    there is none."""
     document = version_store.read_version(dataset, version)
     if document is None:
         raise InvalidVersionRequest(f"no version {version!r} of dataset {dataset!r}")
-    if document["status"] != versions.READY:
-        raise InvalidVersionRequest(f"version {version} of dataset {dataset!r} is {document['status']}, not ready"
+    if not versions.is_frozen(document):
+        status, phase = versions.state(document)
+        raise InvalidVersionRequest(f"version {version} of dataset {dataset!r} is {status}"
+                                    f"{f' ({phase})' if phase else ''}, not completed"
                                     + (f": {document['error']}" if document.get("error") else ""))
     return read_frozen_at(layout.version_snapshot(dataset, version))
 

@@ -1,7 +1,7 @@
 """The watch's sweeps over imports: one whose job execution ended while it still waited on it
 (its tasks out of retries, killed for memory, a local process gone) becomes failed, with
 how it ended and how to start it again (common.domain.imports.execution_ended); one that waits
-for a message that never came (queued or staged, or a phase with no execution: its request's
+for a message that never came (queued or at phase staged, or a phase with no execution: its request's
 publish failed, the function died before it launched) gets its request again, or fails once
 that did not help (the job kernel's rule, common.domain.jobs.resend_action)."""
 from __future__ import annotations
@@ -18,15 +18,15 @@ from common.services import jobs
 
 def sweep() -> list[str]:
     """The ids of the imports failed by this sweep."""
-    query = import_store.collection().where(filter=FieldFilter("status", "in", list(imports.WATCHED)))
+    query = import_store.collection().where(filter=FieldFilter("status", "in", list(imports.WATCHED_STORED)))
     waiting = [document for document in (doc.to_dict() for doc in query.stream(**db.deadline()))
-               if document.get("execution")]
+               if imports.waits_on_execution(document) and document.get("execution")]
     return [document["id"] for document in waiting if watch(document, time.time())]
 
 
 def _waits(document: dict) -> bool:
     """Queued or staged (its next step is a message), or in a phase no execution runs."""
-    return not (document["status"] in imports.WATCHED and document.get("execution"))
+    return not (imports.waits_on_execution(document) and document.get("execution"))
 
 
 def _failed(document: dict, reason: str, now: float) -> dict:
@@ -36,10 +36,10 @@ def _failed(document: dict, reason: str, now: float) -> dict:
 
 
 WAITING = jobs.Waiting(
-    import_store.collection, (imports.QUEUED, imports.STAGED, imports.STAGING, imports.RUNNING), config.import_topic,
+    import_store.collection, imports.STORED_ACTIVE, config.import_topic,
     message=lambda document: ({"import_id": document["id"]}, {}), waits=_waits,
     activity=lambda document: max(document.get("phase_started_at") or 0.0, document.get("started_at") or 0.0),
-    progress=lambda document: document["status"], failed=_failed)
+    progress=imports.step, failed=_failed)
 
 
 def resend_waiting(now: float) -> dict[str, str]:

@@ -226,7 +226,8 @@ def test_a_version_request_crashed_after_its_image_list_and_delivered_twice_make
         export.handle(request)
     assert [export.handle(request).result for _ in range(2)] == [Result.APPLIED, Result.APPLIED]
     listed = api.get(f"/datasets/{dataset}/versions")["versions"]
-    assert [(v["id"], v["status"], v["stats"]["images"]) for v in listed] == [(created["id"], "ready", 2)]
+    assert [(v["id"], v["status"], v["phase"], v["stats"]["images"]) for v in listed] == [
+        (created["id"], "completed", "ready", 2)]
 
 
 def test_a_call_out_of_time_hands_the_rest_to_the_export_function(api, exported, monkeypatch):

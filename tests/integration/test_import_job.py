@@ -126,11 +126,35 @@ def test_a_zip_from_a_server_without_ranges_is_staged_in_the_bucket_first(api, b
     view = ended(api, import_id)
     assert (view["status"], view["members_done"], view["tasks"]) == (imports.COMPLETED, len(files), 2)
     document = import_store.read(import_id)
+    assert (document["status"], document["phase"]) == (imports.COMPLETED, imports.UNPACKING)  # the kernel's words
     assert document["read_from"] == f"gs://{bucket.name}/{layout.import_staging(import_id, 'zip')}"
     assert document["size"] == (folder / f"{dataset}.zip").stat().st_size  # what was staged
     # removed by the task that ended the import, just after it recorded the end
     wait_for(lambda: bucket.get_blob(layout.import_staging(import_id, "zip")), lambda blob: blob is None, 30,
              "the staged copy to be removed")
+    assert set(marked_objects(bucket, dataset, import_id)) == expected_objects(dataset, files)
+
+
+def test_an_import_an_older_deployment_left_staged_is_asked_again_by_the_watch_and_unpacked(
+        api, bucket, folder, streamed, dataset):
+    """Before imports used the kernel's words a staged import's status said "staged": it reads as running at
+    phase staged, the watch finds it waiting on its request, and its unpack phase reads the staged copy."""
+    files = generated_dataset(4, 2, seed=47)
+    archive = write_zip(folder / f"{dataset}.zip", files)
+    create_dataset(api, dataset)
+    import_id, now = f"import-staged-{dataset}", time.time()
+    staged = layout.import_staging(import_id, "zip")
+    bucket.blob(staged).upload_from_filename(str(archive))
+    older = {key: value for key, value in imports.new_import(import_id, dataset, streamed.url(f"{dataset}.zip"), "zip",
+                                                             None, None, now).items() if key != "phase"}
+    import_store.create({**older, "status": "staged", "tasks": 1, "size": archive.stat().st_size, "ranges": False,
+                         "read_from": f"gs://{bucket.name}/{staged}", "started_at": now, "phase_started_at": now,
+                         "tasks_finished": [], "execution": None})
+    shown = api.get(f"/imports/{import_id}")
+    assert (shown["status"], shown["phase"]) == (imports.RUNNING, imports.STAGED)
+    assert watch_imports.resend_waiting(time.time() + 10 ** 6)[import_id] == "sent again"
+    view = ended(api, import_id)
+    assert (view["status"], view["phase"], view["members_done"]) == (imports.COMPLETED, imports.UNPACKING, len(files))
     assert set(marked_objects(bucket, dataset, import_id)) == expected_objects(dataset, files)
 
 

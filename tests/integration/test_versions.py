@@ -5,7 +5,9 @@ import hashlib
 import json
 import uuid
 
-from common.cloud import storage
+from google.cloud.firestore import DELETE_FIELD
+
+from common.cloud import storage, version_store
 from common.domain import layout
 from infra.local.client import ApiClient, wait_for
 from infra.local.sample import data_yaml, synthetic_image
@@ -23,7 +25,7 @@ def post(api: ApiClient, path: str, body, expect: int) -> dict:
 def ready_version(api: ApiClient, dataset: str, body=None) -> dict:
     version = post(api, f"/datasets/{dataset}/versions", body or {}, 202)["version"]
     return wait_for(lambda: api.get(f"/datasets/{dataset}/versions/{version}"),
-                    lambda v: v["status"] in ("ready", "failed"), DEADLINE, f"version {version} frozen")
+                    lambda v: v["status"] in ("completed", "failed"), DEADLINE, f"version {version} frozen")
 
 
 def small_dataset(api: ApiClient, bucket, dataset: str) -> dict[str, bytes]:
@@ -40,7 +42,8 @@ def small_dataset(api: ApiClient, bucket, dataset: str) -> dict[str, bytes]:
 def test_a_version_survives_an_overwrite_and_a_delete(api, bucket, dataset):
     files = small_dataset(api, bucket, dataset)
     version = ready_version(api, dataset, {"name": "first", "note": "before the edits"})
-    assert (version["status"], version["name"], version["note"]) == ("ready", "first", "before the edits")
+    assert (version["status"], version["phase"], version["name"], version["note"]) == (
+        "completed", "ready", "first", "before the edits")
     assert version["stats"]["images"] == 3 and version["stats"]["splits"] == {"train": 2, "val": 1}
     assert version["stats"]["excluded"] == {"image with issues": 1}
     assert version["stats"]["boxes_per_class"] == {name: n for name, n in _class_counts(files).items()}
@@ -72,9 +75,13 @@ def _class_counts(files: dict[str, bytes]) -> dict[str, int]:
     return counts
 
 
-def test_a_job_trains_on_the_version_it_names(api, bucket, dataset):
+def test_a_job_trains_on_the_version_it_names_even_one_an_older_deployment_stored_as_ready(api, bucket, dataset):
     small_dataset(api, bucket, dataset)
     version = ready_version(api, dataset)
+    # as a deployment before the job kernel's words stored it: status "ready", no phase
+    version_store.versions_of(dataset).document(version["id"]).update({"status": "ready", "phase": DELETE_FIELD})
+    shown = api.get(f"/datasets/{dataset}/versions/{version['id']}")
+    assert (shown["status"], shown["phase"]) == ("completed", "ready")
     request_id = f"v-{uuid.uuid4().hex[:8]}"
     job_id = post(api, "/training", {"dataset": dataset, "model": "yolov8n.yaml", "version": version["id"],
                                      "epochs": 1, "imgsz": 32, "request_id": request_id}, 202)["job_id"]
@@ -119,6 +126,6 @@ def test_the_command_line_freezes_a_version_with_a_request_id(stack, api, bucket
     small_dataset(api, bucket, dataset)
     env = {"YOLODROP_API_URL": api.url, "YOLODROP_API_KEY": stack.token}
     result = CliRunner().invoke(cli, ["version", "create", dataset, "--name", "cli"], env=env, catch_exceptions=False)
-    assert result.exit_code == 0 and ": ready" in result.output, result.output
+    assert result.exit_code == 0 and ": completed" in result.output, result.output
     [made] = api.all_pages(f"/datasets/{dataset}/versions", "versions")
-    assert made["name"] == "cli" and made["status"] == "ready"
+    assert made["name"] == "cli" and made["status"] == "completed"

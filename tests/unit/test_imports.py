@@ -128,6 +128,35 @@ def test_an_import_fails_only_when_its_execution_ended_and_the_grace_passed():
     assert "yolodrop import d https://x/a.zip" in failed["error"]
 
 
+def test_an_older_deployments_staging_or_staged_import_reads_as_running_at_that_phase():
+    stored = {**imports.new_import("i", "d", "https://x/a.zip", "zip", None, None, 0.0), "tasks": 1}
+    assert imports.state({**stored, "status": "staging"}) == (imports.RUNNING, imports.STAGING)
+    assert imports.state({**stored, "status": "staged"}) == (imports.RUNNING, imports.STAGED)
+    assert imports.state({**stored, "status": imports.RUNNING}) == (imports.RUNNING, imports.UNPACKING)  # no phase
+    assert imports.state(stored) == (imports.QUEUED, None)
+    assert imports.view({**stored, "status": "staged"}, [])["status"] == imports.RUNNING
+    assert imports.view({**stored, "status": "staged"}, [])["phase"] == imports.STAGED
+    assert set(imports.STATUSES) == {"queued", "running", "completed", "failed", "cancelled"}
+    assert all(word in imports.STORED_ACTIVE for word in ("staging", "staged"))  # the watch still finds them
+
+
+def test_an_import_waits_on_an_execution_while_staging_or_unpacking_and_on_a_message_once_staged():
+    stored = {**imports.new_import("i", "d", "https://x/a.zip", "zip", None, None, 0.0), "tasks": 1, "execution": "e"}
+    running = {**stored, "status": imports.RUNNING}
+    assert [imports.step({**running, "phase": phase}) for phase in imports.PHASES] == list(imports.PHASES)
+    assert imports.step(stored) == imports.QUEUED and imports.step({**stored, "status": "staged"}) == imports.STAGED
+    assert imports.waits_on_execution({**running, "phase": imports.STAGING})
+    assert imports.waits_on_execution({**running, "phase": imports.UNPACKING})
+    assert imports.waits_on_execution({**stored, "status": "staging"})  # an older deployment's
+    assert not imports.waits_on_execution({**running, "phase": imports.STAGED})
+    assert not imports.waits_on_execution({**stored, "status": "staged"})
+    assert not imports.waits_on_execution(stored)
+    legacy_staging = imports.execution_ended({**stored, "status": "staging"}, False, None, "", 0.0, 100.0, 60)
+    assert legacy_staging["status"] == imports.FAILED
+    staged = {**running, "phase": imports.STAGED}
+    assert imports.execution_ended(staged, False, None, "", 0.0, 100.0, 60) is None  # its stage execution is done
+
+
 def test_the_operator_lists_the_other_buckets_by_spaces_or_commas(monkeypatch):
     from common.platform import config
     monkeypatch.setenv("DATA_BUCKET", "data")

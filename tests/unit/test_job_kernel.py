@@ -58,3 +58,14 @@ def test_the_watch_fails_a_job_that_made_no_progress_after_being_asked_again_and
 def test_final_jobs_are_never_touched():
     for status in jobs.FINAL:
         assert jobs.watch_action(job(status=status), 0, 0.0, 10 ** 9, GRACE) is None
+
+
+def test_a_status_word_an_older_deployment_stored_reads_as_the_kernels_with_the_old_word_as_phase():
+    assert jobs.state_of({"status": "staging"}) == (jobs.RUNNING, "staging")
+    assert jobs.state_of({"status": "staged", "phase": None}) == (jobs.RUNNING, "staged")
+    assert jobs.state_of({"status": "freezing"}) == (jobs.RUNNING, "freezing")
+    assert jobs.state_of({"status": "ready"}) == (jobs.COMPLETED, "ready")
+    for word in jobs.LEGACY_STATUSES.values():
+        assert word in jobs.STATES
+    assert jobs.state_of({"status": jobs.RUNNING, "phase": "unpacking"}) == (jobs.RUNNING, "unpacking")
+    assert jobs.state_of({"status": jobs.QUEUED}) == (jobs.QUEUED, None)

@@ -101,3 +101,17 @@ def test_the_yolo_data_yaml_names_splits_and_classes():
     plan = exports.plan(frozen([entry("a", "train", sha(1)), entry("b", "val", sha(2))]), True)
     assert exports.yolo_data_yaml(plan).decode() == (
         'train: images/train\nval: images/val\nnc: 2\nnames:\n  0: "person"\n  1: "bus"\n')
+
+
+def test_a_version_says_the_kernels_status_and_an_older_deployments_word_reads_alike():
+    document = versions.new_document("d", 1, {"name": None, "note": None}, "me", 1.0)
+    assert versions.view(document)["status"] == versions.QUEUED and versions.view(document)["phase"] is None
+    completed = {**document, "status": versions.COMPLETED, "phase": versions.READY}
+    legacy_ready, legacy_freezing = {**document, "status": "ready"}, {**document, "status": "freezing"}
+    assert versions.state(completed) == versions.state(legacy_ready) == (versions.COMPLETED, versions.READY)
+    assert versions.state(legacy_freezing) == (versions.RUNNING, versions.FREEZING)
+    assert versions.is_frozen(completed) and versions.is_frozen(legacy_ready)
+    assert not versions.is_frozen(legacy_freezing) and not versions.is_frozen({**document, "status": "failed"})
+    assert versions.has_ended(legacy_ready) and not versions.has_ended(legacy_freezing)
+    assert (versions.view(legacy_ready)["status"], versions.view(legacy_ready)["phase"]) == ("completed", "ready")
+    assert set(versions.STATUSES) == {"queued", "running", "completed", "failed"}

@@ -4,7 +4,7 @@ import {canEdit, roleOn, tabs} from "./datasets.js";
 import {count, empty, fmt, h, show, table} from "./dom.js";
 
 const POLL_MS = 2000;
-const LIVE = new Set(["queued", "staging", "staged", "running"]);
+const LIVE = new Set(["queued", "running"]);
 
 export async function render(main, {params: [dataset]}) {
   const d = encodeURIComponent(dataset);
@@ -16,7 +16,7 @@ export async function render(main, {params: [dataset]}) {
     const {imports} = await api(`/imports?dataset=${d}`);
     body.replaceChildren(imports.length ? table(["import", "source", "layout", "status", "files", "MB", "issues", ""],
       imports.map((i) => [i.id, i.source, i.layout || "–",
-        h("span", {}, h("span", {class: "nowrap"}, i.status), i.error ? `: ${i.error}` : ""),
+        h("span", {}, h("span", {class: "nowrap"}, stateOf(i)), i.error ? `: ${i.error}` : ""),
         progress(i), megabytes(i.bytes_done || 0), issues(i),
         LIVE.has(i.status) && canEdit(role) ? cancelButton(i, refresh, status) : ""]), "Imports, newest first") :
       empty("No import yet. Give the URL of a zip, tar or tar.gz (YOLO, COCO or Pascal VOC, as any tool " +
@@ -43,6 +43,9 @@ export async function render(main, {params: [dataset]}) {
   await refresh();
   return () => { stopped = true; clearTimeout(timer); };
 }
+
+// "running (staging)": the kernel's status, and while running the import's phase (staging, staged, unpacking).
+const stateOf = (i) => (i.status === "running" && i.phase ? `running (${i.phase})` : i.status);
 
 const megabytes = (bytes) => (bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0);
 

@@ -33,7 +33,7 @@ export async function render(main, {params: [dataset]}) {
       h("datalist", {id: "models"}, [...MODELS, ...(models.models || []).map((m) => m.id)]
         .map((m) => h("option", {value: m})))),
     h("label", {}, "Data", h("select", {name: "version"}, h("option", {value: ""}, "the dataset as it is now"),
-      (versions.versions || []).filter((v) => v.status === "frozen").map((v) => h("option", {value: v.id}, `${v.id} ${v.name || ""}`)))),
+      (versions.versions || []).filter((v) => v.status === "completed").map((v) => h("option", {value: v.id}, `${v.id} ${v.name || ""}`)))),
     number("epochs", "Epochs", 50, 1, 10000), number("imgsz", "Image size", 640, 32, 4096),
     number("batch", "Batch (-1: automatic)", 16, -1, 1024), number("patience", "Patience", 50, 0, 10000),
     h("label", {class: "wide"}, "More arguments (JSON: optimizer, lr0, seed, mosaic, workers, …)",

@@ -24,7 +24,7 @@ export async function render(main, {params: [dataset]}) {
           `${fmt(e.files_done)} / ${fmt(e.files_total)}`, holds(e), when(e.created_at),
           e.uri ? downloadButton(`/exports/${encodeURIComponent(e.id)}/zip`, `${e.id}.zip`, "zip") : "–"])) :
         empty("No export yet: export a version as YOLO, COCO or Pascal VOC above."));
-    const live = versions.some((v) => v.status === "queued" || v.status === "freezing") ||
+    const live = versions.some((v) => v.status === "queued" || v.status === "running") ||
       exports.some((e) => e.status === "queued" || e.status === "running");
     if (live && !stopped) timer = setTimeout(refresh, POLL_MS);
   };

@@ -1,8 +1,9 @@
 """Imports: an archive at a URL (or a gs:// object) unpacked into a dataset by the import job.
 
 The answer to a request is 202 with the import's id; `GET /imports/{import_id}`
-follows it (counts summed from its tasks), `POST /imports/{import_id}/cancel`
-stops it (what is unpacked stays)."""
+follows it (counts summed from its tasks; its status is the job kernel's, and
+while running its phase says staging, staged or unpacking),
+`POST /imports/{import_id}/cancel` stops it (what is unpacked stays)."""
 from __future__ import annotations
 
 import time
@@ -24,7 +25,10 @@ from common.platform import config
 
 IMPORT_ID = params.path("import_id", "the import id (import-<hex>)")
 IMPORT = obj(required=("id", "dataset", "status", "source"), id=STRING, dataset=STRING, source=STRING,
-             status={"type": "string", "enum": list(imports.STATUSES)}, format=nullable(STRING),
+             status={"type": "string", "enum": list(imports.STATUSES)},
+             phase={**nullable({"type": "string", "enum": list(imports.PHASES)}),
+                    "description": "while running: staging (a zip copied into the bucket first), staged, unpacking"},
+             format=nullable(STRING),
              archive=nullable(STRING), layout={**nullable(STRING), "description": "the export layout the files "
                                                "were recognised as (Ultralytics YOLO, CVAT COCO 1.0, Pascal VOC...)"},
              members_total=nullable(INTEGER), bytes_total=nullable(INTEGER),

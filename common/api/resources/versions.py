@@ -1,8 +1,11 @@
 """Versions: freeze a dataset, list its versions, read one.
 
 A version is frozen by the export function (the request is a message on the
-export topic), so the answer is 202 with the version's id: it shows `queued`,
-then `freezing`, then `ready` (or `failed` with the reason)."""
+export topic), so the answer is 202 with the version's id: its status is the
+job kernel's, `queued`, then `running` (phase `freezing`), then `completed`
+(phase `ready`), or `failed` with the reason. Before versions used the
+kernel's words the status itself said `freezing` and `ready`: a client that
+waited for `ready` waits for `completed` now (the phase keeps the old word)."""
 from __future__ import annotations
 
 from common.api import access, pagination, params
@@ -19,10 +22,12 @@ from common.services import versions
 
 VERSION_PARAM = params.path("version", "the version id (v1, v2, ...)")
 STATUS = {"type": "string", "enum": list(version_rules.STATUSES)}
+PHASE = {**nullable({"type": "string", "enum": list(version_rules.PHASES)}),
+         "description": "freezing while running, ready once completed: the status words before the job kernel's"}
 VERSION = obj(required=("id", "dataset", "status"), id=STRING, dataset=STRING, name=nullable(STRING),
-              note=nullable(STRING), status=STATUS, classes=ANY, stats=ANY, storage=ANY, snapshot=nullable(STRING),
-              error=nullable(STRING), requested_by=nullable(STRING), created_at=nullable(NUMBER),
-              frozen_at=nullable(NUMBER))
+              note=nullable(STRING), status=STATUS, phase=PHASE, classes=ANY, stats=ANY, storage=ANY,
+              snapshot=nullable(STRING), error=nullable(STRING), requested_by=nullable(STRING),
+              created_at=nullable(NUMBER), frozen_at=nullable(NUMBER))
 REQUEST = {**obj(required=(), name=nullable(STRING), note=nullable(STRING), request_id=nullable(STRING)),
            "description": "a name and a note, both optional; a request_id makes a retried request get the "
                           "version the first one made"}
@@ -42,7 +47,7 @@ def create_version(ctx: RequestContext, args: dict) -> dict:
     if document["status"] == version_rules.QUEUED:  # a retry of a queued one asks again: freezing is idempotent
         publish_or_forget(ref, {"dataset": dataset, "version": document["id"]}, ctx,
                           also_forget=[asked_by] if asked_by and made is document else [])
-    return {"version": document["id"], "status": document["status"]}
+    return {"version": document["id"], "status": version_rules.state(document)[0]}
 
 
 def publish_or_forget(ref, message: dict, ctx: RequestContext, topic: str | None = None,
