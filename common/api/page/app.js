@@ -14,6 +14,8 @@ const VIEWS = [
   [/^#\/d\/([^/]+)\/train$/, () => import("./training.js")],
   [/^#\/d\/([^/]+)\/versions$/, () => import("./versions.js")],
   [/^#\/d\/([^/]+)\/imports$/, () => import("./imports.js")],
+  [/^#\/d\/([^/]+)\/jobs$/, () => import("./jobs.js")],
+  [/^#\/jobs$/, () => import("./jobs.js"), "all"],
   [/^#\/d\/([^/]+)\/members$/, () => import("./people.js"), "members"],
   [/^#\/keys$/, () => import("./people.js"), "keys"],
   [/^#\/training$/, () => import("./training.js"), "jobs"],
@@ -54,7 +56,7 @@ async function route() {
 function renderHeader() {
   const session = signedIn();
   document.getElementById("nav").replaceChildren(...(session ? [
-    link("#/", "Datasets"), link("#/training", "Training"), link("#/models", "Models"), link("#/keys", "API keys")] : []));
+    link("#/", "Datasets"), link("#/training", "Training"), link("#/jobs", "Jobs"), link("#/models", "Models"), link("#/keys", "API keys")] : []));
   document.getElementById("who").replaceChildren(...(session ? [
     h("span", {class: "email"}, session.email),
     h("button", {type: "button", onclick: () => { signOut(); location.hash = "#/signin"; }}, "Sign out")] : []));

@@ -39,6 +39,7 @@ export function tabs(dataset, current) {
   const d = encodeURIComponent(dataset);
   const items = [["health", `#/d/${d}`], ["gallery", `#/d/${d}/gallery`], ["issues", `#/d/${d}/issues`],
                  ["train", `#/d/${d}/train`], ["versions & exports", `#/d/${d}/versions`], ["imports", `#/d/${d}/imports`],
+                 ["jobs", `#/d/${d}/jobs`],
                  ["members", `#/d/${d}/members`],
                  ["models", `#/models?dataset=${d}`]];
   return h("nav", {class: "tabs", "aria-label": `Dataset ${dataset}`},
