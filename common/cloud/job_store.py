@@ -10,6 +10,7 @@ second lives in the units' documents, one writer each.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -124,17 +125,39 @@ def finish(jobs, job_id: str, status: str, **fields) -> bool:
     return db.in_transaction(work)
 
 
-def reopen(jobs, job_id: str) -> dict | None:
-    """A failed job back to where it was (running when planned, else queued): the job, or None when it had not
-    failed (any more)."""
+def cancel(jobs, job_id: str, rule_of: Callable[[dict], kernel.Cancel], by: str | None) -> dict | None:
+    """Move the job to cancelled in one transaction where its rule (`rule_of(job)`) allows it: the job as it is
+    now (a cancelled one as it was), None when there is none; CannotCancel with the reason otherwise. Any
+    collection whose documents hold a kernel `status` (dataset jobs, exports)."""
+    ref = jobs.document(job_id)
+
+    def work(transaction) -> dict | None:
+        found = ref.get(transaction=transaction, **db.deadline())
+        job = found.to_dict() if found.exists else None
+        if job is None or job["status"] == kernel.CANCELLED:
+            return job
+        refusal = kernel.cancel_refusal(job["status"], rule_of(job))
+        if refusal:
+            raise kernel.CannotCancel(refusal)
+        fields = kernel.cancelled(by, time.time())
+        transaction.update(ref, fields)
+        return {**job, **fields}
+
+    return db.in_transaction(work)
+
+
+def reopen(jobs, job_id: str, ended: tuple[str, ...] = (kernel.FAILED,)) -> dict | None:
+    """A job that ended in a state of `ended` (failed) back to where it was (running when planned, else queued):
+    the job, or None when it had not ended so (any more)."""
     ref = jobs.document(job_id)
 
     def work(transaction) -> dict | None:
         job = ref.get(transaction=transaction, **db.deadline()).to_dict()
-        if job["status"] != kernel.FAILED:
+        if job["status"] not in ended:
             return None
         fields = {"status": kernel.RUNNING if job["planned"] else kernel.QUEUED, "error": None, "finished_at": None,
-                  "republishes": 0, "stalled_at_progress": None, "planning_until": None, "reopened_at": time.time()}
+                  "cancelled_by": None, "republishes": 0, "stalled_at_progress": None, "planning_until": None,
+                  "reopened_at": time.time()}
         transaction.update(ref, fields)
         return {**job, **fields}
 

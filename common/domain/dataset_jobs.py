@@ -20,7 +20,22 @@ KINDS = (REVALIDATE, REMAP, AUTOLABEL, ACCEPT, RESPLIT)
 COUNTED = {REVALIDATE: ("rewritten",), REMAP: ("rewritten",), AUTOLABEL: ("boxes", "dropped", "failures"),
            ACCEPT: ("accepted", "skipped", "conflicts"), RESPLIT: ("moved",)}
 QUEUED, RUNNING, COMPLETED, FAILED = kernel.QUEUED, kernel.RUNNING, kernel.COMPLETED, kernel.FAILED
-ENDED = kernel.FINAL
+CANCELLED = kernel.CANCELLED
+ENDED, STATES = kernel.FINAL, kernel.STATES
+# When each kind may be cancelled. Auto-labelling and bulk accepts stop between units: what they did stays (the
+# proposals made, the proposals accepted). A remap only before it rewrote any file; revalidations and resplits
+# keep the index true, so they always run to their end.
+CANCEL = {
+    AUTOLABEL: kernel.Cancel(kernel.ACTIVE),
+    ACCEPT: kernel.Cancel(kernel.ACTIVE),
+    REMAP: kernel.Cancel((QUEUED,), "this remap has started rewriting label files: stopped half-way it would leave "
+                                    "labels under two class lists; wait for it to end, then remap back "
+                                    "(POST .../classes/remap with the inverse map)"),
+    REVALIDATE: kernel.Cancel((), "a revalidation keeps the index true to data.yaml's classes: it cannot be "
+                                  "cancelled; it ends by itself"),
+    RESPLIT: kernel.Cancel((), "a resplit keeps the index true to the drop's split lists: it cannot be "
+                               "cancelled; it ends by itself"),
+}
 
 
 def new_job(job_id: str, dataset: str, kind: str, now: float, requested_by: str | None, **details) -> dict:
@@ -32,6 +47,11 @@ def remap_job_id(dataset: str, yaml_generation: int, mapping: dict, names_after:
     return kernel.job_id(REMAP, dataset, yaml_generation, sorted(mapping.items()), names_after)
 
 
+def cancellable(job: dict) -> bool:
+    """Whether the job can be cancelled now (CANCEL)."""
+    return kernel.may_cancel(job["status"], CANCEL[job["kind"]])
+
+
 def revalidation_job_id(dataset: str, yaml_generation: int, deleted: bool = False) -> str:
     """One revalidation per data.yaml generation written, and one more when that generation is deleted (its
     delete event carries the same generation): a redelivered event finds its job."""
@@ -40,8 +60,8 @@ def revalidation_job_id(dataset: str, yaml_generation: int, deleted: bool = Fals
 
 
 def view(job: dict, chunks_done: int, files_done: int) -> dict:
-    keys = ("id", "dataset", "kind", "status", "created_at", "finished_at", "requested_by", "files_total",
-            "error", "map", "names_before", "names_after", "rewritten")
+    keys = ("id", "dataset", "kind", "status", "created_at", "finished_at", "requested_by", "cancelled_by",
+            "files_total", "error", "map", "names_before", "names_after", "rewritten")
     return {**{key: job.get(key) for key in keys}, "chunks_total": job.get("units_total", job.get("chunks_total")),
             "files_done": files_done, "chunks_done": chunks_done}
 
@@ -49,7 +69,7 @@ def view(job: dict, chunks_done: int, files_done: int) -> dict:
 def autolabel_view(job: dict, files_done: int, counts: dict, failed: list[dict]) -> dict:
     """An auto-labelling job (or a bulk accept) as GET /autolabel/{job_id} shows it."""
     keys = ("id", "dataset", "kind", "status", "model_id", "conf", "iou", "images", "min_confidence", "merge",
-            "dropped_classes", "error", "requested_by", "created_at", "finished_at")
+            "dropped_classes", "error", "requested_by", "cancelled_by", "created_at", "finished_at")
     return {**{key: job.get(key) for key in keys}, "images_total": job.get("files_total") or 0,
             "images_done": files_done, **{name: counts.get(name, 0) for name in COUNTED[job["kind"]]},
             "failed": failed}

@@ -17,7 +17,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
-from common.domain import coco, versions, voc
+from common.domain import coco, jobs, versions, voc
 from common.domain.labels import Row, write_label
 from common.domain.layout import SPLIT_ALIASES, SPLITS, in_side_by_side_folder, relative_label_path
 from common.domain.training_request import DEFAULT_VAL_FRACTION
@@ -25,8 +25,12 @@ from common.domain.training_set import split_of, splits_by_hash
 
 YOLO, COCO, VOC = "yolo", "coco", "voc"
 FORMATS = (YOLO, COCO, VOC)
-QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
-STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED)
+QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = jobs.QUEUED, jobs.RUNNING, jobs.COMPLETED, jobs.FAILED, jobs.CANCELLED
+STATUSES = jobs.STATES
+FINAL = jobs.FINAL
+# An export may be cancelled while queued or running: the call writing it stops at its next part, nothing is
+# composed, and its parts are removed (common.services.export).
+CANCEL = jobs.Cancel(jobs.ACTIVE)
 BACKGROUND_LEFT_OUT = "background image (left out by request)"
 
 
@@ -70,7 +74,8 @@ def new_document(export_id: str, dataset: str, request: ExportRequest, requested
 
 def view(document: dict) -> dict:
     keys = ("id", "dataset", "format", "version", "background", "status", "files_total", "files_done", "bytes",
-            "uri", "excluded", "splits", "boxes_per_class", "error", "requested_by", "created_at", "started_at", "finished_at")
+            "uri", "excluded", "splits", "boxes_per_class", "error", "requested_by", "cancelled_by", "created_at",
+            "started_at", "finished_at")
     return {key: document.get(key) for key in keys}
 
 

@@ -32,6 +32,43 @@ class CannotRun(ValueError):
     """A job cannot be planned, for a reason said to the person who asked: the job fails with it."""
 
 
+class CannotCancel(ValueError):
+    """A job that cannot be cancelled now (it ended, or its kind cannot stop safely where it is): the reason
+    says why and what to do instead (the API's 409)."""
+
+
+class NoSuchJob(LookupError):
+    """No job of that id (of that dataset): the API's 404."""
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """When a kind's jobs may be cancelled: in `states` (some of ACTIVE); in another state not ended, `refusal`
+    says why not and what to do instead. The default: never."""
+    states: tuple[str, ...] = ()
+    refusal: str = "a job of this kind cannot be cancelled: it ends by itself"
+
+
+def cancel_refusal(status: str, rule: Cancel) -> str | None:
+    """Why a job in `status` cannot be cancelled; None when it can, or when it is cancelled already (a retried
+    cancel gets the cancelled job, no error)."""
+    if status == CANCELLED:
+        return None
+    if status not in ACTIVE:
+        return f"the job has ended ({status}): nothing to cancel"
+    return None if status in rule.states else rule.refusal
+
+
+def may_cancel(status: str, rule: Cancel) -> bool:
+    """Whether a job in `status` can be cancelled now (what a view shows as `cancellable`)."""
+    return status in ACTIVE and status in rule.states
+
+
+def cancelled(by: str | None, now: float) -> dict:
+    """The fields that cancel a job."""
+    return {"status": CANCELLED, "finished_at": now, "cancelled_by": by}
+
+
 def job_id(kind: str, *request: object) -> str:
     """The same request always names the same job: `<kind>-<hash of the request>`."""
     digest = hashlib.sha256("\0".join(str(part) for part in (kind, *request)).encode()).hexdigest()[:20]

@@ -21,6 +21,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import dataset_index, dataset_job_store, guarded_objects, proposal_store
 from common.domain import class_changes, dataset_jobs, layout
+from common.domain import jobs as kernel
 from common.domain.class_changes import Remap
 from common.domain.datayaml import MAX_DATA_YAML_BYTES, parse_data_yaml
 from common.platform import config
@@ -37,8 +38,19 @@ class Contended(RuntimeError):
 
 
 def start(job: dict, deadline: float | None = None) -> dict:
-    """Ask for the job (safe to repeat: a job that exists is asked for again only while it waits)."""
-    return jobs.request(jobs.DATASET_JOBS, job, deadline)
+    """Ask for the job (safe to repeat: a job that exists is asked for again only while it waits; a failed one
+    resumes, and a cancelled remap starts again: its id names what it does, so asking again is a new decision)."""
+    resumed = (kernel.FAILED, kernel.CANCELLED) if job["kind"] == dataset_jobs.REMAP else (kernel.FAILED,)
+    return jobs.request(jobs.DATASET_JOBS, job, deadline, resumed)
+
+
+def cancel(dataset: str, job_id: str, by: str | None) -> dict:
+    """Cancel a job of the dataset where its kind allows it (common.domain.dataset_jobs.CANCEL): the job as it
+    is now. common.domain.jobs.CannotCancel says why not; NoSuchJob when the dataset has no job of that id."""
+    job = dataset_job_store.get(job_id) if layout.is_document_id(job_id) else None
+    if job is None or job["dataset"] != dataset:
+        raise kernel.NoSuchJob(f"no job {job_id!r} of dataset {dataset!r}")
+    return jobs.cancel(jobs.DATASET_JOBS, KINDS, job_id, by)
 
 
 def start_revalidation(dataset: str, yaml_generation: int, deleted: bool = False) -> dict:
@@ -128,8 +140,9 @@ def _resplit():
 
 
 def _kind(kind: str, plan, unit, finish=None) -> jobs.Kind:
-    """A kernel kind whose units sum what the domain says the kind counts (dataset_jobs.COUNTED)."""
-    return jobs.Kind(plan=plan, unit=unit, counted=dataset_jobs.COUNTED[kind],
+    """A kernel kind whose units sum what the domain says the kind counts (dataset_jobs.COUNTED), cancelled
+    where the domain says it may be (dataset_jobs.CANCEL)."""
+    return jobs.Kind(plan=plan, unit=unit, counted=dataset_jobs.COUNTED[kind], cancel=dataset_jobs.CANCEL[kind],
                      **({"finish": finish} if finish else {}))
 
 

@@ -28,8 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from common.cloud import db, export_parts as stored_parts, storage, topics, version_store
+from common.cloud import db, export_parts as stored_parts, job_store, storage, topics, version_store
 from common.domain import coco, export_parts, exports, layout, versions as version_rules, zip_parts
+from common.domain import jobs as kernel
 from common.domain.export_parts import PartRecord, PartsMismatch
 from common.domain.exports import ExportPlan, InvalidExportRequest, Member
 from common.domain.versions import InvalidVersionRequest
@@ -49,6 +50,23 @@ PART_BYTES = 512 * 1024 * 1024  # a part ends past this many bytes (fewer images
 
 class ExportBusy(Exception):
     """Another delivery holds the export's claim: this message is given back, to take over if that one died."""
+
+
+class ExportCancelled(Exception):
+    """The export was cancelled while this call wrote it: it stops, and composes nothing."""
+
+
+def cancel(export_id: str, by: str | None) -> dict:
+    """Cancel an export that is queued or running, in one transaction: the export as it is now. A call writing
+    its parts stops at its next part and composes nothing; the export's message is sent so that the export
+    function removes the parts written (a retried cancel sends it again). CannotCancel once it has ended;
+    NoSuchJob."""
+    document = job_store.cancel(version_store.exports(), export_id, lambda _: exports.CANCEL, by) \
+        if layout.is_document_id(export_id) else None
+    if document is None:
+        raise kernel.NoSuchJob(f"no export {export_id!r}")
+    topics.publish(config.export_topic(), {"export_id": export_id})
+    return document
 
 
 def handle(message: PubSubMessage) -> Outcome:
@@ -77,10 +95,10 @@ def _export(export_id: str) -> Outcome:
     deadline = time.monotonic() + config.export_call_seconds()
     ref = version_store.exports().document(export_id)
     document = _claim(ref)
-    if document is None or document["status"] in (exports.COMPLETED, exports.FAILED):
-        if document and document["status"] == exports.COMPLETED:
-            stored_parts.remove(layout.export_parts(export_id))  # left by a call that completed it and died
-        return Outcome(Result.DUPLICATE, f"export {export_id} is done or unknown")
+    if document is None or document["status"] in exports.FINAL:
+        if document and document["status"] in (exports.COMPLETED, exports.CANCELLED):
+            stored_parts.remove(layout.export_parts(export_id))  # left by a call that ended it and died, or cancelled
+        return Outcome(Result.DUPLICATE, f"export {export_id} is {document['status'] if document else 'unknown'}")
     try:
         with _Heartbeat(ref):
             version = document.get("version") or _version_for(ref, document)
@@ -91,11 +109,13 @@ def _export(export_id: str) -> Outcome:
         return Outcome(Result.REJECTED, f"export {export_id} failed: {exc}")
     except ExportBusy:
         raise  # the claim is another delivery's now: leave it
+    except ExportCancelled:
+        return _stopped(ref)
     except Exception as exc:
-        if is_transient(exc):
-            ref.update({"status": exports.QUEUED, "heartbeat": 0})  # the redelivery resumes at once
-        else:
-            _end(ref, exports.FAILED, {"error": f"the export failed: {exc!r}"})
+        ended = _settle(ref, {"status": exports.QUEUED, "heartbeat": 0}) if is_transient(exc) else \
+            _end(ref, exports.FAILED, {"error": f"the export failed: {exc!r}"})  # a requeued one resumes at once
+        if ended:
+            return _stopped(ref)  # it ended meanwhile (a cancel: its parts may have gone under this call)
         raise
     if call.result is None:
         return _continue(call)
@@ -108,7 +128,7 @@ def _claim(ref) -> dict | None:
     def work(transaction) -> dict | None:
         found = ref.get(transaction=transaction, **db.deadline())
         document = found.to_dict() if found.exists else None
-        if document is None or document["status"] in (exports.COMPLETED, exports.FAILED):
+        if document is None or document["status"] in exports.FINAL:
             return document
         if time.time() - document.get("heartbeat", 0) < config.export_lease_seconds():
             raise ExportBusy(f"export {document['id']} is being written by another delivery")
@@ -172,8 +192,23 @@ def _parts_then_archive(call: _Call) -> None:
         if len(done) >= export_parts.MAX_PARTS:
             raise InvalidExportRequest(f"the export needs more than {export_parts.MAX_PARTS} parts: export a "
                                        "smaller version (fewer images), or raise EXPORT_PART_FILES")
+        _stop_if_cancelled(call.ref)
         done.append(_next_part(call, done))
+    _stop_if_cancelled(call.ref)
     call.result = _finish(call, done)
+
+
+def _stop_if_cancelled(ref) -> None:
+    """Between two parts: a cancel recorded meanwhile stops this call."""
+    if (db.read_fields(ref, ["status"]) or {}).get("status") == exports.CANCELLED:
+        raise ExportCancelled(ref.id)
+
+
+def _stopped(ref) -> Outcome:
+    """A call whose export ended under it (cancelled): the parts written go, the message is done."""
+    stored_parts.remove(layout.export_parts(ref.id))
+    status = (db.read_fields(ref, ["status"]) or {}).get("status")
+    return Outcome(Result.DUPLICATE, f"export {ref.id} is {status}: this call stopped, the parts are removed")
 
 
 def _next_part(call: _Call, done: list[PartRecord]) -> PartRecord:
@@ -248,7 +283,9 @@ def _finish(call: _Call, done: list[PartRecord]) -> dict:
     end = stored_parts.put(export_parts.end_name(call.prefix), zip_parts.end_records(*export_parts.end_fields(done)))
     size = stored_parts.compose(path, export_parts.sources(done, end), call.prefix)
     result = {"uri": versions.storage_uri(path), "bytes": size, "files_done": len(call.placed)}
-    _end(call.ref, exports.COMPLETED, result)
+    if _end(call.ref, exports.COMPLETED, result) == exports.CANCELLED:  # since the last look: no archive stays
+        storage.blob(path).delete()
+        raise ExportCancelled(call.document["id"])
     stored_parts.remove(call.prefix)
     return result
 
@@ -320,5 +357,17 @@ class _Heartbeat:
         self.thread.join()
 
 
-def _end(ref, status: str, fields: dict) -> None:
-    ref.update({"status": status, "finished_at": time.time(), **fields})
+def _end(ref, status: str, fields: dict) -> str | None:
+    return _settle(ref, {"status": status, "finished_at": time.time(), **fields})
+
+
+def _settle(ref, fields: dict) -> str | None:
+    """Write `fields` unless the export has ended (a cancel, or another delivery, was first): None when written,
+    else the state it had ended in."""
+    def work(transaction) -> str | None:
+        status = ref.get(["status"], transaction=transaction, **db.deadline()).get("status")
+        if status in exports.FINAL:
+            return status
+        transaction.update(ref, fields)
+        return None
+    return db.in_transaction(work)

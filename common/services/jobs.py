@@ -43,6 +43,7 @@ class Kind:
     unit: Callable[[dict, list], dict]           # do one unit's items; its counts
     finish: Callable[[dict], str | None] = lambda job: None  # idempotent end work; an error fails the job
     counted: tuple[str, ...] = ()               # the counts units write, summed into the ended job
+    cancel: kernel.Cancel = kernel.Cancel()     # when its jobs may be cancelled (default: never)
 
 
 @dataclass(frozen=True)
@@ -62,15 +63,27 @@ DATASET_JOBS = Family("dataset job", dataset_job_store.jobs, config.dataset_jobs
 FAMILIES = (DATASET_JOBS,)  # what the watch sweeps
 
 
-def request(family: Family, job: dict, deadline: float | None = None) -> dict:
-    """Create the job unless a job of its id exists, and ask for its plan while it is still queued."""
+def request(family: Family, job: dict, deadline: float | None = None,
+            resumed: tuple[str, ...] = (kernel.FAILED,)) -> dict:
+    """Create the job unless a job of its id exists, and ask for its plan while it is still queued. One that
+    ended in a state of `resumed` (failed; a job named by what it does, cancelled too) resumes when asked for
+    again: its done units stay done."""
     stored = job_store.create(family.jobs(), job, deadline)
-    # a failed job asked for again resumes: its done units stay done
-    reopened = job_store.reopen(family.jobs(), stored["id"]) if stored["status"] == kernel.FAILED else None
+    reopened = job_store.reopen(family.jobs(), stored["id"], resumed) if stored["status"] in resumed else None
     stored = reopened or stored
     if reopened or kernel.may_publish_start(stored):
         topics.publish(family.topic(), {"job_id": stored["id"], "step": "plan"}, deadline)
     return stored
+
+
+def cancel(family: Family, kinds: dict[str, Kind], job_id: str, by: str | None) -> dict:
+    """Cancel the job where its kind allows it (Kind.cancel), in one transaction: the job as it is now. A plan
+    step or unit delivered later finds it ended and does nothing, its end never runs, and the watch leaves it
+    alone; a unit under way finishes its items (what they did stays). CannotCancel says why not; NoSuchJob."""
+    job = job_store.cancel(family.jobs(), job_id, lambda found: kinds[found["kind"]].cancel, by)
+    if job is None:
+        raise kernel.NoSuchJob(f"no {family.name} {job_id!r}")
+    return job
 
 
 def handle(family: Family, kinds: dict[str, Kind], message: PubSubMessage) -> Outcome:

@@ -47,6 +47,8 @@ MATRIX = {
     "POST /datasets/{d}/classes/remap": (*SIGNED_OUT, 404, 403, 400, 400, 400),  # allowed: an unknown class
     "GET /datasets/{d}/jobs": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /datasets/{d}/jobs/{dataset_job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    # allowed callers reach the handler: a revalidation is never cancelled (409)
+    "POST /datasets/{d}/jobs/{dataset_job_id}/cancel": (*SIGNED_OUT, 404, 403, 409, 409, 409),
     # allowed callers reach the handler: a body that is not boxes (400), no If-Match (428)
     "PUT /datasets/{d}/images/{image_id}/labels": (*SIGNED_OUT, 404, 403, 400, 400, 400),
     "DELETE /datasets/{d}/images/{image_id}/labels": (*SIGNED_OUT, 404, 403, 428, 428, 428),
@@ -59,6 +61,7 @@ MATRIX = {
     "POST /datasets/{d}/exports": (*SIGNED_OUT, 404, 403, 202, 202, 202),
     "GET /exports": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /exports/{export_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "POST /exports/{export_id}/cancel": (*SIGNED_OUT, 404, 403, 202, 202, 202),  # cancelled again: as it is
     "POST /training/{job_id}/cancel": (*SIGNED_OUT, 404, 403, 202, 202, 202),
     "GET /models": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /models/{model_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),

@@ -2,7 +2,8 @@
 committed part and completes; every message delivered twice, with a crash in the middle of a part, gives the
 archive an undisturbed export gives, byte for byte; a freeze for an export crashed once makes one version; a
 version request crashed before its version was ready, then delivered twice, makes that one version, ready;
-a call out of time hands the rest to the stack's export function through export-requests.
+a call out of time hands the rest to the stack's export function through export-requests; an export cancelled
+half-way stops at its next part and leaves neither an archive nor its parts.
 
 The faults are driven here, on the stack's bucket and Firestore: the export function's own work
 (common.services.export.handle) runs in this process or in a drill subprocess (tests/integration/
@@ -18,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
+import functions_framework
 import pytest
 from google.api_core.exceptions import ServiceUnavailable
 from google.cloud import pubsub_v1
@@ -35,6 +37,7 @@ from tests.integration.test_export import export_of
 from tests.integration.test_versions import ready_version
 
 REPO = Path(__file__).resolve().parents[2]
+API_APP = functions_framework.create_app(target="api_handler", source="functions/api/main.py", signature_type="http")
 IMAGES = 7
 DEADLINE = 60
 
@@ -249,3 +252,34 @@ def test_an_export_whose_message_is_gone_is_sent_again_by_the_watch_and_complete
     assert watch_exports.resend_waiting(time.time() + 10 ** 6)[export_id] == "sent again"
     wait_for(lambda: status(export_id), lambda found: found in ("completed", "failed"), 120, f"export {export_id}")
     assert archive_of(export_id)[1] == exported["archives"]["yolo"]
+
+
+def test_an_export_cancelled_mid_way_stops_at_its_next_part_and_never_completes(exported, stack, monkeypatch):
+    client, auth = API_APP.test_client(), {"Authorization": f"Bearer {stack.token}"}
+    export_id = new_export(exported["dataset"], "yolo", exported["version"])
+    commit, committed = stored_parts.commit, []
+
+    def cancelled_after_the_first_part(record, directory):
+        committed.append(commit(record, directory))
+        if len(committed) == 1:
+            answer = client.post(f"/exports/{export_id}/cancel", headers=auth)
+            assert answer.status_code == 202 and answer.get_json()["status"] == "cancelled", answer.get_json()
+        return committed[-1]
+    monkeypatch.setattr(stored_parts, "commit", cancelled_after_the_first_part)
+
+    stopped = export.handle(message(export_id))
+    assert stopped.result == Result.DUPLICATE and "cancelled" in stopped.detail, stopped
+    assert len(committed) == 1  # of three parts and the tail: it stopped at the next part
+    document = version_store.exports().document(export_id).get().to_dict()
+    assert (document["status"], document["uri"], document["cancelled_by"]) == ("cancelled", None, "admin")
+    assert list(storage.client().list_blobs(storage.bucket(), prefix=f"derived/exports/{export_id}/")) == []
+    assert deliver(export_id).result == Result.DUPLICATE  # a redelivered request does nothing
+    assert export_id not in watch_exports.resend_waiting(time.time() + 10 ** 6)
+    assert status(export_id) == "cancelled"
+    assert client.post(f"/exports/{export_id}/cancel", headers=auth).status_code == 202  # a retry: as it is
+
+    finished = new_export(exported["dataset"], "yolo", exported["version"])
+    monkeypatch.setattr(stored_parts, "commit", commit)
+    assert deliver(finished).result == Result.APPLIED
+    refused = client.post(f"/exports/{finished}/cancel", headers=auth)
+    assert refused.status_code == 409 and "has ended (completed)" in refused.get_json()["error"]["message"]

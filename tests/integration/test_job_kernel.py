@@ -238,3 +238,28 @@ def test_a_failed_remap_asked_for_again_resumes_without_remapping_a_file_twice(l
     run_to_the_end(wire, job["id"])
     assert dataset_job_store.get(job["id"])["status"] == kernel.COMPLETED
     assert label_files(bucket, dataset, labels) == one_clean_pass(labels)
+
+
+def test_a_remap_is_cancelled_while_queued_only_and_a_cancelled_one_asked_again_starts_afresh(
+        labelled, bucket, stack, monkeypatch):
+    dataset, labels = labelled
+    wire = Wire(monkeypatch)
+    client, auth = APP.test_client(), {"Authorization": f"Bearer {stack.token}"}
+    job_id = client.post(f"/datasets/{dataset}/classes/remap", headers=auth, json={"map": MAP}).get_json()["job_id"]
+    cancelled = client.post(f"/datasets/{dataset}/jobs/{job_id}/cancel", headers=auth)
+    assert cancelled.status_code == 202, cancelled.get_json()
+    assert (cancelled.get_json()["status"], cancelled.get_json()["cancelled_by"]) == (kernel.CANCELLED, "admin")
+    assert deliver(wire.take("plan")[0]).result == Result.DUPLICATE  # the plan step delivered later does nothing
+    assert job_id not in {job["id"] for job in job_store.active(dataset_job_store.jobs())}  # the watch's sweep
+    assert label_files(bucket, dataset, labels) == labels
+
+    again = client.post(f"/datasets/{dataset}/classes/remap", headers=auth, json={"map": MAP})
+    assert again.get_json()["job_id"] == job_id and dataset_job_store.get(job_id)["status"] == kernel.QUEUED
+    deliver(wire.take("plan")[0])  # planned: it rewrites files now
+    refused = client.post(f"/datasets/{dataset}/jobs/{job_id}/cancel", headers=auth)
+    assert refused.status_code == 409 and "remap back" in refused.get_json()["error"]["message"]
+    run_to_the_end(wire, job_id)
+    assert dataset_job_store.get(job_id)["status"] == kernel.COMPLETED
+    assert label_files(bucket, dataset, labels) == one_clean_pass(labels)
+    ended = client.post(f"/datasets/{dataset}/jobs/{job_id}/cancel", headers=auth)
+    assert ended.status_code == 409 and "has ended (completed)" in ended.get_json()["error"]["message"]

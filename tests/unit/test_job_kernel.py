@@ -1,7 +1,9 @@
-"""The job kernel's pure rules (common.domain.jobs): ids, when to publish, and the watch's rule."""
+"""The job kernel's pure rules (common.domain.jobs): ids, when to publish, the watch's rule, and cancelling."""
 from __future__ import annotations
 
-from common.domain import jobs
+import pytest
+
+from common.domain import dataset_jobs, exports, jobs
 
 GRACE = 600.0
 
@@ -69,3 +71,51 @@ def test_a_status_word_an_older_deployment_stored_reads_as_the_kernels_with_the_
         assert word in jobs.STATES
     assert jobs.state_of({"status": jobs.RUNNING, "phase": "unpacking"}) == (jobs.RUNNING, "unpacking")
     assert jobs.state_of({"status": jobs.QUEUED}) == (jobs.QUEUED, None)
+
+
+# ---- cancel ------------------------------------------------------------------------------------------------------
+
+def test_a_kind_is_cancelled_in_the_states_its_rule_names_and_refused_elsewhere_with_its_reason():
+    only_queued = jobs.Cancel((jobs.QUEUED,), "wait for it to end")
+    assert jobs.cancel_refusal(jobs.QUEUED, only_queued) is None and jobs.may_cancel(jobs.QUEUED, only_queued)
+    assert jobs.cancel_refusal(jobs.RUNNING, only_queued) == "wait for it to end"
+    assert not jobs.may_cancel(jobs.RUNNING, only_queued)
+    assert jobs.cancel_refusal(jobs.RUNNING, jobs.Cancel()) == jobs.Cancel().refusal  # the default: never
+
+
+def test_an_ended_job_cannot_be_cancelled_and_a_cancelled_one_is_cancelled_again_without_error():
+    any_time = jobs.Cancel(jobs.ACTIVE)
+    for status in (jobs.COMPLETED, jobs.FAILED):
+        assert jobs.cancel_refusal(status, any_time) == f"the job has ended ({status}): nothing to cancel"
+        assert not jobs.may_cancel(status, any_time)
+    assert jobs.cancel_refusal(jobs.CANCELLED, jobs.Cancel()) is None  # a retried cancel gets the cancelled job
+    assert not jobs.may_cancel(jobs.CANCELLED, any_time)
+    assert jobs.cancelled("erin", 5.0) == {"status": jobs.CANCELLED, "finished_at": 5.0, "cancelled_by": "erin"}
+
+
+def test_the_watch_leaves_a_cancelled_job_alone():
+    assert jobs.watch_action(job(status=jobs.CANCELLED, planned=True, units_total=4), 1, 0.0, 10 ** 9, GRACE) is None
+
+
+@pytest.mark.parametrize("kind, queued, running", [
+    (dataset_jobs.AUTOLABEL, True, True), (dataset_jobs.ACCEPT, True, True), (dataset_jobs.REMAP, True, False),
+    (dataset_jobs.REVALIDATE, False, False), (dataset_jobs.RESPLIT, False, False)])
+def test_which_dataset_jobs_may_be_cancelled_and_when(kind, queued, running):
+    document = dataset_jobs.new_job("j", "d", kind, 1.0, None)
+    assert dataset_jobs.cancellable(document) is queued
+    assert dataset_jobs.cancellable({**document, "status": jobs.RUNNING}) is running
+    assert dataset_jobs.cancellable({**document, "status": jobs.CANCELLED}) is False
+
+
+def test_a_running_remap_is_refused_saying_why_and_to_remap_back_and_system_work_says_it_ends_by_itself():
+    refusal = jobs.cancel_refusal(jobs.RUNNING, dataset_jobs.CANCEL[dataset_jobs.REMAP])
+    assert "two class lists" in refusal and "remap back" in refusal
+    for kind in (dataset_jobs.REVALIDATE, dataset_jobs.RESPLIT):
+        assert "ends by itself" in jobs.cancel_refusal(jobs.QUEUED, dataset_jobs.CANCEL[kind])
+
+
+def test_every_dataset_job_kind_has_a_cancel_rule_and_an_export_may_be_cancelled_until_it_ends():
+    assert set(dataset_jobs.CANCEL) == set(dataset_jobs.KINDS)
+    assert [jobs.may_cancel(status, exports.CANCEL) for status in jobs.STATES] == [True, True, False, False, False]
+    assert exports.CANCELLED in exports.STATUSES
+

@@ -15,6 +15,7 @@ from common.api.routes import Route
 from common.api.schema import ANY, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
 from common.cloud import dataset_index, dataset_job_store, guarded_objects
 from common.domain import class_changes, dataset_jobs, layout
+from common.domain import jobs as kernel
 from common.domain.datayaml import MAX_DATA_YAML_BYTES, DataYaml, parse_data_yaml, size_issue
 from common.domain.layout import DATA_YAML_NAMES
 from common.services import dataset_jobs as job_service
@@ -29,7 +30,8 @@ JOB = obj(required=("id", "dataset", "kind", "status"), id=STRING, dataset=STRIN
           status={"type": "string", "enum": [dataset_jobs.QUEUED, dataset_jobs.RUNNING, *dataset_jobs.ENDED]},
           files_total=nullable(INTEGER), files_done=INTEGER, chunks_total=nullable(INTEGER), chunks_done=INTEGER,
           created_at=NUMBER, finished_at=nullable(NUMBER), error=nullable(STRING), map=ANY,
-          names_before=ANY, names_after=ANY, rewritten=nullable(INTEGER), requested_by=nullable(STRING))
+          names_before=ANY, names_after=ANY, rewritten=nullable(INTEGER), requested_by=nullable(STRING),
+          cancelled_by=nullable(STRING))
 CHANGED = {412: ("data.yaml changed since: the body has its current names and generation", ERROR_SCHEMA),
            428: ("no If-Match", ERROR_SCHEMA)}
 
@@ -97,9 +99,11 @@ def remap_classes(ctx: RequestContext, args: dict) -> tuple[int, dict]:
     except ValueError as exc:
         raise ApiError(400, str(exc), "map") from None
     # The same remap of the same data.yaml is one job: a retried request finds it (and asks for it again
-    # while it waits), and a failed one asked for again resumes without remapping a file twice.
+    # while it waits), a failed one asked for again resumes without remapping a file twice, and a cancelled
+    # one starts again (unless another remap runs).
     job_id = dataset_jobs.remap_job_id(dataset, found.get("yaml_generation") or 0, body["map"], remap.names)
-    if dataset_job_store.get(job_id, ctx.deadline_seconds) is None and \
+    asked_before = dataset_job_store.get(job_id, ctx.deadline_seconds)
+    if (asked_before is None or asked_before["status"] == dataset_jobs.CANCELLED) and \
             dataset_job_store.pending_of(dataset, ctx.deadline_seconds, kind=dataset_jobs.REMAP):
         raise ApiError(409, f"a remap of {dataset!r} is running: wait for it to end")
     job = dataset_jobs.new_job(job_id, dataset, dataset_jobs.REMAP, time.time(),
@@ -116,6 +120,17 @@ def get_job(ctx: RequestContext, args: dict) -> dict:
     if job is None or job["dataset"] != args["dataset"]:
         raise ApiError(404, f"no job {job_id!r} of dataset {args['dataset']!r}")
     return _view(job, ctx)
+
+
+def cancel_dataset_job(ctx: RequestContext, args: dict) -> tuple[int, dict]:
+    """Cancel a job of the dataset where its kind allows it: 202 with the job; 409 with the reason."""
+    try:
+        job = job_service.cancel(args["dataset"], args["dataset_job_id"], ctx.principal.name)
+    except kernel.NoSuchJob as missing:
+        raise ApiError(404, str(missing)) from None
+    except kernel.CannotCancel as refused:
+        raise ApiError(409, f"job {args['dataset_job_id']} cannot be cancelled: {refused}") from None
+    return 202, _view(job, ctx)
 
 
 def list_jobs(ctx: RequestContext, args: dict) -> dict:
@@ -159,5 +174,10 @@ ROUTES = [
           role=access.VIEWER),
     Route("GET", "/datasets/{dataset}/jobs/{dataset_job_id}", get_job, "One job of the dataset, with its progress", JOB,
           params=(DATASET, JOB_ID), role=access.VIEWER),
+    Route("POST", "/datasets/{dataset}/jobs/{dataset_job_id}/cancel", cancel_dataset_job,
+          "Cancel a job: auto-labelling and bulk accepts while queued or running (what they did stays), a remap "
+          "only while queued; revalidations and resplits never", JOB, status=202, params=(DATASET, JOB_ID),
+          role=access.EDITOR, responses={409: ("the job has ended, or its kind cannot stop where it is: the reason "
+                                               "says what to do", ERROR_SCHEMA)}),
 ]
 

@@ -9,7 +9,7 @@ import uuid
 
 from common.api import access, params
 from common.api.context import RequestContext
-from common.api.errors import ApiError
+from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import documents
 from common.api.resources.datasets import DATASET
 from common.api.resources.versions import publish_or_forget
@@ -18,6 +18,8 @@ from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, nullable, o
 from common.cloud import version_store
 from common.domain import exports
 from common.domain.exports import InvalidExportRequest
+from common.domain.jobs import CannotCancel
+from common.services import export
 
 COUNTS = {"type": "object", "additionalProperties": INTEGER}
 EXPORT_ID = params.path("export_id", "the export id (export-<hex>)")
@@ -29,7 +31,7 @@ EXPORT = obj(required=("id", "dataset", "format", "status"), id=STRING, dataset=
              splits={**nullable(COUNTS), "description": "images per split: {split: images}"},
              boxes_per_class={**nullable({"type": "object", "additionalProperties": COUNTS}),
                               "description": "boxes per class, per split: {split: {class name: boxes}}"},
-             error=nullable(STRING),
+             error=nullable(STRING), cancelled_by=nullable(STRING),
              requested_by=nullable(STRING), created_at=nullable(NUMBER), started_at=nullable(NUMBER),
              finished_at=nullable(NUMBER))
 REQUEST = {**obj(required=("format",), format={"type": "string", "enum": list(exports.FORMATS)},
@@ -53,6 +55,15 @@ def create_export(ctx: RequestContext, args: dict) -> dict:
     return {"export_id": export_id}
 
 
+def cancel_export(ctx: RequestContext, args: dict) -> tuple[int, dict]:
+    """Stop an export: 202 with it, cancelled; 409 once it has ended. The call writing it stops at its next part."""
+    document = documents.find_in_dataset(version_store.exports(), args["export_id"], "export", ctx, access.EDITOR)
+    try:
+        return 202, exports.view(export.cancel(document["id"], ctx.principal.name))
+    except CannotCancel as refused:
+        raise ApiError(409, f"export {document['id']} cannot be cancelled: {refused}") from None
+
+
 def list_exports(ctx: RequestContext, args: dict) -> dict:
     return documents.newest_first("exports", version_store.exports(), exports.view, args, ctx)
 
@@ -70,4 +81,7 @@ ROUTES = [
           page_of("exports", EXPORT), params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
     Route("GET", "/exports/{export_id}", get_export, "One export: status, progress, the zip's gs:// URI",
           EXPORT, params=(EXPORT_ID,)),
+    Route("POST", "/exports/{export_id}/cancel", cancel_export,
+          "Stop an export: no archive is made, its parts are removed (a cancelled one answers as it is)", EXPORT,
+          status=202, params=(EXPORT_ID,), responses={409: ("the export has ended", ERROR_SCHEMA)}),
 ]
