@@ -382,7 +382,7 @@ def export(api: Api, out: Output, dataset: str, export_format: str, version, out
     with out.progress(MofNCompleteColumn()) as bars:
         done = follow.export_done(api, export_id, bars, timeout)
     if done["status"] != "completed":
-        fail(f"export {export_id} {done['status']}: {done.get('error')}")
+        fail(f"export {export_id} {show.how_it_ended(done)}")
     with out.progress(DownloadColumn()) as bars:
         size = follow.download(done["uri"], output, bars)
     out.emit({**done, "file": str(output), "size": size},
@@ -438,7 +438,7 @@ def autolabel(api: Api, out: Output, dataset: str, model_id: str, conf: float, i
     with out.progress(MofNCompleteColumn()) as bars:
         view = follow.autolabel_done(api, job_id, bars, timeout)
     if view["status"] != "completed":
-        fail(f"auto-labelling job {job_id} {view['status']}: {view.get('error')}")
+        fail(f"auto-labelling job {job_id} {show.how_it_ended(view)} (the proposals made so far stay)")
     out.emit(view, [f"auto-labelling job {job_id}: {view['images_done']} images, {view.get('boxes')} boxes proposed"
                     f" (review them in the images' proposals)"])
 

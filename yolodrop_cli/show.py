@@ -98,3 +98,10 @@ def box_lines(prediction: dict) -> list[str]:
               f"x1 {box['x1']:.0f} y1 {box['y1']:.0f} x2 {box['x2']:.0f} y2 {box['y2']:.0f}"
               for box in prediction["boxes"]]
     return lines
+
+
+def how_it_ended(view: dict) -> str:
+    """'cancelled by alice', or 'failed: <what went wrong>'."""
+    if view["status"] == "cancelled":
+        return f"cancelled by {view.get('cancelled_by') or 'someone'}"
+    return f"{view['status']}: {view.get('error')}"

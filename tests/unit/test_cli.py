@@ -93,6 +93,11 @@ def test_what_a_person_reads():
     assert show.table([{"a": 1, "b": None}], ("a", "b")) == ["a  b", "1  -"]
 
 
+def test_a_job_that_did_not_complete_says_who_cancelled_it_or_what_went_wrong():
+    assert show.how_it_ended({"status": "cancelled", "cancelled_by": "erin"}) == "cancelled by erin"
+    assert show.how_it_ended({"status": "failed", "error": "no ONNX weights"}) == "failed: no ONNX weights"
+
+
 def test_counts_read_as_english():
     assert [show.count(n, "issue") for n in (0, 1, 2, 1500)] == ["0 issues", "1 issue", "2 issues", "1,500 issues"]
     assert [show.count(n, "box") for n in (1, 3)] == ["1 box", "3 boxes"]
