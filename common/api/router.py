@@ -21,6 +21,7 @@ from common.api.resources import (api_keys, classes, datasets, health, images, i
 from common.api.resources import exports, versions
 from common.api.resources import media, page
 from common.api.resources import autolabel, files, imports
+from common.api.resources import jobs
 from common.api.routes import Route
 from common.platform import config, log
 
@@ -31,6 +32,7 @@ API_ROUTES += [*page.ROUTES, *media.ROUTES]  # the page, and images as bytes for
 API_ROUTES += autolabel.ROUTES
 API_ROUTES += imports.ROUTES
 API_ROUTES += files.ROUTES
+API_ROUTES += jobs.ROUTES  # every kind of job, shown the same way
 ROUTES: list[Route] = [*API_ROUTES, openapi.route(API_ROUTES)]
 _RULES = Map([Rule(r.rule, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)],
              strict_slashes=False, merge_slashes=False)

@@ -86,7 +86,10 @@ MATRIX = {
     "GET /imports": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /imports/{import_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "POST /imports/{import_id}/cancel": (*SIGNED_OUT, 404, 403, 200, 200, 200),
+    "GET /jobs": (*SIGNED_OUT, 200, 200, 200, 200, 200),
+    "GET /jobs/{kind}/{job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
 }
+PATHS = {"GET /jobs/{kind}/{job_id}": "/jobs/training/{job_id}"}  # {kind} is a model's weights' elsewhere
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +186,7 @@ def test_the_matrix_covers_every_route():
 @pytest.mark.parametrize("route", MATRIX)
 def test_every_route_answers_each_caller_as_the_matrix_says(client, stack, people, world, route):
     method, template = route.split(" ", 1)
-    path = template.format(**world)
+    path = PATHS.get(route, template).format(**world)
     got = {caller: call(client, method, path, token_of(caller, stack, people, world), body_for(route, world))
            for caller in CALLERS}
     assert {c: r.status_code for c, r in got.items()} == dict(zip(CALLERS, MATRIX[route]))
@@ -200,6 +203,27 @@ def test_lists_show_only_what_the_caller_may_see(client, people, world):
         assert world["d"] not in {item["dataset"] for item in call(client, "GET", path, people["stranger"][1])
                                   .get_json()[key]}
     assert call(client, "GET", f"/training?dataset={world['d']}", people["stranger"][1]).status_code == 404
+
+
+def test_every_kind_of_job_is_one_list_and_one_view_for_whoever_may_see_its_dataset(client, people, world):
+    editor, viewer, stranger = (people[name][1] for name in ("editor", "viewer", "stranger"))
+    dataset = world["d"]
+    version = call(client, "POST", f"/datasets/{dataset}/versions", editor, {}).get_json()["version"]
+    export_id = call(client, "POST", f"/datasets/{dataset}/exports", editor, {"format": "yolo"}).get_json()["export_id"]
+    listed = call(client, "GET", f"/jobs?dataset={dataset}&limit=100", viewer).get_json()["items"]
+    assert {f"version/{dataset}:{version}", f"export/{export_id}", f"training/{world['job_id']}",
+            f"import/{world['import_id']}", f"autolabel/{world['autolabel_job_id']}"} <= {j["ref"] for j in listed}
+    assert [j["created_at"] for j in listed] == sorted((j["created_at"] for j in listed), reverse=True)
+    one = call(client, "GET", f"/jobs/export/{export_id}", viewer).get_json()
+    assert (one["ref"], one["dataset"], one["progress"]["unit"], one["links"]["self"]) == \
+        (f"export/{export_id}", dataset, "files", f"/exports/{export_id}")
+    imports_going = call(client, "GET", f"/jobs?dataset={dataset}&kind=import&active=true", viewer).get_json()["items"]
+    assert f"import/{world['import_id']}" in {j["ref"] for j in imports_going}
+    assert {(j["kind"], j["status"] in ("queued", "running")) for j in imports_going} == {("import", True)}
+
+    assert dataset not in {j["dataset"] for j in call(client, "GET", "/jobs?limit=100", stranger).get_json()["items"]}
+    for path in (f"/jobs?dataset={dataset}", f"/jobs/export/{export_id}", f"/jobs/version/{dataset}:{version}"):
+        assert call(client, "GET", path, stranger).status_code == 404, path
 
 
 def test_refusals_say_which_and_need_no_stack_trace(client, people, world):

@@ -3,6 +3,7 @@ infra/firestore.indexes.json (the emulator needs none, so no integration test wo
 query shapes come from the listing's own code, built on a client that never connects."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,16 +12,18 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
 from common.api import pagination
-from common.api.resources import images
+from common.api.resources import images, jobs
 
+CLIENT = firestore.Client(project="indexes", credentials=AnonymousCredentials())
 INDEXES = json.loads((Path(__file__).resolve().parents[2] / "infra" / "firestore.indexes.json").read_text())
 ONE_OF_EACH = {"split": "val", "class": "bus", "labeled": True, "has_issues": True, "status": "labeled",
                "has_proposals": False}
 
 
-def declared() -> set[tuple]:
+def declared(group: str = "images", scope: str = "COLLECTION") -> set[tuple]:
     return {(frozenset(_index_field(f) for f in index["fields"][:-1]), _index_field(index["fields"][-1]))
-            for index in INDEXES["indexes"] if index["collectionGroup"] == "images"}
+            for index in INDEXES["indexes"]
+            if index["collectionGroup"] == group and index.get("queryScope", "COLLECTION") == scope}
 
 
 def _index_field(field: dict) -> tuple[str, str]:
@@ -36,7 +39,7 @@ def needed(query) -> tuple:
 
 
 def listing(filter_name: str | None, sort: str | None):
-    collection = firestore.Client(project="indexes", credentials=AnonymousCredentials()).collection("images")
+    collection = CLIENT.collection("images")
     args = {param.name: None for param in images.FILTERS}
     if filter_name:
         args[filter_name] = ONE_OF_EACH[filter_name]
@@ -53,3 +56,23 @@ def test_each_sort_with_at_most_one_filter_has_its_index(filter_name, sort):
 
 def test_the_filters_named_here_are_every_filter_of_the_listing():
     assert set(ONE_OF_EACH) == {param.name for param in images.FILTERS}
+
+
+# GET /jobs: each family of job documents, as this client names it (a version lives in its dataset's subcollection)
+JOB_COLLECTIONS = {"training": ("training_jobs", False), "import": ("imports", False), "export": ("exports", False),
+                   "version": ("versions", True), "revalidate": ("dataset_jobs", False)}
+
+
+@pytest.mark.parametrize("active", [None, True, False])
+@pytest.mark.parametrize("datasets", [None, ["a", "b"]])
+@pytest.mark.parametrize("family", jobs.FAMILIES, ids=lambda family: family.kinds[0])
+def test_every_shape_of_the_job_list_has_its_index(family, datasets, active):
+    group, across_datasets = JOB_COLLECTIONS[family.kinds[0]]
+    family = dataclasses.replace(family, collection=lambda: (CLIENT.collection_group if across_datasets
+                                                             else CLIENT.collection)(group))
+    scope = "COLLECTION_GROUP" if across_datasets else "COLLECTION"
+    for kind in {None, family.kinds[-1]}:
+        for query in jobs.queries(family, kind, datasets, active):
+            filtered, order = needed(jobs.newest_first(query, 10))
+            assert filtered == frozenset() and not across_datasets or (filtered, order) in declared(group, scope), \
+                (kind, filtered)
