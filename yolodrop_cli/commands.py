@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                            TimeElapsedColumn)
 
+from common.domain import job_view
 from common.domain.exports import data_yaml
 from yolodrop_cli import files, follow, settings, show
 from yolodrop_cli import push as pushing
@@ -277,54 +279,69 @@ def train(api: Api, out: Output, dataset: str, model: str, epochs: int, version,
 
 
 @command()
-@click.argument("job_id")
-@click.option("--follow", is_flag=True, help="show the epochs as they end; Ctrl-C asks whether to cancel")
-def job(api: Api, out: Output, job_id: str, follow: bool) -> None:
-    """One training job: status, epochs, error, model."""
+@click.argument("ref")
+@click.option("--follow", is_flag=True, help="show its progress to the end; Ctrl-C asks whether to cancel")
+def job(api: Api, out: Output, ref: str, follow: bool) -> None:
+    """One job of any kind by its ref, kind/id (`yolodrop jobs` lists them): status, phase, progress, error.
+    A bare id is a training job's, shown with its epochs and model."""
     if follow:
-        return _follow(api, out, job_id)
-    view = api.get(f"/training/{job_id}")
+        return _follow(api, out, ref)
+    if "/" in ref:
+        return out.emit(api.get(f"/jobs/{ref}"), show.job_lines)
+    view = api.get(f"/training/{ref}")
     out.emit(view, lambda j: [f"job {j['id']} ({j['dataset']}): {j['status']}, epoch {j.get('epoch') or 0}/"
                               f"{j.get('epochs')}" + (f", model {j['model_id']}" if j.get("model_id") else ""),
                               *([f"  error: {j['error']}"] if j.get("error") else []),
                               *(show.epoch_line(row, j.get("epochs")) for row in j.get("history") or [])])
 
 
-def _follow(api: Api, out: Output, job_id: str) -> None:
+def _follow(api: Api, out: Output, ref: str) -> None:
+    """Follow any job to its end: exit 0 once completed (a training job: with its model), else 1 with its error."""
     with out.progress(MofNCompleteColumn()) as bars:
-        watcher = follow.Follower(api, job_id, follow.Display(bars, out.json, click.echo))
-        final = watcher.run(confirm_cancel=lambda: _ask_cancel(api, job_id, bars))
+        watcher = follow.Follower(api, ref, follow.Display(bars, out.json, click.echo))
+        final = watcher.run(confirm_cancel=lambda: _ask_cancel(api, watcher, bars))
     if final["status"] != "completed":
-        fail(f"job {job_id} {final['status']}" + (f": {final['error']}" if final.get("error") else ""))
-    model = api.get(f"/models/{final['model_id']}")
+        fail(f"job {final['ref']} {final['status']}" + (f": {final['error']}" if final.get("error") else ""))
+    if final["kind"] != follow.TRAINING:
+        return out.emit({"event": "job", **final}, show.job_lines(final))
+    model = api.get(f"/models/{api.get(final['links']['self'])['model_id']}")
     out.emit({"event": "model", **model}, show.model_lines(model))
 
 
-def _ask_cancel(api: Api, job_id: str, bars: Progress) -> bool:
+def _ask_cancel(api: Api, watcher: follow.Follower, bars: Progress) -> bool:
     """After Ctrl-C: cancel the job (True: keep following to its end) or leave it running (False)."""
+    ref, again = watcher.ref, f"follow it again with `yolodrop job {watcher.ref} --follow`"
+    if not (watcher.last or {}).get("cancellable"):
+        click.echo(f"\n{ref} cannot be cancelled now; it goes on: {again}", err=True)
+        return False
     bars.stop()
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        cancel = click.confirm(f"\ncancel job {job_id}? (no: it keeps running; follow it again with "
-                               f"`yolodrop job {job_id} --follow`)", default=False, err=True)
+        cancel = click.confirm(f"\ncancel job {ref}? (no: it keeps running; {again})", default=False, err=True)
     except click.Abort:
         cancel = False
     finally:
         signal.signal(signal.SIGINT, previous)
     if cancel:
-        api.post(f"/training/{job_id}/cancel")
-        click.echo("cancel requested: the trainer stops after the current epoch", err=True)
+        api.post(follow.cancel_path(ref))
+        click.echo("cancel requested" + (": the trainer stops after the current epoch" if watcher.training else ""),
+                   err=True)
         bars.start()
     return cancel
 
 
 @command()
 @click.option("--dataset", help="only this dataset's jobs")
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
-def jobs(api: Api, out: Output, dataset: str | None, limit: int) -> None:
-    """Training jobs, newest first."""
-    rows = list(api.pages("/training", "jobs", limit=limit, dataset=dataset, page_size=min(limit, 100)))
-    out.emit(rows, lambda _: show.table(rows, ("id", "dataset", "status", "epoch", "epochs", "model_id")))
+@click.option("--kind", type=click.Choice(job_view.KINDS), help="only jobs of this kind")
+@click.option("--active", is_flag=True, help="only queued or running jobs")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+def jobs(api: Api, out: Output, dataset: str | None, kind: str | None, active: bool, limit: int) -> None:
+    """Jobs of every kind (training, imports, exports, versions, dataset jobs), newest first; follow one with
+    `yolodrop job REF --follow`."""
+    rows = api.get("/jobs", dataset=dataset, kind=kind, active="true" if active else None, limit=limit)["items"]
+    now = time.time()
+    out.emit(rows, lambda _: show.table([show.job_row(row, now) for row in rows],
+                                        ("ref", "dataset", "status", "phase", "progress", "age")))
 
 
 @command()

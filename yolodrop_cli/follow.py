@@ -1,4 +1,4 @@
-"""Following what runs on the other side: a training job epoch by epoch, an
+"""Following what runs on the other side: any job by its ref (a training job epoch by epoch), an
 export to its zip, a version until it is frozen; and the export's download."""
 from __future__ import annotations
 
@@ -16,26 +16,47 @@ from yolodrop_cli.api import Api, poll
 
 POLL_SECONDS = 1.0
 ENDED = ("completed", "failed", "cancelled")
+TRAINING = "training"
 NO_LIMIT = float("inf")
 
 
+def job_ref(ref: str) -> str:
+    """A job's "kind/id"; a bare id is a training job's (what `yolodrop job ID` has always meant)."""
+    return ref if "/" in ref else f"{TRAINING}/{ref}"
+
+
+def cancel_path(ref: str) -> str:
+    """Where a job is cancelled: a training job by its own route (it stops after the current epoch), any other
+    kind by the one job route."""
+    kind, _, job_id = ref.partition("/")
+    return f"/training/{job_id}/cancel" if kind == TRAINING else f"/jobs/{ref}/cancel"
+
+
 class Display:
-    """A bar of epochs and a line of metrics per epoch; with --json, one JSON object per event instead."""
+    """One bar of the job's progress in its unit and a line each time its status changes (with a training job's
+    device, and a line of metrics per epoch); with --json, one JSON object per event instead."""
 
     def __init__(self, bars: Progress, as_json: bool, say: Callable[[str], None]):
         self.bars, self.as_json, self.say = bars, as_json, say
         self.task = None
 
-    def status(self, job: dict) -> None:
-        where = f" on {job['device']}" if job.get("device") else ""
-        self._event({"event": "status", "status": job["status"], "device": job.get("device")},
-                    f"{job['status']}{where}")
+    def status(self, job: dict, device: str | None = None) -> None:
+        phase = f" ({job['phase']})" if job.get("phase") else ""
+        where = f" on {device}" if device else ""
+        self._event({"event": "status", "status": job["status"], "phase": job.get("phase"), "device": device},
+                    f"{job['status']}{phase}{where}")
 
-    def epoch(self, row: dict, job: dict) -> None:
+    def progress(self, job: dict, announce: bool) -> None:
+        """Move the bar; `announce`: also say it (--json: a progress event)."""
+        progress = job["progress"]
         if self.task is None:
-            self.task = self.bars.add_task("epochs", total=job.get("epochs"))
-        self.bars.update(self.task, completed=row["epoch"])
-        self._event({"event": "epoch", **row}, show.epoch_line(row, job.get("epochs")))
+            self.task = self.bars.add_task(progress["unit"], total=progress["total"])
+        self.bars.update(self.task, total=progress["total"], completed=progress["done"])
+        if announce and self.as_json:
+            click.echo(json.dumps({"event": "progress", **progress}))
+
+    def epoch(self, row: dict, epochs: int | None) -> None:
+        self._event({"event": "epoch", **row}, show.epoch_line(row, epochs))
 
     def _event(self, data: dict, line: str) -> None:
         if self.as_json:
@@ -45,27 +66,37 @@ class Display:
 
 
 class Follower:
-    def __init__(self, api: Api, job_id: str, display: Display):
-        self.api, self.job_id, self.display = api, job_id, display
+    """Follows any job by its ref through GET /jobs/{kind}/{id}; a training job's epochs and device come from its
+    own view, read only when it moved."""
+
+    def __init__(self, api: Api, ref: str, display: Display):
+        self.api, self.ref, self.display = api, job_ref(ref), display
+        self.training = self.ref.startswith(f"{TRAINING}/")
         self.shown: set[int] = set()
-        self.last_status = None
+        self.last_status, self.last_done, self.last = None, None, None
 
     def probe(self) -> dict:
-        job = self.api.get(f"/training/{self.job_id}")
-        if job["status"] != self.last_status:
-            self.last_status = job["status"]
-            self.display.status(job)
-        for row in sorted(job.get("history") or [], key=lambda r: r["epoch"]):
+        job = self.api.get(f"/jobs/{self.ref}")
+        # a training job's phase is its epoch, which the epoch lines say
+        status = job["status"] if self.training else (job["status"], job.get("phase"))
+        moved = job["progress"]["done"] != self.last_done
+        details = self.api.get(job["links"]["self"]) if self.training and (moved or status != self.last_status) \
+            else {}
+        if status != self.last_status:
+            self.display.status(job, details.get("device"))
+        self.display.progress(job, announce=moved and not self.training)
+        for row in sorted(details.get("history") or [], key=lambda r: r["epoch"]):
             if row["epoch"] not in self.shown:
                 self.shown.add(row["epoch"])
-                self.display.epoch(row, job)
+                self.display.epoch(row, details.get("epochs"))
+        self.last_status, self.last_done, self.last = status, job["progress"]["done"], job
         return job
 
     def run(self, confirm_cancel: Callable[[], bool]) -> dict:
         """Follow to the end. Ctrl-C asks `confirm_cancel`: True goes on following, False stops here."""
         while True:
             try:
-                return poll(self.probe, lambda job: job["status"] in ENDED, NO_LIMIT, f"job {self.job_id}",
+                return poll(self.probe, lambda job: job["status"] in ENDED, NO_LIMIT, f"job {self.ref}",
                             POLL_SECONDS)
             except KeyboardInterrupt:
                 if not confirm_cancel():

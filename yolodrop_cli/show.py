@@ -105,3 +105,33 @@ def how_it_ended(view: dict) -> str:
     if view["status"] == "cancelled":
         return f"cancelled by {view.get('cancelled_by') or 'someone'}"
     return f"{view['status']}: {view.get('error')}"
+
+
+def progress_text(progress: dict) -> str:
+    """'3/10 epochs', or '120 files' while the total is not known."""
+    total = f"/{progress['total']:,}" if progress.get("total") is not None else ""
+    return f"{progress['done']:,}{total} {progress['unit']}"
+
+
+def age(seconds: float | None) -> str:
+    """'45s', '12m', '3h', '2d'."""
+    if seconds is None:
+        return "-"
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(0, int(seconds))}s"
+
+
+def job_row(job: dict, now: float) -> dict:
+    """A job of any kind as a row of `yolodrop jobs`."""
+    created = job.get("created_at")
+    return {"ref": job["ref"], "dataset": job.get("dataset"), "status": job["status"], "phase": job.get("phase"),
+            "progress": progress_text(job["progress"]), "age": age(now - created if created else None)}
+
+
+def job_lines(job: dict) -> list[str]:
+    """A job of any kind: what it is, where it is, and what went wrong."""
+    phase = f" ({job['phase']})" if job.get("phase") else ""
+    lines = [f"{job['ref']} ({job.get('dataset')}): {job['status']}{phase}, {progress_text(job['progress'])}"]
+    return lines + ([f"  error: {job['error']}"] if job.get("error") else [])

@@ -130,6 +130,28 @@ def test_import_follows_the_import_job_and_names_what_it_refused(run, tmp_path):
     assert refused.exit_code == 1 and "a private address" in refused.stderr
 
 
+def test_jobs_lists_every_kind_and_job_follows_any_to_its_end(run, pushed):
+    name = pushed[0]
+    version = json.loads(run("version", "create", name, "--no-wait", "--json").stdout)["version"]
+    ref = f"version/{name}:{version}"
+    followed = run("job", ref, "--follow")
+    assert followed.exit_code == 0, followed.output + followed.stderr
+    assert followed.stdout.splitlines()[-1].startswith(f"{ref} ({name}): completed"), followed.stdout
+    assert followed.stdout.splitlines()[-1].endswith(" 12/12 images"), followed.stdout
+    doomed = json.loads(run("import", name, "http://169.254.169.254/computeMetadata/v1/a.zip", "--no-wait",
+                            "--json").stdout)["import_id"]
+    failed = run("job", f"import/{doomed}", "--follow")
+    assert failed.exit_code == 1, failed.stderr
+    assert failed.stderr.splitlines()[-1].startswith(f"error: job import/{doomed} failed: "), failed.stderr
+
+    listed = run("jobs", "--dataset", name, "--json")
+    assert {f"import/{doomed}", ref} <= {job["ref"] for job in json.loads(listed.stdout)}
+    table = run("jobs", "--dataset", name, "--kind", "version").stdout.splitlines()
+    assert table[0].split() == ["ref", "dataset", "status", "phase", "progress", "age"]
+    refs = [line.split()[0] for line in table[1:]]
+    assert ref in refs and all(listed.startswith(f"version/{name}:") for listed in refs), table
+
+
 def test_exit_codes_and_one_line_errors(run):
     missing = run("status", "no-such-dataset")
     assert missing.exit_code == 1 and missing.stderr.count("\n") == 1 and "404" in missing.stderr

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from common.domain import dataset_formats, layout
-from yolodrop_cli import files, push, settings, show
+from yolodrop_cli import files, follow, push, settings, show
 from yolodrop_cli.commands import parse_args
 
 
@@ -96,6 +96,22 @@ def test_what_a_person_reads():
 def test_a_job_that_did_not_complete_says_who_cancelled_it_or_what_went_wrong():
     assert show.how_it_ended({"status": "cancelled", "cancelled_by": "erin"}) == "cancelled by erin"
     assert show.how_it_ended({"status": "failed", "error": "no ONNX weights"}) == "failed: no ONNX weights"
+
+
+def test_any_job_reads_as_its_ref_status_phase_progress_and_age():
+    job = {"ref": "import/import-1", "dataset": "d", "status": "running", "phase": "staged", "created_at": 100.0,
+           "progress": {"done": 1200, "total": None, "unit": "members"}, "error": None}
+    assert show.job_row(job, now=100.0 + 7_200) == {"ref": "import/import-1", "dataset": "d", "status": "running",
+                                                   "phase": "staged", "progress": "1,200 members", "age": "2h"}
+    assert show.job_lines({**job, "progress": {"done": 3, "total": 10, "unit": "epochs"}, "error": "x"}) == \
+        ["import/import-1 (d): running (staged), 3/10 epochs", "  error: x"]
+    assert [show.age(s) for s in (None, 59.9, 60, 86_400 * 3)] == ["-", "59s", "1m", "3d"]
+
+
+def test_a_bare_job_id_is_a_training_jobs_ref_and_each_ref_has_where_it_is_cancelled():
+    assert follow.job_ref("job-1") == "training/job-1" and follow.job_ref("version/d:v2") == "version/d:v2"
+    assert follow.cancel_path("training/job-1") == "/training/job-1/cancel"
+    assert follow.cancel_path("export/export-1") == "/jobs/export/export-1/cancel"
 
 
 def test_counts_read_as_english():
