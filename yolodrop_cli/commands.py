@@ -261,14 +261,14 @@ def parse_args(pairs: tuple[str, ...]) -> dict:
 @click.option("--imgsz", type=click.IntRange(32))
 @click.option("--batch", type=int)
 @click.option("--arg", "args", multiple=True, help="a further Ultralytics argument, key=value (repeatable)")
-@click.option("--request-id", help="makes the request idempotent: your same id is the same job")
+@click.option("--request-id", help="your same id is the same job (default: a new id, kept across the CLI's retries)")
 @click.option("--follow", is_flag=True, help="show the epochs as they end; Ctrl-C asks whether to cancel")
 def train(api: Api, out: Output, dataset: str, model: str, epochs: int, version, imgsz, batch, args,
           request_id, follow: bool) -> None:
     """Ask for training; with --follow, show each epoch and end with the registered model."""
     request = {"dataset": dataset, "model": model, "epochs": epochs, **parse_args(args),
-               **{k: v for k, v in (("version", version), ("imgsz", imgsz), ("batch", batch),
-                                    ("request_id", request_id)) if v is not None}}
+               "request_id": request_id or uuid.uuid4().hex,
+               **{k: v for k, v in (("version", version), ("imgsz", imgsz), ("batch", batch)) if v is not None}}
     answer = api.post("/training", request)
     if not follow:
         return out.emit(answer, [f"job {answer['job_id']} queued; follow it with "
@@ -394,7 +394,7 @@ def predict(api: Api, out: Output, model_id: str, images: tuple[Path, ...], conf
 @click.option("--timeout", type=float, default=1800, show_default=True)
 def export(api: Api, out: Output, dataset: str, export_format: str, version, output: Path, timeout: float) -> None:
     """Export a version of DATASET as a YOLO, COCO or Pascal VOC zip, download it, and show what it holds."""
-    body = {"format": export_format, **({"version": version} if version else {})}
+    body = {"format": export_format, "request_id": uuid.uuid4().hex, **({"version": version} if version else {})}
     export_id = api.post(f"/datasets/{dataset}/exports", body)["export_id"]
     with out.progress(MofNCompleteColumn()) as bars:
         done = follow.export_done(api, export_id, bars, timeout)
@@ -469,7 +469,8 @@ def autolabel(api: Api, out: Output, dataset: str, model_id: str, conf: float, i
 @click.option("--timeout", type=float, default=6 * 3600, show_default=True)
 def import_(api: Api, out: Output, dataset: str, url: str, archive_format, tasks, wait: bool, timeout: float) -> None:
     """Import an archive (https://, http:// or gs://; .zip, .tar, .tar.gz) into DATASET (made if new) by the import job."""
-    body = {"url": url, **({"format": archive_format} if archive_format else {}), **({"tasks": tasks} if tasks else {})}
+    body = {"url": url, "request_id": uuid.uuid4().hex, **({"format": archive_format} if archive_format else {}),
+            **({"tasks": tasks} if tasks else {})}
     pushing.ensure_dataset(api, dataset)
     import_id = api.post(f"/datasets/{dataset}/imports", body)["import_id"]
     if not wait:

@@ -43,15 +43,17 @@ class ExportRequest:
     format: str
     version: str | None  # None: freeze a new version first
     background: bool     # include background images (an empty label)
+    request_id: str | None = None  # a retry with the same one gets the first export
 
 
 def request_of(body) -> ExportRequest:
     if not isinstance(body, dict):
-        raise InvalidExportRequest("the body must be a JSON object {\"format\", \"version\"?, \"background\"?}")
-    unknown = sorted(set(body) - {"format", "version", "background"})
+        raise InvalidExportRequest("the body must be a JSON object {\"format\", \"version\"?, \"background\"?, "
+                                   "\"request_id\"?}")
+    unknown = sorted(set(body) - {"format", "version", "background", "request_id"})
     if unknown:
-        raise InvalidExportRequest(f"unknown field(s) {', '.join(unknown)}: an export takes format, version "
-                                   "and background")
+        raise InvalidExportRequest(f"unknown field(s) {', '.join(unknown)}: an export takes format, version, "
+                                   "background and request_id")
     if body.get("format") not in FORMATS:
         raise InvalidExportRequest(f"format must be one of {', '.join(FORMATS)}")
     version = body.get("version")
@@ -60,7 +62,11 @@ def request_of(body) -> ExportRequest:
     background = body.get("background", True)
     if not isinstance(background, bool):
         raise InvalidExportRequest("background must be true or false")
-    return ExportRequest(body["format"], version, background)
+    try:
+        request_id = jobs.request_id_of(body)
+    except jobs.InvalidRequestId as exc:
+        raise InvalidExportRequest(str(exc)) from None
+    return ExportRequest(body["format"], version, background, request_id)
 
 
 def new_document(export_id: str, dataset: str, request: ExportRequest, requested_by: str | None,

@@ -55,7 +55,7 @@ def request_of(body: object) -> tuple[str, str | None, int | None]:
     if not isinstance(body, dict) or not isinstance(body.get("url"), str):
         raise InvalidImportRequest('expected {"url": "https://…" | "gs://…", "format"?: "yolo" | "coco", '
                                    '"tasks"?: 1…64}')
-    unknown = set(body) - {"url", "format", "tasks"}
+    unknown = set(body) - {"url", "format", "tasks", "request_id"}  # request_id: jobs.request_id_of
     if unknown:
         raise InvalidImportRequest(f"unknown fields: {', '.join(sorted(unknown))}")
     archive_format = body.get("format")

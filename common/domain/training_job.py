@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.domain import storable
+from common.domain import jobs, storable
 
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "queued", "running", "completed", "failed", "cancelled"
 FINAL = (COMPLETED, CANCELLED)  # nothing changes after these; a failed job may be retried
@@ -214,6 +214,16 @@ def launched_execution(execution: str, continues_run: int | None, now: float) ->
 
 def continuation_launched(job: dict, run: int) -> bool:
     return any(row.get("continues_run") == run for row in job.get("executions") or [])
+
+
+def waits_for_request(job: dict) -> bool:
+    """Queued and never launched: its request is still worth sending (the training function claims it once)."""
+    return job.get("status") == QUEUED and not (job.get("execution") or job.get("launched_at"))
+
+
+def cancelled_fields(by: str | None, now: float) -> dict:
+    """A job cancelled before it was launched: it ends at once (common.domain.jobs.cancelled)."""
+    return {**jobs.cancelled(by, now), "updated_at": now}
 
 
 def request_again(job: dict) -> dict:

@@ -54,7 +54,7 @@ UNLAUNCHED = jobs.Waiting(
     training_store.jobs, (training_job.QUEUED,), config.training_topic,
     message=lambda job: (training_job.request_again(job),
                          {"requested_by": job["requested_by"]} if job.get("requested_by") else {}),
-    waits=lambda job: not (job.get("execution") or job.get("launched_at")),
+    waits=training_job.waits_for_request,
     activity=lambda job: max(job.get("claimed_at") or 0.0, job.get("updated_at") or 0.0),
     progress=lambda job: job["status"], failed=_unlaunched_failed)
 

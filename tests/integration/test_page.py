@@ -561,3 +561,23 @@ def test_an_editor_exports_a_version_and_the_list_shows_it_done_with_its_zip(pag
     assert any(listed[0]["boxes_per_class"][split].values() for split in listed[0]["splits"])
     expect(row.get_by_role("cell").nth(5)).to_have_text(holds)
     screenshot(page, "page-versions-exports")
+
+
+# ---- every job in one list ---------------------------------------------------------------------------------------
+
+def test_the_jobs_tab_lists_every_kind_of_job_with_the_status_and_progress_the_api_gives(page, stack, api, sample):
+    export = api.session.post(f"{api.url}/datasets/{sample}/exports", json={"format": "yolo"}, timeout=30).json()
+    wait_for(lambda: api.get(f"/jobs/export/{export['export_id']}"), lambda job: job["status"] == "completed",
+             timeout=60, what="the export to complete")
+    listed = api.get("/jobs", dataset=sample, limit=50)["items"]
+    assert {"export", "version", "revalidate"} <= {job["kind"] for job in listed}
+    open_hash(page, stack, f"#/d/{sample}/jobs")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(len(listed), timeout=SHOWN)
+    for row, job in zip(rows.all(), listed):
+        expect(row).to_contain_text(f"{job['kind']} {job['id']}")
+        expect(row.get_by_test_id("job-status")).to_contain_text(job["status"])
+    shown = page.get_by_role("row", name=f"export {export['export_id']}").get_by_test_id("job-progress")
+    done = listed[[job["id"] for job in listed].index(export["export_id"])]["progress"]
+    expect(shown).to_have_text(f"{done['done']:,} / {done['total']:,} {done['unit']}")
+    screenshot(page, "page-jobs")

@@ -5,21 +5,20 @@ is 202 with the export's id; `GET /exports/{export_id}` follows it."""
 from __future__ import annotations
 
 import time
-import uuid
 
 from common.api import access, params
 from common.api.context import RequestContext
 from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import documents
 from common.api.resources.datasets import DATASET
-from common.api.resources.versions import publish_or_forget
 from common.api.routes import Route
-from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, nullable, obj, page_of
+from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, REQUEST_ID, STRING, nullable, obj, page_of
 from common.cloud import version_store
 from common.domain import exports
 from common.domain.exports import InvalidExportRequest
 from common.domain.jobs import CannotCancel
-from common.services import export
+from common.platform import config
+from common.services import export, job_requests
 
 COUNTS = {"type": "object", "additionalProperties": INTEGER}
 EXPORT_ID = params.path("export_id", "the export id (export-<hex>)")
@@ -36,7 +35,8 @@ EXPORT = obj(required=("id", "dataset", "format", "status"), id=STRING, dataset=
              finished_at=nullable(NUMBER))
 REQUEST = {**obj(required=("format",), format={"type": "string", "enum": list(exports.FORMATS)},
                  version={**nullable(STRING), "description": "a version id; without one, a new version is frozen"},
-                 background={"type": "boolean", "description": "include background images (default true)"}),
+                 background={"type": "boolean", "description": "include background images (default true)"},
+                 request_id=REQUEST_ID),
            "description": "what to export"}
 
 
@@ -48,10 +48,11 @@ def create_export(ctx: RequestContext, args: dict) -> dict:
         raise ApiError(400, str(exc)) from None
     if request.version and version_store.read_version(dataset, request.version, ctx.deadline_seconds) is None:
         raise ApiError(404, f"no version {request.version!r} of dataset {dataset!r}", "version")
-    export_id = f"export-{uuid.uuid4().hex[:16]}"
-    ref = version_store.exports().document(export_id)
-    ref.create(exports.new_document(export_id, dataset, request, ctx.principal.name, time.time()), **ctx.deadline())
-    publish_or_forget(ref, {"export_id": export_id}, ctx)
+    export_id = job_requests.job_id("export", dataset, ctx.principal.name, request.request_id)
+    job_requests.ask(version_store.exports(), exports.new_document(export_id, dataset, request, ctx.principal.name,
+                                                                   time.time()),
+                     config.export_topic(), {"export_id": export_id}, ctx.deadline_seconds,
+                     requested_by=ctx.principal.name)
     return {"export_id": export_id}
 
 

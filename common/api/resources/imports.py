@@ -7,7 +7,6 @@ while running its phase says staging, staged or unpacking),
 from __future__ import annotations
 
 import time
-import uuid
 
 from common.api import access, params
 from common.api.context import RequestContext
@@ -15,13 +14,13 @@ from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import documents
 from common.api.resources.datasets import DATASET
 from common.api.routes import Route
-from common.api.schema import ANY, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
-from common.api.resources.versions import publish_or_forget
+from common.api.schema import ANY, INTEGER, NUMBER, REQUEST_ID, STRING, array, nullable, obj, page_of
 from common.cloud import import_store
-from common.domain import imports, source_urls
+from common.domain import imports, jobs, source_urls
 from common.domain.imports import InvalidImportRequest
 from common.domain.source_urls import InvalidSource
 from common.platform import config
+from common.services import job_requests
 
 IMPORT_ID = params.path("import_id", "the import id (import-<hex>)")
 IMPORT = obj(required=("id", "dataset", "status", "source"), id=STRING, dataset=STRING, source=STRING,
@@ -40,7 +39,8 @@ REQUEST = {**obj(required=("url",), url={"type": "string", "description": "https
                  format={"type": "string", "enum": list(imports.FORMATS),
                          "description": "yolo or coco; left out, the archive's files say"},
                  tasks={"type": "integer", "minimum": 1, "maximum": imports.MAX_TASKS,
-                        "description": "parallel tasks for a zip (at most the deployment's IMPORT_TASKS)"}),
+                        "description": "parallel tasks for a zip (at most the deployment's IMPORT_TASKS)"},
+                 request_id=REQUEST_ID),
            "description": "what to import"}
 
 
@@ -48,18 +48,19 @@ def create_import(ctx: RequestContext, args: dict) -> dict:
     dataset = args["dataset"]
     try:
         url, archive_format, tasks = imports.request_of(args["body"])
+        request_id = jobs.request_id_of(args["body"])
         source = source_urls.parse(url)
         if source.scheme == "gs":
             imports.check_bucket_source(source.bucket, source.name, config.data_bucket(), dataset,
                                         config.import_buckets())
-    except (InvalidImportRequest, InvalidSource) as exc:
+    except (InvalidImportRequest, InvalidSource, jobs.InvalidRequestId) as exc:
         raise ApiError(400, str(exc)) from None
-    import_id = f"import-{uuid.uuid4().hex[:16]}"
+    import_id = job_requests.job_id("import", dataset, ctx.principal.name, request_id)
     document = imports.new_import(import_id, dataset, source.url, source.archive, archive_format,
                                   ctx.principal.name, time.time())
     document["tasks_wanted"] = tasks
-    import_store.create(document, ctx.deadline_seconds)
-    publish_or_forget(import_store.ref(import_id), {"import_id": import_id}, ctx, config.import_topic())
+    job_requests.ask(import_store.collection(), document, config.import_topic(), {"import_id": import_id},
+                     ctx.deadline_seconds, requested_by=ctx.principal.name)
     return {"import_id": import_id}
 
 

@@ -3,17 +3,16 @@
 The API checks what a person could abuse before anything is published: the
 role on the dataset, the model (never a path; a registered model only when
 the caller may view it, else 404 as GET /models/{id}), and names the job by
-caller and request_id. A request is published to the training topic first and only then recorded as
-a queued job, so a publish that fails (a 503) leaves no job nobody can name;
-the training function makes the job from the message whoever records it first.
+caller and request_id. A request takes the one request path of every job
+(common.services.job_requests): recorded as a queued job, then published to the
+training topic while the job still waits, so a publish that fails (a 503) is
+repaired by a retry with the same request_id (the CLI sends one and retries) or,
+when nobody retries, by the watch, which sends the recorded request again.
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
-
-from google.api_core.exceptions import AlreadyExists
 
 from common.api import access, params, quotas
 from common.domain import storable
@@ -22,9 +21,10 @@ from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import documents, models
 from common.api.routes import Route
 from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
-from common.cloud import clients, storage, training_store
+from common.cloud import storage, training_store
 from common.domain import layout, training_job, training_request
 from common.platform import config
+from common.services import job_requests
 
 ENDED = (training_job.COMPLETED, training_job.FAILED, training_job.CANCELLED)
 JOB_ID = params.path("job_id", "the job id (job-<hash of the caller and the request_id>)")
@@ -53,15 +53,16 @@ def request_training(ctx: RequestContext, args: dict) -> dict:
     if not ctx.principal.is_admin:  # the administrator's requests may fail as jobs, as published ones do
         access.require(ctx, body.get("dataset"), access.EDITOR)
     job_id = training_request.job_id_for(request_id, ctx.principal.name)
-    if _recorded(job_id, ctx):  # a retry of this caller's request: recorded only after its message was published
-        return {"job_id": job_id, "request_id": request_id}
-    quotas.check_training(ctx, body)  # the caps, the jobs at once, today's trainer hours (not the administrator's)
-    _check_model(ctx, body.get("model"))
-    problem = storable.problem(body)
-    if problem:
-        raise ApiError(400, f"the body cannot be recorded as a job: {problem}")
-    _publish(body, ctx)
-    _record_queued(job_id, request_id, body, ctx)
+    if not _recorded(job_id, ctx):  # a retry of this caller's request was checked the first time
+        quotas.check_training(ctx, body)  # the caps, the jobs at once, today's trainer hours (not the administrator's)
+        _check_model(ctx, body.get("model"))
+        problem = storable.problem(body)
+        if problem:
+            raise ApiError(400, f"the body cannot be recorded as a job: {problem}")
+    job_requests.ask(training_store.jobs(), training_job.received_job(job_id, request_id, body, time.time(),
+                                                                      ctx.principal.name),
+                     config.training_topic(), body, ctx.deadline_seconds, training_job.waits_for_request,
+                     requested_by=ctx.principal.name)
     return {"job_id": job_id, "request_id": request_id}
 
 
@@ -80,24 +81,6 @@ def _check_model(ctx: RequestContext, model) -> None:
         models.get_model(ctx, {"model_id": model})
 
 
-def _publish(body: dict, ctx: RequestContext) -> None:
-    """Publish exactly what a direct publisher would; a failure or no answer in time raises."""
-    publisher = clients.publisher()
-    topic = publisher.topic_path(config.project(), config.training_topic())
-    publisher.publish(topic, json.dumps(body).encode(), **ctx.deadline(),
-                      requested_by=ctx.principal.name).result(timeout=ctx.deadline_seconds)
-
-
-def _record_queued(job_id: str, request_id: str, body: dict, ctx: RequestContext) -> None:
-    """Visible at once as queued, unless the training function (or this request before) got there first."""
-    try:
-        training_store.jobs().document(job_id).create(
-            training_job.received_job(job_id, request_id, body, time.time(), ctx.principal.name),
-            **ctx.deadline())
-    except AlreadyExists:
-        pass
-
-
 def get_job(ctx: RequestContext, args: dict) -> dict:
     return training_job.job_view(documents.find_in_dataset(training_store.jobs(), args["job_id"], "training job", ctx,
                                                             access.VIEWER))
@@ -112,8 +95,12 @@ def cancel_job(ctx: RequestContext, args: dict) -> dict:
     job = documents.find_in_dataset(training_store.jobs(), job_id, "training job", ctx, access.EDITOR)
     if job.get("status") in ENDED:
         raise ApiError(409, f"job {job_id} is already {job['status']}; nothing to cancel")
+    # The marker first: a trainer launched meanwhile still finds it and stops after its first epoch.
     storage.upload(layout.training_cancel_marker(job_id), b"cancel requested", "text/plain",
                    timeout=ctx.deadline_seconds)
+    if training_store.cancel_if_waiting(job_id, {**training_job.cancelled_fields(ctx.principal.name, time.time()),
+                                                 "cancel_requested": True}):
+        return {"id": job_id, "status": training_job.CANCELLED, "cancel_requested": True}
     training_store.jobs().document(job_id).update({"cancel_requested": True}, **ctx.deadline())
     return {"id": job_id, "status": job.get("status"), "cancel_requested": True}
 
