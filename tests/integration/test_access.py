@@ -88,8 +88,10 @@ MATRIX = {
     "POST /imports/{import_id}/cancel": (*SIGNED_OUT, 404, 403, 200, 200, 200),
     "GET /jobs": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /jobs/{kind}/{job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "POST /jobs/{kind}/{job_id}/cancel": (*SIGNED_OUT, 404, 403, 202, 202, 202),  # cancelled again: as it is
 }
-PATHS = {"GET /jobs/{kind}/{job_id}": "/jobs/training/{job_id}"}  # {kind} is a model's weights' elsewhere
+PATHS = {"GET /jobs/{kind}/{job_id}": "/jobs/training/{job_id}",  # {kind} is a model's weights' elsewhere
+         "POST /jobs/{kind}/{job_id}/cancel": "/jobs/training/{job_id}/cancel"}
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,15 @@ def test_a_training_whose_publish_failed_is_recorded_and_asked_for_once_more_by_
     job = training_store.jobs().document(answer["job_id"]).get().to_dict()
     assert (job["status"], job["request_id"]) == ("queued", body["request_id"])
     # Cancelled before anything was launched, it ends at once and the watch has nothing to send again.
-    cancelled = api.session.post(f"{api.url}/training/{answer['job_id']}/cancel", timeout=30)
-    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+    cancelled = api.session.post(f"{api.url}/jobs/training/{answer['job_id']}/cancel", timeout=30)
+    assert cancelled.status_code == 202, cancelled.text
+    assert (cancelled.json()["status"], cancelled.json()["cancellable"]) == ("cancelled", False)
     assert api.get(f"/training/{answer['job_id']}")["status"] == "cancelled"
+    again = api.session.post(f"{api.url}/jobs/training/{answer['job_id']}/cancel", timeout=30)
+    assert again.status_code == 202 and again.json()["status"] == "cancelled"  # a retried cancel: as it is
+
+
+def test_a_version_cannot_be_cancelled_and_says_why(api, sample):
+    version = api.session.post(f"{api.url}/datasets/{sample}/versions", json={}, timeout=30).json()
+    refused = api.session.post(f"{api.url}/jobs/version/{sample}:{version['version']}/cancel", timeout=30)
+    assert refused.status_code == 409 and "frozen in one short step" in refused.json()["error"]["message"]

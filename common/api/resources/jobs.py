@@ -1,7 +1,8 @@
 """Every job the same way, whatever its kind: GET /jobs lists them newest first, GET /jobs/{kind}/{job_id}
 shows one (docs/jobs.md, "Following any job"). Each kind's documents stay where they are; this reads them with
 the per-kind lists' access rules (only the datasets the caller may view) and shows them as common.domain.job_view
-makes them. POST /jobs/{kind}/{job_id}/cancel is to come beside these routes."""
+makes them. POST /jobs/{kind}/{job_id}/cancel cancels one through its kind's own cancel (each kind says what
+stops and what stays: docs/jobs.md, "Cancel")."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,11 +14,11 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from common.api import access, params
 from common.api.context import RequestContext
 from common.api.errors import ERROR_SCHEMA, ApiError
-from common.api.resources import documents
+from common.api.resources import classes, documents, exports, imports, training
 from common.api.routes import Route
 from common.api.schema import BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj
 from common.cloud import dataset_job_store, db, import_store, training_store, version_store
-from common.domain import dataset_jobs, job_view
+from common.domain import dataset_jobs, job_view, jobs
 
 # Firestore serves at most 30 disjunctions (each dataset of an `in` times each status of another).
 MAX_DISJUNCTIONS = 30
@@ -138,9 +139,45 @@ def _version(job_id: str, ctx: RequestContext) -> dict:
     return document
 
 
+def cancel_job(ctx: RequestContext, args: dict) -> tuple[int, dict]:
+    """202 with the job once its kind recorded the cancel; 409 with the reason where it cannot stop (it ended, or
+    its kind cannot stop safely where it is). Editors of the job's dataset only."""
+    kind, job_id = args["kind"], args["job_id"]
+    if kind == job_view.VERSION:
+        _version(job_id, ctx)  # 404 as GET answers it
+        raise ApiError(409, f"version {job_id} cannot be cancelled: {job_view.CANCEL[kind].refusal}")
+    family = BY_KIND[kind]
+    document = documents.find_in_dataset(family.collection(), job_id, family.what, ctx, access.EDITOR)
+    if family.kind_of(document) != kind:
+        raise ApiError(404, f"no {kind} job {job_id!r}")
+    status = job_view.kernel_status(document.get("status"))
+    refusal = jobs.cancel_refusal(status, job_view.CANCEL[kind])
+    if refusal:
+        raise ApiError(409, f"{kind} job {job_id} cannot be cancelled: {refusal}")
+    if status != jobs.CANCELLED:  # cancelled already: a retried cancel gets the job as it is
+        _CANCEL_BY_KIND.get(kind, _cancel_dataset_job)(ctx, document)
+    return 202, get_job(ctx, args)
+
+
+def _cancel_dataset_job(ctx: RequestContext, document: dict) -> None:
+    classes.cancel_dataset_job(ctx, {"dataset": document["dataset"], "dataset_job_id": document["id"]})
+
+
+# Each kind's own cancel, as its own route runs it (the checks above were theirs too: a refusal says the same).
+_CANCEL_BY_KIND: dict[str, Callable[[RequestContext, dict], object]] = {
+    job_view.TRAINING: lambda ctx, document: training.cancel_job(ctx, {"job_id": document["id"]}),
+    job_view.IMPORT: lambda ctx, document: imports.cancel_import(ctx, {"import_id": document["id"]}),
+    job_view.EXPORT: lambda ctx, document: exports.cancel_export(ctx, {"export_id": document["id"]}),
+}
+
+
 ROUTES = [
     Route("GET", "/jobs", list_jobs, "Every kind of job (of one dataset, or of those the caller may see), newest "
           "first, shown the same way", obj(items=array(JOB)), params=LIST_PARAMS),
     Route("GET", "/jobs/{kind}/{job_id}", get_job, "One job of any kind: status, phase, progress, error",
           JOB, params=(KIND, JOB_ID), responses={400: ("kind is not one of the job kinds", ERROR_SCHEMA)}),
+    Route("POST", "/jobs/{kind}/{job_id}/cancel", cancel_job, "Cancel a job of any kind where it can stop safely",
+          JOB, status=202, params=(KIND, JOB_ID),
+          responses={409: ("the job has ended, or its kind cannot stop safely where it is: the reason says which",
+                           ERROR_SCHEMA)}),
 ]
