@@ -448,8 +448,9 @@ def version_create(api: Api, out: Output, dataset: str, name, note, wait: bool, 
 def autolabel(api: Api, out: Output, dataset: str, model_id: str, conf: float, iou: float, scope: str, wait: bool,
               timeout: float) -> None:
     """Propose boxes for DATASET's images with a registered model (proposals to review, not labels)."""
+    # one request id for this command, so that a retried request (a 503, a lost answer) makes no second job
     job_id = api.post(f"/datasets/{dataset}/autolabel", {"model_id": model_id, "conf": conf, "iou": iou,
-                                                          "images": scope})["job_id"]
+                                                          "images": scope, "request_id": uuid.uuid4().hex})["job_id"]
     if not wait:
         return out.emit({"job_id": job_id}, [f"auto-labelling job {job_id} started"])
     with out.progress(MofNCompleteColumn()) as bars:

@@ -1,6 +1,7 @@
 """Auto-labelling through the stack: a registered model proposes boxes for a dataset's images (a
 dataset job in chunks, run by the dataset-jobs function), the proposals sit beside the labels, and a
-person accepts (the label file is written and indexed by the ordinary event) or rejects them."""
+person accepts (the label file is written and indexed by the ordinary event) or rejects them. A request retried
+with its request_id is one job; a cancelled job keeps what its done units proposed."""
 from __future__ import annotations
 
 import json
@@ -10,13 +11,15 @@ import functions_framework
 import pytest
 import requests
 
-from common.cloud import dataset_job_store, dataset_index, storage, topics
+from common.cloud import dataset_job_store, dataset_index, job_store, storage, topics
 from common.domain import layout
 from common.platform import config
+from common.platform.handler import Result
 from common.services import autolabel, dataset_jobs, jobs
 from infra.local.client import wait_for
 from infra.local.sample import CLASSES, data_yaml, synthetic_image
 from tests.integration.helpers import drop, stats_when
+from tests.integration.test_job_kernel import Wire, deliver
 from tests.integration.trained import trained_model  # noqa: F401 - a fixture
 
 APP = functions_framework.create_app(target="api_handler", source="functions/api/main.py", signature_type="http")
@@ -284,3 +287,33 @@ def test_the_dataset_lists_its_auto_labelling_jobs_newest_first(client, auth, un
     assert [job["id"] for job in listed] == [labelled_job["id"]]
     assert labelled_job["id"] in [job["id"] for job in client.get("/autolabel", headers=auth).get_json()["jobs"]]
     assert json.loads(json.dumps(listed[0]))["images_total"] == UNLABELED
+
+
+def test_a_request_retried_with_its_request_id_is_one_job_and_a_cancel_keeps_what_its_done_units_proposed(
+        client, auth, bucket, api, trained_model, monkeypatch):
+    dataset = f"al-{uuid.uuid4().hex[:8]}"
+    drop(bucket, dataset, {"data.yaml": data_yaml(DATASET_CLASSES).encode(),
+                           **{f"images/c{i:02d}.jpg": synthetic_image(700 + i, size=(96, 72))[0] for i in range(25)}})
+    stats_when(api, dataset, {"images": 25})
+    wire = Wire(monkeypatch)
+    body = {"model_id": trained_model["id"], "conf": CONF, "request_id": f"cli-{uuid.uuid4().hex}"}
+    first, retried = (client.post(f"/datasets/{dataset}/autolabel", json=body, headers=auth) for _ in range(2))
+    assert (first.status_code, retried.status_code) == (202, 202) and first.get_json() == retried.get_json()
+    job_id = first.get_json()["job_id"]
+    deliver(wire.take("plan")[0])
+    units = wire.take("chunk")
+    assert deliver(units[0]).result == Result.APPLIED  # 20 images labelled, then the job is cancelled
+
+    cancelled = client.post(f"/datasets/{dataset}/jobs/{job_id}/cancel", headers=auth)
+    assert cancelled.status_code == 202 and cancelled.get_json()["status"] == "cancelled", cancelled.get_json()
+    assert deliver(units[1]).result == Result.DUPLICATE  # a unit delivered later does nothing
+    job = client.get(f"/autolabel/{job_id}", headers=auth).get_json()
+    assert (job["status"], job["images_total"], job["images_done"]) == ("cancelled", 25, 20)
+    later_images = set(job_store.unit_items(dataset_job_store.jobs(), job_id, 1))
+    proposed = {img["id"] for img in with_proposals(client, auth, dataset)}
+    assert proposed and proposed.isdisjoint(later_images)  # the done unit's proposals stay, none came after
+    assert job_id not in {found["id"] for found in job_store.active(dataset_job_store.jobs())}  # the watch's sweep
+    again = client.post(f"/datasets/{dataset}/autolabel", json=body, headers=auth)
+    assert again.get_json() == {"job_id": job_id, "status": "cancelled"}
+    assert [listed["id"] for listed in client.get(f"/autolabel?dataset={dataset}", headers=auth).get_json()["jobs"]] \
+        == [job_id]

@@ -6,7 +6,6 @@ Proposals never overwrite a label: they sit beside it in the index.
 from __future__ import annotations
 
 import time
-import uuid
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -18,23 +17,24 @@ from common.api.resources.datasets import DATASET
 from common.api.resources.images import IMAGE_ID, find_image
 from common.api.resources.labels import CONFLICT, label_conflict
 from common.api.routes import Route
-from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
+from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, REQUEST_ID, STRING, array, nullable, obj, page_of
 from common.cloud import dataset_job_store, guarded_objects, proposal_store, training_store
 from common.domain import dataset_jobs, layout, proposals
+from common.domain import jobs as kernel
 from common.services import dataset_jobs as job_service
-from common.services import proposal_review
+from common.services import job_requests, proposal_review
 
 REVIEW_KINDS = (dataset_jobs.AUTOLABEL, dataset_jobs.ACCEPT)
 JOB_ID = params.path("autolabel_job_id", "the auto-labelling job id (autolabel-... or accept-...)")
 JOB = obj(required=("id", "dataset", "kind", "status", "images_total", "images_done", "failed"),
           id=STRING, dataset=STRING, kind={"type": "string", "enum": list(REVIEW_KINDS)},
-          status={"type": "string", "enum": [dataset_jobs.QUEUED, dataset_jobs.RUNNING, *dataset_jobs.ENDED]},
+          status={"type": "string", "enum": list(dataset_jobs.STATES)},
           model_id=nullable(STRING), images_total=INTEGER, images_done=INTEGER, boxes=INTEGER, dropped=INTEGER,
           dropped_classes=nullable(array(STRING)), failures=INTEGER, accepted=INTEGER, skipped=INTEGER,
           conflicts=INTEGER, failed=array(obj(image=STRING, reason=STRING)), error=nullable(STRING),
           created_at=NUMBER, finished_at=nullable(NUMBER), conf=ANY, iou=ANY, images=ANY, min_confidence=ANY,
-          merge=ANY, requested_by=nullable(STRING))
-STARTED = obj(job_id=STRING)
+          merge=ANY, requested_by=nullable(STRING), cancelled_by=nullable(STRING))
+STARTED = obj(job_id=STRING, status={"type": "string", "enum": list(dataset_jobs.STATES)})
 ACCEPTED = obj(label_path=STRING, generation=INTEGER, accepted=INTEGER)
 REVIEW_REFUSALS = {409: ("no proposal reaches min_confidence, or the image has a label and merge was not asked",
                          ERROR_SCHEMA),
@@ -44,20 +44,35 @@ REVIEW_REFUSALS = {409: ("no proposal reaches min_confidence, or the image has a
 def start_autolabel(ctx: RequestContext, args: dict) -> tuple[int, dict]:
     dataset, body = args["dataset"], args["body"]
     _refuse(proposals.request_problems(body))
+    job_id = _job_id(dataset_jobs.AUTOLABEL, dataset, body, ctx)
     documents.find_in_dataset(training_store.models(), body["model_id"], "model", ctx, access.VIEWER)
-    job = dataset_jobs.new_job(f"autolabel-{uuid.uuid4().hex[:20]}", dataset, dataset_jobs.AUTOLABEL, time.time(),
-                               ctx.principal.name, model_id=body["model_id"], conf=float(body.get("conf", 0.25)),
+    job = dataset_jobs.new_job(job_id, dataset, dataset_jobs.AUTOLABEL, time.time(), ctx.principal.name,
+                               model_id=body["model_id"], conf=float(body.get("conf", 0.25)),
                                iou=float(body.get("iou", 0.7)), images=body.get("images", proposals.UNLABELED))
-    job_service.start(job, ctx.deadline_seconds)
-    return 202, {"job_id": job["id"]}
+    return _started(job, ctx)
 
 
 def accept_all(ctx: RequestContext, args: dict) -> tuple[int, dict]:
     min_confidence, merge = _review_options(args["body"])
-    job = dataset_jobs.new_job(f"accept-{uuid.uuid4().hex[:20]}", args["dataset"], dataset_jobs.ACCEPT, time.time(),
-                               ctx.principal.name, min_confidence=min_confidence, merge=merge)
-    job_service.start(job, ctx.deadline_seconds)
-    return 202, {"job_id": job["id"]}
+    job = dataset_jobs.new_job(_job_id(dataset_jobs.ACCEPT, args["dataset"], args["body"], ctx), args["dataset"],
+                               dataset_jobs.ACCEPT, time.time(), ctx.principal.name, min_confidence=min_confidence,
+                               merge=merge)
+    return _started(job, ctx)
+
+
+def _job_id(kind: str, dataset: str, body, ctx: RequestContext) -> str:
+    """The job a request_id names (a retry after a lost answer gets the first job); without one, a new job."""
+    try:
+        request_id = kernel.request_id_of(body if isinstance(body, dict) else {})
+    except kernel.InvalidRequestId as invalid:
+        raise ApiError(400, str(invalid), "request_id") from None
+    return job_requests.job_id(kind, dataset, ctx.principal.name, request_id)
+
+
+def _started(job: dict, ctx: RequestContext) -> tuple[int, dict]:
+    """Ask for the job (the one of its id made before, when a request_id named it): its id and status now."""
+    stored = job_service.start(job, ctx.deadline_seconds)
+    return 202, {"job_id": stored["id"], "status": stored["status"]}
 
 
 def get_job(ctx: RequestContext, args: dict) -> dict:
@@ -142,7 +157,7 @@ ROUTES = [
           "Auto-label images with a registered model: proposals to review, in a job", STARTED, status=202,
           params=(DATASET,), role=access.EDITOR, rate_limited="autolabel",
           body=obj(required=("model_id",), model_id=STRING, conf=NUMBER, iou=NUMBER,
-                   images={"type": "string", "enum": list(proposals.SCOPES)})),
+                   images={"type": "string", "enum": list(proposals.SCOPES)}, request_id=REQUEST_ID)),
     Route("GET", "/autolabel/{autolabel_job_id}", get_job,
           "An auto-labelling (or bulk accept) job with its progress", JOB, params=(JOB_ID,)),
     Route("GET", "/autolabel", list_jobs,
@@ -156,6 +171,6 @@ ROUTES = [
           role=access.EDITOR),
     Route("POST", "/datasets/{dataset}/proposals/accept", accept_all,
           "Accept every image's proposals, as a job with progress", STARTED, status=202, params=(DATASET,),
-          body=obj(required=(), min_confidence=NUMBER, merge=BOOLEAN), body_optional=True, role=access.EDITOR,
-          rate_limited="autolabel"),
+          body=obj(required=(), min_confidence=NUMBER, merge=BOOLEAN, request_id=REQUEST_ID), body_optional=True,
+          role=access.EDITOR, rate_limited="autolabel"),
 ]
