@@ -345,11 +345,14 @@ def jobs(api: Api, out: Output, dataset: str | None, kind: str | None, active: b
 
 
 @command()
-@click.argument("job_id")
-def cancel(api: Api, out: Output, job_id: str) -> None:
-    """Cancel a training job: it stops after the current epoch."""
-    answer = api.post(f"/training/{job_id}/cancel")
-    out.emit(answer, [f"job {job_id}: cancel requested (stops after the current epoch)"])
+@click.argument("ref")
+def cancel(api: Api, out: Output, ref: str) -> None:
+    """Cancel a job of any kind by its ref, kind/id (a bare id is a training job's: it stops after the current
+    epoch). Refused, with the reason, where the job cannot stop safely."""
+    answer = api.post(follow.cancel_path(ref))
+    stops = " (the trainer stops after the current epoch)" if answer["kind"] == follow.TRAINING and \
+        answer["status"] != "cancelled" else ""
+    out.emit(answer, [f"job {answer['ref']}: {answer['status']}, cancel requested{stops}"])
 
 
 @command()

@@ -26,10 +26,8 @@ def job_ref(ref: str) -> str:
 
 
 def cancel_path(ref: str) -> str:
-    """Where a job is cancelled: a training job by its own route (it stops after the current epoch), any other
-    kind by the one job route."""
-    kind, _, job_id = ref.partition("/")
-    return f"/training/{job_id}/cancel" if kind == TRAINING else f"/jobs/{ref}/cancel"
+    """Where a job of any kind is cancelled: the one job route (a training job stops after its current epoch)."""
+    return f"/jobs/{job_ref(ref)}/cancel"
 
 
 class Display:

@@ -151,6 +151,10 @@ def test_jobs_lists_every_kind_and_job_follows_any_to_its_end(run, pushed):
     refs = [line.split()[0] for line in table[1:]]
     assert ref in refs and all(listed.startswith(f"version/{name}:") for listed in refs), table
 
+    refused = run("cancel", ref)  # a version cannot stop; an ended job has nothing to cancel: the reason says which
+    assert refused.exit_code == 1 and "409" in refused.stderr and "cannot be cancelled" in refused.stderr, \
+        refused.stderr
+
 
 def test_exit_codes_and_one_line_errors(run):
     missing = run("status", "no-such-dataset")

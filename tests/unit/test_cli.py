@@ -110,7 +110,7 @@ def test_any_job_reads_as_its_ref_status_phase_progress_and_age():
 
 def test_a_bare_job_id_is_a_training_jobs_ref_and_each_ref_has_where_it_is_cancelled():
     assert follow.job_ref("job-1") == "training/job-1" and follow.job_ref("version/d:v2") == "version/d:v2"
-    assert follow.cancel_path("training/job-1") == "/training/job-1/cancel"
+    assert follow.cancel_path("training/job-1") == follow.cancel_path("job-1") == "/jobs/training/job-1/cancel"
     assert follow.cancel_path("export/export-1") == "/jobs/export/export-1/cancel"
 
 
