@@ -334,6 +334,7 @@ def test_a_training_jobs_curves_gain_a_point_per_epoch_while_it_runs(page, stack
     expect(points).to_have_count(epochs, timeout=SHOWN)
     growing = [count for status, count in seen if status == "running"]
     assert growing == sorted(growing) and any(0 < n < epochs for n in growing), seen
+    expect(page.get_by_test_id("job-executions")).to_have_text("1")  # one task held every epoch: no continuation
     screenshot(page, "page-training-job")
 
 

@@ -86,6 +86,7 @@ function jobView(job, editable, reload) {
       ...fact("status", h("span", {class: `badge ${job.status}`, "data-testid": "job-status"}, job.status)),
       ...fact("epoch", `${job.epoch ?? 0} / ${job.epochs ?? "?"}`), ...fact("device", job.device || "–"),
       ...fact("run", job.run ?? "–"), ...fact("resumed from epoch", job.resumed_from_epoch ?? "–"),
+      ...fact("executions", executions(job)),
       ...fact("images", job.images ? Object.entries(job.images).map(([k, v]) => `${k} ${v}`).join(", ") : "–"),
       ...fact("model", job.model_id ? link(`#/model/${encodeURIComponent(job.model_id)}`, job.model_id) : "–"),
       ...fact("requested", job.request ? `${job.request.model}, ${job.request.epochs} epochs, imgsz ${job.request.imgsz ?? 640}` : "–")),
@@ -101,3 +102,13 @@ function jobView(job, editable, reload) {
 }
 
 const fact = (name, value) => [h("dt", {}, name), h("dd", {}, value)];
+
+// A run longer than a task continues in a next execution from its checkpoint (docs/training.md, "Longer than a
+// task"): how many there were, and after which epochs each one went on.
+function executions(job) {
+  const started = (job.executions || []).length;
+  const after = (job.continuations || []).map((c) => c.after_epoch);
+  if (!started) return "–";
+  return h("span", {"data-testid": "job-executions"},
+    `${started}` + (after.length ? ` (continued after epoch ${after.join(", ")})` : ""));
+}
