@@ -6,10 +6,17 @@
 
 The job's own document changes a few times in its life; what moves every
 second lives in the units' documents, one writer each.
+
+One claim for any document (a job being planned, an export being written, a
+training being prepared): `claim` takes a lease (common.domain.jobs.Lease) in
+one transaction, `Heartbeat` renews it while a long call works, `release` lets
+it go.
 """
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 from google.api_core.exceptions import AlreadyExists
@@ -17,6 +24,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import db
 from common.domain import jobs as kernel
+from common.platform import log
 
 PLAN_WRITES = 400  # plan documents per batch (under Firestore's 500 writes of one commit)
 
@@ -156,8 +164,8 @@ def reopen(jobs, job_id: str, ended: tuple[str, ...] = (kernel.FAILED,)) -> dict
         if job["status"] not in ended:
             return None
         fields = {"status": kernel.RUNNING if job["planned"] else kernel.QUEUED, "error": None, "finished_at": None,
-                  "cancelled_by": None, "republishes": 0, "stalled_at_progress": None, "planning_until": None,
-                  "reopened_at": time.time()}
+                  "cancelled_by": None, "republishes": 0, "stalled_at_progress": None,
+                  **kernel.lease_released(kernel.PLAN_LEASE), "reopened_at": time.time()}
         transaction.update(ref, fields)
         return {**job, **fields}
 
@@ -179,3 +187,89 @@ def active(jobs) -> list[dict]:
     """The jobs that have not ended."""
     query = jobs.where(filter=FieldFilter("status", "in", list(kernel.ACTIVE)))
     return [snapshot.to_dict() for snapshot in query.stream(**db.deadline())]
+
+
+# ---- one claim: a lease on any document ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """One holder's claim on a document: the document as it was found (None when there is none), and whether
+    the lease is the holder's now (what renew, release and Heartbeat need to act for it)."""
+    ref: object
+    lease: kernel.Lease
+    holder: str
+    document: dict | None
+    taken: bool
+
+
+def claim(ref, lease: kernel.Lease, holder: str, allows: Callable[[dict], bool],
+          taking: Callable[[dict], dict] = lambda found: {}) -> Claim:
+    """In one transaction: take `lease` on the document for `holder` when `allows(document)` ({} for a document
+    that does not exist; one is then created with the lease's top-level fields), writing `taking(document)`
+    with it. LeaseHeld while another holder's lease runs; not taken when `allows` refuses. `holder` names one
+    attempt (a delivery), so that two deliveries of one message are two holders."""
+    def work(transaction) -> Claim:
+        found = ref.get(transaction=transaction, **db.deadline())
+        document = found.to_dict() if found.exists else None
+        if not allows(document or {}):
+            return Claim(ref, lease, holder, document, False)
+        now = time.time()
+        if kernel.held_by_other(document or {}, lease, holder, now):
+            raise kernel.LeaseHeld(ref.id, kernel.stored(document, lease.holder) if lease.holder else None)
+        fields = {**taking(document or {}), **kernel.lease_taken(lease, holder, now)}
+        if document is None:
+            transaction.set(ref, fields)
+        else:
+            transaction.update(ref, fields)
+        return Claim(ref, lease, holder, document, True)
+    return db.in_transaction(work)
+
+
+def _while_held(held: Claim, fields: dict) -> bool:
+    """Write `fields` in one transaction while the claim's holder holds the lease: False when it does not."""
+    def work(transaction) -> bool:
+        found = held.ref.get(transaction=transaction, **db.deadline())
+        if not found.exists or not kernel.holds(found.to_dict(), held.lease, held.holder):
+            return False
+        transaction.update(held.ref, fields)
+        return True
+    return db.in_transaction(work)
+
+
+def renew(held: Claim) -> bool:
+    """The holder's heartbeat: its lease runs again from now; False when it was taken over or released."""
+    return _while_held(held, kernel.lease_renewed(held.lease, time.time()))
+
+
+def release(held: Claim, **fields) -> bool:
+    """Let the holder's lease go (with `fields`), so that the next claim takes it at once; False (nothing
+    written) when it is not the holder's any more."""
+    return _while_held(held, {**fields, **kernel.lease_released(held.lease)})
+
+
+class Heartbeat:
+    """`with Heartbeat(claim):` keeps the holder's lease alive while a long call works, whatever it does (a beat
+    every quarter of the lease, from a thread); stopped on the way out, before any release. A lease taken over
+    meanwhile is not renewed: its beats stop."""
+
+    def __init__(self, held: Claim):
+        self.held, self.stopped = held, threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self.thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.held.lease.seconds / 4):
+            try:
+                if not renew(self.held):
+                    log.log("WARNING", "lease lost: no more heartbeats", document=self.held.ref.path,
+                            holder=self.held.holder)
+                    return
+            except Exception as exc:  # noqa: BLE001 - a missed beat: the next one, or the lease, decides
+                log.log("WARNING", "heartbeat missed", document=self.held.ref.path, error=repr(exc))
+
+    def __exit__(self, *failure) -> None:
+        self.stopped.set()
+        self.thread.join()

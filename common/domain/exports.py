@@ -31,6 +31,12 @@ FINAL = jobs.FINAL
 # An export may be cancelled while queued or running: the call writing it stops at its next part, nothing is
 # composed, and its parts are removed (common.services.export).
 CANCEL = jobs.Cancel(jobs.ACTIVE)
+
+
+def lease(seconds: float) -> jobs.Lease:
+    """The claim of the call writing an export (EXPORT_LEASE_SECONDS): its stored `heartbeat` and `claimed_by`
+    (which delivery). An export an older deployment claimed has a heartbeat only: its time alone decides."""
+    return jobs.Lease(seconds, at="heartbeat", holder="claimed_by")
 BACKGROUND_LEFT_OUT = "background image (left out by request)"
 
 

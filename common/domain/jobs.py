@@ -71,6 +71,75 @@ def cancelled(by: str | None, now: float) -> dict:
     return {"status": CANCELLED, "finished_at": now, "cancelled_by": by}
 
 
+# ---- one claim: a lease on a document, one holder at a time ---------------------------------------------------
+
+@dataclass(frozen=True)
+class Lease:
+    """A claim on a document: one holder works on it at a time, for `seconds` after it took the lease or last
+    renewed it (its heartbeat); a lease that ran out may be taken over. `at` and `holder` name the document's
+    fields (a dotted path for a nested one) that say since when and who: each kind keeps its stored names, so
+    documents an older deployment wrote read the same (one without a holder field is held by nobody in
+    particular, by its time alone)."""
+    seconds: float
+    at: str
+    holder: str | None = None
+
+
+# One planner at a time per job; one that died holding the plan lease is replaced after PLAN_LEASE_SECONDS.
+# (An older deployment's `planning_until` is not read: a second planner is harmless, the plan is marked once.)
+PLAN_LEASE_SECONDS = 300.0
+PLAN_LEASE = Lease(PLAN_LEASE_SECONDS, at="planning_at", holder="planning_by")
+
+
+class LeaseHeld(RuntimeError):
+    """Another holder's lease on the document runs: try again later (it may die, and its lease run out)."""
+
+    def __init__(self, document_id: str, holder: object):
+        super().__init__(f"{document_id} is claimed by {holder or 'another worker'}")
+        self.document_id, self.holder = document_id, holder
+
+
+def stored(document: dict, path: str) -> object:
+    """A field of a document by its dotted path; None when absent."""
+    for name in path.split("."):
+        document = document.get(name) if isinstance(document, dict) else None
+    return document
+
+
+def lease_runs(document: dict, lease: Lease, now: float) -> bool:
+    """Whether a lease on the document still runs at `now` (whoever holds it)."""
+    return now - (stored(document, lease.at) or 0.0) < lease.seconds
+
+
+def held_by_other(document: dict, lease: Lease, holder: str, now: float) -> bool:
+    """Whether someone other than `holder` holds a lease that still runs at `now` (the holder's own, seen again
+    when its claim is retried, is not another's)."""
+    mine = lease.holder is not None and stored(document, lease.holder) == holder
+    return lease_runs(document, lease, now) and not mine
+
+
+def holds(document: dict, lease: Lease, holder: str) -> bool:
+    """Whether `holder` still holds the lease (not released, not taken over), run out or not: it may renew it.
+    A lease with no holder field is anyone's to renew while it is not released."""
+    taken = bool(stored(document, lease.at))
+    return taken and (lease.holder is None or stored(document, lease.holder) == holder)
+
+
+def lease_taken(lease: Lease, holder: str, now: float) -> dict:
+    """The fields that give the lease to `holder` at `now`."""
+    return {lease.at: now, **({lease.holder: holder} if lease.holder else {})}
+
+
+def lease_renewed(lease: Lease, now: float) -> dict:
+    """The fields of a heartbeat: the lease runs `lease.seconds` from `now`."""
+    return {lease.at: now}
+
+
+def lease_released(lease: Lease) -> dict:
+    """The fields that let the lease go: the next claim takes it at once."""
+    return {lease.at: 0.0}
+
+
 def job_id(kind: str, *request: object) -> str:
     """The same request always names the same job: `<kind>-<hash of the request>`."""
     digest = hashlib.sha256("\0".join(str(part) for part in (kind, *request)).encode()).hexdigest()[:20]

@@ -19,6 +19,10 @@ FINAL = (COMPLETED, CANCELLED)  # nothing changes after these; a failed job may 
 EVENT_TYPES = ("started", "epoch", "completed", "failed", "cancelled", "continued")
 RUN_STRIDE = 1_000_000
 CONTINUATION_ATTRIBUTE = "continuation"  # a training-topic message asking for a continuation, not a request
+# The training function's claims (the kernel's one claim): preparing and launching a job, and starting the
+# execution that continues one; a delivery that died holding one is replaced after its seconds.
+CLAIM_LEASE = jobs.Lease(120.0, at="claimed_at", holder="claimed_by")
+CONTINUATION_LEASE = jobs.Lease(120.0, at="continuation.claimed_at", holder="continuation.claimed_by")
 
 
 def sequence(run: int, n: int) -> int:

@@ -22,7 +22,7 @@ kind (common.domain.jobs):
 from __future__ import annotations
 
 import json
-import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,8 +33,6 @@ from common.domain import jobs as kernel
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
-
-PLAN_LEASE_SECONDS = 300.0  # a planner that died holding the plan lease is replaced after this
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,8 @@ def _plan(family: Family, kinds: dict[str, Kind], job: dict) -> Outcome:
         sent = _publish_units(family, job)  # a redelivered plan step repairs units whose messages were lost
         try_end(family, kinds, job["id"])   # and an end that failed after the last unit
         return Outcome(Result.DUPLICATE, f"job {job['id']} is planned already; {sent} undone units asked again")
-    if not _claim_planning(family, job["id"]):
+    planning = _claim_planning(family, job["id"])
+    if planning is None:
         return Outcome(Result.DUPLICATE, f"job {job['id']} is being planned by another worker")
     try:
         units = _planned_units(family, kinds, job)
@@ -117,7 +116,7 @@ def _plan(family: Family, kinds: dict[str, Kind], job: dict) -> Outcome:
         job_store.finish(family.jobs(), job["id"], kernel.FAILED, error=str(unusable))
         return Outcome(Result.REJECTED, f"job {job['id']} cannot run: {unusable}", {"job_id": job["id"]})
     except BaseException:
-        job_store.update(family.jobs(), job["id"], planning_until=None)  # the redelivery plans at once
+        job_store.release(planning)  # the redelivery plans at once
         raise
     for number in range(len(units)):
         topics.publish(family.topic(), {"job_id": job["id"], "step": "chunk", "chunk": number})
@@ -136,19 +135,14 @@ def _planned_units(family: Family, kinds: dict[str, Kind], job: dict) -> list[li
     return units
 
 
-def _claim_planning(family: Family, job_id: str) -> bool:
-    """One planner at a time: the plan lease, taken unless another holds it and it has not run out."""
-    ref = family.jobs().document(job_id)
-
-    def work(transaction) -> bool:
-        job = ref.get(transaction=transaction, **db.deadline()).to_dict()
-        now = time.time()
-        if job["planned"] or job["status"] in kernel.FINAL or (job.get("planning_until") or 0) > now:
-            return False
-        transaction.update(ref, {"planning_until": now + PLAN_LEASE_SECONDS})
-        return True
-
-    return db.in_transaction(work)
+def _claim_planning(family: Family, job_id: str) -> job_store.Claim | None:
+    """One planner at a time: the plan lease, taken unless the job is planned or ended, or another holds it."""
+    try:
+        planning = job_store.claim(family.jobs().document(job_id), kernel.PLAN_LEASE, uuid.uuid4().hex,
+                                   lambda job: not job["planned"] and job["status"] not in kernel.FINAL)
+    except kernel.LeaseHeld:
+        return None
+    return planning if planning.taken else None
 
 
 def _unit(family: Family, kinds: dict[str, Kind], job: dict, number: int, sent_items: list | None) -> Outcome:
@@ -234,26 +228,30 @@ class Waiting:
     activity: Callable[[dict], float]              # when it last moved
     progress: Callable[[dict], object]             # what moves when it does
     failed: Callable[[dict, str, float], dict]     # the fields that fail it, given the watch's reason
+    name: Callable[[dict], str] = lambda document: document["id"]  # how the watch's report names it
 
 
 def resend_stalled(waiting: Waiting, now: float) -> dict[str, str]:
-    """{document id: what was done} for the documents quiet for JOB_STALL_SECONDS: their message sent again,
+    """{document name: what was done} for the documents quiet for JOB_STALL_SECONDS: their message sent again,
     or the document failed once sending it again did not help (common.domain.jobs.resend_action)."""
-    query = waiting.collection().where(filter=FieldFilter("status", "in", list(waiting.statuses)))
     acted = {}
-    for document in (snapshot.to_dict() for snapshot in query.stream(**db.deadline())):
+    for snapshot in waiting_query(waiting).stream(**db.deadline()):
+        document = snapshot.to_dict()
         if not waiting.waits(document):
             continue
         stalled = kernel.resend_action(document, waiting.progress(document), waiting.activity(document), now,
                                        config.job_stall_seconds())
         if stalled is not None:
-            acted[document["id"]] = _resend(waiting, document, stalled, now)
+            acted[waiting.name(document)] = _resend(waiting, snapshot.reference, document, stalled, now)
     return acted
 
 
-def _resend(waiting: Waiting, document: dict, stalled: kernel.Stalled, now: float) -> str:
-    ref = waiting.collection().document(document["id"])
+def waiting_query(waiting: Waiting):
+    """The documents the watch looks at (a collection, or a collection group such as every dataset's versions)."""
+    return waiting.collection().where(filter=FieldFilter("status", "in", list(waiting.statuses)))
 
+
+def _resend(waiting: Waiting, ref, document: dict, stalled: kernel.Stalled, now: float) -> str:
     def work(transaction) -> dict | None:
         current = ref.get(transaction=transaction, **db.deadline()).to_dict() or {}
         if current.get("status") not in waiting.statuses or not waiting.waits(current) or \

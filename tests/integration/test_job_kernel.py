@@ -14,7 +14,7 @@ import functions_framework
 import pytest
 from google.api_core.exceptions import ServiceUnavailable
 
-from common.cloud import dataset_job_store, guarded_objects, job_store, topics
+from common.cloud import dataset_job_store, db, guarded_objects, job_store, topics
 from common.domain import class_changes
 from common.domain import jobs as kernel
 from common.domain.datayaml import parse_data_yaml
@@ -263,3 +263,42 @@ def test_a_remap_is_cancelled_while_queued_only_and_a_cancelled_one_asked_again_
     assert label_files(bucket, dataset, labels) == one_clean_pass(labels)
     ended = client.post(f"/datasets/{dataset}/jobs/{job_id}/cancel", headers=auth)
     assert ended.status_code == 409 and "has ended (completed)" in ended.get_json()["error"]["message"]
+
+
+# ---- one claim (job_store.claim, Heartbeat, release) -----------------------------------------------------------
+
+def claimed_by_a_for(ref, lease: kernel.Lease, since: float) -> float:
+    """Seconds since `since`, once a claim by another holder was refused because `a` holds the lease."""
+    with pytest.raises(kernel.LeaseHeld, match="claimed by a"):
+        job_store.claim(ref, lease, "b", lambda document: True)
+    return time.time() - since
+
+
+def claim_or_none(ref, lease: kernel.Lease, holder: str) -> job_store.Claim | None:
+    try:
+        return job_store.claim(ref, lease, holder, lambda document: True)
+    except kernel.LeaseHeld:
+        return None
+
+
+def test_one_claim_one_holder_its_heartbeat_keeps_it_and_a_lease_run_out_is_taken_over(stack):
+    ref = db.client().collection("claim-drill").document(uuid.uuid4().hex)
+    lease = kernel.Lease(1.0, at="claimed_at", holder="claimed_by")
+    first = job_store.claim(ref, lease, "a", lambda document: True)
+    assert first.taken and first.document is None  # a new document, made with the claim
+    assert job_store.claim(ref, lease, "a", lambda document: True).taken  # its holder's claim, retried
+    taken_at = time.time()
+    with job_store.Heartbeat(first):  # a beat every quarter of the lease: held far longer than the lease
+        wait_for(lambda: claimed_by_a_for(ref, lease, taken_at), lambda held: held > 3 * lease.seconds, 30,
+                 "the heartbeat keeping the claim")
+    second = wait_for(lambda: claim_or_none(ref, lease, "b"), lambda claim: claim is not None, 30,
+                      "the lease, run out once its heartbeat stopped, taken over")
+    assert second.taken and second.document["claimed_by"] == "a"
+    assert not job_store.renew(first) and not job_store.release(first)  # `a` lost it: it writes nothing
+    assert ref.get().get("claimed_by") == "b"
+    assert job_store.release(second, note="let go")
+    third = claim_or_none(ref, lease, "c")  # a released lease is taken at once
+    assert third is not None and third.document["note"] == "let go"
+    refused = job_store.claim(ref, lease, "d", lambda document: document["note"] != "let go")
+    assert not refused.taken and refused.document["claimed_by"] == "c"
+    assert ref.get().get("claimed_by") == "c"

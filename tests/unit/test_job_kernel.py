@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.domain import dataset_jobs, exports, jobs
+from common.domain import dataset_jobs, exports, jobs, training_job
 
 GRACE = 600.0
 
@@ -119,3 +119,53 @@ def test_every_dataset_job_kind_has_a_cancel_rule_and_an_export_may_be_cancelled
     assert [jobs.may_cancel(status, exports.CANCEL) for status in jobs.STATES] == [True, True, False, False, False]
     assert exports.CANCELLED in exports.STATUSES
 
+
+
+# ---- one claim ---------------------------------------------------------------------------------------------------
+
+LEASE = jobs.Lease(60.0, at="heartbeat", holder="claimed_by")
+
+
+def test_a_lease_is_held_by_another_until_it_runs_out_and_never_by_its_own_holder():
+    taken = jobs.lease_taken(LEASE, "delivery-a", 1000.0)
+    assert taken == {"heartbeat": 1000.0, "claimed_by": "delivery-a"}
+    assert jobs.held_by_other(taken, LEASE, "delivery-b", 1059.0)
+    assert not jobs.held_by_other(taken, LEASE, "delivery-b", 1060.0)  # ran out: it may be taken over
+    assert not jobs.held_by_other(taken, LEASE, "delivery-a", 1001.0)  # its holder's claim, retried
+    assert not jobs.held_by_other({}, LEASE, "delivery-a", 1000.0)     # never taken (or a new document)
+
+
+def test_a_heartbeat_keeps_the_lease_running_and_a_release_lets_it_go_at_once():
+    document = {**jobs.lease_taken(LEASE, "delivery-a", 1000.0), **jobs.lease_renewed(LEASE, 1050.0)}
+    assert jobs.held_by_other(document, LEASE, "delivery-b", 1100.0) and jobs.lease_runs(document, LEASE, 1100.0)
+    released = {**document, **jobs.lease_released(LEASE)}
+    assert not jobs.held_by_other(released, LEASE, "delivery-b", 1051.0)
+    assert not jobs.lease_runs(released, LEASE, 1051.0)
+
+
+def test_only_the_holder_may_renew_or_release_and_not_once_released_or_taken_over():
+    document = jobs.lease_taken(LEASE, "delivery-a", 1000.0)
+    assert jobs.holds(document, LEASE, "delivery-a") and not jobs.holds(document, LEASE, "delivery-b")
+    assert jobs.holds(document, LEASE, "delivery-a")  # run out but not taken over: still its to renew
+    assert not jobs.holds({**document, **jobs.lease_taken(LEASE, "delivery-b", 1070.0)}, LEASE, "delivery-a")
+    assert not jobs.holds({**document, **jobs.lease_released(LEASE)}, LEASE, "delivery-a")
+
+
+def test_a_document_an_older_deployment_claimed_reads_by_its_stored_fields():
+    # an export claimed with only its heartbeat: held by its time alone, renewable by whoever works on it
+    assert jobs.held_by_other({"heartbeat": 1000.0}, LEASE, "delivery-b", 1030.0)
+    assert not jobs.held_by_other({"heartbeat": 1000.0}, LEASE, "delivery-b", 1060.0)
+    assert jobs.holds({"heartbeat": 1000.0}, jobs.Lease(60.0, at="heartbeat"), "delivery-b")  # no holder field
+    # a nested claim (a training continuation's) by its dotted path
+    nested = jobs.Lease(120.0, at="continuation.claimed_at", holder="continuation.claimed_by")
+    continuation = {"continuation": {"run": 1, "claimed_at": 1000.0, "claimed_by": "m1"}}
+    assert jobs.held_by_other(continuation, nested, "m2", 1100.0)
+    assert not jobs.held_by_other(continuation, nested, "m2", 1120.0)
+    assert jobs.stored({"continuation": None}, nested.at) is None
+
+
+def test_each_kind_keeps_the_claim_fields_its_older_documents_hold():
+    assert (training_job.CLAIM_LEASE.at, training_job.CLAIM_LEASE.holder) == ("claimed_at", "claimed_by")
+    assert training_job.CONTINUATION_LEASE.at == "continuation.claimed_at"
+    assert exports.lease(60.0).at == "heartbeat"
+    assert jobs.PLAN_LEASE.seconds == jobs.PLAN_LEASE_SECONDS
