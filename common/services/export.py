@@ -14,13 +14,13 @@ writes parts for EXPORT_CALL_SECONDS, then hands the rest to a new call (its own
 finds every part done composes the archive (server-side) and completes the export, and a failure in between
 is finished by the next delivery.
 
-One delivery works at a time: a claim with a heartbeat. A delivery that finds a live claim raises ExportBusy
-so that its message comes back (the claimant may die), and takes the export over once the lease ran out.
+One delivery works at a time: the kernel's claim (job_store.claim on exports.lease) kept alive by its Heartbeat.
+A delivery that finds a live claim raises ExportBusy so that its message comes back (the claimant may die), and
+takes the export over once the lease ran out.
 """
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections import deque
@@ -34,7 +34,7 @@ from common.domain import jobs as kernel
 from common.domain.export_parts import PartRecord, PartsMismatch
 from common.domain.exports import ExportPlan, InvalidExportRequest, Member
 from common.domain.versions import InvalidVersionRequest
-from common.platform import config, log
+from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
@@ -93,14 +93,14 @@ def _version(dataset: str, version: str) -> Outcome:
 
 def _export(export_id: str) -> Outcome:
     deadline = time.monotonic() + config.export_call_seconds()
-    ref = version_store.exports().document(export_id)
-    document = _claim(ref)
-    if document is None or document["status"] in exports.FINAL:
+    claim = _claim(version_store.exports().document(export_id))
+    ref, document = claim.ref, claim.document
+    if not claim.taken:
         if document and document["status"] in (exports.COMPLETED, exports.CANCELLED):
             stored_parts.remove(layout.export_parts(export_id))  # left by a call that ended it and died, or cancelled
         return Outcome(Result.DUPLICATE, f"export {export_id} is {document['status'] if document else 'unknown'}")
     try:
-        with _Heartbeat(ref):
+        with job_store.Heartbeat(claim):
             version = document.get("version") or _version_for(ref, document)
             versions.freeze(document["dataset"], version)  # at once when completed; else finishes what a crash left
             call = _write(ref, document, version, versions.read_frozen(document["dataset"], version), deadline)
@@ -112,30 +112,27 @@ def _export(export_id: str) -> Outcome:
     except ExportCancelled:
         return _stopped(ref)
     except Exception as exc:
-        ended = _settle(ref, {"status": exports.QUEUED, "heartbeat": 0}) if is_transient(exc) else \
-            _end(ref, exports.FAILED, {"error": f"the export failed: {exc!r}"})  # a requeued one resumes at once
+        requeued = {"status": exports.QUEUED, **kernel.lease_released(claim.lease)}  # resumed at once
+        ended = _settle(ref, requeued) if is_transient(exc) else \
+            _end(ref, exports.FAILED, {"error": f"the export failed: {exc!r}"})
         if ended:
             return _stopped(ref)  # it ended meanwhile (a cancel: its parts may have gone under this call)
         raise
     if call.result is None:
-        return _continue(call)
+        return _continue(call, claim)
     return Outcome(Result.APPLIED, f"export {export_id} written", {**call.result, **call.fields()})
 
 
-def _claim(ref) -> dict | None:
-    """The export, claimed by this delivery unless it is completed or failed; None when unknown; ExportBusy
-    while another delivery's claim is alive."""
-    def work(transaction) -> dict | None:
-        found = ref.get(transaction=transaction, **db.deadline())
-        document = found.to_dict() if found.exists else None
-        if document is None or document["status"] in exports.FINAL:
-            return document
-        if time.time() - document.get("heartbeat", 0) < config.export_lease_seconds():
-            raise ExportBusy(f"export {document['id']} is being written by another delivery")
-        transaction.update(ref, {"status": exports.RUNNING, "heartbeat": time.time(),
-                                 "started_at": document.get("started_at") or time.time()})
-        return document
-    return db.in_transaction(work)
+def _claim(ref) -> job_store.Claim:
+    """The export, claimed by this delivery (and running) unless it is unknown or has ended; ExportBusy while
+    another delivery's claim is alive."""
+    def running(found: dict) -> dict:
+        return {"status": exports.RUNNING, "started_at": found.get("started_at") or time.time()}
+    try:
+        return job_store.claim(ref, exports.lease(config.export_lease_seconds()), uuid.uuid4().hex,
+                               lambda found: bool(found) and found["status"] not in exports.FINAL, running)
+    except kernel.LeaseHeld:
+        raise ExportBusy(f"export {ref.id} is being written by another delivery") from None
 
 
 def _version_for(ref, document: dict) -> str:
@@ -172,7 +169,7 @@ def _write(ref, document: dict, version: str, frozen: dict, deadline: float) -> 
     plan = exports.plan(frozen, document.get("background", True))
     placed = exports.placed(plan, document["format"])
     ref.update({"version": version, "files_total": len(plan.members), "excluded": plan.excluded,
-                "splits": plan.splits, "boxes_per_class": plan.boxes_per_class, "heartbeat": time.time()})
+                "splits": plan.splits, "boxes_per_class": plan.boxes_per_class})
     pin = export_parts.plan_pin(version, document["format"], document.get("background", True), placed)
     call = _Call(ref, document, version, plan, placed, pin, layout.export_parts(document["id"]), deadline)
     try:
@@ -268,9 +265,9 @@ def _add_coco(part: zip_parts.PartWriter, plan: ExportPlan, description: str) ->
         image_id, annotation_id = image_id + len(images), annotation_id + coco.annotation_count(images)
 
 
-def _continue(call: _Call) -> Outcome:
+def _continue(call: _Call, claim: job_store.Claim) -> Outcome:
     """Release the claim and ask for a new call (a failed publish raises: this message comes back instead)."""
-    call.ref.update({"heartbeat": 0, "files_done": export_parts.next_image(call.done)})
+    job_store.release(claim, files_done=export_parts.next_image(call.done))
     topics.publish(config.export_topic(), {"export_id": call.document["id"]})
     return Outcome(Result.APPLIED, f"export {call.document['id']}: {len(call.done)} parts done, continues in a "
                    "new call", call.fields())
@@ -322,7 +319,8 @@ def _streamed(member: Member) -> Iterator[bytes]:
 
 
 class _Progress:
-    """files_done and bytes on the export, at most once per PROGRESS_SECONDS (the heartbeat too)."""
+    """files_done and bytes on the export, at most once per PROGRESS_SECONDS (the claim's Heartbeat keeps the
+    lease)."""
 
     def __init__(self, ref):
         self.ref, self.last = ref, 0.0
@@ -330,31 +328,7 @@ class _Progress:
     def report(self, done: int, written: int) -> None:
         if time.monotonic() - self.last >= PROGRESS_SECONDS:
             self.last = time.monotonic()
-            self.ref.update({"files_done": done, "bytes": written, "heartbeat": time.time()})
-
-
-class _Heartbeat:
-    """The claim kept alive while this delivery works, whatever it does (freezing a version reports no
-    progress); stopped before the claim is released."""
-
-    def __init__(self, ref):
-        self.ref, self.stopped = ref, threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def __enter__(self) -> "_Heartbeat":
-        self.thread.start()
-        return self
-
-    def _beat(self) -> None:
-        while not self.stopped.wait(config.export_lease_seconds() / 4):
-            try:
-                self.ref.update({"heartbeat": time.time()})
-            except Exception as exc:  # noqa: BLE001 - a missed beat: the next one, or the lease, decides
-                log.log("WARNING", "export heartbeat missed", export=self.ref.id, error=repr(exc))
-
-    def __exit__(self, *failure) -> None:
-        self.stopped.set()
-        self.thread.join()
+            self.ref.update({"files_done": done, "bytes": written})
 
 
 def _end(ref, status: str, fields: dict) -> str | None:

@@ -8,14 +8,18 @@ import time
 
 from common.cloud import version_store
 from common.domain import exports
+from common.domain import jobs as kernel
 from common.platform import config
 from common.services import jobs
 
 
 def _waits(document: dict) -> bool:
     """Queued, or running with no live claim (its heartbeat older than the lease)."""
-    return document["status"] == exports.QUEUED or \
-        time.time() - (document.get("heartbeat") or 0.0) >= config.export_lease_seconds()
+    return document["status"] == exports.QUEUED or not kernel.lease_runs(document, _lease(), time.time())
+
+
+def _lease() -> kernel.Lease:
+    return exports.lease(config.export_lease_seconds())
 
 
 def _failed(document: dict, reason: str, now: float) -> dict:
@@ -26,7 +30,7 @@ def _failed(document: dict, reason: str, now: float) -> dict:
 WAITING = jobs.Waiting(
     version_store.exports, (exports.QUEUED, exports.RUNNING), config.export_topic,
     message=lambda document: ({"export_id": document["id"]}, {}), waits=_waits,
-    activity=lambda document: max(document.get("heartbeat") or 0.0, document.get("started_at") or 0.0),
+    activity=lambda document: max(kernel.stored(document, _lease().at) or 0.0, document.get("started_at") or 0.0),
     progress=lambda document: document.get("files_done") or 0, failed=_failed)
 
 
