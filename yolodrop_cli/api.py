@@ -1,15 +1,19 @@
 """A thin client of the HTTP API: JSON in and out, one exception with one line
-saying what to do, and a wait for the 429s and 503s the API asks to retry."""
+saying what to do, and a wait for the 429s and 503s the API asks to retry
+(urllib3's Retry, under the session: it waits what Retry-After says)."""
 from __future__ import annotations
 
 import time
 from typing import Callable, Iterator, TypeVar
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 T = TypeVar("T")
 TIMEOUT_SECONDS = 60
 RETRIES = 5  # of 429 (rate limited) and 503 (a cloud service did not answer), after Retry-After
+RETRIED_STATUSES = (429, 503)
 
 ADVICE = {
     401: "the API key is missing, wrong or revoked: run `yolodrop login` or set YOLODROP_API_KEY",
@@ -39,6 +43,8 @@ class Api:
     def __init__(self, url: str, key: str, predict_url: str | None = None):
         self.url, self.predict_url = url.rstrip("/"), (predict_url or url).rstrip("/")
         self.session = requests.Session()
+        self.session.mount("http://", HTTPAdapter(max_retries=retry_policy()))
+        self.session.mount("https://", HTTPAdapter(max_retries=retry_policy()))
         self.session.headers["Authorization"] = f"Bearer {key}"
         self.session.headers["User-Agent"] = "yolodrop-cli"
 
@@ -49,18 +55,12 @@ class Api:
         return self.call("POST", path, json=body if body is not None else {}, **kwargs)
 
     def call(self, method: str, path: str, base: str | None = None, **kwargs) -> dict:
-        url = f"{base or self.url}{path}"
-        for attempt in range(RETRIES + 1):
-            try:
-                response = self.session.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)
-            except requests.ConnectionError:
-                raise ApiFailure(0, f"cannot reach {base or self.url}: is the API running (`make up`) and the URL "
-                                    f"right (--api-url, YOLODROP_API_URL)?", method, path) from None
-            if response.status_code in (429, 503) and attempt < RETRIES:
-                time.sleep(float(response.headers.get("Retry-After", 1)))  # the API says how long to wait
-                continue
-            return _json_or_failure(response, method, path)
-        raise AssertionError("unreachable")
+        try:
+            response = self.session.request(method, f"{base or self.url}{path}", timeout=TIMEOUT_SECONDS, **kwargs)
+        except requests.ConnectionError:
+            raise ApiFailure(0, f"cannot reach {base or self.url}: is the API running (`make up`) and the URL "
+                                f"right (--api-url, YOLODROP_API_URL)?", method, path) from None
+        return _json_or_failure(response, method, path)
 
     def pages(self, path: str, items: str, limit: int | None = None, **params) -> Iterator[dict]:
         """Every item of a paginated list, following next_page_token (at most `limit`)."""
@@ -75,6 +75,15 @@ class Api:
             token = page.get("next_page_token")
             if not token:
                 return
+
+
+def retry_policy() -> Retry:
+    """429 and 503, of any method, tried again at most RETRIES times, after Retry-After (the API always sends
+    it; without it 0, then 1 s); the last answer is returned, not raised. Nothing else is retried: an
+    unreachable API fails at once, a read timeout is raised as requests' own."""
+    return Retry(total=RETRIES, connect=0, read=False, other=0, status=RETRIES,
+                 status_forcelist=RETRIED_STATUSES, allowed_methods=None, respect_retry_after_header=True,
+                 backoff_factor=0.5, backoff_max=1, raise_on_status=False)
 
 
 def _json_or_failure(response: requests.Response, method: str, path: str) -> dict:

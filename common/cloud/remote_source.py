@@ -32,6 +32,7 @@ from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import tenacity
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -351,15 +352,15 @@ def _send(session: requests.Session, url: str, headers: dict[str, str]) -> reque
 
 
 def _with_retries(attempt: Callable[[], T], what: str) -> T:
-    for tried in range(RETRIES + 1):
-        try:
-            return attempt()
-        except _Transient as failure:
-            if tried == RETRIES:
-                raise SourceError(f"{what} failed {RETRIES + 1} times, last: {failure}; the server is failing "
-                                  "or unreachable: try again later") from failure
-            time.sleep(BACKOFF_SECONDS * 2 ** tried)
-    raise AssertionError("unreachable")
+    """attempt(), tried again after a _Transient failure at most RETRIES times, BACKOFF_SECONDS apart, doubled."""
+    retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(_Transient),
+                                 stop=tenacity.stop_after_attempt(RETRIES + 1),
+                                 wait=tenacity.wait_exponential(multiplier=BACKOFF_SECONDS), reraise=True)
+    try:
+        return retrying(attempt)
+    except _Transient as failure:
+        raise SourceError(f"{what} failed {RETRIES + 1} times, last: {failure}; the server is failing "
+                          "or unreachable: try again later") from failure
 
 
 # ---- where a request may go ------------------------------------------------------------
