@@ -140,7 +140,7 @@ def run_killed(stack, api: ApiClient, args) -> None:
         log_lines += export_log(stack)  # a started function writes its log afresh
         print(f"kill {kill}: the export function killed at {at['files_done']} of {args.n} images written "
               f"({time.monotonic() - started:.1f} s)", flush=True)
-        local_stack.start_function(stack, "export", "functions/export/main.py", "export_request")
+        local_stack.start_function(stack, "export")
     killed = wait_for(lambda: api.get(f"/exports/{export_id}"), lambda e: e["status"] in ("completed", "failed"),
                       3600, "the killed export completed", interval=0.2)
     killed_seconds = time.monotonic() - started

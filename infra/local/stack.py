@@ -5,11 +5,15 @@ functions-framework servers receiving the other topics through push subscription
     python -m infra.local.stack up      start everything, write .local/stack.env
     python -m infra.local.stack down    stop exactly what `up` started
 
-Ports come from YD_*_PORT variables (see PORT_DEFAULTS); a port already in use
-is an error naming the variable to change.
+What runs comes from infra/settings.json, production's one list: every function
+there is served from functions/<key>/main.py (its entry point; HTTP without a
+topic, else fed by its push subscription), every topic is created, and the ingest
+worker pulls its subscription. Ports come from YD_*_PORT variables (see
+PORT_DEFAULTS); a port already in use is an error naming the variable to change.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import resource
@@ -31,29 +35,27 @@ from typing import Iterator
 from common.platform import config
 
 REPO = Path(__file__).resolve().parents[2]
-PORT_DEFAULTS = {"pubsub": 8085, "firestore": 8086, "gcs": 9023, "api": 8090, "ingest": 8091,
-                 "train": 8092, "progress": 8093, "predict": 8094, "watch": 8095, "dataset_jobs": 8096, "export": 8097, "imports": 8098, "auth": 9099, "auth_hub": 4400, "auth_logging": 4500}
-GCS_EVENTS_TOPIC = "gcs-events"
-TRAINING_TOPIC = config.TRAINING_TOPIC
-PROGRESS_TOPIC = config.PROGRESS_TOPIC
-WATCH_TOPIC = config.WATCH_TOPIC
-DATASET_JOBS_TOPIC = config.DATASET_JOBS_TOPIC
-EXPORT_TOPIC = config.EXPORT_TOPIC
-IMPORT_TOPIC = config.IMPORT_TOPIC
+SETTINGS = REPO / "infra" / "settings.json"
+DEPLOYMENT = json.loads(SETTINGS.read_text())
+FUNCTIONS: dict[str, dict] = DEPLOYMENT["functions"]  # key -> its entry: functions/<key>/main.py
+TOPICS: dict[str, str] = DEPLOYMENT["topics"]
+INGEST_WORKER = DEPLOYMENT["ingest_worker"]
+GCS_EVENTS_TOPIC = TOPICS[INGEST_WORKER["topic"]]
 # topic -> (push subscription, the function server it pushes to)
-PUSH_SUBSCRIPTIONS = {TRAINING_TOPIC: ("train-push", "train"),
-                      PROGRESS_TOPIC: ("progress-push", "progress"),
-                      WATCH_TOPIC: ("watch-push", "watch"),
-                      DATASET_JOBS_TOPIC: ("dataset-jobs-push", "dataset_jobs"),
-                      EXPORT_TOPIC: ("export-push", "export"),
-                      IMPORT_TOPIC: ("imports-push", "imports")}
-INGEST_SUBSCRIPTION = config.INGEST_SUBSCRIPTION  # pulled by the ingest worker
-INGEST_ACK_SECONDS = 30  # the worker's lease (common.platform.worker.LEASE_SECONDS), as production's
+PUSH_SUBSCRIPTIONS = {TOPICS[f["topic"]]: (f["subscription"], key) for key, f in FUNCTIONS.items() if f["topic"]}
+INGEST_SUBSCRIPTION = INGEST_WORKER["subscription"]  # pulled by the ingest worker
+INGEST_ACK_SECONDS = INGEST_WORKER["ack_deadline_seconds"]  # the worker's lease, as production's
+# The parts that are not functions keep fixed default ports; the functions take the next unused ports from
+# FIRST_FUNCTION_PORT in the settings' order (api 8090, train 8092, ...), so a new function needs no entry here.
+OTHER_PORTS = {"pubsub": 8085, "firestore": 8086, "gcs": 9023, "ingest": 8091, "auth": 9099, "auth_hub": 4400,
+               "auth_logging": 4500}
+FIRST_FUNCTION_PORT = 8090
+# A function whose readiness is more than its server answering: the API's /healthz reads the index.
+READY_PATHS = {"api": "/healthz"}
 DEBIAN_PACKAGES = "google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-emulator default-jre-headless"
 # The Firebase Auth emulator comes from npm (firebase-tools), installed by `make` into .tools/.
 FIREBASE_TOOLS = REPO / ".tools" / "node_modules" / ".bin" / "firebase"
 READY_SECONDS = 90
-SETTINGS = REPO / "infra" / "settings.json"
 # Memory limits like production's. Cloud Run kills an instance whose resident memory passes its limit; here each
 # function process gets that limit as RLIMIT_DATA (its private writable memory: the heap, malloc's arenas as far as
 # they are used, mmap'd buffers such as Pillow's images), so an allocation past it fails with MemoryError (or kills
@@ -103,15 +105,15 @@ class Stack:
             "INGEST_URL": f"http://{host}:{self.ports['ingest']}",  # the ingest worker's status
             "INGEST_SUBSCRIPTION": INGEST_SUBSCRIPTION,
             "PREDICT_URL": f"http://{host}:{self.ports['predict']}",
-            "TRAINING_TOPIC": TRAINING_TOPIC,
-            "PROGRESS_TOPIC": PROGRESS_TOPIC,
-            "WATCH_TOPIC": WATCH_TOPIC,             # the local scheduler ticks the watch every second;
+            "TRAINING_TOPIC": config.TRAINING_TOPIC,
+            "PROGRESS_TOPIC": config.PROGRESS_TOPIC,
+            "WATCH_TOPIC": config.WATCH_TOPIC,      # the local scheduler ticks the watch every second;
             "WATCH_INTERVAL_SECONDS": "1",          # a job fails 5 s after its trainer process is gone
             "WATCH_GRACE_SECONDS": "5",
             "TRAINER_LAUNCHER": "local",
             "TRAINER_LOG_DIR": str(self.state_dir),
             "TRAINER_WORK_DIR": str(self.state_dir / "trainer"),
-            "IMPORT_TOPIC": IMPORT_TOPIC,
+            "IMPORT_TOPIC": config.IMPORT_TOPIC,
             "IMPORT_ALLOW_LOOPBACK": "1",           # the tests serve archives from loopback; production never sets it
             "IMPORT_LOG_DIR": str(self.state_dir),
             "IMPORT_TASKS": str(self.import_tasks),
@@ -124,6 +126,15 @@ class Stack:
     @property
     def pid_file(self) -> Path:
         return self.state_dir / "stack.pids"
+
+
+def default_ports() -> dict[str, int]:
+    """OTHER_PORTS, and each function of the settings on the next port from FIRST_FUNCTION_PORT none has."""
+    free = (port for port in itertools.count(FIRST_FUNCTION_PORT) if port not in OTHER_PORTS.values())
+    return {**OTHER_PORTS, **{key: next(free) for key in FUNCTIONS}}
+
+
+PORT_DEFAULTS = default_ports()
 
 
 def configured_ports() -> dict[str, int]:
@@ -188,7 +199,7 @@ def write_local_jobs(stack: Stack) -> None:
     importer's task timeout and retries, unless YD_TRAINER_TASK_TIMEOUT_SECONDS, YD_TRAINER_MAX_RETRIES (and
     YD_IMPORTER_...) say otherwise. The emulators start empty, so do the executions' records."""
     from common.cloud import local_runner
-    settings = json.loads(SETTINGS.read_text())
+    settings = DEPLOYMENT
     for job in ("trainer", "importer"):
         prefix = f"YD_{job.upper()}_"
         local_runner.write_job_settings(job, local_runner.JobSettings(
@@ -209,14 +220,8 @@ def _start_all(stack: Stack) -> None:
     _spawn_auth_emulator(stack)
     _wait_http(stack, "pubsub", f"http://{pubsub}/")
     _wait_http(stack, "firestore", f"http://{firestore}/")
-    _spawn_function(stack, "api", "functions/api/main.py", "api_handler", "http")
-    _spawn_function(stack, "train", "functions/train/main.py", "training_request", "cloudevent")
-    _spawn_function(stack, "progress", "functions/progress/main.py", "training_progress", "cloudevent")
-    _spawn_function(stack, "watch", "functions/watch/main.py", "training_watch", "cloudevent")
-    _spawn_function(stack, "dataset_jobs", "functions/dataset_jobs/main.py", "dataset_job", "cloudevent")
-    _spawn_function(stack, "export", "functions/export/main.py", "export_request", "cloudevent")
-    _spawn_function(stack, "imports", "functions/imports/main.py", "import_request", "cloudevent")
-    _spawn_function(stack, "predict", "functions/predict/main.py", "predict", "http")
+    for key in FUNCTIONS:
+        _spawn_function(stack, key)
     _create_topics_and_subscriptions(stack)
     _spawn_ingest_worker(stack)
     _spawn(stack, "scheduler", [sys.executable, "-m", "infra.local.scheduler"],
@@ -232,9 +237,8 @@ def _start_all(stack: Stack) -> None:
     _create_bucket(env)
     _wait_http(stack, "auth", f"http://{env['FIREBASE_AUTH_EMULATOR_HOST']}/")
     _wait_http(stack, "ingest", env["INGEST_URL"])
-    _wait_http(stack, "api", f"{env['API_URL']}/healthz")
-    for name in ("train", "progress", "predict", "watch", "dataset_jobs", "export", "imports"):
-        _wait_http(stack, name, f"http://127.0.0.1:{stack.ports[name]}", any_status=True)
+    for key in FUNCTIONS:
+        _wait_function(stack, key)
 
 
 def _spawn_auth_emulator(stack: Stack) -> None:
@@ -264,7 +268,7 @@ def _spawn_ingest_worker(stack: Stack) -> None:
 def memory_limit(part: str) -> int:
     """The bytes part `part` may use, from production's settings (infra/settings.json): the ingest worker's,
     a function's, or the job's it launches locally."""
-    settings = json.loads(SETTINGS.read_text())
+    settings = DEPLOYMENT
     if part == "ingest":
         return _bytes(settings["ingest_worker"]["memory"])
     job = LOCAL_JOBS.get(part)
@@ -311,17 +315,24 @@ def kill_part(stack: Stack, name: str) -> None:
     stack.pid_file.write_text(json.dumps(stack.pids))
 
 
-def start_function(stack: Stack, name: str, source: str, target: str, signature: str = "cloudevent") -> None:
+def start_function(stack: Stack, name: str) -> None:
     """Start function `name` again (after kill_part), polled until it answers; Pub/Sub pushes to it again."""
-    _spawn_function(stack, name, source, target, signature)
-    _wait_http(stack, name, f"http://127.0.0.1:{stack.ports[name]}", any_status=True)
+    _spawn_function(stack, name)
+    _wait_function(stack, name)
 
 
-def _spawn_function(stack: Stack, name: str, source: str, target: str, signature: str) -> None:
-    _spawn(stack, name, [str(Path(sys.executable).parent / "functions-framework"),
-                         f"--source={REPO / source}", f"--target={target}",
-                         f"--signature-type={signature}", "--host=127.0.0.1",
-                         f"--port={stack.ports[name]}"],
+def function_command(name: str, port: int) -> list[str]:
+    """functions-framework serving function `name` of the settings from its folder: HTTP without a topic, else
+    the CloudEvents its push subscription delivers."""
+    function = FUNCTIONS[name]
+    signature = "cloudevent" if function["topic"] else "http"
+    return [str(Path(sys.executable).parent / "functions-framework"),
+            f"--source={REPO / 'functions' / name / 'main.py'}", f"--target={function['entry_point']}",
+            f"--signature-type={signature}", "--host=127.0.0.1", f"--port={port}"]
+
+
+def _spawn_function(stack: Stack, name: str) -> None:
+    _spawn(stack, name, function_command(name, stack.ports[name]),
            extra_env={**stack.env(), "PYTHONPATH": str(REPO), "THREADS": os.environ.get("YD_THREADS", "32"),
                       "MALLOC_ARENA_MAX": MALLOC_ARENAS},
            memory=memory_limit(name))
@@ -337,6 +348,15 @@ def _spawn(stack: Stack, name: str, argv: list[str], extra_env: dict | None = No
     stack.pids[name] = process.pid
     stack.processes[name] = process  # kept so the child is never reaped behind our back
     stack.pid_file.write_text(json.dumps(stack.pids))
+
+
+def _wait_function(stack: Stack, name: str) -> None:
+    """Until function `name` answers: at its READY_PATHS path with a success, else with any status."""
+    url = f"http://127.0.0.1:{stack.ports[name]}"
+    if name in READY_PATHS:
+        _wait_http(stack, name, url + READY_PATHS[name])
+    else:
+        _wait_http(stack, name, url, any_status=True)
 
 
 def _wait_http(stack: Stack, name: str, url: str, any_status: bool = False) -> None:
@@ -371,11 +391,12 @@ def _create_topics_and_subscriptions(stack: Stack) -> None:
     env = stack.env()
     with _environ(env):
         publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        for topic_name in TOPICS.values():
+            publisher.create_topic(name=publisher.topic_path(stack.project, topic_name))
         gcs_events = publisher.topic_path(stack.project, GCS_EVENTS_TOPIC)
-        publisher.create_topic(name=gcs_events)
-        # A dead-letter policy as production's (deploy.sh): Pub/Sub then counts each message's deliveries, which
-        # the worker reads to handle a redelivered message alone and to quarantine one that kills it.
-        delivery = json.loads(SETTINGS.read_text())["delivery"]
+        # A dead-letter policy as production's (infra/terraform): Pub/Sub then counts each message's deliveries,
+        # which the worker reads to handle a redelivered message alone and to quarantine one that kills it.
+        delivery = DEPLOYMENT["delivery"]
         dead_letters = publisher.topic_path(stack.project, GCS_EVENTS_TOPIC + delivery["dead_letter_suffix"])
         publisher.create_topic(name=dead_letters)
         subscriber.create_subscription(request={
@@ -384,10 +405,9 @@ def _create_topics_and_subscriptions(stack: Stack) -> None:
             "dead_letter_policy": {"dead_letter_topic": dead_letters,
                                    "max_delivery_attempts": delivery["max_delivery_attempts"]}})
         for topic_name, (subscription, server) in PUSH_SUBSCRIPTIONS.items():
-            topic = publisher.topic_path(stack.project, topic_name)
-            publisher.create_topic(name=topic)
             subscriber.create_subscription(request={
-                "name": subscriber.subscription_path(stack.project, subscription), "topic": topic,
+                "name": subscriber.subscription_path(stack.project, subscription),
+                "topic": publisher.topic_path(stack.project, topic_name),
                 "push_config": {"push_endpoint": f"http://127.0.0.1:{stack.ports[server]}/"},
                 "ack_deadline_seconds": 120})
         subscriber.close()

@@ -317,11 +317,11 @@ def test_deploy_builds_each_worker_image_from_its_folder_and_runs_it_on_cloud_ru
 
 
 def test_the_local_stack_runs_every_function_from_its_folder():
+    from infra.local import stack
+    sources = {stack.function_command(key, 1)[1] for key in stack.FUNCTIONS}
+    assert sources == {f"--source={REPO / 'functions' / function / 'main.py'}" for function in CLOUD_FUNCTIONS}
     tree = ast.parse((REPO / "infra" / "local" / "stack.py").read_text())
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
-    sources = {node.args[2].value for node in calls if getattr(node.func, "id", None) == "_spawn_function"
-               and isinstance(node.args[2], ast.Constant)}  # start_function passes on what it is given
-    assert sources == {f"functions/{function}/main.py" for function in CLOUD_FUNCTIONS}
     # Each worker as its own process: _spawn(stack, name, [sys.executable, "-m", "<module>"], ...).
     spawned = [[arg.value for arg in node.args[2].elts if isinstance(arg, ast.Constant)] for node in calls
                if getattr(node.func, "id", None) == "_spawn" and len(node.args) > 2 and isinstance(node.args[2], ast.List)]

@@ -1,3 +1,4 @@
+import json
 import socket
 
 import pytest
@@ -30,3 +31,26 @@ def test_stack_env_has_what_clients_need(tmp_path):
     env = stack.Stack(state_dir=tmp_path, ports=stack.PORT_DEFAULTS).env()
     assert {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST",
             "FIRESTORE_EMULATOR_HOST", "GCS_EVENTS_TOPIC", "API_URL", "API_TOKEN"} <= set(env)
+
+
+def test_every_function_of_the_settings_is_served_from_its_folder_on_a_port_of_its_own():
+    functions = json.loads(stack.SETTINGS.read_text())["functions"]
+    ports = stack.default_ports()
+    assert set(functions) <= set(ports) and len(set(ports.values())) == len(ports)
+    for key, function in functions.items():
+        command = stack.function_command(key, ports[key])
+        assert f"--source={stack.REPO / 'functions' / key / 'main.py'}" in command
+        assert f"--target={function['entry_point']}" in command and f"--port={ports[key]}" in command
+        assert f"--signature-type={'cloudevent' if function['topic'] else 'http'}" in command
+    pushed = {function["subscription"]: key for key, function in functions.items() if function["topic"]}
+    assert {subscription: server for subscription, server in stack.PUSH_SUBSCRIPTIONS.values()} == pushed
+
+
+def test_make_up_keeps_its_documented_ports_and_a_new_function_takes_the_next_one(monkeypatch):
+    assert {key: stack.PORT_DEFAULTS[key] for key in ("api", "ingest", "train", "progress", "predict", "watch",
+                                                       "dataset_jobs", "export", "imports")} == {
+        "api": 8090, "ingest": 8091, "train": 8092, "progress": 8093, "predict": 8094, "watch": 8095,
+        "dataset_jobs": 8096, "export": 8097, "imports": 8098}  # docs/local-stack.md
+    monkeypatch.setattr(stack, "FUNCTIONS", {**stack.FUNCTIONS, "thumbs": {"entry_point": "thumb", "topic": None}})
+    assert stack.default_ports()["thumbs"] == 8099
+    assert "--target=thumb" in stack.function_command("thumbs", 8099)
