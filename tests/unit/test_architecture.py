@@ -213,7 +213,7 @@ def test_a_function_loads_none_of_what_it_must_not(function):
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_a_function_loads_only_code_its_staged_folder_ships(function):
-    """deploy.sh ships main.py and common/; anything else of ours is missing in production."""
+    """Terraform ships main.py and common/ (functions.tf); anything else of ours is missing in production."""
     ours = {top_level(name) for name in loaded_by(function) if top_level(name) in OUR_PACKAGES}
     assert ours <= {"common"}, f"functions/{function} loads {sorted(ours - {'common'})}, which is not deployed"
 
@@ -280,19 +280,6 @@ def deploy_commands() -> list[list[str]]:
     return [shlex.split(line)[1:] for line in done.stdout.splitlines() if line.startswith("+ ")]
 
 
-def test_deploy_stages_each_function_from_its_own_folder():
-    commands = deploy_commands()
-    for function in CLOUD_FUNCTIONS:
-        folder, staged = REPO / "functions" / function, f"<tmpdir>/{function}"
-        assert ["cp", f"{folder}/main.py", f"{folder}/requirements.txt", f"{staged}/"] in commands
-        assert ["cp", "-R", f"{REPO}/common", f"{staged}/common"] in commands
-        assert any(command[:3] == ["gcloud", "functions", "deploy"] and f"--source={staged}" in command
-                   for command in commands), f"functions/{function} is not deployed from {staged}"
-    deployed_sources = {arg for command in commands if command[:3] == ["gcloud", "functions", "deploy"]
-                        for arg in command if arg.startswith("--source=")}
-    assert deployed_sources == {f"--source=<tmpdir>/{function}" for function in CLOUD_FUNCTIONS}
-
-
 @pytest.mark.parametrize("worker", sorted(WORKERS))
 def test_deploy_builds_each_worker_image_from_its_folder_and_runs_it_on_cloud_run(worker):
     """The image holds common/ and functions/<worker>/ as the repository does, installs the worker's own
@@ -308,8 +295,8 @@ def test_deploy_builds_each_worker_image_from_its_folder_and_runs_it_on_cloud_ru
     built = [c for c in commands if c[:4] == ["gcloud", "builds", "submit", context]]
     assert len(built) == 1
     image = next(arg.split("=", 1)[1] for arg in built[0] if arg.startswith("--tag="))
-    assert any(c[:3] == ["gcloud", "run", "deploy"] and f"--image={image}" in c for c in commands), \
-        f"{image} is not deployed as a Cloud Run service"
+    assert any(c[0] == "terraform" and f"-var={worker}_image={image}" in c for c in commands), \
+        f"{image} is not given to Terraform, which runs it as a Cloud Run service"
     dockerfile = (folder / "Dockerfile").read_text()
     assert f"RUN pip install -r functions/{worker}/requirements.txt" in dockerfile
     assert f'CMD ["python", "-m", "{WORKERS[worker]}"]' in dockerfile

@@ -1,6 +1,7 @@
 """The production configuration, checked offline: infra/terraform parsed with
-python-hcl2, deploy.sh's --dry-run, and both against infra/settings.json (the
-one source of names, sizes and settings) and against the code they deploy.
+python-hcl2 against infra/settings.json (the one source of names, sizes and
+settings, which the local stack reads too) and against the code it deploys, and
+deploy.sh's --dry-run (it builds the images and applies that Terraform).
 `terraform fmt -check` and checkov run when they are installed; no provider is
 needed (none can be downloaded here), so `terraform validate` is not run."""
 from __future__ import annotations
@@ -106,19 +107,17 @@ def test_settings_name_every_function_folder_and_its_entry_point():
     assert not entry_points(WORKER_FOLDER) and 'if __name__ == "__main__":' in source
 
 
-def test_settings_topics_and_subscriptions_are_those_the_code_and_the_local_stack_use():
+def test_settings_topics_and_subscriptions_are_the_codes_defaults():
+    """The local stack and Terraform read them from the settings; the code's own defaults (used where no
+    variable names a topic) are the one copy that can drift."""
     from common.platform import config, worker
-    from infra.local import stack
     topics = SETTINGS["topics"]
-    assert {config.TRAINING_TOPIC, config.PROGRESS_TOPIC, config.WATCH_TOPIC, config.DATASET_JOBS_TOPIC, config.EXPORT_TOPIC,
-            config.IMPORT_TOPIC, stack.GCS_EVENTS_TOPIC} == set(topics.values())
-    production = {topics[f["topic"]]: (f["subscription"], key) for key, f in pushed().items()}
-    assert production == stack.PUSH_SUBSCRIPTIONS
-    # The storage notifications are pulled, not pushed: the worker's subscription is the code's default and
-    # the local stack's, with the lease the worker takes on a batch as its ack deadline.
-    assert topics[WORKER["topic"]] == stack.GCS_EVENTS_TOPIC and stack.GCS_EVENTS_TOPIC not in stack.PUSH_SUBSCRIPTIONS
-    assert WORKER["subscription"] == config.INGEST_SUBSCRIPTION == stack.INGEST_SUBSCRIPTION
-    assert WORKER["ack_deadline_seconds"] == worker.LEASE_SECONDS == stack.INGEST_ACK_SECONDS == 30
+    assert {config.TRAINING_TOPIC, config.PROGRESS_TOPIC, config.WATCH_TOPIC, config.DATASET_JOBS_TOPIC,
+            config.EXPORT_TOPIC, config.IMPORT_TOPIC, topics[WORKER["topic"]]} == set(topics.values())
+    assert WORKER["topic"] not in {f["topic"] for f in pushed().values()}, "the storage notifications are pulled"
+    # The worker's subscription is the code's default, with the lease the worker takes on a batch as its ack deadline.
+    assert WORKER["subscription"] == config.INGEST_SUBSCRIPTION
+    assert WORKER["ack_deadline_seconds"] == worker.LEASE_SECONDS == 30
 
 
 def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
@@ -153,11 +152,9 @@ def test_production_never_lets_imports_read_loopback_addresses_and_the_local_sta
     assert stack.Stack(state_dir=REPO / ".local", ports=stack.PORT_DEFAULTS).env()["IMPORT_ALLOW_LOOPBACK"] == "1"
 
 
-def test_every_variable_settings_give_has_a_value_in_terraform_and_in_deploy_and_is_read_by_the_code():
+def test_every_variable_settings_give_has_a_value_in_terraform_and_is_read_by_the_code():
     names = env_names()
     assert names <= set(parsed(MODULE)["locals"]["env_values"]), "infra/terraform/.../settings.tf env_values"
-    deploy_cases = set(re.findall(r"^\s+([A-Z_]+)\) echo", (REPO / "deploy.sh").read_text(), re.M))
-    assert names <= deploy_cases, "deploy.sh env_value"
     code = "".join(path.read_text() for path in [REPO / "common/platform/config.py", *REPO.glob("jobs/*/*.py")])
     assert all(f'"{name}"' in code for name in names), "a variable no code reads"
 
@@ -446,14 +443,16 @@ def test_the_watch_is_scheduled_onto_its_topic():
     assert SETTINGS["functions"]["watch"]["topic"] == "training_watch"
 
 
-# ---- one source of truth: deploy.sh and Terraform both read infra/settings.json ---------
+# ---- deploy.sh: the images, then Terraform ----------------------------------------------
 
 @cache
-def deploy_commands() -> list[list[str]]:
-    env = {**os.environ, "GOOGLE_CLOUD_PROJECT": "p", "REGION": "r", "DATA_BUCKET": "b", "API_TOKEN": STRONG_TOKEN}
-    done = subprocess.run(["bash", str(REPO / "deploy.sh"), "--dry-run"], env=env, cwd=REPO,
+def deploy_commands(*options: str) -> list[list[str]]:
+    env = {**os.environ, "GOOGLE_CLOUD_PROJECT": "p", "REGION": "r", "DATA_BUCKET": "b", "API_TOKEN": STRONG_TOKEN,
+           "JOIN_ALLOWLIST": "ann@example.com example.org"}
+    done = subprocess.run(["bash", str(REPO / "deploy.sh"), "--dry-run", *options], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+    assert STRONG_TOKEN not in done.stdout, "the token is given to Terraform as TF_VAR_api_token, never shown"
     return [shlex.split(line)[1:] for line in done.stdout.splitlines() if line.startswith("+ ")]
 
 
@@ -461,127 +460,71 @@ def flags(command: list[str]) -> dict[str, str]:
     return dict(arg[2:].split("=", 1) for arg in command if arg.startswith("--") and "=" in arg)
 
 
-def command(prefix: list[str], name: str) -> list[str]:
-    found = [c for c in deploy_commands() if c[:len(prefix)] == prefix and c[len(prefix)] == name]
-    assert len(found) == 1, f"{' '.join(prefix)} {name}: {len(found)} commands"
-    return found[0]
+def terraform(verb: str, *options: str) -> list[list[str]]:
+    return [c for c in deploy_commands(*options) if c[:3] == ["terraform", f"-chdir={ENVIRONMENT}", verb]]
 
 
-def deployed(prefix: list[str], name: str) -> dict[str, str]:
-    return flags(command(prefix, name))
+def variables_given(command: list[str]) -> dict[str, str]:
+    return dict(arg.removeprefix("-var=").split("=", 1) for arg in command if arg.startswith("-var="))
 
 
-def built_context(image: str) -> str:
-    """The folder deploy.sh has Cloud Build turn into `image`."""
-    built = [c for c in deploy_commands() if c[:3] == ["gcloud", "builds", "submit"] and flags(c).get("tag") == image]
-    assert len(built) == 1, f"{image}: built {len(built)} times"
-    return built[0][3]
-
-
-def test_deploy_deploys_each_function_as_settings_say():
-    for key, f in SETTINGS["functions"].items():
-        got = deployed(["gcloud", "functions", "deploy"], f["name"])
-        assert (got["entry-point"], got["runtime"], got["source"]) == (f["entry_point"], SETTINGS["runtime"],
-                                                                       f"<tmpdir>/{key}")
-        assert (got["memory"], got["cpu"], got["concurrency"], got["timeout"], got["min-instances"]) == (
-            f["memory"], f["cpu"], str(f["concurrency"]), f"{f['timeout_seconds']}s", str(f["min_instances"]))
-        assert [pair.split("=")[0] for pair in got["set-env-vars"].split(",")] == f["env"]
-        assert ("ingress-settings" in got) == bool(f["topic"])
-    functions = [c[3] for c in deploy_commands() if c[:3] == ["gcloud", "functions", "deploy"]]
-    assert sorted(functions) == sorted(f["name"] for f in SETTINGS["functions"].values())
-
-
-def test_deploy_pushes_each_topic_with_the_settings_dead_letter_policy():
-    delivery = SETTINGS["delivery"]
-    for f in pushed().values():
-        topic = SETTINGS["topics"][f["topic"]]
-        got = deployed(["gcloud", "pubsub", "subscriptions", "create"], f["subscription"])
-        assert (got["topic"], got["dead-letter-topic"], got["max-delivery-attempts"], got["max-retry-delay"]) == (
-            topic, topic + delivery["dead_letter_suffix"], str(delivery["max_delivery_attempts"]),
-            delivery["maximum_backoff"])
-        hold = topic + delivery["dead_letter_suffix"] + delivery["hold_suffix"]
-        assert deployed(["gcloud", "pubsub", "subscriptions", "create"], hold)["message-retention-duration"] == \
-            delivery["hold_retention"]
-
-
-def test_deploy_sizes_the_trainer_and_the_importer_and_schedules_the_watch_as_settings_say():
-    trainer = SETTINGS["trainer"]
-    got = deployed(["gcloud", "run", "jobs", "deploy"], trainer["job"])
-    assert (got["cpu"], got["memory"], got["gpu"], got["max-retries"], got["task-timeout"]) == (
-        trainer["cpu"], trainer["memory"], str(trainer["gpus"]), str(trainer["max_retries"]),
-        f"{trainer['task_timeout_seconds']}s")
-    importer = SETTINGS["importer"]
-    got = deployed(["gcloud", "run", "jobs", "deploy"], importer["job"])
-    assert (got["cpu"], got["memory"], got["max-retries"], got["task-timeout"], got["region"]) == (
-        importer["cpu"], importer["memory"], str(importer["max_retries"]), f"{importer['task_timeout_seconds']}s", "r")
-    assert "gpu" not in got and [pair.split("=")[0] for pair in got["set-env-vars"].split(",")] == importer["env"]
-    context = built_context(got["image"])
-    assert got["image"].endswith(f"/{importer['image']}:" + got["image"].rsplit(":", 1)[1])
-    assert ["cp", str(REPO / "jobs" / "importer" / "Dockerfile"), f"{context}/Dockerfile"] in deploy_commands()
-    watch = deployed(["gcloud", "scheduler", "jobs", "create", "pubsub"], SETTINGS["watch"]["scheduler_job"])
-    assert (watch["schedule"], watch["topic"]) == (SETTINGS["watch"]["schedule"], SETTINGS["topics"]["training_watch"])
-
-
-def test_deploy_runs_the_ingest_worker_as_settings_say():
-    run = command(["gcloud", "run", "deploy"], WORKER["service"])
-    got = flags(run)
-    assert "--no-cpu-throttling" in run, "a pull worker works between requests: its CPU must not be throttled"
-    assert "--no-allow-unauthenticated" in run and "--allow-unauthenticated" not in run
-    assert got["ingress"] == "internal"
-    assert (got["min-instances"], got["max-instances"], got["cpu"], got["memory"], got["region"]) == (
-        str(WORKER["min_instances"]), str(WORKER["max_instances"]), WORKER["cpu"], WORKER["memory"], "r")
-    assert int(got["min-instances"]) >= 1
-    env = dict(pair.split("=", 1) for pair in got["set-env-vars"].split(","))
-    assert list(env) == WORKER["env"]
-    assert (env["INGEST_SUBSCRIPTION"], env["INGEST_BATCH_SIZE"]) == (WORKER["subscription"], str(WORKER["batch_size"]))
-    # Its image, built by Cloud Build from functions/ingest/Dockerfile beside common/ and functions/ingest/.
-    context = built_context(got["image"])
-    assert got["image"].endswith(f"/{WORKER['image']}:" + got["image"].rsplit(":", 1)[1])
-    folder = REPO / "functions" / WORKER_FOLDER
-    for copy in (["cp", str(folder / "Dockerfile"), f"{context}/Dockerfile"],
-                 ["cp", "-R", str(folder), f"{context}/functions/{WORKER_FOLDER}"],
-                 ["cp", "-R", str(REPO / "common"), f"{context}/common"]):
-        assert copy in deploy_commands(), copy
-    # The subscription exists before the worker starts pulling it.
+def test_deploy_builds_the_three_images_then_applies_the_environment_with_them():
     commands = deploy_commands()
-    created = command(["gcloud", "pubsub", "subscriptions", "create"], WORKER["subscription"])
-    assert commands.index(created) < commands.index(run)
+    *bootstrap, apply = terraform("apply")
+    given = variables_given(apply)
+    built = [c for c in commands if c[:3] == ["gcloud", "builds", "submit"]]
+    assert flags(built[0]) == {**flags(built[0]), "config": str(REPO / "infra/cloudbuild.trainer.yaml"),
+                               "substitutions": f"_IMAGE={given['trainer_image']}"}
+    tagged = {flags(c).get("tag") for c in built[1:]}
+    assert tagged == {given["importer_image"], given["ingest_image"]} and len(built) == 3
+    assert all(commands.index(c) < commands.index(apply) for c in built), "Terraform would deploy missing images"
+    images = f"r-docker.pkg.dev/p/{SETTINGS['trainer']['image_repository']}/"
+    for variable, image in (("trainer_image", "trainer"), ("importer_image", SETTINGS["importer"]["image"]),
+                            ("ingest_image", WORKER["image"])):
+        assert re.fullmatch(rf"{re.escape(images + image)}:\S+", given[variable]), variable
+    assert "-auto-approve" in apply and not [arg for arg in apply if arg.startswith("-target")]
+    assert given["join_allowlist"] == '["ann@example.com","example.org"]'
+    # The module's image repository, applied alone before the builds, when it is missing.
+    assert bootstrap[0][-len(given):] == apply[-len(given):]
+    target = [arg.split("=", 1)[1] for arg in bootstrap[0] if arg.startswith("-target=")]
+    assert target == ["module.yolodrop.google_artifact_registry_repository.images"]
+    assert resource("google_artifact_registry_repository", "images")["repository_id"] == \
+        "${local.trainer.image_repository}"
+    assert commands.index(bootstrap[0]) < commands.index(built[0])
 
 
-def test_deploy_creates_the_ingest_pull_subscription_with_the_settings_dead_letter_policy():
-    delivery, topic = SETTINGS["delivery"], SETTINGS["topics"][WORKER["topic"]]
-    expected = {"ack-deadline": str(WORKER["ack_deadline_seconds"]), "expiration-period": "never",
-                "min-retry-delay": delivery["minimum_backoff"], "max-retry-delay": delivery["maximum_backoff"],
-                "dead-letter-topic": topic + delivery["dead_letter_suffix"],
-                "max-delivery-attempts": str(delivery["max_delivery_attempts"])}
-    subscription = command(["gcloud", "pubsub", "subscriptions", "create"], WORKER["subscription"])
-    got = flags(subscription)
-    assert {key: got.get(key) for key in expected} == expected and got["topic"] == topic
-    assert not [arg for arg in subscription if arg.startswith("--push-")], "a pull subscription"
-    # --dry-run shows the create; an existing subscription is updated with the same flags (ensure_subscription).
-    script = (REPO / "deploy.sh").read_text()
-    assert re.search(r'ensure_subscription "\$S_ingest_worker_subscription" "\$ingest_topic" "\$\{pull\[@\]\}"', script)
-    assert re.search(r'subscriptions update "\$name" "\$@"', script)
-    # The worker (its own account) pulls from it; Pub/Sub's service agent acknowledges dead letters on it.
-    members = {flags(c)["member"] for c in deploy_commands()
-               if c[:5] == ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", WORKER["subscription"]]
-               and flags(c)["role"] == "roles/pubsub.subscriber"}
-    assert members == {f"serviceAccount:{WORKER['service_account']}@p.iam.gserviceaccount.com",
-                       "serviceAccount:service-<PROJECT_NUMBER>@gcp-sa-pubsub.iam.gserviceaccount.com"}
+def test_deploy_gives_the_environment_every_variable_it_requires_and_no_other():
+    declared = parsed(ENVIRONMENT)["variable"]
+    required = {name for name, body in declared.items() if "default" not in body}
+    for options in ((), ("--plan",)):
+        command = terraform("apply" if not options else "plan", *options)[-1]
+        given = set(variables_given(command))
+        assert given <= set(declared), f"{given - set(declared)} are no variables of the environment"
+        assert required - given == {"api_token"}, "the token travels as TF_VAR_api_token"
+    assert 'export TF_VAR_api_token="$API_TOKEN"' in (REPO / "deploy.sh").read_text()
+    # Every variable of the module is given by the environment that calls it.
+    module_variables = {name for name, body in parsed(MODULE)["variable"].items() if "default" not in body}
+    assert module_variables <= set(parsed(ENVIRONMENT)["module"]["yolodrop"])
 
 
-def test_deploy_retires_the_ingest_function_and_its_push_subscription_once_the_worker_runs():
+def test_deploy_plan_builds_and_changes_nothing():
+    commands = deploy_commands("--plan")
+    assert terraform("plan", "--plan") and not terraform("apply", "--plan")
+    assert not [c for c in commands if c[0] == "gcloud" and not {"describe", "list"} & set(c)], \
+        "--plan only reads"
+
+
+def test_deploy_retires_the_ingest_function_and_its_push_subscription_after_terraform_ran():
     retired = WORKER["retired"]
     assert retired["function"] not in {f["name"] for f in SETTINGS["functions"].values()}
     assert retired["subscription"] not in {f["subscription"] for f in SETTINGS["functions"].values()}
     commands = deploy_commands()
-    deleted = [command(["gcloud", "functions", "delete"], retired["function"]),
-               command(["gcloud", "pubsub", "subscriptions", "delete"], retired["subscription"])]
-    assert flags(deleted[0])["region"] == "r" and "--gen2" in deleted[0]
-    worker = commands.index(command(["gcloud", "run", "deploy"], WORKER["service"]))
-    assert all(commands.index(delete) > worker for delete in deleted), "ingest would stop until the worker runs"
-    # Nothing else is deleted.
-    assert [c for c in commands if "delete" in c[:4]] == deleted
+    deleted = [c for c in commands if "delete" in c[:4]]
+    assert deleted == [["gcloud", "functions", "delete", retired["function"], "--gen2", "--region=r", "--project=p",
+                        "--quiet"], ["gcloud", "pubsub", "subscriptions", "delete", retired["subscription"],
+                                     "--project=p", "--quiet"]]
+    assert all(commands.index(c) > commands.index(terraform("apply")[-1]) for c in deleted), \
+        "ingest would stop until the worker runs"
 
 
 def setting_literals() -> set[str]:
@@ -664,8 +607,6 @@ def test_each_account_writes_only_under_prefixes_the_layout_names_and_none_the_w
 def test_every_function_has_a_ceiling_of_instances():
     for key, function in SETTINGS["functions"].items():
         assert 1 <= function["max_instances"] and function["min_instances"] <= function["max_instances"], key
-        assert deployed(["gcloud", "functions", "deploy"], function["name"])["max-instances"] == \
-            str(function["max_instances"])
     service = resource("google_cloudfunctions2_function", "function")["service_config"][0]
     assert service["max_instance_count"] == "${each.value.max_instances}"
 
@@ -695,56 +636,6 @@ def test_rate_limit_counters_expire_by_their_ttl():
         (REPO / "common" / "domain" / "rate_limits.py").read_text()
 
 
-def account(key: str) -> str:
-    names = {WORKER_FOLDER: WORKER["service_account"], "trainer": SETTINGS["trainer"]["service_account"],
-             "importer": SETTINGS["importer"]["service_account"], "push": SETTINGS["push_service_account"]}
-    name = names.get(key) or SETTINGS["functions"][key]["service_account"]
-    return f"{name}@p.iam.gserviceaccount.com"
-
-
-def grants(*command_prefix: str) -> set[tuple[str, str, str]]:
-    """(resource, member, role) of every deploy command that starts with `command_prefix`."""
-    found = [c for c in deploy_commands() if tuple(c[:len(command_prefix)]) == command_prefix]
-    return {(c[len(command_prefix)], flags(c)["member"].removeprefix("serviceAccount:"), flags(c)["role"])
-            for c in found}
-
-
-def test_deploy_runs_each_part_as_its_own_account():
-    for key, function in SETTINGS["functions"].items():
-        assert deployed(["gcloud", "functions", "deploy"], function["name"])["service-account"] == account(key)
-    assert deployed(["gcloud", "run", "jobs", "deploy"], SETTINGS["trainer"]["job"])["service-account"] == \
-        account("trainer")
-    assert deployed(["gcloud", "run", "jobs", "deploy"], SETTINGS["importer"]["job"])["service-account"] == \
-        account("importer")
-    assert deployed(["gcloud", "run", "deploy"], WORKER["service"])["service-account"] == account(WORKER_FOLDER)
-    created = {c[4] for c in deploy_commands() if c[:4] == ["gcloud", "iam", "service-accounts", "create"]}
-    assert {f"{name}@p.iam.gserviceaccount.com" for name in created} == \
-        {account(k) for k in [*SETTINGS["functions"], WORKER_FOLDER, "trainer", "importer", "push"]}
-    for c in deploy_commands():
-        assert not any("compute@developer" in arg for arg in c), c
-
-
-def test_deploy_grants_each_account_what_terraform_does_on_the_resource_alone():
-    project_wide = grants("gcloud", "projects", "add-iam-policy-binding")
-    assert {role for _, _, role in project_wide} == {"roles/datastore.user"}, "only Firestore has no finer IAM"
-    assert not [c for c in deploy_commands() if "roles/run.developer" in " ".join(c)]
-    acts_as = grants("gcloud", "iam", "service-accounts", "add-iam-policy-binding")
-    assert {(r, m) for r, m, role in acts_as if role == "roles/iam.serviceAccountUser"} == {
-        (account("trainer"), account("train")), (account("importer"), account("imports"))}
-    jobs = grants("gcloud", "run", "jobs", "add-iam-policy-binding")
-    assert jobs == {(SETTINGS["trainer"]["job"], account("train"), "roles/run.jobsExecutorWithOverrides"),
-                    (SETTINGS["trainer"]["job"], account("watch"), "roles/run.viewer"),
-                    (SETTINGS["importer"]["job"], account("imports"), "roles/run.jobsExecutorWithOverrides"),
-                    (SETTINGS["importer"]["job"], account("imports"), "roles/run.viewer")}
-    secrets = grants("gcloud", "secrets", "add-iam-policy-binding")
-    assert secrets == {(SETTINGS["secrets"][s], account(k), "roles/secretmanager.secretAccessor")
-                       for k, f in SETTINGS["functions"].items() for s in f["secret_env"].values()}
-    publishers = {(t, m) for t, m, role in grants("gcloud", "pubsub", "topics", "add-iam-policy-binding")
-                  if role == "roles/pubsub.publisher" and m.endswith("@p.iam.gserviceaccount.com")}
-    assert publishers == {(SETTINGS["topics"][t], account(k)) for k, topics in SETTINGS["publishes"].items()
-                          for t in topics}
-
-
 def test_terraform_grants_the_publishers_settings_name():
     module = parsed(MODULE)
     granted = {(p["function"], p["topic"]) for p in module["locals"]["topic_publishers"].values()}
@@ -755,22 +646,6 @@ def test_terraform_grants_the_publishers_settings_name():
         assert resource("google_pubsub_topic_iam_member", name)["topic"] == \
             f'${{google_pubsub_topic.topic["{topic}"].name}}', name
     assert granted == {(k, t) for k, topics in SETTINGS["publishes"].items() for t in topics}
-
-
-def test_deploy_writes_the_bucket_under_each_accounts_prefixes_only():
-    bucket = [c for c in deploy_commands() if c[:4] == ["gcloud", "storage", "buckets", "add-iam-policy-binding"]]
-    writers = {flags(c)["member"].removeprefix("serviceAccount:"): flags(c)["condition"] for c in bucket
-               if flags(c)["role"] == "roles/storage.objectUser"}
-    assert set(writers) == {account(k) for k in SETTINGS["object_writes"]}
-    for key, prefixes in SETTINGS["object_writes"].items():
-        condition = dict(part.split("=", 1) for part in writers[account(key)].split(","))
-        assert condition["expression"] == " || ".join(
-            f'resource.name.startsWith("projects/_/buckets/b/objects/{p}")' for p in prefixes)
-    readers = {flags(c)["member"].removeprefix("serviceAccount:") for c in bucket
-               if flags(c)["role"] == "roles/storage.objectViewer"}
-    assert readers == {account(k) for k in [*SETTINGS["functions"], WORKER_FOLDER, "trainer", "importer"]
-                       if k != "watch"}
-    assert {flags(c)["role"] for c in bucket} == {"roles/storage.objectUser", "roles/storage.objectViewer"}
 
 
 @pytest.mark.parametrize("token", ["t", "changeme" * 5])
