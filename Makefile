@@ -12,6 +12,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml jobs/trainer/requ
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@# One cv2: prediction's opencv-python-headless (functions/*/requirements.txt) replaces the opencv-python that
+	@# Ultralytics pulls in (the same OpenCV, without GUI libraries); both write cv2/, so reinstall it after.
+	$(PY) -m pip uninstall --quiet --yes opencv-python
+	$(PY) -m pip install --quiet --force-reinstall --no-deps $$(grep -ho '^opencv-python-headless==[^ ]*' functions/predict/requirements.txt)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .   # the `yolodrop` command (its dependencies are in requirements-dev.txt)
 	touch $(STAMP)
 

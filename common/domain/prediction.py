@@ -1,4 +1,4 @@
-"""Prediction with a YOLO detector exported to ONNX, exactly as Ultralytics predicts. Pure numpy and Pillow.
+"""Prediction with a YOLO detector exported to ONNX, exactly as Ultralytics predicts. numpy, Pillow and OpenCV.
 
     decode_image -> letterbox -> to_input -> (the ONNX session) -> detections -> Box
 
@@ -9,15 +9,17 @@ boxes: the image as cv2.imread(IMREAD_COLOR) reads it (EXIF orientation applied,
 alpha dropped, 16-bit samples keep their high byte), the letterbox Ultralytics
 picks for the graph (a square for a static input; for a dynamic one the minimum
 rectangle, padded only to a multiple of the stride; ultralytics#14285 was a
-letterbox that differed), cv2's fixed-point INTER_LINEAR resize, grey 114
-padding, class-aware greedy NMS, and boxes scaled back per axis and clipped to
-the image.
+letterbox that differed), resized and padded by the same OpenCV calls
+(cv2.resize INTER_LINEAR, copyMakeBorder grey 114), class-aware greedy NMS
+(torchvision's rule, run by OpenCV's cv2.dnn.NMSBoxes), and boxes scaled back
+per axis and clipped to the image.
 """
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -26,10 +28,11 @@ from common.domain.imaging import open_image
 PAD_VALUE = 114
 MAX_NMS = 30_000      # boxes that enter NMS at most (by confidence), as Ultralytics
 MAX_WH = 7680         # the class offset that keeps NMS per class
-_COEF_BITS = 11       # cv2 INTER_RESIZE_COEF_BITS: weights as integers scaled by 2048
-_COEF_SCALE = 1 << _COEF_BITS
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 BAND_PIXELS = 1 << 20  # pixels converted at once: 4 MiB of int32 at most
+# OpenCV runs in the calling thread, as under Ultralytics (cv2.setNumThreads(0)): images are decoded and
+# letterboxed in prediction's own threads, beside ONNX Runtime's pool, which already takes every CPU.
+cv2.setNumThreads(0)
 
 
 class ImageRejected(ValueError):
@@ -111,6 +114,9 @@ def _upright_rgb(image: Image.Image) -> np.ndarray:
     width, height = image.size
     rgb = np.empty((height, width, 3), dtype=np.uint8)
     rows = max(1, BAND_PIXELS // width)
+    if rows >= height:  # one band: the image itself, not a copy of it
+        rgb[:] = _rgb_band(image)
+        return rgb
     for top in range(0, height, rows):
         bottom = min(top + rows, height)
         rgb[top:bottom] = _rgb_band(image.crop((0, top, width, bottom)))
@@ -145,12 +151,15 @@ def letterbox_for(shape: tuple[int, int], size: tuple[int, int], stride: int | N
 
 
 def letterbox(pixels: np.ndarray, size: tuple[int, int], stride: int | None = None) -> tuple[np.ndarray, Letterbox]:
-    """The image resized into `size` (h, w) keeping its aspect ratio, padded with grey 114."""
+    """The image resized into `size` (h, w) keeping its aspect ratio, padded with grey 114: the two OpenCV
+    calls of Ultralytics' LetterBox (cv2.resize INTER_LINEAR, then copyMakeBorder), so the same pixels."""
     placement = letterbox_for(pixels.shape[:2], size, stride)
-    resized = resize_linear(pixels, placement.resized) if placement.resized != placement.shape else pixels
-    canvas = np.full((*placement.size, 3), PAD_VALUE, dtype=np.uint8)
-    (new_h, new_w), top, left = placement.resized, placement.top, placement.left
-    canvas[top:top + new_h, left:left + new_w] = resized
+    (new_h, new_w), (height, width), top, left = placement.resized, placement.size, placement.top, placement.left
+    resized = pixels
+    if placement.resized != placement.shape:
+        resized = cv2.resize(pixels, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    canvas = cv2.copyMakeBorder(resized, top, height - new_h - top, left, width - new_w - left,
+                                cv2.BORDER_CONSTANT, value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
     return canvas, placement
 
 
@@ -161,35 +170,6 @@ def to_input(canvases: list[np.ndarray]) -> np.ndarray:
     for slot, canvas in zip(batch, canvases):
         np.divide(canvas.transpose(2, 0, 1), np.float32(255), out=slot, dtype=np.float32)
     return batch
-
-
-def resize_linear(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """cv2.resize(INTER_LINEAR) of a uint8 image to (h, w): half-pixel centres, edge-clamped,
-    11-bit fixed-point weights, the vertical pass rounded as cv2's SIMD path rounds it."""
-    (src_h, src_w), (dst_h, dst_w) = pixels.shape[:2], size
-    x0, x1, ax0, ax1 = _linear_taps(src_w, dst_w)
-    y0, y1, ay0, ay1 = _linear_taps(src_h, dst_h)
-    used, where = np.unique(np.concatenate([y0, y1]), return_inverse=True)  # only the rows the output reads
-    source = pixels[used]
-    rows = (source[:, x0].astype(np.int32) * ax0[None, :, None]
-            + source[:, x1].astype(np.int32) * ax1[None, :, None]) >> 4  # horizontal pass, scaled by 2048 / 16
-    top, bottom = rows[where[:dst_h]], rows[where[dst_h:]]
-    mixed = ((top * ay0[:, None, None]) >> 16) + ((bottom * ay1[:, None, None]) >> 16)
-    return np.clip((mixed + 2) >> 2, 0, 255).astype(np.uint8)
-
-
-def _linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For each output index: the two source indices and their integer weights (summing to 2048)."""
-    scale = 1.0 / (dst / src)
-    position = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
-    first = np.floor(position).astype(np.int64)
-    fraction = (position - first).astype(np.float32)
-    below, beyond = first < 0, first >= src - 1
-    fraction[below | beyond] = 0
-    first = np.clip(first, 0, src - 1)
-    weight1 = np.round(fraction * _COEF_SCALE).astype(np.int32)
-    weight0 = np.round((1 - fraction) * _COEF_SCALE).astype(np.int32)
-    return first, np.minimum(first + 1, src - 1), weight0, weight1
 
 
 # ---- from the model's output to boxes ----------------------------------------
@@ -229,19 +209,17 @@ def non_max_suppression(output: np.ndarray, thresholds: Thresholds) -> np.ndarra
 
 
 def greedy_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """torchvision.ops.nms: highest score first, dropping every later box that overlaps it by more than `iou`."""
-    order = np.argsort(-scores, kind="stable")
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    kept = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        kept.append(best)
-        top_left = np.maximum(boxes[best, :2], boxes[rest, :2])
-        bottom_right = np.minimum(boxes[best, 2:], boxes[rest, 2:])
-        inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
-        overlap = inter / (areas[best] + areas[rest] - inter)
-        order = rest[~(overlap > iou)]
-    return np.array(kept, dtype=np.int64)
+    """torchvision.ops.nms, the indices kept best first: highest score first (ties in input order), dropping
+    every later box that overlaps a kept one by more than `iou`. cv2.dnn.NMSBoxes keeps by that same rule, in
+    C++; it takes (x, y, w, h) in doubles (exact for float32 corners) and keeps only scores above 0, which every
+    candidate has (its score is above conf >= 0). Classes are kept apart by the caller's offset, as Ultralytics
+    does: NMSBoxesBatched's own offset (the largest coordinate + 1) lets a box left of 0 reach the class before."""
+    if not len(boxes):
+        return np.zeros(0, dtype=np.int64)
+    corners = boxes.astype(np.float64)
+    rectangles = np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1)
+    kept = cv2.dnn.NMSBoxes(rectangles, scores.astype(np.float32), 0.0, float(iou))
+    return np.asarray(kept, dtype=np.int64).reshape(-1)
 
 
 def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:

@@ -3,11 +3,15 @@ conversion and what the model cache keeps. (Parity with Ultralytics itself is te
 from __future__ import annotations
 
 import io
+import math
+import os
 import struct
+import subprocess
+import sys
 import tracemalloc
 import zlib
-from collections import OrderedDict
 
+import cachetools
 import numpy as np
 import pytest
 from PIL import Image
@@ -158,10 +162,59 @@ def test_the_letterboxed_canvas_holds_the_image_and_grey_padding():
 
 def test_resizing_keeps_a_flat_image_flat_and_matches_the_half_pixel_rule():
     flat = np.full((50, 70, 3), 77, dtype=np.uint8)
-    assert (prediction.resize_linear(flat, (13, 29)) == 77).all()
+    canvas, placement = prediction.letterbox(flat, (29, 29))
+    assert placement.resized == (21, 29) and (canvas[placement.top:placement.top + 21] == 77).all()
     ramp = np.repeat(np.arange(0, 256, 2, dtype=np.uint8)[None, :, None], 3, axis=2)  # 1 x 128
-    halved = prediction.resize_linear(ramp, (1, 64))
-    assert halved[0, :4, 0].tolist() == [1, 5, 9, 13]  # the mean of each pair
+    halved, _ = prediction.letterbox(ramp, (1, 64))
+    assert halved[0, :4, 0].tolist() == [1, 5, 9, 13]  # the mean of each pair (half-pixel centres)
+    checker = np.repeat(np.tile(np.array([0, 240], dtype=np.uint8), 64)[None, :, None], 3, axis=2)  # 1 x 128
+    shrunk, _ = prediction.letterbox(checker, (1, 48))
+    # Two taps at (x + 0.5) * 8/3 - 0.5 with 11-bit weights, not an average over the footprint (INTER_AREA).
+    assert shrunk[0, :4, 0].tolist() == [200, 120, 40, 200]  # INTER_AREA would give 90, 120, 150, 90
+
+
+ULTRALYTICS_LETTERBOX = """
+import sys, numpy as np
+from ultralytics.data.augment import LetterBox
+for path in sys.argv[1:]:
+    case = np.load(path)
+    stride = int(case["stride"])
+    letterbox = LetterBox(tuple(int(side) for side in case["size"]), auto=stride > 0, stride=stride or 32)
+    np.save(path + ".out.npy", letterbox(image=case["image"]))
+"""
+
+
+@pytest.mark.parametrize("shape, size, stride", [
+    ((1080, 810), (640, 640), 32),   # bus.jpg's size into the trainer's dynamic graph: shrunk
+    ((23, 37), (64, 64), 0),         # enlarged into a static graph (the numpy copy of cv2 was 1 off here)
+    ((400, 90), (640, 640), 32),     # enlarged, tall
+    ((1, 3000), (64, 64), 0),        # a thin line
+])
+def test_the_letterbox_gives_ultralytics_pixels(shape, size, stride, tmp_path):
+    """Ultralytics' own LetterBox (in a process of its own: importing it registers Pillow plugins) on the same
+    pixels gives the same canvas, byte for byte, shrinking or enlarging."""
+    image = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    case = tmp_path / "case.npz"
+    np.savez(case, image=image, size=np.array(size), stride=np.array(stride))
+    done = subprocess.run([sys.executable, "-c", ULTRALYTICS_LETTERBOX, str(case)], capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs = np.load(f"{case}.out.npy")
+    ours, _ = prediction.letterbox(image, size, stride or None)
+    assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
+
+
+def test_letterboxing_a_photo_allocates_only_the_resized_image_and_the_canvas():
+    """A numpy resize in fixed point made int32 copies: 12 bytes a pixel of the model input, several times."""
+    photo = RNG.integers(0, 256, (1080, 810, 3), dtype=np.uint8)
+    tracemalloc.start()
+    try:
+        canvas, placement = prediction.letterbox(photo, (640, 640), stride=32)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert canvas.shape == (640, 480, 3) and placement.resized == (640, 480)
+    assert canvas.nbytes <= peak < 2 * canvas.nbytes + 65536, peak
 
 
 # ---- NMS and boxes -------------------------------------------------------------
@@ -187,6 +240,33 @@ def test_nms_suppresses_only_above_the_iou_threshold():
     boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], dtype=np.float32)  # IoU 1/3
     assert prediction.greedy_nms(boxes, np.array([0.9, 0.8]), 0.34).tolist() == [0, 1]
     assert prediction.greedy_nms(boxes, np.array([0.9, 0.8]), 0.33).tolist() == [0]
+
+
+def torchvision_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """torchvision.ops.nms written out plainly: the oracle greedy_nms must agree with."""
+    def overlap(a, b):
+        inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    kept: list[int] = []
+    for index in sorted(range(len(scores)), key=lambda i: -scores[i]):  # stable: ties in input order
+        if all(overlap(boxes[index], boxes[other]) <= iou for other in kept):
+            kept.append(index)
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nms_is_torchvision_greedy_rule_on_fractional_boxes_ties_and_classes(seed):
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0, 60, (8, 2))[rng.integers(0, 8, 300)] + rng.normal(0, 1.5, (300, 2))
+    sizes = rng.uniform(0.4, 9.0, (300, 2))  # under a pixel too: an integer rectangle would lose them
+    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1).astype(np.float32)
+    scores = rng.choice(np.linspace(0.3, 0.9, 12), 300).astype(np.float32)  # many equal scores
+    classes = rng.integers(0, 3, 300).astype(np.float32)[:, None]
+    offset = boxes + classes * prediction.MAX_WH
+    for iou in (0.3, 0.5, 0.7):
+        kept = prediction.greedy_nms(offset, scores, iou)
+        assert kept.dtype == np.int64 and kept.tolist() == torchvision_nms(offset, scores, iou)
+    assert prediction.greedy_nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.7).tolist() == []
 
 
 def test_a_graph_with_nms_inside_is_only_filtered():
@@ -241,10 +321,13 @@ def test_the_input_tensor_is_the_canvas_divided_by_255_channel_first():
 
 # ---- the model cache -----------------------------------------------------------
 
-def cached(*sizes: int) -> OrderedDict:
-    return OrderedDict(((f"gs://b/m{i}.onnx", 1), model_cache.LoadedModel(
-        key=(f"gs://b/m{i}.onnx", 1), session=None, input_name="images", input_size=(64, 64), stride=32,
-        names=["a"], end_to_end=False, threads=1, load_seconds=0.0, size=size)) for i, size in enumerate(sizes))
+def cached(*sizes: int) -> cachetools.LRUCache:
+    models = cachetools.LRUCache(maxsize=math.inf)
+    for i, size in enumerate(sizes):
+        models[(f"gs://b/m{i}.onnx", 1)] = model_cache.LoadedModel(
+            key=(f"gs://b/m{i}.onnx", 1), session=None, input_name="images", input_size=(64, 64), stride=32,
+            names=["a"], end_to_end=False, threads=1, load_seconds=0.0, size=size)
+    return models
 
 
 @pytest.mark.parametrize("sizes, count, budget, kept", [
@@ -257,6 +340,13 @@ def test_the_model_cache_keeps_the_newest_within_its_count_and_bytes(sizes, coun
     models = cached(*sizes)
     model_cache.evict(models, count, budget)
     assert [int(uri[len("gs://b/m"):-len(".onnx")]) for uri, _ in models] == kept
+
+
+def test_the_model_cache_pushes_out_the_least_recently_used_not_the_first_loaded():
+    models = cached(10, 10, 10)
+    models.get(("gs://b/m0.onnx", 1))  # a request used the first one again
+    model_cache.evict(models, 2, 100)
+    assert sorted(uri for uri, _ in models) == ["gs://b/m0.onnx", "gs://b/m2.onnx"]
 
 
 def test_the_prediction_limits_are_the_operators_to_set(monkeypatch):
