@@ -43,6 +43,12 @@ if (( ${#API_TOKEN} < 32 )) || (( $(fold -w1 <<<"$API_TOKEN" | sort -u | wc -l) 
   exit 2
 fi
 
+for tool in gcloud terraform; do
+  (( DRY_RUN )) || command -v "$tool" >/dev/null || {
+    echo "error: $tool is not installed; deploy.sh runs gcloud (the images) and terraform >= 1.11 (the rest)" >&2
+    exit 2; }
+done
+
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ENVIRONMENT="$REPO/infra/terraform/environments/production"
 PROJECT="$GOOGLE_CLOUD_PROJECT"

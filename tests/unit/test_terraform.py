@@ -514,6 +514,16 @@ def test_deploy_plan_builds_and_changes_nothing():
         "--plan only reads"
 
 
+def test_deploy_without_terraform_says_what_it_needs_before_anything_runs(tmp_path):
+    for tool in ("fold", "sort", "wc", "sed", "dirname"):  # what runs before the check, and no terraform
+        (tmp_path / tool).symlink_to(shutil.which(tool))
+    env = {"PATH": str(tmp_path), "GOOGLE_CLOUD_PROJECT": "p", "REGION": "r", "DATA_BUCKET": "b",
+           "API_TOKEN": STRONG_TOKEN}
+    done = subprocess.run([shutil.which("bash"), str(REPO / "deploy.sh")], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "is not installed" in done.stderr and "+ " not in done.stdout, done.stderr
+
+
 def test_deploy_retires_the_ingest_function_and_its_push_subscription_after_terraform_ran():
     retired = WORKER["retired"]
     assert retired["function"] not in {f["name"] for f in SETTINGS["functions"].values()}
