@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
-from common.cloud import db, executions, launcher, training_store
+from common.cloud import db, executions, job_store, launcher, training_store
+from common.domain import jobs as kernel
 from common.domain import layout, training_job
 from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
 
-CLAIM_LEASE_SECONDS = 120
 STOPPING_SECONDS = 60  # how long the stopping execution may take to exit before the message is retried
 
 
@@ -41,15 +42,16 @@ def handle(message: PubSubMessage) -> Outcome:
     if not isinstance(job_id, str) or not layout.is_document_id(job_id) or not isinstance(run, int) or isinstance(run, bool):
         return Outcome(Result.REJECTED, f"not a continuation: job_id {job_id!r}, continues_run {run!r}")
     ref = training_store.jobs().document(job_id)
-    job = _claim(ref, run, message.message_id)
-    if job is None:
+    claimed = _claim(ref, run, message.message_id)
+    if not claimed.taken:
         return Outcome(Result.DUPLICATE, f"continuation after run {run} of {job_id}: nothing to start",
                        {"job_id": job_id})
+    job = claimed.document
     try:
         _wait_until_stopped(job)
         execution = launcher.launch_once(launcher.from_config(), job_id, job["manifest"], continues_run=run)
     except Exception as exc:
-        _release(ref)
+        job_store.release(claimed)
         if is_transient(exc) or isinstance(exc, ContinuationBusy):
             raise
         _fail(ref, job, f"the next execution of the training could not be started: {exc!r}; check the trainer "
@@ -59,22 +61,19 @@ def handle(message: PubSubMessage) -> Outcome:
     return Outcome(Result.APPLIED, f"job {job_id} continues after run {run} as {execution}", {"job_id": job_id})
 
 
-def _claim(ref, run: int, message_id: str) -> dict | None:
-    """The job, when this delivery may start the continuation after `run`; None when there is nothing to start
-    (no such job, not running, a newer continuation, or this one started already)."""
-    def work(transaction) -> dict | None:
-        found = ref.get(transaction=transaction, **db.deadline())
-        job = found.to_dict() if found.exists else {}
-        continuation = job.get("continuation") or {}
-        if job.get("status") != training_job.RUNNING or continuation.get("run") != run \
-                or training_job.continuation_launched(job, run):
-            return None
-        if time.time() - continuation.get("claimed_at", 0) < CLAIM_LEASE_SECONDS:
-            raise ContinuationBusy(f"the continuation after run {run} of {ref.id} is being started by message "
-                                   f"{continuation.get('claimed_by')}")
-        transaction.update(ref, {"continuation.claimed_at": time.time(), "continuation.claimed_by": message_id})
-        return job
-    return db.in_transaction(work)
+def _claim(ref, run: int, message_id: str) -> job_store.Claim:
+    """The job, taken by this delivery when it may start the continuation after `run`; not taken when there is
+    nothing to start (no such job, not running, a newer continuation, or this one started already).
+    ContinuationBusy while another delivery starts it."""
+    def may_start(job: dict) -> bool:
+        return job.get("status") == training_job.RUNNING and (job.get("continuation") or {}).get("run") == run \
+            and not training_job.continuation_launched(job, run)
+    try:
+        return job_store.claim(ref, training_job.CONTINUATION_LEASE, f"{message_id}:{uuid.uuid4().hex[:8]}",
+                               may_start)
+    except kernel.LeaseHeld as held:
+        raise ContinuationBusy(f"the continuation after run {run} of {ref.id} is being started by message "
+                               f"{held.holder}") from None
 
 
 def _wait_until_stopped(job: dict) -> None:
@@ -85,10 +84,6 @@ def _wait_until_stopped(job: dict) -> None:
         if time.monotonic() > deadline:
             raise ContinuationBusy(f"{job['execution']} still runs {STOPPING_SECONDS} s after it asked to continue")
         time.sleep(0.5)  # polling the platform for the end of the execution
-
-
-def _release(ref) -> None:
-    ref.update({"continuation.claimed_at": 0})
 
 
 def _record(ref, run: int, execution: str) -> None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 from google.api_core.exceptions import PreconditionFailed
-from google.cloud import firestore
 
-from common.cloud import dataset_members, db, index_snapshot, launcher, storage, training_store
+from common.cloud import dataset_members, db, index_snapshot, job_store, launcher, storage, training_store
 from common.domain import access, base_models, layout, snapshot, training_job, training_set, versions as version_rules
+from common.domain import jobs as kernel
 from common.domain.versions import InvalidVersionRequest
 from common.domain.layout import is_valid_dataset_name
 from common.domain.training_request import (ADMINISTRATOR, InvalidRequest, TrainingRequest, job_id_for, model_kind,
@@ -28,9 +29,6 @@ from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
 from common.services import continue_training, versions
-
-CLAIM_LEASE_SECONDS = 120
-
 
 class JobBusy(RuntimeError):
     """Another delivery of the same request is preparing the job: retry later."""
@@ -45,18 +43,19 @@ def handle(message: PubSubMessage) -> Outcome:
     job_id = job_id_for(request_id, requester)
     ref = training_store.jobs().document(job_id)
     claimed = _claim(ref, message.message_id)
-    if claimed is None:
+    if not claimed.taken:
         return Outcome(Result.DUPLICATE, f"duplicate request {request_id!r}: job {job_id} exists", {"job_id": job_id})
-    created_at = claimed.get("created_at")  # the API's, when the request came through it
+    created_at = (claimed.document or {}).get("created_at")  # the API's, when the request came through it
     # Who asked: the API's caller, or a direct publisher's own attribute (Pub/Sub IAM decides who may publish).
     requested_by = {"requested_by": requester}
     try:
         if problem:
             raise InvalidRequest(problem)
         request = validate(body, request_id)
-        prepared = _prepare(request, job_id, created_at, requester)
-        ref.set({**prepared, **requested_by}, merge=True)
-        execution = launcher.launch_once(launcher.from_config(), job_id, prepared["manifest"])
+        with job_store.Heartbeat(claimed):  # a large training set takes longer than the lease to build
+            prepared = _prepare(request, job_id, created_at, requester)
+            ref.set({**prepared, **requested_by}, merge=True)
+            execution = launcher.launch_once(launcher.from_config(), job_id, prepared["manifest"])
     except InvalidRequest as exc:
         ref.set({**training_job.failed_job(job_id, request_id, _field(body, "dataset"), body, str(exc), time.time(),
                                            created_at), **requested_by})
@@ -64,7 +63,7 @@ def handle(message: PubSubMessage) -> Outcome:
                        {"job_id": job_id})
     except Exception as exc:
         if is_transient(exc):
-            ref.update({"claimed_at": firestore.DELETE_FIELD})  # the redelivery starts over at once
+            job_store.release(claimed)  # the redelivery starts over at once
             raise
         _fail(ref, f"the trainer could not be started: {exc!r}; check the trainer configuration "
                    "and ask again with a new request_id")
@@ -90,19 +89,16 @@ def _request_id(body, message_id: str) -> str:
     return given if isinstance(given, str) and given else f"message-{message_id}"
 
 
-def _claim(ref, message_id: str) -> dict | None:
-    """The job document as found (empty when new) when this delivery may prepare
-    the job; None when the job already exists."""
-    def work(transaction) -> dict | None:
-        found = ref.get(transaction=transaction, **db.deadline())
-        job = found.to_dict() if found.exists else {}
-        if job.get("launched_at") or job.get("status") not in (None, training_job.QUEUED):
-            return None
-        if time.time() - job.get("claimed_at", 0) < CLAIM_LEASE_SECONDS:
-            raise JobBusy(f"job {ref.id} is being prepared by message {job.get('claimed_by')}")
-        transaction.set(ref, {"claimed_at": time.time(), "claimed_by": message_id}, merge=True)
-        return job
-    return db.in_transaction(work)
+def _claim(ref, message_id: str) -> job_store.Claim:
+    """The job document as found, taken by this delivery when it may prepare the job (not launched, not ended);
+    not taken when the job exists already. JobBusy while another delivery prepares it (the same message
+    delivered again is another delivery: its holder is the message id and one of its own)."""
+    def may_prepare(job: dict) -> bool:
+        return not job.get("launched_at") and job.get("status") in (None, training_job.QUEUED)
+    try:
+        return job_store.claim(ref, training_job.CLAIM_LEASE, f"{message_id}:{uuid.uuid4().hex[:8]}", may_prepare)
+    except kernel.LeaseHeld as held:
+        raise JobBusy(f"job {ref.id} is being prepared by message {held.holder}") from None
 
 
 def _prepare(request: TrainingRequest, job_id: str, created_at: float | None, requester: str | None) -> dict:
