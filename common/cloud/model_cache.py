@@ -17,10 +17,10 @@ import math
 import os
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cachetools
 import numpy as np
 from google.api_core.exceptions import NotFound
 
@@ -54,23 +54,25 @@ class LoadedModel:
             return self.session.run(None, {self.input_name: batch})[0]
 
 
-_models: OrderedDict[Key, LoadedModel] = OrderedDict()
+# Least recently used first; evict() bounds it by count and bytes together at each load (the settings read then).
+_models: cachetools.LRUCache[Key, LoadedModel] = cachetools.LRUCache(maxsize=math.inf)
 _loading: dict[Key, threading.Lock] = {}
-_lock = threading.Lock()
+_lock = threading.Lock()  # concurrent requests share _models and _loading
 
 
 def get(uri: str, generation: int) -> LoadedModel:
     """The loaded model of this ONNX file generation, loading it on first use."""
     key = (uri, generation)
     with _lock:
-        if key in _models:
-            _models.move_to_end(key)
-            return _models[key]
+        found = _models.get(key)  # a use: it becomes the most recently used
+        if found is not None:
+            return found
         loading = _loading.setdefault(key, threading.Lock())
     with loading:  # concurrent first requests load the file once
         with _lock:
-            if key in _models:
-                return _models[key]
+            found = _models.get(key)
+            if found is not None:
+                return found
         model = load(key)
         with _lock:
             _models[key] = model
@@ -79,11 +81,12 @@ def get(uri: str, generation: int) -> LoadedModel:
         return model
 
 
-def evict(models: OrderedDict[Key, LoadedModel], count: int, size: int) -> None:
-    """Least recently used first (the first of `models`), until at most `count` models of at most `size` bytes
-    together stay; the newest always stays. A request still using an evicted model keeps it until it answers."""
+def evict(models: cachetools.LRUCache[Key, LoadedModel], count: int, size: int) -> None:
+    """Least recently used first, until at most `count` models of at most `size` bytes together stay; the newest
+    always stays (cachetools' own byte bound would refuse a model over it). A request still using an evicted model
+    keeps it until it answers."""
     while len(models) > 1 and (len(models) > count or sum(m.size for m in models.values()) > size):
-        models.popitem(last=False)
+        models.popitem()
 
 
 def current_generation(uri: str) -> int:

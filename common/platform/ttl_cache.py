@@ -1,36 +1,36 @@
-"""A small thread-safe cache whose entries live a fixed number of seconds (no dependency for ~20 lines).
+"""A thread-safe cache whose entries live a number of seconds, the least recently used pushed out past its
+size: cachetools' TLRUCache (the period is read at each entry, so a changed setting applies to the next one)
+under one lock, since an instance's concurrent requests share it.
 
 What an instance read of an account (disabled, deleted, admitted) is kept briefly, so that checking it costs
 one call per person and period, not one per request."""
 from __future__ import annotations
 
 import threading
-import time
-from collections import OrderedDict
 from typing import Callable, Generic, Hashable, TypeVar
 
+import cachetools
+
 V = TypeVar("V")
+_ABSENT = object()  # a kept value may be None
 
 
 class TtlCache(Generic[V]):
     def __init__(self, seconds: Callable[[], float], max_entries: int = 10_000):
-        self._seconds, self._max = seconds, max_entries
-        self._entries: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
+        self._entries = cachetools.TLRUCache(max_entries, ttu=lambda _key, _value, now: now + seconds())
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, load: Callable[[], V]) -> V:
-        """The cached value of `key`, or load() kept for the period (a load that raises is not kept)."""
-        now = time.monotonic()
+    def get(self, key: Hashable, load: Callable[[], V], keep: Callable[[V], bool] = lambda value: True) -> V:
+        """The cached value of `key`, or load() kept for the period when keep(it) (a load that raises is not
+        kept). Loads run outside the lock: a slow one holds up no other key."""
         with self._lock:
-            held = self._entries.get(key)
-            if held and held[0] > now:
-                return held[1]
+            held = self._entries.get(key, _ABSENT)
+        if held is not _ABSENT:
+            return held
         value = load()
-        with self._lock:
-            self._entries[key] = (now + self._seconds(), value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+        if keep(value):
+            with self._lock:
+                self._entries[key] = value
         return value
 
     def forget(self, key: Hashable) -> None:

@@ -1,5 +1,7 @@
 """Roles, members and keys: the pure rules of access."""
 import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -169,6 +171,28 @@ def test_the_ttl_cache_keeps_a_value_for_its_period_and_no_more_entries_than_all
     assert loads == ["a", "b", "c", "a"]  # "a" loaded again: the oldest, pushed out by "c"
     expiring = TtlCache(lambda: 0)
     assert [expiring.get("k", lambda: load("k")) for _ in range(2)] == ["k", "k"] and loads[-2:] == ["k", "k"]
+
+
+def test_the_ttl_cache_shared_by_concurrent_requests_keeps_each_keys_value():
+    """Threads switching every microsecond, each getting keys that push others out: unlocked, cachetools'
+    LRU order and expiry heap break (a KeyError, a value of another key)."""
+    usual = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    shared = TtlCache(lambda: 3600, max_entries=8)
+    wrong: list[tuple] = []
+
+    def requests(seed: int) -> None:
+        for step in range(3000):
+            key = (seed * 7 + step * 13) % 40
+            got = shared.get(key, lambda: f"value of {key}", keep=lambda value: key % 5 != 0)
+            if got != f"value of {key}":
+                wrong.append((key, got))
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(requests, range(8)))  # re-raises what a thread raised
+    finally:
+        sys.setswitchinterval(usual)
+    assert wrong == []
 
 
 def test_the_deployments_account_settings_are_the_codes_defaults(monkeypatch):
