@@ -20,6 +20,11 @@ def versions_of(dataset: str):
     return dataset_index.dataset_ref(dataset).collection("versions")
 
 
+def every_version():
+    """Every dataset's versions (a collection-group query)."""
+    return db.client().collection_group("versions")
+
+
 def version_request(dataset: str, requested_by: str, request_id: str):
     """The document that names the one version a person's request_id ever gets."""
     key = hashlib.sha256(f"{requested_by}\0{request_id}".encode()).hexdigest()[:32]

@@ -30,8 +30,8 @@ def ref(kind: str, job_id: str) -> str:
 
 
 def version_job_id(dataset: str, version: str) -> str:
-    """A version's job id: '{dataset}:{version}' (':' is never in a dataset name)."""
-    return f"{dataset}:{version}"
+    """A version's job id: '{dataset}:{version}'."""
+    return versions.qualified_id(dataset, version)
 
 
 def version_of(job_id: str) -> tuple[str, str] | None:

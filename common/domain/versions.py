@@ -37,6 +37,12 @@ def version_id(number: int) -> str:
     return f"v{number}"
 
 
+def qualified_id(dataset: str, version: str) -> str:
+    """The version named across datasets, '{dataset}:{version}' (':' is never in a dataset name): its job id,
+    and the writer a content store copy names."""
+    return f"{dataset}:{version}"
+
+
 def number_of(version: str) -> int:
     return int(version[1:])
 

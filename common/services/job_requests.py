@@ -19,7 +19,14 @@ def ask(collection, job: dict, topic: str, message: dict, deadline: float | None
         waiting: Callable[[dict], bool] = kernel.may_publish_start, **attributes: str) -> dict:
     """The job as stored, its request published if it still waits; a failed publish raises (the job stays
     queued: asking again, or the watch, publishes it)."""
-    stored = job_store.create(collection, job, deadline)
+    return ask_recorded(job_store.create(collection, job, deadline), topic, message, deadline, waiting,
+                        **attributes)
+
+
+def ask_recorded(stored: dict, topic: str, message: dict, deadline: float | None = None,
+                 waiting: Callable[[dict], bool] = kernel.may_publish_start, **attributes: str) -> dict:
+    """`ask` for a job its kind recorded itself (a version, under the next free number): `stored` as it is now,
+    its request published if it still waits; a failed publish raises and the job stays queued."""
     if waiting(stored):
         topics.publish(topic, message, deadline, **attributes)
     return stored

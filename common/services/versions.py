@@ -3,8 +3,10 @@
 Runs in the export function (a version request is a message on the export
 topic; an export without a version freezes one first). Idempotent: a
 redelivered request for a completed version changes nothing, the image list is
-written once (`if_generation_match=0`: a retry keeps the first), and content
-already in the store is not copied again.
+written once (`if_generation_match=0`: a retry keeps the first, and a freeze
+that finds it written counts what it references), and content already in the
+store is not copied again. Its storage counts are exact however often the
+freeze ran: a copy names the version that wrote it (common.cloud.content_store).
 """
 from __future__ import annotations
 
@@ -35,11 +37,12 @@ def freeze(dataset: str, version: str) -> dict:
         raise InvalidVersionRequest(f"no version {version!r} of dataset {dataset!r}")
     if versions.has_ended(document):
         return document
-    ref.update({"status": versions.RUNNING, "phase": versions.FREEZING})
+    ref.update({"status": versions.RUNNING, "phase": versions.FREEZING, "started_at": time.time()})
     try:
         frozen, kept = _frozen(dataset, version)
     except InvalidVersionRequest as exc:
-        failed = {"status": versions.FAILED, "phase": versions.FREEZING, "error": str(exc)}
+        failed = {"status": versions.FAILED, "phase": versions.FREEZING, "finished_at": time.time(),
+                  "error": str(exc)}
         ref.update(failed)
         return {**document, **failed}
     done = {"status": versions.COMPLETED, "phase": versions.READY, "frozen_at": time.time(),
@@ -51,24 +54,30 @@ def freeze(dataset: str, version: str) -> dict:
 
 
 def _frozen(dataset: str, version: str) -> tuple[dict, content_store.Kept]:
-    taken = index_snapshot.current(dataset)
-    if taken is None or not taken.classes:
-        raise InvalidVersionRequest(f"dataset {dataset!r} has no classes yet: drop a data.yaml first")
-    if not taken.images:
-        raise InvalidVersionRequest(f"dataset {dataset!r} has no usable image (excluded: {taken.excluded})")
-    kept = content_store.keep(taken.images)
-    return _write_once(layout.version_snapshot(dataset, version),
-                       versions.frozen_document(taken, version, kept.generations)), kept
+    """The version's image list and its content kept; an image list a previous run wrote stays the version's."""
+    path, writer = layout.version_snapshot(dataset, version), versions.qualified_id(dataset, version)
+    if not storage.blob(path).exists():
+        taken = index_snapshot.current(dataset)
+        if taken is None or not taken.classes:
+            raise InvalidVersionRequest(f"dataset {dataset!r} has no classes yet: drop a data.yaml first")
+        if not taken.images:
+            raise InvalidVersionRequest(f"dataset {dataset!r} has no usable image (excluded: {taken.excluded})")
+        kept = content_store.keep(taken.images, writer)
+        frozen = versions.frozen_document(taken, version, kept.generations)
+        if _written_now(path, frozen):
+            return frozen, kept
+    frozen = read_frozen_at(path)
+    return frozen, content_store.measure([image["sha256"] for image in frozen["images"]], writer)
 
 
-def _write_once(path: str, frozen: dict) -> dict:
-    """Write the image list unless a previous attempt did; the one in the bucket."""
+def _written_now(path: str, frozen: dict) -> bool:
+    """Write the image list unless a previous run did (False: it did)."""
     try:
         storage.blob(path).upload_from_string(json.dumps(frozen), content_type="application/json",
                                               if_generation_match=0)
-        return frozen
+        return True
     except PreconditionFailed:
-        return read_frozen_at(path)
+        return False
 
 
 def read_frozen(dataset: str, version: str) -> dict:

@@ -24,17 +24,19 @@ from common.domain import training_job
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
-from common.services import continuation_requests, jobs, watch_exports, watch_imports
+from common.services import continuation_requests, jobs, watch_exports, watch_imports, watch_versions
 
 
 def handle(message: PubSubMessage) -> Outcome:
-    """One sweep of training jobs and imports; the message itself carries nothing (any tick will do)."""
+    """One sweep of training jobs, imports, exports, versions and the kernel's jobs; the message itself carries
+    nothing (any tick will do)."""
     changes = {job["id"]: change for job in waiting_jobs() if (change := watch(job, time.time()))}
     failed = sorted(job_id for job_id, change in changes.items() if change.get("status") == training_job.FAILED)
     noted = sorted(set(changes) - set(failed))
     imports_failed = watch_imports.sweep()
     jobs_acted = {**jobs.watch(time.time()), **watch_imports.resend_waiting(time.time()),
-                  **watch_exports.resend_waiting(time.time()), **resend_unlaunched(time.time())}
+                  **watch_exports.resend_waiting(time.time()), **watch_versions.resend_waiting(time.time()),
+                  **resend_unlaunched(time.time())}
     acted = changes or imports_failed or jobs_acted
     detail = (f"swept: {len(failed)} failed {failed}, {len(noted)} noted gone {noted}, "
               f"{len(imports_failed)} imports failed {imports_failed}, jobs {jobs_acted}") \

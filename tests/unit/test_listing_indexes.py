@@ -13,6 +13,7 @@ from google.cloud import firestore
 
 from common.api import pagination
 from common.api.resources import images, jobs
+from common.services import jobs as jobs_kernel, watch_versions
 
 CLIENT = firestore.Client(project="indexes", credentials=AnonymousCredentials())
 INDEXES = json.loads((Path(__file__).resolve().parents[2] / "infra" / "firestore.indexes.json").read_text())
@@ -76,3 +77,10 @@ def test_every_shape_of_the_job_list_has_its_index(family, datasets, active):
             filtered, order = needed(jobs.newest_first(query, 10))
             assert filtered == frozenset() and not across_datasets or (filtered, order) in declared(group, scope), \
                 (kind, filtered)
+
+
+def test_the_watchs_query_over_every_datasets_versions_has_its_index():
+    """A collection group has no automatic single-field index: the watch's sweep over versions needs one declared."""
+    waiting = dataclasses.replace(
+        watch_versions.WAITING, collection=lambda: watch_versions.newest_first(CLIENT.collection_group("versions")))
+    assert needed(jobs_kernel.waiting_query(waiting)) in declared("versions", "COLLECTION_GROUP")

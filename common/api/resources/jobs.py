@@ -17,7 +17,7 @@ from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import classes, documents, exports, imports, training
 from common.api.routes import Route
 from common.api.schema import BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj
-from common.cloud import dataset_job_store, db, import_store, training_store, version_store
+from common.cloud import dataset_job_store, import_store, training_store, version_store
 from common.domain import dataset_jobs, job_view, jobs
 
 # Firestore serves at most 30 disjunctions (each dataset of an `in` times each status of another).
@@ -60,7 +60,7 @@ FAMILIES = (
            lambda document, ctx: job_view.import_(document, import_store.read_tasks(document["id"],
                                                                                     ctx.deadline_seconds)), "import"),
     Family((job_view.EXPORT,), version_store.exports, lambda document, _: job_view.export(document), "export"),
-    Family((job_view.VERSION,), lambda: db.client().collection_group("versions"),
+    Family((job_view.VERSION,), version_store.every_version,
            lambda document, _: job_view.version(document), "version"),
     Family(dataset_jobs.KINDS, dataset_job_store.jobs, _dataset_job, "job"),
 )

@@ -3,7 +3,10 @@
 A version is frozen by the export function (the request is a message on the
 export topic), so the answer is 202 with the version's id: its status is the
 job kernel's, `queued`, then `running` (phase `freezing`), then `completed`
-(phase `ready`), or `failed` with the reason. Before versions used the
+(phase `ready`), or `failed` with the reason. It is asked for by the one
+request path (common.services.job_requests): recorded, then published while
+queued; a failed publish answers 503 and leaves it queued, for a retry with
+the same request_id or the watch (common.services.watch_versions) to start. Before versions used the
 kernel's words the status itself said `freezing` and `ready`: a client that
 waited for `ready` waits for `completed` now (the phase keeps the old word)."""
 from __future__ import annotations
@@ -14,11 +17,11 @@ from common.api.errors import ApiError
 from common.api.resources.datasets import DATASET
 from common.api.routes import Route
 from common.api.schema import ANY, NUMBER, STRING, nullable, obj, page_of
-from common.cloud import topics, version_store
+from common.cloud import version_store
 from common.domain import versions as version_rules
 from common.domain.versions import InvalidVersionRequest
 from common.platform import config
-from common.services import versions
+from common.services import job_requests, versions
 
 VERSION_PARAM = params.path("version", "the version id (v1, v2, ...)")
 STATUS = {"type": "string", "enum": list(version_rules.STATUSES)}
@@ -42,24 +45,11 @@ def create_version(ctx: RequestContext, args: dict) -> dict:
     request_id = fields.pop("request_id", None)
     asked_by = version_store.version_request(dataset, ctx.principal.name, request_id) if request_id else None
     made = versions.request(dataset, fields, ctx.principal.name, ctx.deadline_seconds, asked_by)
-    ref = version_store.versions_of(dataset).document(made["id"])
     document = made if "status" in made else version_store.read_version(dataset, made["id"], ctx.deadline_seconds)
-    if document["status"] == version_rules.QUEUED:  # a retry of a queued one asks again: freezing is idempotent
-        publish_or_forget(ref, {"dataset": dataset, "version": document["id"]}, ctx,
-                          also_forget=[asked_by] if asked_by and made is document else [])
+    # a queued one (this request's, or the first of a retried request_id) is asked for: freezing is idempotent
+    job_requests.ask_recorded(document, config.export_topic(), {"dataset": dataset, "version": document["id"]},
+                              ctx.deadline_seconds, requested_by=ctx.principal.name)
     return {"version": document["id"], "status": version_rules.state(document)[0]}
-
-
-def publish_or_forget(ref, message: dict, ctx: RequestContext, topic: str | None = None,
-                      also_forget: list | None = None) -> None:
-    """Publish the request for the document just made (to the export topic unless another is named);
-    a failed publish removes it and `also_forget` (then a 503)."""
-    try:
-        topics.publish(topic or config.export_topic(), message, ctx.deadline_seconds, requested_by=ctx.principal.name)
-    except Exception:
-        for forgotten in [ref, *(also_forget or [])]:
-            forgotten.delete(**ctx.deadline())
-        raise
 
 
 def list_versions(ctx: RequestContext, args: dict) -> dict:
