@@ -5,8 +5,9 @@
 Each step is the one Ultralytics' predictor takes for an ONNX model
 (ultralytics/engine/predictor.py, data/augment.py LetterBox, utils/nms.py,
 utils/ops.py scale_boxes), so the same file on the same image gives the same
-boxes: the image as cv2.imread(IMREAD_COLOR) reads it (EXIF orientation applied,
-alpha dropped, 16-bit samples keep their high byte), the letterbox Ultralytics
+boxes: the image as cv2.imread(IMREAD_COLOR) reads it (a JPEG by OpenCV itself; the
+rest by Pillow the same way: EXIF orientation applied, alpha dropped, 16-bit
+samples keep their high byte), the letterbox Ultralytics
 picks for the graph (a square for a static input; for a dynamic one the minimum
 rectangle, padded only to a multiple of the stride; ultralytics#14285 was a
 letterbox that differed), resized and padded by the same OpenCV calls
@@ -23,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from common.domain.imaging import open_image
+from common.domain.imaging import JPEG_END_MARKER, open_image
 
 PAD_VALUE = 114
 MAX_NMS = 30_000      # boxes that enter NMS at most (by confidence), as Ultralytics
@@ -93,6 +94,8 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
             raise ImageRejected("image_too_large", f"{width}x{height} is {width * height} pixels, over the "
                                 f"limit of {limit} pixels an image may have here; not decoded: send it smaller")
         try:
+            if image.format == "JPEG" and data.endswith(JPEG_END_MARKER):
+                return _jpeg_rgb(data)
             return _upright_rgb(image)
         except MemoryError:  # not the image's fault: say so rather than call it corrupt
             raise ImageRejected("image_too_large", f"{width}x{height} could not be decoded in the memory free now; "
@@ -103,6 +106,17 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
 
 def _reason(error: Exception) -> str:
     return str(error) or type(error).__name__
+
+
+def _jpeg_rgb(data: bytes) -> np.ndarray:
+    """A whole JPEG decoded as Ultralytics' cv2.imread decodes it (OpenCV's libjpeg-turbo, EXIF orientation
+    applied, CMYK too), turned to RGB in place: 3 bytes a pixel and no other copy, where Pillow holds 4 and
+    hands them over through 3 more. One cut short (no end marker) goes through Pillow, which refuses it
+    where OpenCV would fill the rest with grey."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("OpenCV could not decode the JPEG data")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
 
 
 def _upright_rgb(image: Image.Image) -> np.ndarray:

@@ -12,6 +12,7 @@ import tracemalloc
 import zlib
 
 import cachetools
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -121,6 +122,43 @@ def test_decoding_a_sixteen_bit_image_allocates_only_its_8_bit_rgb_and_one_band(
     finally:
         tracemalloc.stop()
     assert peak < 3 * samples.size + 12 * prediction.BAND_PIXELS, peak
+
+
+def opencv_rgb(data: bytes) -> np.ndarray:
+    """What Ultralytics decodes a file into (cv2.imread is cv2.imdecode of its bytes), as RGB."""
+    return np.ascontiguousarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1])
+
+
+@pytest.mark.parametrize("mode, orientation", [("RGB", 1), ("RGB", 6), ("L", 8), ("CMYK", 1)])
+def test_a_jpeg_is_decoded_as_ultralytics_decodes_it(mode, orientation):
+    """OpenCV's own decoder, EXIF orientation applied: a CMYK JPEG too (Pillow's was 1 level off)."""
+    exif = Image.Exif()
+    exif[274] = orientation
+    photo = RNG.integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    data = encoded(Image.fromarray(photo).convert(mode), "JPEG", quality=90, exif=exif.tobytes())
+    pixels = prediction.decode_image(data)
+    assert pixels.shape == ((90, 60, 3) if orientation in (5, 6, 7, 8) else (60, 90, 3))
+    assert np.array_equal(pixels, opencv_rgb(data))
+
+
+def test_a_jpeg_with_bytes_after_its_end_still_decodes_and_one_cut_short_is_refused():
+    data = encoded(Image.fromarray(RGB), "JPEG", quality=90)
+    assert np.array_equal(prediction.decode_image(data + b"a trailer some cameras add"), opencv_rgb(data))
+    with pytest.raises(ImageRejected) as rejected:
+        prediction.decode_image(data[:len(data) // 2])
+    assert rejected.value.code == "image_corrupt"
+
+
+def test_decoding_a_jpeg_photo_allocates_only_its_rgb():
+    """Through Pillow the pixels were handed over as bytes, then copied: twice the 3 bytes a pixel."""
+    data = encoded(Image.fromarray(RNG.integers(0, 256, (1080, 810, 3), dtype=np.uint8)), "JPEG", quality=90)
+    tracemalloc.start()
+    try:
+        pixels = prediction.decode_image(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert pixels.nbytes <= peak < pixels.nbytes + 262144, peak
 
 
 def test_an_image_over_the_pixel_limit_is_refused_undecoded_whatever_its_depth():
