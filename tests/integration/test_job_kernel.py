@@ -283,13 +283,13 @@ def claim_or_none(ref, lease: kernel.Lease, holder: str) -> job_store.Claim | No
 
 def test_one_claim_one_holder_its_heartbeat_keeps_it_and_a_lease_run_out_is_taken_over(stack):
     ref = db.client().collection("claim-drill").document(uuid.uuid4().hex)
-    lease = kernel.Lease(1.0, at="claimed_at", holder="claimed_by")
+    lease = kernel.Lease(3.0, at="claimed_at", holder="claimed_by")  # beats 0.75 s apart: room for a loaded machine
     first = job_store.claim(ref, lease, "a", lambda document: True)
     assert first.taken and first.document is None  # a new document, made with the claim
     assert job_store.claim(ref, lease, "a", lambda document: True).taken  # its holder's claim, retried
     taken_at = time.time()
     with job_store.Heartbeat(first):  # a beat every quarter of the lease: held far longer than the lease
-        wait_for(lambda: claimed_by_a_for(ref, lease, taken_at), lambda held: held > 3 * lease.seconds, 30,
+        wait_for(lambda: claimed_by_a_for(ref, lease, taken_at), lambda held: held > 2 * lease.seconds, 60,
                  "the heartbeat keeping the claim")
     second = wait_for(lambda: claim_or_none(ref, lease, "b"), lambda claim: claim is not None, 30,
                       "the lease, run out once its heartbeat stopped, taken over")
