@@ -57,7 +57,7 @@ UNLAUNCHED = jobs.Waiting(
     message=lambda job: (training_job.request_again(job),
                          {"requested_by": job["requested_by"]} if job.get("requested_by") else {}),
     waits=training_job.waits_for_request,
-    activity=lambda job: max(job.get("claimed_at") or 0.0, job.get("updated_at") or 0.0),
+    activity=lambda job: max(kernel.stored(job, training_job.CLAIM_LEASE.at) or 0.0, job.get("updated_at") or 0.0),
     progress=lambda job: job["status"], failed=_unlaunched_failed)
 
 
