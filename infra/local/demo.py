@@ -29,6 +29,7 @@ AUTOLABEL_DEADLINE_SECONDS = 120
 TRAINING_REQUEST = {"dataset": DATASET, "model": "yolov8n.yaml", "epochs": 30, "imgsz": 160, "batch": 8,
                     "seed": 0, "workers": 0}
 PREDICTED_IMAGE = "images/val/squares_08.jpg"  # a val image: the model never trained on it
+PROPOSALS_SHOWN = 5  # per image, the most confident: a weak model may propose a hundred boxes on one image
 
 
 def main() -> int:
@@ -125,7 +126,8 @@ def predict(env: dict[str, str], model: dict) -> int:
         return 1
     result = answer.json()
     found = result["predictions"][0]
-    print(f"\nprediction on {uri} ({found['width']}x{found['height']}, {result['speed_ms']} ms); "
+    speed = ", ".join(f"{step} {ms} ms" for step, ms in result["speed_ms"].items())
+    print(f"\nprediction on {uri} ({found['width']}x{found['height']}; {speed}); "
           f"the squares' colours are the classes: {_colours()}")
     truth = demo_dataset().files[PREDICTED_IMAGE.replace("images/", "labels/").replace(".jpg", ".txt")]
     print(f"  the label says:  {truth.decode().strip().replace(chr(10), ' | ')}")
@@ -153,9 +155,7 @@ def autolabel(api: ApiClient, model: dict) -> int:
     for failure in job["failed"]:
         print(f"  failed  {failure['image']}: {failure['reason']}")
     for image in api.all_pages(f"/datasets/{DATASET}/images", "images", has_proposals="true"):
-        rows = ", ".join(f"{p['class_name']} {p['confidence']:.2f} ({p['cx']:.3f} {p['cy']:.3f} {p['w']:.3f} "
-                         f"{p['h']:.3f})" for p in image["proposals"])
-        print(f"  {image['id']:<30} {rows}")
+        print(f"  {image['id']:<30} {_proposal_rows(image['proposals'])}")
         drawn = drawn_label(image["id"])
         if drawn:
             print(f"  {'':<30} drawn: {_named_rows(drawn)}")
@@ -163,6 +163,15 @@ def autolabel(api: ApiClient, model: dict) -> int:
     print(f"  {stats['proposals']} images have proposals to review: POST /datasets/{DATASET}/images/{{id}}/"
           f"proposals/accept or .../reject, or POST /datasets/{DATASET}/proposals/accept for all")
     return 0 if job["status"] == "completed" else 1
+
+
+def _proposal_rows(proposals: list[dict]) -> str:
+    """The most confident few, and how many more there are to review."""
+    shown = sorted(proposals, key=lambda p: -p["confidence"])[:PROPOSALS_SHOWN]
+    rows = ", ".join(f"{p['class_name']} {p['confidence']:.2f} ({p['cx']:.3f} {p['cy']:.3f} {p['w']:.3f} "
+                     f"{p['h']:.3f})" for p in shown)
+    more = len(proposals) - len(shown)
+    return f"{rows} ... and {more} more" if more else rows
 
 
 def _named_rows(label: str) -> str:
