@@ -121,6 +121,33 @@ def _has_thumbnail(api, dataset: str, image: dict) -> bool:
     return api.session.get(f"{api.url}/datasets/{dataset}/thumbnails/{image['sha256']}", timeout=30).status_code == 200
 
 
+# What a browser or a cache in between may send: a list, weak tags (a proxy that gzips weakens them), *.
+HELD = [('"{etag}"', 304), ('W/"{etag}"', 304), ('W/"old", "other", "{etag}"', 304), ('"other",W/"{etag}"', 304),
+        ("*", 304), ('"old", W/"other"', 200), ('"{etag}x", W/"x{etag}"', 200)]
+
+
+@pytest.mark.parametrize("held, status", HELD)
+def test_a_page_file_is_not_sent_again_to_a_holder_of_its_etag_among_others_weak_or_strong(api, held, status):
+    first = requests.get(f"{api.url}/page/app.js", timeout=30)
+    etag = first.headers["ETag"]
+    again = requests.get(f"{api.url}/page/app.js", headers={"If-None-Match": held.format(etag=etag.strip('"'))},
+                         timeout=30)
+    assert (again.status_code, again.headers["ETag"]) == (status, etag)
+    assert again.content == (b"" if status == 304 else first.content)
+
+
+def test_an_images_thumbnail_and_file_are_not_sent_again_to_a_holder_of_their_etag(api, sample):
+    image = next(i for i in api.all_pages(f"/datasets/{sample}/images", "images") if i["sha256"])
+    thumbnail = f"{api.url}/datasets/{sample}/thumbnails/{image['sha256']}"
+    wait_for(lambda: api.session.get(thumbnail, timeout=30).status_code, lambda status: status == 200, 60,
+             "the thumbnail written by ingest")
+    for url in (thumbnail, f"{api.url}/datasets/{sample}/files/{image['id']}"):
+        for held, status in HELD:
+            again = api.session.get(url, headers={"If-None-Match": held.format(etag=image["sha256"])}, timeout=30)
+            assert (again.status_code, again.headers["ETag"]) == (status, f'"{image["sha256"]}"'), (url, held)
+            assert (again.content == b"") == (status == 304), (url, held)
+
+
 @pytest.mark.parametrize("label, value, param", [("Split", "val", {"split": "val"}), ("Class", "bus", {"class": "bus"}),
                                                  ("Status", "background", {"status": "background"})])
 def test_a_filter_shows_what_the_api_lists_for_it(page, stack, api, sample, label, value, param):

@@ -8,6 +8,7 @@ import re
 
 from flask import Response
 from google.api_core.exceptions import NotFound
+from werkzeug.http import quote_etag
 
 from common.api import access, params
 from common.api.context import RequestContext
@@ -17,7 +18,7 @@ from common.api.resources.datasets import DATASET
 from common.api.resources.exports import EXPORT_ID
 from common.api.resources.images import IMAGE_ID, find_image
 from common.api.resources.models import MODEL_ID
-from common.api.resources.page import IF_NONE_MATCH
+from common.api.resources.page import IF_NONE_MATCH, still_current
 from common.api.routes import Route
 from common.cloud import storage, training_store, version_store
 from common.domain import layout
@@ -34,7 +35,7 @@ def thumbnail(ctx: RequestContext, args: dict) -> Response:
     sha256 = args["sha256"]
     if not _SHA256.fullmatch(sha256):
         raise ApiError(404, "no thumbnail: sha256 must be 64 lowercase hex digits")
-    if _still_current(sha256, args["If-None-Match"]):
+    if still_current(sha256, args["If-None-Match"]):
         return _not_modified(sha256, THUMBNAIL_CACHE)
     blob = storage.blob(layout.thumbnail_path(args["dataset"], sha256))
     try:
@@ -47,7 +48,7 @@ def thumbnail(ctx: RequestContext, args: dict) -> Response:
 def image_file(ctx: RequestContext, args: dict) -> Response:
     _, entry = find_image(ctx, args["dataset"], args["image_id"], with_image=True)
     image = entry["image"]
-    if _still_current(image["sha256"], args["If-None-Match"]):
+    if still_current(image["sha256"], args["If-None-Match"]):
         return _not_modified(image["sha256"], IMAGE_CACHE)
     return _streamed(storage.blob(image["path"], image["generation"]), ctx,
                      IMAGE_TYPES.get(image.get("format"), "application/octet-stream"),
@@ -101,12 +102,8 @@ THUMBNAIL_CACHE = "private, max-age=86400, immutable"
 IMAGE_CACHE = "private, no-cache"
 
 
-def _still_current(sha256: str, if_none_match: str | None) -> bool:
-    return if_none_match is not None and if_none_match.strip() == f'"{sha256}"'
-
-
 def _cache_headers(sha256: str, cache_control: str) -> dict:
-    return {"ETag": f'"{sha256}"', "Cache-Control": cache_control, "X-Content-Type-Options": "nosniff"}
+    return {"ETag": quote_etag(sha256), "Cache-Control": cache_control, "X-Content-Type-Options": "nosniff"}
 
 
 def _not_modified(sha256: str, cache_control: str) -> Response:

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Response
+from werkzeug.http import parse_etags, quote_etag
 
 from common.api import params
 from common.api.context import RequestContext
@@ -23,7 +24,14 @@ PAGE_DIR = Path(__file__).resolve().parents[1] / "page"
 TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
 FILE = params.path("file", "a file of the page (app.js, style.css, ...)")
 ACCEPT_ENCODING = params.header("Accept-Encoding", "gzip: the file comes compressed")
-IF_NONE_MATCH = params.header("If-None-Match", "the ETag the caller holds: 304 when it is still current")
+IF_NONE_MATCH = params.header("If-None-Match", "the ETags the caller holds (a list, weak or strong, or *): 304 when "
+                                                "one is still current")
+
+
+def still_current(etag: str, if_none_match: str | None) -> bool:
+    """Whether the caller holds this (unquoted) ETag: werkzeug parses the If-None-Match list (`W/"a", "b"`,
+    `*`) and compares weakly, as RFC 9110 asks of If-None-Match."""
+    return parse_etags(if_none_match).contains_weak(etag)
 
 
 class StaticFile:
@@ -32,15 +40,15 @@ class StaticFile:
     def __init__(self, path: Path):
         self.body = path.read_bytes()
         self.gzipped = gzip.compress(self.body, 9, mtime=0)
-        self.etag = f'"{hashlib.sha256(self.body).hexdigest()[:32]}"'
+        self.etag = hashlib.sha256(self.body).hexdigest()[:32]
         self.media_type = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
     def answer(self, accept_encoding: str | None, if_none_match: str | None) -> Response:
-        headers = {"ETag": self.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding",
+        headers = {"ETag": quote_etag(self.etag), "Cache-Control": "no-cache", "Vary": "Accept-Encoding",
                    "X-Content-Type-Options": "nosniff"}
         if self.media_type == "text/html":
             headers["Content-Security-Policy"] = content_security_policy()
-        if if_none_match == self.etag:
+        if still_current(self.etag, if_none_match):
             return Response(status=304, headers=headers)
         if "gzip" in (accept_encoding or ""):
             return Response(self.gzipped, mimetype=self.media_type, headers={**headers, "Content-Encoding": "gzip"})
