@@ -11,6 +11,7 @@ import pytest
 
 from infra.local import stack as local_stack
 from infra.local.client import ApiClient
+from infra.local.sample import ultralytics_photo
 
 
 STACK_SUITES = ("tests/integration", "tests/security", "tests/formats")  # the suites that need the local stack
@@ -49,6 +50,13 @@ def api(stack) -> ApiClient:
 def bucket(stack):
     from common.cloud import storage
     return storage.bucket()
+
+
+@pytest.fixture(scope="session")
+def bus_photo() -> bytes:
+    """Ultralytics' bus.jpg (810x1080), read at first use: it may download the Ultralytics wheel, which
+    collection must never do (`make unit` collects every module with the network cut)."""
+    return ultralytics_photo("bus.jpg")
 
 
 @pytest.fixture

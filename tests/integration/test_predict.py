@@ -256,27 +256,27 @@ def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
         chunk(b"IEND", b"")
 
 
-BUS = ultralytics_photo("bus.jpg")
-BAD_BODIES = {
-    "not an image": (b"hello, I am text", "not an image"),
-    "truncated": (BUS[:len(BUS) // 2], "corrupt or truncated"),
-    "bomb": (bomb_png(), "not decoded"),
-    "too small to be anything": (b"\xff\xd8\xff", "not"),
+BAD_BODIES = {  # each made from the bus photo (a fixture: read at test time, never at collection), and its reason
+    "not an image": (lambda bus: b"hello, I am text", "not an image"),
+    "truncated": (lambda bus: bus[:len(bus) // 2], "corrupt or truncated"),
+    "bomb": (lambda bus: bomb_png(), "not decoded"),
+    "too small to be anything": (lambda bus: b"\xff\xd8\xff", "not"),
 }
 
 
 @pytest.mark.parametrize("kind", list(BAD_BODIES))
-def test_a_bad_image_body_is_a_400_with_its_reason(predict_url, auth, trained_model, kind):
-    body, reason = BAD_BODIES[kind]
+def test_a_bad_image_body_is_a_400_with_its_reason(predict_url, auth, trained_model, bus_photo, kind):
+    made_from, reason = BAD_BODIES[kind]
+    body = made_from(bus_photo)
     answer = post(predict_url, trained_model["id"], auth, data=body, headers={"Content-Type": "image/jpeg"})
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert reason in error["message"] and error["param"] == "body" and error["request_id"]
 
 
-def test_a_batch_with_one_bad_image_fails_only_that_image(predict_url, auth, trained_model):
-    files = [("file", ("good.jpg", BUS, "image/jpeg")), ("file", ("bad.jpg", b"nope", "image/jpeg")),
-             ("file", ("bomb.png", bomb_png(), "image/png")), ("file", ("half.jpg", BUS[:5000], "image/jpeg"))]
+def test_a_batch_with_one_bad_image_fails_only_that_image(predict_url, auth, trained_model, bus_photo):
+    files = [("file", ("good.jpg", bus_photo, "image/jpeg")), ("file", ("bad.jpg", b"nope", "image/jpeg")),
+             ("file", ("bomb.png", bomb_png(), "image/png")), ("file", ("half.jpg", bus_photo[:5000], "image/jpeg"))]
     answer = post(predict_url, trained_model["id"], auth, files=files)
     assert answer.status_code == 200, answer.text
     good, bad, bomb, half = answer.json()["predictions"]
@@ -290,27 +290,28 @@ def test_a_batch_with_one_bad_image_fails_only_that_image(predict_url, auth, tra
     ({"conf": "2"}, "conf"), ({"conf": "-0.1"}, "conf"), ({"iou": "abc"}, "iou"), ({"max_det": "0"}, "max_det"),
     ({"max_det": "1001"}, "max_det"), ({"classes": "unicorn"}, "classes"), ({"colour": "red"}, "colour"),
 ])
-def test_a_parameter_out_of_range_is_a_400_naming_it(predict_url, auth, trained_model, params, param):
-    answer = post(predict_url, trained_model["id"], auth, data=BUS, params=params,
+def test_a_parameter_out_of_range_is_a_400_naming_it(predict_url, auth, trained_model, bus_photo, params, param):
+    answer = post(predict_url, trained_model["id"], auth, data=bus_photo, params=params,
                   headers={"Content-Type": "image/jpeg"})
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["param"] == param
 
 
-def test_only_members_may_predict_and_a_removal_takes_effect_at_once(stack, api, predict_url, trained_model):
+def test_only_members_may_predict_and_a_removal_takes_effect_at_once(stack, api, predict_url, trained_model,
+                                                                     bus_photo):
     """The instance keeps a model's document for a minute; who may use it is read on every request."""
     uid, token = sign_up(stack.env()["FIREBASE_AUTH_EMULATOR_HOST"], f"p-{uuid.uuid4().hex[:8]}@example.com",
                          "secret-123")
     person = {"Authorization": f"Bearer {token}"}
     members = f"{api.url}/datasets/{trained_model['dataset']}/members/{uid}"
-    assert post(predict_url, trained_model["id"], person, data=BUS).status_code == 404
+    assert post(predict_url, trained_model["id"], person, data=bus_photo).status_code == 404
     assert api.session.put(members, json={"role": "viewer"}, timeout=30).status_code == 200
-    assert post(predict_url, trained_model["id"], person, data=BUS).status_code == 200
+    assert post(predict_url, trained_model["id"], person, data=bus_photo).status_code == 200
     assert api.session.delete(members, timeout=30).status_code == 200
-    assert post(predict_url, trained_model["id"], person, data=BUS).status_code == 404
+    assert post(predict_url, trained_model["id"], person, data=bus_photo).status_code == 404
 
 
-def test_refusals_of_the_request_itself(predict_url, auth, trained_model):
+def test_refusals_of_the_request_itself(predict_url, auth, trained_model, bus_photo):
     model_id = trained_model["id"]
     assert post(predict_url, model_id, auth, data=b"", headers={"Content-Type": "image/jpeg"}).status_code == 400
     too_big = post(predict_url, model_id, auth, data=b"\0" * (32 * 1024 * 1024 + 1),
@@ -318,9 +319,9 @@ def test_refusals_of_the_request_itself(predict_url, auth, trained_model):
     assert too_big.status_code == 413, too_big.text
     batch = post(predict_url, model_id, auth, files=[("file", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(33)])
     assert batch.status_code == 400 and batch.json()["error"]["param"] == "file"
-    assert post(predict_url, "model-nosuch", auth, data=BUS).status_code == 404
-    assert post(predict_url, model_id, {}, data=BUS).status_code == 401
-    assert post(predict_url, model_id, {"Authorization": "Bearer wrong"}, data=BUS).status_code == 401
+    assert post(predict_url, "model-nosuch", auth, data=bus_photo).status_code == 404
+    assert post(predict_url, model_id, {}, data=bus_photo).status_code == 401
+    assert post(predict_url, model_id, {"Authorization": "Bearer wrong"}, data=bus_photo).status_code == 401
     assert requests.get(f"{predict_url}/models/{model_id}/predict", headers=auth, timeout=30).status_code == 405
     assert requests.post(f"{predict_url}/elsewhere", headers=auth, timeout=30).status_code == 404
     json_batch = post(predict_url, model_id, auth, json={"images": ["gs://x/y"] * 33})
@@ -350,7 +351,7 @@ def test_a_missing_object_fails_only_that_image(predict_url, auth, trained_model
 # ---- a model the export failed for ---------------------------------------------
 
 def test_a_failed_export_registers_the_model_and_prediction_answers_409(stack, api, bucket, predict_url, auth,
-                                                                         monkeypatch):
+                                                                         monkeypatch, bus_photo):
     from common.cloud import launcher
     from tests.integration.export_drill import drill_launcher
     monkeypatch.setattr(launcher, "from_config", lambda: drill_launcher(stack.state_dir))
@@ -362,7 +363,7 @@ def test_a_failed_export_registers_the_model_and_prediction_answers_409(stack, a
     model = api.get(f"/models/{job['model_id']}")
     assert model["weights"]["pt"].endswith("best.pt") and "onnx" not in model["weights"]
     assert "export failure drill" in model["onnx"]["error"]
-    answer = post(predict_url, model["id"], auth, data=BUS)
+    answer = post(predict_url, model["id"], auth, data=bus_photo)
     assert answer.status_code == 409 and "export failure drill" in answer.json()["error"]["message"]
 
 

@@ -15,18 +15,17 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from common.api.resources import predictions
 from common.cloud import storage
 from common.platform import config
-from common.services import predict
 from infra.local.client import sign_up
-from infra.local.sample import generated_dataset, ultralytics_photo
+from infra.local.sample import generated_dataset
 from tests.integration.helpers import dataset_when, drop
 from tests.integration.trained import trained_model  # noqa: F401 - a fixture
 
 GIB = 1024 ** 3
 PRODUCTION_MEMORY = 2 * GIB       # infra/settings.json: predict has 2Gi
 PRODUCTION_CONCURRENCY = 4        # and takes 4 requests at once
-BUS = ultralytics_photo("bus.jpg")
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +130,7 @@ def test_a_strangers_named_images_are_never_looked_at(stack, predict_url, traine
     _, stranger = person(stack, "stranger")
     missing = f"datasets/{trained_model['dataset']}/images/never-{uuid.uuid4().hex[:8]}.jpg"
     uri = f"gs://{config.data_bucket()}/{missing}"
-    for body in ({"images": "not a list"}, {"images": [uri] * (predict.MAX_BATCH + 1)},
+    for body in ({"images": "not a list"}, {"images": [uri] * (predictions.MAX_BATCH + 1)},
                  {"images": [uri, f"gs://{config.data_bucket()}/datasets/{another_tenant}/images/x.jpg"]}):
         answer = post(predict_url, trained_model["id"], stranger, json=body)
         assert answer.status_code == 404, answer.text
@@ -167,7 +166,7 @@ def test_a_sixteen_bit_bomb_is_refused_undecoded(predict_url, admin, trained_mod
 
 
 def test_sixteen_bit_images_at_the_pixel_limit_stay_within_productions_memory(stack, predict_url, admin,
-                                                                              trained_model):
+                                                                              trained_model, bus_photo):
     """Production's concurrency of requests, each a 16-bit image just under the pixel limit, while the owner
     predicts a photo, in a worker limited to production's memory: every answer is right, the worker is the
     same process, its peak resident memory under 2 GiB."""
@@ -180,7 +179,7 @@ def test_sixteen_bit_images_at_the_pixel_limit_stay_within_productions_memory(st
     with ThreadPoolExecutor(max_workers=PRODUCTION_CONCURRENCY + 1) as pool:
         bombs = [pool.submit(post, predict_url, trained_model["id"], admin, data=heavy,
                              headers={"Content-Type": "image/png"}) for _ in range(PRODUCTION_CONCURRENCY)]
-        photo = pool.submit(post, predict_url, trained_model["id"], admin, data=BUS,
+        photo = pool.submit(post, predict_url, trained_model["id"], admin, data=bus_photo,
                             headers={"Content-Type": "image/jpeg"})
         answers = [future.result() for future in bombs]
         owner = photo.result()
@@ -227,7 +226,7 @@ def test_named_objects_over_the_cap_are_refused_from_their_metadata(stack, bucke
 
 # ---- a flood -----------------------------------------------------------------------------------
 
-def test_prediction_is_rate_limited_per_person(stack, predict_url):
+def test_prediction_is_rate_limited_per_person(stack, predict_url, bus_photo):
     """Requests of one person are counted before the model is even looked up; beyond the limit a 429 names
     it and when to come back, and another person is not held back. Two windows' worth of requests at most:
     a window may end mid-flood, but then one of the two holds more than the limit."""
@@ -243,4 +242,4 @@ def test_prediction_is_rate_limited_per_person(stack, predict_url):
     assert refused.status_code == 429, refused.text
     assert f"more than {limit} prediction requests in {seconds} s" in refused.json()["error"]["message"]
     assert 0 < int(refused.headers["Retry-After"]) <= seconds
-    assert post(predict_url, "model-nosuch", other, data=BUS).status_code == 404
+    assert post(predict_url, "model-nosuch", other, data=bus_photo).status_code == 404
