@@ -21,7 +21,7 @@ PHONE = {"width": 390, "height": 844}
 def chromium():
     """A fresh headless Chromium: yields a function that opens a new context (a clean profile) at a viewport."""
     if not Path(CHROMIUM).exists():
-        raise RuntimeError(f"no {CHROMIUM}: apt-get install chromium chromium-driver (.ci/run does)")
+        raise RuntimeError(f"no {CHROMIUM}: apt-get install chromium chromium-driver (make test does)")
     with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="yolodrop-chromium-") as profile:
         context = playwright.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport=DESKTOP)
