@@ -66,6 +66,7 @@ class RequestContext:
     path: str
     deadline_seconds: float  # what one cloud call of this request may take, retries included
     origin: str | None = None  # the browser's Origin, for upload sessions it may use
+    started: float = 0.0  # time.perf_counter() before the caller was authenticated (prediction's Server-Timing)
     memo: dict = field(default_factory=dict, compare=False)  # what this request read once (members)
 
     def deadline(self) -> dict:
@@ -84,10 +85,11 @@ def request_id_of(request: Request) -> str:
 
 
 def build(request: Request, request_id: str, public: bool) -> RequestContext:
+    started = time.perf_counter()
     principal = ANONYMOUS if public else authenticate(request)
     return RequestContext(principal=principal, request_id=request_id, method=request.method,
                           path=request.path, deadline_seconds=config.api_deadline(),
-                          origin=request.headers.get("Origin"))
+                          origin=request.headers.get("Origin"), started=started)
 
 
 def authenticate(request: Request) -> Principal:

@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 from common.api.schema import nullable, obj
+from common.domain import refusals
 from common.platform import failures
+
+# The one place a refusal of a layer below becomes an HTTP status.
+STATUS_OF: dict[type[refusals.Refused], int] = {
+    refusals.Invalid: 400, refusals.Forbidden: 403, refusals.NotFound: 404, refusals.Conflict: 409,
+    refusals.TooLarge: 413}
 
 
 class ApiError(Exception):
@@ -16,6 +22,11 @@ class ApiError(Exception):
 
     def body(self, request_id: str) -> dict:
         return {**error_body(self.status, self.message, request_id, self.param), **self.extra}
+
+    @classmethod
+    def of(cls, refused: refusals.Refused) -> ApiError:
+        status = next(status for kind, status in STATUS_OF.items() if isinstance(refused, kind))
+        return cls(status, refused.message, refused.param)
 
 
 def error_body(status: int, message: str, request_id: str, param: str | None = None) -> dict:

@@ -5,6 +5,7 @@ from common.api.errors import ERROR_SCHEMA
 from common.api.params import Param
 from common.api.routes import Route
 from common.api.schema import ANY
+from common.platform import config
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ERRORS = {400: "a bad parameter or body, named in param", 401: "no bearer token, or a wrong one",
@@ -15,18 +16,23 @@ ERRORS = {400: "a bad parameter or body, named in param", 401: "no bearer token,
           503: "a cloud service did not answer in time; try again"}
 
 
-def route(api_routes: list[Route]) -> Route:
-    """GET /openapi.json, describing `api_routes` and itself."""
+PREDICTION_TAG = "prediction"  # operations the prediction function serves (at PREDICT_URL), not the API
+
+
+def route(api_routes: list[Route], prediction_routes: list[Route]) -> Route:
+    """GET /openapi.json, describing `api_routes`, itself, and the prediction function's routes."""
     def openapi_document(ctx, args) -> dict:
-        return document([*api_routes, own])
+        return document([*api_routes, own], prediction_routes)
     own = Route("GET", "/openapi.json", openapi_document, "This document", ANY, public=True)
     return own
 
 
-def document(routes: list[Route]) -> dict:
+def document(routes: list[Route], prediction_routes: list[Route] = ()) -> dict:
     paths: dict[str, dict] = {}
     for declared in routes:
         paths.setdefault(declared.path, {})[declared.method.lower()] = _operation(declared)
+    for declared in prediction_routes:
+        paths.setdefault(declared.path, {})[declared.method.lower()] = _served_by_prediction(_operation(declared))
     return {
         "openapi": "3.1.0",
         "info": {"title": "yolodrop", "version": "1",
@@ -46,11 +52,19 @@ def _operation(declared: Route) -> dict:
                  "responses": _responses(declared)}
     if declared.body is not None:
         operation["requestBody"] = {"required": not declared.body_optional, "content": {"application/json": {"schema": declared.body}}}
+    if declared.raw_body is not None:
+        operation["requestBody"] = {"required": True, "content": declared.raw_body.content}
     if declared.public:
         operation["security"] = []
     if declared.role:
         operation["x-required-role"] = declared.role
     return operation
+
+
+def _served_by_prediction(operation: dict) -> dict:
+    url = config.predict_url()
+    return {**operation, "tags": [PREDICTION_TAG],
+            **({"servers": [{"url": url, "description": "the prediction function"}]} if url else {})}
 
 
 def _parameter(param: Param) -> dict:
@@ -73,7 +87,8 @@ def _error_statuses(declared: Route) -> list[int]:
     statuses = [500, 503]
     if not declared.public:
         statuses.append(401)
-    if declared.body is not None or any(p.location in ("query", "header") for p in declared.params):
+    if declared.body is not None or declared.raw_body is not None or \
+            any(p.location in ("query", "header") for p in declared.params):
         statuses.append(400)
     if any(p.location == "path" for p in declared.params):
         statuses.append(404)

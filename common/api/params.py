@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from common.api.errors import ApiError
 from common.domain.storable import quoted
@@ -16,18 +16,17 @@ _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 @dataclass(frozen=True)
 class Param:
     name: str
-    schema: dict  # JSON Schema: integer (minimum, maximum), boolean, string (enum, pattern)
+    schema: dict  # JSON Schema: integer or number (minimum, maximum), boolean, string (enum, pattern), array
     description: str
     location: str = "query"  # or "path", or "header"
     holds_slashes: bool = False  # a path parameter that may hold '/' (an image id)
 
-    def read(self, raw: str | None) -> Any:
-        """The value of `raw`, the default when absent, or a 400 naming the parameter."""
+    def read(self, raw: str | list[str] | None) -> Any:
+        """The value of `raw` (an array's: every value given), the default when absent, or a 400 naming
+        the parameter."""
         if raw is None:
             return self.schema.get("default")
-        kind = self.schema["type"]
-        return _integer(self, raw) if kind == "integer" else _boolean(self, raw) if kind == "boolean" \
-            else _string(self, raw)
+        return _READERS[self.schema["type"]](self, raw)
 
     def invalid(self, expected: str, raw: str) -> ApiError:
         return ApiError(400, f"{self.name} must be {expected}, got {quoted(raw)}", self.name)
@@ -36,6 +35,16 @@ class Param:
 def integer(name: str, description: str, minimum: int, maximum: int, default: int) -> Param:
     return Param(name, {"type": "integer", "minimum": minimum, "maximum": maximum, "default": default},
                  description)
+
+
+def number(name: str, description: str, minimum: float, maximum: float, default: float) -> Param:
+    return Param(name, {"type": "number", "minimum": minimum, "maximum": maximum, "default": default},
+                 description)
+
+
+def items(name: str, description: str) -> Param:
+    """Text items, given as the parameter repeated or separated by commas (classes=a,b&classes=c)."""
+    return Param(name, {"type": "array", "items": {"type": "string"}}, description)
 
 
 def boolean(name: str, description: str) -> Param:
@@ -68,7 +77,13 @@ def read_all(declared: tuple[Param, ...], path_args: Mapping[str, str], query: M
         raise ApiError(400, f"unknown parameter {quoted(unknown)}; this route takes "
                             f"{', '.join(taken) or 'no query parameters'}", unknown)
     sources = {"path": path_args, "query": query, "header": headers}
-    return {p.name: p.read(sources[p.location].get(p.name)) for p in declared}
+    return {p.name: p.read(_given(p, sources[p.location])) for p in declared}
+
+
+def _given(param: Param, source: Mapping[str, str]) -> str | list[str] | None:
+    if param.schema["type"] == "array":
+        return source.getlist(param.name) if param.name in source else None  # type: ignore[attr-defined]
+    return source.get(param.name)
 
 
 def _integer(param: Param, raw: str) -> int:
@@ -76,6 +91,24 @@ def _integer(param: Param, raw: str) -> int:
     if not _INTEGER.fullmatch(raw) or not low <= int(raw) <= high:
         raise param.invalid(f"an integer from {low} to {high}", raw)
     return int(raw)
+
+
+def _number(param: Param, raw: str) -> float:
+    low, high = param.schema["minimum"], param.schema["maximum"]
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise param.invalid(f"a number from {low:g} to {high:g}", raw)
+    return value
+
+
+def _items(param: Param, raw: list[str]) -> list[str]:
+    values = [item for value in raw for item in value.split(",") if item]
+    if not values:
+        raise param.invalid("one or more items separated by commas", ",".join(raw))
+    return values
 
 
 def _boolean(param: Param, raw: str) -> bool:
@@ -95,3 +128,7 @@ def _string(param: Param, raw: str) -> str:
 
 def _one_of(values: list[str]) -> str:
     return ", ".join(values[:-1]) + f" or {values[-1]}" if len(values) > 1 else values[0]
+
+
+_READERS: dict[str, Callable[[Param, Any], Any]] = {"integer": _integer, "number": _number, "boolean": _boolean,
+                                                   "string": _string, "array": _items}

@@ -7,12 +7,32 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from flask import Request
+
 from common.api.context import RequestContext
+from common.api.errors import ApiError
 from common.api.params import Param
 
-# handler(context, arguments) -> body, or (status, body) for an answer other than the declared one,
-# or a flask Response for a route whose media_type is not JSON (the page's files, images)
-Handler = Callable[[RequestContext, dict], "dict | tuple[int, dict] | Response"]
+# handler(context, arguments) -> body, or (status, body) for an answer other than the declared one, or
+# (status, body, headers) for one with headers of its own (prediction's Server-Timing), or a flask Response
+# for a route whose media_type is not JSON (the page's files, images)
+Handler = Callable[[RequestContext, dict], "dict | tuple[int, dict] | tuple[int, dict, dict] | Response"]
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A body the handler reads itself from arguments["request"] (not JSON: prediction's images). The router
+    refuses one whose Content-Length is over cap() before anything else, caller included, with refusal(size);
+    one sent without it (chunked) werkzeug stops one byte past the cap, so reading cap + 1 bytes tells."""
+    content: dict                              # OpenAPI: media type -> {"schema": ...}
+    cap: Callable[[], int]                     # bytes
+    refusal: Callable[[int | None], ApiError]  # the 413 for a body of that many bytes (None: more than the cap)
+
+    def refuse_declared_size(self, request: Request) -> None:
+        cap = self.cap()
+        if (request.content_length or 0) > cap:
+            raise self.refusal(request.content_length)
+        request.max_content_length = cap + 1
 
 
 @dataclass(frozen=True)
@@ -26,6 +46,7 @@ class Route:
     params: tuple[Param, ...] = ()
     body: dict | None = None   # JSON Schema of the request body; read into arguments["body"]
     body_optional: bool = False  # the body may be left out (every field of it has a default)
+    raw_body: RawBody | None = None  # instead of a JSON body: one the handler reads itself
     public: bool = False       # answered without a caller (no Authorization)
     role: str | None = None    # the role the caller needs on the path's {dataset} (checked by the router)
     rate_limited: str | None = None  # the kind of expensive request counted per caller (router: 429)

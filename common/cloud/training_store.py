@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from common.cloud import db
-from common.domain import training_job
+from common.domain import layout, training_job
 
 
 def jobs():
@@ -11,6 +11,15 @@ def jobs():
 
 def models():
     return db.client().collection("models")
+
+
+def model(model_id: str, deadline_seconds: float) -> dict | None:
+    """The registered model's document; None when there is none, or `model_id` cannot name one."""
+    if not layout.is_document_id(model_id):
+        return None
+    snapshot = models().document(model_id).get(**db.deadline(deadline_seconds))
+    document = snapshot.to_dict() if snapshot.exists else None
+    return document if document and document.get("id") else None
 
 
 def cancel_if_waiting(job_id: str, cancelled: dict) -> bool:

@@ -169,8 +169,7 @@ def predict_max_pixels() -> int:
 def predict_rate_limit() -> tuple[int, int]:
     """(requests, seconds): prediction requests one person may make per window, from PREDICT_RATE_LIMIT
     "requests/seconds" (a 429 beyond; the administrator is not limited)."""
-    requests, _, seconds = os.environ.get("PREDICT_RATE_LIMIT", "120/60").partition("/")
-    return int(requests), int(seconds)
+    return rate_limit_of("prediction")
 
 
 def watch_topic() -> str:
@@ -367,13 +366,15 @@ def max_upload_request_bytes() -> int:
     return _int("MAX_UPLOAD_REQUEST_BYTES", 10 * 1024 ** 3)
 
 
-RATE_LIMIT_KINDS = {"datasets": (20, 3600), "api_keys": (10, 3600), "classes": (30, 60)}  # (requests, seconds)
+RATE_LIMIT_KINDS = {"datasets": (20, 3600), "api_keys": (10, 3600), "classes": (30, 60),  # (requests, seconds)
+                    "prediction": (120, 60)}
+RATE_LIMIT_VARIABLES = {"prediction": "PREDICT_RATE_LIMIT"}  # a kind whose variable is older than RATE_LIMIT_<KIND>
 
 
 def rate_limit_of(kind: str) -> tuple[int, int]:
-    """(requests, seconds) one person may make of `kind`: RATE_LIMIT_<KIND> as "requests/seconds" when set, else
-    the kind's default above, else RATE_LIMIT_REQUESTS/RATE_LIMIT_SECONDS."""
-    value = os.environ.get(f"RATE_LIMIT_{kind.upper()}")
+    """(requests, seconds) one person may make of `kind`: RATE_LIMIT_<KIND> (or the kind's own variable above)
+    as "requests/seconds" when set, else the kind's default above, else RATE_LIMIT_REQUESTS/RATE_LIMIT_SECONDS."""
+    value = os.environ.get(RATE_LIMIT_VARIABLES.get(kind, f"RATE_LIMIT_{kind.upper()}"))
     if value:
         requests, _, seconds = value.partition("/")
         return int(requests), int(seconds)

@@ -4,8 +4,10 @@ Ultralytics does (common.domain.prediction) and answer one prediction per input,
 in input order.
 
 Nothing of the images is read before the model is found and the caller may use
-it. A bad image fails that image with its reason; a model that cannot predict is
-refused before any image is read. Memory stays bounded: the images of a request
+it. A refusal is a common.domain.refusals kind, which the HTTP edge
+(common.api.resources.predictions) answers with its status. A bad image fails
+that image with its reason; a model that cannot predict is refused before any
+image is read. Memory stays bounded: the images of a request
 total at most the request's byte cap (a named object's size is read from its
 metadata first), an image over the pixel limit is refused before it is decoded,
 and only DECODE_AHEAD images are decoded at full size at once in the whole
@@ -17,21 +19,19 @@ import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from google.api_core.exceptions import NotFound
 
-from common.api import access
-from common.api.context import RequestContext
-from common.api.errors import ApiError
-from common.api.resources import documents
 from common.cloud import model_cache, storage, training_store
 from common.domain import layout, prediction
 from common.domain.prediction import ImageRejected, Thresholds
+from common.domain.refusals import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from common.platform import config
 from common.services.detection import Timer
 
-MAX_BATCH = 32
+MaySee = Callable[[str], bool]  # whether the caller may see a dataset (the edge's access rule)
 # Images decoded at once in the whole instance (the pool is shared by its requests): with the pixel limit, this
 # bounds the memory of full-size pixels (docs/security.md, "Prediction").
 DECODE_AHEAD = 2
@@ -53,20 +53,22 @@ class ImageSource:
 
 # ---- the model -----------------------------------------------------------------
 
-def find_model(model_id: str, ctx: RequestContext) -> dict:
-    """The registered model the caller may use (view its dataset), or a 404 that says no more than the
-    API's GET /models/{id} does: unknown, or of a dataset the caller cannot see."""
-    model = _registered_model(model_id, ctx)
-    if not access.may_see(ctx, model.get("dataset")):
-        raise ApiError(404, f"no model {model_id!r}")
+def find_model(model_id: str, may_see: MaySee, deadline_seconds: float) -> dict:
+    """The registered model the caller may use (view its dataset); NotFound says no more than the API's
+    GET /models/{id} does: unknown, or of a dataset the caller cannot see."""
+    model = _registered_model(model_id, deadline_seconds)
+    if model is None or not isinstance(model.get("dataset"), str) or not may_see(model["dataset"]):
+        raise NotFound(f"no model {model_id!r}")
     return model
 
 
-def _registered_model(model_id: str, ctx: RequestContext) -> dict:
+def _registered_model(model_id: str, deadline_seconds: float) -> dict | None:
     kept = _model_documents.get(model_id)
     if kept and time.monotonic() - kept[0] < MODEL_DOCUMENT_SECONDS:
         return kept[1]
-    model = documents.find(training_store.models(), model_id, "model", ctx)
+    model = training_store.model(model_id, deadline_seconds)
+    if model is None:
+        return None
     onnx = model.get("onnx") or {}
     if onnx.get("generation") and not onnx.get("error"):  # pinned weights: nothing about it will change
         _model_documents[model_id] = (time.monotonic(), model)
@@ -77,14 +79,14 @@ def _registered_model(model_id: str, ctx: RequestContext) -> dict:
 
 
 def loaded(model: dict) -> model_cache.LoadedModel:
-    """The model's ONNX, loaded; 404 without ONNX weights, 409 when they cannot serve predictions."""
+    """The model's ONNX, loaded; NotFound without ONNX weights, Conflict when they cannot serve predictions."""
     uri, generation = onnx_weights(model)
     try:
         session = model_cache.get(uri, generation or model_cache.current_generation(uri))
     except model_cache.ModelUnusable as unusable:
-        raise ApiError(409, f"model {model['id']} cannot predict: {unusable}") from None
+        raise Conflict(f"model {model['id']} cannot predict: {unusable}") from None
     if model.get("classes") and session.names != model["classes"]:
-        raise ApiError(409, f"model {model['id']} cannot predict: its ONNX has the classes {session.names}, "
+        raise Conflict(f"model {model['id']} cannot predict: its ONNX has the classes {session.names}, "
                             f"the model {model['classes']}")
     return session
 
@@ -93,15 +95,15 @@ def onnx_weights(model: dict) -> tuple[str, int | None]:
     """The ONNX file's URI and generation (None for a model registered before generations were recorded)."""
     onnx = model.get("onnx") or {}
     if onnx.get("error"):
-        raise ApiError(409, f"model {model['id']} has no ONNX weights: the export failed ({onnx['error']})")
+        raise Conflict(f"model {model['id']} has no ONNX weights: the export failed ({onnx['error']})")
     uri = (model.get("weights") or {}).get("onnx")
     if not uri:
-        raise ApiError(404, f"model {model['id']} has no ONNX weights")
+        raise NotFound(f"model {model['id']} has no ONNX weights")
     return uri, onnx.get("generation")
 
 
 def class_filter(wanted: list | None, names: list[str]) -> frozenset[int] | None:
-    """Class names or ids to keep, as ids; a 400 naming one the model does not have."""
+    """Class names or ids to keep, as ids; Invalid naming one the model does not have."""
     if wanted is None:
         return None
     ids = set()
@@ -112,33 +114,34 @@ def class_filter(wanted: list | None, names: list[str]) -> frozenset[int] | None
         elif text.isdigit() and int(text) < len(names):
             ids.add(int(text))
         else:
-            raise ApiError(400, f"classes: {text!r} is not a class of this model ({', '.join(names)}) "
-                                f"nor an id below {len(names)}", "classes")
+            raise Invalid(f"classes: {text!r} is not a class of this model ({', '.join(names)}) "
+                          f"nor an id below {len(names)}", "classes")
     return frozenset(ids)
 
 
 # ---- images named in the bucket ------------------------------------------------
 
-def bucket_sources(uris: list, ctx: RequestContext, max_bytes: int) -> list[ImageSource]:
-    """Dataset images named by gs:// URI: 400 for a malformed one, 403 outside the data bucket's datasets,
-    404 for a dataset the caller cannot see, and 413 when together they are over `max_bytes` (their sizes
-    read from the objects' metadata first); then read in parallel, each the generation whose size was read."""
-    names = [_object_name(uri, ctx) for uri in uris]
-    found = list(_readers.map(lambda name: _stored(name, ctx), names))
+def bucket_sources(uris: list, may_see: MaySee, deadline_seconds: float, max_bytes: int) -> list[ImageSource]:
+    """Dataset images named by gs:// URI: Invalid for a malformed one, Forbidden outside the data bucket's
+    datasets, NotFound for a dataset the caller cannot see, and TooLarge when together they are over
+    `max_bytes` (their sizes read from the objects' metadata first); then read in parallel, each the
+    generation whose size was read."""
+    names = [_object_name(uri, may_see) for uri in uris]
+    found = list(_readers.map(lambda name: _stored(name, deadline_seconds), names))
     _check_total(uris, found, max_bytes)
     return list(_readers.map(_read_object, uris, found))
 
 
-def _object_name(uri, ctx: RequestContext) -> str:
+def _object_name(uri, may_see: MaySee) -> str:
     if not isinstance(uri, str) or not uri.startswith("gs://") or "/" not in uri[5:]:
-        raise ApiError(400, f"images: {str(uri)[:200]!r} is not a gs://<bucket>/<object> URI", "images")
+        raise Invalid(f"images: {str(uri)[:200]!r} is not a gs://<bucket>/<object> URI", "images")
     bucket, _, name = uri[5:].partition("/")
     role = layout.classify(name)
     if bucket != config.data_bucket() or role.kind != "image":
-        raise ApiError(403, f"images: {uri[:200]!r} is not a dataset image of gs://{config.data_bucket()}/"
-                            f"{layout.DATASETS_PREFIX}", "images")
-    if not access.may_see(ctx, role.dataset):  # another tenant's object: as if it did not exist
-        raise ApiError(404, f"images: no dataset {role.dataset!r} (of {uri[:200]!r})", "images")
+        raise Forbidden(f"images: {uri[:200]!r} is not a dataset image of gs://{config.data_bucket()}/"
+                        f"{layout.DATASETS_PREFIX}", "images")
+    if not may_see(role.dataset):  # another tenant's object: as if it did not exist
+        raise NotFound(f"images: no dataset {role.dataset!r} (of {uri[:200]!r})", "images")
     return name
 
 
@@ -150,8 +153,8 @@ class _Stored:
     size: int
 
 
-def _stored(name: str, ctx: RequestContext) -> _Stored | None:
-    blob = storage.bucket().get_blob(name, timeout=ctx.deadline_seconds)
+def _stored(name: str, deadline_seconds: float) -> _Stored | None:
+    blob = storage.bucket().get_blob(name, timeout=deadline_seconds)
     return _Stored(name, blob.generation, blob.size or 0) if blob else None
 
 
@@ -159,9 +162,9 @@ def _check_total(uris: list[str], found: list[_Stored | None], max_bytes: int) -
     sizes = [stored.size if stored else 0 for stored in found]
     if sum(sizes) > max_bytes:
         largest = max(range(len(sizes)), key=sizes.__getitem__)
-        raise ApiError(413, f"images: the {len(uris)} named objects hold {sum(sizes)} bytes together "
-                            f"({uris[largest][:200]} alone {sizes[largest]}); a prediction request takes at most "
-                            f"{max_bytes} bytes ({max_bytes >> 20} MiB) of images: name fewer or smaller images",
+        raise TooLarge(f"images: the {len(uris)} named objects hold {sum(sizes)} bytes together "
+                       f"({uris[largest][:200]} alone {sizes[largest]}); a prediction request takes at most "
+                       f"{max_bytes} bytes ({max_bytes >> 20} MiB) of images: name fewer or smaller images",
                        "images")
 
 

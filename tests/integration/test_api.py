@@ -20,7 +20,8 @@ import pytest
 import schemathesis
 from google.cloud import firestore, pubsub_v1
 
-from common.api import context, router
+from common.api import context, openapi, router
+from common.api.resources import predictions
 from common.cloud import clients
 from common.domain import entries, training_request
 from common.platform import config
@@ -34,7 +35,8 @@ FILE_ISSUES, ENTRY_ISSUES = 2, 3
 hypothesis.configuration.set_hypothesis_home_dir(Path(__file__).parents[2] / ".pytest_cache" / "hypothesis")
 # Importing the function reads no setting, so the app (and its OpenAPI document) exists at collection.
 APP = functions_framework.create_app(target="api_handler", source="functions/api/main.py", signature_type="http")
-SCHEMA = schemathesis.openapi.from_wsgi("/openapi.json", APP)
+# Prediction is documented here but served by the prediction function (tests/integration/test_predict.py).
+SCHEMA = schemathesis.openapi.from_wsgi("/openapi.json", APP).exclude(tag=openapi.PREDICTION_TAG)
 
 
 @pytest.fixture(scope="module")
@@ -354,8 +356,12 @@ def test_an_unexpected_failure_is_a_500_json_with_the_request_id(client, auth, i
 def test_the_openapi_document_names_every_route(client):
     document = client.get("/openapi.json").get_json()
     assert document["openapi"] == "3.1.0" and document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
-    declared = {(r.method.lower(), r.path) for r in router.ROUTES}
+    declared = {(r.method.lower(), r.path) for r in [*router.ROUTES, *predictions.ROUTES]}
     assert {(m, p) for p, ops in document["paths"].items() for m in ops} == declared
+    predicting = document["paths"]["/models/{model_id}/predict"]["post"]
+    assert predicting["tags"] == [openapi.PREDICTION_TAG] and predicting["servers"][0]["url"] == config.predict_url()
+    assert {"image/*", "multipart/form-data", "application/json"} == set(predicting["requestBody"]["content"])
+    assert [p["name"] for p in predicting["parameters"]] == ["model_id", "conf", "iou", "max_det", "classes"]
     listing = document["paths"]["/datasets/{dataset}/images"]["get"]
     assert {"400", "401", "404", "503"} <= set(listing["responses"])
     split = next(p for p in listing["parameters"] if p["name"] == "split")
