@@ -29,6 +29,16 @@ CLOUD_FUNCTIONS = [function for function in FUNCTIONS if function not in WORKERS
 OUR_PACKAGES = frozenset(path.parent.name for path in REPO.glob("*/__init__.py"))
 DOMAIN_MUST_NOT_IMPORT = ("google", "flask", "werkzeug", "functions_framework", "requests",
                           "common.cloud", "common.services", "common.api")
+# What each layer of common/ may import of our own code, itself included (docs/production.md, "Layers"):
+# domain nothing above it, cloud the domain and platform only; services anything below but never api.
+LAYERS_IMPORT_ONLY = {"common.domain": ("common.domain",),
+                      "common.cloud": ("common.cloud", "common.domain", "common.platform")}
+LAYERS_NEVER_IMPORT = {"common.services": ("common.api",)}
+# The benchmarks and the local stack's tools are for people and tests: no code that ships imports them.
+TOOLS = ("bench", "infra.local")
+MAY_IMPORT_TOOLS = ("tests", "bench", "infra.local")
+# Imports that break a rule above and could not move yet: "file: module" -> why. Empty: every rule holds.
+LAYER_EXCEPTIONS: dict[str, str] = {}
 NO_FUNCTION_LOADS = frozenset({"torch", "torchvision", "ultralytics"})  # the trainer's
 ALSO_NOT_LOADED_BY = {"api": frozenset({"PIL"})}
 DUMMY_ENV = {"GOOGLE_CLOUD_PROJECT": "architecture-test", "DATA_BUCKET": "architecture-test",
@@ -199,6 +209,63 @@ def test_the_import_reader_sees_what_the_domain_check_forbids(tmp_path, monkeypa
     modules = [imp.module for imp in imports_of(package / "bad.py")]
     assert modules == ["os", "google.cloud.firestore", "common.cloud", "flask"]
     assert [imp.lazy_in for imp in imports_of(package / "bad.py")] == [None, None, None, "later"]
+
+
+# ---- the layers -------------------------------------------------------------------------
+
+def layer_violations(repo: Path) -> list[str]:
+    """Every import of our own code that breaks a layer rule, as "file:line: module (the rule)"."""
+    files = sorted(path for folder in ("common", "bench", "infra", "jobs", "yolodrop_cli", "functions", "tests")
+                   for path in (repo / folder).rglob("*.py"))
+    found, excused = [], set()
+    for file in files:
+        importer = ".".join(file.relative_to(repo).with_suffix("").parts)
+        for imp in imports_of(file):
+            broken = _rule_broken(importer, imp.module) if top_level(imp.module) in OUR_PACKAGES else None
+            key = f"{file.relative_to(repo)}: {imp.module}"
+            if broken and key in LAYER_EXCEPTIONS:
+                excused.add(key)
+            elif broken:
+                found.append(f"{file.relative_to(repo)}:{imp.line}: {imp.module} ({broken})")
+    return found + [f"{key}: listed in LAYER_EXCEPTIONS, breaks no rule now" for key in LAYER_EXCEPTIONS
+                    if key not in excused]
+
+
+def _rule_broken(importer: str, module: str) -> str | None:
+    for layer, allowed in LAYERS_IMPORT_ONLY.items():
+        if matches(importer, layer) and not any(matches(module, ok) for ok in allowed):
+            return f"{layer} imports only {', '.join(allowed)}"
+    for layer, banned in LAYERS_NEVER_IMPORT.items():
+        if matches(importer, layer) and any(matches(module, no) for no in banned):
+            return f"{layer} never imports {', '.join(banned)}"
+    if any(matches(module, tool) for tool in TOOLS) and not any(matches(importer, ok) for ok in MAY_IMPORT_TOOLS):
+        return f"only {', '.join(MAY_IMPORT_TOOLS)} import {', '.join(TOOLS)}"
+    return None
+
+
+def test_each_layer_imports_only_what_it_may():
+    assert layer_violations(REPO) == []
+
+
+def test_the_layer_check_finds_each_kind_of_violation(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    sources = {"common/domain/a.py": "from common.platform import config\n",
+               "common/cloud/b.py": "from common.services import ingest\n",
+               "common/services/c.py": "def later():\n    from common.api import access\n",
+               "common/api/d.py": "from bench import predict\n",
+               "functions/e/main.py": "from infra.local import stack\n",
+               "bench/f.py": "from infra.local import stack\nfrom common.api import router\n",
+               "common/services/g.py": "from common.cloud import storage\nfrom common.domain import layout\n"}
+    for name, text in sources.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    found = [line.split(":")[0] for line in layer_violations(tmp_path)]
+    assert found == ["common/api/d.py", "common/cloud/b.py", "common/domain/a.py", "common/services/c.py",
+                     "functions/e/main.py"]
+    monkeypatch.setattr(sys.modules[__name__], "LAYER_EXCEPTIONS", {"common/cloud/b.py: common.services.ingest": "",
+                                                                    "common/cloud/b.py: common.api.gone": ""})
+    found = [line.split(":")[0] for line in layer_violations(tmp_path)]
+    assert "common/cloud/b.py" not in found[:-1] and found[-1] == "common/cloud/b.py"  # the one no longer needed
 
 
 # ---- the functions ---------------------------------------------------------------------
