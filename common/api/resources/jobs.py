@@ -178,6 +178,7 @@ ROUTES = [
           JOB, params=(KIND, JOB_ID), responses={400: ("kind is not one of the job kinds", ERROR_SCHEMA)}),
     Route("POST", "/jobs/{kind}/{job_id}/cancel", cancel_job, "Cancel a job of any kind where it can stop safely",
           JOB, status=202, params=(KIND, JOB_ID),
-          responses={409: ("the job has ended, or its kind cannot stop safely where it is: the reason says which",
+          responses={400: ("kind is not one of the job kinds", ERROR_SCHEMA),
+                     409: ("the job has ended, or its kind cannot stop safely where it is: the reason says which",
                            ERROR_SCHEMA)}),
 ]
