@@ -1,6 +1,6 @@
 """The prediction function against Ultralytics on the CPU, in one run.
 
-    python -m bench.predict [--imgsz 640] [--requests 50] [--batches 3]
+    python -m bench.predict [--imgsz 640] [--requests 50] [--batches 3] [--autolabel 500] [--latency-only]
 
 Starts its own stack on free ports, trains and registers a small model at
 --imgsz (1 epoch: the weights do not matter, the work per image does), then:
@@ -8,8 +8,12 @@ Starts its own stack on free ports, trains and registers a small model at
 1. cold start: from starting a fresh prediction process (functions-framework)
    to its first prediction answered, against `python -c "from ultralytics import
    YOLO; YOLO('best.pt').predict(img)"`, the wait a person has with Ultralytics;
-2. warm latency: median and p95 of N single-image requests (a 640x480 JPEG)
-   through HTTP, against Ultralytics' warm predict on best.pt in-process;
+2. warm latency: median and p95 of N single-image requests through HTTP, of a
+   640x480 JPEG (no resize) and of a real photo, Ultralytics' bus.jpg (810x1080,
+   resized to 640x480 on both sides), each against Ultralytics' warm predict of
+   the same file on best.pt in-process, and the photo's also against ONNX
+   Runtime's own inference time for each request (its Server-Timing); the
+   load average before and after says how busy the machine was;
 3. throughput: images per second in batches of 32 (multipart), against
    Ultralytics predicting the same 32 files as a list;
 4. auto-labelling: images per second of an auto-labelling job over --autolabel
@@ -41,18 +45,21 @@ from infra.local.client import ApiClient, upload_all, wait_for
 ULTRALYTICS_WARM = """
 import json, sys, time
 from ultralytics import YOLO
-weights, image, n, batch_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+weights, n, batch_dir, images = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 model = YOLO(weights)
-for _ in range(3):
-    model.predict(image, verbose=False)
-times = []
-for _ in range(n):
-    started = time.perf_counter()
-    model.predict(image, verbose=False)
-    times.append(time.perf_counter() - started)
-files = sorted(str(p) for p in __import__("pathlib").Path(batch_dir).iterdir())
+times = {}
+for image in images:
+    for _ in range(3):
+        model.predict(image, verbose=False)
+    times[image] = []
+    for _ in range(n):
+        started = time.perf_counter()
+        model.predict(image, verbose=False)
+        times[image].append(time.perf_counter() - started)
+files = sorted(str(p) for p in __import__("pathlib").Path(batch_dir).iterdir()) if batch_dir else []
 started = time.perf_counter()
-model.predict(files, verbose=False)
+if files:
+    model.predict(files, verbose=False)
 print("ULTRALYTICS", json.dumps({"times": times, "batch_seconds": time.perf_counter() - started, "batch": len(files)}))
 """
 ULTRALYTICS_COLD = "from ultralytics import YOLO; import sys; YOLO(sys.argv[1]).predict(sys.argv[2], verbose=False)"
@@ -64,6 +71,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--autolabel", type=int, default=500, help="images auto-labelled (0: skip)")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the warm latencies (no cold start, batches or auto-labelling)")
     args = parser.parse_args()
     with local_stack.temporary_stack("yolodrop-bench-predict-") as stack:
         run(stack, args)
@@ -74,17 +83,25 @@ def run(stack: local_stack.Stack, args) -> None:
     api = ApiClient(env["API_URL"], stack.token)
     model = registered_model(api, args.imgsz)
     work = Path(tempfile.mkdtemp(prefix="yolodrop-bench-predict-"))
-    weights, image, batch_dir = local_files(model, work)
+    weights, image, photo, batch_dir = local_files(model, work)
     print(f"model {model['id']} (imgsz {args.imgsz}); ONNX Runtime threads: see predict.log 'model loaded'",
           flush=True)
-    cold_ours = cold_start(stack, model["id"], image)
-    cold_theirs = timed(lambda: subprocess.run([sys.executable, "-c", ULTRALYTICS_COLD, str(weights), str(image)],
-                                               check=True, capture_output=True, env=ultralytics_env(work)))
-    print(f"cold start: prediction function {cold_ours:.2f} s, Ultralytics (import, load best.pt, predict) "
-          f"{cold_theirs:.2f} s -> {cold_ours / cold_theirs:.2f}x", flush=True)
-    theirs = ultralytics_warm(weights, image, batch_dir, args.requests, work)
-    ours = warm_latency(env["PREDICT_URL"], stack.token, model["id"], image, args.requests)
-    report_latency(ours, theirs["times"])
+    if not args.latency_only:
+        cold_ours = cold_start(stack, model["id"], image)
+        cold_theirs = timed(lambda: subprocess.run([sys.executable, "-c", ULTRALYTICS_COLD, str(weights),
+                                                    str(image)], check=True, capture_output=True,
+                                                   env=ultralytics_env(work)))
+        print(f"cold start: prediction function {cold_ours:.2f} s, Ultralytics (import, load best.pt, predict) "
+              f"{cold_theirs:.2f} s -> {cold_ours / cold_theirs:.2f}x", flush=True)
+    print(f"load average before the warm latencies: {load_average()}", flush=True)
+    theirs = ultralytics_warm(weights, [image, photo], None if args.latency_only else batch_dir, args.requests, work)
+    for path, label in ((image, "640x480 JPEG"), (photo, "a real photo, bus.jpg 810x1080")):
+        ours, stages = warm_latency(env["PREDICT_URL"], stack.token, model["id"], path, args.requests)
+        report_latency(ours, theirs["times"][str(path)], label)
+        report_against_inference(ours, stages, label)
+    print(f"load average after: {load_average()}", flush=True)
+    if args.latency_only:
+        return
     batch_rate = batch_throughput(env["PREDICT_URL"], stack.token, model["id"], batch_dir, args.batches)
     their_rate = theirs["batch"] / theirs["batch_seconds"]
     print(f"throughput, batches of 32 (multipart): {batch_rate:.1f} images/s; Ultralytics predict on the "
@@ -112,21 +129,28 @@ def registered_model(api: ApiClient, imgsz: int) -> dict:
     return api.get(f"/models/{job['model_id']}")
 
 
-def local_files(model: dict, work: Path) -> tuple[Path, Path, Path]:
-    """best.pt, one 640x480 photo, and a folder of 32 photos of several sizes."""
+def local_files(model: dict, work: Path) -> tuple[Path, Path, Path, Path]:
+    """best.pt, one 640x480 photo, bus.jpg as it is (810x1080), and a folder of 32 photos of several sizes."""
     from common.cloud import storage
     weights = work / "best.pt"
     storage.blob_at(model["weights"]["pt"]).download_to_filename(str(weights))
     bus, zidane = (Image.open(io.BytesIO(sample.ultralytics_photo(n))) for n in ("bus.jpg", "zidane.jpg"))
     image = work / "image.jpg"
     zidane.resize((640, 480)).save(image, quality=90)
+    real_photo = work / "bus.jpg"
+    real_photo.write_bytes(sample.ultralytics_photo("bus.jpg"))
+    assert bus.size == (810, 1080), bus.size
     batch_dir = work / "batch"
     batch_dir.mkdir()
     for i in range(32):
         photo = (bus, zidane)[i % 2]
         photo.resize((photo.width * (2 + i % 3) // 4, photo.height * (2 + i % 3) // 4)).save(
             batch_dir / f"{i:02d}.jpg", quality=90)
-    return weights, image, batch_dir
+    return weights, image, real_photo, batch_dir
+
+
+def load_average() -> str:
+    return " ".join(f"{load:.1f}" for load in os.getloadavg()) + f" (1, 5, 15 min; {os.cpu_count()} CPUs)"
 
 
 def ultralytics_env(work: Path) -> dict:
@@ -168,14 +192,16 @@ def _first_answer(port: int, token: str, model_id: str, data: bytes) -> int | No
         return None  # not listening yet
 
 
-def ultralytics_warm(weights: Path, image: Path, batch_dir: Path, n: int, work: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", ULTRALYTICS_WARM, str(weights), str(image), str(n), str(batch_dir)],
-                          capture_output=True, text=True, check=True, env=ultralytics_env(work))
+def ultralytics_warm(weights: Path, images: list[Path], batch_dir: Path | None, n: int, work: Path) -> dict:
+    """Ultralytics' warm predict of each image n times ({"times": {path: [seconds]}}), then the batch folder."""
+    done = subprocess.run([sys.executable, "-c", ULTRALYTICS_WARM, str(weights), str(n), str(batch_dir or ""),
+                           *map(str, images)], capture_output=True, text=True, check=True, env=ultralytics_env(work))
     line = next(line for line in done.stdout.splitlines() if line.startswith("ULTRALYTICS "))
     return json.loads(line.split(" ", 1)[1])
 
 
-def warm_latency(url: str, token: str, model_id: str, image: Path, n: int) -> list[float]:
+def warm_latency(url: str, token: str, model_id: str, image: Path, n: int) -> tuple[list[float], list[dict]]:
+    """Seconds of n requests after three, and each one's Server-Timing stages (ms)."""
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"})
     data, times, stages = image.read_bytes(), [], []
@@ -188,7 +214,7 @@ def warm_latency(url: str, token: str, model_id: str, image: Path, n: int) -> li
             times.append(time.perf_counter() - started)
             stages.append(server_timing(answer.headers["Server-Timing"]))
     report_stages(times, stages)
-    return times
+    return times, stages
 
 
 def server_timing(header: str) -> dict[str, float]:
@@ -204,13 +230,21 @@ def report_stages(times: list[float], stages: list[dict[str, float]]) -> None:
           + f", the rest (HTTP, the framework, JSON) {rest:.1f}", flush=True)
 
 
-def report_latency(ours: list[float], theirs: list[float]) -> None:
+def report_latency(ours: list[float], theirs: list[float], label: str) -> None:
     def p95(values):
         return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
     mine, base = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
-    print(f"warm latency, {len(ours)} single-image requests (640x480 JPEG) through HTTP: median {mine:.1f} ms, "
+    print(f"warm latency, {len(ours)} single-image requests ({label}) through HTTP: median {mine:.1f} ms, "
           f"p95 {p95(ours) * 1000:.1f} ms; Ultralytics warm predict on best.pt in-process: median {base:.1f} ms, "
           f"p95 {p95(theirs) * 1000:.1f} ms -> {mine / base:.2f}x", flush=True)
+
+
+def report_against_inference(ours: list[float], stages: list[dict[str, float]], label: str) -> None:
+    """The request's whole latency over ONNX Runtime's inference in it, request by request."""
+    ratios = [seconds * 1000 / stage["inference"] for seconds, stage in zip(ours, stages)]
+    inference = statistics.median(stage["inference"] for stage in stages)
+    print(f"  ({label}) against ONNX Runtime's own inference in the same requests (Server-Timing, median "
+          f"{inference:.1f} ms): median of latency / inference {statistics.median(ratios):.2f}x", flush=True)
 
 
 def batch_throughput(url: str, token: str, model_id: str, batch_dir: Path, batches: int) -> float:
