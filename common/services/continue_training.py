@@ -49,6 +49,10 @@ def handle(message: PubSubMessage) -> Outcome:
     job = claimed.document
     try:
         _wait_until_stopped(job)
+        if not _may_start(ref.get(**db.deadline()).to_dict(), run):
+            job_store.release(claimed)
+            return Outcome(Result.DUPLICATE, f"continuation after run {run} of {job_id}: superseded while the "
+                                             "execution stopped", {"job_id": job_id})
         execution = launcher.launch_once(launcher.from_config(), job_id, job["manifest"], continues_run=run)
     except Exception as exc:
         job_store.release(claimed)
@@ -65,15 +69,20 @@ def _claim(ref, run: int, message_id: str) -> job_store.Claim:
     """The job, taken by this delivery when it may start the continuation after `run`; not taken when there is
     nothing to start (no such job, not running, a newer continuation, or this one started already).
     ContinuationBusy while another delivery starts it."""
-    def may_start(job: dict) -> bool:
-        return job.get("status") == training_job.RUNNING and (job.get("continuation") or {}).get("run") == run \
-            and not training_job.continuation_launched(job, run)
     try:
         return job_store.claim(ref, training_job.CONTINUATION_LEASE, f"{message_id}:{uuid.uuid4().hex[:8]}",
-                               may_start)
+                               lambda job: _may_start(job, run))
     except kernel.LeaseHeld as held:
         raise ContinuationBusy(f"the continuation after run {run} of {ref.id} is being started by message "
                                f"{held.holder}") from None
+
+
+def _may_start(job: dict, run: int) -> bool:
+    """The continuation after `run` is the job's newest and was not started. Read again once the execution that
+    asked has stopped: a retry of its task (its exit failed after it asked) may have trained on and asked for a
+    newer continuation meanwhile, and only that one may start."""
+    return job.get("status") == training_job.RUNNING and (job.get("continuation") or {}).get("run") == run \
+        and not training_job.continuation_launched(job, run)
 
 
 def _wait_until_stopped(job: dict) -> None:

@@ -105,3 +105,26 @@ def test_a_queued_training_whose_request_never_reached_the_training_function_is_
 
 def training_job_id(request_id: str) -> str:
     return job_id_for(request_id, "admin")
+
+
+def test_a_continuation_superseded_while_its_execution_stopped_starts_nothing(stack, monkeypatch):
+    """A task asked to continue after run 5, then its exit failed and its retry trained on and asked to continue
+    after run 6 while the first delivery waited for the execution to stop: only run 6's continuation may start
+    (else two executions train the same job at once)."""
+    from common.cloud import launcher
+    from common.platform.events import PubSubMessage
+    from common.platform.handler import Result
+    from common.services import continue_training
+
+    job_id = f"job-superseded-{uuid.uuid4().hex[:8]}"
+    ref = training_store.jobs().document(job_id)
+    ref.set({**training_job.queued_job(job_id, "r", "d", 10, {}, time.time()), "status": training_job.RUNNING,
+             "manifest": "gs://b/m.json", "execution": "local-pid-1", "continuation": {"run": 5, "after_epoch": 4}})
+    monkeypatch.setattr(continue_training, "_wait_until_stopped",
+                        lambda job: ref.update({"continuation": {"run": 6, "after_epoch": 7}}))
+    monkeypatch.setattr(launcher, "from_config", lambda: pytest.fail("a superseded continuation was started"))
+    message = PubSubMessage("m-5", json.dumps({"job_id": job_id, "continues_run": 5}).encode(), "e-5",
+                            {training_job.CONTINUATION_ATTRIBUTE: "1"})
+    assert continue_training.handle(message).result is Result.DUPLICATE
+    assert not ref.get().to_dict().get("executions")
+    assert not (ref.get().to_dict()["continuation"].get("claimed_by"))  # its claim let go for run 6's delivery
