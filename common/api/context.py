@@ -29,7 +29,6 @@ from common.domain import api_keys, joining
 from common.platform import config, log
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 
 
 @dataclass(frozen=True)
@@ -80,8 +79,7 @@ def request_id_of(request: Request) -> str:
     given = request.headers.get("X-Request-Id", "")
     if _SAFE_ID.fullmatch(given):
         return given
-    trace = request.headers.get("X-Cloud-Trace-Context", "").partition("/")[0]
-    return trace if _TRACE_ID.fullmatch(trace) else uuid.uuid4().hex
+    return log.trace_id(request.headers.get("X-Cloud-Trace-Context")) or uuid.uuid4().hex
 
 
 def build(request: Request, request_id: str, public: bool) -> RequestContext:
