@@ -22,14 +22,17 @@ INGEST_SUBSCRIPTION = "ingest-pull"
 
 
 def project() -> str:
+    """The Google Cloud project every client works in."""
     return os.environ["GOOGLE_CLOUD_PROJECT"]
 
 
 def data_bucket() -> str:
+    """The bucket people drop files into; events of other buckets are ignored."""
     return os.environ["DATA_BUCKET"]
 
 
 def api_token() -> str:
+    """The administrator's bearer token the API accepts (a random secret: api_secrets_problem)."""
     return os.environ["API_TOKEN"]
 
 
@@ -97,10 +100,12 @@ def api_max_body_bytes() -> int:
 
 
 def max_upload_bytes() -> int:
-    return int(os.environ.get("MAX_UPLOAD_BYTES", str(2 * 1024 ** 3)))  # one file
+    """The largest one file an upload session is handed out for."""
+    return int(os.environ.get("MAX_UPLOAD_BYTES", str(2 * 1024 ** 3)))
 
 
 def training_topic() -> str:
+    """Where POST /training publishes training requests."""
     return os.environ.get("TRAINING_TOPIC", TRAINING_TOPIC)
 
 
@@ -110,10 +115,12 @@ def dataset_job_chunk_size() -> int:
 
 
 def dataset_jobs_topic() -> str:
+    """Where dataset jobs (revalidate, remap, auto-label, accept) are planned and fanned out in chunks."""
     return os.environ.get("DATASET_JOBS_TOPIC", DATASET_JOBS_TOPIC)
 
 
 def progress_topic() -> str:
+    """Where the trainer publishes its progress events."""
     return os.environ.get("PROGRESS_TOPIC", PROGRESS_TOPIC)
 
 
@@ -123,14 +130,17 @@ def trainer_launcher() -> str:
 
 
 def trainer_job() -> str:
+    """The Cloud Run Job the training function runs (cloud-run launcher)."""
     return os.environ["TRAINER_JOB"]
 
 
 def trainer_region() -> str:
+    """The region of the trainer's Cloud Run Job."""
     return os.environ["TRAINER_REGION"]
 
 
 def trainer_log_dir() -> Path:
+    """Local launcher only: where trainer-<job>.log goes (the temp directory unset)."""
     return Path(os.environ.get("TRAINER_LOG_DIR") or tempfile.gettempdir())
 
 
@@ -253,6 +263,7 @@ def importer_job() -> str:
 
 
 def importer_region() -> str:
+    """The region of the import Cloud Run Job (TRAINER_REGION unset)."""
     return os.environ.get("IMPORTER_REGION") or trainer_region()
 
 
@@ -287,6 +298,7 @@ def import_allow_loopback() -> bool:
 
 
 def import_log_dir() -> Path:
+    """Local launcher only: where the importer's task logs go (TRAINER_LOG_DIR's place unset)."""
     return Path(os.environ.get("IMPORT_LOG_DIR") or trainer_log_dir())
 
 
@@ -349,10 +361,12 @@ def quota_gpu_hours_per_day() -> float:
 
 
 def training_max_epochs() -> int:
+    """The most epochs one training request may ask for."""
     return _int("TRAINING_MAX_EPOCHS", 300)
 
 
 def training_max_imgsz() -> int:
+    """The largest image size one training request may ask for."""
     return _int("TRAINING_MAX_IMGSZ", 1280)
 
 
