@@ -116,7 +116,8 @@ def _jpeg_rgb(data: bytes) -> np.ndarray:
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError("OpenCV could not decode the JPEG data")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
+    rgb: np.ndarray = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
+    return rgb
 
 
 def _upright_rgb(image: Image.Image) -> np.ndarray:
@@ -172,7 +173,7 @@ def letterbox(pixels: np.ndarray, size: tuple[int, int], stride: int | None = No
     resized = pixels
     if placement.resized != placement.shape:
         resized = cv2.resize(pixels, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    canvas = cv2.copyMakeBorder(resized, top, height - new_h - top, left, width - new_w - left,
+    canvas: np.ndarray = cv2.copyMakeBorder(resized, top, height - new_h - top, left, width - new_w - left,
                                 cv2.BORDER_CONSTANT, value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
     return canvas, placement
 
@@ -232,7 +233,7 @@ def greedy_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     corners = boxes.astype(np.float64)
     rectangles = np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1)
-    kept = cv2.dnn.NMSBoxes(rectangles, scores.astype(np.float32), 0.0, float(iou))
+    kept = cv2.dnn.NMSBoxes(rectangles.tolist(), scores.astype(np.float32).tolist(), 0.0, float(iou))
     return np.asarray(kept, dtype=np.int64).reshape(-1)
 
 
