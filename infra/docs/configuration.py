@@ -32,7 +32,7 @@ change a docstring or a default there and run it again (tests/unit/test_configur
 Every environment variable `common/platform/config.py` reads, in its order. A required variable (default
 "required") fails with a `KeyError` naming it the first time a function needs it; the others fall back to
 their default. `infra/settings.json` gives each deployed function its values (Terraform and the local stack
-read it: [production.md](production.md)); the local stack's own values are in [local-stack.md](local-stack.md).
+read it: [operations.md](operations.md)); the local stack's own values are in [local-stack.md](local-stack.md).
 
 Read elsewhere, and listed here only where config.py reads them too: the emulator switches
 `STORAGE_EMULATOR_HOST`, `PUBSUB_EMULATOR_HOST`, `FIRESTORE_EMULATOR_HOST` and `FIREBASE_AUTH_EMULATOR_HOST`

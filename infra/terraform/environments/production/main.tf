@@ -1,4 +1,4 @@
-# yolodrop in one project. See infra/README.md ("Production with Terraform"):
+# yolodrop in one project. See docs/operations.md ("Deploying"):
 #
 #   terraform init -backend-config="bucket=<a private state bucket>"
 #   terraform apply -var-file=production.tfvars

@@ -20,7 +20,7 @@ resource "google_pubsub_topic" "dead_letter" {
 }
 
 # Dead letters on a topic without a subscription would be lost: keep them to look at
-# and replay (infra/README.md, "Retries and dead letters").
+# and replay (docs/operations.md, "Retries, dead letters and replay").
 resource "google_pubsub_subscription" "dead_letter_hold" {
   for_each                   = local.topics
   project                    = var.project
