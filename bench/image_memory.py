@@ -13,7 +13,6 @@ The files are PNGs of zeros (RGBA: 4 bytes a pixel decoded), a few hundred kB on
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import resource

@@ -287,7 +287,7 @@ class TaskSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="task-sampler")
 
-    def __enter__(self) -> "TaskSampler":
+    def __enter__(self) -> TaskSampler:
         self._thread.start()
         return self
 
@@ -401,7 +401,8 @@ def raw_upload(stack: local_stack.Stack, archive: Archive, workers: int) -> Meas
         seconds = time.perf_counter() - started
     measured = Measured(f"raw upload, {workers} threads", seconds, archive.members, archive.member_bytes)
     print(f"  {seconds:.1f} s -> {measured.members_per_s:.0f} members/s, {measured.mb_per_s:.1f} MB/s (this process's "
-          f"RSS {_status_kib(os.getpid(), 'VmRSS') / 1024:.0f} MiB, peak {_status_kib(os.getpid(), 'VmHWM') / 1024:.0f})",
+          f"RSS {_status_kib(os.getpid(), 'VmRSS') / 1024:.0f} MiB, "
+          f"peak {_status_kib(os.getpid(), 'VmHWM') / 1024:.0f})",
           flush=True)
     print(f"  {cpu_report(before, CpuSnapshot(stack))}", flush=True)
     return measured
@@ -485,7 +486,8 @@ def import_once(api: ApiClient, stack: local_stack.Stack, server: ArchiveServer,
         print(f"  task {task['index']}: {info['members']:,} members, {info['bytes'] / MB:,.0f} MB; ran "
               f"~{info['seconds']:.0f} s, CPU {info['cpu']:.1f} s ({info['cpu'] / max(info['seconds'], 1e-9):.0%} of "
               f"a core), peak RSS {info['peak_mib']:.0f} MiB, {info['processes']} process(es)", flush=True)
-    stats_seconds = stats_exact(api, stack, dataset, archive.n, started, f"import {tasks} tasks") if wait_stats else None
+    stats_seconds = (stats_exact(api, stack, dataset, archive.n, started, f"import {tasks} tasks") if wait_stats
+                     else None)
     return measured, stats_seconds, per_task
 
 
@@ -565,7 +567,7 @@ def summary(big: Archive, small: Archive, raw: dict[int, Measured], inline: Meas
             print(f"  {measured.what} / raw upload {workers} threads = "
                   f"{measured.members_per_s / baseline.members_per_s:.2f}")
     print(f"  import 4 tasks / import 1 task = {four.members_per_s / one.members_per_s:.2f}")
-    print(f"4-task split (contiguous runs, common.domain.imports.share): members "
+    print("4-task split (contiguous runs, common.domain.imports.share): members "
           + ", ".join(f"{t['members']:,}" for _, t in sorted(tasks_four.items())) + "; the tasks ran ~"
           + ", ".join(f"{t['seconds']:.0f}" for _, t in sorted(tasks_four.items()))
           + f" s of the import's {four.seconds:.0f} s")
@@ -580,7 +582,8 @@ def summary(big: Archive, small: Archive, raw: dict[int, Measured], inline: Meas
     lease = ingest["ack_deadline_seconds"]
     print(f"inline unpack in the ingest worker: {rate / MB:.1f} MB/s of zip ({inline.members_per_s:.0f} members/s of "
           f"~100 KB images): about {rate * 60 / MIB:,.0f} MiB unpack in 60 s, {rate * lease / MIB:,.0f} MiB in one "
-          f"lease of its batch ({lease} s, renewed while it runs); IMPORT_INLINE_MAX_BYTES is {importer['inline_max_bytes'] / MIB:.0f} MiB "
+          f"lease of its batch ({lease} s, renewed while it runs); "
+          f"IMPORT_INLINE_MAX_BYTES is {importer['inline_max_bytes'] / MIB:.0f} MiB "
           f"({importer['inline_max_bytes'] / rate:.0f} s at this rate)")
     per_task = one.members_per_s, one.mb_per_s
     tasks = importer["tasks"]
@@ -591,7 +594,8 @@ def summary(big: Archive, small: Archive, raw: dict[int, Measured], inline: Meas
           f"itself (it waits on its {UPLOAD_THREADS} upload threads' round trips, not on its CPU); each Cloud Run "
           f"task has {importer['cpu']} vCPU of its own, so {tasks} tasks (infra/settings.json) -> about "
           f"{per_task[0] * tasks:.0f} members/s, {per_task[1] * tasks:.0f} MB/s ({big.n:,} images in "
-          f"~{big.members / (per_task[0] * tasks):.0f} s; 100 GB in ~{100e9 / (per_task[1] * tasks * MB) / 60:.0f} min), "
+          f"~{big.members / (per_task[0] * tasks):.0f} s; "
+          f"100 GB in ~{100e9 / (per_task[1] * tasks * MB) / 60:.0f} min), "
           f"unless Cloud Storage's per-object write latency or the source server's bandwidth caps it first")
     print(f"  the task spent {cpu_ms:.2f} ms of CPU per member here, so a task's {importer['cpu']} vCPU could drive "
           f"~{int(importer['cpu']) * 1000 / cpu_ms:,.0f} members/s; what bounds it is uploads in flight: "

@@ -79,12 +79,12 @@ def main() -> None:
         print(backlog.profile)
 
 
-def batches_line(run: "Run") -> str:
+def batches_line(run: Run) -> str:
     return (f"{run.batches} batches of {run.events / run.batches:.0f} notifications on average "
             "(the thumbnails' own, ignored, included)")
 
 
-def cpu_line(run: "Run", n: int) -> str:
+def cpu_line(run: Run, n: int) -> str:
     return (f"{1000 * run.cpu / n:.1f} ms ({run.cpu:.1f} CPU s, {100 * run.system_cpu / run.cpu:.0f}% of it in "
             f"the kernel, over {run.seconds:.1f} s: {100 * run.cpu / run.seconds:.0f}% of one core)")
 
@@ -351,7 +351,11 @@ def measure_big_object_memory(api: ApiClient, ingest_pgid: int, gib: float) -> s
     uploaded = time.monotonic()
     print(f"  uploaded in {uploaded - started:.1f} s; waiting for the index ...", flush=True)
     no_stats = {"images": 0, "labeled": 0, "boxes": 0, "issues": 0}
-    wait_for(progress_probe(lambda: (api.get_or_none(f"/datasets/{BIG_DATASET}") or {"stats": no_stats})["stats"], started),
+
+    def big_stats():
+        return (api.get_or_none(f"/datasets/{BIG_DATASET}") or {"stats": no_stats})["stats"]
+
+    wait_for(progress_probe(big_stats, started),
              lambda stats: stats["images"] == 1, timeout=600, what="big image indexed", interval=POLL_SECONDS)
     print(f"  indexed {time.monotonic() - uploaded:.1f} s after the upload finished", flush=True)
     peaks = {pid: memory_kib(pid, "VmHWM") for pid in process_group_pids(ingest_pgid)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from collections import Counter
 
 # (component, path fragments), first match wins; a frame matching none is transparent.
@@ -95,4 +96,4 @@ def summarize(raw: str) -> str:
 
 
 if __name__ == "__main__":
-    print(summarize(open(sys.argv[1]).read()))
+    print(summarize(Path(sys.argv[1]).read_text()))

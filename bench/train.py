@@ -114,7 +114,7 @@ def direct_training(request: dict, data_yaml: Path, state_dir: Path, device: str
             "project": str(state_dir / "direct"), "name": "run", "exist_ok": True, "patience": 50}
     print("training with Ultralytics alone for the baseline ...", flush=True)
     done = subprocess.run([sys.executable, "-c", DIRECT_TRAIN, json.dumps(args)], capture_output=True, text=True)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("DIRECT_SECONDS")), None)
+    line = next((out for out in done.stdout.splitlines() if out.startswith("DIRECT_SECONDS")), None)
     if done.returncode or line is None:
         raise SystemExit(f"direct training failed:\n{done.stderr[-3000:]}")
     return float(line.split()[1])

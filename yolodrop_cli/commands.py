@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import signal
 import time
 import uuid
@@ -472,7 +471,8 @@ def autolabel(api: Api, out: Output, dataset: str, model_id: str, conf: float, i
 @click.option("--wait/--no-wait", default=True, show_default=True, help="follow the import to its end")
 @click.option("--timeout", type=float, default=6 * 3600, show_default=True)
 def import_(api: Api, out: Output, dataset: str, url: str, archive_format, tasks, wait: bool, timeout: float) -> None:
-    """Import an archive (https://, http:// or gs://; .zip, .tar, .tar.gz) into DATASET (made if new) by the import job."""
+    """Import an archive (https://, http:// or gs://; .zip, .tar, .tar.gz) into DATASET (made if new) by the import
+    job."""
     body = {"url": url, "request_id": uuid.uuid4().hex, **({"format": archive_format} if archive_format else {}),
             **({"tasks": tasks} if tasks else {})}
     pushing.ensure_dataset(api, dataset)

@@ -10,7 +10,7 @@ import hashlib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from collections.abc import Callable
 
 from common.domain import dataset_formats
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Request, Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -56,7 +56,7 @@ class Router:
         except HTTPException as exc:  # werkzeug's own refusals while a handler reads its body (413)
             response = _json(exc.code or 500, error_body(exc.code or 500, exc.description or exc.name, request_id),
                              request_id)
-        except Exception as exc:  # noqa: BLE001 - the catch-all: every answer is JSON
+        except Exception as exc:
             response = self._failure(exc, request, request_id)
         return self._secured(response, request)
 

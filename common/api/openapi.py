@@ -39,9 +39,10 @@ def document(routes: list[Route], prediction_routes: list[Route] = ()) -> dict:
                  "description": "YOLO datasets indexed from a bucket, and training jobs. Every answer is JSON."},
         "paths": paths,
         "components": {"schemas": {"Error": ERROR_SCHEMA},
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                      "description": "Authorization: Bearer <Firebase ID token, API key yd_..., "
-                                                                     "or the administrator's API_TOKEN>"}}},
+                       "securitySchemes": {"bearer": {
+                           "type": "http", "scheme": "bearer",
+                           "description": "Authorization: Bearer <Firebase ID token, API key yd_..., "
+                                          "or the administrator's API_TOKEN>"}}},
         "security": [{"bearer": []}],
     }
 
@@ -51,7 +52,8 @@ def _operation(declared: Route) -> dict:
                  "parameters": [_parameter(p) for p in declared.params],
                  "responses": _responses(declared)}
     if declared.body is not None:
-        operation["requestBody"] = {"required": not declared.body_optional, "content": {"application/json": {"schema": declared.body}}}
+        operation["requestBody"] = {"required": not declared.body_optional,
+                                    "content": {"application/json": {"schema": declared.body}}}
     if declared.raw_body is not None:
         operation["requestBody"] = {"required": True, "content": declared.raw_body.content}
     if declared.public:

@@ -18,7 +18,8 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath

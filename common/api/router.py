@@ -17,7 +17,8 @@ from common.api.routes import Route
 from common.platform import config, log
 
 API_ROUTES: list[Route] = [*health.ROUTES, *datasets.ROUTES, *members.ROUTES, *uploads.ROUTES, *images.ROUTES,
-                           *labels.ROUTES, *classes.ROUTES, *issues.ROUTES, *training.ROUTES, *models.ROUTES, *api_keys.ROUTES]
+                           *labels.ROUTES, *classes.ROUTES, *issues.ROUTES, *training.ROUTES, *models.ROUTES,
+                           *api_keys.ROUTES]
 API_ROUTES += [*versions.ROUTES, *exports.ROUTES]
 API_ROUTES += [*page.ROUTES, *media.ROUTES]  # the page, and images as bytes for it
 API_ROUTES += autolabel.ROUTES

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
-from flask import Request
+from flask import Request, Response
 
 from common.api.context import RequestContext
 from common.api.errors import ApiError

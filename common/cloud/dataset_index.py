@@ -19,7 +19,7 @@ import copy
 import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
@@ -152,7 +152,7 @@ def update_entries(changes: list[EntryChange]) -> list[EntryUpdate | Exception]:
     try:
         with _entry_locks({(c.dataset, doc_id(c.key)) for c in changes}):
             return db.in_transaction(lambda transaction: _apply(transaction, changes))
-    except Exception as error:  # noqa: BLE001 - sorted out just below
+    except Exception as error:
         if len(changes) == 1 or is_transient(error):
             raise
         return [_one(change) for change in changes]
@@ -161,7 +161,7 @@ def update_entries(changes: list[EntryChange]) -> list[EntryUpdate | Exception]:
 def _one(change: EntryChange) -> EntryUpdate | Exception:
     try:
         return update_entries([change])[0]
-    except Exception as error:  # noqa: BLE001 - the caller tells transient failures from others
+    except Exception as error:
         return error
 
 
@@ -251,7 +251,7 @@ def _apply_change(documents: _Documents, change: EntryChange) -> tuple[EntryUpda
     before = entry["image"]
     try:
         change.mutate(entry)
-    except Exception as error:  # noqa: BLE001 - this change only; the caller logs it
+    except Exception as error:
         return error, None
     groups, members = _regroup_duplicates(documents, change.dataset, own_ref.id, before, entry)
     for sha, group in groups.items():

@@ -5,7 +5,7 @@ invited_by}} and `invited_emails` (what a person's first sign-in queries)."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 

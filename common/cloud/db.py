@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 from google.api_core.exceptions import NotFound
 from google.api_core.retry import Retry, if_transient_error

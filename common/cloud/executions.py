@@ -15,10 +15,9 @@ from google.api_core.exceptions import NotFound
 
 from common.cloud import clients, local_runner
 from common.domain.training_job import LOCAL_EXECUTION_PREFIX, LOCAL_RUN_PREFIX, ExecutionState
-
-LOCAL_IMPORT_PREFIX = "local-import-"  # the local runner's import executions
 from common.platform import config
 
+LOCAL_IMPORT_PREFIX = "local-import-"  # the local runner's import executions
 PROC = Path("/proc")
 
 

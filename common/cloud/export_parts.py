@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass, replace
-from typing import Callable
+from collections.abc import Callable
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -256,7 +256,7 @@ class Heartbeat:
         self.held, self.stopped = held, threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self.thread.start()
         return self
 
@@ -267,7 +267,7 @@ class Heartbeat:
                     log.log("WARNING", "lease lost: no more heartbeats", document=self.held.ref.path,
                             holder=self.held.holder)
                     return
-            except Exception as exc:  # noqa: BLE001 - a missed beat: the next one, or the lease, decides
+            except Exception as exc:
                 log.log("WARNING", "heartbeat missed", document=self.held.ref.path, error=repr(exc))
 
     def __exit__(self, *failure) -> None:

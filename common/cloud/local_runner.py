@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from common.platform import config, limits, log
 
@@ -97,7 +97,7 @@ class LocalExecution:
                        "supervisor": os.getpid(), "created_at": time.time(), "completion_time": None,
                        "tasks": [{"index": i, "state": RUNNING, "attempts": []} for i in range(task_count)]}
 
-    def start(self) -> "LocalExecution":
+    def start(self) -> LocalExecution:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for index in range(self.task_count):
             self._spawn(index, 0)

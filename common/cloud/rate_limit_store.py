@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from google.cloud import firestore
 
@@ -41,7 +41,7 @@ def _count(counter: str, limit: int, now: float, seconds: int, deadline: float) 
     read-then-write transaction, which failed under one person's own concurrent requests (seen: 8 at once,
     'Failed to commit transaction in 25 attempts'), and exactly `limit` requests admitted per window."""
     ref = db.client().collection("rate_limits").document(counter)
-    expires_at = datetime.fromtimestamp(now + 2 * seconds, tz=timezone.utc)
+    expires_at = datetime.fromtimestamp(now + 2 * seconds, tz=UTC)
     written = ref.set({"count": firestore.Increment(1), "expires_at": expires_at}, merge=True,
                       **db.deadline(deadline))
     count = written.transform_results[0].integer_value

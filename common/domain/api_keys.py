@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 PREFIX = "yd_"
 SHOWN_CHARACTERS = 8  # of the key, in listings
@@ -66,5 +66,5 @@ def expired_refusal(record: dict, now: float, max_days: int) -> str | None:
     expiry = expiry_of(record, max_days)
     if now < expiry:
         return None
-    when = datetime.fromtimestamp(expiry, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = datetime.fromtimestamp(expiry, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"the API key {record['prefix']}... expired at {when}: sign in and make a new one"

@@ -27,7 +27,8 @@ import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import BinaryIO, Sequence, TypeVar
+from typing import BinaryIO, TypeVar
+from collections.abc import Sequence
 
 from common.domain import layout
 from common.domain.issues import Issue

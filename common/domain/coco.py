@@ -16,7 +16,7 @@ import json
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from common.domain.archive import ArchiveRefused
 from common.domain.labels import Row
@@ -58,7 +58,8 @@ class ExportedImage:
 def instances_json(images: list[ExportedImage], classes: list[str], first_annotation_id: int,
                    description: str) -> Iterator[str]:
     """The text of one instances_<split>.json, in pieces; annotation ids from first_annotation_id."""
-    yield '{"info": ' + json.dumps({"description": description}) + ', "licenses": [], "categories": ' + json.dumps(categories(classes)) + ', "images": ['
+    yield ('{"info": ' + json.dumps({"description": description}) + ', "licenses": [], "categories": '
+           + json.dumps(categories(classes)) + ', "images": [')
     yield from _joined(json.dumps(image_record(i.image_id, i.file_name, i.width, i.height)) for i in images)
     yield '], "annotations": ['
     yield from _joined(json.dumps(record) for record in _annotations(images, first_annotation_id))

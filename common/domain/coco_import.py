@@ -33,7 +33,8 @@ import io
 import posixpath
 from array import array
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
+from collections.abc import Callable, Iterator
 
 import ijson
 

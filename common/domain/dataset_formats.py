@@ -22,7 +22,8 @@ import functools
 import io
 import posixpath
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import BinaryIO
+from collections.abc import Callable
 
 from common.domain import class_files, class_lists, coco, coco_import, layout, split_lists, voc
 from common.domain.archive import target_of
@@ -451,7 +452,7 @@ def _entry_images(export: _Export, entry: str, several: bool, optional: bool) ->
 
 def _after_images(path: str) -> str:
     """The part of an image's path below its last images/ folder (the whole path when it has none)."""
-    head, marker, tail = ("/" + path).rpartition("/images/")
+    _, marker, tail = ("/" + path).rpartition("/images/")
     return tail if marker else path
 
 

@@ -10,6 +10,7 @@ the summed fields.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from typing import TypedDict
 
@@ -239,7 +240,7 @@ def bucket_names(edges: tuple) -> list[str]:
     """How a histogram's buckets read: "0", "1", "3–4" for whole numbers, "0.05–0.1" for fractions, "≥ 20"."""
     whole = all(isinstance(edge, int) for edge in edges)
     names = []
-    for low, high in zip(edges, edges[1:]):
+    for low, high in itertools.pairwise(edges):
         names.append(str(low) if whole and high == low + 1 else f"{low}–{high - 1}" if whole else f"{low:g}–{high:g}")
     return names + [f"≥ {edges[-1]:g}"]
 

@@ -21,10 +21,12 @@ hold `staging` or `staged` as their status: `state` reads them as running.
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence, TypeVar
+from typing import TypeVar
+from collections.abc import Sequence
 
 from common.domain import jobs
-from common.domain.jobs import CANCELLED, COMPLETED, FAILED, FINAL, QUEUED, RUNNING
+from common.domain.jobs import CANCELLED as CANCELLED  # read as imports.CANCELLED
+from common.domain.jobs import COMPLETED, FAILED, FINAL, QUEUED, RUNNING
 
 STATUSES = jobs.STATES
 STAGING, STAGED, UNPACKING = "staging", "staged", "unpacking"  # the phases of a running import

@@ -8,7 +8,8 @@ Documents written by older deployments may hold legacy status words (imports `st
 from __future__ import annotations
 
 import re
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 from common.domain import dataset_jobs, exports, imports, jobs, versions
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 from common.domain.issues import Issue
 
@@ -44,7 +44,7 @@ class Box:
                 "cx": self.cx, "cy": self.cy, "w": self.w, "h": self.h}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Box":
+    def from_dict(cls, data: dict) -> Box:
         return cls(int(data["line"]), int(data["class_id"]), float(data["cx"]),
                    float(data["cy"]), float(data["w"]), float(data["h"]))
 

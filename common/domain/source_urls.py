@@ -127,7 +127,7 @@ def _check_host(url: str, parts) -> None:
     if not parts.hostname:
         raise InvalidSource(f"{_shown(url)}: the URL names no host (https://host/path)")
     try:
-        parts.port
+        _ = parts.port  # reading it raises ValueError for a port that is not a number from 0 to 65535
     except ValueError:
         raise InvalidSource(f"{_shown(url)}: the URL's port is not a number from 0 to 65535") from None
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import struct
 import zipfile
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
+from collections.abc import Iterable
 
 ZIP64_LIMIT = (1 << 31) - 1          # zipfile's: past this, sizes and offsets go in a ZIP64 extra
 FILE_COUNT_LIMIT = (1 << 16) - 1     # past this many entries, the ZIP64 end records are needed

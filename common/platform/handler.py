@@ -17,7 +17,8 @@ import enum
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, TypeVar
+from typing import Protocol, TypeVar
+from collections.abc import Callable
 
 from common.platform import log
 from common.platform.events import UnsupportedEvent
@@ -70,14 +71,14 @@ def handle_event(cloud_event, decode: Callable[[object], E], act: Callable[[E], 
     return _logged(outcome, context, started)
 
 
-def handle_batch(events: list, act: Callable[[list[E]], list["Outcome | Exception"]]) -> list[Outcome]:
+def handle_batch(events: list, act: Callable[[list[E]], list[Outcome | Exception]]) -> list[Outcome]:
     """Act on decoded `events` together and log each one's outcome; never raises. An exception in an event's
     place, or raised by `act` for all of them, becomes RETRY when transient (the caller leaves the event to
     be redelivered) and FAILED otherwise."""
     started = time.monotonic()
     try:
         results = act(events)
-    except Exception as exc:  # noqa: BLE001 - the whole batch shares the failure
+    except Exception as exc:
         results = [exc] * len(events)
     outcomes = [_failure(result) if isinstance(result, Exception) else result for result in results]
     return [_logged(outcome, event.log_fields(), started) for event, outcome in zip(events, outcomes)]

@@ -36,7 +36,7 @@ import traceback
 from collections import Counter
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from collections.abc import Callable
 
 from google.api_core import exceptions as api_exceptions
 
@@ -86,7 +86,7 @@ class Worker:
         settle come back when their lease ends."""
         try:
             return self.run_once()
-        except Exception as error:  # noqa: BLE001 - logged with its traceback; the loop goes on
+        except Exception as error:
             log.error("batch failed outside any event; its messages come back when their lease ends",
                       error=repr(error)[:300], traceback=traceback.format_exc())
             return 0
@@ -115,7 +115,7 @@ class Worker:
         message_id = item.message.message_id
         try:
             crashes = delivery_attempts.begin(self.subscription_id, message_id)
-        except Exception as error:  # noqa: BLE001 - nothing is known of it yet: it comes back later
+        except Exception as error:
             log.warning("delivery mark not written; the message is redelivered", message_id=message_id,
                         error=repr(error)[:300])
             return Outcome(Result.RETRY, "delivery mark not written")
@@ -124,7 +124,7 @@ class Worker:
         finally:
             try:
                 delivery_attempts.end(self.subscription_id, message_id)
-            except Exception as error:  # noqa: BLE001 - a mark left counts one crash too many, at worst
+            except Exception as error:
                 log.warning("delivery mark not removed", message_id=message_id, error=repr(error)[:300])
 
     def _quarantined(self, item) -> Outcome:
@@ -133,7 +133,7 @@ class Worker:
         try:
             event = self.decode(message.data, dict(message.attributes), message.message_id)
             outcome = self.quarantine(event)
-        except Exception as error:  # noqa: BLE001 - not handled again, whatever it is
+        except Exception as error:
             outcome = Outcome(Result.FAILED, "quarantined; not recorded", {"error": repr(error)[:300]})
         log.error("message quarantined: its handling killed the worker; acknowledged without handling it",
                   outcome=outcome.result.value, message_id=message.message_id,
@@ -164,7 +164,7 @@ class Worker:
             except UnsupportedEvent as unsupported:
                 outcomes[index] = Outcome(Result.IGNORED, str(unsupported))
                 log.info(str(unsupported), outcome=Result.IGNORED.value, message_id=message.message_id)
-            except Exception as error:  # noqa: BLE001 - a message no decoder expected: never retried
+            except Exception as error:
                 outcomes[index] = Outcome(Result.FAILED, "undecodable message", {"error": repr(error)[:300]})
                 log.error("undecodable message; acknowledged", outcome=Result.FAILED.value,
                           message_id=message.message_id, error=repr(error)[:300])

@@ -22,7 +22,7 @@ import time
 import zipfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
+from collections.abc import Callable
 
 from google.api_core.exceptions import NotFound, ServiceUnavailable
 
@@ -205,7 +205,7 @@ def already_unpacked(dataset: str, mark: str) -> set[str]:
             if (blob.metadata or {}).get(IMPORT_MARK) == mark}
 
 
-def unpack_zip_members(zip_file: zipfile.ZipFile, todo: list, unpacker: "Unpacker",
+def unpack_zip_members(zip_file: zipfile.ZipFile, todo: list, unpacker: Unpacker,
                        tick: Callable[[], None] = lambda: None) -> None:
     """Members are read in archive order (one sequential pass over the archive)
     and uploaded in parallel; at most a few are in memory. tick() runs before
@@ -229,7 +229,7 @@ class Unpacker:
         self._pending: deque[Future] = deque()
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "Unpacker":
+    def __enter__(self) -> Unpacker:
         return self
 
     def put(self, target: str, data, size: int | None = None) -> None:

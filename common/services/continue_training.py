@@ -39,7 +39,8 @@ def handle(message: PubSubMessage) -> Outcome:
         job_id, run = body["job_id"], body["continues_run"]
     except (ValueError, TypeError, KeyError):
         return Outcome(Result.REJECTED, "a continuation needs {\"job_id\", \"continues_run\"}")
-    if not isinstance(job_id, str) or not layout.is_document_id(job_id) or not isinstance(run, int) or isinstance(run, bool):
+    if (not isinstance(job_id, str) or not layout.is_document_id(job_id) or not isinstance(run, int)
+            or isinstance(run, bool)):
         return Outcome(Result.REJECTED, f"not a continuation: job_id {job_id!r}, continues_run {run!r}")
     ref = training_store.jobs().document(job_id)
     claimed = _claim(ref, run, message.message_id)

@@ -24,7 +24,6 @@ from common.domain import class_changes, dataset_jobs, layout
 from common.domain import jobs as kernel
 from common.domain.class_changes import Remap
 from common.domain.datayaml import MAX_DATA_YAML_BYTES, parse_data_yaml
-from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome
 from common.services import jobs, proposal_review

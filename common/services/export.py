@@ -26,7 +26,7 @@ import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterator
+from collections.abc import Iterator
 
 from common.cloud import db, export_parts as stored_parts, job_store, storage, topics, version_store
 from common.domain import coco, export_parts, exports, layout, versions as version_rules, zip_parts
@@ -226,7 +226,7 @@ def _next_part(call: _Call, done: list[PartRecord]) -> PartRecord:
     return kept
 
 
-def _add_images(part: zip_parts.PartWriter, call: _Call, first: int, progress: "_Progress") -> int:
+def _add_images(part: zip_parts.PartWriter, call: _Call, first: int, progress: _Progress) -> int:
     """Images from `first` on, each with its annotation file, until the part is full or the call's time is
     up; how many."""
     if call.images is None:

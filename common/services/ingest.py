@@ -9,7 +9,7 @@ import functools
 import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from google.api_core.exceptions import NotFound
 
@@ -47,7 +47,7 @@ def handle_batch(events: list[ObjectEvent]) -> list[Outcome | Exception]:
                 entry_events.append((index, event, role))
             else:
                 results[index] = outcome or OTHER_KINDS[role.kind](event, role)
-        except Exception as error:  # noqa: BLE001 - this event only; the caller tells transient from not
+        except Exception as error:
             results[index] = error
     for (index, _, _), result in zip(entry_events, _entry_events([(e, r) for _, e, r in entry_events])):
         results[index] = result
@@ -116,7 +116,7 @@ def _entry_events(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[Outcome 
     changes = [(index, result) for index, result in enumerate(results) if isinstance(result, _Change)]
     try:
         updates = dataset_index.update_entries([change.entry_change() for _, change in changes])
-    except Exception as error:  # noqa: BLE001 - a transient failure of the transaction: every change retries
+    except Exception as error:
         updates = [error] * len(changes)
     for (index, change), update in zip(changes, updates):
         results[index] = update if isinstance(update, Exception) else change.outcome(update)
@@ -153,7 +153,7 @@ def _in_parallel(work: Callable, items: list) -> list:
     def attempt(item):
         try:
             return work(*item)
-        except Exception as error:  # noqa: BLE001 - this item only
+        except Exception as error:
             return error
     if len(items) <= 1:
         return [attempt(item) for item in items]
@@ -194,7 +194,7 @@ def _remove_orphan(update: dataset_index.EntryUpdate) -> None:
         name, generation = update.orphaned_thumbnail
         try:
             removed = storage.delete_generation(name, generation)
-        except Exception as error:  # noqa: BLE001 - a transient storage failure costs a stray file only
+        except Exception as error:
             log.warning("orphaned thumbnail not removed", thumbnail=name, error=repr(error)[:300])
             return
         log.info("orphaned thumbnail removed" if removed else "orphaned thumbnail already replaced or gone",

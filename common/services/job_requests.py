@@ -9,7 +9,7 @@ watch, which publishes again the request of any job queued for JOB_STALL_SECONDS
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from common.cloud import job_store, topics
 from common.domain import jobs as kernel

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -41,7 +41,7 @@ class Kind:
     unit: Callable[[dict, list], dict]           # do one unit's items; its counts
     finish: Callable[[dict], str | None] = lambda job: None  # idempotent end work; an error fails the job
     counted: tuple[str, ...] = ()               # the counts units write, summed into the ended job
-    cancel: kernel.Cancel = kernel.Cancel()     # when its jobs may be cancelled (default: never)
+    cancel: kernel.Cancel = kernel.Cancel()  # noqa: RUF009 (frozen: one shared value is safe). When its jobs may be cancelled (default: never)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ def newest_first(every_version):
 
 
 WAITING = jobs.Waiting(
-    lambda: newest_first(version_store.every_version()), (versions.QUEUED, versions.RUNNING, versions.FREEZING), config.export_topic,
+    lambda: newest_first(version_store.every_version()), (versions.QUEUED, versions.RUNNING, versions.FREEZING),
+    config.export_topic,
     message=lambda document: ({"dataset": document["dataset"], "version": document["id"]}, {}),
     waits=lambda document: True,  # a freeze is one call: nothing else follows a version
     activity=lambda document: document.get("started_at") or 0.0,

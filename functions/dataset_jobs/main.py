@@ -4,9 +4,10 @@ import functions_framework
 from common.platform.events import pubsub_message
 from common.platform.handler import handle_event
 from common.cloud import proposal_store
-from common.services import autolabel, dataset_jobs  # autolabel: its chunks run a model (never loaded by the API)
+from common.services import autolabel, dataset_jobs  # noqa: F401 (autolabel loaded at start: its chunks run a model)
 
 
 @functions_framework.cloud_event
 def dataset_job(cloud_event):
-    return handle_event(cloud_event, pubsub_message, dataset_jobs.handle, retry_on=(dataset_jobs.Contended, proposal_store.Contended))
+    return handle_event(cloud_event, pubsub_message, dataset_jobs.handle,
+                        retry_on=(dataset_jobs.Contended, proposal_store.Contended))

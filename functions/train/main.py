@@ -8,4 +8,5 @@ from common.services import continue_training, start_training
 
 @functions_framework.cloud_event
 def training_request(cloud_event):
-    return handle_event(cloud_event, pubsub_message, start_training.handle, retry_on=(start_training.JobBusy, continue_training.ContinuationBusy))
+    return handle_event(cloud_event, pubsub_message, start_training.handle,
+                        retry_on=(start_training.JobBusy, continue_training.ContinuationBusy))

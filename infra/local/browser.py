@@ -47,4 +47,4 @@ def screenshot(page: Page, name: str) -> Path:
     return path
 
 
-__all__ = ["Browser", "BrowserContext", "Page", "chromium", "sign_in", "screenshot", "DESKTOP", "PHONE"]
+__all__ = ["DESKTOP", "PHONE", "Browser", "BrowserContext", "Page", "chromium", "screenshot", "sign_in"]

@@ -3,7 +3,8 @@ a deadline, and parallel uploads through the storage client."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 import requests
 

@@ -7,7 +7,7 @@ stack's environment (stack.env()) in os.environ first.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 from google.cloud import pubsub_v1
 

@@ -56,7 +56,7 @@ class Config:
     started: float = field(default_factory=time.monotonic)  # when this task attempt started (monotonic)
 
     @classmethod
-    def from_env(cls, env=os.environ) -> "Config":
+    def from_env(cls, env=os.environ) -> Config:
         return cls(job_id=env["JOB_ID"], manifest_uri=env["MANIFEST_URI"], project=env["GOOGLE_CLOUD_PROJECT"],
                    progress_topic=env.get("PROGRESS_TOPIC", platform_config.PROGRESS_TOPIC),
                    work_dir=Path(env.get("TRAINER_WORK_DIR") or cls.work_dir),
@@ -233,7 +233,7 @@ class Job:
         try:
             from jobs.trainer.evaluation import evaluate
             return evaluate(self.best_weights(), data.data_yaml, split, manifest["classes"], args)
-        except Exception as exc:  # noqa: BLE001 - the model is registered without its evaluation
+        except Exception as exc:
             log.error("evaluation failed", job_id=self.config.job_id, error=repr(exc), traceback=traceback.format_exc())
             return {"split": split, "error": f"{type(exc).__name__}: {str(exc)[:500]}"}
 
@@ -250,7 +250,7 @@ class Job:
             blob.upload_from_filename(str(onnx))
             return {"uri": self.uri(blob.name), "generation": int(blob.generation),
                     "imgsz": list(checked.input_size), "classes": checked.names}
-        except Exception as exc:  # noqa: BLE001 - whatever the exporter raises, the model stays registrable
+        except Exception as exc:
             log.error("ONNX export failed; registering the model without it", job_id=self.config.job_id,
                       error=repr(exc), traceback=traceback.format_exc())
             return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
@@ -273,7 +273,7 @@ def load_safely(path: Path, what: str) -> dict:
     from ultralytics.nn.tasks import torch_safe_load
     try:
         checkpoint, _ = torch_safe_load(str(path), safe_only=True)
-    except Exception as exc:  # noqa: BLE001 - whatever the loader refuses, the job must not go on
+    except Exception as exc:
         raise UnsafeWeights(f"{what} refused: it is not a checkpoint Ultralytics' safe loader accepts "
                             f"({type(exc).__name__}: {str(exc)[:300]}); it was not loaded") from None
     if not isinstance(checkpoint, dict):
@@ -306,7 +306,7 @@ def pretrained(name: str, cache_uri: str, sha256: str | None, local: Path) -> Pa
     from ultralytics.utils.downloads import attempt_download_asset
     try:
         downloaded = Path(attempt_download_asset(str(local.parent / name)))
-    except Exception as exc:  # noqa: BLE001 - offline, blocked, or no such release asset
+    except Exception as exc:
         raise RuntimeError(f"the pretrained weights {name} are not in the base-model cache and could not be "
                            f"downloaded ({type(exc).__name__}); put the file at {cache_uri}") from None
     check_pin(downloaded, name, sha256, "the file downloaded from Ultralytics")

@@ -79,7 +79,7 @@ TRAIN = tuple(p for p in PICTURES if p.split == "train")
 VAL = tuple(p for p in PICTURES if p.split == "val")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jpeg(picture: Picture) -> bytes:
     """A distinct image per picture (its own colour, its boxes drawn), so no two share content."""
     index = PICTURES.index(picture)

@@ -63,10 +63,10 @@ DATASET_CATEGORY = {"roboflow-coco": "fruit"}  # Roboflow's category 0, the data
 @pytest.mark.parametrize("key, files", COCO_FILES, ids=[case[0] for case in COCO_FILES])
 def test_supervision_and_pycocotools_read_the_coco_layouts(written, key, files):
     read_by_supervision, read_by_pycocotools, classes = [], [], set()
-    for split, (image_folder, annotations) in files.items():
-        read = sv.DetectionDataset.from_coco(str(written[key] / image_folder), str(written[key] / annotations))
+    for split, (image_folder, annotations_file) in files.items():
+        read = sv.DetectionDataset.from_coco(str(written[key] / image_folder), str(written[key] / annotations_file))
         read_by_supervision += supervision_images(read, split)
-        coco = COCO(str(written[key] / annotations))
+        coco = COCO(str(written[key] / annotations_file))
         names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
         classes.add(tuple(name for _, name in sorted(names.items()) if name != DATASET_CATEGORY.get(key)))
         for image in coco.loadImgs(coco.getImgIds()):

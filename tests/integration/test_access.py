@@ -198,10 +198,12 @@ def test_every_route_answers_each_caller_as_the_matrix_says(client, stack, peopl
 
 def test_lists_show_only_what_the_caller_may_see(client, people, world):
     def names(caller: str) -> set[str]:
-        return {d["id"] for d in call(client, "GET", "/datasets?page_size=100", people[caller][1]).get_json()["datasets"]}
+        listed = call(client, "GET", "/datasets?page_size=100", people[caller][1]).get_json()["datasets"]
+        return {d["id"] for d in listed}
     assert world["d"] in names("viewer") and world["d"] not in names("stranger")
     for path, key in (("/training", "jobs"), ("/models", "models")):
-        assert world["d"] in {item["dataset"] for item in call(client, "GET", path, people["viewer"][1]).get_json()[key]}
+        listed = call(client, "GET", path, people["viewer"][1]).get_json()[key]
+        assert world["d"] in {item["dataset"] for item in listed}
         assert world["d"] not in {item["dataset"] for item in call(client, "GET", path, people["stranger"][1])
                                   .get_json()[key]}
     assert call(client, "GET", f"/training?dataset={world['d']}", people["stranger"][1]).status_code == 404
@@ -301,7 +303,8 @@ def test_training_from_a_model_of_another_dataset_needs_a_view_of_that_dataset(c
     assert call(client, "GET", f"/models/{model_id}", editor).status_code == 404
     refused = call(client, "POST", "/training", editor, body)
     assert refused.status_code == 404 and refused.get_json()["error"]["message"] == f"no model {model_id!r}"
-    assert call(client, "PUT", f"/datasets/{other}/members/{editor_uid}", outsider, {"role": "viewer"}).status_code == 200
+    made = call(client, "PUT", f"/datasets/{other}/members/{editor_uid}", outsider, {"role": "viewer"})
+    assert made.status_code == 200
     assert call(client, "POST", "/training", editor, body).status_code == 202
 
 

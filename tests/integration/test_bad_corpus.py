@@ -89,7 +89,7 @@ def test_bad_corpus(bucket, api, dataset):
     assert labeled == {"images/train/good.jpg", "images/train/class_out_of_range.jpg",
                        "images/train/duplicate_rows.jpg"} and stats["labeled"] == len(labeled)
 
-    rotated = [i for i in api.all_pages(f"/datasets/{dataset}/images", "images", split="val")][0]
+    rotated = next(iter(api.all_pages(f"/datasets/{dataset}/images", "images", split="val")))
     assert (rotated["width"], rotated["height"], rotated["orientation"]) == (64, 32, 6)
     assert (rotated["oriented_width"], rotated["oriented_height"], rotated["status"]) == (32, 64, "background")
     unlabeled = api.get(f"/datasets/{dataset}/images/labels/train/unlabeled")

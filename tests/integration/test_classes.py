@@ -74,7 +74,8 @@ def test_a_remap_rewrites_labels_then_data_yaml_and_the_counts_follow(client, au
     job = job_when_ended(client, auth, labelled, answer.get_json()["job_id"])
     assert (job["status"], job["files_total"], job["files_done"], job["chunks_total"]) == ("completed", 45, 45, 3)
     assert job["rewritten"] == 22  # the tie and car files; person and bus keep their ids
-    stats = dataset_when(api, labelled, lambda view: view["classes"] == ["person", "bus"], "the remapped names")["stats"]
+    stats = dataset_when(api, labelled, lambda view: view["classes"] == ["person", "bus"],
+                         "the remapped names")["stats"]
     assert stats["boxes_per_class"] == {"person": 12, "bus": 22} and stats["boxes"] == 34
     assert bucket.blob(f"datasets/{labelled}/labels/train/i00.txt").download_as_bytes() == \
         b"0 0.5 0.5 0.2 0.2\nnot a row\n"

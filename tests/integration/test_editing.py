@@ -44,7 +44,8 @@ def test_an_edit_writes_the_label_file_and_the_index_follows(client, stack, api,
     before = api.get(f"/datasets/{edited}/images/labels/train/a")
     assert before["label_generation"] == 0 and before["image_generation"] > 0
     sent = time.monotonic()
-    answer = put(client, stack, edited, [BOX, {"class_id": 1, "cx": 0.25, "cy": 0.5, "w": 0.2, "h": 0.1}], **{"If-None-Match": "*"})
+    answer = put(client, stack, edited, [BOX, {"class_id": 1, "cx": 0.25, "cy": 0.5, "w": 0.2, "h": 0.1}],
+                 **{"If-None-Match": "*"})
     assert answer.status_code == 200, answer.get_json()
     written = answer.get_json()
     assert written["label_path"] == f"datasets/{edited}/labels/train/a.txt"

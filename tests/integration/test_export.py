@@ -5,7 +5,6 @@ supervision reads back with the same boxes and names, and the counts each states
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
@@ -63,7 +62,8 @@ def exported(stack, api, bucket, tmp_path_factory):
         image, label = synthetic_image(200 + n, size=(120 + 8 * n, 80))
         files[f"images/{split}/e{n}.jpg"] = image
         files[f"labels/{split}/e{n}.txt"] = label.encode() if n != 4 else b""
-    files["images/train/z-copy.jpg"], files["labels/train/z-copy.txt"] = files["images/train/e0.jpg"], files["labels/train/e0.txt"]
+    files["images/train/z-copy.jpg"] = files["images/train/e0.jpg"]
+    files["labels/train/z-copy.txt"] = files["labels/train/e0.txt"]
     files["images/train/broken.jpg"] = b"\xff\xd8 not a jpeg"
     drop(bucket, dataset, files)
     stats_when(api, dataset, {"images": 7, "background": 1})

@@ -64,7 +64,7 @@ def test_an_export_whose_publish_failed_runs_once_when_retried(stack, api, sampl
     assert [snapshot.id for snapshot in mine] == [answer["export_id"]]
 
 
-def test_an_import_whose_publish_failed_runs_once_when_retried(stack, api, folder, ranged, monkeypatch):  # noqa: F811
+def test_an_import_whose_publish_failed_runs_once_when_retried(stack, api, folder, ranged, monkeypatch):
     dataset = f"requests-import-{uuid.uuid4().hex[:6]}"
     assert api.session.post(f"{api.url}/datasets", json={"id": dataset}, timeout=30).status_code == 201
     files = generated_dataset(3, 2, seed=37)

@@ -8,17 +8,17 @@ import json
 import uuid
 import zipfile
 from collections import Counter
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 import requests
-from PIL import Image
 from playwright.sync_api import expect
 
 from infra.local.archive_server import ArchiveServer
 from infra.local.browser import PHONE, chromium, screenshot, sign_in
 from infra.local.client import sign_up, wait_for
-from infra.local.sample import CLASSES, generated_dataset, sample_dataset
+from infra.local.sample import generated_dataset, sample_dataset
 from tests.integration.helpers import drop, stats_when
 from tests.integration.trained import TINY, trained_model  # noqa: F401 - a fixture
 
@@ -397,7 +397,7 @@ def test_a_models_weights_download_as_the_bucket_holds_them(page, stack, api, bu
         page.get_by_role("button", name="Download best.onnx").click()
     name = trained_model["weights"]["onnx"].split("/", 3)[3]
     assert download.value.suggested_filename == f"{trained_model['id']}-best.onnx"
-    assert open(download.value.path(), "rb").read() == bucket.blob(name).download_as_bytes()
+    assert Path(download.value.path()).read_bytes() == bucket.blob(name).download_as_bytes()
 
 
 # ---- proposals from auto-labelling ----------------------------------------------------------------------------

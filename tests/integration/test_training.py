@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from common.cloud import dataset_index, storage, training_store
+from common.cloud import storage, training_store
 from common.domain import layout, training_job
 from common.domain.training_request import job_id_for
 from infra.local.client import wait_for

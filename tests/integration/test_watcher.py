@@ -14,6 +14,8 @@ import sys
 import time
 import uuid
 
+import pytest
+
 from common.cloud import training_store
 from common.domain import training_job
 from common.domain.training_request import job_id_for
@@ -22,7 +24,7 @@ from common.platform.handler import Result
 from common.services import watch_training
 from infra.local.client import wait_for
 from tests.integration.test_training import (TINY, TRAIN_DEADLINE, _progress_outcomes, _tail, finished, job_when,
-                                             publish, tiny)
+                                             publish, tiny)  # noqa: F401 (tiny: a fixture)
 
 WATCH_DEADLINE = 60  # the stack's watch: a tick a second, failed 5 s after the process is first seen gone
 

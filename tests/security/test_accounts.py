@@ -247,7 +247,8 @@ def test_one_person_may_run_only_so_many_trainings_at_once(client, auth_host, mo
     answer = call(client, "POST", "/training", token, {"dataset": dataset, "model": "yolov8n.pt"})
     assert answer.status_code == 403
     assert refusal(answer).startswith("quota concurrent_training exceeded: you use 1 of 1")
-    retried = call(client, "POST", "/training", token, {"dataset": dataset, "model": "yolov8n.pt", "request_id": "first"})
+    retried = call(client, "POST", "/training", token,
+                   {"dataset": dataset, "model": "yolov8n.pt", "request_id": "first"})
     assert retried.status_code == 202 and retried.get_json()["job_id"] == running  # a retry is its own job, no quota
     queued = training_store.jobs().where(filter=FieldFilter("requested_by", "==", uid)).where(
         filter=FieldFilter("status", "==", training_job.QUEUED))

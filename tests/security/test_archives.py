@@ -106,7 +106,8 @@ def zip_of(files: dict[str, bytes]) -> bytes:
 def smuggled(marker: Path) -> dict[str, bytes]:
     """Executable members an attacker hides among a real dataset's files."""
     return {"w/evil.pt": pickle.dumps(Payload(marker)), "run.sh": b"#!/bin/sh\ntouch /tmp/pwned\n",
-            "images/train/hook.py": b"import os\nos.system('id')\n", "labels/train/last.pt": pickle.dumps(Payload(marker))}
+            "images/train/hook.py": b"import os\nos.system('id')\n",
+            "labels/train/last.pt": pickle.dumps(Payload(marker))}
 
 
 @pytest.mark.parametrize("how", ["url", "drop"])

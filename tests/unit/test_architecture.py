@@ -353,7 +353,8 @@ def test_deploy_builds_each_worker_image_from_its_folder_and_runs_it_on_cloud_ru
     requirements.txt (checked above as a function's) and runs its module."""
     commands, folder = deploy_commands(), REPO / "functions" / worker
     contexts = {command[2] for command in commands if command[:2] == ["mkdir", "-p"]}
-    copied = [c for c in commands if c[:2] == ["cp", "-R"] and c[2] == str(folder) and c[3].endswith(f"/functions/{worker}")]
+    copied = [c for c in commands
+              if c[:2] == ["cp", "-R"] and c[2] == str(folder) and c[3].endswith(f"/functions/{worker}")]
     assert len(copied) == 1, f"functions/{worker} is not copied into a build context"
     context = copied[0][3].removesuffix(f"/functions/{worker}")
     assert f"{context}/functions" in contexts
@@ -378,7 +379,8 @@ def test_the_local_stack_runs_every_function_from_its_folder():
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
     # Each worker as its own process: _spawn(stack, name, [sys.executable, "-m", "<module>"], ...).
     spawned = [[arg.value for arg in node.args[2].elts if isinstance(arg, ast.Constant)] for node in calls
-               if getattr(node.func, "id", None) == "_spawn" and len(node.args) > 2 and isinstance(node.args[2], ast.List)]
+               if getattr(node.func, "id", None) == "_spawn" and len(node.args) > 2
+               and isinstance(node.args[2], ast.List)]
     for module in WORKERS.values():
         assert ["-m", module] in [command[-2:] for command in spawned], f"the local stack does not run {module}"
 

@@ -45,7 +45,7 @@ def test_plain_documents_encode_as_the_client_encodes_them(data):
 
 @pytest.mark.parametrize("data", [
     {"updated": firestore.SERVER_TIMESTAMP},
-    {"nested": {"when": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)}},
+    {"nested": {"when": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)}},
 ])
 def test_other_values_are_left_to_the_client(data):
     with pytest.raises(TypeError):

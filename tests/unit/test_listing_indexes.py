@@ -75,7 +75,7 @@ def test_every_shape_of_the_job_list_has_its_index(family, datasets, active):
     for kind in {None, family.kinds[-1]}:
         for query in jobs.queries(family, kind, datasets, active):
             filtered, order = needed(jobs.newest_first(query, 10))
-            assert filtered == frozenset() and not across_datasets or (filtered, order) in declared(group, scope), \
+            assert (filtered == frozenset() and not across_datasets) or (filtered, order) in declared(group, scope), \
                 (kind, filtered)
 
 

@@ -68,8 +68,8 @@ def test_a_library_configuring_the_root_logger_does_not_repeat_or_reshape_our_li
 
 
 def test_a_dict_config_elsewhere_does_not_silence_our_lines(capsys):
-    root, loggers = logging.getLogger(), [l for l in logging.Logger.manager.loggerDict.values()
-                                          if isinstance(l, logging.Logger) and not l.disabled]
+    root, loggers = logging.getLogger(), [logger for logger in logging.Logger.manager.loggerDict.values()
+                                          if isinstance(logger, logging.Logger) and not logger.disabled]
     handlers, level = root.handlers[:], root.level
     logging.config.dictConfig({"version": 1})  # as functions-framework does with LOG_EXECUTION_ID set
     try:

@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -19,8 +20,8 @@ from common.platform.failures import is_transient
 class Bucket(BaseHTTPRequestHandler):
     """A JSON API stand-in: an object's content is its own name; 'gone' is 404, 'busy' 503."""
     protocol_version = "HTTP/1.1"  # keep-alive, as Cloud Storage
-    connections: list = []
-    uploads: list = []
+    connections: ClassVar[list] = []
+    uploads: ClassVar[list] = []
     close_after_each = False
 
     def setup(self):

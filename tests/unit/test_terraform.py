@@ -241,7 +241,8 @@ def test_the_ingest_worker_is_internal_and_nobody_may_invoke_it():
                 and "google_cloud_run_v2_service.ingest" in json.dumps(body)]
     assert not bindings
     # ... and the functions' invoker grants cannot reach it: it is no function.
-    for name, functions in (("push_invokes", "${local.pushed_functions}"), ("public_invokes", "${local.public_functions}")):
+    for name, functions in (("push_invokes", "${local.pushed_functions}"),
+                            ("public_invokes", "${local.public_functions}")):
         assert resource("google_cloud_run_service_iam_member", name)["for_each"] == functions
     assert WORKER_FOLDER not in SETTINGS["functions"]
 
@@ -317,7 +318,8 @@ def test_the_delivery_chain_has_its_iam():
     assert (acknowledges["for_each"], acknowledges["subscription"]) == (
         "${local.dead_lettering_subscriptions}", "${each.value}")
     dead_lettering = parsed(MODULE)["locals"]["dead_lettering_subscriptions"]
-    assert "keys(local.pushed_functions)" in dead_lettering and "google_pubsub_subscription.push[key].name" in dead_lettering
+    assert "keys(local.pushed_functions)" in dead_lettering
+    assert "google_pubsub_subscription.push[key].name" in dead_lettering
     assert "google_pubsub_subscription.ingest.name" in dead_lettering
     signs = resource("google_service_account_iam_member", "pubsub_agent_signs_push_tokens")
     assert (signs["role"], signs["member"]) == ("roles/iam.serviceAccountTokenCreator", agent)
@@ -589,8 +591,9 @@ def layout_paths() -> list[str]:
     sha = "ab" * 32
     return [layout.dataset_object("d", "images/a.jpg"), layout.import_archive("d"), layout.import_staging("i", "zip"),
             layout.thumbnail_path("d", sha), layout.training_manifest("j"), layout.training_checkpoint("j", "last.pt"),
-            layout.training_weights("j", "best.pt"), layout.training_cancel_marker("j"), layout.base_model("yolov8n.pt"),
-            layout.content_object(sha), layout.version_snapshot("d", "v1"), layout.export_archive("e", "d", "v1", "yolo")]
+            layout.training_weights("j", "best.pt"), layout.training_cancel_marker("j"),
+            layout.base_model("yolov8n.pt"), layout.content_object(sha), layout.version_snapshot("d", "v1"),
+            layout.export_archive("e", "d", "v1", "yolo")]
 
 
 def test_each_account_writes_only_under_prefixes_the_layout_names_and_none_the_whole_bucket():
@@ -616,7 +619,7 @@ def test_each_account_writes_only_under_prefixes_the_layout_names_and_none_the_w
 
 def test_every_function_has_a_ceiling_of_instances():
     for key, function in SETTINGS["functions"].items():
-        assert 1 <= function["max_instances"] and function["min_instances"] <= function["max_instances"], key
+        assert function["max_instances"] >= 1 and function["min_instances"] <= function["max_instances"], key
     service = resource("google_cloudfunctions2_function", "function")["service_config"][0]
     assert service["max_instance_count"] == "${each.value.max_instances}"
 
@@ -650,7 +653,7 @@ def test_terraform_grants_the_publishers_settings_name():
     module = parsed(MODULE)
     granted = {(p["function"], p["topic"]) for p in module["locals"]["topic_publishers"].values()}
     granted |= {("api", "training_requests"), ("trainer", "training_progress"), ("importer", "import_requests")}
-    for name, (who, topic) in {"api_publishes_training_requests": ("api", "training_requests"),
+    for name, (_who, topic) in {"api_publishes_training_requests": ("api", "training_requests"),
                                "trainer_publishes_progress": ("trainer", "training_progress"),
                                "importer_publishes_import_requests": ("importer", "import_requests")}.items():
         assert resource("google_pubsub_topic_iam_member", name)["topic"] == \

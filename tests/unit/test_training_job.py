@@ -71,7 +71,7 @@ def test_registration_says_why_a_model_cannot_predict():
     assert training_job.registered_onnx(good, in_bucket=True) == onnx
     assert "not in the bucket" in training_job.registered_onnx(good, in_bucket=False)["error"]
     renamed = event("completed", 2, classes=["b"], onnx=onnx)
-    assert "the ONNX has the classes ['a'], the model ['b']" == training_job.registered_onnx(renamed, True)["error"]
+    assert training_job.registered_onnx(renamed, True)["error"] == "the ONNX has the classes ['a'], the model ['b']"
     failed = event("completed", 2, classes=["a"], onnx={"error": "RuntimeError: no exporter"})
     assert training_job.registered_onnx(failed, in_bucket=False) == {"error": "RuntimeError: no exporter"}
     assert "exported no ONNX" in training_job.registered_onnx(event("completed", 2), in_bucket=False)["error"]

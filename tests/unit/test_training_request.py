@@ -84,7 +84,8 @@ def test_each_accepted_model_family_builds_in_ultralytics(tmp_path):
     assert reported == [[name, "detect"] for name in ACCEPTED_EXAMPLES]
 
 
-@pytest.mark.parametrize("name", ["yolov9n.yaml", "yolov10.yaml", "yolov8n-seg.yaml", "yolov8n-pose.yaml", "yolov4.yaml"])
+@pytest.mark.parametrize("name", ["yolov9n.yaml", "yolov10.yaml", "yolov8n-seg.yaml", "yolov8n-pose.yaml",
+                                  "yolov4.yaml"])
 def test_model_names_ultralytics_has_no_detector_for_are_refused(name):
     assert not MODEL_YAML.match(name)
 

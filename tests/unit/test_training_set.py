@@ -5,10 +5,11 @@ from common.domain.training_set import build
 from common.domain.training_request import InvalidRequest, in_val_split, validate
 
 CLASSES = ["person", "bus"]
+CLASS_COUNT = len(CLASSES)
 
 
 def entry(name: str, split: str | None, sha: str, boxes=((0, 0.5, 0.5, 0.2, 0.2),), label=True,
-          image_issues=(), class_count=len(CLASSES)) -> dict:
+          image_issues=(), class_count=CLASS_COUNT) -> dict:
     e = entries.new_entry(f"datasets/d/labels/{split + '/' if split else ''}{name}", split)
     e["image"] = {"path": f"datasets/d/images/{split + '/' if split else ''}{name}.jpg", "generation": 7, "sha256": sha,
                   "oriented_width": 640, "oriented_height": 480}
@@ -25,7 +26,8 @@ def request(**extra):
 
 
 def make(all_entries, classes=CLASSES, **extra):
-    return build(request(**extra), "job-1", "bucket", {"yaml": "yolov8n.yaml"}, snapshot.take("d", classes, all_entries))
+    return build(request(**extra), "job-1", "bucket", {"yaml": "yolov8n.yaml"},
+                 snapshot.take("d", classes, all_entries))
 
 
 def sha(i: int) -> str:

@@ -20,7 +20,8 @@ def test_a_version_keeps_each_image_pinned_with_its_stored_copy():
     document = frozen([entry("a", "train", sha(1)), entry("b", "val", sha(2), boxes=()),
                        entry("c", "train", sha(3), image_issues=("image_corrupt",))])
     first = document["images"][0]
-    assert (first["name"], first["path"], first["generation"]) == ("images/train/a.jpg", "datasets/d/images/train/a.jpg", 7)
+    assert (first["name"], first["path"], first["generation"]) == (
+        "images/train/a.jpg", "datasets/d/images/train/a.jpg", 7)
     assert first["content"] == {"path": layout.content_object(sha(1)), "generation": 100}
     assert document["excluded"] == {"image with issues": 1}
     assert versions.summary(document) == {

@@ -3,6 +3,7 @@ the same members on a stream (what the export wrote before it was cut into parts
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 
 import pytest
@@ -50,7 +51,7 @@ def in_parts(members, cuts: list[int], start: int = 0) -> bytes:
     """The same members cut into parts at `cuts`, each part written on its own, joined as the export composes them."""
     bounds = [0, *cuts, len(members)]
     data, directories, offset, entries = [], [], start, 0
-    for first, end in zip(bounds, bounds[1:]):
+    for first, end in itertools.pairwise(bounds):
         raw = io.BytesIO()
         part = zip_parts.PartWriter(raw, offset)
         for name, content, compress in members[first:end]:

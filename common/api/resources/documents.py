@@ -1,7 +1,7 @@
 """What several resources share: a document by id or a 404, and the newest-first list."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 

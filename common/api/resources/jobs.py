@@ -6,7 +6,7 @@ stops and what stays: docs/jobs.md, "Cancel")."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter

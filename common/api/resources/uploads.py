@@ -114,7 +114,7 @@ def _listed_md5s(names: list[str], ctx: RequestContext) -> tuple[dict[str, str |
     if len(names) < 2:
         return {}, names
     budget, seen, last = LISTED_PER_FILE * len(names), {}, None
-    for blob in storage.client().list_blobs(storage.bucket(), prefix=os.path.commonprefix(names),
+    for blob in storage.client().list_blobs(storage.bucket(), prefix=os.path.commonprefix(names),  # noqa: RUF071 (object names: by character)
                                             start_offset=names[0], max_results=budget,
                                             page_size=min(budget, LIST_PAGE), timeout=ctx.deadline_seconds,
                                             fields="items(name,md5Hash),nextPageToken"):
