@@ -1,11 +1,9 @@
-"""Decoding of storage object events, in the one place that knows their shapes.
+"""Decoding of the events the functions and workers receive, in the one place that knows their shapes.
 
-Two deliveries carry the same facts:
-- an Eventarc storage CloudEvent (google.cloud.storage.object.v1.finalized /
-  .deleted) whose data is the object resource;
-- a Pub/Sub messagePublished CloudEvent wrapping a GCS notification: the
-  attributes say eventType (OBJECT_FINALIZE / OBJECT_DELETE), bucketId,
-  objectId and objectGeneration; the data is the object resource as JSON.
+- A GCS notification as the ingest worker pulls it (from_notification): the attributes say eventType
+  (OBJECT_FINALIZE / OBJECT_DELETE), bucketId, objectId and objectGeneration; the data is the object resource
+  as JSON.
+- A Pub/Sub messagePublished CloudEvent as a push subscription delivers it to a function (pubsub_message).
 """
 from __future__ import annotations
 
@@ -17,10 +15,6 @@ from common.domain import bounded_json
 FINALIZED = "finalized"
 DELETED = "deleted"
 
-STORAGE_TYPES = {
-    "google.cloud.storage.object.v1.finalized": FINALIZED,
-    "google.cloud.storage.object.v1.deleted": DELETED,
-}
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 NOTIFICATION_TYPES = {"OBJECT_FINALIZE": FINALIZED, "OBJECT_DELETE": DELETED}
 
@@ -47,26 +41,6 @@ class ObjectEvent:
         return {"event_id": self.event_id, "object": self.name, "generation": self.generation, "action": self.action}
 
 
-def decode(cloud_event) -> ObjectEvent:
-    """Turn a CloudEvent into an ObjectEvent, or raise UnsupportedEvent saying why."""
-    event_type = cloud_event["type"]
-    event_id = cloud_event["id"]
-    if event_type in STORAGE_TYPES:
-        return _from_object(STORAGE_TYPES[event_type], cloud_event.data or {}, {}, event_id)
-    if event_type == PUBSUB_TYPE:
-        return _from_pubsub(cloud_event.data or {}, event_id)
-    raise UnsupportedEvent(f"event type {event_type!r} is not a storage object event")
-
-
-def _from_pubsub(data: dict, event_id: str) -> ObjectEvent:
-    message = data.get("message") or {}
-    try:
-        payload = base64.b64decode(message.get("data") or "")
-    except (ValueError, TypeError) as exc:
-        raise UnsupportedEvent(f"notification payload is not base64 JSON: {exc}") from exc
-    return from_notification(payload, message.get("attributes") or {}, event_id)
-
-
 def from_notification(payload: bytes, attributes: dict, event_id: str) -> ObjectEvent:
     """A GCS notification as a pull subscription hands it over: its data (the object resource as JSON, or
     nothing) and its attributes. `event_id` is the message id."""
@@ -76,7 +50,7 @@ def from_notification(payload: bytes, attributes: dict, event_id: str) -> Object
     try:
         resource = bounded_json.loads(payload) if payload else {}
     except ValueError as exc:  # not JSON, or nested past any object resource (TooDeep, never RecursionError)
-        raise UnsupportedEvent(f"notification payload is not base64 JSON of an object resource: {exc}") from exc
+        raise UnsupportedEvent(f"notification payload is not JSON of an object resource: {exc}") from exc
     if not isinstance(resource, dict):
         raise UnsupportedEvent(f"notification payload is JSON {type(resource).__name__}, not an object resource")
     return _from_object(NOTIFICATION_TYPES[notification_type], resource, attributes, event_id)

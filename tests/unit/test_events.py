@@ -4,89 +4,72 @@ import json
 import pytest
 from cloudevents.http import CloudEvent
 
-from common.platform.events import DELETED, FINALIZED, UnsupportedEvent, decode
+from common.platform.events import DELETED, FINALIZED, UnsupportedEvent, from_notification, pubsub_message
 
 OBJECT = {"bucket": "data", "name": "datasets/d/images/a.jpg", "generation": "1700000000000001", "size": "1234"}
 
 
-def storage_event(kind: str, data: dict) -> CloudEvent:
-    return CloudEvent({"type": f"google.cloud.storage.object.v1.{kind}", "id": "e1",
-                       "source": "//storage.googleapis.com/projects/_/buckets/data",
-                       "subject": f"objects/{data.get('name')}"}, data)
+def attributes(event_type: str, **more: str) -> dict:
+    """A GCS notification's attributes as the ingest worker pulls them."""
+    return {"eventType": event_type, "bucketId": "data", "objectId": OBJECT["name"],
+            "objectGeneration": OBJECT["generation"], "payloadFormat": "JSON_API_V1", **more}
 
 
-def pubsub_event(event_type: str, resource: dict | None, attributes: dict | None = None) -> CloudEvent:
-    attrs = {"eventType": event_type, "bucketId": "data", "objectId": OBJECT["name"],
-             "objectGeneration": OBJECT["generation"], "payloadFormat": "JSON_API_V1", **(attributes or {})}
-    message = {"attributes": attrs, "messageId": "m1"}
-    if resource is not None:
-        message["data"] = base64.b64encode(json.dumps(resource).encode()).decode()
+def notified(event_type: str, resource: dict | None, **more: str):
+    payload = json.dumps(resource).encode() if resource is not None else b""
+    return from_notification(payload, attributes(event_type, **more), "m1")
+
+
+def pubsub_event(resource: dict, attrs: dict) -> CloudEvent:
+    message = {"attributes": attrs, "messageId": "m1", "data": base64.b64encode(json.dumps(resource).encode()).decode()}
     return CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished", "id": "e2",
-                       "source": "//pubsub.googleapis.com/projects/p/topics/gcs-events"},
+                       "source": "//pubsub.googleapis.com/projects/p/topics/t"},
                       {"message": message, "subscription": "projects/p/subscriptions/s"})
 
 
-def test_eventarc_finalized():
-    event = decode(storage_event("finalized", OBJECT))
+def test_a_finalize_notification():
+    event = notified("OBJECT_FINALIZE", OBJECT)
     assert (event.action, event.bucket, event.name, event.generation, event.size, event.event_id) == \
-        (FINALIZED, "data", "datasets/d/images/a.jpg", 1700000000000001, 1234, "e1")
+        (FINALIZED, "data", "datasets/d/images/a.jpg", 1700000000000001, 1234, "m1")
 
 
-def test_eventarc_deleted():
-    assert decode(storage_event("deleted", OBJECT)).action == DELETED
-
-
-def test_pubsub_notification_finalize():
-    event = decode(pubsub_event("OBJECT_FINALIZE", OBJECT))
-    assert (event.action, event.name, event.generation, event.size) == \
-        (FINALIZED, OBJECT["name"], 1700000000000001, 1234)
-
-
-def test_pubsub_notification_delete_of_overwritten_generation():
-    event = decode(pubsub_event("OBJECT_DELETE", {**OBJECT, "generation": "5"},
-                                {"objectGeneration": "5", "overwrittenByGeneration": "6"}))
+def test_a_delete_notification_of_an_overwritten_generation():
+    event = notified("OBJECT_DELETE", {**OBJECT, "generation": "5"}, objectGeneration="5", overwrittenByGeneration="6")
     assert (event.action, event.generation) == (DELETED, 5)
 
 
-def test_pubsub_without_payload_uses_attributes():
-    event = decode(pubsub_event("OBJECT_DELETE", None))
+def test_a_notification_without_payload_uses_its_attributes():
+    event = notified("OBJECT_DELETE", None)
     assert (event.bucket, event.name, event.generation, event.size) == \
         ("data", OBJECT["name"], 1700000000000001, None)
 
 
 def test_a_delete_that_says_it_was_overwritten_is_marked_so():
-    overwritten = decode(pubsub_event("OBJECT_DELETE", OBJECT, {"overwrittenByGeneration": "1700000000000009"}))
+    overwritten = notified("OBJECT_DELETE", OBJECT, overwrittenByGeneration="1700000000000009")
     assert overwritten.action == DELETED and overwritten.overwritten
-    assert not decode(pubsub_event("OBJECT_DELETE", OBJECT)).overwritten
-    assert not decode(storage_event("deleted", OBJECT)).overwritten
+    assert not notified("OBJECT_DELETE", OBJECT).overwritten
 
 
-@pytest.mark.parametrize("event", [
-    pubsub_event("OBJECT_METADATA_UPDATE", OBJECT),
-    CloudEvent({"type": "google.cloud.storage.object.v1.metadataUpdated", "id": "x", "source": "s"}, OBJECT),
-    storage_event("finalized", {"bucket": "data", "name": "a"}),
-    storage_event("finalized", {**OBJECT, "generation": "abc"}),
+@pytest.mark.parametrize("payload, attrs, told", [
+    (json.dumps(OBJECT).encode(), attributes("OBJECT_METADATA_UPDATE"), "not finalize or delete"),
+    (json.dumps({"bucket": "data", "name": "a"}).encode(),
+     {"eventType": "OBJECT_FINALIZE"}, "lacks bucket, name or generation"),
+    (json.dumps({**OBJECT, "generation": "abc"}).encode(), attributes("OBJECT_FINALIZE"), "non-numeric"),
+    (b"not json", attributes("OBJECT_FINALIZE"), "not JSON"),
 ])
-def test_unsupported_events_say_why(event):
-    with pytest.raises(UnsupportedEvent):
-        decode(event)
-
-
-def test_payload_that_is_not_json_is_unsupported():
-    event = pubsub_event("OBJECT_FINALIZE", None)
-    event.data["message"]["data"] = base64.b64encode(b"not json").decode()
-    with pytest.raises(UnsupportedEvent, match="base64 JSON"):
-        decode(event)
+def test_unsupported_notifications_say_why(payload, attrs, told):
+    with pytest.raises(UnsupportedEvent, match=told):
+        from_notification(payload, attrs, "m1")
 
 
 def test_pubsub_message_carries_ids_and_data():
-    from common.platform.events import pubsub_message
-    cloud_event = pubsub_event("OBJECT_FINALIZE", {"request": 1}, {"job_id": "j"})
+    cloud_event = pubsub_event({"request": 1}, {"job_id": "j"})
     message = pubsub_message(cloud_event)
     assert (message.message_id, json.loads(message.data), message.attributes["job_id"]) == ("m1", {"request": 1}, "j")
     assert message.log_fields() == {"event_id": cloud_event["id"], "message_id": "m1"}
     with pytest.raises(UnsupportedEvent, match="not a Pub/Sub message"):
-        pubsub_message(storage_event("finalized", OBJECT))
+        pubsub_message(CloudEvent({"type": "google.cloud.storage.object.v1.finalized", "id": "e1", "source": "s"},
+                                  OBJECT))
 
 
 @pytest.mark.parametrize("payload, told", [
@@ -95,7 +78,6 @@ def test_pubsub_message_carries_ids_and_data():
     (b"[1, 2]", "not an object resource"),
 ])
 def test_a_notification_nested_too_deep_or_not_an_object_is_unsupported_not_a_crash(payload, told):
-    from common.platform.events import from_notification
     with pytest.raises(UnsupportedEvent, match=told):
         from_notification(payload, {"eventType": "OBJECT_FINALIZE", "bucketId": "data", "objectId": "o",
                                     "objectGeneration": "1"}, "m1")

@@ -5,16 +5,16 @@ from google.api_core import exceptions as api_exceptions
 from google.auth.exceptions import RefreshError
 
 from common.platform import failures
-from common.platform.events import decode
+from common.platform.events import pubsub_message
 from common.platform.handler import Result, handle_batch, handle_event
 
-OBJECT = {"bucket": "data", "name": "datasets/d/images/a.jpg", "generation": "1"}
 ACCESS_NOT_YET = [api_exceptions.PermissionDenied("iam is propagating"), api_exceptions.Forbidden("403 on GET"),
                   api_exceptions.Unauthenticated("token"), RefreshError("metadata server")]
 
 
 def event() -> CloudEvent:
-    return CloudEvent({"type": "google.cloud.storage.object.v1.finalized", "id": "e1", "source": "s"}, OBJECT)
+    return CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished", "id": "e1", "source": "s"},
+                      {"message": {"messageId": "m1", "data": "e30=", "attributes": {}}})
 
 
 def failing(exc: Exception):
@@ -27,8 +27,8 @@ def failing(exc: Exception):
 def test_access_not_granted_yet_is_redelivered_not_dropped(exc):
     assert failures.is_transient(exc)
     with pytest.raises(type(exc)):
-        handle_event(event(), decode, failing(exc))
-    assert [o.result for o in handle_batch([decode(event())], failing(exc))] == [Result.RETRY]
+        handle_event(event(), pubsub_message, failing(exc))
+    assert [o.result for o in handle_batch([pubsub_message(event())], failing(exc))] == [Result.RETRY]
 
 
 @pytest.mark.parametrize("exc", ACCESS_NOT_YET, ids=lambda e: type(e).__name__)
@@ -42,4 +42,4 @@ def test_the_api_answers_access_not_granted_as_a_failure_not_try_again(exc):
                                  ValueError("a bug")], ids=lambda e: type(e).__name__)
 def test_what_would_fail_the_same_way_again_is_acknowledged(exc):
     assert not failures.is_transient(exc)
-    assert handle_event(event(), decode, failing(exc)).result == Result.FAILED
+    assert handle_event(event(), pubsub_message, failing(exc)).result == Result.FAILED
