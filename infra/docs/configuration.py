@@ -164,10 +164,14 @@ def _rate_limit_kinds(constants: dict[str, object], function: ast.FunctionDef) -
     kinds = constants["RATE_LIMIT_KINDS"]
     named = constants["RATE_LIMIT_VARIABLES"]
     assert isinstance(kinds, dict) and isinstance(named, dict)
-    return [Variable(named.get(kind, f"RATE_LIMIT_{kind.upper()}"), f"`{requests}/{seconds}`", function.name,
-                     f"`requests/seconds` one person may make of {kind} requests per window (a 429 beyond); "
-                     f"everyone together RATE_LIMIT_GLOBAL_FACTOR times that")
-            for kind, (requests, seconds) in kinds.items()]
+    any_kind = Variable("RATE_LIMIT_<KIND>", "`RATE_LIMIT_REQUESTS/RATE_LIMIT_SECONDS`", function.name,
+                        _docstring(function, "RATE_LIMIT_<KIND>") + " A kind is a route's `rate_limited` "
+                        "(common/api/resources); those with defaults of their own follow.")
+    per_kind = [Variable(named.get(kind, f"RATE_LIMIT_{kind.upper()}"), f"`{requests}/{seconds}`", function.name,
+                         f"`requests/seconds` one person may make of {kind} requests per window (a 429 beyond); "
+                         f"everyone together RATE_LIMIT_GLOBAL_FACTOR times that")
+                for kind, (requests, seconds) in kinds.items()]
+    return [any_kind, *per_kind]
 
 
 def main(argv: list[str]) -> int:
