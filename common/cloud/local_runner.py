@@ -178,7 +178,3 @@ def task_failure(execution: str, task: dict, settings: dict | JobSettings) -> st
     retries = len(task["attempts"]) - 1
     return (f"Task {execution}-task{task['index']} failed after {retries} {'retry' if retries == 1 else 'retries'}: "
             f"its last attempt ({last['attempt']}) {how}")
-
-
-def retries_of(record: dict) -> int:
-    return sum(len(task["attempts"]) - 1 for task in record["tasks"])

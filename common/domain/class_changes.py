@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -24,7 +25,7 @@ class Remap:
     ids: dict[int, int | None]       # old id -> new id; None: the class is deleted
 
 
-def names_problem(names) -> str | None:
+def names_problem(names: object) -> str | None:
     """None when `names` can be a dataset's classes; else why not."""
     if not isinstance(names, list) or not 0 < len(names) <= MAX_CLASSES:
         return f"names must be a list of 1 to {MAX_CLASSES} class names"
@@ -36,7 +37,7 @@ def names_problem(names) -> str | None:
     return f"names must be unique; repeated: {', '.join(repeated)}" if repeated else None
 
 
-def plan_remap(names: list[str], mapping: dict, order: list[str] | None = None) -> Remap:
+def plan_remap(names: list[str], mapping: dict[str, Any], order: list[str] | None = None) -> Remap:
     """The remap of `names` by `mapping` ({old name: new name, or None to delete});
     classes not named keep their name. Two classes mapped to one name merge. The
     new order is `order` when given, else the order in which the new names first
@@ -60,10 +61,6 @@ def _ordered(kept: list[str], order: list[str] | None) -> list[str]:
     if not isinstance(order, list) or sorted(map(str, order)) != sorted(kept) or len(set(order)) != len(order):
         raise ValueError(f"names must list exactly the classes after the remap, once each: {', '.join(kept)}")
     return list(order)
-
-
-def changes_ids(remap: Remap) -> bool:
-    return any(old != new for old, new in remap.ids.items())
 
 
 def remap_label_text(text: str, ids: dict[int, int | None]) -> str | None:

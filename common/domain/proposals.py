@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from common.domain.jobs import CannotRun
 from common.domain.labels import Row, parse_label, write_label
+from typing import Any
 
 UNLABELED, ALL = "unlabeled", "all"
 SCOPES = (UNLABELED, ALL)
-# The entry's proposal fields (has_proposals is derived from them: common.domain.entries.derive).
-FIELDS = ("proposals", "proposal_model", "proposal_job", "proposal_image_generation")
 
 
 class CannotLabel(CannotRun):
@@ -39,7 +38,7 @@ def class_map(model_names: list[str], dataset_names: list[str] | None) -> tuple[
     return mapping, [name for name in model_names if name not in dataset_names]
 
 
-def from_boxes(boxes: list[dict], mapping: dict[int, int]) -> tuple[list[dict], int]:
+def from_boxes(boxes: list[dict[str, Any]], mapping: dict[int, int]) -> tuple[list[dict[str, Any]], int]:
     """(proposals in the dataset's class ids, how many boxes were dropped) from predicted boxes
     (common.domain.prediction.box_view: class_id of the model, confidence, normalized cx cy w h)."""
     kept = [{"class_id": mapping[box["class_id"]], "confidence": box["confidence"],
@@ -48,18 +47,18 @@ def from_boxes(boxes: list[dict], mapping: dict[int, int]) -> tuple[list[dict], 
     return kept, len(boxes) - len(kept)
 
 
-def entry_fields(proposals: list[dict], model_id: str, job_id: str, image_generation: int) -> dict:
+def entry_fields(proposals: list[dict[str, Any]], model_id: str, job_id: str, image_generation: int) -> dict[str, Any]:
     """What an entry holds of one auto-labelling of its image."""
     return {"proposals": proposals, "proposal_model": model_id, "proposal_job": job_id,
             "proposal_image_generation": image_generation, "has_proposals": bool(proposals)}
 
 
-def cleared_fields() -> dict:
+def cleared_fields() -> dict[str, Any]:
     return {"proposals": None, "proposal_model": None, "proposal_job": None, "proposal_image_generation": None,
             "has_proposals": False}
 
 
-def accepted_rows(proposals: list[dict], min_confidence: float) -> list[Row]:
+def accepted_rows(proposals: list[dict[str, Any]], min_confidence: float) -> list[Row]:
     """The YOLO rows of the proposals at or above `min_confidence`; NothingToAccept when none is."""
     rows = [(p["class_id"], p["cx"], p["cy"], p["w"], p["h"]) for p in proposals or []
             if p["confidence"] >= min_confidence]
@@ -87,13 +86,13 @@ def label_file(rows: list[Row], existing: bytes | None, merge: bool, path: str) 
     return (text + ("\n" if text and not text.endswith("\n") else "") + write_label(added).decode()).encode()
 
 
-def _rounded(row: Row) -> tuple:
+def _rounded(row: Row) -> tuple[Any, ...]:
     """A row as the label reader gives it back after the writer wrote it."""
     parsed = parse_label(write_label([row]), "row").boxes[0]
     return parsed.class_id, parsed.cx, parsed.cy, parsed.w, parsed.h
 
 
-def view(entry: dict, class_names: list[str] | None) -> dict:
+def view(entry: dict[str, Any], class_names: list[str] | None) -> dict[str, Any]:
     """The proposal fields of the image view."""
     return {"proposals": [{**proposal, "class_name": _name(class_names, proposal["class_id"])}
                           for proposal in entry.get("proposals") or []],
@@ -104,7 +103,7 @@ def _name(class_names: list[str] | None, class_id: int) -> str | None:
     return class_names[class_id] if class_names and class_id < len(class_names) else None
 
 
-def request_problems(body) -> list[tuple[str, str]]:
+def request_problems(body: object) -> list[tuple[str, str]]:
     """[(param, problem)] of an auto-labelling request body."""
     if not isinstance(body, dict):
         return [("body", "the body must be a JSON object")]

@@ -15,6 +15,7 @@ versions used the kernel's words hold `freezing` or `ready` as their status:
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from common.domain import jobs, layout
 from common.domain.jobs import COMPLETED, FAILED, QUEUED, RUNNING
@@ -43,15 +44,11 @@ def qualified_id(dataset: str, version: str) -> str:
     return f"{dataset}:{version}"
 
 
-def number_of(version: str) -> int:
-    return int(version[1:])
-
-
-def is_version_id(text) -> bool:
+def is_version_id(text: object) -> bool:
     return isinstance(text, str) and bool(VERSION_ID.match(text))
 
 
-def request_fields(body) -> dict:
+def request_fields(body: object) -> dict[str, Any]:
     """{"name"?, "note"?, "request_id"?} checked: the fields a new version records. The same request_id from
     the same person always names the same version (a retry after a lost answer makes no second one)."""
     body = {} if body is None else body
@@ -71,12 +68,13 @@ def request_fields(body) -> dict:
     return {"name": body.get("name"), "note": body.get("note"), **({"request_id": request_id} if request_id else {})}
 
 
-def new_document(dataset: str, number: int, fields: dict, requested_by: str | None, now: float) -> dict:
+def new_document(dataset: str, number: int, fields: dict[str, Any], requested_by: str | None,
+                 now: float) -> dict[str, Any]:
     return {"id": version_id(number), "dataset": dataset, "number": number, **fields, "status": QUEUED,
             "phase": None, "requested_by": requested_by, "created_at": now, "frozen_at": None, "error": None}
 
 
-def frozen_document(snapshot: Snapshot, version: str, stored: dict[str, int]) -> dict:
+def frozen_document(snapshot: Snapshot, version: str, stored: dict[str, int]) -> dict[str, Any]:
     """The version's image list: each image of the snapshot whose content is
     stored ({sha256: content store generation}), with its dataset-relative name."""
     images = [_frozen_image(image, snapshot.dataset, stored[image.sha256])
@@ -89,14 +87,14 @@ def frozen_document(snapshot: Snapshot, version: str, stored: dict[str, int]) ->
             "classes": list(snapshot.classes or []), "excluded": excluded, "images": images}
 
 
-def _frozen_image(image: SnapshotImage, dataset: str, content_generation: int) -> dict:
+def _frozen_image(image: SnapshotImage, dataset: str, content_generation: int) -> dict[str, Any]:
     return {"name": layout.dataset_relative(image.path, dataset), "path": image.path,
             "generation": image.generation, "sha256": image.sha256, "width": image.width, "height": image.height,
             "split": image.split, "boxes": [list(row) for row in image.boxes],
             "content": {"path": layout.content_object(image.sha256), "generation": content_generation}}
 
 
-def stored_snapshot(frozen: dict) -> Snapshot:
+def stored_snapshot(frozen: dict[str, Any]) -> Snapshot:
     """The version as a snapshot whose images are read from the content store,
     in the order of frozen["images"] (what a trainer or an export reads)."""
     images = tuple(SnapshotImage(path=i["content"]["path"], generation=i["content"]["generation"],
@@ -105,7 +103,7 @@ def stored_snapshot(frozen: dict) -> Snapshot:
     return Snapshot(frozen["dataset"], tuple(frozen["classes"]), images, dict(frozen["excluded"]))
 
 
-def summary(frozen: dict) -> dict:
+def summary(frozen: dict[str, Any]) -> dict[str, Any]:
     """Counts, class balance, splits (as uploaded) and what was excluded and why."""
     images, classes = frozen["images"], frozen["classes"]
     per_class = Counter(int(row[0]) for image in images for row in image["boxes"])
@@ -117,22 +115,22 @@ def summary(frozen: dict) -> dict:
             "excluded": dict(frozen["excluded"])}
 
 
-def state(document: dict) -> tuple[str, str | None]:
+def state(document: dict[str, Any]) -> tuple[str, str | None]:
     """(status, phase) in the kernel's words, whichever deployment wrote the document (an old `ready` is
     completed, an old `freezing` running)."""
     return jobs.state_of(document)
 
 
-def is_frozen(document: dict) -> bool:
+def is_frozen(document: dict[str, Any]) -> bool:
     """Whether the version may be trained on or exported: it completed (its image list is written)."""
     return state(document)[0] == COMPLETED
 
 
-def has_ended(document: dict) -> bool:
+def has_ended(document: dict[str, Any]) -> bool:
     return state(document)[0] in (COMPLETED, FAILED)
 
 
-def view(document: dict) -> dict:
+def view(document: dict[str, Any]) -> dict[str, Any]:
     """A version as the API shows it."""
     keys = ("id", "dataset", "name", "note", "classes", "stats", "storage", "snapshot", "error",
             "requested_by", "created_at", "frozen_at")

@@ -9,7 +9,6 @@ from __future__ import annotations
 # https://cloud.google.com/run/docs/configuring/task-timeout
 TASK_TIMEOUT_MAX_SECONDS = 168 * 3600
 GPU_TASK_TIMEOUT_MAX_SECONDS = 3600
-GPU_TASK_TIMEOUT_PREVIEW_MAX_SECONDS = 12 * 3600
 # Retries of one task: 0 to 10 (the default 3), each attempt with the whole task timeout.
 # https://cloud.google.com/run/docs/configuring/max-retries
 TASK_MAX_RETRIES = 10
@@ -29,12 +28,3 @@ ACK_DEADLINE_MIN_SECONDS, ACK_DEADLINE_MAX_SECONDS = 10, 600
 BACKOFF_MAX_SECONDS = 600
 DELIVERY_ATTEMPTS_MIN, DELIVERY_ATTEMPTS_MAX = 5, 100
 RETENTION_MIN_SECONDS, RETENTION_MAX_SECONDS = 600, 31 * 24 * 3600
-
-# Cloud Scheduler: a unix-cron schedule, so at most once a minute.
-# https://cloud.google.com/scheduler/docs/configuring/cron-job-schedules
-SCHEDULE_MIN_INTERVAL_SECONDS = 60
-
-
-def gpu_task_timeout_max(long_running_preview: bool) -> int:
-    """The longest task timeout a GPU job may ask for: 1 hour, or 12 where it opted into the preview."""
-    return GPU_TASK_TIMEOUT_PREVIEW_MAX_SECONDS if long_running_preview else GPU_TASK_TIMEOUT_MAX_SECONDS

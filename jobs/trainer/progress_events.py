@@ -1,7 +1,7 @@
 """Progress events to the training-progress topic, numbered so consumers can drop
 duplicates and late arrivals: every run of a job (a retried or resumed task)
 claims the next run number in the bucket, and its events number above every
-event of the runs before it (common.jobs.sequence)."""
+event of the runs before it (common.domain.training_job.sequence)."""
 from __future__ import annotations
 
 import json

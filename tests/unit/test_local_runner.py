@@ -63,7 +63,7 @@ def test_a_task_that_succeeds_runs_once_with_cloud_runs_variables(log_dir):
 def test_a_failed_task_is_run_again_as_the_next_attempt_of_the_same_execution(log_dir):
     run("flaky", "1,3,0", local_runner.JobSettings(task_timeout_seconds=60, max_retries=3), log_dir)
     record = ended("flaky")
-    assert record["succeeded_count"] == 1 and local_runner.retries_of(record) == 2
+    assert record["succeeded_count"] == 1 and sum(len(task["attempts"]) - 1 for task in record["tasks"]) == 2
     assert [a["exit_code"] for a in record["tasks"][0]["attempts"]] == [1, 3, 0]
     assert [line[:2] for line in attempts_logged(log_dir, "flaky")] == [["0", "flaky"], ["1", "flaky"], ["2", "flaky"]]
 
