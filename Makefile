@@ -8,7 +8,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 # The tests that need no local stack, with the network cut (docs/tests.md: why, and the fallback where it cannot be)
 UNIT_TESTS := infra/local/offline.sh $(PY) -m pytest -q -m "not integration"
 
-.PHONY: demo test unit system-packages up down bench-ingest bench-train bench-functions bench-predict bench-push bench-import bench-page venv tools clean
+.PHONY: demo test lint unit system-packages up down bench-ingest bench-train bench-functions bench-predict bench-push bench-import bench-page venv tools clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml jobs/trainer/requirements.txt $(wildcard functions/*/requirements.txt)
 	python3 -m venv $(VENV)
@@ -39,8 +39,13 @@ $(CHECKOV): infra/terraform/requirements-checkov.txt   # its own venv: its pins 
 demo: system-packages $(STAMP) $(FIREBASE)        ## drop the sample dataset on the local stack, show its index, train a model on it
 	$(PY) -m infra.local.demo
 
-test: system-packages $(STAMP) $(FIREBASE) $(CHECKOV)  ## the whole suite in two runs, both counted: the tests that need no stack offline, then those on the local stack (on free ports)
+test: system-packages $(STAMP) $(FIREBASE) $(CHECKOV)  ## lint and types first (fail fast), then the whole suite in two runs, both counted: the tests that need no stack offline, then those on the local stack (on free ports)
+	$(MAKE) --no-print-directory lint
 	failed=0; $(UNIT_TESTS) || failed=1; $(PY) -m pytest -q -m integration || failed=1; exit $$failed
+
+lint: $(STAMP)         ## ruff, then mypy (pyproject.toml: the rules and why; docs/tests.md)
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/mypy
 
 unit: $(PY)           ## only the tests that need no emulator and no network, run with the network cut (a venv must exist; `make venv` refreshes it)
 	$(UNIT_TESTS)

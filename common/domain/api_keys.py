@@ -12,6 +12,7 @@ person's own sign-in, never with a key: a leaked key cannot outlive its
 revocation by making another.
 """
 from __future__ import annotations
+from typing import Any
 
 import hashlib
 import secrets
@@ -45,7 +46,7 @@ def shown_prefix(key: str) -> str:
 DAY = 86_400
 
 
-def expires_at(now: float, requested, default_days: int, max_days: int) -> float:
+def expires_at(now: float, requested: object, default_days: int, max_days: int) -> float:
     """When a key made at `now` expires: `requested` (epoch seconds), or `default_days` ahead when it is None.
     ValueError saying what is allowed when it is not a time in the next `max_days` days."""
     if requested is None:
@@ -57,12 +58,13 @@ def expires_at(now: float, requested, default_days: int, max_days: int) -> float
     return float(requested)
 
 
-def expiry_of(record: dict, max_days: int) -> float:
+def expiry_of(record: dict[str, Any], max_days: int) -> float:
     """When the key of `record` expires (one made before keys expired: `max_days` after it was made)."""
-    return record.get("expires_at") or record["created_at"] + max_days * DAY
+    expiry: float = record.get("expires_at") or record["created_at"] + max_days * DAY
+    return expiry
 
 
-def expired_refusal(record: dict, now: float, max_days: int) -> str | None:
+def expired_refusal(record: dict[str, Any], now: float, max_days: int) -> str | None:
     expiry = expiry_of(record, max_days)
     if now < expiry:
         return None

@@ -17,6 +17,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from common.domain.archive import ArchiveRefused
 from common.domain.labels import Row
@@ -29,15 +30,15 @@ _ROBOFLOW = re.compile(r"(?:^|/)_annotations\.coco\.json$")
 
 # ---- export -------------------------------------------------------------------
 
-def categories(classes: Iterable[str]) -> list[dict]:
+def categories(classes: Iterable[str]) -> list[dict[str, Any]]:
     return [{"id": class_id + 1, "name": name, "supercategory": "none"} for class_id, name in enumerate(classes)]
 
 
-def image_record(image_id: int, file_name: str, width: int, height: int) -> dict:
+def image_record(image_id: int, file_name: str, width: int, height: int) -> dict[str, Any]:
     return {"id": image_id, "file_name": file_name, "width": width, "height": height}
 
 
-def annotation(annotation_id: int, image_id: int, row: Row, width: int, height: int) -> dict:
+def annotation(annotation_id: int, image_id: int, row: Row, width: int, height: int) -> dict[str, Any]:
     """One YOLO row (class cx cy w h, normalized) as a COCO annotation in pixels."""
     class_id, cx, cy, w, h = row
     box_w, box_h = w * width, h * height
@@ -70,7 +71,7 @@ def annotation_count(images: list[ExportedImage]) -> int:
     return sum(len(image.rows) for image in images)
 
 
-def _annotations(images: list[ExportedImage], first_id: int) -> Iterator[dict]:
+def _annotations(images: list[ExportedImage], first_id: int) -> Iterator[dict[str, Any]]:
     next_id = first_id
     for image in images:
         for row in image.rows:

@@ -33,7 +33,7 @@ import io
 import posixpath
 from array import array
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from collections.abc import Callable, Iterator
 
 import ijson
@@ -67,10 +67,10 @@ class CocoImport:
 class _File:
     """What the import keeps of one annotation file."""
     name: str
-    categories: list[dict] = field(default_factory=list)
-    images: list[tuple] = field(default_factory=list)             # (id, file name, width, height, member)
+    categories: list[dict[str, Any]] = field(default_factory=list)
+    images: list[tuple[Any, ...]] = field(default_factory=list)             # (id, file name, width, height, member)
     boxes: dict[object, array] = field(default_factory=dict)      # image id -> [category, x, y, w, h] * n
-    used: set = field(default_factory=set)                        # category ids annotations name
+    used: set[Any] = field(default_factory=set)                        # category ids annotations name
     skipped: int = 0
     missing: int = 0
 
@@ -110,10 +110,10 @@ def _read(name: str, source: bytes | Opener, index: dict[str, str], archive: str
     return found
 
 
-def _records(stream: BinaryIO, seen: set[str]) -> Iterator[tuple[str, dict | None]]:
+def _records(stream: BinaryIO, seen: set[str]) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """(section, record) for each element of the top-level lists; a record holds only the WANTED fields (and
     an annotation's bbox, up to 5 numbers); None for an element that is not an object."""
-    current: tuple[str, dict] | None = None
+    current: tuple[str, dict[str, Any]] | None = None
     for prefix, event, value in ijson.parse(stream, use_float=True):
         if current is None:
             if event == "start_array" and prefix in SECTIONS:
@@ -136,7 +136,7 @@ def _records(stream: BinaryIO, seen: set[str]) -> Iterator[tuple[str, dict | Non
             _box_event(record, key, event, value)
 
 
-def _box_event(record: dict, key: str, event: str, value) -> None:
+def _box_event(record: dict[str, Any], key: str, event: str, value) -> None:
     if key == "bbox" and event == "start_array":
         record["bbox"] = []
     elif key == "bbox" and event in SCALARS:
@@ -148,7 +148,7 @@ def _box_event(record: dict, key: str, event: str, value) -> None:
             record["bbox"] = None  # a box holds 4 numbers
 
 
-def _keep(found: _File, section: str, record: dict | None, index: dict[str, str]) -> None:
+def _keep(found: _File, section: str, record: dict[str, Any] | None, index: dict[str, str]) -> None:
     if section == "categories":
         if isinstance(record, dict) and isinstance(record.get("id"), int):
             if len(found.categories) >= MAX_CATEGORIES:
@@ -161,7 +161,7 @@ def _keep(found: _File, section: str, record: dict | None, index: dict[str, str]
         _keep_annotation(found, record)
 
 
-def _keep_image(found: _File, record: dict | None, index: dict[str, str]) -> None:
+def _keep_image(found: _File, record: dict[str, Any] | None, index: dict[str, str]) -> None:
     if not _is_image_record(record):
         found.skipped += 1
         return
@@ -172,7 +172,7 @@ def _keep_image(found: _File, record: dict | None, index: dict[str, str]) -> Non
     found.images.append((record["id"], record["file_name"], record["width"], record["height"], member))
 
 
-def _keep_annotation(found: _File, record: dict | None) -> None:
+def _keep_annotation(found: _File, record: dict[str, Any] | None) -> None:
     if not isinstance(record, dict):
         found.skipped += 1
         return

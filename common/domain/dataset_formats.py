@@ -22,7 +22,7 @@ import functools
 import io
 import posixpath
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from collections.abc import Callable
 
 from common.domain import class_files, class_lists, coco, coco_import, layout, split_lists, voc
@@ -409,12 +409,12 @@ def _names(export: _Export, path: str) -> list[str] | None:
     return _name_lines(export, path)
 
 
-def _yaml_document(export: _Export, yaml_path: str | None) -> dict | None:
+def _yaml_document(export: _Export, yaml_path: str | None) -> dict[str, Any] | None:
     data = export.read_bytes(yaml_path, MAX_DATA_YAML_BYTES) if yaml_path else None
     return readable_mapping(data) if data else None
 
 
-def _yaml_splits(export: _Export, document: dict) -> dict[str, str]:
+def _yaml_splits(export: _Export, document: dict[str, Any]) -> dict[str, str]:
     """{path: target} of the images (and their labels) that data.yaml's train, val and test name: folders,
     .txt lists of images, or lists of either, relative to `path:` (or the export's root). An image named
     twice keeps its first split (val: images/train keeps them train)."""

@@ -9,6 +9,7 @@ document is written by every chunk.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from common.domain import jobs as kernel
 
@@ -38,16 +39,17 @@ CANCEL = {
 }
 
 
-def new_job(job_id: str, dataset: str, kind: str, now: float, requested_by: str | None, **details) -> dict:
+def new_job(job_id: str, dataset: str, kind: str, now: float, requested_by: str | None,
+            **details: Any) -> dict[str, Any]:
     return kernel.new_job(job_id, kind, now, requested_by, dataset=dataset, files_total=None, **details)
 
 
-def remap_job_id(dataset: str, yaml_generation: int, mapping: dict, names_after: list[str]) -> str:
+def remap_job_id(dataset: str, yaml_generation: int, mapping: dict[str, Any], names_after: list[str]) -> str:
     """One remap per (dataset, data.yaml generation, map): a retried request names the same job."""
     return kernel.job_id(REMAP, dataset, yaml_generation, sorted(mapping.items()), names_after)
 
 
-def cancellable(job: dict) -> bool:
+def cancellable(job: dict[str, Any]) -> bool:
     """Whether the job can be cancelled now (CANCEL)."""
     return kernel.may_cancel(job["status"], CANCEL[job["kind"]])
 
@@ -59,14 +61,15 @@ def revalidation_job_id(dataset: str, yaml_generation: int, deleted: bool = Fals
     return "revalidate-" + hashlib.sha256(request.encode()).hexdigest()[:20]
 
 
-def view(job: dict, chunks_done: int, files_done: int) -> dict:
+def view(job: dict[str, Any], chunks_done: int, files_done: int) -> dict[str, Any]:
     keys = ("id", "dataset", "kind", "status", "created_at", "finished_at", "requested_by", "cancelled_by",
             "files_total", "error", "map", "names_before", "names_after", "rewritten")
     return {**{key: job.get(key) for key in keys}, "chunks_total": job.get("units_total", job.get("chunks_total")),
             "files_done": files_done, "chunks_done": chunks_done}
 
 
-def autolabel_view(job: dict, files_done: int, counts: dict, failed: list[dict]) -> dict:
+def autolabel_view(job: dict[str, Any], files_done: int, counts: dict[str, Any],
+                   failed: list[dict[str, Any]]) -> dict[str, Any]:
     """An auto-labelling job (or a bulk accept) as GET /autolabel/{job_id} shows it."""
     keys = ("id", "dataset", "kind", "status", "model_id", "conf", "iou", "images", "min_confidence", "merge",
             "dropped_classes", "error", "requested_by", "cancelled_by", "created_at", "finished_at")

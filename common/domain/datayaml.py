@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -32,7 +33,7 @@ class DataYaml:
     names: list[str] | None  # class names in id order, None when they can't be determined
     issues: list[Issue]
     # what train, val and test say (folders, .txt lists, lists), and path: (what they are relative to)
-    splits: dict = field(default_factory=dict)
+    splits: dict[str, Any] = field(default_factory=dict)
 
 
 class _Refused(Exception):
@@ -56,7 +57,7 @@ def parse_data_yaml(data: bytes, file: str) -> DataYaml:
     return DataYaml(names, issues, {key: document[key] for key in ("path", "train", "val", "test") if key in document})
 
 
-def readable_mapping(data: bytes) -> dict | None:
+def readable_mapping(data: bytes) -> dict[str, Any] | None:
     """The document of a data.yaml within every limit here, when it is a mapping; None otherwise."""
     try:
         return _load_mapping(data)
@@ -71,7 +72,7 @@ def size_issue(size: int, file: str) -> Issue | None:
     return Issue("yaml_too_large", f"data.yaml is {size} bytes, over the {MAX_DATA_YAML_BYTES} byte limit", file)
 
 
-def _load_mapping(data: bytes) -> dict:
+def _load_mapping(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_DATA_YAML_BYTES:
         raise _Refused("yaml_too_large", size_issue(len(data), "").message)
     try:
@@ -126,7 +127,7 @@ def _syntax_message(error: yaml.YAMLError) -> str:
     return f"{where}data.yaml is not valid YAML: {problem}"
 
 
-def _class_names(document: dict, issues: list[Issue], file: str) -> list[str]:
+def _class_names(document: dict[str, Any], issues: list[Issue], file: str) -> list[str]:
     if "names" not in document:
         return _names_from_nc(document, issues, file)
     names = document["names"]
@@ -140,7 +141,7 @@ def _class_names(document: dict, issues: list[Issue], file: str) -> list[str]:
                    f"but it is a {type(names).__name__}")
 
 
-def _names_from_nc(document: dict, issues: list[Issue], file: str) -> list[str]:
+def _names_from_nc(document: dict[str, Any], issues: list[Issue], file: str) -> list[str]:
     nc = document.get("nc")
     if not _is_count(nc):
         if "nc" in document:
@@ -168,7 +169,7 @@ def _name_text(class_id: object, name: object) -> str:
     return text
 
 
-def _names_from_id_map(names: dict) -> list[str]:
+def _names_from_id_map(names: dict[str, Any]) -> list[str]:
     by_id = {_class_id_key(key): name for key, name in names.items()}
     expected = set(range(len(names)))
     if set(by_id) != expected:
@@ -187,11 +188,11 @@ def _class_id_key(key: object) -> int:
     raise _Refused("yaml_names_ids", f"'names' key {key!r} is not a class id (a whole number)")
 
 
-def _is_count(value: object) -> bool:
+def _is_count(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _check_names(names: list[str], document: dict, issues: list[Issue], file: str) -> None:
+def _check_names(names: list[str], document: dict[str, Any], issues: list[Issue], file: str) -> None:
     if not names:
         issues.append(Issue("yaml_no_classes", "data.yaml defines no classes ('names' is empty)", file))
     duplicates = sorted(name for name, count in Counter(names).items() if count > 1)

@@ -8,7 +8,7 @@ groups and members, these functions say what they become.
 """
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from common.domain.issues import Issue
 
@@ -21,7 +21,7 @@ class Member(TypedDict):
 Members = dict[str, Member]  # entry document id -> member
 
 
-def touched_groups(before: dict | None, after: dict | None) -> set[str]:
+def touched_groups(before: dict[str, Any] | None, after: dict[str, Any] | None) -> set[str]:
     """The content groups (sha256) an image change touches; none when the
     entry's membership stays the same (same content at the same path)."""
     old = before and (before["sha256"], before["path"])
@@ -31,7 +31,8 @@ def touched_groups(before: dict | None, after: dict | None) -> set[str]:
     return {image["sha256"] for image in (before, after) if image}
 
 
-def move_member(groups: dict[str, Members], own_id: str, after: dict | None, split: str | None) -> dict[str, Members]:
+def move_member(groups: dict[str, Members], own_id: str, after: dict[str, Any] | None,
+                split: str | None) -> dict[str, Members]:
     """The touched groups with the entry taken out of each and put into the
     group of its current content."""
     moved = {}
@@ -43,7 +44,7 @@ def move_member(groups: dict[str, Members], own_id: str, after: dict | None, spl
     return moved
 
 
-def set_duplicates(entry: dict, own_id: str, members: Members) -> None:
+def set_duplicates(entry: dict[str, Any], own_id: str, members: Members) -> None:
     """Record on `entry` the other entries with the same image content, and their issues."""
     others = [m["path"] for doc, m in members.items() if doc != own_id]
     entry["duplicates"] = sorted(others)
@@ -51,7 +52,7 @@ def set_duplicates(entry: dict, own_id: str, members: Members) -> None:
                                  if others and entry["image"] else [])
 
 
-def duplicate_issues(image: dict, members: Members) -> list[Issue]:
+def duplicate_issues(image: dict[str, Any], members: Members) -> list[Issue]:
     path = image["path"]
     other_paths = sorted(m["path"] for m in members.values() if m["path"] != path)
     issues = [Issue("duplicate_image",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from common.domain import generations
 from common.domain.issues import Issue
@@ -46,14 +46,14 @@ class ImageRecord(TypedDict):
     oriented_height: int | None
     thumbnail: str | None
     thumbnail_generation: int | None  # what ingest wrote: the generation an orphaned thumbnail is deleted at
-    exif: dict | None  # imaging.exif_facts: taken_at, camera_make, camera_model, gps
+    exif: dict[str, Any] | None  # imaging.exif_facts: taken_at, camera_make, camera_model, gps
 
 
 class LabelRecord(TypedDict):
     """One label file generation: its valid boxes (Box.to_dict)."""
     path: str
     generation: int
-    boxes: list[dict]
+    boxes: list[dict[str, Any]]
 
 
 class Entry(TypedDict, total=False):
@@ -62,14 +62,14 @@ class Entry(TypedDict, total=False):
     split: str | None
     image: ImageRecord | None          # the image shown: the newest live one of image_sources
     image_tombstone: int               # an entry indexed before image_sources: its one image's tombstone
-    image_issues: list[dict]
-    image_sources: dict[str, dict]     # every image file of this name, each with its own guard (see below)
+    image_issues: list[dict[str, Any]]
+    image_sources: dict[str, dict[str, Any]]     # every image file of this name, each with its own guard (see below)
     sources_kept: bool                 # image_sources is complete (entries indexed before it had none)
     label: LabelRecord | None
     label_tombstone: int
-    label_issues: list[dict]
+    label_issues: list[dict[str, Any]]
     duplicates: list[str]
-    duplicate_issues: list[dict]
+    duplicate_issues: list[dict[str, Any]]
 
 
 def new_entry(key: str, split: str | None) -> Entry:
@@ -99,7 +99,7 @@ def source_key(path: str) -> str:
     return "p" + hashlib.sha1(path.encode()).hexdigest()[:24]
 
 
-def image_sources(entry: Entry) -> dict[str, dict]:
+def image_sources(entry: Entry) -> dict[str, dict[str, Any]]:
     """{source_key: {"path", "held", "tombstone", "record", "issues"}}, "held" 0 once deleted; for an entry
     indexed before sources were kept, its one shown image. The shown image's record and issues are stored
     once, as the entry's `image` and `image_issues`, and filled in here."""
@@ -113,7 +113,8 @@ def image_sources(entry: Entry) -> dict[str, dict]:
     return sources
 
 
-def _source(path: str, held: int, tombstone: int, record: dict | None, issues: list[dict]) -> dict:
+def _source(path: str, held: int, tombstone: int, record: dict[str, Any] | None,
+            issues: list[dict[str, Any]]) -> dict[str, Any]:
     return {"path": path, "held": held, "tombstone": tombstone, "record": record, "issues": issues}
 
 
@@ -140,7 +141,7 @@ def _delete_image(entry: Entry, path: str, generation: int) -> None:
     _show_newest(entry, sources)
 
 
-def _show_newest(entry: Entry, sources: dict[str, dict]) -> None:
+def _show_newest(entry: Entry, sources: dict[str, dict[str, Any]]) -> None:
     shown = max((source for source in sources.values() if source["held"]), key=lambda source: source["held"],
                 default=None)
     entry["image"] = shown["record"] if shown else None
@@ -154,7 +155,7 @@ def live_image_paths(entry: Entry) -> list[str]:
     return sorted(source["path"] for source in image_sources(entry).values() if source["held"])
 
 
-def _name_collisions(entry: Entry, label_path: str) -> list[dict]:
+def _name_collisions(entry: Entry, label_path: str) -> list[dict[str, Any]]:
     paths = live_image_paths(entry)
     if len(paths) < 2:
         return []
@@ -188,7 +189,7 @@ def label_boxes(entry: Entry) -> list[Box]:
     return [Box.from_dict(b) for b in label["boxes"]] if label else []
 
 
-def derive(entry: Entry, class_count: int | None) -> dict:
+def derive(entry: Entry, class_count: int | None) -> dict[str, Any]:
     """Return the entry with every derived field recomputed."""
     has_image, has_label = entry["image"] is not None, entry["label"] is not None
     boxes = label_boxes(entry)
@@ -231,12 +232,12 @@ def histogram_fields(has_image: bool, counted: list[Box]) -> dict[str, int]:
     return fields
 
 
-def bucket(value: float, edges: tuple) -> int:
+def bucket(value: float, edges: tuple[Any, ...]) -> int:
     """The index of the last edge at or below `value` (edges ascending from the smallest possible value)."""
     return max(i for i, edge in enumerate(edges) if value >= edge)
 
 
-def bucket_names(edges: tuple) -> list[str]:
+def bucket_names(edges: tuple[Any, ...]) -> list[str]:
     """How a histogram's buckets read: "0", "1", "3–4" for whole numbers, "0.05–0.1" for fractions, "≥ 20"."""
     whole = all(isinstance(edge, int) for edge in edges)
     names = []
@@ -245,7 +246,7 @@ def bucket_names(edges: tuple) -> list[str]:
     return names + [f"≥ {edges[-1]:g}"]
 
 
-def _status(has_image: bool, has_label: bool, in_range: list, label_issues: list, boxes: list) -> str:
+def _status(has_image: bool, has_label: bool, in_range: list[Any], label_issues: list[Any], boxes: list[Any]) -> str:
     if not has_image:
         return LABEL_ONLY if has_label else ABSENT
     if in_range:

@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from common.domain import coco, jobs, versions, voc
 from common.domain.labels import Row, write_label
@@ -76,7 +77,7 @@ def request_of(body) -> ExportRequest:
 
 
 def new_document(export_id: str, dataset: str, request: ExportRequest, requested_by: str | None,
-                 now: float) -> dict:
+                 now: float) -> dict[str, Any]:
     return {"id": export_id, "dataset": dataset, "format": request.format, "version": request.version,
             "background": request.background, "status": QUEUED, "files_total": None, "files_done": 0,
             "bytes": 0, "uri": None, "excluded": None, "splits": None, "boxes_per_class": None, "error": None,
@@ -84,7 +85,7 @@ def new_document(export_id: str, dataset: str, request: ExportRequest, requested
             "created_at": now, "started_at": None, "finished_at": None}
 
 
-def view(document: dict) -> dict:
+def view(document: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "dataset", "format", "version", "background", "status", "files_total", "files_done", "bytes",
             "uri", "excluded", "splits", "boxes_per_class", "error", "requested_by", "cancelled_by", "created_at",
             "started_at", "finished_at")
@@ -132,14 +133,14 @@ class ExportPlan:
         return {split: _by_name(self.classes, per_class) for split, per_class in counted.items()}
 
 
-def _by_name(classes: list[str], per_class: Counter) -> dict[str, int]:
+def _by_name(classes: list[str], per_class: Counter[Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for class_id, name in enumerate(classes):  # a name listed twice counts the boxes of both ids
         counts[name] = counts.get(name, 0) + per_class.get(class_id, 0)
     return counts
 
 
-def plan(frozen: dict, background: bool) -> ExportPlan:
+def plan(frozen: dict[str, Any], background: bool) -> ExportPlan:
     snapshot = versions.stored_snapshot(frozen)
     by_hash = splits_by_hash(snapshot)
     excluded, members, taken = dict(frozen["excluded"]), [], set()

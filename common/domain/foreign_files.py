@@ -12,6 +12,7 @@ file. Pure: reads the path, and the head of an image list.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from common.domain.issues import Issue
 from common.domain.layout import IMAGE_EXTENSIONS, classify, dataset_object, import_archive, split_of
@@ -32,7 +33,7 @@ VOC_FOLDERS = ("Annotations", "JPEGImages", "ImageSets", "SegmentationClass", "S
 class DropRecord:
     """What ingest records on a file it does not index: its issues, and (for a known layout's file) details."""
     issues: list[Issue]
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
     gives_splits: bool = False  # an image list or obj.data that may give images splits their folders do not
 
 

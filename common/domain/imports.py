@@ -21,7 +21,7 @@ hold `staging` or `staged` as their status: `state` reads them as running.
 from __future__ import annotations
 
 import hashlib
-from typing import TypeVar
+from typing import Any, TypeVar
 from collections.abc import Sequence
 
 from common.domain import jobs
@@ -97,7 +97,7 @@ def is_dataset_import(name: str, dataset: str) -> bool:
 
 
 def new_import(import_id: str, dataset: str, source: str, archive: str | None, archive_format: str | None,
-               requested_by: str | None, now: float, generation: int | None = None) -> dict:
+               requested_by: str | None, now: float, generation: int | None = None) -> dict[str, Any]:
     return {"id": import_id, "dataset": dataset, "source": source, "generation": generation, "archive": archive,
             "format": archive_format, "status": QUEUED, "phase": None, "requested_by": requested_by, "created_at": now,
             "started_at": None, "finished_at": None, "tasks": None, "issues": [], "issues_total": 0,
@@ -127,12 +127,12 @@ def share(members: Sequence[M], sizes: Sequence[int], task_index: int, task_coun
     return mine
 
 
-def task_document(index: int, attempt: int, members_total: int, bytes_total: int) -> dict:
+def task_document(index: int, attempt: int, members_total: int, bytes_total: int) -> dict[str, Any]:
     return {"index": index, "attempt": attempt, "status": RUNNING, "members_total": members_total,
             "bytes_total": bytes_total, "members_done": 0, "bytes_done": 0, "skipped": 0, "error": None}
 
 
-def after_task(document: dict, index: int, failed_with: str | None) -> dict:
+def after_task(document: dict[str, Any], index: int, failed_with: str | None) -> dict[str, Any]:
     """The fields of the import to change when task `index` ends (None: nothing to change)."""
     if document["status"] in FINAL:
         return {}
@@ -145,14 +145,14 @@ def after_task(document: dict, index: int, failed_with: str | None) -> dict:
     return change
 
 
-def state(document: dict) -> tuple[str, str | None]:
+def state(document: dict[str, Any]) -> tuple[str, str | None]:
     """(status, phase) in the kernel's words, whichever deployment wrote the document: an old `staging` or
     `staged` status is running at that phase, and an old running import (no phase) was unpacking."""
     status, phase = jobs.state_of(document)
     return status, (phase or UNPACKING) if status == RUNNING else phase
 
 
-def step(document: dict) -> str:
+def step(document: dict[str, Any]) -> str:
     """The finest word for where the import is: its phase while it runs, else its status."""
     status, phase = state(document)
     return phase if status == RUNNING else status
@@ -162,12 +162,12 @@ EXECUTION_PHASES = (STAGING, UNPACKING)  # phases a job execution runs (staged w
 WATCHED_STORED = (RUNNING, STAGING)  # statuses stored on an import that may wait on an execution
 
 
-def waits_on_execution(document: dict) -> bool:
+def waits_on_execution(document: dict[str, Any]) -> bool:
     return step(document) in EXECUTION_PHASES
 
 
-def execution_ended(document: dict, running: bool, ended_at: float | None, detail: str, last_activity: float,
-                    now: float, grace: float) -> dict | None:
+def execution_ended(document: dict[str, Any], running: bool, ended_at: float | None, detail: str, last_activity: float,
+                    now: float, grace: float) -> dict[str, Any] | None:
     """The update for an import whose execution ended while it still waited on it (tasks out of
     retries, killed for memory, a local process gone), or None. It fails `grace` seconds after
     the end, or after its tasks' last sign of life where the platform gives no end time."""
@@ -183,11 +183,11 @@ def execution_ended(document: dict, running: bool, ended_at: float | None, detai
                       "and written again, unchanged")}
 
 
-def limited_issues(issues: list[dict]) -> tuple[list[dict], int]:
+def limited_issues(issues: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     return issues[:MAX_ISSUES_KEPT], len(issues)
 
 
-def view(document: dict, tasks: list[dict]) -> dict:
+def view(document: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, Any]:
     """What GET /imports/{id} answers: the import with its tasks' counts summed."""
     summed = {name: sum(task.get(name) or 0 for task in tasks) for name in TASK_FIELDS}
     status, phase = state(document)

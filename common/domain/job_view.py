@@ -8,7 +8,7 @@ Documents written by older deployments may hold legacy status words (imports `st
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 from collections.abc import Callable
 
 from common.domain import dataset_jobs, exports, imports, jobs, versions
@@ -55,8 +55,8 @@ def stored_statuses(kind: str, active: bool) -> list[str]:
     return [word for word in words if (kernel_status(word) in jobs.ACTIVE) == active]
 
 
-def job(kind: str, job_id: str, document: dict, status: str | None, phase: str | None, done: int | None,
-        total: int | None, unit: str, self_link: str, finished_at: float | None = None) -> dict:
+def job(kind: str, job_id: str, document: dict[str, Any], status: str | None, phase: str | None, done: int | None,
+        total: int | None, unit: str, self_link: str, finished_at: float | None = None) -> dict[str, Any]:
     """A JOB from what every kind's view found in its document."""
     status = kernel_status(status)
     return {"kind": kind, "id": job_id, "ref": ref(kind, job_id), "dataset": document.get("dataset"),
@@ -67,13 +67,13 @@ def job(kind: str, job_id: str, document: dict, status: str | None, phase: str |
             "cancellable": jobs.may_cancel(status, CANCEL.get(kind, jobs.Cancel())), "links": {"self": self_link}}
 
 
-def training(document: dict) -> dict:
+def training(document: dict[str, Any]) -> dict[str, Any]:
     job_id = document["id"]
     return job(TRAINING, job_id, document, document.get("status"), training_phase(document), document.get("epoch"),
                document.get("epochs"), "epochs", f"/training/{job_id}")
 
 
-def training_phase(document: dict) -> str | None:
+def training_phase(document: dict[str, Any]) -> str | None:
     """'epoch N/E'; 'continuing after epoch N' between two executions; 'cancel requested' once asked."""
     if kernel_status(document.get("status")) not in jobs.ACTIVE:
         return None
@@ -87,19 +87,19 @@ def training_phase(document: dict) -> str | None:
     return None
 
 
-def import_(document: dict, tasks: list[dict]) -> dict:
+def import_(document: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, Any]:
     """An import, its members counted as GET /imports/{id} sums them over its tasks."""
     summed = imports.view(document, tasks)  # its status and phase in the kernel's words, whoever wrote it
     return job(IMPORT, document["id"], document, summed["status"], summed["phase"], summed["members_done"],
                summed["members_total"], "members", f"/imports/{document['id']}")
 
 
-def export(document: dict) -> dict:
+def export(document: dict[str, Any]) -> dict[str, Any]:
     return job(EXPORT, document["id"], document, document.get("status"), document.get("phase"),
                document.get("files_done"), document.get("files_total"), "files", f"/exports/{document['id']}")
 
 
-def version(document: dict) -> dict:
+def version(document: dict[str, Any]) -> dict[str, Any]:
     """A version counts its images, known once it is frozen."""
     (status, phase), dataset = versions.state(document), document.get("dataset")
     images = (document.get("stats") or {}).get("images")
@@ -109,7 +109,7 @@ def version(document: dict) -> dict:
                finished_at=document.get("frozen_at"))
 
 
-def dataset_job(document: dict, files_done: int) -> dict:
+def dataset_job(document: dict[str, Any], files_done: int) -> dict[str, Any]:
     """A dataset job (revalidate, remap, autolabel, accept, resplit), its files summed over its chunks."""
     kind, job_id = document.get("kind"), document["id"]
     review = kind in (dataset_jobs.AUTOLABEL, dataset_jobs.ACCEPT)

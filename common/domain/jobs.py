@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from common.domain.training_request import REQUEST_ID  # one rule for request ids
 
@@ -66,7 +67,7 @@ def may_cancel(status: str, rule: Cancel) -> bool:
     return status in ACTIVE and status in rule.states
 
 
-def cancelled(by: str | None, now: float) -> dict:
+def cancelled(by: str | None, now: float) -> dict[str, Any]:
     """The fields that cancel a job."""
     return {"status": CANCELLED, "finished_at": now, "cancelled_by": by}
 
@@ -99,43 +100,43 @@ class LeaseHeld(RuntimeError):
         self.document_id, self.holder = document_id, holder
 
 
-def stored(document: dict, path: str) -> object:
+def stored(document: dict[str, Any], path: str) -> object:
     """A field of a document by its dotted path; None when absent."""
     for name in path.split("."):
         document = document.get(name) if isinstance(document, dict) else None
     return document
 
 
-def lease_runs(document: dict, lease: Lease, now: float) -> bool:
+def lease_runs(document: dict[str, Any], lease: Lease, now: float) -> bool:
     """Whether a lease on the document still runs at `now` (whoever holds it)."""
     return now - (stored(document, lease.at) or 0.0) < lease.seconds
 
 
-def held_by_other(document: dict, lease: Lease, holder: str, now: float) -> bool:
+def held_by_other(document: dict[str, Any], lease: Lease, holder: str, now: float) -> bool:
     """Whether someone other than `holder` holds a lease that still runs at `now` (the holder's own, seen again
     when its claim is retried, is not another's)."""
     mine = lease.holder is not None and stored(document, lease.holder) == holder
     return lease_runs(document, lease, now) and not mine
 
 
-def holds(document: dict, lease: Lease, holder: str) -> bool:
+def holds(document: dict[str, Any], lease: Lease, holder: str) -> bool:
     """Whether `holder` still holds the lease (not released, not taken over), run out or not: it may renew it.
     A lease with no holder field is anyone's to renew while it is not released."""
     taken = bool(stored(document, lease.at))
     return taken and (lease.holder is None or stored(document, lease.holder) == holder)
 
 
-def lease_taken(lease: Lease, holder: str, now: float) -> dict:
+def lease_taken(lease: Lease, holder: str, now: float) -> dict[str, Any]:
     """The fields that give the lease to `holder` at `now`."""
     return {lease.at: now, **({lease.holder: holder} if lease.holder else {})}
 
 
-def lease_renewed(lease: Lease, now: float) -> dict:
+def lease_renewed(lease: Lease, now: float) -> dict[str, Any]:
     """The fields of a heartbeat: the lease runs `lease.seconds` from `now`."""
     return {lease.at: now}
 
 
-def lease_released(lease: Lease) -> dict:
+def lease_released(lease: Lease) -> dict[str, Any]:
     """The fields that let the lease go: the next claim takes it at once."""
     return {lease.at: 0.0}
 
@@ -146,13 +147,13 @@ def job_id(kind: str, *request: object) -> str:
     return f"{kind}-{digest}"
 
 
-def new_job(job_id_: str, kind: str, now: float, requested_by: str | None, **fields) -> dict:
+def new_job(job_id_: str, kind: str, now: float, requested_by: str | None, **fields) -> dict[str, Any]:
     return {"id": job_id_, "kind": kind, "status": QUEUED, "created_at": now, "started_at": None,
             "finished_at": None, "requested_by": requested_by, "planned": False, "units_total": None,
             "republishes": 0, "stalled_at_progress": None, "republished_at": None, "error": None, **fields}
 
 
-def state_of(document: dict) -> tuple[str, str | None]:
+def state_of(document: dict[str, Any]) -> tuple[str, str | None]:
     """(status, phase) of a stored job in the kernel's words, whichever deployment wrote it: a legacy status
     word (LEGACY_STATUSES) becomes its kernel word, and the old word the phase."""
     status = document.get("status")
@@ -161,12 +162,12 @@ def state_of(document: dict) -> tuple[str, str | None]:
     return status, document.get("phase")
 
 
-def may_publish_start(job: dict) -> bool:
+def may_publish_start(job: dict[str, Any]) -> bool:
     """Whether asking for the job's first step (again) is due: it was never planned and has not ended."""
     return job["status"] == QUEUED and not job.get("planned")
 
 
-def all_units_done(job: dict, units_done: int) -> bool:
+def all_units_done(job: dict[str, Any], units_done: int) -> bool:
     """Every unit the plan made is done (a job not planned yet has none done, whatever a unit says)."""
     return bool(job.get("planned")) and job.get("units_total") is not None and units_done >= job["units_total"]
 
@@ -179,7 +180,8 @@ class Stalled:
     reason: str = ""
 
 
-def watch_action(job: dict, units_done: int, last_activity: float, now: float, grace: float) -> Stalled | None:
+def watch_action(job: dict[str, Any], units_done: int, last_activity: float, now: float,
+                 grace: float) -> Stalled | None:
     """The watch's rule for a job not ended: nothing while it moved within `grace` seconds; else finish it when
     every unit is done, ask again for what is missing, or fail it once asking again did not help."""
     if job["status"] in FINAL:
@@ -189,7 +191,7 @@ def watch_action(job: dict, units_done: int, last_activity: float, now: float, g
     return resend_action(job, units_done, last_activity, now, grace, "units" if job.get("planned") else "start")
 
 
-def resend_action(job: dict, progress: object, last_activity: float, now: float, grace: float,
+def resend_action(job: dict[str, Any], progress: object, last_activity: float, now: float, grace: float,
                   action: str = "start") -> Stalled | None:
     """The watch's rule for a job that waits on a message (its next step, or its units): nothing while it moved
     within `grace` seconds; else send the message again (`action`), or fail the job once sending it again
@@ -204,7 +206,7 @@ def resend_action(job: dict, progress: object, last_activity: float, now: float,
     return Stalled(action)
 
 
-def republishes_without_progress(job: dict, progress: object) -> int:
+def republishes_without_progress(job: dict[str, Any], progress: object) -> int:
     """How many times in a row the watch sent the job's messages again with no progress since (`progress`: the
     units done, or the state, as the watch last saw it)."""
     return job.get("republishes", 0) if job.get("stalled_at_progress") == progress else 0
@@ -214,7 +216,7 @@ class InvalidRequestId(ValueError):
     """A request_id that cannot name a job."""
 
 
-def request_id_of(body: dict) -> str | None:
+def request_id_of(body: dict[str, Any]) -> str | None:
     """A request's optional request_id (one rule for every kind: training_request.REQUEST_ID): the same one in a
     retry names the same job."""
     request_id = body.get("request_id")

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from collections.abc import Iterable
+from typing import Any
 
 from common.domain.issues import Issue
 
@@ -39,12 +40,12 @@ class Box:
     w: float
     h: float
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"line": self.line, "class_id": self.class_id,
                 "cx": self.cx, "cy": self.cy, "w": self.w, "h": self.h}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Box:
+    def from_dict(cls, data: dict[str, Any]) -> Box:
         return cls(int(data["line"]), int(data["class_id"]), float(data["cx"]),
                    float(data["cy"]), float(data["w"]), float(data["h"]))
 
@@ -91,7 +92,7 @@ def _non_blank_rows(text: str) -> list[tuple[int, str]]:
 
 def _boxes_without_duplicates(rows: list[tuple[int, str]], file: str, issues: list[Issue]) -> list[Box]:
     boxes: list[Box] = []
-    first_line_of: dict[tuple, int] = {}
+    first_line_of: dict[tuple[Any, ...], int] = {}
     polygon_lines: list[int] = []
     for number, line in rows:
         try:
@@ -299,7 +300,7 @@ def _row_of(box, class_names: list[str] | None) -> Row | str:
     return (class_id, *map(float, values))
 
 
-def _class_of(box: dict, class_names: list[str] | None) -> int | str:
+def _class_of(box: dict[str, Any], class_names: list[str] | None) -> int | str:
     if "class" in box:
         if class_names is None or box["class"] not in class_names:
             known = ", ".join(class_names) if class_names else "none yet (no data.yaml)"

@@ -7,6 +7,7 @@ The administrator has none.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 DAY = 86_400
 STORED_BYTES, DATASETS = "stored_bytes", "datasets"
@@ -47,7 +48,7 @@ def day_start(now: float) -> float:
     return now // DAY * DAY
 
 
-def hours_used(jobs: list[dict], now: float, since: float) -> float:
+def hours_used(jobs: list[dict[str, Any]], now: float, since: float) -> float:
     """Trainer hours of `jobs` since `since`: from each one's start (or `since`) to its end (or now). A job not
     started yet has used nothing."""
     seconds = 0.0
@@ -59,7 +60,7 @@ def hours_used(jobs: list[dict], now: float, since: float) -> float:
     return seconds / 3600
 
 
-def training_cap_refusal(body: dict, max_epochs: int, max_imgsz: int) -> tuple[str, str] | None:
+def training_cap_refusal(body: dict[str, Any], max_epochs: int, max_imgsz: int) -> tuple[str, str] | None:
     """(the field, why) when a training request asks for more than the caps (TRAINING_MAX_EPOCHS,
     TRAINING_MAX_IMGSZ); what is not a number is the training request's own check."""
     for field, cap, setting in (("epochs", max_epochs, "TRAINING_MAX_EPOCHS"), ("imgsz", max_imgsz,
@@ -71,5 +72,5 @@ def training_cap_refusal(body: dict, max_epochs: int, max_imgsz: int) -> tuple[s
     return None
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

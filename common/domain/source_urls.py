@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 MAX_URL_LENGTH = 2048
 SCHEMES = ("https", "http", "gs")
@@ -123,7 +123,7 @@ def _check_text(url: str) -> None:
                             "percent-encode them (a space is %20)")
 
 
-def _check_host(url: str, parts) -> None:
+def _check_host(url: str, parts: SplitResult) -> None:
     if not parts.hostname:
         raise InvalidSource(f"{_shown(url)}: the URL names no host (https://host/path)")
     try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from dataclasses import dataclass, field
+from typing import Any
 
 from common.domain.issues import Issue
 from common.domain.layout import SPLITS, classify, dataset_object, doc_id
@@ -48,7 +49,7 @@ class ListReference:
 class SplitPlan:
     """What a dataset's lists say, for a drop (see the module docstring)."""
     assignments: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (split, list file)
-    rules: list[dict] = field(default_factory=list)  # [{"prefix", "split"}], first match wins
+    rules: list[dict[str, Any]] = field(default_factory=list)  # [{"prefix", "split"}], first match wins
     listed: dict[str, int] = field(default_factory=dict)  # list file -> images it names
     issues: list[Issue] = field(default_factory=list)
 
@@ -66,7 +67,7 @@ def tails(reference: str) -> list[str]:
     return ["/".join(parts[start:]) for start in range(len(parts))]
 
 
-def yaml_entries(document: dict) -> list[tuple[str, str, bool]]:
+def yaml_entries(document: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """(split, reference, whether its split names several) for data.yaml's train, val and test, in that order:
     each a folder or a .txt list, joined to `path:`."""
     root = document.get("path") if isinstance(document.get("path"), str) else ""
@@ -97,7 +98,7 @@ def list_lines(text: str) -> list[str]:
 
 # ---- a drop ------------------------------------------------------------------------------------------------
 
-def list_references(document: dict | None, settings: dict[str, str] | None, yaml_name: str = "data.yaml",
+def list_references(document: dict[str, Any] | None, settings: dict[str, str] | None, yaml_name: str = "data.yaml",
                     obj_data_name: str = "obj.data") -> list[ListReference]:
     """The list files a dataset's data.yaml and obj.data name (or, without obj.data, Darknet's conventional
     train.txt, valid.txt, val.txt and test.txt at the root or in data/), at most MAX_LISTS."""
@@ -112,7 +113,7 @@ def list_references(document: dict | None, settings: dict[str, str] | None, yaml
     return found[:MAX_LISTS]
 
 
-def folder_rules(document: dict | None) -> list[dict]:
+def folder_rules(document: dict[str, Any] | None) -> list[dict[str, Any]]:
     """data.yaml's folders as rules for the images in them whose own folders name no split: each folder
     by its tails (longest first; a one-folder tail only when it is the whole reference), first split wins."""
     rules: dict[str, str] = {}
@@ -127,7 +128,7 @@ def folder_rules(document: dict | None) -> list[dict]:
     return [{"prefix": prefix, "split": split} for prefix, split in list(rules.items())[:MAX_RULES]]
 
 
-def has_lists(document: dict | None) -> bool:
+def has_lists(document: dict[str, Any] | None) -> bool:
     """Whether a data.yaml says splits its folders do not: a .txt list, or a folder rule."""
     listed = any(reference.lower().endswith(".txt") for _, reference, _ in yaml_entries(document or {}))
     return listed or bool(folder_rules(document))
@@ -182,7 +183,7 @@ def folder_split(key: str) -> str | None:
     return classify(dataset_object("_", key + ".txt")).split
 
 
-def split_for(key: str, folder: str | None, assigned: str | None, rules: list[dict]) -> str | None:
+def split_for(key: str, folder: str | None, assigned: str | None, rules: list[dict[str, Any]]) -> str | None:
     """An entry's split: its assignment, else its folder's, else the first folder rule matching its key."""
     if assigned:
         return assigned

@@ -19,14 +19,14 @@ _RESERVED_KEY = re.compile(r"__.*__")
 _INT64 = range(-2**63, 2**63)
 
 
-def problem(value) -> str | None:
+def problem(value: object) -> str | None:
     """None when Firestore can store `value`; else the reason, for a person."""
     if len(json.dumps(value)) > MAX_BYTES:
         return f"it is over {MAX_BYTES} bytes"
     return _problem(value, 0, in_array=False)
 
 
-def _problem(value, depth: int, in_array: bool) -> str | None:
+def _problem(value: object, depth: int, in_array: bool) -> str | None:
     if depth > MAX_NESTING:
         return f"it nests deeper than {MAX_NESTING} levels"
     if isinstance(value, str):

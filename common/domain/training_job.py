@@ -11,6 +11,7 @@ applied sequence is a duplicate or late and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from common.domain import jobs, storable
 
@@ -29,8 +30,8 @@ def sequence(run: int, n: int) -> int:
     return run * RUN_STRIDE + n
 
 
-def queued_job(job_id: str, request_id: str, dataset: str, epochs: int, request: dict, now: float,
-               created_at: float | None = None) -> dict:
+def queued_job(job_id: str, request_id: str, dataset: str, epochs: int, request: dict[str, Any], now: float,
+               created_at: float | None = None) -> dict[str, Any]:
     """A job not started yet. `created_at` is kept from the first sight of the
     request (the API's), so lists ordered by it never move a job."""
     return {"id": job_id, "request_id": request_id, "dataset": dataset, "status": QUEUED,
@@ -39,7 +40,8 @@ def queued_job(job_id: str, request_id: str, dataset: str, epochs: int, request:
             "started_at": None, "finished_at": None}
 
 
-def received_job(job_id: str, request_id: str, body: dict, now: float, requested_by: str | None = None) -> dict:
+def received_job(job_id: str, request_id: str, body: dict[str, Any], now: float,
+                 requested_by: str | None = None) -> dict[str, Any]:
     """A job the API has accepted and the training function has not taken yet."""
     dataset, epochs = body.get("dataset"), body.get("epochs")
     return {**queued_job(job_id, request_id, dataset if isinstance(dataset, str) else None,
@@ -47,7 +49,7 @@ def received_job(job_id: str, request_id: str, body: dict, now: float, requested
 
 
 def failed_job(job_id: str, request_id: str, dataset, request, reason: str, now: float,
-               created_at: float | None = None) -> dict:
+               created_at: float | None = None) -> dict[str, Any]:
     """A request that can never run: the job exists so the requester learns why."""
     job = queued_job(job_id, request_id, dataset if isinstance(dataset, str) else None, 0,
                      request if isinstance(request, dict) and storable.problem(request) is None
@@ -55,7 +57,7 @@ def failed_job(job_id: str, request_id: str, dataset, request, reason: str, now:
     return {**job, "status": FAILED, "error": reason, "finished_at": now}
 
 
-def apply_event(job: dict, event: dict, now: float) -> dict | None:
+def apply_event(job: dict[str, Any], event: dict[str, Any], now: float) -> dict[str, Any] | None:
     """The fields to update for `event`, or None when it changes nothing."""
     if job["status"] in FINAL or event["sequence"] <= job.get("sequence", -1):
         return None
@@ -89,12 +91,12 @@ def apply_event(job: dict, event: dict, now: float) -> dict | None:
     return update
 
 
-def _history_row(event: dict) -> dict:
+def _history_row(event: dict[str, Any]) -> dict[str, Any]:
     return {"epoch": event["epoch"], "run": event.get("run"), "seconds": event.get("seconds"),
             **(event.get("metrics") or {})}
 
 
-def _with_epoch(history: list[dict], row: dict) -> list[dict]:
+def _with_epoch(history: list[dict[str, Any]], row: dict[str, Any]) -> list[dict[str, Any]]:
     """A resumed run may repeat an epoch: the newest report of it wins."""
     return [h for h in history if h["epoch"] < row["epoch"]] + [row]
 
@@ -103,7 +105,7 @@ def model_id_for(job_id: str) -> str:
     return "model-" + job_id.removeprefix("job-")
 
 
-def model_document(job: dict, event: dict, onnx: dict) -> dict:
+def model_document(job: dict[str, Any], event: dict[str, Any], onnx: dict[str, Any]) -> dict[str, Any]:
     """The registered model; `onnx` is what registration found of its ONNX weights (registered_onnx)."""
     return {"id": model_id_for(job["id"]), "dataset": job["dataset"], "job_id": job["id"],
             "manifest": job.get("manifest"), "classes": event.get("classes") or [],
@@ -115,7 +117,7 @@ def model_document(job: dict, event: dict, onnx: dict) -> dict:
             "created_at": event.get("time")}
 
 
-def onnx_claimed(event: dict) -> dict:
+def onnx_claimed(event: dict[str, Any]) -> dict[str, Any]:
     """What the trainer says of the ONNX export: {"uri", "generation", "imgsz", "classes"} or {"error"};
     an older trainer's event only names weights.onnx."""
     onnx = event.get("onnx")
@@ -125,7 +127,7 @@ def onnx_claimed(event: dict) -> dict:
     return {"uri": uri} if uri else {"error": "the trainer exported no ONNX weights"}
 
 
-def registered_onnx(event: dict, in_bucket: bool) -> dict:
+def registered_onnx(event: dict[str, Any], in_bucket: bool) -> dict[str, Any]:
     """The ONNX record of a model: the trainer's claim, with an error when prediction could not use it
     (the export failed, its classes are not the model's, or the file is not in the bucket)."""
     onnx = onnx_claimed(event)
@@ -139,7 +141,7 @@ def registered_onnx(event: dict, in_bucket: bool) -> dict:
     return onnx
 
 
-def job_view(job: dict) -> dict:
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
     """What the API shows of a job document."""
     keys = ("id", "dataset", "requested_by", "status", "epoch", "epochs", "history", "error", "model_id", "request_id",
             "request", "manifest", "version", "execution", "device", "run", "resumed_from_epoch", "images", "excluded",
@@ -183,8 +185,8 @@ class ExecutionState:
     rerun: str = ""                # the command that runs the trainer again for this job
 
 
-def execution_ended(job: dict, state: ExecutionState, now: float, grace: float,
-                    silent_grace: float | None = None) -> dict | None:
+def execution_ended(job: dict[str, Any], state: ExecutionState, now: float, grace: float,
+                    silent_grace: float | None = None) -> dict[str, Any] | None:
     """The update for a job whose execution ended without a final event, or None.
 
     The job fails only `grace` seconds after the end (a final event published
@@ -211,26 +213,26 @@ def execution_ended(job: dict, state: ExecutionState, now: float, grace: float,
             "sequence": closing_sequence(job)}
 
 
-def launched_execution(execution: str, continues_run: int | None, now: float) -> dict:
+def launched_execution(execution: str, continues_run: int | None, now: float) -> dict[str, Any]:
     """A row of the job's `executions`: each execution started for it, the first and every continuation's."""
     return {"execution": execution, "continues_run": continues_run, "launched_at": now}
 
 
-def continuation_launched(job: dict, run: int) -> bool:
+def continuation_launched(job: dict[str, Any], run: int) -> bool:
     return any(row.get("continues_run") == run for row in job.get("executions") or [])
 
 
-def waits_for_request(job: dict) -> bool:
+def waits_for_request(job: dict[str, Any]) -> bool:
     """Queued and never launched: its request is still worth sending (the training function claims it once)."""
     return job.get("status") == QUEUED and not (job.get("execution") or job.get("launched_at"))
 
 
-def cancelled_fields(by: str | None, now: float) -> dict:
+def cancelled_fields(by: str | None, now: float) -> dict[str, Any]:
     """A job cancelled before it was launched: it ends at once (common.domain.jobs.cancelled)."""
     return {**jobs.cancelled(by, now), "updated_at": now}
 
 
-def request_again(job: dict) -> dict:
+def request_again(job: dict[str, Any]) -> dict[str, Any]:
     """The request message of a job the training function never launched, as its requester sent it: the API's
     body, or what the function recorded of it before it died (the request's arguments and its dataset)."""
     request = dict(job.get("request") or {})
@@ -239,7 +241,7 @@ def request_again(job: dict) -> dict:
     return request
 
 
-def awaits_continuation(job: dict, state: ExecutionState, now: float, grace: float) -> bool:
+def awaits_continuation(job: dict[str, Any], state: ExecutionState, now: float, grace: float) -> bool:
     """The job's execution stopped in time to continue (its trainer published `continued`, then exited 0) and,
     `grace` seconds after, no execution has been started for that continuation: it must be asked for again."""
     continuation = job.get("continuation") or {}
@@ -250,7 +252,7 @@ def awaits_continuation(job: dict, state: ExecutionState, now: float, grace: flo
     return now - max(state.ended_at or 0, continuation.get("at") or 0) >= grace
 
 
-def continuation_never_started(job: dict, state: ExecutionState, reason: str, now: float) -> dict:
+def continuation_never_started(job: dict[str, Any], state: ExecutionState, reason: str, now: float) -> dict[str, Any]:
     """The update failing a job whose next execution was asked for in vain (the watch's resend rule gave up):
     its checkpoint is there, so the reason says how to resume from it."""
     continuation = job.get("continuation") or {}
@@ -260,13 +262,13 @@ def continuation_never_started(job: dict, state: ExecutionState, reason: str, no
                      f"checkpointed: resume from it with `{state.rerun}`"}
 
 
-def closing_sequence(job: dict) -> int:
+def closing_sequence(job: dict[str, Any]) -> int:
     """Above every event of the runs the job has started; below any later run's."""
     run = job.get("run")
     return max(job.get("sequence", -1), -1 if run is None else sequence(run + 1, 0) - 1)
 
 
-def execution_ended_reason(job: dict, state: ExecutionState) -> str:
+def execution_ended_reason(job: dict[str, Any], state: ExecutionState) -> str:
     ended = (f"the trainer's execution {state.execution} ended without reporting a result"
              f"{f' ({state.detail})' if state.detail else ''}")
     epoch = job.get("epoch") or 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 # Ultralytics detection model YAMLs: the scaled families (yolov8n.yaml, yolo11s.yaml)
 # and the ones shipped per size (yolov9t.yaml, yolov10b.yaml, yolov3-tiny.yaml).
@@ -29,7 +30,7 @@ class Arg:
     kind: type
     low: float | None = None
     high: float | None = None
-    choices: tuple = ()
+    choices: tuple[Any, ...] = ()
 
     def check(self, name: str, value):
         if self.kind is bool:
@@ -88,7 +89,7 @@ class TrainingRequest:
     model: str
     request_id: str
     val_fraction: float
-    train_args: dict = field(default_factory=dict)  # epochs, imgsz, batch, patience + passthrough
+    train_args: dict[str, Any] = field(default_factory=dict)  # epochs, imgsz, batch, patience + passthrough
     version: str | None = None  # a frozen version of the dataset to train on; None: the dataset as it is now
 
     @property

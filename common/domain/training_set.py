@@ -8,6 +8,7 @@ dataset has val images, else by content hash.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from common.domain.layout import dataset_object
 from common.domain.snapshot import Snapshot, SnapshotImage
@@ -16,7 +17,8 @@ from common.domain.training_request import InvalidRequest, TrainingRequest, in_v
 VERSION = 2  # 2: images carry their oriented width and height
 
 
-def build(request: TrainingRequest, job_id: str, bucket: str, model: dict, snapshot: Snapshot) -> dict:
+def build(request: TrainingRequest, job_id: str, bucket: str, model: dict[str, Any],
+          snapshot: Snapshot) -> dict[str, Any]:
     if not snapshot.classes:
         raise InvalidRequest(f"dataset {request.dataset!r} has no classes: drop a data.yaml with `names` "
                              f"at {dataset_object(request.dataset, 'data.yaml')}")
@@ -53,7 +55,7 @@ def split_of(image: SnapshotImage, val_fraction: float, split_by_hash: bool) -> 
     return split
 
 
-def _image(image: SnapshotImage, val_fraction: float, split_by_hash: bool) -> dict:
+def _image(image: SnapshotImage, val_fraction: float, split_by_hash: bool) -> dict[str, Any]:
     return {"path": image.path, "generation": image.generation, "sha256": image.sha256,
             "width": image.width, "height": image.height, "split": split_of(image, val_fraction, split_by_hash),
             "boxes": [list(row) for row in image.boxes]}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
 
@@ -184,7 +185,7 @@ def _row(voc_object: VocObject, class_id: int, width: int, height: int, number: 
             (right - left) / width, (bottom - top) / height)
 
 
-def objects_from_rows(rows, class_names: list[str], width: int, height: int) -> tuple[VocObject, ...]:
+def objects_from_rows(rows: Iterable[Row], class_names: list[str], width: int, height: int) -> tuple[VocObject, ...]:
     """YOLO rows (class cx cy w h, normalized) as VOC objects of a width x height image."""
     objects = []
     for class_id, cx, cy, w, h in rows:
@@ -198,7 +199,7 @@ def objects_from_rows(rows, class_names: list[str], width: int, height: int) -> 
 
 # ---- writing ---------------------------------------------------------------------------
 
-def annotation_xml(filename: str, width: int, height: int, objects) -> bytes:
+def annotation_xml(filename: str, width: int, height: int, objects: Iterable[VocObject]) -> bytes:
     """The annotation file of one image, as LabelImg, CVAT and supervision write it. Characters
     XML 1.0 cannot hold (control characters) become U+FFFD rather than an unreadable file."""
     root = Element("annotation")

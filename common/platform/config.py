@@ -278,7 +278,8 @@ def import_task_retries() -> int:
 
 
 def import_inline_max_bytes() -> int:
-    """A dropped imports/<dataset>.zip up to this size is unpacked in the ingest call; larger ones start an import job."""
+    """A dropped imports/<dataset>.zip up to this size is unpacked in the ingest call; larger ones start an import
+    job."""
     return int(os.environ.get("IMPORT_INLINE_MAX_BYTES", str(64 * 1024 ** 2)))
 
 
@@ -293,7 +294,8 @@ def import_download_seconds() -> float:
 
 
 def import_allow_loopback() -> bool:
-    """Local stack and tests only: let imports read URLs on this machine (127.0.0.0/8, ::1). Production never sets it."""
+    """Local stack and tests only: let imports read URLs on this machine (127.0.0.0/8, ::1). Production never sets
+    it."""
     return os.environ.get("IMPORT_ALLOW_LOOPBACK") == "1"
 
 
