@@ -230,7 +230,7 @@ def requirement_lines(requirements: Path) -> list[str]:
 
 def distribution_bytes(name: str) -> int:
     files = importlib.metadata.distribution(name).files or []
-    return sum(path.stat().st_size for path in (file.locate() for file in files) if path.is_file())
+    return sum(path.stat().st_size for path in (Path(file.locate()) for file in files) if path.is_file())
 
 
 # ---- the table -------------------------------------------------------------------------

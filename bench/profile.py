@@ -86,7 +86,8 @@ def table(title: str, counts: Counter, total: int) -> list[str]:
 def summarize(raw: str) -> str:
     stacks = parse(raw)
     total = sum(stacks.values()) or 1
-    by_component, by_step = Counter(), Counter()
+    by_component: Counter[str] = Counter()
+    by_step: Counter[str] = Counter()
     for frames, n in stacks.items():
         by_component[component(frames)] += n
         by_step[step(frames)] += n

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def config_path() -> Path:
 
 
 def resolve(api_url: str | None, api_key: str | None, predict_url: str | None,
-            environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
+            environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     candidates = [
         ("options", {"api_url": api_url, "api_key": api_key, "predict_url": predict_url}),

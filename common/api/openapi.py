@@ -1,6 +1,8 @@
 """The OpenAPI 3.1 document, written from the routes' own declarations."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from common.api.errors import ERROR_SCHEMA
 from common.api.params import Param
 from common.api.routes import Route
@@ -27,7 +29,7 @@ def route(api_routes: list[Route], prediction_routes: list[Route]) -> Route:
     return own
 
 
-def document(routes: list[Route], prediction_routes: list[Route] = ()) -> dict:
+def document(routes: list[Route], prediction_routes: Sequence[Route] = ()) -> dict:
     paths: dict[str, dict] = {}
     for declared in routes:
         paths.setdefault(declared.path, {})[declared.method.lower()] = _operation(declared)

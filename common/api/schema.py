@@ -1,12 +1,14 @@
 """JSON Schema builders for the routes' declarations (OpenAPI 3.1 is JSON Schema 2020-12)."""
 from __future__ import annotations
 
+from typing import Any
+
 STRING, INTEGER, NUMBER, BOOLEAN = ({"type": "string"}, {"type": "integer"}, {"type": "number"},
                                     {"type": "boolean"})
 ANY: dict = {}
 
 
-def obj(required: tuple[str, ...] | None = None, **properties: dict) -> dict:
+def obj(required: tuple[str, ...] | None = None, **properties: Any) -> dict:
     """An object with `properties`; all of them required unless `required` names a subset."""
     names = tuple(properties) if required is None else required
     return {"type": "object", "properties": properties, "required": list(names)}
@@ -22,7 +24,7 @@ def array(items: dict) -> dict:
 
 def page_of(items_key: str, item: dict) -> dict:
     """A page of a list: the items and the token of the next page (null on the last)."""
-    return obj(**{items_key: array(item), "next_page_token": nullable(STRING)})
+    return obj(None, **{items_key: array(item), "next_page_token": nullable(STRING)})
 
 
 # A request's optional id (common.domain.jobs.request_id_of): a retry with the same one gets the first job.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from common.domain.training_request import REQUEST_ID  # one rule for request ids
 
@@ -100,11 +100,12 @@ class LeaseHeld(RuntimeError):
         self.document_id, self.holder = document_id, holder
 
 
-def stored(document: dict[str, Any], path: str) -> object:
+def stored(document: dict[str, Any], path: str) -> Any:
     """A field of a document by its dotted path; None when absent."""
+    value: Any = document
     for name in path.split("."):
-        document = document.get(name) if isinstance(document, dict) else None
-    return document
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
 
 
 def lease_runs(document: dict[str, Any], lease: Lease, now: float) -> bool:
@@ -147,7 +148,7 @@ def job_id(kind: str, *request: object) -> str:
     return f"{kind}-{digest}"
 
 
-def new_job(job_id_: str, kind: str, now: float, requested_by: str | None, **fields) -> dict[str, Any]:
+def new_job(job_id_: str, kind: str, now: float, requested_by: str | None, **fields: Any) -> dict[str, Any]:
     return {"id": job_id_, "kind": kind, "status": QUEUED, "created_at": now, "started_at": None,
             "finished_at": None, "requested_by": requested_by, "planned": False, "units_total": None,
             "republishes": 0, "stalled_at_progress": None, "republished_at": None, "error": None, **fields}
@@ -156,7 +157,7 @@ def new_job(job_id_: str, kind: str, now: float, requested_by: str | None, **fie
 def state_of(document: dict[str, Any]) -> tuple[str, str | None]:
     """(status, phase) of a stored job in the kernel's words, whichever deployment wrote it: a legacy status
     word (LEGACY_STATUSES) becomes its kernel word, and the old word the phase."""
-    status = document.get("status")
+    status = cast(str, document.get("status"))  # a stored job always has one
     if status in LEGACY_STATUSES:
         return LEGACY_STATUSES[status], status
     return status, document.get("phase")

@@ -16,7 +16,6 @@ instance, each turned into the model's small input as soon as it is decoded.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
@@ -29,6 +28,7 @@ from common.domain import layout, prediction
 from common.domain.prediction import ImageRejected, Thresholds
 from common.domain.refusals import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from common.platform import config
+from common.platform.ttl_cache import TtlCache
 from common.services.detection import Timer
 
 MaySee = Callable[[str], bool]  # whether the caller may see a dataset (the edge's access rule)
@@ -41,7 +41,7 @@ _decoders = ThreadPoolExecutor(max_workers=DECODE_AHEAD, thread_name_prefix="dec
 # keeps the ones that can predict for a while: one Firestore read fewer per request. Access is read every time.
 MODEL_DOCUMENT_SECONDS = 60
 MODEL_DOCUMENTS_KEPT = 256
-_model_documents: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+_model_documents: TtlCache[dict | None] = TtlCache(lambda: MODEL_DOCUMENT_SECONDS, MODEL_DOCUMENTS_KEPT)
 
 
 @dataclass(frozen=True)
@@ -63,19 +63,13 @@ def find_model(model_id: str, may_see: MaySee, deadline_seconds: float) -> dict:
 
 
 def _registered_model(model_id: str, deadline_seconds: float) -> dict | None:
-    kept = _model_documents.get(model_id)
-    if kept and time.monotonic() - kept[0] < MODEL_DOCUMENT_SECONDS:
-        return kept[1]
-    model = training_store.model(model_id, deadline_seconds)
-    if model is None:
-        return None
-    onnx = model.get("onnx") or {}
-    if onnx.get("generation") and not onnx.get("error"):  # pinned weights: nothing about it will change
-        _model_documents[model_id] = (time.monotonic(), model)
-        _model_documents.move_to_end(model_id)  # a refreshed document goes last, as a new one does
-        while len(_model_documents) > MODEL_DOCUMENTS_KEPT:
-            _model_documents.popitem(last=False)
-    return model
+    return _model_documents.get(model_id, lambda: training_store.model(model_id, deadline_seconds), keep=_pinned)
+
+
+def _pinned(model: dict | None) -> bool:
+    """Pinned weights that can predict: nothing about the document will change."""
+    onnx = (model or {}).get("onnx") or {}
+    return bool(onnx.get("generation")) and not onnx.get("error")
 
 
 def loaded(model: dict) -> model_cache.LoadedModel:

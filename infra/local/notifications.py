@@ -29,11 +29,11 @@ def held_notifications(stack: local_stack.Stack) -> Iterator[tuple[pubsub_v1.Sub
 
 
 def capture(subscriber: pubsub_v1.SubscriberClient, subscription: str, expected: int,
-            timeout: float = 60, under: str = "") -> list[pubsub_v1.types.PubsubMessage]:
+            timeout: float = 60, under: str = "") -> list[pubsub_v1.types.PubsubMessage]:  # type: ignore[name-defined]
     """Pull and acknowledge notifications until at least `expected` of objects
     under `under` arrived; return those. Others (late thumbnails of earlier work)
     are acknowledged and left out."""
-    messages = []
+    messages: list = []
 
     def pull():
         response = subscriber.pull(subscription=subscription, max_messages=100, timeout=10)

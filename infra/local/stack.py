@@ -423,7 +423,8 @@ class _environ:
     """Temporarily set environment variables (client libraries read them at creation)."""
 
     def __init__(self, values: dict):
-        self.values, self.saved = values, {}
+        self.values = values
+        self.saved: dict = {}
 
     def __enter__(self):
         self.saved = {k: os.environ.get(k) for k in self.values}

@@ -17,8 +17,8 @@ from common.domain import layout
 
 DATASET = params.path("dataset", "the dataset name (its folder under datasets/)")
 
-SUMMARY = obj(**{name: INTEGER for name in ("images", "labeled", "background", "unlabeled",
-                                             "labels_without_image", "boxes", "issues", "duplicates")})
+SUMMARY = obj(None, **{name: INTEGER for name in ("images", "labeled", "background", "unlabeled",
+                                                   "labels_without_image", "boxes", "issues", "duplicates")})
 STATS = obj(**SUMMARY["properties"],
             boxes_per_class={"type": "object", "additionalProperties": INTEGER}, proposals=INTEGER,
             boxes_per_image={"type": "object", "additionalProperties": INTEGER},
