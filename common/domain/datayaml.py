@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 import yaml
 
@@ -74,7 +74,7 @@ def size_issue(size: int, file: str) -> Issue | None:
 
 def _load_mapping(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_DATA_YAML_BYTES:
-        raise _Refused("yaml_too_large", size_issue(len(data), "").message)
+        raise _Refused("yaml_too_large", cast(Issue, size_issue(len(data), "")).message)  # over: an issue
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import cast
 
 from common.domain.exports import Member
 
@@ -78,7 +79,7 @@ def metadata(record: PartRecord) -> dict[str, str]:
 
 
 def record_of(directory: str, generation: int, size: int, fields: dict[str, str]) -> PartRecord:
-    return PartRecord(index_of(directory), int(fields["first"]), int(fields["end"]), fields["tail"] == "1",
+    return PartRecord(cast(int, index_of(directory)), int(fields["first"]), int(fields["end"]), fields["tail"] == "1",
                       fields["plan"], fields["data"], int(fields["data_generation"]), int(fields["data_bytes"]),
                       int(fields["entries"]), directory, generation, size)
 

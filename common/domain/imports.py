@@ -21,7 +21,7 @@ hold `staging` or `staged` as their status: `state` reads them as running.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from collections.abc import Sequence
 
 from common.domain import jobs
@@ -139,7 +139,7 @@ def after_task(document: dict[str, Any], index: int, failed_with: str | None) ->
     if failed_with:
         return {"status": FAILED, "error": failed_with}
     finished = sorted(set(document.get("tasks_finished") or []) | {index})
-    change = {"tasks_finished": finished}
+    change: dict[str, Any] = {"tasks_finished": finished}
     if len(finished) >= (document.get("tasks") or 1):
         change["status"] = COMPLETED
     return change
@@ -155,7 +155,7 @@ def state(document: dict[str, Any]) -> tuple[str, str | None]:
 def step(document: dict[str, Any]) -> str:
     """The finest word for where the import is: its phase while it runs, else its status."""
     status, phase = state(document)
-    return phase if status == RUNNING else status
+    return cast(str, phase) if status == RUNNING else status  # state() gives a running import its phase
 
 
 EXECUTION_PHASES = (STAGING, UNPACKING)  # phases a job execution runs (staged waits on a message)

@@ -123,5 +123,5 @@ def newest_first(found: list[T], limit: int, created_at: Callable[[T], object]) 
     return sorted(found, key=lambda item: _time(created_at(item)), reverse=True)[:limit]
 
 
-def _time(value) -> float:
+def _time(value: object) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0

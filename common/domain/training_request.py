@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 # Ultralytics detection model YAMLs: the scaled families (yolov8n.yaml, yolo11s.yaml)
 # and the ones shipped per size (yolov9t.yaml, yolov10b.yaml, yolov3-tiny.yaml).
@@ -32,7 +32,7 @@ class Arg:
     high: float | None = None
     choices: tuple[Any, ...] = ()
 
-    def check(self, name: str, value):
+    def check(self, name: str, value: Any) -> Any:
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise InvalidRequest(f"{name} must be true or false, got {value!r}")
@@ -94,7 +94,7 @@ class TrainingRequest:
 
     @property
     def epochs(self) -> int:
-        return self.train_args["epochs"]
+        return cast(int, self.train_args["epochs"])
 
 
 ADMINISTRATOR = "admin"  # the requester the API names for the administrator (common.api.context.Principal.name)
@@ -127,7 +127,7 @@ def is_official_weights(name: str) -> bool:
     return bool(MODEL_YAML.match(f"{stem}.yaml") or MODEL_YAML.match(f"{stem.removesuffix('u')}.yaml"))
 
 
-def validate(body, default_request_id: str) -> TrainingRequest:
+def validate(body: object, default_request_id: str) -> TrainingRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("the request must be a JSON object")
     dataset = body.get("dataset")
@@ -152,7 +152,7 @@ def validate(body, default_request_id: str) -> TrainingRequest:
     return TrainingRequest(dataset, check_model(body.get("model")), request_id, val_fraction, train_args, version)
 
 
-def check_model(model) -> str:
+def check_model(model: object) -> str:
     """The model a request names, or InvalidRequest saying what it may name instead."""
     if not isinstance(model, str) or not model:
         raise InvalidRequest(f"model is required: {MODEL_YAML_HELP}")
