@@ -11,7 +11,7 @@ applied sequence is a duplicate or late and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from common.domain import jobs, storable
 
@@ -30,8 +30,8 @@ def sequence(run: int, n: int) -> int:
     return run * RUN_STRIDE + n
 
 
-def queued_job(job_id: str, request_id: str, dataset: str, epochs: int, request: dict[str, Any], now: float,
-               created_at: float | None = None) -> dict[str, Any]:
+def queued_job(job_id: str, request_id: str, dataset: str | None, epochs: int | None, request: dict[str, Any],
+               now: float, created_at: float | None = None) -> dict[str, Any]:
     """A job not started yet. `created_at` is kept from the first sight of the
     request (the API's), so lists ordered by it never move a job."""
     return {"id": job_id, "request_id": request_id, "dataset": dataset, "status": QUEUED,
@@ -48,7 +48,7 @@ def received_job(job_id: str, request_id: str, body: dict[str, Any], now: float,
                          epochs if isinstance(epochs, int) else None, body, now), "requested_by": requested_by}
 
 
-def failed_job(job_id: str, request_id: str, dataset, request, reason: str, now: float,
+def failed_job(job_id: str, request_id: str, dataset: object, request: object, reason: str, now: float,
                created_at: float | None = None) -> dict[str, Any]:
     """A request that can never run: the job exists so the requester learns why."""
     job = queued_job(job_id, request_id, dataset if isinstance(dataset, str) else None, 0,
@@ -218,7 +218,7 @@ def launched_execution(execution: str, continues_run: int | None, now: float) ->
     return {"execution": execution, "continues_run": continues_run, "launched_at": now}
 
 
-def continuation_launched(job: dict[str, Any], run: int) -> bool:
+def continuation_launched(job: dict[str, Any], run: int | None) -> bool:
     return any(row.get("continues_run") == run for row in job.get("executions") or [])
 
 
@@ -265,7 +265,7 @@ def continuation_never_started(job: dict[str, Any], state: ExecutionState, reaso
 def closing_sequence(job: dict[str, Any]) -> int:
     """Above every event of the runs the job has started; below any later run's."""
     run = job.get("run")
-    return max(job.get("sequence", -1), -1 if run is None else sequence(run + 1, 0) - 1)
+    return cast(int, max(job.get("sequence", -1), -1 if run is None else sequence(run + 1, 0) - 1))
 
 
 def execution_ended_reason(job: dict[str, Any], state: ExecutionState) -> str:

@@ -42,7 +42,7 @@ class _Counted:
     def __init__(self, raw: BinaryIO, offset: int):
         self.raw, self.position, self.sealed = raw, offset, False
 
-    def write(self, data) -> int:
+    def write(self, data: bytes) -> int:
         if not self.sealed:
             self.raw.write(data)
             self.position += len(data)
