@@ -8,7 +8,7 @@ Documents written by older deployments may hold legacy status words (imports `st
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from collections.abc import Callable
 
 from common.domain import dataset_jobs, exports, imports, jobs, versions
@@ -101,7 +101,7 @@ def export(document: dict[str, Any]) -> dict[str, Any]:
 
 def version(document: dict[str, Any]) -> dict[str, Any]:
     """A version counts its images, known once it is frozen."""
-    (status, phase), dataset = versions.state(document), document.get("dataset")
+    (status, phase), dataset = versions.state(document), cast(str, document.get("dataset"))
     images = (document.get("stats") or {}).get("images")
     frozen = kernel_status(status) == jobs.COMPLETED
     return job(VERSION, version_job_id(dataset, document["id"]), document, status, phase,
@@ -111,7 +111,7 @@ def version(document: dict[str, Any]) -> dict[str, Any]:
 
 def dataset_job(document: dict[str, Any], files_done: int) -> dict[str, Any]:
     """A dataset job (revalidate, remap, autolabel, accept, resplit), its files summed over its chunks."""
-    kind, job_id = document.get("kind"), document["id"]
+    kind, job_id = cast(str, document.get("kind")), document["id"]
     review = kind in (dataset_jobs.AUTOLABEL, dataset_jobs.ACCEPT)
     link = f"/autolabel/{job_id}" if review else f"/datasets/{document.get('dataset')}/jobs/{job_id}"
     return job(kind, job_id, document, document.get("status"), document.get("phase"), files_done,

@@ -28,7 +28,8 @@ ACTIVE = (QUEUED, RUNNING)
 MAX_REPUBLISHES = 3
 # Status words that older deployments stored before imports and versions used the kernel's: each one's kernel
 # word. The old word is the job's phase (the kind's finer step), which is where it is stored now.
-LEGACY_STATUSES = {"staging": RUNNING, "staged": RUNNING, "freezing": RUNNING, "ready": COMPLETED}
+LEGACY_STATUSES: dict[str | None, str] = {"staging": RUNNING, "staged": RUNNING, "freezing": RUNNING,
+                                          "ready": COMPLETED}
 
 
 class CannotRun(ValueError):

@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from common.domain.issues import Issue
 
@@ -269,7 +269,7 @@ def _number(value: float) -> str:
     return "0" if text in ("", "-0") else text
 
 
-def rows_from_boxes(boxes, class_names: list[str] | None) -> tuple[list[Row], list[str]]:
+def rows_from_boxes(boxes: object, class_names: list[str] | None) -> tuple[list[Row], list[str]]:
     """Boxes a person sent ({"class_id" or "class", "cx", "cy", "w", "h"}) as label
     rows, checked by the same rules as a dropped label file: ([rows], []) when
     every box is sound, else ([], one problem per bad box, naming its position)."""
@@ -281,23 +281,23 @@ def rows_from_boxes(boxes, class_names: list[str] | None) -> tuple[list[Row], li
     parsed = parse_label(write_label(row for _, row in rows), "labels")
     issues = parsed.issues + class_issues(parsed.boxes, len(class_names) if class_names is not None else None,
                                           "labels")
-    problems += [(rows[issue.line - 1][0], issue.message.split(": ", 1)[-1]) for issue in issues]
+    problems += [(rows[cast(int, issue.line) - 1][0], issue.message.split(": ", 1)[-1]) for issue in issues]
     if problems:
         return [], [f"labels[{position}]: {problem}" for position, problem in sorted(problems)]
     return [box.row() for box in parsed.boxes], []
 
 
-def _row_of(box, class_names: list[str] | None) -> Row | str:
+def _row_of(box: object, class_names: list[str] | None) -> Row | str:
     """The row of one box, or what is wrong with its shape."""
     if not isinstance(box, dict):
         return "a box is an object {class_id or class, cx, cy, w, h}"
     class_id = _class_of(box, class_names)
     if isinstance(class_id, str):
         return class_id
-    values = [box.get(name) for name in COLUMNS[1:]]
+    values: list[Any] = [box.get(name) for name in COLUMNS[1:]]
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return "cx, cy, w and h must be numbers"
-    return (class_id, *map(float, values))
+    return cast(Row, (class_id, *map(float, values)))
 
 
 def _class_of(box: dict[str, Any], class_names: list[str] | None) -> int | str:
