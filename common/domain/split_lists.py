@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from common.domain.issues import Issue
 from common.domain.layout import SPLITS, classify, dataset_object, doc_id
@@ -70,7 +70,8 @@ def tails(reference: str) -> list[str]:
 def yaml_entries(document: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """(split, reference, whether its split names several) for data.yaml's train, val and test, in that order:
     each a folder or a .txt list, joined to `path:`."""
-    root = document.get("path") if isinstance(document.get("path"), str) else ""
+    path = document.get("path")
+    root = path if isinstance(path, str) else ""
     found = []
     for split in SPLITS:
         entries = document.get(split)
@@ -139,8 +140,8 @@ def listed_keys(line: str) -> list[str]:
     found = []
     for tail in tails(line)[-MAX_TAIL_PARTS:]:
         role = classify(dataset_object("_", tail))
-        if role.kind == "image" and _storable(role.key):
-            found.append(role.key)
+        if role.kind == "image" and _storable(cast(str, role.key)):  # an image's role has its key
+            found.append(cast(str, role.key))
     return found
 
 
@@ -205,5 +206,5 @@ def _key_prefix(folder: str) -> str | None:
     role = classify(dataset_object("_", f"{folder}/x.jpg"))
     if role.kind != "image" or role.split is not None:
         return None
-    return role.key[:-1]
+    return cast(str, role.key)[:-1]
 
