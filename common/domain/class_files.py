@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import cast
 
 from common.domain.datayaml import MAX_CLASSES, MAX_NAME_CHARS, parse_data_yaml
 from common.domain.issues import Issue
@@ -35,8 +36,9 @@ class ClassFile:
 
     def data_yaml(self, mark: str) -> bytes:
         """The data.yaml of these names, its first line the mark of the file it comes from."""
-        lines = [f"# {mark}", f"nc: {len(self.names)}", "names:"]
-        lines += [f"  {class_id}: {json.dumps(name, ensure_ascii=False)}" for class_id, name in enumerate(self.names)]
+        names = cast(list[str], self.names)  # asked only of a file that gave names
+        lines = [f"# {mark}", f"nc: {len(names)}", "names:"]
+        lines += [f"  {class_id}: {json.dumps(name, ensure_ascii=False)}" for class_id, name in enumerate(names)]
         return ("\n".join(lines) + "\n").encode()
 
 

@@ -22,7 +22,7 @@ import functools
 import io
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from collections.abc import Callable
 
 from common.domain import class_files, class_lists, coco, coco_import, layout, split_lists, voc
@@ -357,7 +357,7 @@ def _name_lines(export: _Export, path: str) -> list[str] | None:
     (common.domain.class_files: the line number is the class id, so a blank line among them refuses the file)."""
     data = export.read_bytes(path, class_files.MAX_CLASS_FILE_BYTES)
     if data is None:
-        export.issues.append(class_files.size_issue(export.sizes[path], path))
+        export.issues.append(cast(Issue, class_files.size_issue(export.sizes[path], path)))  # None: over the limit
         return None
     found = class_files.read(posixpath.basename(path), data, path)
     export.issues.extend(found.issues)
