@@ -14,6 +14,7 @@ a freeze killed mid-copy and run again counts what it copied before as new.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -52,7 +53,7 @@ def measure(sha256s: list[str], writer: str) -> Kept:
                        sha256s, sha256s), writer)
 
 
-def _each(work, items: list, keys: list[str]) -> dict[str, _Copy]:
+def _each(work, items: Sequence, keys: list[str]) -> dict[str, _Copy]:
     with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
         return {key: copy for key, copy in zip(keys, pool.map(work, items)) if copy is not None}
 

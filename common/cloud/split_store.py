@@ -51,7 +51,8 @@ def replace_assignments(dataset: str, wanted: dict[str, tuple[str, str]], job_id
     current = assignments(dataset)
     documents = {doc_id(key): {"key": key, "split": split, "source": source}
                  for key, (split, source) in wanted.items()}
-    writes = [(entry_id, document) for entry_id, document in documents.items() if current.get(entry_id) != document]
+    writes: list[tuple[str, dict | None]] = [(entry_id, document) for entry_id, document in documents.items()
+                                             if current.get(entry_id) != document]
     writes += [(entry_id, None) for entry_id in current.keys() - documents.keys()]
     for start in range(0, len(writes), WRITES_PER_BATCH):
         batch = db.client().batch()
