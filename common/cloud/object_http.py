@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import threading
+from typing import cast
 from urllib.parse import quote, urlsplit
 
 import google.auth
@@ -84,7 +85,8 @@ def _connection() -> http.client.HTTPConnection:
         _drop_connection()
         parts = urlsplit(endpoint)
         kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        _local.connection, _local.endpoint = kind(parts.hostname, parts.port, timeout=TIMEOUT_SECONDS), endpoint
+        host = cast(str, parts.hostname)  # the endpoint is a configured URL: it names a host
+        _local.connection, _local.endpoint = kind(host, parts.port, timeout=TIMEOUT_SECONDS), endpoint
     return _local.connection
 
 

@@ -34,6 +34,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import IO, cast
 
 from google.api_core.exceptions import NotFound
 
@@ -247,7 +248,7 @@ def _unpack_tar(document: dict, task: Task) -> None:
             if target is None:
                 continue
             if streamed.keeps(target, member.size):
-                streamed.class_files[target] = tar.extractfile(member).read()
+                streamed.class_files[target] = _regular(tar, member).read()
                 continue
             if not archive_rules.is_dataset_file(target):
                 skipped.add(member.name)
@@ -258,7 +259,7 @@ def _unpack_tar(document: dict, task: Task) -> None:
             if target in already:
                 progress.skip(member.size)
                 continue
-            source = tar.extractfile(member)
+            source = _regular(tar, member)
             unpacker.put(target, source.read() if member.size <= IN_MEMORY_BYTES else source, member.size)
             progress.tick()
         layout_seen, generated, names_issues = streamed.finish(wrote_data_yaml=has_data_yaml)
@@ -319,3 +320,8 @@ def _stage(document: dict) -> None:
     import_store.transition(document["id"], lambda current: staged_fields
                             if imports.step(current) == imports.STAGING else None)
     topics.publish(config.import_topic(), {"import_id": document["id"]})
+
+
+def _regular(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    """A member's content: never None, as only regular files get a target (_tar_target)."""
+    return cast(IO[bytes], tar.extractfile(member))
