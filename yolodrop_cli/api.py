@@ -4,7 +4,8 @@ saying what to do, and a wait for the 429s and 503s the API asks to retry
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter

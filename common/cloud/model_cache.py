@@ -4,8 +4,8 @@ A model is downloaded from the bucket pinned to its generation, so the cache key
 (URI, generation) names exactly one file; the few most recently used stay
 loaded, as many as PREDICT_MODELS_CACHED and no more ONNX bytes together than
 PREDICT_MODELS_CACHED_BYTES (the one just loaded always stays): one person who
-trains large models cannot fill an instance's memory with them. Loading checks that the graph is a detector (rank-3 output), reads the
-class names and input size from the metadata Ultralytics embeds, and runs one
+trains large models cannot fill an instance's memory with them. Loading checks that the graph is a detector
+(rank-3 output), reads the class names and input size from the metadata Ultralytics embeds, and runs one
 inference so the first request does not pay ONNX Runtime's lazy set-up. The
 thread count follows the CPUs this instance may use: its affinity and its cgroup
 quota, not the host's cores (microsoft/onnxruntime#29510).

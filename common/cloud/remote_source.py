@@ -346,7 +346,8 @@ def _send(session: requests.Session, url: str, headers: dict[str, str]) -> reque
         return session.get(url, headers={"Accept-Encoding": "identity", **headers}, stream=True,
                            allow_redirects=False, timeout=(CONNECT_SECONDS, READ_SECONDS))
     except requests.exceptions.SSLError as failure:
-        raise SourceError(f"{url}: the TLS connection failed ({failure}); the server needs a valid certificate") from failure
+        raise SourceError(f"{url}: the TLS connection failed ({failure}); "
+                          "the server needs a valid certificate") from failure
     except (requests.ConnectionError, requests.Timeout) as failure:
         raise _Transient(f"requesting {url} failed: {failure}") from failure
 

@@ -85,7 +85,8 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     except Image.DecompressionBombError as error:  # over twice the limit: Pillow refuses before decoding
         raise ImageRejected("image_too_large", f"{error}; not decoded") from None
     except UnidentifiedImageError:
-        raise ImageRejected("image_unreadable", f"not an image in any format Pillow reads ({len(data)} bytes)") from None
+        raise ImageRejected("image_unreadable",
+                            f"not an image in any format Pillow reads ({len(data)} bytes)") from None
     except Exception as error:  # Pillow raises many types for data it cannot parse
         raise ImageRejected("image_unreadable", f"not a readable image: {_reason(error)}") from None
     with image:

@@ -7,7 +7,8 @@ one call per person and period, not one per request."""
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 import cachetools
 

@@ -16,12 +16,12 @@ instance, each turned into the model's small input as soon as it is decoded.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
-from google.api_core.exceptions import NotFound
+from google.api_core.exceptions import NotFound as ObjectGone
 
 from common.cloud import model_cache, storage, training_store
 from common.domain import layout, prediction
@@ -167,7 +167,7 @@ def _read_object(uri: str, stored: _Stored | None) -> ImageSource:
         if stored is None:
             raise NotFound(uri)
         return ImageSource(uri, storage.blob(stored.name, stored.generation).download_as_bytes())
-    except NotFound:  # never there, or replaced since its size was read
+    except (NotFound, ObjectGone):  # never there, or replaced since its size was read
         return ImageSource(uri, problem=ImageRejected("image_not_found", f"no object {uri}"))
 
 
