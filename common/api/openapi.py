@@ -77,14 +77,22 @@ def _parameter(param: Param) -> dict:
 
 
 def _responses(declared: Route) -> dict:
-    answers = {declared.status: ("success", declared.response)}
+    answers: dict[int, tuple[str, dict | None]] = {declared.status: ("success", declared.response)}
     for status in _error_statuses(declared):
         answers[status] = (ERRORS[status], ERROR_REF)
+    if any(param.name == "If-None-Match" for param in declared.params):
+        answers[304] = ("not modified: an ETag the caller holds is current (no body)", None)
     answers.update(declared.responses)
-    return {str(status): {"description": description,
-                          "content": {declared.media_type if status == declared.status else "application/json":
-                                      {"schema": schema}}}
+    return {str(status): _response(description, schema, declared.media_type if status == declared.status
+                                   else "application/json")
             for status, (description, schema) in sorted(answers.items())}
+
+
+def _response(description: str, schema: dict | None, media_type: str) -> dict:
+    """One answer; one without a schema has no body (a 304)."""
+    if schema is None:
+        return {"description": description}
+    return {"description": description, "content": {media_type: {"schema": schema}}}
 
 
 def _error_statuses(declared: Route) -> list[int]:
