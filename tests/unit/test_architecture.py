@@ -29,7 +29,7 @@ CLOUD_FUNCTIONS = [function for function in FUNCTIONS if function not in WORKERS
 OUR_PACKAGES = frozenset(path.parent.name for path in REPO.glob("*/__init__.py"))
 DOMAIN_MUST_NOT_IMPORT = ("google", "flask", "werkzeug", "functions_framework", "requests",
                           "common.cloud", "common.services", "common.api")
-# What each layer of common/ may import of our own code, itself included (docs/production.md, "Layers"):
+# What each layer of common/ may import of our own code, itself included (docs/architecture.md, "Layers"):
 # domain nothing above it, cloud the domain and platform only; services anything below but never api.
 LAYERS_IMPORT_ONLY = {"common.domain": ("common.domain",),
                       "common.cloud": ("common.cloud", "common.domain", "common.platform")}
