@@ -33,6 +33,7 @@ from common.domain import jobs as kernel
 from common.platform import config
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
+from common.services import job_requests
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,8 @@ def request(family: Family, job: dict, deadline: float | None = None,
     again: its done units stay done."""
     stored = job_store.create(family.jobs(), job, deadline)
     reopened = job_store.reopen(family.jobs(), stored["id"], resumed) if stored["status"] in resumed else None
-    stored = reopened or stored
-    if reopened or kernel.may_publish_start(stored):
-        topics.publish(family.topic(), {"job_id": stored["id"], "step": "plan"}, deadline)
-    return stored
+    return job_requests.ask_recorded(reopened or stored, family.topic(), {"job_id": stored["id"], "step": "plan"},
+                                     deadline, (lambda _: True) if reopened else kernel.may_publish_start)
 
 
 def cancel(family: Family, kinds: dict[str, Kind], job_id: str, by: str | None) -> dict:

@@ -20,7 +20,7 @@ export async function render(main, {params: [dataset]}) {
       versions.map((v) => [v.id, v.name || "–", v.status, fmt(v.stats?.images), when(v.created_at)])) :
       empty("No version yet: freeze one to train or export exactly this data later."),
       h("h2", {}, "Exports (newest 20)"), exports.length ? table(["export", "format", "version", "status", "files", "holds", "created", "zip"],
-        exports.map((e) => [e.id, e.format, e.version || "–", e.error ? `${e.status}: ${e.error}` : e.status,
+        exports.map((e) => [e.id, e.format, e.version || "–", h("span", {}, h("span", {class: "nowrap"}, e.status), e.error ? `: ${e.error}` : ""),
           `${fmt(e.files_done)} / ${fmt(e.files_total)}`, holds(e), when(e.created_at),
           e.uri ? downloadButton(`/exports/${encodeURIComponent(e.id)}/zip`, `${e.id}.zip`, "zip") : "–"])) :
         empty("No export yet: export a version as YOLO, COCO or Pascal VOC above."));
