@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from common.domain import generations
 from common.domain.issues import Issue
@@ -72,6 +72,11 @@ class Entry(TypedDict, total=False):
     duplicate_issues: list[dict[str, Any]]
 
 
+class IndexedEntry(Entry, total=False):
+    """An entry as the index stores it: `derive` has added its derived fields (the ones read by name here)."""
+    status: str
+
+
 def new_entry(key: str, split: str | None) -> Entry:
     return {"key": key, "split": split, "image": None, "image_tombstone": 0, "image_issues": [],
             "image_sources": {}, "sources_kept": True,
@@ -84,9 +89,16 @@ def is_stale(entry: Entry, part: str, generation: int, deleting: bool = False, p
     already applied or superseded (common.domain.generations). An image event is
     judged against its own file (`path`, required): several image files may share a name."""
     if part == "image":
-        return _is_stale_image(entry, path, generation, deleting)
-    held = (entry.get(part) or {}).get("generation", 0)
-    return generations.is_stale(generation, held, entry.get(f"{part}_tombstone", 0), deleting)
+        return _is_stale_image(entry, _image_path(path), generation, deleting)
+    label = entry.get("label")
+    held = label.get("generation", 0) if label else 0
+    return generations.is_stale(generation, held, entry.get("label_tombstone", 0), deleting)
+
+
+def _image_path(path: str | None) -> str:
+    if path is None:
+        raise ValueError("an image event names its file: several image files may share an entry")
+    return path
 
 
 # ---- several image files of one name ------------------------------------------------------------------------
@@ -113,7 +125,7 @@ def image_sources(entry: Entry) -> dict[str, dict[str, Any]]:
     return sources
 
 
-def _source(path: str, held: int, tombstone: int, record: dict[str, Any] | None,
+def _source(path: str, held: int, tombstone: int, record: ImageRecord | None,
             issues: list[dict[str, Any]]) -> dict[str, Any]:
     return {"path": path, "held": held, "tombstone": tombstone, "record": record, "issues": issues}
 
@@ -159,7 +171,8 @@ def _name_collisions(entry: Entry, label_path: str) -> list[dict[str, Any]]:
     paths = live_image_paths(entry)
     if len(paths) < 2:
         return []
-    shown = (entry.get("image") or {}).get("path")
+    image = entry.get("image")
+    shown = image.get("path") if image else None
     label = label_path or entry["key"] + ".txt"
     return [Issue("image_name_collision",
                   f"{', '.join(other for other in paths if other != path)} has the same name: "
@@ -170,18 +183,18 @@ def _name_collisions(entry: Entry, label_path: str) -> list[dict[str, Any]]:
 def set_part(entry: Entry, part: str, record: ImageRecord | LabelRecord, issues: list[Issue]) -> None:
     """Index a file as the entry's label, or as one of its image files (record["path"] tells which)."""
     if part == "image":
-        return _set_image(entry, record, issues)
-    entry[part] = record
-    entry[f"{part}_issues"] = [i.to_dict() for i in issues]
+        return _set_image(entry, cast(ImageRecord, record), issues)  # `part` says which record it is
+    entry["label"] = cast(LabelRecord, record)
+    entry["label_issues"] = [i.to_dict() for i in issues]
 
 
 def delete_part(entry: Entry, part: str, generation: int, path: str | None = None) -> None:
     """Forget the label, or the image file at `path` (required for an image), deleted at `generation`."""
     if part == "image":
-        return _delete_image(entry, path, generation)
-    entry[part] = None
-    entry[f"{part}_issues"] = []
-    entry[f"{part}_tombstone"] = max(entry.get(f"{part}_tombstone", 0), generation)
+        return _delete_image(entry, _image_path(path), generation)
+    entry["label"] = None
+    entry["label_issues"] = []
+    entry["label_tombstone"] = max(entry.get("label_tombstone", 0), generation)
 
 
 def label_boxes(entry: Entry) -> list[Box]:
@@ -191,10 +204,11 @@ def label_boxes(entry: Entry) -> list[Box]:
 
 def derive(entry: Entry, class_count: int | None) -> dict[str, Any]:
     """Return the entry with every derived field recomputed."""
-    has_image, has_label = entry["image"] is not None, entry["label"] is not None
+    image, label = entry["image"], entry["label"]
+    has_image, has_label = image is not None, label is not None
     boxes = label_boxes(entry)
     in_range = boxes_in_range(boxes, class_count)
-    label_path = (entry["label"] or {}).get("path", "")
+    label_path = label.get("path", "") if label else ""
     out_of_range = [i.to_dict() for i in class_issues(boxes, class_count, label_path)]
     status = _status(has_image, has_label, in_range, entry["label_issues"], boxes)
     orphan = ([Issue("label_without_image", "no image in the dataset has this label's name "
@@ -208,7 +222,7 @@ def derive(entry: Entry, class_count: int | None) -> dict[str, Any]:
         class_counts[f"c{box.class_id}"] = class_counts.get(f"c{box.class_id}", 0) + 1
     derived = {
         "present": has_image or has_label, "has_image": has_image, "has_label": has_label,
-        "status": status, "sha256": (entry["image"] or {}).get("sha256"),
+        "status": status, "sha256": image.get("sha256") if image else None,
         "class_issues": out_of_range + orphan, "issues": issues,
         "issue_count": len(issues), "has_issues": bool(issues),
         "class_ids": sorted({b.class_id for b in counted}), "class_counts": class_counts,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from common.domain import entries
-from common.domain.entries import Entry
+from common.domain.entries import ImageRecord, IndexedEntry
 from common.domain.labels import Row, boxes_in_range
 
 USABLE = (entries.LABELED, entries.BACKGROUND)
@@ -41,34 +41,41 @@ class Snapshot:
     excluded: dict[str, int] = field(default_factory=dict)  # reason -> images left out
 
 
-def take(dataset: str, classes: list[str] | None, all_entries: list[Entry]) -> Snapshot:
+def take(dataset: str, classes: list[str] | None, all_entries: list[IndexedEntry]) -> Snapshot:
     class_count = len(classes) if classes is not None else None
     excluded: dict[str, int] = {}
-    images, seen = [], set()
-    for entry in sorted(all_entries, key=lambda e: (e["image"] or {}).get("path", "")):
+    images: list[SnapshotImage] = []
+    seen: set[str] = set()
+    for entry in sorted(all_entries, key=_image_path):
+        image = entry.get("image")
         reason = _exclusion(entry, seen)
         if reason:
             excluded[reason] = excluded.get(reason, 0) + 1
-            continue
-        seen.add(entry["image"]["sha256"])
-        images.append(_image(entry, class_count))
+        elif image:  # an entry with neither image nor label is no image and no exclusion
+            seen.add(image["sha256"])
+            images.append(_image(entry, image, class_count))
     return Snapshot(dataset, tuple(classes) if classes is not None else None, tuple(images), excluded)
 
 
-def _exclusion(entry: Entry, seen: set[str]) -> str | None:
-    if not entry.get("image"):
+def _image_path(entry: IndexedEntry) -> str:
+    image = entry.get("image")
+    return image.get("path", "") if image else ""
+
+
+def _exclusion(entry: IndexedEntry, seen: set[str]) -> str | None:
+    image = entry.get("image")
+    if not image:
         return "label without image" if entry.get("label") else None
     if entry["image_issues"]:
         return "image with issues"
     if entry["status"] not in USABLE:
         return "unlabelled image"
-    if entry["image"]["sha256"] in seen:
+    if image["sha256"] in seen:
         return "duplicate content"
     return None
 
 
-def _image(entry: Entry, class_count: int | None) -> SnapshotImage:
-    image = entry["image"]
+def _image(entry: IndexedEntry, image: ImageRecord, class_count: int | None) -> SnapshotImage:
     boxes = boxes_in_range(entries.label_boxes(entry), class_count)
     return SnapshotImage(path=image["path"], generation=image["generation"], sha256=image["sha256"],
                          width=image.get("oriented_width"), height=image.get("oriented_height"),

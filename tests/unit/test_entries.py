@@ -1,3 +1,5 @@
+import pytest
+
 from common.domain import duplicates, entries
 from common.domain.issues import Issue
 from common.domain.labels import Box
@@ -87,6 +89,14 @@ def test_generation_guard_and_tombstones():
     assert e["image"] is None and entries.is_stale(e, "image", 9, path=path)
     assert not entries.is_stale(e, "image", 10, path=path)
     assert not entries.is_stale(e, "label", 1)
+
+
+def test_an_image_event_without_its_path_is_refused_by_name():
+    e = entry(IMAGE)
+    with pytest.raises(ValueError, match="names its file"):
+        entries.is_stale(e, "image", 6)
+    with pytest.raises(ValueError, match="names its file"):
+        entries.delete_part(e, "image", 6)
 
 
 def test_duplicates_and_leakage_named_on_the_entry():

@@ -94,3 +94,9 @@ def test_the_snapshot_is_generic_and_the_training_view_splits_it():
     (image,) = taken.images
     assert (image.split, image.boxes, image.width, image.height, image.labeled) == \
         (None, ((7, 0.5, 0.5, 0.1, 0.1),), 640, 480, True)
+
+
+def test_an_entry_with_neither_image_nor_label_is_neither_taken_nor_excluded():
+    gone = entries.derive(entries.new_entry("datasets/d/labels/train/gone", "train"), CLASS_COUNT)
+    taken = snapshot.take("d", CLASSES, [gone, entry("a", "train", sha(1))])
+    assert [image.sha256 for image in taken.images] == [sha(1)] and taken.excluded == {}
