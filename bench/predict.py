@@ -11,7 +11,8 @@ Starts its own stack on free ports, trains and registers a small model at
 2. warm latency: median and p95 of N single-image requests through HTTP, of a
    640x480 JPEG (no resize) and of a real photo, Ultralytics' bus.jpg (810x1080,
    resized to 640x480 on both sides), each against Ultralytics' warm predict of
-   the same file on best.pt in-process, and the photo's also against ONNX
+   the same file on best.pt (kept loaded in a process of its own and asked in
+   turn with ours, request by request), and each also against ONNX
    Runtime's own inference time for each request (its Server-Timing); the
    load average before and after says how busy the machine was;
 3. throughput: images per second in batches of 32 (multipart), against
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import statistics
 import subprocess
@@ -42,25 +42,19 @@ from common.domain import layout
 from infra.local import sample, stack as local_stack
 from infra.local.client import ApiClient, upload_all, wait_for
 
+# Ultralytics' warm predict, asked over stdin one line at a time ("<image>" or "batch <folder>"), each answered
+# with one "ULTRALYTICS <seconds>" line, so that each of its predictions runs right beside one of ours.
 ULTRALYTICS_WARM = """
-import json, sys, time
+import sys, time
+from pathlib import Path
 from ultralytics import YOLO
-weights, n, batch_dir, images = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
-model = YOLO(weights)
-times = {}
-for image in images:
-    for _ in range(3):
-        model.predict(image, verbose=False)
-    times[image] = []
-    for _ in range(n):
-        started = time.perf_counter()
-        model.predict(image, verbose=False)
-        times[image].append(time.perf_counter() - started)
-files = sorted(str(p) for p in __import__("pathlib").Path(batch_dir).iterdir()) if batch_dir else []
-started = time.perf_counter()
-if files:
-    model.predict(files, verbose=False)
-print("ULTRALYTICS", json.dumps({"times": times, "batch_seconds": time.perf_counter() - started, "batch": len(files)}))
+model = YOLO(sys.argv[1])
+for line in sys.stdin:
+    command = line.rstrip("\\n")
+    what = sorted(map(str, Path(command[6:]).iterdir())) if command.startswith("batch ") else command
+    started = time.perf_counter()
+    model.predict(what, verbose=False)
+    print("ULTRALYTICS", time.perf_counter() - started, flush=True)
 """
 ULTRALYTICS_COLD = "from ultralytics import YOLO; import sys; YOLO(sys.argv[1]).predict(sys.argv[2], verbose=False)"
 
@@ -93,17 +87,18 @@ def run(stack: local_stack.Stack, args) -> None:
                                                    env=ultralytics_env(work)))
         print(f"cold start: prediction function {cold_ours:.2f} s, Ultralytics (import, load best.pt, predict) "
               f"{cold_theirs:.2f} s -> {cold_ours / cold_theirs:.2f}x", flush=True)
-    print(f"load average before the warm latencies: {load_average()}", flush=True)
-    theirs = ultralytics_warm(weights, [image, photo], None if args.latency_only else batch_dir, args.requests, work)
-    for path, label in ((image, "640x480 JPEG"), (photo, "a real photo, bus.jpg 810x1080")):
-        ours, stages = warm_latency(env["PREDICT_URL"], stack.token, model["id"], path, args.requests)
-        report_latency(ours, theirs["times"][str(path)], label)
-        report_against_inference(ours, stages, label)
-    print(f"load average after: {load_average()}", flush=True)
-    if args.latency_only:
-        return
+    with UltralyticsWarm(weights, work) as theirs:
+        print(f"load average before the warm latencies: {load_average()}", flush=True)
+        for path, label in ((image, "640x480 JPEG"), (photo, "a real photo, bus.jpg 810x1080")):
+            ours, stages, their_times = warm_latency(env["PREDICT_URL"], stack.token, model["id"], path,
+                                                     args.requests, theirs)
+            report_latency(ours, their_times, label)
+            report_against_inference(ours, stages, label)
+        print(f"load average after: {load_average()}", flush=True)
+        if args.latency_only:
+            return
+        their_rate = len(list(batch_dir.iterdir())) / theirs.predict(f"batch {batch_dir}")
     batch_rate = batch_throughput(env["PREDICT_URL"], stack.token, model["id"], batch_dir, args.batches)
-    their_rate = theirs["batch"] / theirs["batch_seconds"]
     print(f"throughput, batches of 32 (multipart): {batch_rate:.1f} images/s; Ultralytics predict on the "
           f"same 32 files: {their_rate:.1f} images/s -> {batch_rate / their_rate:.2f}x", flush=True)
     if args.autolabel:
@@ -192,29 +187,55 @@ def _first_answer(port: int, token: str, model_id: str, data: bytes) -> int | No
         return None  # not listening yet
 
 
-def ultralytics_warm(weights: Path, images: list[Path], batch_dir: Path | None, n: int, work: Path) -> dict:
-    """Ultralytics' warm predict of each image n times ({"times": {path: [seconds]}}), then the batch folder."""
-    done = subprocess.run([sys.executable, "-c", ULTRALYTICS_WARM, str(weights), str(n), str(batch_dir or ""),
-                           *map(str, images)], capture_output=True, text=True, check=True, env=ultralytics_env(work))
-    line = next(line for line in done.stdout.splitlines() if line.startswith("ULTRALYTICS "))
-    return json.loads(line.split(" ", 1)[1])
+class UltralyticsWarm:
+    """Ultralytics' warm predict on best.pt in a process of its own, kept loaded and asked one prediction at a
+    time: each of its predictions runs right beside one of ours, so a load that comes and goes on a shared
+    machine weighs on both sides alike (measured one whole side after the other, the ratio moved with it)."""
+
+    def __init__(self, weights: Path, work: Path):
+        self.process = subprocess.Popen([sys.executable, "-c", ULTRALYTICS_WARM, str(weights)], text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=ultralytics_env(work))
+
+    def predict(self, what: str | Path) -> float:
+        """Seconds of one predict of an image, or of "batch <folder>" (its files as one list)."""
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(f"{what}\n")
+        self.process.stdin.flush()
+        for line in self.process.stdout:
+            if line.startswith("ULTRALYTICS "):
+                return float(line.split()[1])
+        raise SystemExit(f"Ultralytics' predict process ended ({self.process.wait()}) while predicting {what}")
+
+    def __enter__(self) -> UltralyticsWarm:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
 
 
-def warm_latency(url: str, token: str, model_id: str, image: Path, n: int) -> tuple[list[float], list[dict]]:
-    """Seconds of n requests after three, and each one's Server-Timing stages (ms)."""
+def warm_latency(url: str, token: str, model_id: str, image: Path, n: int,
+                 theirs: UltralyticsWarm) -> tuple[list[float], list[dict], list[float]]:
+    """Seconds of n requests after three, each one's Server-Timing stages (ms), and the seconds of Ultralytics'
+    predict of the same file beside each: one of each in turn, who goes first alternating."""
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"})
-    data, times, stages = image.read_bytes(), [], []
+    data, times, stages, their_times = image.read_bytes(), [], [], []
     for i in range(n + 3):
+        their_seconds = theirs.predict(image) if i % 2 else None
         started = time.perf_counter()
         answer = session.post(f"{url}/models/{model_id}/predict", data=data, timeout=60)
+        seconds = time.perf_counter() - started
         if answer.status_code != 200:
             raise SystemExit(f"predict answered {answer.status_code}: {answer.text[:300]}")
-        if i >= 3:  # the first three warm the connection and the caches
-            times.append(time.perf_counter() - started)
+        their_seconds = their_seconds if their_seconds is not None else theirs.predict(image)
+        if i >= 3:  # the first three warm the connection, the caches and Ultralytics' predictor
+            times.append(seconds)
             stages.append(server_timing(answer.headers["Server-Timing"]))
+            their_times.append(their_seconds)
     report_stages(times, stages)
-    return times, stages
+    return times, stages, their_times
 
 
 def server_timing(header: str) -> dict[str, float]:
