@@ -27,12 +27,15 @@ import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 from collections.abc import Sequence
 
 from common.domain import layout
 from common.domain.issues import Issue
 from common.domain.layout import DATA_YAML_NAMES, SPLIT_ALIASES
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer  # what io's readinto is given: typeshed's name, no runtime module
 
 MAX_MEMBERS = 100_000
 MAX_TOTAL_BYTES = 50 * 1024 ** 3
@@ -263,9 +266,10 @@ class _Counting(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
-        data = self.source.read(len(buffer))
-        buffer[:len(data)] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
+        data = self.source.read(len(view))
+        view[:len(data)] = data
         self.count += len(data)
         return len(data)
 
@@ -297,7 +301,7 @@ class ExpansionGuard(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer)[:self.READ_BYTES]
         count = self.decompressed.readinto(view)
         self.expanded += count
@@ -319,7 +323,7 @@ class ExpansionGuard(io.RawIOBase):
                                  "bomb?); the import stopped there: pack the dataset without such padding")
 
 
-def _decompressing(buffered: io.BufferedReader) -> BinaryIO:
+def _decompressing(buffered: io.BufferedReader[_Counting]) -> io.BufferedIOBase:
     head = buffered.peek(6)[:6]
     if head.startswith(b"\x1f\x8b"):
         return gzip.GzipFile(fileobj=buffered, mode="rb")

@@ -33,8 +33,8 @@ import io
 import posixpath
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
-from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, TypeGuard
+from collections.abc import Callable, Iterator, Sequence
 
 import ijson
 
@@ -69,7 +69,7 @@ class _File:
     name: str
     categories: list[dict[str, Any]] = field(default_factory=list)
     images: list[tuple[Any, ...]] = field(default_factory=list)             # (id, file name, width, height, member)
-    boxes: dict[object, array] = field(default_factory=dict)      # image id -> [category, x, y, w, h] * n
+    boxes: dict[object, array[float]] = field(default_factory=dict)  # image id -> [category, x, y, w, h] * n
     used: set[Any] = field(default_factory=set)                        # category ids annotations name
     skipped: int = 0
     missing: int = 0
@@ -81,8 +81,8 @@ def plan(annotation_files: dict[str, bytes | Opener], members: list[str], archiv
     member name (the enclosing folder already stripped); `existing`: the dataset's class names, when it has."""
     result = CocoImport()
     index = _member_index(members)
-    files = [_read(name, source, index, archive, result.issues) for name, source in sorted(annotation_files.items())]
-    files = [found for found in files if found is not None]
+    read = [_read(name, source, index, archive, result.issues) for name, source in sorted(annotation_files.items())]
+    files = [found for found in read if found is not None]
     ids = _class_ids(files, archive, result)
     if existing is not None:
         ids = _onto_existing(ids, existing, archive, result)
@@ -95,7 +95,7 @@ def plan(annotation_files: dict[str, bytes | Opener], members: list[str], archiv
 
 def _read(name: str, source: bytes | Opener, index: dict[str, str], archive: str,
           issues: list[Issue]) -> _File | None:
-    found, seen = _File(name), set()
+    found, seen = _File(name), set[str]()
     try:
         with (io.BytesIO(source) if isinstance(source, bytes) else source()) as stream:
             for section, record in _records(stream, seen):
@@ -136,7 +136,7 @@ def _records(stream: BinaryIO, seen: set[str]) -> Iterator[tuple[str, dict[str, 
             _box_event(record, key, event, value)
 
 
-def _box_event(record: dict[str, Any], key: str, event: str, value) -> None:
+def _box_event(record: dict[str, Any], key: str, event: str, value: object) -> None:
     if key == "bbox" and event == "start_array":
         record["bbox"] = []
     elif key == "bbox" and event in SCALARS:
@@ -181,10 +181,8 @@ def _keep_annotation(found: _File, record: dict[str, Any] | None) -> None:
         found.used.add(category)
     bbox = record.get("bbox")
     image_id = record.get("image_id")
-    usable = (not record.get("iscrowd") and isinstance(category, int) and not isinstance(category, bool)
-              and isinstance(bbox, list) and len(bbox) == 4 and bbox[2] > 0 and bbox[3] > 0
-              and isinstance(image_id, (int, str)))
-    if not usable:
+    if not (not record.get("iscrowd") and isinstance(category, int) and not isinstance(category, bool)
+            and _is_box(bbox) and isinstance(image_id, (int, str))):
         found.skipped += 1
         return
     boxes = found.boxes.setdefault(image_id, array("d"))
@@ -194,7 +192,12 @@ def _keep_annotation(found: _File, record: dict[str, Any] | None) -> None:
     boxes.extend((category, *bbox))
 
 
-def _is_image_record(image) -> bool:
+def _is_box(bbox: object) -> TypeGuard[list[float]]:
+    """4 numbers (_box_event kept only numbers), of some width and height."""
+    return isinstance(bbox, list) and len(bbox) == 4 and bbox[2] > 0 and bbox[3] > 0
+
+
+def _is_image_record(image: object) -> TypeGuard[dict[str, Any]]:
     return (isinstance(image, dict) and isinstance(image.get("file_name"), str) and ".." not in
             image["file_name"].split("/") and all(isinstance(image.get(k), int) and image[k] > 0
                                                    for k in ("width", "height"))
@@ -245,15 +248,21 @@ def _plan_file(found: _File, ids: dict[int, int], archive: str, result: CocoImpo
         target = posixpath.join("images", *([split] if split else []), file_name.lstrip("/"))
         result.images[member] = target
         boxes = found.boxes.get(image_id, ())
-        result.labels[relative_label_path(target)] = write_label(
-            _yolo_row(ids[int(boxes[at])], *boxes[at + 1:at + 5], width, height)
-            for at in range(0, len(boxes), 5) if int(boxes[at]) in ids)
+        result.labels[relative_label_path(target)] = write_label(_rows(boxes, ids, width, height))
     if found.missing:
         result.issues.append(Issue("import_coco_image_missing", f"{found.name}: {found.missing} image(s) named in "
                                    "the file are not in the archive; not unpacked", archive))
     if skipped:
         result.issues.append(Issue("import_coco_box", f"{found.name}: {skipped} annotation(s) or image record(s) "
                                    "left out (crowd, no area, unknown category or image, malformed)", archive))
+
+
+def _rows(boxes: Sequence[float], ids: dict[int, int], width: int, height: int) -> Iterator[Row]:
+    """The YOLO rows of an image's boxes ([category, x, y, w, h] * n) whose category is a class."""
+    for at in range(0, len(boxes), 5):
+        if int(boxes[at]) in ids:
+            yield _yolo_row(ids[int(boxes[at])], boxes[at + 1], boxes[at + 2], boxes[at + 3], boxes[at + 4],
+                            width, height)
 
 
 def _yolo_row(class_id: int, x: float, y: float, w: float, h: float, width: int, height: int) -> Row:

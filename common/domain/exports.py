@@ -39,6 +39,8 @@ def lease(seconds: float) -> jobs.Lease:
     (which delivery). An export an older deployment claimed has a heartbeat only: its time alone decides."""
     return jobs.Lease(seconds, at="heartbeat", holder="claimed_by")
 BACKGROUND_LEFT_OUT = "background image (left out by request)"
+# A version frozen from entries indexed before the oriented size was kept: COCO and VOC need the pixel size
+SIZE_UNKNOWN = "image size not recorded (upload the image again, then freeze a new version)"
 
 
 class InvalidExportRequest(ValueError):
@@ -53,7 +55,7 @@ class ExportRequest:
     request_id: str | None = None  # a retry with the same one gets the first export
 
 
-def request_of(body) -> ExportRequest:
+def request_of(body: object) -> ExportRequest:
     if not isinstance(body, dict):
         raise InvalidExportRequest("the body must be a JSON object {\"format\", \"version\"?, \"background\"?, "
                                    "\"request_id\"?}")
@@ -127,13 +129,13 @@ class ExportPlan:
     @property
     def boxes_per_class(self) -> dict[str, dict[str, int]]:
         """{split: {class name: boxes}} for each split with images, every class listed (0 when it has none)."""
-        counted = {split: Counter() for split in self.splits}
+        counted: dict[str, Counter[int]] = {split: Counter() for split in self.splits}
         for member in self.members:
             counted[member.split].update(int(row[0]) for row in member.rows)
         return {split: _by_name(self.classes, per_class) for split, per_class in counted.items()}
 
 
-def _by_name(classes: list[str], per_class: Counter[Any]) -> dict[str, int]:
+def _by_name(classes: list[str], per_class: Counter[int]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for class_id, name in enumerate(classes):  # a name listed twice counts the boxes of both ids
         counts[name] = counts.get(name, 0) + per_class.get(class_id, 0)
@@ -143,15 +145,21 @@ def _by_name(classes: list[str], per_class: Counter[Any]) -> dict[str, int]:
 def plan(frozen: dict[str, Any], background: bool) -> ExportPlan:
     snapshot = versions.stored_snapshot(frozen)
     by_hash = splits_by_hash(snapshot)
-    excluded, members, taken = dict(frozen["excluded"]), [], set()
+    excluded: dict[str, int] = dict(frozen["excluded"])
+    members: list[Member] = []
+    taken: set[tuple[str, str]] = set()
     for image, record in zip(snapshot.images, frozen["images"]):
         if not background and not image.boxes:
-            excluded[BACKGROUND_LEFT_OUT] = excluded.get(BACKGROUND_LEFT_OUT, 0) + 1
+            reason = BACKGROUND_LEFT_OUT
+        elif image.width is None or image.height is None:
+            reason = SIZE_UNKNOWN
+        else:
+            split = split_of(image, DEFAULT_VAL_FRACTION, by_hash)
+            name = _unique(split, safe_member_path(_name_in_split(record["name"])), image.sha256, taken)
+            members.append(Member(split, name, image.path, image.generation, image.width, image.height,
+                                  image.boxes, image.sha256))
             continue
-        split = split_of(image, DEFAULT_VAL_FRACTION, by_hash)
-        name = _unique(split, safe_member_path(_name_in_split(record["name"])), image.sha256, taken)
-        members.append(Member(split, name, image.path, image.generation, image.width, image.height, image.boxes,
-                              image.sha256))
+        excluded[reason] = excluded.get(reason, 0) + 1
     return ExportPlan(list(snapshot.classes or ()), members, excluded)
 
 
@@ -160,8 +168,8 @@ def _name_in_split(relative: str) -> str:
     parts = relative.split("/")
     if "images" in parts[:-1]:
         parts = parts[len(parts) - 1 - parts[::-1].index("images") + 1:]
-    elif in_side_by_side_folder(relative):
-        return in_side_by_side_folder(relative)
+    elif side_by_side := in_side_by_side_folder(relative):
+        return side_by_side
     if len(parts) > 1 and parts[0].lower() in SPLIT_ALIASES:
         parts = parts[1:]
     return "/".join(parts)

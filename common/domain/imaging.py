@@ -17,7 +17,8 @@ import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
+from collections.abc import Iterator
 
 from PIL import Image, UnidentifiedImageError
 
@@ -79,7 +80,7 @@ class ImageFacts:
     oriented_height: int | None  # swapped for orientations 5..8
     thumbnail: bytes | None  # JPEG bytes, longest side <= THUMBNAIL_SIDE, EXIF-transposed, RGB
     issues: list[Issue]
-    exif: dict | None = None  # exif_facts(): capture time, camera, whether GPS is present; None without EXIF
+    exif: dict[str, Any] | None = None  # exif_facts(): capture time, camera, whether GPS is present; None without EXIF
 
 
 class HashingReader:
@@ -121,7 +122,7 @@ class DecodeBudget:
         self._changed = threading.Condition()
 
     @contextmanager
-    def reserve(self, size: int):
+    def reserve(self, size: int) -> Iterator[None]:
         with self._changed:
             self._changed.wait_for(lambda: self.held == 0 or self.held + size <= self.limit)
             self.held += size
@@ -241,7 +242,7 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def exif_facts(image: Image.Image) -> dict | None:
+def exif_facts(image: Image.Image) -> dict[str, Any] | None:
     """What a photo's EXIF says beyond orientation, from the same parse: when it was taken (DateTimeOriginal,
     else DateTime, as ISO 8601 with its offset when recorded), the camera's make and model, and whether GPS
     data is present (never the coordinates). None when the image has no EXIF."""
@@ -258,14 +259,14 @@ def exif_facts(image: Image.Image) -> dict | None:
         return None
 
 
-def _exif_text(value) -> str | None:
+def _exif_text(value: object) -> str | None:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     text = value.replace("\x00", "").strip()[:MAX_EXIF_TEXT] if isinstance(value, str) else ""
     return text or None
 
 
-def _exif_time(value, offset) -> str | None:
+def _exif_time(value: object, offset: object) -> str | None:
     """EXIF's "YYYY:MM:DD HH:MM:SS" as "YYYY-MM-DDTHH:MM:SS" (plus "+HH:MM" when an offset is recorded)."""
     text = _exif_text(value) or ""
     match = _EXIF_TIME.fullmatch(text)

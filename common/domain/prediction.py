@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -144,7 +145,7 @@ def _rgb_band(band: Image.Image) -> np.ndarray:
         grey = (np.clip(np.asarray(band).astype(np.int32, copy=False), 0, 65535) >> 8).astype(np.uint8)
         return grey[..., None]
     if band.mode == "F":
-        return np.clip(np.asarray(band), 0, 255).astype(np.uint8)[..., None]
+        return np.expand_dims(np.clip(np.asarray(band), 0, 255).astype(np.uint8), -1)
     return np.asarray(band if band.mode == "RGB" else band.convert("RGB"))
 
 
@@ -221,7 +222,7 @@ def non_max_suppression(output: np.ndarray, thresholds: Thresholds) -> np.ndarra
     if len(rows) > MAX_NMS:
         rows = rows[np.argsort(-rows[:, 4], kind="stable")[:MAX_NMS]]
     keep = greedy_nms(rows[:, :4] + rows[:, 5:6] * MAX_WH, rows[:, 4], thresholds.iou)
-    return rows[keep[:thresholds.max_det]]
+    return np.take(rows, keep[:thresholds.max_det], axis=0)
 
 
 def greedy_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
@@ -256,7 +257,7 @@ def scale_boxes(boxes: np.ndarray, placement: Letterbox) -> np.ndarray:
 
 # ---- boxes as the answer shows them ------------------------------------------
 
-def box_view(detection: Detection, image_size: tuple[int, int], names: list[str]) -> dict:
+def box_view(detection: Detection, image_size: tuple[int, int], names: list[str]) -> dict[str, Any]:
     """One box: pixels of the upright image and the YOLO label row of it (normalized cx cy w h)."""
     width, height = image_size
     x1, y1, x2, y2 = detection.x1, detection.y1, detection.x2, detection.y2

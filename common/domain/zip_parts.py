@@ -54,6 +54,9 @@ class _Counted:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass  # zipfile never closes a stream it was given; `raw` is its owner's to close
+
 
 class PartWriter:
     """The local entries of one part of an archive, starting `offset` bytes into it, written to `raw`."""

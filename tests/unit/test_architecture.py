@@ -27,6 +27,7 @@ FUNCTIONS = sorted(path.parent.name for path in (REPO / "functions").glob("*/mai
 WORKERS = {"ingest": "functions.ingest.main"}
 CLOUD_FUNCTIONS = [function for function in FUNCTIONS if function not in WORKERS]
 OUR_PACKAGES = frozenset(path.parent.name for path in REPO.glob("*/__init__.py"))
+TYPE_CHECKER_ONLY = frozenset({"_typeshed"})  # typeshed's names (WriteableBuffer): under TYPE_CHECKING, never run
 DOMAIN_MUST_NOT_IMPORT = ("google", "flask", "werkzeug", "functions_framework", "requests",
                           "common.cloud", "common.services", "common.api")
 # What each layer of common/ may import of our own code, itself included (docs/architecture.md, "Layers"):
@@ -102,7 +103,7 @@ def top_level(module: str) -> str:
 
 
 def is_third_party(module: str) -> bool:
-    return top_level(module) not in sys.stdlib_module_names | OUR_PACKAGES | {"main", "__main__"}
+    return top_level(module) not in sys.stdlib_module_names | OUR_PACKAGES | TYPE_CHECKER_ONLY | {"main", "__main__"}
 
 
 def matches(module: str, prefix: str) -> bool:

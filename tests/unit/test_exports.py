@@ -124,3 +124,11 @@ def test_the_command_line_shows_an_exports_counts_as_a_table():
         "(all boxes)  2      1,501  1,503",
         "(images)     3      1,200  1,203"]
     assert show.export_counts({"splits": None, "boxes_per_class": None}) == []  # an export not planned yet
+
+
+def test_an_image_frozen_without_its_size_is_left_out_and_counted_not_written_broken():
+    unsized = entry("b", "train", sha(2), boxes=(BUS,))
+    unsized["image"]["oriented_width"] = None  # indexed before the oriented size was kept
+    plan = plan_of(entry("a", "train", sha(1), boxes=(PERSON,)), unsized)
+    assert [member.file_name for member in plan.members] == ["a.jpg"]
+    assert plan.excluded == {exports.SIZE_UNKNOWN: 1}
