@@ -89,3 +89,13 @@ def cloud_run_executions():
         from google.cloud import run_v2
         return run_v2.ExecutionsClient()
     return _get("cloud_run_executions", make)
+
+
+def vertex_session():
+    """An authorized HTTP session for Vertex AI's REST API (common/cloud/vertex_runner.py)."""
+    def make():
+        import google.auth
+        from google.auth.transport.requests import AuthorizedSession
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        return AuthorizedSession(credentials)
+    return _get("vertex_session", make)

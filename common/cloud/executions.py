@@ -1,7 +1,8 @@
 """What became of a trainer execution: asked of Cloud Run, or of the local process table.
 
 The execution name says which: the CloudRunRunner records Cloud Run's full
-name (projects/…/jobs/…/executions/…), the LocalRunner `local-run-<job>…`
+name (projects/…/jobs/…/executions/…), the VertexRunner a Vertex AI custom job's
+(projects/…/customJobs/…), the LocalRunner `local-run-<job>…`
 (a local Cloud Run Job, whose record common/cloud/local_runner.py keeps), and a
 trainer started by hand reports `local-pid-<pid>` (a process of this machine).
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from google.api_core.exceptions import NotFound
 
-from common.cloud import clients, local_runner
+from common.cloud import clients, local_runner, vertex_runner
 from common.domain.training_job import LOCAL_EXECUTION_PREFIX, LOCAL_RUN_PREFIX, ExecutionState
 from common.platform import config
 
@@ -27,7 +28,14 @@ def observe(job: dict) -> ExecutionState:
         return local_run_state(job)
     if job["execution"].startswith(LOCAL_EXECUTION_PREFIX):
         return local_state(job)
+    if "/customJobs/" in job["execution"]:
+        return vertex_state(job)
     return cloud_run_state(job)
+
+
+def vertex_state(job: dict) -> ExecutionState:
+    name = job["execution"]
+    return vertex_runner.execution_state(name, vertex_runner.read(name), vertex_runner.rerun_command(name, job["id"]))
 
 
 # ---- Cloud Run -------------------------------------------------------------------------

@@ -9,14 +9,18 @@ exactly one execution.
 TRAINER_LAUNCHER picks the runner (cloud-run: the Cloud Run Job TRAINER_JOB in
 TRAINER_REGION; local: a local Cloud Run Job, the task timeout and retries
 enforced); unset, the local stack (an emulator host in the environment) gets
-local and everything else cloud-run.
+local and everything else cloud-run. A training that asks for several GPUs
+(`accelerator`, common/domain/accelerators.py) runs as a Vertex AI custom job
+instead of the Cloud Run Job (common/cloud/vertex_runner.py), its first execution
+and every continuation; on the local launcher it runs locally like any other.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from common.cloud import local_runner, runner
+from common.cloud import local_runner, runner, vertex_runner
 from common.domain import training_job
+from common.domain.accelerators import Accelerator
 from common.platform import config
 
 # Ultralytics loads weights only through its safe loader and never pip-installs: the trainer image
@@ -51,3 +55,20 @@ def from_config() -> runner.Runner:
     if kind == "cloud-run":
         return runner.CloudRunRunner(config.project(), config.trainer_region(), config.trainer_job())
     raise ValueError(f"TRAINER_LAUNCHER must be local or cloud-run, got {kind!r}")
+
+
+def for_accelerator(accelerator: Accelerator | None) -> runner.Runner:
+    """The runner of a training with this accelerator: the configured one (from_config), or a Vertex AI
+    custom job with its GPUs where it asks for some and the launcher is not local."""
+    if accelerator is None or config.trainer_launcher() == "local":
+        return from_config()
+    return vertex_runner.VertexRunner(config.project(), config.trainer_vertex_region(), accelerator, vertex_trainer())
+
+
+def vertex_trainer() -> vertex_runner.Trainer:
+    """The trainer as the Cloud Run Job runs it (its image, account and variables: infra/settings.json trainer),
+    with the custom job's own timeout as the task's."""
+    timeout = config.trainer_vertex_timeout_seconds()
+    env = {"GOOGLE_CLOUD_PROJECT": config.project(), "PROGRESS_TOPIC": config.progress_topic(),
+           "TASK_TIMEOUT_SECONDS": str(timeout), **TRAINER_SAFETY_ENV}
+    return vertex_runner.Trainer(config.trainer_image(), config.trainer_service_account(), timeout, env)

@@ -47,7 +47,8 @@ def unfinished_training(uid: str, deadline: float) -> int:
 
 def training_hours_since(uid: str, since: float, now: float, deadline: float) -> float:
     query = (training_store.jobs().where(filter=FieldFilter("requested_by", "==", uid))
-             .where(filter=FieldFilter("created_at", ">=", since)).select(["started_at", "finished_at"]))
+             .where(filter=FieldFilter("created_at", ">=", since))
+             .select(["started_at", "finished_at", "accelerator"]))
     return quotas.hours_used([snapshot.to_dict() for snapshot in query.stream(**db.deadline(deadline))], now, since)
 
 

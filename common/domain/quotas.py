@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from common.domain import accelerators
+
 DAY = 86_400
 STORED_BYTES, DATASETS = "stored_bytes", "datasets"
 CONCURRENT_TRAINING, GPU_HOURS_PER_DAY = "concurrent_training", "gpu_hours_per_day"
@@ -49,14 +51,15 @@ def day_start(now: float) -> float:
 
 
 def hours_used(jobs: list[dict[str, Any]], now: float, since: float) -> float:
-    """Trainer hours of `jobs` since `since`: from each one's start (or `since`) to its end (or now). A job not
-    started yet has used nothing."""
+    """GPU hours of `jobs` since `since`: from each one's start (or `since`) to its end (or now), times the GPUs
+    it holds (one on the Cloud Run Job, its accelerator's count on Vertex AI). A job not started yet has used
+    nothing."""
     seconds = 0.0
     for job in jobs:
         started = job.get("started_at")
         if started is None:
             continue
-        seconds += max(0.0, (job.get("finished_at") or now) - max(started, since))
+        seconds += max(0.0, (job.get("finished_at") or now) - max(started, since)) * accelerators.gpus_of(job)
     return seconds / 3600
 
 

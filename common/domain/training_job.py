@@ -146,7 +146,7 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "dataset", "requested_by", "status", "epoch", "epochs", "history", "error", "model_id", "request_id",
             "request", "manifest", "version", "execution", "device", "run", "resumed_from_epoch", "images", "excluded",
             "metrics", "weights", "cancel_requested", "materialize_seconds", "executions", "continuations",
-            "created_at", "launched_at", "started_at", "finished_at", "updated_at")
+            "accelerator", "created_at", "launched_at", "started_at", "finished_at", "updated_at")
     return {k: job.get(k) for k in keys}
 
 
@@ -165,11 +165,12 @@ def local_execution_name(job_id: str, continues_run: int | None = None) -> str:
 def reported_execution(current: str | None, reported: str | None) -> str | None:
     """The execution that runs the job now: the one named by the latest `started`
     event (a rerun is a new execution), else the one the launcher recorded. A
-    Cloud Run task knows only its execution's short name (CLOUD_RUN_EXECUTION):
-    it is resolved against the full name the launcher recorded."""
+    Cloud Run task knows only its execution's short name (CLOUD_RUN_EXECUTION), a
+    Vertex AI custom job only its id (CLOUD_ML_JOB_ID): either is resolved against
+    the full name the launcher recorded."""
     if not reported:
         return current
-    if "/" in reported or not current or "/executions/" not in current:
+    if "/" in reported or not current or not ("/executions/" in current or "/customJobs/" in current):
         return reported
     return f"{current.rsplit('/', 1)[0]}/{reported}"
 

@@ -1,7 +1,8 @@
 """Training requests: what a request may say, and what it means. Pure rules.
 
 A request is JSON: {"dataset", "model", "epochs", "imgsz", "batch", "patience",
-"request_id"?, "val_fraction"?, <allowlisted Ultralytics train arguments>...}.
+"request_id"?, "val_fraction"?, "version"?, "accelerator"?: {"type", "count"},
+<allowlisted Ultralytics train arguments>...}.
 `validate` turns it into a TrainingRequest or raises InvalidRequest with a
 reason a person understands; nothing here touches a cloud.
 """
@@ -11,6 +12,8 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, cast
+
+from common.domain import accelerators
 
 # Ultralytics detection model YAMLs: the scaled families (yolov8n.yaml, yolo11s.yaml)
 # and the ones shipped per size (yolov9t.yaml, yolov10b.yaml, yolov3-tiny.yaml).
@@ -74,7 +77,7 @@ PASSTHROUGH_ARGS = {
     "mosaic": Arg(float, 0.0, 1.0), "mixup": Arg(float, 0.0, 1.0), "cutmix": Arg(float, 0.0, 1.0),
     "workers": Arg(int, 0, 32), "amp": Arg(bool), "cache": Arg(bool),
 }
-OWN_FIELDS = {"dataset", "model", "request_id", "val_fraction", "version"}
+OWN_FIELDS = {"dataset", "model", "request_id", "val_fraction", "version", "accelerator"}
 VERSION_ID = re.compile(r"^v[1-9][0-9]{0,8}$")  # common.domain.versions.VERSION_ID
 DEFAULT_VAL_FRACTION = 0.2
 
@@ -91,6 +94,7 @@ class TrainingRequest:
     val_fraction: float
     train_args: dict[str, Any] = field(default_factory=dict)  # epochs, imgsz, batch, patience + passthrough
     version: str | None = None  # a frozen version of the dataset to train on; None: the dataset as it is now
+    accelerator: accelerators.Accelerator | None = None  # several GPUs on Vertex AI; None: the Cloud Run Job
 
     @property
     def epochs(self) -> int:
@@ -127,7 +131,9 @@ def is_official_weights(name: str) -> bool:
     return bool(MODEL_YAML.match(f"{stem}.yaml") or MODEL_YAML.match(f"{stem.removesuffix('u')}.yaml"))
 
 
-def validate(body: object, default_request_id: str) -> TrainingRequest:
+def validate(body: object, default_request_id: str,
+             limits: accelerators.Limits = accelerators.CLOUD_RUN_ONLY) -> TrainingRequest:
+    """The request, checked; `limits` are the accelerators the operator allows (none: the Cloud Run Job only)."""
     if not isinstance(body, dict):
         raise InvalidRequest("the request must be a JSON object")
     dataset = body.get("dataset")
@@ -149,7 +155,20 @@ def validate(body: object, default_request_id: str) -> TrainingRequest:
     version = body.get("version")
     if version is not None and (not isinstance(version, str) or not VERSION_ID.match(version)):
         raise InvalidRequest(f"version must be a version id of the dataset (v1, v2, ...), got {version!r}")
-    return TrainingRequest(dataset, check_model(body.get("model")), request_id, val_fraction, train_args, version)
+    accelerator = _accelerator(body.get("accelerator"), limits, train_args["batch"])
+    return TrainingRequest(dataset, check_model(body.get("model")), request_id, val_fraction, train_args, version,
+                           accelerator)
+
+
+def _accelerator(value: object, limits: accelerators.Limits, batch: int) -> accelerators.Accelerator | None:
+    try:
+        accelerator = accelerators.check(value, limits)
+    except accelerators.InvalidAccelerator as exc:
+        raise InvalidRequest(str(exc)) from None
+    refusal = accelerators.batch_refusal(accelerator, batch)
+    if refusal:
+        raise InvalidRequest(refusal)
+    return accelerator
 
 
 def check_model(model: object) -> str:

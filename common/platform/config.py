@@ -144,6 +144,39 @@ def trainer_log_dir() -> Path:
     return Path(os.environ.get("TRAINER_LOG_DIR") or tempfile.gettempdir())
 
 
+def trainer_accelerator_types() -> tuple[str, ...]:
+    """The GPU types a training request may ask several of (`accelerator: {type, count}`, run as a Vertex AI
+    custom job), separated by spaces or commas, e.g. nvidia-l4 (infra/settings.json trainer.vertex; the types
+    common/domain/accelerators.py knows). Empty: every training runs on the trainer's Cloud Run Job, one GPU."""
+    return tuple(os.environ.get("TRAINER_ACCELERATOR_TYPES", "").replace(",", " ").split())
+
+
+def trainer_max_accelerators() -> int:
+    """The most GPUs one training may ask for (`accelerator.count`)."""
+    return _int("TRAINER_MAX_ACCELERATORS", 1)
+
+
+def trainer_vertex_region() -> str:
+    """Where the Vertex AI custom jobs of trainings on several GPUs run (TRAINER_REGION unset)."""
+    return os.environ.get("TRAINER_VERTEX_REGION") or trainer_region()
+
+
+def trainer_image() -> str:
+    """The trainer image a Vertex AI custom job runs (the Cloud Run Job's)."""
+    return os.environ["TRAINER_IMAGE"]
+
+
+def trainer_service_account() -> str:
+    """The e-mail of the trainer's service account, which a Vertex AI custom job runs as."""
+    return os.environ["TRAINER_SERVICE_ACCOUNT"]
+
+
+def trainer_vertex_timeout_seconds() -> int:
+    """How long one Vertex AI custom job of the trainer may run; a longer training continues in the next one
+    from its bucket checkpoint, as on the Cloud Run Job (docs/training.md, Longer than a task)."""
+    return _int("TRAINER_VERTEX_TIMEOUT_SECONDS", 86400)
+
+
 def base_model_pins() -> str:
     """The operator's SHA-256 pins of official pretrained weights (common.domain.base_models)."""
     return os.environ.get("BASE_MODEL_SHA256", "")

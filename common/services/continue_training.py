@@ -17,7 +17,7 @@ import uuid
 
 from common.cloud import db, executions, job_store, launcher, training_store
 from common.domain import jobs as kernel
-from common.domain import layout, training_job
+from common.domain import accelerators, layout, training_job
 from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
@@ -54,7 +54,8 @@ def handle(message: PubSubMessage) -> Outcome:
             job_store.release(claimed)
             return Outcome(Result.DUPLICATE, f"continuation after run {run} of {job_id}: superseded while the "
                                              "execution stopped", {"job_id": job_id})
-        execution = launcher.launch_once(launcher.from_config(), job_id, job["manifest"], continues_run=run)
+        execution = launcher.launch_once(launcher.for_accelerator(accelerators.of_job(job)), job_id,
+                                         job["manifest"], continues_run=run)
     except Exception as exc:
         job_store.release(claimed)
         if is_transient(exc) or isinstance(exc, ContinuationBusy):

@@ -18,7 +18,8 @@ import uuid
 from google.api_core.exceptions import PreconditionFailed
 
 from common.cloud import dataset_members, db, index_snapshot, job_store, launcher, storage, training_store
-from common.domain import access, base_models, layout, snapshot, training_job, training_set, versions as version_rules
+from common.domain import access, accelerators, base_models, layout, snapshot, training_job, training_set
+from common.domain import versions as version_rules
 from common.domain import jobs as kernel
 from common.domain.versions import InvalidVersionRequest
 from common.domain.layout import is_valid_dataset_name
@@ -51,11 +52,12 @@ def handle(message: PubSubMessage) -> Outcome:
     try:
         if problem:
             raise InvalidRequest(problem)
-        request = validate(body, request_id)
+        request = validate(body, request_id, accelerator_limits())
         with job_store.Heartbeat(claimed):  # a large training set takes longer than the lease to build
             prepared = _prepare(request, job_id, created_at, requester)
             ref.set({**prepared, **requested_by}, merge=True)
-            execution = launcher.launch_once(launcher.from_config(), job_id, prepared["manifest"])
+            execution = launcher.launch_once(launcher.for_accelerator(request.accelerator), job_id,
+                                             prepared["manifest"])
     except InvalidRequest as exc:
         ref.set({**training_job.failed_job(job_id, request_id, _field(body, "dataset"), body, str(exc), time.time(),
                                            created_at), **requested_by})
@@ -71,6 +73,11 @@ def handle(message: PubSubMessage) -> Outcome:
     ref.update({"execution": execution, "launched_at": time.time(),
                 "executions": [training_job.launched_execution(execution, None, time.time())]})
     return Outcome(Result.APPLIED, f"job {job_id} launched as {execution}", {"job_id": job_id})
+
+
+def accelerator_limits() -> accelerators.Limits:
+    """The GPUs the operator lets one training ask for (TRAINER_ACCELERATOR_TYPES, TRAINER_MAX_ACCELERATORS)."""
+    return accelerators.Limits(config.trainer_accelerator_types(), config.trainer_max_accelerators())
 
 
 def _parse(data: bytes):
@@ -111,7 +118,8 @@ def _prepare(request: TrainingRequest, job_id: str, created_at: float | None, re
                                    **({"version": request.version} if request.version else {}),
                                    **request.train_args}, time.time(), created_at)
     return {**job, "manifest": uri, "images": built["counts"], "excluded": built["excluded"],
-            "version": request.version}
+            "version": request.version,
+            "accelerator": request.accelerator.stored() if request.accelerator else None}
 
 
 def _snapshot(request: TrainingRequest) -> snapshot.Snapshot:

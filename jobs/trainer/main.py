@@ -97,9 +97,10 @@ def main(config: Config) -> int:
 
 
 def execution_name() -> str:
-    """The execution this process runs in, as the watch looks it up: Cloud Run's
-    (its short name; the job's full one completes it), or the local launcher's."""
-    return os.environ.get("CLOUD_RUN_EXECUTION") or f"{training_job.LOCAL_EXECUTION_PREFIX}{os.getpid()}"
+    """The execution this process runs in, as the watch looks it up: Cloud Run's (its short name; the job's
+    full one completes it), a Vertex AI custom job's (its id, completed alike), or the local launcher's."""
+    return (os.environ.get("CLOUD_RUN_EXECUTION") or os.environ.get("CLOUD_ML_JOB_ID")
+            or f"{training_job.LOCAL_EXECUTION_PREFIX}{os.getpid()}")
 
 
 class Job:
