@@ -36,7 +36,7 @@ ROLES = {
     "roles/datastore.user", "roles/storage.objectUser", "roles/storage.objectViewer", "roles/pubsub.publisher",
     "roles/pubsub.subscriber", "roles/secretmanager.secretAccessor", "roles/run.invoker",
     "roles/run.jobsExecutorWithOverrides", "roles/run.viewer", "roles/iam.serviceAccountUser",
-    "roles/iam.serviceAccountTokenCreator",
+    "roles/iam.serviceAccountTokenCreator", "roles/aiplatform.user", "roles/aiplatform.viewer",
 }
 
 
@@ -123,7 +123,7 @@ def test_settings_topics_and_subscriptions_are_the_codes_defaults():
 def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
     required = set(re.findall(r'os\.environ\["([A-Z_]+)"\]', (REPO / "common/platform/config.py").read_text()))
     assert required == {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "API_TOKEN", "PAGE_TOKEN_SECRET", "TRAINER_JOB",
-                        "TRAINER_REGION", "IMPORTER_JOB"}, \
+                        "TRAINER_REGION", "IMPORTER_JOB", "TRAINER_IMAGE", "TRAINER_SERVICE_ACCOUNT"}, \
         "config.py requires a new variable: say here which function needs it, and set it in infra/settings.json"
     for key, function in SETTINGS["functions"].items():
         given = set(function["env"]) | set(function["secret_env"])
@@ -134,6 +134,9 @@ def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
                                                           "PAGE_TOKEN_SECRET": "page_token_secret"}
     assert SETTINGS["functions"]["predict"]["secret_env"] == {"API_TOKEN": "api_token"}
     assert {"TRAINER_JOB", "TRAINER_REGION", "TRAINER_LAUNCHER"} <= set(SETTINGS["functions"]["train"]["env"])
+    # ... and a training on several GPUs as a Vertex AI custom job of the trainer's image, as its account
+    assert {"TRAINER_IMAGE", "TRAINER_SERVICE_ACCOUNT", "TRAINER_ACCELERATOR_TYPES", "TRAINER_MAX_ACCELERATORS",
+            "TRAINER_VERTEX_REGION", "PROGRESS_TOPIC"} <= set(SETTINGS["functions"]["train"]["env"])
     assert {"GOOGLE_CLOUD_PROJECT", "PROGRESS_TOPIC"} <= set(SETTINGS["trainer"]["env"])
     # The imports function launches the importer on Cloud Run; the API and ingest ask for imports, and so
     # does the importer's stage phase; both functions know where an archive stops being unpacked inline.
@@ -334,7 +337,8 @@ def test_no_role_is_broader_than_the_code_needs():
     assert not roles & BASIC_ROLES and not [r for r in roles if r.lower().endswith("admin")], roles
     assert roles == ROLES, f"new roles {roles - ROLES}, roles no longer granted {ROLES - roles}"
     project_wide = [body["role"] for t, _, body in all_resources() if t == "google_project_iam_member"]
-    assert project_wide == ["roles/datastore.user"], "only Firestore is granted project-wide (it has no finer IAM)"
+    assert project_wide == ["roles/datastore.user", "roles/aiplatform.user", "roles/aiplatform.viewer"], \
+        "only Firestore and Vertex AI are granted project-wide (they have no finer IAM)"
     assert set(SETTINGS["object_writes"]) <= {*SETTINGS["functions"], WORKER_FOLDER, "trainer", "importer"}
     # Pub/Sub subscriber only ever on one subscription (never on a topic or the project).
     subscribers = {(t, n) for t, n, body in all_resources() if body.get("role") == "roles/pubsub.subscriber"}
@@ -668,3 +672,25 @@ def test_deploy_refuses_a_token_the_api_would_refuse_before_anything_runs(token)
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "at least 32 characters, 12 of them different" in done.stderr
     assert "+ gcloud" not in done.stdout
+
+
+def test_vertex_ai_is_granted_only_where_settings_allow_several_gpus():
+    """The training function creates, finds and cancels custom jobs that run as the trainer's account; the watch
+    reads them; neither grant exists while settings allow no GPU type (every training on the Cloud Run Job)."""
+    runs = resource("google_project_iam_member", "train_runs_vertex_jobs")
+    reads = resource("google_project_iam_member", "watch_reads_vertex_jobs")
+    assert (runs["role"], reads["role"]) == ("roles/aiplatform.user", "roles/aiplatform.viewer")
+    assert runs["member"] == 'serviceAccount:${google_service_account.function["train"].email}'
+    assert reads["member"] == 'serviceAccount:${google_service_account.function["watch"].email}'
+    assert runs["count"] == reads["count"] == "${local.vertex_enabled ? 1 : 0}"
+    assert parsed(MODULE)["locals"]["vertex_enabled"] == "${length(local.trainer.vertex.accelerator_types) > 0}"
+    assert resource("google_service_account_iam_member", "train_acts_as_trainer")["member"] == runs["member"]
+    assert "aiplatform.googleapis.com" in SETTINGS["apis"]
+    vertex = SETTINGS["trainer"]["vertex"]
+    assert vertex["accelerator_types"] == [] and vertex["max_accelerators"] == 1, "the default: one GPU on Cloud Run"
+    from common.domain import accelerators
+    assert set(vertex["accelerator_types"]) <= set(accelerators.MACHINES)
+    env = parsed(MODULE)["locals"]["env_values"]
+    assert env["TRAINER_SERVICE_ACCOUNT"] == "${google_service_account.trainer.email}"
+    assert env["TRAINER_IMAGE"] == "${var.trainer_image}"
+    assert parsed(ENVIRONMENT)["module"]["yolodrop"]["trainer_vertex_region"] == "${var.trainer_vertex_region}"

@@ -36,4 +36,12 @@ module "yolodrop" {
 
   join_policy    = var.join_policy
   join_allowlist = var.join_allowlist
+
+  notification_channels           = var.notification_channels
+  max_message_age_seconds         = var.max_message_age_seconds
+  http_5xx_ratio                  = var.http_5xx_ratio
+  firestore_backup_retention_days = var.firestore_backup_retention_days
+  export_retention_days           = var.export_retention_days
+
+  trainer_vertex_region = var.trainer_vertex_region
 }

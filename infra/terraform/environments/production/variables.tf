@@ -29,6 +29,12 @@ variable "trainer_gpu_type" {
   default = "nvidia-l4"
 }
 
+variable "trainer_vertex_region" {
+  description = "Where trainings on several GPUs run as Vertex AI custom jobs (infra/settings.json trainer.vertex); unset: trainer_region."
+  type        = string
+  default     = null
+}
+
 variable "trainer_image" {
   type = string
 }
@@ -84,4 +90,32 @@ variable "join_allowlist" {
   description = "For join_policy allowlist: addresses (ann@example.com) and domains (example.com) admitted."
   type        = list(string)
   default     = []
+}
+
+# ---- operations: what an operator is told, backups, derived data's lifetime (docs/operations.md) ----
+
+variable "notification_channels" {
+  description = "Notification channels every alert goes to (projects/<p>/notificationChannels/<id>); with deploy.sh: TF_VAR_notification_channels='[\"...\"]'. Empty: incidents in the console only."
+  type        = list(string)
+  default     = []
+}
+
+variable "max_message_age_seconds" {
+  type    = number
+  default = 900
+}
+
+variable "http_5xx_ratio" {
+  type    = number
+  default = 0.05
+}
+
+variable "firestore_backup_retention_days" {
+  type    = number
+  default = 7
+}
+
+variable "export_retention_days" {
+  type    = number
+  default = 30
 }

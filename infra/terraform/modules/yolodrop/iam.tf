@@ -206,3 +206,20 @@ resource "google_service_account_iam_member" "imports_acts_as_importer" {
   role               = "roles/iam.serviceAccountUser"
   member             = "serviceAccount:${google_service_account.function["imports"].email}"
 }
+
+# Trainings on several GPUs (settings trainer.vertex, only where it allows a GPU type): the training
+# function creates, finds and cancels Vertex AI custom jobs, which run as the trainer's account
+# (train_acts_as_trainer above), and the watch reads them. Vertex AI has no IAM finer than the project.
+resource "google_project_iam_member" "train_runs_vertex_jobs" {
+  count   = local.vertex_enabled ? 1 : 0
+  project = var.project
+  role    = "roles/aiplatform.user"
+  member  = "serviceAccount:${google_service_account.function["train"].email}"
+}
+
+resource "google_project_iam_member" "watch_reads_vertex_jobs" {
+  count   = local.vertex_enabled ? 1 : 0
+  project = var.project
+  role    = "roles/aiplatform.viewer"
+  member  = "serviceAccount:${google_service_account.function["watch"].email}"
+}

@@ -17,6 +17,9 @@ locals {
   bucket_location    = coalesce(var.bucket_location, var.region)
   firestore_location = coalesce(var.firestore_location, var.region)
 
+  trainer_vertex_region = coalesce(var.trainer_vertex_region, var.trainer_region)
+  vertex_enabled        = length(local.trainer.vertex.accelerator_types) > 0
+
   # Every environment variable a function, the ingest worker, the trainer or the importer may be given
   # (settings name which), with its value: common/platform/config.py reads them.
   env_values = {
@@ -55,5 +58,13 @@ locals {
     QUOTA_GPU_HOURS_PER_DAY   = tostring(local.settings.accounts.quota_gpu_hours_per_day)
     TRAINING_MAX_EPOCHS       = tostring(local.settings.accounts.training_max_epochs)
     TRAINING_MAX_IMGSZ        = tostring(local.settings.accounts.training_max_imgsz)
+
+    # Several GPUs: a Vertex AI custom job of the trainer's image, as its account (docs/training.md)
+    TRAINER_ACCELERATOR_TYPES      = join(" ", local.trainer.vertex.accelerator_types)
+    TRAINER_MAX_ACCELERATORS       = tostring(local.trainer.vertex.max_accelerators)
+    TRAINER_VERTEX_REGION          = local.trainer_vertex_region
+    TRAINER_IMAGE                  = var.trainer_image
+    TRAINER_SERVICE_ACCOUNT        = google_service_account.trainer.email
+    TRAINER_VERTEX_TIMEOUT_SECONDS = tostring(local.trainer.vertex.timeout_seconds)
   }
 }

@@ -36,6 +36,12 @@ variable "trainer_gpu_type" {
   default     = "nvidia-l4"
 }
 
+variable "trainer_vertex_region" {
+  description = "Where trainings on several GPUs run as Vertex AI custom jobs (a region with the GPU types settings allow); unset: trainer_region."
+  type        = string
+  default     = null
+}
+
 variable "trainer_image" {
   description = "The trainer image (jobs/trainer/Dockerfile, built by infra/cloudbuild.trainer.yaml) in the trainer region's Artifact Registry repository."
   type        = string
@@ -100,4 +106,52 @@ variable "join_allowlist" {
   description = "For join_policy allowlist: addresses (ann@example.com) and domains (example.com) admitted."
   type        = list(string)
   default     = []
+}
+
+# ---- operations (monitoring.tf, firestore.tf, storage.tf; docs/operations.md) ----
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channels every alert goes to (projects/<p>/notificationChannels/<id>: e-mail, Slack, PagerDuty ... made in the console or with gcloud). Empty: the alerts open incidents in the console only."
+  type        = list(string)
+  default     = []
+}
+
+variable "max_message_age_seconds" {
+  description = "Alert when a subscription's oldest unacknowledged message is older than this: its function keeps failing or falls behind."
+  type        = number
+  default     = 900
+  validation {
+    condition     = var.max_message_age_seconds >= 60
+    error_message = "max_message_age_seconds is at least 60: a message may wait a retry backoff of up to 600 s."
+  }
+}
+
+variable "http_5xx_ratio" {
+  description = "Alert when more than this share of the API's or prediction's answers are 5xx over 5 minutes."
+  type        = number
+  default     = 0.05
+  validation {
+    condition     = var.http_5xx_ratio > 0 && var.http_5xx_ratio < 1
+    error_message = "http_5xx_ratio is a share between 0 and 1, e.g. 0.05."
+  }
+}
+
+variable "firestore_backup_retention_days" {
+  description = "How long each daily Firestore backup is kept (a daily schedule keeps at most 7 days)."
+  type        = number
+  default     = 7
+  validation {
+    condition     = var.firestore_backup_retention_days >= 1 && var.firestore_backup_retention_days <= 7
+    error_message = "firestore_backup_retention_days is 1 to 7 (Firestore keeps a daily backup at most 7 days)."
+  }
+}
+
+variable "export_retention_days" {
+  description = "Export archives (derived/exports/) are deleted this many days after they were written; asking for the export again rebuilds it."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.export_retention_days >= 1
+    error_message = "export_retention_days is at least 1."
+  }
 }
