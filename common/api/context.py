@@ -75,11 +75,12 @@ class RequestContext:
 
 def request_id_of(request: Request) -> str:
     """The caller's X-Request-Id when it is a plain id, else the trace id Cloud
-    Run puts in X-Cloud-Trace-Context, else a new one."""
+    Run puts in X-Cloud-Trace-Context or traceparent (the id its log lines are
+    grouped under), else a new one."""
     given = request.headers.get("X-Request-Id", "")
     if _SAFE_ID.fullmatch(given):
         return given
-    return log.trace_id(request.headers.get("X-Cloud-Trace-Context")) or uuid.uuid4().hex
+    return log.trace_id_of(request.headers) or uuid.uuid4().hex
 
 
 def build(request: Request, request_id: str, public: bool) -> RequestContext:

@@ -1,31 +1,57 @@
 """Structured logs through stdlib logging: one JSON object per line on stderr, in the fields Cloud Logging reads
 (`severity`, `message`, `logging.googleapis.com/trace` while serving a request Cloud Run traced), then `time`
-and the call's own fields: log.info("model loaded", uri=..., seconds=...)."""
+and the call's own fields: log.info("model loaded", uri=..., seconds=...). A line that carries a stack trace (a
+`traceback` field, or a record logged with exc_info) carries it as `stack_trace`, and at ERROR and above in the
+form Error Reporting groups (`@type` ReportedErrorEvent with its `serviceContext`): docs/operations.md, Logs."""
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
+from typing import Protocol
 
 from common.platform import config
 
 LOGGER = logging.getLogger("yolodrop")
 TRACE_FIELD = "logging.googleapis.com/trace"
+ERROR_EVENT = "type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent"
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
+# W3C trace context: version-traceid-parentid-flags (https://www.w3.org/TR/trace-context/#traceparent-header)
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+_NO_TRACE = "0" * 32  # the W3C invalid trace id
+REPORTED = ("ERROR", "CRITICAL", "ALERT", "EMERGENCY")  # the severities whose stack trace is an error to report
 
 
 class CloudLoggingFormatter(logging.Formatter):
-    """A record as one line of JSON: severity, message, the trace when known, time, then the record's fields."""
+    """A record as one line of JSON: severity, message, the trace when known, time, then the record's fields,
+    and an error's stack trace where Error Reporting reads it."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"severity": getattr(record, "severity", record.levelname), "message": record.getMessage()}
+        severity = getattr(record, "severity", record.levelname)
+        entry = {"severity": severity, "message": record.getMessage()}
         trace = current_trace()
         if trace:
             entry[TRACE_FIELD] = trace
         entry["time"] = record.created
-        entry.update(getattr(record, "fields", {}))
+        fields = dict(getattr(record, "fields", {}))
+        stack = fields.pop("traceback", None) or (self.formatException(record.exc_info) if record.exc_info else None)
+        entry.update(fields)
+        if stack:
+            entry.update(error_report(str(stack), severity in REPORTED))
         return json.dumps(entry, default=str)
+
+
+def error_report(stack: str, reported: bool) -> dict:
+    """The fields that carry a stack trace: `stack_trace` (the first field Error Reporting reads), and for an
+    error its `@type` and the service it happened in (Cloud Run's and Cloud Functions' K_SERVICE and K_REVISION,
+    a job's CLOUD_RUN_JOB)."""
+    if not reported:
+        return {"stack_trace": stack}
+    service = os.environ.get("K_SERVICE") or os.environ.get("CLOUD_RUN_JOB") or LOGGER.name
+    context = {"service": service, **({"version": os.environ["K_REVISION"]} if os.environ.get("K_REVISION") else {})}
+    return {"stack_trace": stack, "@type": ERROR_EVENT, "serviceContext": context}
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -41,22 +67,41 @@ class _CurrentStderr(logging.StreamHandler):
 
 
 def current_trace() -> str | None:
-    """projects/<project>/traces/<id> of the HTTP request being served, from the X-Cloud-Trace-Context header
-    Cloud Run adds; None outside a request, as in a Pub/Sub consumer or a job."""
+    """projects/<project>/traces/<id> of the HTTP request being served, from the X-Cloud-Trace-Context or
+    traceparent header Cloud Run adds; None outside a request, as in a job. Flask's request context is per
+    request (a contextvar, set by the framework for every HTTP function: the API and prediction behind the edge,
+    and each push a topic-fed function serves), so no call passes the trace along."""
     flask = sys.modules.get("flask")  # loaded by the HTTP functions only: the others have no request to trace
     if flask is None or not flask.has_request_context():
         return None
-    found = trace_id(flask.request.headers.get("X-Cloud-Trace-Context"))
+    found = trace_id_of(flask.request.headers)
     try:
         return f"projects/{config.project()}/traces/{found}" if found else None
     except KeyError:  # no project configured: a line without its trace rather than no line
         return None
 
 
+class Headers(Protocol):
+    """A request's headers: werkzeug's, or any mapping of names to values."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+def trace_id_of(headers: Headers) -> str | None:
+    """The trace id a request carries: X-Cloud-Trace-Context's, else traceparent's; None when neither holds one."""
+    return trace_id(headers.get("X-Cloud-Trace-Context")) or traceparent_id(headers.get("traceparent"))
+
+
 def trace_id(header: str | None) -> str | None:
     """The trace id of an X-Cloud-Trace-Context header (TRACE_ID/SPAN_ID;o=1); None when it holds none."""
     trace = (header or "").partition("/")[0]
-    return trace if _TRACE_ID.fullmatch(trace) else None
+    return trace if _TRACE_ID.fullmatch(trace) and trace != _NO_TRACE else None
+
+
+def traceparent_id(header: str | None) -> str | None:
+    """The trace id of a W3C traceparent header (00-TRACE_ID-PARENT_ID-FLAGS); None when it holds none."""
+    found = _TRACEPARENT.fullmatch((header or "").strip())
+    return found[1] if found and found[1] != _NO_TRACE else None
 
 
 def _configured() -> logging.Logger:
@@ -90,3 +135,15 @@ def warning(message: str, **fields) -> None:
 
 def error(message: str, **fields) -> None:
     log("ERROR", message, **fields)
+
+
+# A job that failed, or that the watch found stalled (quiet for JOB_STALL_SECONDS, its message sent again or the
+# job failed): one line each with these fields, which Terraform's log-based metrics count (monitoring.tf).
+JOB_EVENT = "job_event"
+JOB_FAILED, JOB_STALLED = "failed", "stalled"
+
+
+def job_event(event: str, kind: str, job_id: str, **fields) -> None:
+    """One line saying that job `job_id` of `kind` (training, import, dataset job, export, version) failed or
+    stalled: `job_event`, `job_kind` and `job_id` are stable, the message is for people."""
+    log("WARNING", f"{kind} {job_id} {event}", **{JOB_EVENT: event, "job_kind": kind, "job_id": job_id}, **fields)

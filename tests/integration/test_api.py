@@ -329,7 +329,7 @@ def test_firestore_unreachable_is_a_503_json_within_the_deadline(client, auth, f
     assert (response.status_code, error["status"]) == (503, 503) and elapsed < 5, elapsed
     assert error["request_id"] == response.headers["X-Request-Id"]
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    assert any(r["request_id"] == error["request_id"] and "Traceback" in r["traceback"] for r in logged)
+    assert any(r["request_id"] == error["request_id"] and "Traceback" in r["stack_trace"] for r in logged)
 
 
 def test_healthz_says_unavailable_when_the_index_does_not_answer(client, firestore_down):
@@ -348,7 +348,7 @@ def test_an_unexpected_failure_is_a_500_json_with_the_request_id(client, auth, i
     assert response.status_code == 500 and response.get_json()["error"]["request_id"] == "bug-1"
     assert "a bug" not in response.get_data(as_text=True)
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    assert any(r["request_id"] == "bug-1" and "RuntimeError: a bug" in r["traceback"] for r in logged)
+    assert any(r["request_id"] == "bug-1" and "RuntimeError: a bug" in r["stack_trace"] for r in logged)
 
 
 # ---- the OpenAPI document and schemathesis ----------------------------------

@@ -58,4 +58,4 @@ def test_an_unexpected_error_is_acknowledged_with_its_traceback(capsys):
     outcome = handle_event(PUBLISHED, pubsub_message, broken)
     assert outcome.result is Result.FAILED and "KeyError" in outcome.fields["error"]
     (record,) = logged(capsys)
-    assert record["severity"] == "ERROR" and "Traceback" in record["traceback"]
+    assert record["severity"] == "ERROR" and "Traceback" in record["stack_trace"]
