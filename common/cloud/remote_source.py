@@ -395,17 +395,19 @@ def _addresses(host: str, port: int, url: str) -> list[str]:
 
 
 class _PeerChecked:
-    """Checks the address a new connection actually reached, before a byte is sent on it."""
+    """Checks the address a new connection actually reached (a name resolved again since _check_destination
+    may point elsewhere now) before the request is sent on it: over http:// before any byte, over https://
+    after the TLS handshake only, which carries nothing of the request but the host's name. Through
+    http.client's public `connect`, not urllib3's private `_new_conn`."""
 
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        address = sock.getpeername()[0]
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]  # the connection class this is mixed into has it
+        address = self.sock.getpeername()[0]
         reason = source_urls.refusal(address, config.import_allow_loopback())
         if reason:
-            sock.close()
+            self.close()
             raise SourceRefused(f"{self.host}:{self.port} connected to {address}, {reason}: "
                                 "imports read only public addresses")
-        return sock
 
 
 class _PeerCheckedHTTPConnection(_PeerChecked, HTTPConnection):
