@@ -2,7 +2,8 @@
 
     JOB_ID=... MANIFEST_URI=gs://.../manifest.json python -m jobs.trainer
 
-It materializes the manifest, trains with Ultralytics (GPU when there is one),
+It materializes the manifest, trains with Ultralytics (on every GPU there is: on
+several, Ultralytics' own DDP, one worker process per GPU; else on the CPU),
 publishes progress (started, one event per epoch, then completed, failed or
 cancelled), checkpoints last.pt to the bucket every epoch and resumes from it
 when the task runs again, checks for cancellation between epochs, and uploads
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import tempfile
 import time
 import traceback
@@ -109,6 +111,16 @@ class Job:
         self.run_dir = config.job_dir / "run"
         self.weights = self.run_dir / "weights"
 
+    def __reduce__(self):
+        """Ultralytics' DDP pickles the callbacks into each worker process: a worker rebuilds the job from its
+        config and its run's progress (the count of events so far), so no client crosses processes."""
+        return _rebuilt_job, (self.config, self.progress.run, self.progress.count)
+
+    @property
+    def ddp_outcome(self) -> Path:
+        """What the DDP workers' first rank reports to this process (EpochReporter.save_outcome)."""
+        return self.config.job_dir / "ddp-outcome.json"
+
     def run(self) -> int:
         manifest = json.loads(storage.blob_at(self.config.manifest_uri).download_as_bytes())
         if self.cancel_requested():
@@ -125,14 +137,19 @@ class Job:
         model = self.model(manifest, resumed_from)
         for event in ("on_model_save", "on_fit_epoch_end"):
             model.add_callback(event, getattr(reporter, event))
+        self.ddp_outcome.unlink(missing_ok=True)
         try:
             model.train(**self.train_args(manifest, data.data_yaml, device, resumed_from))
         except TaskTimeUp as stop:  # neither a failure nor a retry: the next execution goes on
-            log.info("out of task time: continuing in the next execution", job_id=self.config.job_id,
-                     epoch=stop.epoch, seconds_left=round(stop.seconds_left, 1))
-            self.progress.publish("continued", **stop.epoch_event, execution=execution_name(),
-                                  seconds_left=round(stop.seconds_left, 1), task_timeout=self.config.task_timeout)
-            return 0
+            return self.continue_later(stop)
+        except subprocess.CalledProcessError:  # the DDP workers ended: out of time is the one way they mean to
+            time_up = reporter.adopt(self.ddp_outcome)
+            if time_up is None:
+                raise
+            return self.continue_later(time_up)
+        if distributed(device):
+            reporter.adopt(self.ddp_outcome)
+            device = device.split(",")[0]  # evaluation and export on one GPU
         if reporter.cancelled:
             self.progress.publish("cancelled", epoch=reporter.last_epoch, weights=self.upload_checkpoint())
             return 0
@@ -142,6 +159,13 @@ class Job:
                               evaluation=self.evaluate(manifest, data, device),
                               weights={**self.upload_results(), **({"onnx": onnx["uri"]} if "uri" in onnx else {})},
                               onnx=onnx)
+        return 0
+
+    def continue_later(self, stop: TaskTimeUp) -> int:
+        log.info("out of task time: continuing in the next execution", job_id=self.config.job_id,
+                 epoch=stop.epoch, seconds_left=round(stop.seconds_left, 1))
+        self.progress.publish("continued", **stop.epoch_event, execution=execution_name(),
+                              seconds_left=round(stop.seconds_left, 1), task_timeout=self.config.task_timeout)
         return 0
 
     # -- the model and its arguments ----------------------------------------
@@ -257,6 +281,23 @@ class Job:
             return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
 
 
+def _rebuilt_job(config: Config, run: int, count: int) -> Job:
+    """The job in a DDP worker: its own clients, its events numbered on from the launching process's."""
+    progress = Progress(config.project, config.progress_topic, config.job_id, run)
+    progress.count = count
+    return Job(config, storage.blob_at(config.manifest_uri).bucket, progress)
+
+
+def distributed(device: str) -> bool:
+    """Several GPUs: Ultralytics trains with DDP, in worker processes of its own."""
+    return "," in device
+
+
+def rank() -> int:
+    """This process's rank among DDP workers (torch.distributed.run sets RANK); -1 outside DDP."""
+    return int(os.environ.get("RANK", "-1"))
+
+
 class UnsafeWeights(RuntimeError):
     """A weight file that is not what it must be: never loaded."""
 
@@ -328,7 +369,12 @@ def export(weights: Path, imgsz: int) -> str:
 
 
 class EpochReporter:
-    """Ultralytics callbacks: per-epoch checkpoint, progress event and cancel check."""
+    """Ultralytics callbacks: per-epoch checkpoint, progress event and cancel check.
+
+    Under DDP they run in every worker: only the first rank reports (the others stop when it sets
+    trainer.stop, which Ultralytics broadcasts), and it saves what it saw after each epoch for the launching
+    process (save_outcome), which then publishes the end: completed, cancelled, or continued when the first
+    rank ran out of time (it raises TaskTimeUp there as here, which ends the workers)."""
 
     def __init__(self, job: Job):
         self.job = job
@@ -339,11 +385,20 @@ class EpochReporter:
         self.cancelled = False
         self.epoch_started = time.monotonic()  # the first epoch's time includes building the model: on the safe side
         self.slowest_epoch = self.slowest_upload = 0.0
+        self.time_up: TaskTimeUp | None = None
 
     def on_model_save(self, trainer) -> None:
         self.saved_epoch = trainer.epoch
 
     def on_fit_epoch_end(self, trainer) -> None:
+        if rank() > 0:
+            return
+        try:
+            self.report_epoch(trainer)
+        finally:
+            self.save_outcome()
+
+    def report_epoch(self, trainer) -> None:
         if self.saved_epoch != trainer.epoch:  # Ultralytics' final validation of best.pt
             self.final_metrics = epoch_metrics(trainer)
             return
@@ -372,7 +427,35 @@ class EpochReporter:
         needed = self.slowest_epoch * (2 if last_next else 1) + self.slowest_upload
         left = self.job.config.deadline - time.monotonic()
         if needed > left:
-            raise TaskTimeUp(event["epoch"], event["epochs"], left, event)
+            self.time_up = TaskTimeUp(event["epoch"], event["epochs"], left, event)
+            raise self.time_up
+
+    def save_outcome(self) -> None:
+        """What this (first) rank saw, for the launching process (adopt); written whole, then renamed."""
+        if rank() != 0:
+            return
+        stop = self.time_up
+        outcome = {"count": self.job.progress.count, "last_epoch": self.last_epoch, "last_metrics": self.last_metrics,
+                   "final_metrics": self.final_metrics, "cancelled": self.cancelled,
+                   "time_up": None if stop is None else {"epoch": stop.epoch, "epochs": stop.epochs,
+                                                          "seconds_left": stop.seconds_left,
+                                                          "event": stop.epoch_event}}
+        path = self.job.ddp_outcome
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".part").write_text(json.dumps(outcome))
+        path.with_suffix(".part").replace(path)
+
+    def adopt(self, path: Path) -> TaskTimeUp | None:
+        """Take on what the DDP workers' first rank saved (its epochs, cancel and metrics, the events it
+        published); the TaskTimeUp it stopped with, if it ran out of time. Nothing saved: nothing changes."""
+        if not path.exists():
+            return None
+        outcome = json.loads(path.read_text())
+        self.job.progress.count = max(self.job.progress.count, int(outcome["count"]))
+        self.last_epoch, self.last_metrics = int(outcome["last_epoch"]), outcome["last_metrics"]
+        self.final_metrics, self.cancelled = outcome["final_metrics"], bool(outcome["cancelled"])
+        stop = outcome["time_up"]
+        return None if stop is None else TaskTimeUp(stop["epoch"], stop["epochs"], stop["seconds_left"], stop["event"])
 
 
 METRIC_NAMES = {"metrics/precision(B)": "precision", "metrics/recall(B)": "recall",
@@ -391,5 +474,7 @@ def epoch_metrics(trainer) -> dict:
 
 
 def _default_device() -> str:
+    """Every GPU there is ("0,1,2,3", as Ultralytics reads device=[0, 1, 2, 3]: DDP over them), else the CPU."""
     import torch
-    return "0" if torch.cuda.is_available() else "cpu"
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ",".join(str(index) for index in range(count)) if count else "cpu"
