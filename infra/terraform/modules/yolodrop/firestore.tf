@@ -1,5 +1,6 @@
 # The (default) Firestore database and the indexes of infra/firestore.indexes.json
-# (the one list; deploy.sh creates the same ones).
+# (the one list; deploy.sh creates the same ones), with point-in-time recovery and
+# daily backups: restoring is docs/operations.md, "Restoring the index".
 
 resource "google_firestore_database" "default" {
   project                 = var.project
@@ -8,7 +9,18 @@ resource "google_firestore_database" "default" {
   type                    = "FIRESTORE_NATIVE"
   delete_protection_state = "DELETE_PROTECTION_ENABLED"
   deletion_policy         = "ABANDON"
-  depends_on              = [google_project_service.api]
+  # Any minute of the last 7 days can be read or cloned into a new database.
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  depends_on                        = [google_project_service.api]
+}
+
+# A backup a day, kept firestore_backup_retention_days: a whole copy that outlives the database
+# (point-in-time recovery goes with it) and restores into a new one.
+resource "google_firestore_backup_schedule" "daily" {
+  project   = var.project
+  database  = google_firestore_database.default.name
+  retention = "${var.firestore_backup_retention_days * 86400}s"
+  daily_recurrence {}
 }
 
 locals {

@@ -23,7 +23,24 @@ resource "google_storage_bucket" "data" {
       type = "Delete"
     }
   }
+  # Export archives are derived data anyone may ask for again (the same version gives the same archive):
+  # deleted export_retention_days after they were written (then kept as noncurrent like any object, above).
+  # Versions, their content objects and trained models are kept for ever (docs/operations.md, Derived data).
+  lifecycle_rule {
+    condition {
+      age            = var.export_retention_days
+      matches_prefix = [local.exports_prefix]
+    }
+    action {
+      type = "Delete"
+    }
+  }
   depends_on = [google_project_service.api]
+}
+
+locals {
+  # Where export archives are written (common/domain/layout.py export_archive; tests/unit/test_operations_terraform.py).
+  exports_prefix = "derived/exports/"
 }
 
 # Cloud Storage publishes notifications as its project service agent: it must be
