@@ -22,7 +22,7 @@ from werkzeug.routing import Map, Rule
 from common.api import access, context, params, rate_limiting
 from common.api.errors import ApiError, error_body, is_unavailable
 from common.api.routes import Route
-from common.domain import bounded_json
+from common.domain import bodies, bounded_json
 from common.domain.refusals import Refused
 from common.domain.storable import quoted
 from common.platform import config, log
@@ -82,7 +82,7 @@ class Router:
         if declared.rate_limited:
             _count_against_limit(ctx, declared.rate_limited)
         if declared.body is not None:
-            args["body"] = _body(request, declared)
+            args["body"] = _body(request, declared.body, declared.body_optional)
         if declared.raw_body is not None:
             args["request"] = request  # the handler reads it, after its own checks
         answer = declared.handler(ctx, args)
@@ -138,23 +138,20 @@ def _parts(answer, status: int) -> tuple[int, dict, dict]:
     return (*answer, {}) if len(answer) == 2 else answer
 
 
-def _body(request: Request, declared: Route):
-    """The JSON body (None when it is not JSON: the handler names what is wrong with it); for a route whose
-    body may be left out, {} when it is, and a 400 when it is not an object."""
+def _body(request: Request, model: type[bodies.Body], optional: bool) -> bodies.Body:
+    """The JSON body as the route's model (common.domain.bodies): a 400 naming each field at fault when
+    it breaks the model. A body left out reads as {} where the route's body may be left out."""
     raw = _raw_body(request)
+    if not raw.strip():
+        return bodies.parse(model, {} if optional else None)
     try:
-        body = bounded_json.loads(raw) if raw.strip() else None
+        document = bounded_json.loads(raw)
     except bounded_json.TooDeep as exc:
         raise ApiError(400, f"the body is refused: {exc}", "body") from None
     except ValueError:
-        body = None
-    if not declared.body_optional:
-        return body
-    if not raw.strip():
-        return {}
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body, when there is one, must be a JSON object", "body")
-    return body
+        raise ApiError(400, "the body is not JSON: send a JSON object with Content-Type: application/json",
+                       "body") from None
+    return bodies.parse(model, document)
 
 
 def _raw_body(request: Request) -> bytes:

@@ -7,9 +7,11 @@ from common.api.errors import ERROR_SCHEMA
 from common.api.params import Param
 from common.api.routes import Route
 from common.api.schema import ANY
+from common.domain.bodies import Body
 from common.platform import config
 
-ERROR_REF = {"$ref": "#/components/schemas/Error"}
+SCHEMA_REF = "#/components/schemas/{model}"
+ERROR_REF = {"$ref": SCHEMA_REF.format(model="Error")}
 ERRORS = {400: "a bad parameter or body, named in param", 401: "no bearer token, or a wrong one",
           403: "you may see this, but it needs a higher role (named in the message)",
           404: "no such resource, or none you may see",
@@ -31,16 +33,18 @@ def route(api_routes: list[Route], prediction_routes: list[Route]) -> Route:
 
 def document(routes: list[Route], prediction_routes: Sequence[Route] = ()) -> dict:
     paths: dict[str, dict] = {}
+    schemas: dict[str, dict] = {"Error": ERROR_SCHEMA}
     for declared in routes:
-        paths.setdefault(declared.path, {})[declared.method.lower()] = _operation(declared)
+        paths.setdefault(declared.path, {})[declared.method.lower()] = _operation(declared, schemas)
     for declared in prediction_routes:
-        paths.setdefault(declared.path, {})[declared.method.lower()] = _served_by_prediction(_operation(declared))
+        paths.setdefault(declared.path, {})[declared.method.lower()] = _served_by_prediction(
+            _operation(declared, schemas))
     return {
         "openapi": "3.1.0",
         "info": {"title": "yolodrop", "version": "1",
                  "description": "YOLO datasets indexed from a bucket, and training jobs. Every answer is JSON."},
         "paths": paths,
-        "components": {"schemas": {"Error": ERROR_SCHEMA},
+        "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {
                            "type": "http", "scheme": "bearer",
                            "description": "Authorization: Bearer <Firebase ID token, API key yd_..., "
@@ -49,13 +53,13 @@ def document(routes: list[Route], prediction_routes: Sequence[Route] = ()) -> di
     }
 
 
-def _operation(declared: Route) -> dict:
+def _operation(declared: Route, schemas: dict[str, dict]) -> dict:
     operation = {"operationId": declared.operation_id, "summary": declared.summary,
                  "parameters": [_parameter(p) for p in declared.params],
                  "responses": _responses(declared)}
     if declared.body is not None:
         operation["requestBody"] = {"required": not declared.body_optional,
-                                    "content": {"application/json": {"schema": declared.body}}}
+                                    "content": {"application/json": {"schema": _body_schema(declared.body, schemas)}}}
     if declared.raw_body is not None:
         operation["requestBody"] = {"required": True, "content": declared.raw_body.content}
     if declared.public:
@@ -63,6 +67,16 @@ def _operation(declared: Route) -> dict:
     if declared.role:
         operation["x-required-role"] = declared.role
     return operation
+
+
+def _body_schema(model: type[Body], schemas: dict[str, dict]) -> dict:
+    """The JSON Schema of a body's model, the models it holds moved into components/schemas (one name, one
+    schema: two models of one name would be a bug here, not two meanings in the document)."""
+    schema = model.model_json_schema(ref_template=SCHEMA_REF)
+    for name, held in schema.pop("$defs", {}).items():
+        if schemas.setdefault(name, held) != held:
+            raise ValueError(f"two request body models are named {name}: rename one")
+    return schema
 
 
 def _served_by_prediction(operation: dict) -> dict:

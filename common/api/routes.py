@@ -12,6 +12,7 @@ from flask import Request, Response
 from common.api.context import RequestContext
 from common.api.errors import ApiError
 from common.api.params import Param
+from common.domain.bodies import Body
 
 # handler(context, arguments) -> body, or (status, body) for an answer other than the declared one, or
 # (status, body, headers) for one with headers of its own (prediction's Server-Timing), or a flask Response
@@ -44,8 +45,8 @@ class Route:
     response: dict             # JSON Schema of the success body
     status: int = 200
     params: tuple[Param, ...] = ()
-    body: dict | None = None   # JSON Schema of the request body; read into arguments["body"]
-    body_optional: bool = False  # the body may be left out (every field of it has a default)
+    body: type[Body] | None = None  # the JSON body's model: arguments["body"] is its instance (router: 400)
+    body_optional: bool = False  # the body may be left out (every field of the model has a default)
     raw_body: RawBody | None = None  # instead of a JSON body: one the handler reads itself
     public: bool = False       # answered without a caller (no Authorization)
     role: str | None = None    # the role the caller needs on the path's {dataset} (checked by the router)

@@ -26,7 +26,3 @@ def page_of(items_key: str, item: dict) -> dict:
     """A page of a list: the items and the token of the next page (null on the last)."""
     return obj(None, **{items_key: array(item), "next_page_token": nullable(STRING)})
 
-
-# A request's optional id (common.domain.jobs.request_id_of): a retry with the same one gets the first job.
-REQUEST_ID = {**nullable(STRING), "description": "1-128 letters, digits or . _ : -; a retry with the same one gets "
-                                                 "the job the first request made (the CLI sends one)"}

@@ -16,13 +16,16 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.domain import coco, jobs, versions, voc
 from common.domain.labels import Row, write_label
 from common.domain.layout import SPLIT_ALIASES, SPLITS, in_side_by_side_folder, relative_label_path
 from common.domain.training_request import DEFAULT_VAL_FRACTION
 from common.domain.training_set import split_of, splits_by_hash
+
+if TYPE_CHECKING:  # the request's model (pydantic), which only the API loads
+    from common.domain.request_bodies import ExportRequest
 
 YOLO, COCO, VOC = "yolo", "coco", "voc"
 FORMATS = (YOLO, COCO, VOC)
@@ -44,38 +47,7 @@ SIZE_UNKNOWN = "image size not recorded (upload the image again, then freeze a n
 
 
 class InvalidExportRequest(ValueError):
-    """An export request that can never succeed; the message says why."""
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    format: str
-    version: str | None  # None: freeze a new version first
-    background: bool     # include background images (an empty label)
-    request_id: str | None = None  # a retry with the same one gets the first export
-
-
-def request_of(body: object) -> ExportRequest:
-    if not isinstance(body, dict):
-        raise InvalidExportRequest("the body must be a JSON object {\"format\", \"version\"?, \"background\"?, "
-                                   "\"request_id\"?}")
-    unknown = sorted(set(body) - {"format", "version", "background", "request_id"})
-    if unknown:
-        raise InvalidExportRequest(f"unknown field(s) {', '.join(unknown)}: an export takes format, version, "
-                                   "background and request_id")
-    if body.get("format") not in FORMATS:
-        raise InvalidExportRequest(f"format must be one of {', '.join(FORMATS)}")
-    version = body.get("version")
-    if version is not None and not versions.is_version_id(version):
-        raise InvalidExportRequest("version must be a version id such as v1")
-    background = body.get("background", True)
-    if not isinstance(background, bool):
-        raise InvalidExportRequest("background must be true or false")
-    try:
-        request_id = jobs.request_id_of(body)
-    except jobs.InvalidRequestId as exc:
-        raise InvalidExportRequest(str(exc)) from None
-    return ExportRequest(body["format"], version, background, request_id)
+    """An export that can never succeed; the message says why."""
 
 
 def new_document(export_id: str, dataset: str, request: ExportRequest, requested_by: str | None,

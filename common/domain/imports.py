@@ -52,23 +52,6 @@ class InvalidImportRequest(ValueError):
 MAX_TASKS = 64
 
 
-def request_of(body: object) -> tuple[str, str | None, int | None]:
-    """(url, format, tasks) of a POST /datasets/{dataset}/imports body."""
-    if not isinstance(body, dict) or not isinstance(body.get("url"), str):
-        raise InvalidImportRequest('expected {"url": "https://…" | "gs://…", "format"?: "yolo" | "coco", '
-                                   '"tasks"?: 1…64}')
-    unknown = set(body) - {"url", "format", "tasks", "request_id"}  # request_id: jobs.request_id_of
-    if unknown:
-        raise InvalidImportRequest(f"unknown fields: {', '.join(sorted(unknown))}")
-    archive_format = body.get("format")
-    if archive_format is not None and archive_format not in FORMATS:
-        raise InvalidImportRequest(f"format must be one of {', '.join(FORMATS)} (or left out: the archive says)")
-    tasks = body.get("tasks")
-    if tasks is not None and (not isinstance(tasks, int) or isinstance(tasks, bool) or not 1 <= tasks <= MAX_TASKS):
-        raise InvalidImportRequest(f"tasks must be a whole number from 1 to {MAX_TASKS} (at most IMPORT_TASKS run)")
-    return body["url"], archive_format, tasks
-
-
 ARCHIVE_EXTENSIONS = (".zip", ".tar", ".tar.gz", ".tgz")
 
 

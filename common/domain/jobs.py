@@ -17,7 +17,6 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, cast
 
-from common.domain.training_request import REQUEST_ID  # one rule for request ids
 
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "queued", "running", "completed", "failed", "cancelled"
 STATES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
@@ -212,16 +211,3 @@ def republishes_without_progress(job: dict[str, Any], progress: object) -> int:
     """How many times in a row the watch sent the job's messages again with no progress since (`progress`: the
     units done, or the state, as the watch last saw it)."""
     return job.get("republishes", 0) if job.get("stalled_at_progress") == progress else 0
-
-
-class InvalidRequestId(ValueError):
-    """A request_id that cannot name a job."""
-
-
-def request_id_of(body: dict[str, Any]) -> str | None:
-    """A request's optional request_id (one rule for every kind: training_request.REQUEST_ID): the same one in a
-    retry names the same job."""
-    request_id = body.get("request_id")
-    if request_id is not None and not (isinstance(request_id, str) and REQUEST_ID.match(request_id)):
-        raise InvalidRequestId("request_id must be 1-128 letters, digits or . _ : -")
-    return request_id

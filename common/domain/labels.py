@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from common.domain.issues import Issue
@@ -269,12 +269,13 @@ def _number(value: float) -> str:
     return "0" if text in ("", "-0") else text
 
 
-def rows_from_boxes(boxes: object, class_names: list[str] | None) -> tuple[list[Row], list[str]]:
-    """Boxes a person sent ({"class_id" or "class", "cx", "cy", "w", "h"}) as label
-    rows, checked by the same rules as a dropped label file: ([rows], []) when
-    every box is sound, else ([], one problem per bad box, naming its position)."""
-    if not isinstance(boxes, list):
-        return [], ["labels must be a list of boxes"]
+# A box a person sent (common.domain.request_bodies.Box): its class by id or by name, then cx, cy, w, h.
+SentBox = tuple[int | str, float, float, float, float]
+
+
+def rows_from_boxes(boxes: Sequence[SentBox], class_names: list[str] | None) -> tuple[list[Row], list[str]]:
+    """Boxes a person sent as label rows, checked by the same rules as a dropped label file: ([rows], [])
+    when every box is sound, else ([], one problem per bad box, naming its position)."""
     shaped = [(position, _row_of(box, class_names)) for position, box in enumerate(boxes)]
     problems = [(position, row) for position, row in shaped if isinstance(row, str)]
     rows = [(position, row) for position, row in shaped if not isinstance(row, str)]
@@ -287,26 +288,12 @@ def rows_from_boxes(boxes: object, class_names: list[str] | None) -> tuple[list[
     return [box.row() for box in parsed.boxes], []
 
 
-def _row_of(box: object, class_names: list[str] | None) -> Row | str:
-    """The row of one box, or what is wrong with its shape."""
-    if not isinstance(box, dict):
-        return "a box is an object {class_id or class, cx, cy, w, h}"
-    class_id = _class_of(box, class_names)
-    if isinstance(class_id, str):
-        return class_id
-    values: list[Any] = [box.get(name) for name in COLUMNS[1:]]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return "cx, cy, w and h must be numbers"
-    return cast(Row, (class_id, *map(float, values)))
-
-
-def _class_of(box: dict[str, Any], class_names: list[str] | None) -> int | str:
-    if "class" in box:
-        if class_names is None or box["class"] not in class_names:
-            known = ", ".join(class_names) if class_names else "none yet (no data.yaml)"
-            return f"unknown class {box['class']!r}; the classes are {known}"
-        return class_names.index(box["class"])
-    class_id = box.get("class_id")
-    if not isinstance(class_id, int) or isinstance(class_id, bool):
-        return "class_id must be a whole number (or give the class by name)"
-    return class_id
+def _row_of(box: SentBox, class_names: list[str] | None) -> Row | str:
+    """The row of one box, or why its class is unknown."""
+    named, *values = box
+    if isinstance(named, int):
+        return cast(Row, (named, *values))
+    if class_names is None or named not in class_names:
+        known = ", ".join(class_names) if class_names else "none yet (no data.yaml)"
+        return f"unknown class {named!r}; the classes are {known}"
+    return cast(Row, (class_names.index(named), *values))

@@ -101,19 +101,3 @@ def view(entry: dict[str, Any], class_names: list[str] | None) -> dict[str, Any]
 
 def _name(class_names: list[str] | None, class_id: int) -> str | None:
     return class_names[class_id] if class_names and class_id < len(class_names) else None
-
-
-def request_problems(body: object) -> list[tuple[str, str]]:
-    """[(param, problem)] of an auto-labelling request body."""
-    if not isinstance(body, dict):
-        return [("body", "the body must be a JSON object")]
-    problems = []
-    if not isinstance(body.get("model_id"), str) or not body["model_id"]:
-        problems.append(("model_id", "model_id (a registered model's id) is required"))
-    for name in ("conf", "iou"):
-        value = body.get(name, 0.5)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            problems.append((name, f"{name} must be a number from 0 to 1"))
-    if body.get("images", UNLABELED) not in SCOPES:
-        problems.append(("images", f"images must be one of {', '.join(SCOPES)}"))
-    return problems

@@ -20,7 +20,7 @@ from typing import Any
 from common.domain import jobs, layout
 from common.domain.jobs import COMPLETED, FAILED, QUEUED, RUNNING
 from common.domain.snapshot import Snapshot, SnapshotImage
-from common.domain.training_request import REQUEST_ID, VERSION_ID  # one rule for ids
+from common.domain.training_request import VERSION_ID  # one rule for ids
 
 FORMAT = 1
 STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED)  # a version is one short call: never cancelled
@@ -46,26 +46,6 @@ def qualified_id(dataset: str, version: str) -> str:
 
 def is_version_id(text: object) -> bool:
     return isinstance(text, str) and bool(VERSION_ID.match(text))
-
-
-def request_fields(body: object) -> dict[str, Any]:
-    """{"name"?, "note"?, "request_id"?} checked: the fields a new version records. The same request_id from
-    the same person always names the same version (a retry after a lost answer makes no second one)."""
-    body = {} if body is None else body
-    if not isinstance(body, dict):
-        raise InvalidVersionRequest("the body must be a JSON object {\"name\"?, \"note\"?}")
-    unknown = sorted(set(body) - {"name", "note", "request_id"})
-    if unknown:
-        raise InvalidVersionRequest(f"unknown field(s) {', '.join(unknown)}: a version takes name, note and "
-                                    "request_id")
-    for field, limit in (("name", MAX_NAME), ("note", MAX_NOTE)):
-        value = body.get(field)
-        if value is not None and (not isinstance(value, str) or len(value) > limit):
-            raise InvalidVersionRequest(f"{field} must be text of at most {limit} characters")
-    request_id = body.get("request_id")
-    if request_id is not None and (not isinstance(request_id, str) or not REQUEST_ID.match(request_id)):
-        raise InvalidVersionRequest("request_id must be 1-128 letters, digits or . _ : -")
-    return {"name": body.get("name"), "note": body.get("note"), **({"request_id": request_id} if request_id else {})}
 
 
 def new_document(dataset: str, number: int, fields: dict[str, Any], requested_by: str | None,

@@ -15,7 +15,7 @@ import requests
 
 from common.api import router
 from common.cloud import dataset_job_store, import_store, job_store, training_store, version_store
-from common.domain import dataset_jobs, exports, imports, training_job, versions
+from common.domain import dataset_jobs, exports, imports, request_bodies, training_job, versions
 from infra.local.client import sign_up, wait_for
 from infra.local.sample import data_yaml, synthetic_image
 from tests.integration.helpers import drop, stats_when
@@ -141,7 +141,7 @@ def world(stack, client, bucket, api, people) -> dict:
     version_store.versions_of(dataset).document("v1").set(versions.new_document(dataset, 1, {}, None, time.time()))
     export_id = f"export-acl-{uuid.uuid4().hex[:8]}"
     version_store.exports().document(export_id).set(
-        {**exports.new_document(export_id, dataset, exports.request_of({"format": "yolo", "version": "v1"}), None,
+        {**exports.new_document(export_id, dataset, request_bodies.ExportRequest(format="yolo", version="v1"), None,
                                  time.time()),
          "uri": download_uri})
     autolabel_job_id = f"autolabel-acl-{uuid.uuid4().hex[:8]}"

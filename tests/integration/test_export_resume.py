@@ -25,7 +25,7 @@ from google.api_core.exceptions import ServiceUnavailable
 from google.cloud import pubsub_v1
 
 from common.cloud import export_parts as stored_parts, storage, version_store
-from common.domain import exports, layout, versions as version_rules, zip_parts
+from common.domain import exports, layout, request_bodies, versions as version_rules, zip_parts
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
 from common.services import export, watch_exports
@@ -71,7 +71,7 @@ def exported(stack, api, bucket):
 def new_export(dataset: str, export_format: str, version: str | None) -> str:
     """An export recorded as the API records it, but with no message published: this test delivers it."""
     export_id = f"export-{uuid.uuid4().hex[:16]}"
-    request = exports.ExportRequest(export_format, version, True)
+    request = request_bodies.ExportRequest(format=export_format, version=version)
     version_store.exports().document(export_id).create(
         exports.new_document(export_id, dataset, request, "test", time.time()))
     return export_id

@@ -224,7 +224,7 @@ def test_per_request_upload_limits(client, auth_host, monkeypatch):
     dataset = new_dataset(client, token)
     files = [{"path": f"images/{i}.jpg", "size": 1} for i in range(3)]
     answer = call(client, "POST", f"/datasets/{dataset}/uploads", token, {"files": files})
-    assert answer.status_code == 400 and "with 1 to 2 files" in refusal(answer)
+    assert answer.status_code == 400 and "at most 2 per request (MAX_UPLOAD_FILES), not 3" in refusal(answer)
 
 
 def _running_job(uid: str, dataset: str, started_at: float, finished_at: float | None = None,

@@ -83,19 +83,6 @@ def test_the_image_view_names_the_classes_of_the_proposals():
     assert proposals.view({}, None) == {"proposals": [], "proposal_model": None}
 
 
-@pytest.mark.parametrize("body, param", [
-    (None, "body"), ([], "body"), ({}, "model_id"), ({"model_id": ""}, "model_id"),
-    ({"model_id": "m", "conf": 1.5}, "conf"), ({"model_id": "m", "conf": True}, "conf"),
-    ({"model_id": "m", "iou": "high"}, "iou"), ({"model_id": "m", "images": "some"}, "images"),
-])
-def test_a_bad_request_names_its_parameter(body, param):
-    assert proposals.request_problems(body)[0][0] == param
-
-
-def test_a_good_request_has_no_problem():
-    assert proposals.request_problems({"model_id": "m", "conf": 0, "iou": 1, "images": "all"}) == []
-
-
 def test_the_job_view_has_the_shape_the_issue_asks_for():
     job = dataset_jobs.new_job("autolabel-1", "d", dataset_jobs.AUTOLABEL, 1.0, "u", model_id="m", conf=0.25,
                                iou=0.7, images="unlabeled")

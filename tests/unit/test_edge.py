@@ -1,7 +1,8 @@
 """The one HTTP edge (common.api.edge) without a cloud: a refusal of a layer below becomes its status in one
 place, a deployment that any origin may call answers a browser's preflight and carries CORS on every answer,
 a handler's own headers reach the caller, a raw body over its cap is refused before the caller is asked for,
-and the parameters prediction declares read as it always read them."""
+the parameters prediction declares read as it always read them, and a JSON body reaches its handler as its
+route's model or is one 400 naming what is wrong."""
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from common.api.edge import SECURITY_HEADERS, Router
 from common.api.errors import ApiError
 from common.api.resources import predictions
 from common.api.routes import RawBody, Route
-from common.domain import refusals
+from common.domain import refusals, request_bodies
 
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST"}
 KINDS = [(refusals.Invalid, 400), (refusals.Forbidden, 403), (refusals.NotFound, 404), (refusals.Conflict, 409),
@@ -124,3 +125,43 @@ def test_a_bad_parameter_in_the_body_is_a_400_naming_it(param, value):
     with pytest.raises(ApiError) as refused:
         predictions._field(param, value)
     assert (refused.value.status, refused.value.param) == (400, param.name)
+
+
+# ---- JSON bodies: the route's model validates them -----------------------------------------
+
+def echo(ctx, args):
+    return {"type": type(args["body"]).__name__, **args["body"].model_dump()}
+
+
+BODIES = Router([Route("POST", "/export", echo, "takes an export", {}, public=True,
+                       body=request_bodies.ExportRequest),
+                 Route("POST", "/version", echo, "takes an optional version", {}, public=True,
+                       body=request_bodies.NewVersion, body_optional=True)], "test")
+
+
+def test_the_handler_gets_the_bodys_model():
+    code, body, _ = answer_of(BODIES, "/export", "POST", json={"format": "coco"})
+    assert (code, body) == (200, {"type": "ExportRequest", "format": "coco", "version": None, "background": True,
+                                  "request_id": None})
+
+
+def test_a_body_that_breaks_its_model_is_one_400_naming_the_field():
+    code, body, _ = answer_of(BODIES, "/export", "POST", json={"format": "yolo", "background": "no"},
+                              headers={"X-Request-Id": "r-2"})
+    assert (code, body) == (400, {"error": {"status": 400, "message": "background: Input should be a valid boolean",
+                                            "param": "background", "request_id": "r-2"}})
+
+
+@pytest.mark.parametrize("data, said", [(b"", "the body must be a JSON object"), (b"[1]", "the body must be a JSON "
+                                        "object"), (b"{not json", "the body is not JSON"),
+                                        (b"[" * 40 + b"]" * 40, "the body is refused: the JSON nests")])
+def test_a_body_that_is_no_json_object_is_a_400_naming_the_body(data, said):
+    code, body, _ = answer_of(BODIES, "/export", "POST", data=data, content_type="application/json")
+    assert (code, body["error"]["param"]) == (400, "body") and body["error"]["message"].startswith(said)
+
+
+def test_a_body_that_may_be_left_out_reads_as_its_defaults_but_not_as_another_type():
+    code, body, _ = answer_of(BODIES, "/version", "POST")
+    assert (code, body["name"], body["request_id"]) == (200, None, None)
+    code, body, _ = answer_of(BODIES, "/version", "POST", data=b"[]", content_type="application/json")
+    assert (code, body["error"]["message"]) == (400, "the body must be a JSON object")

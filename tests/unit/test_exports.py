@@ -9,7 +9,7 @@ import pytest
 from defusedxml.ElementTree import fromstring
 from supervision.dataset.formats.pascal_voc import detections_from_xml_obj
 
-from common.domain import exports, voc
+from common.domain import exports, request_bodies, voc
 from tests.unit.test_training_set import entry
 from tests.unit.test_versions import frozen
 
@@ -41,7 +41,7 @@ def test_counts_leave_out_what_the_export_leaves_out():
 
 
 def test_the_export_document_shows_the_counts_once_planned():
-    request = exports.request_of({"format": "voc"})
+    request = request_bodies.ExportRequest(format="voc")
     document = exports.new_document("export-1", "d", request, "ann", 1.0)
     assert exports.view(document)["boxes_per_class"] is None and request.format == exports.VOC
     planned = {**document, "splits": {"train": 1}, "boxes_per_class": {"train": {"person": 1, "bus": 0}}}

@@ -1,4 +1,5 @@
-"""The pure rules of imports: requests, the share of each task, a task's end, the view."""
+"""The pure rules of imports: where a source may be read, the share of each task, a task's end, the view
+(the request's shape: tests/unit/test_request_bodies.py)."""
 from __future__ import annotations
 
 import pytest
@@ -7,21 +8,6 @@ from hypothesis import strategies as st
 
 from common.domain import imports
 from common.domain.imports import InvalidImportRequest
-
-
-def test_a_request_is_a_url_with_an_optional_format_and_task_count():
-    assert imports.request_of({"url": "https://x/a.zip"}) == ("https://x/a.zip", None, None)
-    assert imports.request_of({"url": "gs://b/a.zip", "format": "coco", "tasks": 4}) == ("gs://b/a.zip", "coco", 4)
-
-
-@pytest.mark.parametrize("body, words", [
-    (None, "expected"), ({"url": 3}, "expected"), ({"url": "https://x", "extra": 1}, "unknown fields: extra"),
-    ({"url": "https://x", "format": "voc"}, "format"), ({"url": "https://x", "tasks": 0}, "tasks"),
-    ({"url": "https://x", "tasks": True}, "tasks"), ({"url": "https://x", "tasks": 65}, "tasks"),
-])
-def test_a_bad_request_says_what_is_wrong(body, words):
-    with pytest.raises(InvalidImportRequest, match=words):
-        imports.request_of(body)
 
 
 @pytest.mark.parametrize("name, allowed", [

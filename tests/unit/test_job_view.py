@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.domain import dataset_jobs, exports, imports, job_view, training_job, versions
+from common.domain import dataset_jobs, exports, imports, job_view, request_bodies, training_job, versions
 
 NOW = 1_000.0
 
@@ -62,7 +62,7 @@ def test_a_newer_import_keeps_its_own_phase():
 
 
 def test_an_export_counts_its_files():
-    request = exports.ExportRequest("yolo", "v1", True)
+    request = request_bodies.ExportRequest(format="yolo", version="v1")
     document = {**exports.new_document("export-1", "d", request, "carol", NOW), "status": "running",
                 "files_total": 20, "files_done": 7, "started_at": NOW + 1}
     view = job_view.export(document)

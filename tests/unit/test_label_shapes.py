@@ -129,7 +129,7 @@ def test_other_shapes_say_what_the_row_looks_like_and_what_is_read(row, said):
 
 def test_an_edit_of_a_polygon_label_writes_plain_boxes_that_read_back_the_same():
     parsed = parse_label(COCO_SEG + DOTA_OBB, FILE)
-    boxes = [{"class_id": box.class_id, "cx": box.cx, "cy": box.cy, "w": box.w, "h": box.h} for box in parsed.boxes]
+    boxes = [(box.class_id, box.cx, box.cy, box.w, box.h) for box in parsed.boxes]
     rows, problems = rows_from_boxes(boxes, [f"c{i}" for i in range(80)])
     assert problems == [] and len(rows) == 4 and rows == [box.row() for box in parsed.boxes]
     written = parse_label(write_label(rows), FILE)

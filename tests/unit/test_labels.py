@@ -141,30 +141,25 @@ NAMES = ["person", "bus"]
 
 
 def test_sound_boxes_become_rows():
-    rows, problems = rows_from_boxes([{"class_id": 0, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1},
-                                      {"class": "bus", "cx": 1, "cy": 0, "w": 1, "h": 0.3333333}], NAMES)
+    rows, problems = rows_from_boxes([(0, 0.5, 0.5, 0.2, 0.1), ("bus", 1, 0, 1, 0.3333333)], NAMES)
     assert problems == [] and rows == [(0, 0.5, 0.5, 0.2, 0.1), (1, 1.0, 0.0, 1.0, 0.333333)]
     assert rows_from_boxes([], NAMES) == ([], [])
 
 
 def test_every_bad_box_is_named_by_position_and_nothing_is_kept():
-    rows, problems = rows_from_boxes([
-        {"class_id": 0, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1},
-        {"class_id": 0, "cx": 1.4, "cy": 0.5, "w": 0.2, "h": 0.1},
-        {"class": "tie", "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1},
-        {"class_id": 5, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1},
-        {"class_id": True, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1},
-        {"class_id": 0, "cx": "0.5", "cy": 0.5, "w": 0.2, "h": 0.1},
-        {"class_id": 0, "cx": 0.5, "cy": 0.5, "w": 0, "h": 0.1},
-        "box",
-    ], NAMES)
+    """A box's shape (numbers, a class by id or name) is its body model's (tests/unit/test_request_bodies.py)."""
+    rows, problems = rows_from_boxes([(0, 0.5, 0.5, 0.2, 0.1), (0, 1.4, 0.5, 0.2, 0.1), ("tie", 0.5, 0.5, 0.2, 0.1),
+                                      (5, 0.5, 0.5, 0.2, 0.1), (0, 0.5, 0.5, 0, 0.1), ("tie", 0.5, 0.5, 0.2, 0.1)],
+                                     NAMES)
     assert rows == []
-    assert [p.split(":", 1)[0] for p in problems] == [f"labels[{i}]" for i in range(1, 8)]
+    assert [p.split(":", 1)[0] for p in problems] == [f"labels[{i}]" for i in range(1, 6)]
     assert "cx is 1.4, outside [0, 1]" in problems[0] and "unknown class 'tie'" in problems[1]
-    assert "not below the class count 2" in problems[2] and "w is 0" in problems[5]
+    assert "not below the class count 2" in problems[2] and "w is 0" in problems[3]
+    assert rows_from_boxes([("bus", 0.5, 0.5, 0.2, 0.1)], None)[1] == [
+        "labels[0]: unknown class 'bus'; the classes are none yet (no data.yaml)"]
 
 
 def test_a_repeated_box_is_refused_as_in_a_file():
-    box = {"class_id": 1, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1}
+    box = (1, 0.5, 0.5, 0.2, 0.1)
     assert rows_from_boxes([box, box], NAMES)[1] == ["labels[1]: duplicate of line 1 (1 0.5 0.5 0.2 0.1); "
                                                      "the repeat is ignored"]

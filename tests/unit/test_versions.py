@@ -4,9 +4,7 @@ import hashlib
 import pytest
 
 from common.domain import exports, layout, snapshot, versions
-from common.domain.exports import InvalidExportRequest
 from common.domain.training_request import InvalidRequest, validate
-from common.domain.versions import InvalidVersionRequest
 from tests.unit.test_training_set import CLASSES, entry, sha
 
 
@@ -41,34 +39,12 @@ def test_the_stored_snapshot_reads_the_content_store():
     assert stored.images[0].boxes == ((0, 0.5, 0.5, 0.2, 0.2),) and stored.classes == tuple(CLASSES)
 
 
-@pytest.mark.parametrize("body", [[], {"name": 3}, {"note": "x" * 2001}, {"label": "x"}])
-def test_bad_version_requests_say_why(body):
-    with pytest.raises(InvalidVersionRequest):
-        versions.request_fields(body)
-
-
-def test_version_requests_take_a_name_and_a_note():
-    assert versions.request_fields(None) == {"name": None, "note": None}
-    assert versions.request_fields({"name": "n", "note": "why"}) == {"name": "n", "note": "why"}
-    assert versions.request_fields({"request_id": "r-1"}) == {"name": None, "note": None, "request_id": "r-1"}
-    for bad in ({"request_id": ""}, {"request_id": "a/b"}, {"request_id": 5}, {"request_id": "x" * 129}):
-        with pytest.raises(versions.InvalidVersionRequest, match="request_id"):
-            versions.request_fields(bad)
-
-
 def test_a_training_request_may_name_a_version():
     assert validate({"dataset": "d", "model": "yolov8n.yaml", "version": "v3"}, "m").version == "v3"
     assert validate({"dataset": "d", "model": "yolov8n.yaml"}, "m").version is None
     for bad in ("3", "v0", 3, "v1/../x"):
         with pytest.raises(InvalidRequest, match="version"):
             validate({"dataset": "d", "model": "yolov8n.yaml", "version": bad}, "m")
-
-
-@pytest.mark.parametrize("body", [None, {"format": "pascal"}, {"format": "coco", "version": "1"},
-                                  {"format": "yolo", "background": "no"}, {"format": "yolo", "x": 1}])
-def test_bad_export_requests_say_why(body):
-    with pytest.raises(InvalidExportRequest):
-        exports.request_of(body)
 
 
 def test_export_members_keep_splits_and_names_and_never_collide():

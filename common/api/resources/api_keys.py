@@ -10,11 +10,10 @@ from common.api.errors import ApiError
 from common.api.routes import Route
 from common.api.schema import NUMBER, STRING, array, nullable, obj
 from common.cloud import api_key_store
-from common.domain import api_keys
+from common.domain import api_keys, request_bodies
 from common.platform import config
 
 KEY_ID = params.path("key_id", "the key's id (key-...)")
-MAX_NAME = 100
 KEY = obj(id=STRING, name=STRING, prefix=STRING, created_at=NUMBER, expires_at=NUMBER,
           last_used_at=nullable(NUMBER))
 
@@ -33,15 +32,12 @@ def _require_signed_in_person(ctx: RequestContext) -> None:
 
 def create_key(ctx: RequestContext, args: dict) -> tuple[int, dict]:
     _require_signed_in_person(ctx)
-    body = args["body"]
-    name = body.get("name") if isinstance(body, dict) else None
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= MAX_NAME:
-        raise ApiError(400, f"name must be 1-{MAX_NAME} characters: what the key is for", "name")
+    body: request_bodies.NewApiKey = args["body"]
     try:
-        expires_at = api_keys.expires_at(time.time(), body.get("expires_at"), *config.api_key_days())
+        expires_at = api_keys.expires_at(time.time(), body.expires_at, *config.api_key_days())
     except ValueError as exc:
         raise ApiError(400, str(exc), "expires_at") from None
-    key, record = api_key_store.create(ctx.principal.uid, ctx.principal.email, name.strip(), expires_at,
+    key, record = api_key_store.create(ctx.principal.uid, ctx.principal.email, body.name, expires_at,
                                        ctx.deadline_seconds)
     return 201, {**_view(record), "key": key}
 
@@ -61,8 +57,7 @@ def revoke_key(ctx: RequestContext, args: dict) -> dict:
 ROUTES = [
     Route("POST", "/api-keys", create_key, "Make an API key (shown once) that acts as you", status=201,
           response=obj(**KEY["properties"], key={"type": "string", "description": "shown once; keep it secret"}),
-          body=obj(name=STRING, expires_at={"type": "number", "description": "seconds since the epoch; "
-                                            "default and maximum: API_KEY_DEFAULT_DAYS, API_KEY_MAX_DAYS"}),
+          body=request_bodies.NewApiKey,
           rate_limited="api_keys"),
     Route("GET", "/api-keys", list_keys, "Your API keys (never the keys themselves)", obj(keys=array(KEY))),
     Route("DELETE", "/api-keys/{key_id}", revoke_key, "Revoke one of your API keys at once",

@@ -17,10 +17,9 @@ from common.api.resources.datasets import DATASET
 from common.api.resources.images import IMAGE_ID, find_image
 from common.api.resources.labels import CONFLICT, label_conflict
 from common.api.routes import Route
-from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, REQUEST_ID, STRING, array, nullable, obj, page_of
+from common.api.schema import ANY, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
 from common.cloud import dataset_job_store, guarded_objects, proposal_store, training_store
-from common.domain import dataset_jobs, layout, proposals
-from common.domain import jobs as kernel
+from common.domain import dataset_jobs, layout, proposals, request_bodies
 from common.services import dataset_jobs as job_service
 from common.services import job_requests, proposal_review
 
@@ -43,30 +42,19 @@ REVIEW_REFUSALS = {409: ("no proposal reaches min_confidence, or the image has a
 
 def start_autolabel(ctx: RequestContext, args: dict) -> tuple[int, dict]:
     dataset, body = args["dataset"], args["body"]
-    _refuse(proposals.request_problems(body))
-    job_id = _job_id(dataset_jobs.AUTOLABEL, dataset, body, ctx)
-    documents.find_in_dataset(training_store.models(), body["model_id"], "model", ctx, access.VIEWER)
+    job_id = job_requests.job_id(dataset_jobs.AUTOLABEL, dataset, ctx.principal.name, body.request_id)
+    documents.find_in_dataset(training_store.models(), body.model_id, "model", ctx, access.VIEWER)
     job = dataset_jobs.new_job(job_id, dataset, dataset_jobs.AUTOLABEL, time.time(), ctx.principal.name,
-                               model_id=body["model_id"], conf=float(body.get("conf", 0.25)),
-                               iou=float(body.get("iou", 0.7)), images=body.get("images", proposals.UNLABELED))
+                               model_id=body.model_id, conf=body.conf, iou=body.iou, images=body.images)
     return _started(job, ctx)
 
 
 def accept_all(ctx: RequestContext, args: dict) -> tuple[int, dict]:
-    min_confidence, merge = _review_options(args["body"])
-    job = dataset_jobs.new_job(_job_id(dataset_jobs.ACCEPT, args["dataset"], args["body"], ctx), args["dataset"],
-                               dataset_jobs.ACCEPT, time.time(), ctx.principal.name, min_confidence=min_confidence,
-                               merge=merge)
+    dataset, body = args["dataset"], args["body"]
+    job_id = job_requests.job_id(dataset_jobs.ACCEPT, dataset, ctx.principal.name, body.request_id)
+    job = dataset_jobs.new_job(job_id, dataset, dataset_jobs.ACCEPT, time.time(), ctx.principal.name,
+                               min_confidence=body.min_confidence, merge=body.merge)
     return _started(job, ctx)
-
-
-def _job_id(kind: str, dataset: str, body, ctx: RequestContext) -> str:
-    """The job a request_id names (a retry after a lost answer gets the first job); without one, a new job."""
-    try:
-        request_id = kernel.request_id_of(body if isinstance(body, dict) else {})
-    except kernel.InvalidRequestId as invalid:
-        raise ApiError(400, str(invalid), "request_id") from None
-    return job_requests.job_id(kind, dataset, ctx.principal.name, request_id)
 
 
 def _started(job: dict, ctx: RequestContext) -> tuple[int, dict]:
@@ -105,11 +93,10 @@ def job_view(job: dict, ctx: RequestContext) -> dict:
 
 def accept_image(ctx: RequestContext, args: dict) -> dict:
     classes, entry = find_image(ctx, args["dataset"], args["image_id"], with_image=True)
-    min_confidence, merge = _review_options(args["body"])
-    based_on = _label_generation(args["body"])
+    body = args["body"]
     try:
-        return proposal_review.accept(args["dataset"], entry, min_confidence, merge, ctx.principal.name, based_on,
-                                      ctx.deadline_seconds)
+        return proposal_review.accept(args["dataset"], entry, body.min_confidence, body.merge, ctx.principal.name,
+                                      body.label_generation, ctx.deadline_seconds)
     except (proposals.NothingToAccept, proposals.HasLabels) as refused:
         raise ApiError(409, str(refused)) from None
     except guarded_objects.Moved as moved:
@@ -125,39 +112,10 @@ def reject_image(ctx: RequestContext, args: dict) -> dict:
     return {"id": entry["key"], "rejected": len(entry.get("proposals") or []) if rejected else 0}
 
 
-def _review_options(body) -> tuple[float, bool]:
-    body = body if isinstance(body, dict) else {}
-    min_confidence, merge = body.get("min_confidence", 0.0), body.get("merge", False)
-    problems = []
-    if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)) or not 0 <= min_confidence <= 1:
-        problems.append(("min_confidence", "min_confidence must be a number from 0 to 1"))
-    if not isinstance(merge, bool):
-        problems.append(("merge", "merge must be true or false"))
-    _refuse(problems)
-    return float(min_confidence), merge
-
-
-def _label_generation(body) -> int | None:
-    """The label generation the reviewer saw (the image's label_generation); None: the one the index holds."""
-    value = body.get("label_generation") if isinstance(body, dict) else None
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ApiError(400, "label_generation must be the image's label_generation (0: no label)",
-                       "label_generation")
-    return value
-
-
-def _refuse(problems: list[tuple[str, str]]) -> None:
-    if problems:
-        raise ApiError(400, "; ".join(problem for _, problem in problems), problems[0][0])
-
-
-REVIEW_BODY = obj(required=(), min_confidence=NUMBER, merge=BOOLEAN, label_generation=INTEGER)
 ROUTES = [
     Route("POST", "/datasets/{dataset}/autolabel", start_autolabel,
           "Auto-label images with a registered model: proposals to review, in a job", STARTED, status=202,
-          params=(DATASET,), role=access.EDITOR, rate_limited="autolabel",
-          body=obj(required=("model_id",), model_id=STRING, conf=NUMBER, iou=NUMBER,
-                   images={"type": "string", "enum": list(proposals.SCOPES)}, request_id=REQUEST_ID)),
+          params=(DATASET,), role=access.EDITOR, rate_limited="autolabel", body=request_bodies.AutolabelRequest),
     Route("GET", "/autolabel/{autolabel_job_id}", get_job,
           "An auto-labelling (or bulk accept) job with its progress", JOB, params=(JOB_ID,)),
     Route("GET", "/autolabel", list_jobs,
@@ -165,12 +123,12 @@ ROUTES = [
           params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
     Route("POST", "/datasets/{dataset}/images/{image_id}/proposals/accept", accept_image,
           "Accept an image's proposals: writes its label file", ACCEPTED, params=(DATASET, IMAGE_ID),
-          body=REVIEW_BODY, role=access.EDITOR, responses=REVIEW_REFUSALS),
+          body=request_bodies.AcceptImage, body_optional=True, role=access.EDITOR, responses=REVIEW_REFUSALS),
     Route("POST", "/datasets/{dataset}/images/{image_id}/proposals/reject", reject_image,
           "Reject an image's proposals: drops them", obj(id=STRING, rejected=INTEGER), params=(DATASET, IMAGE_ID),
           role=access.EDITOR),
     Route("POST", "/datasets/{dataset}/proposals/accept", accept_all,
           "Accept every image's proposals, as a job with progress", STARTED, status=202, params=(DATASET,),
-          body=obj(required=(), min_confidence=NUMBER, merge=BOOLEAN, request_id=REQUEST_ID), body_optional=True,
+          body=request_bodies.AcceptAll, body_optional=True,
           role=access.EDITOR, rate_limited="autolabel"),
 ]

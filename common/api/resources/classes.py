@@ -14,7 +14,7 @@ from common.api.resources.datasets import DATASET, find_dataset
 from common.api.routes import Route
 from common.api.schema import ANY, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
 from common.cloud import dataset_index, dataset_job_store, guarded_objects
-from common.domain import class_changes, dataset_jobs, layout
+from common.domain import class_changes, dataset_jobs, layout, request_bodies
 from common.domain import jobs as kernel
 from common.domain.datayaml import MAX_DATA_YAML_BYTES, DataYaml, parse_data_yaml, size_issue
 from common.domain.layout import DATA_YAML_NAMES
@@ -58,11 +58,7 @@ def _current_classes(path: str, ctx: RequestContext) -> tuple[int, DataYaml | No
 
 
 def put_classes(ctx: RequestContext, args: dict) -> dict:
-    body = args["body"]
-    names = body.get("names") if isinstance(body, dict) else None
-    problem = class_changes.names_problem(names)
-    if problem:
-        raise ApiError(400, problem, "names")
+    names = list(args["body"].names)
     if args["If-Match"] is None:
         raise ApiError(428, "send If-Match: <generation> of data.yaml (GET .../classes; 0 when there is none)",
                        "If-Match")
@@ -89,25 +85,25 @@ def _moved(path: str, generation: int, data: bytes | None) -> ApiError:
 
 
 def remap_classes(ctx: RequestContext, args: dict) -> tuple[int, dict]:
-    dataset, body = args["dataset"], args["body"] if isinstance(args["body"], dict) else {}
+    dataset, body = args["dataset"], args["body"]
     found = find_dataset(dataset, ctx)
     names = found.get("classes")
     if not names:
         raise ApiError(409, f"dataset {dataset!r} has no classes yet: drop a data.yaml or PUT .../classes first")
     try:
-        remap = class_changes.plan_remap(names, body.get("map"), body.get("names"))
+        remap = class_changes.plan_remap(names, dict(body.map), body.names)
     except ValueError as exc:
         raise ApiError(400, str(exc), "map") from None
     # The same remap of the same data.yaml is one job: a retried request finds it (and asks for it again
     # while it waits), a failed one asked for again resumes without remapping a file twice, and a cancelled
     # one starts again (unless another remap runs).
-    job_id = dataset_jobs.remap_job_id(dataset, found.get("yaml_generation") or 0, body["map"], remap.names)
+    job_id = dataset_jobs.remap_job_id(dataset, found.get("yaml_generation") or 0, dict(body.map), remap.names)
     asked_before = dataset_job_store.get(job_id, ctx.deadline_seconds)
     if (asked_before is None or asked_before["status"] == dataset_jobs.CANCELLED) and \
             dataset_job_store.pending_of(dataset, ctx.deadline_seconds, kind=dataset_jobs.REMAP):
         raise ApiError(409, f"a remap of {dataset!r} is running: wait for it to end")
     job = dataset_jobs.new_job(job_id, dataset, dataset_jobs.REMAP, time.time(),
-                               ctx.principal.name, map=body["map"], names_before=names, names_after=remap.names,
+                               ctx.principal.name, map=dict(body.map), names_before=names, names_after=remap.names,
                                ids={str(old): new for old, new in remap.ids.items()},
                                data_yaml=_data_yaml_name(dataset, ctx))
     job_service.start(job, ctx.deadline_seconds)
@@ -162,12 +158,12 @@ ROUTES = [
     Route("GET", "/datasets/{dataset}/classes", get_classes, "The class names and data.yaml's generation",
           CLASSES, params=(DATASET,), role=access.VIEWER),
     Route("PUT", "/datasets/{dataset}/classes", put_classes, "Set the class names: rewrites data.yaml",
-          CLASSES, params=(DATASET, IF_MATCH), body=obj(names=array(STRING)), role=access.EDITOR, responses=CHANGED,
+          CLASSES, params=(DATASET, IF_MATCH), body=request_bodies.ClassNames, role=access.EDITOR, responses=CHANGED,
           rate_limited="classes"),  # each change rewrites data.yaml and revalidates every label
     Route("POST", "/datasets/{dataset}/classes/remap", remap_classes,
           "Merge, delete or reorder classes: a job rewrites every label file, then data.yaml", status=202,
           response=obj(job_id=STRING, names_after=array(STRING)), params=(DATASET,),
-          body=obj(required=("map",), map={"type": "object"}, names=array(STRING)), role=access.EDITOR,
+          body=request_bodies.Remap, role=access.EDITOR,
           rate_limited="remaps", responses={409: ("no classes yet, or a remap is running", ERROR_SCHEMA)}),
     Route("GET", "/datasets/{dataset}/jobs", list_jobs, "The dataset's jobs (remaps, revalidations), newest first",
           page_of("jobs", JOB), params=(DATASET, *pagination.page_params(default=20, maximum=100)),

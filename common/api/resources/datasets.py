@@ -13,7 +13,7 @@ from common.api.routes import Route
 from common.api.schema import BOOLEAN, INTEGER, STRING, array, obj, page_of
 from common.cloud import dataset_job_store, dataset_members, db, stats
 from common.domain import access as access_rules
-from common.domain import layout
+from common.domain import request_bodies
 
 DATASET = params.path("dataset", "the dataset name (its folder under datasets/)")
 
@@ -66,10 +66,7 @@ def get_dataset(ctx: RequestContext, args: dict) -> dict:
 def create_dataset(ctx: RequestContext, args: dict) -> tuple[int, dict]:
     """An empty dataset owned by the caller (the administrator's has no members
     until an owner is given); files then arrive by drop or upload."""
-    body = args["body"]
-    name = body.get("id") if isinstance(body, dict) else None
-    if not isinstance(name, str) or not layout.is_valid_dataset_name(name):
-        raise ApiError(400, f"id must be a dataset name: {layout.DATASET_NAME_RULE}", "id")
+    name = args["body"].id
     quotas.check_new_dataset(ctx)
     owners = {} if ctx.principal.is_admin else \
         access_rules.with_member({}, ctx.principal.uid, access.OWNER, ctx.principal.email, time.time())
@@ -82,7 +79,7 @@ ROUTES = [
     Route("GET", "/datasets", list_datasets, "Datasets by name, each with a summary of its statistics",
           page_of("datasets", _view_schema(SUMMARY)), params=pagination.page_params(default=20, maximum=100)),
     Route("POST", "/datasets", create_dataset, "Create an empty dataset owned by the caller",
-          _view_schema(SUMMARY), status=201, body=obj(id=STRING), rate_limited="datasets",
+          _view_schema(SUMMARY), status=201, body=request_bodies.NewDataset, rate_limited="datasets",
           responses={409: ("a dataset of that name exists", ERROR_SCHEMA),
                      403: ("the caller owns as many datasets as the datasets quota allows", ERROR_SCHEMA)}),
     Route("GET", "/datasets/{dataset}", get_dataset, "One dataset with its exact statistics",

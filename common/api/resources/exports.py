@@ -12,10 +12,9 @@ from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import documents
 from common.api.resources.datasets import DATASET
 from common.api.routes import Route
-from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, REQUEST_ID, STRING, nullable, obj, page_of
+from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, nullable, obj, page_of
 from common.cloud import version_store
-from common.domain import exports
-from common.domain.exports import InvalidExportRequest
+from common.domain import exports, request_bodies
 from common.domain.jobs import CannotCancel
 from common.platform import config
 from common.services import export, job_requests
@@ -33,19 +32,10 @@ EXPORT = obj(required=("id", "dataset", "format", "status"), id=STRING, dataset=
              error=nullable(STRING), cancelled_by=nullable(STRING),
              requested_by=nullable(STRING), created_at=nullable(NUMBER), started_at=nullable(NUMBER),
              finished_at=nullable(NUMBER))
-REQUEST = {**obj(required=("format",), format={"type": "string", "enum": list(exports.FORMATS)},
-                 version={**nullable(STRING), "description": "a version id; without one, a new version is frozen"},
-                 background={"type": "boolean", "description": "include background images (default true)"},
-                 request_id=REQUEST_ID),
-           "description": "what to export"}
 
 
 def create_export(ctx: RequestContext, args: dict) -> dict:
-    dataset = args["dataset"]
-    try:
-        request = exports.request_of(args["body"])
-    except InvalidExportRequest as exc:
-        raise ApiError(400, str(exc)) from None
+    dataset, request = args["dataset"], args["body"]
     if request.version and version_store.read_version(dataset, request.version, ctx.deadline_seconds) is None:
         raise ApiError(404, f"no version {request.version!r} of dataset {dataset!r}", "version")
     export_id = job_requests.job_id("export", dataset, ctx.principal.name, request.request_id)
@@ -76,8 +66,8 @@ def get_export(ctx: RequestContext, args: dict) -> dict:
 
 ROUTES = [
     Route("POST", "/datasets/{dataset}/exports", create_export, "Export a version as a YOLO, COCO or Pascal VOC zip",
-          status=202, response=obj(export_id=STRING), params=(DATASET,), body=REQUEST, role=access.EDITOR,
-          rate_limited="exports"),
+          status=202, response=obj(export_id=STRING), params=(DATASET,), body=request_bodies.ExportRequest,
+          role=access.EDITOR, rate_limited="exports"),
     Route("GET", "/exports", list_exports, "Exports (of one dataset, or of those the caller may see), newest first",
           page_of("exports", EXPORT), params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),
     Route("GET", "/exports/{export_id}", get_export, "One export: status, progress, the zip's gs:// URI",

@@ -14,9 +14,9 @@ from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import documents
 from common.api.resources.datasets import DATASET
 from common.api.routes import Route
-from common.api.schema import ANY, INTEGER, NUMBER, REQUEST_ID, STRING, array, nullable, obj, page_of
+from common.api.schema import ANY, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
 from common.cloud import import_store
-from common.domain import imports, jobs, source_urls
+from common.domain import imports, request_bodies, source_urls
 from common.domain.imports import InvalidImportRequest
 from common.domain.source_urls import InvalidSource
 from common.platform import config
@@ -34,31 +34,21 @@ IMPORT = obj(required=("id", "dataset", "status", "source"), id=STRING, dataset=
              members_done=INTEGER, bytes_done=INTEGER, skipped=INTEGER, tasks=nullable(INTEGER),
              issues=array(ANY), issues_total=INTEGER, error=nullable(STRING), requested_by=nullable(STRING),
              created_at=nullable(NUMBER), started_at=nullable(NUMBER), finished_at=nullable(NUMBER))
-REQUEST = {**obj(required=("url",), url={"type": "string", "description": "https://…, http://… or gs://…: "
-                                                                          "a .zip, .tar, .tar.gz or .tgz"},
-                 format={"type": "string", "enum": list(imports.FORMATS),
-                         "description": "yolo or coco; left out, the archive's files say"},
-                 tasks={"type": "integer", "minimum": 1, "maximum": imports.MAX_TASKS,
-                        "description": "parallel tasks for a zip (at most the deployment's IMPORT_TASKS)"},
-                 request_id=REQUEST_ID),
-           "description": "what to import"}
 
 
 def create_import(ctx: RequestContext, args: dict) -> dict:
-    dataset = args["dataset"]
+    dataset, body = args["dataset"], args["body"]
     try:
-        url, archive_format, tasks = imports.request_of(args["body"])
-        request_id = jobs.request_id_of(args["body"])
-        source = source_urls.parse(url)
+        source = source_urls.parse(body.url)
         if source.scheme == "gs":
             imports.check_bucket_source(source.bucket, source.name, config.data_bucket(), dataset,
                                         config.import_buckets())
-    except (InvalidImportRequest, InvalidSource, jobs.InvalidRequestId) as exc:
-        raise ApiError(400, str(exc)) from None
-    import_id = job_requests.job_id("import", dataset, ctx.principal.name, request_id)
-    document = imports.new_import(import_id, dataset, source.url, source.archive, archive_format,
+    except (InvalidImportRequest, InvalidSource) as exc:
+        raise ApiError(400, str(exc), "url") from None
+    import_id = job_requests.job_id("import", dataset, ctx.principal.name, body.request_id)
+    document = imports.new_import(import_id, dataset, source.url, source.archive, body.format,
                                   ctx.principal.name, time.time())
-    document["tasks_wanted"] = tasks
+    document["tasks_wanted"] = body.tasks
     job_requests.ask(import_store.collection(), document, config.import_topic(), {"import_id": import_id},
                      ctx.deadline_seconds, requested_by=ctx.principal.name)
     return {"import_id": import_id}
@@ -85,7 +75,7 @@ def cancel_import(ctx: RequestContext, args: dict) -> dict:
 ROUTES = [
     Route("POST", "/datasets/{dataset}/imports", create_import,
           "Import an archive from a URL or gs:// object into the dataset", status=202,
-          response=obj(import_id=STRING), params=(DATASET,), body=REQUEST, role=access.EDITOR,
+          response=obj(import_id=STRING), params=(DATASET,), body=request_bodies.NewImport, role=access.EDITOR,
           rate_limited="imports"),
     Route("GET", "/imports/{import_id}", get_import, "One import: status, progress, issues", IMPORT,
           params=(IMPORT_ID,)),

@@ -16,7 +16,7 @@ from common.api.resources.images import BOX, IMAGE_ID, boxes_view, find_image
 from common.api.routes import Route
 from common.api.schema import INTEGER, STRING, array, obj
 from common.cloud import guarded_objects
-from common.domain import layout
+from common.domain import layout, request_bodies
 from common.domain.labels import parse_label, rows_from_boxes, write_label
 
 IF_MATCH = params.header("If-Match", "the label_generation the edit is based on; 0 when the image has no label",
@@ -30,8 +30,7 @@ PRECONDITIONS = {412: ("the label changed since: the body has what is there now"
 
 def put_labels(ctx: RequestContext, args: dict) -> dict:
     classes, entry = find_image(ctx, args["dataset"], args["image_id"], with_image=True)
-    body = args["body"]
-    rows, problems = rows_from_boxes(body.get("labels") if isinstance(body, dict) else None, classes)
+    rows, problems = rows_from_boxes([box.sent() for box in args["body"].labels], classes)
     if problems:
         raise ApiError(400, "nothing was written: " + "; ".join(problems), "labels")
     based_on, path = _based_on(args), _label_path(entry)
@@ -78,7 +77,7 @@ def label_conflict(moved: guarded_objects.Moved, path: str, classes: list[str] |
 ROUTES = [
     Route("PUT", "/datasets/{dataset}/images/{image_id}/labels", put_labels,
           "Replace an image's labels: writes its YOLO label file", WRITTEN,
-          params=(DATASET, IMAGE_ID, IF_MATCH, IF_NONE_MATCH), body=obj(labels=array(BOX)), role=access.EDITOR,
+          params=(DATASET, IMAGE_ID, IF_MATCH, IF_NONE_MATCH), body=request_bodies.Labels, role=access.EDITOR,
           responses=PRECONDITIONS),
     Route("DELETE", "/datasets/{dataset}/images/{image_id}/labels", delete_labels,
           "Remove an image's label file", WRITTEN, params=(DATASET, IMAGE_ID, IF_MATCH, IF_NONE_MATCH),

@@ -16,7 +16,7 @@ from common.api.routes import Route
 from common.api.schema import NUMBER, STRING, array, nullable, obj
 from common.cloud import dataset_members, identity
 from common.domain import access as rules
-from common.domain import joining
+from common.domain import joining, request_bodies
 from common.domain.access import Invitations, Members
 
 DATASET = params.path("dataset", "the dataset name")
@@ -41,10 +41,7 @@ def list_members(ctx: RequestContext, args: dict) -> dict:
 
 
 def put_member(ctx: RequestContext, args: dict) -> dict:
-    body = args["body"]
-    role = body.get("role") if isinstance(body, dict) else None
-    if role not in rules.ROLES:
-        raise ApiError(400, f"role must be one of {', '.join(rules.ROLES)}, got {role!r}", "role")
+    role: str = args["body"].role
     user, now = args["user"], time.time()
     if "@" not in user:
         person = _person_by_uid(user)
@@ -104,7 +101,7 @@ ROUTES = [
           "is invited", MEMBERS, params=(DATASET,), role=access.VIEWER),
     Route("PUT", "/datasets/{dataset}/members/{user}", put_member,
           "Give a person a role on the dataset (by e-mail: an invitation until that address is verified)",
-          MEMBERS, params=(DATASET, USER), body=obj(role=ROLE), role=access.OWNER, responses=LAST_OWNER),
+          MEMBERS, params=(DATASET, USER), body=request_bodies.MemberRole, role=access.OWNER, responses=LAST_OWNER),
     Route("DELETE", "/datasets/{dataset}/members/{user}", delete_member,
           "Take a person off the dataset (by e-mail: their invitation too)",
           MEMBERS, params=(DATASET, USER), role=access.OWNER, responses=LAST_OWNER),

@@ -22,7 +22,7 @@ from common.api.resources import documents, models
 from common.api.routes import Route
 from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
 from common.cloud import storage, training_store
-from common.domain import layout, training_job, training_request
+from common.domain import layout, request_bodies, training_job, training_request
 from common.platform import config
 from common.services import job_requests
 
@@ -34,28 +34,17 @@ JOB = obj(required=("id", "status"), id=STRING, dataset=nullable(STRING), status
           epoch=nullable(INTEGER), epochs=nullable(INTEGER), history=array({"type": "object"}),
           error=nullable(STRING), model_id=nullable(STRING), request_id=nullable(STRING), request=ANY,
           cancel_requested=nullable(BOOLEAN), **{name: nullable(NUMBER) for name in TIMES})
-REQUEST = {**obj(required=(), request_id={"type": "string", "pattern": training_request.REQUEST_ID.pattern},
-                 dataset={"description": "the dataset to train on"},
-                 model={"description": training_request.MODEL_YAML_HELP},
-                 epochs={"description": "and imgsz, batch, patience, val_fraction, Ultralytics arguments"}),
-           "description": "a training request. request_id and model are checked here (a registered model "
-                          "you may not view answers 404); anything else that is wrong ends as a failed job "
-                          "with its reason, as for a request published directly"}
 
 
 def request_training(ctx: RequestContext, args: dict) -> dict:
-    body = args["body"]
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object: {\"dataset\", \"model\", \"epochs\", ...}")
-    request_id = body.setdefault("request_id", uuid.uuid4().hex)
-    if not isinstance(request_id, str) or not training_request.REQUEST_ID.match(request_id):
-        raise ApiError(400, "request_id must be 1-128 letters, digits or . _ : -", "request_id")
+    request_id = args["body"].request_id or uuid.uuid4().hex
+    body = args["body"].request(request_id)
     if not ctx.principal.is_admin:  # the administrator's requests may fail as jobs, as published ones do
         access.require(ctx, body.get("dataset"), access.EDITOR)
     job_id = training_request.job_id_for(request_id, ctx.principal.name)
     if not _recorded(job_id, ctx):  # a retry of this caller's request was checked the first time
         quotas.check_training(ctx, body)  # the caps, the jobs at once, today's trainer hours (not the administrator's)
-        _check_model(ctx, body.get("model"))
+        _check_model(ctx, body["model"])
         problem = storable.problem(body)
         if problem:
             raise ApiError(400, f"the body cannot be recorded as a job: {problem}")
@@ -70,13 +59,10 @@ def _recorded(job_id: str, ctx: RequestContext) -> bool:
     return training_store.jobs().document(job_id).get(**ctx.deadline()).exists
 
 
-def _check_model(ctx: RequestContext, model) -> None:
-    """400 for a model no request may name (a path, an unknown name); 404 for a registered model
-    the caller may not view, exactly as GET /models/{id} answers (the training function checks again)."""
-    try:
-        training_request.check_model(model)
-    except training_request.InvalidRequest as exc:
-        raise ApiError(400, str(exc), "model") from None
+def _check_model(ctx: RequestContext, model: str) -> None:
+    """404 for a registered model the caller may not view, exactly as GET /models/{id} answers (a model no
+    request may name, a path or an unknown name, the body's model refuses; the training function checks
+    again)."""
     if training_request.model_kind(model) == "registered":
         models.get_model(ctx, {"model_id": model})
 
@@ -107,7 +93,7 @@ def cancel_job(ctx: RequestContext, args: dict) -> dict:
 
 ROUTES = [
     Route("POST", "/training", request_training, "Request a training job", status=202,
-          response=obj(job_id=STRING, request_id=STRING), body=REQUEST, rate_limited="training",
+          response=obj(job_id=STRING, request_id=STRING), body=request_bodies.TrainingBody, rate_limited="training",
           responses={404: ("no such dataset or registered model, or not one the caller may see", ERROR_SCHEMA)}),
     Route("GET", "/training", list_jobs, "Training jobs, newest first",
           page_of("jobs", JOB), params=(documents.DATASET_FILTER, *documents.NEWEST_FIRST_PAGE)),

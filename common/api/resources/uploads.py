@@ -27,23 +27,22 @@ from common.api import access, params, quotas
 from common.api.context import RequestContext
 from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.routes import Route
-from common.api.schema import BOOLEAN, INTEGER, STRING, array, nullable, obj
+from common.api.schema import BOOLEAN, STRING, array, nullable, obj
 from common.cloud import storage, uploader
-from common.domain import file_limits, layout
+from common.domain import file_limits, layout, request_bodies
 from common.platform import config
 
 DATASET = params.path("dataset", "the dataset name")
 SESSION_THREADS = 16  # metadata reads and session creations of one request run in parallel
 LIST_PAGE = 1000      # objects per page of the MD5 listing (Cloud Storage's most)
 LISTED_PER_FILE = 2   # objects the MD5 listing may read per declared file before reading the rest one by one
-FILE = obj(required=("path", "size"), path=STRING, size=INTEGER, content_type=STRING, md5=STRING, archive=BOOLEAN)
 SESSION = obj(required=("path", "object", "exists"), path=STRING, object=STRING, exists=BOOLEAN,
               upload_url=nullable(STRING), method={"const": "PUT"})
 
 
 def create_uploads(ctx: RequestContext, args: dict) -> dict:
     files = _files(args["body"])
-    refused = [f"files[{i}] {file.get('path')!r}: {reason}" for i, file in enumerate(files)
+    refused = [f"files[{i}] {file['path']!r}: {reason}" for i, file in enumerate(files)
                if (reason := _refusal(args["dataset"], file))]
     if refused:
         raise ApiError(400, "nothing was handed out: " + "; ".join(refused), "files")
@@ -61,26 +60,19 @@ def create_uploads(ctx: RequestContext, args: dict) -> dict:
         return {"uploads": list(pool.map(lambda item: _session(ctx, args["dataset"], *item), zip(files, held)))}
 
 
-def _files(body) -> list[dict]:
-    files = body.get("files") if isinstance(body, dict) else None
-    if not isinstance(files, list) or not 0 < len(files) <= config.max_upload_files() or \
-            not all(isinstance(file, dict) for file in files):
-        raise ApiError(400, f"the body must be {{\"files\": [{{\"path\", \"size\", \"content_type\"}}]}} "
-                            f"with 1 to {config.max_upload_files()} files", "files")
-    return files
+def _files(body: request_bodies.Uploads) -> list[dict]:
+    """The declared files, as many as the deployment's MAX_UPLOAD_FILES allows."""
+    if len(body.files) > config.max_upload_files():
+        raise ApiError(400, f"files: at most {config.max_upload_files()} per request (MAX_UPLOAD_FILES), not "
+                            f"{len(body.files)}; ask in several requests", "files")
+    return [file.model_dump() for file in body.files]
 
 
 def _refusal(dataset: str, file: dict) -> str | None:
-    path, size, content_type = file.get("path"), file.get("size"), file.get("content_type", "")
-    if not isinstance(path, str):
-        return "path must be the file's path inside the dataset, e.g. images/train/a.jpg"
-    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= config.max_upload_bytes():
+    path = file["path"]
+    if file["size"] > config.max_upload_bytes():
         return f"size must be the file's size in bytes, at most {config.max_upload_bytes()}"
-    if not isinstance(content_type, str):
-        return "content_type must be a string"
-    if not isinstance(file.get("md5", ""), str) or not isinstance(file.get("archive", False), bool):
-        return "md5 must be the base64 MD5 of the content and archive true or false"
-    if file.get("archive"):
+    if file["archive"]:
         return None if path.lower().endswith(".zip") else "an archive must be a .zip"
     try:
         layout.upload_object(dataset, path)
@@ -148,6 +140,6 @@ ROUTES = [
     Route("POST", "/datasets/{dataset}/uploads", create_uploads,
           "Upload URLs for files of the dataset: PUT each file's bytes to its URL "
           "(none for a file already there with the declared md5)", obj(uploads=array(SESSION)),
-          params=(DATASET,), body=obj(files=array(FILE)), role=access.EDITOR, rate_limited="uploads",
+          params=(DATASET,), body=request_bodies.Uploads, role=access.EDITOR, rate_limited="uploads",
           responses={413: ("a file over the size its kind may have (label file, data.yaml, image)", ERROR_SCHEMA)}),
 ]

@@ -18,8 +18,8 @@ from common.api.resources.datasets import DATASET
 from common.api.routes import Route
 from common.api.schema import ANY, NUMBER, STRING, nullable, obj, page_of
 from common.cloud import version_store
+from common.domain import request_bodies
 from common.domain import versions as version_rules
-from common.domain.versions import InvalidVersionRequest
 from common.platform import config
 from common.services import job_requests, versions
 
@@ -31,18 +31,11 @@ VERSION = obj(required=("id", "dataset", "status"), id=STRING, dataset=STRING, n
               note=nullable(STRING), status=STATUS, phase=PHASE, classes=ANY, stats=ANY, storage=ANY,
               snapshot=nullable(STRING), error=nullable(STRING), requested_by=nullable(STRING),
               created_at=nullable(NUMBER), frozen_at=nullable(NUMBER))
-REQUEST = {**obj(required=(), name=nullable(STRING), note=nullable(STRING), request_id=nullable(STRING)),
-           "description": "a name and a note, both optional; a request_id makes a retried request get the "
-                          "version the first one made"}
 
 
 def create_version(ctx: RequestContext, args: dict) -> dict:
-    dataset = args["dataset"]
-    try:
-        fields = version_rules.request_fields(args["body"])
-    except InvalidVersionRequest as exc:
-        raise ApiError(400, str(exc)) from None
-    request_id = fields.pop("request_id", None)
+    dataset, body = args["dataset"], args["body"]
+    fields, request_id = {"name": body.name, "note": body.note}, body.request_id
     asked_by = version_store.version_request(dataset, ctx.principal.name, request_id) if request_id else None
     made = versions.request(dataset, fields, ctx.principal.name, ctx.deadline_seconds, asked_by)
     document = made if "status" in made else version_store.read_version(dataset, made["id"], ctx.deadline_seconds)
@@ -68,8 +61,8 @@ def get_version(ctx: RequestContext, args: dict) -> dict:
 
 ROUTES = [
     Route("POST", "/datasets/{dataset}/versions", create_version, "Freeze the dataset as a new version",
-          status=202, response=obj(version=STRING, status=STATUS), params=(DATASET,), body=REQUEST, body_optional=True,
-          role=access.EDITOR, rate_limited="exports"),
+          status=202, response=obj(version=STRING, status=STATUS), params=(DATASET,), body=request_bodies.NewVersion,
+          body_optional=True, role=access.EDITOR, rate_limited="exports"),
     Route("GET", "/datasets/{dataset}/versions", list_versions, "The dataset's versions, newest first",
           page_of("versions", VERSION), params=(DATASET, *pagination.page_params(default=20, maximum=100)),
           role=access.VIEWER),
