@@ -344,6 +344,53 @@ def jobs(api: Api, out: Output, dataset: str | None, kind: str | None, active: b
 
 
 @command()
+@click.argument("dataset", required=False)
+@click.option("--all", "every", is_flag=True, help="every dataset folder of the bucket (the administrator's)")
+@click.option("--follow/--no-follow", default=True, show_default=True, help="follow the jobs to their end")
+def reindex(api: Api, out: Output, dataset: str | None, every: bool, follow: bool) -> None:
+    """Rebuild DATASET's index from what its bucket folder holds (--all: every dataset folder's), as ingest would
+    index the same files dropped: how a deployment on a bucket that already holds data starts, and how a lost
+    index is rebuilt. Owners reindex their dataset; --all is the administrator's."""
+    if bool(dataset) == every:
+        raise click.UsageError("name one DATASET, or give --all")
+    request_id = uuid.uuid4().hex  # one for this command: a retried request makes no second job
+    started = [api.post(f"/datasets/{dataset}/reindex", {"request_id": request_id})] if dataset else \
+        _reindex_every(api, request_id)
+    refs = [job["ref"] for job in started]
+    if not follow or not refs:
+        return out.emit(started, [f"{job['ref']} ({job['dataset']}): {job['status']}" for job in started]
+                        or ["no dataset folder in the bucket"])
+    if len(refs) == 1:
+        return _follow(api, out, refs[0])
+    _follow_each(api, out, refs)
+
+
+def _reindex_every(api: Api, request_id: str) -> list[dict]:
+    """A reindex of every dataset folder, asked for a page at a time."""
+    started: list[dict] = []
+    after = None
+    while True:
+        page = api.post("/reindex", {"request_id": request_id, **({"after": after} if after else {})})
+        started += page["jobs"]
+        after = page["next"]
+        if after is None:
+            return started
+
+
+def _follow_each(api: Api, out: Output, refs: list[str]) -> None:
+    """Follow the jobs one after the other (they run at once): exit 1 when any did not complete."""
+    ended = []
+    for ref in refs:
+        with out.progress(MofNCompleteColumn()) as bars:
+            ended.append(follow.Follower(api, ref, follow.Display(bars, out.json, click.echo)).run(
+                confirm_cancel=lambda: False))
+    out.emit(ended, [line for job in ended for line in show.job_lines(job)])
+    failed = [job["ref"] for job in ended if job["status"] != "completed"]
+    if failed:
+        fail(f"{len(failed)} of {len(ended)} jobs did not complete: {', '.join(failed)}")
+
+
+@command()
 @click.argument("ref")
 def cancel(api: Api, out: Output, ref: str) -> None:
     """Cancel a job of any kind by its ref, kind/id (a bare id is a training job's: it stops after the current

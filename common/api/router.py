@@ -13,6 +13,7 @@ from common.api.resources import media, page
 from common.api.resources import autolabel, files, imports
 from common.api.resources import jobs
 from common.api.resources import predictions
+from common.api.resources import reindex
 from common.api.routes import Route
 from common.platform import config, log
 
@@ -25,6 +26,7 @@ API_ROUTES += autolabel.ROUTES
 API_ROUTES += imports.ROUTES
 API_ROUTES += files.ROUTES
 API_ROUTES += jobs.ROUTES  # every kind of job, shown the same way
+API_ROUTES += reindex.ROUTES  # an index rebuilt from the bucket
 ROUTES: list[Route] = [*API_ROUTES, openapi.route(API_ROUTES, predictions.ROUTES)]
 
 # Fixed documents, served whatever the secrets: the OpenAPI document and the page's files and configuration.

@@ -16,10 +16,12 @@ from common.domain import jobs as kernel
 REVALIDATE, REMAP = "revalidate", "remap"
 AUTOLABEL, ACCEPT = "autolabel", "accept"  # proposals made by a model; proposals accepted in bulk
 RESPLIT = "resplit"  # a drop's entries given the splits its image lists say (common.services.resplit)
-KINDS = (REVALIDATE, REMAP, AUTOLABEL, ACCEPT, RESPLIT)
+REINDEX = "reindex"  # the index rebuilt from the bucket's listing (common.services.reindex)
+KINDS = (REVALIDATE, REMAP, AUTOLABEL, ACCEPT, RESPLIT, REINDEX)
 # What a kind's chunks count, summed over the chunks' documents (at most 3: one aggregation, 5 figures).
 COUNTED = {REVALIDATE: ("rewritten",), REMAP: ("rewritten",), AUTOLABEL: ("boxes", "dropped", "failures"),
-           ACCEPT: ("accepted", "skipped", "conflicts"), RESPLIT: ("moved",)}
+           ACCEPT: ("accepted", "skipped", "conflicts"), RESPLIT: ("moved",),
+           REINDEX: ("indexed", "removed", "unchanged")}
 QUEUED, RUNNING, COMPLETED, FAILED = kernel.QUEUED, kernel.RUNNING, kernel.COMPLETED, kernel.FAILED
 CANCELLED = kernel.CANCELLED
 ENDED, STATES = kernel.FINAL, kernel.STATES
@@ -36,6 +38,8 @@ CANCEL = {
                                   "cancelled; it ends by itself"),
     RESPLIT: kernel.Cancel((), "a resplit keeps the index true to the drop's split lists: it cannot be "
                                "cancelled; it ends by itself"),
+    # what its done chunks applied stays, as ingest would have applied it; a new reindex finishes the rest
+    REINDEX: kernel.Cancel(kernel.ACTIVE),
 }
 
 

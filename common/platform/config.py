@@ -225,6 +225,23 @@ def watch_grace_seconds() -> float:
     return float(os.environ.get("WATCH_GRACE_SECONDS", "120"))
 
 
+def reconcile_objects_per_run() -> int:
+    """Objects one reconciliation run lists at most (whole datasets: the next run goes on from the dataset after
+    the last one it compared)."""
+    return int(os.environ.get("RECONCILE_OBJECTS_PER_RUN", "100000"))
+
+
+def reconcile_repairs_per_run() -> int:
+    """Differences one reconciliation run repairs at most (the next run repairs the rest)."""
+    return int(os.environ.get("RECONCILE_REPAIRS_PER_RUN", "1000"))
+
+
+def reconcile_grace_seconds() -> float:
+    """How old an object's last write must be before reconciliation repairs it: younger, its own event may still
+    be on its way to ingest."""
+    return float(os.environ.get("RECONCILE_GRACE_SECONDS", "900"))
+
+
 def job_stall_seconds() -> float:
     """How long a job may go without a unit done before the watch asks for its messages again: longer than
     a unit may take (a function's timeout, 540 s)."""

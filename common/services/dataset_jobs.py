@@ -12,6 +12,9 @@ message asks for the plan, one message per unit of DATASET_JOB_CHUNK_SIZE items.
   them or the job's mark), which starts a revalidation like any data.yaml change.
 - autolabel, accept: a model's proposals made, and accepted in bulk
   (common.services.autolabel, common.services.proposal_review).
+- reindex: items are the dataset's objects as the bucket lists them, and those its
+  index holds that the bucket does not; each is applied as ingest applies its event
+  (common.services.reindex).
 """
 from __future__ import annotations
 
@@ -138,6 +141,13 @@ def _resplit():
     return resplit
 
 
+def _reindex():
+    """Ingest's code, which a reindex runs (common.services.reindex), loaded where chunks run: the API, which only
+    starts jobs, must not load Pillow."""
+    from common.services import reindex  # the dataset-jobs function imports it at start
+    return reindex
+
+
 def _kind(kind: str, plan, unit, finish=None) -> jobs.Kind:
     """A kernel kind whose units sum what the domain says the kind counts (dataset_jobs.COUNTED), cancelled
     where the domain says it may be (dataset_jobs.CANCEL)."""
@@ -153,6 +163,8 @@ KINDS = {
                                proposal_review.accept_chunk),
     dataset_jobs.RESPLIT: _kind(dataset_jobs.RESPLIT, lambda job: _resplit().plan(job),
                                 lambda job, items: _resplit().unit(job, items)),
+    dataset_jobs.REINDEX: _kind(dataset_jobs.REINDEX, lambda job: _reindex().plan(job),
+                                lambda job, items: _reindex().unit(job, items)),
 }
 
 

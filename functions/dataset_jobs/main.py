@@ -4,7 +4,7 @@ import functions_framework
 from common.platform.events import pubsub_message
 from common.platform.handler import handle_event
 from common.cloud import proposal_store
-from common.services import autolabel, dataset_jobs  # noqa: F401 (autolabel loaded at start: its chunks run a model)
+from common.services import autolabel, dataset_jobs, reindex  # noqa: F401 (loaded at start: autolabel's chunks run a model, reindex's ingest)
 
 
 @functions_framework.cloud_event

@@ -110,6 +110,7 @@ class Stack:
             "WATCH_TOPIC": config.WATCH_TOPIC,      # the local scheduler ticks the watch every second;
             "WATCH_INTERVAL_SECONDS": "1",          # a job fails 5 s after its trainer process is gone
             "WATCH_GRACE_SECONDS": "5",
+            "RECONCILE_GRACE_SECONDS": "0",         # reconciliation runs when a test asks: it repairs what it finds
             "TRAINER_LAUNCHER": "local",
             "TRAINER_LOG_DIR": str(self.state_dir),
             "TRAINER_WORK_DIR": str(self.state_dir / "trainer"),

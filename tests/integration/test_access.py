@@ -89,6 +89,8 @@ MATRIX = {
     "GET /jobs": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /jobs/{kind}/{job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "POST /jobs/{kind}/{job_id}/cancel": (*SIGNED_OUT, 404, 403, 202, 202, 202),  # cancelled again: as it is
+    "POST /datasets/{d}/reindex": (*SIGNED_OUT, 404, 403, 403, 202, 202),  # owners, and the administrator
+    "POST /reindex": (*SIGNED_OUT, 403, 403, 403, 403, 200),  # the administrator: after every folder, none started
 }
 PATHS = {"GET /jobs/{kind}/{job_id}": "/jobs/training/{job_id}",  # {kind} is a model's weights' elsewhere
          "POST /jobs/{kind}/{job_id}/cancel": "/jobs/training/{job_id}/cancel"}
@@ -177,7 +179,8 @@ def body_for(route: str, world: dict):
             "POST /datasets/{d}/imports": {"url": "http://169.254.169.254/computeMetadata/v1/a.zip"},
             "PUT /datasets/{d}/images/{image_id}/labels": {"labels": "not a list"},
             "PUT /datasets/{d}/classes": {"names": []},
-            "POST /datasets/{d}/classes/remap": {"map": {"no such class": "x"}}}.get(route)
+            "POST /datasets/{d}/classes/remap": {"map": {"no such class": "x"}},
+            "POST /reindex": {"after": "~"}}.get(route)  # after every dataset name: the test starts no job
 
 
 def test_the_matrix_covers_every_route():

@@ -57,13 +57,14 @@ locals {
     for key, email in merge(local.runs_as, {
       trainer  = google_service_account.trainer.email
       importer = google_service_account.importer.email
-    }) : key => email if key != "watch" # the watch reads job executions, no object
+    }) : key => email # the watch too: its reconciliation lists the bucket and reads what it repairs
   }
   # Writes by object-name prefix, one IAM Condition per account (common/domain/layout.py names every path):
   # ingest: files unpacked from a dropped archive, thumbnails; api: label files, data.yaml, upload sessions,
-  # cancel markers; train: manifests; dataset_jobs: label files and data.yaml; export: the content store,
-  # snapshots, export zips; trainer: its job's runs, checkpoints and weights, the base-model cache; importer:
-  # an archive's members, a URL's archive staged. predict, progress, watch and imports only read.
+  # cancel markers; train: manifests; dataset_jobs: label files and data.yaml, thumbnails (a reindex); export:
+  # the content store, snapshots, export zips; trainer: its job's runs, checkpoints and weights, the base-model
+  # cache; importer: an archive's members, a URL's archive staged; watch: thumbnails (the reconciliation).
+  # predict, progress and imports only read.
   objects_of = "projects/_/buckets/${google_storage_bucket.data.name}/objects/"
   object_writes = {
     for key, prefixes in local.settings.object_writes : key => join(" || ", [

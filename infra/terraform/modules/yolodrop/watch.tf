@@ -18,3 +18,19 @@ resource "google_cloud_scheduler_job" "watch" {
   }
   depends_on = [google_project_service.api]
 }
+
+# The reconciliation (common/services/reconcile.py): the bucket's listing compared with the index and the
+# difference repaired, on its own schedule, by the same watch function.
+resource "google_cloud_scheduler_job" "reconcile" {
+  project   = var.project
+  region    = var.region
+  name      = local.settings.watch.reconcile_scheduler_job
+  schedule  = local.settings.watch.reconcile_schedule
+  time_zone = "Etc/UTC"
+
+  pubsub_target {
+    topic_name = google_pubsub_topic.topic["training_watch"].id
+    data       = base64encode(jsonencode({ sweep = true, reconcile = true }))
+  }
+  depends_on = [google_project_service.api]
+}
