@@ -30,7 +30,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import dataset_job_store, db, job_store, topics
 from common.domain import jobs as kernel
-from common.platform import config
+from common.platform import config, log
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
 from common.services import job_requests
@@ -112,7 +112,7 @@ def _plan(family: Family, kinds: dict[str, Kind], job: dict) -> Outcome:
     try:
         units = _planned_units(family, kinds, job)
     except kernel.CannotRun as unusable:
-        job_store.finish(family.jobs(), job["id"], kernel.FAILED, error=str(unusable))
+        _fail(family, job["id"], str(unusable))
         return Outcome(Result.REJECTED, f"job {job['id']} cannot run: {unusable}", {"job_id": job["id"]})
     except BaseException:
         job_store.release(planning)  # the redelivery plans at once
@@ -172,9 +172,18 @@ def try_end(family: Family, kinds: dict[str, Kind], job_id: str) -> bool:
         return False
     problem = kind.finish(job)
     if problem:
-        return job_store.finish(family.jobs(), job_id, kernel.FAILED, error=problem)
+        return _fail(family, job_id, problem)
     _, _, counts = job_store.progress(family.jobs(), job_id, counted=kind.counted)
     return job_store.finish(family.jobs(), job_id, kernel.COMPLETED, **counts)
+
+
+def _fail(family: Family, job_id: str, reason: str) -> bool:
+    """Fail the job once (False when it had ended already), in a line the failed-jobs metric counts; the watch
+    reports the jobs it fails itself (watch_training.report)."""
+    ended = job_store.finish(family.jobs(), job_id, kernel.FAILED, error=reason)
+    if ended:
+        log.job_event(log.JOB_FAILED, family.name, job_id, reason=reason)
+    return ended
 
 
 def _publish_units(family: Family, job: dict) -> int:

@@ -21,7 +21,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from common.cloud import db, executions, job_store, training_store
 from common.domain import jobs as kernel
 from common.domain import training_job
-from common.platform import config
+from common.platform import config, log
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
 from common.services import continuation_requests, jobs, watch_exports, watch_imports, watch_versions
@@ -34,9 +34,11 @@ def handle(message: PubSubMessage) -> Outcome:
     failed = sorted(job_id for job_id, change in changes.items() if change.get("status") == training_job.FAILED)
     noted = sorted(set(changes) - set(failed))
     imports_failed = watch_imports.sweep()
-    jobs_acted = {**jobs.watch(time.time()), **watch_imports.resend_waiting(time.time()),
-                  **watch_exports.resend_waiting(time.time()), **watch_versions.resend_waiting(time.time()),
-                  **resend_unlaunched(time.time())}
+    stalled = {"dataset job": jobs.watch(time.time()), "import": watch_imports.resend_waiting(time.time()),
+               "export": watch_exports.resend_waiting(time.time()),
+               "version": watch_versions.resend_waiting(time.time()), "training": resend_unlaunched(time.time())}
+    jobs_acted = {name: action for acted in stalled.values() for name, action in acted.items()}
+    report(failed, imports_failed, stalled)
     acted = changes or imports_failed or jobs_acted
     detail = (f"swept: {len(failed)} failed {failed}, {len(noted)} noted gone {noted}, "
               f"{len(imports_failed)} imports failed {imports_failed}, jobs {jobs_acted}") \
@@ -44,6 +46,23 @@ def handle(message: PubSubMessage) -> Outcome:
     return Outcome(Result.APPLIED if acted else Result.DUPLICATE, detail,
                    {"failed": failed, "noted": noted, "imports_failed": imports_failed,
                     "jobs": jobs_acted})
+
+
+def report(failed: list[str], imports_failed: list[str], stalled: dict[str, dict[str, str]]) -> None:
+    """One line per job this sweep failed or found stalled (log.job_event), which the log-based metrics count:
+    a training whose execution ended without its final event, an import whose execution failed, and every job
+    quiet for JOB_STALL_SECONDS, with what was done (sent again, failed; "moved": it moved meanwhile)."""
+    for job_id in failed:
+        log.job_event(log.JOB_FAILED, "training", job_id, by="watch")
+    for import_id in imports_failed:
+        log.job_event(log.JOB_FAILED, "import", import_id, by="watch")
+    for kind, acted in stalled.items():
+        for name, action in acted.items():
+            if action == "moved":
+                continue
+            log.job_event(log.JOB_STALLED, kind, name, action=action)
+            if action == "failed":
+                log.job_event(log.JOB_FAILED, kind, name, by="watch")
 
 
 def _unlaunched_failed(job: dict, reason: str, now: float) -> dict:

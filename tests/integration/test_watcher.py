@@ -42,6 +42,9 @@ def test_a_killed_trainer_ends_failed_with_how_to_resume_and_late_events_change_
         in job["error"]
     assert "Epoch 1 of 3 is checkpointed: resume from it with `JOB_ID=" in job["error"]
     assert job["epoch"] == 1 and job["execution"] == f"local-run-{job_id}"
+    # Said once, in the line the failed-jobs metric counts (infra/terraform/.../monitoring.tf).
+    assert wait_for(lambda: _job_events(stack, job_id), lambda events: events, 30, "the watch's line") == \
+        [("failed", "training", "watch")]
 
     late = {"job_id": job_id, "type": "epoch", "sequence": training_job.sequence(0, 99), "run": 0,
             "epoch": 2, "epochs": 3, "metrics": {"mAP50": 0.5}}
@@ -68,6 +71,14 @@ def _launch_with_drill(stack, dataset: str, monkeypatch, kill_after_epoch: int, 
     job_id = outcome.fields["job_id"]
     assert training_store.jobs().document(job_id).get().to_dict()["execution"] == f"local-run-{job_id}"
     return job_id, drill.processes[job_id]
+
+
+def _job_events(stack, job_id: str) -> list[tuple[str, str, str]]:
+    """(job_event, job_kind, by) of each line the watch wrote about `job_id` with log.job_event."""
+    lines = (stack.state_dir / "watch.log").read_text(errors="replace").splitlines()
+    records = (json.loads(line) for line in lines if line.startswith("{"))
+    return [(r["job_event"], r["job_kind"], r.get("by")) for r in records
+            if r.get("job_id") == job_id and "job_event" in r]
 
 
 def _progress_event(stack, event: dict) -> str:

@@ -144,3 +144,17 @@ def test_a_continuation_never_started_fails_the_job_with_how_to_resume_from_its_
     assert update["error"] == ("the trainer stopped after epoch 2 of 5 to continue in a new execution, which was "
                                "never started: asked 3 more times. The epoch is checkpointed: resume from it with "
                                "`gcloud run jobs execute yolodrop-trainer`")
+
+
+def test_the_sweep_says_each_job_it_failed_or_found_stalled_in_one_line_the_metrics_count(capsys):
+    import json
+
+    from common.services import watch_training
+    watch_training.report(["t-1"], ["i-1"], {"dataset job": {"d-1": "plan asked again", "d-2": "failed"},
+                                             "export": {"e-1": "moved"}, "version": {"ds/v1": "sent again"}})
+    events = [(r["job_event"], r["job_kind"], r["job_id"], r.get("action") or r.get("by"))
+              for r in map(json.loads, capsys.readouterr().err.splitlines())]
+    assert events == [("failed", "training", "t-1", "watch"), ("failed", "import", "i-1", "watch"),
+                      ("stalled", "dataset job", "d-1", "plan asked again"),
+                      ("stalled", "dataset job", "d-2", "failed"), ("failed", "dataset job", "d-2", "watch"),
+                      ("stalled", "version", "ds/v1", "sent again")]
