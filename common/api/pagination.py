@@ -1,11 +1,11 @@
 """The one pagination helper of every list, and its page tokens.
 
 A list is one or more sources read one after the other (the issues of a
-dataset: its files' documents, then its entries'), each an ordered query whose
-documents yield one or more items. A position is the document to start at
-(inclusive, by its order values) and how many of its items were already sent,
-so a page can end in the middle of a document's items and no document is read
-twice for the same page.
+dataset: its files' documents, then its entries'), each an ordered query a
+store made (common.cloud.pages) whose documents yield one or more items. A
+position is the document to start at (inclusive, by its order values) and how
+many of its items were already sent, so a page can end in the middle of a
+document's items and no document is read twice for the same page.
 
 A token is the position of the next page's first item, signed, and it names
 its list: a token of another list, or one this API did not make, is a 400 on
@@ -18,15 +18,12 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any
 from collections.abc import Callable
-
-from google.cloud import firestore
-from google.cloud.firestore_v1.field_path import FieldPath
 
 from common.api import params
 from common.api.context import RequestContext
 from common.api.errors import ApiError
+from common.cloud import pages
 from common.domain.storable import quoted
 from common.platform import config
 
@@ -39,42 +36,26 @@ def page_params(default: int, maximum: int) -> tuple[params.Param, ...]:
             params.text("page_token", "the next_page_token of the previous page"))
 
 
-def _whole_document(snapshot) -> list[dict]:
-    return [snapshot.to_dict()]
+def _whole_document(document: dict) -> list[dict]:
+    return [document]
 
 
 @dataclass(frozen=True)
 class Source:
-    collection: Any                      # the CollectionReference the documents live in
-    query: Any = None                    # its filtered query; None: the whole collection
-    order: tuple[str, ...] = ()          # fields ordered by before the document id
-    descending: bool = False             # the direction of the whole order
-    items: Callable[[Any], list[dict]] = _whole_document  # at least one item per document
+    query: pages.Query                                      # the store-made query of the documents
+    items: Callable[[dict], list[dict]] = _whole_document  # at least one item per document
 
     def read(self, index: int, start: Position | None, wanted: int, ctx: RequestContext) -> list[tuple]:
         """Up to `wanted` (position, item) pairs from `start` on."""
-        query = self._ordered()
-        if start:
-            query = query.start_at([*start["at"][:-1], self.collection.document(start["at"][-1])])
         skip, found = (start or {}).get("skip", 0), []
-        for snapshot in query.limit(wanted + (1 if skip else 0)).stream(**ctx.deadline()):
-            at = self._values(snapshot)
+        rows = self.query.read(start["at"] if start else None, wanted + (1 if skip else 0), ctx.deadline_seconds)
+        for at, document in rows:
             first = skip if start and at == start["at"] else 0
             found += [({"source": index, "at": at, "skip": n}, item)
-                      for n, item in enumerate(self.items(snapshot)) if n >= first]
+                      for n, item in enumerate(self.items(document)) if n >= first]
             if len(found) >= wanted:
                 break
         return found[:wanted]
-
-    def _ordered(self):
-        direction = firestore.Query.DESCENDING if self.descending else firestore.Query.ASCENDING
-        query = self.collection if self.query is None else self.query
-        for field in self.order:
-            query = query.order_by(field, direction=direction)
-        return query.order_by(FieldPath.document_id(), direction=direction)
-
-    def _values(self, snapshot) -> list:
-        return [snapshot.get(field) for field in self.order] + [snapshot.id]
 
 
 def page(items_key: str, list_name: str, sources: list[Source], args: dict, ctx: RequestContext) -> dict:

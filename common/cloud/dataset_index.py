@@ -23,8 +23,9 @@ from collections.abc import Callable
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import db
+from common.cloud import db, pages
 from common.domain import duplicates, entries, generations, split_lists
 from common.domain.entries import Entry
 from common.domain.issues import Issue
@@ -32,6 +33,8 @@ from common.domain.layout import doc_id
 from common.platform.failures import is_transient
 
 ENTRIES, FILES, CONTENTS, ASSIGNMENTS = "images", "files", "contents", "split_assignments"
+NO_SPLIT = "none"  # what image_query's split names entries outside train, val and test by
+IMAGE_SORTS = {"boxes": "n_boxes", "issues": "issue_count"}  # most first, then by id (descending)
 
 _known_datasets: set[str] = set()
 
@@ -70,6 +73,70 @@ def contents_of(dataset: str):
 def assignments_of(dataset: str):
     """The splits image lists give entries, by entry id (common.cloud.split_store writes them)."""
     return dataset_ref(dataset).collection(ASSIGNMENTS)
+
+
+def read_dataset(dataset: str, deadline: float | None = None) -> dict | None:
+    snapshot = dataset_ref(dataset).get(**db.deadline(deadline))
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def probe(deadline: float | None = None) -> None:
+    """One cheap read (a one-document query): raises when the index does not answer."""
+    datasets().limit(1).get(**db.deadline(deadline))
+
+
+def read_entry(dataset: str, key: str, deadline: float | None = None) -> dict | None:
+    """The entry of `key` (an image's id: its label path without .txt); None when there is none, or no entry
+    could have that key (too long, or empty)."""
+    try:
+        entry_id = doc_id(key)
+    except ValueError:
+        return None
+    snapshot = entries_of(dataset).document(entry_id).get(**db.deadline(deadline))
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def image_query(dataset: str, *, status: str | None = None, split: str | None = None, class_id: int | None = None,
+                labeled: bool | None = None, has_issues: bool | None = None, has_proposals: bool | None = None,
+                sort: str | None = None) -> pages.Query:
+    """The dataset's entries that have an image (or, given a status, those of that status), filtered: of a
+    split (NO_SPLIT: of none), with a box of a class, labelled or not, with issues or not, with proposals or
+    not; in id order, or most first by `sort` (a key of IMAGE_SORTS). A sort with one filter has its index
+    (infra/firestore.indexes.json)."""
+    filters = [FieldFilter("has_image", "==", True) if status is None else FieldFilter("status", "==", status)]
+    if split is not None:
+        filters.append(FieldFilter("split", "==", None if split == NO_SPLIT else split))
+    if class_id is not None:
+        filters.append(FieldFilter("class_ids", "array_contains", class_id))
+    if labeled is not None:
+        filters.append(FieldFilter("status", "==", entries.LABELED) if labeled else
+                       FieldFilter("status", "in", [entries.BACKGROUND, entries.UNLABELED]))
+    if has_issues is not None:
+        filters.append(FieldFilter("has_issues", "==", has_issues))
+    if has_proposals is not None:
+        filters.append(FieldFilter("has_proposals", "==", has_proposals))
+    collection = query = entries_of(dataset)
+    for field_filter in filters:
+        query = query.where(filter=field_filter)
+    return pages.Query(collection, query, order=(IMAGE_SORTS[sort],) if sort else (), descending=bool(sort))
+
+
+def present_files(dataset: str) -> pages.Query:
+    """The dataset's files that are neither images nor labels, there now."""
+    collection = files_of(dataset)
+    return pages.Query(collection, collection.where(filter=FieldFilter("present", "==", True)))
+
+
+def issue_queries(dataset: str) -> list[pages.Query]:
+    """The documents with issues (only their issues): the dataset's files' first, then its entries'."""
+    return [pages.Query(collection, collection.where(filter=FieldFilter("has_issues", "==", True)).select(["issues"]))
+            for collection in (files_of(dataset), entries_of(dataset))]
+
+
+def is_present_file(dataset: str, path: str, deadline: float | None = None) -> bool:
+    """Whether the dataset's file at `path` (neither image nor label: data.yaml, say) is there now."""
+    found = db.read_fields(files_of(dataset).document(doc_id(path)), ["present"], deadline)
+    return bool(found and found.get("present"))
 
 
 def ensure_dataset(dataset: str) -> None:

@@ -1,9 +1,11 @@
 """Dataset jobs in Firestore: `dataset_jobs/{job}`, laid out as every kernel job (common.cloud.job_store)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import db, job_store
+from common.cloud import db, job_store, pages
 from common.domain import dataset_jobs
 
 
@@ -43,6 +45,8 @@ def pending_of(dataset: str, deadline: float | None = None, kind: str | None = N
     return int(query.count(alias="n").get(**db.deadline(deadline))[0][0].value)
 
 
-def newest_of(dataset: str):
-    """The query of the dataset's jobs (for the API's newest-first list)."""
-    return jobs().where(filter=FieldFilter("dataset", "==", dataset))
+def newest_first(datasets: Sequence[str] | None = None, statuses: Sequence[str] = (),
+                 kind: str | None = None) -> pages.Query:
+    """Jobs of these datasets (None: of every one), with one of these statuses (none: any), of `kind` (None: of
+    any), newest first."""
+    return pages.newest_first(jobs(), datasets, statuses, **({"kind": kind} if kind else {}))

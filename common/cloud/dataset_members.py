@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import dataset_index, db
+from common.cloud import dataset_index, db, pages
 from common.domain import access
 from common.domain.access import Invitations, Members
 
@@ -91,6 +91,13 @@ def datasets_of(uid: str, deadline: float) -> list[str]:
     query = (dataset_index.datasets().where(filter=FieldFilter("member_uids", "array_contains", uid))
              .select([]).limit(MAX_LISTED))
     return sorted(snapshot.id for snapshot in query.stream(**db.deadline(deadline)))
+
+
+def listed(uid: str | None) -> pages.Query:
+    """The datasets `uid` is a member of (None: every dataset) by name, each document with its id."""
+    collection = dataset_index.datasets()
+    mine = None if uid is None else collection.where(filter=FieldFilter("member_uids", "array_contains", uid))
+    return pages.Query(collection, mine, id_field="id")
 
 
 def _fields(members: Members) -> dict:

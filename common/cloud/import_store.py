@@ -7,11 +7,12 @@ documents, one writer each.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 
-from common.cloud import db
+from common.cloud import db, job_store, pages
 from common.domain import imports
 
 
@@ -39,6 +40,16 @@ def create(document: dict, seconds: float | None = None) -> bool:
 def read(import_id: str, seconds: float | None = None) -> dict | None:
     snapshot = ref(import_id).get(**db.deadline(seconds))
     return snapshot.to_dict() if snapshot.exists else None
+
+
+def record(document: dict, seconds: float | None = None) -> dict:
+    """The import as stored: `document` when recorded now, else the one of its id recorded before (a retried
+    request)."""
+    return job_store.create(collection(), document, seconds)
+
+
+def newest_first(datasets: Sequence[str] | None = None, statuses: Sequence[str] = ()) -> pages.Query:
+    return pages.newest_first(collection(), datasets, statuses)
 
 
 def read_tasks(import_id: str, seconds: float | None = None) -> list[dict]:

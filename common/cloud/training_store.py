@@ -1,7 +1,9 @@
 """Firestore collections of training: jobs and registered models."""
 from __future__ import annotations
 
-from common.cloud import db
+from collections.abc import Sequence
+
+from common.cloud import db, job_store, pages
 from common.domain import layout, training_job
 
 
@@ -11,6 +13,29 @@ def jobs():
 
 def models():
     return db.client().collection("models")
+
+
+def record_job(job: dict, deadline_seconds: float | None = None) -> dict:
+    """The job as stored: `job` when recorded now, else the one of its id recorded before (a retried request)."""
+    return job_store.create(jobs(), job, deadline_seconds)
+
+
+def jobs_newest_first(datasets: Sequence[str] | None = None, statuses: Sequence[str] = ()) -> pages.Query:
+    return pages.newest_first(jobs(), datasets, statuses)
+
+
+def models_newest_first(datasets: Sequence[str] | None = None) -> pages.Query:
+    return pages.newest_first(models(), datasets)
+
+
+def request_cancel(job_id: str, deadline_seconds: float | None = None) -> None:
+    """Ask the job's trainer to stop (it reads cancel_requested after each epoch)."""
+    jobs().document(job_id).update({"cancel_requested": True}, **db.deadline(deadline_seconds))
+
+
+def read(job_id: str, deadline_seconds: float | None = None) -> dict | None:
+    snapshot = jobs().document(job_id).get(**db.deadline(deadline_seconds))
+    return snapshot.to_dict() if snapshot.exists else None
 
 
 def model(model_id: str, deadline_seconds: float) -> dict | None:

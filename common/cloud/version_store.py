@@ -6,11 +6,12 @@ took it first, and the next number is tried, so numbers are never shared.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 
-from common.cloud import dataset_index, db
+from common.cloud import dataset_index, db, job_store, pages
 from common.domain import versions
 
 MAX_NUMBER_ATTEMPTS = 20
@@ -23,6 +24,32 @@ def versions_of(dataset: str):
 def every_version():
     """Every dataset's versions (a collection-group query)."""
     return db.client().collection_group("versions")
+
+
+def versions_listed(dataset: str) -> pages.Query:
+    """The dataset's versions, newest (the highest number) first."""
+    return pages.Query(versions_of(dataset), order=("number",), descending=True)
+
+
+def versions_newest_first(datasets: Sequence[str] | None = None, statuses: Sequence[str] = ()) -> pages.Query:
+    """Versions of these datasets (None: of every one), newest first (pages.newest_first): a collection group
+    query, which a composite index serves only with a filter (infra/firestore.indexes.json)."""
+    return pages.newest_first(every_version(), datasets, statuses)
+
+
+def exports_newest_first(datasets: Sequence[str] | None = None, statuses: Sequence[str] = ()) -> pages.Query:
+    return pages.newest_first(exports(), datasets, statuses)
+
+
+def record_export(document: dict, seconds: float | None = None) -> dict:
+    """The export as stored: `document` when recorded now, else the one of its id recorded before (a retried
+    request)."""
+    return job_store.create(exports(), document, seconds)
+
+
+def read_export(export_id: str, seconds: float | None = None) -> dict | None:
+    found = exports().document(export_id).get(**db.deadline(seconds))
+    return found.to_dict() if found.exists else None
 
 
 def version_request(dataset: str, requested_by: str, request_id: str):

@@ -1,6 +1,6 @@
 """Every listing of a dataset's images that Firestore can only serve from a composite index has that index in
 infra/firestore.indexes.json (the emulator needs none, so no integration test would notice one missing). The
-query shapes come from the listing's own code, built on a client that never connects."""
+query shapes come from the stores' own code, built on a client that never connects."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,14 +11,21 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
-from common.api import pagination
 from common.api.resources import images, jobs
+from common.cloud import clients
 from common.services import jobs as jobs_kernel, watch_versions
 
 CLIENT = firestore.Client(project="indexes", credentials=AnonymousCredentials())
 INDEXES = json.loads((Path(__file__).resolve().parents[2] / "infra" / "firestore.indexes.json").read_text())
 ONE_OF_EACH = {"split": "val", "class": "bus", "labeled": True, "has_issues": True, "status": "labeled",
                "has_proposals": False}
+
+
+@pytest.fixture(autouse=True)
+def offline_client():
+    clients.use("firestore", CLIENT)
+    yield
+    clients.reset()
 
 
 def declared(group: str = "images", scope: str = "COLLECTION") -> set[tuple]:
@@ -40,13 +47,10 @@ def needed(query) -> tuple:
 
 
 def listing(filter_name: str | None, sort: str | None):
-    collection = CLIENT.collection("images")
-    args = {param.name: None for param in images.FILTERS}
+    args = {**{param.name: None for param in images.FILTERS}, "sort": sort}
     if filter_name:
         args[filter_name] = ONE_OF_EACH[filter_name]
-    query = images._filtered(collection, args, ["person", "bus", "tie"])
-    order = (images.SORTS[sort],) if sort else ()
-    return pagination.Source(collection, query, order=order, descending=bool(sort))._ordered()
+    return images.image_query("a-dataset", args, ["person", "bus", "tie"]).ordered()
 
 
 @pytest.mark.parametrize("sort", sorted(images.SORTS))
@@ -59,24 +63,28 @@ def test_the_filters_named_here_are_every_filter_of_the_listing():
     assert set(ONE_OF_EACH) == {param.name for param in images.FILTERS}
 
 
-# GET /jobs: each family of job documents, as this client names it (a version lives in its dataset's subcollection)
-JOB_COLLECTIONS = {"training": ("training_jobs", False), "import": ("imports", False), "export": ("exports", False),
-                   "version": ("versions", True), "revalidate": ("dataset_jobs", False)}
+def group_of(query) -> tuple[str, str]:
+    """(the collection id, the index's query scope) a query reads."""
+    return query._parent.id, "COLLECTION_GROUP" if query._all_descendants else "COLLECTION"
 
 
 @pytest.mark.parametrize("active", [None, True, False])
 @pytest.mark.parametrize("datasets", [None, ["a", "b"]])
 @pytest.mark.parametrize("family", jobs.FAMILIES, ids=lambda family: family.kinds[0])
 def test_every_shape_of_the_job_list_has_its_index(family, datasets, active):
-    group, across_datasets = JOB_COLLECTIONS[family.kinds[0]]
-    family = dataclasses.replace(family, collection=lambda: (CLIENT.collection_group if across_datasets
-                                                             else CLIENT.collection)(group))
-    scope = "COLLECTION_GROUP" if across_datasets else "COLLECTION"
     for kind in {None, family.kinds[-1]}:
         for query in jobs.queries(family, kind, datasets, active):
-            filtered, order = needed(jobs.newest_first(query, 10))
-            assert (filtered == frozenset() and not across_datasets) or (filtered, order) in declared(group, scope), \
+            group, scope = group_of(query.ordered())
+            filtered, order = needed(query.ordered())
+            assert (filtered == frozenset() and scope == "COLLECTION") or (filtered, order) in declared(group, scope), \
                 (kind, filtered)
+
+
+def test_a_version_is_listed_across_datasets_from_its_collection_group():
+    """What makes the test above hold an index for it: versions live in each dataset's subcollection."""
+    version_family = jobs.BY_KIND["version"]
+    assert {group_of(query.ordered()) for query in jobs.queries(version_family, None, None, None)} == \
+        {("versions", "COLLECTION_GROUP")}
 
 
 def test_the_watchs_query_over_every_datasets_versions_has_its_index():

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import time
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from common.api import access, pagination, params
 from common.api.context import RequestContext
 from common.api.errors import ERROR_SCHEMA, ApiError
@@ -43,7 +41,7 @@ REVIEW_REFUSALS = {409: ("no proposal reaches min_confidence, or the image has a
 def start_autolabel(ctx: RequestContext, args: dict) -> tuple[int, dict]:
     dataset, body = args["dataset"], args["body"]
     job_id = job_requests.job_id(dataset_jobs.AUTOLABEL, dataset, ctx.principal.name, body.request_id)
-    documents.find_in_dataset(training_store.models(), body.model_id, "model", ctx, access.VIEWER)
+    documents.find_in_dataset(training_store.model, body.model_id, "model", ctx, access.VIEWER)
     job = dataset_jobs.new_job(job_id, dataset, dataset_jobs.AUTOLABEL, time.time(), ctx.principal.name,
                                model_id=body.model_id, conf=body.conf, iou=body.iou, images=body.images)
     return _started(job, ctx)
@@ -64,7 +62,7 @@ def _started(job: dict, ctx: RequestContext) -> tuple[int, dict]:
 
 
 def get_job(ctx: RequestContext, args: dict) -> dict:
-    job = documents.find_in_dataset(dataset_job_store.jobs(), args["autolabel_job_id"], "auto-labelling job", ctx,
+    job = documents.find_in_dataset(dataset_job_store.get, args["autolabel_job_id"], "auto-labelling job", ctx,
                                     access.VIEWER)
     if job.get("kind") not in REVIEW_KINDS:
         raise ApiError(404, f"no auto-labelling job {args['autolabel_job_id']!r}")
@@ -76,11 +74,8 @@ def list_jobs(ctx: RequestContext, args: dict) -> dict:
     datasets = documents.datasets_listed(args["dataset"], ctx)
     if datasets == []:
         return {"jobs": [], "next_page_token": None}
-    query = dataset_job_store.jobs().where(filter=FieldFilter("kind", "==", dataset_jobs.AUTOLABEL))
-    if datasets is not None:
-        query = query.where(filter=FieldFilter("dataset", "in", datasets))
-    source = pagination.Source(dataset_job_store.jobs(), query, order=("created_at",), descending=True,
-                               items=lambda snapshot: [job_view(snapshot.to_dict(), ctx)])
+    source = pagination.Source(dataset_job_store.newest_first(datasets, kind=dataset_jobs.AUTOLABEL),
+                               items=lambda job: [job_view(job, ctx)])
     return pagination.page("jobs", "autolabel", [source], args, ctx)
 
 

@@ -130,8 +130,8 @@ def cancel_dataset_job(ctx: RequestContext, args: dict) -> tuple[int, dict]:
 
 
 def list_jobs(ctx: RequestContext, args: dict) -> dict:
-    source = pagination.Source(dataset_job_store.jobs(), dataset_job_store.newest_of(args["dataset"]),
-                               order=("created_at",), descending=True, items=lambda s: [_view(s.to_dict(), ctx)])
+    source = pagination.Source(dataset_job_store.newest_first([args["dataset"]]),
+                               items=lambda job: [_view(job, ctx)])
     return pagination.page("jobs", "dataset-jobs", [source], args, ctx)
 
 
@@ -143,9 +143,7 @@ def _view(job: dict, ctx: RequestContext) -> dict:
 def _data_yaml_name(dataset: str, ctx: RequestContext) -> str:
     """data.yaml, or data.yml where the dataset has that one."""
     for name in DATA_YAML_NAMES:
-        ref = dataset_index.files_of(dataset).document(layout.doc_id(layout.dataset_object(dataset, name)))
-        found = ref.get(["present"], **ctx.deadline())
-        if found.exists and found.get("present"):
+        if dataset_index.is_present_file(dataset, layout.dataset_object(dataset, name), ctx.deadline_seconds):
             return name
     return DATA_YAML_NAMES[0]
 

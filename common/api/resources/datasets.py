@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import time
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from common.api import access, pagination, params, quotas
 from common.api.context import RequestContext
 from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import documents
 from common.api.routes import Route
 from common.api.schema import BOOLEAN, INTEGER, STRING, array, obj, page_of
-from common.cloud import dataset_job_store, dataset_members, db, stats
+from common.cloud import dataset_index, dataset_job_store, dataset_members, stats
 from common.domain import access as access_rules
 from common.domain import request_bodies
 
@@ -30,13 +28,9 @@ def _view_schema(stats_schema: dict) -> dict:
     return obj(id=STRING, classes=array(STRING), classes_known=BOOLEAN, stats=stats_schema)
 
 
-def _datasets():
-    return db.client().collection("datasets")
-
-
 def find_dataset(name: str, ctx: RequestContext) -> dict:
     """The dataset document, or a 404."""
-    return documents.find(_datasets(), name, "dataset", ctx)
+    return documents.find(dataset_index.read_dataset, name, "dataset", ctx)
 
 
 def _view(name: str, classes: list[str] | None, figures: dict) -> dict:
@@ -45,9 +39,7 @@ def _view(name: str, classes: list[str] | None, figures: dict) -> dict:
 
 def list_datasets(ctx: RequestContext, args: dict) -> dict:
     """The administrator sees every dataset; a person those they are a member of."""
-    mine = None if ctx.principal.is_admin else \
-        _datasets().where(filter=FieldFilter("member_uids", "array_contains", ctx.principal.uid))
-    source = pagination.Source(_datasets(), mine, items=lambda snapshot: [{**snapshot.to_dict(), "id": snapshot.id}])
+    source = pagination.Source(dataset_members.listed(None if ctx.principal.is_admin else ctx.principal.uid))
     listed = pagination.page("datasets", "datasets", [source], args, ctx)
     names = [dataset["id"] for dataset in listed["datasets"]]
     summaries = stats.dataset_summaries(names, ctx.deadline_seconds)

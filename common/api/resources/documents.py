@@ -1,32 +1,36 @@
-"""What several resources share: a document by id or a 404, and the newest-first list."""
+"""What several resources share: a document by id or a 404, and the newest-first list.
+
+Each takes what the store of those documents offers: a lookup `(id, deadline seconds) -> document or None`, and
+a query of the documents of some datasets newest first `(datasets or None) -> pages.Query`."""
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from common.api import access, pagination, params
 from common.api.context import RequestContext
 from common.api.errors import ApiError
+from common.cloud import pages
 from common.domain import layout
+
+Lookup = Callable[[str, float], dict | None]
+NewestOf = Callable[[list[str] | None], pages.Query]
 
 NEWEST_FIRST_PAGE = pagination.page_params(default=20, maximum=100)
 DATASET_FILTER = params.text("dataset", "only those of this dataset")
 
 
-def find(collection, doc_id: str, what: str, ctx: RequestContext) -> dict:
+def find(lookup: Lookup, doc_id: str, what: str, ctx: RequestContext) -> dict:
     """The document, or a 404 naming what was looked for."""
-    snapshot = collection.document(doc_id).get(**ctx.deadline()) if layout.is_document_id(doc_id) else None
-    document = snapshot.to_dict() if snapshot is not None and snapshot.exists else None
+    document = lookup(doc_id, ctx.deadline_seconds) if layout.is_document_id(doc_id) else None
     if not document or not document.get("id"):  # a training function's claim alone is not a job yet
         raise ApiError(404, f"no {what} {doc_id!r}")
     return document
 
 
-def find_in_dataset(collection, doc_id: str, what: str, ctx: RequestContext, role: str) -> dict:
+def find_in_dataset(lookup: Lookup, doc_id: str, what: str, ctx: RequestContext, role: str) -> dict:
     """A document that belongs to a dataset (a job, a model): a 404 when the
     caller may not see that dataset, a 403 when the role is too low."""
-    document = find(collection, doc_id, what, ctx)
+    document = find(lookup, doc_id, what, ctx)
     if ctx.principal.is_admin:
         return document
     if not access.may_see(ctx, document.get("dataset")):
@@ -35,16 +39,14 @@ def find_in_dataset(collection, doc_id: str, what: str, ctx: RequestContext, rol
     return document
 
 
-def newest_first(items_key: str, collection, view: Callable[[dict], dict], args: dict,
+def newest_first(items_key: str, newest_of: NewestOf, view: Callable[[dict], dict], args: dict,
                  ctx: RequestContext) -> dict:
     """A page of documents, newest first (created_at), optionally of one
     dataset; a person sees only those of the datasets they are a member of."""
     datasets = datasets_listed(args["dataset"], ctx)
     if datasets == []:
         return {items_key: [], "next_page_token": None}
-    query = collection.where(filter=FieldFilter("dataset", "in", datasets)) if datasets else None
-    source = pagination.Source(collection, query, order=("created_at",), descending=True,
-                               items=lambda snapshot: [view(snapshot.to_dict())])
+    source = pagination.Source(newest_of(datasets), items=lambda document: [view(document)])
     return pagination.page(items_key, items_key, [source], args, ctx)
 
 

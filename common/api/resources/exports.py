@@ -39,16 +39,15 @@ def create_export(ctx: RequestContext, args: dict) -> dict:
     if request.version and version_store.read_version(dataset, request.version, ctx.deadline_seconds) is None:
         raise ApiError(404, f"no version {request.version!r} of dataset {dataset!r}", "version")
     export_id = job_requests.job_id("export", dataset, ctx.principal.name, request.request_id)
-    job_requests.ask(version_store.exports(), exports.new_document(export_id, dataset, request, ctx.principal.name,
-                                                                   time.time()),
-                     config.export_topic(), {"export_id": export_id}, ctx.deadline_seconds,
-                     requested_by=ctx.principal.name)
+    document = exports.new_document(export_id, dataset, request, ctx.principal.name, time.time())
+    job_requests.ask_recorded(version_store.record_export(document, ctx.deadline_seconds), config.export_topic(),
+                              {"export_id": export_id}, ctx.deadline_seconds, requested_by=ctx.principal.name)
     return {"export_id": export_id}
 
 
 def cancel_export(ctx: RequestContext, args: dict) -> tuple[int, dict]:
     """Stop an export: 202 with it, cancelled; 409 once it has ended. The call writing it stops at its next part."""
-    document = documents.find_in_dataset(version_store.exports(), args["export_id"], "export", ctx, access.EDITOR)
+    document = documents.find_in_dataset(version_store.read_export, args["export_id"], "export", ctx, access.EDITOR)
     try:
         return 202, exports.view(export.cancel(document["id"], ctx.principal.name))
     except CannotCancel as refused:
@@ -56,11 +55,11 @@ def cancel_export(ctx: RequestContext, args: dict) -> tuple[int, dict]:
 
 
 def list_exports(ctx: RequestContext, args: dict) -> dict:
-    return documents.newest_first("exports", version_store.exports(), exports.view, args, ctx)
+    return documents.newest_first("exports", version_store.exports_newest_first, exports.view, args, ctx)
 
 
 def get_export(ctx: RequestContext, args: dict) -> dict:
-    return exports.view(documents.find_in_dataset(version_store.exports(), args["export_id"], "export", ctx,
+    return exports.view(documents.find_in_dataset(version_store.read_export, args["export_id"], "export", ctx,
                                                   access.VIEWER))
 
 

@@ -6,8 +6,6 @@ were written to data.yaml), another tool's companion files (obj.data, notes.json
 """
 from __future__ import annotations
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from common.api import access, pagination
 from common.api.context import RequestContext
 from common.api.resources.datasets import DATASET, find_dataset
@@ -24,8 +22,7 @@ FILE = obj(required=("path", "generation", "issue_count"), path=STRING, generati
            issue_count=INTEGER)
 
 
-def _view(snapshot) -> list[dict]:
-    document = snapshot.to_dict()
+def _view(document: dict) -> list[dict]:
     return [{"path": document["path"], "generation": document["generation"], "layout": document.get("layout"),
              "summary": document.get("summary"), "unpacked": document.get("unpacked"),
              "import_id": document.get("import_id"), "names": document.get("names"),
@@ -35,8 +32,7 @@ def _view(snapshot) -> list[dict]:
 def list_files(ctx: RequestContext, args: dict) -> dict:
     dataset = args["dataset"]
     find_dataset(dataset, ctx)
-    collection = dataset_index.files_of(dataset)
-    present = pagination.Source(collection, collection.where(filter=FieldFilter("present", "==", True)), items=_view)
+    present = pagination.Source(dataset_index.present_files(dataset), items=_view)
     return pagination.page("files", f"files:{dataset}", [present], args, ctx)
 
 

@@ -5,7 +5,7 @@ from common.api.context import RequestContext
 from common.api.errors import is_unavailable
 from common.api.routes import Route
 from common.api.schema import STRING, obj
-from common.cloud import db
+from common.cloud import dataset_index
 from common.platform import log
 
 UNAVAILABLE = obj(required=("status",), status={"const": "unavailable"}, message=STRING, request_id=STRING)
@@ -13,7 +13,7 @@ UNAVAILABLE = obj(required=("status",), status={"const": "unavailable"}, message
 
 def healthz(ctx: RequestContext, args: dict) -> dict | tuple[int, dict]:
     try:
-        db.client().collection("datasets").limit(1).get(**ctx.deadline())
+        dataset_index.probe(ctx.deadline_seconds)
     except Exception as exc:
         if not is_unavailable(exc):
             raise

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from common.api import access, pagination, params
 from common.api.context import RequestContext
 from common.api.errors import ApiError
@@ -13,8 +11,8 @@ from common.domain.storable import quoted
 from common.api.resources.datasets import DATASET, find_dataset
 from common.api.routes import Route
 from common.api.schema import BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
-from common.cloud import dataset_index
-from common.domain import entries, layout, proposals
+from common.cloud import dataset_index, pages
+from common.domain import entries, proposals
 
 STATUSES = (entries.LABELED, entries.BACKGROUND, entries.UNLABELED, entries.LABEL_ONLY)
 _CLASS_ID = re.compile(r"[0-9]{1,9}")
@@ -35,49 +33,38 @@ IMAGE = obj(id=STRING, path=nullable(STRING), sha256=nullable(STRING), width=nul
             proposal_model=nullable(STRING))
 
 FILTERS = (
-    params.choice("split", "train, val, test, or none for images outside the three", ("train", "val", "test", "none")),
+    params.choice("split", "train, val, test, or none for images outside the three",
+                  ("train", "val", "test", dataset_index.NO_SPLIT)),
     params.text("class", "a class name or id: images with at least one box of it"),
     params.boolean("labeled", "true: at least one valid box of a known class"),
     params.boolean("has_issues", "whether the entry has issues"),
     params.choice("status", "the entry's status; without it, entries that have an image", STATUSES),
     params.boolean("has_proposals", "whether auto-labelling proposals await review"),
 )
-SORTS = {"boxes": "n_boxes", "issues": "issue_count"}  # most first, then by id (descending)
-SORT = params.choice("sort", "boxes or issues: most first, across every page (with at most one filter)", tuple(SORTS))
+SORTS = tuple(dataset_index.IMAGE_SORTS)
+SORT = params.choice("sort", "boxes or issues: most first, across every page (with at most one filter)", SORTS)
 IMAGE_ID = params.path("image_id", "the image id (its entry key, e.g. labels/train/bus)", holds_slashes=True)
 
 
 def list_images(ctx: RequestContext, args: dict) -> dict:
     dataset = args["dataset"]
     classes = find_dataset(dataset, ctx).get("classes")
-    collection = dataset_index.entries_of(dataset)
     sort = args["sort"]
     given = [param.name for param in FILTERS if args[param.name] is not None]
     if sort and len(given) > 1:
         raise ApiError(400, f"sort= takes at most one filter (each pair has its own index), not {' and '.join(given)}: "
                             "keep one, or sort none", "sort")
-    source = pagination.Source(collection, _filtered(collection, args, classes),
-                               order=(SORTS[sort],) if sort else (), descending=bool(sort),
-                               items=lambda snapshot: [image_view(snapshot.to_dict(), classes)])
+    source = pagination.Source(image_query(dataset, args, classes),
+                               items=lambda entry: [image_view(entry, classes)])
     return pagination.page("images", f"images:{dataset}" + (f":by-{sort}" if sort else ""), [source], args, ctx)
 
 
-def _filtered(collection, args: dict, classes: list[str] | None):
-    status = args["status"]
-    query = collection.where(filter=FieldFilter("has_image", "==", True) if status is None else
-                             FieldFilter("status", "==", status))
-    if args["split"] is not None:
-        query = query.where(filter=FieldFilter("split", "==", None if args["split"] == "none" else args["split"]))
-    if args["class"] is not None:
-        query = query.where(filter=FieldFilter("class_ids", "array_contains", _class_id(args["class"], classes)))
-    if args["labeled"] is not None:
-        query = query.where(filter=FieldFilter("status", "==", entries.LABELED) if args["labeled"] else
-                            FieldFilter("status", "in", [entries.BACKGROUND, entries.UNLABELED]))
-    if args["has_issues"] is not None:
-        query = query.where(filter=FieldFilter("has_issues", "==", args["has_issues"]))
-    if args["has_proposals"] is not None:
-        query = query.where(filter=FieldFilter("has_proposals", "==", args["has_proposals"]))
-    return query
+def image_query(dataset: str, args: dict, classes: list[str] | None) -> pages.Query:
+    """The index's query of the images the list's filters and sort name."""
+    class_id = None if args["class"] is None else _class_id(args["class"], classes)
+    return dataset_index.image_query(dataset, status=args["status"], split=args["split"], class_id=class_id,
+                                     labeled=args["labeled"], has_issues=args["has_issues"],
+                                     has_proposals=args["has_proposals"], sort=args["sort"])
 
 
 def _class_id(raw: str, classes: list[str] | None) -> int:
@@ -97,19 +84,10 @@ def get_image(ctx: RequestContext, args: dict) -> dict:
 def find_image(ctx: RequestContext, dataset: str, image_id: str, with_image: bool = False) -> tuple[list | None, dict]:
     """(the dataset's classes, the entry), or a 404; `with_image`: the image itself must be there."""
     classes = find_dataset(dataset, ctx).get("classes")
-    entry = _entry(dataset, image_id, ctx)
+    entry = dataset_index.read_entry(dataset, image_id, ctx.deadline_seconds)
     if entry is None or not entry["present"] or (with_image and not entry.get("image")):
         raise ApiError(404, f"no image {image_id!r} in dataset {dataset!r}")
     return classes, entry
-
-
-def _entry(dataset: str, image_id: str, ctx: RequestContext) -> dict | None:
-    try:
-        doc_id = layout.doc_id(image_id)
-    except ValueError:
-        return None  # no key that long or that empty was ever indexed
-    snapshot = dataset_index.entries_of(dataset).document(doc_id).get(**ctx.deadline())
-    return snapshot.to_dict() if snapshot.exists else None
 
 
 def image_view(entry: dict, classes: list[str] | None) -> dict:

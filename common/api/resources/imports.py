@@ -49,23 +49,23 @@ def create_import(ctx: RequestContext, args: dict) -> dict:
     document = imports.new_import(import_id, dataset, source.url, source.archive, body.format,
                                   ctx.principal.name, time.time())
     document["tasks_wanted"] = body.tasks
-    job_requests.ask(import_store.collection(), document, config.import_topic(), {"import_id": import_id},
-                     ctx.deadline_seconds, requested_by=ctx.principal.name)
+    job_requests.ask_recorded(import_store.record(document, ctx.deadline_seconds), config.import_topic(),
+                              {"import_id": import_id}, ctx.deadline_seconds, requested_by=ctx.principal.name)
     return {"import_id": import_id}
 
 
 def get_import(ctx: RequestContext, args: dict) -> dict:
-    document = documents.find_in_dataset(import_store.collection(), args["import_id"], "import", ctx, access.VIEWER)
+    document = documents.find_in_dataset(import_store.read, args["import_id"], "import", ctx, access.VIEWER)
     return import_store.view(document, ctx.deadline_seconds)
 
 
 def list_imports(ctx: RequestContext, args: dict) -> dict:
-    return documents.newest_first("imports", import_store.collection(),
+    return documents.newest_first("imports", import_store.newest_first,
                                   lambda document: import_store.view(document, ctx.deadline_seconds), args, ctx)
 
 
 def cancel_import(ctx: RequestContext, args: dict) -> dict:
-    document = documents.find_in_dataset(import_store.collection(), args["import_id"], "import", ctx, access.EDITOR)
+    document = documents.find_in_dataset(import_store.read, args["import_id"], "import", ctx, access.EDITOR)
     if document["status"] in (imports.COMPLETED, imports.FAILED):  # cancelling twice is no error
         raise ApiError(409, f"import {document['id']} is {document['status']}: nothing to cancel")
     import_store.cancel(document["id"])

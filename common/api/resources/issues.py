@@ -2,8 +2,6 @@
 files), then its entries', in document order; a page may end inside a document."""
 from __future__ import annotations
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from common.api import access, pagination
 from common.api.context import RequestContext
 from common.api.resources.datasets import DATASET, find_dataset
@@ -13,15 +11,11 @@ from common.api.schema import page_of
 from common.cloud import dataset_index
 
 
-def _issues_of(collection) -> pagination.Source:
-    query = collection.where(filter=FieldFilter("has_issues", "==", True)).select(["issues"])
-    return pagination.Source(collection, query, items=lambda snapshot: snapshot.get("issues"))
-
-
 def list_issues(ctx: RequestContext, args: dict) -> dict:
     dataset = args["dataset"]
     find_dataset(dataset, ctx)
-    sources = [_issues_of(dataset_index.files_of(dataset)), _issues_of(dataset_index.entries_of(dataset))]
+    sources = [pagination.Source(query, items=lambda document: document["issues"])
+               for query in dataset_index.issue_queries(dataset)]
     return pagination.page("issues", f"issues:{dataset}", sources, args, ctx)
 
 

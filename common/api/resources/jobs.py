@@ -8,20 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from collections.abc import Callable
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from common.api import access, params
 from common.api.context import RequestContext
 from common.api.errors import ERROR_SCHEMA, ApiError
 from common.api.resources import classes, documents, exports, imports, training
 from common.api.routes import Route
 from common.api.schema import BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj
-from common.cloud import dataset_job_store, import_store, training_store, version_store
+from common.cloud import dataset_job_store, import_store, pages, training_store, version_store
 from common.domain import dataset_jobs, job_view, jobs
 
-# Firestore serves at most 30 disjunctions (each dataset of an `in` times each status of another).
-MAX_DISJUNCTIONS = 30
 KIND = params.Param("kind", {"type": "string", "enum": list(job_view.KINDS)}, "the job's kind", "path")
 JOB_ID = params.path("job_id", "the job's id in its kind; a version's is {dataset}:{version}")
 LIST_PARAMS = (documents.DATASET_FILTER, params.choice("kind", "only jobs of this kind", job_view.KINDS),
@@ -36,11 +31,17 @@ JOB = obj(kind={"type": "string", "enum": list(job_view.KINDS)}, id=STRING,
           finished_at=nullable(NUMBER), cancellable=BOOLEAN, links=obj(self=STRING))
 
 
+# The query of a family's documents newest first, of datasets (None: every one), statuses ([]: any), a kind (None:
+# any); the stores make them (common.cloud.pages.newest_first).
+NewestOf = Callable[[list[str] | None, list[str], str | None], pages.Query]
+
+
 @dataclass(frozen=True)
 class Family:
     """Where one or more kinds keep their documents, and how one becomes a JOB."""
     kinds: tuple[str, ...]
-    collection: Callable[[], object]  # the collection (or collection group) queried for lists
+    find: documents.Lookup  # one document by its id
+    newest: NewestOf
     view: Callable[[dict, RequestContext], dict]
     what: str  # as a 404 names it
 
@@ -53,16 +54,26 @@ def _dataset_job(document: dict, ctx: RequestContext) -> dict:
     return job_view.dataset_job(document, files_done)
 
 
+def _version_by_id(job_id: str, seconds: float) -> dict | None:
+    dataset, version = job_view.version_of(job_id) or (None, None)
+    return version_store.read_version(dataset, version, seconds) if dataset and version else None
+
+
+def _of_one_kind(newest: Callable[[list[str] | None, list[str]], pages.Query]) -> NewestOf:
+    return lambda datasets, statuses, _: newest(datasets, statuses)
+
+
 FAMILIES = (
-    Family((job_view.TRAINING,), training_store.jobs, lambda document, _: job_view.training(document),
-           "training job"),
-    Family((job_view.IMPORT,), import_store.collection,
+    Family((job_view.TRAINING,), training_store.read, _of_one_kind(training_store.jobs_newest_first),
+           lambda document, _: job_view.training(document), "training job"),
+    Family((job_view.IMPORT,), import_store.read, _of_one_kind(import_store.newest_first),
            lambda document, ctx: job_view.import_(document, import_store.read_tasks(document["id"],
                                                                                     ctx.deadline_seconds)), "import"),
-    Family((job_view.EXPORT,), version_store.exports, lambda document, _: job_view.export(document), "export"),
-    Family((job_view.VERSION,), version_store.every_version,
+    Family((job_view.EXPORT,), version_store.read_export, _of_one_kind(version_store.exports_newest_first),
+           lambda document, _: job_view.export(document), "export"),
+    Family((job_view.VERSION,), _version_by_id, _of_one_kind(version_store.versions_newest_first),
            lambda document, _: job_view.version(document), "version"),
-    Family(dataset_jobs.KINDS, dataset_job_store.jobs, _dataset_job, "job"),
+    Family(dataset_jobs.KINDS, dataset_job_store.get, dataset_job_store.newest_first, _dataset_job, "job"),
 )
 BY_KIND = {kind: family for family in FAMILIES for kind in family.kinds}
 
@@ -82,18 +93,11 @@ def list_jobs(ctx: RequestContext, args: dict) -> dict:
     return {"items": [family.view(document, ctx) for family, document in newest]}
 
 
-def queries(family: Family, kind: str | None, datasets: list[str] | None, active: bool | None) -> list:
-    query = family.collection()
-    if kind and len(family.kinds) > 1:
-        query = query.where(filter=FieldFilter("kind", "==", kind))
+def queries(family: Family, kind: str | None, datasets: list[str] | None, active: bool | None) -> list[pages.Query]:
+    """The family's queries of the list: one per group of datasets a query may filter by."""
     statuses = _statuses(family, kind, datasets, active)
-    if statuses:
-        query = query.where(filter=FieldFilter("status", "in", statuses))
-    if datasets is None:
-        return [query]
-    per_query = MAX_DISJUNCTIONS // max(1, len(statuses))
-    return [query.where(filter=FieldFilter("dataset", "in", datasets[start:start + per_query]))
-            for start in range(0, len(datasets), per_query)]
+    of_kind = kind if len(family.kinds) > 1 else None
+    return [family.newest(group, statuses, of_kind) for group in pages.dataset_groups(datasets, len(statuses))]
 
 
 def _statuses(family: Family, kind: str | None, datasets: list[str] | None, active: bool | None) -> list[str]:
@@ -108,13 +112,8 @@ def _statuses(family: Family, kind: str | None, datasets: list[str] | None, acti
     return []
 
 
-def _newest(query, limit: int, ctx: RequestContext) -> list[dict]:
-    return [snapshot.to_dict() for snapshot in newest_first(query, limit).stream(**ctx.deadline())]
-
-
-def newest_first(query, limit: int):
-    """The query's `limit` newest documents (each shape has its index in infra/firestore.indexes.json)."""
-    return query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
+def _newest(query: pages.Query, limit: int, ctx: RequestContext) -> list[dict]:
+    return [document for _, document in query.read(None, limit, ctx.deadline_seconds)]
 
 
 def get_job(ctx: RequestContext, args: dict) -> dict:
@@ -122,17 +121,15 @@ def get_job(ctx: RequestContext, args: dict) -> dict:
     family = BY_KIND[kind]
     if kind == job_view.VERSION:
         return family.view(_version(job_id, ctx), ctx)
-    document = documents.find_in_dataset(family.collection(), job_id, family.what, ctx, access.VIEWER)
+    document = documents.find_in_dataset(family.find, job_id, family.what, ctx, access.VIEWER)
     if family.kind_of(document) != kind:
         raise ApiError(404, f"no {kind} job {job_id!r}")
     return family.view(document, ctx)
 
 
 def _version(job_id: str, ctx: RequestContext) -> dict:
-    dataset, version = job_view.version_of(job_id) or (None, None)
-    document = None
-    if dataset and access.may_see(ctx, dataset):
-        document = version_store.read_version(dataset, version, ctx.deadline_seconds)
+    dataset, _ = job_view.version_of(job_id) or (None, None)
+    document = _version_by_id(job_id, ctx.deadline_seconds) if dataset and access.may_see(ctx, dataset) else None
     if document is None:
         raise ApiError(404, f"no version job {job_id!r} (a version's job id is {{dataset}}:{{version}}, "
                             "such as my-data:v3)")
@@ -147,7 +144,7 @@ def cancel_job(ctx: RequestContext, args: dict) -> tuple[int, dict]:
         _version(job_id, ctx)  # 404 as GET answers it
         raise ApiError(409, f"version {job_id} cannot be cancelled: {job_view.CANCEL[kind].refusal}")
     family = BY_KIND[kind]
-    document = documents.find_in_dataset(family.collection(), job_id, family.what, ctx, access.EDITOR)
+    document = documents.find_in_dataset(family.find, job_id, family.what, ctx, access.EDITOR)
     if family.kind_of(document) != kind:
         raise ApiError(404, f"no {kind} job {job_id!r}")
     status = job_view.kernel_status(document.get("status"))

@@ -57,7 +57,7 @@ def image_file(ctx: RequestContext, args: dict) -> Response:
 
 def model_weights(ctx: RequestContext, args: dict) -> Response:
     """A registered model's file (pt, onnx, last, results) as a download; role viewer on its dataset."""
-    model = documents.find_in_dataset(training_store.models(), args["model_id"], "model", ctx, access.VIEWER)
+    model = documents.find_in_dataset(training_store.model, args["model_id"], "model", ctx, access.VIEWER)
     uri = (model.get("weights") or {}).get(args["kind"])
     if not uri:
         raise ApiError(404, f"model {model['id']!r} has no {args['kind']} file")
@@ -66,7 +66,7 @@ def model_weights(ctx: RequestContext, args: dict) -> Response:
 
 def export_zip(ctx: RequestContext, args: dict) -> Response:
     """A completed export's zip as a download; role viewer on its dataset."""
-    export = documents.find_in_dataset(version_store.exports(), args["export_id"], "export", ctx, access.VIEWER)
+    export = documents.find_in_dataset(version_store.read_export, args["export_id"], "export", ctx, access.VIEWER)
     if not export.get("uri"):
         raise ApiError(404, f"export {export['id']!r} has no zip yet (status {export.get('status')})")
     return _download(export["uri"], f"{export['id']}.zip", ctx)

@@ -16,11 +16,11 @@ MODEL = obj(required=("id", "dataset", "job_id"), id=STRING, dataset=STRING, job
 
 
 def list_models(ctx: RequestContext, args: dict) -> dict:
-    return documents.newest_first("models", training_store.models(), lambda model: model, args, ctx)
+    return documents.newest_first("models", training_store.models_newest_first, lambda model: model, args, ctx)
 
 
 def get_model(ctx: RequestContext, args: dict) -> dict:
-    return documents.find_in_dataset(training_store.models(), args["model_id"], "model", ctx, access.VIEWER)
+    return documents.find_in_dataset(training_store.model, args["model_id"], "model", ctx, access.VIEWER)
 
 
 ROUTES = [

@@ -48,15 +48,14 @@ def request_training(ctx: RequestContext, args: dict) -> dict:
         problem = storable.problem(body)
         if problem:
             raise ApiError(400, f"the body cannot be recorded as a job: {problem}")
-    job_requests.ask(training_store.jobs(), training_job.received_job(job_id, request_id, body, time.time(),
-                                                                      ctx.principal.name),
-                     config.training_topic(), body, ctx.deadline_seconds, training_job.waits_for_request,
-                     requested_by=ctx.principal.name)
+    job = training_job.received_job(job_id, request_id, body, time.time(), ctx.principal.name)
+    job_requests.ask_recorded(training_store.record_job(job, ctx.deadline_seconds), config.training_topic(), body,
+                              ctx.deadline_seconds, training_job.waits_for_request, requested_by=ctx.principal.name)
     return {"job_id": job_id, "request_id": request_id}
 
 
 def _recorded(job_id: str, ctx: RequestContext) -> bool:
-    return training_store.jobs().document(job_id).get(**ctx.deadline()).exists
+    return training_store.read(job_id, ctx.deadline_seconds) is not None
 
 
 def _check_model(ctx: RequestContext, model: str) -> None:
@@ -68,17 +67,17 @@ def _check_model(ctx: RequestContext, model: str) -> None:
 
 
 def get_job(ctx: RequestContext, args: dict) -> dict:
-    return training_job.job_view(documents.find_in_dataset(training_store.jobs(), args["job_id"], "training job", ctx,
+    return training_job.job_view(documents.find_in_dataset(training_store.read, args["job_id"], "training job", ctx,
                                                             access.VIEWER))
 
 
 def list_jobs(ctx: RequestContext, args: dict) -> dict:
-    return documents.newest_first("jobs", training_store.jobs(), training_job.job_view, args, ctx)
+    return documents.newest_first("jobs", training_store.jobs_newest_first, training_job.job_view, args, ctx)
 
 
 def cancel_job(ctx: RequestContext, args: dict) -> dict:
     job_id = args["job_id"]
-    job = documents.find_in_dataset(training_store.jobs(), job_id, "training job", ctx, access.EDITOR)
+    job = documents.find_in_dataset(training_store.read, job_id, "training job", ctx, access.EDITOR)
     if job.get("status") in ENDED:
         raise ApiError(409, f"job {job_id} is already {job['status']}; nothing to cancel")
     # The marker first: a trainer launched meanwhile still finds it and stops after its first epoch.
@@ -87,7 +86,7 @@ def cancel_job(ctx: RequestContext, args: dict) -> dict:
     if training_store.cancel_if_waiting(job_id, {**training_job.cancelled_fields(ctx.principal.name, time.time()),
                                                  "cancel_requested": True}):
         return {"id": job_id, "status": training_job.CANCELLED, "cancel_requested": True}
-    training_store.jobs().document(job_id).update({"cancel_requested": True}, **ctx.deadline())
+    training_store.request_cancel(job_id, ctx.deadline_seconds)
     return {"id": job_id, "status": job.get("status"), "cancel_requested": True}
 
 

@@ -47,8 +47,8 @@ def create_version(ctx: RequestContext, args: dict) -> dict:
 
 def list_versions(ctx: RequestContext, args: dict) -> dict:
     dataset = args["dataset"]
-    source = pagination.Source(version_store.versions_of(dataset), order=("number",), descending=True,
-                               items=lambda snapshot: [version_rules.view(snapshot.to_dict())])
+    source = pagination.Source(version_store.versions_listed(dataset),
+                               items=lambda version: [version_rules.view(version)])
     return pagination.page("versions", f"versions:{dataset}", [source], args, ctx)
 
 
