@@ -12,7 +12,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
 from common.api.resources import images, jobs
-from common.cloud import clients
+from common.cloud import clients, pages
 from common.services import jobs as jobs_kernel, watch_versions
 
 CLIENT = firestore.Client(project="indexes", credentials=AnonymousCredentials())
@@ -85,6 +85,24 @@ def test_a_version_is_listed_across_datasets_from_its_collection_group():
     version_family = jobs.BY_KIND["version"]
     assert {group_of(query.ordered()) for query in jobs.queries(version_family, None, None, None)} == \
         {("versions", "COLLECTION_GROUP")}
+
+
+def filter_values(query, field: str) -> list[str] | None:
+    """The values of the query's `in` filter on `field`; None without one."""
+    found = [f for f in query._field_filters if f.field.field_path == field]
+    return [value.string_value for value in found[0].value.array_value.values] if found else None
+
+
+@pytest.mark.parametrize("active", [None, True])
+@pytest.mark.parametrize("family", jobs.FAMILIES, ids=lambda family: family.kinds[0])
+def test_a_list_of_more_datasets_than_one_query_serves_asks_in_groups_that_name_each_once(family, active):
+    """Firestore serves at most 30 disjunctions in a query: the datasets of an `in` times the statuses of another."""
+    datasets = [f"dataset-{n}" for n in range(70)]
+    queries = [query.ordered() for query in jobs.queries(family, None, datasets, active)]
+    groups = [filter_values(query, "dataset") or [] for query in queries]
+    assert sorted(name for group in groups for name in group) == sorted(datasets) and len(groups) > 2
+    for query, group in zip(queries, groups):
+        assert len(group) * len(filter_values(query, "status") or [None]) <= pages.MAX_DISJUNCTIONS
 
 
 def test_the_watchs_query_over_every_datasets_versions_has_its_index():
