@@ -33,7 +33,9 @@ TIMES = ("created_at", "launched_at", "started_at", "finished_at", "updated_at")
 JOB = obj(required=("id", "status"), id=STRING, dataset=nullable(STRING), status=STATUS,
           epoch=nullable(INTEGER), epochs=nullable(INTEGER), history=array({"type": "object"}),
           error=nullable(STRING), model_id=nullable(STRING), request_id=nullable(STRING), request=ANY,
-          cancel_requested=nullable(BOOLEAN), **{name: nullable(NUMBER) for name in TIMES})
+          cancel_requested=nullable(BOOLEAN), **{name: nullable(NUMBER) for name in TIMES},
+          accelerator=nullable({**obj(type=STRING, count=INTEGER),
+                                "description": "the GPUs it asked for (Vertex AI); null: the Cloud Run Job's one"}))
 
 
 def request_training(ctx: RequestContext, args: dict) -> dict:
