@@ -122,14 +122,6 @@ class VertexRunner:
         return matching(found, execution)
 
 
-def cancel(name: str) -> None:
-    """Ask Vertex AI to cancel the custom job (it ends CANCELLED; one that ended already answers 400)."""
-    try:
-        _call("POST", f"{name}:cancel", json={})
-    except api_exceptions.BadRequest:
-        pass
-
-
 def read(name: str) -> dict[str, Any] | None:
     """The custom job, or None when Vertex AI no longer knows it."""
     try:
