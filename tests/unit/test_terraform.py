@@ -675,7 +675,7 @@ def test_deploy_refuses_a_token_the_api_would_refuse_before_anything_runs(token)
 
 
 def test_vertex_ai_is_granted_only_where_settings_allow_several_gpus():
-    """The training function creates, finds and cancels custom jobs that run as the trainer's account; the watch
+    """The training function creates and finds custom jobs that run as the trainer's account; the watch
     reads them; neither grant exists while settings allow no GPU type (every training on the Cloud Run Job)."""
     runs = resource("google_project_iam_member", "train_runs_vertex_jobs")
     reads = resource("google_project_iam_member", "watch_reads_vertex_jobs")

@@ -209,7 +209,7 @@ resource "google_service_account_iam_member" "imports_acts_as_importer" {
 }
 
 # Trainings on several GPUs (settings trainer.vertex, only where it allows a GPU type): the training
-# function creates, finds and cancels Vertex AI custom jobs, which run as the trainer's account
+# function creates and finds Vertex AI custom jobs, which run as the trainer's account
 # (train_acts_as_trainer above), and the watch reads them. Vertex AI has no IAM finer than the project.
 resource "google_project_iam_member" "train_runs_vertex_jobs" {
   count   = local.vertex_enabled ? 1 : 0
