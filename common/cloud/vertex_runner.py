@@ -92,7 +92,7 @@ def matching(found: list[dict[str, Any]], execution: Execution) -> str | None:
     wanted = identity_labels(execution)
     same = [job for job in found if {key: value for key, value in (job.get("labels") or {}).items()
                                      if key.startswith(LABEL_PREFIX)} == wanted]
-    newest = max(same, key=lambda job: job.get("createTime") or "", default=None)
+    newest = max(same, key=lambda job: timestamp(job["createTime"]) if job.get("createTime") else 0.0, default=None)
     return None if newest is None else str(newest["name"])
 
 

@@ -75,6 +75,9 @@ def test_launch_once_finds_the_newest_job_of_exactly_this_identity():
     assert matching(found, CONTINUATION) == f"{PARENT}/customJobs/3"
     assert matching(found[:2], CONTINUATION) is None
     assert matching([], FIRST) is None
+    same_second = [listed("5", "2026-12-07T10:00:00.500Z", yd_job_id="job-0123abcd"),
+                   listed("6", "2026-12-07T10:00:00Z", yd_job_id="job-0123abcd")]
+    assert matching(same_second, FIRST) == f"{PARENT}/customJobs/5"  # by time, not by the text's order
 
 
 NAME = f"{PARENT}/customJobs/789"
