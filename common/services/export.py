@@ -34,7 +34,7 @@ from common.domain import jobs as kernel
 from common.domain.export_parts import PartRecord, PartsMismatch
 from common.domain.exports import ExportPlan, InvalidExportRequest, Member
 from common.domain.versions import InvalidVersionRequest
-from common.platform import config
+from common.platform import config, log
 from common.platform.events import PubSubMessage
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
@@ -332,7 +332,11 @@ class _Progress:
 
 
 def _end(ref, status: str, fields: dict) -> str | None:
-    return _settle(ref, {"status": status, "finished_at": time.time(), **fields})
+    """_settle with the end's fields; a failure is said in a line the failed-jobs metric counts (log.job_event)."""
+    ended_before = _settle(ref, {"status": status, "finished_at": time.time(), **fields})
+    if ended_before is None and status == exports.FAILED:
+        log.job_event(log.JOB_FAILED, "export", ref.id, reason=fields.get("error"))
+    return ended_before
 
 
 def _settle(ref, fields: dict) -> str | None:

@@ -16,7 +16,7 @@ from google.api_core.exceptions import NotFound
 
 from common.cloud import db, storage, training_store
 from common.domain import training_job
-from common.platform import config
+from common.platform import config, log
 from common.platform.events import PubSubMessage
 from common.platform.handler import Outcome, Result
 from common.services import continuation_requests
@@ -62,6 +62,8 @@ def handle(message: PubSubMessage) -> Outcome:
         return Outcome(Result.APPLIED, f"{what} applied")
 
     outcome = db.in_transaction(work)
+    if event["type"] == "failed" and outcome.result == Result.APPLIED:  # the trainer said so: counted as a failure
+        log.job_event(log.JOB_FAILED, "training", event["job_id"], reason=event.get("error"))
     if event["type"] == "continued" and outcome.result in (Result.APPLIED, Result.DUPLICATE):
         continuation_requests.request(event["job_id"], event.get("run"))
     return outcome
