@@ -68,7 +68,7 @@ from PIL import Image
 from common.services.archive_import import UPLOAD_THREADS  # per task; its clients are made on first use
 from infra.local import sample, stack as local_stack
 from infra.local.archive_server import ArchiveServer
-from infra.local.client import ApiClient, wait_for
+from infra.local.client import ApiClient, wait_for, wait_for_found
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -331,11 +331,12 @@ def cpu_report(before: CpuSnapshot, after: CpuSnapshot, importers: float = 0.0) 
     if importers:
         used["import tasks"] = importers
     busy = (after.busy - before.busy) / max(after.total - before.total, 1)
+    cores = os.cpu_count() or 1
     used["not accounted (other processes of the machine, exited ones)"] = \
         (after.busy - before.busy) / CLOCK_TICKS - sum(used.values())
     shown = ", ".join(f"{name} {seconds:.0f}" for name, seconds in sorted(used.items(), key=lambda kv: -kv[1])
                       if seconds >= 0.5)
-    return (f"CPU seconds over {wall:.0f} s ({os.cpu_count()} cores: {wall * os.cpu_count():.0f} core-s; machine "
+    return (f"CPU seconds over {wall:.0f} s ({cores} cores: {wall * cores:.0f} core-s; machine "
             f"{busy:.0%} busy): {shown}")
 
 
@@ -363,6 +364,7 @@ def run(stack: local_stack.Stack, server: ArchiveServer, big: Archive, small: Ar
         clear_bucket(storage.client().bucket(RAW_BUCKET))
     inline = inline_drop(api, stack, small)
     four, stats_seconds, tasks_four = import_once(api, stack, server, big, IMPORT_TASKS, wait_stats=True)
+    assert stats_seconds is not None  # measured: wait_stats
     one, _, tasks_one = import_once(api, stack, server, big, 1, wait_stats=False, profile=profile)
     summary(big, small, raw, inline, four, one, stats_seconds, tasks_four, tasks_one)
 
@@ -428,9 +430,9 @@ def inline_drop(api: ApiClient, stack: local_stack.Stack, archive: Archive) -> M
     storage.bucket().blob(name).upload_from_filename(str(archive.path))
     dropped = time.perf_counter()
     before = CpuSnapshot(stack)
-    record = wait_for(lambda: dataset_index.read_file(dataset, name),
-                      lambda doc: doc is not None and ("unpacked" in doc or "import_id" in doc),
-                      DEADLINE, f"{name} unpacked", interval=0.1)
+    record = wait_for_found(lambda: dataset_index.read_file(dataset, name),
+                            lambda doc: "unpacked" in doc or "import_id" in doc, DEADLINE, f"{name} unpacked",
+                            interval=0.1)
     unpacked = time.perf_counter()
     assert "unpacked" in record, f"the drop started an import instead of unpacking inline: {record}"
     assert record["unpacked"] == archive.members, record
@@ -463,7 +465,7 @@ def import_once(api: ApiClient, stack: local_stack.Stack, server: ArchiveServer,
                         ("completed", "failed", "cancelled"), DEADLINE, f"import {import_id}", interval=0.25)
         seconds = time.perf_counter() - started
         sampler.sample()
-    if recorder:
+    if recorder and profile:
         recorder.wait(timeout=120)  # it ends with the task and writes its output
         print(profile_summary(profile), flush=True)
     assert view["status"] == "completed", json.dumps(view)[:2000]
@@ -504,7 +506,8 @@ def profile_summary(raw_path: str) -> str:
     from bench.profile import component, parse, table
     stacks = parse(Path(raw_path).read_text())
     total = sum(stacks.values()) or 1
-    by_component, by_function = Counter(), Counter()
+    by_component: Counter[str] = Counter()
+    by_function: Counter[str] = Counter()
     for frames, n in stacks.items():
         by_component[component(frames)] += n
         function, path = frames[-1]

@@ -55,10 +55,10 @@ def main() -> None:
     with local_stack.temporary_stack("yolodrop-bench-") as stack:
         api = ApiClient(stack.env()["API_URL"], stack.token)
         uploaded = measure_uploaded(api, stack, args.n, args.concurrency)
-        backlog = measure_backlog(api, stack, args.n, args.concurrency, args.profile)
+        backlog, backlog_files = measure_backlog(api, stack, args.n, args.concurrency, args.profile)
         raw_per_s = measure_raw_firestore_writes(2 * args.n, args.concurrency)
         memory = measure_big_object_memory(api, stack.pids["ingest"], args.big_gib)
-    floor = measure_floor(backlog.files)
+    floor = measure_floor(backlog_files)
     n, c = args.n, args.concurrency
     print("\n".join([
         "=" * 78,
@@ -114,7 +114,6 @@ class Run:
     system_cpu: float  # of which in the kernel
     batches: int    # the worker's batches meanwhile
     events: int     # the notifications in them (locally the thumbnails' own too, ignored)
-    files: dict[str, bytes] | None = None  # what was ingested
     profile: str = ""  # the profile summary, when asked for
 
 
@@ -171,9 +170,9 @@ def measure_uploaded(api: ApiClient, stack: local_stack.Stack, n: int, concurren
 
 
 def measure_backlog(api: ApiClient, stack: local_stack.Stack, n: int, concurrency: int,
-                    profile_path: str | None) -> Run:
+                    profile_path: str | None) -> tuple[Run, dict[str, bytes]]:
     """1b: the real notifications of an upload held in the subscription, then the worker started; its
-    time and CPU from its first batch to its last, from its status page."""
+    time and CPU from its first batch to its last, from its status page. With the files it ingested."""
     bucket, files, expected = prepare(api, DIRECT_DATASET, n, seed=10_000 + n)
     local_stack.stop_part(stack, "ingest")
     print(f"uploading {2 * n} objects with the ingest worker stopped ...", flush=True)
@@ -188,8 +187,8 @@ def measure_backlog(api: ApiClient, stack: local_stack.Stack, n: int, concurrenc
     start_cpu, cpu = status["cpu_before_first_batch"], status["cpu"]
     system = cpu["system"] - start_cpu["system"]
     return Run(status["last_batch_at"] - status["first_batch_at"], uploads,
-               cpu["user"] - start_cpu["user"] + system, system, status["batches"], status["events"], files,
-               profile_summary(profile_path) if profile_path else "")
+               cpu["user"] - start_cpu["user"] + system, system, status["batches"], status["events"],
+               profile_summary(profile_path) if profile_path else ""), files
 
 
 def progress_probe(probe, started: float):
@@ -366,7 +365,7 @@ def measure_big_object_memory(api: ApiClient, ingest_pgid: int, gib: float) -> s
     print(f"  sha256 matches ({sha256[:16]}...); issues: {[i['code'] for i in image['issues']]}", flush=True)
     if set(peaks) != set(idle):
         print(f"  WARNING: the ingest processes changed during the run: {sorted(idle)} -> {sorted(peaks)}")
-    top = max(peaks, key=peaks.get)
+    top = max(peaks, key=lambda pid: peaks[pid])
     increase = f"+{(peaks[top] - idle[top]) / 1024:.0f} MiB over idle {idle[top] / 1024:.0f} MiB" \
         if top in idle else "a process started during the run"
     return (f"ingest worker peak RSS while hashing a {size / 1024 / MIB:.2f} GiB object ({size} bytes): "

@@ -20,6 +20,8 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 from infra.local import stack as local_stack
 from infra.local.client import ApiClient, upload_all, wait_for
@@ -38,13 +40,17 @@ def _per_class(dataset: str, classes: list[str]) -> dict[str, int]:
     return stats._per_class_queries(dataset, classes, None, None)
 
 
-def _timed(work, repeats: int) -> tuple[float, object]:
-    seconds, result = [], None
-    for _ in range(repeats):
+R = TypeVar("R")
+
+
+def _timed(work: Callable[[], R], repeats: int) -> tuple[float, R]:
+    """The median seconds of `repeats` runs of `work` (one at least), and its last result."""
+    seconds, results = [], []
+    for _ in range(max(repeats, 1)):
         started = time.perf_counter()
-        result = work()
+        results.append(work())
         seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds), result
+    return statistics.median(seconds), results[-1]
 
 
 def _drop(bucket, dataset: str, classes: int, images: int) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from common.domain import layout
 from infra.local import sample, stack as local_stack
-from infra.local.client import ApiClient, upload_all, wait_for
+from infra.local.client import ApiClient, upload_all, wait_for, wait_for_found
 
 WORKERS = 16
 DIRECT_TRAIN = """
@@ -67,9 +67,9 @@ def run(api: ApiClient, args, state_dir: Path) -> None:
     print(f"requesting training {request} ...", flush=True)
     requested = time.time()
     job_id = api.session.post(f"{api.url}/training", json=request, timeout=30).json()["job_id"]
-    job = wait_for(lambda: api.get_or_none(f"/training/{job_id}"),
-                   lambda j: j is not None and j["status"] in ("completed", "failed", "cancelled"),
-                   3600, "training", interval=0.5)
+    job = wait_for_found(lambda: api.get_or_none(f"/training/{job_id}"),
+                         lambda j: j["status"] in ("completed", "failed", "cancelled"), 3600, "training",
+                         interval=0.5)
     if job["status"] != "completed":
         raise SystemExit(f"training {job['status']}: {job['error']}")
     overhead = job["started_at"] - requested

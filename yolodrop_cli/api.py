@@ -95,7 +95,9 @@ def _json_or_failure(response: requests.Response, method: str, path: str) -> dic
     if 200 <= response.status_code < 300 and isinstance(body, dict):
         return body
     error = body.get("error") if isinstance(body, dict) else None
-    message = error.get("message") if isinstance(error, dict) else response.text[:300] or response.reason
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str):  # not the API's error body: what the server said
+        message = response.text[:300] or response.reason
     raise ApiFailure(response.status_code, message, method, path)
 
 
@@ -105,7 +107,7 @@ class Timeout(Exception):
         self.last = last  # what the probe saw last
 
 
-def poll(probe: Callable[[], T], done: Callable[[T], bool], timeout: float, what: str,
+def poll(probe: Callable[[], T], done: Callable[[T], object], timeout: float, what: str,
          interval: float = 0.5) -> T:
     """Call `probe` until `done(result)`; Timeout saying what was awaited after `timeout` seconds."""
     deadline = time.monotonic() + timeout

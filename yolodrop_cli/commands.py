@@ -229,7 +229,8 @@ class _PushBars(pushing.Progress):
 
 
 def _wait(api: Api, out: Output, dataset: str, pushed: pushing.Pushed, plan: files.Plan, timeout: float) -> dict:
-    archive_images = sum(files.zip_image_count(item.source) for item in plan.items if item.archive)
+    archive_images = sum(files.zip_image_count(item.source) for item in plan.items
+                         if item.archive and item.source is not None)  # an archive is a local file
     with out.progress(MofNCompleteColumn()) as bars:
         task = bars.add_task("indexed", total=len(pushed.generations) or 1)
         return pushing.wait_for_index(api, dataset, pushed, archive_images, timeout,

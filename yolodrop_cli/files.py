@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 from collections.abc import Callable
 
 from common.domain import dataset_formats
@@ -38,13 +40,18 @@ class Item:
     def md5(self) -> str:
         """Base64 MD5, as Cloud Storage's md5Hash."""
         digest = hashlib.md5(usedforsecurity=False)
-        if self.data is not None:
-            digest.update(self.data)
-        else:
-            with self.source.open("rb") as reader:
-                while chunk := reader.read(CHUNK_BYTES):
-                    digest.update(chunk)
+        with self.open() as reader:
+            while chunk := reader.read(CHUNK_BYTES):
+                digest.update(chunk)
         return base64.b64encode(digest.digest()).decode()
+
+    def open(self) -> BinaryIO:
+        """Its bytes, from the start."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        if self.source is None:
+            raise ValueError(f"{self.path}: an item is a local file or bytes made here, and this is neither")
+        return self.source.open("rb")
 
 
 ARCHIVE = "zip archive (the import reads its layout)"

@@ -8,7 +8,7 @@ from pathlib import Path
 from collections.abc import Callable
 
 import click
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 from common.domain.jobs import state_of
 from yolodrop_cli import show
@@ -36,7 +36,7 @@ class Display:
 
     def __init__(self, bars: Progress, as_json: bool, say: Callable[[str], None]):
         self.bars, self.as_json, self.say = bars, as_json, say
-        self.task = None
+        self.task: TaskID | None = None
 
     def status(self, job: dict, device: str | None = None) -> None:
         phase = f" ({job['phase']})" if job.get("phase") else ""
@@ -71,7 +71,9 @@ class Follower:
         self.api, self.ref, self.display = api, job_ref(ref), display
         self.training = self.ref.startswith(f"{TRAINING}/")
         self.shown: set[int] = set()
-        self.last_status, self.last_done, self.last = None, None, None
+        self.last_status: str | tuple[str, str | None] | None = None  # a training job's status, another's and phase
+        self.last_done: int | None = None
+        self.last: dict | None = None
 
     def probe(self) -> dict:
         job = self.api.get(f"/jobs/{self.ref}")

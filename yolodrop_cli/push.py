@@ -125,8 +125,9 @@ def _wait_for(futures: list[Future]) -> None:
     """Until every one is done; the first failure raised as soon as it happens."""
     done, _ = wait(futures, return_when=FIRST_EXCEPTION)
     for future in futures:
-        if future in done and future.exception() is not None:
-            raise future.exception()
+        error = future.exception() if future in done else None
+        if error is not None:
+            raise error
 
 
 def _batches(group: list[files.Item]) -> Iterator[list[files.Item]]:
@@ -183,19 +184,14 @@ class _Counted:
     """A file (or bytes) read by requests in blocks, each block counted as sent."""
     def __init__(self, item: files.Item, progress: Progress):
         self.item, self.progress, self.sent = item, progress, 0
-        self.reader = item.source.open("rb") if item.source else None
-        self.offset = 0
+        self.reader = item.open()
 
     def __len__(self) -> int:
         return self.item.size
 
     def read(self, size: int = -1) -> bytes:
-        if self.reader is not None:
-            block = self.reader.read(size)
-        else:
-            end = len(self.item.data) if size < 0 else self.offset + size
-            block, self.offset = self.item.data[self.offset:end], min(end, len(self.item.data))
-        if not block and self.reader is not None:
+        block = self.reader.read(size)
+        if not block:
             self.reader.close()
         self.sent += len(block)
         self.progress.sent(self.item, len(block))
@@ -217,7 +213,9 @@ def wait_for_index(api: Api, dataset: str, pushed: Pushed, archive_images: int, 
         view = api.get(f"/datasets/{dataset}")
         return view if view.get("pending_jobs", 0) == 0 and view["stats"]["images"] >= archive_images else None
 
-    return poll(probe, lambda view: view is not None, timeout, f"the index of {dataset}")
+    view = poll(probe, lambda view: view is not None, timeout, f"the index of {dataset}")
+    assert view is not None  # poll returns only what is done
+    return view
 
 
 def _drop_indexed(api: Api, dataset: str, pending: dict[str, int]) -> None:

@@ -43,10 +43,12 @@ def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def epoch_line(row: dict, epochs: int) -> str:
+def epoch_line(row: dict, epochs: int | None) -> str:
+    """`epochs`: the run's planned epochs, None when its view does not say."""
     metrics = "  ".join(f"{label} {_number(row[key])}" for key, label in METRICS if row.get(key) is not None)
     seconds = f"  {row['seconds']:.1f}s" if isinstance(row.get("seconds"), (int, float)) else ""
-    return f"epoch {row['epoch']}/{epochs}  {metrics}{seconds}"
+    of = f"/{epochs}" if epochs is not None else ""
+    return f"epoch {row['epoch']}{of}  {metrics}{seconds}"
 
 
 def model_lines(model: dict) -> list[str]:

@@ -33,7 +33,7 @@ import io
 import posixpath
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, TypeGuard
+from typing import IO, Any, TypeGuard
 from collections.abc import Callable, Iterator, Sequence
 
 import ijson
@@ -52,7 +52,7 @@ SCALARS = ("null", "boolean", "integer", "double", "number", "string")
 MAX_CATEGORIES = 4096  # as many classes as a data.yaml may name
 MAX_USED_IDS = 65_536  # distinct category ids remembered as used by annotations (only categories' ids matter)
 MAX_BOXES_PER_IMAGE = 10_000  # more are left out and counted: a label file stays small
-Opener = Callable[[], BinaryIO]
+Opener = Callable[[], IO[bytes]]
 
 
 @dataclass
@@ -110,7 +110,7 @@ def _read(name: str, source: bytes | Opener, index: dict[str, str], archive: str
     return found
 
 
-def _records(stream: BinaryIO, seen: set[str]) -> Iterator[tuple[str, dict[str, Any] | None]]:
+def _records(stream: IO[bytes], seen: set[str]) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """(section, record) for each element of the top-level lists; a record holds only the WANTED fields (and
     an annotation's bbox, up to 5 numbers); None for an element that is not an object."""
     current: tuple[str, dict[str, Any]] | None = None

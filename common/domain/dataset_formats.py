@@ -22,7 +22,7 @@ import functools
 import io
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, cast
+from typing import IO, Any, cast
 from collections.abc import Callable
 
 from common.domain import class_files, class_lists, coco, coco_import, layout, split_lists, voc
@@ -34,7 +34,7 @@ from common.domain.issues import Issue
 from common.domain.labels import write_label
 from common.domain.layout import DATA_YAML_NAMES, IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLITS, relative_label_path
 
-Opener = Callable[[str], BinaryIO]
+Opener = Callable[[str], IO[bytes]]  # a file, a zip member (zipfile's IO[bytes]), an object
 
 ULTRALYTICS = "Ultralytics YOLO"
 ROBOFLOW_YOLO = "Roboflow YOLO"
@@ -78,7 +78,7 @@ class _Export:
     issues: list[Issue] = field(default_factory=list)
     read: set[str] = field(default_factory=set)
 
-    def open(self, path: str) -> BinaryIO:
+    def open(self, path: str) -> IO[bytes]:
         self.read.add(path)
         return self.open_file(path)
 

@@ -37,13 +37,14 @@ from collections import Counter
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
+from typing import Generic
 
 from google.api_core import exceptions as api_exceptions
 
 from common.cloud import clients, delivery_attempts
 from common.platform import config, log
 from common.platform.events import UnsupportedEvent
-from common.platform.handler import Outcome, Result, handle_batch
+from common.platform.handler import E, Outcome, Result, handle_batch
 
 PULL_SECONDS = 5.0        # how long one pull waits for a message: also how soon a stop is noticed
 LEASE_SECONDS = 30        # the ack deadline, renewed while a batch runs: how soon a dead worker's batch returns
@@ -51,13 +52,14 @@ RENEW_EVERY = 10.0        # a running batch's lease is renewed this often
 REDELIVERED = 2           # a delivery_attempt from which a message is handled alone (0: the count is unknown)
 IDLE_BACKOFF = (0.05, 0.5)  # polling interval after an empty pull answered at once: first, longest
 
-Decode = Callable[[bytes, dict, str], object]  # (data, attributes, message id) -> event
-Quarantine = Callable[[object], Outcome]  # a decoded event not to be handled again -> what was recorded
+Decode = Callable[[bytes, dict[str, str], str], E]  # (data, attributes, message id) -> event
+Act = Callable[[list[E]], list[Outcome | Exception]]  # events -> each one's outcome, in its place
+Quarantine = Callable[[E], Outcome]  # a decoded event not to be handled again -> what was recorded
 
 
-class Worker:
-    def __init__(self, subscription: str, decode: Decode, act: Callable[[list], list], batch_size: int,
-                 quarantine: Quarantine):
+class Worker(Generic[E]):
+    def __init__(self, subscription: str, decode: Decode[E], act: Act[E], batch_size: int,
+                 quarantine: Quarantine[E]):
         self.subscriber = clients.subscriber()
         self.subscription_id = subscription
         self.subscription = self.subscriber.subscription_path(config.project(), subscription)
@@ -155,8 +157,8 @@ class Worker:
     def _handle(self, received: list) -> list[Outcome]:
         self.status.begin()
         started = time.monotonic()
-        outcomes: list[Outcome | None] = [None] * len(received)
-        events = []
+        outcomes: dict[int, Outcome] = {}
+        events: list[tuple[int, E]] = []
         for index, item in enumerate(received):
             message = item.message
             try:
@@ -172,8 +174,9 @@ class Worker:
         handled = handle_batch([event for _, event in events], self.act)
         for (index, _), outcome in zip(events, handled):
             outcomes[index] = outcome
-        self.status.record(outcomes, time.monotonic() - started)
-        return outcomes
+        in_order = [outcomes[index] for index in range(len(received))]  # each message's, decoded or not
+        self.status.record(in_order, time.monotonic() - started)
+        return in_order
 
     def _settle(self, received: list, outcomes: list[Outcome]) -> None:
         retry = [m.ack_id for m, o in zip(received, outcomes) if o.result == Result.RETRY]
@@ -303,8 +306,7 @@ def serve_status(status: Status, port: int) -> ThreadingHTTPServer:
     return server
 
 
-def main(subscription: str, decode: Decode, act: Callable[[list], list], batch_size: int,
-         quarantine: Quarantine) -> None:
+def main(subscription: str, decode: Decode[E], act: Act[E], batch_size: int, quarantine: Quarantine[E]) -> None:
     """Run a worker until SIGTERM or SIGINT, its status on PORT (default 8080, as Cloud Run sets it)."""
     worker = Worker(subscription, decode, act, batch_size, quarantine)
     for sig in (signal.SIGTERM, signal.SIGINT):

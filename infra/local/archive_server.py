@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
 PIECE_BYTES = 1024 * 1024
@@ -59,10 +60,11 @@ class ArchiveServer:
         return self
 
     def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
+        server, thread = self._server, self._thread
+        if server and thread:
+            server.shutdown()
+            server.server_close()
+            thread.join()
             self._server = self._thread = None
 
     def __enter__(self) -> ArchiveServer:
@@ -76,6 +78,8 @@ class ArchiveServer:
     @property
     def port(self) -> int:
         """The port it listens (or listened) on: URLs stay printable after it stopped."""
+        if self._port is None:
+            raise RuntimeError("the archive server has no port before start()")
         return self._port
 
     def url(self, name: str) -> str:
@@ -196,7 +200,7 @@ class _ArchiveHandler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-def _wanted_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+def _wanted_range(header: str | None, size: int) -> tuple[int, int] | Literal["unsatisfiable"] | None:
     """(first, last) of a `Range: bytes=…` header, "unsatisfiable", or None (no usable range: the whole file)."""
     match = _RANGE.fullmatch((header or "").strip())
     if not match or match.groups() == ("", ""):

@@ -49,7 +49,7 @@ class Timeout(AssertionError):
     pass
 
 
-def wait_for(probe: Callable[[], T], done: Callable[[T], bool], timeout: float,
+def wait_for(probe: Callable[[], T], done: Callable[[T], object], timeout: float,
              what: str, interval: float = 0.2) -> T:
     """Call `probe` until `done(result)` (the command line's poll), or raise
     Timeout, an assertion failure for tests, with the last result."""
@@ -57,6 +57,16 @@ def wait_for(probe: Callable[[], T], done: Callable[[T], bool], timeout: float,
         return poll(probe, done, timeout, what, interval)
     except PollTimeout as exc:
         raise Timeout(f"{what}: not reached within {timeout}s; last seen: {exc.last}") from None
+
+
+def wait_for_found(probe: Callable[[], T | None], done: Callable[[T], object], timeout: float,
+                   what: str, interval: float = 0.2) -> T:
+    """wait_for a probe that answers None while there is nothing yet (get_or_none): the first value `done`
+    accepts, never None."""
+    found = wait_for(probe, lambda value: value is not None and done(value), timeout, what, interval)
+    if found is None:
+        raise AssertionError("wait_for returns only a result done() accepted")
+    return found
 
 
 def upload_all(bucket, files: dict[str, bytes], workers: int = 16) -> None:

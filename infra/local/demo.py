@@ -18,7 +18,7 @@ import requests
 
 from common.domain import layout
 from infra.local import stack as local_stack
-from infra.local.client import ApiClient, wait_for
+from infra.local.client import ApiClient, wait_for, wait_for_found
 from infra.local.sample import CLASSES, SQUARE_COLOURS, demo_dataset, drawn_label
 
 DATASET = "sample"
@@ -68,9 +68,8 @@ def run_demo(env: dict[str, str]) -> int:
     for name in names:
         bucket.blob(layout.dataset_object(DATASET, name)).upload_from_string(sample.files[name])
     api = ApiClient(env["API_URL"], env["API_TOKEN"])
-    dataset = wait_for(lambda: api.get_or_none(f"/datasets/{DATASET}"),
-                       lambda d: d is not None and _matches(d, sample.expected),
-                       INDEX_DEADLINE_SECONDS, "the sample dataset's index")
+    dataset = wait_for_found(lambda: api.get_or_none(f"/datasets/{DATASET}"), lambda d: _matches(d, sample.expected),
+                             INDEX_DEADLINE_SECONDS, "the sample dataset's index")
     show(api, dataset)
     codes = {issue["code"] for issue in api.all_pages(f"/datasets/{DATASET}/issues", "issues")}
     missing = sample.expected_issue_codes - codes
@@ -92,9 +91,11 @@ def train(api: ApiClient) -> dict | None:
     print(f"\ntraining {TRAINING_REQUEST} -> job {job_id}", flush=True)
     shown: set[int] = set()
 
-    def progress():
+    def progress() -> dict | None:
         job = api.get_or_none(f"/training/{job_id}")
-        for row in (job or {}).get("history", []):
+        if job is None:
+            return None
+        for row in job.get("history", []):
             if row["epoch"] not in shown:
                 shown.add(row["epoch"])
                 print(f"  epoch {row['epoch']}/{job['epochs']}  box {row.get('box_loss')}  cls {row.get('cls_loss')}"
@@ -102,8 +103,8 @@ def train(api: ApiClient) -> dict | None:
                       f"  mAP50 {row.get('mAP50')}  mAP50-95 {row.get('mAP50-95')}  {row.get('seconds')}s", flush=True)
         return job
 
-    job = wait_for(progress, lambda j: j is not None and j["status"] in ("completed", "failed", "cancelled"),
-                   TRAINING_DEADLINE_SECONDS, f"training job {job_id}", interval=0.5)
+    job = wait_for_found(progress, lambda j: j["status"] in ("completed", "failed", "cancelled"),
+                         TRAINING_DEADLINE_SECONDS, f"training job {job_id}", interval=0.5)
     if job["status"] != "completed":
         print(f"error: training {job['status']}: {job['error']}", file=sys.stderr)
         return None

@@ -15,7 +15,9 @@ from ultralytics.models.yolo.detect import DetectionValidator
 
 class Evaluator(DetectionValidator):
     def _process_batch(self, preds, batch):
-        self.confusion_matrix.process_batch(preds, batch, conf=self.args.conf)
+        # ultralytics' BaseValidator sets confusion_matrix = None, unannotated, so it reads as always None;
+        # init_metrics makes it a ConfusionMatrix before the first batch
+        self.confusion_matrix.process_batch(preds, batch, conf=self.args.conf)  # type: ignore[attr-defined]
         return super()._process_batch(preds, batch)
 
 

@@ -90,6 +90,7 @@ def test_what_a_person_reads():
     assert show.bar(5, 10, width=4) == "██··"
     assert show.epoch_line({"epoch": 2, "box_loss": 1.23456, "mAP50": 0.5, "seconds": 3.21}, 5) == \
         "epoch 2/5  box 1.235  mAP50 0.5  3.2s"
+    assert show.epoch_line({"epoch": 2}, None) == "epoch 2  "  # a view without its planned epochs
     assert show.table([{"a": 1, "b": None}], ("a", "b")) == ["a  b", "1  -"]
 
 

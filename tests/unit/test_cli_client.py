@@ -16,8 +16,8 @@ class ScriptedApi:
     """Answers each request with the next (status, headers) of `script`, the last one for ever after;
     a 200 carries {"ok": true, "seen": <the request's JSON body>}, any other status the API's error body."""
 
-    def __init__(self, script: list[tuple[int, dict]]):
-        self.script, self.bodies = script, []
+    def __init__(self, script: list[tuple[int, dict]], error: object = None):
+        self.script, self.bodies, self.error = script, [], error  # error: another error body than the API's
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
 
     def __enter__(self) -> ScriptedApi:
@@ -37,7 +37,8 @@ class ScriptedApi:
         self.bodies.append(handler.rfile.read(length))
         status, headers = self.script[min(len(self.bodies), len(self.script)) - 1]
         seen = json.loads(self.bodies[-1] or b"null")
-        body = {"ok": True, "seen": seen} if status == 200 else {"error": {"message": f"scripted {status}"}}
+        error = {"message": f"scripted {status}"} if self.error is None else self.error
+        body = {"ok": True, "seen": seen} if status == 200 else {"error": error}
         data = json.dumps(body).encode()
         handler.send_response(status)
         for name, value in {**headers, "Content-Type": "application/json", "Content-Length": str(len(data))}.items():
@@ -76,6 +77,12 @@ def test_one_that_lasts_is_tried_retries_times_more_then_says_the_apis_message()
         Api(api.url, "key").get("/datasets")
     assert len(api.bodies) == RETRIES + 1
     assert failure.value.line() == "GET /datasets: 503 scripted 503 (a cloud service did not answer: try again)"
+
+
+def test_an_error_body_without_a_message_says_what_the_server_answered():
+    with ScriptedApi([(400, NOW)], error={"code": "no_message"}) as api, pytest.raises(ApiFailure) as failure:
+        Api(api.url, "key").get("/datasets")
+    assert failure.value.line() == 'GET /datasets: 400 {"error": {"code": "no_message"}} (fix the request)'
 
 
 @pytest.mark.parametrize("status", [500, 502, 404, 409])
