@@ -113,13 +113,14 @@ def _prepare(request: TrainingRequest, job_id: str, created_at: float | None, re
     model = _resolve_model(request.model, requester)
     built = training_set.build(request, job_id, storage.bucket().name, model, _snapshot(request))
     uri = _write_manifest(job_id, built)
+    accelerator = request.accelerator.stored() if request.accelerator else None  # asked again, as asked (watch)
     job = training_job.queued_job(job_id, request.request_id, request.dataset, request.epochs,
                                   {"model": request.model, "val_fraction": request.val_fraction,
                                    **({"version": request.version} if request.version else {}),
+                                   **({"accelerator": accelerator} if accelerator else {}),
                                    **request.train_args}, time.time(), created_at)
     return {**job, "manifest": uri, "images": built["counts"], "excluded": built["excluded"],
-            "version": request.version,
-            "accelerator": request.accelerator.stored() if request.accelerator else None}
+            "version": request.version, "accelerator": accelerator}
 
 
 def _snapshot(request: TrainingRequest) -> snapshot.Snapshot:

@@ -44,6 +44,7 @@ def test_an_allowed_accelerator_is_recorded_launched_once_and_trains_like_any_jo
     job_id = start_training.job_id_for(request_id)
     stored = training_store.jobs().document(job_id).get().to_dict()
     assert stored["accelerator"] == TWO_L4 and stored["execution"] == f"local-run-{job_id}"
+    assert stored["request"]["accelerator"] == TWO_L4  # a request the watch sends again asks for the same GPUs
 
     job = finished(api, job_id)
     assert job["status"] == "completed", job
