@@ -251,6 +251,17 @@ def parse_args(pairs: tuple[str, ...]) -> dict:
     return parsed
 
 
+def parse_gpus(text: str | None) -> dict:
+    """--gpus TYPE:COUNT (nvidia-l4:4) as the request's accelerator; the training function checks it against the
+    operator's limits."""
+    if text is None:
+        return {}
+    kind, colon, count = text.partition(":")
+    if not colon or not kind or not count.isdigit():
+        raise click.BadParameter(f"{text!r} is not TYPE:COUNT, e.g. nvidia-l4:4", param_hint="--gpus")
+    return {"accelerator": {"type": kind, "count": int(count)}}
+
+
 @command()
 @click.argument("dataset")
 @click.option("--model", required=True, help="a detection YAML (yolov8n.yaml), official weights (yolo11n.pt, "
@@ -261,12 +272,14 @@ def parse_args(pairs: tuple[str, ...]) -> dict:
 @click.option("--imgsz", type=click.IntRange(32))
 @click.option("--batch", type=int)
 @click.option("--arg", "args", multiple=True, help="a further Ultralytics argument, key=value (repeatable)")
+@click.option("--gpus", help="several GPUs, TYPE:COUNT (nvidia-l4:4), where the operator allows them; "
+                             "default: one")
 @click.option("--request-id", help="your same id is the same job (default: a new id, kept across the CLI's retries)")
 @click.option("--follow", is_flag=True, help="show the epochs as they end; Ctrl-C asks whether to cancel")
-def train(api: Api, out: Output, dataset: str, model: str, epochs: int, version, imgsz, batch, args,
+def train(api: Api, out: Output, dataset: str, model: str, epochs: int, version, imgsz, batch, args, gpus,
           request_id, follow: bool) -> None:
     """Ask for training; with --follow, show each epoch and end with the registered model."""
-    request = {"dataset": dataset, "model": model, "epochs": epochs, **parse_args(args),
+    request = {"dataset": dataset, "model": model, "epochs": epochs, **parse_args(args), **parse_gpus(gpus),
                "request_id": request_id or uuid.uuid4().hex,
                **{k: v for k, v in (("version", version), ("imgsz", imgsz), ("batch", batch)) if v is not None}}
     answer = api.post("/training", request)

@@ -10,7 +10,7 @@ import yaml
 
 from common.domain import dataset_formats, layout
 from yolodrop_cli import files, follow, push, settings, show
-from yolodrop_cli.commands import parse_args
+from yolodrop_cli.commands import parse_args, parse_gpus
 
 
 def write(root, names):
@@ -84,6 +84,14 @@ def test_training_arguments_are_json_values_or_strings():
         {"lr0": 0.01, "cos_lr": True, "optimizer": "SGD", "freeze": [0, 1]}
     with pytest.raises(click.BadParameter):
         parse_args(("lr0",))
+
+
+def test_gpus_are_a_type_and_a_count():
+    assert parse_gpus("nvidia-l4:4") == {"accelerator": {"type": "nvidia-l4", "count": 4}}
+    assert parse_gpus(None) == {}
+    for wrong in ("nvidia-l4", "nvidia-l4:four", ":4", "nvidia-l4:-1"):
+        with pytest.raises(click.BadParameter):
+            parse_gpus(wrong)
 
 
 def test_what_a_person_reads():
