@@ -8,6 +8,8 @@ say what it is, how many tasks run it. A Runner starts one:
 - LocalRunner runs it as a local Cloud Run Job (common/cloud/local_runner.py): the same entry point as
   subprocesses, the task timeout (SIGTERM, then SIGKILL) and the retries enforced, so the local stack and the
   tests see production's behaviour.
+- VertexRunner (common/cloud/vertex_runner.py) runs it as a Vertex AI custom job on one machine with several GPUs
+  (a training that asks for them).
 
 `start_once` starts an execution unless one with the same identity exists, so a redelivered request (a start
 that raised after Cloud Run created the execution, or whose record failed) never starts a second one.
