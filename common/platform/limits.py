@@ -16,6 +16,10 @@ TASK_MAX_RETRIES = 10
 # https://cloud.google.com/run/docs/container-contract#lifecycle
 SIGTERM_GRACE_SECONDS = 10
 
+# Vertex AI custom jobs: scheduling.timeout, the most a job runs (7 days when unset).
+# https://cloud.google.com/vertex-ai/docs/reference/rest/v1/CustomJobSpec#Scheduling
+VERTEX_JOB_TIMEOUT_MAX_SECONDS = 7 * 24 * 3600
+
 # Cloud Run functions (2nd gen): an event-driven function at most 540 s, an HTTP function at most 3600 s.
 # https://cloud.google.com/functions/docs/configuring/timeout
 EVENT_FUNCTION_TIMEOUT_MAX_SECONDS = 540

@@ -31,6 +31,19 @@ def test_the_gpu_trainer_gets_the_hour_a_gpu_task_may_run_and_knows_it():
     assert "TASK_TIMEOUT_SECONDS" in trainer["env"], "the trainer stops in time only if it knows its timeout"
 
 
+def test_a_training_on_several_gpus_runs_no_longer_than_a_vertex_custom_job_and_knows_it(monkeypatch):
+    from common.cloud import launcher
+    timeout = SETTINGS["trainer"]["vertex"]["timeout_seconds"]
+    assert 0 < timeout <= limits.VERTEX_JOB_TIMEOUT_MAX_SECONDS
+    assert "TRAINER_VERTEX_TIMEOUT_SECONDS" in SETTINGS["functions"]["train"]["env"]
+    for name, value in {"GOOGLE_CLOUD_PROJECT": "p", "TRAINER_IMAGE": "image", "TRAINER_SERVICE_ACCOUNT": "sa",
+                        "TRAINER_VERTEX_TIMEOUT_SECONDS": str(timeout)}.items():
+        monkeypatch.setenv(name, value)
+    trainer = launcher.vertex_trainer()
+    assert trainer.timeout_seconds == timeout and trainer.env["TASK_TIMEOUT_SECONDS"] == str(timeout), \
+        "the trainer stops in time only if it knows its custom job's timeout"
+
+
 @pytest.mark.parametrize("key", sorted(SETTINGS["functions"]))
 def test_each_function_timeout_is_one_cloud_run_functions_allows(key):
     function = SETTINGS["functions"][key]
