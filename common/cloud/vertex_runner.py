@@ -86,6 +86,11 @@ def custom_job(execution: Execution, accelerator: Accelerator, trainer: Trainer)
     }
 
 
+def list_filter(execution: Execution) -> str:
+    """The custom jobs' list filter (AIP-160) that finds those carrying the execution's identity labels."""
+    return " AND ".join(f'labels.{key}="{value}"' for key, value in identity_labels(execution).items())
+
+
 def matching(found: list[dict[str, Any]], execution: Execution) -> str | None:
     """The newest custom job among `found` (a list's customJobs) whose identity labels are exactly the
     execution's: a job's first execution never matches one of its continuations."""
@@ -109,7 +114,7 @@ class VertexRunner:
         return str(created["name"])
 
     def existing(self, execution: Execution) -> str | None:
-        labels = " AND ".join(f'labels.{key}="{value}"' for key, value in identity_labels(execution).items())
+        labels = list_filter(execution)
         found: list[dict[str, Any]] = []
         token = ""
         for _ in range(LIST_PAGES):

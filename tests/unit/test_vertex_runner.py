@@ -66,6 +66,11 @@ def listed(name: str, created: str, **labels: str) -> dict:
             "labels": {"yolodrop": "trainer", **labels}, "state": "JOB_STATE_RUNNING"}
 
 
+def test_the_lookup_asks_for_the_jobs_with_the_identity_labels():
+    assert vertex_runner.list_filter(FIRST) == 'labels.yd_job_id="job-0123abcd"'
+    assert vertex_runner.list_filter(CONTINUATION) == 'labels.yd_job_id="job-0123abcd" AND labels.yd_continues_run="2"'
+
+
 def test_launch_once_finds_the_newest_job_of_exactly_this_identity():
     found = [listed("1", "2026-12-07T10:00:00Z", yd_job_id="job-0123abcd"),
              listed("2", "2026-12-07T11:00:00Z", yd_job_id="job-0123abcd"),
