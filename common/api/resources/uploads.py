@@ -30,6 +30,7 @@ from common.api.routes import Route
 from common.api.schema import BOOLEAN, STRING, array, nullable, obj
 from common.cloud import storage, uploader
 from common.domain import file_limits, layout, request_bodies
+from common.domain.request_bodies import UploadFile
 from common.platform import config
 
 DATASET = params.path("dataset", "the dataset name")
@@ -42,62 +43,61 @@ SESSION = obj(required=("path", "object", "exists"), path=STRING, object=STRING,
 
 def create_uploads(ctx: RequestContext, args: dict) -> dict:
     files = _files(args["body"])
-    refused = [f"files[{i}] {file['path']!r}: {reason}" for i, file in enumerate(files)
+    refused = [f"files[{i}] {file.path!r}: {reason}" for i, file in enumerate(files)
                if (reason := _refusal(args["dataset"], file))]
     if refused:
         raise ApiError(400, "nothing was handed out: " + "; ".join(refused), "files")
-    too_large = [f"files[{i}] {file['path']!r}: {reason}" for i, file in enumerate(files)
+    too_large = [f"files[{i}] {file.path!r}: {reason}" for i, file in enumerate(files)
                  if (reason := _size_refusal(args["dataset"], file))]
     if too_large:
         raise ApiError(413, "nothing was handed out: " + "; ".join(too_large), "files")
-    if sum(file["size"] for file in files) > config.max_upload_request_bytes():
+    if sum(file.size for file in files) > config.max_upload_request_bytes():
         raise ApiError(400, f"the files declare more than {config.max_upload_request_bytes()} bytes together: "
                             "ask in several requests", "files")
     with ThreadPoolExecutor(max_workers=SESSION_THREADS) as pool:
         held = _held(ctx, args["dataset"], files, pool)
         # the stored-bytes quota counts what is handed out, before any session exists (403 naming it)
-        quotas.charge_uploads(ctx, sum(file["size"] for file, there in zip(files, held) if not there))
+        quotas.charge_uploads(ctx, sum(file.size for file, there in zip(files, held) if not there))
         return {"uploads": list(pool.map(lambda item: _session(ctx, args["dataset"], *item), zip(files, held)))}
 
 
-def _files(body: request_bodies.Uploads) -> list[dict]:
+def _files(body: request_bodies.Uploads) -> list[UploadFile]:
     """The declared files, as many as the deployment's MAX_UPLOAD_FILES allows."""
     if len(body.files) > config.max_upload_files():
         raise ApiError(400, f"files: at most {config.max_upload_files()} per request (MAX_UPLOAD_FILES), not "
                             f"{len(body.files)}; ask in several requests", "files")
-    return [file.model_dump() for file in body.files]
+    return list(body.files)
 
 
-def _refusal(dataset: str, file: dict) -> str | None:
-    path = file["path"]
-    if file["size"] > config.max_upload_bytes():
+def _refusal(dataset: str, file: UploadFile) -> str | None:
+    if file.size > config.max_upload_bytes():
         return f"size must be the file's size in bytes, at most {config.max_upload_bytes()}"
-    if file["archive"]:
-        return None if path.lower().endswith(".zip") else "an archive must be a .zip"
+    if file.archive:
+        return None if file.path.lower().endswith(".zip") else "an archive must be a .zip"
     try:
-        layout.upload_object(dataset, path)
+        layout.upload_object(dataset, file.path)
     except ValueError as exc:
         return str(exc)
     return None
 
 
-def _size_refusal(dataset: str, file: dict) -> str | None:
+def _size_refusal(dataset: str, file: UploadFile) -> str | None:
     """Each kind of file has its own cap (common.domain.file_limits); an archive has the upload's."""
-    kind = "import" if file.get("archive") else layout.classify(_object_name(dataset, file)).kind
-    return file_limits.size_refusal(kind, file["size"])
+    kind = "import" if file.archive else layout.classify(_object_name(dataset, file)).kind
+    return file_limits.size_refusal(kind, file.size)
 
 
-def _object_name(dataset: str, file: dict) -> str:
-    return layout.import_archive(dataset) if file.get("archive") else layout.upload_object(dataset, file["path"])
+def _object_name(dataset: str, file: UploadFile) -> str:
+    return layout.import_archive(dataset) if file.archive else layout.upload_object(dataset, file.path)
 
 
-def _held(ctx: RequestContext, dataset: str, files: list[dict], pool: ThreadPoolExecutor) -> list[bool]:
+def _held(ctx: RequestContext, dataset: str, files: list[UploadFile], pool: ThreadPoolExecutor) -> list[bool]:
     """Which files are already there with the MD5 they declare: one listing for most, a read for the rest."""
-    declared = {_object_name(dataset, file): file["md5"] for file in files if file.get("md5")}
+    declared = {_object_name(dataset, file): file.md5 for file in files if file.md5}
     listed, unlisted = _listed_md5s(sorted(declared), ctx)
     read = dict(zip(unlisted, pool.map(lambda name: _md5_of(name, ctx), unlisted)))
     found = {**listed, **read}
-    return [bool(file.get("md5")) and found.get(_object_name(dataset, file)) == file["md5"] for file in files]
+    return [bool(file.md5) and found.get(_object_name(dataset, file)) == file.md5 for file in files]
 
 
 def _listed_md5s(names: list[str], ctx: RequestContext) -> tuple[dict[str, str | None], list[str]]:
@@ -124,15 +124,15 @@ def _md5_of(name: str, ctx: RequestContext) -> str | None:
     return existing.md5_hash if existing is not None else None
 
 
-def _session(ctx: RequestContext, dataset: str, file: dict, held: bool) -> dict:
+def _session(ctx: RequestContext, dataset: str, file: UploadFile, held: bool) -> dict:
     name = _object_name(dataset, file)
     if held:
-        return {"path": file["path"], "object": f"gs://{storage.bucket().name}/{name}", "exists": True}
+        return {"path": file.path, "object": f"gs://{storage.bucket().name}/{name}", "exists": True}
     blob = storage.bucket().blob(name)
     blob.metadata = uploader.metadata(ctx.principal.name, ctx.principal.key_id)  # checked again at ingest
-    url = blob.create_resumable_upload_session(content_type=file.get("content_type") or "application/octet-stream",
-                                               size=file["size"], origin=ctx.origin, timeout=ctx.deadline_seconds)
-    return {"path": file["path"], "object": f"gs://{blob.bucket.name}/{name}", "exists": False,
+    url = blob.create_resumable_upload_session(content_type=file.content_type or "application/octet-stream",
+                                               size=file.size, origin=ctx.origin, timeout=ctx.deadline_seconds)
+    return {"path": file.path, "object": f"gs://{blob.bucket.name}/{name}", "exists": False,
             "upload_url": url, "method": "PUT"}
 
 
