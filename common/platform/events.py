@@ -3,12 +3,17 @@
 - A GCS notification as the ingest worker pulls it (from_notification): the attributes say eventType
   (OBJECT_FINALIZE / OBJECT_DELETE), bucketId, objectId and objectGeneration; the data is the object resource
   as JSON.
-- A Pub/Sub messagePublished CloudEvent as a push subscription delivers it to a function (pubsub_message).
+- A Pub/Sub messagePublished CloudEvent as a push subscription delivers it to a function (pubsub_message),
+  and its data as the message its consumer declares (decode, with a model of common.domain.messages).
 """
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
 
 from common.domain import bounded_json
 
@@ -95,3 +100,51 @@ def pubsub_message(cloud_event) -> PubSubMessage:
         raise UnsupportedEvent(f"message data is not base64: {exc}") from exc
     return PubSubMessage(message.get("messageId") or message.get("message_id") or cloud_event["id"],
                          data, cloud_event["id"], message.get("attributes") or {})
+
+
+MAX_MESSAGE_BYTES = 1024 * 1024  # a Firestore document's limit: no message of ours records more
+MAX_ERRORS_TOLD = 4
+
+
+class BadMessage(ValueError):
+    """A message its consumer can never act on: too large, not JSON, nested too deep, or not the shape its
+    model declares. The handler acknowledges it as REJECTED, never retried, logged with `field` and `problem`.
+    `document` is the JSON it held, where it was JSON (start_training records it on the failed job)."""
+
+    def __init__(self, problem: str, field: str = "", document: object = None):
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.problem, self.field, self.document = problem, field, document
+
+
+M = TypeVar("M")
+
+
+def decode(message: PubSubMessage, model: type[M] | TypeAdapter[M]) -> M:
+    """The message as `model` (a model of common.domain.messages, or an adapter of a union of them);
+    BadMessage when it is not."""
+    if len(message.data) > MAX_MESSAGE_BYTES:
+        raise BadMessage(f"the message has {len(message.data)} bytes; at most {MAX_MESSAGE_BYTES} are read")
+    try:
+        document = bounded_json.loads(message.data)
+    except ValueError as exc:  # not JSON (not UTF-8 either), or nested too deep
+        raise BadMessage(f"the message is not JSON: {exc}") from None
+    try:
+        adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)  # about 10 µs
+        return adapter.validate_python(document, strict=True)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more: {_told(errors[1:MAX_ERRORS_TOLD])})" if len(errors) > 1 else ""
+        raise BadMessage(_problem(first) + more, _field(first), document) from None
+
+
+def _field(error: Mapping[str, Any]) -> str:
+    return ".".join(str(part) for part in error["loc"])
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    return error["msg"].removeprefix("Value error, ")
+
+
+def _told(errors: Sequence[Mapping[str, Any]]) -> str:
+    return "; ".join(f"{_field(error) or 'the message'}: {_problem(error)}" for error in errors)

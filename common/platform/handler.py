@@ -6,6 +6,8 @@
   common.platform.failures) raise, so the platform redelivers the event;
 - bad input is the service's own outcome (REJECTED, or an issue recorded on an
   APPLIED file), acknowledged: a file that will never parse is never retried;
+  a message that is not what its consumer declares raises events.BadMessage
+  wherever the service decodes it, and is REJECTED here, the same way for all;
 - anything unexpected is logged at ERROR with its traceback and acknowledged.
 
 Every outcome is one JSON log line with the same fields: severity, outcome,
@@ -21,7 +23,7 @@ from typing import Protocol, TypeVar
 from collections.abc import Callable
 
 from common.platform import log
-from common.platform.events import UnsupportedEvent
+from common.platform.events import BadMessage, UnsupportedEvent
 from common.platform.failures import is_transient
 
 
@@ -63,6 +65,8 @@ def handle_event(cloud_event, decode: Callable[[object], E], act: Callable[[E], 
     context = event.log_fields()
     try:
         outcome = act(event)
+    except BadMessage as bad:
+        outcome = rejected(bad)
     except Exception as exc:
         outcome = _failure(exc, retry_on)
         if outcome.result == Result.RETRY:
@@ -82,6 +86,11 @@ def handle_batch(events: list, act: Callable[[list[E]], list[Outcome | Exception
         results = [exc] * len(events)
     outcomes = [_failure(result) if isinstance(result, Exception) else result for result in results]
     return [_logged(outcome, event.log_fields(), started) for event, outcome in zip(events, outcomes)]
+
+
+def rejected(bad: BadMessage) -> Outcome:
+    """A message that can never be acted on: acknowledged, never retried, logged with what is wrong where."""
+    return Outcome(Result.REJECTED, f"bad message: {bad}", {"field": bad.field, "error": bad.problem})
 
 
 def _failure(exc: Exception, retry_on: tuple[type[BaseException], ...] = ()) -> Outcome:

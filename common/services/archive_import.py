@@ -33,6 +33,7 @@ from common.domain.archive import ArchiveRefused, ImportPlan, plan_import
 from common.domain.datayaml import MAX_DATA_YAML_BYTES
 from common.domain.issues import Issue
 from common.domain.layout import ObjectRole
+from common.domain.messages import ImportRequest
 from common.platform import config
 from common.platform.events import DELETED, ObjectEvent
 from common.platform.handler import Outcome, Result
@@ -83,7 +84,7 @@ def _start_import(event: ObjectEvent, role: ObjectRole) -> Outcome:
                                   None, time.time(), event.generation)
     created = import_store.create(document)
     if created or import_store.status_of(import_id) == imports.QUEUED:
-        topics.publish(config.import_topic(), {"import_id": import_id})
+        topics.publish(config.import_topic(), ImportRequest(import_id=import_id))
     dataset_index.put_file(role.dataset, event.name, event.generation, [], {"import_id": import_id})
     return Outcome(Result.APPLIED, f"archive of {event.size} bytes: import {import_id} started",
                    {"import_id": import_id})

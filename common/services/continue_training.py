@@ -11,14 +11,14 @@ running throughout, with one history and, at the end, one model.
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
 from common.cloud import db, executions, job_store, launcher, training_store
 from common.domain import jobs as kernel
-from common.domain import accelerators, layout, training_job
-from common.platform.events import PubSubMessage
+from common.domain import accelerators, training_job
+from common.domain.messages import ContinuationRequest
+from common.platform.events import PubSubMessage, decode
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
 
@@ -34,14 +34,8 @@ def is_continuation(message: PubSubMessage) -> bool:
 
 
 def handle(message: PubSubMessage) -> Outcome:
-    try:
-        body = json.loads(message.data)
-        job_id, run = body["job_id"], body["continues_run"]
-    except (ValueError, TypeError, KeyError):
-        return Outcome(Result.REJECTED, "a continuation needs {\"job_id\", \"continues_run\"}")
-    if (not isinstance(job_id, str) or not layout.is_document_id(job_id) or not isinstance(run, int)
-            or isinstance(run, bool)):
-        return Outcome(Result.REJECTED, f"not a continuation: job_id {job_id!r}, continues_run {run!r}")
+    request = decode(message, ContinuationRequest)
+    job_id, run = request.job_id, request.continues_run
     ref = training_store.jobs().document(job_id)
     claimed = _claim(ref, run, message.message_id)
     if not claimed.taken:

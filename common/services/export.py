@@ -20,7 +20,6 @@ takes the export over once the lease ran out.
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import deque
@@ -31,11 +30,12 @@ from collections.abc import Iterator
 from common.cloud import db, export_parts as stored_parts, job_store, storage, topics, version_store
 from common.domain import coco, export_parts, exports, layout, versions as version_rules, zip_parts
 from common.domain import jobs as kernel
+from common.domain import messages
 from common.domain.export_parts import PartRecord, PartsMismatch
 from common.domain.exports import ExportPlan, InvalidExportRequest, Member
 from common.domain.versions import InvalidVersionRequest
 from common.platform import config, log
-from common.platform.events import PubSubMessage
+from common.platform.events import PubSubMessage, decode
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
 from common.services import versions
@@ -65,20 +65,15 @@ def cancel(export_id: str, by: str | None) -> dict:
         if layout.is_document_id(export_id) else None
     if document is None:
         raise kernel.NoSuchJob(f"no export {export_id!r}")
-    topics.publish(config.export_topic(), {"export_id": export_id})
+    topics.publish(config.export_topic(), messages.ExportRequest(export_id=export_id))
     return document
 
 
 def handle(message: PubSubMessage) -> Outcome:
-    try:
-        body = json.loads(message.data)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("export_id"), str):
-        return _export(body["export_id"])
-    if isinstance(body, dict) and isinstance(body.get("dataset"), str) and isinstance(body.get("version"), str):
-        return _version(body["dataset"], body["version"])
-    return Outcome(Result.REJECTED, "not an export request: expected {\"export_id\"} or {\"dataset\", \"version\"}")
+    request = decode(message, messages.EXPORT_TOPIC)
+    if isinstance(request, messages.ExportRequest):
+        return _export(request.export_id)
+    return _version(request.dataset, request.version)
 
 
 def _version(dataset: str, version: str) -> Outcome:
@@ -268,7 +263,7 @@ def _add_coco(part: zip_parts.PartWriter, plan: ExportPlan, description: str) ->
 def _continue(call: _Call, claim: job_store.Claim) -> Outcome:
     """Release the claim and ask for a new call (a failed publish raises: this message comes back instead)."""
     job_store.release(claim, files_done=export_parts.next_image(call.done))
-    topics.publish(config.export_topic(), {"export_id": call.document["id"]})
+    topics.publish(config.export_topic(), messages.ExportRequest(export_id=call.document["id"]))
     return Outcome(Result.APPLIED, f"export {call.document['id']}: {len(call.done)} parts done, continues in a "
                    "new call", call.fields())
 

@@ -42,6 +42,7 @@ from common.cloud import import_store, remote_source, storage, topics
 from common.domain import archive as archive_rules
 from common.domain import dataset_formats, imports, layout
 from common.domain.issues import Issue
+from common.domain.messages import ImportRequest
 from common.platform import config, log
 from common.platform.failures import is_transient
 from common.services.archive_import import (IN_MEMORY_BYTES, Unpacker, already_unpacked, not_a_zip, open_zip,
@@ -319,7 +320,7 @@ def _stage(document: dict) -> None:
     # moved only from staging: a cancel or a failure meanwhile stands
     import_store.transition(document["id"], lambda current: staged_fields
                             if imports.step(current) == imports.STAGING else None)
-    topics.publish(config.import_topic(), {"import_id": document["id"]})
+    topics.publish(config.import_topic(), ImportRequest(import_id=document["id"]))
 
 
 def _regular(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:

@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 from common.cloud import job_store, topics
 from common.domain import jobs as kernel
+from common.domain.messages import Message
 
 
-def ask(collection, job: dict, topic: str, message: dict, deadline: float | None = None,
+def ask(collection, job: dict, topic: str, message: Message, deadline: float | None = None,
         waiting: Callable[[dict], bool] = kernel.may_publish_start, **attributes: str) -> dict:
     """The job as stored, its request published if it still waits; a failed publish raises (the job stays
     queued: asking again, or the watch, publishes it)."""
@@ -23,7 +24,7 @@ def ask(collection, job: dict, topic: str, message: dict, deadline: float | None
                         **attributes)
 
 
-def ask_recorded(stored: dict, topic: str, message: dict, deadline: float | None = None,
+def ask_recorded(stored: dict, topic: str, message: Message, deadline: float | None = None,
                  waiting: Callable[[dict], bool] = kernel.may_publish_start, **attributes: str) -> dict:
     """`ask` for a job its kind recorded itself (a version, under the next free number): `stored` as it is now,
     its request published if it still waits; a failed publish raises and the job stays queued."""

@@ -21,7 +21,6 @@ kind (common.domain.jobs):
 """
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from collections.abc import Callable
@@ -30,8 +29,9 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import dataset_job_store, db, job_store, topics
 from common.domain import jobs as kernel
+from common.domain.messages import JobStep, Message
 from common.platform import config, log
-from common.platform.events import PubSubMessage
+from common.platform.events import PubSubMessage, decode
 from common.platform.handler import Outcome, Result
 from common.services import job_requests
 
@@ -69,7 +69,7 @@ def request(family: Family, job: dict, deadline: float | None = None,
     again: its done units stay done."""
     stored = job_store.create(family.jobs(), job, deadline)
     reopened = job_store.reopen(family.jobs(), stored["id"], resumed) if stored["status"] in resumed else None
-    return job_requests.ask_recorded(reopened or stored, family.topic(), {"job_id": stored["id"], "step": "plan"},
+    return job_requests.ask_recorded(reopened or stored, family.topic(), JobStep(job_id=stored["id"], step="plan"),
                                      deadline, (lambda _: True) if reopened else kernel.may_publish_start)
 
 
@@ -84,21 +84,18 @@ def cancel(family: Family, kinds: dict[str, Kind], job_id: str, by: str | None) 
 
 
 def handle(family: Family, kinds: dict[str, Kind], message: PubSubMessage) -> Outcome:
-    try:
-        body = json.loads(message.data)
-        job = job_store.get(family.jobs(), body["job_id"])
-    except (ValueError, KeyError, TypeError) as exc:
-        return Outcome(Result.REJECTED, f"not a {family.name} message: {exc!r}")
+    step = decode(message, JobStep)
+    job = job_store.get(family.jobs(), step.job_id)
     if job is None:
-        return Outcome(Result.REJECTED, f"no {family.name} {body['job_id']!r}")
+        return Outcome(Result.REJECTED, f"no {family.name} {step.job_id!r}")
     if job["status"] in kernel.FINAL:
         return Outcome(Result.DUPLICATE, f"job {job['id']} has ended")
-    if body.get("step") == "plan":
+    if step.step == "plan":
         return _plan(family, kinds, job)
-    if body.get("step") == "end":
+    if step.step == "end":
         ended = try_end(family, kinds, job["id"])
         return Outcome(Result.APPLIED if ended else Result.DUPLICATE, f"job {job['id']} ended: {ended}")
-    return _unit(family, kinds, job, int(body["chunk"]), body.get("items"))
+    return _unit(family, kinds, job, step.chunk or 0, step.items)
 
 
 def _plan(family: Family, kinds: dict[str, Kind], job: dict) -> Outcome:
@@ -118,7 +115,7 @@ def _plan(family: Family, kinds: dict[str, Kind], job: dict) -> Outcome:
         job_store.release(planning)  # the redelivery plans at once
         raise
     for number in range(len(units)):
-        topics.publish(family.topic(), {"job_id": job["id"], "step": "chunk", "chunk": number})
+        topics.publish(family.topic(), JobStep(job_id=job["id"], step="chunk", chunk=number))
     try_end(family, kinds, job["id"])  # a plan of no units ends here
     return Outcome(Result.APPLIED, f"job {job['id']} planned: {sum(map(len, units))} files in {len(units)} chunks",
                    {"job_id": job["id"]})
@@ -189,7 +186,7 @@ def _fail(family: Family, job_id: str, reason: str) -> bool:
 def _publish_units(family: Family, job: dict) -> int:
     undone = job_store.undone_units(family.jobs(), job["id"], job.get("units_total") or 0)
     for number in undone:
-        topics.publish(family.topic(), {"job_id": job["id"], "step": "chunk", "chunk": number})
+        topics.publish(family.topic(), JobStep(job_id=job["id"], step="chunk", chunk=number))
     return len(undone)
 
 
@@ -212,14 +209,14 @@ def watch_family(family: Family, now: float, grace: float | None = None) -> dict
 
 def _act(family: Family, job: dict, stalled: kernel.Stalled, units_done: int) -> str:
     if stalled.action == "end":  # where the kind's finishing code runs
-        topics.publish(family.topic(), {"job_id": job["id"], "step": "end"})
+        topics.publish(family.topic(), JobStep(job_id=job["id"], step="end"))
         return "end asked"
     if stalled.action == "fail":
         job_store.finish(family.jobs(), job["id"], kernel.FAILED, error=stalled.reason)
         return "failed"
     job_store.note_republished(family.jobs(), job, units_done)
     if stalled.action == "start":
-        topics.publish(family.topic(), {"job_id": job["id"], "step": "plan"})
+        topics.publish(family.topic(), JobStep(job_id=job["id"], step="plan"))
         return "plan asked again"
     return f"{_publish_units(family, job)} chunks asked again"
 
@@ -231,7 +228,7 @@ class Waiting:
     collection: Callable[[], object]
     statuses: tuple[str, ...]
     topic: Callable[[], str]
-    message: Callable[[dict], tuple[dict, dict]]   # the document -> (message, attributes) to send again
+    message: Callable[[dict], tuple[Message, dict]]  # the document -> (message, attributes) to send again
     waits: Callable[[dict], bool]                  # still waiting on that message (not followed another way)
     activity: Callable[[dict], float]              # when it last moved
     progress: Callable[[dict], object]             # what moves when it does

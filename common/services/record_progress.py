@@ -9,40 +9,21 @@ duplicate alike: a delivery that crashed before asking is made good by the next
 """
 from __future__ import annotations
 
-import json
 import time
 
 from google.api_core.exceptions import NotFound
 
 from common.cloud import db, storage, training_store
 from common.domain import training_job
+from common.domain.messages import ProgressEvent
 from common.platform import config, log
-from common.platform.events import PubSubMessage
+from common.platform.events import PubSubMessage, decode
 from common.platform.handler import Outcome, Result
 from common.services import continuation_requests
 
 
-class BadEvent(ValueError):
-    """A progress message that can never be applied (acknowledged, not retried)."""
-
-
-def parse(data: bytes) -> dict:
-    try:
-        event = json.loads(data)
-    except ValueError as exc:
-        raise BadEvent(f"progress event is not JSON: {exc}") from exc
-    if not isinstance(event, dict) or not isinstance(event.get("job_id"), str) \
-            or not isinstance(event.get("sequence"), int) or event.get("type") not in training_job.EVENT_TYPES:
-        raise BadEvent("progress event needs job_id, an integer sequence and a type "
-                       f"({', '.join(training_job.EVENT_TYPES)})")
-    return event
-
-
 def handle(message: PubSubMessage) -> Outcome:
-    try:
-        event = parse(message.data)
-    except BadEvent as exc:
-        return Outcome(Result.REJECTED, str(exc))
+    event = decode(message, ProgressEvent).fields()
     ref = training_store.jobs().document(event["job_id"])
     what = f"{event['type']} #{event['sequence']} of {event['job_id']}"
     onnx = _checked_onnx(event) if event["type"] == "completed" else None

@@ -13,16 +13,16 @@ starts nothing.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 
 from common.cloud import import_launcher, import_store, remote_source, runner, storage
 from common.domain import imports, source_urls
 from common.domain.imports import InvalidImportRequest
+from common.domain.messages import ImportRequest
 from common.domain.source_urls import InvalidSource
 from common.platform import config
-from common.platform.events import PubSubMessage
+from common.platform.events import PubSubMessage, decode
 from common.platform.handler import Outcome, Result
 
 BYTES_PER_TASK = 256 * 1024 ** 2  # an archive smaller than this gets one task per this many bytes
@@ -30,10 +30,7 @@ HEAD_BYTES = 512
 
 
 def handle(message: PubSubMessage, launcher: runner.Runner | None = None) -> Outcome:
-    try:
-        import_id = json.loads(message.data)["import_id"]
-    except (ValueError, KeyError, TypeError):
-        return Outcome(Result.REJECTED, 'not an import request: expected {"import_id"}')
+    import_id = decode(message, ImportRequest).import_id
     document = import_store.read(import_id)
     if document is None:
         return Outcome(Result.REJECTED, f"no import {import_id!r}")

@@ -21,12 +21,13 @@ from common.cloud import dataset_members, db, index_snapshot, job_store, launche
 from common.domain import access, accelerators, base_models, layout, snapshot, training_job, training_set
 from common.domain import versions as version_rules
 from common.domain import jobs as kernel
+from common.domain import messages
 from common.domain.versions import InvalidVersionRequest
 from common.domain.layout import is_valid_dataset_name
 from common.domain.training_request import (ADMINISTRATOR, InvalidRequest, TrainingRequest, job_id_for, model_kind,
                                             validate)
 from common.platform import config
-from common.platform.events import PubSubMessage
+from common.platform.events import BadMessage, PubSubMessage, decode
 from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
 from common.services import continue_training, versions
@@ -38,7 +39,7 @@ class JobBusy(RuntimeError):
 def handle(message: PubSubMessage) -> Outcome:
     if continue_training.is_continuation(message):
         return continue_training.handle(message)
-    body, problem = _parse(message.data)
+    body, problem = _parse(message)
     request_id = _request_id(body, message.message_id)
     requester = message.attributes.get("requested_by")
     job_id = job_id_for(request_id, requester)
@@ -80,11 +81,13 @@ def accelerator_limits() -> accelerators.Limits:
     return accelerators.Limits(config.trainer_accelerator_types(), config.trainer_max_accelerators())
 
 
-def _parse(data: bytes):
+def _parse(message: PubSubMessage) -> tuple[object, str | None]:
+    """The request's body, and why it can never be a request: a bad message is a failed job too, as its
+    requester looks for the job (the body as far as it was JSON is recorded on it)."""
     try:
-        return json.loads(data), None
-    except ValueError as exc:
-        return None, f"the request is not JSON: {exc}"
+        return decode(message, messages.TrainingRequest).body(), None
+    except BadMessage as bad:
+        return bad.document, str(bad)
 
 
 def _field(body, name: str):

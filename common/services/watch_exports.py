@@ -9,6 +9,7 @@ import time
 from common.cloud import version_store
 from common.domain import exports
 from common.domain import jobs as kernel
+from common.domain.messages import ExportRequest
 from common.platform import config
 from common.services import jobs
 
@@ -29,7 +30,7 @@ def _failed(document: dict, reason: str, now: float) -> dict:
 
 WAITING = jobs.Waiting(
     version_store.exports, (exports.QUEUED, exports.RUNNING), config.export_topic,
-    message=lambda document: ({"export_id": document["id"]}, {}), waits=_waits,
+    message=lambda document: (ExportRequest(export_id=document["id"]), {}), waits=_waits,
     activity=lambda document: max(kernel.stored(document, _lease().at) or 0.0, document.get("started_at") or 0.0),
     progress=lambda document: document.get("files_done") or 0, failed=_failed)
 

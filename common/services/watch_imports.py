@@ -12,6 +12,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import db, executions, import_store
 from common.domain import imports
+from common.domain.messages import ImportRequest
 from common.platform import config
 from common.services import jobs
 
@@ -37,7 +38,7 @@ def _failed(document: dict, reason: str, now: float) -> dict:
 
 WAITING = jobs.Waiting(
     import_store.collection, imports.STORED_ACTIVE, config.import_topic,
-    message=lambda document: ({"import_id": document["id"]}, {}), waits=_waits,
+    message=lambda document: (ImportRequest(import_id=document["id"]), {}), waits=_waits,
     activity=lambda document: max(document.get("phase_started_at") or 0.0, document.get("started_at") or 0.0),
     progress=imports.step, failed=_failed)
 

@@ -20,16 +20,17 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import db, executions, job_store, training_store
 from common.domain import jobs as kernel
-from common.domain import training_job
+from common.domain import messages, training_job
 from common.platform import config, log
-from common.platform.events import PubSubMessage
+from common.platform.events import PubSubMessage, decode
 from common.platform.handler import Outcome, Result
 from common.services import continuation_requests, jobs, watch_exports, watch_imports, watch_versions
 
 
 def handle(message: PubSubMessage) -> Outcome:
     """One sweep of training jobs, imports, exports, versions and the kernel's jobs; the message itself carries
-    nothing (any tick will do)."""
+    nothing but that it is one (messages.Sweep)."""
+    decode(message, messages.Sweep)
     changes = {job["id"]: change for job in waiting_jobs() if (change := watch(job, time.time()))}
     failed = sorted(job_id for job_id, change in changes.items() if change.get("status") == training_job.FAILED)
     noted = sorted(set(changes) - set(failed))
@@ -73,7 +74,7 @@ def _unlaunched_failed(job: dict, reason: str, now: float) -> dict:
 # Queued jobs the training function never launched (their request lost, or every delivery failed first).
 UNLAUNCHED = jobs.Waiting(
     training_store.jobs, (training_job.QUEUED,), config.training_topic,
-    message=lambda job: (training_job.request_again(job),
+    message=lambda job: (messages.TrainingRequest.model_validate(training_job.request_again(job)),
                          {"requested_by": job["requested_by"]} if job.get("requested_by") else {}),
     waits=training_job.waits_for_request,
     activity=lambda job: max(kernel.stored(job, training_job.CLAIM_LEASE.at) or 0.0, job.get("updated_at") or 0.0),

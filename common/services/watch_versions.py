@@ -9,6 +9,7 @@ from google.cloud import firestore
 
 from common.cloud import version_store
 from common.domain import versions
+from common.domain.messages import VersionRequest
 from common.platform import config
 from common.services import jobs
 
@@ -27,7 +28,7 @@ def newest_first(every_version):
 WAITING = jobs.Waiting(
     lambda: newest_first(version_store.every_version()), (versions.QUEUED, versions.RUNNING, versions.FREEZING),
     config.export_topic,
-    message=lambda document: ({"dataset": document["dataset"], "version": document["id"]}, {}),
+    message=lambda document: (VersionRequest(dataset=document["dataset"], version=document["id"]), {}),
     waits=lambda document: True,  # a freeze is one call: nothing else follows a version
     activity=lambda document: document.get("started_at") or 0.0,
     progress=lambda document: versions.state(document)[0], failed=_failed,

@@ -4,13 +4,13 @@ claims the next run number in the bucket, and its events number above every
 event of the runs before it (common.domain.training_job.sequence)."""
 from __future__ import annotations
 
-import json
 import time
 
 from google.api_core.exceptions import PreconditionFailed
 from google.cloud import pubsub_v1
 
 from common.domain import training_job
+from common.domain.messages import ProgressEvent
 from common.platform import log
 from common.domain import layout
 
@@ -38,8 +38,8 @@ class Progress:
 
     def publish(self, kind: str, **fields) -> None:
         self.count += 1
-        event = {"job_id": self.job_id, "sequence": training_job.sequence(self.run, self.count), "type": kind,
-                 "run": self.run, "time": time.time(), **fields}
-        future = self.publisher.publish(self.topic, json.dumps(event).encode(), job_id=self.job_id, type=kind)
+        event = ProgressEvent.model_validate({"job_id": self.job_id, "type": kind, "run": self.run, "time": time.time(),
+                                              "sequence": training_job.sequence(self.run, self.count), **fields})
+        future = self.publisher.publish(self.topic, event.wire(), job_id=self.job_id, type=kind)
         future.result(timeout=PUBLISH_TIMEOUT)
-        log.info(f"progress: {kind}", **{k: v for k, v in event.items() if k != "history"})
+        log.info(f"progress: {kind}", **{k: v for k, v in event.fields().items() if k != "history"})

@@ -13,6 +13,7 @@ import requests
 
 from common.cloud import dataset_job_store, dataset_index, job_store, storage, topics
 from common.domain import layout
+from common.domain.messages import JobStep
 from common.platform import config
 from common.platform.handler import Result
 from common.services import autolabel, dataset_jobs, jobs
@@ -144,7 +145,7 @@ def test_a_redelivered_chunk_writes_nothing(stack, unlabeled, labelled_job):
     outcome = jobs._unit(jobs.DATASET_JOBS, dataset_jobs.KINDS, {**job, "status": "running"}, 0, items)  # as if
     # the job had not ended yet
     assert outcome.result.value == "duplicate", outcome
-    message_id = topics.publish(config.dataset_jobs_topic(), chunk)  # and through the stack
+    message_id = topics.publish(config.dataset_jobs_topic(), JobStep.model_validate(chunk))  # and through the stack
     log = stack.state_dir / "dataset_jobs.log"
     wait_for(lambda: log.read_text(errors="replace"), lambda text: message_id in text, 30, "the redelivery handled")
     assert _update_times(unlabeled, items) == before

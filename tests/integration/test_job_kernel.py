@@ -18,6 +18,7 @@ from common.cloud import dataset_job_store, db, guarded_objects, job_store, topi
 from common.domain import class_changes
 from common.domain import jobs as kernel
 from common.domain.datayaml import parse_data_yaml
+from common.domain.messages import Message
 from common.platform.events import PubSubMessage
 from common.platform.handler import Result
 from common.services import dataset_jobs, jobs
@@ -56,11 +57,11 @@ class Wire:
         self.fail_first = fail_first
         monkeypatch.setattr(topics, "publish", self.publish)
 
-    def publish(self, topic: str, message: dict, deadline: float | None = None, **attributes: str) -> str:
+    def publish(self, topic: str, message: Message, deadline: float | None = None, **attributes: str) -> str:
         if self.fail_first:
             self.fail_first -= 1
             raise ServiceUnavailable("the test's publish fails")
-        self.messages.append(message)
+        self.messages.append(json.loads(message.wire()))  # as it goes on the wire
         return str(len(self.messages))
 
     def take(self, step: str) -> list[dict]:

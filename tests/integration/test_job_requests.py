@@ -4,6 +4,7 @@ so the export and the import run to their end once, and a training job is asked 
 runs in this process (its publishes can be made to fail); everything else is the local stack."""
 from __future__ import annotations
 
+import json
 import uuid
 import zipfile
 
@@ -13,6 +14,7 @@ from google.api_core.exceptions import ServiceUnavailable
 
 from common.cloud import import_store, topics, training_store, version_store
 from common.domain import jobs as kernel
+from common.domain.messages import Message
 from infra.local.client import wait_for
 from infra.local.sample import generated_dataset
 from tests.archive_servers import folder, ranged  # noqa: F401 (fixtures)
@@ -28,7 +30,7 @@ class FailsOnce:
         self.real, self.send, self.calls = topics.publish, send, []
         monkeypatch.setattr(topics, "publish", self.publish)
 
-    def publish(self, topic: str, message: dict, deadline: float | None = None, **attributes: str) -> str:
+    def publish(self, topic: str, message: Message, deadline: float | None = None, **attributes: str) -> str:
         self.calls.append((topic, message))
         if len(self.calls) == 1:
             raise ServiceUnavailable("the test's publish fails")
@@ -86,7 +88,7 @@ def test_a_training_whose_publish_failed_is_recorded_and_asked_for_once_more_by_
     wire = FailsOnce(monkeypatch, send=False)  # no trainer runs: the test reads what was asked for
     body = {"dataset": sample, "model": "yolo11n.yaml", "epochs": 1, "request_id": f"train-{uuid.uuid4().hex[:6]}"}
     _, answer = asked_twice(stack, "/training", body)
-    assert [message for _, message in wire.calls] == [body, body]
+    assert [json.loads(message.wire()) for _, message in wire.calls] == [body, body]
     job = training_store.jobs().document(answer["job_id"]).get().to_dict()
     assert (job["status"], job["request_id"]) == ("queued", body["request_id"])
     # Cancelled before anything was launched, it ends at once and the watch has nothing to send again.

@@ -159,7 +159,7 @@ def test_a_request_that_is_not_json_ends_failed(api):
     message_id = publish("training-requests", b"{not json")
     job_id = job_id_for(f"message-{message_id}")  # no request_id to read: the message names the job
     job = finished(api, job_id, timeout=60)
-    assert job["status"] == "failed" and job["error"].startswith("the request is not JSON"), job
+    assert job["status"] == "failed" and job["error"].startswith("the message is not JSON"), job
     assert (job["request_id"], job["dataset"]) == (f"message-{message_id}", None), job
 
 

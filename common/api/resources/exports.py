@@ -16,6 +16,7 @@ from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, nullable, o
 from common.cloud import version_store
 from common.domain import exports, request_bodies
 from common.domain.jobs import CannotCancel
+from common.domain.messages import ExportRequest
 from common.platform import config
 from common.services import export, job_requests
 
@@ -41,7 +42,7 @@ def create_export(ctx: RequestContext, args: dict) -> dict:
     export_id = job_requests.job_id("export", dataset, ctx.principal.name, request.request_id)
     document = exports.new_document(export_id, dataset, request, ctx.principal.name, time.time())
     job_requests.ask_recorded(version_store.record_export(document, ctx.deadline_seconds), config.export_topic(),
-                              {"export_id": export_id}, ctx.deadline_seconds, requested_by=ctx.principal.name)
+                              ExportRequest(export_id=export_id), ctx.deadline_seconds, requested_by=ctx.principal.name)
     return {"export_id": export_id}
 
 

@@ -19,6 +19,7 @@ from common.cloud import import_store
 from common.domain import imports, request_bodies, source_urls
 from common.domain.imports import InvalidImportRequest
 from common.domain.source_urls import InvalidSource
+from common.domain.messages import ImportRequest
 from common.platform import config
 from common.services import job_requests
 
@@ -50,7 +51,7 @@ def create_import(ctx: RequestContext, args: dict) -> dict:
                                   ctx.principal.name, time.time())
     document["tasks_wanted"] = body.tasks
     job_requests.ask_recorded(import_store.record(document, ctx.deadline_seconds), config.import_topic(),
-                              {"import_id": import_id}, ctx.deadline_seconds, requested_by=ctx.principal.name)
+                              ImportRequest(import_id=import_id), ctx.deadline_seconds, requested_by=ctx.principal.name)
     return {"import_id": import_id}
 
 

@@ -22,7 +22,7 @@ from common.api.resources import documents, models
 from common.api.routes import Route
 from common.api.schema import ANY, BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj, page_of
 from common.cloud import storage, training_store
-from common.domain import layout, request_bodies, training_job, training_request
+from common.domain import layout, messages, request_bodies, training_job, training_request
 from common.platform import config
 from common.services import job_requests
 
@@ -51,8 +51,9 @@ def request_training(ctx: RequestContext, args: dict) -> dict:
         if problem:
             raise ApiError(400, f"the body cannot be recorded as a job: {problem}")
     job = training_job.received_job(job_id, request_id, body, time.time(), ctx.principal.name)
-    job_requests.ask_recorded(training_store.record_job(job, ctx.deadline_seconds), config.training_topic(), body,
-                              ctx.deadline_seconds, training_job.waits_for_request, requested_by=ctx.principal.name)
+    job_requests.ask_recorded(training_store.record_job(job, ctx.deadline_seconds), config.training_topic(),
+                              messages.TrainingRequest.model_validate(body), ctx.deadline_seconds,
+                              training_job.waits_for_request, requested_by=ctx.principal.name)
     return {"job_id": job_id, "request_id": request_id}
 
 

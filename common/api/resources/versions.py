@@ -20,6 +20,7 @@ from common.api.schema import ANY, NUMBER, STRING, nullable, obj, page_of
 from common.cloud import version_store
 from common.domain import request_bodies
 from common.domain import versions as version_rules
+from common.domain.messages import VersionRequest
 from common.platform import config
 from common.services import job_requests, versions
 
@@ -40,7 +41,7 @@ def create_version(ctx: RequestContext, args: dict) -> dict:
     made = versions.request(dataset, fields, ctx.principal.name, ctx.deadline_seconds, asked_by)
     document = made if "status" in made else version_store.read_version(dataset, made["id"], ctx.deadline_seconds)
     # a queued one (this request's, or the first of a retried request_id) is asked for: freezing is idempotent
-    job_requests.ask_recorded(document, config.export_topic(), {"dataset": dataset, "version": document["id"]},
+    job_requests.ask_recorded(document, config.export_topic(), VersionRequest(dataset=dataset, version=document["id"]),
                               ctx.deadline_seconds, requested_by=ctx.principal.name)
     return {"version": document["id"], "status": version_rules.state(document)[0]}
 
