@@ -8,7 +8,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 # The tests that need no local stack, with the network cut (docs/tests.md: why, and the fallback where it cannot be)
 UNIT_TESTS := infra/local/offline.sh $(PY) -m pytest -q -m "not integration"
 
-.PHONY: demo test lint unit system-packages up down bench-ingest bench-train bench-functions bench-predict bench-push bench-import bench-page venv tools clean
+.PHONY: demo test lint unit system-packages up down bench-ingest bench-train bench-functions bench-predict bench-push bench-import bench-reindex bench-page venv tools clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml jobs/trainer/requirements.txt $(wildcard functions/*/requirements.txt)
 	python3 -m venv $(VENV)
@@ -76,6 +76,9 @@ bench-push: $(STAMP) $(FIREBASE)  ## yolodrop push of 2,000 images against raw p
 
 bench-import: $(STAMP) $(FIREBASE)  ## 20,000 images (2 GB) imported from a loopback URL by 1 and 4 tasks against raw uploads, task memory, time to exact stats; see docs/performance.md
 	$(PY) -m bench.imports $(ARGS)
+
+bench-reindex: $(STAMP) $(FIREBASE)  ## 20,000 objects: a reindex of a lost and of an intact index against ingest of the same files; see docs/performance.md
+	$(PY) -m bench.reindex $(ARGS)
 
 bench-page: $(STAMP) $(FIREBASE)  ## the page in headless Chromium: 100 thumbnails painted, first-load transfer; see docs/performance.md
 	$(PY) -m bench.page $(ARGS)
