@@ -6,11 +6,11 @@ fixed interval, as the production schedule does (infra/settings.json, "watch").
 """
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
 
+from common.domain.messages import Sweep
 from common.platform import config, log
 
 
@@ -20,7 +20,7 @@ def run(stop: threading.Event) -> None:
     topic = publisher.topic_path(config.project(), config.watch_topic())
     while not stop.is_set():
         try:
-            publisher.publish(topic, json.dumps({"sweep": True}).encode()).result(timeout=30)
+            publisher.publish(topic, Sweep(sweep=True).wire()).result(timeout=30)
         except Exception as exc:  # the emulator going down with the stack: say so, keep ticking until stopped
             log.log("WARNING", "tick not published", error=repr(exc))
         stop.wait(config.watch_interval_seconds())  # the schedule's interval, not a wait for an outcome

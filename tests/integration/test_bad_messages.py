@@ -23,12 +23,15 @@ def publish(topic: str, data: bytes, **attributes: str) -> str:
                              **attributes).result(timeout=30)
 
 
+def outcomes(stack, function: str) -> list[dict]:
+    """The function's log lines of its outcomes, in the order it handled its messages."""
+    lines = (stack.state_dir / f"{function}.log").read_text(errors="replace").splitlines()
+    return [record for record in (json.loads(line) for line in lines if line.startswith("{")) if "outcome" in record]
+
+
 def outcome_of(stack, function: str, message_id: str) -> dict | None:
     """The function's log line of its outcome for the message, once it has handled it."""
-    lines = (stack.state_dir / f"{function}.log").read_text(errors="replace").splitlines()
-    records = (json.loads(line) for line in lines if line.startswith("{"))
-    return next((record for record in records if record.get("message_id") == message_id
-                 and "outcome" in record), None)
+    return next((record for record in outcomes(stack, function) if record.get("message_id") == message_id), None)
 
 
 @pytest.mark.parametrize("data, field", [
@@ -46,3 +49,10 @@ def test_every_function_rejects_a_bad_message_the_same_way(stack, data, field):
         told = f"{record['field']}: {record['error']}" if record["field"] else record["error"]
         assert record["message"] == f"bad message: {told}", record
         assert record["field"] == field if field is not None else record["field"], record
+
+
+def test_the_schedulers_tick_is_a_sweep_the_watch_decodes(stack):
+    """The local scheduler publishes the Sweep model, as Cloud Scheduler publishes {"sweep": true}."""
+    swept = wait_for(lambda: [record for record in outcomes(stack, "watch") if record["message"].startswith("swept")],
+                     bool, 60, "the watch to sweep on a tick")
+    assert swept[0]["outcome"] in ("applied", "duplicate"), swept[0]
