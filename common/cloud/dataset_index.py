@@ -271,7 +271,7 @@ class _Documents:
             if self.docs[path] is None:
                 self.transaction.delete(self.refs[path])
             else:
-                db.put(self.transaction, self.refs[path], self.docs[path])
+                self.transaction.set(self.refs[path], self.docs[path])
 
 
 def _apply(transaction, changes: list[EntryChange]) -> list[EntryUpdate | Exception]:
@@ -431,7 +431,7 @@ def rederive_entry(dataset: str, entry_id: str) -> None:
             return
         derived = entries.derive(entry, _class_count(read[dataset_ref(dataset).path]))
         if derived != entry:
-            db.put(transaction, ref, derived)
+            transaction.set(ref, derived)
 
     with _entry_lock(dataset, entry_id):
         db.in_transaction(work)

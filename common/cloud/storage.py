@@ -1,10 +1,6 @@
 """The data bucket."""
 from __future__ import annotations
 
-import functools
-import os
-from pathlib import Path
-
 from google.api_core.exceptions import NotFound, PreconditionFailed
 from google.cloud import storage
 
@@ -15,28 +11,7 @@ CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def client() -> storage.Client:
-    made = clients.storage()
-    _settle_environment(made._http)
-    return made
-
-
-def _settle_environment(session) -> None:
-    """Read once what requests otherwise reads from the environment on every
-    request (about a sixth of a small download's CPU here): the CA bundle it
-    names. Only when no proxy variable and no .netrc is there, so each request
-    goes out exactly as before, without the scan."""
-    if not getattr(session, "trust_env", False) or _environment_routes_http():
-        return
-    if session.verify is True:
-        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    session.trust_env = False
-
-
-@functools.cache
-def _environment_routes_http() -> bool:
-    """Proxies (which depend on each URL) or .netrc credentials: left to requests."""
-    return (any(name.lower().endswith("_proxy") for name in os.environ) or bool(os.environ.get("NETRC"))
-            or (Path.home() / ".netrc").exists())
+    return clients.storage()
 
 
 def bucket() -> storage.Bucket:
@@ -53,6 +28,11 @@ def blob_at(uri: str) -> storage.Blob:
     """The blob a gs://<bucket>/<name> URI names, in any bucket."""
     bucket_name, _, name = uri.removeprefix("gs://").partition("/")
     return client().bucket(bucket_name).blob(name)
+
+
+def download(name: str, generation: int) -> bytes:
+    """The bytes of `name` at `generation`; NotFound when that generation is gone."""
+    return blob(name, generation).download_as_bytes()
 
 
 def upload(name: str, data: bytes, content_type: str, timeout: float = 60) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from google.api_core.exceptions import NotFound
 
-from common.cloud import dataset_index, guarded_objects, object_http, storage
+from common.cloud import dataset_index, guarded_objects, storage
 from common.domain import class_files, layout
 from common.domain.class_files import ClassFile
 from common.platform.events import DELETED, ObjectEvent
@@ -39,7 +39,7 @@ def _read(event: ObjectEvent, relative: str) -> ClassFile:
     too_large = class_files.size_issue(event.size, event.name) if event.size is not None else None
     if too_large:  # known from the event: not downloaded
         return ClassFile(None, [too_large])
-    return class_files.read(relative, object_http.download(event.name, event.generation), event.name)
+    return class_files.read(relative, storage.download(event.name, event.generation), event.name)
 
 
 def _write_data_yaml(dataset: str, found: ClassFile, mark: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from google.api_core.exceptions import NotFound
 
-from common.cloud import dataset_index, object_http, split_store, storage, uploader
+from common.cloud import dataset_index, split_store, storage, uploader
 from common.domain import entries, file_limits, foreign_files, split_lists
 from common.domain.datayaml import DataYaml, parse_data_yaml, size_issue
 from common.domain.entries import ImageRecord, LabelRecord
@@ -178,7 +178,7 @@ def _prepare_image(event: ObjectEvent, role: ObjectRole) -> _Change | Outcome:
     except NotFound:
         return GONE
     thumbnail = thumbnail_path(role.dataset, facts.sha256) if facts.thumbnail else None
-    thumbnail_generation = object_http.upload(thumbnail, facts.thumbnail, "image/jpeg") if thumbnail else None
+    thumbnail_generation = storage.upload(thumbnail, facts.thumbnail, "image/jpeg") if thumbnail else None
     record = ImageRecord(path=event.name, generation=event.generation, sha256=facts.sha256, size=facts.size,
                          format=facts.format, width=facts.width, height=facts.height,
                          orientation=facts.orientation, oriented_width=facts.oriented_width,
@@ -203,7 +203,7 @@ def _remove_orphan(update: dataset_index.EntryUpdate) -> None:
 
 def _identify(event: ObjectEvent, role: ObjectRole):
     if event.size is not None and event.size <= IN_MEMORY_BYTES:
-        data = object_http.download(event.name, event.generation)
+        data = storage.download(event.name, event.generation)
         return identify_image(io.BytesIO(data), event.name, role.extension)
     with storage.blob(event.name, event.generation).open("rb", chunk_size=storage.CHUNK_BYTES) as reader:
         return identify_image(reader, event.name, role.extension)
