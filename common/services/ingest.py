@@ -224,7 +224,7 @@ def _read_label(event: ObjectEvent) -> ParsedLabel | None:
                       event.name)
         return ParsedLabel(boxes=[], issues=[issue])
     try:
-        data = object_http.download(event.name, event.generation)
+        data = storage.download(event.name, event.generation)
     except NotFound:
         return None
     return parse_label(data, event.name)
