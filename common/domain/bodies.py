@@ -23,7 +23,8 @@ class Body(BaseModel):
 
 
 class BodyRefused(Invalid):
-    """A body that breaks its route's model: the message names each field at fault, `param` the first."""
+    """A body that breaks its route's model: the message names each field at fault (files[2].size), `param`
+    the body's field the first is in (files)."""
 
 
 B = TypeVar("B", bound=BaseModel)
@@ -37,7 +38,7 @@ def parse(model: type[B], document: object) -> B:
         errors = invalid.errors(include_url=False, include_input=False)
         problems = [_problem(error, model) for error in errors]
         more = f"; and {len(problems) - MAX_PROBLEMS} more" if len(problems) > MAX_PROBLEMS else ""
-        raise BodyRefused("; ".join(problems[:MAX_PROBLEMS]) + more, _path(errors[0]["loc"]) or "body") from None
+        raise BodyRefused("; ".join(problems[:MAX_PROBLEMS]) + more, _field_of(errors[0]["loc"])) from None
 
 
 def _problem(error: Mapping[str, Any], model: type[BaseModel]) -> str:
@@ -53,6 +54,12 @@ def _problem(error: Mapping[str, Any], model: type[BaseModel]) -> str:
         said = str(error.get("ctx", {}).get("error", error["msg"]))
         return said if said.startswith(where.rpartition(".")[2]) else f"{where}: {said}"
     return f"{where}: {error['msg']}"
+
+
+def _field_of(loc: tuple[int | str, ...]) -> str:
+    """The body's own field a problem is in (`param`, as the API names the field at fault); the message says
+    where inside it."""
+    return str(loc[0]) if loc else "body"
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

@@ -12,6 +12,7 @@ from common.api import openapi, router
 from common.api.resources import predictions
 from common.domain import imports, request_bodies
 from common.domain.bodies import MAX_PROBLEMS, Body, BodyRefused, parse
+from common.domain.prediction_request import MAX_BATCH, PredictImages
 
 GOOD = [
     (request_bodies.NewDataset, {"id": "birds-2"}),
@@ -74,18 +75,18 @@ def test_left_out_fields_take_the_defaults_the_handlers_used():
     (request_bodies.NewApiKey, {"name": "   "}, "name"), (request_bodies.NewApiKey, {"name": "k" * 101}, "name"),
     (request_bodies.NewApiKey, {"name": "k", "expires_at": "soon"}, "expires_at"),
     (request_bodies.ClassNames, {"names": []}, "names"), (request_bodies.ClassNames, {"names": ["a", "a"]}, "names"),
-    (request_bodies.ClassNames, {"names": [" a"]}, "names"), (request_bodies.ClassNames, {"names": [1]}, "names[0]"),
-    (request_bodies.Remap, {"map": {}}, "map"), (request_bodies.Remap, {"map": {"a": 1}}, "map.a"),
+    (request_bodies.ClassNames, {"names": [" a"]}, "names"), (request_bodies.ClassNames, {"names": [1]}, "names"),
+    (request_bodies.Remap, {"map": {}}, "map"), (request_bodies.Remap, {"map": {"a": 1}}, "map"),
     (request_bodies.Labels, {"labels": "none"}, "labels"),
-    (request_bodies.Labels, {"labels": ["box"]}, "labels[0]"),
+    (request_bodies.Labels, {"labels": ["box"]}, "labels"),
     (request_bodies.Labels, {"labels": [{"class_id": True, "cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1}]},
-     "labels[0].class_id"),
+     "labels"),
     (request_bodies.Labels, {"labels": [{"class_id": 0, "cx": "0.5", "cy": 0.5, "w": 0.2, "h": 0.1}]},
-     "labels[0].cx"),
-    (request_bodies.Labels, {"labels": [{"cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1}]}, "labels[0]"),
+     "labels"),
+    (request_bodies.Labels, {"labels": [{"cx": 0.5, "cy": 0.5, "w": 0.2, "h": 0.1}]}, "labels"),
     (request_bodies.Uploads, {"files": []}, "files"),
-    (request_bodies.Uploads, {"files": [{"path": "a.jpg", "size": -1}]}, "files[0].size"),
-    (request_bodies.Uploads, {"files": [{"path": "a.jpg", "size": 1, "md5": 5}]}, "files[0].md5"),
+    (request_bodies.Uploads, {"files": [{"path": "a.jpg", "size": -1}]}, "files"),
+    (request_bodies.Uploads, {"files": [{"path": "a.jpg", "size": 1, "md5": 5}]}, "files"),
     (request_bodies.TrainingBody, {"dataset": "d"}, "model"),
     (request_bodies.TrainingBody, {"model": "gs://b/w.pt"}, "model"),
     (request_bodies.TrainingBody, {"model": "yolov8n.yaml", "request_id": "has spaces"}, "request_id"),
@@ -105,6 +106,13 @@ def test_a_refusal_says_what_is_wrong_with_each_field():
     assert problems[0] == "format: Input should be 'yolo', 'coco' or 'voc'"
     assert problems[1].startswith("request_id: String should match pattern")
     assert problems[2] == "versoin is not a field of this body (it takes format, version, background, request_id)"
+
+
+def test_a_problem_inside_a_field_says_where_and_the_param_names_the_field():
+    with pytest.raises(BodyRefused) as refused:
+        parse(request_bodies.Uploads, {"files": [{"path": "a.jpg", "size": 1}, {"path": "b.jpg", "size": -1}]})
+    assert refused.value.param == "files"
+    assert refused.value.message == "files[1].size: Input should be greater than or equal to 0"
 
 
 def test_a_refusal_names_a_few_problems_and_counts_the_rest():
@@ -180,3 +188,27 @@ def test_two_body_models_of_one_name_are_refused_when_the_document_is_written():
     openapi._body_schema(request_bodies.Labels, schemas)
     with pytest.raises(ValueError, match="two request body models are named Box"):
         openapi._body_schema(Holder, schemas)
+
+
+# ---- prediction's JSON body (read by its route once the model is authorized) -----------------------
+
+@pytest.mark.parametrize("body", [{"images": ["gs://b/datasets/d/images/a.jpg"]},
+                                  {"images": ["gs://b/x"] * 32, "conf": "0.5", "iou": 0.3, "max_det": 3,
+                                   "classes": ["bus", 0]},
+                                  {"images": ["gs://b/x"], "classes": "bus,person"}])
+def test_a_prediction_body_names_images_and_takes_the_querys_parameters(body):
+    parsed = parse(PredictImages, body).model_dump(exclude_unset=True)
+    assert parsed == body and [type(value) for value in parsed.values()] == [type(value) for value in body.values()]
+
+
+@pytest.mark.parametrize("body, param", [
+    ({}, "images"), ({"images": []}, "images"), ({"images": ["gs://b/x"] * (MAX_BATCH + 1)}, "images"),
+    ({"images": [7]}, "images"), ({"images": "gs://b/x"}, "images"),
+    ({"images": ["gs://b/x"], "colour": "red"}, "colour"),
+    ({"images": ["gs://b/x"], "conf": True}, "conf"), ({"images": ["gs://b/x"], "max_det": [3]}, "max_det"),
+    ({"images": ["gs://b/x"], "classes": []}, "classes"), ({"images": ["gs://b/x"], "classes": [True]}, "classes"),
+])
+def test_a_bad_prediction_body_is_refused_naming_the_field(body, param):
+    with pytest.raises(BodyRefused) as refused:
+        parse(PredictImages, body)
+    assert refused.value.param == param

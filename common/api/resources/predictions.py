@@ -26,9 +26,10 @@ from common.api.openapi import ERROR_REF
 from common.api.resources.models import MODEL_ID
 from common.api.routes import RawBody, Route
 from common.api.schema import INTEGER, NUMBER, STRING, array, nullable, obj
+from common.domain import bodies, bounded_json
+from common.domain.prediction_request import MAX_BATCH, PredictImages
 from common.platform import config
 
-MAX_BATCH = 32  # images one request may bring
 MAX_JSON_BYTES = 64 * 1024  # a JSON body only names images: 32 URIs of at most 1 KiB each, and parameters
 CONF = params.number("conf", "the confidence a box needs at least", 0.0, 1.0, 0.25)
 IOU = params.number("iou", "the overlap (IoU) above which NMS keeps only the more confident box", 0.0, 1.0, 0.7)
@@ -126,28 +127,23 @@ def _form(request: Request) -> tuple[dict, list]:
 
 def _json_body(request: Request, ctx: RequestContext, cap: int) -> tuple[dict, list]:
     from common.services import predict as service
-    body = _json_document(request)
-    if not isinstance(body, dict) or not isinstance(body.get("images"), list):
-        raise ApiError(400, "the JSON body must be an object {\"images\": [\"gs://<bucket>/datasets/...\"], "
-                            "\"conf\"?, \"iou\"?, \"max_det\"?, \"classes\"?}", "images")
-    unknown = sorted(set(body) - {"images", *PARAMETER_NAMES})
-    if unknown:
-        raise ApiError(400, f"unknown field {unknown[0]!r}", unknown[0])
-    _check_batch(len(body["images"]), "images")
-    fields = {param.name: _field(param, body[param.name]) for param in PARAMETERS if param.name in body}
-    return fields, service.bucket_sources(body["images"], _may_see(ctx), ctx.deadline_seconds, cap)
+    body = bodies.parse(PredictImages, _json_document(request))
+    given = body.model_dump(exclude_none=True)
+    fields = {param.name: _field(param, given[param.name]) for param in PARAMETERS if param.name in given}
+    return fields, service.bucket_sources(list(body.images), _may_see(ctx), ctx.deadline_seconds, cap)
 
 
-def _json_document(request: Request):
-    """The JSON body, read no further than MAX_JSON_BYTES; None when it is not JSON."""
+def _json_document(request: Request) -> object:
+    """The JSON body, read no further than MAX_JSON_BYTES."""
     data = request.stream.read(MAX_JSON_BYTES + 1)
     if len(data) > MAX_JSON_BYTES:
         raise ApiError(413, f"the JSON body is larger than {MAX_JSON_BYTES} bytes; it only names images "
                             f"(at most {MAX_BATCH}): send the images themselves as multipart/form-data", "body")
     try:
-        return json.loads(data)
-    except (ValueError, RecursionError):  # not JSON, or nested past the parser's own limit
-        return None
+        return bounded_json.loads(data)
+    except ValueError as exc:  # not JSON, or nested too deep (bounded_json.TooDeep says so)
+        raise ApiError(400, f"the body is not JSON prediction reads ({exc}): send {{\"images\": "
+                            "[\"gs://<bucket>/datasets/...\"]}", "body") from None
 
 
 def _check_batch(count: int, param: str) -> None:
@@ -187,9 +183,7 @@ IMAGES = RawBody(
     content={"image/*": {"schema": BINARY},
              "multipart/form-data": {"schema": obj(required=("file",), file=array(BINARY),
                                                    **{p.name: p.schema for p in PARAMETERS})},
-             "application/json": {"schema": obj(required=("images",),
-                                                images={**array(STRING), "minItems": 1, "maxItems": MAX_BATCH},
-                                                **{p.name: p.schema for p in PARAMETERS})}},
+             "application/json": {"schema": PredictImages.model_json_schema()}},
     cap=config.predict_max_bytes, refusal=_too_large)
 
 ROUTES = [
