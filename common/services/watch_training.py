@@ -24,13 +24,14 @@ from common.domain import messages, training_job
 from common.platform import config, log
 from common.platform.events import PubSubMessage, decode
 from common.platform.handler import Outcome, Result
-from common.services import continuation_requests, jobs, watch_exports, watch_imports, watch_versions
+from common.services import continuation_requests, jobs, reconcile, watch_exports, watch_imports, watch_versions
 
 
 def handle(message: PubSubMessage) -> Outcome:
     """One sweep of training jobs, imports, exports, versions and the kernel's jobs; the message itself carries
-    nothing but that it is one (messages.Sweep)."""
-    decode(message, messages.Sweep)
+    nothing but that it is one (messages.Sweep), or that it asks for the reconciliation instead."""
+    if decode(message, messages.Sweep).reconcile:
+        return reconcile.run()
     changes = {job["id"]: change for job in waiting_jobs() if (change := watch(job, time.time()))}
     failed = sorted(job_id for job_id, change in changes.items() if change.get("status") == training_job.FAILED)
     noted = sorted(set(changes) - set(failed))
