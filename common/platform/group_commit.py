@@ -1,0 +1,211 @@
+"""Events pushed one per request, acted on together: group commit inside one instance.
+
+Pub/Sub pushes each message as its own request, and an instance serves many at once (its concurrency). The
+requests that arrive together share one act (for ingest: one guard read, one transaction):
+
+    request -> decode -> join the open group (the first to arrive waits WAIT_SECONDS for others, or until
+               the group is full) -> one act for the group -> each request its own outcome
+
+Each request answers for its own event alone: RETRY is an error status, so Pub/Sub redelivers that message
+only; every other outcome is acknowledged. A message delivered again (the push body's deliveryAttempt, where
+the subscription has a dead-letter policy) is acted on alone, outside any group, so one that kills its instance
+takes no other message down with it twice; a mark is kept while it runs (common.cloud.delivery_attempts), and a
+message found marked already killed its instance while alone: it is quarantined (acknowledged without being
+handled, the service records why).
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Generic
+
+from common.cloud import delivery_attempts
+from common.platform import log
+from common.platform.events import UnsupportedEvent
+from common.platform.handler import E, Outcome, Result, handle_batch
+
+WAIT_SECONDS = 0.005      # how long the first request of a group waits for others: a few ms of latency
+REDELIVERED = 2           # a delivery attempt from which a message is acted on alone (0: the count is unknown)
+
+Decode = Callable[[object], E]  # a CloudEvent -> the event it carries
+Act = Callable[[list[E]], list[Outcome | Exception]]  # events -> each one's outcome, in its place
+Quarantine = Callable[[E], Outcome]  # an event not to be handled again -> what was recorded
+
+
+class _Group(Generic[E]):
+    """The events of requests that arrived together, and, once acted on, their outcomes."""
+
+    def __init__(self):
+        self.events: list[E] = []
+        self.outcomes: list[Outcome] = []
+        self.closed = False
+        self.full = threading.Event()
+        self.done = threading.Event()
+
+
+class GroupCommit(Generic[E]):
+    """Requests that arrive together at one instance, acted on in one call of `act`."""
+
+    def __init__(self, act: Act[E], max_events: int, wait_seconds: float = WAIT_SECONDS):
+        self.act, self.max_events, self.wait_seconds = act, max_events, wait_seconds
+        self._lock = threading.Lock()
+        self._open: _Group[E] | None = None
+
+    def submit(self, event: E) -> Outcome:
+        """Act on `event` with whatever arrives with it; its own outcome. Never raises."""
+        group, place = self._join(event)
+        if place == 0:
+            self._lead(group)
+        group.done.wait()
+        return group.outcomes[place]
+
+    def _join(self, event: E) -> tuple[_Group[E], int]:
+        with self._lock:
+            group = self._open
+            if group is None:
+                group = self._open = _Group()
+            group.events.append(event)
+            if len(group.events) >= self.max_events:
+                self._close(group)
+            return group, len(group.events) - 1
+
+    def _close(self, group: _Group[E]) -> None:
+        """Called with the lock held: no request joins `group` from now on."""
+        group.closed = True
+        group.full.set()
+        if self._open is group:
+            self._open = None
+
+    def _lead(self, group: _Group[E]) -> None:
+        """The first request of a group: wait for others, close the group, act for all."""
+        group.full.wait(self.wait_seconds)
+        with self._lock:
+            self._close(group)
+        try:
+            group.outcomes = handle_batch(group.events, self.act)
+        finally:
+            if len(group.outcomes) != len(group.events):  # handle_batch never raises; this is a last guard
+                group.outcomes = [Outcome(Result.RETRY, "group not acted on")] * len(group.events)
+            group.done.set()
+
+
+class PushedEvents(Generic[E]):
+    """One pushed request's event, decoded, acted on in its group (or alone when delivered again), counted."""
+
+    def __init__(self, subscription: str, decode: Decode[E], act: Act[E], quarantine: Quarantine[E],
+                 max_events: int, wait_seconds: float = WAIT_SECONDS):
+        self.subscription, self.decode, self.act, self.quarantine = subscription, decode, act, quarantine
+        self.groups = GroupCommit(act, max_events, wait_seconds)
+        self.status = Status(subscription)
+
+    def handle(self, cloud_event, delivery_attempt: int) -> Outcome:
+        """The event's outcome; RETRY asks for this message to be delivered again."""
+        try:
+            event = self.decode(cloud_event)
+        except UnsupportedEvent as unsupported:
+            outcome = Outcome(Result.IGNORED, str(unsupported))
+            log.info(str(unsupported), outcome=outcome.result.value, event_id=cloud_event["id"])
+            self.status.record(outcome)
+            return outcome
+        with self.status.handling(event.log_fields()):
+            if delivery_attempt >= REDELIVERED:
+                outcome = self._alone(event, cloud_event["id"], delivery_attempt)
+            else:
+                outcome = self.groups.submit(event)
+        self.status.record(outcome)
+        return outcome
+
+    def _alone(self, event: E, message_id: str, delivery_attempt: int) -> Outcome:
+        try:
+            crashes = delivery_attempts.begin(self.subscription, message_id)
+        except Exception as error:
+            log.warning("delivery mark not written; the message is redelivered", message_id=message_id,
+                        error=repr(error)[:300])
+            return Outcome(Result.RETRY, "delivery mark not written")
+        try:
+            if crashes:
+                return self._quarantined(event, message_id, delivery_attempt)
+            return handle_batch([event], self.act)[0]
+        finally:
+            try:
+                delivery_attempts.end(self.subscription, message_id)
+            except Exception as error:
+                log.warning("delivery mark not removed", message_id=message_id, error=repr(error)[:300])
+
+    def _quarantined(self, event: E, message_id: str, delivery_attempt: int) -> Outcome:
+        try:
+            outcome = self.quarantine(event)
+        except Exception as error:
+            outcome = Outcome(Result.FAILED, "quarantined; not recorded", {"error": repr(error)[:300]})
+        log.error("message quarantined: its handling killed the instance; acknowledged without handling it",
+                  outcome=outcome.result.value, message_id=message_id, delivery_attempt=delivery_attempt,
+                  detail=outcome.detail, **event.log_fields())
+        self.status.quarantined_one()
+        return outcome
+
+
+class Status:
+    """What this instance has done since it started: its outcomes, the events in hand, its CPU."""
+
+    def __init__(self, subscription: str):
+        self.subscription = subscription
+        self.started = time.time()
+        self.outcomes: Counter = Counter()
+        self.quarantined = 0
+        self.in_hand: dict[int, dict] = {}  # request -> its event's log fields (object, generation...)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def handling(self, fields: dict):
+        """While the block runs, the event (its log fields) is in hand."""
+        token = object()
+        with self._lock:
+            self.in_hand[id(token)] = fields
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_hand.pop(id(token), None)
+
+    def record(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.outcomes[outcome.result.value] += 1
+
+    def quarantined_one(self) -> None:
+        with self._lock:
+            self.quarantined += 1
+
+    def as_dict(self) -> dict:
+        with self._lock:
+            times = os.times()
+            return {"subscription": self.subscription, "started": self.started,
+                    "events": sum(self.outcomes.values()), "outcomes": dict(self.outcomes),
+                    "quarantined": self.quarantined, "handling": list(self.in_hand.values()),
+                    "cpu": {"user": times.user, "system": times.system}}
+
+
+def serve_status(status: Status, port: int) -> ThreadingHTTPServer:
+    """Answer GET on `port` (loopback) with the status as JSON, from a daemon thread: the local stack's view of
+    an instance (production's is its logs)."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(status.as_dict()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # polls are not worth a log line each
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, name="status", daemon=True).start()
+    return server
+

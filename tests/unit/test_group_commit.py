@@ -1,0 +1,115 @@
+"""Group commit inside one instance (common/platform/group_commit.py): requests that arrive together are acted
+on in one call, each gets its own outcome, a failure is its own request's alone."""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from common.platform.events import UnsupportedEvent
+from common.platform.group_commit import GroupCommit, PushedEvents
+from common.platform.handler import Outcome, Result
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+
+    def log_fields(self) -> dict:
+        return {"object": self.name}
+
+
+class Recorder:
+    """An act that records each call's events and answers per event: 'retry' raises a transient error in its
+    place, 'bug' an unexpected one, anything else is applied."""
+
+    def __init__(self, gate: threading.Event | None = None):
+        self.calls: list[list[str]] = []
+        self.gate = gate
+
+    def __call__(self, events: list[Event]) -> list[Outcome | Exception]:
+        if self.gate:
+            self.gate.wait(10)
+        self.calls.append([event.name for event in events])
+        return [TimeoutError("slow") if e.name.startswith("retry") else KeyError("bug") if e.name == "bug"
+                else Outcome(Result.APPLIED, e.name) for e in events]
+
+
+def submit_together(groups: GroupCommit, names: list[str]) -> list[Outcome]:
+    with ThreadPoolExecutor(len(names)) as pool:
+        return list(pool.map(lambda name: groups.submit(Event(name)), names))
+
+
+def test_requests_that_arrive_together_share_one_act_and_each_gets_its_own_outcome():
+    act = Recorder()
+    outcomes = submit_together(GroupCommit(act, max_events=8, wait_seconds=5.0), [f"e{i}" for i in range(8)])
+    assert len(act.calls) == 1 and sorted(act.calls[0]) == [f"e{i}" for i in range(8)]
+    assert [(o.result, o.detail) for o in outcomes] == [(Result.APPLIED, f"e{i}") for i in range(8)]
+
+
+def test_a_full_group_is_acted_on_at_once_and_the_rest_form_the_next():
+    act = Recorder()
+    outcomes = submit_together(GroupCommit(act, max_events=3, wait_seconds=5.0), [f"e{i}" for i in range(6)])
+    assert sorted(len(call) for call in act.calls) == [3, 3]
+    assert all(o.result == Result.APPLIED for o in outcomes)
+
+
+def test_a_failing_event_fails_alone_within_its_group():
+    act = Recorder()
+    outcomes = submit_together(GroupCommit(act, max_events=4, wait_seconds=5.0), ["a", "retry-b", "bug", "d"])
+    assert len(act.calls) == 1
+    assert [o.result for o in outcomes] == [Result.APPLIED, Result.RETRY, Result.FAILED, Result.APPLIED]
+
+
+def test_an_act_that_raises_for_all_makes_every_request_of_the_group_retry():
+    def broken(events):
+        raise ConnectionError("Firestore unavailable")
+    outcomes = submit_together(GroupCommit(broken, max_events=2, wait_seconds=5.0), ["a", "b"])
+    assert [o.result for o in outcomes] == [Result.RETRY, Result.RETRY]
+
+
+def test_a_lone_request_waits_no_longer_than_its_window():
+    act = Recorder()
+    outcome = GroupCommit(act, max_events=100, wait_seconds=0.001).submit(Event("alone"))
+    assert outcome.result == Result.APPLIED and act.calls == [["alone"]]
+
+
+def test_requests_arriving_while_a_group_is_acted_on_form_the_next_group():
+    gate = threading.Event()
+    act = Recorder(gate)
+    groups = GroupCommit(act, max_events=1, wait_seconds=0.0)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(groups.submit, Event("first"))
+        second = pool.submit(groups.submit, Event("second"))
+        gate.set()
+        assert first.result(10).result == second.result(10).result == Result.APPLIED
+    assert sorted(act.calls) == [["first"], ["second"]]
+
+
+def pushed(act, quarantine=lambda event: Outcome(Result.REJECTED, "quarantined")) -> PushedEvents:
+    def decode(cloud_event):
+        if cloud_event["kind"] != "object":
+            raise UnsupportedEvent("not an object event")
+        return Event(cloud_event["name"])
+    return PushedEvents("ingest-push", decode, act, quarantine, max_events=10, wait_seconds=0.0)
+
+
+def test_an_event_ingest_does_not_act_on_is_ignored_and_counted():
+    events = pushed(Recorder())
+    outcome = events.handle({"id": "1", "kind": "metadata"}, delivery_attempt=1)
+    assert outcome.result == Result.IGNORED
+    assert events.status.as_dict()["outcomes"] == {"ignored": 1}
+
+
+def test_the_status_names_the_events_in_hand_while_they_are_acted_on():
+    gate = threading.Event()
+    events = pushed(Recorder(gate))
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(events.handle, {"id": "1", "kind": "object", "name": "big.png"}, 1)
+        seen = []
+        while not seen and not answer.done():
+            seen = events.status.as_dict()["handling"]
+        gate.set()
+        assert answer.result(10).result == Result.APPLIED
+    assert seen == [{"object": "big.png"}]
+    assert events.status.as_dict()["handling"] == [] and events.status.as_dict()["outcomes"] == {"applied": 1}
