@@ -45,17 +45,6 @@ def rule(problem_of: Callable[[Any], str | None]) -> AfterValidator:
     return AfterValidator(check)
 
 
-def _raised(check: Callable[[Any], Any]) -> Callable[[Any], str | None]:
-    """A rule that raises a ValueError saying what is wrong, as one that returns it."""
-    def problem_of(value: Any) -> str | None:
-        try:
-            check(value)
-        except ValueError as wrong:
-            return str(wrong)
-        return None
-    return problem_of
-
-
 def _dataset_name(name: str) -> str | None:
     return None if layout.is_valid_dataset_name(name) else f"id must be a dataset name: {layout.DATASET_NAME_RULE}"
 
@@ -215,7 +204,7 @@ class TrainingBody(Body):
     model_config = ConfigDict(extra="allow")
     request_id: RequestId | None = _request_id()
     dataset: str | None = Field(None, description="the dataset to train on")
-    model: Annotated[str, rule(_raised(training_request.check_model))] = Field(
+    model: Annotated[str, AfterValidator(training_request.check_model)] = Field(
         description=training_request.MODEL_YAML_HELP)
 
     def request(self, request_id: str) -> dict[str, Any]:
