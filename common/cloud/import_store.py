@@ -80,6 +80,16 @@ def transition(import_id: str, change) -> dict | None:
     return db.in_transaction(work)
 
 
+def with_status(statuses, seconds: float | None = None) -> list[dict]:
+    """The imports in one of `statuses`."""
+    query = job_store.status_query(collection(), statuses)
+    return [snapshot.to_dict() for snapshot in query.stream(**db.deadline(seconds))]
+
+
+def delete_task(import_id: str, index: int) -> None:
+    tasks_of(import_id).document(str(index)).delete(**db.deadline())
+
+
 def write_task(import_id: str, task: dict) -> None:
     tasks_of(import_id).document(str(task["index"])).set({**task, "updated_at": time.time()}, **db.deadline())
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -189,6 +190,37 @@ def active(jobs) -> list[dict]:
     return [snapshot.to_dict() for snapshot in query.stream(**db.deadline())]
 
 
+# ---- documents found by their status, changed one by one ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Found:
+    """A document a query found: what it held then, and where it is (for `transition`)."""
+    document: dict
+    ref: Any
+
+
+def status_query(source, statuses: Iterable[str]):
+    """The documents of `source` (a store's collection or collection-group query) in one of `statuses`."""
+    return source.where(filter=FieldFilter("status", "in", list(statuses)))
+
+
+def with_status(source, statuses: Iterable[str]) -> list[Found]:
+    return [Found(snapshot.to_dict(), snapshot.reference)
+            for snapshot in status_query(source, statuses).stream(**db.deadline())]
+
+
+def transition(found: Found, decide: Callable[[dict], dict | None]) -> dict | None:
+    """In one transaction: `decide(the document as it is now)` -> the fields to write, or None to leave it. The
+    fields written; None when nothing was, or the document is gone."""
+    def work(transaction) -> dict | None:
+        snapshot = found.ref.get(transaction=transaction, **db.deadline())
+        fields = decide(snapshot.to_dict()) if snapshot.exists else None
+        if fields is not None:
+            transaction.update(found.ref, fields)
+        return fields
+    return db.in_transaction(work)
+
+
 # ---- one claim: a lease on any document ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -200,6 +232,12 @@ class Claim:
     holder: str
     document: dict | None
     taken: bool
+
+
+def claim_job(jobs, job_id: str, lease: kernel.Lease, holder: str, allows: Callable[[dict], bool],
+              taking: Callable[[dict], dict] = lambda found: {}) -> Claim:
+    """`claim` on the job `job_id` of the collection `jobs`."""
+    return claim(jobs.document(job_id), lease, holder, allows, taking)
 
 
 def claim(ref, lease: kernel.Lease, holder: str, allows: Callable[[dict], bool],

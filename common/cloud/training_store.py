@@ -1,10 +1,19 @@
-"""Firestore collections of training: jobs and registered models."""
+"""Firestore collections of training: jobs and registered models.
+
+This store owns the job document's writes: a job's whole lifecycle (prepared, launched, continued, progressed,
+watched, cancelled) changes it through the functions below, each decision taken by common.domain.training_job.
+"""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from common.cloud import db, job_store, pages
+from common.domain import jobs as kernel
 from common.domain import layout, training_job
+
+
+class NoSuchJob(LookupError):
+    """No training job of that id."""
 
 
 def jobs():
@@ -38,7 +47,7 @@ def read(job_id: str, deadline_seconds: float | None = None) -> dict | None:
     return snapshot.to_dict() if snapshot.exists else None
 
 
-def model(model_id: str, deadline_seconds: float) -> dict | None:
+def model(model_id: str, deadline_seconds: float | None = None) -> dict | None:
     """The registered model's document; None when there is none, or `model_id` cannot name one."""
     if not layout.is_document_id(model_id):
         return None
@@ -60,3 +69,51 @@ def cancel_if_waiting(job_id: str, cancelled: dict) -> bool:
         return True
 
     return db.in_transaction(work)
+
+
+def claim(job_id: str, lease: kernel.Lease, holder: str, allows: Callable[[dict], bool]) -> job_store.Claim:
+    """The job's claim for `holder` (common.cloud.job_store.claim): LeaseHeld while another holder's runs."""
+    return job_store.claim_job(jobs(), job_id, lease, holder, allows)
+
+
+def merge(job_id: str, fields: dict) -> None:
+    """Write `fields` on the job, creating it when there is none."""
+    jobs().document(job_id).set(fields, merge=True, **db.deadline())
+
+
+def replace(job_id: str, document: dict) -> None:
+    jobs().document(job_id).set(document, **db.deadline())
+
+
+def update(job_id: str, fields: dict) -> None:
+    jobs().document(job_id).update(fields, **db.deadline())
+
+
+def transition(job_id: str, decide: Callable[[dict], dict | None],
+               registers: Callable[[dict], dict | None] = lambda job: None) -> dict | None:
+    """In one transaction: `decide(the job as it is now)` -> the fields to write, or None to leave it; with
+    them, the model `registers(the job as it was)` names (None: none) is registered. The fields written, or
+    None; NoSuchJob when there is no such job."""
+    ref = jobs().document(job_id)
+
+    def work(transaction) -> dict | None:
+        found = ref.get(transaction=transaction, **db.deadline())
+        if not found.exists:
+            raise NoSuchJob(job_id)
+        job = found.to_dict()
+        fields = decide(job)
+        if fields is None:
+            return None
+        transaction.update(ref, fields)
+        model_document = registers(job)
+        if model_document is not None:
+            transaction.set(models().document(model_document["id"]), model_document)
+        return fields
+
+    return db.in_transaction(work)
+
+
+def watched() -> list[dict]:
+    """The jobs waiting on their trainer (training_job.WATCHED)."""
+    query = job_store.status_query(jobs(), training_job.WATCHED)
+    return [snapshot.to_dict() for snapshot in query.stream(**db.deadline())]

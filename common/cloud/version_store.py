@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 
+from collections.abc import Callable
+
 from common.cloud import dataset_index, db, job_store, pages
+from common.domain import jobs as kernel
 from common.domain import versions
 
 MAX_NUMBER_ATTEMPTS = 20
@@ -58,8 +61,56 @@ def version_request(dataset: str, requested_by: str, request_id: str):
     return dataset_index.dataset_ref(dataset).collection("version_requests").document(key)
 
 
+def newest_first(every):
+    """Versions newest first: a collection group has no automatic single-field index, and this shape (status in,
+    newest first) has the index GET /jobs uses (infra/firestore.indexes.json)."""
+    return every.order_by("created_at", direction=firestore.Query.DESCENDING)
+
+
+def every_version_newest_first():
+    return newest_first(every_version())
+
+
+def update_version(dataset: str, version: str, fields: dict) -> None:
+    versions_of(dataset).document(version).update(fields, **db.deadline())
+
+
 def exports():
     return db.client().collection("exports")
+
+
+def export_request(export_id: str):
+    """The export's document as what asks for a version (create_version's `request`)."""
+    return exports().document(export_id)
+
+
+def claim_export(export_id: str, lease: kernel.Lease, holder: str, allows: Callable[[dict], bool],
+                 taking: Callable[[dict], dict]) -> job_store.Claim:
+    """The export's claim for `holder` (common.cloud.job_store.claim): LeaseHeld while another holder's runs."""
+    return job_store.claim_job(exports(), export_id, lease, holder, allows, taking)
+
+
+def update_export(export_id: str, fields: dict) -> None:
+    exports().document(export_id).update(fields, **db.deadline())
+
+
+def export_status(export_id: str) -> str | None:
+    """The export's status, read alone; None when there is no export."""
+    return (db.read_fields(exports().document(export_id), ["status"]) or {}).get("status")
+
+
+def settle_export(export_id: str, fields: dict) -> str | None:
+    """Write `fields` on the export unless it has ended (a cancel, or another delivery, was first), in one
+    transaction: None when written, else the state it had ended in."""
+    ref = exports().document(export_id)
+
+    def work(transaction) -> str | None:
+        status = ref.get(["status"], transaction=transaction, **db.deadline()).get("status")
+        if status in kernel.FINAL:  # an export's states are the kernel's (common.domain.exports)
+            return status
+        transaction.update(ref, fields)
+        return None
+    return db.in_transaction(work)
 
 
 def create_version(dataset: str, make_document, seconds: float | None = None, request=None) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from common.cloud import db, executions, job_store, launcher, training_store
+from common.cloud import executions, job_store, launcher, training_store
 from common.domain import jobs as kernel
 from common.domain import accelerators, training_job
 from common.domain.messages import ContinuationRequest
@@ -36,15 +36,14 @@ def is_continuation(message: PubSubMessage) -> bool:
 def handle(message: PubSubMessage) -> Outcome:
     request = decode(message, ContinuationRequest)
     job_id, run = request.job_id, request.continues_run
-    ref = training_store.jobs().document(job_id)
-    claimed = _claim(ref, run, message.message_id)
+    claimed = _claim(job_id, run, message.message_id)
     if not claimed.taken:
         return Outcome(Result.DUPLICATE, f"continuation after run {run} of {job_id}: nothing to start",
                        {"job_id": job_id})
     job = claimed.document
     try:
         _wait_until_stopped(job)
-        if not _may_start(ref.get(**db.deadline()).to_dict(), run):
+        if not _may_start(training_store.read(job_id) or {}, run):
             job_store.release(claimed)
             return Outcome(Result.DUPLICATE, f"continuation after run {run} of {job_id}: superseded while the "
                                              "execution stopped", {"job_id": job_id})
@@ -54,22 +53,22 @@ def handle(message: PubSubMessage) -> Outcome:
         job_store.release(claimed)
         if is_transient(exc) or isinstance(exc, ContinuationBusy):
             raise
-        _fail(ref, job, f"the next execution of the training could not be started: {exc!r}; check the trainer "
+        _fail(job_id, job, f"the next execution of the training could not be started: {exc!r}; check the trainer "
                         "configuration, then resume it with the command the watch gives")
         raise
-    _record(ref, run, execution)
+    _record(job_id, run, execution)
     return Outcome(Result.APPLIED, f"job {job_id} continues after run {run} as {execution}", {"job_id": job_id})
 
 
-def _claim(ref, run: int, message_id: str) -> job_store.Claim:
+def _claim(job_id: str, run: int, message_id: str) -> job_store.Claim:
     """The job, taken by this delivery when it may start the continuation after `run`; not taken when there is
     nothing to start (no such job, not running, a newer continuation, or this one started already).
     ContinuationBusy while another delivery starts it."""
     try:
-        return job_store.claim(ref, training_job.CONTINUATION_LEASE, f"{message_id}:{uuid.uuid4().hex[:8]}",
-                               lambda job: _may_start(job, run))
+        return training_store.claim(job_id, training_job.CONTINUATION_LEASE, f"{message_id}:{uuid.uuid4().hex[:8]}",
+                                    lambda job: _may_start(job, run))
     except kernel.LeaseHeld as held:
-        raise ContinuationBusy(f"the continuation after run {run} of {ref.id} is being started by message "
+        raise ContinuationBusy(f"the continuation after run {run} of {job_id} is being started by message "
                                f"{held.holder}") from None
 
 
@@ -91,17 +90,16 @@ def _wait_until_stopped(job: dict) -> None:
         time.sleep(0.5)  # polling the platform for the end of the execution
 
 
-def _record(ref, run: int, execution: str) -> None:
-    def work(transaction) -> None:
-        job = ref.get(transaction=transaction, **db.deadline()).to_dict()
+def _record(job_id: str, run: int, execution: str) -> None:
+    def launched(job: dict) -> dict | None:
         if training_job.continuation_launched(job, run):
-            return
+            return None
         row = training_job.launched_execution(execution, run, time.time())
-        transaction.update(ref, {"executions": [*(job.get("executions") or []), row], "execution": execution,
-                                 "updated_at": time.time()})
-    db.in_transaction(work)
+        return {"executions": [*(job.get("executions") or []), row], "execution": execution,
+                "updated_at": time.time()}
+    training_store.transition(job_id, launched)
 
 
-def _fail(ref, job: dict, reason: str) -> None:
-    ref.update({"status": training_job.FAILED, "error": reason, "finished_at": time.time(),
-                "sequence": training_job.closing_sequence(job)})
+def _fail(job_id: str, job: dict, reason: str) -> None:
+    training_store.update(job_id, {"status": training_job.FAILED, "error": reason, "finished_at": time.time(),
+                                   "sequence": training_job.closing_sequence(job)})

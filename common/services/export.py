@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from collections.abc import Iterator
 
-from common.cloud import db, export_parts as stored_parts, job_store, storage, topics, version_store
+from common.cloud import export_parts as stored_parts, job_store, storage, topics, version_store
 from common.domain import coco, export_parts, exports, layout, versions as version_rules, zip_parts
 from common.domain import jobs as kernel
 from common.domain import messages
@@ -88,58 +88,57 @@ def _version(dataset: str, version: str) -> Outcome:
 
 def _export(export_id: str) -> Outcome:
     deadline = time.monotonic() + config.export_call_seconds()
-    claim = _claim(version_store.exports().document(export_id))
-    ref, document = claim.ref, claim.document
+    claim = _claim(export_id)
+    document = claim.document
     if not claim.taken:
         if document and document["status"] in (exports.COMPLETED, exports.CANCELLED):
             stored_parts.remove(layout.export_parts(export_id))  # left by a call that ended it and died, or cancelled
         return Outcome(Result.DUPLICATE, f"export {export_id} is {document['status'] if document else 'unknown'}")
     try:
         with job_store.Heartbeat(claim):
-            version = document.get("version") or _version_for(ref, document)
+            version = document.get("version") or _version_for(document)
             versions.freeze(document["dataset"], version)  # at once when completed; else finishes what a crash left
-            call = _write(ref, document, version, versions.read_frozen(document["dataset"], version), deadline)
+            call = _write(document, version, versions.read_frozen(document["dataset"], version), deadline)
     except (InvalidVersionRequest, InvalidExportRequest, PartsMismatch) as exc:
-        _end(ref, exports.FAILED, {"error": str(exc)})
+        _end(export_id, exports.FAILED, {"error": str(exc)})
         return Outcome(Result.REJECTED, f"export {export_id} failed: {exc}")
     except ExportBusy:
         raise  # the claim is another delivery's now: leave it
     except ExportCancelled:
-        return _stopped(ref)
+        return _stopped(export_id)
     except Exception as exc:
         requeued = {"status": exports.QUEUED, **kernel.lease_released(claim.lease)}  # resumed at once
-        ended = _settle(ref, requeued) if is_transient(exc) else \
-            _end(ref, exports.FAILED, {"error": f"the export failed: {exc!r}"})
+        ended = version_store.settle_export(export_id, requeued) if is_transient(exc) else \
+            _end(export_id, exports.FAILED, {"error": f"the export failed: {exc!r}"})
         if ended:
-            return _stopped(ref)  # it ended meanwhile (a cancel: its parts may have gone under this call)
+            return _stopped(export_id)  # it ended meanwhile (a cancel: its parts may have gone under this call)
         raise
     if call.result is None:
         return _continue(call, claim)
     return Outcome(Result.APPLIED, f"export {export_id} written", {**call.result, **call.fields()})
 
 
-def _claim(ref) -> job_store.Claim:
+def _claim(export_id: str) -> job_store.Claim:
     """The export, claimed by this delivery (and running) unless it is unknown or has ended; ExportBusy while
     another delivery's claim is alive."""
     def running(found: dict) -> dict:
         return {"status": exports.RUNNING, "started_at": found.get("started_at") or time.time()}
     try:
-        return job_store.claim(ref, exports.lease(config.export_lease_seconds()), uuid.uuid4().hex,
-                               lambda found: bool(found) and found["status"] not in exports.FINAL, running)
+        return version_store.claim_export(export_id, exports.lease(config.export_lease_seconds()), uuid.uuid4().hex,
+                                          lambda found: bool(found) and found["status"] not in exports.FINAL, running)
     except kernel.LeaseHeld:
-        raise ExportBusy(f"export {ref.id} is being written by another delivery") from None
+        raise ExportBusy(f"export {export_id} is being written by another delivery") from None
 
 
-def _version_for(ref, document: dict) -> str:
+def _version_for(document: dict) -> str:
     """The version of an export that named none: made and recorded on the export at once."""
     return versions.request(document["dataset"], {"name": None, "note": f"frozen for export {document['id']}"},
-                            document.get("requested_by"), asked_by=ref)["id"]
+                            document.get("requested_by"), asked_by=version_store.export_request(document["id"]))["id"]
 
 
 @dataclass
 class _Call:
     """One call's share of an export: what it found done, what it wrote."""
-    ref: object
     document: dict
     version: str
     plan: ExportPlan
@@ -159,14 +158,15 @@ class _Call:
         return {"parts_found": self.found, "parts_written": self.written, "files_written": self.files_written}
 
 
-def _write(ref, document: dict, version: str, frozen: dict, deadline: float) -> _Call:
+def _write(document: dict, version: str, frozen: dict, deadline: float) -> _Call:
     """As many parts as this call has time for, and the archive once every part is done."""
     plan = exports.plan(frozen, document.get("background", True))
     placed = exports.placed(plan, document["format"])
-    ref.update({"version": version, "files_total": len(plan.members), "excluded": plan.excluded,
-                "splits": plan.splits, "boxes_per_class": plan.boxes_per_class})
+    version_store.update_export(document["id"], {"version": version, "files_total": len(plan.members),
+                                                 "excluded": plan.excluded, "splits": plan.splits,
+                                                 "boxes_per_class": plan.boxes_per_class})
     pin = export_parts.plan_pin(version, document["format"], document.get("background", True), placed)
-    call = _Call(ref, document, version, plan, placed, pin, layout.export_parts(document["id"]), deadline)
+    call = _Call(document, version, plan, placed, pin, layout.export_parts(document["id"]), deadline)
     try:
         _parts_then_archive(call)
     finally:
@@ -184,30 +184,30 @@ def _parts_then_archive(call: _Call) -> None:
         if len(done) >= export_parts.MAX_PARTS:
             raise InvalidExportRequest(f"the export needs more than {export_parts.MAX_PARTS} parts: export a "
                                        "smaller version (fewer images), or raise EXPORT_PART_FILES")
-        _stop_if_cancelled(call.ref)
+        _stop_if_cancelled(call.document["id"])
         done.append(_next_part(call, done))
-    _stop_if_cancelled(call.ref)
+    _stop_if_cancelled(call.document["id"])
     call.result = _finish(call, done)
 
 
-def _stop_if_cancelled(ref) -> None:
+def _stop_if_cancelled(export_id: str) -> None:
     """Between two parts: a cancel recorded meanwhile stops this call."""
-    if (db.read_fields(ref, ["status"]) or {}).get("status") == exports.CANCELLED:
-        raise ExportCancelled(ref.id)
+    if version_store.export_status(export_id) == exports.CANCELLED:
+        raise ExportCancelled(export_id)
 
 
-def _stopped(ref) -> Outcome:
+def _stopped(export_id: str) -> Outcome:
     """A call whose export ended under it (cancelled): the parts written go, the message is done."""
-    stored_parts.remove(layout.export_parts(ref.id))
-    status = (db.read_fields(ref, ["status"]) or {}).get("status")
-    return Outcome(Result.DUPLICATE, f"export {ref.id} is {status}: this call stopped, the parts are removed")
+    stored_parts.remove(layout.export_parts(export_id))
+    status = version_store.export_status(export_id)
+    return Outcome(Result.DUPLICATE, f"export {export_id} is {status}: this call stopped, the parts are removed")
 
 
 def _next_part(call: _Call, done: list[PartRecord]) -> PartRecord:
     first, index = export_parts.next_image(done), len(done)
     tail = first == len(call.placed)
     name = export_parts.data_name(call.prefix, index, call.attempt)
-    progress = _Progress(call.ref)
+    progress = _Progress(call.document["id"])
     fill = (lambda part: _add_annotations(part, call)) if tail else (
         lambda part: _add_images(part, call, first, progress))
     written = stored_parts.write(name, export_parts.offset(done), fill)
@@ -275,7 +275,7 @@ def _finish(call: _Call, done: list[PartRecord]) -> dict:
     end = stored_parts.put(export_parts.end_name(call.prefix), zip_parts.end_records(*export_parts.end_fields(done)))
     size = stored_parts.compose(path, export_parts.sources(done, end), call.prefix)
     result = {"uri": versions.storage_uri(path), "bytes": size, "files_done": len(call.placed)}
-    if _end(call.ref, exports.COMPLETED, result) == exports.CANCELLED:  # since the last look: no archive stays
+    if _end(call.document["id"], exports.COMPLETED, result) == exports.CANCELLED:  # since the last look: none stays
         storage.blob(path).delete()
         raise ExportCancelled(call.document["id"])
     stored_parts.remove(call.prefix)
@@ -317,30 +317,19 @@ class _Progress:
     """files_done and bytes on the export, at most once per PROGRESS_SECONDS (the claim's Heartbeat keeps the
     lease)."""
 
-    def __init__(self, ref):
-        self.ref, self.last = ref, 0.0
+    def __init__(self, export_id: str):
+        self.export_id, self.last = export_id, 0.0
 
     def report(self, done: int, written: int) -> None:
         if time.monotonic() - self.last >= PROGRESS_SECONDS:
             self.last = time.monotonic()
-            self.ref.update({"files_done": done, "bytes": written})
+            version_store.update_export(self.export_id, {"files_done": done, "bytes": written})
 
 
-def _end(ref, status: str, fields: dict) -> str | None:
-    """_settle with the end's fields; a failure is said in a line the failed-jobs metric counts (log.job_event)."""
-    ended_before = _settle(ref, {"status": status, "finished_at": time.time(), **fields})
+def _end(export_id: str, status: str, fields: dict) -> str | None:
+    """The export ended so unless it had ended already (version_store.settle_export): None, else that state.
+    A failure is said in a line the failed-jobs metric counts (log.job_event)."""
+    ended_before = version_store.settle_export(export_id, {"status": status, "finished_at": time.time(), **fields})
     if ended_before is None and status == exports.FAILED:
-        log.job_event(log.JOB_FAILED, "export", ref.id, reason=fields.get("error"))
+        log.job_event(log.JOB_FAILED, "export", export_id, reason=fields.get("error"))
     return ended_before
-
-
-def _settle(ref, fields: dict) -> str | None:
-    """Write `fields` unless the export has ended (a cancel, or another delivery, was first): None when written,
-    else the state it had ended in."""
-    def work(transaction) -> str | None:
-        status = ref.get(["status"], transaction=transaction, **db.deadline()).get("status")
-        if status in exports.FINAL:
-            return status
-        transaction.update(ref, fields)
-        return None
-    return db.in_transaction(work)

@@ -314,7 +314,7 @@ def _stage(document: dict) -> None:
                 import_store.write_task(document["id"], {**task_doc, "bytes_done": copied})
                 if import_store.status_of(document["id"]) in imports.FINAL:
                     raise Stopped()
-    import_store.tasks_of(document["id"]).document("0").delete()  # the unpack phase counts afresh
+    import_store.delete_task(document["id"], 0)  # the unpack phase counts afresh
     staged_fields = {"status": imports.RUNNING, "phase": imports.STAGED, "size": copied,
                      "read_from": f"gs://{storage.bucket().name}/{staged}"}
     # moved only from staging: a cancel or a failure meanwhile stands

@@ -25,9 +25,7 @@ import uuid
 from dataclasses import dataclass
 from collections.abc import Callable
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from common.cloud import dataset_job_store, db, job_store, topics
+from common.cloud import dataset_job_store, job_store, topics
 from common.domain import jobs as kernel
 from common.domain.messages import JobStep, Message
 from common.platform import config, log
@@ -50,12 +48,12 @@ class Family:
     """Jobs of one collection and one topic. Its kinds are given where its units run (the watch, which only
     publishes and records, loads none of their code)."""
     name: str
-    collection: Callable[[], object]
+    source: Callable[[], object]  # its store's collection
     topic: Callable[[], str]
     unit_size: Callable[[], int]
 
     def jobs(self):
-        return self.collection()
+        return self.source()
 
 
 DATASET_JOBS = Family("dataset job", dataset_job_store.jobs, config.dataset_jobs_topic, config.dataset_job_chunk_size)
@@ -134,8 +132,8 @@ def _planned_units(family: Family, kinds: dict[str, Kind], job: dict) -> list[li
 def _claim_planning(family: Family, job_id: str) -> job_store.Claim | None:
     """One planner at a time: the plan lease, taken unless the job is planned or ended, or another holds it."""
     try:
-        planning = job_store.claim(family.jobs().document(job_id), kernel.PLAN_LEASE, uuid.uuid4().hex,
-                                   lambda job: not job["planned"] and job["status"] not in kernel.FINAL)
+        planning = job_store.claim_job(family.jobs(), job_id, kernel.PLAN_LEASE, uuid.uuid4().hex,
+                                       lambda job: not job["planned"] and job["status"] not in kernel.FINAL)
     except kernel.LeaseHeld:
         return None
     return planning if planning.taken else None
@@ -225,7 +223,7 @@ def _act(family: Family, job: dict, stalled: kernel.Stalled, units_done: int) ->
 class Waiting:
     """Documents outside the kernel's families that wait on a message of theirs (a request, a continuation):
     how the watch finds them, tells their progress, and sends the message again."""
-    collection: Callable[[], object]
+    source: Callable[[], object]                   # its store's collection, or query (every dataset's versions)
     statuses: tuple[str, ...]
     topic: Callable[[], str]
     message: Callable[[dict], tuple[Message, dict]]  # the document -> (message, attributes) to send again
@@ -240,34 +238,28 @@ def resend_stalled(waiting: Waiting, now: float) -> dict[str, str]:
     """{document name: what was done} for the documents quiet for JOB_STALL_SECONDS: their message sent again,
     or the document failed once sending it again did not help (common.domain.jobs.resend_action)."""
     acted = {}
-    for snapshot in waiting_query(waiting).stream(**db.deadline()):
-        document = snapshot.to_dict()
+    for found in job_store.with_status(waiting.source(), waiting.statuses):
+        document = found.document
         if not waiting.waits(document):
             continue
         stalled = kernel.resend_action(document, waiting.progress(document), waiting.activity(document), now,
                                        config.job_stall_seconds())
         if stalled is not None:
-            acted[waiting.name(document)] = _resend(waiting, snapshot.reference, document, stalled, now)
+            acted[waiting.name(document)] = _resend(waiting, found, stalled, now)
     return acted
 
 
-def waiting_query(waiting: Waiting):
-    """The documents the watch looks at (a collection, or a collection group such as every dataset's versions)."""
-    return waiting.collection().where(filter=FieldFilter("status", "in", list(waiting.statuses)))
+def _resend(waiting: Waiting, found: job_store.Found, stalled: kernel.Stalled, now: float) -> str:
+    document = found.document
 
-
-def _resend(waiting: Waiting, ref, document: dict, stalled: kernel.Stalled, now: float) -> str:
-    def work(transaction) -> dict | None:
-        current = ref.get(transaction=transaction, **db.deadline()).to_dict() or {}
+    def resent_or_failed(current: dict) -> dict | None:
         if current.get("status") not in waiting.statuses or not waiting.waits(current) or \
                 waiting.progress(current) != waiting.progress(document):
             return None  # it moved meanwhile
-        fields = waiting.failed(current, stalled.reason, now) if stalled.action == "fail" else \
+        return waiting.failed(current, stalled.reason, now) if stalled.action == "fail" else \
             job_store.republished(current, waiting.progress(current))
-        transaction.update(ref, fields)
-        return fields
 
-    if db.in_transaction(work) is None:
+    if job_store.transition(found, resent_or_failed) is None:
         return "moved"
     if stalled.action == "fail":
         return "failed"

@@ -13,7 +13,7 @@ import time
 
 from google.api_core.exceptions import NotFound
 
-from common.cloud import db, storage, training_store
+from common.cloud import storage, training_store
 from common.domain import training_job
 from common.domain.messages import ProgressEvent
 from common.platform import config, log
@@ -24,30 +24,32 @@ from common.services import continuation_requests
 
 def handle(message: PubSubMessage) -> Outcome:
     event = decode(message, ProgressEvent).fields()
-    ref = training_store.jobs().document(event["job_id"])
-    what = f"{event['type']} #{event['sequence']} of {event['job_id']}"
-    onnx = _checked_onnx(event) if event["type"] == "completed" else None
-
-    def work(transaction) -> Outcome:
-        found = ref.get(transaction=transaction, **db.deadline())
-        if not found.exists:
-            return Outcome(Result.REJECTED, f"{what}: no such training job")
-        job = found.to_dict()
-        update = training_job.apply_event(job, event, time.time())
-        if update is None:
-            return Outcome(Result.DUPLICATE, f"{what} ignored: duplicate or late")
-        transaction.update(ref, update)
-        if event["type"] == "completed":
-            model = training_job.model_document(job, event, onnx)
-            transaction.set(training_store.models().document(model["id"]), model)
-        return Outcome(Result.APPLIED, f"{what} applied")
-
-    outcome = db.in_transaction(work)
+    outcome = _apply(event)
     if event["type"] == "failed" and outcome.result == Result.APPLIED:  # the trainer said so: counted as a failure
         log.job_event(log.JOB_FAILED, "training", event["job_id"], reason=event.get("error"))
     if event["type"] == "continued" and outcome.result in (Result.APPLIED, Result.DUPLICATE):
         continuation_requests.request(event["job_id"], event.get("run"))
     return outcome
+
+
+def _apply(event: dict) -> Outcome:
+    """The job update and, on `completed`, its model registration, in one transaction."""
+    what = f"{event['type']} #{event['sequence']} of {event['job_id']}"
+    onnx = _checked_onnx(event) if event["type"] == "completed" else None
+
+    def applied(job: dict) -> dict | None:
+        return training_job.apply_event(job, event, time.time())
+
+    def registers(job: dict) -> dict | None:
+        return training_job.model_document(job, event, onnx) if onnx is not None else None  # completed
+
+    try:
+        update = training_store.transition(event["job_id"], applied, registers)
+    except training_store.NoSuchJob:
+        return Outcome(Result.REJECTED, f"{what}: no such training job")
+    if update is None:
+        return Outcome(Result.DUPLICATE, f"{what} ignored: duplicate or late")
+    return Outcome(Result.APPLIED, f"{what} applied")
 
 
 def _checked_onnx(event: dict) -> dict:

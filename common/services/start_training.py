@@ -17,7 +17,7 @@ import uuid
 
 from google.api_core.exceptions import PreconditionFailed
 
-from common.cloud import dataset_members, db, index_snapshot, job_store, launcher, storage, training_store
+from common.cloud import dataset_members, index_snapshot, job_store, launcher, storage, training_store
 from common.domain import access, accelerators, base_models, layout, snapshot, training_job, training_set
 from common.domain import versions as version_rules
 from common.domain import jobs as kernel
@@ -43,8 +43,7 @@ def handle(message: PubSubMessage) -> Outcome:
     request_id = _request_id(body, message.message_id)
     requester = message.attributes.get("requested_by")
     job_id = job_id_for(request_id, requester)
-    ref = training_store.jobs().document(job_id)
-    claimed = _claim(ref, message.message_id)
+    claimed = _claim(job_id, message.message_id)
     if not claimed.taken:
         return Outcome(Result.DUPLICATE, f"duplicate request {request_id!r}: job {job_id} exists", {"job_id": job_id})
     created_at = (claimed.document or {}).get("created_at")  # the API's, when the request came through it
@@ -56,23 +55,23 @@ def handle(message: PubSubMessage) -> Outcome:
         request = validate(body, request_id, accelerator_limits())
         with job_store.Heartbeat(claimed):  # a large training set takes longer than the lease to build
             prepared = _prepare(request, job_id, created_at, requester)
-            ref.set({**prepared, **requested_by}, merge=True)
+            training_store.merge(job_id, {**prepared, **requested_by})
             execution = launcher.launch_once(launcher.for_accelerator(request.accelerator), job_id,
                                              prepared["manifest"])
     except InvalidRequest as exc:
-        ref.set({**training_job.failed_job(job_id, request_id, _field(body, "dataset"), body, str(exc), time.time(),
-                                           created_at), **requested_by})
+        training_store.replace(job_id, {**training_job.failed_job(job_id, request_id, _field(body, "dataset"), body,
+                                                                  str(exc), time.time(), created_at), **requested_by})
         return Outcome(Result.REJECTED, f"invalid request {request_id!r} -> job {job_id} failed: {exc}",
                        {"job_id": job_id})
     except Exception as exc:
         if is_transient(exc):
             job_store.release(claimed)  # the redelivery starts over at once
             raise
-        _fail(ref, f"the trainer could not be started: {exc!r}; check the trainer configuration "
+        _fail(job_id, f"the trainer could not be started: {exc!r}; check the trainer configuration "
                    "and ask again with a new request_id")
         raise
-    ref.update({"execution": execution, "launched_at": time.time(),
-                "executions": [training_job.launched_execution(execution, None, time.time())]})
+    training_store.update(job_id, {"execution": execution, "launched_at": time.time(),
+                                   "executions": [training_job.launched_execution(execution, None, time.time())]})
     return Outcome(Result.APPLIED, f"job {job_id} launched as {execution}", {"job_id": job_id})
 
 
@@ -99,16 +98,17 @@ def _request_id(body, message_id: str) -> str:
     return given if isinstance(given, str) and given else f"message-{message_id}"
 
 
-def _claim(ref, message_id: str) -> job_store.Claim:
+def _claim(job_id: str, message_id: str) -> job_store.Claim:
     """The job document as found, taken by this delivery when it may prepare the job (not launched, not ended);
     not taken when the job exists already. JobBusy while another delivery prepares it (the same message
     delivered again is another delivery: its holder is the message id and one of its own)."""
     def may_prepare(job: dict) -> bool:
         return not job.get("launched_at") and job.get("status") in (None, training_job.QUEUED)
     try:
-        return job_store.claim(ref, training_job.CLAIM_LEASE, f"{message_id}:{uuid.uuid4().hex[:8]}", may_prepare)
+        return training_store.claim(job_id, training_job.CLAIM_LEASE, f"{message_id}:{uuid.uuid4().hex[:8]}",
+                                    may_prepare)
     except kernel.LeaseHeld as held:
-        raise JobBusy(f"job {ref.id} is being prepared by message {held.holder}") from None
+        raise JobBusy(f"job {job_id} is being prepared by message {held.holder}") from None
 
 
 def _prepare(request: TrainingRequest, job_id: str, created_at: float | None, requester: str | None) -> dict:
@@ -152,10 +152,8 @@ def _resolve_model(model: str, requester: str | None) -> dict:
                 "sha256": base_models.pin_for(model, config.base_model_pins())}
     unknown = (f"unknown model {model!r}: not a model YAML name (yolov8n.yaml), not official weights "
                "(yolo11n.pt) and no registered model you may view has that id")
-    registered = (training_store.models().document(model).get(**db.deadline())
-                  if layout.is_document_id(model) else None)
-    found = registered.to_dict() if registered is not None and registered.exists else None
-    if not found or not found.get("id"):
+    found = training_store.model(model)
+    if not found:
         raise InvalidRequest(unknown)
     _require_role(requester, found.get("dataset"), access.VIEWER, unknown)
     weights = (found.get("weights") or {}).get("pt")
@@ -189,5 +187,5 @@ def _write_manifest(job_id: str, built: dict) -> str:
     return f"gs://{blob.bucket.name}/{path}"
 
 
-def _fail(ref, reason: str) -> None:
-    ref.set({"status": training_job.FAILED, "error": reason, "finished_at": time.time()}, merge=True)
+def _fail(job_id: str, reason: str) -> None:
+    training_store.merge(job_id, {"status": training_job.FAILED, "error": reason, "finished_at": time.time()})

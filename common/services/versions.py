@@ -31,25 +31,25 @@ def request(dataset: str, fields: dict, requested_by: str | None, seconds: float
 
 def freeze(dataset: str, version: str) -> dict:
     """The version, frozen (status completed), or failed with the reason; raises only transient failures."""
-    ref = version_store.versions_of(dataset).document(version)
     document = version_store.read_version(dataset, version)
     if document is None:
         raise InvalidVersionRequest(f"no version {version!r} of dataset {dataset!r}")
     if versions.has_ended(document):
         return document
-    ref.update({"status": versions.RUNNING, "phase": versions.FREEZING, "started_at": time.time()})
+    version_store.update_version(dataset, version, {"status": versions.RUNNING, "phase": versions.FREEZING,
+                                                    "started_at": time.time()})
     try:
         frozen, kept = _frozen(dataset, version)
     except InvalidVersionRequest as exc:
         failed = {"status": versions.FAILED, "phase": versions.FREEZING, "finished_at": time.time(),
                   "error": str(exc)}
-        ref.update(failed)
+        version_store.update_version(dataset, version, failed)
         return {**document, **failed}
     done = {"status": versions.COMPLETED, "phase": versions.READY, "frozen_at": time.time(),
             "classes": frozen["classes"], "stats": versions.summary(frozen),
             "snapshot": storage_uri(layout.version_snapshot(dataset, version)),
             "storage": {"referenced_bytes": kept.referenced_bytes, "new_bytes": kept.new_bytes}}
-    ref.update(done)
+    version_store.update_version(dataset, version, done)
     return {**document, **done}
 
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import time
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from common.cloud import db, executions, import_store
+from common.cloud import executions, import_store
 from common.domain import imports
 from common.domain.messages import ImportRequest
 from common.platform import config
@@ -19,8 +17,7 @@ from common.services import jobs
 
 def sweep() -> list[str]:
     """The ids of the imports failed by this sweep."""
-    query = import_store.collection().where(filter=FieldFilter("status", "in", list(imports.WATCHED_STORED)))
-    waiting = [document for document in (doc.to_dict() for doc in query.stream(**db.deadline()))
+    waiting = [document for document in import_store.with_status(imports.WATCHED_STORED)
                if imports.waits_on_execution(document) and document.get("execution")]
     return [document["id"] for document in waiting if watch(document, time.time())]
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import time
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from common.cloud import db, executions, job_store, training_store
+from common.cloud import executions, job_store, training_store
 from common.domain import jobs as kernel
 from common.domain import messages, training_job
 from common.platform import config, log
@@ -97,18 +95,14 @@ def _ask_to_continue(job: dict, state: training_job.ExecutionState, now: float) 
     stalled = kernel.resend_action(job, progress, quiet_since, now, grace)
     if stalled is None:
         return None
-    ref = training_store.jobs().document(job["id"])
 
-    def work(transaction) -> dict | None:
-        current = ref.get(transaction=transaction, **db.deadline()).to_dict() or {}
+    def asked_again(current: dict) -> dict | None:
         if not training_job.awaits_continuation(current, state, now, grace):
             return None  # started meanwhile
-        fields = (training_job.continuation_never_started(current, state, stalled.reason, now)
-                  if stalled.action == "fail" else job_store.republished(current, progress))
-        transaction.update(ref, fields)
-        return fields
+        return (training_job.continuation_never_started(current, state, stalled.reason, now)
+                if stalled.action == "fail" else job_store.republished(current, progress))
 
-    fields = db.in_transaction(work)
+    fields = training_store.transition(job["id"], asked_again)
     if fields and stalled.action != "fail":
         continuation_requests.request(job["id"], run)
     return fields
@@ -116,8 +110,7 @@ def _ask_to_continue(job: dict, state: training_job.ExecutionState, now: float) 
 
 def waiting_jobs() -> list[dict]:
     """Jobs that wait for events and name the execution they wait for."""
-    query = training_store.jobs().where(filter=FieldFilter("status", "in", list(training_job.WATCHED)))
-    return [job for job in (doc.to_dict() for doc in query.stream(**db.deadline())) if job.get("execution")]
+    return [job for job in training_store.watched() if job.get("execution")]
 
 
 def watch(job: dict, now: float) -> dict | None:
@@ -127,14 +120,9 @@ def watch(job: dict, now: float) -> dict | None:
         return None
     if training_job.awaits_continuation(job, state, now, config.watch_grace_seconds()):
         return _ask_to_continue(job, state, now)
-    ref = training_store.jobs().document(job["id"])
 
-    def work(transaction) -> dict | None:
-        found = ref.get(transaction=transaction, **db.deadline())
-        update = training_job.execution_ended(found.to_dict() or {}, state, now, config.watch_grace_seconds(),
-                                              silent_grace=config.job_stall_seconds())
-        if update:
-            transaction.update(ref, update)
-        return update
+    def ended(current: dict) -> dict | None:
+        return training_job.execution_ended(current, state, now, config.watch_grace_seconds(),
+                                            silent_grace=config.job_stall_seconds()) or None
 
-    return db.in_transaction(work)
+    return training_store.transition(job["id"], ended)

@@ -5,8 +5,6 @@ not help (the job kernel's rule, common.domain.jobs.resend_action). A freeze run
 one left (common.services.versions)."""
 from __future__ import annotations
 
-from google.cloud import firestore
-
 from common.cloud import version_store
 from common.domain import versions
 from common.domain.messages import VersionRequest
@@ -19,14 +17,8 @@ def _failed(document: dict, reason: str, now: float) -> dict:
             "error": f"{reason}; ask for a new version (`yolodrop version create {document['dataset']}`)"}
 
 
-def newest_first(every_version):
-    """The query's order: a collection group has no automatic single-field index, and this shape (status in,
-    newest first) has the index GET /jobs uses (infra/firestore.indexes.json)."""
-    return every_version.order_by("created_at", direction=firestore.Query.DESCENDING)
-
-
 WAITING = jobs.Waiting(
-    lambda: newest_first(version_store.every_version()), (versions.QUEUED, versions.RUNNING, versions.FREEZING),
+    version_store.every_version_newest_first, (versions.QUEUED, versions.RUNNING, versions.FREEZING),
     config.export_topic,
     message=lambda document: (VersionRequest(dataset=document["dataset"], version=document["id"]), {}),
     waits=lambda document: True,  # a freeze is one call: nothing else follows a version

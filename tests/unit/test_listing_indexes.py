@@ -12,8 +12,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
 from common.api.resources import images, jobs
-from common.cloud import clients, pages
-from common.services import jobs as jobs_kernel, watch_versions
+from common.cloud import clients, job_store, pages, version_store
+from common.services import watch_versions
 
 CLIENT = firestore.Client(project="indexes", credentials=AnonymousCredentials())
 INDEXES = json.loads((Path(__file__).resolve().parents[2] / "infra" / "firestore.indexes.json").read_text())
@@ -108,5 +108,6 @@ def test_a_list_of_more_datasets_than_one_query_serves_asks_in_groups_that_name_
 def test_the_watchs_query_over_every_datasets_versions_has_its_index():
     """A collection group has no automatic single-field index: the watch's sweep over versions needs one declared."""
     waiting = dataclasses.replace(
-        watch_versions.WAITING, collection=lambda: watch_versions.newest_first(CLIENT.collection_group("versions")))
-    assert needed(jobs_kernel.waiting_query(waiting)) in declared("versions", "COLLECTION_GROUP")
+        watch_versions.WAITING, source=lambda: version_store.newest_first(CLIENT.collection_group("versions")))
+    assert needed(job_store.status_query(waiting.source(), waiting.statuses)) in declared("versions",
+                                                                                             "COLLECTION_GROUP")
