@@ -19,7 +19,7 @@ import copy
 import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
@@ -169,6 +169,28 @@ def read_guards(wanted: list[tuple[str, str, str, str]]) -> list[Entry | None]:
     refs = [entries_of(dataset).document(doc_id(key)) for dataset, key, _, _ in wanted]
     found = db.read_all(refs, field_paths=sorted(fields))
     return [found[ref.path] for ref in refs]
+
+
+def read_entries(dataset: str, keys: list[str]) -> dict[str, dict | None]:
+    """{key: its entry, None when there is none} for the entries of `keys`, in one request."""
+    refs = {key: entries_of(dataset).document(doc_id(key)) for key in keys}
+    found = db.read_all(refs.values())
+    return {key: found[ref.path] for key, ref in refs.items()}
+
+
+def read_entry_fields(dataset: str, key: str, field_paths: list[str]) -> dict | None:
+    """Only `field_paths` of the entry of `key`, in one unary read; None when there is none."""
+    return db.read_fields(entries_of(dataset).document(doc_id(key)), field_paths)
+
+
+def each_entry(dataset: str, field_paths: list[str], labelled: bool = False) -> Iterator[tuple[str, dict]]:
+    """(entry id, {field path: value}) for every entry of the dataset (only those with a label file when
+    `labelled`), streamed. No deadline: a job's plan reads a whole dataset in this one call."""
+    query = entries_of(dataset)
+    if labelled:
+        query = query.where(filter=FieldFilter("has_label", "==", True))
+    for snapshot in query.select(field_paths).stream():
+        yield snapshot.id, {path: snapshot.get(path) for path in field_paths}
 
 
 def _class_count(dataset_doc: dict | None) -> int | None:

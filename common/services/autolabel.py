@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from google.api_core.exceptions import NotFound
 
-from common.cloud import dataset_index, db, model_cache, proposal_store, storage, training_store
-from common.domain import layout, proposals
+from common.cloud import dataset_index, model_cache, proposal_store, storage, training_store
+from common.domain import proposals
 from common.domain.proposals import CannotLabel
 from common.domain.imaging import MAX_IMAGE_PIXELS
 from common.domain.prediction import ImageRejected, Thresholds, box_view
@@ -37,7 +37,7 @@ _readers = ThreadPoolExecutor(max_workers=READ_AHEAD)
 def plan(job: dict) -> tuple[dict, list[str]]:
     """(what the job records of its model, the entry ids to label); CannotLabel says why it cannot run."""
     model = _model(job["model_id"])
-    dataset = dataset_index.dataset_ref(job["dataset"]).get(**db.deadline()).to_dict() or {}
+    dataset = dataset_index.read_dataset(job["dataset"]) or {}
     mapping, dropped = proposals.class_map(model.get("classes") or [], dataset.get("classes"))
     uri, generation = _onnx(model)
     details = {"class_map": {str(k): v for k, v in mapping.items()}, "dropped_classes": dropped,
@@ -46,11 +46,10 @@ def plan(job: dict) -> tuple[dict, list[str]]:
 
 
 def _model(model_id: str) -> dict:
-    snapshot = training_store.models().document(model_id).get(**db.deadline()) \
-        if layout.is_document_id(model_id) else None
-    if snapshot is None or not snapshot.exists:
+    model = training_store.model(model_id)
+    if model is None:
         raise CannotLabel(f"no model {model_id!r}")
-    return snapshot.to_dict()
+    return model
 
 
 def _onnx(model: dict) -> tuple[str, int]:
@@ -115,7 +114,7 @@ def _too_large(image: dict) -> str | None:
 
 def _image_of(dataset: str, key: str) -> tuple[str, dict | None, bytes | None]:
     """(entry key, its image record, the bytes of that generation); None where it is gone or too large."""
-    entry = db.read_fields(dataset_index.entries_of(dataset).document(layout.doc_id(key)), ["image"]) or {}
+    entry = dataset_index.read_entry_fields(dataset, key, ["image"]) or {}
     image = entry.get("image")
     if not image or _too_large(image):
         return key, image or None, None

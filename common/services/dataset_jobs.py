@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import time
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from common.cloud import dataset_index, dataset_job_store, guarded_objects, proposal_store
 from common.domain import class_changes, dataset_jobs, layout
 from common.domain import jobs as kernel
@@ -65,16 +63,13 @@ def handle(message: PubSubMessage) -> Outcome:
     return jobs.handle(jobs.DATASET_JOBS, KINDS, message)
 
 
-def _labelled(job: dict):
-    return dataset_index.entries_of(job["dataset"]).where(filter=FieldFilter("has_label", "==", True))
-
-
 def _entries_to_revalidate(job: dict) -> list[str]:
-    return [snapshot.id for snapshot in _labelled(job).select([]).stream()]
+    return [entry_id for entry_id, _ in dataset_index.each_entry(job["dataset"], [], labelled=True)]
 
 
 def _labels_to_remap(job: dict) -> list[str]:
-    return sorted(snapshot.get("label.path") for snapshot in _labelled(job).select(["label.path"]).stream())
+    return sorted(fields["label.path"]
+                  for _, fields in dataset_index.each_entry(job["dataset"], ["label.path"], labelled=True))
 
 
 def _autolabel_plan(job: dict) -> list[str]:

@@ -5,7 +5,7 @@ dropped from the index. Used by the API for one image and by the accept job.
 """
 from __future__ import annotations
 
-from common.cloud import dataset_index, db, guarded_objects, proposal_store
+from common.cloud import dataset_index, guarded_objects, proposal_store
 from common.domain import layout, proposals
 
 
@@ -33,8 +33,7 @@ def accept(dataset: str, entry: dict, min_confidence: float, merge: bool, writer
 
 def accept_chunk(job: dict, keys: list[str]) -> dict:
     counts = {"accepted": 0, "skipped": 0, "conflicts": 0}
-    refs = [dataset_index.entries_of(job["dataset"]).document(layout.doc_id(key)) for key in keys]
-    for entry in db.read_all(refs).values():
+    for entry in dataset_index.read_entries(job["dataset"], keys).values():
         if not entry or not entry.get("image") or not entry.get("proposals"):
             counts["skipped"] += 1
             continue

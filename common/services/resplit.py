@@ -146,11 +146,11 @@ def _entries_to_move(dataset: str, wanted: split_lists.SplitPlan) -> list[str]:
     a plan run again after a crash cannot tell which splits an earlier run of it changed)."""
     assigned = {doc_id(key): split for key, (split, _) in wanted.assignments.items()}
     moving = []
-    for snapshot in dataset_index.entries_of(dataset).select(["key", "split"]).stream():
-        key = snapshot.get("key")
-        split = split_lists.split_for(key, split_lists.folder_split(key), assigned.get(snapshot.id), wanted.rules)
-        if split != snapshot.get("split"):
-            moving.append(snapshot.id)
+    for entry_id, fields in dataset_index.each_entry(dataset, ["key", "split"]):
+        key = fields["key"]
+        split = split_lists.split_for(key, split_lists.folder_split(key), assigned.get(entry_id), wanted.rules)
+        if split != fields["split"]:
+            moving.append(entry_id)
     return moving
 
 
