@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import re
 import traceback
-from collections.abc import Callable
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from flask import Request, Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -92,7 +93,7 @@ class Router:
         status, body, headers = _parts(answer, declared.status)
         return _json(status, body, request_id, headers)
 
-    def _match(self, request: Request) -> tuple[Route, dict]:
+    def _match(self, request: Request) -> tuple[Route, Mapping[str, Any]]:
         try:
             endpoint, path_args = self._rules.bind("", path_info=request.path).match(method=request.method)
         except NotFound:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from collections.abc import Callable, Mapping
 
 from common.api.errors import ApiError
@@ -68,8 +68,14 @@ def header(name: str, description: str, pattern: str | None = None) -> Param:
     return Param(name, {"type": "string", **({"pattern": pattern} if pattern else {})}, description, "header")
 
 
+class Values(Protocol):
+    """What a request's parameters are read from: its path's, its query's (werkzeug's MultiDict), its headers."""
+    def __contains__(self, key: str, /) -> bool: ...
+    def get(self, key: str, /) -> str | None: ...
+
+
 def read_all(declared: tuple[Param, ...], path_args: Mapping[str, str], query: Mapping[str, str],
-             headers: Mapping[str, str]) -> dict:
+             headers: Values) -> dict:
     """Every declared parameter of one request, by name; a parameter the route does not take is a 400
     (a misspelt filter must not answer unfiltered)."""
     taken = [p.name for p in declared if p.location == "query"]
@@ -81,7 +87,7 @@ def read_all(declared: tuple[Param, ...], path_args: Mapping[str, str], query: M
     return {p.name: p.read(_given(p, sources[p.location])) for p in declared}
 
 
-def _given(param: Param, source: Mapping[str, str]) -> str | list[str] | None:
+def _given(param: Param, source: Values) -> str | list[str] | None:
     if param.schema["type"] == "array":
         return source.getlist(param.name) if param.name in source else None  # type: ignore[attr-defined]
     return source.get(param.name)

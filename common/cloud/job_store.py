@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from google.api_core.exceptions import AlreadyExists
+from google.cloud.firestore import DocumentReference
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import db
@@ -227,7 +228,7 @@ def transition(found: Found, decide: Callable[[dict], dict | None]) -> dict | No
 class Claim:
     """One holder's claim on a document: the document as it was found (None when there is none), and whether
     the lease is the holder's now (what renew, release and Heartbeat need to act for it)."""
-    ref: object
+    ref: DocumentReference
     lease: kernel.Lease
     holder: str
     document: dict | None
@@ -253,7 +254,7 @@ def claim(ref, lease: kernel.Lease, holder: str, allows: Callable[[dict], bool],
             return Claim(ref, lease, holder, document, False)
         now = time.time()
         if kernel.held_by_other(document or {}, lease, holder, now):
-            raise kernel.LeaseHeld(ref.id, kernel.stored(document, lease.holder) if lease.holder else None)
+            raise kernel.LeaseHeld(ref.id, kernel.stored(document or {}, lease.holder) if lease.holder else None)
         fields = {**taking(document or {}), **kernel.lease_taken(lease, holder, now)}
         if document is None:
             transaction.set(ref, fields)
@@ -267,7 +268,7 @@ def _while_held(held: Claim, fields: dict) -> bool:
     """Write `fields` in one transaction while the claim's holder holds the lease: False when it does not."""
     def work(transaction) -> bool:
         found = held.ref.get(transaction=transaction, **db.deadline())
-        if not found.exists or not kernel.holds(found.to_dict(), held.lease, held.holder):
+        if not found.exists or not kernel.holds(found.to_dict() or {}, held.lease, held.holder):
             return False
         transaction.update(held.ref, fields)
         return True

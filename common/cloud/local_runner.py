@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from collections.abc import Callable
 
 from common.platform import config, limits, log
@@ -93,9 +94,10 @@ class LocalExecution:
         self.path = (directory or records_dir()) / f"{name}.json"
         self.lock = threading.Lock()
         self.processes: dict[int, subprocess.Popen] = {}  # task index -> its current attempt
-        self.record = {"name": name, "env": env, "task_count": task_count, "settings": asdict(settings),
-                       "supervisor": os.getpid(), "created_at": time.time(), "completion_time": None,
-                       "tasks": [{"index": i, "state": RUNNING, "attempts": []} for i in range(task_count)]}
+        self.record: dict[str, Any] = {  # as JSON, on disk
+            "name": name, "env": env, "task_count": task_count, "settings": asdict(settings),
+            "supervisor": os.getpid(), "created_at": time.time(), "completion_time": None,
+            "tasks": [{"index": i, "state": RUNNING, "attempts": []} for i in range(task_count)]}
 
     def start(self) -> LocalExecution:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import cachetools
 import numpy as np
@@ -34,10 +35,15 @@ class ModelUnusable(Exception):
     """The ONNX file cannot serve predictions; the message says why (a 409 for the caller)."""
 
 
+class InferenceSession(Protocol):
+    """What prediction asks of onnxruntime's InferenceSession (onnxruntime ships no types)."""
+    def run(self, output_names: list[str] | None, input_feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
 @dataclass
 class LoadedModel:
     key: Key
-    session: object = field(repr=False)
+    session: InferenceSession = field(repr=False)
     input_name: str
     input_size: tuple[int, int]  # (h, w): the static graph's, or a dynamic one's trained size
     stride: int | None           # a dynamic graph's stride (minimum-rectangle letterbox); None: static
@@ -211,8 +217,8 @@ def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
     except (OSError, ValueError):
         pass
     try:
-        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-        return quota / period if quota > 0 else None
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota_us / period_us if quota_us > 0 else None
     except (OSError, ValueError):
         return None

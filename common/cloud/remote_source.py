@@ -377,6 +377,8 @@ def _check_destination(url: str, redirected_from: str | None) -> None:
         raise SourceRefused(f"{said}: only http:// and https:// URLs are read over the network "
                             "(gs:// archives are read from the bucket)")
     parts = urlsplit(url)
+    if not parts.hostname:
+        raise SourceRefused(f"{said}: the URL names no host")
     for address in _addresses(parts.hostname, parts.port or (443 if source.scheme == "https" else 80), url):
         reason = source_urls.refusal(address, config.import_allow_loopback())
         if reason:
@@ -391,17 +393,17 @@ def _addresses(host: str, port: int, url: str) -> list[str]:
         if failure.errno == socket.EAI_AGAIN:
             raise _Transient(f"resolving {host} failed for now: {failure.strerror}") from failure
         raise SourceError(f"{url}: the host {host} cannot be resolved ({failure.strerror}); check the URL") from failure
-    return list(dict.fromkeys(info[4][0] for info in found))
+    return list(dict.fromkeys(str(info[4][0]) for info in found))  # the address of each (address, port, ...)
 
 
-class _PeerChecked:
+class _PeerChecked(HTTPConnection):
     """Checks the address a new connection actually reached (a name resolved again since _check_destination
     may point elsewhere now) before the request is sent on it: over http:// before any byte, over https://
     after the TLS handshake only, which carries nothing of the request but the host's name. Through
     http.client's public `connect`, not urllib3's private `_new_conn`."""
 
     def connect(self) -> None:
-        super().connect()  # type: ignore[misc]  # the connection class this is mixed into has it
+        super().connect()  # the HTTPS connection's, with its handshake, where it is mixed into one
         address = self.sock.getpeername()[0]
         reason = source_urls.refusal(address, config.import_allow_loopback())
         if reason:

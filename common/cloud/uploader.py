@@ -33,7 +33,8 @@ def metadata(writer: str, key_id: str | None) -> dict:
 
 def refusal(dataset: str, object_metadata: dict | None) -> str | None:
     """Why an object a session wrote may not enter the index, or None (not a session's, or still allowed)."""
-    uid = (object_metadata or {}).get(SESSION_UPLOADER)
+    metadata = object_metadata or {}
+    uid = metadata.get(SESSION_UPLOADER)
     if not uid:
         return None
     deadline = config.cloud_deadline()
@@ -41,7 +42,7 @@ def refusal(dataset: str, object_metadata: dict | None) -> str | None:
     if not access.allows(access.role_of(members, uid), access.EDITOR):
         return (f"uploaded through a session of {uid}, who is no longer an editor of dataset {dataset!r}: "
                 "the file was deleted; an editor may upload it again")
-    key_id = object_metadata.get(SESSION_KEY)
+    key_id = metadata.get(SESSION_KEY)
     if key_id and not _KEYS.get(key_id, lambda: api_key_store.is_live(key_id, deadline)):
         return (f"uploaded through a session an API key ({key_id}) asked for, and that key is revoked or expired: "
                 "the file was deleted; upload it again with a live key")

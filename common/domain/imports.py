@@ -166,7 +166,8 @@ def execution_ended(document: dict[str, Any], running: bool, ended_at: float | N
                       "and written again, unchanged")}
 
 
-def limited_issues(issues: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+def limited_issues(issues: list[M]) -> tuple[list[M], int]:
+    """The issues a document keeps (Issues or their dicts), and how many there were."""
     return issues[:MAX_ISSUES_KEPT], len(issues)
 
 

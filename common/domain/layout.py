@@ -54,6 +54,23 @@ class ObjectRole:
 IGNORED = ObjectRole("ignored", None, None, None, None)
 
 
+@dataclass(frozen=True)
+class DatasetObjectRole:
+    """The role of an object of a dataset (in its folder, or its archive under imports/): its dataset named."""
+    kind: str
+    dataset: str
+    key: str | None
+    split: str | None
+    extension: str | None
+
+
+def in_dataset(role: ObjectRole) -> DatasetObjectRole | None:
+    """The role with its dataset; None for an object of none (ignored, or a folder no dataset may be named)."""
+    if role.dataset is None:
+        return None
+    return DatasetObjectRole(role.kind, role.dataset, role.key, role.split, role.extension)
+
+
 def classify(object_name: str) -> ObjectRole:
     if object_name.endswith("/"):
         return IGNORED  # a folder placeholder

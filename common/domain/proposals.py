@@ -58,8 +58,9 @@ def cleared_fields() -> dict[str, Any]:
             "has_proposals": False}
 
 
-def accepted_rows(proposals: list[dict[str, Any]], min_confidence: float) -> list[Row]:
-    """The YOLO rows of the proposals at or above `min_confidence`; NothingToAccept when none is."""
+def accepted_rows(proposals: list[dict[str, Any]] | None, min_confidence: float) -> list[Row]:
+    """The YOLO rows of the proposals (None: an entry that has none) at or above `min_confidence`;
+    NothingToAccept when none is."""
     rows = [(p["class_id"], p["cx"], p["cy"], p["w"], p["h"]) for p in proposals or []
             if p["confidence"] >= min_confidence]
     if not rows:

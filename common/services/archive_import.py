@@ -32,7 +32,7 @@ from common.domain import archive as archive_rules
 from common.domain.archive import ArchiveRefused, ImportPlan, plan_import
 from common.domain.datayaml import MAX_DATA_YAML_BYTES
 from common.domain.issues import Issue
-from common.domain.layout import ObjectRole
+from common.domain.layout import DatasetObjectRole
 from common.domain.messages import ImportRequest
 from common.platform import config
 from common.platform.events import DELETED, ObjectEvent
@@ -50,7 +50,7 @@ class _ForTheJob(Exception):
     """The archive is small, but its COCO annotations are too large to parse in the event's call."""
 
 
-def handle(event: ObjectEvent, role: ObjectRole) -> Outcome:
+def handle(event: ObjectEvent, role: DatasetObjectRole) -> Outcome:
     if event.action == DELETED:
         dataset_index.put_file(role.dataset, event.name, event.generation, None)
         return Outcome(Result.APPLIED, "archive removed (its unpacked files stay)")
@@ -77,7 +77,7 @@ def handle(event: ObjectEvent, role: ObjectRole) -> Outcome:
                    {"unpacked": unpacked, "issues": len(issues), "layout": layout_seen})
 
 
-def _start_import(event: ObjectEvent, role: ObjectRole) -> Outcome:
+def _start_import(event: ObjectEvent, role: DatasetObjectRole) -> Outcome:
     """Too large for one call: the import job unpacks it. One import per archive generation."""
     import_id = imports.drop_import_id(event.name, event.generation)
     document = imports.new_import(import_id, role.dataset, f"gs://{event.bucket}/{event.name}", "zip", None,
@@ -123,6 +123,7 @@ def plan_zip(zip_file: zipfile.ZipFile, archive: str, archive_format: str | None
     files say which layout it is (common.domain.dataset_formats). A COCO or VOC archive's classes are matched onto
     those of the dataset's data.yaml, when it has one."""
     plan = plan_import(zip_file.infolist(), archive)
+    generated: dict[str, bytes]
     if archive_format == "yolo":
         members, generated, plan.layout = plan.members, {}, dataset_formats.ULTRALYTICS
     else:
@@ -187,8 +188,8 @@ class _DatasetYaml:
     def write_first(self, generated: dict[str, bytes], archive: str) -> bool:
         """Write the made data.yaml now (taken out of `generated`) when it was based on the one read; False when
         that one moved on meanwhile."""
-        if self.generation is None or "data.yaml" not in generated:
-            return True
+        if self.name is None or self.generation is None or "data.yaml" not in generated:
+            return True  # nothing read (no dataset, or no data.yaml), or nothing made
         data = generated.pop("data.yaml")
         if data == self.data:
             return True
@@ -236,6 +237,8 @@ class Unpacker:
     def put(self, target: str, data, size: int | None = None) -> None:
         """Upload bytes in the pool, or stream a file-like of `size` bytes here and now."""
         if not isinstance(data, bytes):
+            if size is None:
+                raise ValueError(f"{target}: a stream is put with its size")
             self._upload(target, data, size)
             return
         self._pending.append(self._pool.submit(self._upload, target, data, len(data)))

@@ -17,7 +17,7 @@ from common.platform.handler import Outcome, Result
 WRITER = "yolodrop-ingest"  # object metadata of the data.yaml written here
 
 
-def handle(event: ObjectEvent, role: layout.ObjectRole) -> Outcome:
+def handle(event: ObjectEvent, role: layout.DatasetObjectRole) -> Outcome:
     if event.action == DELETED:
         removed = dataset_index.put_file(role.dataset, event.name, event.generation, None)
         return _outcome(removed, "class-name file removed (data.yaml stays)")

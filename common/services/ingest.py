@@ -20,7 +20,7 @@ from common.domain.entries import ImageRecord, LabelRecord
 from common.domain.imaging import identify_image
 from common.domain.issues import Issue
 from common.domain.labels import ParsedLabel, parse_label
-from common.domain.layout import ObjectRole, classify, dataset_relative, thumbnail_path
+from common.domain.layout import DatasetObjectRole, classify, dataset_relative, in_dataset, thumbnail_path
 from common.platform import config, log
 from common.platform.events import DELETED, ObjectEvent
 from common.platform.handler import Outcome, Result
@@ -38,38 +38,54 @@ def handle_batch(events: list[ObjectEvent]) -> list[Outcome | Exception]:
     """Apply events to the index together, each one's outcome (or the exception it raised) in its place.
     Image and label events share one guard read, download in parallel and go into one transaction; the rare
     others (data.yaml, unrecognized files, archives) are applied one by one."""
-    results: list[Outcome | Exception | None] = [None] * len(events)
-    entry_events: list[tuple[int, ObjectEvent, ObjectRole]] = []
+    results: dict[int, Outcome | Exception] = {}
+    entry_events: list[tuple[int, ObjectEvent, DatasetObjectRole]] = []
     for index, event in enumerate(events):
         try:
-            outcome, role = _route(event)
-            if outcome is None and role.kind in ("image", "label"):
-                entry_events.append((index, event, role))
+            routed = _route(event)
+            if isinstance(routed, Outcome):
+                results[index] = routed
+            elif routed.kind in ("image", "label"):
+                entry_events.append((index, event, routed))
             else:
-                results[index] = outcome or OTHER_KINDS[role.kind](event, role)
+                results[index] = OTHER_KINDS[routed.kind](event, routed)
         except Exception as error:
             results[index] = error
     for (index, _, _), result in zip(entry_events, _entry_events([(e, r) for _, e, r in entry_events])):
         results[index] = result
-    return results
+    return [results[index] for index in range(len(events))]
 
 
-def _route(event: ObjectEvent) -> tuple[Outcome | None, ObjectRole]:
-    """The event's role, and its outcome when nothing is to be done."""
-    role = classify(event.name)
+def _route(event: ObjectEvent) -> Outcome | DatasetObjectRole:
+    """The event's role in its dataset, or its outcome when nothing is to be done."""
+    found = classify(event.name)
+    role = in_dataset(found)
     if event.bucket != config.data_bucket():
-        return Outcome(Result.IGNORED, f"ignored: bucket {event.bucket} is not the data bucket"), role
-    if role.kind in ("ignored", "invalid_dataset"):
-        return Outcome(Result.IGNORED, f"ignored ({role.kind})"), role
+        return Outcome(Result.IGNORED, f"ignored: bucket {event.bucket} is not the data bucket")
+    if role is None:  # of no dataset: ignored, or a folder no dataset may be named
+        return Outcome(Result.IGNORED, f"ignored ({found.kind})")
     if event.action == DELETED and event.overwritten:
         # Not a removal: applying it would show the object gone (a label, the classes) until the
         # new generation's finalize arrives, and start a needless revalidation for data.yaml.
-        return Outcome(Result.STALE, "overwritten, not deleted: the new generation's event follows"), role
+        return Outcome(Result.STALE, "overwritten, not deleted: the new generation's event follows")
     refused = uploader.refusal(role.dataset, event.metadata) if event.action != DELETED else None
     if refused:  # an upload session of someone no longer allowed (common.cloud.uploader)
-        return uploader.discarded(event, role.dataset, refused), role
+        return uploader.discarded(event, role.dataset, refused)
     dataset_index.ensure_dataset(role.dataset)
-    return None, role
+    return role
+
+
+def _content(record: ImageRecord | LabelRecord) -> str | None:
+    """An image's content (its sha256); a label has none."""
+    sha256 = record.get("sha256")
+    return sha256 if isinstance(sha256, str) else None
+
+
+def _entry_key(role: DatasetObjectRole) -> str:
+    """The entry an image or a label belongs to (layout.classify names one for both)."""
+    if role.key is None:
+        raise ValueError(f"a {role.kind} of dataset {role.dataset} with no entry key")
+    return role.key
 
 
 def _applied(applied: bool, what: str, issues: list[Issue] | None = None) -> Outcome:
@@ -80,7 +96,7 @@ def _applied(applied: bool, what: str, issues: list[Issue] | None = None) -> Out
 class _Change:
     """What one image or label event asks of its entry."""
     event: ObjectEvent
-    role: ObjectRole
+    role: DatasetObjectRole
     record: ImageRecord | LabelRecord | None = None  # None: the file is deleted
     issues: tuple[Issue, ...] = ()
 
@@ -89,16 +105,16 @@ class _Change:
         return self.role.kind
 
     def entry_change(self) -> dataset_index.EntryChange:
-        event, role, part = self.event, self.role, self.part
-        if self.record is None:
+        event, role, part, record, key = self.event, self.role, self.part, self.record, _entry_key(self.role)
+        if record is None:
             return dataset_index.EntryChange(
-                role.dataset, role.key, role.split, part, event.generation,
+                role.dataset, key, role.split, part, event.generation,
                 lambda entry: entries.delete_part(entry, part, event.generation, event.name),
                 deleting=True, path=event.name)
         return dataset_index.EntryChange(
-            role.dataset, role.key, role.split, part, event.generation,
-            lambda entry: entries.set_part(entry, part, self.record, list(self.issues)),
-            content=self.record.get("sha256"), path=event.name)
+            role.dataset, key, role.split, part, event.generation,
+            lambda entry: entries.set_part(entry, part, record, list(self.issues)),
+            content=_content(record), path=event.name)
 
     def outcome(self, update: dataset_index.EntryUpdate) -> Outcome:
         _remove_orphan(update)
@@ -107,7 +123,7 @@ class _Change:
         return _applied(update.applied, f"{self.part} indexed", list(self.issues))
 
 
-def _entry_events(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[Outcome | Exception]:
+def _entry_events(events: list[tuple[ObjectEvent, DatasetObjectRole]]) -> list[Outcome | Exception]:
     """Image and label events: guards read in one request, files read in parallel, one transaction."""
     stale = [known or repeat for known, repeat in zip(_already_indexed(events), _repeats(events))]
     prepared = _in_parallel(_prepare, [item for item, known in zip(events, stale) if not known])
@@ -123,7 +139,7 @@ def _entry_events(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[Outcome 
     return results
 
 
-def _repeats(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[bool]:
+def _repeats(events: list[tuple[ObjectEvent, DatasetObjectRole]]) -> list[bool]:
     """Which events repeat one earlier in the batch (a redelivery pulled with the original): read once."""
     seen: set[tuple[str, str, int]] = set()
     repeats = []
@@ -134,14 +150,14 @@ def _repeats(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[bool]:
     return repeats
 
 
-def _already_indexed(events: list[tuple[ObjectEvent, ObjectRole]]) -> list[bool]:
+def _already_indexed(events: list[tuple[ObjectEvent, DatasetObjectRole]]) -> list[bool]:
     """Cheap guards before any download, read in one request: a duplicate or superseded finalize. The
     transaction checks again; this only saves the download of a known generation."""
     finalized = [(index, event, role) for index, (event, role) in enumerate(events) if event.action != DELETED]
     stale = [False] * len(events)
     if not finalized:
         return stale
-    held = dataset_index.read_guards([(role.dataset, role.key, role.kind, event.name)
+    held = dataset_index.read_guards([(role.dataset, _entry_key(role), role.kind, event.name)
                                       for _, event, role in finalized])
     for (index, event, role), entry in zip(finalized, held):
         stale[index] = entry is not None and entries.is_stale(entry, role.kind, event.generation, path=event.name)
@@ -165,14 +181,14 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=config.ingest_read_threads(), thread_name_prefix="ingest-read")
 
 
-def _prepare(event: ObjectEvent, role: ObjectRole) -> _Change | Outcome:
+def _prepare(event: ObjectEvent, role: DatasetObjectRole) -> _Change | Outcome:
     """Read and check the file an event names: the change it asks for, or GONE."""
     if event.action == DELETED:
         return _Change(event, role)
     return (_prepare_image if role.kind == "image" else _prepare_label)(event, role)
 
 
-def _prepare_image(event: ObjectEvent, role: ObjectRole) -> _Change | Outcome:
+def _prepare_image(event: ObjectEvent, role: DatasetObjectRole) -> _Change | Outcome:
     try:
         facts = _identify(event, role)
     except NotFound:
@@ -201,15 +217,15 @@ def _remove_orphan(update: dataset_index.EntryUpdate) -> None:
                  thumbnail=name, generation=generation)
 
 
-def _identify(event: ObjectEvent, role: ObjectRole):
+def _identify(event: ObjectEvent, role: DatasetObjectRole):
     if event.size is not None and event.size <= IN_MEMORY_BYTES:
         data = storage.download(event.name, event.generation)
-        return identify_image(io.BytesIO(data), event.name, role.extension)
+        return identify_image(io.BytesIO(data), event.name, role.extension or "")
     with storage.blob(event.name, event.generation).open("rb", chunk_size=storage.CHUNK_BYTES) as reader:
-        return identify_image(reader, event.name, role.extension)
+        return identify_image(reader, event.name, role.extension or "")
 
 
-def _prepare_label(event: ObjectEvent, role: ObjectRole) -> _Change | Outcome:
+def _prepare_label(event: ObjectEvent, role: DatasetObjectRole) -> _Change | Outcome:
     parsed = _read_label(event)
     if parsed is None:
         return GONE
@@ -230,7 +246,7 @@ def _read_label(event: ObjectEvent) -> ParsedLabel | None:
     return parse_label(data, event.name)
 
 
-def _data_yaml(event: ObjectEvent, role: ObjectRole) -> Outcome:
+def _data_yaml(event: ObjectEvent, role: DatasetObjectRole) -> Outcome:
     if event.action == DELETED:
         names, issues, splits = None, None, {}
     else:
@@ -252,7 +268,7 @@ def _data_yaml(event: ObjectEvent, role: ObjectRole) -> Outcome:
                    {"issues": len(issues or []), "job_id": job["id"]})
 
 
-def _resplit_if(wanted: bool, event: ObjectEvent, role: ObjectRole) -> str | None:
+def _resplit_if(wanted: bool, event: ObjectEvent, role: DatasetObjectRole) -> str | None:
     """Start the resplit of this event (common.services.resplit) when `wanted`: its job id."""
     if not wanted:
         return None
@@ -266,7 +282,7 @@ def _read_yaml(event: ObjectEvent) -> DataYaml:
     return parse_data_yaml(storage.blob(event.name, event.generation).download_as_bytes(), event.name)
 
 
-def _other(event: ObjectEvent, role: ObjectRole) -> Outcome:
+def _other(event: ObjectEvent, role: DatasetObjectRole) -> Outcome:
     """A file ingest does not index: a known companion of another tool's export (no issue), a COCO or Pascal VOC
     file that is brought in whole (its issue says how), or an unrecognized file."""
     lists = split_store.state(role.dataset)
@@ -303,9 +319,9 @@ OTHER_KINDS = {"data_yaml": _data_yaml, "class_names": class_files.handle, "othe
 def quarantine(event: ObjectEvent) -> Outcome:
     """The event was not handled: handling it killed the worker (common.platform.worker). Record that on the file,
     where its owner looks (the dataset's issues), so that the file is not silently missing from the index."""
-    outcome, role = _route(event)
-    if outcome is not None:
-        return outcome
+    role = _route(event)
+    if isinstance(role, Outcome):
+        return role
     if event.action == DELETED:
         return Outcome(Result.REJECTED, "quarantined: a removal whose handling killed the worker; not applied")
     issue = Issue("ingest_quarantined", f"handling generation {event.generation} of this file stopped the ingest "

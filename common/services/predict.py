@@ -131,7 +131,7 @@ def _object_name(uri, may_see: MaySee) -> str:
         raise Invalid(f"images: {str(uri)[:200]!r} is not a gs://<bucket>/<object> URI", "images")
     bucket, _, name = uri[5:].partition("/")
     role = layout.classify(name)
-    if bucket != config.data_bucket() or role.kind != "image":
+    if bucket != config.data_bucket() or role.kind != "image" or role.dataset is None:
         raise Forbidden(f"images: {uri[:200]!r} is not a dataset image of gs://{config.data_bucket()}/"
                         f"{layout.DATASETS_PREFIX}", "images")
     if not may_see(role.dataset):  # another tenant's object: as if it did not exist
@@ -205,6 +205,8 @@ class Decoding:
 def _prepared(source: ImageSource, session: model_cache.LoadedModel, max_pixels: int) -> Prepared:
     if source.problem:
         raise source.problem
+    if source.data is None:  # a source is its bytes or why it has none: never neither
+        raise ImageRejected("image_not_found", f"{source.source}: no bytes were read")
     pixels = prediction.decode_image(source.data, max_pixels)
     canvas, placement = prediction.letterbox(pixels, session.input_size, session.stride)
     return Prepared((pixels.shape[1], pixels.shape[0]), prediction.to_input([canvas]), placement)

@@ -113,13 +113,13 @@ def _read_list(sources: _Sources, reference: split_lists.ListReference, wanted: 
         if any(tail == read for read, *_ in sources.read_lists):
             return
         data, too_large = sources.read(tail, split_lists.MAX_LIST_BYTES)
-        if data is None and too_large is None:
-            continue
         issues_before = len(wanted.issues)
         if too_large:
             wanted.issues.append(too_large)
-        else:
+        elif data is not None:
             split_lists.add_list(wanted, reference, tail, _text(data))
+        else:
+            continue  # no list at this tail: the next one
         name = dataset_object(sources.dataset, tail)
         sources.read_lists.append((tail, sources.consulted[name], reference, wanted.issues[issues_before:]))
         return

@@ -46,6 +46,17 @@ def test_ignored(name):
     assert classify(name).kind == "ignored"
 
 
+@pytest.mark.parametrize("name", ["datasets/d/images/a.jpg", "datasets/d/data.yaml", "datasets/d/notes.md",
+                                  "imports/d.zip", "datasets/my set/images/a.jpg", "datasets/d/", "other/a.jpg"])
+def test_an_object_of_a_dataset_has_its_role_with_the_dataset_named_and_no_other_has_one(name):
+    role = classify(name)
+    located = layout.in_dataset(role)
+    if role.kind in ("ignored", "invalid_dataset"):
+        assert located is None
+    else:
+        assert located == layout.DatasetObjectRole(role.kind, "d", role.key, role.split, role.extension)
+
+
 def test_image_and_label_meet():
     image = classify("datasets/d/images/train/000123.jpeg")
     label = classify("datasets/d/labels/train/000123.txt")

@@ -53,7 +53,8 @@ def _current_classes(path: str, ctx: RequestContext) -> tuple[int, DataYaml | No
     try:
         generation, data = guarded_objects.current(path, ctx.deadline_seconds, max_bytes=MAX_DATA_YAML_BYTES)
     except guarded_objects.TooLarge as too_large:
-        return too_large.generation, DataYaml(None, [size_issue(too_large.size, path)])
+        issue = size_issue(too_large.size, path)  # always one: the read refused past the same limit
+        return too_large.generation, DataYaml(None, [issue] if issue else [])
     return generation, parse_data_yaml(data, path) if data is not None else None
 
 

@@ -45,7 +45,8 @@ class Family:
     view: Callable[[dict, RequestContext], dict]
     what: str  # as a 404 names it
 
-    def kind_of(self, document: dict) -> str:
+    def kind_of(self, document: dict) -> str | None:
+        """None: a document of a family of several kinds that names none (no job of the kind asked for)."""
         return document.get("kind") if len(self.kinds) > 1 else self.kinds[0]
 
 

@@ -63,7 +63,11 @@ def _based_on(args: dict) -> int:
 
 def _label_path(entry: dict) -> str:
     image, label = entry.get("image"), entry.get("label")
-    return label["path"] if label else layout.label_path_for(image["path"])
+    if label:
+        return label["path"]
+    if image:
+        return layout.label_path_for(image["path"])
+    raise ApiError(404, "this entry has neither an image nor a label now", "image_id")
 
 
 def label_conflict(moved: guarded_objects.Moved, path: str, classes: list[str] | None) -> ApiError:

@@ -44,9 +44,9 @@ def put_member(ctx: RequestContext, args: dict) -> dict:
     role: str = args["body"].role
     user, now = args["user"], time.time()
     if "@" not in user:
-        person = _person_by_uid(user)
+        known = _person_by_uid(user)
         return _changed(ctx, args["dataset"], lambda members, invitations: (
-            rules.with_member(members, person.uid, role, person.email, now), invitations))
+            rules.with_member(members, known.uid, role, known.email, now), invitations))
     email, person = joining.normalized_email(user), _verified_account(user)
     if person is None:  # an invitation: nobody gets the role until this address is verified by its owner
         return _changed(ctx, args["dataset"], lambda members, invitations: (

@@ -91,7 +91,7 @@ def page_file(ctx: RequestContext, args: dict) -> Response:
 GOOGLE_AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth"
 
 
-def page_config(ctx: RequestContext, args: dict) -> dict:
+def page_config(ctx: RequestContext | None, args: dict) -> dict:
     """Where the page signs people in (the Auth emulator locally, Google's Identity Toolkit in production)."""
     emulator = config.auth_emulator_host()
     base = f"http://{emulator}/" if emulator else "https://"
