@@ -19,6 +19,7 @@ import copy
 import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import cast
 from collections.abc import Callable, Iterator
 
 from google.api_core.exceptions import AlreadyExists
@@ -27,7 +28,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.cloud import db, pages
 from common.domain import duplicates, entries, generations, split_lists
-from common.domain.entries import Entry
+from common.domain.entries import Entry, ImageRecord
 from common.domain.issues import Issue
 from common.domain.layout import doc_id
 from common.platform.failures import is_transient
@@ -168,7 +169,7 @@ def read_guards(wanted: list[tuple[str, str, str, str]]) -> list[Entry | None]:
         fields |= {"image.path", "sources_kept"} | {f"image_sources.{entries.source_key(path)}" for path in images}
     refs = [entries_of(dataset).document(doc_id(key)) for dataset, key, _, _ in wanted]
     found = db.read_all(refs, field_paths=sorted(fields))
-    return [found[ref.path] for ref in refs]
+    return [_as_entry(found[ref.path]) for ref in refs]
 
 
 def read_entries(dataset: str, keys: list[str]) -> dict[str, dict | None]:
@@ -191,6 +192,11 @@ def each_entry(dataset: str, field_paths: list[str], labelled: bool = False) -> 
         query = query.where(filter=FieldFilter("has_label", "==", True))
     for snapshot in query.select(field_paths).stream():
         yield snapshot.id, {path: snapshot.get(path) for path in field_paths}
+
+
+def _as_entry(document: dict | None) -> Entry | None:
+    """An entries document as the domain reads it: Firestore hands back plain dicts."""
+    return cast("Entry | None", document)
 
 
 def _class_count(dataset_doc: dict | None) -> int | None:
@@ -333,7 +339,7 @@ def _new_entry_split(documents: _Documents, change: EntryChange) -> str | None:
 def _apply_change(documents: _Documents, change: EntryChange) -> tuple[EntryUpdate | Exception, str | None]:
     """The change's result, and the path of the content group whose thumbnail it orphaned."""
     own_ref = entries_of(change.dataset).document(doc_id(change.key))
-    stored = documents.read([own_ref])[own_ref.path]
+    stored = _as_entry(documents.read([own_ref])[own_ref.path])
     entry = copy.deepcopy(stored) if stored else entries.new_entry(change.key, _new_entry_split(documents, change))
     if entries.is_stale(entry, change.part, change.generation, change.deleting, change.path):
         return EntryUpdate(False), None
@@ -350,7 +356,8 @@ def _apply_change(documents: _Documents, change: EntryChange) -> tuple[EntryUpda
     for ref, member in {**members, own_ref: entry}.items():
         documents.put(ref, entries.derive(member, class_count))
     orphan = _orphaned_thumbnail(before, groups, entry)
-    return EntryUpdate(True, orphan), contents_of(change.dataset).document(before["sha256"]).path if orphan else None
+    return EntryUpdate(True, orphan), (contents_of(change.dataset).document(before["sha256"]).path
+                                       if orphan and before else None)
 
 
 def _unless_regained(documents: _Documents, result: EntryUpdate | Exception, group: str | None):
@@ -361,7 +368,7 @@ def _unless_regained(documents: _Documents, result: EntryUpdate | Exception, gro
     return result
 
 
-def _orphaned_thumbnail(before: dict | None, groups: dict, entry: Entry) -> tuple[str, int] | None:
+def _orphaned_thumbnail(before: ImageRecord | None, groups: dict, entry: Entry) -> tuple[str, int] | None:
     """The thumbnail of the content the entry showed before, when the change left that content's group empty
     (and no other image file of the entry's name holds it, to be shown should the newest go)."""
     if not before or groups.get(before.get("sha256"), True):  # untouched (absent) or still with members
@@ -369,12 +376,14 @@ def _orphaned_thumbnail(before: dict | None, groups: dict, entry: Entry) -> tupl
     if any(source["held"] and source["record"]["sha256"] == before["sha256"]
            for source in entries.image_sources(entry).values()):
         return None
-    if before.get("thumbnail") and before.get("thumbnail_generation"):
-        return before["thumbnail"], int(before["thumbnail_generation"])
+    thumbnail, generation = before.get("thumbnail"), before.get("thumbnail_generation")
+    if thumbnail and generation:
+        return thumbnail, int(generation)
     return None  # indexed before thumbnails recorded their generation: left alone
 
 
-def _regroup_duplicates(documents: _Documents, dataset: str, own_id: str, before, entry: Entry) -> tuple[dict, dict]:
+def _regroup_duplicates(documents: _Documents, dataset: str, own_id: str, before: ImageRecord | None,
+                        entry: Entry) -> tuple[dict, dict]:
     """Read the content groups an image change touches (those not read already) and apply the pure rule:
     returns the groups to write and the other member entries whose duplicates changed."""
     shas = duplicates.touched_groups(before, entry["image"])
@@ -393,7 +402,7 @@ def _regroup(documents: _Documents, dataset: str, own_id: str, entry: Entry, sha
     read_members = documents.read(member_groups) if member_groups else {}
     members = {}
     for ref, group in member_groups.items():
-        member = copy.deepcopy(read_members[ref.path])
+        member = copy.deepcopy(_as_entry(read_members[ref.path]))
         if member is not None:  # a group never outlives its entries; be safe all the same
             duplicates.set_duplicates(member, ref.id, group)
             members[ref] = member
@@ -426,12 +435,13 @@ def _resplit(transaction, dataset: str, entry_ids: list[str]) -> int:
     dataset_doc = read[dataset_ref(dataset).path] or {}
     moved = 0
     for own_ref, assignment_ref in zip(own_refs, assignment_refs):
-        entry = copy.deepcopy(documents.docs[own_ref.path])
+        entry = copy.deepcopy(_as_entry(documents.docs[own_ref.path]))
         split = _current_split(entry, documents.docs[assignment_ref.path], dataset_doc) if entry else None
         if entry is None or split == entry.get("split"):
             continue
         entry["split"] = split
-        shas = {entry["image"]["sha256"]} if entry.get("image") else set()
+        image = entry.get("image")
+        shas = {image["sha256"]} if image else set()
         groups, members = _regroup(documents, dataset, own_ref.id, entry, shas) if shas else ({}, {})
         for sha, group in groups.items():
             documents.put(contents_of(dataset).document(sha), {"members": group} if group else None)
@@ -448,7 +458,7 @@ def rederive_entry(dataset: str, entry_id: str) -> None:
 
     def work(transaction) -> None:
         read = db.read_all([ref, dataset_ref(dataset)], transaction)
-        entry = read[ref.path]
+        entry = _as_entry(read[ref.path])
         if entry is None:
             return
         derived = entries.derive(entry, _class_count(read[dataset_ref(dataset).path]))
@@ -489,11 +499,11 @@ def put_file(dataset: str, path: str, generation: int, issues: list[Issue] | Non
 
 def _file_doc(path: str, generation: int, issues: list[Issue] | None, current: dict) -> dict:
     deleted = issues is None
-    issues = [i.to_dict() for i in issues or []]
+    stored = [i.to_dict() for i in issues or []]
     return {"path": path, "present": not deleted,
             "generation": current["generation"] if deleted else generation,
             "tombstone": generation if deleted else current["tombstone"],
-            "issues": issues, "issue_count": len(issues), "has_issues": bool(issues)}
+            "issues": stored, "issue_count": len(stored), "has_issues": bool(stored)}
 
 
 def put_data_yaml(dataset: str, path: str, generation: int, names: list[str] | None,

@@ -8,8 +8,9 @@ groups and members, these functions say what they become.
 """
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TypedDict
 
+from common.domain.entries import Entry, ImageRecord
 from common.domain.issues import Issue
 
 
@@ -21,7 +22,7 @@ class Member(TypedDict):
 Members = dict[str, Member]  # entry document id -> member
 
 
-def touched_groups(before: dict[str, Any] | None, after: dict[str, Any] | None) -> set[str]:
+def touched_groups(before: ImageRecord | None, after: ImageRecord | None) -> set[str]:
     """The content groups (sha256) an image change touches; none when the
     entry's membership stays the same (same content at the same path)."""
     old = before and (before["sha256"], before["path"])
@@ -31,7 +32,7 @@ def touched_groups(before: dict[str, Any] | None, after: dict[str, Any] | None) 
     return {image["sha256"] for image in (before, after) if image}
 
 
-def move_member(groups: dict[str, Members], own_id: str, after: dict[str, Any] | None,
+def move_member(groups: dict[str, Members], own_id: str, after: ImageRecord | None,
                 split: str | None) -> dict[str, Members]:
     """The touched groups with the entry taken out of each and put into the
     group of its current content."""
@@ -44,15 +45,15 @@ def move_member(groups: dict[str, Members], own_id: str, after: dict[str, Any] |
     return moved
 
 
-def set_duplicates(entry: dict[str, Any], own_id: str, members: Members) -> None:
+def set_duplicates(entry: Entry, own_id: str, members: Members) -> None:
     """Record on `entry` the other entries with the same image content, and their issues."""
     others = [m["path"] for doc, m in members.items() if doc != own_id]
+    image = entry["image"]
     entry["duplicates"] = sorted(others)
-    entry["duplicate_issues"] = ([i.to_dict() for i in duplicate_issues(entry["image"], members)]
-                                 if others and entry["image"] else [])
+    entry["duplicate_issues"] = [i.to_dict() for i in duplicate_issues(image, members)] if others and image else []
 
 
-def duplicate_issues(image: dict[str, Any], members: Members) -> list[Issue]:
+def duplicate_issues(image: ImageRecord, members: Members) -> list[Issue]:
     path = image["path"]
     other_paths = sorted(m["path"] for m in members.values() if m["path"] != path)
     issues = [Issue("duplicate_image",

@@ -38,6 +38,12 @@ class SourceUrl:
     name: str | None         # gs only: the object's name
     archive: str | None      # "zip" | "tar" | "tgz"; None when neither the name nor the caller says
 
+    def bucket_object(self) -> tuple[str, str] | None:
+        """(bucket, object name) of a gs:// source; None for one read over the network."""
+        if self.bucket is None or self.name is None:
+            return None
+        return self.bucket, self.name
+
 
 def parse(url: str, archive_format: str | None = None) -> SourceUrl:
     """The URL checked and taken apart; `archive_format`, when given, overrides

@@ -73,17 +73,17 @@ def label_chunk(job: dict, keys: list[str]) -> dict:
         return _all_failed(keys, str(unusable))
     thresholds = Thresholds(conf=job["conf"], iou=job["iou"])
     mapping = {int(model_id): dataset_id for model_id, dataset_id in job["class_map"].items()}
-    counts = {"boxes": 0, "dropped": 0, "failures": 0, "failed": []}
+    proposed = dropped_total = 0
+    failed: list[dict[str, str]] = []
     for key, image, data in _read_ahead(job["dataset"], keys):
         try:
             boxes, dropped = _propose(job, session, thresholds, mapping, key, image, data)
         except ImageRejected as rejected:
-            counts["failures"] += 1
-            counts["failed"].append({"image": key, "reason": rejected.message})
+            failed.append({"image": key, "reason": rejected.message})
             continue
-        counts["boxes"] += boxes
-        counts["dropped"] += dropped
-    return counts
+        proposed += boxes
+        dropped_total += dropped
+    return {"boxes": proposed, "dropped": dropped_total, "failures": len(failed), "failed": failed}
 
 
 def _all_failed(keys: list[str], reason: str) -> dict:
@@ -130,7 +130,7 @@ def _propose(job: dict, session, thresholds: Thresholds, mapping: dict[int, int]
     too_large = _too_large(image) if image else None
     if too_large:
         raise ImageRejected("image_too_large", too_large)
-    if data is None:
+    if image is None or data is None:
         raise ImageRejected("image_gone", "the image was deleted or replaced since the job listed it")
     size, found = detect(session, data, thresholds)
     kept, dropped = proposals.from_boxes([box_view(d, size, session.names) for d in found], mapping)

@@ -11,4 +11,4 @@ from common.platform import config
 def request(job_id: str, continues_run: int) -> str:
     """Ask for the execution that goes on after run `continues_run` of the job: safe to repeat."""
     return topics.publish(config.training_topic(), ContinuationRequest(job_id=job_id, continues_run=continues_run),
-                          **{training_job.CONTINUATION_ATTRIBUTE: "1"})
+                          deadline=None, **{training_job.CONTINUATION_ATTRIBUTE: "1"})

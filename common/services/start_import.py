@@ -82,21 +82,30 @@ def _move(document: dict, expected: str, fields: dict) -> dict:
     launches its phase."""
     import_store.transition(document["id"],
                             lambda current: fields if imports.step(current) == expected else None)
-    return import_store.read(document["id"])
+    return _read_back(document["id"])
 
 
 def _fail(document: dict, reason: str) -> dict:
     import_store.finish_task(document["id"], 0, failed_with=reason)
-    return import_store.read(document["id"])
+    return _read_back(document["id"])
+
+
+def _read_back(import_id: str) -> dict:
+    """The import as this step just wrote it: an import is never deleted."""
+    found = import_store.read(import_id)
+    if found is None:
+        raise LookupError(f"import {import_id} is gone: its dataset was deleted meanwhile?")
+    return found
 
 
 def _look_at(document: dict) -> tuple[int | None, bool, str | None]:
     """(size, read by ranges, archive kind) of the import's source."""
     source = source_urls.parse(document["source"])
-    if source.scheme == "gs":  # checked again here: the importer's account reads it
-        imports.check_bucket_source(source.bucket, source.name, config.data_bucket(), document["dataset"],
-                                    config.import_buckets())
-        blob = storage.client().bucket(source.bucket).get_blob(source.name, generation=document.get("generation"))
+    in_bucket = source.bucket_object()
+    if in_bucket:  # checked again here: the importer's account reads it
+        bucket, name = in_bucket
+        imports.check_bucket_source(bucket, name, config.data_bucket(), document["dataset"], config.import_buckets())
+        blob = storage.client().bucket(bucket).get_blob(name, generation=document.get("generation"))
         if blob is None:
             raise remote_source.SourceError(f"{document['source']} does not exist (or this generation is gone)")
         head = b"" if source.archive else blob.download_as_bytes(start=0, end=HEAD_BYTES - 1)

@@ -81,6 +81,8 @@ def test_an_http_url_announces_its_archive_by_the_path_extension(url, archive):
 def test_a_gs_url_names_its_bucket_and_object():
     assert source_urls.parse("gs://my-bucket/imports/2024/set.tar.gz") == SourceUrl(
         "gs://my-bucket/imports/2024/set.tar.gz", "gs", "my-bucket", "imports/2024/set.tar.gz", "tgz")
+    assert source_urls.parse("gs://my-bucket/imports/a.zip").bucket_object() == ("my-bucket", "imports/a.zip")
+    assert source_urls.parse("https://example.com/a.zip").bucket_object() is None  # read over the network
 
 
 def test_the_scheme_is_read_case_insensitively():

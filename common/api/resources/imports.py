@@ -41,9 +41,9 @@ def create_import(ctx: RequestContext, args: dict) -> dict:
     dataset, body = args["dataset"], args["body"]
     try:
         source = source_urls.parse(body.url)
-        if source.scheme == "gs":
-            imports.check_bucket_source(source.bucket, source.name, config.data_bucket(), dataset,
-                                        config.import_buckets())
+        in_bucket = source.bucket_object()
+        if in_bucket:
+            imports.check_bucket_source(*in_bucket, config.data_bucket(), dataset, config.import_buckets())
     except (InvalidImportRequest, InvalidSource) as exc:
         raise ApiError(400, str(exc), "url") from None
     import_id = job_requests.job_id("import", dataset, ctx.principal.name, body.request_id)
@@ -70,7 +70,10 @@ def cancel_import(ctx: RequestContext, args: dict) -> dict:
     if document["status"] in (imports.COMPLETED, imports.FAILED):  # cancelling twice is no error
         raise ApiError(409, f"import {document['id']} is {document['status']}: nothing to cancel")
     import_store.cancel(document["id"])
-    return import_store.view(import_store.read(document["id"], ctx.deadline_seconds), ctx.deadline_seconds)
+    cancelled = import_store.read(document["id"], ctx.deadline_seconds)
+    if cancelled is None:  # an import is never deleted; a dataset's may be, meanwhile
+        raise ApiError(404, f"import {document['id']} is gone")
+    return import_store.view(cancelled, ctx.deadline_seconds)
 
 
 ROUTES = [

@@ -40,6 +40,8 @@ def create_version(ctx: RequestContext, args: dict) -> dict:
     asked_by = version_store.version_request(dataset, ctx.principal.name, request_id) if request_id else None
     made = versions.request(dataset, fields, ctx.principal.name, ctx.deadline_seconds, asked_by)
     document = made if "status" in made else version_store.read_version(dataset, made["id"], ctx.deadline_seconds)
+    if document is None:  # deleted since it was requested
+        raise ApiError(404, f"version {made['id']} of dataset {dataset!r} is gone")
     # a queued one (this request's, or the first of a retried request_id) is asked for: freezing is idempotent
     job_requests.ask_recorded(document, config.export_topic(), VersionRequest(dataset=dataset, version=document["id"]),
                               ctx.deadline_seconds, requested_by=ctx.principal.name)
