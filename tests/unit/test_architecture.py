@@ -450,6 +450,48 @@ def test_the_private_name_check_finds_each_kind(tmp_path, monkeypatch):
                      "jobs/trainer/evaluation.py"]  # the last: its allowed entry matches nothing here
 
 
+# ---- Firestore stays in the stores -------------------------------------------------------
+
+# Each store in common/cloud owns its documents: their fields, queries and transitions (docs/architecture.md,
+# "Stores"). Outside it, no code reaches Firestore itself: no import of its client, no query or reference built,
+# no transaction run. Methods named so are Firestore's here; a store hands out what it read, not where it is.
+FIRESTORE_MODULES = ("google.cloud.firestore", "google.cloud.firestore_v1")
+FIRESTORE_CALLS = frozenset({"where", "document", "collection", "collection_group", "in_transaction",
+                             "transaction", "batch", "bulk_writer", "start_at", "start_after"})
+
+
+def firestore_reached_outside_stores(repo: Path) -> list[str]:
+    """Every import of Firestore's client and every call of a Firestore method outside common/cloud, as
+    "file:line: what"."""
+    files = sorted(path for folder in SHIPPED for path in (repo / folder).rglob("*.py")
+                   if not path.relative_to(repo).parts[:2] == ("common", "cloud"))
+    found = [f"{imp.file.relative_to(repo)}:{imp.line}: imports {imp.module}" for file in files
+             for imp in imports_of(file) if any(matches(imp.module, m) for m in FIRESTORE_MODULES)]
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text(), str(file))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in FIRESTORE_CALLS:
+                found.append(f"{file.relative_to(repo)}:{node.lineno}: .{node.func.attr}(...)")
+    return sorted(found)
+
+
+def test_only_the_stores_reach_firestore():
+    assert firestore_reached_outside_stores(REPO) == []
+
+
+def test_the_store_check_finds_firestore_reached_from_outside(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    sources = {"common/api/a.py": "from google.cloud.firestore_v1.base_query import FieldFilter\n",
+               "common/services/b.py": "def f(store):\n    return store.jobs().document('x').get()\n",
+               "functions/c/main.py": "def f(db):\n    return db.in_transaction(lambda t: None)\n",
+               "common/cloud/d.py": "from google.cloud import firestore\ndef f(c):\n    return c.where(1)\n"}
+    for name, text in sources.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    found = [line.split(":")[0] for line in firestore_reached_outside_stores(tmp_path)]
+    assert found == ["common/api/a.py", "common/services/b.py", "functions/c/main.py"]
+
+
 # ---- every import of our own code resolves ---------------------------------------------
 
 def our_source_files() -> list[Path]:
