@@ -212,6 +212,14 @@ def test_the_import_reader_sees_what_the_domain_check_forbids(tmp_path, monkeypa
     assert [imp.lazy_in for imp in imports_of(package / "bad.py")] == [None, None, None, "later"]
 
 
+def files_found_by(check, root: Path, sources: dict[str, str]) -> list[str]:
+    """The files `check(root)` names once `sources` ({path: text}) are written under `root`."""
+    for name, text in sources.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return [line.split(":")[0] for line in check(root)]
+
+
 # ---- the layers -------------------------------------------------------------------------
 
 def layer_violations(repo: Path) -> list[str]:
@@ -257,10 +265,7 @@ def test_the_layer_check_finds_each_kind_of_violation(tmp_path, monkeypatch):
                "functions/e/main.py": "from infra.local import stack\n",
                "bench/f.py": "from infra.local import stack\nfrom common.api import router\n",
                "common/services/g.py": "from common.cloud import storage\nfrom common.domain import layout\n"}
-    for name, text in sources.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    found = [line.split(":")[0] for line in layer_violations(tmp_path)]
+    found = files_found_by(layer_violations, tmp_path, sources)
     assert found == ["common/api/d.py", "common/cloud/b.py", "common/domain/a.py", "common/services/c.py",
                      "functions/e/main.py"]
     monkeypatch.setattr(sys.modules[__name__], "LAYER_EXCEPTIONS", {"common/cloud/b.py: common.services.ingest": "",
@@ -442,10 +447,7 @@ def test_the_private_name_check_finds_each_kind(tmp_path, monkeypatch):
                "common/services/c.py": "import google.cloud._http\n",
                "functions/d/main.py": "class A:\n    def f(self):\n        return self._x, cls._y\n",
                "jobs/e.py": "from __future__ import annotations\nfrom . import _local\n"}
-    for name, text in sources.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    found = [line.split(":")[0] for line in private_access(tmp_path)]
+    found = files_found_by(private_access, tmp_path, sources)
     assert found == ["common/cloud/a.py", "common/cloud/b.py", "common/services/c.py",
                      "jobs/trainer/evaluation.py"]  # the last: its allowed entry matches nothing here
 
@@ -485,10 +487,7 @@ def test_the_store_check_finds_firestore_reached_from_outside(tmp_path, monkeypa
                "common/services/b.py": "def f(store):\n    return store.jobs().document('x').get()\n",
                "functions/c/main.py": "def f(db):\n    return db.in_transaction(lambda t: None)\n",
                "common/cloud/d.py": "from google.cloud import firestore\ndef f(c):\n    return c.where(1)\n"}
-    for name, text in sources.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    found = [line.split(":")[0] for line in firestore_reached_outside_stores(tmp_path)]
+    found = files_found_by(firestore_reached_outside_stores, tmp_path, sources)
     assert found == ["common/api/a.py", "common/services/b.py", "functions/c/main.py"]
 
 
