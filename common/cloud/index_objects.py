@@ -6,7 +6,7 @@ from typing import cast
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from common.cloud import dataset_index
+from common.cloud import bucket_listing, dataset_index, db
 from common.domain import reindex
 from common.domain.entries import Entry
 
@@ -24,3 +24,20 @@ def indexed(dataset: str) -> dict[str, int]:
         fields = snapshot.to_dict() or {}
         held[fields["path"]] = fields["generation"]
     return held
+
+
+def every_dataset(after: str | None = None, limit: int = 100) -> list[str]:
+    """The datasets after `after` in name order, at most `limit`: the bucket's dataset folders and the datasets the
+    index knows (one whose every object is gone has no folder left, and its index still holds them)."""
+    listed = [bucket_listing.datasets(after, limit), indexed_datasets(after, limit)]
+    full = [names[-1] for names in listed if len(names) == limit]
+    boundary = min(full) if full else None  # past a full list's last name, the other may have skipped some
+    return sorted(name for name in set().union(*listed) if boundary is None or name <= boundary)[:limit]
+
+
+def indexed_datasets(after: str | None = None, limit: int = 100) -> list[str]:
+    """The datasets the index knows, in name order, at most `limit` after `after`."""
+    query = dataset_index.datasets()
+    if after:
+        query = query.where(filter=FieldFilter("__name__", ">", dataset_index.dataset_ref(after)))
+    return [snapshot.id for snapshot in query.order_by("__name__").select([]).limit(limit).stream(**db.deadline())]

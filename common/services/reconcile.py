@@ -2,19 +2,20 @@
 the difference repaired through ingest's own path (common.services.reindex.apply), so events lost to the
 dead-letter limit, an outage longer than the retry budget, or a bug are found and fixed unasked.
 
-A run is bounded: it compares whole datasets, in name order, until it has listed RECONCILE_OBJECTS_PER_RUN
-objects, and repairs at most RECONCILE_REPAIRS_PER_RUN differences; the next run goes on after the last dataset
-it finished (common.cloud.reconciliation_store), and from the first again once it reached the end. Objects
-written within RECONCILE_GRACE_SECONDS are left to their own events. Each dataset it repaired is one log line,
-"reconciliation repaired", with dataset, added, updated and removed: the log-based metric counts those
-(docs/operations.md). Running twice changes nothing more than running once: the second finds no difference.
+A run is bounded: it compares whole datasets (the bucket's folders and the index's datasets), in name order,
+until it has listed RECONCILE_OBJECTS_PER_RUN objects, and repairs at most RECONCILE_REPAIRS_PER_RUN differences;
+the next run goes on after the last dataset it finished (common.cloud.reconciliation_store), and from the first
+again once it reached the end. Objects written within RECONCILE_GRACE_SECONDS are left to their own events. Each
+dataset it repaired is one log line, "reconciliation repaired", with dataset, added, updated and removed: the
+log-based metric counts those (docs/operations.md). Running twice changes nothing more than running once: the
+second finds no difference.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from common.cloud import bucket_listing, index_objects, reconciliation_store
+from common.cloud import index_objects, reconciliation_store
 from common.domain import reindex as compare_rules
 from common.platform import config, log
 from common.platform.handler import Outcome, Result
@@ -49,7 +50,7 @@ def _sweep(after: str | None, budget: Budget, now: float) -> tuple[str | None, d
     repaired: dict[str, dict[str, int]] = {}
     compared = 0
     while not budget.spent():
-        datasets = bucket_listing.datasets(after)
+        datasets = index_objects.every_dataset(after)
         if not datasets:
             return None, repaired, compared
         for dataset in datasets:

@@ -114,6 +114,12 @@ def watch_lines(stack) -> list[dict]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
+def ended(line: dict) -> bool:
+    """A watch line that ends a reconciliation run: its outcome, or its failure."""
+    return line.get("message", "").startswith("reconciled ") or (
+        line.get("outcome") == "failed" and "reconcile" in line.get("stack_trace", ""))
+
+
 def reconciled(stack, dataset: str) -> list[dict]:
     """Ask the watch for one reconciliation run (the scheduler's tick, reconcile: true) and wait for its outcome:
     the lines it logged for what it repaired in `dataset`."""
@@ -121,8 +127,10 @@ def reconciled(stack, dataset: str) -> list[dict]:
     publisher = pubsub_v1.PublisherClient()
     topic = publisher.topic_path(stack.project, config.WATCH_TOPIC)
     publisher.publish(topic, Sweep(sweep=True, reconcile=True).wire()).result()
-    new = wait_for(lambda: watch_lines(stack)[before:], lambda lines: any(
-        line.get("message", "").startswith("reconciled ") for line in lines), 300, "a reconciliation run")
+    new = wait_for(lambda: watch_lines(stack)[before:], lambda lines: any(map(ended, lines)), 300,
+                   "a reconciliation run")
+    failed = [line for line in new if line.get("outcome") == "failed"]
+    assert not failed, failed[0].get("stack_trace")
     return [line for line in new if line.get("message") == REPAIRED and line.get("dataset") == dataset]
 
 
@@ -144,26 +152,32 @@ def test_the_administrator_reindexes_every_dataset_folder_a_page_at_a_time(stack
     assert all(api.get(f"/datasets/{name}")["stats"]["images"] == 0 for name in names)
 
 
-def test_a_bounded_run_repairs_part_and_the_next_runs_go_on_where_it_stopped(stack, bucket, monkeypatch):
+def test_a_bounded_run_repairs_part_and_the_next_runs_go_on_where_it_stopped(stack, api, bucket, monkeypatch):
     run = uuid.uuid4().hex[:8]
-    first, second = f"zzzz-{run}-a", f"zzzz-{run}-b"  # after every other test's dataset
+    first, second, emptied = (f"zzzz-{run}-{letter}" for letter in "abc")  # after every other test's dataset
     notes = {f"notes/{n}.md": b"x" for n in range(3)}
-    with held_notifications(stack) as (subscriber, subscription):  # never indexed: their events are purged
+    drop(bucket, emptied, {"notes/0.md": b"x"})
+    wait_for(lambda: dataset_index.is_present_file(emptied, f"datasets/{emptied}/notes/0.md"), bool, DEADLINE,
+             f"{emptied} indexed")
+    with held_notifications(stack) as (subscriber, subscription):  # their events purged: never indexed
         for name in (first, second):
             drop(bucket, name, notes)
-        capture(subscriber, subscription, 2 * len(notes), under=f"datasets/zzzz-{run}-")
+        bucket.blob(f"datasets/{emptied}/notes/0.md").delete()  # its folder gone with it: the index still knows it
+        capture(subscriber, subscription, 2 * len(notes) + 1, under=f"datasets/zzzz-{run}-")
     monkeypatch.setenv("RECONCILE_REPAIRS_PER_RUN", "2")
     reconciliation_store.stopped_after(f"zzzz-{run}", 0.0)  # as if the last run stopped just before them
 
     def repaired() -> dict:
         outcome = reconcile.run()
-        return {name: counts["added"] for name, counts in outcome.fields["repaired"].items()}
+        return {name: (counts["added"], counts["removed"]) for name, counts in outcome.fields["repaired"].items()}
 
-    assert repaired() == {first: 2}  # the budget spent in the first dataset: the next run compares it again
+    assert repaired() == {first: (2, 0)}  # the budget spent in the first dataset: the next run compares it again
     assert reconciliation_store.resume_after() == f"zzzz-{run}"
-    assert repaired() == {first: 1, second: 1}
+    assert repaired() == {first: (1, 0), second: (1, 0)}
     assert reconciliation_store.resume_after() == first
-    assert repaired() == {second: 2}
-    assert repaired() == {} and reconciliation_store.resume_after() is None  # the end: the next starts over
+    assert repaired() == {second: (2, 0)}
+    assert repaired() == {emptied: (0, 1)}
+    assert reconciliation_store.resume_after() is None  # the end of the bucket: the next run starts over
     assert all(dataset_index.is_present_file(name, f"datasets/{name}/{path}") for name in (first, second)
                for path in notes)
+    assert not dataset_index.is_present_file(emptied, f"datasets/{emptied}/notes/0.md")

@@ -14,7 +14,7 @@ from common.api.errors import ApiError
 from common.api.resources.datasets import DATASET
 from common.api.routes import Route
 from common.api.schema import STRING, array, nullable, obj
-from common.cloud import bucket_listing
+from common.cloud import index_objects
 from common.domain import dataset_jobs, layout, reindex
 from common.services import dataset_jobs as job_service
 from common.services import job_requests
@@ -36,12 +36,12 @@ def reindex_dataset(ctx: RequestContext, args: dict) -> tuple[int, dict]:
 
 
 def reindex_all(ctx: RequestContext, args: dict) -> dict:
-    """A reindex of each dataset folder after `after`, MAX_DATASETS_PER_REQUEST at a time: `next` is the `after`
-    of the next request (None: none left)."""
+    """A reindex of each dataset (each folder of the bucket, each dataset of the index) after `after`,
+    MAX_DATASETS_PER_REQUEST at a time: `next` is the `after` of the next request (None: none left)."""
     if not ctx.principal.is_admin:
         raise ApiError(403, ADMIN_ONLY)
     body = args["body"]
-    datasets = bucket_listing.datasets(body.after, reindex.MAX_DATASETS_PER_REQUEST)
+    datasets = index_objects.every_dataset(body.after, reindex.MAX_DATASETS_PER_REQUEST)
     started = [_start(ctx, dataset, body.request_id) for dataset in datasets]
     full = len(datasets) == reindex.MAX_DATASETS_PER_REQUEST
     return {"jobs": started, "next": datasets[-1] if full else None}
