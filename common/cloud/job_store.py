@@ -234,6 +234,13 @@ class Claim:
     document: dict | None
     taken: bool
 
+    @property
+    def found(self) -> dict:
+        """The document a taken claim found, for a claim whose `allows` refuses a document that does not exist."""
+        if self.document is None:
+            raise LookupError(f"{self.ref.path}: claimed where there was no document")
+        return self.document
+
 
 def claim_job(jobs, job_id: str, lease: kernel.Lease, holder: str, allows: Callable[[dict], bool],
               taking: Callable[[dict], dict] = lambda found: {}) -> Claim:

@@ -40,7 +40,7 @@ def handle(message: PubSubMessage) -> Outcome:
     if not claimed.taken:
         return Outcome(Result.DUPLICATE, f"continuation after run {run} of {job_id}: nothing to start",
                        {"job_id": job_id})
-    job = claimed.document
+    job = claimed.found  # _may_start refuses a job that does not exist
     try:
         _wait_until_stopped(job)
         if not _may_start(training_store.read(job_id) or {}, run):

@@ -25,7 +25,7 @@ import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from common.cloud import export_parts as stored_parts, job_store, storage, topics, version_store
 from common.domain import coco, export_parts, exports, layout, versions as version_rules, zip_parts
@@ -89,11 +89,12 @@ def _version(dataset: str, version: str) -> Outcome:
 def _export(export_id: str) -> Outcome:
     deadline = time.monotonic() + config.export_call_seconds()
     claim = _claim(export_id)
-    document = claim.document
     if not claim.taken:
-        if document and document["status"] in (exports.COMPLETED, exports.CANCELLED):
+        stored = claim.document
+        if stored and stored["status"] in (exports.COMPLETED, exports.CANCELLED):
             stored_parts.remove(layout.export_parts(export_id))  # left by a call that ended it and died, or cancelled
-        return Outcome(Result.DUPLICATE, f"export {export_id} is {document['status'] if document else 'unknown'}")
+        return Outcome(Result.DUPLICATE, f"export {export_id} is {stored['status'] if stored else 'unknown'}")
+    document = claim.found  # _claim refuses an export that does not exist
     try:
         with job_store.Heartbeat(claim):
             version = document.get("version") or _version_for(document)
@@ -150,7 +151,7 @@ class _Call:
     found: int = 0
     written: int = 0
     files_written: int = 0
-    images: Iterator | None = None
+    images: Generator[tuple[Member, str, Iterator[bytes]], None, None] | None = None  # closed to stop its downloads
     done: list[PartRecord] = field(default_factory=list)
     result: dict | None = None  # once the archive is made
 
@@ -282,7 +283,7 @@ def _finish(call: _Call, done: list[PartRecord]) -> dict:
     return result
 
 
-def _fetched(placed: list[tuple[Member, str]]) -> Iterator[tuple[Member, str, Iterator[bytes]]]:
+def _fetched(placed: list[tuple[Member, str]]) -> Generator[tuple[Member, str, Iterator[bytes]], None, None]:
     """Each member with its name in the archive and its bytes, in order; downloads run PREFETCH images ahead."""
     with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
         window: deque = deque()

@@ -27,8 +27,9 @@ def handle(message: PubSubMessage) -> Outcome:
     outcome = _apply(event)
     if event["type"] == "failed" and outcome.result == Result.APPLIED:  # the trainer said so: counted as a failure
         log.job_event(log.JOB_FAILED, "training", event["job_id"], reason=event.get("error"))
-    if event["type"] == "continued" and outcome.result in (Result.APPLIED, Result.DUPLICATE):
-        continuation_requests.request(event["job_id"], event.get("run"))
+    run = event.get("run")  # the trainer names the run it stopped in; an event without one asks for nothing here
+    if event["type"] == "continued" and isinstance(run, int) and outcome.result in (Result.APPLIED, Result.DUPLICATE):
+        continuation_requests.request(event["job_id"], run)
     return outcome
 
 
