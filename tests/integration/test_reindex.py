@@ -123,6 +123,7 @@ def ended(line: dict) -> bool:
 def reconciled(stack, dataset: str) -> list[dict]:
     """Ask the watch for one reconciliation run (the scheduler's tick, reconcile: true) and wait for its outcome:
     the lines it logged for what it repaired in `dataset`."""
+    reconciliation_store.stopped_after(dataset[:-1], 0.0)  # the run starts at `dataset`, whatever precedes it
     before = len(watch_lines(stack))
     publisher = pubsub_v1.PublisherClient()
     topic = publisher.topic_path(stack.project, config.WATCH_TOPIC)
