@@ -67,7 +67,7 @@ def revalidation_job_id(dataset: str, yaml_generation: int, deleted: bool = Fals
 
 def view(job: dict[str, Any], chunks_done: int, files_done: int) -> dict[str, Any]:
     keys = ("id", "dataset", "kind", "status", "created_at", "finished_at", "requested_by", "cancelled_by",
-            "files_total", "error", "map", "names_before", "names_after", "rewritten")
+            "files_total", "error", "map", "names_before", "names_after", "rewritten", *COUNTED[REINDEX])
     return {**{key: job.get(key) for key in keys}, "chunks_total": job.get("units_total", job.get("chunks_total")),
             "files_done": files_done, "chunks_done": chunks_done}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.domain import entries, reindex
+from common.domain import dataset_jobs, entries, reindex
 from common.domain.entries import ImageRecord, LabelRecord
 from common.domain.reindex import Difference, Gone, Listed
 
@@ -75,3 +75,11 @@ def test_plan_items_round_trip_and_keep_only_whose_session_wrote_an_object():
     for found in (listed, Gone(D + "gone.txt", 7)):
         back = reindex.parse_item(reindex.item_of(found))
         assert back == found and getattr(back, "metadata", None) == getattr(found, "metadata", None)
+
+
+def test_a_reindex_job_shows_what_it_indexed_removed_and_left_unchanged():
+    job = {**dataset_jobs.new_job("reindex-1", "d", dataset_jobs.REINDEX, 1.0, "admin"), "status": "completed",
+           "units_total": 2, "files_total": 300, "indexed": 250, "removed": 3, "unchanged": 47}
+    view = dataset_jobs.view(job, chunks_done=2, files_done=300)
+    assert (view["kind"], view["indexed"], view["removed"], view["unchanged"]) == ("reindex", 250, 3, 47)
+    assert view["chunks_total"] == 2 and dataset_jobs.cancellable({**job, "status": "running"})

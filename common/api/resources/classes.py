@@ -31,7 +31,8 @@ JOB = obj(required=("id", "dataset", "kind", "status"), id=STRING, dataset=STRIN
           files_total=nullable(INTEGER), files_done=INTEGER, chunks_total=nullable(INTEGER), chunks_done=INTEGER,
           created_at=NUMBER, finished_at=nullable(NUMBER), error=nullable(STRING), map=ANY,
           names_before=ANY, names_after=ANY, rewritten=nullable(INTEGER), requested_by=nullable(STRING),
-          cancelled_by=nullable(STRING))
+          cancelled_by=nullable(STRING), indexed=nullable(INTEGER), removed=nullable(INTEGER),
+          unchanged=nullable(INTEGER))
 CHANGED = {412: ("data.yaml changed since: the body has its current names and generation", ERROR_SCHEMA),
            428: ("no If-Match", ERROR_SCHEMA)}
 
