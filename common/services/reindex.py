@@ -21,6 +21,7 @@ from common.platform.failures import is_transient
 from common.platform.handler import Outcome, Result
 from common.services import ingest
 
+
 def listed_objects(dataset: str) -> list[Listed]:
     """The dataset's objects ingest indexes, as the bucket lists them now."""
     return [found for found in bucket_listing.dataset_objects(dataset) if reindex.is_indexed(found.name, dataset)]
