@@ -60,9 +60,9 @@ eval "$(python3 - "$REPO/infra/settings.json" <<'PY'
 import json, shlex, sys
 settings = json.load(open(sys.argv[1]))
 names = {"SECRET": settings["secrets"]["api_token"], "REPOSITORY": settings["trainer"]["image_repository"],
-         "IMPORTER_IMAGE": settings["importer"]["image"], "INGEST_IMAGE": settings["ingest_worker"]["image"],
-         "RETIRED_FUNCTION": settings["ingest_worker"]["retired"]["function"],
-         "RETIRED_SUBSCRIPTION": settings["ingest_worker"]["retired"]["subscription"]}
+         "IMPORTER_IMAGE": settings["importer"]["image"],
+         "RETIRED_SERVICES": " ".join(settings["retired"]["services"]),
+         "RETIRED_SUBSCRIPTIONS": " ".join(settings["retired"]["subscriptions"])}
 print("\n".join(f"S_{name}={shlex.quote(value)}" for name, value in names.items()))
 PY
 )"
@@ -116,7 +116,6 @@ IMAGES="$TRAINER_REGION-docker.pkg.dev/$PROJECT/$S_REPOSITORY"
 IMAGE_TAG="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo latest)"
 TRAINER_IMAGE="$IMAGES/trainer:$IMAGE_TAG"
 IMPORTER_IMAGE="$IMAGES/$S_IMPORTER_IMAGE:$IMAGE_TAG"
-INGEST_IMAGE="$IMAGES/$S_INGEST_IMAGE:$IMAGE_TAG"
 allowlist=""
 for entry in ${JOIN_ALLOWLIST:-}; do allowlist+="${allowlist:+,}\"$entry\""; done
 
@@ -132,7 +131,7 @@ tf init -input=false -reconfigure -backend-config="bucket=$STATE_BUCKET"
 vars=(-var="project=$PROJECT" -var="region=$REGION" -var="bucket=$DATA_BUCKET"
       -var="bucket_location=${BUCKET_LOCATION:-$REGION}" -var="firestore_location=${FIRESTORE_LOCATION:-$REGION}"
       -var="trainer_region=$TRAINER_REGION" -var="trainer_gpu_type=${TRAINER_GPU_TYPE:-nvidia-l4}"
-      -var="trainer_image=$TRAINER_IMAGE" -var="importer_image=$IMPORTER_IMAGE" -var="ingest_image=$INGEST_IMAGE"
+      -var="trainer_image=$TRAINER_IMAGE" -var="importer_image=$IMPORTER_IMAGE"
       -var="api_token_version=$(api_token_version)"
       -var="firebase_web_api_key=${FIREBASE_WEB_API_KEY:-}" -var="google_oauth_client_id=${GOOGLE_OAUTH_CLIENT_ID:-}"
       -var="join_policy=${JOIN_POLICY:-open}" -var="join_allowlist=[$allowlist]")
@@ -171,17 +170,19 @@ run gcloud builds submit "$REPO" --config="$REPO/infra/cloudbuild.trainer.yaml" 
   --substitutions="_IMAGE=$TRAINER_IMAGE" "${G[@]}"
 stage "$S_IMPORTER_IMAGE" jobs/importer/Dockerfile jobs
 run gcloud builds submit "$STAGE_ROOT/$S_IMPORTER_IMAGE-image" --tag="$IMPORTER_IMAGE" "${G[@]}"
-stage "$S_INGEST_IMAGE" functions/ingest/Dockerfile functions/ingest
-run gcloud builds submit "$STAGE_ROOT/$S_INGEST_IMAGE-image" --tag="$INGEST_IMAGE" "${G[@]}"
 
 echo "# 4. everything else, as infra/terraform describes it"
 tf apply -input=false -auto-approve "${vars[@]}"
 
-echo "# 5. what the ingest worker replaced, where a deploy before it left it (settings' ingest_worker.retired)"
-when_exists gcloud functions describe "$S_RETIRED_FUNCTION" --gen2 --region="$REGION" "${G[@]}" -- \
-  gcloud functions delete "$S_RETIRED_FUNCTION" --gen2 --region="$REGION" "${G[@]}"
-when_exists gcloud pubsub subscriptions describe "$S_RETIRED_SUBSCRIPTION" "${G[@]}" -- \
-  gcloud pubsub subscriptions delete "$S_RETIRED_SUBSCRIPTION" "${G[@]}"
+echo "# 5. what this deployment no longer runs, where a deploy before it left it (settings' retired)"
+for service in $S_RETIRED_SERVICES; do
+  when_exists gcloud run services describe "$service" --region="$REGION" "${G[@]}" -- \
+    gcloud run services delete "$service" --region="$REGION" "${G[@]}"
+done
+for subscription in $S_RETIRED_SUBSCRIPTIONS; do
+  when_exists gcloud pubsub subscriptions describe "$subscription" "${G[@]}" -- \
+    gcloud pubsub subscriptions delete "$subscription" "${G[@]}"
+done
 
 api_url="$(capture '<API_URL>' terraform -chdir="$ENVIRONMENT" output -raw api_url)"
 echo "# done. API: $api_url  (Authorization: Bearer \$API_TOKEN)"

@@ -556,7 +556,7 @@ def stats_exact(api: ApiClient, stack: local_stack.Stack, dataset: str, n: int, 
 def summary(big: Archive, small: Archive, raw: dict[int, Measured], inline: Measured, four: Measured,
             one: Measured, stats_seconds: float, tasks_four: dict[int, dict], tasks_one: dict[int, dict]) -> None:
     settings = json.loads((REPO / "infra" / "settings.json").read_text())
-    importer, ingest = settings["importer"], settings["ingest_worker"]
+    importer, ingest = settings["importer"], settings["functions"]["ingest"]
     print()
     print(f"archive: {big.n:,} images 400x300 (~{big.image_bytes / big.n / 1000:.0f} KB each) with labels, "
           f"{big.members:,} members, {big.member_bytes / MB:,.0f} MB of members, zip {big.size / MB:,.0f} MB, "
@@ -582,10 +582,10 @@ def summary(big: Archive, small: Archive, raw: dict[int, Measured], inline: Meas
           f"the rest is ingest and the Firestore and Pub/Sub emulators catching up on the same "
           f"{os.cpu_count()} cores: see the CPU line of that wait)")
     rate = small.size / inline.seconds
-    lease = ingest["ack_deadline_seconds"]
-    print(f"inline unpack in the ingest worker: {rate / MB:.1f} MB/s of zip ({inline.members_per_s:.0f} members/s of "
-          f"~100 KB images): about {rate * 60 / MIB:,.0f} MiB unpack in 60 s, {rate * lease / MIB:,.0f} MiB in one "
-          f"lease of its batch ({lease} s, renewed while it runs); "
+    timeout = ingest["timeout_seconds"]
+    print(f"inline unpack in the ingest function: {rate / MB:.1f} MB/s of zip ({inline.members_per_s:.0f} members/s "
+          f"of ~100 KB images): about {rate * 60 / MIB:,.0f} MiB unpack in 60 s, {rate * timeout / MIB:,.0f} MiB in "
+          f"its call's timeout ({timeout} s); "
           f"IMPORT_INLINE_MAX_BYTES is {importer['inline_max_bytes'] / MIB:.0f} MiB "
           f"({importer['inline_max_bytes'] / rate:.0f} s at this rate)")
     per_task = one.members_per_s, one.mb_per_s

@@ -7,18 +7,20 @@ Starts its own stack on free ports and measures, each time with N generated
 runs until GET /datasets/<ds> reports every image, label and box indexed:
 1a. end to end: the 2N objects uploaded at once from `concurrency` threads, the
     clock starting at the first upload; fake-gcs-server publishes the notifications
-    and the ingest worker pulls them in batches of what has arrived (up to
-    INGEST_BATCH_SIZE) while the uploads go on; its CPU over the run (/proc);
-1b. ingest capacity: another dataset uploaded while the worker is stopped, so its
-    2N real notifications wait in the subscription, then the worker started: the
-    clock runs from its first batch to its last, its CPU over the same span (both
-    from its status page), per image+label pair, against the floor: identify_image
+    and the push pump pushes them to the ingest function with the function's
+    concurrency in flight, which acts on those that arrive together as one group
+    (up to INGEST_BATCH_SIZE) while the uploads go on; its CPU over the run (/proc);
+1b. ingest capacity: another dataset uploaded while the push is stopped, so its
+    2N real notifications wait in the subscription, then a fresh ingest instance
+    pushed them: the clock runs from its first request to its last group, its CPU
+    over the same span (both from its status page), per image+label pair, against
+    the floor: identify_image
     and parse_label of the same files in this process; floor / ingest is the
     efficiency. --profile records py-spy meanwhile and prints it by component
     (bench/profile.py);
 2. the ceiling: raw Firestore emulator writes (2N single-document sets from the
    same number of threads), and ingest capacity (1b) as a share of it;
-3. memory: the ingest worker's peak RSS while it hashes one --big-gib GiB image,
+3. memory: the ingest function's peak RSS while it hashes one --big-gib GiB image,
    and that the sha256 it records is the right one.
 """
 from __future__ import annotations
@@ -64,14 +66,15 @@ def main() -> None:
         "=" * 78,
         f"ingest capacity (a backlog of {2 * n} notifications, {n} images): " + rate(n, backlog.seconds)
         + f"; {batches_line(backlog)}",
-        f"ingest CPU per image+label pair (the worker process, user+system): {cpu_line(backlog, n)}",
+        f"ingest CPU per image+label pair (the function's process, user+system): {cpu_line(backlog, n)}",
         f"floor: identify_image + parse_label on the same {n} pairs in one process: {1000 * floor / n:.1f} ms per pair",
         f"efficiency floor / ingest = {floor / backlog.cpu:.2f}",
         f"raw Firestore emulator writes ({c} threads): {raw_per_s:.0f} writes/s",
         f"ingest vs raw Firestore ceiling: ingest events/s / raw writes/s = "
         f"{100 * 2 * n / backlog.seconds / raw_per_s:.0f}% (= images/s / (raw writes/s / 2))",
-        f"end to end ({c} upload threads, the worker pulling as they arrive): " + rate(n, uploaded.seconds)
-        + f" (the uploads alone took {uploaded.feed:.1f} s); {batches_line(uploaded)}",
+        f"end to end ({c} upload threads, pushed to ingest as they arrive): " + rate(n, uploaded.seconds)
+        + f" (the uploads alone took {uploaded.feed:.1f} s: {uploaded.seconds / uploaded.feed:.2f}x); "
+        + batches_line(uploaded),
         f"  ingest CPU per pair end to end: {cpu_line(uploaded, n)}; efficiency {floor / uploaded.cpu:.2f}",
         memory,
         "=" * 78]))
@@ -80,7 +83,7 @@ def main() -> None:
 
 
 def batches_line(run: Run) -> str:
-    return (f"{run.batches} batches of {run.events / run.batches:.0f} notifications on average "
+    return (f"{run.batches} groups of {run.events / run.batches:.0f} notifications on average "
             "(the thumbnails' own, ignored, included)")
 
 
@@ -98,7 +101,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=1000, help="images (each with a label)")
     parser.add_argument("--concurrency", type=int, default=32, help="upload and raw-write threads")
     parser.add_argument("--big-gib", type=float, default=1.0, help="size of the big image, GiB")
-    parser.add_argument("--profile", metavar="RAW", help="profile the ingest worker with py-spy during the "
+    parser.add_argument("--profile", metavar="RAW", help="profile the ingest function with py-spy during the "
                         "capacity run, write its collapsed stacks to RAW and print them by component "
                         "(py-spy needs root; it costs CPU, so the CPU figures of that run read high)")
     return parser.parse_args()
@@ -108,11 +111,11 @@ def parse_args() -> argparse.Namespace:
 
 @dataclass
 class Run:
-    seconds: float  # from the first upload (or the worker's first batch) until everything is indexed
+    seconds: float  # from the first upload (or the instance's first request) until everything is indexed
     feed: float     # seconds of uploading alone
-    cpu: float      # CPU seconds of the ingest worker meanwhile (user + system)
+    cpu: float      # CPU seconds of the ingest function meanwhile (user + system)
     system_cpu: float  # of which in the kernel
-    batches: int    # the worker's batches meanwhile
+    batches: int    # the instance's groups meanwhile (one act each)
     events: int     # the notifications in them (locally the thumbnails' own too, ignored)
     profile: str = ""  # the profile summary, when asked for
 
@@ -153,7 +156,7 @@ def wait_indexed(api: ApiClient, dataset: str, expected: dict, started: float) -
 
 
 def measure_uploaded(api: ApiClient, stack: local_stack.Stack, n: int, concurrency: int) -> Run:
-    """1a: uploads, their notifications pulled by the worker as they arrive."""
+    """1a: uploads, their notifications pushed to the ingest function as they arrive."""
     bucket, files, expected = prepare(api, DATASET, n, seed=10_000)
     print(f"uploading {2 * n} objects from {concurrency} threads ...", flush=True)
     pid, before = stack.pids["ingest"], local_stack.ingest_status(stack)
@@ -171,16 +174,19 @@ def measure_uploaded(api: ApiClient, stack: local_stack.Stack, n: int, concurren
 
 def measure_backlog(api: ApiClient, stack: local_stack.Stack, n: int, concurrency: int,
                     profile_path: str | None) -> tuple[Run, dict[str, bytes]]:
-    """1b: the real notifications of an upload held in the subscription, then the worker started; its
-    time and CPU from its first batch to its last, from its status page. With the files it ingested."""
+    """1b: the real notifications of an upload held in the subscription, then pushed to a fresh ingest instance;
+    its time and CPU from its first request to its last group, from its status page. With the files it
+    ingested."""
     bucket, files, expected = prepare(api, DIRECT_DATASET, n, seed=10_000 + n)
+    local_stack.stop_part(stack, "ingest_pump")
     local_stack.stop_part(stack, "ingest")
-    print(f"uploading {2 * n} objects with the ingest worker stopped ...", flush=True)
+    print(f"uploading {2 * n} objects with the ingest push stopped ...", flush=True)
     started = time.monotonic()
     upload_all(bucket, files, workers=concurrency)
     uploads = time.monotonic() - started
-    print("starting the worker on the backlog ...", flush=True)
-    local_stack.start_ingest_worker(stack)
+    print("starting a fresh ingest instance and pushing the backlog to it ...", flush=True)
+    local_stack.start_function(stack, "ingest")
+    local_stack.start_ingest_pump(stack)
     with profiled(stack.pids["ingest"], profile_path):
         wait_indexed(api, DIRECT_DATASET, expected, time.monotonic())
     status = local_stack.ingest_status(stack)
@@ -259,7 +265,7 @@ def measure_floor(files: dict[str, bytes]) -> float:
 
 @contextmanager
 def profiled(pgid: int, raw_path: str | None):
-    """py-spy record of the ingest worker's processes while the block runs (nothing without a path)."""
+    """py-spy record of the ingest function's processes while the block runs (nothing without a path)."""
     if not raw_path:
         yield None
         return
@@ -330,7 +336,7 @@ def memory_kib(pid: int, field: str) -> int:
 
 
 def measure_big_object_memory(api: ApiClient, ingest_pgid: int, gib: float) -> str:
-    """Upload one big image; return the summary line on the ingest worker's peak RSS."""
+    """Upload one big image; return the summary line on the ingest function's peak RSS."""
     from common.cloud import storage
     size = int(gib * 1024 * MIB)
     name = layout.dataset_object(BIG_DATASET, "images/train/huge.jpg")
@@ -368,7 +374,7 @@ def measure_big_object_memory(api: ApiClient, ingest_pgid: int, gib: float) -> s
     top = max(peaks, key=lambda pid: peaks[pid])
     increase = f"+{(peaks[top] - idle[top]) / 1024:.0f} MiB over idle {idle[top] / 1024:.0f} MiB" \
         if top in idle else "a process started during the run"
-    return (f"ingest worker peak RSS while hashing a {size / 1024 / MIB:.2f} GiB object ({size} bytes): "
+    return (f"ingest function peak RSS while hashing a {size / 1024 / MIB:.2f} GiB object ({size} bytes): "
             f"{peaks[top] / 1024:.0f} MiB ({increase})")
 
 

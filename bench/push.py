@@ -7,7 +7,7 @@ Both sides upload the same 2N+1 files with the same number of threads into
 fresh datasets; `push` times the command's upload phase (--no-wait: md5s, the
 upload sessions from the API, the PUTs), then a second push of the same folder
 (everything already there). Each run measures both sides on a quiet stack
-(the ingest worker idle, no dataset job pending, so neither pays for the
+(the ingest function idle, no dataset job pending, so neither pays for the
 other's indexing) and alternates which goes first. fake-gcs-server's
 filesystem backend by default: the memory backend finds an object by a linear
 scan of its bucket, so whichever side runs second pays for the first's objects
@@ -97,7 +97,7 @@ def one_run(running, files: dict[str, bytes], folder: Path, workers: int, push_f
 
 
 def settle(running, datasets: list[str]) -> None:
-    """Poll until the ingest worker has handled every event for QUIET_POLLS polls in a row and these datasets
+    """Poll until the ingest function has handled every event for QUIET_POLLS polls in a row and these datasets
     (those there) have no job pending."""
     api = Api(running.env()["API_URL"], running.token)
     deadline, last, quiet = time.monotonic() + SETTLE_SECONDS, None, 0

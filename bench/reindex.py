@@ -2,9 +2,9 @@
 
     .venv/bin/python -m bench.reindex [--objects 20000] [--size 320x240] [--gcs-backend filesystem]
 
-Starts its own stack and drops N/2 generated JPEGs and their YOLO labels (N objects) with the ingest worker
+Starts its own stack and drops N/2 generated JPEGs and their YOLO labels (N objects) with the ingest push
 stopped, then measures, each from its start until GET /datasets/<ds> reports every image, label and box:
-1. ingest: the worker started on the backlog of their N real notifications (bench.ingest's "capacity");
+1. ingest: the push started on the backlog of their N real notifications (bench.ingest's "capacity");
 2. reindex of a lost index: the dataset's index deleted from the Firestore emulator (entries, files, contents and
    the dataset's document), then POST /datasets/<ds>/reindex, until the job completed and the index is whole;
 3. reindex of an intact index: the same request again, nothing to change (each object's guard read only).
@@ -52,11 +52,11 @@ def run(api: ApiClient, stack: local_stack.Stack, pairs: int, size: tuple[int, i
     bucket.blob(layout.dataset_object(DATASET, "data.yaml")).upload_from_string(sample.data_yaml())
     wait_for(lambda: api.get_or_none(f"/datasets/{DATASET}"), lambda view: view and view["classes_known"], 60,
              "data.yaml indexed")
-    local_stack.stop_part(stack, "ingest")
-    print(f"uploading {len(files)} objects with the ingest worker stopped ...", flush=True)
+    local_stack.stop_part(stack, "ingest_pump")
+    print(f"uploading {len(files)} objects with the ingest push stopped ...", flush=True)
     upload_all(bucket, files, workers=32)
     started = time.monotonic()
-    local_stack.start_ingest_worker(stack)
+    local_stack.start_ingest_pump(stack)
     ingest = indexed(api, expected, started, "ingest")
 
     db.client().recursive_delete(dataset_index.dataset_ref(DATASET))

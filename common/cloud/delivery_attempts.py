@@ -1,4 +1,4 @@
-"""Which redelivered messages a pull worker started handling and never finished: the mark of a message that killed
+"""Which redelivered messages a consumer started handling and never finished: the mark of a message that killed
 its consumer (a process out of memory dies without a word). One small document per message being handled again,
 deleted when its handling ends, whatever the outcome; so a message nacked for a transient failure leaves none."""
 from __future__ import annotations

@@ -18,7 +18,7 @@ DATASET_JOBS_TOPIC = "dataset-jobs"
 WATCH_TOPIC = "training-watch"
 EXPORT_TOPIC = "export-requests"
 IMPORT_TOPIC = "import-requests"
-INGEST_SUBSCRIPTION = "ingest-pull"
+INGEST_SUBSCRIPTION = "ingest-push"
 
 
 def project() -> str:
@@ -62,17 +62,22 @@ def api_secrets_problem() -> str | None:
 
 
 def ingest_subscription() -> str:
-    """The pull subscription of the storage notifications the ingest worker indexes."""
+    """The subscription that pushes the storage notifications to the ingest function (its delivery marks)."""
     return os.environ.get("INGEST_SUBSCRIPTION", INGEST_SUBSCRIPTION)
 
 
 def ingest_batch_size() -> int:
-    """Notifications the ingest worker pulls and indexes together at most (one transaction)."""
+    """Notifications one ingest instance indexes together at most (one transaction)."""
     return int(os.environ.get("INGEST_BATCH_SIZE", "100"))
 
 
+def ingest_group_wait_seconds() -> float:
+    """How long the first notification of a group waits for others at its ingest instance (group commit)."""
+    return float(os.environ.get("INGEST_GROUP_WAIT_MS", "5")) / 1000
+
+
 def ingest_read_threads() -> int:
-    """Files of one batch the ingest worker reads (and identifies) at once: their downloads overlap. More
+    """Files of one group an ingest instance reads (and identifies) at once: their downloads overlap. More
     than the cores: a download mostly waits on the network."""
     return int(os.environ.get("INGEST_READ_THREADS", "8"))
 

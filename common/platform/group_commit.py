@@ -4,7 +4,12 @@ Pub/Sub pushes each message as its own request, and an instance serves many at o
 requests that arrive together share one act (for ingest: one guard read, one transaction):
 
     request -> decode -> join the open group (the first to arrive waits WAIT_SECONDS for others, or until
-               the group is full) -> one act for the group -> each request its own outcome
+               the group is full, and then while ACTING_AT_ONCE groups are being acted on, the group still
+               open) -> one act for the group -> each request its own outcome
+
+As in a database's group commit, the busier the instance, the larger its groups: the requests that arrive while
+earlier groups are acted on gather into the next, so a drop costs few transactions, and an idle instance acts
+on a lone request after WAIT_SECONDS.
 
 Each request answers for its own event alone: RETRY is an error status, so Pub/Sub redelivers that message
 only; every other outcome is acknowledged. A message delivered again (the push body's deliveryAttempt, where
@@ -31,6 +36,7 @@ from common.platform.events import UnsupportedEvent
 from common.platform.handler import E, Outcome, Result, handle_batch
 
 WAIT_SECONDS = 0.005      # how long the first request of a group waits for others: a few ms of latency
+ACTING_AT_ONCE = 2        # groups acted on at once by an instance: one reads its files while another commits
 REDELIVERED = 2           # a delivery attempt from which a message is acted on alone (0: the count is unknown)
 
 Decode = Callable[[object], E]  # a CloudEvent -> the event it carries
@@ -52,10 +58,13 @@ class _Group(Generic[E]):
 class GroupCommit(Generic[E]):
     """Requests that arrive together at one instance, acted on in one call of `act`."""
 
-    def __init__(self, act: Act[E], max_events: int, wait_seconds: float = WAIT_SECONDS):
-        self.act, self.max_events, self.wait_seconds = act, max_events, wait_seconds
-        self._lock = threading.Lock()
+    def __init__(self, act: Act[E], max_events: int, wait_seconds: float = WAIT_SECONDS,
+                 acted: Callable[[], None] = lambda: None, acting_at_once: int = ACTING_AT_ONCE):
+        self.act, self.max_events, self.wait_seconds, self.acted = act, max_events, wait_seconds, acted
+        self.acting_at_once = acting_at_once
+        self._lock = threading.Condition()
         self._open: _Group[E] | None = None
+        self._acting = 0
 
     def submit(self, event: E) -> Outcome:
         """Act on `event` with whatever arrives with it; its own outcome. Never raises."""
@@ -83,15 +92,22 @@ class GroupCommit(Generic[E]):
             self._open = None
 
     def _lead(self, group: _Group[E]) -> None:
-        """The first request of a group: wait for others, close the group, act for all."""
+        """The first request of a group: wait for others and for a turn to act, close the group, act for all."""
         group.full.wait(self.wait_seconds)
         with self._lock:
+            while self._acting >= self.acting_at_once:
+                self._lock.wait()  # the group stays open meanwhile: what arrives joins it
             self._close(group)
+            self._acting += 1
         try:
             group.outcomes = handle_batch(group.events, self.act)
+            self.acted()
         finally:
             if len(group.outcomes) != len(group.events):  # handle_batch never raises; this is a last guard
                 group.outcomes = [Outcome(Result.RETRY, "group not acted on")] * len(group.events)
+            with self._lock:
+                self._acting -= 1
+                self._lock.notify_all()
             group.done.set()
 
 
@@ -101,11 +117,12 @@ class PushedEvents(Generic[E]):
     def __init__(self, subscription: str, decode: Decode[E], act: Act[E], quarantine: Quarantine[E],
                  max_events: int, wait_seconds: float = WAIT_SECONDS):
         self.subscription, self.decode, self.act, self.quarantine = subscription, decode, act, quarantine
-        self.groups = GroupCommit(act, max_events, wait_seconds)
         self.status = Status(subscription)
+        self.groups = GroupCommit(act, max_events, wait_seconds, acted=self.status.acted)
 
     def handle(self, cloud_event, delivery_attempt: int) -> Outcome:
         """The event's outcome; RETRY asks for this message to be delivered again."""
+        self.status.begin()
         try:
             event = self.decode(cloud_event)
         except UnsupportedEvent as unsupported:
@@ -113,15 +130,23 @@ class PushedEvents(Generic[E]):
             log.info(str(unsupported), outcome=outcome.result.value, event_id=cloud_event["id"])
             self.status.record(outcome)
             return outcome
-        with self.status.handling(event.log_fields()):
-            if delivery_attempt >= REDELIVERED:
-                outcome = self._alone(event, cloud_event["id"], delivery_attempt)
-            else:
+        except Exception as error:  # a notification that is not one: never retried
+            outcome = Outcome(Result.FAILED, "undecodable message", {"error": repr(error)[:300]})
+            log.error("undecodable message; acknowledged", outcome=outcome.result.value,
+                      event_id=cloud_event["id"], error=repr(error)[:300])
+            self.status.record(outcome)
+            return outcome
+        if delivery_attempt >= REDELIVERED:
+            outcome = self._alone(event, cloud_event["id"], delivery_attempt)
+        else:
+            with self.status.handling(event.log_fields()):
                 outcome = self.groups.submit(event)
         self.status.record(outcome)
         return outcome
 
     def _alone(self, event: E, message_id: str, delivery_attempt: int) -> Outcome:
+        log.info("a message delivered again is handled alone", message_id=message_id,
+                 delivery_attempt=delivery_attempt, **event.log_fields())
         try:
             crashes = delivery_attempts.begin(self.subscription, message_id)
         except Exception as error:
@@ -131,7 +156,10 @@ class PushedEvents(Generic[E]):
         try:
             if crashes:
                 return self._quarantined(event, message_id, delivery_attempt)
-            return handle_batch([event], self.act)[0]
+            with self.status.handling(event.log_fields()):  # in hand once its mark is written
+                outcome = handle_batch([event], self.act)[0]
+            self.status.acted()
+            return outcome
         finally:
             try:
                 delivery_attempts.end(self.subscription, message_id)
@@ -158,8 +186,23 @@ class Status:
         self.started = time.time()
         self.outcomes: Counter = Counter()
         self.quarantined = 0
+        self.batches = 0  # acts: a group, or a redelivered event alone
+        self.first_batch_at: float | None = None
+        self.cpu_before_first_batch: dict | None = None  # what starting up cost
+        self.last_batch_at: float | None = None
         self.in_hand: dict[int, dict] = {}  # request -> its event's log fields (object, generation...)
         self._lock = threading.Lock()
+
+    def begin(self) -> None:
+        """A request begins: the first one marks where start-up ends."""
+        with self._lock:
+            if self.first_batch_at is None:
+                self.first_batch_at, self.cpu_before_first_batch = time.time(), _cpu()
+
+    def acted(self) -> None:
+        with self._lock:
+            self.batches += 1
+            self.last_batch_at = time.time()
 
     @contextmanager
     def handling(self, fields: dict):
@@ -183,11 +226,17 @@ class Status:
 
     def as_dict(self) -> dict:
         with self._lock:
-            times = os.times()
             return {"subscription": self.subscription, "started": self.started,
-                    "events": sum(self.outcomes.values()), "outcomes": dict(self.outcomes),
-                    "quarantined": self.quarantined, "handling": list(self.in_hand.values()),
-                    "cpu": {"user": times.user, "system": times.system}}
+                    "events": sum(self.outcomes.values()), "outcomes": dict(self.outcomes), "batches": self.batches,
+                    "first_batch_at": self.first_batch_at, "last_batch_at": self.last_batch_at,
+                    "cpu_before_first_batch": self.cpu_before_first_batch, "cpu": _cpu(),
+                    "quarantined": self.quarantined, "handling": list(self.in_hand.values())}
+
+
+def _cpu() -> dict:
+    """This process's CPU seconds so far, every thread."""
+    times = os.times()
+    return {"user": times.user, "system": times.system}
 
 
 def serve_status(status: Status, port: int) -> ThreadingHTTPServer:

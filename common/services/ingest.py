@@ -317,15 +317,15 @@ OTHER_KINDS = {"data_yaml": _data_yaml, "class_names": class_files.handle, "othe
 
 
 def quarantine(event: ObjectEvent) -> Outcome:
-    """The event was not handled: handling it killed the worker (common.platform.worker). Record that on the file,
-    where its owner looks (the dataset's issues), so that the file is not silently missing from the index."""
+    """The event was not handled: handling it killed its instance (common.platform.group_commit). Record that on
+    the file, where its owner looks (the dataset's issues), so that the file is not silently missing from the index."""
     role = _route(event)
     if isinstance(role, Outcome):
         return role
     if event.action == DELETED:
-        return Outcome(Result.REJECTED, "quarantined: a removal whose handling killed the worker; not applied")
+        return Outcome(Result.REJECTED, "quarantined: a removal whose handling killed its instance; not applied")
     issue = Issue("ingest_quarantined", f"handling generation {event.generation} of this file stopped the ingest "
-                  "worker twice (out of memory, or a crash), so it was set aside and is not indexed: check that "
+                  "function twice (out of memory, or a crash), so it was set aside and is not indexed: check that "
                   "it is the file you meant (its size, its format), then upload a fixed or smaller version; a new "
                   "version is indexed as usual", event.name)
     recorded = dataset_index.put_file(role.dataset, event.name, event.generation, [issue])

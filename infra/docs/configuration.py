@@ -37,7 +37,8 @@ read it: [operations.md](operations.md)); the local stack's own values are in [l
 Read elsewhere, and listed here only where config.py reads them too: the emulator switches
 `STORAGE_EMULATOR_HOST`, `PUBSUB_EMULATOR_HOST`, `FIRESTORE_EMULATOR_HOST` and `FIREBASE_AUTH_EMULATOR_HOST`
 (the client libraries and firebase-admin read them: set them and the same code runs on the emulators);
-`PORT` and `HOST` of the ingest worker's status answer (`common/platform/worker.py`); the trainer's own
+`INGEST_STATUS_PORT`, where the local stack has an ingest instance answer its counters
+(`common/platform/group_commit.py`); the trainer's own
 variables ([local-stack.md](local-stack.md#configuration)).
 
 | variable | default | read by | what it does |

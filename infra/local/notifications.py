@@ -1,5 +1,5 @@
-"""Holding the local stack's storage notifications: stop the ingest worker,
-pull the notifications it would have indexed, and start it again.
+"""Holding the local stack's storage notifications: stop pushing them to the
+ingest function, pull the notifications it would have indexed, and push again.
 
 The Pub/Sub client reads PUBSUB_EMULATOR_HOST when it is created: set the
 stack's environment (stack.env()) in os.environ first.
@@ -17,15 +17,15 @@ from infra.local.client import wait_for
 
 @contextmanager
 def held_notifications(stack: local_stack.Stack) -> Iterator[tuple[pubsub_v1.SubscriberClient, str]]:
-    """Stop the ingest worker for the duration, so notifications wait in its subscription; yield
-    (subscriber, subscription path). The worker is started again on exit."""
-    local_stack.stop_part(stack, "ingest")
+    """Stop the ingest push for the duration, so notifications wait in its subscription; yield
+    (subscriber, subscription path). The push starts again on exit."""
+    local_stack.stop_part(stack, "ingest_pump")
     subscriber = pubsub_v1.SubscriberClient()
     try:
         yield subscriber, subscriber.subscription_path(stack.project, local_stack.INGEST_SUBSCRIPTION)
     finally:
         subscriber.close()
-        local_stack.start_ingest_worker(stack)
+        local_stack.start_ingest_pump(stack)
 
 
 def capture(subscriber: pubsub_v1.SubscriberClient, subscription: str, expected: int,

@@ -1,14 +1,14 @@
 """The local stack: the official Pub/Sub and Firestore emulators, fake-gcs-server
-publishing object notifications to Pub/Sub, the ingest worker pulling them, and
-functions-framework servers receiving the other topics through push subscriptions.
+publishing object notifications to Pub/Sub, and functions-framework servers receiving
+the topics through push subscriptions: the emulator's own push for most, and for the
+ingest function a push pump with many requests in flight (infra/local/push_pump.py).
 
     python -m infra.local.stack up      start everything, write .local/stack.env
     python -m infra.local.stack down    stop exactly what `up` started
 
 What runs comes from infra/settings.json, production's one list: every function
 there is served from functions/<key>/main.py (its entry point; HTTP without a
-topic, else fed by its push subscription), every topic is created, and the ingest
-worker pulls its subscription. Ports come from YD_*_PORT variables (see
+topic, else fed by its push subscription), and every topic is created. Ports come from YD_*_PORT variables (see
 PORT_DEFAULTS); a port already in use is an error naming the variable to change.
 """
 from __future__ import annotations
@@ -39,16 +39,19 @@ SETTINGS = REPO / "infra" / "settings.json"
 DEPLOYMENT = json.loads(SETTINGS.read_text())
 FUNCTIONS: dict[str, dict] = DEPLOYMENT["functions"]  # key -> its entry: functions/<key>/main.py
 TOPICS: dict[str, str] = DEPLOYMENT["topics"]
-INGEST_WORKER = DEPLOYMENT["ingest_worker"]
-GCS_EVENTS_TOPIC = TOPICS[INGEST_WORKER["topic"]]
-# topic -> (push subscription, the function server it pushes to)
-PUSH_SUBSCRIPTIONS = {TOPICS[f["topic"]]: (f["subscription"], key) for key, f in FUNCTIONS.items() if f["topic"]}
-INGEST_SUBSCRIPTION = INGEST_WORKER["subscription"]  # pulled by the ingest worker
-INGEST_ACK_SECONDS = INGEST_WORKER["ack_deadline_seconds"]  # the worker's lease, as production's
+INGEST = FUNCTIONS["ingest"]
+GCS_EVENTS_TOPIC = TOPICS[INGEST["topic"]]
+# Pushed by the push pump, with as many requests in flight as an instance serves (the emulator's push sends two).
+PUMPED = frozenset({"ingest"})
+# topic -> (push subscription, the function server it pushes to): the emulator pushes these
+PUSH_SUBSCRIPTIONS = {TOPICS[f["topic"]]: (f["subscription"], key) for key, f in FUNCTIONS.items()
+                      if f["topic"] and key not in PUMPED}
+INGEST_SUBSCRIPTION = INGEST["subscription"]  # pulled by the push pump, which pushes it to the ingest function
+INGEST_ACK_SECONDS = min(600, INGEST["timeout_seconds"])  # as Terraform gives a push subscription
 # The parts that are not functions keep fixed default ports; the functions take the next unused ports from
 # FIRST_FUNCTION_PORT in the settings' order (api 8090, train 8092, ...), so a new function needs no entry here.
-OTHER_PORTS = {"pubsub": 8085, "firestore": 8086, "gcs": 9023, "ingest": 8091, "auth": 9099, "auth_hub": 4400,
-               "auth_logging": 4500}
+OTHER_PORTS = {"pubsub": 8085, "firestore": 8086, "gcs": 9023, "ingest_status": 8091, "auth": 9099,
+               "auth_hub": 4400, "auth_logging": 4500}
 FIRST_FUNCTION_PORT = 8090
 # A function whose readiness is more than its server answering: the API's /healthz reads the index.
 READY_PATHS = {"api": "/healthz"}
@@ -102,7 +105,7 @@ class Stack:
             "API_URL": f"http://{host}:{self.ports['api']}",
             "API_TOKEN": self.token,
             "PAGE_TOKEN_SECRET": self.page_token_secret,
-            "INGEST_URL": f"http://{host}:{self.ports['ingest']}",  # the ingest worker's status
+            "INGEST_URL": f"http://{host}:{self.ports['ingest_status']}",  # the ingest instance's counters
             "INGEST_SUBSCRIPTION": INGEST_SUBSCRIPTION,
             "PREDICT_URL": f"http://{host}:{self.ports['predict']}",
             "TRAINING_TOPIC": config.TRAINING_TOPIC,
@@ -224,7 +227,7 @@ def _start_all(stack: Stack) -> None:
     for key in FUNCTIONS:
         _spawn_function(stack, key)
     _create_topics_and_subscriptions(stack)
-    _spawn_ingest_worker(stack)
+    _spawn_ingest_pump(stack)
     _spawn(stack, "scheduler", [sys.executable, "-m", "infra.local.scheduler"],
            extra_env={**stack.env(), "PYTHONPATH": str(REPO)})
     _spawn(stack, "gcs", [_fake_gcs_binary(), "-scheme", "http", "-host", "127.0.0.1",
@@ -237,7 +240,6 @@ def _start_all(stack: Stack) -> None:
     _wait_http(stack, "gcs", f"{env['STORAGE_EMULATOR_HOST']}/storage/v1/b")
     _create_bucket(env)
     _wait_http(stack, "auth", f"http://{env['FIREBASE_AUTH_EMULATOR_HOST']}/")
-    _wait_http(stack, "ingest", env["INGEST_URL"])
     for key in FUNCTIONS:
         _wait_function(stack, key)
 
@@ -259,19 +261,17 @@ def _fake_gcs_binary() -> str:
     return str(_get_binary_path())
 
 
-def _spawn_ingest_worker(stack: Stack) -> None:
-    _spawn(stack, "ingest", [sys.executable, "-m", "functions.ingest.main"],
-           extra_env={**stack.env(), "PYTHONPATH": str(REPO), "HOST": "127.0.0.1", "PORT": str(stack.ports["ingest"]),
-                      "MALLOC_ARENA_MAX": MALLOC_ARENAS},
-           memory=memory_limit("ingest"))
+def _spawn_ingest_pump(stack: Stack) -> None:
+    subscription = f"projects/{stack.project}/subscriptions/{INGEST_SUBSCRIPTION}"
+    _spawn(stack, "ingest_pump", [sys.executable, "-m", "infra.local.push_pump", subscription,
+                                  f"http://127.0.0.1:{stack.ports['ingest']}/", str(INGEST["concurrency"])],
+           extra_env={**stack.env(), "PYTHONPATH": str(REPO)})
 
 
 def memory_limit(part: str) -> int:
-    """The bytes part `part` may use, from production's settings (infra/settings.json): the ingest worker's,
-    a function's, or the job's it launches locally."""
+    """The bytes part `part` may use, from production's settings (infra/settings.json): a function's, or the
+    job's it launches locally."""
     settings = DEPLOYMENT
-    if part == "ingest":
-        return _bytes(settings["ingest_worker"]["memory"])
     job = LOCAL_JOBS.get(part)
     return _bytes(settings[job]["memory"] if job else settings["functions"][part]["memory"])
 
@@ -290,20 +290,20 @@ def _limited(memory: int):
     return apply
 
 
-def start_ingest_worker(stack: Stack) -> None:
-    """Start the ingest worker again (after stop_part), polled until it answers."""
-    _spawn_ingest_worker(stack)
-    _wait_http(stack, "ingest", stack.env()["INGEST_URL"])
+def start_ingest_pump(stack: Stack) -> None:
+    """Push the ingest subscription to the ingest function again (after stop_part(stack, "ingest_pump"), which
+    holds the notifications in the subscription)."""
+    _spawn_ingest_pump(stack)
 
 
 def ingest_status(stack: Stack) -> dict:
-    """The ingest worker's counters (common.platform.worker.Status)."""
+    """The ingest instance's counters since it started (common.platform.group_commit.Status)."""
     with urllib.request.urlopen(stack.env()["INGEST_URL"], timeout=10) as answer:
         return json.loads(answer.read())
 
 
 def stop_part(stack: Stack, name: str) -> None:
-    """Stop one part (SIGTERM: the ingest worker finishes its batch and gives back what it pulled after)."""
+    """Stop one part (SIGTERM: the push pump gives back what it has not delivered)."""
     _stop_groups([stack.pids.pop(name)])
     stack.processes.pop(name, None)
     stack.pid_file.write_text(json.dumps(stack.pids))
@@ -333,9 +333,10 @@ def function_command(name: str, port: int) -> list[str]:
 
 
 def _spawn_function(stack: Stack, name: str) -> None:
+    status = {"INGEST_STATUS_PORT": str(stack.ports["ingest_status"])} if name == "ingest" else {}
     _spawn(stack, name, function_command(name, stack.ports[name]),
            extra_env={**stack.env(), "PYTHONPATH": str(REPO), "THREADS": os.environ.get("YD_THREADS", "32"),
-                      "MALLOC_ARENA_MAX": MALLOC_ARENAS},
+                      "MALLOC_ARENA_MAX": MALLOC_ARENAS, **status},
            memory=memory_limit(name))
 
 
@@ -343,7 +344,7 @@ def _spawn(stack: Stack, name: str, argv: list[str], extra_env: dict | None = No
            memory: int | None = None) -> None:
     log_path = stack.state_dir / f"{name}.log"
     process = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **(extra_env or {})},
-                               stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+                               stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True,
                                preexec_fn=_limited(memory) if memory else None)
     stack.pids[name] = process.pid
@@ -358,6 +359,8 @@ def _wait_function(stack: Stack, name: str) -> None:
         _wait_http(stack, name, url + READY_PATHS[name])
     else:
         _wait_http(stack, name, url, any_status=True)
+    if name == "ingest":
+        _wait_http(stack, name, stack.env()["INGEST_URL"])
 
 
 def _wait_http(stack: Stack, name: str, url: str, any_status: bool = False) -> None:
@@ -396,7 +399,8 @@ def _create_topics_and_subscriptions(stack: Stack) -> None:
             publisher.create_topic(name=publisher.topic_path(stack.project, topic_name))
         gcs_events = publisher.topic_path(stack.project, GCS_EVENTS_TOPIC)
         # A dead-letter policy as production's (infra/terraform): Pub/Sub then counts each message's deliveries,
-        # which the worker reads to handle a redelivered message alone and to quarantine one that kills it.
+        # which the push carries and ingest reads to act on a redelivered message alone and to quarantine one that
+        # kills its instance. A pull subscription: the push pump pulls it and pushes it to the function.
         delivery = DEPLOYMENT["delivery"]
         dead_letters = publisher.topic_path(stack.project, GCS_EVENTS_TOPIC + delivery["dead_letter_suffix"])
         publisher.create_topic(name=dead_letters)

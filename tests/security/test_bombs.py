@@ -1,4 +1,4 @@
-"""Files made to take down what everyone shares: the ingest worker and the API, each running under its production
+"""Files made to take down what everyone shares: the ingest function and the API, each running under its production
 memory limit (infra/local/stack.py), so that a fix which only moves the crash fails here.
 
 Each attack is a drop into the attacker's own dataset while another person drops 20 images into theirs; each
@@ -102,23 +102,23 @@ def test_an_89_megapixel_zero_png_is_refused_and_the_worker_stays_up(stack, api,
     assert_indexed_exactly(api, other_persons_drop)
 
 
-def test_a_message_that_keeps_killing_the_worker_is_quarantined(stack, api, bucket, dataset, other_persons_drop):
-    """The worker is killed (SIGKILL, as the kernel kills a process out of memory) whenever it is seen handling
-    the file: its batch comes back, its other messages are indexed, the file is handled alone, killed again, and
-    then set aside with an issue saying so, while the worker goes on."""
+def test_a_message_that_keeps_killing_ingest_is_quarantined(stack, api, bucket, dataset, other_persons_drop):
+    """The ingest instance is killed (SIGKILL, as the kernel kills a process out of memory) whenever it is seen
+    handling the file: the requests in flight fail and come back, the other messages are indexed, the file is
+    handled alone, killed again, and then set aside with an issue saying so, while ingest goes on."""
     victim = f"datasets/{dataset}/images/train/victim.png"
     bucket.blob(victim).upload_from_string(os.urandom(96 * 1024 * 1024))  # seconds of reading: time to be seen
     for delivery in (1, 2):
         wait_for(lambda: local_stack.ingest_status(stack)["handling"],
                  lambda handling: any(event.get("object") == victim for event in handling), 120,
-                 f"the worker handling the file (delivery {delivery})", interval=0.02)
+                 f"ingest handling the file (delivery {delivery})", interval=0.02)
         local_stack.kill_part(stack, "ingest")
-        local_stack.start_ingest_worker(stack)
+        local_stack.start_function(stack, "ingest")
     issues = wait_for(lambda: issues_when_indexed(api, dataset), lambda found: "images/train/victim.png" in found, 120,
                       "the quarantine issue")
     assert issues["images/train/victim.png"] == [("ingest_quarantined", None)]
     message = next(i["message"] for i in api.get(f"/datasets/{dataset}/issues")["issues"])
-    assert "stopped the ingest worker" in message and "upload a fixed or smaller version" in message
+    assert "stopped the ingest function" in message and "upload a fixed or smaller version" in message
     assert local_stack.ingest_status(stack)["quarantined"] == 1
     alive(stack, "ingest")
     assert_indexed_exactly(api, other_persons_drop)

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,10 +21,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS = sorted(path.parent.name for path in (REPO / "functions").glob("*/main.py"))
-# functions/<name>/main.py run as a program, by module: a pull worker on Cloud Run (its own image), not a
-# Cloud Function. Its code and requirements are checked as a function's; it is deployed and run differently.
-WORKERS = {"ingest": "functions.ingest.main"}
-CLOUD_FUNCTIONS = [function for function in FUNCTIONS if function not in WORKERS]
 OUR_PACKAGES = frozenset(path.parent.name for path in REPO.glob("*/__init__.py"))
 TYPE_CHECKER_ONLY = frozenset({"_typeshed"})  # typeshed's names (WriteableBuffer): under TYPE_CHECKING, never run
 DOMAIN_MUST_NOT_IMPORT = ("google", "flask", "werkzeug", "functions_framework", "requests",
@@ -344,51 +339,10 @@ def test_the_top_level_requirements_are_the_union_of_the_functions():
     assert included == {f"functions/{function}/requirements.txt" for function in FUNCTIONS}
 
 
-@cache
-def deploy_commands() -> list[list[str]]:
-    env = {**os.environ, **DUMMY_ENV, "REGION": "europe-west1"}
-    done = subprocess.run(["bash", str(REPO / "deploy.sh"), "--dry-run"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return [shlex.split(line)[1:] for line in done.stdout.splitlines() if line.startswith("+ ")]
-
-
-@pytest.mark.parametrize("worker", sorted(WORKERS))
-def test_deploy_builds_each_worker_image_from_its_folder_and_runs_it_on_cloud_run(worker):
-    """The image holds common/ and functions/<worker>/ as the repository does, installs the worker's own
-    requirements.txt (checked above as a function's) and runs its module."""
-    commands, folder = deploy_commands(), REPO / "functions" / worker
-    contexts = {command[2] for command in commands if command[:2] == ["mkdir", "-p"]}
-    copied = [c for c in commands
-              if c[:2] == ["cp", "-R"] and c[2] == str(folder) and c[3].endswith(f"/functions/{worker}")]
-    assert len(copied) == 1, f"functions/{worker} is not copied into a build context"
-    context = copied[0][3].removesuffix(f"/functions/{worker}")
-    assert f"{context}/functions" in contexts
-    assert ["cp", "-R", f"{REPO}/common", f"{context}/common"] in commands
-    assert ["cp", f"{folder}/Dockerfile", f"{context}/Dockerfile"] in commands
-    built = [c for c in commands if c[:4] == ["gcloud", "builds", "submit", context]]
-    assert len(built) == 1
-    image = next(arg.split("=", 1)[1] for arg in built[0] if arg.startswith("--tag="))
-    assert any(c[0] == "terraform" and f"-var={worker}_image={image}" in c for c in commands), \
-        f"{image} is not given to Terraform, which runs it as a Cloud Run service"
-    dockerfile = (folder / "Dockerfile").read_text()
-    assert f"RUN pip install -r functions/{worker}/requirements.txt" in dockerfile
-    assert f'CMD ["python", "-m", "{WORKERS[worker]}"]' in dockerfile
-    assert (REPO / "functions" / worker / "main.py").exists() and WORKERS[worker] == f"functions.{worker}.main"
-
-
 def test_the_local_stack_runs_every_function_from_its_folder():
     from infra.local import stack
     sources = {stack.function_command(key, 1)[1] for key in stack.FUNCTIONS}
-    assert sources == {f"--source={REPO / 'functions' / function / 'main.py'}" for function in CLOUD_FUNCTIONS}
-    tree = ast.parse((REPO / "infra" / "local" / "stack.py").read_text())
-    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
-    # Each worker as its own process: _spawn(stack, name, [sys.executable, "-m", "<module>"], ...).
-    spawned = [[arg.value for arg in node.args[2].elts if isinstance(arg, ast.Constant)] for node in calls
-               if getattr(node.func, "id", None) == "_spawn" and len(node.args) > 2
-               and isinstance(node.args[2], ast.List)]
-    for module in WORKERS.values():
-        assert ["-m", module] in [command[-2:] for command in spawned], f"the local stack does not run {module}"
+    assert sources == {f"--source={REPO / 'functions' / function / 'main.py'}" for function in FUNCTIONS}
 
 
 # ---- public interfaces only ----------------------------------------------------------------

@@ -3,6 +3,7 @@ on in one call, each gets its own outcome, a failure is its own request's alone.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -33,6 +34,12 @@ class Recorder:
         self.calls.append([event.name for event in events])
         return [TimeoutError("slow") if e.name.startswith("retry") else KeyError("bug") if e.name == "bug"
                 else Outcome(Result.APPLIED, e.name) for e in events]
+
+
+def until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
 
 
 def submit_together(groups: GroupCommit, names: list[str]) -> list[Outcome]:
@@ -106,10 +113,39 @@ def test_the_status_names_the_events_in_hand_while_they_are_acted_on():
     events = pushed(Recorder(gate))
     with ThreadPoolExecutor(1) as pool:
         answer = pool.submit(events.handle, {"id": "1", "kind": "object", "name": "big.png"}, 1)
-        seen = []
-        while not seen and not answer.done():
-            seen = events.status.as_dict()["handling"]
+        until(lambda: events.status.as_dict()["handling"] or answer.done())
+        seen = events.status.as_dict()["handling"]
         gate.set()
         assert answer.result(10).result == Result.APPLIED
     assert seen == [{"object": "big.png"}]
     assert events.status.as_dict()["handling"] == [] and events.status.as_dict()["outcomes"] == {"applied": 1}
+
+
+def test_a_message_that_is_no_event_fails_once_and_is_acknowledged():
+    def decode(cloud_event):
+        raise ValueError("not JSON")
+    events = PushedEvents("ingest-push", decode, Recorder(), lambda e: Outcome(Result.REJECTED), 10, 0.0)
+    assert events.handle({"id": "1"}, delivery_attempt=1).result == Result.FAILED
+
+
+def test_the_status_counts_each_group_acted_on_once():
+    events = pushed(Recorder())
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: events.handle({"id": str(i), "kind": "object", "name": f"e{i}"}, 1), range(4)))
+    status = events.status.as_dict()
+    assert status["events"] == 4 and 1 <= status["batches"] <= 4 and status["first_batch_at"] <= status["last_batch_at"]
+
+
+def test_requests_that_arrive_while_a_group_is_acted_on_gather_into_one_next_group():
+    gate = threading.Event()
+    act = Recorder(gate)
+    groups = GroupCommit(act, max_events=100, wait_seconds=0.0, acting_at_once=1)
+    with ThreadPoolExecutor(6) as pool:
+        first = pool.submit(groups.submit, Event("first"))
+        until(lambda: first.running() and groups._open is None)  # the first group closed: it is being acted on
+        later = [pool.submit(groups.submit, Event(f"later{i}")) for i in range(5)]
+        until(lambda: groups._open is not None and len(groups._open.events) == 5)
+        gate.set()
+        assert all(f.result(10).result == Result.APPLIED for f in [first, *later])
+    assert act.calls[0] == ["first"] and sorted(act.calls[1]) == [f"later{i}" for i in range(5)]
+    assert len(act.calls) == 2

@@ -43,14 +43,18 @@ def test_every_function_of_the_settings_is_served_from_its_folder_on_a_port_of_i
         assert f"--target={function['entry_point']}" in command and f"--port={ports[key]}" in command
         assert f"--signature-type={'cloudevent' if function['topic'] else 'http'}" in command
     pushed = {function["subscription"]: key for key, function in functions.items() if function["topic"]}
-    assert {subscription: server for subscription, server in stack.PUSH_SUBSCRIPTIONS.values()} == pushed
+    # the emulator pushes every topic-fed function's subscription but ingest's, which the push pump pushes with
+    # many requests in flight (the emulator's push sends two at a time)
+    assert {subscription: server for subscription, server in stack.PUSH_SUBSCRIPTIONS.values()} == {
+        subscription: key for subscription, key in pushed.items() if key not in stack.PUMPED}
+    assert set(stack.PUMPED) == {"ingest"} and pushed[stack.INGEST_SUBSCRIPTION] == "ingest"
 
 
 def test_make_up_keeps_its_documented_ports_and_a_new_function_takes_the_next_one(monkeypatch):
-    assert {key: stack.PORT_DEFAULTS[key] for key in ("api", "ingest", "train", "progress", "predict", "watch",
-                                                       "dataset_jobs", "export", "imports")} == {
-        "api": 8090, "ingest": 8091, "train": 8092, "progress": 8093, "predict": 8094, "watch": 8095,
-        "dataset_jobs": 8096, "export": 8097, "imports": 8098}  # docs/local-stack.md
+    assert {key: stack.PORT_DEFAULTS[key] for key in ("api", "ingest_status", "train", "progress", "predict",
+                                                       "watch", "dataset_jobs", "export", "imports", "ingest")} == {
+        "api": 8090, "ingest_status": 8091, "train": 8092, "progress": 8093, "predict": 8094, "watch": 8095,
+        "dataset_jobs": 8096, "export": 8097, "imports": 8098, "ingest": 8099}  # docs/local-stack.md
     monkeypatch.setattr(stack, "FUNCTIONS", {**stack.FUNCTIONS, "thumbs": {"entry_point": "thumb", "topic": None}})
-    assert stack.default_ports()["thumbs"] == 8099
-    assert "--target=thumb" in stack.function_command("thumbs", 8099)
+    assert stack.default_ports()["thumbs"] == 8100
+    assert "--target=thumb" in stack.function_command("thumbs", 8100)

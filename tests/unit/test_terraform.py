@@ -25,9 +25,8 @@ MODULE = TERRAFORM / "modules" / "yolodrop"
 ENVIRONMENT = TERRAFORM / "environments" / "production"
 SETTINGS = json.loads((REPO / "infra" / "settings.json").read_text())
 FOLDERS = sorted(path.parent.name for path in (REPO / "functions").glob("*/main.py"))
-# functions/ingest is no Cloud Function but a pull worker, a Cloud Run service (settings "ingest_worker").
-WORKER = SETTINGS["ingest_worker"]
-WORKER_FOLDER = "ingest"
+INGEST = SETTINGS["functions"]["ingest"]  # the bucket's notifications, pushed (group commit inside an instance)
+RETIRED = SETTINGS["retired"]  # what earlier deployments ran: the ingest worker
 CHECKOV = REPO / ".venv" / "checkov" / "bin" / "checkov"
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 STRONG_TOKEN = "deploy-dry-run-0123456789abcdefghijkl"  # deploy.sh refuses a token the API would refuse
@@ -84,8 +83,8 @@ def pushed() -> dict:
 
 
 def env_names() -> set[str]:
-    """Every environment variable settings give a function, the ingest worker, the trainer or the importer."""
-    names = {n for f in SETTINGS["functions"].values() for n in f["env"]} | set(WORKER["env"])
+    """Every environment variable settings give a function, the trainer or the importer."""
+    names = {n for f in SETTINGS["functions"].values() for n in f["env"]}
     return names | set(SETTINGS["trainer"]["env"]) | set(SETTINGS["importer"]["env"])
 
 
@@ -98,26 +97,20 @@ def entry_points(folder: str) -> set[str]:
 
 
 def test_settings_name_every_function_folder_and_its_entry_point():
-    assert WORKER_FOLDER not in SETTINGS["functions"]
-    assert sorted([*SETTINGS["functions"], WORKER_FOLDER]) == FOLDERS
+    assert sorted(SETTINGS["functions"]) == FOLDERS
     for key, function in SETTINGS["functions"].items():
         assert function["entry_point"] in entry_points(key), f"functions/{key}/main.py has no {function['entry_point']}"
-    # The worker's main.py is a program (python -m functions.ingest.main), not a function to serve.
-    source = (REPO / "functions" / WORKER_FOLDER / "main.py").read_text()
-    assert not entry_points(WORKER_FOLDER) and 'if __name__ == "__main__":' in source
 
 
 def test_settings_topics_and_subscriptions_are_the_codes_defaults():
     """The local stack and Terraform read them from the settings; the code's own defaults (used where no
     variable names a topic) are the one copy that can drift."""
-    from common.platform import config, worker
+    from common.platform import config
     topics = SETTINGS["topics"]
     assert {config.TRAINING_TOPIC, config.PROGRESS_TOPIC, config.WATCH_TOPIC, config.DATASET_JOBS_TOPIC,
-            config.EXPORT_TOPIC, config.IMPORT_TOPIC, topics[WORKER["topic"]]} == set(topics.values())
-    assert WORKER["topic"] not in {f["topic"] for f in pushed().values()}, "the storage notifications are pulled"
-    # The worker's subscription is the code's default, with the lease the worker takes on a batch as its ack deadline.
-    assert WORKER["subscription"] == config.INGEST_SUBSCRIPTION
-    assert WORKER["ack_deadline_seconds"] == worker.LEASE_SECONDS == 30
+            config.EXPORT_TOPIC, config.IMPORT_TOPIC, topics[INGEST["topic"]]} == set(topics.values())
+    # Ingest's subscription is the code's default (the name its delivery marks carry).
+    assert INGEST["subscription"] == config.INGEST_SUBSCRIPTION
 
 
 def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
@@ -129,7 +122,7 @@ def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
         given = set(function["env"]) | set(function["secret_env"])
         assert {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET"} <= given, key
     assert {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "DATASET_JOBS_TOPIC", "INGEST_SUBSCRIPTION",
-            "INGEST_BATCH_SIZE"} <= set(WORKER["env"])
+            "INGEST_BATCH_SIZE", "INGEST_GROUP_WAIT_MS"} <= set(INGEST["env"])
     assert SETTINGS["functions"]["api"]["secret_env"] == {"API_TOKEN": "api_token",
                                                           "PAGE_TOKEN_SECRET": "page_token_secret"}
     assert SETTINGS["functions"]["predict"]["secret_env"] == {"API_TOKEN": "api_token"}
@@ -142,7 +135,7 @@ def test_every_variable_the_config_module_requires_is_set_where_it_is_read():
     # does the importer's stage phase; both functions know where an archive stops being unpacked inline.
     assert {"IMPORTER_JOB", "IMPORTER_REGION", "IMPORTER_LAUNCHER", "IMPORT_TASKS", "IMPORT_TASK_RETRIES"} <= \
         set(SETTINGS["functions"]["imports"]["env"])
-    for env in (SETTINGS["functions"]["api"]["env"], WORKER["env"]):
+    for env in (SETTINGS["functions"]["api"]["env"], INGEST["env"]):
         assert {"IMPORT_TOPIC", "IMPORT_INLINE_MAX_BYTES"} <= set(env)
     assert {"GOOGLE_CLOUD_PROJECT", "DATA_BUCKET", "IMPORT_TOPIC"} <= set(SETTINGS["importer"]["env"])
 
@@ -206,98 +199,41 @@ def test_every_topic_has_a_dead_letter_topic_whose_letters_are_kept():
     assert hold["for_each"] == "${local.topics}"
     assert hold["topic"] == "${google_pubsub_topic.dead_letter[each.key].id}"
     assert hold["message_retention_duration"] == "${local.delivery.hold_retention}"
-    assert all(f["topic"] in SETTINGS["topics"] for f in [*pushed().values(), WORKER])
+    assert all(f["topic"] in SETTINGS["topics"] for f in pushed().values())
 
 
-# ---- Terraform: the ingest worker -----------------------------------------------------
+# ---- Terraform: ingest, a function fed by the bucket's notifications ---------------------------
 
-def test_the_ingest_worker_is_a_cloud_run_service_with_cpu_always_allocated_and_at_least_one_instance():
-    service = resource("google_cloud_run_v2_service", "ingest")
-    assert (service["name"], service["location"]) == ("${local.ingest_worker.service}", "${var.region}")
-    template = service["template"][0]
-    assert template["service_account"] == "${google_service_account.ingest.email}"
-    assert template["scaling"][0] == {"min_instance_count": "${local.ingest_worker.min_instances}",
-                                      "max_instance_count": "${local.ingest_worker.max_instances}"}
-    container = template["containers"][0]
-    assert container["image"] == "${var.ingest_image}"
-    resources = container["resources"][0]
-    assert resources["cpu_idle"] is False, "a pull worker works between requests: its CPU must not be throttled"
-    assert resources["limits"] == {"cpu": "${local.ingest_worker.cpu}", "memory": "${local.ingest_worker.memory}"}
-    assert container["dynamic"][0]["env"]["for_each"] == "${toset(local.ingest_worker.env)}"
-    # Nothing pulls with no instance, and no request would start one: settings and Terraform both refuse it.
-    assert 1 <= WORKER["min_instances"] <= WORKER["max_instances"]
-    precondition = service["lifecycle"][0]["precondition"][0]
-    assert precondition["condition"] == "${local.ingest_worker.min_instances >= 1}"
-    assert resource("google_service_account", "ingest")["account_id"] == "${local.ingest_worker.service_account}"
-    assert parsed(ENVIRONMENT)["module"]["yolodrop"]["ingest_image"] == "${var.ingest_image}"
-    # The account ingest had as a function is kept, not destroyed and created again.
-    moved = [block for path in MODULE.glob("*.tf") for block in _plain(hcl2.loads(path.read_text())).get("moved", [])]
-    assert {"from": '${google_service_account.function["ingest"]}', "to": "${google_service_account.ingest}"} in moved
-
-
-def test_the_ingest_worker_is_internal_and_nobody_may_invoke_it():
-    service = resource("google_cloud_run_v2_service", "ingest")
-    assert service["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
-    assert not service.get("invoker_iam_disabled"), "invoker IAM off would let anyone call it"
-    # No IAM binding names the service (no allUsers, no invoker at all: nothing pushes to it) ...
-    bindings = [f"{t}.{n}" for t, n, body in all_resources() if t.startswith("google_cloud_run") and "_iam_" in t
-                and "google_cloud_run_v2_service.ingest" in json.dumps(body)]
-    assert not bindings
-    # ... and the functions' invoker grants cannot reach it: it is no function.
-    for name, functions in (("push_invokes", "${local.pushed_functions}"),
-                            ("public_invokes", "${local.public_functions}")):
-        assert resource("google_cloud_run_service_iam_member", name)["for_each"] == functions
-    assert WORKER_FOLDER not in SETTINGS["functions"]
-
-
-def test_the_ingest_subscription_is_a_pull_subscription_with_the_settings_retry_and_dead_letter_policy():
-    subscription = resource("google_pubsub_subscription", "ingest")
-    assert subscription["name"] == "${local.ingest_worker.subscription}"
-    assert subscription["topic"] == "${google_pubsub_topic.topic[local.ingest_worker.topic].id}"
-    assert not {"push_config", "bigquery_config", "cloud_storage_config"} & set(subscription), "a pull subscription"
-    assert subscription["ack_deadline_seconds"] == "${local.ingest_worker.ack_deadline_seconds}"
-    from common.platform import worker
-    # the worker's own lease is the subscription's deadline: a dead worker's batch comes back that soon
-    assert WORKER["ack_deadline_seconds"] == worker.LEASE_SECONDS
-    assert subscription["dead_letter_policy"][0] == {
-        "dead_letter_topic": "${google_pubsub_topic.dead_letter[local.ingest_worker.topic].id}",
-        "max_delivery_attempts": "${local.delivery.max_delivery_attempts}"}
-    assert subscription["retry_policy"] == resource("google_pubsub_subscription", "push")["retry_policy"]
-    assert subscription["expiration_policy"][0]["ttl"] == ""
+def test_ingest_is_a_function_pushed_the_bucket_notifications_that_scales_to_zero():
+    """Like every topic-fed function: its push subscription (with the dead-letter policy), min instances 0, many
+    requests per instance (the group commit needs them), its group's size and wait from the settings."""
+    assert (INGEST["topic"], INGEST["public"], INGEST["min_instances"]) == ("gcs_events", False, 0)
+    assert INGEST["concurrency"] > 1 and INGEST["batch_size"] >= 1 and 0 <= INGEST["group_wait_ms"] <= 100
+    assert "ingest" in pushed()
+    assert resource("google_pubsub_subscription", "push")["for_each"] == "${local.pushed_functions}"
+    assert resource("google_cloudfunctions2_function", "function")["for_each"] == "${local.functions}"
     env_values = parsed(MODULE)["locals"]["env_values"]
-    assert (env_values["INGEST_SUBSCRIPTION"], env_values["INGEST_BATCH_SIZE"]) == (
-        "${google_pubsub_subscription.ingest.name}", "${tostring(local.ingest_worker.batch_size)}")
+    assert (env_values["INGEST_SUBSCRIPTION"], env_values["INGEST_BATCH_SIZE"], env_values["INGEST_GROUP_WAIT_MS"]) \
+        == ("${local.functions.ingest.subscription}", "${tostring(local.functions.ingest.batch_size)}",
+            "${tostring(local.functions.ingest.group_wait_ms)}")
+    assert not [name for kind, name, _ in all_resources() if kind == "google_cloud_run_v2_service"], \
+        "no service runs when nobody uses the deployment"
 
 
-def test_the_ingest_worker_may_pull_its_subscription_and_does_what_ingest_did():
-    worker = "serviceAccount:${google_service_account.ingest.email}"
-    pulls = resource("google_pubsub_subscription_iam_member", "ingest_pulls")
-    assert (pulls["subscription"], pulls["role"], pulls["member"]) == (
-        "${google_pubsub_subscription.ingest.name}", "roles/pubsub.subscriber", worker)
-    assert "${google_pubsub_subscription_iam_member.ingest_pulls}" in \
-        resource("google_cloud_run_v2_service", "ingest")["depends_on"]
+def test_nothing_of_the_deployment_runs_when_nobody_uses_it():
+    assert {key: f["min_instances"] for key, f in SETTINGS["functions"].items() if f["min_instances"]} == {}
+
+
+def test_ingest_takes_back_the_worker_account_and_does_what_the_worker_did():
+    moved = [block for path in MODULE.glob("*.tf") for block in _plain(hcl2.loads(path.read_text())).get("moved", [])]
+    assert {"from": "${google_service_account.ingest}", "to": '${google_service_account.function["ingest"]}'} in moved
+    assert INGEST["service_account"] == "yd-ingest"  # the worker's: its grants are kept, not made again
     # Reads the bucket, writes what it unpacks and thumbnails, uses Firestore, publishes dataset jobs and import
-    # requests: by its key "ingest" in local.runs_as, which names its own account.
-    assert SETTINGS["object_writes"][WORKER_FOLDER] == ["datasets/", "derived/thumbnails/"]
-    assert "local.runs_as" in parsed(MODULE)["locals"]["bucket_users"]
-    assert resource("google_storage_bucket_iam_member", "writes_objects")["member"] == \
-        "serviceAccount:${local.bucket_users[each.key]}"
-    assert "local.runs_as" in parsed(MODULE)["locals"]["firestore_users"]
+    # requests: by its key "ingest" in local.runs_as, as every function.
+    assert SETTINGS["object_writes"]["ingest"] == ["datasets/", "derived/thumbnails/"]
+    assert "google_service_account.function[key].email" in parsed(MODULE)["locals"]["runs_as"]
     publishers = parsed(MODULE)["locals"]["topic_publishers"].values()
-    assert {p["topic"] for p in publishers if p["function"] == WORKER_FOLDER} == {"dataset_jobs", "import_requests"}
-    assert resource("google_pubsub_topic_iam_member", "function_publishes")["member"] == \
-        "serviceAccount:${local.runs_as[each.value.function]}"
-
-
-def test_the_ingest_image_is_slim_python_running_the_worker():
-    dockerfile = (REPO / "functions" / WORKER_FOLDER / "Dockerfile").read_text()
-    instructions = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
-    assert re.fullmatch(r"FROM python:3\.11-slim\S*", instructions[0]), instructions[0]
-    assert "RUN pip install -r functions/ingest/requirements.txt" in dockerfile
-    assert {"COPY common common", "COPY functions/ingest/main.py functions/ingest/main.py"} <= set(instructions)
-    assert instructions[-1] == 'CMD ["python", "-m", "functions.ingest.main"]'
-    assert any(line.startswith("USER ") and line != "USER root" for line in instructions), "runs as root"
-    assert "functions-framework" not in (REPO / "functions" / WORKER_FOLDER / "requirements.txt").read_text()
+    assert {p["topic"] for p in publishers if p["function"] == "ingest"} == {"dataset_jobs", "import_requests"}
 
 
 # ---- Terraform: the IAM the delivery needs, and nothing broader ------------------------
@@ -317,13 +253,12 @@ def test_the_delivery_chain_has_its_iam():
     assert resource("google_pubsub_topic_iam_member", "pubsub_agent_publishes_dead_letters")["member"] == agent
     acknowledges = resource("google_pubsub_subscription_iam_member", "pubsub_agent_acknowledges_dead_letters")
     assert (acknowledges["role"], acknowledges["member"]) == ("roles/pubsub.subscriber", agent)
-    # ... on every subscription with a dead-letter policy: each push subscription and the ingest worker's.
+    # ... on every subscription with a dead-letter policy: each push subscription.
     assert (acknowledges["for_each"], acknowledges["subscription"]) == (
         "${local.dead_lettering_subscriptions}", "${each.value}")
     dead_lettering = parsed(MODULE)["locals"]["dead_lettering_subscriptions"]
     assert "keys(local.pushed_functions)" in dead_lettering
     assert "google_pubsub_subscription.push[key].name" in dead_lettering
-    assert "google_pubsub_subscription.ingest.name" in dead_lettering
     signs = resource("google_service_account_iam_member", "pubsub_agent_signs_push_tokens")
     assert (signs["role"], signs["member"]) == ("roles/iam.serviceAccountTokenCreator", agent)
 
@@ -339,11 +274,10 @@ def test_no_role_is_broader_than_the_code_needs():
     project_wide = [body["role"] for t, _, body in all_resources() if t == "google_project_iam_member"]
     assert project_wide == ["roles/datastore.user", "roles/aiplatform.user", "roles/aiplatform.viewer"], \
         "only Firestore and Vertex AI are granted project-wide (they have no finer IAM)"
-    assert set(SETTINGS["object_writes"]) <= {*SETTINGS["functions"], WORKER_FOLDER, "trainer", "importer"}
+    assert set(SETTINGS["object_writes"]) <= {*SETTINGS["functions"], "trainer", "importer"}
     # Pub/Sub subscriber only ever on one subscription (never on a topic or the project).
     subscribers = {(t, n) for t, n, body in all_resources() if body.get("role") == "roles/pubsub.subscriber"}
-    assert subscribers == {("google_pubsub_subscription_iam_member", "ingest_pulls"),
-                           ("google_pubsub_subscription_iam_member", "pubsub_agent_acknowledges_dead_letters")}
+    assert subscribers == {("google_pubsub_subscription_iam_member", "pubsub_agent_acknowledges_dead_letters")}
     for name in ("train_runs_trainer", "watch_reads_executions"):  # on the trainer job, not the project
         assert resource("google_cloud_run_v2_job_iam_member", name)["name"] == "${google_cloud_run_v2_job.trainer.name}"
     for name in ("imports_runs_importer", "imports_reads_importer_executions"):  # on the importer job
@@ -373,11 +307,11 @@ def test_the_importer_writes_the_bucket_uses_firestore_and_asks_for_its_next_pha
 
 def test_each_function_runs_as_its_own_service_account():
     accounts = [f["service_account"] for f in SETTINGS["functions"].values()]
-    accounts += [WORKER["service_account"], SETTINGS["trainer"]["service_account"],
+    accounts += [SETTINGS["trainer"]["service_account"],
                  SETTINGS["importer"]["service_account"], SETTINGS["push_service_account"]]
     assert len(set(accounts)) == len(accounts) and all(6 <= len(a) <= 30 for a in accounts)
     runs_as = parsed(MODULE)["locals"]["runs_as"]
-    assert "keys(local.functions)" in runs_as and "ingest = google_service_account.ingest.email" in runs_as
+    assert "keys(local.functions)" in runs_as
 
 
 # ---- Terraform: storage, Firestore, the trainer, the watch -----------------------------
@@ -474,7 +408,7 @@ def variables_given(command: list[str]) -> dict[str, str]:
     return dict(arg.removeprefix("-var=").split("=", 1) for arg in command if arg.startswith("-var="))
 
 
-def test_deploy_builds_the_three_images_then_applies_the_environment_with_them():
+def test_deploy_builds_the_two_images_then_applies_the_environment_with_them():
     commands = deploy_commands()
     *bootstrap, apply = terraform("apply")
     given = variables_given(apply)
@@ -482,11 +416,10 @@ def test_deploy_builds_the_three_images_then_applies_the_environment_with_them()
     assert flags(built[0]) == {**flags(built[0]), "config": str(REPO / "infra/cloudbuild.trainer.yaml"),
                                "substitutions": f"_IMAGE={given['trainer_image']}"}
     tagged = {flags(c).get("tag") for c in built[1:]}
-    assert tagged == {given["importer_image"], given["ingest_image"]} and len(built) == 3
+    assert tagged == {given["importer_image"]} and len(built) == 2
     assert all(commands.index(c) < commands.index(apply) for c in built), "Terraform would deploy missing images"
     images = f"r-docker.pkg.dev/p/{SETTINGS['trainer']['image_repository']}/"
-    for variable, image in (("trainer_image", "trainer"), ("importer_image", SETTINGS["importer"]["image"]),
-                            ("ingest_image", WORKER["image"])):
+    for variable, image in (("trainer_image", "trainer"), ("importer_image", SETTINGS["importer"]["image"])):
         assert re.fullmatch(rf"{re.escape(images + image)}:\S+", given[variable]), variable
     assert "-auto-approve" in apply and not [arg for arg in apply if arg.startswith("-target")]
     assert given["join_allowlist"] == '["ann@example.com","example.org"]'
@@ -530,17 +463,18 @@ def test_deploy_without_terraform_says_what_it_needs_before_anything_runs(tmp_pa
     assert done.returncode == 2 and "is not installed" in done.stderr and "+ " not in done.stdout, done.stderr
 
 
-def test_deploy_retires_the_ingest_function_and_its_push_subscription_after_terraform_ran():
-    retired = WORKER["retired"]
-    assert retired["function"] not in {f["name"] for f in SETTINGS["functions"].values()}
-    assert retired["subscription"] not in {f["subscription"] for f in SETTINGS["functions"].values()}
+def test_deploy_removes_the_ingest_worker_after_terraform_ran():
+    """A project an older deploy made still runs the worker and its pull subscription: deleted once the function
+    that replaces them is applied, so no notification waits on nothing."""
+    assert RETIRED == {"services": ["yolodrop-ingest-worker"], "subscriptions": ["ingest-pull"]}
+    assert not set(RETIRED["subscriptions"]) & {f["subscription"] for f in SETTINGS["functions"].values()}
     commands = deploy_commands()
     deleted = [c for c in commands if "delete" in c[:4]]
-    assert deleted == [["gcloud", "functions", "delete", retired["function"], "--gen2", "--region=r", "--project=p",
-                        "--quiet"], ["gcloud", "pubsub", "subscriptions", "delete", retired["subscription"],
+    assert deleted == [["gcloud", "run", "services", "delete", "yolodrop-ingest-worker", "--region=r", "--project=p",
+                        "--quiet"], ["gcloud", "pubsub", "subscriptions", "delete", "ingest-pull",
                                      "--project=p", "--quiet"]]
     assert all(commands.index(c) > commands.index(terraform("apply")[-1]) for c in deleted), \
-        "ingest would stop until the worker runs"
+        "ingest would stop until the function runs"
 
 
 def setting_literals() -> set[str]:
@@ -548,7 +482,7 @@ def setting_literals() -> set[str]:
     names = set(SETTINGS["topics"].values()) | set(SETTINGS["secrets"].values())
     names |= {f[k] for f in SETTINGS["functions"].values() for k in ("name", "subscription", "service_account") if f[k]}
     names |= {SETTINGS[job][k] for job in ("trainer", "importer") for k in ("job", "service_account")}
-    names |= {WORKER[k] for k in ("service", "subscription", "service_account")} | set(WORKER["retired"].values())
+    names |= set(RETIRED["services"]) | set(RETIRED["subscriptions"])
     return names | {SETTINGS["watch"]["scheduler_job"], SETTINGS["push_service_account"]}
 
 

@@ -25,7 +25,6 @@ module "yolodrop" {
   trainer_gpu_type   = var.trainer_gpu_type
   trainer_image      = var.trainer_image
   importer_image     = var.importer_image
-  ingest_image       = var.ingest_image
   api_token          = var.api_token
 
   api_token_version         = var.api_token_version

@@ -6,8 +6,8 @@ output "function_urls" {
   value = module.yolodrop.function_urls
 }
 
-output "ingest_service" {
-  value = module.yolodrop.ingest_service
+output "ingest_subscription" {
+  value = module.yolodrop.ingest_subscription
 }
 
 output "image_repository" {

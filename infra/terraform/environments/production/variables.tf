@@ -43,10 +43,6 @@ variable "importer_image" {
   type = string
 }
 
-variable "ingest_image" {
-  type = string
-}
-
 variable "api_token" {
   description = "TF_VAR_api_token, on every plan and apply: ephemeral, in neither plan nor state; written when api_token_version changes."
   type        = string

@@ -1,8 +1,8 @@
 # Each Cloud Function (2nd gen) from its own folder: functions/<name>/main.py and
 # requirements.txt, with common/ beside them (Cloud Functions builds only what the
 # source holds), so each installs only what its code imports. A topic-fed function
-# is triggered by its push subscription (pubsub.tf); the API and prediction by HTTP.
-# Ingest is not a function but a pull worker on Cloud Run (ingest.tf).
+# is triggered by its push subscription (pubsub.tf), ingest too (the bucket's
+# notifications); the API and prediction by HTTP.
 
 locals {
   common_files = fileset("${local.repo}/common", "**/*.py")

@@ -1,4 +1,4 @@
-# One service account per function, one for the ingest worker, one for the trainer, one for the importer,
+# One service account per function, one for the trainer, one for the importer,
 # one that push subscriptions call the functions as; each granted what its code does and nothing more, on the one
 # resource it does it to wherever IAM allows (tests/unit/test_terraform.py holds the
 # list; no basic role, no admin role).
@@ -10,16 +10,10 @@ resource "google_service_account" "function" {
   display_name = "yolodrop ${each.key} function"
 }
 
-resource "google_service_account" "ingest" {
-  project      = var.project
-  account_id   = local.ingest_worker.service_account
-  display_name = "yolodrop ingest worker"
-}
-
-# The ingest worker keeps the account it had as a function (and the grants keyed "ingest" below).
+# The ingest function takes back the account the ingest worker had (and the grants keyed "ingest" below).
 moved {
-  from = google_service_account.function["ingest"]
-  to   = google_service_account.ingest
+  from = google_service_account.ingest
+  to   = google_service_account.function["ingest"]
 }
 
 resource "google_service_account" "trainer" {
@@ -41,14 +35,11 @@ resource "google_service_account" "push" {
 }
 
 locals {
-  # What our event and request code runs as: each function's account and the ingest worker's, by key.
-  runs_as = merge(
-    { for key in keys(local.functions) : key => google_service_account.function[key].email },
-    { ingest = google_service_account.ingest.email },
-  )
+  # What our event and request code runs as: each function's account, by key.
+  runs_as = { for key in keys(local.functions) : key => google_service_account.function[key].email }
 
   # Firestore IAM is per project (the index, jobs, models and imports live in one database):
-  # every function, the ingest worker and the importer (its progress documents), by key -> account email.
+  # every function and the importer (its progress documents), by key -> account email.
   firestore_users = merge(local.runs_as, { importer = google_service_account.importer.email })
 
   # Every account that touches the data bucket, by key: each reads all of it (a dataset's files, model weights,

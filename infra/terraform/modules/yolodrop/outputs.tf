@@ -19,18 +19,13 @@ output "importer_job" {
   value = google_cloud_run_v2_job.importer.id
 }
 
-output "ingest_service" {
-  description = "The ingest worker's Cloud Run service (GET on its URL, as an invoker, answers its status)."
-  value       = google_cloud_run_v2_service.ingest.id
-}
-
 output "ingest_subscription" {
-  description = "The pull subscription the ingest worker takes storage notifications from."
-  value       = google_pubsub_subscription.ingest.name
+  description = "The push subscription that delivers the storage notifications to the ingest function."
+  value       = google_pubsub_subscription.push["ingest"].name
 }
 
 output "image_repository" {
-  description = "Where the images go: <this>/trainer:<tag>, <this>/importer:<tag> and <this>/ingest:<tag>."
+  description = "Where the images go: <this>/trainer:<tag> and <this>/importer:<tag>."
   value       = "${var.trainer_region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}"
 }
 

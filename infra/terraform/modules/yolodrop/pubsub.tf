@@ -1,8 +1,8 @@
 # Topics, their dead-letter topics (with a subscription that holds dead letters a week),
 # and the push subscription of each topic-fed function: the subscription is ours, so
 # its dead-letter and retry policies are declared here (an Eventarc trigger would own
-# its subscription instead). The ingest worker's pull subscription, with the same
-# policies, is in ingest.tf. The names are the local stack's (infra/local/stack.py).
+# its subscription instead). Ingest's is one of them. The names are the local stack's
+# (infra/local/stack.py).
 
 resource "google_pubsub_topic" "topic" {
   #checkov:skip=CKV_GCP_83:Google-managed encryption; customer keys are an organisation's choice this module does not impose
@@ -65,15 +65,14 @@ resource "google_pubsub_subscription" "push" {
 }
 
 # Pub/Sub's service agent forwards dead letters: it publishes to the dead-letter topic
-# and acknowledges on the source subscription (each push subscription and the ingest
-# worker's pull subscription). It also mints the push OIDC tokens.
+# and acknowledges on the source subscription (each push subscription). It also mints
+# the push OIDC tokens.
 locals {
   pubsub_agent = "serviceAccount:service-${data.google_project.project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
-  # Every subscription with a dead-letter policy, by function key (the ingest worker's as "ingest").
+  # Every subscription with a dead-letter policy, by function key.
   dead_lettering_subscriptions = merge(
     { for key in keys(local.pushed_functions) : key => google_pubsub_subscription.push[key].name },
-    { ingest = google_pubsub_subscription.ingest.name },
   )
 }
 

@@ -12,7 +12,6 @@ locals {
   delivery         = local.settings.delivery
   trainer          = local.settings.trainer
   importer         = local.settings.importer
-  ingest_worker    = local.settings.ingest_worker
 
   bucket_location    = coalesce(var.bucket_location, var.region)
   firestore_location = coalesce(var.firestore_location, var.region)
@@ -20,7 +19,7 @@ locals {
   trainer_vertex_region = coalesce(var.trainer_vertex_region, var.trainer_region)
   vertex_enabled        = length(local.trainer.vertex.accelerator_types) > 0
 
-  # Every environment variable a function, the ingest worker, the trainer or the importer may be given
+  # Every environment variable a function, the trainer or the importer may be given
   # (settings name which), with its value: common/platform/config.py reads them.
   env_values = {
     GOOGLE_CLOUD_PROJECT    = var.project
@@ -43,8 +42,9 @@ locals {
     IMPORT_INLINE_MAX_BYTES = tostring(local.importer.inline_max_bytes)
     IMPORT_COCO_MAX_BYTES   = tostring(local.importer.coco_max_bytes)
     IMPORT_BUCKETS          = join(" ", local.importer.buckets)
-    INGEST_SUBSCRIPTION     = google_pubsub_subscription.ingest.name
-    INGEST_BATCH_SIZE       = tostring(local.ingest_worker.batch_size)
+    INGEST_SUBSCRIPTION     = local.functions.ingest.subscription # a name, not the resource: it pushes to the function
+    INGEST_BATCH_SIZE       = tostring(local.functions.ingest.batch_size)
+    INGEST_GROUP_WAIT_MS    = tostring(local.functions.ingest.group_wait_ms)
     FIREBASE_WEB_API_KEY    = var.firebase_web_api_key
     GOOGLE_OAUTH_CLIENT_ID  = var.google_oauth_client_id
     JOIN_POLICY             = var.join_policy

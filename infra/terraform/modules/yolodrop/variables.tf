@@ -52,11 +52,6 @@ variable "importer_image" {
   type        = string
 }
 
-variable "ingest_image" {
-  description = "The ingest worker's image (functions/ingest/Dockerfile, built from the repository root) in the same Artifact Registry repository as the trainer's."
-  type        = string
-}
-
 variable "api_token" {
   description = "The bearer token the API accepts (e.g. `openssl rand -base64 32`), written to its Secret Manager secret as a write-only value: it is in neither the plan nor the state. Ephemeral: given on every plan and apply (TF_VAR_api_token), sent only when api_token_version changes."
   type        = string
