@@ -7,8 +7,7 @@ For every functions/<name>/main.py of the tree (default: this checkout):
 - import: the entry point imported in a fresh interpreter (`python -I`, a dummy
   GOOGLE_CLOUD_PROJECT and DATA_BUCKET; nothing connects), best of --repeat;
   the RSS of that interpreter right after, and the third-party packages loaded;
-- serving (not for the ingest worker, which runs no framework: bench.ingest
-  measures its memory): `functions-framework --target=<entry point>` on a free port, polled
+- serving: `functions-framework --target=<entry point>` on a free port, polled
   until the framework itself answers GET /favicon.ico (404 or 405: the
   function never runs), then VmRSS of the gunicorn master and of its worker,
   and their total: the master's RSS plus the worker's private pages (the
@@ -89,7 +88,7 @@ def main() -> None:
 
 def measure_function(tree: Path, main_py: Path, repeat: int) -> Row:
     row = measure_import(tree, main_py, main_py.parent.name, repeat)
-    if entry_point(main_py):  # the ingest worker is no functions-framework function: bench.ingest has its RSS
+    if entry_point(main_py):
         row.master_mib, row.worker_mib, row.total_mib = measure_serving(tree, main_py)
     row.deps_mib = installed_mib(requirements_of(tree, main_py.parent.name))
     return row

@@ -31,9 +31,9 @@ warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 # The most pixels an image may have to be decoded: 50 megapixels, more than any common camera's full resolution
 # (the 108/200 MP modes of some phones aside) and well under Pillow's 89 MP default. Decoded, it takes up to 200 MB
-# (Pillow keeps RGB in 4 bytes a pixel), which the ingest worker's 1 GiB holds beside its other reads.
+# (Pillow keeps RGB in 4 bytes a pixel), which the ingest function's 1 GiB holds beside its other reads.
 MAX_IMAGE_PIXELS = 50_000_000
-# What the decodes of one process may hold at once, by default: two images at the pixel limit. The ingest worker
+# What the decodes of one process may hold at once, by default: two images at the pixel limit. An ingest instance
 # reads eight files at a time in 1 GiB; its process at rest and its in-flight downloads take about 250 MB.
 DECODE_BUDGET_BYTES = 400 * 1024 * 1024
 

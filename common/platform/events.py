@@ -1,6 +1,6 @@
 """Decoding of the events the functions and workers receive, in the one place that knows their shapes.
 
-- A GCS notification as the ingest worker pulls it (from_notification): the attributes say eventType
+- A GCS notification as Pub/Sub delivers it to ingest (from_notification): the attributes say eventType
   (OBJECT_FINALIZE / OBJECT_DELETE), bucketId, objectId and objectGeneration; the data is the object resource
   as JSON.
 - A Pub/Sub messagePublished CloudEvent as a push subscription delivers it to a function (pubsub_message),

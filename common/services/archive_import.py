@@ -42,7 +42,7 @@ UPLOAD_THREADS = 8
 CLASS_WRITE_ATTEMPTS = 5  # plans of an archive whose data.yaml another writer changed meanwhile
 IN_MEMORY_BYTES = 16 * 1024 * 1024  # larger members are streamed
 IMPORT_MARK = "yolodrop-import"  # object metadata: which archive generation or import wrote it
-# COCO annotations read in the ingest worker's call (1 GiB, shared with its batch); more go to the import job.
+# COCO annotations read in the ingest function's call (1 GiB, shared with its group); more go to the import job.
 INLINE_COCO_BYTES = 64 * 1024 * 1024
 
 

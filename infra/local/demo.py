@@ -36,7 +36,7 @@ def main() -> int:
     running = local_stack.default_stack()
     started_here = not running.pid_file.exists()
     if started_here:
-        print("starting the local stack (emulators, fake-gcs-server, the ingest worker, functions)...", flush=True)
+        print("starting the local stack (emulators, fake-gcs-server, the functions)...", flush=True)
         try:
             local_stack.start(running)
         except local_stack.StackError as exc:

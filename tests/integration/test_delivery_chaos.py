@@ -53,7 +53,7 @@ def history(bucket, dataset: str) -> int:
 
 def test_twice_shuffled_with_stale_generations_equals_in_order(stack, api, bucket):
     in_order, chaos = "chaos-reference", "chaos-replayed"
-    with held_notifications(stack) as (subscriber, subscription):  # the ingest worker stopped meanwhile
+    with held_notifications(stack) as (subscriber, subscription):  # the ingest push stopped meanwhile
         expected = history(bucket, chaos)
         captured = capture(subscriber, subscription, expected, under=f"datasets/{chaos}/")
     assert len(captured) == expected

@@ -1,5 +1,5 @@
-"""Events applied together. The ingest worker applies whatever notifications
-arrived together in one batch (one guard read, one transaction): a batch must
+"""Events applied together. An ingest instance applies whatever notifications
+arrived together in one group (one guard read, one transaction): a batch must
 leave the index exactly as the same events applied one at a time would, in any
 order and with repeats, and one bad change must not take the others with it.
 
@@ -29,7 +29,7 @@ LABEL = b"0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n"
 
 
 def held_events(stack, dataset: str, write, expected: int) -> list:
-    """Run `write()` with the ingest worker stopped; the `expected` notifications of `dataset` it caused,
+    """Run `write()` with the ingest push stopped; the `expected` notifications of `dataset` it caused,
     decoded, in the order they were published."""
     with held_notifications(stack) as (subscriber, subscription):
         write()

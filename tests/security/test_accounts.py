@@ -2,7 +2,7 @@
 that a test may change the deployment's configuration) against the local stack's emulators.
 
 The people are real accounts of the Auth emulator; the dataset files go through real upload sessions of the
-storage emulator and are indexed (or not) by the stack's ingest worker."""
+storage emulator and are indexed (or not) by the stack's ingest function."""
 from __future__ import annotations
 
 import os

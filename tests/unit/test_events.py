@@ -10,7 +10,7 @@ OBJECT = {"bucket": "data", "name": "datasets/d/images/a.jpg", "generation": "17
 
 
 def attributes(event_type: str, **more: str) -> dict:
-    """A GCS notification's attributes as the ingest worker pulls them."""
+    """A GCS notification's attributes as Pub/Sub delivers them to ingest."""
     return {"eventType": event_type, "bucketId": "data", "objectId": OBJECT["name"],
             "objectGeneration": OBJECT["generation"], "payloadFormat": "JSON_API_V1", **more}
 
