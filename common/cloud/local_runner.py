@@ -19,7 +19,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
@@ -32,10 +32,12 @@ RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 @dataclass(frozen=True)
 class JobSettings:
     """A Cloud Run Job's settings that shape its executions (infra/settings.json's task_timeout_seconds and
-    max_retries); grace_seconds is Cloud Run's own, a setting here only so a test need not wait 10 s."""
+    max_retries); grace_seconds is Cloud Run's own, a setting here only so a test need not wait 10 s. env: the
+    job's own variables, which every task gets (Terraform sets the trainer's TRAINER_DATA_MOUNT so)."""
     task_timeout_seconds: float = limits.GPU_TASK_TIMEOUT_MAX_SECONDS
     max_retries: int = 3
     grace_seconds: float = limits.SIGTERM_GRACE_SECONDS
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def jobs_dir() -> Path:
@@ -109,7 +111,7 @@ class LocalExecution:
         return self
 
     def _spawn(self, index: int, attempt: int) -> None:
-        env = {**self.env, "CLOUD_RUN_EXECUTION": self.name, "CLOUD_RUN_TASK_INDEX": str(index),
+        env = {**self.settings.env, **self.env, "CLOUD_RUN_EXECUTION": self.name, "CLOUD_RUN_TASK_INDEX": str(index),
                "CLOUD_RUN_TASK_COUNT": str(self.task_count), "CLOUD_RUN_TASK_ATTEMPT": str(attempt),
                "TASK_TIMEOUT_SECONDS": str(self.settings.task_timeout_seconds)}
         process = self.spawn(self.argv, env, self.log_path(index))

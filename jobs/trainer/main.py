@@ -54,6 +54,7 @@ class Config:
     attempt: int = 0                      # CLOUD_RUN_TASK_ATTEMPT: > 0 when the task is retried
     device: str | None = None             # None: the first GPU when there is one, else the CPU
     download_workers: int = 16
+    data_mount: Path | None = None        # TRAINER_DATA_MOUNT: the data bucket mounted read-only (materialize)
     task_timeout: float = limits.GPU_TASK_TIMEOUT_MAX_SECONDS  # TASK_TIMEOUT_SECONDS: this task attempt's
     started: float = field(default_factory=time.monotonic)  # when this task attempt started (monotonic)
 
@@ -64,6 +65,7 @@ class Config:
                    work_dir=Path(env.get("TRAINER_WORK_DIR") or cls.work_dir),
                    attempt=int(env.get("CLOUD_RUN_TASK_ATTEMPT", "0")), device=env.get("TRAINER_DEVICE") or None,
                    download_workers=int(env.get("TRAINER_DOWNLOAD_WORKERS", "16")),
+                   data_mount=Path(env["TRAINER_DATA_MOUNT"]) if env.get("TRAINER_DATA_MOUNT") else None,
                    task_timeout=float(env.get("TASK_TIMEOUT_SECONDS") or limits.GPU_TASK_TIMEOUT_MAX_SECONDS))
 
     @property
@@ -127,7 +129,10 @@ class Job:
             self.progress.publish("cancelled", epoch=0, weights={})
             return 0
         resumed_from = self.restore_checkpoint()
-        data = materialize(manifest, self.config.job_dir / "data", self.config.download_workers)
+        data = materialize(manifest, self.config.job_dir / "data", self.config.download_workers,
+                           self.config.data_mount)
+        log.info("materialized", job_id=self.config.job_id, images=data.counts, linked=data.linked,
+                 downloaded_bytes=data.downloaded_bytes, seconds=round(data.seconds, 3))
         device = self.config.device or _default_device()
         self.progress.publish("started", device=device, attempt=self.config.attempt, execution=execution_name(),
                               resumed_from_epoch=resumed_from,

@@ -19,6 +19,7 @@ TASK = textwrap.dedent("""
     print("ATTEMPT", os.environ["CLOUD_RUN_TASK_ATTEMPT"], os.environ["CLOUD_RUN_EXECUTION"],
           os.environ["CLOUD_RUN_TASK_INDEX"], os.environ["CLOUD_RUN_TASK_COUNT"], os.environ["TASK_TIMEOUT_SECONDS"],
           flush=True)
+    print("JOB_VARIABLE", os.environ.get("JOB_VARIABLE"), os.environ["JOB_ID"], flush=True)
     plan = sys.argv[1].split(",")[int(os.environ["CLOUD_RUN_TASK_ATTEMPT"])]
     if plan == "hang":        # deaf to SIGTERM: only SIGKILL ends it
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -82,6 +83,16 @@ def test_a_task_past_its_timeout_gets_sigterm_then_sigkill_and_fails_once_out_of
     assert (state.running, state.succeeded) == (False, False)
     assert "Task hung-task0 failed after 1 retry: its last attempt (1) was stopped by the task timeout of 1 s" \
         in state.detail
+
+
+def test_every_task_gets_the_jobs_own_variables_and_the_executions_override_them(log_dir):
+    settings = local_runner.JobSettings(task_timeout_seconds=60, max_retries=0,
+                                        env={"JOB_VARIABLE": "/mnt/data", "JOB_ID": "the job's"})
+    run("variables", "0", settings, log_dir)
+    ended("variables")
+    logged = [line.split()[1:] for line in (log_dir / "variables.log").read_text().splitlines()
+              if line.startswith("JOB_VARIABLE")]
+    assert logged == [["/mnt/data", "variables"]]
 
 
 def test_a_failure_out_of_retries_says_its_exit_code(log_dir):
