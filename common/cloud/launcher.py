@@ -67,8 +67,10 @@ def for_accelerator(accelerator: Accelerator | None) -> runner.Runner:
 
 def vertex_trainer() -> vertex_runner.Trainer:
     """The trainer as the Cloud Run Job runs it (its image, account and variables: infra/settings.json trainer),
-    with the custom job's own timeout as the task's."""
+    with the custom job's own timeout as the task's, and the data bucket where Vertex AI mounts every bucket
+    the job's account may read (/gcs/<bucket>), as the Cloud Run Job's volume mounts it."""
     timeout = config.trainer_vertex_timeout_seconds()
     env = {"GOOGLE_CLOUD_PROJECT": config.project(), "PROGRESS_TOPIC": config.progress_topic(),
-           "TASK_TIMEOUT_SECONDS": str(timeout), **TRAINER_SAFETY_ENV}
+           "TASK_TIMEOUT_SECONDS": str(timeout), "TRAINER_DATA_MOUNT": f"/gcs/{config.data_bucket()}",
+           **TRAINER_SAFETY_ENV}
     return vertex_runner.Trainer(config.trainer_image(), config.trainer_service_account(), timeout, env)

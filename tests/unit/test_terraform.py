@@ -346,6 +346,18 @@ def test_the_trainer_job_has_its_gpu_in_the_trainer_region():
     assert {"project", "region", "bucket", "trainer_region", "trainer_gpu_type"} <= set(module_call)
 
 
+def test_the_trainer_job_reads_the_data_bucket_through_a_read_only_mount_it_names():
+    task = resource("google_cloud_run_v2_job", "trainer")["template"][0]["template"][0]
+    [volume] = task["volumes"]
+    assert volume["gcs"][0] == {"bucket": "${google_storage_bucket.data.name}", "read_only": True}
+    [container] = task["containers"]
+    [mounted] = container["volume_mounts"]
+    assert mounted["name"] == volume["name"]
+    variables = {env["name"]: env["value"] for env in container["env"] if "name" in env}
+    assert variables["TRAINER_DATA_MOUNT"] == mounted["mount_path"] == "${local.trainer_data_mount}"
+    assert task["execution_environment"] == "EXECUTION_ENVIRONMENT_GEN2"
+
+
 def test_the_importer_job_has_no_gpu_and_runs_beside_the_bucket_as_its_own_account():
     job = resource("google_cloud_run_v2_job", "importer")
     assert job["location"] == "${var.region}" and job["name"] == "${local.importer.job}"

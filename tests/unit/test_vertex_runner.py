@@ -14,7 +14,8 @@ PARENT = "projects/p/locations/us-central1"
 TRAINER = Trainer(image="us-central1-docker.pkg.dev/p/yolodrop/trainer:v1",
                   service_account="yd-trainer@p.iam.gserviceaccount.com", timeout_seconds=86400,
                   env={"GOOGLE_CLOUD_PROJECT": "p", "PROGRESS_TOPIC": "training-progress",
-                       "TASK_TIMEOUT_SECONDS": "86400", "ULTRALYTICS_SAFE_LOAD": "1", "YOLO_AUTOINSTALL": "false"})
+                       "TASK_TIMEOUT_SECONDS": "86400", "TRAINER_DATA_MOUNT": "/gcs/yolodrop-data",
+                       "ULTRALYTICS_SAFE_LOAD": "1", "YOLO_AUTOINSTALL": "false"})
 FIRST = launcher.trainer_execution("job-0123abcd", "gs://b/derived/training/job-0123abcd/manifest.json")
 CONTINUATION = launcher.trainer_execution("job-0123abcd", "gs://b/derived/training/job-0123abcd/manifest.json",
                                           continues_run=2)
@@ -172,7 +173,7 @@ def test_an_accelerator_in_production_is_a_vertex_custom_job_with_the_trainers_s
     for name, value in {"TRAINER_LAUNCHER": "cloud-run", "GOOGLE_CLOUD_PROJECT": "p", "TRAINER_REGION": "europe-west4",
                         "TRAINER_VERTEX_REGION": "us-central1", "TRAINER_IMAGE": TRAINER.image,
                         "TRAINER_SERVICE_ACCOUNT": TRAINER.service_account, "PROGRESS_TOPIC": "training-progress",
-                        "TRAINER_VERTEX_TIMEOUT_SECONDS": "86400"}.items():
+                        "TRAINER_VERTEX_TIMEOUT_SECONDS": "86400", "DATA_BUCKET": "yolodrop-data"}.items():
         monkeypatch.setenv(name, value)
     chosen = launcher.for_accelerator(Accelerator("nvidia-l4", 4))
     assert isinstance(chosen, vertex_runner.VertexRunner)

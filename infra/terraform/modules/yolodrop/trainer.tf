@@ -11,6 +11,10 @@ resource "google_artifact_registry_repository" "images" {
   depends_on    = [google_project_service.api]
 }
 
+locals {
+  trainer_data_mount = "/mnt/data"
+}
+
 resource "google_cloud_run_v2_job" "trainer" {
   project             = var.project
   location            = var.trainer_region
@@ -25,11 +29,29 @@ resource "google_cloud_run_v2_job" "trainer" {
       timeout         = "${local.trainer.task_timeout_seconds}s"
       # No zonal redundancy: a GPU job then needs far less GPU quota.
       gpu_zonal_redundancy_disabled = true
+      execution_environment         = "EXECUTION_ENVIRONMENT_GEN2" # a Cloud Storage volume needs it
       node_selector {
         accelerator = var.trainer_gpu_type
       }
+      # The data bucket, read-only: a version's images are read through it, not copied onto the
+      # in-memory disk (jobs/trainer/materialize.py; docs/training.md, How the images reach the trainer).
+      volumes {
+        name = "data"
+        gcs {
+          bucket    = google_storage_bucket.data.name
+          read_only = true
+        }
+      }
       containers {
         image = var.trainer_image
+        volume_mounts {
+          name       = "data"
+          mount_path = local.trainer_data_mount
+        }
+        env {
+          name  = "TRAINER_DATA_MOUNT"
+          value = local.trainer_data_mount
+        }
         resources {
           limits = {
             cpu              = local.trainer.cpu
