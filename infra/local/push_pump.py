@@ -29,6 +29,7 @@ REQUEST_SECONDS = 540.0      # the function's timeout: the subscription's ack de
 PULL_SECONDS = 5.0
 IDLE_BACKOFF = (0.01, 0.2)   # polling after an empty pull (the emulator answers at once): first, longest
 DOWN_BACKOFF = (0.05, 1.0)   # while the function does not accept connections: first, longest
+SETTLE_SECONDS = 0.02        # acknowledgements are sent together this often: one request for many, as Pub/Sub's own
 
 
 class Pump:
@@ -38,8 +39,13 @@ class Pump:
         self.slots = threading.Semaphore(in_flight)
         self.pool = ThreadPoolExecutor(in_flight, thread_name_prefix="push")
         self.stopping = threading.Event()
+        self.acks: list[str] = []
+        self.acks_lock = threading.Lock()
+        self.acker = threading.Thread(target=self._acknowledge, name="ack", daemon=True)
+        self.drained = threading.Event()  # stopped, and no delivery in flight: nothing more to acknowledge
 
     def run(self) -> None:
+        self.acker.start()
         idle = IDLE_BACKOFF[0]
         while not self.stopping.is_set():
             free = self._take_slots()
@@ -54,6 +60,23 @@ class Pump:
                 self.stopping.wait(idle)
                 idle = min(idle * 2, IDLE_BACKOFF[1])
         self.pool.shutdown(wait=True)
+        self.drained.set()
+        self.acker.join()
+
+    def _acknowledge(self) -> None:
+        """Every SETTLE_SECONDS, acknowledge what was delivered meanwhile in one request, until stopped and all is
+        sent. A failed request leaves its messages to come back when their lease ends (ingest is idempotent)."""
+        while True:
+            drained = self.drained.wait(SETTLE_SECONDS)
+            with self.acks_lock:
+                ack_ids, self.acks = self.acks, []
+            if ack_ids:
+                try:
+                    self.subscriber.acknowledge(subscription=self.subscription, ack_ids=ack_ids)
+                except Exception as error:
+                    print(f"{len(ack_ids)} acknowledgements not sent: {error!r}", file=sys.stderr, flush=True)
+            if drained:
+                return
 
     def _take_slots(self) -> int:
         """Wait for one free slot, then take every other free one."""
@@ -79,7 +102,8 @@ class Pump:
         try:
             status = self._post_until_accepted(push_body(item, self.subscription))
             if status in ACKED_STATUSES:
-                self.subscriber.acknowledge(subscription=self.subscription, ack_ids=[item.ack_id])
+                with self.acks_lock:
+                    self.acks.append(item.ack_id)
             else:
                 self.subscriber.modify_ack_deadline(subscription=self.subscription, ack_ids=[item.ack_id],
                                                     ack_deadline_seconds=0)

@@ -333,10 +333,12 @@ def function_command(name: str, port: int) -> list[str]:
 
 
 def _spawn_function(stack: Stack, name: str) -> None:
-    status = {"INGEST_STATUS_PORT": str(stack.ports["ingest_status"])} if name == "ingest" else {}
+    # ingest takes as many requests at once as production's instance (its group commit needs them)
+    ingest = {"INGEST_STATUS_PORT": str(stack.ports["ingest_status"]), "THREADS": str(INGEST["concurrency"])} \
+        if name == "ingest" else {}
     _spawn(stack, name, function_command(name, stack.ports[name]),
            extra_env={**stack.env(), "PYTHONPATH": str(REPO), "THREADS": os.environ.get("YD_THREADS", "32"),
-                      "MALLOC_ARENA_MAX": MALLOC_ARENAS, **status},
+                      "MALLOC_ARENA_MAX": MALLOC_ARENAS, **ingest},
            memory=memory_limit(name))
 
 

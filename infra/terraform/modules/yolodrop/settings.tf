@@ -45,6 +45,7 @@ locals {
     INGEST_SUBSCRIPTION     = local.functions.ingest.subscription # a name, not the resource: it pushes to the function
     INGEST_BATCH_SIZE       = tostring(local.functions.ingest.batch_size)
     INGEST_GROUP_WAIT_MS    = tostring(local.functions.ingest.group_wait_ms)
+    THREADS                 = tostring(local.functions.ingest.concurrency) # functions-framework's: ingest's group commit
     FIREBASE_WEB_API_KEY    = var.firebase_web_api_key
     GOOGLE_OAUTH_CLIENT_ID  = var.google_oauth_client_id
     JOIN_POLICY             = var.join_policy
