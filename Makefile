@@ -8,7 +8,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 # The tests that need no local stack, with the network cut (docs/tests.md: why, and the fallback where it cannot be)
 UNIT_TESTS := infra/local/offline.sh $(PY) -m pytest -q -m "not integration"
 
-.PHONY: demo test lint unit system-packages up down bench-ingest bench-train bench-functions bench-predict bench-push bench-import bench-reindex bench-page venv tools clean
+.PHONY: demo test lint unit system-packages up down bench-ingest bench-train bench-materialize bench-functions bench-predict bench-push bench-import bench-reindex bench-page venv tools clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml jobs/trainer/requirements.txt $(wildcard functions/*/requirements.txt)
 	python3 -m venv $(VENV)
@@ -64,6 +64,9 @@ bench-ingest: $(STAMP) $(FIREBASE) ## N=1000 images dropped at once; see docs/pe
 
 bench-train: $(STAMP) $(FIREBASE)  ## 500 generated images: training overhead and materialization rate; see docs/performance.md
 	$(PY) -m bench.train $(ARGS)
+
+bench-materialize: $(STAMP) $(FIREBASE)  ## 2,000 images of a version: downloaded against linked through a mount (time, disk); see docs/performance.md
+	$(PY) -m bench.materialize $(ARGS)
 
 bench-predict: $(STAMP) $(FIREBASE)  ## the prediction function against Ultralytics: cold start, warm latency, throughput; see docs/performance.md
 	$(PY) -m bench.predict $(ARGS)
