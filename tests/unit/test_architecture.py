@@ -420,7 +420,7 @@ def firestore_reached_outside_stores(repo: Path) -> list[str]:
     """Every import of Firestore's client and every call of a Firestore method outside common/cloud, as
     "file:line: what"."""
     files = sorted(path for folder in SHIPPED for path in (repo / folder).rglob("*.py")
-                   if not path.relative_to(repo).parts[:2] == ("common", "cloud"))
+                   if path.relative_to(repo).parts[:2] != ("common", "cloud"))
     found = [f"{imp.file.relative_to(repo)}:{imp.line}: imports {imp.module}" for file in files
              for imp in imports_of(file) if any(matches(imp.module, m) for m in FIRESTORE_MODULES)]
     for file in files:
