@@ -36,8 +36,8 @@ def test_a_training_on_several_gpus_runs_no_longer_than_a_vertex_custom_job_and_
     timeout = SETTINGS["trainer"]["vertex"]["timeout_seconds"]
     assert 0 < timeout <= limits.VERTEX_JOB_TIMEOUT_MAX_SECONDS
     assert "TRAINER_VERTEX_TIMEOUT_SECONDS" in SETTINGS["functions"]["train"]["env"]
-    for name, value in {"GOOGLE_CLOUD_PROJECT": "p", "TRAINER_IMAGE": "image", "TRAINER_SERVICE_ACCOUNT": "sa",
-                        "TRAINER_VERTEX_TIMEOUT_SECONDS": str(timeout)}.items():
+    for name, value in {"GOOGLE_CLOUD_PROJECT": "p", "DATA_BUCKET": "b", "TRAINER_IMAGE": "image",
+                        "TRAINER_SERVICE_ACCOUNT": "sa", "TRAINER_VERTEX_TIMEOUT_SECONDS": str(timeout)}.items():
         monkeypatch.setenv(name, value)
     trainer = launcher.vertex_trainer()
     assert trainer.timeout_seconds == timeout and trainer.env["TASK_TIMEOUT_SECONDS"] == str(timeout), \
