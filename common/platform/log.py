@@ -145,5 +145,6 @@ JOB_FAILED, JOB_STALLED = "failed", "stalled"
 
 def job_event(event: str, kind: str, job_id: str, **fields) -> None:
     """One line saying that job `job_id` of `kind` (training, import, dataset job, export, version) failed or
-    stalled: `job_event`, `job_kind` and `job_id` are stable, the message is for people."""
-    log("WARNING", f"{kind} {job_id} {event}", **{JOB_EVENT: event, "job_kind": kind, "job_id": job_id}, **fields)
+    stalled: `job_event`, `job_kind` and `job_id` are stable, the message is for people and names no id (the lines
+    that name a job in their message are its handling's outcomes)."""
+    log("WARNING", f"job {event} ({kind})", **{JOB_EVENT: event, "job_kind": kind, "job_id": job_id}, **fields)

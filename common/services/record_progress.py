@@ -25,8 +25,6 @@ from common.services import continuation_requests
 def handle(message: PubSubMessage) -> Outcome:
     event = decode(message, ProgressEvent).fields()
     outcome = _apply(event)
-    if event["type"] == "failed" and outcome.result == Result.APPLIED:  # the trainer said so: counted as a failure
-        log.job_event(log.JOB_FAILED, "training", event["job_id"], reason=event.get("error"))
     run = event.get("run")  # the trainer names the run it stopped in; an event without one asks for nothing here
     if event["type"] == "continued" and isinstance(run, int) and outcome.result in (Result.APPLIED, Result.DUPLICATE):
         continuation_requests.request(event["job_id"], run)
@@ -50,6 +48,8 @@ def _apply(event: dict) -> Outcome:
         return Outcome(Result.REJECTED, f"{what}: no such training job")
     if update is None:
         return Outcome(Result.DUPLICATE, f"{what} ignored: duplicate or late")
+    if update.get("status") == training_job.FAILED:  # the trainer said so: counted with the watch's failures
+        log.job_event(log.JOB_FAILED, "training", event["job_id"], reason=update.get("error"))
     return Outcome(Result.APPLIED, f"{what} applied")
 
 
