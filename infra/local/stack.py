@@ -87,6 +87,7 @@ class Stack:
     page_token_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))  # its own key, per `make up`
     pids: dict[str, int] = field(default_factory=dict)  # part name -> process group
     processes: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
+    logged: set[str] = field(default_factory=set, repr=False)  # parts whose log this stack has begun
     import_tasks: int = 2  # IMPORT_TASKS of the stack's functions: this machine's two cores (bench.imports asks 4)
     # fake-gcs-server's backend. "filesystem" keeps objects under state_dir/gcs: the memory backend finds an
     # object by a linear scan of its bucket, so tens of thousands of objects slow every call (bench.imports).
@@ -345,8 +346,11 @@ def _spawn_function(stack: Stack, name: str) -> None:
 def _spawn(stack: Stack, name: str, argv: list[str], extra_env: dict | None = None, cwd: Path = REPO,
            memory: int | None = None) -> None:
     log_path = stack.state_dir / f"{name}.log"
+    # A part restarted in this stack keeps its earlier lines; a new stack (`make up`) begins each log afresh.
+    mode = "ab" if name in stack.logged else "wb"
+    stack.logged.add(name)
     process = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **(extra_env or {})},
-                               stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+                               stdout=log_path.open(mode), stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True,
                                preexec_fn=_limited(memory) if memory else None)
     stack.pids[name] = process.pid

@@ -1,5 +1,6 @@
 import json
 import socket
+import sys
 
 import pytest
 
@@ -58,3 +59,12 @@ def test_make_up_keeps_its_documented_ports_and_a_new_function_takes_the_next_on
     monkeypatch.setattr(stack, "FUNCTIONS", {**stack.FUNCTIONS, "thumbs": {"entry_point": "thumb", "topic": None}})
     assert stack.default_ports()["thumbs"] == 8100
     assert "--target=thumb" in stack.function_command("thumbs", 8100)
+
+
+def test_a_new_stack_begins_each_log_afresh_and_a_restarted_part_keeps_its_earlier_lines(tmp_path):
+    (tmp_path / "part.log").write_text("a line of the stack before\n")
+    made = stack.Stack(state_dir=tmp_path, ports=stack.PORT_DEFAULTS)
+    for word in ("first", "again"):
+        stack._spawn(made, "part", [sys.executable, "-c", f"print({word!r})"])
+        made.processes["part"].wait(timeout=30)
+    assert (tmp_path / "part.log").read_text().split() == ["first", "again"]
