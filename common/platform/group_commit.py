@@ -13,10 +13,12 @@ on a lone request after WAIT_SECONDS.
 
 Each request answers for its own event alone: RETRY is an error status, so Pub/Sub redelivers that message
 only; every other outcome is acknowledged. A message delivered again (the push body's deliveryAttempt, where
-the subscription has a dead-letter policy) is acted on alone, outside any group, so one that kills its instance
-takes no other message down with it twice; a mark is kept while it runs (common.cloud.delivery_attempts), and a
-message found marked already killed its instance while alone: it is quarantined (acknowledged without being
-handled, the service records why).
+the subscription has a dead-letter policy) is acted on alone: outside any group, and one at a time in its
+instance, so that when the instance dies the message it was handling alone is the only one marked. A mark is
+kept while it runs (`DeliveryMarks`, in Firestore in production); a message found marked twice killed its
+instance twice while alone: it is quarantined (acknowledged without being handled, the service records why).
+Twice, not once: an instance can die of a message in a group while another is handled alone, and a message
+delivered twice at once finds the other delivery's mark.
 """
 from __future__ import annotations
 
@@ -28,9 +30,8 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Generic
+from typing import Generic, Protocol
 
-from common.cloud import delivery_attempts
 from common.platform import log
 from common.platform.events import UnsupportedEvent
 from common.platform.handler import E, Outcome, Result, handle_batch
@@ -38,10 +39,21 @@ from common.platform.handler import E, Outcome, Result, handle_batch
 WAIT_SECONDS = 0.005      # how long the first request of a group waits for others: a few ms of latency
 ACTING_AT_ONCE = 2        # groups acted on at once by an instance: one reads its files while another commits
 REDELIVERED = 2           # a delivery attempt from which a message is acted on alone (0: the count is unknown)
+QUARANTINE_AFTER = 2      # unfinished handlings alone (instances it killed) after which a message is set aside
 
 Decode = Callable[[object], E]  # a CloudEvent -> the event it carries
 Act = Callable[[list[E]], list[Outcome | Exception]]  # events -> each one's outcome, in its place
 Quarantine = Callable[[E], Outcome]  # an event not to be handled again -> what was recorded
+
+
+class DeliveryMarks(Protocol):
+    """Which messages began being handled alone and never finished (common.cloud.delivery_attempts)."""
+
+    def begin(self, subscription: str, message_id: str) -> int:
+        """Mark a handling as begun; how many earlier ones began and never ended."""
+
+    def end(self, subscription: str, message_id: str) -> None:
+        """The handling ended, whatever its outcome: forget the message."""
 
 
 class _Group(Generic[E]):
@@ -115,8 +127,10 @@ class PushedEvents(Generic[E]):
     """One pushed request's event, decoded, acted on in its group (or alone when delivered again), counted."""
 
     def __init__(self, subscription: str, decode: Decode[E], act: Act[E], quarantine: Quarantine[E],
-                 max_events: int, wait_seconds: float = WAIT_SECONDS):
+                 marks: DeliveryMarks, max_events: int, wait_seconds: float = WAIT_SECONDS):
         self.subscription, self.decode, self.act, self.quarantine = subscription, decode, act, quarantine
+        self.marks = marks
+        self._one_alone = threading.Lock()  # the messages delivered again: one at a time in this instance
         self.status = Status(subscription)
         self.groups = GroupCommit(act, max_events, wait_seconds, acted=self.status.acted)
 
@@ -147,24 +161,25 @@ class PushedEvents(Generic[E]):
     def _alone(self, event: E, message_id: str, delivery_attempt: int) -> Outcome:
         log.info("a message delivered again is handled alone", message_id=message_id,
                  delivery_attempt=delivery_attempt, **event.log_fields())
-        try:
-            crashes = delivery_attempts.begin(self.subscription, message_id)
-        except Exception as error:
-            log.warning("delivery mark not written; the message is redelivered", message_id=message_id,
-                        error=repr(error)[:300])
-            return Outcome(Result.RETRY, "delivery mark not written")
-        try:
-            if crashes:
-                return self._quarantined(event, message_id, delivery_attempt)
-            with self.status.handling(event.log_fields()):  # in hand once its mark is written
-                outcome = handle_batch([event], self.act)[0]
-            self.status.acted()
-            return outcome
-        finally:
+        with self._one_alone:
             try:
-                delivery_attempts.end(self.subscription, message_id)
+                crashes = self.marks.begin(self.subscription, message_id)
             except Exception as error:
-                log.warning("delivery mark not removed", message_id=message_id, error=repr(error)[:300])
+                log.warning("delivery mark not written; the message is redelivered", message_id=message_id,
+                            error=repr(error)[:300])
+                return Outcome(Result.RETRY, "delivery mark not written")
+            try:
+                if crashes >= QUARANTINE_AFTER:
+                    return self._quarantined(event, message_id, delivery_attempt)
+                with self.status.handling(event.log_fields()):  # in hand once its mark is written
+                    outcome = handle_batch([event], self.act)[0]
+                self.status.acted()
+                return outcome
+            finally:
+                try:
+                    self.marks.end(self.subscription, message_id)
+                except Exception as error:
+                    log.warning("delivery mark not removed", message_id=message_id, error=repr(error)[:300])
 
     def _quarantined(self, event: E, message_id: str, delivery_attempt: int) -> Outcome:
         try:

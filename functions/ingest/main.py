@@ -6,6 +6,7 @@ import os
 import flask
 import functions_framework
 
+from common.cloud import delivery_attempts
 from common.domain import imaging
 from common.platform import config
 from common.platform.events import from_notification, pubsub_message
@@ -16,7 +17,7 @@ from common.services import ingest
 imaging.keep_freed_image_memory(blocks=2 * config.ingest_read_threads())  # two images per reading thread
 EVENTS = PushedEvents(config.ingest_subscription(),
                       lambda cloud_event: from_notification(*_message(cloud_event)),
-                      ingest.handle_batch, ingest.quarantine, config.ingest_batch_size(),
+                      ingest.handle_batch, ingest.quarantine, delivery_attempts, config.ingest_batch_size(),
                       config.ingest_group_wait_seconds())
 if os.environ.get("INGEST_STATUS_PORT"):  # the local stack's view of this instance, served by the process that
     # takes the requests: functions-framework's server (gunicorn) forks it from the one that imports this module

@@ -105,10 +105,10 @@ def test_an_89_megapixel_zero_png_is_refused_and_the_worker_stays_up(stack, api,
 def test_a_message_that_keeps_killing_ingest_is_quarantined(stack, api, bucket, dataset, other_persons_drop):
     """The ingest instance is killed (SIGKILL, as the kernel kills a process out of memory) whenever it is seen
     handling the file: the requests in flight fail and come back, the other messages are indexed, the file is
-    handled alone, killed again, and then set aside with an issue saying so, while ingest goes on."""
+    handled alone, killed twice more, and then set aside with an issue saying so, while ingest goes on."""
     victim = f"datasets/{dataset}/images/train/victim.png"
     bucket.blob(victim).upload_from_string(os.urandom(96 * 1024 * 1024))  # seconds of reading: time to be seen
-    for delivery in (1, 2):
+    for delivery in (1, 2, 3):
         wait_for(lambda: local_stack.ingest_status(stack)["handling"],
                  lambda handling: any(event.get("object") == victim for event in handling), 120,
                  f"ingest handling the file (delivery {delivery})", interval=0.02)

@@ -93,12 +93,69 @@ def test_requests_arriving_while_a_group_is_acted_on_form_the_next_group():
     assert sorted(act.calls) == [["first"], ["second"]]
 
 
-def pushed(act, quarantine=lambda event: Outcome(Result.REJECTED, "quarantined")) -> PushedEvents:
-    def decode(cloud_event):
-        if cloud_event["kind"] != "object":
-            raise UnsupportedEvent("not an object event")
-        return Event(cloud_event["name"])
-    return PushedEvents("ingest-push", decode, act, quarantine, max_events=10, wait_seconds=0.0)
+class Marks:
+    """Delivery marks in memory, as common.cloud.delivery_attempts keeps them in Firestore."""
+
+    def __init__(self, **unfinished: int):
+        self.unfinished = dict(unfinished)
+
+    def begin(self, subscription: str, message_id: str) -> int:
+        earlier = self.unfinished.get(message_id, 0)
+        self.unfinished[message_id] = earlier + 1
+        return earlier
+
+    def end(self, subscription: str, message_id: str) -> None:
+        self.unfinished.pop(message_id, None)
+
+
+def decode(cloud_event) -> Event:
+    if cloud_event["kind"] != "object":
+        raise UnsupportedEvent("not an object event")
+    return Event(cloud_event["name"])
+
+
+def pushed(act, quarantine=lambda event: Outcome(Result.REJECTED, "quarantined"), marks=None) -> PushedEvents:
+    return PushedEvents("ingest-push", decode, act, quarantine, marks or Marks(), max_events=10, wait_seconds=0.0)
+
+
+def object_event(message_id: str) -> dict:
+    return {"id": message_id, "kind": "object", "name": f"file{message_id}"}
+
+
+def test_messages_delivered_again_are_handled_one_at_a_time_so_a_crash_marks_only_one():
+    """Two redelivered messages at one instance: the second waits, unmarked, while the first is handled; had the
+    instance died then, only the first would carry a mark."""
+    gate = threading.Event()
+    marks = Marks()
+    events = pushed(Recorder(gate), marks=marks)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(events.handle, object_event("1"), 2)
+        until(lambda: events.status.as_dict()["handling"])
+        second = pool.submit(events.handle, object_event("2"), 2)
+        watch_until = time.monotonic() + 0.5  # the window the second would be marked in, were it not held
+        while time.monotonic() < watch_until and "2" not in marks.unfinished:
+            pass
+        marked_while_first_ran = dict(marks.unfinished)
+        gate.set()
+        assert first.result(10).result == second.result(10).result == Result.APPLIED
+    assert marked_while_first_ran == {"1": 1}
+    assert marks.unfinished == {}  # removed once handled
+
+
+def test_a_message_that_killed_its_instance_once_while_alone_is_handled_again():
+    act = Recorder()
+    outcome = pushed(act, marks=Marks(**{"1": 1})).handle(object_event("1"), delivery_attempt=3)
+    assert outcome.result == Result.APPLIED and act.calls == [["file1"]]
+
+
+def test_a_message_that_killed_its_instance_twice_while_alone_is_quarantined_unhandled():
+    act, quarantined = Recorder(), []
+    events = pushed(act, quarantine=lambda event: quarantined.append(event) or Outcome(Result.REJECTED, "set aside"),
+                    marks=Marks(**{"1": 2}))
+    outcome = events.handle(object_event("1"), delivery_attempt=4)
+    assert (outcome.result, outcome.detail) == (Result.REJECTED, "set aside")
+    assert quarantined == [Event("file1")] and act.calls == []
+    assert events.status.as_dict()["quarantined"] == 1
 
 
 def test_an_event_ingest_does_not_act_on_is_ignored_and_counted():
@@ -122,9 +179,10 @@ def test_the_status_names_the_events_in_hand_while_they_are_acted_on():
 
 
 def test_a_message_that_is_no_event_fails_once_and_is_acknowledged():
-    def decode(cloud_event):
+    def undecodable(cloud_event):
         raise ValueError("not JSON")
-    events = PushedEvents("ingest-push", decode, Recorder(), lambda e: Outcome(Result.REJECTED), 10, 0.0)
+    events = PushedEvents("ingest-push", undecodable, Recorder(), lambda e: Outcome(Result.REJECTED), Marks(), 10,
+                          0.0)
     assert events.handle({"id": "1"}, delivery_attempt=1).result == Result.FAILED
 
 
