@@ -2,6 +2,7 @@
 bucket's listing (common.domain.reindex). Read with a projection, streamed: one pass over the entries and files."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import cast
 
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -10,19 +11,33 @@ from common.cloud import bucket_listing, dataset_index, db
 from common.domain import reindex
 from common.domain.entries import Entry
 
-ENTRY_FIELDS = ["image.path", "image.generation", "image_sources", "sources_kept", "label.path", "label.generation"]
+ENTRY_FIELDS = ["image.path", "image.generation", "image.thumbnail", "image_sources", "sources_kept", "label.path",
+                "label.generation"]
+
+
+@dataclass
+class Indexed:
+    objects: dict[str, int] = field(default_factory=dict)  # {path: generation} of the files the index holds
+    thumbnails: set[str] = field(default_factory=set)      # the thumbnails its entries name
 
 
 def indexed(dataset: str) -> dict[str, int]:
     """{path: generation} of every image and label file the dataset's entries hold, and every other file it
     records as present (data.yaml, class lists, unrecognized files, files with issues)."""
-    held: dict[str, int] = {}
+    return index_of(dataset).objects
+
+
+def index_of(dataset: str) -> Indexed:
+    """The files the dataset's index holds and the thumbnails its entries name, in one pass over the entries."""
+    held = Indexed()
     for snapshot in dataset_index.entries_of(dataset).select(ENTRY_FIELDS).stream():
-        held.update(reindex.entry_objects(cast(Entry, snapshot.to_dict() or {})))  # its selected fields
+        entry = cast(Entry, snapshot.to_dict() or {})  # its selected fields
+        held.objects.update(reindex.entry_objects(entry))
+        held.thumbnails |= reindex.entry_thumbnails(entry)
     present = dataset_index.files_of(dataset).where(filter=FieldFilter("present", "==", True))
     for snapshot in present.select(["path", "generation"]).stream():
         fields = snapshot.to_dict() or {}
-        held[fields["path"]] = fields["generation"]
+        held.objects[fields["path"]] = fields["generation"]
     return held
 
 

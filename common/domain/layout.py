@@ -231,8 +231,12 @@ def import_staging(import_id: str, archive: str) -> str:
     return f"{DERIVED_PREFIX}imports/{import_id}/source.{archive}"
 
 
+def thumbnails_prefix(dataset: str) -> str:
+    return f"{DERIVED_PREFIX}thumbnails/{dataset}/"
+
+
 def thumbnail_path(dataset: str, sha256: str) -> str:
-    return f"{DERIVED_PREFIX}thumbnails/{dataset}/{sha256}.jpg"
+    return f"{thumbnails_prefix(dataset)}{sha256}.jpg"
 
 
 def training_prefix(job_id: str) -> str:

@@ -77,6 +77,12 @@ def session_metadata(metadata: object) -> dict[str, str] | None:
     return kept or None
 
 
+def entry_thumbnails(entry: entries.Entry) -> set[str]:
+    """The thumbnails an entry's image files name: the shown one's and every other live source's."""
+    return {record["thumbnail"] for source in entries.image_sources(entry).values()
+            if (record := source["record"]) and record.get("thumbnail")}
+
+
 def entry_objects(entry: entries.Entry) -> dict[str, int]:
     """{path: generation} of the files an entry indexes: each live image file of its name, and its label."""
     held = {source["path"]: source["held"] for source in entries.image_sources(entry).values() if source["held"]}
@@ -100,9 +106,19 @@ def settled(difference: Difference, now: float, grace: float) -> Difference:
     """The repairs of objects written at least `grace` seconds ago: a younger one's own event may still be on its
     way to ingest, and repairing it would count an event that was never lost."""
     def old_enough(item: Listed) -> bool:
-        return item.written_at is None or item.written_at <= now - grace
+        return _written_before(item, now - grace)
     return Difference(tuple(filter(old_enough, difference.added)), tuple(filter(old_enough, difference.updated)),
                       difference.removed)
+
+
+def stray_thumbnails(listed: list[Listed], held: set[str], now: float, grace: float) -> list[Listed]:
+    """The thumbnails no entry names, written at least `grace` seconds ago: ingest writes an image's thumbnail
+    before its entry, so a younger one may belong to an entry on its way."""
+    return [item for item in listed if item.name not in held and _written_before(item, now - grace)]
+
+
+def _written_before(item: Listed, moment: float) -> bool:
+    return item.written_at is None or item.written_at <= moment
 
 
 # ---- a reindex's plan items: one string each (a job's plan stores lists of them) -----------------------------

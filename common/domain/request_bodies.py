@@ -199,8 +199,9 @@ class Uploads(Body):
 class TrainingBody(Body):
     """A training request. request_id and model are checked here (a registered model you may not view answers
     404); any other field is the training request's own (epochs, imgsz, batch, patience, val_fraction,
-    version, and Ultralytics' arguments: docs/training.md), checked by the training function, so anything else
-    that is wrong ends as a failed job with its reason, as for a request published directly."""
+    version, accelerator, and Ultralytics' arguments: docs/training.md), checked by the training request's rules
+    before it is recorded (a 400). What depends on the dataset's files ends as a failed job with its reason, as
+    for a request published directly."""
     model_config = ConfigDict(extra="allow")
     request_id: RequestId | None = _request_id()
     dataset: str | None = Field(None, description="the dataset to train on")

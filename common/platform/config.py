@@ -12,6 +12,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from common.domain import accelerators
+
 TRAINING_TOPIC = "training-requests"
 PROGRESS_TOPIC = "training-progress"
 DATASET_JOBS_TOPIC = "dataset-jobs"
@@ -159,6 +161,11 @@ def trainer_accelerator_types() -> tuple[str, ...]:
 def trainer_max_accelerators() -> int:
     """The most GPUs one training may ask for (`accelerator.count`)."""
     return _int("TRAINER_MAX_ACCELERATORS", 1)
+
+
+def trainer_accelerator_limits() -> accelerators.Limits:
+    """The GPUs the operator lets one training ask for (the two settings above)."""
+    return accelerators.Limits(trainer_accelerator_types(), trainer_max_accelerators())
 
 
 def trainer_vertex_region() -> str:

@@ -9,19 +9,25 @@ again once it reached the end. Objects written within RECONCILE_GRACE_SECONDS ar
 dataset it repaired is one log line, "reconciliation repaired", with dataset, added, updated and removed: the
 log-based metric counts those (docs/operations.md). Running twice changes nothing more than running once: the
 second finds no difference.
+
+Each dataset compared also has its stray thumbnails removed: those under derived/thumbnails/<dataset>/ that no
+entry names, older than the grace (ingest removes a thumbnail its change orphans; this finds what a failed
+removal, a killed instance or a change that lost its race left), logged as "stray thumbnails removed".
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from common.cloud import index_objects, reconciliation_store
+from common.cloud import bucket_listing, index_objects, reconciliation_store, storage
+from common.domain import layout
 from common.domain import reindex as compare_rules
 from common.platform import config, log
 from common.platform.handler import Outcome, Result
 from common.services import reindex
 
 REPAIRED = "reconciliation repaired"  # the log line a metric counts: keep it and its fields as they are
+STRAY_THUMBNAILS = "stray thumbnails removed"
 
 
 @dataclass
@@ -71,8 +77,10 @@ def reconcile(dataset: str, now: float, budget: Budget) -> tuple[dict[str, int],
     difference was repaired (or left to its own event within the grace)."""
     listed = reindex.listed_objects(dataset)
     budget.objects -= len(listed)
-    difference = compare_rules.settled(compare_rules.compare(listed, index_objects.indexed(dataset)), now,
+    held = index_objects.index_of(dataset)
+    difference = compare_rules.settled(compare_rules.compare(listed, held.objects), now,
                                        config.reconcile_grace_seconds())
+    _remove_stray_thumbnails(dataset, held.thumbnails, now, budget)
     repairs = difference.first(budget.repairs)
     budget.repairs -= len(repairs)
     source = f"reconcile-{int(now)}"
@@ -82,3 +90,15 @@ def reconcile(dataset: str, now: float, budget: Budget) -> tuple[dict[str, int],
     if any(counts.values()):
         log.warning(REPAIRED, dataset=dataset, **counts)
     return counts, len(repairs) == len(difference)
+
+
+def _remove_stray_thumbnails(dataset: str, held: set[str], now: float, budget: Budget) -> int:
+    """Delete the dataset's thumbnails no entry names (each at the generation listed: one written again since is
+    left); how many went."""
+    thumbnails = list(bucket_listing.objects(layout.thumbnails_prefix(dataset)))
+    budget.objects -= len(thumbnails)
+    strays = compare_rules.stray_thumbnails(thumbnails, held, now, config.reconcile_grace_seconds())
+    removed = sum(storage.delete_generation(stray.name, stray.generation) for stray in strays)
+    if removed:
+        log.info(STRAY_THUMBNAILS, dataset=dataset, removed=removed)
+    return removed

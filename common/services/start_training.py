@@ -18,7 +18,7 @@ import uuid
 from google.api_core.exceptions import PreconditionFailed
 
 from common.cloud import dataset_members, index_snapshot, job_store, launcher, storage, training_store
-from common.domain import access, accelerators, base_models, layout, snapshot, training_job, training_set
+from common.domain import access, base_models, layout, snapshot, training_job, training_set
 from common.domain import versions as version_rules
 from common.domain import jobs as kernel
 from common.domain import messages
@@ -52,7 +52,7 @@ def handle(message: PubSubMessage) -> Outcome:
     try:
         if problem:
             raise InvalidRequest(problem)
-        request = validate(body, request_id, accelerator_limits())
+        request = validate(body, request_id, config.trainer_accelerator_limits())
         with job_store.Heartbeat(claimed):  # a large training set takes longer than the lease to build
             prepared = _prepare(request, job_id, created_at, requester)
             training_store.merge(job_id, {**prepared, **requested_by})
@@ -73,11 +73,6 @@ def handle(message: PubSubMessage) -> Outcome:
     training_store.update(job_id, {"execution": execution, "launched_at": time.time(),
                                    "executions": [training_job.launched_execution(execution, None, time.time())]})
     return Outcome(Result.APPLIED, f"job {job_id} launched as {execution}", {"job_id": job_id})
-
-
-def accelerator_limits() -> accelerators.Limits:
-    """The GPUs the operator lets one training ask for (TRAINER_ACCELERATOR_TYPES, TRAINER_MAX_ACCELERATORS)."""
-    return accelerators.Limits(config.trainer_accelerator_types(), config.trainer_max_accelerators())
 
 
 def _parse(message: PubSubMessage) -> tuple[object, str | None]:

@@ -4,6 +4,7 @@ notifications purged. Both must give the index of the same files dropped in orde
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from google.cloud import pubsub_v1
 
 from common.cloud import bucket_listing, dataset_index, db, reconciliation_store
+from common.domain import layout
 from common.domain.messages import Sweep
 from common.platform import config
 from common.services import reconcile
@@ -182,3 +184,17 @@ def test_a_bounded_run_repairs_part_and_the_next_runs_go_on_where_it_stopped(sta
     assert all(dataset_index.is_present_file(name, f"datasets/{name}/{path}") for name in (first, second)
                for path in notes)
     assert not dataset_index.is_present_file(emptied, f"datasets/{emptied}/notes/0.md")
+
+
+def test_the_reconciliation_removes_the_thumbnails_no_entry_names(stack, api, bucket, dataset, monkeypatch):
+    """A thumbnail left behind (a removal that failed, an instance killed between writing it and its entry) goes;
+    the thumbnail of an indexed image stays."""
+    drop(bucket, dataset, {"images/train/kept.jpg": synthetic_image(994, size=(96, 72))[0]})
+    settled(stack, api, dataset, 1)
+    thumbnails = layout.thumbnails_prefix(dataset)
+    (kept,) = [blob.name for blob in bucket.list_blobs(prefix=thumbnails)]
+    bucket.blob(layout.thumbnail_path(dataset, "0" * 64)).upload_from_string(b"stray", content_type="image/jpeg")
+    monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "0")
+    counts, finished = reconcile.reconcile(dataset, time.time(), reconcile.Budget(objects=10_000, repairs=100))
+    assert counts == {"added": 0, "updated": 0, "removed": 0} and finished
+    assert [blob.name for blob in bucket.list_blobs(prefix=thumbnails)] == [kept]

@@ -112,8 +112,6 @@ def test_published_request_trains_registers_a_model_that_predicts(stack, api, ti
 
 @pytest.mark.parametrize("body, reason", [
     ({"dataset": "never-dropped", "model": "yolov8n.yaml"}, "unknown dataset 'never-dropped'"),
-    ({"dataset": "{tiny}", "model": "yolov8n.yaml", "epochs": 100000}, "epochs must be from 1 to 1000"),
-    ({"dataset": "{tiny}", "model": "yolov8n.yaml", "device": "cuda:7"}, "not allowed: device"),
     ({"dataset": "{unlabelled}", "model": "yolov8n.yaml"}, "has no labelled images"),
     ({"dataset": "{classless}", "model": "yolov8n.yaml"}, "has no classes"),
 ])
@@ -132,6 +130,27 @@ def test_invalid_requests_end_as_failed_jobs_with_their_reason(api, bucket, tiny
     job_id = api.session.post(f"{api.url}/training", json=body, timeout=30).json()["job_id"]
     job = finished(api, job_id, timeout=60)
     assert job["status"] == "failed" and reason in job["error"], job
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"epochs": 100000}, "epochs must be from 1 to 1000"),
+    ({"device": "cuda:7"}, "not allowed: device"),
+    ({"batch": 0}, "batch must be -1 (automatic) or from 1 to 512"),
+])
+def test_the_api_refuses_arguments_the_training_would_refuse_before_recording_a_job(api, tiny, fields, reason):
+    request_id = f"bad-args-{uuid.uuid4().hex[:8]}"
+    answer = api.session.post(f"{api.url}/training", json={"dataset": tiny, "model": "yolov8n.yaml",
+                                                           "request_id": request_id, **fields}, timeout=30)
+    assert answer.status_code == 400 and reason in answer.json()["error"]["message"], answer.text
+    assert api.session.get(f"{api.url}/training/{job_id_for(request_id)}", timeout=30).status_code == 404
+
+
+def test_a_published_request_with_an_argument_out_of_range_ends_failed(api, tiny):
+    request_id = f"bad-epochs-{uuid.uuid4().hex[:8]}"
+    publish("training-requests", {"dataset": tiny, "model": "yolov8n.yaml", "epochs": 100000,
+                                  "request_id": request_id})
+    job = finished(api, job_id_for(request_id), timeout=60)
+    assert job["status"] == "failed" and "epochs must be from 1 to 1000" in job["error"], job
 
 
 @pytest.mark.parametrize("model, status, reason", [

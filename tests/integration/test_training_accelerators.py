@@ -3,8 +3,9 @@
 Where the operator allows it, the training function records the accelerator on the job and launches it with the
 runner it chooses: on the local launcher that is the real local runner (production's is a Vertex AI custom job,
 whose specification tests/unit/test_vertex_runner.py checks), and the job trains, registers and reports as any
-other. Where the operator allows nothing (the settings' default, as the stack runs), the request ends as a failed
-job saying so. The trainer runs here on the CPU: DDP over several GPUs needs them.
+other. Where the operator allows nothing (the settings' default, as the stack runs), the API refuses the request
+saying so (a 400), and a published one ends as a failed job. The trainer runs here on the CPU: DDP over several
+GPUs needs them.
 """
 from __future__ import annotations
 
@@ -52,14 +53,13 @@ def test_an_allowed_accelerator_is_recorded_launched_once_and_trains_like_any_jo
     assert [h["epoch"] for h in job["history"]] == [1]
 
 
-def test_an_accelerator_the_operator_did_not_allow_ends_as_a_failed_job_saying_so(api, small):
+def test_an_accelerator_the_operator_did_not_allow_is_refused_saying_so(api, small):
     answer = api.session.post(f"{api.url}/training", json={"dataset": small, "epochs": 1, **TINY,
                                                            "accelerator": TWO_L4}, timeout=30)
-    assert answer.status_code == 202, answer.text
-    job = finished(api, answer.json()["job_id"], timeout=60)
-    assert job["status"] == "failed"
-    assert "this deployment trains on the trainer job's one GPU only" in job["error"]
-    assert "TRAINER_ACCELERATOR_TYPES" in job["error"]
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["error"]["message"]
+    assert "this deployment trains on the trainer job's one GPU only" in message
+    assert "TRAINER_ACCELERATOR_TYPES" in message
 
 
 def test_a_count_one_machine_cannot_have_is_refused_with_the_counts_it_can(stack, small, monkeypatch):

@@ -83,3 +83,25 @@ def test_a_reindex_job_shows_what_it_indexed_removed_and_left_unchanged():
     view = dataset_jobs.view(job, chunks_done=2, files_done=300)
     assert (view["kind"], view["indexed"], view["removed"], view["unchanged"]) == ("reindex", 250, 3, 47)
     assert view["chunks_total"] == 2 and dataset_jobs.cancellable({**job, "status": "running"})
+
+
+def test_thumbnails_no_entry_names_are_strays_once_past_the_grace():
+    named, stray, young = (Listed(f"derived/thumbnails/d/{h}.jpg", 1, written_at=t)
+                           for h, t in (("aa", 100.0), ("bb", 100.0), ("cc", 990.0)))
+    held = {named.name}
+    assert reindex.stray_thumbnails([named, stray, young], held, now=1000.0, grace=60) == [stray]
+    assert reindex.stray_thumbnails([named, stray, young], held, now=1000.0, grace=0) == [stray, young]
+
+
+def test_an_entry_names_the_thumbnail_of_each_of_its_image_files():
+    entry = entries.new_entry("images/train/a", "train")
+    image = ImageRecord(path=D + "images/train/a.jpg", generation=4, sha256="x", size=1, format="JPEG", width=1,
+                        height=1, thumbnail="t1")
+    entries.set_part(entry, "image", image, [])
+    entries.set_part(entry, "image", ImageRecord(**{**image, "path": D + "images/train/a.png", "generation": 6,
+                                                    "thumbnail": "t2"}), [])
+    assert reindex.entry_thumbnails(entry) == {"t1", "t2"}  # the shown image's and the other's
+    entries.delete_part(entry, "image", 4, D + "images/train/a.jpg")
+    assert reindex.entry_thumbnails(entry) == {"t2"}
+    old = {"key": "b", "image": {"path": D + "images/b.jpg", "generation": 3, "thumbnail": "t3"}, "label": None}
+    assert reindex.entry_thumbnails(old) == {"t3"}

@@ -45,6 +45,7 @@ def request_training(ctx: RequestContext, args: dict) -> dict:
         access.require(ctx, body.get("dataset"), access.EDITOR)
     job_id = training_request.job_id_for(request_id, ctx.principal.name)
     if not _recorded(job_id, ctx):  # a retry of this caller's request was checked the first time
+        _check_request(body, request_id)
         quotas.check_training(ctx, body)  # the caps, the jobs at once, today's trainer hours (not the administrator's)
         _check_model(ctx, body["model"])
         problem = storable.problem(body)
@@ -59,6 +60,15 @@ def request_training(ctx: RequestContext, args: dict) -> dict:
 
 def _recorded(job_id: str, ctx: RequestContext) -> bool:
     return training_store.read(job_id, ctx.deadline_seconds) is not None
+
+
+def _check_request(body: dict, request_id: str) -> None:
+    """400 for what the training function would refuse in any dataset: its arguments, and GPUs the operator does
+    not allow. What depends on the dataset's files (its labels, its classes) the training function checks."""
+    try:
+        training_request.validate(body, request_id, config.trainer_accelerator_limits())
+    except training_request.InvalidRequest as invalid:
+        raise ApiError(400, f"the training request cannot run: {invalid}") from None
 
 
 def _check_model(ctx: RequestContext, model: str) -> None:
