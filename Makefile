@@ -6,7 +6,7 @@ FIREBASE_TOOLS_VERSION := 15.34.2
 FIREBASE := .tools/node_modules/.bin/firebase
 CHECKOV := $(VENV)/checkov/bin/checkov
 # The tests that need no local stack, with the network cut (docs/tests.md: why, and the fallback where it cannot be)
-UNIT_TESTS := infra/local/offline.sh $(PY) -m pytest -q -m "not integration"
+UNIT_TESTS := infra/local/offline.sh $(PY) -m pytest -q -m "not integration" -n auto
 
 .PHONY: demo test lint unit system-packages up down bench-ingest bench-train bench-materialize bench-functions bench-predict bench-push bench-import bench-reindex bench-page venv tools clean
 

@@ -7,7 +7,12 @@ body: message, subscription, deliveryAttempt), up to IN_FLIGHT at once; it ackno
 does. A function that does not accept the connection (stopped, starting again) has not been delivered to: the
 message is offered again when it answers, as push backs off from an endpoint that is down.
 
-    python -m infra.local.push_pump SUBSCRIPTION ENDPOINT IN_FLIGHT     (PUBSUB_EMULATOR_HOST set)
+fake-gcs-server notifies every object of the bucket, where production's notifications cover only the bucket's
+`notification_prefixes` (infra/settings.json; a notification configuration each): given PREFIXES, the pump
+acknowledges a notification of any other object without pushing it, as if it had never been published (the
+thumbnails ingest writes under derived/ would otherwise be a third request per image+label pair here).
+
+    python -m infra.local.push_pump SUBSCRIPTION ENDPOINT IN_FLIGHT [PREFIX,...]   (PUBSUB_EMULATOR_HOST set)
 """
 from __future__ import annotations
 
@@ -33,9 +38,10 @@ SETTLE_SECONDS = 0.02        # acknowledgements are sent together this often: on
 
 
 class Pump:
-    def __init__(self, subscription: str, endpoint: str, in_flight: int):
+    def __init__(self, subscription: str, endpoint: str, in_flight: int, prefixes: tuple[str, ...] = ()):
         self.subscriber = pubsub_v1.SubscriberClient()
         self.subscription, self.endpoint, self.in_flight = subscription, urlsplit(endpoint), in_flight
+        self.prefixes = prefixes  # empty: push every message
         self.slots = threading.Semaphore(in_flight)
         self.pool = ThreadPoolExecutor(in_flight, thread_name_prefix="push")
         self.stopping = threading.Event()
@@ -53,7 +59,11 @@ class Pump:
             for _ in range(free - len(received)):
                 self.slots.release()
             for item in received:
-                self.pool.submit(self._deliver, item)
+                if notified(item.message.attributes, self.prefixes):
+                    self.pool.submit(self._deliver, item)
+                else:
+                    self._settle(item.ack_id)
+                    self.slots.release()
             if received:
                 idle = IDLE_BACKOFF[0]
             else:
@@ -77,6 +87,10 @@ class Pump:
                     print(f"{len(ack_ids)} acknowledgements not sent: {error!r}", file=sys.stderr, flush=True)
             if drained:
                 return
+
+    def _settle(self, ack_id: str) -> None:
+        with self.acks_lock:
+            self.acks.append(ack_id)
 
     def _take_slots(self) -> int:
         """Wait for one free slot, then take every other free one."""
@@ -102,8 +116,7 @@ class Pump:
         try:
             status = self._post_until_accepted(push_body(item, self.subscription))
             if status in ACKED_STATUSES:
-                with self.acks_lock:
-                    self.acks.append(item.ack_id)
+                self._settle(item.ack_id)
             else:
                 self.subscriber.modify_ack_deadline(subscription=self.subscription, ack_ids=[item.ack_id],
                                                     ack_deadline_seconds=0)
@@ -144,6 +157,12 @@ class Pump:
         self.stopping.set()
 
 
+def notified(attributes, prefixes: tuple[str, ...]) -> bool:
+    """Whether production's notifications cover the message's object (no prefixes, or no object: pushed)."""
+    name = attributes.get("objectId")
+    return not prefixes or name is None or name.startswith(prefixes)
+
+
 def push_body(item, subscription: str) -> bytes:
     """The body Pub/Sub push sends for a received message."""
     message = item.message
@@ -155,13 +174,15 @@ def push_body(item, subscription: str) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 4:
+    if len(argv) not in (4, 5):
         print(__doc__, file=sys.stderr)
         return 2
-    pump = Pump(argv[1], argv[2], int(argv[3]))
+    prefixes = tuple(prefix for prefix in (argv[4] if len(argv) == 5 else "").split(",") if prefix)
+    pump = Pump(argv[1], argv[2], int(argv[3]), prefixes)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: pump.stop())
-    print(f"pushing {argv[1]} to {argv[2]}, {argv[3]} in flight", flush=True)
+    print(f"pushing {argv[1]} to {argv[2]}, {argv[3]} in flight"
+          + (f", notifications of {', '.join(prefixes)} only" if prefixes else ""), flush=True)
     started = time.monotonic()
     pump.run()
     print(f"stopped after {time.monotonic() - started:.0f} s", flush=True)

@@ -265,7 +265,8 @@ def _fake_gcs_binary() -> str:
 def _spawn_ingest_pump(stack: Stack) -> None:
     subscription = f"projects/{stack.project}/subscriptions/{INGEST_SUBSCRIPTION}"
     _spawn(stack, "ingest_pump", [sys.executable, "-m", "infra.local.push_pump", subscription,
-                                  f"http://127.0.0.1:{stack.ports['ingest']}/", str(INGEST["concurrency"])],
+                                  f"http://127.0.0.1:{stack.ports['ingest']}/", str(INGEST["concurrency"]),
+                                  ",".join(DEPLOYMENT["notification_prefixes"])],
            extra_env={**stack.env(), "PYTHONPATH": str(REPO)})
 
 

@@ -28,7 +28,7 @@ from tests.integration.test_training import TINY, job_when, run_markers, tiny  #
 pytestmark = pytest.mark.drill
 
 TASK_TIMEOUT = 25  # seconds: a task starts in ~5 s (4x that under load still fits), an epoch of the tiny dataset ~0.7 s
-EPOCHS = 50
+EPOCHS = 40
 DRILL_DEADLINE = 600
 WATCH_DEADLINE = 60
 

@@ -50,7 +50,7 @@ def test_random_secrets_pass(env):
     ("API_TOKEN", "changeme" * 8, "12 of them different (it has 64, 7 different)"),
     ("PAGE_TOKEN_SECRET", "", "PAGE_TOKEN_SECRET must be a random secret"),
     ("PAGE_TOKEN_SECRET", STRONG["API_TOKEN"], "must differ from API_TOKEN"),
-])
+], ids=["short", "repetitive", "empty", "shared"])  # ids, not the random values: each test worker collects alike
 def test_a_weak_or_shared_secret_is_named_with_what_to_set(env, name, value, told):
     env.setenv(name, value)
     problem = config.api_secrets_problem()
