@@ -63,7 +63,7 @@ def main() -> None:
         else:
             run(api, args, stack.pids["export"])
     finally:
-        local_stack.stop(stack)
+        local_stack.discard(stack)
         shutil.rmtree(stack.state_dir / "gcs", ignore_errors=True)  # the filesystem backend's objects
 
 

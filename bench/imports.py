@@ -120,7 +120,7 @@ def main() -> None:
                 run(stack, server, big, small, args.profile)
             succeeded = True
         finally:
-            local_stack.stop(stack)
+            local_stack.discard(stack)
             shutil.rmtree(stack.state_dir / "gcs", ignore_errors=True)  # the filesystem backend's objects
             if succeeded:
                 shutil.rmtree(stack.state_dir, ignore_errors=True)  # ~170 MB of logs at N=20,000

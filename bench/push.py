@@ -49,7 +49,7 @@ def main() -> None:
     try:
         measure(running, args.n, args.workers, args.runs, args.gcs_backend)
     finally:
-        local_stack.stop(running)
+        local_stack.discard(running)
 
 
 def measure(running, n: int, workers: int, runs: int, backend: str) -> None:

@@ -41,7 +41,7 @@ def main() -> None:
         os.environ.update(stack.env())  # before any client is made: they read it
         run(ApiClient(stack.env()["API_URL"], stack.token), stack, args.objects // 2, args.size)
     finally:
-        local_stack.stop(stack)
+        local_stack.discard(stack)
         shutil.rmtree(stack.state_dir / "gcs", ignore_errors=True)  # the filesystem backend's objects
 
 

@@ -3,7 +3,6 @@ ports (so it runs beside a `make up` stack), torn down at the end."""
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -39,19 +38,7 @@ def stack():
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        local_stack.stop(running)
-        _keep_only_logs(running.state_dir)
-
-
-def _keep_only_logs(state_dir: Path) -> None:
-    """What a session's stack leaves (objects, emulator data, trainer runs: about 450 MB each) is removed, its
-    logs kept to read afterwards: sessions that left it all filled this machine's disk until Chromium could no
-    longer hold a download."""
-    for path in state_dir.iterdir():
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.suffix != ".log":
-            path.unlink(missing_ok=True)
+        local_stack.discard(running)
 
 
 @pytest.fixture(scope="session")

@@ -109,8 +109,14 @@ class VertexRunner:
         self.accelerator, self.trainer = accelerator, trainer
 
     def start(self, execution: Execution) -> str:
-        created = _call("POST", f"{self.parent}/customJobs", json=custom_job(execution, self.accelerator,
-                                                                             self.trainer))
+        try:
+            created = _call("POST", f"{self.parent}/customJobs", json=custom_job(execution, self.accelerator,
+                                                                                 self.trainer))
+        except api_exceptions.TooManyRequests as refused:
+            quota = quota_refusal(refused)
+            if quota is None:
+                raise
+            raise quota from refused
         return str(created["name"])
 
     def existing(self, execution: Execution) -> str | None:
@@ -125,6 +131,22 @@ class VertexRunner:
             if not token:
                 break
         return matching(found, execution)
+
+
+class QuotaExceeded(RuntimeError):
+    """Vertex AI refused the custom job for the project's quota: no retry raises a quota, so the job fails at
+    once saying which quota, where a 429 of the request rate is retried."""
+
+
+def quota_refusal(refused: api_exceptions.GoogleAPICallError) -> QuotaExceeded | None:
+    """The quota refusal a 429 is ('The following quota metrics exceed quota limits: ...', or a QuotaFailure
+    'Quota failure for project ...'), None for any other (a rate limit: retried)."""
+    message = str(refused.message or "")
+    if "exceed quota limits" not in message and "quota failure" not in message.lower():
+        return None
+    return QuotaExceeded(f"Vertex AI refused the custom job for the project's quota ({message}): ask for more "
+                         "(Google Cloud console, IAM & Admin > Quotas, the metric it names, in the trainer's "
+                         "region) or train with fewer GPUs or another type")
 
 
 def read(name: str) -> dict[str, Any] | None:

@@ -503,7 +503,19 @@ def temporary_stack(prefix: str) -> Iterator[Stack]:
         os.environ.update(stack.env())
         yield stack
     finally:
-        stop(stack)
+        discard(stack)
+
+
+def discard(stack: Stack) -> None:
+    """Stop a stack made for one run and remove what it leaves (objects, emulator data, trainer runs: about
+    450 MB), its logs kept to read afterwards: runs that left it all filled this machine's disk until Chromium
+    could no longer hold a download."""
+    stop(stack)
+    for path in stack.state_dir.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.suffix != ".log":
+            path.unlink(missing_ok=True)
 
 
 def default_stack() -> Stack:

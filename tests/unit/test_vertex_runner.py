@@ -4,11 +4,13 @@ training's accelerator chooses (common/cloud/launcher.py). Pure: no call reaches
 from __future__ import annotations
 
 import pytest
+from google.api_core import exceptions as api_exceptions
 
 from common.cloud import launcher, runner, vertex_runner
 from common.cloud.vertex_runner import Trainer, custom_job, execution_state, matching
 from common.domain import training_job
 from common.domain.accelerators import Accelerator
+from common.platform import failures
 
 PARENT = "projects/p/locations/us-central1"
 TRAINER = Trainer(image="us-central1-docker.pkg.dev/p/yolodrop/trainer:v1",
@@ -184,3 +186,25 @@ def test_an_accelerator_in_production_is_a_vertex_custom_job_with_the_trainers_s
 def test_an_accelerator_on_the_local_stack_runs_on_the_local_runner(monkeypatch):
     monkeypatch.setenv("TRAINER_LAUNCHER", "local")
     assert isinstance(launcher.for_accelerator(Accelerator("nvidia-l4", 4)), runner.LocalRunner)
+
+
+QUOTA = ("The following quota metrics exceed quota limits: "
+         "aiplatform.googleapis.com/custom_model_training_nvidia_l4_gpus")
+
+
+def test_a_job_over_the_projects_gpu_quota_fails_at_once_saying_which_quota(monkeypatch):
+    def refused(*args, **kwargs):
+        raise api_exceptions.TooManyRequests(QUOTA)
+    monkeypatch.setattr(vertex_runner, "_call", refused)
+    with pytest.raises(vertex_runner.QuotaExceeded) as raised:
+        vertex_runner.VertexRunner("p", "us-central1", Accelerator("nvidia-l4", 2), TRAINER).start(FIRST)
+    assert "custom_model_training_nvidia_l4_gpus" in str(raised.value) and "IAM & Admin > Quotas" in str(raised.value)
+    assert not failures.is_transient(raised.value)  # the job fails with this, never redelivered
+
+
+def test_a_429_of_the_request_rate_stays_a_retry():
+    rate = api_exceptions.TooManyRequests("Quota exceeded for quota metric 'Resource management requests' and "
+                                          "limit 'per minute' of service 'aiplatform.googleapis.com'")
+    assert vertex_runner.quota_refusal(rate) is None and failures.is_transient(rate)
+    assert vertex_runner.quota_refusal(api_exceptions.TooManyRequests("Quota failure for project p: 2 K80")) \
+        is not None
