@@ -83,8 +83,7 @@ def main() -> None:
 
 
 def batches_line(run: Run) -> str:
-    return (f"{run.batches} groups of {run.events / run.batches:.0f} notifications on average "
-            "(the thumbnails' own, ignored, included)")
+    return f"{run.batches} groups of {run.events / run.batches:.0f} notifications on average"
 
 
 def cpu_line(run: Run, n: int) -> str:
@@ -116,7 +115,7 @@ class Run:
     cpu: float      # CPU seconds of the ingest function meanwhile (user + system)
     system_cpu: float  # of which in the kernel
     batches: int    # the instance's groups meanwhile (one act each)
-    events: int     # the notifications in them (locally the thumbnails' own too, ignored)
+    events: int     # the notifications in them
     profile: str = ""  # the profile summary, when asked for
 
 
