@@ -360,16 +360,20 @@ def jobs(api: Api, out: Output, dataset: str | None, kind: str | None, active: b
 @command()
 @click.argument("dataset", required=False)
 @click.option("--all", "every", is_flag=True, help="every dataset folder of the bucket (the administrator's)")
+@click.option("--after", metavar="NAME", help="with --all: only the dataset folders after NAME (name order), to go "
+                                              "on where an earlier --all stopped")
 @click.option("--follow/--no-follow", default=True, show_default=True, help="follow the jobs to their end")
-def reindex(api: Api, out: Output, dataset: str | None, every: bool, follow: bool) -> None:
+def reindex(api: Api, out: Output, dataset: str | None, every: bool, after: str | None, follow: bool) -> None:
     """Rebuild DATASET's index from what its bucket folder holds (--all: every dataset folder's), as ingest would
     index the same files dropped: how a deployment on a bucket that already holds data starts, and how a lost
     index is rebuilt. Owners reindex their dataset; --all is the administrator's."""
     if bool(dataset) == every:
         raise click.UsageError("name one DATASET, or give --all")
+    if after and not every:
+        raise click.UsageError("--after goes with --all")
     request_id = uuid.uuid4().hex  # one for this command: a retried request makes no second job
     started = [api.post(f"/datasets/{dataset}/reindex", {"request_id": request_id})] if dataset else \
-        _reindex_every(api, request_id)
+        _reindex_every(api, request_id, after)
     refs = [job["ref"] for job in started]
     if not follow or not refs:
         return out.emit(started, [f"{job['ref']} ({job['dataset']}): {job['status']}" for job in started]
@@ -379,10 +383,9 @@ def reindex(api: Api, out: Output, dataset: str | None, every: bool, follow: boo
     _follow_each(api, out, refs)
 
 
-def _reindex_every(api: Api, request_id: str) -> list[dict]:
-    """A reindex of every dataset folder, asked for a page at a time."""
+def _reindex_every(api: Api, request_id: str, after: str | None) -> list[dict]:
+    """A reindex of every dataset folder (after `after`), asked for a page at a time."""
     started: list[dict] = []
-    after = None
     while True:
         page = api.post("/reindex", {"request_id": request_id, **({"after": after} if after else {})})
         started += page["jobs"]

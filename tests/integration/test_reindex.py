@@ -137,15 +137,15 @@ def reconciled(stack, dataset: str) -> list[dict]:
     return [line for line in new if line.get("message") == REPAIRED and line.get("dataset") == dataset]
 
 
-def test_the_administrator_reindexes_every_dataset_folder_a_page_at_a_time(stack, api, bucket):
-    run = uuid.uuid4().hex[:8]
-    names = [f"zzzz-{run}-{letter}" for letter in "abc"]  # after every other test's dataset
+def test_the_administrator_reindexes_every_dataset_folder_a_page_at_a_time(stack, api, bucket, run):
+    run_id = uuid.uuid4().hex[:8]
+    names = [f"zzzz-{run_id}-{letter}" for letter in "abc"]  # after every other test's dataset
     for name in names:  # folders of the bucket: their index, and any owner, may be missing
         drop(bucket, name, {"notes/readme.md": b"x"})
-    assert bucket_listing.datasets(f"zzzz-{run}", limit=2) == names[:2]
+    assert bucket_listing.datasets(f"zzzz-{run_id}", limit=2) == names[:2]
     assert bucket_listing.datasets(names[1], limit=2) == names[2:]
 
-    answer = api.session.post(f"{api.url}/reindex", json={"after": f"zzzz-{run}"}, timeout=60)
+    answer = api.session.post(f"{api.url}/reindex", json={"after": f"zzzz-{run_id}"}, timeout=60)
     assert answer.status_code == 200, answer.text
     started = answer.json()
     assert [job["dataset"] for job in started["jobs"]] == names and started["next"] is None
@@ -153,6 +153,10 @@ def test_the_administrator_reindexes_every_dataset_folder_a_page_at_a_time(stack
         wait_for(lambda: api.get(f"/jobs/{job['ref']}"), lambda view: view["status"] == "completed", DEADLINE,
                  f"{job['ref']} completed")
     assert all(api.get(f"/datasets/{name}")["stats"]["images"] == 0 for name in names)
+
+    followed = run("reindex", "--all", "--after", names[0])  # the command line: exit 0 once every job completed
+    assert followed.exit_code == 0, followed.output
+    assert all(name in followed.output for name in names[1:]) and names[0] not in followed.output, followed.output
 
 
 def test_a_bounded_run_repairs_part_and_the_next_runs_go_on_where_it_stopped(stack, api, bucket, monkeypatch):
