@@ -45,12 +45,12 @@ def request_training(ctx: RequestContext, args: dict) -> dict:
         access.require(ctx, body.get("dataset"), access.EDITOR)
     job_id = training_request.job_id_for(request_id, ctx.principal.name)
     if not _recorded(job_id, ctx):  # a retry of this caller's request was checked the first time
-        _check_request(body, request_id)
-        quotas.check_training(ctx, body)  # the caps, the jobs at once, today's trainer hours (not the administrator's)
-        _check_model(ctx, body["model"])
         problem = storable.problem(body)
         if problem:
             raise ApiError(400, f"the body cannot be recorded as a job: {problem}")
+        _check_request(body, request_id)
+        quotas.check_training(ctx, body)  # the caps, the jobs at once, today's trainer hours (not the administrator's)
+        _check_model(ctx, body["model"])
     job = training_job.received_job(job_id, request_id, body, time.time(), ctx.principal.name)
     job_requests.ask_recorded(training_store.record_job(job, ctx.deadline_seconds), config.training_topic(),
                               messages.TrainingRequest.model_validate(body), ctx.deadline_seconds,
