@@ -469,6 +469,12 @@ def api_key_days() -> tuple[int, int]:
     return _int("API_KEY_DEFAULT_DAYS", 90), _int("API_KEY_MAX_DAYS", 365)
 
 
+def predict_access_seconds() -> float:
+    """How long a prediction instance trusts that a caller may see a model's dataset before reading its members
+    again (only an admission is kept; 0: read on every request)."""
+    return float(os.environ.get("PREDICT_ACCESS_SECONDS", "5"))
+
+
 def account_check_seconds() -> float:
     """How long an instance trusts what it read of an account (disabled, deleted, admitted) before reading again."""
     return float(os.environ.get("ACCOUNT_CHECK_SECONDS", "30"))

@@ -18,7 +18,7 @@ import requests
 from common.api.resources import predictions
 from common.cloud import storage
 from common.platform import config
-from infra.local.client import sign_up
+from infra.local.client import sign_up, wait_for
 from infra.local.sample import generated_dataset
 from tests.integration.helpers import dataset_when, drop
 from tests.integration.trained import trained_model  # noqa: F401 - a fixture
@@ -121,6 +121,24 @@ def test_a_stranger_is_refused_before_a_byte_of_the_body_is_read(stack, predict_
     finally:
         connection.close()
     assert f"no model '{trained_model['id']}'" in message and trained_model["dataset"] not in message
+
+
+def test_a_person_taken_off_the_dataset_stops_predicting_within_the_period(stack, api, predict_url, trained_model):
+    """Prediction keeps whom it admitted PREDICT_ACCESS_SECONDS (5 s): a viewer's predictions go through, and
+    once they are taken off the dataset they are refused as a stranger is, within that period."""
+    uid, viewer = person(stack, "viewer")
+    members = f"{api.url}/datasets/{trained_model['dataset']}/members/{uid}"
+    assert api.session.put(members, json={"role": "viewer"}, timeout=30).status_code == 200
+    image = {"data": generated_dataset(1, 0)["images/g00000.jpg"], "headers": {"Content-Type": "image/jpeg"}}
+    assert post(predict_url, trained_model["id"], viewer, **image).status_code == 200  # admitted, and kept
+
+    assert api.session.delete(members, timeout=30).status_code == 200
+    taken_off = time.monotonic()
+    period = config.predict_access_seconds()
+    answer = wait_for(lambda: post(predict_url, trained_model["id"], viewer, **image), lambda a: a.status_code != 200,
+                      period + 30, "the prediction refused", interval=0.25)
+    assert answer.status_code == 404 and answer.json()["error"]["message"] == f"no model {trained_model['id']!r}"
+    assert time.monotonic() - taken_off < period + 10  # the period, and the requests' own time here
 
 
 def test_a_strangers_named_images_are_never_looked_at(stack, predict_url, trained_model, another_tenant):

@@ -29,6 +29,7 @@ from common.api.schema import INTEGER, NUMBER, STRING, array, nullable, obj
 from common.domain import bodies, bounded_json
 from common.domain.prediction_request import MAX_BATCH, PredictImages
 from common.platform import config
+from common.platform.ttl_cache import TtlCache
 
 MAX_JSON_BYTES = 64 * 1024  # a JSON body only names images: 32 URIs of at most 1 KiB each, and parameters
 CONF = params.number("conf", "the confidence a box needs at least", 0.0, 1.0, 0.25)
@@ -66,8 +67,20 @@ def predict(ctx: RequestContext, args: dict) -> tuple[int, dict, dict]:
     return 200, answer, {"Server-Timing": _server_timing(ctx.started, spent, answer["speed_ms"])}
 
 
+# Whom prediction let in, kept PREDICT_ACCESS_SECONDS per instance (a refusal is never kept): a person removed
+# from a dataset stops predicting within that period, as ingest stops accepting their uploads within its 5 s
+# (common.cloud.uploader) and every route stops a disabled account within ACCOUNT_CHECK_SECONDS (30 s). A
+# prediction only reads a model; the period spares the dataset's members read from each request.
+_ADMITTED: TtlCache[bool] = TtlCache(config.predict_access_seconds)
+
+
 def _may_see(ctx: RequestContext):
-    return lambda dataset: access.may_see(ctx, dataset)
+    def may_see(dataset: str) -> bool:
+        if config.predict_access_seconds() <= 0:
+            return access.may_see(ctx, dataset)
+        caller = (ctx.principal.kind, ctx.principal.uid, dataset)
+        return _ADMITTED.get(caller, lambda: access.may_see(ctx, dataset), keep=bool)
+    return may_see
 
 
 def _server_timing(started: float, marks: dict[str, float], stages: dict[str, float]) -> str:
