@@ -77,17 +77,17 @@ class ImportPlan:
 
 
 def plan_import(infos: list[zipfile.ZipInfo], archive: str) -> ImportPlan:
+    """Which members go where; ArchiveRefused for an archive over the limits (nothing of it is unpacked: an
+    import of it fails with the reason, a dropped one gets it as its issue)."""
     plan = ImportPlan()
     files = [info for info in infos if not info.is_dir() and not is_junk(info.filename)]
     if len(files) > MAX_MEMBERS:
-        plan.issues.append(Issue("import_too_many_files", f"the archive has {len(files)} files; "
-                                 f"the limit is {MAX_MEMBERS}: split it into several archives", archive))
-        return plan
+        raise ArchiveRefused("import_too_many_files", f"the archive has {len(files)} files; the limit is "
+                             f"{MAX_MEMBERS}: split it into several archives")
     total = sum(info.file_size for info in files)
     if total > MAX_TOTAL_BYTES:
-        plan.issues.append(Issue("import_too_large", f"the archive unpacks to {total} bytes; the limit is "
-                                 f"{MAX_TOTAL_BYTES}: upload the files directly or split the archive", archive))
-        return plan
+        raise ArchiveRefused("import_too_large", f"the archive unpacks to {total} bytes; the limit is "
+                             f"{MAX_TOTAL_BYTES}: upload the files directly or split the archive")
     strip = plan.strip = _enclosing_folder([info.filename for info in files])
     for info in files:
         problem = _refusal(info)

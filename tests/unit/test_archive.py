@@ -8,7 +8,8 @@ import zipfile
 
 import pytest
 
-from common.domain.archive import (MAX_COMPRESSION_RATIO, MAX_DIRECTORY_ENTRIES, MAX_MEMBERS, NAMED_SKIPS,
+from common.domain.archive import (MAX_COMPRESSION_RATIO, MAX_DIRECTORY_ENTRIES, MAX_MEMBERS, MAX_TOTAL_BYTES,
+                                   NAMED_SKIPS,
                                    NOT_DATASET_FILE, RATIO_FLOOR_BYTES, ArchiveRefused, ExpansionGuard,
                                    SkippedFiles, check_counts, check_directory, keep_dataset_files, plan_import,
                                    read_directory_end)
@@ -25,6 +26,19 @@ def infos(files: dict[str, bytes], **extra) -> list[zipfile.ZipInfo]:
 
 def targets(plan) -> list[str]:
     return sorted(target for _, target in plan.members)
+
+
+def test_an_archive_over_the_limits_is_refused_whole_so_its_import_fails_with_the_reason():
+    many = [zipfile.ZipInfo(f"images/{n}.jpg") for n in range(MAX_MEMBERS + 1)]
+    with pytest.raises(ArchiveRefused, match=f"has {MAX_MEMBERS + 1} files; the limit is {MAX_MEMBERS}") as refused:
+        plan_import(many, "imports/d.zip")
+    assert refused.value.code == "import_too_many_files"
+    assert not plan_import(many[:MAX_MEMBERS], "imports/d.zip").issues  # the limit itself goes through
+    huge = zipfile.ZipInfo("images/huge.jpg")
+    huge.file_size = MAX_TOTAL_BYTES + 1
+    with pytest.raises(ArchiveRefused, match="unpacks to") as refused:
+        plan_import([huge], "imports/d.zip")
+    assert refused.value.code == "import_too_large"
 
 
 def test_bucket_layout_inside_one_folder_is_unwrapped():
