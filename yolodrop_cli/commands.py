@@ -467,9 +467,25 @@ def export(api: Api, out: Output, dataset: str, export_format: str, version, out
     if done["status"] != "completed":
         fail(f"export {export_id} {show.how_it_ended(done)}")
     with out.progress(DownloadColumn()) as bars:
-        size = follow.download(done["uri"], output, bars)
+        size = follow.download(api.get(f"/exports/{export_id}/url"), output, bars)
     out.emit({**done, "file": str(output), "size": size},
              [f"{done['uri']} -> {output} ({size:,} bytes)", *show.export_counts(done)])
+
+
+@command()
+@click.argument("model_id")
+@click.option("--kind", type=click.Choice(["pt", "onnx", "last", "results"]), default="pt", show_default=True,
+              help="best.pt, best.onnx, last.pt or results.csv")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+              help="a file, or a folder to save it in under the model's name for it")
+def weights(api: Api, out: Output, model_id: str, kind: str, output: Path) -> None:
+    """Download a registered model's weights (or its results.csv) with your API key alone."""
+    link = api.get(f"/models/{model_id}/weights/{kind}/url")
+    target = output / link["filename"] if output.is_dir() else output
+    with out.progress(DownloadColumn()) as bars:
+        size = follow.download(link, target, bars)
+    out.emit({"model_id": model_id, "kind": kind, "file": str(target), "size": size},
+             [f"{model_id} {kind} -> {target} ({size:,} bytes)"])
 
 
 @command()

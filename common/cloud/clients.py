@@ -54,6 +54,20 @@ def storage():
     return _get("storage", make)
 
 
+def signing_credentials():
+    """The service account's credentials, refreshed when their token expired: its e-mail and a token that IAM's
+    signBlob takes (a V4 signed URL without a key file)."""
+    def make():
+        import google.auth
+        return google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])[0]
+    credentials = _get("signing_credentials", make)
+    with _lock:
+        if not credentials.valid:
+            from google.auth.transport.requests import Request
+            credentials.refresh(Request())
+    return credentials
+
+
 def publisher():
     def make():
         from google.cloud import pubsub_v1

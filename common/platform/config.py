@@ -469,6 +469,12 @@ def api_key_days() -> tuple[int, int]:
     return _int("API_KEY_DEFAULT_DAYS", 90), _int("API_KEY_MAX_DAYS", 365)
 
 
+def download_url_seconds() -> int:
+    """How long a download URL the API hands out (an export's zip, a model's weights) works: 15 minutes by default,
+    at most the 7 days a V4 signed URL may live."""
+    return min(int(os.environ.get("DOWNLOAD_URL_SECONDS", "900")), 7 * 24 * 3600)
+
+
 def predict_access_seconds() -> float:
     """How long a prediction instance trusts that a caller may see a model's dataset before reading its members
     again (only an admission is kept; 0: read on every request)."""

@@ -76,6 +76,8 @@ MATRIX = {
     "GET /datasets/{d}/files/{image_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /models/{model_id}/weights/{kind}": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "GET /exports/{export_id}/zip": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /models/{model_id}/weights/{kind}/url": (*SIGNED_OUT, 404, 200, 200, 200, 200),
+    "GET /exports/{export_id}/url": (*SIGNED_OUT, 404, 200, 200, 200, 200),
     "POST /datasets/{d}/autolabel": (*SIGNED_OUT, 404, 403, 202, 202, 202),
     "GET /autolabel": (*SIGNED_OUT, 200, 200, 200, 200, 200),
     "GET /autolabel/{autolabel_job_id}": (*SIGNED_OUT, 404, 200, 200, 200, 200),

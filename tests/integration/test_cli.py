@@ -12,11 +12,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from common.cloud import storage
 from infra.local.archive_server import ArchiveServer
 from infra.local.sample import generated_dataset
 from yolodrop_cli.commands import cli
 
 FILES = generated_dataset(8, 4, size=(96, 72))
+# The command line needs the API's URL and key, nothing of Google Cloud: none of this is set while it runs.
+NO_CLOUD_CREDENTIALS = dict.fromkeys(("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT",
+                                      "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"))
 BAD = {"images/train/not_an_image.jpg": b"this is text, not a JPEG"}
 
 
@@ -29,7 +33,8 @@ def run(stack, tmp_path_factory):
         runner = CliRunner()
         return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False,
                              env={"YOLODROP_API_URL": env["API_URL"], "YOLODROP_API_KEY": stack.token,
-                                  "YOLODROP_PREDICT_URL": env["PREDICT_URL"], "XDG_CONFIG_HOME": str(config_home)})
+                                  "YOLODROP_PREDICT_URL": env["PREDICT_URL"], "XDG_CONFIG_HOME": str(config_home),
+                                  **NO_CLOUD_CREDENTIALS})
     return run
 
 
@@ -74,7 +79,7 @@ def test_issues_and_status_read_the_index(run, pushed):
     assert status.exit_code == 0 and "boxes per class:" in status.stdout and "labeled               12" in status.stdout
 
 
-def test_train_follow_shows_every_epoch_and_the_model_then_predict_and_export(run, pushed, tmp_path):
+def test_train_follow_shows_every_epoch_and_the_model_then_predict_and_export(run, pushed, api, tmp_path):
     name = pushed[0]
     result = run("train", name, "--model", "yolov8n.yaml", "--epochs", 2, "--imgsz", 64, "--batch", 4,
                  "--arg", "workers=0", "--follow")
@@ -95,6 +100,12 @@ def test_train_follow_shows_every_epoch_and_the_model_then_predict_and_export(ru
     with zipfile.ZipFile(tmp_path / "export.zip") as archive:
         archive.extractall(tmp_path / "unpacked")
     assert len(list((tmp_path / "unpacked").rglob("*.jpg"))) == 12  # the unreadable image is left out
+
+    weights = run("weights", model_id, "--kind", "onnx", "-o", tmp_path, "--json")  # to a folder: its own name
+    assert weights.exit_code == 0, weights.output + weights.stderr
+    saved = Path(json.loads(weights.stdout)["file"])
+    assert saved == tmp_path / f"{model_id}-best.onnx"
+    assert saved.read_bytes() == storage.blob_at(api.get(f"/models/{model_id}")["weights"]["onnx"]).download_as_bytes()
 
 
 def test_a_zip_is_unpacked_by_the_stack(run, tmp_path):

@@ -267,6 +267,13 @@ def test_the_delivery_chain_has_its_iam():
     assert (signs["role"], signs["member"]) == ("roles/iam.serviceAccountTokenCreator", agent)
 
 
+def test_the_api_signs_download_urls_as_itself_and_no_one_else():
+    signs = resource("google_service_account_iam_member", "api_signs_download_urls")
+    api = 'google_service_account.function["api"]'
+    assert (signs["service_account_id"], signs["role"], signs["member"]) == (
+        f"${{{api}.name}}", "roles/iam.serviceAccountTokenCreator", f"serviceAccount:${{{api}.email}}")
+
+
 def granted_roles() -> set[str]:
     return {body["role"] for _, _, body in all_resources() if "role" in body and not body["role"].startswith("$")}
 

@@ -1,6 +1,7 @@
 """Bytes for the page: thumbnails (derived/thumbnails/<dataset>/<sha256>.jpg, written by ingest) and the full
 image of an entry, streamed from the bucket with caching headers (the ETag is the content's sha256, so a browser
-revalidates with a 304 and no body); a model's weights and an export's zip as downloads. Role viewer on the
+revalidates with a 304 and no body); a model's weights and an export's zip as downloads, or as URLs that download
+them straight from the bucket (no function's timeout in the way: what the command line uses). Role viewer on the
 dataset, as for the same things' JSON."""
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from common.api.resources.images import IMAGE_ID, find_image
 from common.api.resources.models import MODEL_ID
 from common.api.resources.page import IF_NONE_MATCH, still_current
 from common.api.routes import Route
+from common.api.schema import INTEGER, STRING, obj
 from common.cloud import storage, training_store, version_store
 from common.domain import layout
+from common.platform import config
 
 WEIGHT_KIND = params.path("kind", "pt (best.pt), onnx, last (last.pt) or results (results.csv)")
 SHA256 = params.path("sha256", "the image content's sha256 (64 hex digits)")
@@ -57,19 +60,44 @@ def image_file(ctx: RequestContext, args: dict) -> Response:
 
 def model_weights(ctx: RequestContext, args: dict) -> Response:
     """A registered model's file (pt, onnx, last, results) as a download; role viewer on its dataset."""
-    model = documents.find_in_dataset(training_store.model, args["model_id"], "model", ctx, access.VIEWER)
-    uri = (model.get("weights") or {}).get(args["kind"])
-    if not uri:
-        raise ApiError(404, f"model {model['id']!r} has no {args['kind']} file")
-    return _download(uri, f"{model['id']}-{uri.rsplit('/', 1)[-1]}", ctx)
+    return _download(*_weights_file(ctx, args), ctx)
+
+
+def model_weights_url(ctx: RequestContext, args: dict) -> dict:
+    """A URL that downloads the model's file without credentials for a while: no function between its bytes
+    and the caller, whatever its size."""
+    return _download_link(*_weights_file(ctx, args))
 
 
 def export_zip(ctx: RequestContext, args: dict) -> Response:
     """A completed export's zip as a download; role viewer on its dataset."""
+    return _download(*_export_file(ctx, args), ctx)
+
+
+def export_zip_url(ctx: RequestContext, args: dict) -> dict:
+    """A URL that downloads the export's zip without credentials for a while."""
+    return _download_link(*_export_file(ctx, args))
+
+
+def _weights_file(ctx: RequestContext, args: dict) -> tuple[str, str]:
+    """The gs:// URI of the model's file of that kind, and the name to save it as."""
+    model = documents.find_in_dataset(training_store.model, args["model_id"], "model", ctx, access.VIEWER)
+    uri = (model.get("weights") or {}).get(args["kind"])
+    if not uri:
+        raise ApiError(404, f"model {model['id']!r} has no {args['kind']} file")
+    return uri, f"{model['id']}-{uri.rsplit('/', 1)[-1]}"
+
+
+def _export_file(ctx: RequestContext, args: dict) -> tuple[str, str]:
     export = documents.find_in_dataset(version_store.read_export, args["export_id"], "export", ctx, access.VIEWER)
     if not export.get("uri"):
         raise ApiError(404, f"export {export['id']!r} has no zip yet (status {export.get('status')})")
-    return _download(export["uri"], f"{export['id']}.zip", ctx)
+    return export["uri"], f"{export['id']}.zip"
+
+
+def _download_link(uri: str, filename: str) -> dict:
+    seconds = config.download_url_seconds()
+    return {"url": storage.download_url(uri, filename, seconds), "filename": filename, "expires_in": seconds}
 
 
 def _download(uri: str, filename: str, ctx: RequestContext) -> Response:
@@ -111,6 +139,7 @@ def _not_modified(sha256: str, cache_control: str) -> Response:
 
 
 BYTES = {"type": "string"}
+DOWNLOAD_LINK = obj(required=("url", "filename", "expires_in"), url=STRING, filename=STRING, expires_in=INTEGER)
 ROUTES = [
     Route("GET", "/datasets/{dataset}/thumbnails/{sha256}", thumbnail, "An image's thumbnail (JPEG, 256 px)",
           BYTES, params=(DATASET, SHA256, IF_NONE_MATCH), role=access.VIEWER, media_type="image/jpeg"),
@@ -120,4 +149,10 @@ ROUTES = [
           BYTES, params=(MODEL_ID, WEIGHT_KIND), media_type="application/octet-stream"),
     Route("GET", "/exports/{export_id}/zip", export_zip, "A completed export's zip, as a download",
           BYTES, params=(EXPORT_ID,), media_type="application/octet-stream"),
+    Route("GET", "/models/{model_id}/weights/{kind}/url", model_weights_url,
+          "A URL that downloads a registered model's file without credentials for DOWNLOAD_URL_SECONDS",
+          DOWNLOAD_LINK, params=(MODEL_ID, WEIGHT_KIND)),
+    Route("GET", "/exports/{export_id}/url", export_zip_url,
+          "A URL that downloads a completed export's zip without credentials for DOWNLOAD_URL_SECONDS",
+          DOWNLOAD_LINK, params=(EXPORT_ID,)),
 ]

@@ -193,6 +193,14 @@ resource "google_cloud_run_v2_job_iam_member" "imports_reads_importer_executions
   member   = "serviceAccount:${google_service_account.function["imports"].email}"
 }
 
+# The API hands out download URLs (an export's zip, a model's weights) signed as itself through IAM's signBlob:
+# it holds no key (common/cloud/storage.py download_url).
+resource "google_service_account_iam_member" "api_signs_download_urls" {
+  service_account_id = google_service_account.function["api"].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${google_service_account.function["api"].email}"
+}
+
 resource "google_service_account_iam_member" "imports_acts_as_importer" {
   service_account_id = google_service_account.importer.name
   role               = "roles/iam.serviceAccountUser"
