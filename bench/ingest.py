@@ -189,9 +189,9 @@ def measure_backlog(api: ApiClient, stack: local_stack.Stack, n: int, concurrenc
     with profiled(stack.pids["ingest"], profile_path):
         wait_indexed(api, DIRECT_DATASET, expected, time.monotonic())
     status = local_stack.ingest_status(stack)
-    start_cpu, cpu = status["cpu_before_first_batch"], status["cpu"]
+    start_cpu, cpu = status["cpu_before_first_request"], status["cpu"]
     system = cpu["system"] - start_cpu["system"]
-    return Run(status["last_batch_at"] - status["first_batch_at"], uploads,
+    return Run(status["last_batch_at"] - status["first_request_at"], uploads,
                cpu["user"] - start_cpu["user"] + system, system, status["batches"], status["events"],
                profile_summary(profile_path) if profile_path else ""), files
 

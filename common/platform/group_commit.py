@@ -202,8 +202,8 @@ class Status:
         self.outcomes: Counter = Counter()
         self.quarantined = 0
         self.batches = 0  # acts: a group, or a redelivered event alone
-        self.first_batch_at: float | None = None
-        self.cpu_before_first_batch: dict | None = None  # what starting up cost
+        self.first_request_at: float | None = None
+        self.cpu_before_first_request: dict | None = None  # what starting up cost
         self.last_batch_at: float | None = None
         self.in_hand: dict[int, dict] = {}  # request -> its event's log fields (object, generation...)
         self._lock = threading.Lock()
@@ -211,8 +211,8 @@ class Status:
     def begin(self) -> None:
         """A request begins: the first one marks where start-up ends."""
         with self._lock:
-            if self.first_batch_at is None:
-                self.first_batch_at, self.cpu_before_first_batch = time.time(), _cpu()
+            if self.first_request_at is None:
+                self.first_request_at, self.cpu_before_first_request = time.time(), _cpu()
 
     def acted(self) -> None:
         with self._lock:
@@ -243,8 +243,8 @@ class Status:
         with self._lock:
             return {"subscription": self.subscription, "started": self.started,
                     "events": sum(self.outcomes.values()), "outcomes": dict(self.outcomes), "batches": self.batches,
-                    "first_batch_at": self.first_batch_at, "last_batch_at": self.last_batch_at,
-                    "cpu_before_first_batch": self.cpu_before_first_batch, "cpu": _cpu(),
+                    "first_request_at": self.first_request_at, "last_batch_at": self.last_batch_at,
+                    "cpu_before_first_request": self.cpu_before_first_request, "cpu": _cpu(),
                     "quarantined": self.quarantined, "handling": list(self.in_hand.values())}
 
 

@@ -92,13 +92,12 @@ def reconcile(dataset: str, now: float, budget: Budget) -> tuple[dict[str, int],
     return counts, len(repairs) == len(difference)
 
 
-def _remove_stray_thumbnails(dataset: str, held: set[str], now: float, budget: Budget) -> int:
+def _remove_stray_thumbnails(dataset: str, held: set[str], now: float, budget: Budget) -> None:
     """Delete the dataset's thumbnails no entry names (each at the generation listed: one written again since is
-    left); how many went."""
+    left)."""
     thumbnails = list(bucket_listing.objects(layout.thumbnails_prefix(dataset)))
     budget.objects -= len(thumbnails)
     strays = compare_rules.stray_thumbnails(thumbnails, held, now, config.reconcile_grace_seconds())
     removed = sum(storage.delete_generation(stray.name, stray.generation) for stray in strays)
     if removed:
         log.info(STRAY_THUMBNAILS, dataset=dataset, removed=removed)
-    return removed
